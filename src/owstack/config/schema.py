@@ -1,0 +1,190 @@
+"""The configuration file's schema: strict (`extra="forbid"`), immutable, validated once at load.
+
+Each feature package owns the model of its own section (`metering/config.py`, `compliance/config.py`,
+...); this module assembles them. Cross-references (layers naming backends, fallbacks) are checked in
+`Config`'s validator so that a bad file fails at start with the field's path in the message.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from owstack.compliance.config import AuditSection
+from owstack.config.base import Section
+from owstack.efficiency.config import ReasoningSection
+from owstack.metering.config import MeteringSection
+from owstack.security.config import SecuritySection
+from owstack.tenancy.config import TenantSection
+
+Engine = Literal["llamacpp", "vllm", "sglang", "ollama", "llamacpp-server", "tgi", "openai"]
+HTTP_ENGINES: frozenset[str] = frozenset({"vllm", "sglang", "ollama", "llamacpp-server", "tgi", "openai"})
+LAYERS: tuple[str, ...] = ("coding", "multimodal", "edge")
+AUTO = "auto"
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+_SECRET_REF = re.compile(r"^env\.[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ServerSection(Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: log raw prompts and completions (off by default: they may hold personal data)
+    log_content: bool = False
+
+
+class StorageSection(Section):
+    url: str = "sqlite:///owstack.db"
+
+
+class Timeouts(Section):
+    connect_s: Annotated[float, Field(gt=0)] = 5.0
+    #: longest silence allowed between two bytes from the upstream (time to first token included)
+    read_s: Annotated[float, Field(gt=0)] = 120.0
+
+
+class BackendSection(Section):
+    engine: Engine
+    #: the model id sent upstream and listed in /v1/models; for `llamacpp`, a catalog id
+    model: str
+    url: str | None = None
+    #: a secret reference, `env.NAME`; never the key itself
+    api_key: str | None = None
+    jurisdiction: str = "local"
+    proprietary: bool = False
+    #: hardware profile for the cost model, e.g. `8xH100` (see `owstack plan --help`)
+    hardware: str | None = None
+    #: the catalog model this backend serves, when `model` is not itself a catalog id
+    catalog: str | None = None
+    timeouts: Timeouts = Timeouts()
+    max_connections: Annotated[int, Field(ge=1, le=10_000)] = 256
+    health_check: bool = True
+    # embedded (`llamacpp`) engine
+    model_path: str | None = None
+    sha256: str | None = None
+    n_ctx: Annotated[int, Field(ge=256)] = 4096
+    n_threads: Annotated[int, Field(ge=1)] | None = None
+    max_queue: Annotated[int, Field(ge=1)] = 64
+    max_tokens_default: Annotated[int, Field(ge=1)] = 512
+
+    @field_validator("api_key")
+    @classmethod
+    def _secret_is_reference(cls, v: str | None) -> str | None:
+        if v is not None and not _SECRET_REF.match(v):
+            raise ValueError("must be a reference like env.OPENAI_API_KEY, never the key itself")
+        return v
+
+    @field_validator("jurisdiction")
+    @classmethod
+    def _jurisdiction_label(cls, v: str) -> str:
+        if not re.match(r"^[a-z]{2,8}(-[a-z0-9]{1,8})*$", v):
+            raise ValueError("a lowercase label such as eu, us, local or eu-fr")
+        return v
+
+    @model_validator(mode="after")
+    def _url_matches_engine(self) -> BackendSection:
+        if self.engine in HTTP_ENGINES and not self.url:
+            raise ValueError(f"engine {self.engine!r} needs a `url` (its OpenAI-compatible base, ending in /v1)")
+        if self.engine == "llamacpp" and self.url:
+            raise ValueError("engine 'llamacpp' is embedded and takes no `url`; use llamacpp-server for a URL")
+        return self
+
+
+class LayerSection(Section):
+    #: replicas, balanced by fewest outstanding requests among the healthy ones
+    backends: tuple[str, ...]
+    #: tried in order once every replica has failed (before the first byte reaches the client)
+    fallback: tuple[str, ...] = ()
+
+
+class AutoRules(Section):
+    """How `model: auto` picks a layer. The first matching rule wins, in this order."""
+
+    images: str = "multimodal"
+    tools: str = "coding"
+    code: str = "coding"
+    default: str = "edge"
+    #: a request whose last user message matches any of these is treated as code
+    code_patterns: tuple[str, ...] = (
+        r"```",
+        r"\b(def|class|import|return|function|const|let|var|fn|impl|struct|public|private|#include)\b[^\n]*[({:;=]",
+        r"\b(traceback|stack ?trace|segfault|compile error|syntax error|unit test|regex|sql query)\b",
+        r"\b(python|javascript|typescript|golang|rust|java|c\+\+|bash|sql|kotlin|swift)\b.*\b(code|function|script|bug)\b",
+    )
+
+
+class BreakerSection(Section):
+    failure_threshold: Annotated[int, Field(ge=1)] = 5
+    reset_s: Annotated[float, Field(gt=0)] = 30.0
+
+
+class HealthSection(Section):
+    interval_s: Annotated[float, Field(gt=0)] = 10.0
+    timeout_s: Annotated[float, Field(gt=0)] = 2.0
+    unhealthy_after: Annotated[int, Field(ge=1)] = 2
+
+
+class RoutingSection(Section):
+    auto: AutoRules = AutoRules()
+    #: total attempts per request across replicas and fallbacks
+    max_attempts: Annotated[int, Field(ge=1, le=16)] = 3
+    breaker: BreakerSection = BreakerSection()
+    health: HealthSection = HealthSection()
+
+
+class ConfigFile(Section):
+    """The whole file. Every section is optional; see `owstack.config.load` for the embedded default."""
+
+    server: ServerSection = ServerSection()
+    storage: StorageSection = StorageSection()
+    redis: str | None = None
+    backends: dict[str, BackendSection] = {}
+    layers: dict[str, LayerSection] = {}
+    routing: RoutingSection = RoutingSection()
+    tenants: dict[str, TenantSection] = {}
+    #: proprietary API model to price each layer against, e.g. {coding: gpt-5.4}
+    counterfactual: dict[str, str] = {}
+    metering: MeteringSection = MeteringSection()
+    audit: AuditSection = AuditSection()
+    reasoning: ReasoningSection = ReasoningSection()
+    security: SecuritySection = SecuritySection()
+
+    @field_validator("backends", "tenants")
+    @classmethod
+    def _names(cls, v: dict[str, object]) -> dict[str, object]:
+        for name in v:
+            if not _NAME.match(name):
+                raise ValueError(f"name {name!r} must be 1-64 of letters, digits, '_', '.', ':', '-'")
+        return v
+
+    @model_validator(mode="after")
+    def _references(self) -> ConfigFile:
+        for layer, spec in self.layers.items():
+            if layer not in LAYERS:
+                raise ValueError(f"layers.{layer}: unknown layer; the layers are {', '.join(LAYERS)}")
+            if not spec.backends:
+                raise ValueError(f"layers.{layer}.backends: needs at least one backend")
+            for field, names in (("backends", spec.backends), ("fallback", spec.fallback)):
+                for name in names:
+                    if name not in self.backends:
+                        known = ", ".join(sorted(self.backends)) or "none defined"
+                        raise ValueError(f"layers.{layer}.{field}: unknown backend {name!r} (backends: {known})")
+        rules = self.routing.auto
+        for field in ("images", "tools", "code", "default"):
+            target = getattr(rules, field)
+            if target not in LAYERS:
+                raise ValueError(f"routing.auto.{field}: {target!r} is not a layer ({', '.join(LAYERS)})")
+        for pattern in rules.code_patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"routing.auto.code_patterns: {pattern!r}: {exc}") from None
+        for layer in self.counterfactual:
+            if layer not in LAYERS:
+                raise ValueError(f"counterfactual.{layer}: unknown layer; the layers are {', '.join(LAYERS)}")
+        return self

@@ -1,0 +1,91 @@
+"""The internal types every stage and backend speaks.
+
+The internal request is OpenAI's chat format, already validated: protocol edges (OpenAI, Anthropic)
+translate into it and out of it, backends translate it into their engine's dialect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+JSON = dict[str, Any]
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    model: str
+    #: OpenAI-format messages (role, content as a string or parts, tool_calls, tool_call_id, name)
+    messages: list[JSON]
+    stream: bool = False
+    #: the client asked for the final usage chunk (`stream_options.include_usage`)
+    include_usage: bool = False
+    #: every other request field, passed through to OpenAI-compatible upstreams as-is
+    params: JSON = field(default_factory=dict)
+    has_images: bool = False
+    has_tools: bool = False
+
+    @property
+    def max_tokens(self) -> int | None:
+        value = self.params.get("max_completion_tokens", self.params.get("max_tokens"))
+        return value if isinstance(value, int) else None
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
+    #: True when the numbers came from the upstream, False when owstack counted them itself
+    reported: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_openai(self) -> JSON:
+        out: JSON = {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+        if self.reasoning_tokens:
+            out["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
+        if self.cached_tokens:
+            out["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        return out
+
+    @classmethod
+    def from_openai(cls, data: Any) -> Usage | None:
+        if not isinstance(data, dict):
+            return None
+        details = data.get("completion_tokens_details") or {}
+        prompt_details = data.get("prompt_tokens_details") or {}
+        try:
+            return cls(
+                prompt_tokens=int(data.get("prompt_tokens") or 0),
+                completion_tokens=int(data.get("completion_tokens") or 0),
+                reasoning_tokens=int(details.get("reasoning_tokens") or 0) if isinstance(details, dict) else 0,
+                cached_tokens=int(prompt_details.get("cached_tokens") or 0)
+                if isinstance(prompt_details, dict)
+                else 0,
+                reported=True,
+            )
+        except (TypeError, ValueError):
+            return None
+
+
+@dataclass(slots=True)
+class Completion:
+    """A whole (non-streaming) response: the OpenAI `chat.completion` body and what was read off it."""
+
+    body: JSON
+    usage: Usage | None = None
+    finish_reason: str | None = None
+
+
+#: A stream of OpenAI `chat.completion.chunk` objects. A backend raises an `OwstackError` before its first
+#: chunk for failures that may be retried elsewhere; an exception after the first chunk ends the stream.
+ChunkStream = AsyncIterator[JSON]
