@@ -25,6 +25,9 @@ class ChatRequest:
     params: JSON = field(default_factory=dict)
     has_images: bool = False
     has_tools: bool = False
+    #: the reasoning policy the shape stage resolved (`owstack.efficiency.policies.Policy`), applied by
+    #: each backend in its own dialect at call time (a fallback may change the engine)
+    reasoning: Any = None
 
     @property
     def max_tokens(self) -> int | None:

@@ -18,7 +18,8 @@ GROUPS = (
     "metering",  # usage, savings
     "security",  # scan, egress, guard
     "efficiency",  # eval, distill
-    "compliance",  # keys, tenants, residency, audit, docs, bom
+    "compliance",  # audit, tenants erase, docs, bom
+    "tenancy",  # keys, residency
 )
 
 app = typer.Typer(
