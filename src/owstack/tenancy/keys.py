@@ -1,0 +1,355 @@
+"""API keys: create, list, revoke, and authenticate on the hot path.
+
+    store = KeyStore("sqlite:///owstack.db")          # or postgresql://...; runs the migrations
+    key, record = store.create("acme-eu", layers=["coding"], expires="30d")   # `key` is shown once
+    record = store.authenticate(key)                   # or `await store.authenticate_async(key)`
+    store.revoke(record.key_id)
+
+The key format and why a plain SHA-256 suffices: keyformat.py. The cache in front of the table and the
+revocation delay (about one second): keycache.py. `authenticate` raises `AuthenticationFailed` whose
+message says which of these it is, never more:
+
+    malformed   not `ows-<12 hex>-<43 url-safe characters>` (the database is not asked)
+    invalid     no key with that id, or the secret does not match (deliberately one answer)
+    revoked     the secret matches a revoked key
+    expired     the secret matches a key past its expiry
+
+Revoked and expired are only reported to a caller who holds the right secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import dataclasses
+import logging
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc
+
+from owstack.errors import AuthenticationFailed, ServiceUnavailable
+from owstack.tenancy import keyformat
+from owstack.tenancy.expiry import parse_expires, to_utc
+from owstack.tenancy.keycache import KeyCache
+from owstack.tenancy.tables import api_key_revision, api_keys
+
+log = logging.getLogger("owstack.tenancy")
+
+TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+INVALID = "invalid API key: unknown key id or wrong secret"
+_DUMMY_DIGEST = keyformat.hash_secret("owstack-no-such-key")
+
+
+class KeyNotFound(LookupError):
+    """`revoke` or `get` of a key id that has no row."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """What is known about a key, without its secret or digest."""
+
+    key_id: str
+    tenant: str
+    #: the layers the key may use; None: every layer its tenant may use
+    layers: frozenset[str] | None
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    label: str | None = None
+
+    def status(self, now: datetime | None = None) -> str:
+        """`active`, `revoked` or `expired`."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= (now or datetime.now(UTC)):
+            return "expired"
+        return "active"
+
+    def to_dict(self) -> dict[str, Any]:
+        def iso(moment: datetime | None) -> str | None:
+            return None if moment is None else moment.isoformat()
+
+        return {
+            "key_id": self.key_id,
+            "tenant": self.tenant,
+            "layers": None if self.layers is None else sorted(self.layers),
+            "label": self.label,
+            "created_at": iso(self.created_at),
+            "expires_at": iso(self.expires_at),
+            "revoked_at": iso(self.revoked_at),
+            "status": self.status(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    record: KeyRecord
+    digest: bytes
+    #: expiry as epoch seconds, for a cheap check per request
+    expires_ts: float | None
+
+
+class KeyStore:
+    """Keys in the `api_keys` table (SQLite or PostgreSQL), with an in-process cache for `authenticate`."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        migrate: bool = True,
+        cache_ttl_s: float = 60.0,
+        negative_ttl_s: float = 30.0,
+        revision_check_s: float = 1.0,
+        max_cached: int = 10_000,
+    ) -> None:
+        from owstack import storage
+
+        if migrate:
+            storage.migrate(url)
+        self.url = url
+        self._engine = storage.engine(url)
+        self._cache: KeyCache[_Stored] = KeyCache(
+            ttl_s=cache_ttl_s,
+            negative_ttl_s=negative_ttl_s,
+            revision_check_s=revision_check_s,
+            max_entries=max_cached,
+            clock=time.monotonic,
+        )
+        self._inflight: dict[str, asyncio.Future[_Stored | None]] = {}
+
+    def __repr__(self) -> str:
+        from owstack.storage.db import safe_url
+
+        return f"KeyStore({safe_url(self.url)!r})"
+
+    # -- administration (CLI, admin API) ------------------------------------------------------------
+
+    def create(
+        self,
+        tenant: str,
+        layers: Iterable[str] | None = None,
+        expires: datetime | str | None = None,
+        *,
+        label: str | None = None,
+    ) -> tuple[str, KeyRecord]:
+        """A new key for `tenant`: (the full key, to show once; its record). ValueError for bad input."""
+        record = _new_record(tenant, layers, expires, label)
+        for _ in range(3):  # a 48-bit key id collides rarely; try another
+            key, key_id, digest = keyformat.new_key()
+            record = dataclasses.replace(record, key_id=key_id)
+            try:
+                with self._write() as conn:
+                    conn.execute(api_keys.insert().values(**_row_values(record, digest)))
+                    _bump_revision(conn)
+            except exc.IntegrityError:
+                continue
+            self._cache.clear()
+            return key, record
+        raise RuntimeError("could not find a free key id in 3 tries")
+
+    def revoke(self, key_id: str) -> KeyRecord:
+        """Revoke a key (idempotent: an already revoked key keeps its first revocation time)."""
+        key_id = keyformat.check_key_id(key_id)
+        now = datetime.now(UTC)
+        with self._write() as conn:
+            row = conn.execute(sa.select(api_keys).where(api_keys.c.key_id == key_id)).first()
+            if row is None:
+                raise KeyNotFound(f"no key with id {key_id} (see `owstack keys list`)")
+            if row.revoked_at is None:
+                conn.execute(api_keys.update().where(api_keys.c.key_id == key_id).values(revoked_at=now))
+                _bump_revision(conn)
+        self._cache.clear()
+        record = _stored(row).record
+        if record.revoked_at is None:
+            record = dataclasses.replace(record, revoked_at=now)
+        return record
+
+    def get(self, key_id: str) -> KeyRecord:
+        key_id = keyformat.check_key_id(key_id)
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(api_keys).where(api_keys.c.key_id == key_id)).first()
+        if row is None:
+            raise KeyNotFound(f"no key with id {key_id} (see `owstack keys list`)")
+        return _stored(row).record
+
+    def list(self, tenant: str | None = None) -> builtins.list[KeyRecord]:
+        """Every key (revoked and expired ones too), oldest first, optionally of one tenant."""
+        query = sa.select(api_keys).order_by(api_keys.c.created_at, api_keys.c.key_id)
+        if tenant is not None:
+            query = query.where(api_keys.c.tenant == tenant)
+        with self._engine.connect() as conn:
+            return [_stored(row).record for row in conn.execute(query)]
+
+    # -- the hot path --------------------------------------------------------------------------------
+
+    def authenticate(self, presented: str) -> KeyRecord:
+        """The record of a valid key, or `AuthenticationFailed`. Blocking: use `authenticate_async` in
+        the event loop (it queries only on a cache miss, in a worker thread)."""
+        key = keyformat.parse(presented)
+        if self._cache.claim_revision_check():
+            self._refresh_revision()
+        hit = self._cache.get(key.key_id)
+        stored = hit.value if hit is not None else self._load(key.key_id)
+        return _verify(key, stored)
+
+    async def authenticate_async(self, presented: str) -> KeyRecord:
+        key = keyformat.parse(presented)
+        if self._cache.claim_revision_check():
+            await asyncio.to_thread(self._refresh_revision)
+        hit = self._cache.get(key.key_id)
+        stored = hit.value if hit is not None else await self._load_shared(key.key_id)
+        return _verify(key, stored)
+
+    def invalidate(self) -> None:
+        """Drop the cache now (tests, and an admin API that changed keys through another store)."""
+        self._cache.clear()
+
+    async def _load_shared(self, key_id: str) -> _Stored | None:
+        """One query per key id however many requests wait for it (a burst with a new or unknown key)."""
+        loop = asyncio.get_running_loop()
+        future = self._inflight.get(key_id)
+        if future is None or future.get_loop() is not loop:
+            future = asyncio.ensure_future(asyncio.to_thread(self._load, key_id))
+            self._inflight[key_id] = future
+            future.add_done_callback(lambda _f: self._inflight.pop(key_id, None))
+        return await asyncio.shield(future)
+
+    def _load(self, key_id: str) -> _Stored | None:
+        generation = self._cache.generation
+        try:
+            with self._engine.connect() as conn:
+                row = conn.execute(sa.select(api_keys).where(api_keys.c.key_id == key_id)).first()
+        except exc.SQLAlchemyError as error:
+            log.warning("key store unreadable (%s): refusing key %s", type(error).__name__, key_id)
+            raise ServiceUnavailable("the API key store cannot be read; try again shortly") from None
+        stored = None if row is None else _stored(row)
+        self._cache.put(key_id, stored, generation=generation)
+        return stored
+
+    def _refresh_revision(self) -> None:
+        try:
+            with self._engine.connect() as conn:
+                revision = conn.execute(
+                    sa.select(api_key_revision.c.revision).where(api_key_revision.c.id == 1)
+                ).scalar()
+        except exc.SQLAlchemyError as error:
+            log.warning(
+                "key revision unreadable (%s): cached keys stay valid until their TTL", type(error).__name__
+            )
+            return
+        self._cache.observe_revision(int(revision or 0))
+
+    def _write(self) -> Any:
+        """A write transaction; on SQLite it takes the write lock up front (BEGIN IMMEDIATE)."""
+        from owstack.storage.db import SQLITE_BEGIN
+
+        conn = self._engine.connect().execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+        return _Transaction(conn)
+
+
+class _Transaction:
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> sa.Connection:
+        self._tx = self._conn.begin()
+        return self._conn
+
+    def __exit__(self, kind: object, error: object, tb: object) -> None:
+        try:
+            if error is None:
+                self._tx.commit()
+            else:
+                self._tx.rollback()
+        finally:
+            self._conn.close()
+
+
+def _verify(key: keyformat.PresentedKey, stored: _Stored | None) -> KeyRecord:
+    digest = stored.digest if stored is not None else _DUMMY_DIGEST  # same work for unknown ids
+    if not keyformat.secret_matches(key.secret, digest) or stored is None:
+        raise AuthenticationFailed(INVALID)
+    record = stored.record
+    if record.revoked_at is not None:
+        raise AuthenticationFailed(f"API key {record.key_id} has been revoked")
+    if stored.expires_ts is not None and stored.expires_ts <= time.time():
+        expired = record.expires_at.isoformat(timespec="seconds") if record.expires_at else "?"
+        raise AuthenticationFailed(f"API key {record.key_id} expired at {expired}")
+    return record
+
+
+def _bump_revision(conn: sa.Connection) -> None:
+    updated = conn.execute(
+        api_key_revision.update()
+        .where(api_key_revision.c.id == 1)
+        .values(revision=api_key_revision.c.revision + 1)
+    )
+    if updated.rowcount == 0:
+        conn.execute(api_key_revision.insert().values(id=1, revision=1))
+
+
+def _new_record(
+    tenant: str, layers: Iterable[str] | None, expires: datetime | str | None, label: str | None
+) -> KeyRecord:
+    from owstack.config.schema import LAYERS
+
+    if not isinstance(tenant, str) or not TENANT_NAME.match(tenant):
+        raise ValueError(f"tenant {tenant!r}: 1-64 of letters, digits, '_', '.', ':', '-'")
+    layer_set = None if layers is None else frozenset(layers)
+    if layer_set is not None:
+        unknown = sorted(layer_set - set(LAYERS))
+        if unknown or not layer_set:
+            raise ValueError(
+                f"layers: {', '.join(unknown) or 'none given'}; the layers are {', '.join(LAYERS)}"
+            )
+    now = datetime.now(UTC)
+    moment = parse_expires(expires, now=now) if isinstance(expires, str) else expires
+    if moment is not None:
+        moment = to_utc(moment)
+        if moment <= now:
+            raise ValueError("expires: the moment is in the past")
+    if label is not None and (len(label) > 200 or not label.isprintable()):
+        raise ValueError("label: at most 200 printable characters")
+    return KeyRecord(
+        key_id="", tenant=tenant, layers=layer_set, created_at=now, expires_at=moment, label=label
+    )
+
+
+def _row_values(record: KeyRecord, digest: bytes) -> dict[str, Any]:
+    return {
+        "key_id": record.key_id,
+        "tenant": record.tenant,
+        "secret_sha256": digest,
+        "layers": None if record.layers is None else ",".join(sorted(record.layers)),
+        "label": record.label,
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+        "revoked_at": None,
+    }
+
+
+def _stored(row: Any) -> _Stored:
+    def utc(moment: datetime | None) -> datetime | None:
+        return None if moment is None else to_utc(moment)
+
+    expires_at = utc(row.expires_at)
+    record = KeyRecord(
+        key_id=row.key_id,
+        tenant=row.tenant,
+        layers=None if row.layers is None else frozenset(filter(None, row.layers.split(","))),
+        created_at=to_utc(row.created_at),
+        expires_at=expires_at,
+        revoked_at=utc(row.revoked_at),
+        label=row.label,
+    )
+    return _Stored(
+        record=record,
+        digest=bytes(row.secret_sha256),
+        expires_ts=expires_at.timestamp() if expires_at else None,
+    )
