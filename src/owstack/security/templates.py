@@ -25,7 +25,9 @@ def _raise_exception(message: str) -> None:
 @lru_cache(maxsize=32)
 def _compile(source: str) -> Template:
     # The same environment options as Hugging Face's `apply_chat_template`, so templates render alike.
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+    )
     env.globals["raise_exception"] = _raise_exception
     try:
         return env.from_string(source)

@@ -1,0 +1,134 @@
+"""`check_url`: may owstack fetch this URL? Scheme, host lists, then every resolved address."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import anyio
+
+from owstack.security.egress.addresses import address_problem, name_problem
+from owstack.security.egress.policy import EgressDecision, EgressPolicy
+from owstack.security.egress.resolve import ResolveError, Resolver, SystemResolver
+from owstack.security.egress.urls import Target, URLRejected, parse
+
+
+def host_matches(host: str, patterns: tuple[str, ...]) -> bool:
+    """`example.com` matches itself only; `*.example.com` matches its subdomains (not the apex)."""
+    name = host.rstrip(".")
+    for pattern in patterns:
+        if pattern.startswith("*."):
+            if name.endswith(pattern[1:]):
+                return True
+        elif name == pattern:
+            return True
+    return False
+
+
+def _scheme_reason(scheme: str, policy: EgressPolicy) -> str:
+    return f"scheme {scheme!r} is not allowed (allowed: {', '.join(policy.allow_schemes)})"
+
+
+def _precheck(url: str, policy: EgressPolicy) -> Target | EgressDecision:
+    """Everything decided before DNS: the URL's form, scheme, host lists and names."""
+    scheme = url.partition(":")[0].lower() if ":" in url else ""
+    if scheme.isalpha() and scheme not in policy.allow_schemes:
+        return EgressDecision(url, False, _scheme_reason(scheme, policy))
+    try:
+        target = parse(url)
+    except URLRejected as exc:
+        return EgressDecision(url, False, f"cannot parse URL: {exc}")
+
+    def blocked(reason: str) -> EgressDecision:
+        return EgressDecision(url, False, reason, host=target.host, port=target.port)
+
+    if target.scheme not in policy.allow_schemes:
+        return blocked(
+            f"scheme {target.scheme!r} is not allowed (allowed: {', '.join(policy.allow_schemes)})"
+        )
+    names = [target.host] if target.ip is None else [target.host, str(target.ip)]
+    if any(host_matches(n, policy.deny_hosts) for n in names):
+        return blocked(f"host {target.host} is in deny_hosts")
+    explicitly_allowed = any(host_matches(n, policy.allow_hosts) for n in names)
+    if policy.allow_hosts and not explicitly_allowed:
+        return blocked(f"host {target.host} is not in allow_hosts")
+    if target.ip is None:
+        problem = name_problem(target.host)
+        listed = target.host.rstrip(".") in policy.allow_hosts
+        if problem is not None and (problem[0] == "metadata" or not listed):
+            return blocked(problem[1])
+    return target
+
+
+def _decide(url: str, target: Target, addresses: list[str], policy: EgressPolicy) -> EgressDecision:
+    if not addresses:
+        return EgressDecision(url, False, f"{target.host} has no addresses", (), target.host, target.port)
+    checked = tuple(addresses)
+    for text in addresses:
+        try:
+            ip = ipaddress.ip_address(text)
+        except ValueError:
+            return EgressDecision(
+                url, False, f"resolver returned {text!r}, not an address", checked, target.host, target.port
+            )
+        problem = address_problem(ip, policy.allow_networks)
+        if problem is not None:
+            if target.ip is None:
+                problem = f"{target.host} resolves to {text}; {problem}"
+            elif target.host != text:
+                problem = f"host {target.host} reads as {text}; {problem}"
+            return EgressDecision(url, False, problem, checked, target.host, target.port)
+    how = "an allowed network" if policy.allow_networks else "public addresses"
+    return EgressDecision(
+        url, True, f"{target.host} resolves only to {how}", checked, target.host, target.port
+    )
+
+
+def _literal(target: Target) -> list[str] | None:
+    return [str(target.ip)] if target.ip is not None else None
+
+
+async def check_url(
+    url: str, policy: EgressPolicy | None = None, resolver: Resolver | None = None
+) -> EgressDecision:
+    """Decide whether `url` may be fetched under `policy` (default: `EgressPolicy()`).
+
+    Allowed only if the URL reads unambiguously, its scheme is allowed, its host passes `deny_hosts` and
+    `allow_hosts` and is not an internal or metadata name, and every address it resolves to (all A and
+    AAAA answers from `resolver`, default the system's) is public or inside `allow_networks`.
+    An unparseable URL or a failed look-up is a block with that reason, never an exception.
+    """
+    policy = policy or EgressPolicy()
+    pre = _precheck(url, policy)
+    if isinstance(pre, EgressDecision):
+        return pre
+    addresses = _literal(pre)
+    if addresses is None:
+        try:
+            with anyio.fail_after(policy.timeout_s):
+                addresses = await (resolver or SystemResolver()).resolve(pre.host)
+        except (ResolveError, OSError) as exc:
+            return EgressDecision(
+                url, False, str(exc) or f"cannot resolve {pre.host}", (), pre.host, pre.port
+            )
+        except TimeoutError:
+            return EgressDecision(url, False, f"resolving {pre.host} timed out", (), pre.host, pre.port)
+    return _decide(url, pre, addresses, policy)
+
+
+def check_url_sync(
+    url: str, policy: EgressPolicy | None = None, resolver: Resolver | None = None
+) -> EgressDecision:
+    """`check_url` for synchronous code (the resolver's `resolve_sync` is used)."""
+    policy = policy or EgressPolicy()
+    pre = _precheck(url, policy)
+    if isinstance(pre, EgressDecision):
+        return pre
+    addresses = _literal(pre)
+    if addresses is None:
+        try:
+            addresses = (resolver or SystemResolver()).resolve_sync(pre.host)
+        except OSError as exc:
+            return EgressDecision(
+                url, False, str(exc) or f"cannot resolve {pre.host}", (), pre.host, pre.port
+            )
+    return _decide(url, pre, addresses, policy)

@@ -1,0 +1,355 @@
+"""httpx transports that fetch only what the egress policy allows, from the address that was checked.
+
+Each request (and so each redirect hop, which httpx sends as a new request) is checked with `check_url`;
+the connection pool's network backend then connects only to the checked addresses of that host, so a DNS
+answer that changes between the check and the connect (rebinding) cannot redirect the connection.
+The pool stays keyed by host name, so the Host header, SNI and certificate checks use the name.
+Responses are capped in size (`max_bytes`) and total time (`timeout_s`).
+
+Use `safe_client(policy)` to get an `httpx.AsyncClient` wired with the transport, redirects limited to
+`policy.max_redirects`, and no proxies from the environment.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import ssl
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import Any
+
+import anyio
+import httpcore
+import httpx
+
+from owstack.security.egress.check import check_url, check_url_sync
+from owstack.security.egress.policy import EgressBlocked, EgressLimitExceeded, EgressPolicy
+from owstack.security.egress.resolve import Resolver
+
+#: (host, port) -> checked addresses, for the request being sent in this context
+_PINS: contextvars.ContextVar[dict[tuple[str, int], tuple[str, ...]]] = contextvars.ContextVar(
+    "owstack_egress_pins"
+)
+
+
+def _pinned(host: str, port: int) -> tuple[str, ...]:
+    addresses = _PINS.get({}).get((host.lower(), port))
+    if not addresses:
+        raise httpcore.ConnectError(f"egress: refusing a connection to {host}:{port} that was not checked")
+    return addresses
+
+
+class PinnedBackend(httpcore.AsyncNetworkBackend):
+    """Connects to the addresses `SafeTransport` checked for this host, never to what DNS says now."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
+        self._inner = inner or httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        error: Exception | None = None
+        for address in _pinned(host, port):
+            try:
+                return await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                error = exc
+        assert error is not None
+        raise error
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("egress: unix sockets are not allowed")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class PinnedSyncBackend(httpcore.NetworkBackend):
+    """The synchronous twin of `PinnedBackend`."""
+
+    def __init__(self, inner: httpcore.NetworkBackend | None = None) -> None:
+        self._inner = inner or httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        error: Exception | None = None
+        for address in _pinned(host, port):
+            try:
+                return self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                error = exc
+        assert error is not None
+        raise error
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        raise httpcore.ConnectError("egress: unix sockets are not allowed")
+
+
+def _map_error(exc: Exception, request: httpx.Request) -> Exception:
+    """httpcore's exception as the httpx exception of the same name (what httpx's own transport does)."""
+    cls = getattr(httpx, type(exc).__name__, None)
+    if isinstance(cls, type) and issubclass(cls, httpx.TransportError):
+        return cls(str(exc), request=request)
+    return exc
+
+
+def _core_request(request: httpx.Request, timeout_s: float) -> httpcore.Request:
+    extensions = dict(request.extensions)
+    timeouts = dict(extensions.get("timeout") or {})
+    for key in ("connect", "read", "write", "pool"):
+        given = timeouts.get(key)
+        timeouts[key] = timeout_s if given is None else min(given, timeout_s)
+    extensions["timeout"] = timeouts
+    return httpcore.Request(
+        method=request.method,
+        url=httpcore.URL(
+            scheme=request.url.raw_scheme,
+            host=request.url.raw_host,
+            port=request.url.port,
+            target=request.url.raw_path,
+        ),
+        headers=request.headers.raw,
+        content=request.stream,
+        extensions=extensions,
+    )
+
+
+def _pin_key(request: httpx.Request) -> tuple[str, int]:
+    port = request.url.port or (443 if request.url.scheme == "https" else 80)
+    return request.url.raw_host.decode("ascii").lower(), port
+
+
+def _check_length(response: httpcore.Response, policy: EgressPolicy, request: httpx.Request) -> None:
+    for name, value in response.headers:
+        if name.lower() == b"content-length" and value.isdigit() and int(value) > policy.max_bytes:
+            raise EgressLimitExceeded(
+                f"egress: response of {int(value)} bytes exceeds max_bytes {policy.max_bytes}",
+                request=request,
+            )
+
+
+class _CappedAsyncStream(httpx.AsyncByteStream):
+    def __init__(self, inner: Any, policy: EgressPolicy, deadline: float, request: httpx.Request) -> None:
+        self._inner, self._policy, self._deadline, self._request = inner, policy, deadline, request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        total = 0
+        iterator = self._inner.__aiter__()
+        while True:
+            try:
+                with anyio.fail_after(max(0.0, self._deadline - time.monotonic())):
+                    chunk = await iterator.__anext__()
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise EgressLimitExceeded(
+                    f"egress: response took longer than timeout_s {self._policy.timeout_s}",
+                    request=self._request,
+                ) from None
+            except httpcore.TimeoutException as exc:
+                raise _map_error(exc, self._request) from None
+            except httpcore.NetworkError as exc:
+                raise _map_error(exc, self._request) from None
+            total += len(chunk)
+            if total > self._policy.max_bytes:
+                raise EgressLimitExceeded(
+                    f"egress: response exceeds max_bytes {self._policy.max_bytes}", request=self._request
+                )
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class SafeTransport(httpx.AsyncBaseTransport):
+    """An httpx transport that enforces an `EgressPolicy` on every request it sends.
+
+    `resolver` answers DNS for the checks (default: the system's). `network_backend` opens the TCP
+    connections to the pinned addresses (default: httpcore's AnyIO backend); tests pass one that routes a
+    reserved address to a loopback server. `ssl_context` verifies servers (default: httpx's).
+    """
+
+    def __init__(
+        self,
+        policy: EgressPolicy | None = None,
+        resolver: Resolver | None = None,
+        *,
+        network_backend: httpcore.AsyncNetworkBackend | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections: int = 100,
+    ) -> None:
+        self.policy = policy or EgressPolicy()
+        self.resolver = resolver
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context or httpx.create_ssl_context(),
+            max_connections=max_connections,
+            network_backend=PinnedBackend(network_backend),
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        decision = await check_url(str(request.url), self.policy, self.resolver)
+        if not decision.allowed:
+            raise EgressBlocked(decision, request=request)
+        deadline = time.monotonic() + self.policy.timeout_s
+        token = _PINS.set({_pin_key(request): decision.addresses})
+        try:
+            with anyio.fail_after(self.policy.timeout_s):
+                response = await self._pool.handle_async_request(
+                    _core_request(request, self.policy.timeout_s)
+                )
+        except TimeoutError:
+            raise EgressLimitExceeded(
+                f"egress: no response within timeout_s {self.policy.timeout_s}", request=request
+            ) from None
+        except httpcore.ConnectError as exc:
+            raise _map_error(exc, request) from None
+        except (
+            httpcore.TimeoutException,
+            httpcore.NetworkError,
+            httpcore.ProtocolError,
+            httpcore.UnsupportedProtocol,
+        ) as exc:
+            raise _map_error(exc, request) from None
+        finally:
+            _PINS.reset(token)
+        try:
+            _check_length(response, self.policy, request)
+        except EgressLimitExceeded:
+            await response.aclose()
+            raise
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_CappedAsyncStream(response.stream, self.policy, deadline, request),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+
+
+class _CappedSyncStream(httpx.SyncByteStream):
+    def __init__(self, inner: Any, policy: EgressPolicy, deadline: float, request: httpx.Request) -> None:
+        self._inner, self._policy, self._deadline, self._request = inner, policy, deadline, request
+
+    def __iter__(self) -> Iterator[bytes]:
+        total = 0
+        try:
+            for chunk in self._inner:
+                total += len(chunk)
+                if total > self._policy.max_bytes:
+                    raise EgressLimitExceeded(
+                        f"egress: response exceeds max_bytes {self._policy.max_bytes}", request=self._request
+                    )
+                if time.monotonic() > self._deadline:
+                    raise EgressLimitExceeded(
+                        f"egress: response took longer than timeout_s {self._policy.timeout_s}",
+                        request=self._request,
+                    )
+                yield chunk
+        except (httpcore.TimeoutException, httpcore.NetworkError) as exc:
+            raise _map_error(exc, self._request) from None
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class SafeSyncTransport(httpx.BaseTransport):
+    """The synchronous twin of `SafeTransport`. The time cap is checked between chunks, so a fetch can
+    overrun `timeout_s` by at most one read timeout (itself capped at `timeout_s`)."""
+
+    def __init__(
+        self,
+        policy: EgressPolicy | None = None,
+        resolver: Resolver | None = None,
+        *,
+        network_backend: httpcore.NetworkBackend | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections: int = 100,
+    ) -> None:
+        self.policy = policy or EgressPolicy()
+        self.resolver = resolver
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=ssl_context or httpx.create_ssl_context(),
+            max_connections=max_connections,
+            network_backend=PinnedSyncBackend(network_backend),
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        decision = check_url_sync(str(request.url), self.policy, self.resolver)
+        if not decision.allowed:
+            raise EgressBlocked(decision, request=request)
+        deadline = time.monotonic() + self.policy.timeout_s
+        token = _PINS.set({_pin_key(request): decision.addresses})
+        try:
+            response = self._pool.handle_request(_core_request(request, self.policy.timeout_s))
+        except (
+            httpcore.TimeoutException,
+            httpcore.NetworkError,
+            httpcore.ProtocolError,
+            httpcore.UnsupportedProtocol,
+        ) as exc:
+            raise _map_error(exc, request) from None
+        finally:
+            _PINS.reset(token)
+        try:
+            _check_length(response, self.policy, request)
+        except EgressLimitExceeded:
+            response.close()
+            raise
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_CappedSyncStream(response.stream, self.policy, deadline, request),
+            extensions=response.extensions,
+        )
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def safe_client(
+    policy: EgressPolicy | None = None, resolver: Resolver | None = None, **kwargs: Any
+) -> httpx.AsyncClient:
+    """An `httpx.AsyncClient` whose every request and redirect hop goes through `SafeTransport`.
+
+    Redirects are followed up to `policy.max_redirects`; proxies from the environment are ignored
+    (a proxy would make the checked address meaningless). Extra keyword arguments go to the transport.
+    """
+    policy = policy or EgressPolicy()
+    return httpx.AsyncClient(
+        transport=SafeTransport(policy, resolver, **kwargs),
+        follow_redirects=True,
+        max_redirects=policy.max_redirects,
+        timeout=policy.timeout_s,
+        trust_env=False,
+    )
+
+
+def safe_sync_client(
+    policy: EgressPolicy | None = None, resolver: Resolver | None = None, **kwargs: Any
+) -> httpx.Client:
+    """The synchronous twin of `safe_client`."""
+    policy = policy or EgressPolicy()
+    return httpx.Client(
+        transport=SafeSyncTransport(policy, resolver, **kwargs),
+        follow_redirects=True,
+        max_redirects=policy.max_redirects,
+        timeout=policy.timeout_s,
+        trust_env=False,
+    )

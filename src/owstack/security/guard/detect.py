@@ -1,0 +1,156 @@
+"""`scan_text`: injection signals in tool outputs, retrieved documents and agent instruction files."""
+
+from __future__ import annotations
+
+from owstack.security.guard.hidden import scan_hidden
+from owstack.security.guard.payloads import encoded_payloads, exfil_links, hidden_markup
+from owstack.security.guard.phrases import PHRASE_RULES, is_mention, role_spoof_spans
+from owstack.security.guard.tokens import all_tokens_pattern
+from owstack.security.guard.types import SEVERITY_RANK, GuardFinding, safe_excerpt
+
+SOURCES = ("tool", "document", "user", "instructions")
+#: longest text scanned in full; beyond this only the first and last parts are scanned (and a finding says so)
+MAX_SCAN_CHARS = 2_000_000
+_EDGE = MAX_SCAN_CHARS // 2
+
+
+def scan_text(text: str, *, source: str = "tool") -> list[GuardFinding]:
+    """Find prompt-injection signals in `text`; return them sorted by position.
+
+    `source` is where the text came from: `tool` (a tool result), `document` (retrieved content), `user`,
+    or `instructions` (an agent instruction file such as AGENTS.md, which addresses the agent by design,
+    so the rules about text speaking to an AI and role labels are skipped). Categories: hidden_unicode,
+    override, role_spoof, exfiltration, encoded, hidden_text, tool_abuse. Quoted or example mentions
+    ("phrases such as 'ignore previous instructions'") are reported as `low`.
+    Each finding's excerpt is display-safe (no secrets, hidden characters spelt out).
+    """
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {', '.join(SOURCES)} (got {source!r})")
+    if len(text) > MAX_SCAN_CHARS:
+        head, tail = text[:_EDGE], text[-_EDGE:]
+        offset = len(text) - _EDGE
+        found = _scan(head, source) + [_shift(f, offset) for f in _scan(tail, source)]
+        found.append(
+            GuardFinding(
+                "OWS-GRD-090",
+                "low",
+                "oversize",
+                _EDGE,
+                offset,
+                "",
+                f"text of {len(text)} characters: the middle was not scanned",
+            )
+        )
+        return sorted(found, key=lambda f: (f.start, f.rule))
+    return _scan(text, source)
+
+
+def _shift(f: GuardFinding, offset: int) -> GuardFinding:
+    return GuardFinding(
+        f.rule, f.severity, f.category, f.start + offset, f.end + offset, f.excerpt, f.message
+    )
+
+
+def _scan(text: str, source: str) -> list[GuardFinding]:
+    found: list[GuardFinding] = []
+    if not text.isascii():
+        found.extend(scan_hidden(text))
+    found.extend(_phrases(text, source))
+    found.extend(_spoofing(text, source))
+    found.extend(_links(text))
+    found.extend(_encoded(text, source))
+    for start, end, message in hidden_markup(text):
+        found.append(
+            GuardFinding(
+                "OWS-GRD-050", "medium", "hidden_text", start, end, safe_excerpt(text, start, end), message
+            )
+        )
+    return sorted(found, key=lambda f: (f.start, f.rule))
+
+
+def _phrases(text: str, source: str) -> list[GuardFinding]:
+    out: list[GuardFinding] = []
+    for rule in PHRASE_RULES:
+        if source in rule.skip:
+            continue
+        for m in rule.pattern.finditer(text):
+            severity = "low" if is_mention(text, m.start(), m.end()) else rule.severity
+            out.append(
+                GuardFinding(
+                    rule.rule,
+                    severity,
+                    rule.category,
+                    m.start(),
+                    m.end(),
+                    safe_excerpt(text, m.start(), m.end()),
+                    rule.message,
+                )
+            )
+    return out
+
+
+def _spoofing(text: str, source: str) -> list[GuardFinding]:
+    out: list[GuardFinding] = []
+    if "<" in text or "[" in text:
+        out.extend(
+            GuardFinding(
+                "OWS-GRD-020",
+                "high",
+                "role_spoof",
+                m.start(),
+                m.end(),
+                safe_excerpt(text, m.start(), m.end()),
+                "chat-template control token in content (could open a forged turn)",
+            )
+            for m in all_tokens_pattern().finditer(text)
+        )
+    if source == "instructions":
+        return out
+    messages = {
+        "label": ("OWS-GRD-021", "a role label followed by instructions (forged system/assistant turn)"),
+        "tag": ("OWS-GRD-021", "a role tag followed by instructions (forged system prompt)"),
+        "frame": ("OWS-GRD-022", "closes the tool-result frame the gateway or agent put around it"),
+    }
+    for start, end, kind in role_spoof_spans(text):
+        rule, message = messages[kind]
+        out.append(
+            GuardFinding(rule, "medium", "role_spoof", start, end, safe_excerpt(text, start, end), message)
+        )
+    return out
+
+
+def _links(text: str) -> list[GuardFinding]:
+    if "http" not in text:
+        return []
+    return [
+        GuardFinding(
+            "OWS-GRD-030",
+            severity,
+            "exfiltration",
+            start,
+            end,
+            safe_excerpt(text, start, end),
+            message,
+        )
+        for start, end, severity, message in exfil_links(text)
+    ]
+
+
+def _decoded_is_injection(decoded: str) -> bool:
+    found = _phrases(decoded, "tool") + _spoofing(decoded, "tool")
+    return any(SEVERITY_RANK[f.severity] >= SEVERITY_RANK["medium"] for f in found)
+
+
+def _encoded(text: str, source: str) -> list[GuardFinding]:
+    return [
+        GuardFinding(
+            "OWS-GRD-040",
+            severity,
+            "encoded",
+            start,
+            end,
+            safe_excerpt(text, start, end),
+            message,
+        )
+        for start, end, severity, message in encoded_payloads(text, _decoded_is_injection)
+    ]

@@ -1,0 +1,234 @@
+"""Phrase rules: instruction override, secrecy, persona hijack, role spoofing, tool and config abuse.
+
+Every pattern is linear-time: alternations of words, bounded gaps built from alternating disjoint classes
+(`(?:\\W+\\w+){0,4}`), no nested unbounded quantifiers. They are matched case-insensitively.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from owstack.security.guard.types import Severity
+
+_GAP = r"(?:\W+\w+){0,%d}?\W+"
+
+
+def _gap(n: int) -> str:
+    return _GAP % n
+
+
+_TARGETS = (
+    r"(?:instructions?|prompts?|rules|guidelines|directives?|guardrails|constraints|restrictions|polic(?:y|ies)"
+    r"|programming|messages?|commands|orders|context|directions|system\s+prompt|safety\s+(?:rules|filters?))\b"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PhraseRule:
+    rule: str
+    severity: Severity
+    category: str
+    pattern: re.Pattern[str]
+    message: str
+    #: sources this rule does not apply to (agent instruction files address the agent by design)
+    skip: frozenset[str] = frozenset()
+
+
+def _rx(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+PHRASE_RULES: tuple[PhraseRule, ...] = (
+    PhraseRule(
+        "OWS-GRD-010",
+        "high",
+        "override",
+        _rx(
+            r"\b(?:ignore|disregard|forget|override|bypass|abandon|discard|skip|drop)\b"
+            + _gap(4)
+            + r"(?:previous|prior|above|earlier|preceding|original|initial|all|any|every|your|the|system"
+            + r"|existing|developer|safety|other)\b"
+            + _gap(3)
+            + _TARGETS
+        ),
+        "tells the model to ignore its instructions",
+    ),
+    PhraseRule(
+        "OWS-GRD-010",
+        "high",
+        "override",
+        _rx(
+            r"\b(?:ignore|disregard|forget)\s+(?:everything|anything|all(?:\s+of\s+it)?|what)\s+(?:above|before|"
+            r"prior|previously|earlier|you\s+(?:were|have\s+been)\s+(?:told|given|instructed))"
+        ),
+        "tells the model to ignore what came before",
+    ),
+    PhraseRule(
+        "OWS-GRD-010",
+        "high",
+        "override",
+        _rx(
+            r"(?:^|[\n.!:>\]])\s*(?:\W{0,4})(?:new|updated|revised|real|actual|true|hidden|secret|priority|urgent)"
+            r"\s+(?:system\s+)?(?:instructions?|directives?|orders|task|prompt)\s*[:\-]"
+        ),
+        "announces replacement instructions",
+    ),
+    PhraseRule(
+        "OWS-GRD-010",
+        "high",
+        "override",
+        _rx(
+            r"\byou\s+are\s+now\s+(?:(?:an?|the|in)\s+)?(?:dan\b|(?:developer|god|jailbreak|unrestricted|admin|debug|"
+            r"maintenance|sudo|root)\s+mode|(?:unrestricted|unfiltered|uncensored|evil|rogue|different|new|free)\b)"
+        ),
+        "tries to replace the model's persona",
+    ),
+    PhraseRule(
+        "OWS-GRD-010",
+        "high",
+        "override",
+        _rx(
+            r"\b(?:system|admin|administrator|developer|root|security)\s+(?:override|mode|access|privileges?)\s+"
+            r"(?:enabled|activated|granted|engaged|unlocked|on)\b"
+        ),
+        "claims a privileged mode",
+    ),
+    PhraseRule(
+        "OWS-GRD-011",
+        "medium",
+        "override",
+        _rx(
+            r"\b(?:do\s+not|don't|dont|never|without)\s+(?:tell(?:ing)?|inform(?:ing)?|mention(?:ing)?|reveal(?:ing)?"
+            r"|alert(?:ing)?|notify(?:ing)?|warn(?:ing)?|ask(?:ing)?|show(?:ing)?|let(?:ting)?)\b"
+            + _gap(2)
+            + r"(?:the\s+)?(?:user|human|operator|owner|anyone|them)\b"
+        ),
+        "asks the model to hide its actions from the user",
+    ),
+    PhraseRule(
+        "OWS-GRD-012",
+        "medium",
+        "override",
+        _rx(
+            r"\b(?:if\s+you\s+are\s+(?:an?\s+)?(?:ai|llm|large\s+language\s+model|language\s+model|assistant|"
+            r"agent|bot|chatbot|automated)|(?:note|message|instructions?|attention)\s+(?:to|for)\s+(?:the\s+|any\s+|all\s+)?"
+            r"(?:ai|llm|language\s+model|assistant|agent|bot|chatbot|claude|gpt|chatgpt|copilot|gemini)s?\b"
+            r"|(?:ai|llm|assistant|agent|bot)s?\s+(?:reading|processing|parsing|summari[sz]ing|crawling)\s+this)"
+        ),
+        "addresses an AI reader directly",
+        frozenset({"instructions"}),
+    ),
+    PhraseRule(
+        "OWS-GRD-013",
+        "high",
+        "exfiltration",
+        _rx(
+            r"\b(?:reveal|print|output|repeat|leak|dump|disclose|expose|return|include|paste|echo|write\s+out)\b"
+            + _gap(4)
+            + r"(?:system\s+prompt|initial\s+prompt|hidden\s+instructions|instructions\s+above|"
+            r"developer\s+message|api[\s_-]?keys?|secrets?|credentials|passwords?|private\s+keys?|access\s+tokens?|"
+            r"environment\s+variables|env\s+vars|\.env\b|ssh\s+keys?)"
+        ),
+        "asks for the system prompt or secrets",
+    ),
+    PhraseRule(
+        "OWS-GRD-013",
+        "high",
+        "exfiltration",
+        _rx(
+            r"\b(?:send|post|upload|forward|transmit|exfiltrate|email|submit|leak)\b"
+            + _gap(5)
+            + r"(?:conversation|chat\s+history|history|messages|api[\s_-]?keys?|secrets?|credentials|tokens?|"
+            r"passwords?|\.env|ssh\s+keys?|cookies|session|files?|data|contents?|e-?mails?|documents?|everything)\b"
+            + _gap(4)
+            + r"(?:to|at|via)\s+(?:https?://|\S+@\S+|(?:this|my|our|the\s+following)\s+(?:url|server|endpoint|"
+            r"address|webhook|email))"
+        ),
+        "asks the model to send data to an outside address",
+    ),
+    PhraseRule(
+        "OWS-GRD-014",
+        "high",
+        "exfiltration",
+        _rx(
+            r"\b(?:append|add|include|insert|encode|embed|put|place|attach)\b"
+            + _gap(6)
+            + r"(?:in|into|to|as)\s+(?:the\s+|a\s+|this\s+)?(?:url|link|image\s+(?:url|link|source)|query\s+"
+            r"(?:string|parameter)|parameter|markdown\s+image)\b"
+        ),
+        "asks the model to put data into a URL",
+    ),
+    PhraseRule(
+        "OWS-GRD-015",
+        "high",
+        "tool_abuse",
+        _rx(
+            r"\b(?:write|add|create|modify|update|edit|append|change|overwrite|save)\b"
+            + _gap(6)
+            + r"(?:\.cursor/mcp\.json|\.mcp\.json|\bmcp\.json|\.vscode/(?:settings|tasks)\.json|"
+            r"\.claude/settings(?:\.local)?\.json|chat\.tools\.autoapprove|enableallprojectmcpservers|"
+            r"bypasspermissions|\.git/hooks|\.bashrc|\.zshrc|\.profile\b|authorized_keys|crontab)"
+        ),
+        "asks the agent to change its own configuration or a start-up file",
+    ),
+    PhraseRule(
+        "OWS-GRD-041",
+        "high",
+        "encoded",
+        _rx(
+            r"\b(?:decode|decrypt|deobfuscate|unscramble|reverse|translate)\b"
+            + _gap(5)
+            + r"(?:and|then)\s+(?:follow|execute|run|obey|do|perform|carry\s+out|act\s+on|comply)"
+        ),
+        "asks the model to decode a payload and act on it",
+    ),
+)
+
+#: a role label at the start of a line ("System:", "### Assistant", "[system]") ...
+_ROLE_LABEL = re.compile(
+    r"(?im)^[ \t>#*_\-]{0,8}[\[(<]?(?:system|assistant|developer|admin(?:istrator)?|root|operator)"
+    r"(?:[ \t]+(?:message|prompt|instructions?|note|override|update))?[\])>]?[ \t]*[:>\]]"
+)
+#: ... counts as spoofing only when followed by imperative cues
+_ROLE_CUES = re.compile(
+    r"(?i)\b(?:you\s+(?:must|will|shall|should|are\s+now|have\s+to|need\s+to)|ignore|disregard|from\s+now\s+on"
+    r"|always\s+\w+|never\s+\w+|do\s+not|don't|the\s+user\s+(?:is|has|wants|asked|authori[sz]ed)|new\s+instructions"
+    r"|override|authori[sz]ed|permission)\b"
+)
+_ROLE_TAG = re.compile(
+    r"(?i)<\s*(?:system|system[_-]?prompt|system[_-]?message|instructions?|admin|developer|im_system)\b[^<>\n]{0,80}>"
+)
+_FRAME_ESCAPE = re.compile(
+    r"(?i)</\s*(?:tool_response|tool_result|tool_output|function_results?|function_output|search_results?"
+    r"|untrusted[_-]?\w{0,20}|external[_-]?content|retrieved[_-]?\w{0,20}|user_input|observation)\s*>"
+)
+
+_QUOTES = "\"'`“”‘’«»"
+_META_BEFORE = re.compile(
+    r"(?i)(?:such\s+as|e\.g\.|for\s+example|for\s+instance|like|phrases?|called|known\s+as|strings?|"
+    r"text|payloads?|attacks?|patterns?|words?|prompts?\s+like|detects?|flags?|blocks?|match(?:es)?)\W{0,6}$"
+)
+
+
+def is_mention(text: str, start: int, end: int) -> bool:
+    """True when a match is quoted or introduced as an example ("phrases such as ..."): a mention, not
+    an instruction. Used to lower a finding to `low`. A known way around the scanner, see docs/security.md."""
+    before = text[max(0, start - 3) : start]
+    after = text[end : end + 12]
+    if any(q in before for q in _QUOTES) and any(q in after for q in _QUOTES):
+        return True
+    return bool(_META_BEFORE.search(text[max(0, start - 40) : start]))
+
+
+def role_spoof_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, kind) of role labels followed by imperative cues, role tags, and frame escapes."""
+    spans: list[tuple[int, int, str]] = []
+    for m in _ROLE_LABEL.finditer(text):
+        if _ROLE_CUES.search(text, m.end(), m.end() + 240):
+            spans.append((m.start(), m.end(), "label"))
+    for m in _ROLE_TAG.finditer(text):
+        if _ROLE_CUES.search(text, m.end(), m.end() + 400):
+            spans.append((m.start(), m.end(), "tag"))
+    spans.extend((m.start(), m.end(), "frame") for m in _FRAME_ESCAPE.finditer(text))
+    return spans
