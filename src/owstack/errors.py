@@ -29,6 +29,8 @@ class OwstackError(Exception):
     status: ClassVar[int] = 500
     type: ClassVar[str] = "api_error"
     default_code: ClassVar[str | None] = None
+    #: another backend may succeed where this one failed (the router retries and counts a breaker failure)
+    retryable: ClassVar[bool] = False
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -96,12 +98,14 @@ class RateLimited(OwstackError):
 
 
 class UpstreamError(OwstackError):
+    retryable = True
     status = 502
     type = "upstream_error"
     default_code = "upstream_error"
 
 
 class NoHealthyBackend(OwstackError):
+    retryable = True
     status = 503
     type = "service_unavailable"
     default_code = "no_healthy_backend"
@@ -114,6 +118,7 @@ class ServiceUnavailable(OwstackError):
 
 
 class UpstreamTimeout(OwstackError):
+    retryable = True
     status = 504
     type = "timeout_error"
     default_code = "upstream_timeout"

@@ -34,6 +34,6 @@ class Backend(Protocol):
         """The models the engine reports (best effort; the configured model when it cannot say)."""
         ...
 
-    async def health(self) -> bool:
+    async def health(self, timeout: float = 2.0) -> bool:
         """An active probe: True when the engine answers."""
         ...

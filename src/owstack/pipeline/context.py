@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +11,9 @@ from owstack.types import ChatRequest, Usage
 
 if TYPE_CHECKING:
     from owstack.errors import OwstackError
+    from owstack.routing.call import PrimedStream
+    from owstack.routing.router import Route
+    from owstack.types import Completion
 
 
 @dataclass(slots=True)
@@ -41,10 +45,15 @@ class RequestContext:
     allowed_layers: frozenset[str] | None = None
 
     # parse
+    #: reads the request body, enforcing the size limit (set by the protocol edge)
+    read_body: Callable[[], Awaitable[bytes]] | None = None
     body: bytes = b""
     request: ChatRequest | None = None
+    #: the request's own `reasoning_policy` field (resolved against header, tenant and layer by shape)
+    reasoning_request: str | None = None
 
     # route
+    route: Route | None = None
     layer: str | None = None
     route_reason: str = ""
     #: backend names in the order the call stage will try them (replicas first, then fallbacks)
@@ -56,6 +65,9 @@ class RequestContext:
     reasoning_policy: str | None = None
 
     # call
+    result: Completion | PrimedStream | None = None
+    #: how a stream ended: "ok", "failed" (upstream broke mid-stream) or "abandoned" (client went away)
+    stream_outcome: str | None = None
     backend: str | None = None
     engine: str | None = None
     model: str | None = None

@@ -1,0 +1,94 @@
+"""GET /v1/models, /healthz, /readyz, /metrics."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import orjson
+
+from owstack.api.http import Receive, Scope, Send, send_json
+from owstack.config.schema import AUTO, LAYERS
+from owstack.pipeline.context import RequestContext
+
+if TYPE_CHECKING:
+    from owstack.api.gateway import Gateway
+
+_CREATED = int(time.time())
+
+
+async def list_models(gw: Gateway, ctx: RequestContext, scope: Scope, receive: Receive, send: Send) -> None:
+    data = [
+        {
+            "id": layer,
+            "object": "model",
+            "created": _CREATED,
+            "owned_by": "owstack",
+            "owstack": {"kind": "layer"},
+        }
+        for layer in (*LAYERS, AUTO)
+    ]
+    seen = set(LAYERS) | {AUTO}
+    for section in gw.config.file.backends.values():
+        if section.model in seen:
+            continue
+        seen.add(section.model)
+        backends = [n for n, s in gw.config.file.backends.items() if s.model == section.model]
+        data.append(
+            {
+                "id": section.model,
+                "object": "model",
+                "created": _CREATED,
+                "owned_by": section.engine,
+                "owstack": {
+                    "kind": "backend-model",
+                    "backends": backends,
+                    "layer": gw.router.direct[section.model].layer,
+                },
+            }
+        )
+    await send_json(
+        send,
+        200,
+        orjson.dumps({"object": "list", "data": data}),
+        [(b"x-request-id", ctx.request_id.encode())],
+    )
+
+
+async def healthz(gw: Gateway, ctx: RequestContext, scope: Scope, receive: Receive, send: Send) -> None:
+    await send_json(send, 200, b'{"status":"ok"}', [])
+
+
+async def readyz(gw: Gateway, ctx: RequestContext, scope: Scope, receive: Receive, send: Send) -> None:
+    """Ready when started and every layer has at least one backend that is healthy with a closed breaker."""
+    layers = {}
+    for layer, spec in gw.config.file.layers.items():
+        names = [*spec.backends, *spec.fallback]
+        up = [n for n in names if gw.health.healthy(n) and gw.slots[n].breaker.available()]
+        layers[layer] = {"ready": bool(up), "available": up}
+    ready = gw.ready and all(v["ready"] for v in layers.values())
+    body = {"status": "ready" if ready else "not ready", "started": gw.ready, "layers": layers}
+    await send_json(send, 200 if ready else 503, orjson.dumps(body), [])
+
+
+async def metrics(gw: Gateway, ctx: RequestContext, scope: Scope, receive: Receive, send: Send) -> None:
+    if gw.metrics is None:
+        await send_json(
+            send,
+            404,
+            b'{"error":{"message":"metering is off","type":"not_found_error","param":null,"code":"metrics_disabled"}}',
+            [],
+        )
+        return
+    body, content_type = gw.metrics.render()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", content_type.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

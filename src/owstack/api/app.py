@@ -1,0 +1,17 @@
+"""The ASGI entry point for uvicorn (`owstack.api.app:create_app`, a factory): the config path and listen
+host travel in environment variables so that every worker process builds the same gateway."""
+
+from __future__ import annotations
+
+import os
+
+from owstack.api.gateway import Gateway
+from owstack.config.load import load
+
+CONFIG_ENV = "OWSTACK_CONFIG"
+HOST_ENV = "OWSTACK_HOST"
+
+
+def create_app() -> Gateway:
+    path = os.environ.get(CONFIG_ENV) or None
+    return Gateway(load(path), host=os.environ.get(HOST_ENV, "127.0.0.1"))

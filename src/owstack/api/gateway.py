@@ -1,0 +1,154 @@
+"""The gateway: built once from a `Config`, served as a plain ASGI application.
+
+Gateway(config)                 backends, breakers, health checks, router, the stage list
+await gateway(scope, ...)       a tiny route table -> one thin handler per endpoint
+lifespan startup/shutdown       load models, start health checks, flush the ledger, close pools
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from owstack.api import admin, chat
+from owstack.api.http import Receive, Scope, Send, header_dict, send_error
+from owstack.backends.registry import build_backend
+from owstack.config.load import Config
+from owstack.errors import MethodNotAllowed, NotFound, OwstackError
+from owstack.pipeline.build import build_pipeline
+from owstack.pipeline.context import RequestContext
+from owstack.routing.breaker import CircuitBreaker
+from owstack.routing.call import Caller
+from owstack.routing.health import HealthChecker
+from owstack.routing.router import Router, Slot
+
+log = logging.getLogger("owstack")
+Handler = Callable[["Gateway", RequestContext, Scope, Receive, Send], Awaitable[None]]
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+
+
+class Gateway:
+    def __init__(self, config: Config, *, host: str = "127.0.0.1") -> None:
+        self.config = config
+        self.host = host
+        server = config.file.server
+        self.max_body_bytes = server.max_body_bytes
+        self.ai_marker_header = (b"x-owstack-ai-generated", b"true")
+        routing = config.file.routing
+        self.backends = {name: build_backend(name, section, config) for name, section in config.file.backends.items()}
+        self.hooks: list[Any] = []  # objects with optional start()/aclose(): ledger writer, audit log ...
+        self.metrics: Any = None
+        self.slots = {
+            name: Slot(
+                name,
+                backend,
+                CircuitBreaker(
+                    name,
+                    routing.breaker.failure_threshold,
+                    routing.breaker.reset_s,
+                    on_change=self._breaker_changed,
+                ),
+            )
+            for name, backend in self.backends.items()
+        }
+        self.health = HealthChecker(
+            [b for name, b in self.backends.items() if config.file.backends[name].health_check],
+            interval_s=routing.health.interval_s,
+            timeout_s=routing.health.timeout_s,
+            unhealthy_after=routing.health.unhealthy_after,
+        )
+        self.router = Router(config, self.slots, self.health)
+        self.caller = Caller(self.router, routing.max_attempts, on_error=self._upstream_error)
+        self.pipeline = build_pipeline(self)
+        self.ready = False
+        self.routes: dict[str, dict[str, Handler]] = {
+            "/v1/chat/completions": {"POST": chat.chat_completions},
+            "/v1/models": {"GET": admin.list_models},
+            "/healthz": {"GET": admin.healthz},
+            "/readyz": {"GET": admin.readyz},
+            "/metrics": {"GET": admin.metrics},
+        }
+
+    # events from routing -> metrics -----------------------------------------------------------------
+    def _breaker_changed(self, backend: str, state: str) -> None:
+        log.warning("circuit breaker of backend %s is now %s", backend, state)
+        if self.metrics is not None:
+            self.metrics.breaker_event(backend, state)
+
+    def _upstream_error(self, backend: str, code: str) -> None:
+        if self.metrics is not None and hasattr(self.metrics, "upstream_error"):
+            self.metrics.upstream_error(backend, code)
+
+    # ASGI ---------------------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = header_dict(scope)
+        client_id = headers.get("x-request-id")
+        request_id = client_id if client_id and _CLIENT_ID.match(client_id) else f"req_{secrets.token_hex(12)}"
+        client = scope.get("client")
+        ctx = RequestContext(request_id=request_id, headers=headers, client=client[0] if client else None)
+        methods = self.routes.get(scope["path"])
+        handler = None if methods is None else methods.get(scope["method"])
+        if handler is None:
+            error: OwstackError = (
+                NotFound(f"no route {scope['path']}")
+                if methods is None
+                else MethodNotAllowed(f"{scope['method']} is not allowed on {scope['path']}; use {', '.join(methods)}")
+            )
+            await send_error(send, error, [(b"x-request-id", request_id.encode())])
+            return
+        await handler(self, ctx, scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.error("start-up failed: %s", exc)
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        for hook in self.hooks:
+            start = getattr(hook, "start", None)
+            if start is not None:
+                await start()
+        for backend in self.backends.values():
+            await backend.start()
+        await self.health.check_all()
+        self.health.start()
+        self.ready = True
+        log.info("owstack ready (pid %d): stages %s", os.getpid(), " -> ".join(self.pipeline.names))
+
+    async def shutdown(self) -> None:
+        self.ready = False
+        await self.health.stop()
+        for backend in self.backends.values():
+            try:
+                await backend.aclose()
+            except Exception:
+                log.exception("closing backend %s failed", backend.name)
+        for hook in reversed(self.hooks):
+            aclose = getattr(hook, "aclose", None)
+            if aclose is not None:
+                try:
+                    await aclose()
+                except Exception:
+                    log.exception("closing %r failed", hook)

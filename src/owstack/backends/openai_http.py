@@ -1,0 +1,172 @@
+"""`openai_http`: any OpenAI-compatible server (vLLM, SGLang, Ollama, llama.cpp server, TGI, OpenAI)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import orjson
+
+from owstack.backends import httpclient
+from owstack.backends.dialects import Dialect, dialect
+from owstack.backends.sse import DONE, iter_data
+from owstack.config.schema import BackendSection
+from owstack.errors import InvalidRequest, OwstackError, UpstreamError, UpstreamTimeout
+from owstack.types import JSON, ChatRequest, Completion, Usage
+
+_MAX_ERROR_TEXT = 300
+
+
+class OpenAIHTTPBackend:
+    def __init__(self, name: str, section: BackendSection, api_key: str | None = None) -> None:
+        assert section.url is not None
+        self.name = name
+        self.engine: str = section.engine
+        self.model = section.model
+        self.jurisdiction = section.jurisdiction
+        self.proprietary = section.proprietary
+        self.section = section
+        self.dialect: Dialect = dialect(section.engine)
+        self.pool = httpclient.Pool(section.url, max_connections=section.max_connections)
+        self.timeouts = httpclient.Timeouts(connect=section.timeouts.connect_s, read=section.timeouts.read_s)
+        self._headers = {"Content-Type": "application/json"}
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._stream_headers = {**self._headers, "Accept": "text/event-stream"}
+        self._path = self.pool.base_path + "/chat/completions"
+        from owstack.catalog.models import find_card
+
+        self.card = find_card(section.catalog or section.model)
+
+    def _shape(self, request: ChatRequest) -> ChatRequest:
+        """Apply the request's reasoning policy in this engine's dialect."""
+        if request.reasoning is None:
+            return request
+        from owstack.efficiency.policies import apply, translate
+
+        return apply(translate(request.reasoning, self.engine, self.card), request)
+
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+
+    async def _post(self, body: JSON, headers: dict[str, str]) -> httpclient.Response:
+        try:
+            resp = await self.pool.request("POST", self._path, orjson.dumps(body), headers, self.timeouts)
+        except BaseException as exc:
+            raise _translate(exc, self.name) from None
+        if resp.status >= 300:
+            raw = b""
+            try:
+                raw = await resp.read()
+            except Exception:
+                await resp.aclose()
+            raise _status_error(resp.status, raw, self.name)
+        return resp
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        request = self._shape(request)
+        resp = await self._post(self.dialect.body(request, self.model, stream=False), self._headers)
+        try:
+            raw = await resp.read()
+        except BaseException as exc:
+            await resp.aclose()
+            raise _translate(exc, self.name) from None
+        try:
+            body = orjson.loads(raw)
+            choices = body["choices"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            raise UpstreamError(f"backend {self.name} returned a body that is not a chat completion") from None
+        finish = None
+        for choice in choices if isinstance(choices, list) else ():
+            if isinstance(choice, dict):
+                self.dialect.normalise_message(choice.get("message"))
+                finish = finish or choice.get("finish_reason")
+        return Completion(body=body, usage=Usage.from_openai(body.get("usage")), finish_reason=finish)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[JSON]:
+        request = self._shape(request)
+        resp = await self._post(self.dialect.body(request, self.model, stream=True), self._stream_headers)
+        normalise = self.dialect.normalise_message
+        try:
+            async for data in iter_data(resp.iter_bytes()):
+                if data == DONE:
+                    break
+                try:
+                    chunk = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    raise UpstreamError(f"backend {self.name} sent an event that is not JSON") from None
+                if not isinstance(chunk, dict):
+                    continue
+                if "error" in chunk:
+                    raise UpstreamError(f"backend {self.name} reported an error mid-stream: {_error_text(chunk)}")
+                for choice in chunk.get("choices") or ():
+                    if isinstance(choice, dict):
+                        normalise(choice.get("delta"))
+                yield chunk
+        except OwstackError:
+            raise
+        except BaseException as exc:
+            raise _translate(exc, self.name) from None
+        finally:
+            await resp.aclose()
+
+    async def list_models(self) -> list[str]:
+        try:
+            resp = await self.pool.request("GET", self.pool.base_path + "/models", b"", self._headers, self.timeouts)
+            raw = await resp.read()
+            data = orjson.loads(raw).get("data", [])
+            return [m["id"] for m in data if isinstance(m, dict) and "id" in m] or [self.model]
+        except Exception:
+            return [self.model]
+
+    async def health(self, timeout: float = 2.0) -> bool:
+        path = self.dialect.health_path
+        path = self.pool.base_path + path[5:] if path.startswith("base:") else path
+        timeouts = httpclient.Timeouts(connect=timeout, read=timeout)
+        try:
+            resp = await self.pool.request("GET", path, b"", self._headers, timeouts)
+            await resp.read()
+        except Exception:
+            return False
+        return resp.status < 300
+
+
+def _translate(exc: BaseException, name: str) -> BaseException:
+    if isinstance(exc, OwstackError):
+        return exc
+    if isinstance(exc, httpclient.ReadTimeout):
+        return UpstreamTimeout(f"backend {name} timed out: {exc}")
+    if isinstance(exc, httpclient.ConnectError):
+        return UpstreamError(f"backend {name} is unreachable: {exc}", code="upstream_unreachable")
+    if isinstance(exc, httpclient.ConnectionDropped):
+        return UpstreamError(f"backend {name} dropped the connection", code="upstream_disconnected")
+    if isinstance(exc, httpclient.ProtocolError):
+        return UpstreamError(f"backend {name} sent a malformed response")
+    return exc  # cancellation and programming errors propagate unchanged
+
+
+def _error_text(body: object) -> str:
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        msg = (err.get("message") or err.get("detail") or "") if isinstance(err, dict) else err
+        return str(msg)[:_MAX_ERROR_TEXT]
+    return ""
+
+
+def _status_error(status: int, raw: bytes, name: str) -> OwstackError:
+    try:
+        text = _error_text(orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        text = raw[:_MAX_ERROR_TEXT].decode("utf-8", "replace")
+    if status in (400, 413, 422):
+        # The upstream judged the request itself (context too long, bad parameter): the client's to fix.
+        return InvalidRequest(
+            f"backend {name} rejected the request: {text}" if text else f"backend {name} rejected the request"
+        )
+    if status in (401, 403):
+        return UpstreamError(f"backend {name} refused owstack's credentials (HTTP {status})", code="upstream_auth")
+    if status == 429:
+        return UpstreamError(f"backend {name} is rate limiting (HTTP 429)", code="upstream_rate_limited")
+    return UpstreamError(f"backend {name} failed with HTTP {status}", code=f"upstream_http_{status}")

@@ -1,0 +1,57 @@
+"""The request pipeline, top to bottom. This list is the one place that says what happens to a request.
+
+It is an onion: `before` hooks run top to bottom on the way in, `after` hooks bottom to top on the way out
+(see pipeline/stage.py). Audit and meter sit outermost so that their after-hooks see every request, refused
+ones included, and audit's before-hook can refuse service while the log cannot be written; the backend call
+sits innermost.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from owstack.pipeline.call import CallStage
+from owstack.pipeline.parse import ParseStage
+from owstack.pipeline.pipeline import Pipeline
+from owstack.pipeline.route import RouteStage
+from owstack.pipeline.shape import ShapeStage
+from owstack.pipeline.stage import Stage
+
+if TYPE_CHECKING:
+    from owstack.api.gateway import Gateway
+
+
+def build_pipeline(gw: Gateway) -> Pipeline:
+    config = gw.config
+    stages: list[Stage] = [
+        *audit(gw),  # 9 before: refuse if the log cannot be written; after: one chained record, durable
+        *meter(gw),  # 8 after: tokens, latency, costs -> ledger (off the hot path) and /metrics
+        *authenticate(gw),  # 1 API key -> tenant and its policy
+        ParseStage(),  # 2 body -> ChatRequest; size limit, schema, `param` on errors
+        *guard(gw),  # 3 neutralise control tokens; flag or block injection
+        RouteStage(config, gw.router),  # 4 layer, candidates, residency (fail closed)
+        ShapeStage(config.file.reasoning),  # 5 reasoning policy
+        *limit(gw),  # 6 rate and budget reservation
+        CallStage(gw.caller),  # 7 backend call: retries and fallback before the first byte
+    ]
+    return Pipeline(stages)
+
+
+def audit(gw: Gateway) -> list[Stage]:
+    return []
+
+
+def meter(gw: Gateway) -> list[Stage]:
+    return []
+
+
+def authenticate(gw: Gateway) -> list[Stage]:
+    return []
+
+
+def guard(gw: Gateway) -> list[Stage]:
+    return []
+
+
+def limit(gw: Gateway) -> list[Stage]:
+    return []

@@ -1,0 +1,38 @@
+"""route: the layer and the candidate backends, filtered by the tenant's jurisdictions (fail closed)."""
+
+from __future__ import annotations
+
+from owstack.config.load import Config
+from owstack.pipeline.context import RequestContext
+from owstack.pipeline.stage import BaseStage
+from owstack.routing.router import Router
+
+
+class RouteStage(BaseStage):
+    name = "route"
+
+    def __init__(self, config: Config, router: Router) -> None:
+        self.backends = config.file.backends
+        self.router = router
+        # Open mode (no tenant) may still not reach proprietary backends; with none configured, skip the filter.
+        self.any_proprietary = any(b.proprietary for b in self.backends.values())
+
+    async def before(self, ctx: RequestContext) -> None:
+        assert ctx.request is not None
+        route = self.router.resolve(ctx.request)
+        ctx.route = route
+        ctx.layer = route.layer
+        ctx.route_reason = route.reason
+        names = list(dict.fromkeys((*route.replicas, *route.fallback)))
+        if ctx.allowed_layers is not None:
+            from owstack.tenancy.stage import check_layer
+
+            check_layer(ctx, route.layer)
+        if ctx.policy is not None or self.any_proprietary:
+            from owstack.tenancy.residency import filter_candidates, raise_if_empty
+
+            kept, excluded = filter_candidates(names, self.backends, ctx.policy)
+            ctx.residency_excluded = excluded
+            raise_if_empty(kept, excluded, ctx.policy, route.layer, tenant_name=ctx.tenant)
+            names = kept
+        ctx.candidates = names

@@ -1,0 +1,135 @@
+"""Calling backends: retries and fallback while no byte has reached the client.
+
+Order of attempts: the layer's replicas (each time the least-loaded one not yet tried), then its fallback
+list in order; at most `routing.max_attempts` in all. A retryable failure (connect error, 5xx, 429,
+timeout, queue full) counts against the backend's breaker and moves on; a non-retryable one (the upstream
+rejected the request itself, a 400) is the client's to fix and returns at once. A stream is "committed" once
+its first chunk has arrived: from then on a failure ends the stream with an error event (see the API edge).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from owstack.errors import NoHealthyBackend, OwstackError, UpstreamError
+from owstack.pipeline.context import Attempt, RequestContext
+from owstack.routing.router import Route, Router, Slot
+from owstack.types import JSON, ChatRequest, Completion
+
+
+class PrimedStream:
+    """A stream whose first chunk has arrived; settle it exactly once when it ends."""
+
+    __slots__ = ("_iter", "_settled", "first", "slot")
+
+    def __init__(self, slot: Slot, iterator: AsyncIterator[JSON], first: JSON) -> None:
+        self.slot = slot
+        self._iter = iterator
+        self.first = first
+        self._settled = False
+
+    async def chunks(self) -> AsyncIterator[JSON]:
+        yield self.first
+        async for chunk in self._iter:
+            yield chunk
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._iter, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    def settle(self, outcome: str) -> None:
+        """`ok`, `failed` (the upstream broke mid-stream) or `abandoned` (the client went away)."""
+        if self._settled:
+            return
+        self._settled = True
+        self.slot.outstanding -= 1
+        breaker = self.slot.breaker
+        if outcome == "ok":
+            breaker.success()
+        elif outcome == "failed":
+            breaker.failure()
+        else:
+            breaker.release()
+
+
+class Caller:
+    def __init__(self, router: Router, max_attempts: int, on_error: Callable[[str, str], None] | None = None) -> None:
+        self.router = router
+        self.max_attempts = max_attempts
+        self._on_error = on_error
+
+    async def call(self, ctx: RequestContext, route: Route, request: ChatRequest) -> Completion | PrimedStream:
+        tried: set[str] = set()
+        last_error: OwstackError | None = None
+        fallback = [n for n in route.fallback if n not in route.replicas]
+        replicas = [n for n in ctx.candidates if n in route.replicas] or list(route.replicas)
+        fallback = [n for n in ctx.candidates if n in fallback] if ctx.candidates else fallback
+        while len(tried) < self.max_attempts:
+            slot = self._next(replicas, fallback, tried)
+            if slot is None:
+                break
+            tried.add(slot.name)
+            ctx.backend, ctx.engine, ctx.model = slot.name, slot.backend.engine, slot.backend.model
+            started = time.perf_counter()
+            slot.outstanding += 1
+            try:
+                result = await self._attempt(slot, request)
+            except asyncio.CancelledError:
+                slot.outstanding -= 1
+                slot.breaker.release()
+                raise
+            except OwstackError as exc:
+                slot.outstanding -= 1
+                ctx.attempts.append(Attempt(slot.name, exc.code or exc.type, time.perf_counter() - started))
+                if not exc.retryable:
+                    slot.breaker.success()  # the backend answered; the request itself was refused
+                    raise
+                slot.breaker.failure()
+                if self._on_error is not None:
+                    self._on_error(slot.name, exc.code or exc.type)
+                last_error = exc
+                continue
+            ctx.attempts.append(Attempt(slot.name, "ok", time.perf_counter() - started))
+            if isinstance(result, Completion):
+                slot.outstanding -= 1
+                slot.breaker.success()
+            return result
+        if last_error is not None:
+            if len(ctx.attempts) > 1:
+                last_error.message = f"{last_error.message} (after {len(ctx.attempts)} attempts)"
+            raise last_error
+        names = [*replicas, *fallback]
+        reasons = self.router.unavailable_reasons(names) or names
+        raise NoHealthyBackend(f"no healthy backend for layer {route.layer}: {', '.join(reasons)}")
+
+    def _next(self, replicas: list[str], fallback: list[str], tried: set[str]) -> Slot | None:
+        slot = self.router.pick(replicas, tried)
+        if slot is not None and slot.breaker.acquire():
+            return slot
+        for name in fallback:
+            if name in tried:
+                continue
+            candidate = self.router.slots[name]
+            if candidate.breaker.acquire():
+                return candidate
+        return None
+
+    async def _attempt(self, slot: Slot, request: ChatRequest) -> Completion | PrimedStream:
+        backend = slot.backend
+        if not request.stream:
+            return await backend.complete(request)
+        iterator: Any = backend.stream(request)
+        try:
+            first = await iterator.__anext__()
+        except StopAsyncIteration:
+            raise UpstreamError(f"backend {slot.name} ended the stream before sending anything") from None
+        except BaseException:
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            raise
+        return PrimedStream(slot, iterator, first)
