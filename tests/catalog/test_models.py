@@ -250,3 +250,14 @@ def test_card_to_dict_is_json_ready() -> None:
     data = json.loads(json.dumps(model_card("mistral-small-4").to_dict()))
     assert data["reasoning"]["values"] == ["none", "high"]
     assert data["variants"][0]["name"] == "FP8"
+
+
+def test_the_override_example_in_the_docs_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "catalog.md").read_text(encoding="utf-8")
+    block = doc.split("# OWSTACK_MODELS_FILE=./my-models.yaml\n", 1)[1].split("```", 1)[0]
+    user = tmp_path / "my-models.yaml"
+    user.write_text(block, encoding="utf-8")
+    monkeypatch.setenv("OWSTACK_MODELS_FILE", str(user))
+    assert model_card("qwen3.5-9b").context_served == 32768
+    mine = model_card("acme/my-coder-7b")
+    assert mine.id == "my-coder" and mine.params_total == 7e9 and mine.layer == "coding"

@@ -311,3 +311,8 @@ def test_host_beyond_loopback_warns_and_the_url_stays_usable() -> None:
     r = recipe("qwen3.5-9b", "vllm", host="10.0.0.5", port=9000)
     assert r.backend_entry["url"] == "http://10.0.0.5:9000/v1" and "beyond loopback" in r.warnings[0]
     assert recipe("qwen3.5-9b", "vllm").warnings == []
+
+
+def test_mistral_fp8_fits_the_other_published_setups() -> None:
+    for gpus in ("4xH100", "2xB200", "2xH200"):
+        assert recipe("mistral-small-4", "vllm", gpus).variant == "FP8", gpus

@@ -300,7 +300,7 @@ def _options(me: RawModelEngine, chosen: Sequence[str], b: _Build, env: dict[str
         env.update(_fill_map(opt.env, b.values))
     for name, opt in me.options.items():
         if name not in chosen:
-            b.notes.append(f"Option --option {opt.note}")
+            b.notes.append(f"Available: --option {name}: {opt.note}")
     return flags
 
 
