@@ -128,31 +128,7 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.fixture
 def cli_app() -> Any:
-    """The root `owstack` app; while another group's module is still missing, an app with this group."""
-    try:
-        from owstack.cli import app
-    except ModuleNotFoundError as error:
-        if not (error.name or "").startswith("owstack.cli."):
-            raise
-        import importlib.util
+    """The root `owstack` Typer app."""
+    from owstack.cli import app
 
-        import typer
-
-        import owstack
-
-        # the package's __init__ failed: load this group's module from its file
-        path = Path(owstack.__file__).parent / "cli" / "tenancy.py"
-        spec = importlib.util.spec_from_file_location("owstack_cli_tenancy", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        register = module.register
-
-        app = typer.Typer(name="owstack")
-
-        @app.callback()
-        def _root() -> None:
-            pass
-
-        register(app)
     return app

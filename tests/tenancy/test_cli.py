@@ -105,16 +105,12 @@ def test_create_without_tenants_and_bad_configs(
     assert result.exit_code == 2 and "no tenants are configured in" in result.stderr
     config_data["tenants"] = {"t": {"jurisdictions": ["EU"]}}
     result = invoke(cli_app, "keys", "create", "--config", write_config(config_data, sqlite_url), "-t", "t")
-    assert (
-        result.exit_code == 2 and "tenants.t.jurisdictions: 'EU' is not a jurisdiction label" in result.stderr
-    )
+    assert result.exit_code == 2 and "tenants.t.jurisdictions: 'EU' is not a jurisdiction label" in result.stderr
     result = invoke(cli_app, "keys", "list", "--config", tmp_path / "missing.yaml")
     assert result.exit_code == 2 and "cannot read config file" in result.stderr
 
 
-def test_unreachable_store(
-    cli_app: Any, write_config: Callable[..., Path], config_data: dict[str, Any]
-) -> None:
+def test_unreachable_store(cli_app: Any, write_config: Callable[..., Path], config_data: dict[str, Any]) -> None:
     path = write_config(config_data, "postgresql://postgres:hunter2@127.0.0.1:1/owstack")
     result = invoke(cli_app, "keys", "list", "--config", path)
     assert result.exit_code == 1
@@ -171,17 +167,12 @@ def test_a_key_the_audit_log_refused_is_revoked(
     assert [r.status() for r in KeyStore(sqlite_url).list()] == ["revoked"]
 
 
-def test_residency_check(
-    cli_app: Any, write_config: Callable[..., Path], config_data: dict[str, Any]
-) -> None:
+def test_residency_check(cli_app: Any, write_config: Callable[..., Path], config_data: dict[str, Any]) -> None:
     failing = invoke(cli_app, "residency", "check", "--config", write_config(config_data))
     assert failing.exit_code == 1
     assert "acme-eu: jurisdictions eu, local; proprietary APIs not allowed" in failing.stdout
     assert "coding      backends: vllm-eu-fr; fallback: edge-local" in failing.stdout
-    assert (
-        "excluded openai-us: proprietary (us) and the tenant does not set allow_proprietary"
-        not in failing.stdout
-    )
+    assert "excluded openai-us: proprietary (us) and the tenant does not set allow_proprietary" not in failing.stdout
     assert "excluded openai-us: proprietary, jurisdiction us is outside eu, local" in failing.stdout
     assert "multimodal  not permitted for this tenant" in failing.stdout
     assert "edge        backends: -; fallback: -  <- NO BACKEND" in failing.stdout
@@ -194,18 +185,14 @@ def test_residency_check(
     assert passing.exit_code == 0 and "ok: every tenant reaches a backend" in passing.stdout
 
 
-def test_real_subprocess(
-    tmp_path: Path, write_config: Callable[..., Path], config_data: dict[str, Any]
-) -> None:
+def test_real_subprocess(tmp_path: Path, write_config: Callable[..., Path], config_data: dict[str, Any]) -> None:
     """The installed `owstack` command: the key goes to stdout once; `keys list` never shows it."""
     exe = Path(sys.executable).with_name("owstack")
     config = write_config(config_data, f"sqlite:///{tmp_path / 'sub.db'}")
     env = {**os.environ, "OWSTACK_CONFIG": str(config)}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(exe), *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
-        )
+        return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
 
     created = run("keys", "create", "--tenant", "acme-eu", "--expires", "30d")
     assert created.returncode == 0, created.stderr

@@ -73,9 +73,7 @@ def test_architecture_example_tenant_validates(config_data: dict[str, Any]) -> N
         ({"capture_content": "maybe"}, "tenants.t1.capture_content"),
     ],
 )
-def test_bad_tenant_entries_name_the_field(
-    entry: dict[str, Any], fragment: str, config_data: dict[str, Any]
-) -> None:
+def test_bad_tenant_entries_name_the_field(entry: dict[str, Any], fragment: str, config_data: dict[str, Any]) -> None:
     with pytest.raises(ConfigError) as info:
         load_tenant(entry, config_data)
     assert fragment in str(info.value)

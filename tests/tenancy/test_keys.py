@@ -89,9 +89,7 @@ def test_expired_key(db_url: str) -> None:
     assert store.authenticate(key).key_id == record.key_id
     past = datetime.now(UTC) - timedelta(minutes=1)
     with engine(db_url).begin() as conn:
-        conn.execute(
-            sa.text("UPDATE api_keys SET expires_at = :t WHERE key_id = :k"), {"t": past, "k": record.key_id}
-        )
+        conn.execute(sa.text("UPDATE api_keys SET expires_at = :t WHERE key_id = :k"), {"t": past, "k": record.key_id})
     store.invalidate()
     message = reason(store, key)
     assert message.startswith(f"API key {record.key_id} expired at ")

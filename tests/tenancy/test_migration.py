@@ -19,9 +19,7 @@ def test_migration_matches_the_declared_tables(db_url: str) -> None:
     for table in (api_keys, api_key_revision):
         found = columns(db_url, table.name)
         assert list(found) == [c.name for c in table.columns]
-        assert {name: nullable for name, (nullable, _) in found.items()} == {
-            c.name: c.nullable for c in table.columns
-        }
+        assert {name: nullable for name, (nullable, _) in found.items()} == {c.name: c.nullable for c in table.columns}
     inspector = sa.inspect(engine(db_url))
     assert inspector.get_pk_constraint("api_keys")["constrained_columns"] == ["key_id"]
     assert [ix["column_names"] for ix in inspector.get_indexes("api_keys")] == [["tenant"]]

@@ -87,9 +87,7 @@ def test_refusal_names_tenant_layer_and_jurisdictions() -> None:
     )
     raise_if_empty(["x"], ["us"], tenant("eu"), "coding")  # something left: no error
     with pytest.raises(ResidencyViolation) as info:
-        raise_if_empty(
-            [], ["us", "api"], tenant("eu", "local"), "coding", tenant_name="acme-eu", backends=backends
-        )
+        raise_if_empty([], ["us", "api"], tenant("eu", "local"), "coding", tenant_name="acme-eu", backends=backends)
     error = info.value
     assert isinstance(error, PermissionDenied) and error.status == 403 and error.code == "residency_violation"
     assert "tenant 'acme-eu'" in error.message and "'coding'" in error.message
@@ -100,9 +98,7 @@ def test_refusal_names_tenant_layer_and_jurisdictions() -> None:
 
 
 def test_refusal_without_names_still_clear() -> None:
-    with pytest.raises(
-        ResidencyViolation, match=r"this tenant may send data only to eu.*'edge'.*\(2 backend"
-    ):
+    with pytest.raises(ResidencyViolation, match=r"this tenant may send data only to eu.*'edge'.*\(2 backend"):
         raise_if_empty([], ["a", "b"], tenant("eu"), "edge")
     with pytest.raises(ResidencyViolation, match="open mode reaches none"):
         raise_if_empty([], ["api"], None, "coding", backends={"api": backend("us", proprietary=True)})
@@ -123,14 +119,11 @@ def test_report_per_tenant_and_layer(config_data: dict[str, Any]) -> None:
     assert us["multimodal"].primary == [] and us["multimodal"].fallback == ["openai-us"]
     # us-prop reaches no `local` backend, so its edge layer has none
     assert report.problems == [
-        "tenant 'us-prop': layer 'edge' has no backend inside us "
-        "(edge-local: jurisdiction local is outside us)"
+        "tenant 'us-prop': layer 'edge' has no backend inside us (edge-local: jurisdiction local is outside us)"
     ]
     assert report.ok is False
     data = report.to_dict()
-    assert data["ok"] is False and data["tenants"]["acme-eu"]["layers"]["coding"]["fallback"] == [
-        "edge-local"
-    ]
+    assert data["ok"] is False and data["tenants"]["acme-eu"]["layers"]["coding"]["fallback"] == ["edge-local"]
 
 
 def test_report_ok_and_open_mode(config_data: dict[str, Any]) -> None:

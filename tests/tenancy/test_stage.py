@@ -101,18 +101,13 @@ def test_allowed_layers_intersect_key_and_tenant(
 
 
 def test_check_layer() -> None:
-    ctx = RequestContext(
-        request_id="r", tenant="fr-only", key_id="0123456789ab", allowed_layers=frozenset({"coding"})
-    )
+    ctx = RequestContext(request_id="r", tenant="fr-only", key_id="0123456789ab", allowed_layers=frozenset({"coding"}))
     check_layer(ctx, "coding")
     with pytest.raises(PermissionDenied) as info:
         check_layer(ctx, "edge")
     error = info.value
     assert error.status == 403 and error.code == "layer_not_allowed"
-    assert (
-        error.message
-        == "API key 0123456789ab (tenant 'fr-only') may not use layer 'edge'; it may use: coding"
-    )
+    assert error.message == "API key 0123456789ab (tenant 'fr-only') may not use layer 'edge'; it may use: coding"
     open_ctx = RequestContext(request_id="r")
     check_layer(open_ctx, "edge")  # open mode: every layer
     with pytest.raises(PermissionDenied, match="it may use: none"):

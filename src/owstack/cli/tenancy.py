@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+from owstack.cli.common import fail
 
 if TYPE_CHECKING:
     from owstack.config import Config
@@ -20,9 +22,7 @@ if TYPE_CHECKING:
 keys_app = typer.Typer(
     name="keys", help="Create, list and revoke API keys (stored as SHA-256 hashes).", no_args_is_help=True
 )
-residency_app = typer.Typer(
-    name="residency", help="Check where each tenant's data may go.", no_args_is_help=True
-)
+residency_app = typer.Typer(name="residency", help="Check where each tenant's data may go.", no_args_is_help=True)
 
 CONFIG_HELP = "Config file (tenants, storage.url); default: $OWSTACK_CONFIG, else the embedded default."
 EXPIRES_HELP = "When the key stops working: 30d, 12h, 2w, 90m, an ISO date (2027-01-31, 00:00 UTC) or never."
@@ -34,11 +34,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(residency_app, name="residency")
 
 
-def _fail(message: str, code: int = 2) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
 def _config(path: Path | None) -> Config:
     from owstack.config import load
     from owstack.errors import ConfigError
@@ -46,7 +41,7 @@ def _config(path: Path | None) -> Config:
     try:
         return load(path)
     except ConfigError as error:
-        _fail(str(error))
+        fail(str(error))
 
 
 def _store(config: Config) -> KeyStore:
@@ -58,10 +53,10 @@ def _store(config: Config) -> KeyStore:
     try:
         return KeyStore(url)
     except ConfigError as error:
-        _fail(str(error))
+        fail(str(error))
     except Exception as error:  # the driver's errors: unreachable server, unwritable file, ...
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        _fail(f"cannot open the key store at {safe_url(url)}: {first}", code=1)
+        fail(f"cannot open the key store at {safe_url(url)}: {first}", code=1)
 
 
 def _layers(values: list[str] | None) -> list[str] | None:
@@ -76,29 +71,25 @@ def _check_request(config: Config, tenant: str, layers: list[str] | None) -> Non
     tenants = config.file.tenants
     if tenant not in tenants:
         if not tenants:
-            _fail(f"--tenant: no tenants are configured in {config.source}; add one under `tenants:`")
-        _fail(f"--tenant: unknown tenant {tenant!r}; configured tenants: {', '.join(sorted(tenants))}")
+            fail(f"--tenant: no tenants are configured in {config.source}; add one under `tenants:`")
+        fail(f"--tenant: unknown tenant {tenant!r}; configured tenants: {', '.join(sorted(tenants))}")
     for layer in layers or ():
         if layer not in LAYERS:
-            _fail(f"--layers: unknown layer {layer!r}; the layers are {', '.join(LAYERS)}")
+            fail(f"--layers: unknown layer {layer!r}; the layers are {', '.join(LAYERS)}")
         if not tenants[tenant].allows_layer(layer):
             allowed = ", ".join(tenants[tenant].layers or ())
-            _fail(f"--layers: tenant {tenant!r} may not use layer {layer!r}; it may use: {allowed}")
+            fail(f"--layers: tenant {tenant!r} may not use layer {layer!r}; it may use: {allowed}")
 
 
 @keys_app.command("create")
 def keys_create(
-    tenant: str = typer.Option(
-        ..., "--tenant", "-t", help="A tenant defined under `tenants:` in the config."
-    ),
+    tenant: str = typer.Option(..., "--tenant", "-t", help="A tenant defined under `tenants:` in the config."),
     layers: list[str] | None = typer.Option(
         None, "--layers", "-l", help="Layers the key may use (comma-separated or repeated); default: all."
     ),
     expires: str | None = typer.Option(None, "--expires", help=EXPIRES_HELP),
     label: str | None = typer.Option(None, "--label", help="A note for `keys list` (who or what uses it)."),
-    config_path: Path | None = typer.Option(
-        None, "--config", "-c", envvar="OWSTACK_CONFIG", help=CONFIG_HELP
-    ),
+    config_path: Path | None = typer.Option(None, "--config", "-c", envvar="OWSTACK_CONFIG", help=CONFIG_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the key and its record as JSON."),
 ) -> None:
     """Create a key and print it once: it cannot be shown again (only its hash is stored)."""
@@ -110,9 +101,9 @@ def keys_create(
     try:
         expires_at = parse_expires(expires)
     except ValueError as error:
-        _fail(f"--expires: {error}")
+        fail(f"--expires: {error}")
     if label is not None and (len(label) > 200 or not label.isprintable()):
-        _fail("--label: at most 200 printable characters")
+        fail("--label: at most 200 printable characters")
     store = _store(config)
     key, record = store.create(tenant, layers=wanted, expires=expires_at, label=label)
     _audit_created(config, store, record)
@@ -132,7 +123,7 @@ def _audit_created(config: Config, store: KeyStore, record: KeyRecord) -> None:
         record_admin_event(config, KEY_CREATED, _event(record))
     except Exception as error:  # the audit log refused: the key must not exist unrecorded
         store.revoke(record.key_id)
-        _fail(f"the audit log did not record the new key ({error}); key {record.key_id} was revoked", code=1)
+        fail(f"the audit log did not record the new key ({error}); key {record.key_id} was revoked", code=1)
 
 
 def _event(record: KeyRecord) -> dict[str, Any]:
@@ -158,9 +149,7 @@ def _warn_residency(config: Config, tenant: str) -> None:
 @keys_app.command("list")
 def keys_list(
     tenant: str | None = typer.Option(None, "--tenant", "-t", help="Only this tenant's keys."),
-    config_path: Path | None = typer.Option(
-        None, "--config", "-c", envvar="OWSTACK_CONFIG", help=CONFIG_HELP
-    ),
+    config_path: Path | None = typer.Option(None, "--config", "-c", envvar="OWSTACK_CONFIG", help=CONFIG_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List keys (ids, tenants, layers, expiry, status); never their secrets."""
@@ -170,9 +159,7 @@ def keys_list(
         typer.echo(json.dumps([r.to_dict() for r in records], indent=2))
         return
     if not records:
-        typer.echo(
-            "no keys" + (f" for tenant {tenant!r}" if tenant else "") + " (create one: owstack keys create)"
-        )
+        typer.echo("no keys" + (f" for tenant {tenant!r}" if tenant else "") + " (create one: owstack keys create)")
         return
     _print_table(records)
 
@@ -195,9 +182,7 @@ def _print_table(records: list[KeyRecord]) -> None:
 @keys_app.command("revoke")
 def keys_revoke(
     key_id: str = typer.Argument(..., help="The key id (12 hex digits) from `owstack keys list`."),
-    config_path: Path | None = typer.Option(
-        None, "--config", "-c", envvar="OWSTACK_CONFIG", help=CONFIG_HELP
-    ),
+    config_path: Path | None = typer.Option(None, "--config", "-c", envvar="OWSTACK_CONFIG", help=CONFIG_HELP),
 ) -> None:
     """Revoke a key: every gateway refuses it within about a second."""
     from owstack.tenancy import keyformat
@@ -207,14 +192,14 @@ def keys_revoke(
     try:
         key_id = keyformat.check_key_id(key_id)
     except ValueError as error:
-        _fail(f"KEY_ID: {error}")
+        fail(f"KEY_ID: {error}")
     config = _config(config_path)
     store = _store(config)
     try:
         before = store.get(key_id)
         record = store.revoke(key_id)
     except KeyNotFound as error:
-        _fail(str(error), code=1)
+        fail(str(error), code=1)
     if before.revoked_at is not None:
         typer.echo(f"key {key_id} was already revoked on {before.revoked_at.isoformat(timespec='seconds')}")
         return
@@ -227,9 +212,7 @@ def keys_revoke(
 
 @residency_app.command("check")
 def residency_check(
-    config_path: Path | None = typer.Option(
-        None, "--config", "-c", envvar="OWSTACK_CONFIG", help=CONFIG_HELP
-    ),
+    config_path: Path | None = typer.Option(None, "--config", "-c", envvar="OWSTACK_CONFIG", help=CONFIG_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Per tenant and layer: the backends it may reach, fallbacks included; exit 1 if a layer has none."""

@@ -6,9 +6,12 @@
     owstack.tenancy.residency   allowed, filter_candidates, raise_if_empty, residency_report
     open_mode_allowed           whether the gateway may run without keys, and what to print at start
 
-Importing this package is cheap: SQLAlchemy loads only with `owstack.tenancy.keys`.
+Importing this package is cheap: SQLAlchemy loads only with `owstack.tenancy.keys`. `owstack.config`'s
+schema imports this package's `config` module; importing the config package first keeps that order
+whichever module of this package is imported first.
 """
 
+import owstack.config  # noqa: F401
 from owstack.tenancy.openmode import is_loopback, open_mode_allowed
 
 __all__ = ["is_loopback", "open_mode_allowed"]

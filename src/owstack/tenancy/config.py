@@ -52,9 +52,7 @@ class TenantSection(Section):
             raise ValueError("needs at least one jurisdiction label (e.g. [local] or [eu, local])")
         for label in v:
             if not JURISDICTION.match(label):
-                raise ValueError(
-                    f"{label!r} is not a jurisdiction label: lowercase, such as eu, us, local or eu-fr"
-                )
+                raise ValueError(f"{label!r} is not a jurisdiction label: lowercase, such as eu, us, local or eu-fr")
         return tuple(dict.fromkeys(v))
 
     @field_validator("layers")

@@ -239,9 +239,7 @@ class KeyStore:
                     sa.select(api_key_revision.c.revision).where(api_key_revision.c.id == 1)
                 ).scalar()
         except exc.SQLAlchemyError as error:
-            log.warning(
-                "key revision unreadable (%s): cached keys stay valid until their TTL", type(error).__name__
-            )
+            log.warning("key revision unreadable (%s): cached keys stay valid until their TTL", type(error).__name__)
             return
         self._cache.observe_revision(int(revision or 0))
 
@@ -286,9 +284,7 @@ def _verify(key: keyformat.PresentedKey, stored: _Stored | None) -> KeyRecord:
 
 def _bump_revision(conn: sa.Connection) -> None:
     updated = conn.execute(
-        api_key_revision.update()
-        .where(api_key_revision.c.id == 1)
-        .values(revision=api_key_revision.c.revision + 1)
+        api_key_revision.update().where(api_key_revision.c.id == 1).values(revision=api_key_revision.c.revision + 1)
     )
     if updated.rowcount == 0:
         conn.execute(api_key_revision.insert().values(id=1, revision=1))
@@ -305,9 +301,7 @@ def _new_record(
     if layer_set is not None:
         unknown = sorted(layer_set - set(LAYERS))
         if unknown or not layer_set:
-            raise ValueError(
-                f"layers: {', '.join(unknown) or 'none given'}; the layers are {', '.join(LAYERS)}"
-            )
+            raise ValueError(f"layers: {', '.join(unknown) or 'none given'}; the layers are {', '.join(LAYERS)}")
     now = datetime.now(UTC)
     moment = parse_expires(expires, now=now) if isinstance(expires, str) else expires
     if moment is not None:
@@ -316,9 +310,7 @@ def _new_record(
             raise ValueError("expires: the moment is in the past")
     if label is not None and (len(label) > 200 or not label.isprintable()):
         raise ValueError("label: at most 200 printable characters")
-    return KeyRecord(
-        key_id="", tenant=tenant, layers=layer_set, created_at=now, expires_at=moment, label=label
-    )
+    return KeyRecord(key_id="", tenant=tenant, layers=layer_set, created_at=now, expires_at=moment, label=label)
 
 
 def _row_values(record: KeyRecord, digest: bytes) -> dict[str, Any]:

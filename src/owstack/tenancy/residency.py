@@ -23,11 +23,11 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from owstack.errors import ResidencyViolation
-from owstack.tenancy.config import TenantSection
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # owstack.tenancy.config imports owstack.config, whose __init__ imports the schema
     from owstack.config import Config
     from owstack.config.schema import BackendSection
+    from owstack.tenancy.config import TenantSection
     from owstack.tenancy.report import ResidencyReport
 
 

@@ -23,9 +23,7 @@ if TYPE_CHECKING:
     from owstack.config import Config
     from owstack.tenancy.keys import KeyStore
 
-MISSING = (
-    "missing API key: send `Authorization: Bearer <key>` (OpenAI clients) or `x-api-key: <key>` (Anthropic)"
-)
+MISSING = "missing API key: send `Authorization: Bearer <key>` (OpenAI clients) or `x-api-key: <key>` (Anthropic)"
 
 
 def presented_key(headers: dict[str, str]) -> str:
@@ -68,9 +66,7 @@ class AuthenticateStage(BaseStage):
         ctx.allowed_layers = _intersect(record.layers, tenant.layers)
 
 
-def _intersect(
-    key_layers: frozenset[str] | None, tenant_layers: tuple[str, ...] | None
-) -> frozenset[str] | None:
+def _intersect(key_layers: frozenset[str] | None, tenant_layers: tuple[str, ...] | None) -> frozenset[str] | None:
     if key_layers is None:
         return None if tenant_layers is None else frozenset(tenant_layers)
     if tenant_layers is None:
