@@ -1,0 +1,227 @@
+"""Building audit records: one per request (`inference.request`) and one per administrative event.
+
+No raw prompt or completion ever enters a record: they are represented by HMAC-SHA256 digests under the
+pseudonym key and by token counts. Only when the tenant has `capture_content: true` is the content kept,
+and then encrypted under the tenant's content key (see keystore.py).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from owstack import __version__
+from owstack.compliance import chain
+from owstack.compliance.facts import ModelFacts, sha256_of
+from owstack.compliance.keys import AuditKeys
+from owstack.compliance.keystore import ContentKeystore
+from owstack.pipeline.context import RequestContext
+
+REQUEST = "inference.request"
+#: generation parameters recorded as they are (anything else is left out: it may hold content)
+GENERATION_PARAMS = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "max_tokens",
+    "max_completion_tokens",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "n",
+    "reasoning_effort",
+    "logprobs",
+    "parallel_tool_calls",
+)
+AI_MARKER_HEADER = "x-owstack-ai-generated"
+
+
+@dataclass(frozen=True, slots=True)
+class SystemFacts:
+    system_id: str
+    node: str
+    region: str | None
+    config_hash: str
+    retention_days: int
+    legal_hold: bool = False
+    legal_hold_tenants: frozenset[str] = frozenset()
+    models: dict[str, ModelFacts] = field(default_factory=dict)
+    version: str = __version__
+
+    def system(self) -> dict[str, Any]:
+        return {"id": self.system_id, "version": self.version, "node": self.node, "region": self.region}
+
+    def retention(self, tenant: str | None, when: float) -> dict[str, Any]:
+        hold = self.legal_hold or (tenant is not None and tenant in self.legal_hold_tenants)
+        expires = datetime.fromtimestamp(when, UTC) + timedelta(days=self.retention_days)
+        return {
+            "class": "legal_hold" if hold else "standard",
+            "days": self.retention_days,
+            "expires": expires.strftime("%Y-%m-%d"),
+            "legal_hold": hold,
+        }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
+
+
+def _model(ctx: RequestContext, facts: SystemFacts) -> dict[str, Any]:
+    m = facts.models.get(ctx.backend or "")
+    return {
+        "id": ctx.model or (m.model if m else None),
+        "layer": ctx.layer,
+        "backend": ctx.backend,
+        "engine": ctx.engine or (m.engine if m else None),
+        "catalog_id": m.catalog_id if m else None,
+        "version": m.version if m else None,
+        "weights_digest": m.weights_digest if m else None,
+        "jurisdiction": m.jurisdiction if m else None,
+    }
+
+
+def _generation(ctx: RequestContext) -> dict[str, Any]:
+    req = ctx.request
+    if req is None:
+        return {}
+    out: dict[str, Any] = {k: req.params[k] for k in GENERATION_PARAMS if k in req.params}
+    out["stream"] = req.stream
+    stop = req.params.get("stop")
+    if stop:
+        out["stop_count"] = len(stop) if isinstance(stop, list) else 1
+    choice = req.params.get("tool_choice")
+    if isinstance(choice, str):
+        out["tool_choice"] = choice
+    fmt = req.params.get("response_format")
+    if isinstance(fmt, dict) and isinstance(fmt.get("type"), str):
+        out["response_format"] = fmt["type"]
+    if ctx.reasoning_policy:
+        out["reasoning_policy"] = ctx.reasoning_policy
+    return out
+
+
+def _tool_calls(ctx: RequestContext, keys: AuditKeys) -> list[dict[str, Any]]:
+    out = []
+    for call in ctx.tool_calls:
+        fn = call.get("function")
+        fn = fn if isinstance(fn, dict) else {}
+        args = fn.get("arguments", call.get("arguments", ""))
+        args_bytes = args.encode() if isinstance(args, str) else chain.canonical(args)
+        out.append(
+            {
+                "name": str(fn.get("name") or call.get("name") or ""),
+                "target": call.get("target") or call.get("server"),
+                "outcome": str(call.get("outcome") or "proposed"),
+                "arguments_hmac": keys.hmac(args_bytes),
+            }
+        )
+    return out
+
+
+def _guardrail(ctx: RequestContext) -> dict[str, Any] | None:
+    """Categories and counts only, never the matched values."""
+    guard = ctx.notes.get("guard")
+    if not isinstance(guard, dict):
+        return None
+    cats = guard.get("categories")
+    counts = {str(k): int(v) for k, v in cats.items() if isinstance(v, int)} if isinstance(cats, dict) else {}
+    decision = guard.get("decision")
+    return {"decision": str(decision) if decision is not None else None, "categories": counts}
+
+
+def request_record(
+    ctx: RequestContext, *, keys: AuditKeys, facts: SystemFacts, keystore: ContentKeystore | None = None
+) -> dict[str, Any]:
+    """The record of one request, built from its context once the response is complete."""
+    end = ctx.received_at + (ctx.latency_s if ctx.latency_s is not None else time.perf_counter() - ctx.started)
+    req = ctx.request
+    output = "".join(ctx.output_text)
+    actor = ctx.key_id or ctx.client or "anonymous"
+    user = req.params.get("user") if req is not None else None
+    err = ctx.error
+    card = facts.models.get(ctx.backend or "")
+    record: dict[str, Any] = {
+        "type": REQUEST,
+        "event_id": ctx.request_id,
+        "time": chain.iso(end),
+        "start_time": chain.iso(ctx.received_at),
+        "end_time": chain.iso(end),
+        "system": facts.system(),
+        "model": _model(ctx, facts),
+        "generation": _generation(ctx),
+        "hashes": {
+            "prompt_template": sha256_of(
+                {"template": card.catalog_id if card else None, "policy": ctx.reasoning_policy}
+            ),
+            "policy_config": facts.config_hash,
+        },
+        "actor": {
+            "pseudonym": keys.pseudonym_of("actor", actor),
+            "tenant": ctx.tenant,
+            "app": ctx.headers.get("x-owstack-app") or ctx.headers.get("x-agent-id"),
+            "end_user": keys.pseudonym_of("user", str(user)) if user else None,
+            "protocol": ctx.protocol,
+        },
+        "input": {
+            "hmac": keys.hmac(chain.canonical(req.messages)) if req is not None else None,
+            "tokens": ctx.usage.prompt_tokens,
+            "messages": len(req.messages) if req is not None else 0,
+        },
+        "output": {
+            "hmac": keys.hmac(output.encode()) if output or ctx.tool_calls else None,
+            "tokens": ctx.usage.completion_tokens,
+            "reasoning_tokens": ctx.usage.reasoning_tokens,
+            "finish_reason": ctx.finish_reason,
+        },
+        "tool_calls": _tool_calls(ctx, keys),
+        "guardrail": _guardrail(ctx),
+        "oversight": [str(x) for x in ctx.notes.get("oversight", ()) if isinstance(x, str)],
+        "transparency": {
+            "ai_disclosure": True,
+            "output_marked": ctx.response_headers.get(AI_MARKER_HEADER) == "true",
+        },
+        "outcome": {
+            "status": ctx.status,
+            "error_code": err.code if err is not None else None,
+            "latency_ms": _ms(end - ctx.received_at),
+            "ttft_ms": _ms(ctx.ttft_s),
+            "attempts": [
+                {"backend": a.backend, "outcome": a.outcome, "latency_ms": _ms(a.latency_s)} for a in ctx.attempts
+            ],
+            "client_disconnected": ctx.client_disconnected,
+        },
+        "retention": facts.retention(ctx.tenant, end),
+        "key_ids": {"pseudonym": keys.pseudonym_id, "content": None},
+    }
+    if keystore is not None and req is not None:
+        content = {"messages": req.messages, "output": output, "tool_calls": ctx.tool_calls}
+        record["content"] = keystore.seal(ctx.tenant, ctx.request_id, content)
+        record["key_ids"]["content"] = record["content"]["key_id"]
+    return record
+
+
+def admin_record(
+    kind: str,
+    details: dict[str, Any],
+    *,
+    keys: AuditKeys,
+    facts: SystemFacts,
+    actor: str | None = None,
+    tenant: str | None = None,
+) -> dict[str, Any]:
+    """An administrative event: `key.created`, `key.revoked`, `config.loaded`, `tenant.erased`, ..."""
+    now = time.time()
+    return {
+        "type": f"admin.{kind}",
+        "event_id": str(uuid.uuid4()),
+        "time": chain.iso(now),
+        "system": facts.system(),
+        "actor": {"pseudonym": keys.pseudonym_of("actor", actor or "local-admin"), "tenant": tenant},
+        "details": details,
+        "hashes": {"policy_config": facts.config_hash},
+        "retention": facts.retention(tenant, now),
+        "key_ids": {"pseudonym": keys.pseudonym_id},
+    }

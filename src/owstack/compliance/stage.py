@@ -1,0 +1,83 @@
+"""The pipeline's audit stage: fail closed before, one durable record after.
+
+`before` refuses the request (`ServiceUnavailable`, 503) when the audit log cannot be written, so that no
+request is served unrecorded. `after` builds the request's record and returns only once it is fsynced:
+the gateway completes the response after that. If the append fails there, `after` raises
+`ServiceUnavailable` too; the gateway turns that into an error where the response is not yet sent.
+"""
+
+from __future__ import annotations
+
+import time
+
+from owstack.compliance.keys import AuditKeyError
+from owstack.compliance.keystore import ContentUnavailable
+from owstack.compliance.records import request_record
+from owstack.compliance.service import AuditLog
+from owstack.compliance.writer import AuditUnavailable
+from owstack.config import Config
+from owstack.errors import ConfigError, ServiceUnavailable
+from owstack.pipeline.context import RequestContext
+from owstack.pipeline.stage import BaseStage
+
+RETRY_OPEN_S = 1.0
+
+
+class AuditStage(BaseStage):
+    name = "audit"
+
+    def __init__(self, config: Config, *, log: AuditLog | None = None) -> None:
+        self.enabled = config.file.audit.enabled
+        self.log = log if log is not None else (AuditLog(config) if self.enabled else None)
+        self.error: str | None = None
+        self._last_try = 0.0
+
+    def start(self) -> None:
+        """Open the writer now (at gateway start) rather than on the first request."""
+        if self.log is None or self.log.started:
+            return
+        self._last_try = time.monotonic()
+        try:
+            self.log.writer()
+            self.error = None
+        except (AuditUnavailable, AuditKeyError, ConfigError, OSError) as exc:
+            self.error = str(exc)
+
+    @property
+    def healthy(self) -> bool:
+        if self.log is None:
+            return True
+        return self.log.started and self.log.writer().healthy
+
+    def unavailable(self) -> str | None:
+        """Why the log cannot be written, or None."""
+        if self.log is None:
+            return None
+        if not self.log.started:
+            if time.monotonic() - self._last_try >= RETRY_OPEN_S or not self._last_try:
+                self.start()
+            if not self.log.started:
+                return self.error or "the audit writer is not running"
+        writer = self.log.writer()
+        return None if writer.healthy else writer.error or "the audit writer stopped"
+
+    async def before(self, ctx: RequestContext) -> None:
+        problem = self.unavailable()
+        if problem is not None:
+            raise ServiceUnavailable(f"audit log cannot be written: {problem}", code="audit_unavailable")
+
+    async def after(self, ctx: RequestContext) -> None:
+        if self.log is None or not self.log.started:
+            return
+        log = self.log
+        try:
+            keystore = log.keystore if log.captures(ctx.tenant) else None
+            record = request_record(ctx, keys=log.keys, facts=log.facts, keystore=keystore)
+            await log.writer().append(record)
+        except (AuditUnavailable, AuditKeyError, ContentUnavailable, OSError) as exc:
+            raise ServiceUnavailable(f"audit log cannot be written: {exc}", code="audit_unavailable") from None
+
+    def close(self) -> None:
+        """Seal the stream (graceful shutdown)."""
+        if self.log is not None:
+            self.log.close()
