@@ -113,12 +113,14 @@ def config_data() -> dict[str, Any]:
 
 @pytest.fixture
 def write_config(tmp_path: Path) -> Callable[..., Path]:
-    """Write a config dict (plus a storage URL) to a YAML file and return its path."""
+    """Write a config dict (plus a storage URL, and the audit log in tmp_path) to a YAML file."""
 
     def write(data: dict[str, Any], storage_url: str | None = None, name: str = "owstack.yaml") -> Path:
         data = dict(data)
         if storage_url is not None:
             data["storage"] = {"url": storage_url}
+        # the audit log (on by default) writes here, not into the working directory
+        data.setdefault("audit", {"directory": str(tmp_path / "audit"), "keys_directory": str(tmp_path / "keys")})
         path = tmp_path / name
         path.write_text(yaml.safe_dump(data), encoding="utf-8")
         return path

@@ -167,6 +167,18 @@ def test_a_key_the_audit_log_refused_is_revoked(
     assert [r.status() for r in KeyStore(sqlite_url).list()] == ["revoked"]
 
 
+def test_key_events_land_in_the_real_audit_log(cli_app: Any, cfg: Path, tmp_path: Path) -> None:
+    pytest.importorskip("owstack.compliance.service")
+    from owstack.compliance.export import records
+
+    key, key_id = create(cli_app, cfg, "-t", "acme-eu", "--layers", "coding")
+    assert invoke(cli_app, "keys", "revoke", key_id, "--config", cfg).exit_code == 0
+    found = list(records(tmp_path / "audit", types=["admin.key"]))
+    assert [r["type"] for r in found] == ["admin.key.created", "admin.key.revoked"]
+    text = json.dumps(found)
+    assert key_id in text and key.split("-", 2)[2] not in text
+
+
 def test_residency_check(cli_app: Any, write_config: Callable[..., Path], config_data: dict[str, Any]) -> None:
     failing = invoke(cli_app, "residency", "check", "--config", write_config(config_data))
     assert failing.exit_code == 1

@@ -120,7 +120,7 @@ def _audit_created(config: Config, store: KeyStore, record: KeyRecord) -> None:
     from owstack.tenancy.admin import KEY_CREATED, record_admin_event
 
     try:
-        record_admin_event(config, KEY_CREATED, _event(record))
+        record_admin_event(config, KEY_CREATED, _event(record), tenant=record.tenant)
     except Exception as error:  # the audit log refused: the key must not exist unrecorded
         store.revoke(record.key_id)
         fail(f"the audit log did not record the new key ({error}); key {record.key_id} was revoked", code=1)
@@ -204,7 +204,7 @@ def keys_revoke(
         typer.echo(f"key {key_id} was already revoked on {before.revoked_at.isoformat(timespec='seconds')}")
         return
     try:
-        record_admin_event(config, KEY_REVOKED, _event(record))
+        record_admin_event(config, KEY_REVOKED, _event(record), tenant=record.tenant)
     except Exception as error:  # the revocation stands; say that the record is missing
         typer.echo(f"warning: the audit log did not record the revocation: {error}", err=True)
     typer.echo(f"revoked key {key_id} (tenant {record.tenant!r}); gateways refuse it within about a second")
