@@ -38,8 +38,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
+    from owstack.cli.common import fail
+
+    fail(message, code)
 
 
 def _config(path: Path | None) -> Config:

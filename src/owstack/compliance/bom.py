@@ -69,15 +69,22 @@ def _license_of(dist: metadata.Distribution) -> str | None:
     return None
 
 
+def _license_factory() -> Any:
+    try:  # cyclonedx-python-lib >= 11.x
+        from cyclonedx.contrib.license.factories import LicenseFactory
+    except ImportError:
+        from cyclonedx.factory.license import LicenseFactory
+    return LicenseFactory()
+
+
 def _build(config: Config) -> tuple[Any, dict[str, ModelFacts]]:
-    from cyclonedx.factory.license import LicenseFactory
     from cyclonedx.model import ExternalReference, ExternalReferenceType, HashAlgorithm, HashType, Property, XsUri
     from cyclonedx.model.bom import Bom
     from cyclonedx.model.component import Component, ComponentType
     from cyclonedx.model.license import DisjunctiveLicense
     from packageurl import PackageURL
 
-    factory = LicenseFactory()
+    factory = _license_factory()
 
     def licenses(text: str | None) -> list[Any]:
         # an SPDX id when it is one, else an SPDX expression when it parses, else a named license
