@@ -80,15 +80,6 @@ def sqlite_url(tmp_path: Path) -> Iterator[str]:
     dispose(url)
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    url = pg_create()
-    try:
-        yield url
-    finally:
-        pg_drop(url)
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """Each test using it runs twice: on a SQLite file and on a fresh PostgreSQL database."""
