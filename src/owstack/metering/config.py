@@ -1,9 +1,54 @@
-"""The `metering:` config section (issue 3 owns its fields)."""
+"""The `metering:` config section: the ledger writer, the cost model's knobs and the payback target.
+
+Every field has a default; `metering: {}` (or no section) meters every request into `storage.url`.
+"""
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import Field
+
 from owstack.config.base import Section
+
+#: the proprietary model each layer is priced against when the config's `counterfactual:` omits it
+DEFAULT_COUNTERFACTUAL: dict[str, str] = {
+    "coding": "gpt-5.4",
+    "multimodal": "gpt-5.4",
+    "edge": "gpt-5.4-mini",
+}
 
 
 class MeteringSection(Section):
+    #: record every request in the ledger (off: only the Prometheus metrics that need no ledger)
     enabled: bool = True
+    #: write a batch as soon as this many records are waiting
+    batch_size: Annotated[int, Field(ge=1, le=10_000)] = 256
+    #: ... or when the oldest waiting record is this old
+    flush_interval_ms: Annotated[int, Field(ge=10, le=60_000)] = 500
+    #: records held in memory while the database is unreachable; beyond it new records are dropped
+    #: (counted in owstack_ledger_dropped_records_total)
+    max_buffer: Annotated[int, Field(ge=1, le=10_000_000)] = 100_000
+    #: longest wait between two retries while the database is unreachable
+    retry_max_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    #: how long a graceful shutdown keeps retrying to flush before giving the remaining records up
+    shutdown_timeout_s: Annotated[float, Field(ge=0, le=600)] = 10.0
+    #: the window over which each self-hosted backend's utilization is measured from the ledger
+    utilization_window_s: Annotated[float, Field(ge=60)] = 3600.0
+    #: how often the writer re-measures utilization
+    utilization_refresh_s: Annotated[float, Field(ge=1)] = 60.0
+    #: the lowest utilization a request's cost is divided by (one request after a long idle spell
+    #: would otherwise carry the whole idle period)
+    utilization_floor: Annotated[float, Field(gt=0, le=1)] = 0.05
+    #: price the counterfactual at the provider's Batch API rates (offline workloads)
+    counterfactual_batch: bool = False
+    #: marginal electrical power of the embedded CPU engine while it generates, in watts
+    embedded_watts: Annotated[float, Field(ge=0)] = 35.0
+    #: electricity price for the embedded engine, $ per kWh
+    embedded_usd_per_kwh: Annotated[float, Field(ge=0)] = 0.15
+    #: a directory shared by the gateway's worker processes, so that GET /metrics on any worker reports
+    #: all of them (None: each process reports its own numbers)
+    metrics_dir: str | None = None
+    #: capital spent on the self-hosted stack, for `owstack savings` payback; None: the sum of the
+    #: purchase prices of the backends' hardware profiles (when their profiles are priced by capex)
+    capex_usd: Annotated[float, Field(ge=0)] | None = None
