@@ -166,3 +166,30 @@ def test_config_rejects_short_retention(tmp_path: Path) -> None:
         from owstack.config.load import from_dict
 
         from_dict({"audit": {"retention_days": 30}})
+
+
+def test_gateway_hooks_record_config_loaded_and_seal(tmp_path: Path) -> None:
+    stage = AuditStage(config_for(tmp_path))
+
+    async def lifecycle() -> None:
+        await stage.start()
+        await stage.before(context())
+        await stage.after(context())
+        await stage.aclose()
+
+    asyncio.run(lifecycle())
+    records = all_records(tmp_path)
+    loaded = [r for r in records if r["type"] == "admin.config.loaded"]
+    assert len(loaded) == 1 and loaded[0]["hashes"]["policy_config"].startswith("sha256:")
+    assert loaded[0]["actor"]["pseudonym"].startswith("hmac:")
+    report = verify(tmp_path / "audit")
+    assert report.ok and report.streams[0].state == "sealed"
+
+
+def test_start_with_an_unwritable_log_does_not_raise_but_refuses(tmp_path: Path) -> None:
+    (tmp_path / "audit").write_text("in the way")
+    stage = AuditStage(config_for(tmp_path))
+    asyncio.run(stage.start())
+    assert stage.unavailable() is not None and not stage.healthy
+    with pytest.raises(ServiceUnavailable):
+        asyncio.run(stage.before(context()))

@@ -8,12 +8,14 @@ the gateway completes the response after that. If the append fails there, `after
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 
 from owstack.compliance.keys import AuditKeyError
 from owstack.compliance.keystore import ContentUnavailable
 from owstack.compliance.records import request_record
-from owstack.compliance.service import AuditLog
+from owstack.compliance.service import AuditLog, audit_admin_event_async
 from owstack.compliance.writer import AuditUnavailable
 from owstack.config import Config
 from owstack.errors import ConfigError, ServiceUnavailable
@@ -21,6 +23,7 @@ from owstack.pipeline.context import RequestContext
 from owstack.pipeline.stage import BaseStage
 
 RETRY_OPEN_S = 1.0
+logger = logging.getLogger("owstack.audit")
 
 
 class AuditStage(BaseStage):
@@ -32,8 +35,8 @@ class AuditStage(BaseStage):
         self.error: str | None = None
         self._last_try = 0.0
 
-    def start(self) -> None:
-        """Open the writer now (at gateway start) rather than on the first request."""
+    def open(self) -> None:
+        """Open the writer now rather than on the first request (errors are kept, not raised)."""
         if self.log is None or self.log.started:
             return
         self._last_try = time.monotonic()
@@ -42,6 +45,24 @@ class AuditStage(BaseStage):
             self.error = None
         except (AuditUnavailable, AuditKeyError, ConfigError, OSError) as exc:
             self.error = str(exc)
+            logger.error("audit log cannot be written: %s; requests are refused until it can", exc)
+
+    async def start(self) -> None:
+        """Gateway start-up hook: open the writer and record `admin.config.loaded` (never raises: a log
+        that cannot be written makes `before` refuse requests, and `unavailable()` says why)."""
+        if self.log is None:
+            return
+        await asyncio.to_thread(self.open)
+        if self.log.started:
+            details = {"source": self.log.config.source, "backends": sorted(self.log.config.file.backends)}
+            try:
+                await audit_admin_event_async(self.log, "config.loaded", details, actor="owstack-gateway")
+            except (AuditUnavailable, AuditKeyError) as exc:
+                self.error = str(exc)
+
+    async def aclose(self) -> None:
+        """Gateway shutdown hook: seal the stream."""
+        await asyncio.to_thread(self.close)
 
     @property
     def healthy(self) -> bool:
@@ -55,7 +76,7 @@ class AuditStage(BaseStage):
             return None
         if not self.log.started:
             if time.monotonic() - self._last_try >= RETRY_OPEN_S or not self._last_try:
-                self.start()
+                self.open()
             if not self.log.started:
                 return self.error or "the audit writer is not running"
         writer = self.log.writer()

@@ -177,14 +177,7 @@ class AuditWriter:
         """Append one record; returns once it is on disk (fsynced). Raises `AuditUnavailable`."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Appended] = loop.create_future()
-
-        def done(result: Appended | None, exc: BaseException | None) -> None:
-            try:
-                loop.call_soon_threadsafe(_settle, fut, result, exc)
-            except RuntimeError:  # the caller's loop is closed: nobody is waiting any more
-                pass
-
-        self._enqueue(record, done)
+        self._enqueue(record, _AsyncDone(loop, fut))
         return await fut
 
     def append_sync(self, record: dict[str, Any], timeout: float = 30.0) -> Appended:
@@ -276,8 +269,7 @@ class AuditWriter:
             tail.size += len(buf)
             self.batches_written += 1
         self.records_written += len(acked)
-        for done, result in acked:
-            done(result, None)
+        _acknowledge(acked)
         if manifest is not None:
             write_json_atomic(self._stream_dir / MANIFEST, {"format": chain.FORMAT, "stream": self.stream, **manifest})
 
@@ -354,11 +346,42 @@ def _ignore(result: Appended | None, exc: BaseException | None) -> None:
     return None
 
 
-def _settle(fut: asyncio.Future[Appended], result: Appended | None, exc: BaseException | None) -> None:
-    if fut.done():
-        return
-    if exc is not None:
-        fut.set_exception(exc)
-    else:
-        assert result is not None
-        fut.set_result(result)
+class _AsyncDone:
+    """Completes an asyncio future from the commit thread (batched: one loop wake-up per commit)."""
+
+    __slots__ = ("fut", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Appended]) -> None:
+        self.loop, self.fut = loop, fut
+
+    def __call__(self, result: Appended | None, exc: BaseException | None) -> None:
+        _call_in(self.loop, _settle_all, [(self.fut, result, exc)])
+
+
+def _call_in(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], arg: Any) -> None:
+    try:
+        loop.call_soon_threadsafe(fn, arg)
+    except RuntimeError:  # the caller's loop is closed: nobody is waiting any more
+        pass
+
+
+def _acknowledge(acked: list[tuple[Done, Appended]]) -> None:
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Appended], Appended, None]]] = {}
+    for done, result in acked:
+        if isinstance(done, _AsyncDone):
+            by_loop.setdefault(done.loop, []).append((done.fut, result, None))
+        else:
+            done(result, None)
+    for loop, items in by_loop.items():
+        _call_in(loop, _settle_all, items)
+
+
+def _settle_all(items: list[tuple[asyncio.Future[Appended], Appended | None, BaseException | None]]) -> None:
+    for fut, result, exc in items:
+        if fut.done():
+            continue
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            assert result is not None
+            fut.set_result(result)
