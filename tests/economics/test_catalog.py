@@ -80,9 +80,7 @@ def test_hardware_facts() -> None:
     # conflicting Vera Rubin sources: the conservative (higher) value is the default
     vr = hardware("Vera Rubin NVL72")
     assert (
-        vr.capex_per_node is not None
-        and vr.capex_per_node.default == 7_800_000
-        and vr.capex_per_node.low == 4_000_000
+        vr.capex_per_node is not None and vr.capex_per_node.default == 7_800_000 and vr.capex_per_node.low == 4_000_000
     )
     assert vr.node_power_kw is not None and vr.node_power_kw.default == 230
     assert not vr.available

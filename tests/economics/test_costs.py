@@ -63,9 +63,7 @@ def test_daily_volume_parts_match_the_issue_examples() -> None:
     assert api_cost_parts(GPT54, 50e6, 50e6)["total"] == pytest.approx(875.0)
 
 
-@pytest.mark.parametrize(
-    ("prompt", "completion", "cached"), [(-1, 0, 0), (0, -1, 0), (10, 0, 11), (10, 0, -1)]
-)
+@pytest.mark.parametrize(("prompt", "completion", "cached"), [(-1, 0, 0), (0, -1, 0), (10, 0, 11), (10, 0, -1)])
 def test_api_cost_rejects_impossible_counts(prompt: int, completion: int, cached: int) -> None:
     with pytest.raises(ValueError):
         api_cost(GPT54, prompt, completion, cached_tokens=cached)
@@ -155,9 +153,7 @@ def test_hardware_profile_bad_override_key_is_named() -> None:
 def test_request_cost_spreads_idle_time() -> None:
     # 8xH100 with overrides costing exactly $1/GPU-hour: $26,280 over 3 years = 26280 / (3 x 8760 h) = $1/h;
     # 8 GPUs -> $8/h -> 8/3600 $/s.
-    p = hardware_profile(
-        "8xH100", {"capex_per_gpu": 26280, "lifetime_years": 3, "usd_per_kwh": 0, "overhead_share": 0}
-    )
+    p = hardware_profile("8xH100", {"capex_per_gpu": 26280, "lifetime_years": 3, "usd_per_kwh": 0, "overhead_share": 0})
     assert p.usd_per_gpu_hour_effective == pytest.approx(1.0)
     per_s = 8 / 3600
     assert profile_cost_per_second(p) == pytest.approx(per_s)
@@ -181,9 +177,7 @@ def test_request_costs_sum_to_the_window_cost() -> None:
     assert total == pytest.approx(per_hour)
 
 
-@pytest.mark.parametrize(
-    ("busy", "util"), [(-1.0, 0.5), (1.0, -0.1), (float("nan"), 0.5), (1.0, float("inf"))]
-)
+@pytest.mark.parametrize(("busy", "util"), [(-1.0, 0.5), (1.0, -0.1), (float("nan"), 0.5), (1.0, float("inf"))])
 def test_request_cost_rejects_bad_numbers(busy: float, util: float) -> None:
     with pytest.raises(ValueError):
         selfhost_request_cost(hardware_profile("H100"), busy, util)

@@ -75,9 +75,7 @@ def api_cost(
         if value < 0:
             raise ValueError(f"{name} must be >= 0, got {value}")
     if not 0 <= cached_tokens <= prompt_tokens:
-        raise ValueError(
-            f"cached_tokens must be between 0 and prompt_tokens ({prompt_tokens}), got {cached_tokens}"
-        )
+        raise ValueError(f"cached_tokens must be between 0 and prompt_tokens ({prompt_tokens}), got {cached_tokens}")
     long = price.long_context_threshold is not None and prompt_tokens > price.long_context_threshold
     parts = api_cost_parts(price, prompt_tokens, completion_tokens, cached_tokens, batch, long, residency)
     return parts["total"]
@@ -95,9 +93,7 @@ def api_cost_parts(
     """The bill split into input, cached_input, output and total (USD); token counts may be volumes."""
     mult_in = price.long_context_input_multiplier if long_context else 1.0
     mult_out = price.long_context_output_multiplier if long_context else 1.0
-    scale = (1.0 - price.batch_discount if batch else 1.0) * (
-        price.residency_multiplier if residency else 1.0
-    )
+    scale = (1.0 - price.batch_discount if batch else 1.0) * (price.residency_multiplier if residency else 1.0)
     parts = {
         "input": (prompt - cached) * price.input_per_m * mult_in / 1e6 * scale,
         "cached_input": cached * price.cached_input_per_m * mult_in / 1e6 * scale,
@@ -244,8 +240,7 @@ def _checked(hw: Hardware, overrides: Mapping[str, float]) -> dict[str, float]:
     unknown = sorted(set(overrides) - set(PROFILE_KEYS))
     if unknown:
         raise ConfigError(
-            f"economics.hardware.{hw.id}: unknown field(s) {', '.join(unknown)}; "
-            f"allowed: {', '.join(PROFILE_KEYS)}"
+            f"economics.hardware.{hw.id}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(PROFILE_KEYS)}"
         )
     values: dict[str, float] = {}
     for key, raw in overrides.items():
@@ -282,7 +277,7 @@ def _acquisition(hw: Hardware, values: Mapping[str, float]) -> Literal["own", "r
     if rent and "rental_per_gpu_hour" not in values and hw.rental_per_gpu_hour is None:
         raise ConfigError(
             f"economics.hardware.{hw.id}.rental_per_gpu_hour: the catalog has no rental price for "
-            f"{hw.name}; give one, or own it (capex_per_node)"
+            f"{hw.name}; give one (owstack plan --rental USD, or this config key), or own it"
         )
     return "rent" if rent else "own"
 
@@ -294,7 +289,7 @@ def _capex_per_gpu(hw: Hardware, values: Mapping[str, float]) -> float:
         return values["capex_per_node"] / hw.gpus_per_node
     if hw.capex_per_gpu is None:
         raise ConfigError(
-            f"economics.hardware.{hw.id}.capex_per_node: the catalog has no purchase price for {hw.name}; "
-            "give your quote, or rent it (rent: 1)"
+            f"economics.hardware.{hw.id}.capex_per_node: the catalog has no purchase price for {hw.name}; give "
+            "your quote (owstack plan --capex USD, or this config key), or rent it (--acquisition rent, rent: 1)"
         )
     return hw.capex_per_gpu
