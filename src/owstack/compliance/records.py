@@ -36,7 +36,6 @@ GENERATION_PARAMS = (
     "logprobs",
     "parallel_tool_calls",
 )
-AI_MARKER_HEADER = "x-owstack-ai-generated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +180,9 @@ def request_record(
         "oversight": [str(x) for x in ctx.notes.get("oversight", ()) if isinstance(x, str)],
         "transparency": {
             "ai_disclosure": True,
-            "output_marked": ctx.response_headers.get(AI_MARKER_HEADER) == "true",
+            # the gateway marks every successful response (header and `owstack` body field); a stage
+            # that withholds the mark says so with ctx.notes["output_marked"] = False
+            "output_marked": ctx.status < 400 and ctx.notes.get("output_marked", True) is not False,
         },
         "outcome": {
             "status": ctx.status,
