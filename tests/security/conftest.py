@@ -83,9 +83,7 @@ def _handler(server: Server) -> type[http.server.BaseHTTPRequestHandler]:
     return Handler
 
 
-def start_server(
-    name: str, tls: ssl.SSLContext | None = None
-) -> tuple[Server, http.server.ThreadingHTTPServer]:
+def start_server(name: str, tls: ssl.SSLContext | None = None) -> tuple[Server, http.server.ThreadingHTTPServer]:
     server = Server(name)
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(server))
     httpd.daemon_threads = True

@@ -249,9 +249,7 @@ def _tls_pair(tmp_path: Path, name: str) -> tuple[ssl.SSLContext, ssl.SSLContext
     cert_file, key_file = tmp_path / "leaf.pem", tmp_path / "leaf.key"
     cert_file.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
     key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_ctx.load_cert_chain(cert_file, key_file)
@@ -278,9 +276,7 @@ def test_https_keeps_sni_host_and_certificate_check(tmp_path: Path, server_facto
 
 
 def test_check_url_uses_the_resolver_for_every_address() -> None:
-    resolver = StaticResolver(
-        {"mixed.example": [STAND_IN, "10.0.0.5"], "v6.example": ["2606:4700::1111", "::1"]}
-    )
+    resolver = StaticResolver({"mixed.example": [STAND_IN, "10.0.0.5"], "v6.example": ["2606:4700::1111", "::1"]})
 
     async def go() -> None:
         d = await check_url("https://mixed.example/", EgressPolicy(), resolver)

@@ -42,9 +42,7 @@ def _precheck(url: str, policy: EgressPolicy) -> Target | EgressDecision:
         return EgressDecision(url, False, reason, host=target.host, port=target.port)
 
     if target.scheme not in policy.allow_schemes:
-        return blocked(
-            f"scheme {target.scheme!r} is not allowed (allowed: {', '.join(policy.allow_schemes)})"
-        )
+        return blocked(f"scheme {target.scheme!r} is not allowed (allowed: {', '.join(policy.allow_schemes)})")
     names = [target.host] if target.ip is None else [target.host, str(target.ip)]
     if any(host_matches(n, policy.deny_hosts) for n in names):
         return blocked(f"host {target.host} is in deny_hosts")
@@ -78,18 +76,14 @@ def _decide(url: str, target: Target, addresses: list[str], policy: EgressPolicy
                 problem = f"host {target.host} reads as {text}; {problem}"
             return EgressDecision(url, False, problem, checked, target.host, target.port)
     how = "an allowed network" if policy.allow_networks else "public addresses"
-    return EgressDecision(
-        url, True, f"{target.host} resolves only to {how}", checked, target.host, target.port
-    )
+    return EgressDecision(url, True, f"{target.host} resolves only to {how}", checked, target.host, target.port)
 
 
 def _literal(target: Target) -> list[str] | None:
     return [str(target.ip)] if target.ip is not None else None
 
 
-async def check_url(
-    url: str, policy: EgressPolicy | None = None, resolver: Resolver | None = None
-) -> EgressDecision:
+async def check_url(url: str, policy: EgressPolicy | None = None, resolver: Resolver | None = None) -> EgressDecision:
     """Decide whether `url` may be fetched under `policy` (default: `EgressPolicy()`).
 
     Allowed only if the URL reads unambiguously, its scheme is allowed, its host passes `deny_hosts` and
@@ -107,17 +101,13 @@ async def check_url(
             with anyio.fail_after(policy.timeout_s):
                 addresses = await (resolver or SystemResolver()).resolve(pre.host)
         except (ResolveError, OSError) as exc:
-            return EgressDecision(
-                url, False, str(exc) or f"cannot resolve {pre.host}", (), pre.host, pre.port
-            )
+            return EgressDecision(url, False, str(exc) or f"cannot resolve {pre.host}", (), pre.host, pre.port)
         except TimeoutError:
             return EgressDecision(url, False, f"resolving {pre.host} timed out", (), pre.host, pre.port)
     return _decide(url, pre, addresses, policy)
 
 
-def check_url_sync(
-    url: str, policy: EgressPolicy | None = None, resolver: Resolver | None = None
-) -> EgressDecision:
+def check_url_sync(url: str, policy: EgressPolicy | None = None, resolver: Resolver | None = None) -> EgressDecision:
     """`check_url` for synchronous code (the resolver's `resolve_sync` is used)."""
     policy = policy or EgressPolicy()
     pre = _precheck(url, policy)
@@ -128,7 +118,5 @@ def check_url_sync(
         try:
             addresses = (resolver or SystemResolver()).resolve_sync(pre.host)
         except OSError as exc:
-            return EgressDecision(
-                url, False, str(exc) or f"cannot resolve {pre.host}", (), pre.host, pre.port
-            )
+            return EgressDecision(url, False, str(exc) or f"cannot resolve {pre.host}", (), pre.host, pre.port)
     return _decide(url, pre, addresses, policy)

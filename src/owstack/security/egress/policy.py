@@ -46,9 +46,7 @@ class EgressPolicy:
         }
         values.update(overrides)
         if "allow_networks" in overrides:
-            values["allow_networks"] = tuple(
-                ipaddress.ip_network(n, strict=False) for n in overrides["allow_networks"]
-            )
+            values["allow_networks"] = tuple(ipaddress.ip_network(n, strict=False) for n in overrides["allow_networks"])
         return cls(**values)
 
 

@@ -27,9 +27,7 @@ from owstack.security.egress.policy import EgressBlocked, EgressLimitExceeded, E
 from owstack.security.egress.resolve import Resolver
 
 #: (host, port) -> checked addresses, for the request being sent in this context
-_PINS: contextvars.ContextVar[dict[tuple[str, int], tuple[str, ...]]] = contextvars.ContextVar(
-    "owstack_egress_pins"
-)
+_PINS: contextvars.ContextVar[dict[tuple[str, int], tuple[str, ...]]] = contextvars.ContextVar("owstack_egress_pins")
 
 
 def _pinned(host: str, port: int) -> tuple[str, ...]:
@@ -209,9 +207,7 @@ class SafeTransport(httpx.AsyncBaseTransport):
         token = _PINS.set({_pin_key(request): decision.addresses})
         try:
             with anyio.fail_after(self.policy.timeout_s):
-                response = await self._pool.handle_async_request(
-                    _core_request(request, self.policy.timeout_s)
-                )
+                response = await self._pool.handle_async_request(_core_request(request, self.policy.timeout_s))
         except TimeoutError:
             raise EgressLimitExceeded(
                 f"egress: no response within timeout_s {self.policy.timeout_s}", request=request

@@ -124,9 +124,7 @@ def _idna(host: str) -> str:
     except (idna.IDNAError, UnicodeError):
         strict = None
     if strict != mapped:
-        raise URLRejected(
-            f"host changes under Unicode mapping (to {mapped!r}): full-width or invisible characters"
-        )
+        raise URLRejected(f"host changes under Unicode mapping (to {mapped!r}): full-width or invisible characters")
     return mapped
 
 

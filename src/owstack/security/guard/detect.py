@@ -46,9 +46,7 @@ def scan_text(text: str, *, source: str = "tool") -> list[GuardFinding]:
 
 
 def _shift(f: GuardFinding, offset: int) -> GuardFinding:
-    return GuardFinding(
-        f.rule, f.severity, f.category, f.start + offset, f.end + offset, f.excerpt, f.message
-    )
+    return GuardFinding(f.rule, f.severity, f.category, f.start + offset, f.end + offset, f.excerpt, f.message)
 
 
 def _scan(text: str, source: str) -> list[GuardFinding]:
@@ -61,9 +59,7 @@ def _scan(text: str, source: str) -> list[GuardFinding]:
     found.extend(_encoded(text, source))
     for start, end, message in hidden_markup(text):
         found.append(
-            GuardFinding(
-                "OWS-GRD-050", "medium", "hidden_text", start, end, safe_excerpt(text, start, end), message
-            )
+            GuardFinding("OWS-GRD-050", "medium", "hidden_text", start, end, safe_excerpt(text, start, end), message)
         )
     return sorted(found, key=lambda f: (f.start, f.rule))
 
@@ -113,9 +109,7 @@ def _spoofing(text: str, source: str) -> list[GuardFinding]:
     }
     for start, end, kind in role_spoof_spans(text):
         rule, message = messages[kind]
-        out.append(
-            GuardFinding(rule, "medium", "role_spoof", start, end, safe_excerpt(text, start, end), message)
-        )
+        out.append(GuardFinding(rule, "medium", "role_spoof", start, end, safe_excerpt(text, start, end), message))
     return out
 
 

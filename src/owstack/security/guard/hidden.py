@@ -83,12 +83,7 @@ def _allowed_marker(text: str, start: int, run: str) -> bool:
     """A byte-order mark at the start, or the U+200B that `neutralize` puts inside a control token."""
     if start == 0 and run == "\ufeff":
         return True
-    return (
-        run == "\u200b"
-        and start > 0
-        and text[start - 1] in "<["
-        and text[start + 1 : start + 2] not in ("", " ")
-    )
+    return run == "\u200b" and start > 0 and text[start - 1] in "<[" and text[start + 1 : start + 2] not in ("", " ")
 
 
 def scan_hidden(text: str) -> Iterator[GuardFinding]:
@@ -104,8 +99,7 @@ def scan_hidden(text: str) -> Iterator[GuardFinding]:
             m.start(),
             m.end(),
             safe_excerpt(hidden, 0, len(hidden)) if hidden else safe_excerpt(text, m.start(), m.end()),
-            f"{m.end() - m.start()} invisible Unicode tag characters"
-            + (" spelling hidden text" if hidden else ""),
+            f"{m.end() - m.start()} invisible Unicode tag characters" + (" spelling hidden text" if hidden else ""),
         )
     for m in _BIDI_RUN.finditer(text):
         yield GuardFinding(

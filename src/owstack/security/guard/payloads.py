@@ -23,9 +23,7 @@ _HTML_SRC = re.compile(
     r"(?i)<\s*(img|image|iframe|script|link|source|video|audio|embed|object|form)\b[^>]{0,600}?"
     r"\b(?:src|href|data|action|srcset)\s*=\s*[\"']?(https?://[^\s\"'>]{1,2048})"
 )
-_HTML_HANDLER = re.compile(
-    r"(?i)<\s*(?:img|svg|image|body|iframe|video|audio)\b[^>]{0,600}?\bon[a-z]{3,20}\s*="
-)
+_HTML_HANDLER = re.compile(r"(?i)<\s*(?:img|svg|image|body|iframe|video|audio)\b[^>]{0,600}?\bon[a-z]{3,20}\s*=")
 _PLACEHOLDER = re.compile(
     r"(?:\{\{?[^{}\s]{1,60}\}\}?|\$\{?[A-Za-z_][A-Za-z0-9_]{0,40}\}?|%[A-Z_]{3,40}%|<[A-Za-z_ -]{2,40}>"
     r"|\[[A-Z][A-Z_ ]{2,40}\]|\b(?:INSERT|REPLACE|PLACEHOLDER|YOUR_?DATA|SECRET|API_?KEY|PASSWORD"

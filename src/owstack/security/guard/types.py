@@ -47,14 +47,17 @@ class GuardFinding:
 def safe_excerpt(text: str, start: int, end: int) -> str:
     """A display-safe excerpt of text[start:end]: at most ~80 visible characters, no secrets, no hidden
     characters (they are spelt out), one line."""
-    raw = text[start : min(end, start + EXCERPT_CHARS * 4)]
-    shown = _INVISIBLE.sub(lambda m: f"<U+{ord(m.group()):04X}>", raw)
-    shown = _SECRET.sub("[redacted]", shown)
-    shown = _QUERY_VALUE.sub(lambda m: f"{m.group(1)}=[redacted]", shown)
-    shown = " ".join(shown.split())
+    shown = " ".join(redact(text[start : min(end, start + EXCERPT_CHARS * 4)]).split())
     if len(shown) > EXCERPT_CHARS:
         shown = shown[: EXCERPT_CHARS - 1] + "…"
     return shown
+
+
+def redact(text: str) -> str:
+    """`text` with invisible characters spelt out and keys, tokens and long URL query values masked."""
+    shown = _INVISIBLE.sub(lambda m: f"<U+{ord(m.group()):04X}>", text)
+    shown = _SECRET.sub("[redacted]", shown)
+    return _QUERY_VALUE.sub(lambda m: f"{m.group(1)}=[redacted]", shown)
 
 
 def at_least(severity: str, threshold: str) -> bool:
