@@ -12,8 +12,7 @@ import pytest
 from owstack.compliance import chain
 from owstack.compliance.config import AuditSection
 from owstack.compliance.writer import Appended, AuditWriter
-from owstack.config import Config
-from owstack.config.load import from_dict
+from owstack.config.load import Config, from_dict
 
 
 def section_for(tmp: Path, **over: Any) -> AuditSection:

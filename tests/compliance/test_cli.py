@@ -147,7 +147,7 @@ def test_legal_hold_stops_pruning(tmp_path: Path) -> None:
 
 def test_tenants_erase(tmp_path: Path) -> None:
     from owstack.compliance.service import AuditLog
-    from owstack.config import load
+    from owstack.config.load import load
 
     cfg = write_config(tmp_path)
     log = AuditLog(load(cfg))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, NoReturn
 import typer
 
 if TYPE_CHECKING:
-    from owstack.config import Config
+    from owstack.config.load import Config
 
 audit_app = typer.Typer(
     name="audit", help="Verify, export and prune the tamper-evident audit log.", no_args_is_help=True
@@ -44,7 +44,7 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 
 
 def _config(path: Path | None) -> Config:
-    from owstack.config import load
+    from owstack.config.load import load
     from owstack.errors import ConfigError
 
     try:

@@ -16,7 +16,7 @@ from typing import Any
 
 from owstack import __version__
 from owstack.compliance.facts import config_hash, model_facts
-from owstack.config import Config
+from owstack.config.load import Config
 
 TEMPLATES = Path(__file__).parent / "templates" / "annex_iv"
 TODO_MARK = "> TO BE COMPLETED BY THE PROVIDER:"

@@ -20,7 +20,7 @@ from typing import Any
 
 from owstack import __version__
 from owstack.compliance.facts import ModelFacts, model_facts
-from owstack.config import Config
+from owstack.config.load import Config
 
 _REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 

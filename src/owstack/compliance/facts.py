@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from owstack.compliance.chain import canonical
-from owstack.config import Config
+from owstack.config.load import Config
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from owstack.compliance.keys import AuditKeys, load_keys, load_master_key, resol
 from owstack.compliance.keystore import ContentKeystore
 from owstack.compliance.records import SystemFacts, admin_record
 from owstack.compliance.writer import Appended, AuditWriter, node_name
-from owstack.config import Config
+from owstack.config.load import Config
 
 
 class AuditLog:

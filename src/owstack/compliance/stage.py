@@ -17,7 +17,7 @@ from owstack.compliance.keystore import ContentUnavailable
 from owstack.compliance.records import request_record
 from owstack.compliance.service import AuditLog, audit_admin_event_async
 from owstack.compliance.writer import AuditUnavailable
-from owstack.config import Config
+from owstack.config.load import Config
 from owstack.errors import ConfigError, ServiceUnavailable
 from owstack.pipeline.context import RequestContext
 from owstack.pipeline.stage import BaseStage
