@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from owstack.compliance.config import AuditSection
 from owstack.config.base import Section
+from owstack.economics.config import EconomicsSection
 from owstack.efficiency.config import ReasoningSection
 from owstack.metering.config import MeteringSection
 from owstack.security.config import SecuritySection
@@ -153,6 +154,8 @@ class ConfigFile(Section):
     audit: AuditSection = AuditSection()
     reasoning: ReasoningSection = ReasoningSection()
     security: SecuritySection = SecuritySection()
+    #: site costs (power price, PUE), hardware and API price overrides for the cost model
+    economics: EconomicsSection = EconomicsSection()
 
     @field_validator("backends", "tenants")
     @classmethod

@@ -38,7 +38,9 @@ def parse_chat(body: bytes, ctx: RequestContext | None = None) -> ChatRequest:
     try:
         ChatCompletionRequest.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
+        # Of the alternatives a union reports, the deepest location is the most specific one.
+        errors = exc.errors(include_url=False)
+        err = max(errors, key=lambda e: len(e["loc"]))
         param = param_of(err["loc"])
         raise InvalidRequest(f"{param}: {err['msg']}" if param else err["msg"], param=param) from None
     messages: list[dict[str, Any]] = data["messages"]

@@ -4,33 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-# Labels pydantic adds for union branches and discriminator tags; they are not part of the field path.
+# Discriminator tags pydantic adds after a message's or a content part's index; not part of the field path.
 _TAGS = frozenset(
-    {
-        "system",
-        "developer",
-        "user",
-        "assistant",
-        "tool",
-        "function",
-        "text",
-        "image_url",
-        "input_audio",
-        "file",
-        "refusal",
-    }
+    {"system", "developer", "user", "assistant", "tool", "function", "text", "image_url", "input_audio", "file", "refusal"}
 )
 
 
 def param_of(loc: Sequence[int | str]) -> str:
+    kept: list[int | str] = []
+    tag_next = False
+    for part in loc:
+        if isinstance(part, str):
+            if "[" in part or part in ("str", "int", "float", "bool", "none") or part.startswith("function-"):
+                continue  # a union branch label
+            if tag_next and part in _TAGS:
+                tag_next = False
+                continue
+        tag_next = isinstance(part, int) and bool(kept) and kept[-1] in ("messages", "content")
+        kept.append(part)
     out = ""
-    for i, part in enumerate(loc):
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif "[" in part or part in ("str", "int", "float", "bool", "none") or part.startswith("function-"):
-            pass
-        elif i >= 2 and isinstance(loc[i - 1], int) and loc[i - 2] in ("messages", "content") and part in _TAGS:
-            pass  # the discriminator tag of a message or content part
-        else:
-            out += f".{part}" if out else part
+    for part in kept:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
     return out

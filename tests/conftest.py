@@ -1,0 +1,41 @@
+"""Shared fixtures: real processes for the gateway and for a fake OpenAI-compatible upstream.
+
+    fake_upstream                      a session-wide `tests/fakes/upstream.py` server (behaviour by model name)
+    start_gateway(config_dict, ...)    a context manager running `owstack serve` on a free port
+    embedded_gateway                   a session-wide gateway on the embedded default (no config)
+
+The process helpers themselves live in tests/procs.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from procs import Proc, run_gateway, run_upstream
+
+
+@pytest.fixture(scope="session")
+def fake_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+    with run_upstream(tmp_path_factory.mktemp("upstream")) as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def embedded_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+    with run_gateway(tmp_path_factory.mktemp("embedded")) as p:
+        yield p
+
+
+@pytest.fixture
+def start_gateway(tmp_path: Path) -> Callable[..., contextlib.AbstractContextManager[Proc]]:
+    """`with start_gateway(config) as gw:` runs a gateway for the duration of the block."""
+
+    def start(config: dict[str, Any] | None = None, **kwargs: Any) -> contextlib.AbstractContextManager[Proc]:
+        return run_gateway(tmp_path, config, **kwargs)
+
+    return start

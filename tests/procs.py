@@ -1,0 +1,125 @@
+"""Real processes for tests: the gateway (`owstack serve`) and the fake OpenAI-compatible upstream.
+
+Import from any test area as `from procs import run_gateway, run_upstream, upstream_backend`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Proc:
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return self.url + "/v1"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60, ok=(200,)) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
+        try:
+            if httpx.get(url, timeout=1).status_code in ok:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} not ready after {timeout}s:\n{log.read_text(errors='replace')}")
+
+
+def spawn(
+    args: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    log = open(log_path, "wb")  # noqa: SIM115 - the child writes to it for its whole life
+    return subprocess.Popen(
+        args, stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=cwd or ROOT, start_new_session=True
+    )
+
+
+@contextlib.contextmanager
+def run_upstream(tmp: Path) -> Iterator[Proc]:
+    port = free_port()
+    log_path = tmp / f"upstream-{port}.log"
+    proc = spawn([sys.executable, str(ROOT / "tests" / "fakes" / "upstream.py"), str(port)], log_path)
+    p = Proc(proc, port, log_path)
+    try:
+        wait_http(p.url + "/health", proc, log_path, timeout=30)
+        yield p
+    finally:
+        p.stop()
+
+
+@contextlib.contextmanager
+def run_gateway(
+    tmp: Path,
+    config: dict[str, Any] | None = None,
+    *,
+    args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+    ready: bool = True,
+    cwd: Path | None = None,
+) -> Iterator[Proc]:
+    port = free_port()
+    log_path = tmp / f"gateway-{port}.log"
+    cmd = [sys.executable, "-m", "owstack", "serve", "--port", str(port), *args]
+    if config is not None:
+        config_path = tmp / f"owstack-{port}.yaml"
+        config_path.write_text(yaml.safe_dump(config))
+        cmd += ["--config", str(config_path)]
+    proc = spawn(cmd, log_path, env=env, cwd=cwd or tmp)
+    p = Proc(proc, port, log_path)
+    try:
+        wait_http(p.url + ("/readyz" if ready else "/healthz"), proc, log_path, timeout=90)
+        yield p
+    finally:
+        p.stop()
+
+
+def upstream_backend(upstream: Proc, model: str, **extra: Any) -> dict[str, Any]:
+    """A `backends:` entry pointing at the fake upstream with behaviour `model`."""
+    return {"engine": "vllm", "url": upstream.base_url, "model": model, "jurisdiction": "local", **extra}
