@@ -256,7 +256,7 @@ def annex_iv(
     config: Path | None = ConfigOpt,
     out: Path = typer.Option(Path("annex-iv"), "--out", "-o", help="Directory for the Markdown files."),
     results: Path | None = typer.Option(
-        None, "--results", help="Evaluation results JSON (owstack eval --json output)."
+        None, "--results", help="Evaluation results (a JSON file; its scalar values are tabled)."
     ),
 ) -> None:
     """Write the Annex IV technical documentation skeleton (nine sections) from the config and catalog."""
