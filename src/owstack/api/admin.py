@@ -66,8 +66,14 @@ async def readyz(gw: Gateway, ctx: RequestContext, scope: Scope, receive: Receiv
         names = [*spec.backends, *spec.fallback]
         up = [n for n in names if gw.health.healthy(n) and gw.slots[n].breaker.available()]
         layers[layer] = {"ready": bool(up), "available": up}
+    body: dict[str, object] = {"started": gw.ready, "layers": layers}
     ready = gw.ready and all(v["ready"] for v in layers.values())
-    body = {"status": "ready" if ready else "not ready", "started": gw.ready, "layers": layers}
+    for hook in gw.hooks:
+        problem = hook.unavailable() if hasattr(hook, "unavailable") else None
+        if problem:
+            body[hook.name] = problem
+            ready = False
+    body["status"] = "ready" if ready else "not ready"
     await send_json(send, 200 if ready else 503, orjson.dumps(body), [])
 
 

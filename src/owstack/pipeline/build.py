@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from owstack.errors import ConfigError
 from owstack.pipeline.call import CallStage
 from owstack.pipeline.parse import ParseStage
 from owstack.pipeline.pipeline import Pipeline
@@ -38,15 +39,39 @@ def build_pipeline(gw: Gateway) -> Pipeline:
 
 
 def audit(gw: Gateway) -> list[Stage]:
-    return []
+    if not gw.config.file.audit.enabled:
+        return []
+    from owstack.compliance.stage import AuditStage
+
+    stage = AuditStage(gw.config)
+    gw.hooks.append(stage)  # opens the log and records `config.loaded` at start, seals it at shutdown
+    return [stage]
 
 
 def meter(gw: Gateway) -> list[Stage]:
-    return []
+    """Always present for /metrics; the ledger writer only with `metering.enabled`."""
+    from owstack.metering.stage import MeterStage
+
+    stage = MeterStage(gw.config)
+    gw.metrics = stage.metrics
+    gw.hooks.append(stage)  # migrates and starts the ledger writer at start, flushes it at shutdown
+    return [stage]
 
 
 def authenticate(gw: Gateway) -> list[Stage]:
-    return []
+    """Keys are required unless no tenants are configured and the gateway listens on loopback only."""
+    from owstack.tenancy import open_mode_allowed
+
+    config = gw.config
+    if not config.file.tenants:
+        allowed, sentence = open_mode_allowed(config, gw.host)
+        if allowed:
+            return []
+        raise ConfigError(sentence)
+    from owstack.tenancy.keys import KeyStore
+    from owstack.tenancy.stage import AuthenticateStage
+
+    return [AuthenticateStage(config, KeyStore(config.file.storage.url))]
 
 
 def guard(gw: Gateway) -> list[Stage]:

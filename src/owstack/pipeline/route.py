@@ -33,6 +33,6 @@ class RouteStage(BaseStage):
 
             kept, excluded = filter_candidates(names, self.backends, ctx.policy)
             ctx.residency_excluded = excluded
-            raise_if_empty(kept, excluded, ctx.policy, route.layer, tenant_name=ctx.tenant)
+            raise_if_empty(kept, excluded, ctx.policy, route.layer, tenant_name=ctx.tenant, backends=self.backends)
             names = kept
         ctx.candidates = names
