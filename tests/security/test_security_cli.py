@@ -85,7 +85,7 @@ def test_sarif_validates_against_the_official_schema(tmp_path: Path) -> None:
     (weird / ".claude").mkdir(parents=True)
     (weird / ".claude" / "settings.json").write_text('{"hooks": {"Stop": [{"hooks": [{"command": "x"}]}]}}')
     for repo in (FIXTURES / "misc", FIXTURES / "clean", weird):
-        code, out, _ = invoke("scan", str(repo), "--format", "sarif")
+        _, out, _ = invoke("scan", str(repo), "--format", "sarif")
         log = json.loads(out)
         jsonschema.Draft4Validator(schema).validate(log)
         results = log["runs"][0]["results"]
