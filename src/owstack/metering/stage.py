@@ -1,0 +1,72 @@
+"""The meter stage: one ledger record and the Prometheus counters for every request.
+
+    metrics = Metrics.from_config(config)            # shared with GET /metrics and the router
+    meter = MeterStage(config, metrics=metrics)
+    await meter.start()                               # migrate the schema, start the ledger writer
+    ... pipeline runs meter.after(ctx) for every request (served, failed or refused) ...
+    await meter.aclose()                              # graceful shutdown: flush the ledger
+
+`after(ctx)` costs a few microseconds (bench/metering_overhead.py): it updates the metrics, copies the
+context's fields and appends them to the writer's queue. Token counting (when the upstream reported no
+usage), pricing and SQL happen on the writer thread. With `metering.enabled: false` there is no ledger
+and no writer; the metrics that need neither (requests, latency, TTFT, reported tokens, fallbacks,
+upstream errors) are still kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from owstack.metering.record import snapshot
+from owstack.pipeline.stage import BaseStage
+
+if TYPE_CHECKING:
+    from owstack.config.load import Config
+    from owstack.metering.costs import Pricing
+    from owstack.metering.prometheus import Metrics
+    from owstack.metering.writer import LedgerWriter
+    from owstack.pipeline.context import RequestContext
+
+
+class MeterStage(BaseStage):
+    name = "meter"
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        metrics: Metrics | None = None,
+        pricing: Pricing | None = None,
+        writer: LedgerWriter | None = None,
+    ) -> None:
+        """Resolve every backend's cost parameters now (catalog reads happen here, not per request).
+
+        Raises `ConfigError` for a backend whose `hardware:` or proprietary model has no price."""
+        from owstack.metering.costs import Pricing
+        from owstack.metering.prometheus import Metrics
+
+        self.config = config
+        self.metrics = metrics if metrics is not None else Metrics.from_config(config)
+        self.pricing = pricing if pricing is not None else Pricing.from_config(config)
+        if writer is None and config.file.metering.enabled:
+            from owstack.metering.writer import LedgerWriter
+
+            writer = LedgerWriter.from_config(config, self.pricing, self.metrics)
+        self.writer = writer
+
+    async def start(self) -> None:
+        """Migrate the ledger's schema and start the writer thread (off the event loop)."""
+        if self.writer is not None:
+            await asyncio.to_thread(self.writer.start)
+
+    async def aclose(self) -> None:
+        """Flush every queued record and stop the writer."""
+        if self.writer is not None:
+            await self.writer.aclose()
+
+    async def after(self, ctx: RequestContext) -> None:
+        self.metrics.observe(ctx)
+        writer = self.writer
+        if writer is not None:
+            writer.submit(snapshot(ctx))

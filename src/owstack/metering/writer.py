@@ -1,0 +1,374 @@
+"""The ledger writer: a background thread that counts, prices and writes records in batches.
+
+    writer = LedgerWriter.from_config(config, pricing, metrics)
+    writer.start()                 # migrates the schema, starts the thread
+    writer.submit(snapshot(ctx))   # O(1): a deque append, from the request's path
+    writer.flush(timeout)          # wait until everything submitted so far is written (tests, admin)
+    await writer.aclose()          # graceful shutdown: flush everything, then stop
+
+Batches: up to `batch_size` records per INSERT (one executemany in one transaction), written as soon
+as `batch_size` records wait or every `flush_interval_ms`. A batch is all or nothing. When the database
+refuses a batch (a constraint, a value it cannot hold) the batch is split in halves and retried until
+the refused record is alone; it is then logged by request id and counted as rejected, and every other
+record is written. When the database is unreachable the batch is kept and retried with exponential
+backoff (up to `retry_max_s`) while new records wait in the queue, at most `max_buffer` of them; beyond
+that new records are dropped and counted (owstack_ledger_dropped_records_total). Inserts are
+idempotent (each record carries a random id; a duplicate id is ignored), so a batch whose commit was
+acknowledged late is never written twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from owstack.metering.costs import Pricing, Utilization
+from owstack.metering.record import Pending, base_row, busy_seconds
+from owstack.metering.tokens import Estimate, Tokenizers
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from owstack.config.load import Config
+    from owstack.metering.prometheus import Metrics
+
+log = logging.getLogger(__name__)
+
+
+class LedgerWriter:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pricing: Pricing,
+        tokenizers: Tokenizers | None = None,
+        metrics: Metrics | None = None,
+        batch_size: int = 256,
+        flush_interval_s: float = 0.5,
+        max_buffer: int = 100_000,
+        retry_max_s: float = 30.0,
+        shutdown_timeout_s: float = 10.0,
+        utilization_window_s: float = 3600.0,
+        utilization_refresh_s: float = 60.0,
+    ) -> None:
+        self.url = url
+        self.pricing = pricing
+        self.tokenizers = tokenizers
+        self.metrics = metrics
+        self.batch_size = batch_size
+        self.flush_interval_s = flush_interval_s
+        self.max_buffer = max_buffer
+        self.retry_max_s = retry_max_s
+        self.shutdown_timeout_s = shutdown_timeout_s
+        self.utilization_window_s = utilization_window_s
+        self.utilization_refresh_s = utilization_refresh_s
+        self.written = self.rejected = self.dropped = self.failures = 0
+        #: each self-hosted backend's load, re-measured from the ledger every utilization_refresh_s
+        self.load: dict[str, Utilization] = {}
+        self._queue: collections.deque[Pending] = collections.deque()
+        self._chunks: list[list[dict[str, Any]]] = []  # built rows waiting for a successful write
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._idle = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._engine: sa.Engine | None = None
+        self._ready = False
+        self._retry_at = 0.0
+        self._backoff = 0.0
+        self._load_at = 0.0
+        self._estimate = Estimate()
+        if metrics is not None:
+            metrics.attach(self)
+
+    @classmethod
+    def from_config(cls, config: Config, pricing: Pricing, metrics: Metrics | None = None) -> LedgerWriter:
+        m = config.file.metering
+        return cls(
+            config.file.storage.url,
+            pricing=pricing,
+            tokenizers=Tokenizers(config),
+            metrics=metrics,
+            batch_size=m.batch_size,
+            flush_interval_s=m.flush_interval_ms / 1000.0,
+            max_buffer=m.max_buffer,
+            retry_max_s=m.retry_max_s,
+            shutdown_timeout_s=m.shutdown_timeout_s,
+            utilization_window_s=m.utilization_window_s,
+            utilization_refresh_s=m.utilization_refresh_s,
+        )
+
+    # the request's side ------------------------------------------------------------------------------
+    def submit(self, item: Pending) -> None:
+        """Queue one record (O(1), no I/O). Dropped and counted when `max_buffer` records already wait."""
+        queue = self._queue
+        if len(queue) >= self.max_buffer:
+            self.dropped += 1
+            return
+        queue.append(item)
+        if len(queue) >= self.batch_size and not self._wake.is_set():
+            self._wake.set()
+
+    @property
+    def depth(self) -> int:
+        """Records not yet written: queued plus built and waiting for the database."""
+        return len(self._queue) + sum(len(c) for c in self._chunks)
+
+    # life cycle --------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Check the URL, try the migration once (an unreachable database is retried by the thread; any
+        other migration error is raised), and start the thread. Idempotent."""
+        if self._thread is not None:
+            return
+        from owstack.storage import engine
+
+        self._engine = engine(self.url)  # raises ConfigError for a bad URL
+        self._prepare(raise_errors=True)
+        self._thread = threading.Thread(target=self._run, name="owstack-ledger", daemon=True)
+        self._thread.start()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every record submitted before the call is written or rejected; False on timeout
+        (e.g. the database is down)."""
+        deadline = time.monotonic() + timeout
+        if self._thread is None:  # not started: write in the caller's thread
+            while (self._queue or self._chunks) and time.monotonic() < deadline:
+                if not self._guarded_cycle(respect_backoff=False):
+                    time.sleep(0.05)
+            return not (self._queue or self._chunks)
+        self._wake.set()
+        with self._idle:
+            while self._queue or self._chunks or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._wake.set()
+                self._idle.wait(min(left, 0.05))
+        return True
+
+    def close(self) -> None:
+        """Flush everything (retrying for up to `shutdown_timeout_s` if the database is down), then stop.
+        Records still unwritten after that are counted as dropped and logged."""
+        self._stop.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(self.shutdown_timeout_s + 30.0)
+        else:
+            self._final_flush()
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
+
+    # the writer thread -------------------------------------------------------------------------------
+    _busy = False
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_interval_s)
+            self._wake.clear()
+            self._guarded_cycle(respect_backoff=True)
+        self._final_flush()
+
+    def _final_flush(self) -> None:
+        deadline = time.monotonic() + self.shutdown_timeout_s
+        while (self._queue or self._chunks) and time.monotonic() < deadline:
+            if not self._guarded_cycle(respect_backoff=False):
+                time.sleep(min(max(self._backoff, 0.05), max(deadline - time.monotonic(), 0.0)))
+        lost = self.depth
+        if lost:
+            self.dropped += lost
+            log.error(
+                "ledger: %d records lost at shutdown: the database at %s stayed unreachable",
+                lost,
+                self._safe_url(),
+            )
+            self._queue.clear()
+            self._chunks.clear()
+        with self._idle:
+            self._idle.notify_all()
+
+    def _guarded_cycle(self, *, respect_backoff: bool) -> bool:
+        """One pass; True when everything queued was written. Never raises (the thread must live)."""
+        try:
+            return self._cycle(respect_backoff)
+        except Exception:
+            log.exception("ledger: unexpected error in the writer thread; records are kept and retried")
+            self._schedule_retry()
+            return False
+        finally:
+            self._busy = False
+            if self.metrics is not None and self.metrics.shared_dir is not None:
+                self._save_metrics()
+            with self._idle:
+                self._idle.notify_all()
+
+    def _cycle(self, respect_backoff: bool) -> bool:
+        if respect_backoff and time.monotonic() < self._retry_at:
+            return False
+        if not self._ready and not self._prepare(raise_errors=False):
+            return False
+        if time.monotonic() >= self._load_at:
+            self._refresh_load()
+        while True:
+            if not self._chunks:
+                self._busy = True
+                batch = self._take()
+                if not batch:
+                    return True
+                self._chunks.append([self._build(item) for item in batch])
+            if not self._write_chunks():
+                return False
+
+    def _take(self) -> list[Pending]:
+        queue = self._queue
+        batch: list[Pending] = []
+        while queue and len(batch) < self.batch_size:
+            batch.append(queue.popleft())
+        return batch
+
+    def _prepare(self, *, raise_errors: bool) -> bool:
+        """Upgrade the schema; True when ready. Outages are retried later; other errors are raised at
+        start and logged (and retried) afterwards."""
+        from owstack.storage import engine, is_outage, migrate
+
+        try:
+            if self._engine is None:
+                self._engine = engine(self.url)
+            migrate(self.url)
+        except Exception as exc:
+            if raise_errors and not is_outage(exc):
+                raise
+            log.warning("ledger: cannot migrate %s yet (%s); retrying", self._safe_url(), type(exc).__name__)
+            self._schedule_retry()
+            return False
+        self._ready = True
+        self._backoff = 0.0
+        return True
+
+    def _write_chunks(self) -> bool:
+        """Write the built chunks in order; split refused ones; False (keep them) on an outage."""
+        from owstack.metering.ledger import write_batch
+        from owstack.storage import is_outage
+
+        assert self._engine is not None
+        while self._chunks:
+            chunk = self._chunks[0]
+            try:
+                write_batch(self._engine, chunk)
+            except Exception as exc:
+                if is_outage(exc):
+                    self.failures += 1
+                    if self._backoff == 0.0:
+                        log.warning(
+                            "ledger: database %s unreachable (%s); keeping %d records and retrying",
+                            self._safe_url(),
+                            type(exc).__name__,
+                            self.depth,
+                        )
+                    self._schedule_retry()
+                    return False
+                self._chunks.pop(0)
+                if len(chunk) == 1:
+                    self._reject(chunk[0], exc)
+                else:
+                    mid = len(chunk) // 2
+                    self._chunks[0:0] = [chunk[:mid], chunk[mid:]]
+                continue
+            self._chunks.pop(0)
+            self.written += len(chunk)
+            self._backoff = 0.0
+        return True
+
+    def _reject(self, row: dict[str, Any], exc: BaseException) -> None:
+        self.rejected += 1
+        reason = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
+        log.error("ledger: the database refused the record of request %s: %s", row.get("request_id"), reason)
+
+    def _save_metrics(self) -> None:
+        assert self.metrics is not None
+        try:
+            self.metrics.save()
+        except OSError as exc:
+            log.warning("metrics: cannot write to %s: %s", self.metrics.shared_dir, exc)
+
+    def _schedule_retry(self) -> None:
+        self._backoff = min(self.retry_max_s, max(0.1, self._backoff * 2))
+        self._retry_at = time.monotonic() + self._backoff
+
+    def _safe_url(self) -> str:
+        from owstack.storage import safe_url
+
+        return safe_url(self.url)
+
+    def _build(self, item: Pending) -> dict[str, Any]:
+        """Count (when the upstream sent no usage), price, and make the ledger row of one record."""
+        row = base_row(item)
+        usage = item.usage
+        prompt, completion, reasoning, cached = (
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            usage.reasoning_tokens,
+            usage.cached_tokens,
+        )
+        estimated = False
+        if not usage.reported and item.backend is not None and (item.status < 400 or item.output_text):
+            counter = self.tokenizers.for_backend(item.backend) if self.tokenizers is not None else self._estimate
+            try:
+                completion = counter.text("".join(item.output_text))
+                prompt = counter.prompt(item.messages or [])
+                estimated = not counter.exact
+            except Exception as exc:  # a tokenizer failure must not lose the record
+                log.warning("ledger: counting tokens of %s failed (%s); estimating", item.request_id, exc)
+                completion = self._estimate.text("".join(item.output_text))
+                prompt = self._estimate.prompt(item.messages or [])
+                estimated = True
+            reasoning = cached = 0
+            if self.metrics is not None:
+                self.metrics.add_tokens(item.layer, item.backend, prompt, completion, 0, 0)
+        costs = self.pricing.price(
+            item.backend,
+            item.layer,
+            (prompt, completion, cached),
+            busy_seconds(item),
+            self.load.get(item.backend or ""),
+        )
+        if self.metrics is not None:
+            if costs.cost_usd:
+                kind = "api" if costs.cost_kind == "api" else "selfhost"
+                self.metrics.add_cost(item.layer, item.backend, kind, costs.cost_usd)
+            if costs.counterfactual_usd:
+                self.metrics.add_cost(item.layer, item.backend, "counterfactual", costs.counterfactual_usd)
+        row.update(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            reasoning_tokens=reasoning,
+            cached_tokens=cached,
+            tokens_reported=usage.reported,
+            tokens_estimated=estimated,
+            cost_usd=costs.cost_usd,
+            cost_kind=costs.cost_kind,
+            capital_usd=costs.capital_usd,
+            utilization=costs.utilization,
+            counterfactual_usd=costs.counterfactual_usd,
+            counterfactual_model=costs.counterfactual_model,
+        )
+        return row
+
+    def _refresh_load(self) -> None:
+        from owstack.metering.utilization import measure
+        from owstack.storage import is_outage
+
+        self._load_at = time.monotonic() + self.utilization_refresh_s
+        names = [name for name, b in self.pricing.backends.items() if b.kind == "selfhost"]
+        if not names or self._engine is None:
+            return
+        try:
+            self.load.update(measure(self._engine, names, self.utilization_window_s))
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            log.warning("ledger: cannot measure utilization (%s); keeping the last values", type(exc).__name__)

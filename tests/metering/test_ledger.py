@@ -1,0 +1,87 @@
+"""The ledger table on SQLite and PostgreSQL: round trip, all-or-nothing batches, idempotent inserts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from metering_helpers import count, rows
+from sqlalchemy import exc
+
+from owstack import storage
+from owstack.metering.ledger import write_batch
+from owstack.metering.report import utc
+
+
+def row(i: int, **changes: Any) -> dict[str, Any]:
+    when = datetime(2026, 11, 27, 10, 0, i, 123456, tzinfo=UTC)
+    out: dict[str, Any] = {
+        "id": f"{i:032x}",
+        "request_id": f"req-{i:03d}",
+        "received_at": when,
+        "day": when.date(),
+        "tenant": "default",
+        "protocol": "openai",
+        "layer": "coding",
+        "backend": "gpu",
+        "model": "nemotron",
+        "stream": True,
+        "status": 200,
+        "client_disconnected": False,
+        "prompt_tokens": 100 + i,
+        "completion_tokens": 20,
+        "reasoning_tokens": 5,
+        "cached_tokens": 0,
+        "tokens_reported": True,
+        "tokens_estimated": False,
+        "latency_s": 1.5,
+        "ttft_s": 0.2,
+        "attempts": 2,
+        "fallbacks": 1,
+        "attempt_log": [
+            {"backend": "a", "outcome": "upstream_error", "latency_s": 0.1},
+            {"backend": "gpu", "outcome": "ok"},
+        ],
+        "cost_usd": 0.0123,
+        "cost_kind": "selfhost",
+        "counterfactual_usd": 0.05,
+        "counterfactual_model": "gpt-5.4",
+    }
+    out.update(changes)
+    return out
+
+
+def test_rows_round_trip_with_their_types(db_url: str) -> None:
+    storage.migrate(db_url)
+    written = [row(1), row(2, layer=None, backend=None, attempt_log=None, cost_usd=None, status=401)]
+    write_batch(storage.engine(db_url), written)
+    got = rows(db_url)
+    assert [r["request_id"] for r in got] == ["req-001", "req-002"]
+    first = got[0]
+    assert utc(first["received_at"]) == written[0]["received_at"]
+    assert first["day"] == written[0]["day"]
+    assert first["stream"] is True and first["tokens_estimated"] is False
+    assert first["attempt_log"] == written[0]["attempt_log"]
+    assert first["prompt_tokens"] == 101 and first["cost_usd"] == pytest.approx(0.0123)
+    assert got[1]["layer"] is None and got[1]["cost_usd"] is None and got[1]["status"] == 401
+
+
+def test_a_batch_with_one_refused_row_writes_nothing(db_url: str) -> None:
+    storage.migrate(db_url)
+    batch = [row(i) for i in range(5)]
+    batch[3]["prompt_tokens"] = -1  # violates the ledger's check constraint
+    with pytest.raises(exc.IntegrityError):
+        write_batch(storage.engine(db_url), batch)
+    assert count(db_url) == 0
+    del batch[3]
+    write_batch(storage.engine(db_url), batch)
+    assert count(db_url) == 4
+
+
+def test_writing_the_same_batch_twice_records_it_once(db_url: str) -> None:
+    storage.migrate(db_url)
+    batch = [row(i) for i in range(3)]
+    write_batch(storage.engine(db_url), batch)
+    write_batch(storage.engine(db_url), batch)  # e.g. a retry after a commit whose reply was lost
+    assert count(db_url) == 3

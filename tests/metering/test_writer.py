@@ -1,0 +1,138 @@
+"""The ledger writer: batches, flush on close, all-or-nothing with bisection, outage and retry, bounds."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from metering_helpers import TcpProxy, count, make_config, make_ctx, rows
+from sqlalchemy import event
+
+from owstack import storage
+from owstack.metering.costs import Pricing
+from owstack.metering.prometheus import Metrics
+from owstack.metering.record import snapshot
+from owstack.metering.writer import LedgerWriter
+
+
+def writer(url: str, **options: Any) -> LedgerWriter:
+    config = make_config(url)
+    defaults: dict[str, Any] = {"batch_size": 1000, "flush_interval_s": 60.0, "retry_max_s": 0.2}
+    return LedgerWriter(
+        url, pricing=Pricing.from_config(config), metrics=Metrics.from_config(config), **{**defaults, **options}
+    )
+
+
+def submit(w: LedgerWriter, n: int, prefix: str = "r", **ctx: Any) -> None:
+    for i in range(n):
+        w.submit(snapshot(make_ctx(f"{prefix}{i:04d}", **ctx)))
+
+
+def wait_for(predicate: Any, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_waiting_records_go_in_batches_of_at_most_batch_size_and_close_flushes(db_url: str) -> None:
+    w = writer(db_url, batch_size=10)
+    sizes: list[int] = []
+
+    def spy(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
+        if statement.startswith("INSERT INTO ledger"):
+            sizes.append(len(params) if executemany else 1)
+
+    event.listen(storage.engine(db_url), "before_cursor_execute", spy)
+    submit(w, 25)  # queued before the thread starts: 10 or more waiting wakes it at once
+    w.start()
+    assert wait_for(lambda: w.written == 25)  # long before the 60 s interval
+    assert sizes == [10, 10, 5]
+    submit(w, 5, prefix="late")  # fewer than a batch: they wait for the interval...
+    time.sleep(0.3)
+    assert count(db_url) == 25 and w.depth == 5
+    w.close()  # ... or for the graceful shutdown, which flushes them
+    assert count(db_url) == 30 and w.written == 30 and w.dropped == 0
+    assert sizes == [10, 10, 5, 5]
+
+
+def test_records_are_written_after_the_flush_interval(sqlite_url: str) -> None:
+    w = writer(sqlite_url, flush_interval_s=0.05)
+    w.start()
+    submit(w, 3)
+    assert wait_for(lambda: count(sqlite_url) == 3, timeout=5)
+    w.close()
+
+
+def test_a_refused_record_is_isolated_and_every_other_record_written(db_url: str) -> None:
+    w = writer(db_url)
+    w.start()
+    submit(w, 6, prefix="good-a")
+    submit(w, 1, prefix="bad", status=1000)  # outside the ledger's status check: the database refuses it
+    submit(w, 6, prefix="good-b")
+    assert w.flush(30)
+    ids = [r["request_id"] for r in rows(db_url)]
+    assert len(ids) == 12 and not any(i.startswith("bad") for i in ids)
+    assert (w.written, w.rejected, w.dropped) == (12, 1, 0)
+    w.close()
+
+
+@pytest.mark.postgres
+def test_an_outage_keeps_records_and_retries_until_the_database_is_back(pg_proxy: tuple[TcpProxy, str]) -> None:
+    proxy, url = pg_proxy
+    w = writer(url)
+    w.start()  # migrates through the proxy
+    proxy.down()
+    submit(w, 5)
+    assert not w.flush(1.0)  # cannot be written while the database is unreachable
+    assert w.failures >= 1 and w.depth == 5 and w.written == 0
+    proxy.up()
+    assert w.flush(30)
+    assert count(url) == 5 and w.written == 5 and w.dropped == 0
+    w.close()
+
+
+@pytest.mark.postgres
+def test_during_an_outage_the_buffer_is_bounded_and_drops_are_counted(pg_proxy: tuple[TcpProxy, str]) -> None:
+    proxy, url = pg_proxy
+    w = writer(url, max_buffer=3)
+    w.start()
+    proxy.down()
+    submit(w, 10)  # the writer sleeps (60 s interval, batch of 1000): the queue takes 3, drops 7
+    assert (w.depth, w.dropped) == (3, 7)
+    body = w.metrics.render()[0].decode() if w.metrics else ""
+    assert "owstack_ledger_dropped_records_total 7.0" in body
+    assert "owstack_ledger_queue_depth 3.0" in body
+    proxy.up()
+    assert w.flush(30)
+    assert count(url) == 3
+    w.close()
+
+
+@pytest.mark.postgres
+def test_shutdown_with_the_database_down_gives_up_after_its_timeout(pg_proxy: tuple[TcpProxy, str]) -> None:
+    proxy, url = pg_proxy
+    w = writer(url, shutdown_timeout_s=0.5)
+    w.start()
+    proxy.down()
+    submit(w, 4)
+    started = time.monotonic()
+    w.close()
+    assert time.monotonic() - started < 10
+    assert (w.written, w.dropped, w.depth) == (0, 4, 0)
+
+
+def test_writer_starts_even_when_the_database_is_down_and_migrates_later(tmp_path: Any) -> None:
+    missing_dir = tmp_path / "not-yet"
+    url = f"sqlite:///{missing_dir / 'owstack.db'}"
+    w = writer(url)
+    w.start()  # "unable to open database file": an outage, retried
+    submit(w, 2)
+    assert not w.flush(0.5)
+    missing_dir.mkdir()
+    assert w.flush(30)
+    assert count(url) == 2
+    w.close()
