@@ -102,3 +102,20 @@ def test_bad_hardware_and_bad_counterfactual_name_their_field() -> None:
         Pricing.from_config(from_dict(bad_hw))
     with pytest.raises(ConfigError, match=r"^counterfactual\.edge: "):
         Pricing.from_config(from_dict({"backends": BACKENDS, "counterfactual": {"edge": "gpt-9000"}}))
+
+
+def test_the_economics_sections_overrides_reach_the_costs() -> None:
+    econ = {"prices": {"gpt-5.4": {"input_per_m": 2.0}}, "hardware": {"H100": {"capex_per_node": 160_000}}}
+    pricing = Pricing.from_config(from_dict({"backends": BACKENDS, "economics": econ}))
+    costs = pricing.price("gpu", "coding", (100_000, 0, 0), 3600.0, None)
+    assert costs.counterfactual_usd == pytest.approx(0.2)  # 100K input tokens at the negotiated $2.00 per M
+    assert costs.cost_usd == pytest.approx(hardware_profile("8xH100", {"capex_per_node": 160_000}).usd_per_hour)
+    assert pricing.capex_usd() == pytest.approx(160_000)
+    api = pricing.price("oai", "edge", (100_000, 0, 0), 1.0, None)
+    assert api.cost_usd == pytest.approx(0.2)
+
+
+def test_long_prompts_bill_at_the_long_context_rate(pricing: Pricing) -> None:
+    # GPT-5.4 prompts over 272K tokens: input x2, output x1.5
+    costs = pricing.price("gpu", "coding", (300_000, 1_000, 0), 1.0, None)
+    assert costs.counterfactual_usd == pytest.approx((300_000 * 2.50 * 2 + 1_000 * 15.0 * 1.5) / 1e6)

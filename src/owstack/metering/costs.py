@@ -20,9 +20,10 @@ is arithmetic only. The rules (docs/metering.md has the worked examples):
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from owstack.catalog.prices import ApiPrice, api_price
 from owstack.economics.costs import (
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from owstack.config.load import Config
 
 log = logging.getLogger(__name__)
+#: the GPU count in a hardware spec such as "8xH100" (what is left is the catalog option's name)
+_SPEC = re.compile(r"^\s*\d+\s*[x×*]\s*", re.IGNORECASE)
 
 CostKind = Literal["selfhost", "embedded", "api", "unknown", "none"]
 
@@ -88,30 +91,25 @@ class Pricing:
         self.batch = batch
 
     @classmethod
-    def from_config(
-        cls,
-        config: Config,
-        *,
-        price_overrides: Mapping[str, Mapping[str, Any]] | None = None,
-        hardware_overrides: Mapping[str, Mapping[str, float]] | None = None,
-    ) -> Pricing:
-        """Resolve every backend's hardware profile or API price and every layer's counterfactual.
+    def from_config(cls, config: Config) -> Pricing:
+        """Resolve every backend's hardware profile or API price and every layer's counterfactual, with
+        the `economics:` section's price and hardware overrides applied.
 
-        `hardware_overrides` is keyed by backend name, `price_overrides` by API model. A backend whose
-        hardware or price cannot be resolved raises `ConfigError` naming `backends.<name>.hardware`."""
-        file, m = config.file, config.file.metering
-        prices = price_overrides or {}
+        A backend whose hardware or price cannot be resolved raises `ConfigError` naming
+        `backends.<name>.hardware` (or `.model`); a bad counterfactual names `counterfactual.<layer>`."""
+        file, m, econ = config.file, config.file.metering, config.file.economics
         backends: dict[str, BackendCost] = {}
         for name, b in file.backends.items():
             if b.proprietary:
                 model = b.catalog or b.model
                 try:
-                    backends[name] = BackendCost("api", price=api_price(model, prices.get(model)))
+                    backends[name] = BackendCost("api", price=api_price(model, econ.price_overrides(model)))
                 except ConfigError as exc:
                     raise ConfigError(f"backends.{name}.model: {exc}") from None
             elif b.hardware:
                 try:
-                    profile = hardware_profile(b.hardware, (hardware_overrides or {}).get(name))
+                    option = _SPEC.sub("", b.hardware).strip() or b.hardware
+                    profile = hardware_profile(b.hardware, econ.hardware_overrides(option))
                 except ConfigError as exc:
                     raise ConfigError(f"backends.{name}.hardware: {exc}") from None
                 effective = profile.usd_per_gpu_hour_effective
@@ -129,7 +127,7 @@ class Pricing:
         counterfactual: dict[str, ApiPrice] = {}
         for layer, model in layers.items():
             try:
-                counterfactual[layer] = api_price(model, prices.get(model))
+                counterfactual[layer] = api_price(model, econ.price_overrides(model))
             except ConfigError as exc:
                 raise ConfigError(f"counterfactual.{layer}: {exc}") from None
         return cls(backends, counterfactual, batch=m.counterfactual_batch)
