@@ -106,7 +106,8 @@ def test_detects_each_category(text: str, category: str) -> None:
         "[the docs](https://example.com/guide?page=2&lang=en)",
         "System: Ubuntu 22.04\nMemory: 16 GB",
         "In Haskell, `a <|> b` tries a then b.",
-        "The England flag 🏴\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f and a family 👨\u200d👩\u200d👧.",
+        "The England flag 🏴\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f"
+        " and a family 👨\u200d👩\u200d👧.",
         "persian: می\u200cخواهم",
         "sha256: b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==",
@@ -149,3 +150,25 @@ def test_linear_time_on_adversarial_input(unit: str) -> None:
 
     small, big = timed(2000), timed(8000)
     assert big < max(small * 12, 0.5), (small, big)
+
+
+def test_windowed_search_on_long_text_finds_what_a_full_search_finds(monkeypatch: pytest.MonkeyPatch) -> None:
+    from owstack.security.data_files import load
+    from owstack.security.guard import detect
+
+    big = "\n\n".join(s["text"] for s in load("guard_corpus")["samples"])
+    assert len(big) > detect.WINDOWED_ABOVE
+    windowed = scan_text(big)
+    monkeypatch.setattr(detect, "WINDOWED_ABOVE", 10**9)
+    assert scan_text(big) == windowed
+    assert len(windowed) > 100
+
+
+def test_corpus_figures_stay_where_docs_say() -> None:
+    """docs/security.md quotes these rates; a rule change that moves them must update the docs."""
+    from owstack.security.guard.evaluate import evaluate
+
+    result = evaluate()
+    assert (result["malicious"], result["benign"]) == (152, 153)
+    assert result["detected"] == 137
+    assert result["false_positives"] == 3

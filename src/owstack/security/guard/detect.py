@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+
 from owstack.security.guard.hidden import scan_hidden
 from owstack.security.guard.payloads import encoded_payloads, exfil_links, hidden_markup
-from owstack.security.guard.phrases import PHRASE_RULES, is_mention, role_spoof_spans
+from owstack.security.guard.phrases import PHRASE_RULES, is_mention, is_negated, role_spoof_spans, windows
 from owstack.security.guard.tokens import all_tokens_pattern
 from owstack.security.guard.types import SEVERITY_RANK, GuardFinding, safe_excerpt
 
@@ -64,17 +67,37 @@ def _scan(text: str, source: str) -> list[GuardFinding]:
     return sorted(found, key=lambda f: (f.start, f.rule))
 
 
+WINDOWED_ABOVE = 4096
+
+
+def _matches(rule_index: int, text: str, lowered: str | None) -> Iterator[re.Match[str]]:
+    pattern = PHRASE_RULES[rule_index].pattern
+    if lowered is None:
+        yield from pattern.finditer(text)
+        return
+    seen: set[tuple[int, int]] = set()
+    for start, end in windows(lowered, rule_index):
+        for m in pattern.finditer(text, start, min(end, len(text))):
+            if m.span() not in seen:
+                seen.add(m.span())
+                yield m
+
+
 def _phrases(text: str, source: str) -> list[GuardFinding]:
+    """Phrase rules; texts longer than WINDOWED_ABOVE are only searched around each rule's key words."""
+    lowered = text.lower() if len(text) > WINDOWED_ABOVE else None
+    if lowered is not None and len(lowered) != len(text):
+        lowered = None  # lower() changed the length (rare scripts): offsets would not line up
     out: list[GuardFinding] = []
-    for rule in PHRASE_RULES:
+    for index, rule in enumerate(PHRASE_RULES):
         if source in rule.skip:
             continue
-        for m in rule.pattern.finditer(text):
-            severity = "low" if is_mention(text, m.start(), m.end()) else rule.severity
+        for m in _matches(index, text, lowered):
+            quiet = is_mention(text, m.start(), m.end()) or (rule.rule != "OWS-GRD-011" and is_negated(text, m.start()))
             out.append(
                 GuardFinding(
                     rule.rule,
-                    severity,
+                    "low" if quiet else rule.severity,
                     rule.category,
                     m.start(),
                     m.end(),

@@ -26,8 +26,8 @@ _HTML_SRC = re.compile(
 _HTML_HANDLER = re.compile(r"(?i)<\s*(?:img|svg|image|body|iframe|video|audio)\b[^>]{0,600}?\bon[a-z]{3,20}\s*=")
 _PLACEHOLDER = re.compile(
     r"(?:\{\{?[^{}\s]{1,60}\}\}?|\$\{?[A-Za-z_][A-Za-z0-9_]{0,40}\}?|%[A-Z_]{3,40}%|<[A-Za-z_ -]{2,40}>"
-    r"|\[[A-Z][A-Z_ ]{2,40}\]|\b(?:INSERT|REPLACE|PLACEHOLDER|YOUR_?DATA|SECRET|API_?KEY|PASSWORD"
-    r"|CONVERSATION|CHAT_?HISTORY|SUMMARY|USER_?DATA|MEMORY|CONTEXT)\b)"
+    r"|\[[A-Z][A-Z_ ]{2,40}\]|\b(?:INSERT|REPLACE|PLACEHOLDER|YOUR_?DATA|SECRETS?|API_?KEY|PASSWORD"
+    r"|CONVERSATION|CHAT_?HISTORY|SUMMARY|USER_?DATA|MEMORY|CONTEXT)(?:_[A-Z]+)*\b)"
 )
 _OPAQUE = re.compile(r"^[A-Za-z0-9+/=_-]{64,}$")
 

@@ -95,6 +95,29 @@ PHRASE_RULES: tuple[PhraseRule, ...] = (
         "claims a privileged mode",
     ),
     PhraseRule(
+        "OWS-GRD-010",
+        "high",
+        "override",
+        _rx(
+            r"\b(?:ignora\s+(?:todas\s+)?las\s+instrucciones|vergiss\s+(?:alle\s+)?(?:vorherigen|bisherigen|obigen)"
+            r"\s+anweisungen|ignorez?\s+(?:toutes\s+)?les\s+instructions|ignore\s+(?:todas\s+)?as\s+instru[cç][oõ]es"
+            r"|ignora\s+(?:tutte\s+)?le\s+istruzioni)"
+        ),
+        "tells the model to ignore its instructions (non-English)",
+    ),
+    PhraseRule(
+        "OWS-GRD-010",
+        "high",
+        "override",
+        _rx(
+            r"\b(?:supersedes?|overrides?|replaces?|takes\s+precedence\s+over)\s+(?:your|the|all|any)\s+(?:\w+\s+){0,2}?"
+            r"(?:configuration|instructions|rules|guidelines|prompt|programming|polic(?:y|ies))\b"
+            r"|\b(?:set|put|push)\s+aside\s+(?:what|everything|anything)\s+(?:your|the)\s+(?:operators?|developers?"
+            r"|creators?|admins?|owners?|system)\b"
+        ),
+        "claims to replace the model's instructions",
+    ),
+    PhraseRule(
         "OWS-GRD-011",
         "medium",
         "override",
@@ -114,7 +137,9 @@ PHRASE_RULES: tuple[PhraseRule, ...] = (
             r"\b(?:if\s+you\s+are\s+(?:an?\s+)?(?:ai|llm|large\s+language\s+model|language\s+model|assistant|"
             r"agent|bot|chatbot|automated)|(?:note|message|instructions?|attention)\s+(?:to|for)\s+(?:the\s+|any\s+|all\s+)?"
             r"(?:ai|llm|language\s+model|assistant|agent|bot|chatbot|claude|gpt|chatgpt|copilot|gemini)s?\b"
-            r"|(?:ai|llm|assistant|agent|bot)s?\s+(?:reading|processing|parsing|summari[sz]ing|crawling)\s+this)"
+            r"|(?:ai|llm|assistant|agent|bot)s?\s+(?:reading|processing|parsing|summari[sz]ing|crawling)\s+this"
+            r"|(?:attention|hey|dear|psst|p\.\s?s\.?)[,:]?\s+(?:to\s+)?(?:the\s+|any\s+)?(?:ai\s+)?(?:ai|llm|model|assistant|agent"
+            r"|bot|chatbot)s?\b\s*[:,])"
         ),
         "addresses an AI reader directly",
         frozenset({"instructions"}),
@@ -124,11 +149,13 @@ PHRASE_RULES: tuple[PhraseRule, ...] = (
         "high",
         "exfiltration",
         _rx(
-            r"\b(?:reveal|print|output|repeat|leak|dump|disclose|expose|return|include|paste|echo|write\s+out)\b"
+            r"\b(?:reveal|print|output|repeat|leak|dump|disclose|expose|return|include|paste|echo|write\s+out|show|"
+            r"tell|give|list|share)\b"
             + _gap(4)
             + r"(?:system\s+prompt|initial\s+prompt|hidden\s+instructions|instructions\s+above|"
             r"developer\s+message|api[\s_-]?keys?|secrets?|credentials|passwords?|private\s+keys?|access\s+tokens?|"
-            r"environment\s+variables|env\s+vars|\.env\b|ssh\s+keys?)"
+            r"environment\s+variables|env\s+vars|\.env\b|ssh\s+keys?|\.ssh\b|id_rsa|id_ed25519|\.aws/credentials|"
+            r"/etc/(?:passwd|shadow)|hidden\s+prompt|context\s+window|(?:entire|full|whole)\s+prompt)"
         ),
         "asks for the system prompt or secrets",
     ),
@@ -142,8 +169,8 @@ PHRASE_RULES: tuple[PhraseRule, ...] = (
             + r"(?:conversation|chat\s+history|history|messages|api[\s_-]?keys?|secrets?|credentials|tokens?|"
             r"passwords?|\.env|ssh\s+keys?|cookies|session|files?|data|contents?|e-?mails?|documents?|everything)\b"
             + _gap(4)
-            + r"(?:to|at|via)\s+(?:https?://|\S+@\S+|(?:this|my|our|the\s+following)\s+(?:url|server|endpoint|"
-            r"address|webhook|email))"
+            + r"(?:to|at|via)\s+(?:https?://|\S+@\S+|(?:this|my|our|the\s+following|the|that)\s+(?:url|server|endpoint|"
+            r"address|webhook|email|link))"
         ),
         "asks the model to send data to an outside address",
     ),
@@ -188,13 +215,13 @@ PHRASE_RULES: tuple[PhraseRule, ...] = (
 #: a role label at the start of a line ("System:", "### Assistant", "[system]") ...
 _ROLE_LABEL = re.compile(
     r"(?im)^[ \t>#*_\-]{0,8}[\[(<]?(?:system|assistant|developer|admin(?:istrator)?|root|operator)"
-    r"(?:[ \t]+(?:message|prompt|instructions?|note|override|update))?[\])>]?[ \t]*[:>\]]"
+    r"(?:[ \t]+(?:message|prompt|instructions?|note|override|update))?[\])>]?[ \t]*(?:[:>\]]|\(\#)"
 )
 #: ... counts as spoofing only when followed by imperative cues
 _ROLE_CUES = re.compile(
     r"(?i)\b(?:you\s+(?:must|will|shall|should|are\s+now|have\s+to|need\s+to)|ignore|disregard|from\s+now\s+on"
     r"|always\s+\w+|never\s+\w+|do\s+not|don't|the\s+user\s+(?:is|has|wants|asked|authori[sz]ed)|new\s+instructions"
-    r"|override|authori[sz]ed|permission)\b"
+    r"|override|authori[sz]ed|permission|i\s+(?:will|have|'ll)\s+now|the\s+assistant\s+(?:must|should|will))\b"
 )
 _ROLE_TAG = re.compile(
     r"(?i)<\s*(?:system|system[_-]?prompt|system[_-]?message|instructions?|admin|developer|im_system)\b[^<>\n]{0,80}>"
@@ -209,6 +236,14 @@ _META_BEFORE = re.compile(
     r"(?i)(?:such\s+as|e\.g\.|for\s+example|for\s+instance|like|phrases?|called|known\s+as|strings?|"
     r"text|payloads?|attacks?|patterns?|words?|prompts?\s+like|detects?|flags?|blocks?|match(?:es)?)\W{0,6}$"
 )
+
+
+_NEGATED_BEFORE = re.compile(r"(?i)\b(?:never|don't|do\s+not|avoid|stop|must\s+not|should\s+not)\s+$")
+
+
+def is_negated(text: str, start: int) -> bool:
+    """True when the match is preceded by a negation ("never paste your API key"): a warning, not a request."""
+    return bool(_NEGATED_BEFORE.search(text[max(0, start - 20) : start]))
 
 
 def is_mention(text: str, start: int, end: int) -> bool:
@@ -232,3 +267,102 @@ def role_spoof_spans(text: str) -> list[tuple[int, int, str]]:
             spans.append((m.start(), m.end(), "tag"))
     spans.extend((m.start(), m.end(), "frame") for m in _FRAME_ESCAPE.finditer(text))
     return spans
+
+
+#: Per rule (same order as PHRASE_RULES): lower-case words every match contains, and how far before and after
+#: such a word a match can reach. Long texts are searched only in these windows (found with str.find), which
+#: keeps `scan_text` fast on large tool outputs; short texts are searched whole.
+RULE_KEYS: tuple[tuple[tuple[str, ...], int, int], ...] = (
+    (("ignore", "disregard", "forget", "override", "bypass", "abandon", "discard", "skip", "drop"), 12, 260),
+    (("ignore", "disregard", "forget"), 12, 80),
+    (("instruction", "directive", "orders", "task", "prompt"), 60, 40),
+    (("are now",), 20, 80),
+    (("system", "admin", "developer", "root", "security"), 12, 80),
+    (("ignor", "vergiss"), 12, 80),
+    (("supersede", "override", "replace", "precedence", "aside"), 20, 120),
+    (("not", "don't", "dont", "never", "without"), 12, 120),
+    (
+        (
+            "if you are",
+            "note",
+            "message",
+            "instruction",
+            "attention",
+            "reading",
+            "processing",
+            "parsing",
+            "summari",
+            "crawling",
+            "hey",
+            "dear",
+            "psst",
+            "p.s",
+            "p. s",
+        ),
+        40,
+        120,
+    ),
+    (
+        (
+            "prompt",
+            "instructions",
+            "message",
+            "key",
+            "secret",
+            "credential",
+            "password",
+            "token",
+            "environment",
+            "env",
+            "ssh",
+            "id_rsa",
+            "id_ed25519",
+            ".aws",
+            "/etc/",
+            "context window",
+        ),
+        160,
+        40,
+    ),
+    (("send", "post", "upload", "forward", "transmit", "exfiltrate", "email", "submit", "leak"), 12, 320),
+    (("url", "link", "image", "query", "parameter", "markdown"), 200, 40),
+    (
+        (
+            "mcp.json",
+            ".vscode/",
+            ".claude/",
+            "autoapprove",
+            "enableallprojectmcpservers",
+            "bypasspermissions",
+            ".git/hooks",
+            "bashrc",
+            "zshrc",
+            ".profile",
+            "authorized_keys",
+            "crontab",
+        ),
+        200,
+        80,
+    ),
+    (("decode", "decrypt", "deobfuscate", "unscramble", "reverse", "translate"), 12, 240),
+)
+assert len(RULE_KEYS) == len(PHRASE_RULES)
+
+
+def windows(lowered: str, index: int) -> list[tuple[int, int]]:
+    """Merged (start, end) ranges of `lowered` where rule `index` can match."""
+    keys, before, after = RULE_KEYS[index]
+    spans: list[tuple[int, int]] = []
+    for key in keys:
+        pos = lowered.find(key)
+        while pos >= 0:
+            spans.append((max(0, pos - before), pos + len(key) + after))
+            pos = lowered.find(key, pos + 1)
+    spans.sort()
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
