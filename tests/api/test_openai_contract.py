@@ -133,7 +133,11 @@ def test_unknown_model_is_404(client: openai.OpenAI) -> None:
             "messages[0].content[0].image_url",
         ),
         (
-            {"model": "edge", "messages": [{"role": "user", "content": "x"}], "stream_options": {"include_usage": True}},
+            {
+                "model": "edge",
+                "messages": [{"role": "user", "content": "x"}],
+                "stream_options": {"include_usage": True},
+            },
             "",
         ),
         ({"model": "edge", "messages": [{"role": "user", "content": "x"}], "reasoning_policy": "sometimes"}, None),
@@ -152,7 +156,9 @@ def test_schema_violations_are_400_with_param(client: openai.OpenAI, body: dict,
 
 def test_malformed_json_is_400_and_the_gateway_keeps_serving(embedded_gateway: Proc, client: openai.OpenAI) -> None:
     for bad in (b"{not json", b"[1, 2]", b"", "\u00ff".encode("latin-1")):
-        r = httpx.post(embedded_gateway.base_url + "/chat/completions", content=bad, headers={"content-type": "application/json"})
+        r = httpx.post(
+            embedded_gateway.base_url + "/chat/completions", content=bad, headers={"content-type": "application/json"}
+        )
         assert r.status_code == 400, r.text
         body = r.json()["error"]
         assert body["type"] == "invalid_request_error" and body["code"] == "invalid_json"

@@ -103,7 +103,9 @@ def test_tool_call_passthrough(client: openai.OpenAI) -> None:
     assert deltas and deltas[0].function is not None and deltas[0].function.name == "weather"
 
 
-def test_stream_usage_is_requested_upstream_but_only_forwarded_when_asked(client: openai.OpenAI, fake_upstream: Proc) -> None:
+def test_stream_usage_is_requested_upstream_but_only_forwarded_when_asked(
+    client: openai.OpenAI, fake_upstream: Proc
+) -> None:
     plain = list(client.chat.completions.create(model="good", messages=[{"role": "user", "content": "x"}], stream=True))
     assert stats(fake_upstream)["last_body"]["stream_options"] == {"include_usage": True}
     assert all(c.usage is None for c in plain)
@@ -131,7 +133,9 @@ def test_failure_before_first_byte_falls_back(client: openai.OpenAI, fake_upstre
 
 
 def test_upstream_down_falls_back(client: openai.OpenAI) -> None:
-    raw = client.chat.completions.with_raw_response.create(model="multimodal", messages=[{"role": "user", "content": "hi"}])
+    raw = client.chat.completions.with_raw_response.create(
+        model="multimodal", messages=[{"role": "user", "content": "hi"}]
+    )
     assert raw.headers["x-owstack-layer"] == "multimodal"
     assert raw.headers["x-owstack-backend"] == "good"
 
@@ -160,7 +164,9 @@ def test_slow_upstream_is_504(client: openai.OpenAI) -> None:
 
 
 def test_connection_dropped_mid_stream_ends_with_an_error_event(client: openai.OpenAI, gateway: Proc) -> None:
-    stream = client.chat.completions.create(model="fail-mid-stream", messages=[{"role": "user", "content": "hi"}], stream=True)
+    stream = client.chat.completions.create(
+        model="fail-mid-stream", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
     received = []
     with pytest.raises(openai.APIError) as info:
         for chunk in stream:

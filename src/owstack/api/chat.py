@@ -134,23 +134,21 @@ async def _send_stream(
             "headers": [*SSE_HEADERS, *_headers(gw, ctx), gw.ai_marker_header],
         }
     )
-    first = True
+    first: JSON | None = None
     try:
         async for chunk in stream.chunks():
-            if first:
+            if first is None:
+                first = chunk
                 chunk = {**chunk, "owstack": _marker(ctx)}
                 ctx.first_byte_at = time.perf_counter()
-                first = False
             if not _observe(ctx, chunk, include_usage):
                 continue
             await send(
-                {
-                    "type": "http.response.body",
-                    "body": b"data: " + orjson.dumps(chunk) + b"\n\n",
-                    "more_body": True,
-                }
+                {"type": "http.response.body", "body": b"data: " + orjson.dumps(chunk) + b"\n\n", "more_body": True}
             )
         ctx.stream_outcome = "ok"
+        if include_usage and not ctx.usage.reported:
+            await send({"type": "http.response.body", "body": await _counted_usage(gw, ctx, first), "more_body": True})
     except OwstackError as exc:
         # Mid-stream: the status line is gone; end the stream with an error event the SDKs understand.
         ctx.stream_outcome = "failed"
@@ -165,6 +163,27 @@ async def _send_stream(
     if failure is not None:
         await send({"type": "http.response.body", "body": _error_event(failure), "more_body": True})
     await send({"type": "http.response.body", "body": DONE_EVENT, "more_body": False})
+
+
+async def _counted_usage(gw: Gateway, ctx: RequestContext, first: JSON | None) -> bytes:
+    """The usage chunk the client asked for, when the upstream sent none: counted by owstack with the model's
+    tokenizer where it has one (an estimate otherwise, flagged in `owstack.usage`)."""
+    request = ctx.request
+    assert request is not None
+    counter = await gw.token_counter(ctx.backend)
+    text = "".join(ctx.output_text)
+    prompt, completion = await asyncio.to_thread(lambda: (counter.prompt(request.messages), counter.text(text)))
+    ctx.usage = Usage(prompt_tokens=prompt, completion_tokens=completion, reported=False)
+    chunk = {
+        "id": (first or {}).get("id", f"chatcmpl-{ctx.request_id}"),
+        "object": "chat.completion.chunk",
+        "created": (first or {}).get("created", int(time.time())),
+        "model": ctx.model,
+        "choices": [],
+        "usage": ctx.usage.to_openai(),
+        "owstack": {"usage": "counted" if counter.exact else "estimated"},
+    }
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
 def _observe(ctx: RequestContext, chunk: JSON, include_usage: bool) -> bool:

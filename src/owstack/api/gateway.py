@@ -7,6 +7,7 @@ lifespan startup/shutdown       load models, start health checks, flush the ledg
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -64,6 +65,7 @@ class Gateway:
         self.router = Router(config, self.slots, self.health)
         self.caller = Caller(self.router, routing.max_attempts, on_error=self._upstream_error)
         self.pipeline = build_pipeline(self)
+        self._tokenizers: Any = None
         self.ready = False
         self.routes: dict[str, dict[str, Handler]] = {
             "/v1/chat/completions": {"POST": chat.chat_completions},
@@ -72,6 +74,14 @@ class Gateway:
             "/readyz": {"GET": admin.readyz},
             "/metrics": {"GET": admin.metrics},
         }
+
+    async def token_counter(self, backend: str | None) -> Any:
+        """A token counter for a backend's model (its GGUF vocabulary, or an estimate); loaded off the loop."""
+        if self._tokenizers is None:
+            from owstack.metering.tokens import Tokenizers
+
+            self._tokenizers = Tokenizers(self.config)
+        return await asyncio.to_thread(self._tokenizers.for_backend, backend)
 
     # events from routing -> metrics -----------------------------------------------------------------
     def _breaker_changed(self, backend: str, state: str) -> None:

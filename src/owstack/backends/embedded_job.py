@@ -165,7 +165,12 @@ def run_job(backend: LlamaCppBackend, job: Job, emit: Callable[[str, str], None]
     if job.tools is not None and job.tools.forced:
         emit = None  # a forced tool call is one JSON object: nothing to stream piecemeal
     loop = _TokenLoop(backend, job, emit, max_new)
-    loop.run(tokens)
+    try:
+        loop.run(tokens)
+    finally:
+        backend.tokens_generated += loop.count
+        if loop.finish == "cancelled":
+            backend.generations_cancelled += 1
     return loop.result(len(tokens))
 
 

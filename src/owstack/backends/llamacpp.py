@@ -63,6 +63,9 @@ class LlamaCppBackend:
         self._executor: ThreadPoolExecutor | None = None
         self._pending = 0
         self._load_lock = asyncio.Lock()
+        #: counters for /metrics (written by the worker thread only)
+        self.tokens_generated = 0
+        self.generations_cancelled = 0
 
     # construction -------------------------------------------------------------------------------
     @classmethod
@@ -143,6 +146,11 @@ class LlamaCppBackend:
     @property
     def loaded(self) -> bool:
         return self.llm is not None
+
+    @property
+    def queue_depth(self) -> int:
+        """Requests waiting for or running on the model."""
+        return self._pending
 
     # requests -----------------------------------------------------------------------------------
     def _admit(self, request: ChatRequest) -> Job:

@@ -33,6 +33,11 @@ class OpenAIHTTPBackend:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._stream_headers = {**self._headers, "Accept": "text/event-stream"}
         self._path = self.pool.base_path + "/chat/completions"
+        health = self.dialect.health_path
+        models = self.pool.base_path + "/models"
+        self._health_paths: tuple[str, ...] = (
+            (self.pool.base_path + health[5:],) if health.startswith("base:") else (health, models)
+        )
         from owstack.catalog.models import find_card
 
         self.card = find_card(section.catalog or section.model)
@@ -122,15 +127,20 @@ class OpenAIHTTPBackend:
             return [self.model]
 
     async def health(self, timeout: float = 2.0) -> bool:
-        path = self.dialect.health_path
-        path = self.pool.base_path + path[5:] if path.startswith("base:") else path
+        """GET the engine's health path; a server without one (404) is probed at `{base}/models` instead."""
         timeouts = httpclient.Timeouts(connect=timeout, read=timeout)
-        try:
-            resp = await self.pool.request("GET", path, b"", self._headers, timeouts)
-            await resp.read()
-        except Exception:
-            return False
-        return resp.status < 300
+        for path in self._health_paths:
+            try:
+                resp = await self.pool.request("GET", path, b"", self._headers, timeouts)
+                await resp.read()
+            except Exception:
+                return False
+            if resp.status != 404 or path == self._health_paths[-1]:
+                if resp.status == 404:
+                    return False
+                self._health_paths = (path,)  # remember the one that answers
+                return resp.status < 300
+        return False
 
 
 def _translate(exc: BaseException, name: str) -> BaseException:

@@ -3,7 +3,8 @@
 It is an onion: `before` hooks run top to bottom on the way in, `after` hooks bottom to top on the way out
 (see pipeline/stage.py). Audit and meter sit outermost so that their after-hooks see every request, refused
 ones included, and audit's before-hook can refuse service while the log cannot be written; the backend call
-sits innermost.
+sits innermost. Guard follows route because the control tokens it neutralises are those of the candidate
+backends' template families.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ def build_pipeline(gw: Gateway) -> Pipeline:
         *meter(gw),  # 8 after: tokens, latency, costs -> ledger (off the hot path) and /metrics
         *authenticate(gw),  # 1 API key -> tenant and its policy
         ParseStage(),  # 2 body -> ChatRequest; size limit, schema, `param` on errors
-        *guard(gw),  # 3 neutralise control tokens; flag or block injection
         RouteStage(config, gw.router),  # 4 layer, candidates, residency (fail closed)
+        *guard(gw),  # 3 neutralise the candidates' control tokens; flag or block injection
         ShapeStage(config.file.reasoning),  # 5 reasoning policy
         *limit(gw),  # 6 rate and budget reservation
         CallStage(gw.caller),  # 7 backend call: retries and fallback before the first byte
@@ -51,9 +52,11 @@ def audit(gw: Gateway) -> list[Stage]:
 def meter(gw: Gateway) -> list[Stage]:
     """Always present for /metrics; the ledger writer only with `metering.enabled`."""
     from owstack.metering.stage import MeterStage
+    from owstack.routing.collector import RoutingCollector
 
     stage = MeterStage(gw.config)
     gw.metrics = stage.metrics
+    stage.metrics.registry.register(RoutingCollector(gw.slots, gw.health))
     gw.hooks.append(stage)  # migrates and starts the ledger writer at start, flushes it at shutdown
     return [stage]
 
@@ -75,7 +78,12 @@ def authenticate(gw: Gateway) -> list[Stage]:
 
 
 def guard(gw: Gateway) -> list[Stage]:
-    return []
+    section = gw.config.file.security.guard
+    if section.mode == "off" and not section.neutralize:
+        return []
+    from owstack.pipeline.guard import GuardStage
+
+    return [GuardStage(gw.config)]
 
 
 def limit(gw: Gateway) -> list[Stage]:

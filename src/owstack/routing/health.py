@@ -83,8 +83,8 @@ class HealthChecker:
 
     async def _loop(self) -> None:
         while True:
-            await self.check_all()
             await asyncio.sleep(self.interval_s)
+            await self.check_all()
 
     async def stop(self) -> None:
         if self._task is not None:

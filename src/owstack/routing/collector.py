@@ -1,0 +1,50 @@
+"""Prometheus gauges of the routing state, read at scrape time: outstanding requests, health, breaker
+state per backend, and the embedded engine's queue and token counters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from owstack.routing.breaker import CLOSED, HALF_OPEN, OPEN
+from owstack.routing.health import HealthChecker
+from owstack.routing.router import Slot
+
+_BREAKER = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
+
+
+class RoutingCollector:
+    def __init__(self, slots: dict[str, Slot], health: HealthChecker) -> None:
+        self.slots = slots
+        self.health = health
+
+    def collect(self) -> Iterator[Metric]:
+        outstanding = GaugeMetricFamily(
+            "owstack_backend_outstanding_requests", "Requests in flight", labels=["backend"]
+        )
+        healthy = GaugeMetricFamily("owstack_backend_healthy", "1 when the health check passes", labels=["backend"])
+        breaker = GaugeMetricFamily(
+            "owstack_backend_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", labels=["backend"]
+        )
+        queue = GaugeMetricFamily(
+            "owstack_engine_queue_depth", "Embedded engine: queued or running", labels=["backend"]
+        )
+        tokens = CounterMetricFamily(
+            "owstack_engine_tokens_generated", "Embedded engine: tokens generated", labels=["backend"]
+        )
+        cancelled = CounterMetricFamily(
+            "owstack_engine_generations_cancelled",
+            "Embedded engine: generations stopped by a client going away",
+            labels=["backend"],
+        )
+        for name, slot in self.slots.items():
+            outstanding.add_metric([name], slot.outstanding)
+            healthy.add_metric([name], 1.0 if self.health.healthy(name) else 0.0)
+            breaker.add_metric([name], _BREAKER[slot.breaker.state])
+            backend = slot.backend
+            if hasattr(backend, "queue_depth"):
+                queue.add_metric([name], backend.queue_depth)
+                tokens.add_metric([name], getattr(backend, "tokens_generated", 0))
+                cancelled.add_metric([name], getattr(backend, "generations_cancelled", 0))
+        yield from (outstanding, healthy, breaker, queue, tokens, cancelled)

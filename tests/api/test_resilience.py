@@ -1,0 +1,119 @@
+"""Breakers, health checks, load balancing and cancellation, through a running gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from procs import Proc, run_upstream, upstream_backend
+
+
+def requests_to(upstream: Proc, model: str) -> int:
+    return int(httpx.get(upstream.url + "/stats").json()["requests"].get(model, 0))
+
+
+def hi(client: openai.OpenAI, model: str) -> Any:
+    return client.chat.completions.with_raw_response.create(model=model, messages=[{"role": "user", "content": "hi"}])
+
+
+def test_breaker_opens_then_probes_then_503(start_gateway: Any, fake_upstream: Proc) -> None:
+    config = {
+        "backends": {
+            "broken": upstream_backend(fake_upstream, "fail-before-first-byte", health_check=False),
+            "good": upstream_backend(fake_upstream, "good"),
+        },
+        "layers": {"coding": {"backends": ["broken"], "fallback": ["good"]}, "edge": {"backends": ["broken"]}},
+        "routing": {"breaker": {"failure_threshold": 2, "reset_s": 1.5}},
+    }
+    with start_gateway(config) as gw:
+        client = openai.OpenAI(base_url=gw.base_url, api_key="x", max_retries=0)
+        before = requests_to(fake_upstream, "fail-before-first-byte")
+        for _ in range(2):  # two failures open the breaker; the fallback serves both
+            assert hi(client, "coding").headers["x-owstack-backend"] == "good"
+        assert requests_to(fake_upstream, "fail-before-first-byte") == before + 2
+        for _ in range(3):  # open: the broken backend is not even tried
+            assert hi(client, "coding").headers["x-owstack-backend"] == "good"
+        assert requests_to(fake_upstream, "fail-before-first-byte") == before + 2
+        with pytest.raises(openai.APIStatusError) as info:  # no fallback on edge: 503, nothing sent
+            hi(client, "edge")
+        assert info.value.status_code == 503
+        assert "circuit open" in info.value.message
+        ready = httpx.get(gw.url + "/readyz")
+        assert ready.status_code == 503 and ready.json()["layers"]["edge"]["ready"] is False
+        time.sleep(1.6)  # half-open: exactly one probe goes through, fails, and re-opens the breaker
+        with pytest.raises(openai.APIStatusError) as info:
+            hi(client, "edge")
+        assert info.value.status_code == 502
+        assert requests_to(fake_upstream, "fail-before-first-byte") == before + 3
+        metrics = httpx.get(gw.url + "/metrics").text
+        assert 'owstack_breaker_transitions_total{backend="broken",state="open"} 2.0' in metrics
+
+
+def test_health_checks_take_a_replica_out_and_back(start_gateway: Any, tmp_path: Path, fake_upstream: Proc) -> None:
+    with run_upstream(tmp_path) as sick:
+        config = {
+            "backends": {"sick": upstream_backend(sick, "sick"), "well": upstream_backend(fake_upstream, "well")},
+            "layers": {"edge": {"backends": ["sick", "well"]}},
+            "routing": {"health": {"interval_s": 0.2, "timeout_s": 1, "unhealthy_after": 1}},
+        }
+        with start_gateway(config) as gw:
+            client = openai.OpenAI(base_url=gw.base_url, api_key="x", max_retries=0)
+            httpx.post(sick.url + "/admin/health", json={"ok": False})
+            time.sleep(0.8)
+            served = {hi(client, "edge").headers["x-owstack-backend"] for _ in range(6)}
+            assert served == {"well"}
+            ready = httpx.get(gw.url + "/readyz").json()
+            assert ready["layers"]["edge"]["available"] == ["well"]
+            httpx.post(sick.url + "/admin/health", json={"ok": True})
+            time.sleep(0.8)
+            assert httpx.get(gw.url + "/readyz").json()["layers"]["edge"]["available"] == ["sick", "well"]
+
+
+def test_replicas_are_balanced_by_outstanding_requests(start_gateway: Any, fake_upstream: Proc) -> None:
+    config = {
+        "backends": {
+            "r1": upstream_backend(fake_upstream, "slow-0.5"),
+            "r2": upstream_backend(fake_upstream, "slow-0.5"),
+        },
+        "layers": {"edge": {"backends": ["r1", "r2"]}},
+    }
+    with start_gateway(config) as gw:
+
+        async def burst() -> list[str]:
+            client = openai.AsyncOpenAI(base_url=gw.base_url, api_key="x", max_retries=0)
+            calls = [
+                client.chat.completions.with_raw_response.create(
+                    model="edge", messages=[{"role": "user", "content": "x"}]
+                )
+                for _ in range(8)
+            ]
+            return [r.headers["x-owstack-backend"] for r in await asyncio.gather(*calls)]
+
+        backends = asyncio.run(burst())
+        assert sorted(backends) == ["r1"] * 4 + ["r2"] * 4
+
+
+def test_a_client_that_goes_away_cancels_the_upstream_request(start_gateway: Any, tmp_path: Path) -> None:
+    with run_upstream(tmp_path) as upstream:
+        config = {"backends": {"streamer": upstream_backend(upstream, "slow-stream")}}
+        with start_gateway(config) as gw:
+            with httpx.stream(
+                "POST",
+                gw.base_url + "/chat/completions",
+                json={"model": "edge", "messages": [{"role": "user", "content": "x"}], "stream": True},
+                timeout=10,
+            ) as r:
+                lines = r.iter_lines()
+                got = [next(lines) for _ in range(4)]
+                assert any("t0" in line for line in got)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                if httpx.get(upstream.url + "/stats").json()["abandoned"] >= 1:
+                    break
+                time.sleep(0.1)
+            assert httpx.get(upstream.url + "/stats").json()["abandoned"] == 1
