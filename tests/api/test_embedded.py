@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import openai
 from prometheus_client.parser import text_string_to_metric_families
+
 from procs import Proc
 
 

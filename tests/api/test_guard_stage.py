@@ -8,6 +8,7 @@ from typing import Any
 
 import openai
 import pytest
+
 from procs import Proc, upstream_backend
 
 INJECTED_TOOL_RESULT = (

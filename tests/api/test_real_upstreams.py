@@ -8,6 +8,7 @@ from typing import Any
 
 import openai
 import pytest
+
 from catalog.llama_server import llama_server
 from procs import Proc
 

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+
 from procs import Proc, free_port, upstream_backend
 
 

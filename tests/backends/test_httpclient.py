@@ -6,9 +6,9 @@ import asyncio
 import json
 
 import pytest
-from procs import Proc, free_port
 
 from owstack.backends import httpclient
+from procs import Proc, free_port
 
 
 def run(coro):  # type: ignore[no-untyped-def]
