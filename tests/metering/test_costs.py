@@ -48,6 +48,7 @@ def test_selfhost_cost_is_the_deployment_rate_times_busy_share_over_utilization(
     assert loaded.cost_usd == pytest.approx(per_s * (4.0 / 8.0) / 0.5)
     idle = pricing.price("gpu", "coding", (100, 10, 0), 4.0, Utilization(utilization=0.001, concurrency=1.0))
     assert idle.cost_usd == pytest.approx(per_s * 4.0 / 0.05)  # the utilization floor
+    assert idle.utilization == 0.05  # the divisor actually used is what the ledger keeps
 
 
 def test_capital_share_is_the_amortization_part_of_owned_hardware(pricing: Pricing) -> None:

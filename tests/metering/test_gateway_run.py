@@ -24,7 +24,7 @@ def price(layer: str | None) -> tuple[float, float] | None:
 
 
 def mixed_run(client: openai.OpenAI) -> None:
-    hello = [{"role": "user", "content": "Say hello."}]
+    hello: list[Any] = [{"role": "user", "content": "Say hello."}]
     client.chat.completions.create(model="coding", messages=hello)  # broken -> falls back to gpu
     stream = client.chat.completions.create(
         model="coding", messages=hello, stream=True, stream_options={"include_usage": True}

@@ -152,3 +152,14 @@ def test_with_metering_disabled_there_is_no_ledger_but_metrics_still_count(sqlit
     assert sample(body, "owstack_requests_total", **labels, status_class="2xx") == 1
     assert sample(body, "owstack_requests_total", **labels, status_class="5xx") == 1
     assert not Path(sqlite_url.removeprefix("sqlite:///")).exists()
+
+
+def test_a_context_that_cannot_be_metered_does_not_break_the_request(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    stage = MeterStage(make_config(sqlite_url))
+    broken = make_ctx("broken-1")
+    broken.status = None  # type: ignore[assignment]
+    run(stage, broken, make_ctx("fine-1"))
+    assert [r["request_id"] for r in rows(sqlite_url)] == ["fine-1"]
+    assert "request broken-1 could not be metered" in caplog.text

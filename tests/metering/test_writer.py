@@ -10,6 +10,7 @@ from metering_helpers import TcpProxy, count, make_config, make_ctx, rows
 from sqlalchemy import event
 
 from owstack import storage
+from owstack.errors import ConfigError
 from owstack.metering.costs import Pricing
 from owstack.metering.prometheus import Metrics
 from owstack.metering.record import snapshot
@@ -125,14 +126,23 @@ def test_shutdown_with_the_database_down_gives_up_after_its_timeout(pg_proxy: tu
     assert (w.written, w.dropped, w.depth) == (0, 4, 0)
 
 
-def test_writer_starts_even_when_the_database_is_down_and_migrates_later(tmp_path: Any) -> None:
-    missing_dir = tmp_path / "not-yet"
-    url = f"sqlite:///{missing_dir / 'owstack.db'}"
+def test_a_sqlite_file_that_cannot_be_opened_fails_at_start(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'no-such-dir' / 'owstack.db'}"
+    with pytest.raises(ConfigError, match=r"^storage\.url: cannot use the database at sqlite:///.*unable to open"):
+        writer(url).start()
+
+
+@pytest.mark.postgres
+def test_a_postgres_server_down_at_start_is_waited_for(pg_proxy: tuple[TcpProxy, str]) -> None:
+    proxy, url = pg_proxy
+    proxy.down()
     w = writer(url)
-    w.start()  # "unable to open database file": an outage, retried
+    w.start()  # not an error: the migration is retried by the writer thread
     submit(w, 2)
     assert not w.flush(0.5)
-    missing_dir.mkdir()
+    proxy.up()
     assert w.flush(30)
-    assert count(url) == 2
+    assert count(url) == 2 and w.written == 2
     w.close()
+    submit(w, 1)  # after close nothing is queued any more: counted as dropped
+    assert w.dropped == 1 and w.depth == 0

@@ -26,8 +26,8 @@ class MeteringSection(Section):
     batch_size: Annotated[int, Field(ge=1, le=10_000)] = 256
     #: ... or when the oldest waiting record is this old
     flush_interval_ms: Annotated[int, Field(ge=10, le=60_000)] = 500
-    #: records held in memory while the database is unreachable; beyond it new records are dropped
-    #: (counted in owstack_ledger_dropped_records_total)
+    #: records held in memory while the database is unreachable (about 300 bytes each: 100,000 is
+    #: some 30 MB); beyond it new records are dropped (counted in owstack_ledger_dropped_records_total)
     max_buffer: Annotated[int, Field(ge=1, le=10_000_000)] = 100_000
     #: longest wait between two retries while the database is unreachable
     retry_max_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
@@ -37,9 +37,6 @@ class MeteringSection(Section):
     utilization_window_s: Annotated[float, Field(ge=60)] = 3600.0
     #: how often the writer re-measures utilization
     utilization_refresh_s: Annotated[float, Field(ge=1)] = 60.0
-    #: the lowest utilization a request's cost is divided by (one request after a long idle spell
-    #: would otherwise carry the whole idle period)
-    utilization_floor: Annotated[float, Field(gt=0, le=1)] = 0.05
     #: price the counterfactual at the provider's Batch API rates (offline workloads)
     counterfactual_batch: bool = False
     #: marginal electrical power of the embedded CPU engine while it generates, in watts

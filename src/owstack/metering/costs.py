@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Literal
 
 from owstack.catalog.prices import ApiPrice, api_price
 from owstack.economics.costs import (
+    UTILIZATION_FLOOR,
     HardwareProfile,
     api_cost,
     hardware_profile,
@@ -164,7 +165,7 @@ class Pricing:
         cf_model = cf_price.model if cf_price is not None else None
         seconds = max(busy_s or 0.0, 0.0)
         if b.kind == "selfhost" and b.profile is not None:
-            u = load.utilization if load is not None else 1.0
+            u = min(max(load.utilization, UTILIZATION_FLOOR), 1.0) if load is not None else 1.0
             c = load.concurrency if load is not None else 1.0
             usd = selfhost_request_cost(b.profile, seconds / max(c, 1.0), u)
             return Costs(usd, "selfhost", usd * b.capital_share, u, cf, cf_model)

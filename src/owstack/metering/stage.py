@@ -16,6 +16,7 @@ upstream errors) are still kept.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING
 
 from owstack.metering.record import snapshot
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from owstack.metering.prometheus import Metrics
     from owstack.metering.writer import LedgerWriter
     from owstack.pipeline.context import RequestContext
+
+log = logging.getLogger(__name__)
 
 
 class MeterStage(BaseStage):
@@ -66,7 +69,10 @@ class MeterStage(BaseStage):
             await self.writer.aclose()
 
     async def after(self, ctx: RequestContext) -> None:
-        self.metrics.observe(ctx)
-        writer = self.writer
-        if writer is not None:
-            writer.submit(snapshot(ctx))
+        try:
+            self.metrics.observe(ctx)
+            writer = self.writer
+            if writer is not None:
+                writer.submit(snapshot(ctx))
+        except Exception:  # metering must never turn a served request into an error
+            log.exception("meter: request %s could not be metered", ctx.request_id)

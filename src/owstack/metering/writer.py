@@ -103,9 +103,10 @@ class LedgerWriter:
 
     # the request's side ------------------------------------------------------------------------------
     def submit(self, item: Pending) -> None:
-        """Queue one record (O(1), no I/O). Dropped and counted when `max_buffer` records already wait."""
+        """Queue one record (O(1), no I/O). Dropped and counted when `max_buffer` records already wait
+        (or the writer has been closed)."""
         queue = self._queue
-        if len(queue) >= self.max_buffer:
+        if len(queue) >= self.max_buffer or self._stop.is_set():
             self.dropped += 1
             return
         queue.append(item)
@@ -119,8 +120,11 @@ class LedgerWriter:
 
     # life cycle --------------------------------------------------------------------------------------
     def start(self) -> None:
-        """Check the URL, try the migration once (an unreachable database is retried by the thread; any
-        other migration error is raised), and start the thread. Idempotent."""
+        """Check the URL, migrate the schema, and start the thread. Idempotent.
+
+        Raises `ConfigError` (naming `storage.url`) for a bad URL, a SQLite file that cannot be opened,
+        or a schema that cannot be upgraded; an unreachable PostgreSQL server is not an error at start
+        (records are kept and the migration is retried by the thread)."""
         if self._thread is not None:
             return
         from owstack.storage import engine
@@ -233,6 +237,7 @@ class LedgerWriter:
     def _prepare(self, *, raise_errors: bool) -> bool:
         """Upgrade the schema; True when ready. Outages are retried later; other errors are raised at
         start and logged (and retried) afterwards."""
+        from owstack.errors import ConfigError
         from owstack.storage import engine, is_outage, migrate
 
         try:
@@ -240,8 +245,11 @@ class LedgerWriter:
                 self._engine = engine(self.url)
             migrate(self.url)
         except Exception as exc:
-            if raise_errors and not is_outage(exc):
-                raise
+            sqlite = self._engine is not None and self._engine.dialect.name == "sqlite"
+            if raise_errors and (sqlite or not is_outage(exc)):
+                # a local file that cannot be opened, or a schema owstack cannot upgrade: fail at start
+                reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise ConfigError(f"storage.url: cannot use the database at {self._safe_url()}: {reason}") from exc
             log.warning("ledger: cannot migrate %s yet (%s); retrying", self._safe_url(), type(exc).__name__)
             self._schedule_retry()
             return False
