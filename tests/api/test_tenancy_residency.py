@@ -1,0 +1,174 @@
+"""Keys and residency through a running gateway: every path (primary, fallback, auto, streaming) stays inside
+the tenant's jurisdictions, a refusal sends nothing upstream and is recorded."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from owstack.config.load import from_dict
+from owstack.tenancy.keys import KeyStore
+from procs import Proc, run_gateway, upstream_backend
+
+
+def count(upstream: Proc, model: str) -> int:
+    return int(httpx.get(upstream.url + "/stats").json()["requests"].get(model, 0))
+
+
+@pytest.fixture(scope="module")
+def world(fake_upstream: Proc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("residency")
+    db = f"sqlite:///{tmp}/owstack.db"
+    u = fake_upstream
+    config = {
+        "storage": {"url": db},
+        "backends": {
+            "us-edge": upstream_backend(u, "us-edge", jurisdiction="us"),
+            "eu-edge": upstream_backend(u, "eu-edge", jurisdiction="eu-fr"),
+            "eu-broken": upstream_backend(u, "fail-before-first-byte", jurisdiction="eu", health_check=False),
+            "us-good": upstream_backend(u, "us-good", jurisdiction="us"),
+            "local-good": upstream_backend(u, "local-good", jurisdiction="local"),
+            "us-vision": upstream_backend(u, "us-vision", jurisdiction="us"),
+            "openai-us": {
+                "engine": "openai",
+                "url": u.base_url,
+                "model": "gpt-5.4",
+                "jurisdiction": "us",
+                "proprietary": True,
+                "health_check": False,
+            },
+        },
+        "layers": {
+            "edge": {"backends": ["us-edge", "eu-edge"]},
+            "coding": {"backends": ["eu-broken"], "fallback": ["us-good", "local-good"]},
+            "multimodal": {"backends": ["us-vision"], "fallback": ["openai-us"]},
+        },
+        "tenants": {
+            "acme-eu": {"jurisdictions": ["eu", "local"]},
+            "acme-us": {"jurisdictions": ["us"], "allow_proprietary": True},
+            "us-no-api": {"jurisdictions": ["us"]},
+        },
+        "routing": {"breaker": {"failure_threshold": 1000}},
+    }
+    store = KeyStore(db)
+    keys = {tenant: store.create(tenant)[0] for tenant in config["tenants"]}
+    keys["edge-only"] = store.create("acme-eu", layers=["edge"])[0]
+    with run_gateway(tmp, config) as gw:
+        yield {"gw": gw, "keys": keys, "store": store, "db": tmp / "owstack.db", "config": from_dict(config)}
+
+
+def client(world: dict[str, Any], who: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=world["gw"].base_url, api_key=world["keys"][who], max_retries=0, timeout=30)
+
+
+def ask(c: openai.OpenAI, model: str, **kw: Any) -> Any:
+    return c.chat.completions.with_raw_response.create(model=model, messages=[{"role": "user", "content": "hi"}], **kw)
+
+
+def test_primary_path_skips_replicas_outside_the_jurisdiction(world: dict[str, Any], fake_upstream: Proc) -> None:
+    us_before = count(fake_upstream, "us-edge")
+    eu = client(world, "acme-eu")
+    served = {ask(eu, "edge").headers["x-owstack-backend"] for _ in range(4)}
+    assert served == {"eu-edge"}
+    assert count(fake_upstream, "us-edge") == us_before
+    us = client(world, "acme-us")
+    assert {ask(us, "edge").headers["x-owstack-backend"] for _ in range(3)} == {"us-edge"}
+
+
+def test_fallback_stays_inside_the_jurisdiction(world: dict[str, Any], fake_upstream: Proc) -> None:
+    us_before = count(fake_upstream, "us-good")
+    raw = ask(client(world, "acme-eu"), "coding")
+    assert raw.headers["x-owstack-backend"] == "local-good"
+    assert count(fake_upstream, "us-good") == us_before
+
+
+def test_streaming_stays_inside_the_jurisdiction(world: dict[str, Any]) -> None:
+    stream = client(world, "acme-eu").chat.completions.create(
+        model="coding", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text.strip() == "hello from local-good"
+
+
+def test_auto_routing_with_no_allowed_backend_is_refused_and_nothing_leaves(
+    world: dict[str, Any], fake_upstream: Proc
+) -> None:
+    before = (count(fake_upstream, "us-vision"), count(fake_upstream, "gpt-5.4"))
+    image = [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]
+    for stream in (False, True):
+        with pytest.raises(openai.PermissionDeniedError) as info:
+            client(world, "acme-eu").chat.completions.create(
+                model="auto", messages=[{"role": "user", "content": image}], stream=stream
+            )
+        assert info.value.body["code"] == "residency_violation"  # type: ignore[index]
+        assert "acme-eu" in info.value.message and "multimodal" in info.value.message
+        assert info.value.response.headers["x-owstack-layer"] == "multimodal"
+    assert (count(fake_upstream, "us-vision"), count(fake_upstream, "gpt-5.4")) == before
+
+
+def test_proprietary_backends_need_an_explicit_allowance(world: dict[str, Any], fake_upstream: Proc) -> None:
+    with pytest.raises(openai.PermissionDeniedError):
+        ask(client(world, "us-no-api"), "gpt-5.4")
+    before = count(fake_upstream, "gpt-5.4")
+    raw = ask(client(world, "acme-us"), "gpt-5.4", max_tokens=5, extra_body={"top_k": 3})
+    assert raw.headers["x-owstack-backend"] == "openai-us"
+    assert count(fake_upstream, "gpt-5.4") == before + 1
+    sent = httpx.get(fake_upstream.url + "/stats").json()["last_body"]
+    # the proprietary dialect: OpenAI's token-limit field, engine-only fields dropped
+    assert sent["max_completion_tokens"] == 5 and "max_tokens" not in sent and "top_k" not in sent
+
+
+def test_keys_401_and_layers_403(world: dict[str, Any]) -> None:
+    gw = world["gw"]
+    for key in (None, "not-a-key", "ows-000000000000-" + "A" * 43):
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        r = httpx.post(
+            gw.base_url + "/chat/completions",
+            json={"model": "edge", "messages": [{"role": "user", "content": "hi"}]},
+            headers=headers,
+        )
+        assert r.status_code == 401, r.text
+        assert r.json()["error"]["type"] == "authentication_error"
+    with pytest.raises(openai.PermissionDeniedError) as info:
+        ask(client(world, "edge-only"), "coding")
+    assert info.value.body["code"] == "layer_not_allowed"  # type: ignore[index]
+    assert ask(client(world, "edge-only"), "edge").headers["x-owstack-backend"] == "eu-edge"
+
+
+def test_revoked_key_stops_working(world: dict[str, Any]) -> None:
+    store: KeyStore = world["store"]
+    key, record = store.create("acme-eu")
+    c = openai.OpenAI(base_url=world["gw"].base_url, api_key=key, max_retries=0)
+    assert ask(c, "edge").headers["x-owstack-backend"] == "eu-edge"
+    store.revoke(record.key_id)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            ask(c, "edge")
+        except openai.AuthenticationError as exc:
+            assert "revoked" in exc.message
+            break
+        assert time.monotonic() < deadline, "revocation did not reach the gateway"
+        time.sleep(0.3)
+
+
+def test_refusals_are_recorded_in_the_ledger(world: dict[str, Any], tmp_path: Path) -> None:
+    with pytest.raises(openai.PermissionDeniedError):
+        ask(client(world, "us-no-api"), "gpt-5.4")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with sqlite3.connect(world["db"]) as conn:
+            rows = conn.execute(
+                "select tenant, status, error_code, backend from ledger where error_code = 'residency_violation'"
+            ).fetchall()
+        if rows:
+            break
+        time.sleep(0.3)
+    assert rows and all(r[0] in ("us-no-api", "acme-eu") and r[1] == 403 and r[3] is None for r in rows)
