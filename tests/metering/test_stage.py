@@ -163,3 +163,17 @@ def test_a_context_that_cannot_be_metered_does_not_break_the_request(
     run(stage, broken, make_ctx("fine-1"))
     assert [r["request_id"] for r in rows(sqlite_url)] == ["fine-1"]
     assert "request broken-1 could not be metered" in caplog.text
+
+
+def test_tokens_the_gateway_already_counted_are_kept_and_marked(sqlite_url: str) -> None:
+    stage = MeterStage(make_config(sqlite_url))
+    counted = Usage(prompt_tokens=17, completion_tokens=9, reported=False)  # as the gateway sets it for a usage chunk
+    run(
+        stage,
+        make_ctx("gguf-1", layer="edge", backend="edge-local", usage=counted, output=["ignored"]),
+        make_ctx("est-2", layer="multimodal", backend="plain", usage=counted, output=["ignored"]),
+    )
+    got = {r["request_id"]: r for r in rows(sqlite_url)}
+    assert (got["gguf-1"]["prompt_tokens"], got["gguf-1"]["completion_tokens"]) == (17, 9)
+    assert got["gguf-1"]["tokens_estimated"] is False and got["est-2"]["tokens_estimated"] is True
+    assert got["gguf-1"]["tokens_reported"] is False

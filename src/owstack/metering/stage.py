@@ -52,10 +52,17 @@ class MeterStage(BaseStage):
         self.config = config
         self.metrics = metrics if metrics is not None else Metrics.from_config(config)
         self.pricing = pricing if pricing is not None else Pricing.from_config(config)
+        from owstack.metering.tokens import Tokenizers
+
+        #: the token counters (a GGUF vocabulary per model, loaded on first use); the gateway uses the same
+        #: instance for the usage chunks it counts, so each vocabulary is loaded once per process
+        self.tokenizers = Tokenizers(config)
         if writer is None and config.file.metering.enabled:
             from owstack.metering.writer import LedgerWriter
 
-            writer = LedgerWriter.from_config(config, self.pricing, self.metrics)
+            writer = LedgerWriter.from_config(config, self.pricing, self.metrics, tokenizers=self.tokenizers)
+        elif writer is not None and writer.tokenizers is not None:
+            self.tokenizers = writer.tokenizers
         self.writer = writer
 
     async def start(self) -> None:

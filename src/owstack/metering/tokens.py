@@ -76,11 +76,15 @@ class GGUFTokenizer:
 
         self.path = path
         self.llm = Llama(model_path=str(path), vocab_only=True, verbose=False)
+        self._lock = threading.Lock()  # shared by the gateway (usage chunks) and the ledger writer
         self.template: str | None = self.llm.metadata.get("tokenizer.chat_template")
         self.add_bos = self.llm.metadata.get("tokenizer.ggml.add_bos_token") == "true"
 
     def text(self, text: str) -> int:
-        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)) if text else 0
+        if not text:
+            return 0
+        with self._lock:
+            return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def prompt(self, messages: list[dict[str, Any]]) -> int:
         """The rendered prompt's tokens, as the embedded engine counts them; without a usable template,
@@ -94,7 +98,8 @@ class GGUFTokenizer:
             except TemplateRenderError:
                 rendered = None
             if rendered is not None:
-                return len(self.llm.tokenize(rendered.encode("utf-8"), add_bos=self.add_bos, special=True))
+                with self._lock:
+                    return len(self.llm.tokenize(rendered.encode("utf-8"), add_bos=self.add_bos, special=True))
         return sum(self.text(m["content"]) for m in flat)
 
 
@@ -115,7 +120,8 @@ def gguf_path(section: BackendSection) -> Path | None:
 
 
 class Tokenizers:
-    """One counter per backend, created on first use (call from the writer thread only)."""
+    """One counter per backend, created on first use, off the event loop (the ledger writer's thread,
+    or the gateway through `asyncio.to_thread`). One instance per gateway: `MeterStage.tokenizers`."""
 
     def __init__(self, config: Config) -> None:
         self._sections = dict(config.file.backends)
@@ -128,7 +134,9 @@ class Tokenizers:
         counter = self._by_backend.get(backend)
         if counter is None:
             with self._lock:
-                counter = self._by_backend[backend] = self._load(backend)
+                counter = self._by_backend.get(backend)
+                if counter is None:
+                    counter = self._by_backend[backend] = self._load(backend)
         return counter
 
     def _load(self, backend: str | None) -> TokenCounter:

@@ -85,12 +85,14 @@ class LedgerWriter:
             metrics.attach(self)
 
     @classmethod
-    def from_config(cls, config: Config, pricing: Pricing, metrics: Metrics | None = None) -> LedgerWriter:
+    def from_config(
+        cls, config: Config, pricing: Pricing, metrics: Metrics | None = None, tokenizers: Tokenizers | None = None
+    ) -> LedgerWriter:
         m = config.file.metering
         return cls(
             config.file.storage.url,
             pricing=pricing,
-            tokenizers=Tokenizers(config),
+            tokenizers=tokenizers if tokenizers is not None else Tokenizers(config),
             metrics=metrics,
             batch_size=m.batch_size,
             flush_interval_s=m.flush_interval_ms / 1000.0,
@@ -324,16 +326,7 @@ class LedgerWriter:
         )
         estimated = False
         if not usage.reported and item.backend is not None and (item.status < 400 or item.output_text):
-            counter = self.tokenizers.for_backend(item.backend) if self.tokenizers is not None else self._estimate
-            try:
-                completion = counter.text("".join(item.output_text))
-                prompt = counter.prompt(item.messages or [])
-                estimated = not counter.exact
-            except Exception as exc:  # a tokenizer failure must not lose the record
-                log.warning("ledger: counting tokens of %s failed (%s); estimating", item.request_id, exc)
-                completion = self._estimate.text("".join(item.output_text))
-                prompt = self._estimate.prompt(item.messages or [])
-                estimated = True
+            prompt, completion, estimated = self._count(item)
             reasoning = cached = 0
             if self.metrics is not None:
                 self.metrics.add_tokens(item.layer, item.backend, prompt, completion, 0, 0)
@@ -365,6 +358,19 @@ class LedgerWriter:
             counterfactual_model=costs.counterfactual_model,
         )
         return row
+
+    def _count(self, item: Pending) -> tuple[int, int, bool]:
+        """(prompt, completion, estimated) for a record whose upstream reported no usage."""
+        counter = self.tokenizers.for_backend(item.backend) if self.tokenizers is not None else self._estimate
+        usage = item.usage
+        if usage.prompt_tokens or usage.completion_tokens:  # the gateway counted them for the client already
+            return usage.prompt_tokens, usage.completion_tokens, not counter.exact
+        text = "".join(item.output_text)
+        try:
+            return counter.prompt(item.messages or []), counter.text(text), not counter.exact
+        except Exception as exc:  # a tokenizer failure must not lose the record
+            log.warning("ledger: counting tokens of %s failed (%s); estimating", item.request_id, exc)
+            return self._estimate.prompt(item.messages or []), self._estimate.text(text), True
 
     def _refresh_load(self) -> None:
         from owstack.metering.utilization import measure
