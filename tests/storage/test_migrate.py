@@ -57,3 +57,17 @@ def test_several_processes_migrating_at_once_all_succeed(db_url: str) -> None:
     assert current_revisions(db_url) == head_revisions()
     with storage.engine(db_url).connect() as conn:
         assert conn.execute(sa.text(f"SELECT COUNT(*) FROM {VERSION_TABLE}")).scalar() == len(head_revisions())
+
+
+def test_shipped_heads_read_without_alembic_match_alembics_view() -> None:
+    from owstack.storage.migrate import shipped_heads
+
+    assert tuple(sorted(shipped_heads())) == head_revisions()
+
+
+def test_a_database_at_head_is_checked_without_importing_alembic(db_url: str) -> None:
+    storage.migrate(db_url)
+    code = f"import sys; from owstack.storage import migrate; migrate({db_url!r}); print('alembic' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

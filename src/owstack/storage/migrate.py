@@ -17,10 +17,12 @@ failed upgrade leaves the schema as it was.
 
 from __future__ import annotations
 
+import re
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, inspect, text
 
 from owstack.storage.db import SQLITE_BEGIN, engine
 
@@ -49,9 +51,12 @@ def alembic_config(url: str | None = None, connection: Connection | None = None)
 def migrate(url: str) -> None:
     """Upgrade the database at `url` to the newest schema revision.
 
-    Idempotent (a no-op at head) and safe when several processes call it at once. Raises the driver's
-    error wrapped by SQLAlchemy (`sqlalchemy.exc.OperationalError`, ...) when the database is unreachable.
+    Idempotent (at head it only reads the version table, without importing Alembic) and safe when several
+    processes call it at once. Raises the driver's error wrapped by SQLAlchemy
+    (`sqlalchemy.exc.OperationalError`, ...) when the database is unreachable.
     """
+    if _at_head(url):
+        return  # the usual restart: no Alembic import at all (it costs some 11 MB of memory)
     from alembic import command
 
     eng = engine(url)
@@ -63,6 +68,37 @@ def migrate(url: str) -> None:
             if not sqlite:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
             command.upgrade(alembic_config(connection=conn), "heads")
+
+
+_REVISION = re.compile(r"""^revision\s*=\s*["']([^"']+)["']""", re.MULTILINE)
+_DOWN = re.compile(r"^down_revision\s*=\s*(.+)$", re.MULTILINE)
+
+
+@cache
+def shipped_heads() -> frozenset[str]:
+    """The newest revision ids in the versions folder, read from the files' `revision` and
+    `down_revision` lines without importing Alembic (see `head_revisions` for Alembic's own view)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (SCRIPT_LOCATION / "versions").glob("*.py"):
+        text_ = path.read_text(encoding="utf-8")
+        found = _REVISION.search(text_)
+        if found is None:
+            continue
+        revisions.add(found.group(1))
+        down = _DOWN.search(text_)
+        if down is not None:
+            parents.update(re.findall(r"""["']([^"']+)["']""", down.group(1)))
+    return frozenset(revisions - parents)
+
+
+def _at_head(url: str) -> bool:
+    """True when the database's version table lists exactly the shipped heads (a read, no lock)."""
+    with engine(url).connect() as conn:
+        if not inspect(conn).has_table(VERSION_TABLE):
+            return False
+        found = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+    return frozenset(found) == shipped_heads()
 
 
 def current_revisions(url: str) -> tuple[str, ...]:
