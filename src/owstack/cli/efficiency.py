@@ -66,6 +66,7 @@ def eval_efficiency(
     api_key_env: str | None = typer.Option(None, help="Name of the environment variable holding the API key."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
     out: Path | None = typer.Option(None, help="Write per-item results here (JSONL)."),
+    threads: int | None = typer.Option(None, min=1, help="CPU threads of the embedded engine (default: all cores)."),
 ) -> None:
     """Accuracy and completion tokens on generated problems, under a reasoning policy."""
     from owstack.efficiency.policies import ENGINES
@@ -81,7 +82,7 @@ def eval_efficiency(
         api_key = os.environ.get(api_key_env)
         if api_key is None:
             _fail(f"--api-key-env: environment variable {api_key_env} is not set")
-    completer = _completer(backend, model, engine, api_key)
+    completer = _completer(backend, model, engine, api_key, threads)
     report, items = asyncio.run(
         _evaluate(
             completer,
@@ -116,11 +117,11 @@ def eval_efficiency(
     Console().print(table(report, f"owstack eval efficiency: {report['n']} problems, seed {seed}"))
 
 
-def _completer(backend: str, model: str | None, engine: str, api_key: str | None) -> Any:
+def _completer(backend: str, model: str | None, engine: str, api_key: str | None, threads: int | None) -> Any:
     from owstack.efficiency.clients import EmbeddedCompleter, EvalError, HTTPCompleter
 
     if backend == "embedded":
-        return EmbeddedCompleter(model)
+        return EmbeddedCompleter(model, n_threads=threads)
     try:
         return HTTPCompleter(backend, model or "auto", engine=engine, api_key=api_key)
     except EvalError as exc:
@@ -177,6 +178,7 @@ def distill(
     checkpoint_every: int = typer.Option(10, min=1, help="Save a resumable checkpoint every K steps."),
     seed: int = typer.Option(0, help="Seed for prompts, sampling and data order."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
+    threads: int = typer.Option(0, min=0, help="CPU threads for torch (0: its default; 1 is fastest on a busy CPU)."),
     n_prompts: int = typer.Option(512, min=1, help="Generated training problems (seed 1000000+SEED)."),
     prompts: Path | None = typer.Option(None, help='JSONL file of {"prompt": ...} lines instead.'),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
@@ -221,6 +223,7 @@ def distill(
         seed=seed,
         device=device,
         n_prompts=n_prompts,
+        threads=threads,
         prompts=_read_prompts(prompts) if prompts else None,
     )
     result = _train(cfg, resume, sys.argv)

@@ -134,9 +134,10 @@ class EmbeddedCompleter:
 
     `model` is a catalog id (default: the embedded SmolLM2-135M-Instruct) or a path to a GGUF file."""
 
-    def __init__(self, model: str | None = None, *, n_ctx: int = 2048) -> None:
+    def __init__(self, model: str | None = None, *, n_ctx: int = 2048, n_threads: int | None = None) -> None:
         self.model = model or "smollm2-135m-instruct"
         self.n_ctx = n_ctx
+        self.n_threads = n_threads
         self._backend: Any = None
 
     async def start(self) -> None:
@@ -151,9 +152,11 @@ class EmbeddedCompleter:
                 path = Path(self.model)
                 if not path.is_file():
                     raise EvalError(f"--model: no GGUF file at {path}")
-                self._backend = LlamaCppBackend.from_path(str(path), name=path.stem)
+                self._backend = LlamaCppBackend.from_path(
+                    str(path), name=path.stem, n_ctx=self.n_ctx, n_threads=self.n_threads
+                )
             else:
-                self._backend = LlamaCppBackend.from_catalog(self.model)
+                self._backend = LlamaCppBackend.from_catalog(self.model, n_ctx=self.n_ctx, n_threads=self.n_threads)
             await self._backend.start()
         except EvalError:
             raise

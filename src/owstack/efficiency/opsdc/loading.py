@@ -68,6 +68,9 @@ def load(model: str, *, device: str = "cpu", dtype: str = "float32") -> tuple[An
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # owstack shows its own progress
 
     source = resolve_source(model)
     if device == "cuda" and not torch.cuda.is_available():
