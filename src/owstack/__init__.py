@@ -5,4 +5,4 @@ __version__ = "0.1.0"
 # The config schema assembles the section models that feature packages own (`metering/config.py`, ...),
 # and those import `owstack.config.base`. Importing the config package first, here, fixes that order
 # whichever module a program imports first.
-import owstack.config  # noqa: E402, F401
+import owstack.config  # noqa: F401

@@ -72,9 +72,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], url: str, timeout_s: float, log_p
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(
-                f"llama_cpp.server exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}"
-            )
+            raise RuntimeError(f"llama_cpp.server exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
         try:
             if httpx.get(f"{url}/models", timeout=1.0).status_code == 200:
                 return

@@ -91,17 +91,10 @@ def test_models_list_and_show() -> None:
     assert lines[0].split()[:3] == ["id", "layer", "params"]
     rows = {line.split()[0]: line for line in lines[1:]}
     assert "120B/12B" in rows["nemotron-3-super"] and "(not OSI)" in rows["nemotron-3-super"]
-    assert (
-        "text+image+video" in rows["qwen3.5-0.8b"] and "enable_thinking (default off)" in rows["qwen3.5-0.8b"]
-    )
+    assert "text+image+video" in rows["qwen3.5-0.8b"] and "enable_thinking (default off)" in rows["qwen3.5-0.8b"]
     assert "enable_thinking (default on)" in rows["qwen3.5-9b"]
     code, out, _ = run("models", "NVIDIA/NVIDIA-Nemotron-3-Super-120B-A12B-NVFP4")
-    assert (
-        code == 0
-        and "(nemotron-3-super)" in out
-        and "120.6B / 12.7B" in out
-        and "<think> ... </think>" in out
-    )
+    assert code == 0 and "(nemotron-3-super)" in out and "120.6B / 12.7B" in out and "<think> ... </think>" in out
 
 
 def test_models_json() -> None:
@@ -125,11 +118,5 @@ def test_real_subprocess() -> None:
     data = json.loads(done.stdout)
     assert data["alternatives"]["llama-cpp-python"][:3] == ["python", "-m", "llama_cpp.server"]
     assert data["backend_entry"]["url"] == "http://127.0.0.1:8089/v1"
-    bad = subprocess.run(
-        [str(exe), "recipe", "smollm2", "--engine", "ollama"], capture_output=True, text=True
-    )
-    assert (
-        bad.returncode == 2
-        and bad.stderr.startswith("error: --engine ollama:")
-        and "Traceback" not in bad.stderr
-    )
+    bad = subprocess.run([str(exe), "recipe", "smollm2", "--engine", "ollama"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --engine ollama:") and "Traceback" not in bad.stderr

@@ -21,9 +21,7 @@ def test_llama_cpp_server_imports() -> None:
 
 
 def test_the_printed_command_is_what_runs(smollm2_server: LlamaServer) -> None:
-    printed = recipe("smollm2-135m-instruct", "llamacpp", port=smollm2_server.port).alternatives[
-        "llama-cpp-python"
-    ]
+    printed = recipe("smollm2-135m-instruct", "llamacpp", port=smollm2_server.port).alternatives["llama-cpp-python"]
     assert list(smollm2_server.argv[1 : len(printed)]) == printed[1:]  # only `python` is replaced
     assert smollm2_server.argv[0] == sys.executable
 

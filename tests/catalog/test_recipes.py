@@ -50,8 +50,7 @@ def test_nemotron_vllm_8xh100_uses_fp8_tp8_and_expert_parallel() -> None:
     assert "--host 127.0.0.1 --port 8000" in flags(r)
     assert r.variant == "FP8" and r.gpus == "8xH100"
     assert r.warnings == [
-        "NVIDIA Nemotron 3 Super 120B-A12B FP8: published baseline 4xH200; "
-        "8xH100 chosen: uses tensor parallel 8"
+        "NVIDIA Nemotron 3 Super 120B-A12B FP8: published baseline 4xH200; 8xH100 chosen: uses tensor parallel 8"
     ]
     assert r.fit == {"weights_gb": 120.6, "need_gb": 136.6, "usable_gb": 576.0}
     assert "--speculative-config" not in r.command  # MTP is an option, listed in the notes
@@ -209,9 +208,7 @@ def test_smollm2_llamacpp_uses_the_wheel_file() -> None:
     assert r.command[r.command.index("--alias") + 1] == "smollm2-135m-instruct"
     alt = r.alternatives["llama-cpp-python"]
     assert alt[:5] == ["python", "-m", "llama_cpp.server", "--model", str(path)]
-    assert (
-        r.backend_entry["engine"] == "llamacpp-server" and r.backend_entry["model"] == "smollm2-135m-instruct"
-    )
+    assert r.backend_entry["engine"] == "llamacpp-server" and r.backend_entry["model"] == "smollm2-135m-instruct"
     with pytest.raises(ConfigError, match="no Ollama tag for SmolLM2"):
         recipe("smollm2", "ollama")
 
@@ -295,12 +292,8 @@ def test_user_recipes_file_overrides_a_model(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("OWSTACK_RECIPES_FILE", str(user))
     r = recipe("qwen3.5-9b", "vllm")
     assert r.gpus == "1xH200" and QWEN_VLLM in flags(r)  # other fields kept
-    user.write_text(
-        "models:\n  qwen3.5-9b:\n    engines:\n      vllm:\n        parallel: pipeline\n", encoding="utf-8"
-    )
-    with pytest.raises(
-        ConfigError, match=r"recipes\.yaml \+ .*: models\.qwen3\.5-9b\.engines\.vllm\.parallel"
-    ):
+    user.write_text("models:\n  qwen3.5-9b:\n    engines:\n      vllm:\n        parallel: pipeline\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"recipes\.yaml \+ .*: models\.qwen3\.5-9b\.engines\.vllm\.parallel"):
         recipe("qwen3.5-9b", "vllm")
 
 

@@ -10,8 +10,12 @@ from owstack.config.load import load
 
 CONFIG_ENV = "OWSTACK_CONFIG"
 HOST_ENV = "OWSTACK_HOST"
+#: with several workers, where they share their Prometheus numbers (a fresh directory per start)
+METRICS_DIR_ENV = "OWSTACK_METRICS_DIR"
 
 
 def create_app() -> Gateway:
     path = os.environ.get(CONFIG_ENV) or None
-    return Gateway(load(path), host=os.environ.get(HOST_ENV, "127.0.0.1"))
+    metrics_dir = os.environ.get(METRICS_DIR_ENV)
+    overrides = {"metering": {"metrics_dir": metrics_dir}} if metrics_dir else None
+    return Gateway(load(path, overrides=overrides), host=os.environ.get(HOST_ENV, "127.0.0.1"))

@@ -63,9 +63,9 @@ class Gateway:
             unhealthy_after=routing.health.unhealthy_after,
         )
         self.router = Router(config, self.slots, self.health)
-        self.caller = Caller(self.router, routing.max_attempts, on_error=self._upstream_error)
+        self.caller = Caller(self.router, routing.max_attempts)
+        self._tokenizers: Any = None  # shared with the meter stage's ledger writer when metering is on
         self.pipeline = build_pipeline(self)
-        self._tokenizers: Any = None
         self.ready = False
         self.routes: dict[str, dict[str, Handler]] = {
             "/v1/chat/completions": {"POST": chat.chat_completions},
@@ -88,10 +88,6 @@ class Gateway:
         log.warning("circuit breaker of backend %s is now %s", backend, state)
         if self.metrics is not None:
             self.metrics.breaker_event(backend, state)
-
-    def _upstream_error(self, backend: str, code: str) -> None:
-        if self.metrics is not None and hasattr(self.metrics, "upstream_error"):
-            self.metrics.upstream_error(backend, code)
 
     # ASGI ---------------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -145,8 +145,11 @@ def run_job(backend: LlamaCppBackend, job: Job, emit: Callable[[str, str], None]
         raise InvalidRequest(
             f"cannot render these messages with the model's chat template: {exc}", param="messages"
         ) from None
-    if job.thinking_budget is not None:
+    if job.thinking_budget:
         prompt += job.think_tags[0] + "\n"
+    elif job.thinking_budget == 0:
+        # NoThinking prefill: an empty thinking span, so the model goes straight to the answer
+        prompt += job.think_tags[0] + "\n\n" + job.think_tags[1] + "\n"
     tokens = llm.tokenize(
         prompt.encode("utf-8"),
         add_bos=bool(llm.metadata.get("tokenizer.ggml.add_bos_token") == "true"),
@@ -185,7 +188,7 @@ class _TokenLoop:
         self.job = job
         self.emit = emit
         self.max_new = max_new
-        self.phase = "reasoning" if job.thinking_budget is not None else "content"
+        self.phase = "reasoning" if job.thinking_budget else "content"
         self.text = {"reasoning": [], "content": []}  # type: dict[str, list[str]]
         self.pending = ""  # decoded text held back while it could still become a stop string or a tag
         self.answer_started = False  # leading newlines after the thinking span are dropped

@@ -189,9 +189,7 @@ def load_user_file(path: str, top_key: str, env_name: str) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{env_name}: {path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get(top_key), dict):
-        raise ConfigError(
-            f"{env_name}: {path} must be a mapping with a `{top_key}:` mapping of entries by id"
-        )
+        raise ConfigError(f"{env_name}: {path} must be a mapping with a `{top_key}:` mapping of entries by id")
     extra = sorted(set(data) - {top_key})
     if extra:
         raise ConfigError(f"{env_name}: {path}: unknown top-level key {extra[0]!r} (only `{top_key}:`)")

@@ -146,9 +146,7 @@ def _variants(raw: RawModel) -> tuple[Variant, ...]:
             name=v.name,
             hf_repo=v.hf_repo,
             bytes_per_param=v.bytes_per_param,
-            weights_gb=v.weights_gb
-            if v.weights_gb is not None
-            else round(conservative * v.bytes_per_param / 1e9, 1),
+            weights_gb=v.weights_gb if v.weights_gb is not None else round(conservative * v.bytes_per_param / 1e9, 1),
             weights_gb_published=v.weights_gb is not None,
             requires_arch=tuple(v.requires_arch),
         )
@@ -279,9 +277,7 @@ def embedded_gguf_path(card: ModelCard) -> Path:
         spec = None
     locations = list(spec.submodule_search_locations or []) if spec is not None else []
     if not locations:
-        raise ConfigError(
-            f"model {card.id}: package {g.package} is not installed; install it with `{g.install}`"
-        )
+        raise ConfigError(f"model {card.id}: package {g.package} is not installed; install it with `{g.install}`")
     for folder in locations:
         path = Path(folder) / g.file
         if path.is_file():

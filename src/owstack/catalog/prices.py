@@ -106,8 +106,7 @@ def _check_override_keys(model: str, overrides: Mapping[str, Any]) -> None:
     unknown = sorted(set(overrides) - set(OVERRIDE_KEYS))
     if unknown:
         raise ConfigError(
-            f"economics.prices.{model}: unknown field(s) {', '.join(unknown)}; "
-            f"allowed: {', '.join(OVERRIDE_KEYS)}"
+            f"economics.prices.{model}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(OVERRIDE_KEYS)}"
         )
 
 
@@ -124,15 +123,11 @@ def _apply(base: ApiPrice, overrides: Mapping[str, Any]) -> ApiPrice:
             continue
         number = _number(base.model, key, value)
         if key in _FRACTIONS and number > 1:
-            raise ConfigError(
-                f"economics.prices.{base.model}.{key}: must be a fraction between 0 and 1, got {value}"
-            )
+            raise ConfigError(f"economics.prices.{base.model}.{key}: must be a fraction between 0 and 1, got {value}")
         changes[key] = number
     price = replace(base, **changes)
     if changes and "source" not in changes:
-        price = replace(
-            price, source=f"{price.source}; overridden by user config: {', '.join(sorted(changes))}"
-        )
+        price = replace(price, source=f"{price.source}; overridden by user config: {', '.join(sorted(changes))}")
     return price
 
 

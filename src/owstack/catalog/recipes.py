@@ -134,9 +134,7 @@ def _model_engine(card: ModelCard, engine: str, data: RawRecipes) -> tuple[RawMo
     return entry, me
 
 
-def _ordered_variants(
-    card: ModelCard, me: RawModelEngine, gpus: GPUs, requested: str | None
-) -> list[Variant]:
+def _ordered_variants(card: ModelCard, me: RawModelEngine, gpus: GPUs, requested: str | None) -> list[Variant]:
     if requested is not None:
         return [card.variant(requested)]
     order = me.variant_order.get(gpus.arch) or me.variant_order.get("default") or []
@@ -170,9 +168,7 @@ def _parallel(me: RawModelEngine, eng: RawEngine, gpus: GPUs, card: ModelCard, e
     if me.parallel == "tensor":
         if n not in me.tp_sizes:
             sizes = ", ".join(map(str, me.tp_sizes))
-            raise ConfigError(
-                f"--gpus {gpus.label}: {card.id} on {engine} runs tensor parallel over {sizes} GPUs"
-            )
+            raise ConfigError(f"--gpus {gpus.label}: {card.id} on {engine} runs tensor parallel over {sizes} GPUs")
         flags = _fill(eng.tensor_parallel, {"tp": str(n)})
         return flags + (list(eng.expert_parallel) if me.expert_parallel else [])
     if me.parallel == "data" and n > 1:
@@ -182,9 +178,7 @@ def _parallel(me: RawModelEngine, eng: RawEngine, gpus: GPUs, card: ModelCard, e
     return []
 
 
-def _gpu_warnings(
-    card: ModelCard, me: RawModelEngine, variant: Variant, gpus: GPUs, data: RawRecipes
-) -> list[str]:
+def _gpu_warnings(card: ModelCard, me: RawModelEngine, variant: Variant, gpus: GPUs, data: RawRecipes) -> list[str]:
     if me.baseline_gpus is None:
         return []
     base = parse_gpus(me.baseline_gpus, data.gpus)
@@ -344,9 +338,7 @@ def recipe(
 def _backend_entry(card: ModelCard, eng: RawEngine, b: _Build) -> dict[str, Any]:
     host = b.values["host"]
     if host in ("0.0.0.0", "::", ""):
-        b.warnings.append(
-            f"the server listens on every interface ({host}): add --api-key and a firewall rule"
-        )
+        b.warnings.append(f"the server listens on every interface ({host}): add --api-key and a firewall rule")
         host = "127.0.0.1"
     elif host not in ("127.0.0.1", "localhost", "::1"):
         b.warnings.append(f"the server listens on {host}, beyond loopback: add --api-key and keep it private")

@@ -55,16 +55,12 @@ def register(app: typer.Typer) -> None:
 
     @app.command("recipe")
     def recipe_cmd(
-        model: str = typer.Argument(
-            ..., help="Catalog id, HF repo, alias or Ollama tag (see `owstack models`)."
-        ),
+        model: str = typer.Argument(..., help="Catalog id, HF repo, alias or Ollama tag (see `owstack models`)."),
         engine: str = typer.Option(..., "--engine", "-e", help=f"Serving engine: {_ENGINES}."),
         gpus: str | None = typer.Option(
             None, "--gpus", help="GPUs, e.g. 8xH100, 2xH200, 1xB200 (default: the published baseline)."
         ),
-        variant: str | None = typer.Option(
-            None, "--variant", help="Checkpoint (BF16, FP8, NVFP4) or Ollama tag."
-        ),
+        variant: str | None = typer.Option(None, "--variant", help="Checkpoint (BF16, FP8, NVFP4) or Ollama tag."),
         option: list[str] = typer.Option([], "--option", "-o", help="Named extra, e.g. mtp (repeatable)."),
         file: str | None = typer.Option(None, "--file", help="GGUF file for llamacpp."),
         host: str | None = typer.Option(None, "--host", help="Address the server binds (default 127.0.0.1)."),
@@ -109,9 +105,7 @@ def _table(cards: list[Any]) -> str:
         active = "" if c.params_active == c.params_total else f"/{_human(c.params_active)}"
         switch = c.reasoning.switch if c.reasoning.switch == "none" else f"{c.reasoning.key}"
         default = (
-            ""
-            if c.reasoning.switch == "none"
-            else (" (default on)" if c.reasoning.default_on else " (default off)")
+            "" if c.reasoning.switch == "none" else (" (default on)" if c.reasoning.default_on else " (default off)")
         )
         osi = "" if c.license_osi else " (not OSI)"
         rows.append(
@@ -126,9 +120,7 @@ def _table(cards: list[Any]) -> str:
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    )
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
 def _card_text(c: Any) -> str:
@@ -141,16 +133,13 @@ def _card_text(c: Any) -> str:
         f"  params:        {_human(c.params_total)} total / {_human(c.params_active)} active",
     ]
     if c.params_alt:
-        lines.append(
-            f"  params (alt):  {_human(c.params_alt[0])} / {_human(c.params_alt[1])} ({c.params_alt_source})"
-        )
+        lines.append(f"  params (alt):  {_human(c.params_alt[0])} / {_human(c.params_alt[1])} ({c.params_alt_source})")
     lines += [
         f"  context:       {c.context:,} (served by default: {c.context_served:,})",
         f"  modalities:    {'+'.join(c.input_modalities)} in, {'+'.join(c.output_modalities)} out",
         f"  license:       {c.license} ({'OSI-approved' if c.license_osi else 'not OSI-approved'})",
         f"  template:      {c.template}",
-        f"  reasoning:     {r.switch}"
-        + (f" {r.key}, default {'on' if r.default_on else 'off'}" if r.key else ""),
+        f"  reasoning:     {r.switch}" + (f" {r.key}, default {'on' if r.default_on else 'off'}" if r.key else ""),
     ]
     if r.think_tags:
         lines.append(f"  think tags:    {r.think_tags[0]} ... {r.think_tags[1]}")

@@ -42,6 +42,11 @@ def serve(
     _verify_models(cfg)
     os.environ["OWSTACK_CONFIG"] = str(config.resolve()) if config else ""
     os.environ["OWSTACK_HOST"] = host
+    if workers > 1 and not cfg.file.metering.metrics_dir:
+        import tempfile
+
+        # every worker's /metrics reports the sum of all workers, through files in this directory
+        os.environ["OWSTACK_METRICS_DIR"] = tempfile.mkdtemp(prefix="owstack-metrics-")
     import uvicorn
 
     typer.echo(

@@ -56,6 +56,7 @@ def meter(gw: Gateway) -> list[Stage]:
 
     stage = MeterStage(gw.config)
     gw.metrics = stage.metrics
+    gw._tokenizers = stage.tokenizers  # one vocabulary per model, for the ledger and for counted usage
     stage.metrics.registry.register(RoutingCollector(gw.slots, gw.health))
     gw.hooks.append(stage)  # migrates and starts the ledger writer at start, flushes it at shutdown
     return [stage]

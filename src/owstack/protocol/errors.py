@@ -6,7 +6,19 @@ from collections.abc import Sequence
 
 # Discriminator tags pydantic adds after a message's or a content part's index; not part of the field path.
 _TAGS = frozenset(
-    {"system", "developer", "user", "assistant", "tool", "function", "text", "image_url", "input_audio", "file", "refusal"}
+    {
+        "system",
+        "developer",
+        "user",
+        "assistant",
+        "tool",
+        "function",
+        "text",
+        "image_url",
+        "input_audio",
+        "file",
+        "refusal",
+    }
 )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from owstack.errors import NoHealthyBackend, OwstackError, UpstreamError
@@ -57,10 +57,9 @@ class PrimedStream:
 
 
 class Caller:
-    def __init__(self, router: Router, max_attempts: int, on_error: Callable[[str, str], None] | None = None) -> None:
+    def __init__(self, router: Router, max_attempts: int) -> None:
         self.router = router
         self.max_attempts = max_attempts
-        self._on_error = on_error
 
     async def call(self, ctx: RequestContext, route: Route, request: ChatRequest) -> Completion | PrimedStream:
         tried: set[str] = set()
@@ -89,8 +88,6 @@ class Caller:
                     slot.breaker.success()  # the backend answered; the request itself was refused
                     raise
                 slot.breaker.failure()
-                if self._on_error is not None:
-                    self._on_error(slot.name, exc.code or exc.type)
                 last_error = exc
                 continue
             ctx.attempts.append(Attempt(slot.name, "ok", time.perf_counter() - started))
