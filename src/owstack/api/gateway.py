@@ -15,8 +15,11 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from owstack.api import admin, chat
+from owstack.api import admin
+from owstack.api.anthropic_edge import AnthropicEdge
+from owstack.api.handler import Edge, handle
 from owstack.api.http import Receive, Scope, Send, header_dict, send_error
+from owstack.api.openai_edge import OpenAIEdge
 from owstack.backends.registry import build_backend
 from owstack.config.load import Config
 from owstack.errors import MethodNotAllowed, NotFound, OwstackError
@@ -30,6 +33,13 @@ from owstack.routing.router import Router, Slot
 log = logging.getLogger("owstack")
 Handler = Callable[["Gateway", RequestContext, Scope, Receive, Send], Awaitable[None]]
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+
+
+def _generation(edge: Edge) -> Handler:
+    async def endpoint(gw: Gateway, ctx: RequestContext, scope: Scope, receive: Receive, send: Send) -> None:
+        await handle(gw, edge, ctx, scope, receive, send)
+
+    return endpoint
 
 
 class Gateway:
@@ -68,7 +78,8 @@ class Gateway:
         self.pipeline = build_pipeline(self)
         self.ready = False
         self.routes: dict[str, dict[str, Handler]] = {
-            "/v1/chat/completions": {"POST": chat.chat_completions},
+            "/v1/chat/completions": {"POST": _generation(OpenAIEdge())},
+            "/v1/messages": {"POST": _generation(AnthropicEdge())},
             "/v1/models": {"GET": admin.list_models},
             "/healthz": {"GET": admin.healthz},
             "/readyz": {"GET": admin.readyz},
