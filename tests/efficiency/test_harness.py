@@ -192,3 +192,20 @@ def test_cli_as_a_real_process(engine: str, tmp_path: Path) -> None:
     )
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1] == f"error: --model: no GGUF file at {tmp_path / 'missing.gguf'}"
+
+
+def test_compare_to_an_earlier_run(engine: str, tmp_path: Path) -> None:
+    first = tmp_path / "base.jsonl"
+    args = ["eval", "efficiency", "--backend", engine, "--n", "8", "--json"]
+    assert CliRunner().invoke(app, [*args, "--out", str(first)]).exit_code == 0
+    result = CliRunner().invoke(app, [*args, "--policy", "concise", "--baseline", "none", "--compare-to", str(first)])
+    assert result.exit_code == 0, result.output
+    compared = json.loads(result.stdout)["compared_to"]
+    assert compared["policy"] == "default" and compared["n"] == 8
+    assert compared["compression"]["pairs"] == 8 and compared["compression"]["compression"] > 0.5
+    table = CliRunner().invoke(
+        app, [*args[:-1], "--policy", "off", "--baseline", "none", "--compare-to", str(first)], env={"COLUMNS": "250"}
+    )
+    assert table.exit_code == 0 and "vs that file" in table.stdout
+    missing = CliRunner().invoke(app, [*args, "--compare-to", str(first), "--compare-policy", "concise:v2"])
+    assert missing.exit_code == 2 and "holds no items of policy 'concise:v2'" in missing.output

@@ -67,6 +67,10 @@ def eval_efficiency(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
     out: Path | None = typer.Option(None, help="Write per-item results here (JSONL)."),
     threads: int | None = typer.Option(None, min=1, help="CPU threads of the embedded engine (default: all cores)."),
+    compare_to: Path | None = typer.Option(
+        None, help="Per-item results (--out) of an earlier run, e.g. of the base model: compression against it."
+    ),
+    compare_policy: str = typer.Option("default", help="Which policy's items to take from --compare-to."),
 ) -> None:
     """Accuracy and completion tokens on generated problems, under a reasoning policy."""
     from owstack.efficiency.policies import ENGINES
@@ -95,6 +99,8 @@ def eval_efficiency(
             concurrency=concurrency,
         )
     )
+    if compare_to is not None:
+        report["compared_to"] = _compared(compare_to, compare_policy, items, report, seed)
     report.update(
         {
             "backend": backend if backend == "embedded" else "url",
@@ -115,6 +121,21 @@ def eval_efficiency(
     from owstack.efficiency.render import table
 
     Console().print(table(report, f"owstack eval efficiency: {report['n']} problems, seed {seed}"))
+
+
+def _compared(path: Path, policy: str, items: list[Any], report: dict[str, Any], seed: int) -> dict[str, Any]:
+    from owstack.efficiency import harness
+
+    try:
+        earlier = harness.load_items(path, policy)
+    except (OSError, ValueError, TypeError) as exc:
+        _fail(f"--compare-to: cannot read {path}: {exc}")
+    if not earlier:
+        _fail(f"--compare-to: {path} holds no items of policy {policy!r} (see --compare-policy)")
+    mine = [i for i in items if i.policy == report["policy"]]
+    out = {"file": str(path), "policy": policy, **harness.summarize(earlier).to_dict()}
+    out["compression"] = harness.compare(mine, earlier, seed=seed)
+    return out
 
 
 def _completer(backend: str, model: str | None, engine: str, api_key: str | None, threads: int | None) -> Any:

@@ -9,9 +9,11 @@ compare(results, baseline_results)      # compression with a paired bootstrap CI
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from owstack.efficiency import stats
@@ -153,6 +155,18 @@ def compare(results: Sequence[ItemResult], baseline: Sequence[ItemResult], *, se
         "accuracy_delta": round(acc, 4),
         "pairs": len(pairs),
     }
+
+
+def load_items(path: Path, policy: str) -> list[ItemResult]:
+    """Per-item results saved with `--out`, for one policy (to compare another model on the same items)."""
+    names = set(ItemResult.__slots__)
+    items = []
+    for line in path.read_text("utf-8").splitlines():
+        if line.strip():
+            data = json.loads(line)
+            if data.get("policy") == policy:
+                items.append(ItemResult(**{k: v for k, v in data.items() if k in names}))
+    return items
 
 
 def report(results: Sequence[ItemResult], baseline: Sequence[ItemResult] | None, *, seed: int = 0) -> dict[str, Any]:

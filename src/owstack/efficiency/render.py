@@ -46,10 +46,14 @@ def table(report: dict[str, Any], title: str) -> Any:
         out.add_column(name, justify="left" if name in ("policy", "bucket") else "right")
     runs = [("baseline", report["baseline"])] if "baseline" in report else []
     runs.append(("policy", report))
+    if "compared_to" in report:
+        earlier = report["compared_to"]
+        out.add_row(*_row(f"{earlier['policy']} in {earlier['file']}", "all", earlier, None))
+        out.add_row(*_row(f"{report['policy']} vs that file", "all", report, earlier["compression"]))
     for kind, run in runs:
         comp_all = report.get("compression") if kind == "policy" else None
         out.add_row(*_row(str(run["policy"]), "all", run, comp_all))
-        for bucket, summary in run["buckets"].items():
+        for bucket, summary in run.get("buckets", {}).items():
             comp = comp_all["buckets"].get(bucket) if comp_all else None
             out.add_row(*_row("", bucket, summary, comp))
     return out
