@@ -6,16 +6,20 @@ from __future__ import annotations
 import os
 
 from owstack.api.gateway import Gateway
+from owstack.cli.common import setup_logging
 from owstack.config.load import load
 
 CONFIG_ENV = "OWSTACK_CONFIG"
 HOST_ENV = "OWSTACK_HOST"
 #: with several workers, where they share their Prometheus numbers (a fresh directory per start)
 METRICS_DIR_ENV = "OWSTACK_METRICS_DIR"
+LOG_LEVEL_ENV = "OWSTACK_LOG_LEVEL"
 
 
 def create_app() -> Gateway:
     path = os.environ.get(CONFIG_ENV) or None
     metrics_dir = os.environ.get(METRICS_DIR_ENV)
     overrides = {"metering": {"metrics_dir": metrics_dir}} if metrics_dir else None
-    return Gateway(load(path, overrides=overrides), host=os.environ.get(HOST_ENV, "127.0.0.1"))
+    config = load(path, overrides=overrides)
+    setup_logging(os.environ.get(LOG_LEVEL_ENV) or config.file.server.log_level)
+    return Gateway(config, host=os.environ.get(HOST_ENV, "127.0.0.1"))

@@ -48,6 +48,8 @@ class Gateway:
         self.host = host
         server = config.file.server
         self.max_body_bytes = server.max_body_bytes
+        self.access_log = server.access_log or server.log_content
+        self.log_content = server.log_content
         self.ai_marker_header = (b"x-owstack-ai-generated", b"true")
         routing = config.file.routing
         self.backends = {name: build_backend(name, section, config) for name, section in config.file.backends.items()}

@@ -13,6 +13,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Protocol
 
+import orjson
+
 from owstack.api.disconnect import DisconnectWatch, uncancel
 from owstack.api.http import SSE_HEADERS, Headers, Receive, Scope, Send, body_reader, send_json
 from owstack.errors import OwstackError
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from owstack.api.gateway import Gateway
 
 log = logging.getLogger("owstack.api")
+access = logging.getLogger("owstack.access")
 CLIENT_CLOSED = 499  # nginx's code for "client closed request", used in the ledger and audit log
 
 
@@ -105,6 +108,28 @@ async def handle(gw: Gateway, edge: Edge, ctx: RequestContext, scope: Scope, rec
         watch.stop()
         if not run.finished:
             await run.finish()
+        if gw.access_log:
+            _access_log(ctx, gw.log_content)
+
+
+def _access_log(ctx: RequestContext, content: bool) -> None:
+    latency = ctx.latency_s
+    access.info(
+        "%s tenant=%s protocol=%s layer=%s backend=%s status=%d latency_ms=%.1f tokens=%d/%d attempts=%d",
+        ctx.request_id,
+        ctx.tenant,
+        ctx.protocol,
+        ctx.layer,
+        ctx.backend,
+        ctx.status,
+        (latency or 0.0) * 1000,
+        ctx.usage.prompt_tokens,
+        ctx.usage.completion_tokens,
+        len(ctx.attempts),
+    )
+    if content and ctx.request is not None:
+        access.info("%s prompt=%s", ctx.request_id, orjson.dumps(ctx.request.messages).decode())
+        access.info("%s completion=%s", ctx.request_id, "".join(ctx.output_text))
 
 
 def headers(ctx: RequestContext) -> Headers:

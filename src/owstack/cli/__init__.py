@@ -13,6 +13,7 @@ import typer
 GROUPS = (
     "serve",  # serve
     "chat",  # chat
+    "config",  # config check, show, schema
     "catalog",  # recipe, models
     "economics",  # plan
     "metering",  # usage, savings

@@ -42,6 +42,7 @@ def serve(
     _verify_models(cfg)
     os.environ["OWSTACK_CONFIG"] = str(config.resolve()) if config else ""
     os.environ["OWSTACK_HOST"] = host
+    os.environ["OWSTACK_LOG_LEVEL"] = level
     if workers > 1 and not cfg.file.metering.metrics_dir:
         import tempfile
 

@@ -35,7 +35,9 @@ class ServerSection(Section):
     workers: Annotated[int, Field(ge=1, le=64)] = 1
     max_body_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    #: log raw prompts and completions (off by default: they may hold personal data)
+    #: one log line per request (id, tenant, layer, backend, status, latency, tokens); never content
+    access_log: bool = False
+    #: also log raw prompts and completions (off by default: they may hold personal data)
     log_content: bool = False
 
 
