@@ -151,15 +151,24 @@ def _step(student: Any, teacher: Any, batches: list[Batch], tokens: float) -> fl
     return total
 
 
-def train(
-    cfg: TrainConfig,
-    *,
-    resume: bool = False,
-    should_stop: Callable[[], bool] = lambda: False,
-    on_step: Callable[[StepLog], None] | None = None,
-    loaded: tuple[Any, Any, Any] | None = None,
-) -> TrainResult:
-    """Run (or continue) a distillation; the result names the final Hugging Face checkpoint folder."""
+@dataclass
+class _Run:
+    cfg: TrainConfig
+    student: Any
+    teacher: Any
+    tokenizer: Any
+    optimizer: Any
+    source: Any
+    state: dict[str, Any]
+    pool: list[str]
+    system: str
+
+    @property
+    def step(self) -> int:
+        return int(self.state.get("step", 0))
+
+
+def _setup(cfg: TrainConfig, resume: bool, loaded: tuple[Any, Any, Any] | None) -> _Run:
     import torch
 
     from owstack.efficiency.instructions import instruction
@@ -176,64 +185,86 @@ def train(
     student, tokenizer, source = loaded or loading.load(cfg.model, device=cfg.device)
     teacher = copy.deepcopy(student).requires_grad_(False)
     optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    state: dict[str, Any] = {"cursor": 0, "refreshes": 0}
+    state: dict[str, Any] = {"cursor": 0, "refreshes": 0, "step": 0}
     if found is not None:
         state = checkpoint.restore(found, student, teacher, optimizer)
     else:
         out.mkdir(parents=True, exist_ok=True)
         (out / "run.json").write_text(json.dumps({**cfg.public(), "source": str(source)}, indent=2), "utf-8")
-    step = int(state.get("step", 0))
-    pool, system = prompt_pool(cfg), instruction(cfg.instruction)
+    return _Run(
+        cfg, student, teacher, tokenizer, optimizer, source, state, prompt_pool(cfg), instruction(cfg.instruction)
+    )
+
+
+def _train_step(run: _Run) -> StepLog:
+    """One optimizer step: rollouts, reverse KL, clip, AdamW, teacher refresh. Advances `run.state`."""
+    import torch
+
+    cfg, started = run.cfg, time.perf_counter()
+    questions = batch_at(run.pool, int(run.state["cursor"]), cfg.batch_size, cfg.seed)
+    batches = [
+        rollout(
+            run.student,
+            run.tokenizer,
+            questions[i : i + cfg.micro_batch],
+            run.system,
+            max_new_tokens=cfg.max_new_tokens,
+            temperature=cfg.temperature,
+        )
+        for i in range(0, len(questions), cfg.micro_batch)
+    ]
+    tokens = max(1.0, float(sum(int(b.response_mask.sum()) for b in batches)))
+    run.optimizer.zero_grad(set_to_none=True)
+    kl_total = _step(run.student, run.teacher, batches, tokens)
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(run.student.parameters(), cfg.clip))
+    run.optimizer.step()
+    step = run.step + 1
+    run.state.update(step=step, cursor=int(run.state["cursor"]) + cfg.batch_size)
+    refreshed = bool(cfg.teacher_refresh) and step % cfg.teacher_refresh == 0
+    if refreshed:
+        run.teacher.load_state_dict(run.student.state_dict())
+        run.state["refreshes"] = int(run.state["refreshes"]) + 1
+    lengths = [n for b in batches for n in b.response_mask.sum(dim=1).tolist()]
+    truncated = sum(int((~b.finished).sum()) for b in batches)
+    return StepLog(
+        step=step,
+        loss=kl_total / tokens,
+        kl=kl_total / tokens,
+        rollout_len=sum(lengths) / len(lengths),
+        truncated=truncated / len(lengths),
+        grad_norm=grad_norm,
+        teacher_refresh=refreshed,
+        seconds=round(time.perf_counter() - started, 2),
+    )
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_step: Callable[[StepLog], None] | None = None,
+    loaded: tuple[Any, Any, Any] | None = None,
+) -> TrainResult:
+    """Run (or continue) a distillation; the result names the final Hugging Face checkpoint folder."""
+    run = _setup(cfg, resume, loaded)
+    out = Path(cfg.out)
     with (out / "log.jsonl").open("a", encoding="utf-8") as log:
-        while step < cfg.steps:
+        while run.step < cfg.steps:
             if should_stop():
-                path = checkpoint.save(out, step, student, teacher, optimizer, state)
-                raise Interrupted(step, path)
-            started = time.perf_counter()
-            questions = batch_at(pool, int(state["cursor"]), cfg.batch_size, cfg.seed)
-            batches = [
-                rollout(
-                    student,
-                    tokenizer,
-                    questions[i : i + cfg.micro_batch],
-                    system,
-                    max_new_tokens=cfg.max_new_tokens,
-                    temperature=cfg.temperature,
-                )
-                for i in range(0, len(questions), cfg.micro_batch)
-            ]
-            tokens = float(sum(int(b.response_mask.sum()) for b in batches))
-            optimizer.zero_grad(set_to_none=True)
-            kl_total = _step(student, teacher, batches, max(tokens, 1.0))
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.clip))
-            optimizer.step()
-            step += 1
-            state["cursor"] = int(state["cursor"]) + cfg.batch_size
-            refreshed = bool(cfg.teacher_refresh) and step % cfg.teacher_refresh == 0
-            if refreshed:
-                teacher.load_state_dict(student.state_dict())
-                state["refreshes"] = int(state["refreshes"]) + 1
-            lengths = [int(b.response_mask[i].sum()) for b in batches for i in range(b.response_mask.shape[0])]
-            truncated = sum(int((~b.finished).sum()) for b in batches)
-            entry = StepLog(
-                step=step,
-                loss=kl_total / max(tokens, 1.0),
-                kl=kl_total / max(tokens, 1.0),
-                rollout_len=sum(lengths) / len(lengths),
-                truncated=truncated / len(lengths),
-                grad_norm=grad_norm,
-                teacher_refresh=refreshed,
-                seconds=round(time.perf_counter() - started, 2),
-            )
+                path = checkpoint.save(out, run.step, run.student, run.teacher, run.optimizer, run.state)
+                raise Interrupted(run.step, path)
+            entry = _train_step(run)
             log.write(json.dumps(asdict(entry)) + "\n")
             log.flush()
             if on_step is not None:
                 on_step(entry)
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                checkpoint.save(out, step, student, teacher, optimizer, state)
+            if entry.step % cfg.checkpoint_every == 0 or entry.step == cfg.steps:
+                checkpoint.save(out, entry.step, run.student, run.teacher, run.optimizer, run.state)
     final = out / "final"
+    student = run.student
     if hasattr(student.config, "quantization_config"):  # loaded from GGUF: the saved weights are plain
         del student.config.quantization_config
     student.save_pretrained(final)
-    tokenizer.save_pretrained(final)
-    return TrainResult(final=final, model=student, source=source, steps=step)
+    run.tokenizer.save_pretrained(final)
+    return TrainResult(final=final, model=student, source=run.source, steps=run.step)
