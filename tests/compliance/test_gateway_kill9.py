@@ -17,8 +17,6 @@ import yaml
 from owstack.compliance.verify import verify
 from procs import Proc, free_port, run_upstream, spawn, upstream_backend, wait_http
 
-HERE = Path(__file__).resolve().parent
-
 
 def start_gateway(tmp: Path, upstream: Proc) -> Proc:
     config = {
@@ -29,9 +27,8 @@ def start_gateway(tmp: Path, upstream: Proc) -> Proc:
     path.write_text(yaml.safe_dump(config))
     port = free_port()
     log = tmp / "gateway.log"
-    args = [sys.executable, "-m", "uvicorn", "--factory", "gateway_with_audit:create_app", "--app-dir", str(HERE)]
-    args += ["--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
-    proc = spawn(args, log, env={"OWSTACK_CONFIG": str(path)}, cwd=tmp)
+    args = [sys.executable, "-m", "owstack", "serve", "--config", str(path), "--port", str(port)]
+    proc = spawn(args, log, cwd=tmp)
     gw = Proc(proc, port, log)
     wait_http(gw.url + "/readyz", proc, log, timeout=90)
     return gw
