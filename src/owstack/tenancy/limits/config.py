@@ -1,0 +1,57 @@
+"""The `limits:` config section: where the shared counters live and what happens when they cannot be read.
+
+    redis: "redis://127.0.0.1:6379/0"   # top level; null: every gateway process counts on its own
+    limits:
+      prefix: "owstack:"                # Redis keys: <prefix>{<tenant>}:rpm, :tpm, :usd:<YYYY-MM>
+      on_redis_error: allow             # allow (fail open, logged and counted) | deny (503, fail closed)
+      redis_timeout_ms: 250             # connect and command timeout of one Redis call
+      redis_retry_s: 1.0                # after a Redis error, apply on_redis_error without trying for this long
+      redis_max_connections: 64         # the process's pool; more concurrent checks wait for a connection
+      completion_estimate_tokens: 512   # reserved for a request that does not say `max_tokens`
+      seed_from_ledger: true            # start an empty month-to-date spend from the ledger's cost_usd
+
+The caps themselves are per tenant (`tenants.<name>.requests_per_minute`, `tokens_per_minute`,
+`budget_usd_month`); without any, the limit stage is not installed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from owstack.config.base import Section
+
+_PREFIX = re.compile(r"^[A-Za-z0-9_.:/-]{0,64}$")
+
+
+class LimitsSection(Section):
+    #: prefix of every Redis key the limiter writes (give each gateway fleet its own when they share a Redis)
+    prefix: str = "owstack:"
+    #: what a request gets while Redis cannot be reached: `allow` (served unchecked; a warning is logged and
+    #: `owstack_limit_unchecked_total` counts it) or `deny` (503 `limits_unavailable`)
+    on_redis_error: Literal["allow", "deny"] = "allow"
+    #: connect and command timeout of one Redis call, in milliseconds
+    redis_timeout_ms: Annotated[int, Field(ge=1, le=60_000)] = 250
+    #: after a Redis error, requests skip Redis (and follow `on_redis_error`) for this many seconds
+    redis_retry_s: Annotated[float, Field(ge=0, le=600)] = 1.0
+    #: Redis connections per gateway process; checks beyond it wait (up to the timeout) for a free one
+    redis_max_connections: Annotated[int, Field(ge=1, le=10_000)] = 64
+    #: completion tokens reserved against `tokens_per_minute` for a request without `max_tokens`
+    completion_estimate_tokens: Annotated[int, Field(ge=0)] = 512
+    #: at start, an empty month-to-date spend counter is filled from the ledger (`storage.url`)
+    seed_from_ledger: bool = True
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if not _PREFIX.match(v):
+            raise ValueError("at most 64 of letters, digits and _ . : / - (e.g. owstack: or prod-eu:owstack:)")
+        return v
+
+
+def limits_section(config: object) -> LimitsSection:
+    """The config's `limits:` section, or the defaults while the schema has none."""
+    section = getattr(getattr(config, "file", None), "limits", None)
+    return section if isinstance(section, LimitsSection) else LimitsSection()
