@@ -5,10 +5,11 @@ their boundaries (a controllable clock), settlement, budgets and the month's rol
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import redis
@@ -170,8 +171,11 @@ def test_two_instances_share_the_counters(prefix: str) -> None:
             assert (await other.reserve("t", rule, 0, T0)).allowed  # another prefix, other counters
             await a.settle("t", rule, 0, 0.7, T0)
             await b.settle("t", rule, 0, 0.3, T0)
+            d = await b.reserve("t", rule, 0, T0 + 60)  # carries b's charge; a's is still held by a
+            assert d.allowed and d.spent_usd == pytest.approx(0.3)
+            await a.flush()
             d = await b.reserve("t", rule, 0, T0 + 60)
-            assert not d.allowed and d.reason == "budget"
+            assert not d.allowed and d.reason == "budget" and d.spent_usd == pytest.approx(1.0)
             # concurrency across instances: 2 x 100 tasks against one cap of 40 per minute
             cap = Rule(rpm=40)
             results = await asyncio.gather(*(lim.reserve("c", cap, 0, T0) for lim in (a, b) for _ in range(100)))
@@ -181,6 +185,33 @@ def test_two_instances_share_the_counters(prefix: str) -> None:
                 await lim.aclose()
 
     asyncio.run(main())
+
+
+@pytest.mark.redis
+def test_settlements_ride_on_the_next_reservation_or_the_background_flush(prefix: str) -> None:
+    rule = Rule(tpm=6000, budget_usd=10.0)
+    tok_key, usd_key = f"{prefix}{{t}}:tpm", f"{prefix}{{t}}:usd:{month_of(T0).key}"
+    r = redis.Redis.from_url(REDIS_URL)
+
+    async def main() -> None:
+        lim = RedisLimiter(REDIS_URL, prefix=prefix, flush_interval_s=0.05)
+        try:
+            assert (await lim.reserve("t", rule, 600, T0)).allowed
+            await lim.settle("t", rule, -500, 0.25, T0)
+            assert r.get(usd_key) is None and float(r.hget(tok_key, "l") or 0) == 600  # held, not sent
+            d = await lim.reserve("t", rule, 50, T0)  # sent with the reservation, applied before the check
+            assert d.token_level == pytest.approx(150) and d.spent_usd == pytest.approx(0.25)
+            await lim.settle("t", rule, -50, 0.5, T0)
+            await asyncio.sleep(0.3)  # no reservation follows: the background flush sends it
+            assert float(r.get(usd_key) or 0) == pytest.approx(0.75)
+            assert float(r.hget(tok_key, "l") or 0) == pytest.approx(100)
+        finally:
+            await lim.aclose()
+
+    try:
+        asyncio.run(main())
+    finally:
+        r.close()
 
 
 @pytest.mark.redis
@@ -214,7 +245,7 @@ def test_keys_live_under_the_prefix_and_expire(prefix: str) -> None:
 def test_an_unknown_script_falls_back_to_eval(prefix: str) -> None:
     script = Script(RESERVE + f"\n-- {uuid.uuid4().hex}\n")  # a SHA this server has never seen
     key = f"{prefix}{{t}}"
-    args = (int(T0 * 1e6), 5, 0, 0, "")
+    args = (int(T0 * 1e6), 5, 0, 0, "", 0, "0", 0)
 
     async def main() -> tuple[list[int], list[bool]]:
         lim = RedisLimiter(REDIS_URL, prefix=prefix)
@@ -236,15 +267,68 @@ def test_an_unreachable_redis_is_limiter_unavailable() -> None:
     async def main() -> None:
         lim = RedisLimiter(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.2)
         try:
+            await lim.settle("t", Rule(tpm=10), 5, 0.1, T0)  # held: settle never fails
             for call in (
                 lim.reserve("t", Rule(rpm=1), 0, T0),
-                lim.settle("t", Rule(tpm=10), 5, 0.1, T0),
+                lim.flush(),
                 lim.spent("t", T0),
                 lim.seed("t", 1.0, T0),
             ):
                 with pytest.raises(LimiterUnavailable, match="ConnectionError"):
                     await call
+            held = lim._pending["t"]  # kept through every failed try, for when Redis is back
+            assert (held.delta, held.cost) == (5, pytest.approx(0.1))
+        finally:
+            await lim.aclose()  # gives up on the held correction without raising
+
+    asyncio.run(main())
+
+
+@pytest.mark.redis
+def test_concurrent_reservations_share_pipelines_and_survive_noscript(prefix: str) -> None:
+    async def main() -> tuple[list[int], int, list[bool]]:
+        lim = RedisLimiter(REDIS_URL, prefix=prefix)
+        fresh = Script(RESERVE + f"\n-- {uuid.uuid4().hex}\n")  # unknown to the server: NOSCRIPT in a pipeline
+        lim._pipe.script = fresh
+        sizes: list[int] = []
+        send = lim._pipe._send
+
+        async def recording(batch: list[Any]) -> None:
+            sizes.append(len(batch))
+            await send(batch)
+
+        lim._pipe._send = recording  # type: ignore[method-assign]
+        try:
+            decisions = await asyncio.gather(*(lim.reserve("t", Rule(rpm=30), 0, T0) for _ in range(100)))
+            return sizes, sum(d.allowed for d in decisions), await lim.client.script_exists(fresh.sha)
         finally:
             await lim.aclose()
 
-    asyncio.run(main())
+    sizes, allowed, known = asyncio.run(main())
+    assert allowed == 30 and sum(sizes) == 100
+    assert max(sizes) > 1 and len(sizes) < 100  # many reservations per round trip
+    assert known == [True]
+
+
+def test_closing_fails_waiting_reservations_instead_of_hanging() -> None:
+    async def main() -> list[BaseException | Any]:
+        async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(1 << 20)  # accepts the commands, never answers
+            await asyncio.sleep(30)
+
+        server = await asyncio.start_server(mute, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        lim = RedisLimiter(f"redis://127.0.0.1:{port}/0", timeout_s=20)
+        try:
+            tasks = [asyncio.create_task(lim.reserve("t", Rule(rpm=5), 0, T0)) for _ in range(5)]
+            await asyncio.sleep(0.2)
+            t0 = time.monotonic()
+            await lim.aclose()
+            results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 2)
+            assert time.monotonic() - t0 < 2
+            return results
+        finally:
+            server.close()
+
+    results = asyncio.run(main())
+    assert len(results) == 5 and all(isinstance(r, LimiterUnavailable) for r in results)

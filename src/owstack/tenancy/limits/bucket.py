@@ -71,7 +71,13 @@ class Limiter(Protocol):
         ...
 
     async def settle(self, tenant: str, rule: Rule, token_delta: int, cost_usd: float, now: float) -> None:
-        """Correct the token bucket by `token_delta` (actual - reserved) and add `cost_usd` to the month."""
+        """Correct the token bucket by `token_delta` (actual - reserved) and add `cost_usd` to the month.
+        A backend may defer it (Redis: until the tenant's next reservation or `flush`); never raises for the
+        store's sake."""
+        ...
+
+    async def flush(self) -> None:
+        """Send deferred settlements now (`LimiterUnavailable` if the store cannot take them)."""
         ...
 
     async def spent(self, tenant: str, now: float) -> float:

@@ -7,6 +7,7 @@
       redis_timeout_ms: 250             # connect and command timeout of one Redis call
       redis_retry_s: 1.0                # after a Redis error, apply on_redis_error without trying for this long
       redis_max_connections: 64         # the process's pool; more concurrent checks wait for a connection
+      flush_interval_ms: 100            # longest a process holds token corrections and charges before sending
       completion_estimate_tokens: 512   # reserved for a request that does not say `max_tokens`
       seed_from_ledger: true            # start an empty month-to-date spend from the ledger's cost_usd
 
@@ -38,6 +39,9 @@ class LimitsSection(Section):
     redis_retry_s: Annotated[float, Field(ge=0, le=600)] = 1.0
     #: Redis connections per gateway process; checks beyond it wait (up to the timeout) for a free one
     redis_max_connections: Annotated[int, Field(ge=1, le=10_000)] = 64
+    #: a process sends its token corrections and charges with the tenant's next reservation, or after at most
+    #: this long (so other processes see a charge within it)
+    flush_interval_ms: Annotated[int, Field(ge=1, le=60_000)] = 100
     #: completion tokens reserved against `tokens_per_minute` for a request without `max_tokens`
     completion_estimate_tokens: Annotated[int, Field(ge=0)] = 512
     #: at start, an empty month-to-date spend counter is filled from the ledger (`storage.url`)

@@ -72,6 +72,9 @@ class MemoryLimiter:
             spend = self._spend_map(now)
             spend[tenant] = spend.get(tenant, 0.0) + cost_usd
 
+    async def flush(self) -> None:
+        return None
+
     async def spent(self, tenant: str, now: float) -> float:
         return self._spend_map(now).get(tenant, 0.0)
 

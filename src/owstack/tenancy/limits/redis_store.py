@@ -8,10 +8,16 @@ so one tenant's keys live in one slot and one script may touch them all):
     <prefix>{<tenant>}:tpm              the same for tokens
     <prefix>{<tenant>}:usd:<YYYY-MM>    month-to-date spend (INCRBYFLOAT); expires 7 days after the month
 
-`reserve` is one EVALSHA (one round trip): the budget check and both buckets' check-and-take run in one
-Lua script, which Redis executes atomically, so concurrent requests from any number of processes never
-take more than the caps allow. `settle` is one more. A script unknown to the server (NOSCRIPT, after a
-restart or SCRIPT FLUSH) is sent once with EVAL, which also caches it again.
+`reserve` is one EVALSHA (one round trip; the reservations of concurrent requests share a pipeline, see
+`autopipe`): the budget check and both buckets' check-and-take run in one Lua script, which Redis
+executes atomically, so concurrent requests from any number of processes never
+take more than the caps allow. `settle` does no I/O: the process sums each tenant's token corrections and
+charges, and sends them with the tenant's next reservation (in the same script, applied before the
+check) or, for a tenant with no new request, in one pipelined flush within `flush_interval_s` (0.1 s).
+A request thus costs one round trip, and another process sees a charge within that interval. A call that
+fails keeps its corrections for the next try: if Redis did run it but the answer was lost, they count
+twice, which errs toward the caps. A script unknown to the server (NOSCRIPT, after a restart or SCRIPT
+FLUSH) is sent once with EVAL, which also caches it again.
 
 Times come from the gateway's clock (passed in, integer µs): keep the hosts' clocks in sync (NTP); a skew
 of d seconds shifts a cap by about d x rate units, nothing at per-minute caps with millisecond skew.
@@ -19,8 +25,11 @@ of d seconds shifts a cap by about d x rate units, nothing at per-minute caps wi
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aredis
@@ -28,6 +37,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 
+from owstack.tenancy.limits.autopipe import AutoPipeline
 from owstack.tenancy.limits.bucket import Decision, LimiterUnavailable, Month, Rule, micros, month_of
 
 #: how long a month's spend key outlives the month (for operators to read it back)
@@ -51,19 +61,37 @@ local function store(key, level, last, limit)
 end
 """
 
+#: Correct the token bucket by a delta and charge a cost to the month (used by both scripts).
+_SETTLE_BODY = """
+local function settle(tok_key, usd_key, now, tpm, delta, cost, expire_at)
+  if tpm > 0 and delta ~= 0 then
+    local level, last = load(tok_key, tpm, now)
+    level = level + delta
+    if level > 0 then store(tok_key, level, last, tpm) else redis.call('DEL', tok_key) end
+  end
+  if tonumber(cost) > 0 then
+    redis.call('INCRBYFLOAT', usd_key, cost)
+    redis.call('EXPIREAT', usd_key, expire_at)
+  end
+end
+"""
+
 #: KEYS: request bucket, token bucket, month spend. ARGV: now µs, rpm (0: none), tpm (0: none), tokens,
-#: budget ('': none). Returns {code (0 ok, 1 requests, 2 tokens, 3 budget), wait µs, request level,
-#: token level, spend}.
+#: budget ('': none), then this process's pending correction for the tenant: token delta, cost USD, spend
+#: expiry (epoch s). Returns {code (0 ok, 1 requests, 2 tokens, 3 budget), wait µs, request level, token
+#: level, spend}.
 RESERVE = (
     _COMMON
+    + _SETTLE_BODY
     + """
 local now = tonumber(ARGV[1])
+local rpm, tpm, n = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+settle(KEYS[2], KEYS[3], now, tpm, tonumber(ARGV[6]), ARGV[7], ARGV[8])
 local spent = '0'
 if ARGV[5] ~= '' then
   spent = redis.call('GET', KEYS[3]) or '0'
   if tonumber(spent) >= tonumber(ARGV[5]) then return {3, 0, '0', '0', spent} end
 end
-local rpm, tpm, n = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local code, wait = 0, 0
 local rl, rt, tl, tt = 0, now, 0, now
 if rpm > 0 then
@@ -88,17 +116,9 @@ return {code, math.ceil(wait), string.format('%.17g', rl), string.format('%.17g'
 #: KEYS: token bucket, month spend. ARGV: now µs, tpm (0: none), token delta, cost USD, spend expiry (epoch s).
 SETTLE = (
     _COMMON
+    + _SETTLE_BODY
     + """
-local now, tpm, delta = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-if tpm > 0 and delta ~= 0 then
-  local level, last = load(KEYS[1], tpm, now)
-  level = level + delta
-  if level > 0 then store(KEYS[1], level, last, tpm) else redis.call('DEL', KEYS[1]) end
-end
-if tonumber(ARGV[4]) > 0 then
-  redis.call('INCRBYFLOAT', KEYS[2], ARGV[4])
-  redis.call('EXPIREAT', KEYS[2], ARGV[5])
-end
+settle(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5])
 return 1
 """
 )
@@ -120,12 +140,29 @@ class Script:
             return await client.eval(self.source, len(keys), *keys, *args)
 
 
+@dataclass(slots=True)
+class Pending:
+    """A tenant's corrections this process has not sent yet."""
+
+    tpm: int
+    delta: int
+    cost: float
+    now: float  # the latest settlement's time
+
+
 class RedisLimiter:
     def __init__(
-        self, url: str, *, prefix: str = "owstack:", timeout_s: float = 0.25, max_connections: int = 64
+        self,
+        url: str,
+        *,
+        prefix: str = "owstack:",
+        timeout_s: float = 0.25,
+        max_connections: int = 64,
+        flush_interval_s: float = 0.1,
     ) -> None:
         """No I/O here: connections are opened by the first command (on the event loop that runs it)."""
         self.prefix = prefix
+        self.flush_interval_s = flush_interval_s
         self._pool = aredis.BlockingConnectionPool.from_url(
             url,
             max_connections=max_connections,
@@ -136,9 +173,13 @@ class RedisLimiter:
         )
         self.client = aredis.Redis(connection_pool=self._pool)
         self._reserve = Script(RESERVE)
+        #: reservations of concurrent requests share a pipeline
+        self._pipe = AutoPipeline(self.client, self._reserve)
         self._settle = Script(SETTLE)
         self._keys: dict[str, tuple[str, str, str]] = {}
         self._month: Month | None = None
+        self._pending: dict[str, Pending] = {}
+        self._flusher: asyncio.Task[None] | None = None
 
     def keys(self, tenant: str, now: float) -> tuple[str, str, str]:
         """(request bucket, token bucket, this month's spend) for `tenant`."""
@@ -151,6 +192,10 @@ class RedisLimiter:
             keys = self._keys[tenant] = (f"{base}:rpm", f"{base}:tpm", f"{base}:usd:{month.key}")
         return keys
 
+    def _expiry(self) -> int:
+        assert self._month is not None
+        return int(self._month.end) + SPEND_KEEP_S
+
     async def _run(self, call: Awaitable[Any]) -> Any:
         """Await one Redis call; any failure to get an answer is `LimiterUnavailable`."""
         try:
@@ -159,34 +204,95 @@ class RedisLimiter:
             raise LimiterUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     async def reserve(self, tenant: str, rule: Rule, tokens: int, now: float) -> Decision:
+        keys = self.keys(tenant, now)
+        month = self._month
+        assert month is not None
         budget = "" if rule.budget_usd is None else repr(float(rule.budget_usd))
+        held = self._pending.pop(tenant, None)
+        if held is not None and held.now < month.start:  # last month's charge: the flush sends it there
+            self._pending[tenant], held = held, None
         args = (micros(now), rule.rpm or 0, rule.tpm or 0, tokens, budget)
-        code, wait_us, req, tok, spent = await self._run(self._reserve(self.client, self.keys(tenant, now), args))
+        extra = (held.delta, repr(held.cost), self._expiry()) if held is not None else (0, "0", 0)
+        try:
+            code, wait_us, req, tok, spent = await self._pipe(keys, args + extra)
+        except LimiterUnavailable:
+            if held is not None:  # sent or not, keep it: counting a correction twice errs toward the caps
+                self._hold(tenant, held.tpm, held.delta, held.cost, held.now)
+            raise
         if code == 3:
-            assert self._month is not None
-            return Decision(False, "budget", self._month.end - now, spent_usd=float(spent))
+            return Decision(False, "budget", month.end - now, spent_usd=float(spent))
         return Decision(code == 0, _REASONS.get(code), wait_us / 1e6, float(req), float(tok), float(spent))
 
     async def settle(self, tenant: str, rule: Rule, token_delta: int, cost_usd: float, now: float) -> None:
-        if not (token_delta and rule.tpm) and cost_usd <= 0:
+        """No I/O: the correction rides on the tenant's next reservation from this process, or is sent
+        within `flush_interval_s` by a background task, whichever comes first."""
+        delta = token_delta if rule.tpm else 0
+        cost = max(cost_usd, 0.0)
+        if not delta and not cost:
             return
-        _, tok_key, usd_key = self.keys(tenant, now)
-        assert self._month is not None
-        expire = int(self._month.end) + SPEND_KEEP_S
-        args = (micros(now), rule.tpm or 0, token_delta, repr(max(cost_usd, 0.0)), expire)
-        await self._run(self._settle(self.client, (tok_key, usd_key), args))
+        self._hold(tenant, rule.tpm or 0, delta, cost, now)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    def _hold(self, tenant: str, tpm: int, delta: int, cost: float, now: float) -> None:
+        held = self._pending.get(tenant)
+        if held is None:
+            self._pending[tenant] = Pending(tpm, delta, cost, now)
+        else:
+            held.delta += delta
+            held.cost += cost
+            held.now = max(held.now, now)
+
+    async def _flush_soon(self) -> None:
+        while self._pending:
+            await asyncio.sleep(self.flush_interval_s)
+            with contextlib.suppress(LimiterUnavailable):  # kept; sent at the next try or reservation
+                await self.flush()
+
+    async def flush(self) -> None:
+        """Send every pending correction now (one pipelined round trip)."""
+        batch, self._pending = self._pending, {}
+        if not batch:
+            return
+        calls = []
+        for tenant, held in batch.items():
+            _, tok_key, usd_key = self.keys(tenant, held.now)
+            args = (micros(held.now), held.tpm, held.delta, repr(held.cost), self._expiry())
+            calls.append(((tok_key, usd_key), args))
+        pipe = self.client.pipeline(transaction=False)
+        for keys, args in calls:
+            pipe.evalsha(self._settle.sha, len(keys), *keys, *args)
+        try:
+            results = await self._run(pipe.execute(raise_on_error=False))
+            for (keys, args), result in zip(calls, results, strict=True):
+                if isinstance(result, NoScriptError):
+                    await self._run(self._settle(self.client, keys, args))
+                elif isinstance(result, Exception):
+                    raise LimiterUnavailable(f"{type(result).__name__}: {result}")
+        except BaseException:  # unavailable, or cancelled at shutdown: keep them for the next try
+            for tenant, held in batch.items():
+                self._hold(tenant, held.tpm, held.delta, held.cost, held.now)
+            raise
 
     async def spent(self, tenant: str, now: float) -> float:
+        await self.flush()
         key = self.keys(tenant, now)[2]
         value = await self._run(self.client.get(key))
         return float(value) if value is not None else 0.0
 
     async def seed(self, tenant: str, usd: float, now: float) -> bool:
+        await self.flush()  # a charge still held here makes the counter non-empty
         key = self.keys(tenant, now)[2]
-        assert self._month is not None
-        expire = int(self._month.end) + SPEND_KEEP_S
-        return bool(await self._run(self.client.set(key, repr(float(usd)), nx=True, exat=expire)))
+        return bool(await self._run(self.client.set(key, repr(float(usd)), nx=True, exat=self._expiry())))
 
     async def aclose(self) -> None:
+        """Send what is pending (best effort), then close the connections."""
+        await self._pipe.aclose()
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, LimiterUnavailable):
+                await self._flusher
+        with contextlib.suppress(LimiterUnavailable):
+            await self.flush()
         await self.client.aclose()
         await self._pool.disconnect()

@@ -66,6 +66,7 @@ def make_limiter(redis_url: str | None, section: LimitsSection) -> Limiter:
         prefix=section.prefix,
         timeout_s=section.redis_timeout_ms / 1000,
         max_connections=section.redis_max_connections,
+        flush_interval_s=section.flush_interval_ms / 1000,
     )
 
 
@@ -161,9 +162,17 @@ class LimitStage(BaseStage):
             asked = ctx.request.max_tokens if ctx.request is not None else None
             completion = asked if asked is not None else self.section.completion_estimate_tokens
             tokens = min(max(prompt + completion, 1), rule.tpm)  # more than a minute's worth waits for a full one
-        decision = await self._reserve(ctx, rule, tokens)
-        if decision is None:
+        if self._retry_at and time.monotonic() < self._retry_at:  # the store failed a moment ago
+            self._unavailable(ctx)
             return
+        try:
+            decision = await self.limiter.reserve(ctx.tenant, rule, tokens, self.clock())
+        except LimiterUnavailable as exc:
+            self._failed(exc)
+            self._unavailable(ctx)
+            return
+        if self._outage:
+            self._recovered()
         if decision.allowed:
             _rate_headers(ctx.response_headers, rule, decision)
             ctx.notes["limit"] = Reservation(rule, tokens, prompt)
@@ -183,34 +192,12 @@ class LimitStage(BaseStage):
             cost = 0.0
             if rule.budget_usd is not None:
                 cost = request_cost(self.pricing, self.load, ctx, prompt, completion)
-            if delta == 0 and cost <= 0.0:
-                return
-            if self._retry_at and time.monotonic() < self._retry_at:
-                self.counters.store_errors += 1  # the correction is lost with the store down
-                return
-            await self.limiter.settle(ctx.tenant, rule, delta, cost, self.clock())
-            if self._outage:
-                self._recovered()
-        except LimiterUnavailable as exc:
-            self._failed(exc)
+            if delta or cost > 0.0:
+                await self.limiter.settle(ctx.tenant, rule, delta, cost, self.clock())
         except Exception:  # limits must never turn a served request into an error
             log.exception("limits: request %s could not be settled", ctx.request_id)
 
     # the store's health -------------------------------------------------------------------------
-    async def _reserve(self, ctx: RequestContext, rule: Rule, tokens: int) -> Decision | None:
-        if self._retry_at and time.monotonic() < self._retry_at:
-            self._unavailable(ctx)
-            return None
-        try:
-            decision = await self.limiter.reserve(ctx.tenant, rule, tokens, self.clock())
-        except LimiterUnavailable as exc:
-            self._failed(exc)
-            self._unavailable(ctx)
-            return None
-        if self._outage:
-            self._recovered()
-        return decision
-
     def _failed(self, exc: LimiterUnavailable) -> None:
         self.counters.store_errors += 1
         self._retry_at = time.monotonic() + self.section.redis_retry_s

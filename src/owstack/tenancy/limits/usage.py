@@ -77,7 +77,8 @@ def request_cost(
     latency = ctx.latency_s
     busy = None if latency is None else max(latency - sum(a.latency_s for a in ctx.attempts[:-1]), 0.0)
     cached = min(ctx.usage.cached_tokens, prompt)
-    costs = pricing.price(backend, ctx.layer, (prompt, completion, cached), busy, load.get(backend))
+    # layer=None: the counterfactual, which a budget does not need, is not computed
+    costs = pricing.price(backend, None, (prompt, completion, cached), busy, load.get(backend))
     return costs.cost_usd or 0.0
 
 
