@@ -1,0 +1,1 @@
+"""Parts of the gateway benchmark (bench/gateway_bench.py): upstream, contenders, wrk, load, report."""

@@ -1,0 +1,202 @@
+"""The contenders: nginx directly, owstack (core and its variants) and LiteLLM's proxy.
+
+All of them see the same two requests (`{"model": "edge", ...}` and `{"model": "coding", ..., "stream": true}`)
+and the same upstream: the `edge` name goes to nginx's `/v1` (a fixed chat completion), the `coding` name to
+its `/s/v1` (a fixed SSE stream). Direct access sends the same bodies straight to those two paths.
+
+owstack variants (each one process, uvicorn + uvloop + httptools, as `owstack serve` runs it):
+
+    owstack           metering off, audit off, no tenants (open mode on loopback)   the core figures
+    owstack+metering  as core, with metering on (ledger in SQLite in the temp dir)  issue 3
+    owstack+secure    as core, with tenants + an API key (keys, residency) and audit on   issue 6
+    owstack+full      metering, keys, residency and audit together
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gwbench import procs
+
+REPO = Path(__file__).resolve().parents[2]
+OWSTACK = REPO / ".venv" / "bin" / "owstack"
+LITELLM = REPO / "bench" / ".venv-litellm" / "bin" / "litellm"
+MESSAGES = [{"role": "user", "content": "hi"}]
+CHAT_BODY: dict[str, object] = {"model": "edge", "messages": MESSAGES}
+STREAM_BODY: dict[str, object] = {"model": "coding", "messages": MESSAGES, "stream": True}
+TENANT = "bench"
+
+#: variant name -> (metering on, keys + residency + audit on)
+VARIANTS: dict[str, tuple[bool, bool]] = {
+    "owstack": (False, False),
+    "owstack+metering": (True, False),
+    "owstack+secure": (False, True),
+    "owstack+full": (True, True),
+}
+
+
+@dataclass
+class Contender:
+    name: str
+    kind: str  # direct | owstack | litellm
+    chat_url: str
+    stream_url: str
+    chat_body: dict[str, object] = field(default_factory=lambda: dict(CHAT_BODY))
+    stream_body: dict[str, object] = field(default_factory=lambda: dict(STREAM_BODY))
+    headers: dict[str, str] = field(default_factory=dict)
+    server: procs.Server | None = None
+    ready_s: float | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
+def direct(upstream_port: int) -> Contender:
+    base = f"http://127.0.0.1:{upstream_port}"
+    return Contender(
+        "direct",
+        "direct",
+        f"{base}/v1/chat/completions",
+        f"{base}/s/v1/chat/completions",
+        chat_body={"model": "bench-model", "messages": MESSAGES},
+        stream_body={"model": "bench-model", "messages": MESSAGES, "stream": True},
+    )
+
+
+def owstack_config(workdir: Path, upstream_port: int, metering: bool, secure: bool) -> dict[str, Any]:
+    up = f"http://127.0.0.1:{upstream_port}"
+    backend = {"engine": "vllm", "model": "bench-model", "jurisdiction": "local", "health_check": True}
+    config: dict[str, Any] = {
+        "storage": {"url": f"sqlite:///{workdir / 'owstack.db'}"},
+        "backends": {
+            "upstream": {**backend, "url": f"{up}/v1"},
+            "upstream-sse": {**backend, "url": f"{up}/s/v1"},
+        },
+        "layers": {
+            "edge": {"backends": ["upstream"]},
+            "multimodal": {"backends": ["upstream"]},
+            "coding": {"backends": ["upstream-sse"]},
+        },
+        "metering": {"enabled": metering},
+        "audit": {
+            "enabled": secure,
+            "directory": str(workdir / "audit"),
+            "keys_directory": str(workdir / "audit-keys"),
+        },
+    }
+    if secure:
+        config["tenants"] = {TENANT: {"jurisdictions": ["local"]}}
+    return config
+
+
+def create_key(config_path: Path, workdir: Path) -> str:
+    """`owstack keys create` for the bench tenant; returns the key (printed once on stdout)."""
+    proc = subprocess.run(
+        [str(OWSTACK), "keys", "create", "--tenant", TENANT, "--config", str(config_path), "--label", "bench"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"owstack keys create failed ({proc.returncode}): {proc.stderr.strip()}")
+    return proc.stdout.strip().splitlines()[-1].strip()
+
+
+def start_owstack(
+    name: str, workdir: Path, upstream_port: int, cores: set[int] | None, extra_env: dict[str, str] | None = None
+) -> Contender:
+    metering, secure = VARIANTS[name]
+    home = workdir / name.replace("+", "-")
+    home.mkdir(parents=True, exist_ok=True)
+    config_path = home / "owstack.yaml"
+    config_path.write_text(yaml.safe_dump(owstack_config(home, upstream_port, metering, secure), sort_keys=False))
+    headers: dict[str, str] = {}
+    if secure:
+        headers["Authorization"] = f"Bearer {create_key(config_path, home)}"
+    port = procs.free_port()
+    cmd = [str(OWSTACK), "serve", "--config", str(config_path), "--host", "127.0.0.1", "--port", str(port)]
+    env = {**os.environ, **(extra_env or {})}
+    server = procs.start(name.replace("+", "-"), cmd, workdir=home, cores=cores, env=env)
+    base = f"http://127.0.0.1:{port}"
+    contender = Contender(
+        name, "owstack", f"{base}/v1/chat/completions", f"{base}/v1/chat/completions", headers=headers, server=server
+    )
+    contender.info = {"config": str(config_path), "metering": metering, "keys_residency_audit": secure}
+    contender.ready_s = procs.wait_http(server, f"{base}/readyz")
+    contender.info["stages"] = stages_from_log(server.log.read_text(errors="replace"))
+    return contender
+
+
+def stages_from_log(text: str) -> list[str] | None:
+    """The stage list the gateway logs when ready: `owstack ready (pid N): stages a -> b -> c`."""
+    match = re.search(r"owstack ready \(pid \d+\): stages (.+)$", text, re.M)
+    return [s.strip() for s in match.group(1).split("->")] if match else None
+
+
+def litellm_config(upstream_port: int) -> dict[str, Any]:
+    up = f"http://127.0.0.1:{upstream_port}"
+
+    def entry(alias: str, base: str) -> dict[str, Any]:
+        params = {"model": "openai/bench-model", "api_base": base, "api_key": "none"}
+        return {"model_name": alias, "litellm_params": params}
+
+    return {"model_list": [entry("edge", f"{up}/v1"), entry("coding", f"{up}/s/v1")]}
+
+
+def litellm_env() -> dict[str, str]:
+    """No database (no DATABASE_URL), the packaged price map instead of fetching it from the internet, and
+    no master key: like owstack's core figures (open mode on loopback), every request is accepted without
+    a key. Since 1.108 LiteLLM refuses to start that way unless told so explicitly."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DIRECT_URL", "LITELLM_MASTER_KEY")}
+    env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    env["LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY"] = "true"
+    return env
+
+
+def start_litellm(workdir: Path, upstream_port: int, cores: set[int] | None) -> Contender:
+    home = workdir / "litellm"
+    home.mkdir(parents=True, exist_ok=True)
+    config_path = home / "litellm.yaml"
+    config_path.write_text(yaml.safe_dump(litellm_config(upstream_port), sort_keys=False))
+    port = procs.free_port()
+    cmd = [str(LITELLM), "--config", str(config_path), "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"]
+    server = procs.start("litellm", cmd, workdir=home, cores=cores, env=litellm_env())
+    base = f"http://127.0.0.1:{port}"
+    contender = Contender("litellm", "litellm", f"{base}/v1/chat/completions", f"{base}/v1/chat/completions")
+    contender.server = server
+    contender.info = {"config": str(config_path), "version": litellm_version()}
+    contender.ready_s = procs.wait_http(server, f"{base}/health/liveliness", timeout=300)
+    return contender
+
+
+def litellm_version() -> str | None:
+    python = LITELLM.parent / "python"
+    proc = subprocess.run(
+        [str(python), "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.stdout.strip() or None
+
+
+def owstack_version() -> str | None:
+    proc = subprocess.run(
+        [sys.executable, "-c", "import importlib.metadata as m; print(m.version('owstack'))"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.stdout.strip() or None
