@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, generate_latest
 
 from owstack.config.load import Config
-from owstack.errors import RateLimited, ServiceUnavailable
+from owstack.errors import ConfigError, RateLimited, ServiceUnavailable
 from owstack.metering.costs import Pricing, Utilization
 from owstack.metering.ledger import ledger
 from owstack.pipeline.context import Attempt, RequestContext
@@ -27,7 +27,7 @@ from owstack.storage import migrate
 from owstack.storage.db import engine
 from owstack.tenancy.limits import LimitStage, has_limits
 from owstack.tenancy.limits.bucket import Limiter, Rule
-from owstack.tenancy.limits.config import LimitsSection
+from owstack.tenancy.limits.config import LimitsSection, check_redis_url
 from owstack.tenancy.limits.memory import MemoryLimiter
 from owstack.tenancy.limits.metrics import LimitsCollector
 from owstack.tenancy.limits.redis_store import RedisLimiter
@@ -64,6 +64,30 @@ def served(stage: LimitStage, ctx: RequestContext, usage: Usage | None = None, b
         await stage.after(ctx)
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://:secret@host:6379/0", "unsupported scheme http://"),
+        ("redis://:secret@host:notaport/0", "bad port"),
+        ("redis://:secret@/0", "no host"),
+        ("redis://host:6379/cache", "the database must be a number (/0), got /cache"),
+        ("unix://", "unix:// needs a socket path"),
+        ("127.0.0.1:6379", "unsupported scheme"),
+    ],
+)
+def test_a_bad_redis_url_is_a_config_error_naming_the_field(url: str, problem: str) -> None:
+    cfg = config({"acme": {"requests_per_minute": 1}}, redis=url)
+    with pytest.raises(ConfigError) as info:
+        LimitStage(cfg)
+    assert str(info.value).startswith("redis: ") and problem in str(info.value)
+    assert "secret" not in str(info.value) and "use redis://" in str(info.value)
+
+
+def test_good_redis_urls_pass() -> None:
+    for url in ("redis://127.0.0.1:6379/0", "rediss://:pw@cache.internal/2", "redis://h", "unix:///run/redis.sock"):
+        assert check_redis_url(url) == url
 
 
 def test_tenants_without_caps_cost_nothing() -> None:

@@ -55,6 +55,31 @@ class LimitsSection(Section):
         return v
 
 
+def check_redis_url(url: str) -> str:
+    """`url` if redis-py can use it (redis://, rediss://, unix://), else ValueError saying what is wrong
+    (never echoing a password). For the top-level `redis:` field's validator."""
+    from urllib.parse import urlsplit
+
+    usage = "use redis://[:PASSWORD@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH"
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError for a port that is not a number in range
+    except ValueError:
+        raise ValueError(f"not a Redis URL (bad port or address); {usage}") from None
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"unsupported scheme {parts.scheme + '://' if parts.scheme else '(none)'}; {usage}")
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise ValueError(f"unix:// needs a socket path; {usage}")
+        return url
+    if not parts.hostname:
+        raise ValueError(f"no host; {usage}")
+    db = parts.path.lstrip("/")
+    if db and not db.isdigit():
+        raise ValueError(f"the database must be a number (/0), got /{db}; {usage}")
+    return url
+
+
 def limits_section(config: object) -> LimitsSection:
     """The config's `limits:` section, or the defaults while the schema has none."""
     section = getattr(getattr(config, "file", None), "limits", None)

@@ -1,8 +1,10 @@
 """The limit stage's numbers for `GET /metrics` (per process), read at scrape time:
 
-owstack_limit_refusals_total{reason}     reason: requests, tokens, budget, unavailable (503, store down)
-owstack_limit_unchecked_total            requests served without a check (store down, on_redis_error: allow)
-owstack_limit_store_errors_total         store calls that failed or were skipped while it was down
+    owstack_limit_refusals_total{reason}   requests, tokens, budget, unavailable (503: store down, deny)
+    owstack_limit_unchecked_total          requests served without a check (store down, on_redis_error: allow)
+    owstack_limit_store_errors_total       reservations and seeds the store failed (timeouts, refused connections)
+
+Plain integers written by the event loop (`stage.Counters`); with several workers each reports its own.
 """
 
 from __future__ import annotations
@@ -29,6 +31,4 @@ class LimitsCollector:
         yield CounterMetricFamily(
             "owstack_limit_unchecked", "Requests served without a limit check (store unreachable)", value=c.unchecked
         )
-        yield CounterMetricFamily(
-            "owstack_limit_store_errors", "Limit store calls that failed or were skipped", value=c.store_errors
-        )
+        yield CounterMetricFamily("owstack_limit_store_errors", "Limit store calls that failed", value=c.store_errors)

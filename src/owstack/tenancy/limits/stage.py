@@ -6,7 +6,8 @@
             and refused responses carry OpenAI's `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`;
             refused ones `retry-after` (seconds) and `retry-after-ms`.
     after   settles the token bucket with the tokens used and charges the request's cost to the month
-            (one `Limiter.settle`, skipped when there is nothing to correct). Never raises.
+            (one `Limiter.settle`, skipped when there is nothing to correct; on Redis it is held and sent
+            with the tenant's next reservation or within `limits.flush_interval_ms`). Never raises.
 
 While the store cannot be reached (Redis down or too slow), `limits.on_redis_error` decides: `allow`
 serves the request unchecked (`ctx.notes["limit_unchecked"]`, `owstack_limit_unchecked_total`, one
@@ -25,11 +26,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from owstack.errors import RateLimited, ServiceUnavailable
+from owstack.errors import ConfigError, RateLimited, ServiceUnavailable
 from owstack.pipeline.context import RequestContext
 from owstack.pipeline.stage import BaseStage
 from owstack.tenancy.limits.bucket import Decision, Limiter, LimiterUnavailable, Rule, drain_s, month_of, remaining
-from owstack.tenancy.limits.config import LimitsSection, limits_section
+from owstack.tenancy.limits.config import LimitsSection, check_redis_url, limits_section
 from owstack.tenancy.limits.usage import ledger_spend, prompt_estimate, request_cost, used_tokens
 
 if TYPE_CHECKING:
@@ -59,6 +60,10 @@ def make_limiter(redis_url: str | None, section: LimitsSection) -> Limiter:
         from owstack.tenancy.limits.memory import MemoryLimiter
 
         return MemoryLimiter()
+    try:
+        check_redis_url(redis_url)
+    except ValueError as exc:
+        raise ConfigError(f"redis: {exc}") from None
     from owstack.tenancy.limits.redis_store import RedisLimiter
 
     return RedisLimiter(
