@@ -5,6 +5,7 @@ their boundaries (a controllable clock), settlement, budgets and the month's rol
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -15,7 +16,7 @@ import pytest
 import redis
 
 from owstack.tenancy.limits.bucket import Limiter, LimiterUnavailable, Rule, month_of
-from owstack.tenancy.limits.redis_store import RESERVE, RedisLimiter, Script
+from owstack.tenancy.limits.redis_store import RESERVE, SETTLE, RedisLimiter, Script
 from procs import free_port
 
 from .limits_support import REDIS_URL, T0, LimiterFactory, keys_under, make_limiter, prefix
@@ -332,3 +333,33 @@ def test_closing_fails_waiting_reservations_instead_of_hanging() -> None:
 
     results = asyncio.run(main())
     assert len(results) == 5 and all(isinstance(r, LimiterUnavailable) for r in results)
+
+
+@pytest.mark.redis
+def test_flush_survives_noscript_and_drops_what_redis_refuses(prefix: str, caplog: pytest.LogCaptureFixture) -> None:
+    rule = Rule(tpm=6000, budget_usd=10.0)
+    month = month_of(T0).key
+    r = redis.Redis.from_url(REDIS_URL)
+    r.set(f"{prefix}{{broken}}:tpm", "not a hash")  # WRONGTYPE for the script's HMGET
+
+    async def main() -> None:
+        lim = RedisLimiter(REDIS_URL, prefix=prefix, flush_interval_s=60)
+        lim._settle = Script(SETTLE + f"\n-- {uuid.uuid4().hex}\n")  # unknown to the server
+        try:
+            await lim.settle("ok", rule, -10, 0.5, T0)
+            await lim.settle("broken", rule, -10, 0.25, T0)
+            await lim.flush()
+            assert lim._pending == {}  # the refused one is not retried forever
+            await lim.flush()  # nothing left: the good one is not sent twice
+            assert await lim.client.script_exists(lim._settle.sha) == [True]
+        finally:
+            await lim.aclose()
+
+    try:
+        with caplog.at_level(logging.WARNING):
+            asyncio.run(main())
+        assert float(r.get(f"{prefix}{{ok}}:usd:{month}") or 0) == pytest.approx(0.5)
+        assert r.get(f"{prefix}{{broken}}:usd:{month}") is None
+        assert "refused a settlement of tenant broken" in caplog.text
+    finally:
+        r.close()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
@@ -35,10 +36,12 @@ from typing import Any
 import redis.asyncio as aredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from owstack.tenancy.limits.autopipe import AutoPipeline
 from owstack.tenancy.limits.bucket import Decision, LimiterUnavailable, Month, Rule, micros, month_of
+
+log = logging.getLogger(__name__)
 
 #: how long a month's spend key outlives the month (for operators to read it back)
 SPEND_KEEP_S = 7 * 86400
@@ -217,7 +220,7 @@ class RedisLimiter:
             code, wait_us, req, tok, spent = await self._pipe(keys, args + extra)
         except LimiterUnavailable:
             if held is not None:  # sent or not, keep it: counting a correction twice errs toward the caps
-                self._hold(tenant, held.tpm, held.delta, held.cost, held.now)
+                self._restore({tenant: held})
             raise
         if code == 3:
             return Decision(False, "budget", month.end - now, spent_usd=float(spent))
@@ -246,11 +249,17 @@ class RedisLimiter:
     async def _flush_soon(self) -> None:
         while self._pending:
             await asyncio.sleep(self.flush_interval_s)
-            with contextlib.suppress(LimiterUnavailable):  # kept; sent at the next try or reservation
+            try:
                 await self.flush()
+            except LimiterUnavailable:
+                pass  # kept; sent at the next try or with the tenant's next reservation
+            except Exception:
+                log.exception("limits: sending held settlements failed")
 
     async def flush(self) -> None:
-        """Send every pending correction now (one pipelined round trip)."""
+        """Send every held correction now (one pipelined round trip). When Redis cannot be reached they
+        are kept and `LimiterUnavailable` is raised; one that Redis refuses (a key of the wrong type) is
+        dropped with a warning, since sending it again would fail again."""
         batch, self._pending = self._pending, {}
         if not batch:
             return
@@ -258,21 +267,33 @@ class RedisLimiter:
         for tenant, held in batch.items():
             _, tok_key, usd_key = self.keys(tenant, held.now)
             args = (micros(held.now), held.tpm, held.delta, repr(held.cost), self._expiry())
-            calls.append(((tok_key, usd_key), args))
+            calls.append((tenant, (tok_key, usd_key), args))
         pipe = self.client.pipeline(transaction=False)
-        for keys, args in calls:
+        for _, keys, args in calls:
             pipe.evalsha(self._settle.sha, len(keys), *keys, *args)
         try:
             results = await self._run(pipe.execute(raise_on_error=False))
-            for (keys, args), result in zip(calls, results, strict=True):
-                if isinstance(result, NoScriptError):
-                    await self._run(self._settle(self.client, keys, args))
-                elif isinstance(result, Exception):
-                    raise LimiterUnavailable(f"{type(result).__name__}: {result}")
-        except BaseException:  # unavailable, or cancelled at shutdown: keep them for the next try
-            for tenant, held in batch.items():
-                self._hold(tenant, held.tpm, held.delta, held.cost, held.now)
+        except BaseException:  # unavailable, or cancelled at shutdown: keep them all for the next try
+            self._restore(batch)
             raise
+        unsent: dict[str, Pending] = {}
+        for (tenant, keys, args), result in zip(calls, results, strict=True):
+            if isinstance(result, NoScriptError):  # the server lost its scripts: EVAL, which reloads it
+                try:
+                    result = await self._settle(self.client, keys, args)
+                except ResponseError as exc:
+                    result = exc
+                except (TimeoutError, RedisError, OSError):
+                    unsent[tenant] = batch[tenant]
+            if isinstance(result, Exception):
+                log.warning("limits: Redis refused a settlement of tenant %s (%s); dropped", tenant, result)
+        if unsent:
+            self._restore(unsent)
+            raise LimiterUnavailable(f"{len(unsent)} settlement(s) could not be sent")
+
+    def _restore(self, batch: dict[str, Pending]) -> None:
+        for tenant, held in batch.items():
+            self._hold(tenant, held.tpm, held.delta, held.cost, held.now)
 
     async def spent(self, tenant: str, now: float) -> float:
         await self.flush()
