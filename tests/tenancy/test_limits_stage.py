@@ -194,7 +194,7 @@ def test_self_hosted_cost_uses_the_measured_utilization_and_unpriced_backends_ar
     cfg = config({"acme": {"budget_usd_month": 1000}})
     with caplog.at_level(logging.WARNING):
         stage = LimitStage(cfg, clock=Clock())
-    assert "backends free have no cost" in caplog.text
+    assert "requests served by free cost nothing to budget_usd_month" in caplog.text
     stage.load = {"gpu": Utilization(utilization=0.25, concurrency=2.0)}
     ctx = context("acme", cfg)
     ctx.attempts = [Attempt("other", "upstream_error", 0.5), Attempt("gpu", "ok", 1.5)]

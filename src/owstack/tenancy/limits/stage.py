@@ -129,6 +129,8 @@ class LimitStage(BaseStage):
     async def start(self) -> None:
         """Seed empty month-to-date spends from the ledger (off the event loop, once)."""
         budgeted = [t for t, r in self.rules.items() if r.budget_usd is not None]
+        where = "per process" if self.store == "memory" else f"shared in {self.store}, prefix {self.section.prefix!r}"
+        log.info("limits: caps for %d tenant(s), counted %s", len(self.rules), where)
         if budgeted and self.section.seed_from_ledger and self.metering:
             await self.seed(budgeted)
 
@@ -237,8 +239,7 @@ class LimitStage(BaseStage):
         free = sorted(name for name, b in pricing.backends.items() if b.kind == "unknown")
         if free:
             log.warning(
-                "limits: backends %s have no cost (self-hosted without `hardware:`): their requests do not count "
-                "against budget_usd_month",
+                "limits: requests served by %s cost nothing to budget_usd_month (self-hosted without `hardware:`)",
                 ", ".join(free),
             )
 
