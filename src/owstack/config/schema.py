@@ -19,6 +19,7 @@ from owstack.efficiency.config import ReasoningSection
 from owstack.metering.config import MeteringSection
 from owstack.security.config import SecuritySection
 from owstack.tenancy.config import TenantSection
+from owstack.tenancy.limits.config import LimitsSection, check_redis_url
 
 Engine = Literal["llamacpp", "vllm", "sglang", "ollama", "llamacpp-server", "tgi", "openai"]
 HTTP_ENGINES: frozenset[str] = frozenset({"vllm", "sglang", "ollama", "llamacpp-server", "tgi", "openai"})
@@ -145,7 +146,9 @@ class ConfigFile(Section):
 
     server: ServerSection = ServerSection()
     storage: StorageSection = StorageSection()
+    #: redis://host:6379/0 to share rate caps and budgets between processes and hosts
     redis: str | None = None
+    limits: LimitsSection = LimitsSection()
     backends: dict[str, BackendSection] = {}
     layers: dict[str, LayerSection] = {}
     routing: RoutingSection = RoutingSection()
@@ -158,6 +161,11 @@ class ConfigFile(Section):
     security: SecuritySection = SecuritySection()
     #: site costs (power price, PUE), hardware and API price overrides for the cost model
     economics: EconomicsSection = EconomicsSection()
+
+    @field_validator("redis")
+    @classmethod
+    def _redis(cls, v: str | None) -> str | None:
+        return None if v is None else check_redis_url(v)
 
     @field_validator("backends", "tenants")
     @classmethod

@@ -33,7 +33,7 @@ def build_pipeline(gw: Gateway) -> Pipeline:
         RouteStage(config, gw.router),  # 4 layer, candidates, residency (fail closed)
         *guard(gw),  # 3 neutralise the candidates' control tokens; flag or block injection
         ShapeStage(config.file.reasoning),  # 5 reasoning policy
-        *limit(gw),  # 6 rate and budget reservation
+        *limit(gw),  # 6 rate caps and monthly budgets per tenant (memory, or Redis when shared)
         CallStage(gw.caller),  # 7 backend call: retries and fallback before the first byte
     ]
     return Pipeline(stages)
@@ -88,4 +88,17 @@ def guard(gw: Gateway) -> list[Stage]:
 
 
 def limit(gw: Gateway) -> list[Stage]:
-    return []
+    """Rate caps and monthly budgets; absent unless some tenant has one (docs/tenancy.md)."""
+    from owstack.tenancy.limits import LimitStage, has_limits
+
+    if not has_limits(gw.config):
+        return []
+    from owstack.metering.stage import MeterStage
+    from owstack.tenancy.limits.metrics import LimitsCollector
+
+    meter = next((hook for hook in gw.hooks if isinstance(hook, MeterStage)), None)
+    stage = LimitStage(gw.config, meter=meter)  # priced like the ledger, with its measured utilization
+    if gw.metrics is not None:
+        gw.metrics.registry.register(LimitsCollector(stage.counters))
+    gw.hooks.append(stage)  # seeds month-to-date spend from the ledger at start, closes Redis at shutdown
+    return [stage]
