@@ -126,6 +126,10 @@ def test_gguf_export_round_trips_through_llama_cpp(tmp_path: Path) -> None:
         assert np.abs(got - reference).max() < tolerance, out_type
         assert (got.argmax(-1) == reference.argmax(-1)).mean() == 1.0, out_type
         path.unlink()
+    # the trainer's final save: a model read from GGUF is saved as a plain safetensors checkpoint
+    folder = loading.save_hf(model, tokenizer, tmp_path / "final")
+    assert (folder / "model.safetensors").is_file()
+    assert "quantization_config" not in (folder / "config.json").read_text()
     with pytest.raises(gguf_export.ExportError, match="--gguf-type"):
         gguf_export.export(model, source.gguf_path, tmp_path / "x.gguf", out_type="q2")
 

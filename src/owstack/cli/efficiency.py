@@ -312,7 +312,7 @@ def _train(cfg: Any, resume: bool, argv: list[str]) -> Any:
 
             started = time.perf_counter()
             result = train(cfg, resume=resume, should_stop=lambda: stop["requested"], on_step=on_step)
-            progress.update(task, stats=f"done in {time.perf_counter() - started:.0f}s")
+            progress.update(task, completed=result.steps, stats=f"done in {time.perf_counter() - started:.0f}s")
         return result
     except (ModelLoadError, TrainError) as exc:
         _fail(str(exc))

@@ -87,9 +87,33 @@ def load(model: str, *, device: str = "cpu", dtype: str = "float32") -> tuple[An
             f"cannot load {source} offline ({first}); pass a local checkpoint folder or .gguf file: "
             "owstack never downloads weights"
         ) from None
+    if source.gguf_file:
+        plain(lm)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     lm = lm.to(device)  # type: ignore[arg-type]
     lm.eval()
     return lm, tokenizer, source
+
+
+def plain(model: Any) -> None:
+    """Mark a model loaded from GGUF as what it is after loading: dequantised weights, savable as safetensors.
+
+    transformers keeps a `gguf` quantizer on such a model and then refuses `save_pretrained`."""
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    if hasattr(model, "is_quantized"):
+        try:
+            model.is_quantized = False
+        except AttributeError:  # a read-only property in some versions: derived from hf_quantizer
+            pass
+
+
+def save_hf(model: Any, tokenizer: Any, folder: Path) -> Path:
+    """Hugging Face format (safetensors + config + tokenizer)."""
+    plain(model)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -261,10 +261,7 @@ def train(
                 on_step(entry)
             if entry.step % cfg.checkpoint_every == 0 or entry.step == cfg.steps:
                 checkpoint.save(out, entry.step, run.student, run.teacher, run.optimizer, run.state)
-    final = out / "final"
-    student = run.student
-    if hasattr(student.config, "quantization_config"):  # loaded from GGUF: the saved weights are plain
-        del student.config.quantization_config
-    student.save_pretrained(final)
-    run.tokenizer.save_pretrained(final)
-    return TrainResult(final=final, model=student, source=run.source, steps=run.step)
+    from owstack.efficiency.opsdc.loading import save_hf
+
+    final = save_hf(run.student, run.tokenizer, out / "final")
+    return TrainResult(final=final, model=run.student, source=run.source, steps=run.step)
