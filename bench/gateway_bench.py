@@ -95,7 +95,8 @@ def _variants(text: str) -> list[str]:
     for name in names:
         if name not in contenders.VARIANTS or name == "owstack":
             known = "owstack+metering, owstack+secure, owstack+full, all, none"
-            sys.exit(f"error: --variants: unknown variant {name!r}; choose from {known}")
+            print(f"error: --variants: unknown variant {name!r}; choose from {known}", file=sys.stderr)
+            sys.exit(2)
     return names
 
 

@@ -305,6 +305,11 @@ def merge_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
             for field in ("cpu_us_per_request", "cpu_busy"):
                 if all(field in p for p in per):
                     run[field] = statistics.median(p[field] for p in per)
+            if all("thread_cpu_us" in p for p in per):
+                names = {n for p in per for n in p["thread_cpu_us"]}
+                run["thread_cpu_us"] = {
+                    n: statistics.median(p["thread_cpu_us"].get(n, 0.0) for p in per) for n in names
+                }
             run["errors"] = sum(p.get("errors", 0) for p in per)
             run["requests"] = sum(p["requests"] for p in per)
             runs[key] = run
