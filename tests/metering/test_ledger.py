@@ -85,3 +85,39 @@ def test_writing_the_same_batch_twice_records_it_once(db_url: str) -> None:
     write_batch(storage.engine(db_url), batch)
     write_batch(storage.engine(db_url), batch)  # e.g. a retry after a commit whose reply was lost
     assert count(db_url) == 3
+
+
+@pytest.mark.parametrize("sqlite", [True, False])
+def test_the_writers_tuple_rows_match_the_column_order(sqlite: bool) -> None:
+    """`row_values` (the writer's fast path) must put every value in the column `write_batch` would."""
+    from metering_helpers import make_ctx
+
+    from owstack.metering.costs import Costs
+    from owstack.metering.ledger import COLUMNS, _params
+    from owstack.metering.record import base_row, row_values, snapshot
+    from owstack.pipeline.context import Attempt
+
+    ctx = make_ctx("req-order", attempts=[Attempt("gpu", "upstream_timeout", 1.25), Attempt("edge-local", "ok", 0.5)])
+    ctx.tenant, ctx.key_id, ctx.reasoning_policy, ctx.finish_reason = "acme", "key1", "budget:64", "stop"
+    pending = snapshot(ctx)
+    costs = Costs(0.012, "selfhost", 0.009, 0.4, 0.05, "gpt-5.4")
+    fast = row_values(pending, (11, 22, 3, 4), True, costs, sqlite)
+    row = base_row(pending)
+    row.update(
+        prompt_tokens=11,
+        completion_tokens=22,
+        reasoning_tokens=3,
+        cached_tokens=4,
+        tokens_reported=pending.usage.reported,
+        tokens_estimated=True,
+        cost_usd=0.012,
+        cost_kind="selfhost",
+        capital_usd=0.009,
+        utilization=0.4,
+        counterfactual_usd=0.05,
+        counterfactual_model="gpt-5.4",
+    )
+    [slow] = _params("sqlite" if sqlite else "postgresql", [row])
+    assert len(fast) == len(COLUMNS)
+    differing = [name for name, a, b in zip(COLUMNS, fast, slow, strict=True) if a != b and name != "id"]
+    assert differing == []

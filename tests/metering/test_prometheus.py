@@ -23,7 +23,7 @@ def observe_mixed(m: Metrics) -> None:
     fallback = [Attempt("gpu", "upstream_timeout", 1.0), Attempt("edge-local", "ok", 0.5)]
     m.observe(make_ctx("c", backend="edge-local", attempts=fallback, latency=1.5, ttft=1.2))
     m.observe(make_ctx("d", layer=None, backend=None, status=401, latency=0.001, ttft=None))
-    m.observe(make_ctx("e", status=502, attempts=[Attempt("gpu", "weird_code", 0.1)], latency=0.1, ttft=None))
+    m.observe(make_ctx("e", status=502, attempts=[Attempt("gpu", "weird_code", 0.1)], latency=0.09, ttft=None))
 
 
 def test_values_parse_with_prometheus_clients_parser() -> None:
@@ -43,7 +43,7 @@ def test_values_parse_with_prometheus_clients_parser() -> None:
     assert sample(body, "owstack_tokens_total", **gpu, kind="cached") == 10
     assert sample(body, "owstack_tokens_total", layer="coding", backend="edge-local", kind="completion") == 40
     assert sample(body, "owstack_request_latency_seconds_count", **gpu) == 3
-    assert sample(body, "owstack_request_latency_seconds_sum", **gpu) == pytest.approx(7.4)
+    assert sample(body, "owstack_request_latency_seconds_sum", **gpu) == pytest.approx(7.39)
     assert sample(body, "owstack_request_latency_seconds_bucket", **gpu, le="0.1") == 1
     assert sample(body, "owstack_request_latency_seconds_bucket", **gpu, le="0.5") == 2
     assert sample(body, "owstack_request_latency_seconds_bucket", **gpu, le="5.0") == 2

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
-from functools import cache
+from functools import cache, lru_cache
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -133,6 +134,34 @@ def insert_batch(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         dialect = conn.dialect.name
         conn.exec_driver_sql(_insert_sql(dialect), _params(dialect, rows))
+
+
+@lru_cache(maxsize=64)
+def _multi_insert_sql(dialect: str, rows: int) -> str:
+    mark = "?" if dialect == "sqlite" else "%s"
+    one = "(" + ", ".join([mark] * len(COLUMNS)) + ")"
+    values = ", ".join([one] * rows)
+    return f"INSERT INTO ledger ({', '.join(COLUMNS)}) VALUES {values} ON CONFLICT (id) DO NOTHING"
+
+
+_MULTI_ROWS = 128  # rows per statement: 34 x 128 parameters stays under every driver's limit
+
+
+def insert_values(conn: sa.Connection, values: Sequence[tuple[Any, ...]]) -> None:
+    """Insert rows already in `COLUMNS` order and in the driver's types (`record.row_values`).
+
+    One multi-row INSERT per 128 rows rather than an executemany: the driver releases Python's GIL once per
+    statement instead of once per row, which on a busy gateway saves a thread switch per record."""
+    dialect = conn.dialect.name
+    for start in range(0, len(values), _MULTI_ROWS):
+        part = values[start : start + _MULTI_ROWS]
+        conn.exec_driver_sql(_multi_insert_sql(dialect, len(part)), tuple(chain.from_iterable(part)))
+
+
+def write_values(eng: sa.Engine, values: Sequence[tuple[Any, ...]]) -> None:
+    """`insert_values` in one transaction: all of them or (on any error, which propagates) none."""
+    with eng.begin() as conn:
+        insert_values(conn, values)
 
 
 def write_batch(eng: sa.Engine, rows: Sequence[dict[str, Any]]) -> None:

@@ -27,7 +27,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from owstack.metering.costs import Pricing, Utilization
-from owstack.metering.record import Pending, base_row, busy_seconds
+from owstack.metering.record import Pending, busy_seconds, row_values
 from owstack.metering.tokens import Estimate, Tokenizers
 
 if TYPE_CHECKING:
@@ -70,7 +70,9 @@ class LedgerWriter:
         #: each self-hosted backend's load, re-measured from the ledger every utilization_refresh_s
         self.load: dict[str, Utilization] = {}
         self._queue: collections.deque[Pending] = collections.deque()
-        self._chunks: list[list[dict[str, Any]]] = []  # built rows waiting for a successful write
+        #: the dialect the rows are built for, known once the engine exists (`start`)
+        self._sqlite: bool | None = None
+        self._chunks: list[list[tuple[Any, ...]]] = []  # built rows waiting for a successful write
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._idle = threading.Condition()
@@ -133,6 +135,7 @@ class LedgerWriter:
 
         self._engine = engine(self.url)  # raises ConfigError for a bad URL
         self._prepare(raise_errors=True)
+        self._sqlite = self._engine.dialect.name == "sqlite"
         self._thread = threading.Thread(target=self._run, name="owstack-ledger", daemon=True)
         self._thread.start()
 
@@ -261,14 +264,14 @@ class LedgerWriter:
 
     def _write_chunks(self) -> bool:
         """Write the built chunks in order; split refused ones; False (keep them) on an outage."""
-        from owstack.metering.ledger import write_batch
+        from owstack.metering.ledger import write_values
         from owstack.storage import is_outage
 
         assert self._engine is not None
         while self._chunks:
             chunk = self._chunks[0]
             try:
-                write_batch(self._engine, chunk)
+                write_values(self._engine, chunk)
             except Exception as exc:
                 if is_outage(exc):
                     self.failures += 1
@@ -293,10 +296,10 @@ class LedgerWriter:
             self._backoff = 0.0
         return True
 
-    def _reject(self, row: dict[str, Any], exc: BaseException) -> None:
+    def _reject(self, row: tuple[Any, ...], exc: BaseException) -> None:
         self.rejected += 1
         reason = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
-        log.error("ledger: the database refused the record of request %s: %s", row.get("request_id"), reason)
+        log.error("ledger: the database refused the record of request %s: %s", row[1], reason)
 
     def _save_metrics(self) -> None:
         assert self.metrics is not None
@@ -314,9 +317,8 @@ class LedgerWriter:
 
         return safe_url(self.url)
 
-    def _build(self, item: Pending) -> dict[str, Any]:
+    def _build(self, item: Pending) -> tuple[Any, ...]:
         """Count (when the upstream sent no usage), price, and make the ledger row of one record."""
-        row = base_row(item)
         usage = item.usage
         prompt, completion, reasoning, cached = (
             usage.prompt_tokens,
@@ -343,21 +345,9 @@ class LedgerWriter:
                 self.metrics.add_cost(item.layer, item.backend, kind, costs.cost_usd)
             if costs.counterfactual_usd:
                 self.metrics.add_cost(item.layer, item.backend, "counterfactual", costs.counterfactual_usd)
-        row.update(
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            reasoning_tokens=reasoning,
-            cached_tokens=cached,
-            tokens_reported=usage.reported,
-            tokens_estimated=estimated,
-            cost_usd=costs.cost_usd,
-            cost_kind=costs.cost_kind,
-            capital_usd=costs.capital_usd,
-            utilization=costs.utilization,
-            counterfactual_usd=costs.counterfactual_usd,
-            counterfactual_model=costs.counterfactual_model,
-        )
-        return row
+        assert self._engine is not None
+        sqlite = self._sqlite if self._sqlite is not None else self._engine.dialect.name == "sqlite"
+        return row_values(item, (prompt, completion, reasoning, cached), estimated, costs, sqlite)
 
     def _count(self, item: Pending) -> tuple[int, int, bool]:
         """(prompt, completion, estimated) for a record whose upstream reported no usage."""
