@@ -39,7 +39,6 @@ _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 # os.urandom per request releases the GIL to the ledger writer on every request).
 _ID_PREFIX = secrets.token_hex(6)
 _ids = itertools.count(1)
-GC_THRESHOLDS = (20_000, 50, 100)
 
 
 def _generation(edge: Edge) -> Handler:
@@ -160,11 +159,9 @@ class Gateway:
             await backend.start()
         await self.health.check_all()
         self.health.start()
-        # Everything allocated so far lives as long as the process: keep the cyclic GC from rescanning it,
-        # and let it run less often (a request allocates many short-lived objects and few cycles).
+        # Everything allocated so far lives as long as the process: keep the cyclic GC from rescanning it.
         gc.collect()
         gc.freeze()
-        gc.set_threshold(*GC_THRESHOLDS)
         self.ready = True
         log.info("owstack ready (pid %d): stages %s", os.getpid(), " -> ".join(self.pipeline.names))
 
