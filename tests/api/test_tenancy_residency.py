@@ -48,12 +48,13 @@ def world(fake_upstream: Proc, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "layers": {
             "edge": {"backends": ["us-edge", "eu-edge"]},
             "coding": {"backends": ["eu-broken"], "fallback": ["us-good", "local-good"]},
-            "multimodal": {"backends": ["us-vision"], "fallback": ["openai-us"]},
+            "multimodal": {"backends": ["us-vision"], "fallback": ["openai-us", "local-good"]},
         },
         "tenants": {
             "acme-eu": {"jurisdictions": ["eu", "local"]},
             "acme-us": {"jurisdictions": ["us"], "allow_proprietary": True},
             "us-no-api": {"jurisdictions": ["us"]},
+            "fr-only": {"jurisdictions": ["eu-fr"]},
         },
         "routing": {"breaker": {"failure_threshold": 1000}},
     }
@@ -97,20 +98,31 @@ def test_streaming_stays_inside_the_jurisdiction(world: dict[str, Any]) -> None:
     assert text.strip() == "hello from local-good"
 
 
-def test_auto_routing_with_no_allowed_backend_is_refused_and_nothing_leaves(
-    world: dict[str, Any], fake_upstream: Proc
-) -> None:
+def test_auto_routing_goes_only_to_the_allowed_fallback(world: dict[str, Any], fake_upstream: Proc) -> None:
+    """Every replica of the layer is outside the tenant's jurisdictions: only its allowed fallback serves."""
     before = (count(fake_upstream, "us-vision"), count(fake_upstream, "gpt-5.4"))
     image = [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]
-    for stream in (False, True):
+    raw = client(world, "acme-eu").chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": image}]
+    )
+    assert raw.headers["x-owstack-layer"] == "multimodal"
+    assert raw.headers["x-owstack-backend"] == "local-good"
+    assert (count(fake_upstream, "us-vision"), count(fake_upstream, "gpt-5.4")) == before
+
+
+def test_no_allowed_backend_is_refused_and_nothing_leaves(world: dict[str, Any], fake_upstream: Proc) -> None:
+    models = ("us-vision", "gpt-5.4", "local-good")
+    before = [count(fake_upstream, m) for m in models]
+    image = [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]
+    for stream in (False, True):  # multimodal: us, us (proprietary), local; the tenant allows only eu-fr
         with pytest.raises(openai.PermissionDeniedError) as info:
-            client(world, "acme-eu").chat.completions.create(
+            client(world, "fr-only").chat.completions.create(
                 model="auto", messages=[{"role": "user", "content": image}], stream=stream
             )
         assert info.value.body["code"] == "residency_violation"  # type: ignore[index]
-        assert "acme-eu" in info.value.message and "multimodal" in info.value.message
+        assert "fr-only" in info.value.message and "multimodal" in info.value.message
         assert info.value.response.headers["x-owstack-layer"] == "multimodal"
-    assert (count(fake_upstream, "us-vision"), count(fake_upstream, "gpt-5.4")) == before
+    assert [count(fake_upstream, m) for m in models] == before
 
 
 def test_proprietary_backends_need_an_explicit_allowance(world: dict[str, Any], fake_upstream: Proc) -> None:
@@ -168,7 +180,8 @@ def test_refusals_are_recorded_in_the_ledger(world: dict[str, Any], tmp_path: Pa
             rows = conn.execute(
                 "select tenant, status, error_code, backend from ledger where error_code = 'residency_violation'"
             ).fetchall()
-        if rows:
+        if ("us-no-api", 403, "residency_violation", None) in rows:
             break
         time.sleep(0.3)
-    assert rows and all(r[0] in ("us-no-api", "acme-eu") and r[1] == 403 and r[3] is None for r in rows)
+    assert ("us-no-api", 403, "residency_violation", None) in rows
+    assert all(r[1] == 403 and r[3] is None for r in rows)  # refused before any backend was tried

@@ -64,9 +64,10 @@ class Caller:
     async def call(self, ctx: RequestContext, route: Route, request: ChatRequest) -> Completion | PrimedStream:
         tried: set[str] = set()
         last_error: OwstackError | None = None
-        fallback = [n for n in route.fallback if n not in route.replicas]
-        replicas = [n for n in ctx.candidates if n in route.replicas] or list(route.replicas)
-        fallback = [n for n in ctx.candidates if n in fallback] if ctx.candidates else fallback
+        # Only the candidates the route stage left (residency has removed the others, fail closed).
+        allowed = set(ctx.candidates)
+        replicas = [n for n in route.replicas if n in allowed]
+        fallback = [n for n in route.fallback if n in allowed and n not in route.replicas]
         while len(tried) < self.max_attempts:
             slot = self._next(replicas, fallback, tried)
             if slot is None:
