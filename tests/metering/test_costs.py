@@ -120,3 +120,26 @@ def test_long_prompts_bill_at_the_long_context_rate(pricing: Pricing) -> None:
     # GPT-5.4 prompts over 272K tokens: input x2, output x1.5
     costs = pricing.price("gpu", "coding", (300_000, 1_000, 0), 1.0, None)
     assert costs.counterfactual_usd == pytest.approx((300_000 * 2.50 * 2 + 1_000 * 15.0 * 1.5) / 1e6)
+
+
+def test_the_writers_api_price_is_api_costs_float_exactly() -> None:
+    """`_api_usd` (the ledger writer's inlined arithmetic) must give `api_cost`'s exact float, rules included."""
+    from owstack.catalog.prices import api_price
+    from owstack.economics.costs import api_cost
+    from owstack.metering.costs import _api_usd
+
+    long_rule = {"long_context_threshold": 200_000, "long_context_input_multiplier": 2.0}
+    prices = [
+        api_price("gpt-5.4"),
+        api_price("gpt-5.4-mini"),
+        api_price("gpt-5.4", {**long_rule, "batch_discount": 0.5}),
+    ]
+    cases = [(0, 0, 0), (1, 1, 0), (420, 130, 64), (123_457, 9_999, 123_457), (250_001, 77, 1_000), (10**9, 3, 7)]
+    for price in prices:
+        for prompt, completion, cached in cases:
+            for batch in (False, True):
+                assert _api_usd(price, prompt, completion, cached, batch) == api_cost(
+                    price, prompt, completion, cached, batch
+                )
+    with pytest.raises(ValueError, match="prompt_tokens"):  # bad counts are still refused
+        _api_usd(prices[0], -1, 0, 0, False)

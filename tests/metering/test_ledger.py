@@ -17,7 +17,7 @@ from owstack.metering.report import utc
 def row(i: int, **changes: Any) -> dict[str, Any]:
     when = datetime(2026, 11, 27, 10, 0, i, 123456, tzinfo=UTC)
     out: dict[str, Any] = {
-        "id": f"{i:032x}",
+        "id": i,
         "request_id": f"req-{i:03d}",
         "received_at": when,
         "day": when.date(),
@@ -89,11 +89,12 @@ def test_writing_the_same_batch_twice_records_it_once(db_url: str) -> None:
 
 @pytest.mark.parametrize("sqlite", [True, False])
 def test_the_writers_tuple_rows_match_the_column_order(sqlite: bool) -> None:
-    """`row_values` (the writer's fast path) must put every value in the column `write_batch` would."""
+    """`row_values` (the writer's fast path) must put every value in the column `write_batch` would (and the
+    same combination of repeated values, the dims key, at `dim`)."""
     from metering_helpers import make_ctx
 
     from owstack.metering.costs import Costs
-    from owstack.metering.ledger import COLUMNS, _params
+    from owstack.metering.ledger import ROW_COLUMNS, _params
     from owstack.metering.record import base_row, row_values, snapshot
     from owstack.pipeline.context import Attempt
 
@@ -118,6 +119,30 @@ def test_the_writers_tuple_rows_match_the_column_order(sqlite: bool) -> None:
         counterfactual_model="gpt-5.4",
     )
     [slow] = _params("sqlite" if sqlite else "postgresql", [row])
-    assert len(fast) == len(COLUMNS)
-    differing = [name for name, a, b in zip(COLUMNS, fast, slow, strict=True) if a != b and name != "id"]
+    assert len(fast) == len(ROW_COLUMNS)
+    differing = [name for name, a, b in zip(ROW_COLUMNS, fast, slow, strict=True) if a != b and name != "id"]
     assert differing == []
+
+
+def test_combinations_are_interned_once_and_cached_only_after_commit(db_url: str) -> None:
+    """Two writers (two processes' caches) share one dims row; a refused batch leaves no dims row and
+    nothing cached that would point a later row at it."""
+    import sqlalchemy as sa
+
+    from owstack.metering.ledger import Dims, ledger_dims
+
+    storage.migrate(db_url)
+    eng = storage.engine(db_url)
+    first, second = Dims(), Dims()
+    write_batch(eng, [row(1)], first)
+    write_batch(eng, [row(2)], second)  # the other cache: ON CONFLICT finds the same combination
+    assert list(first.ids.values()) == list(second.ids.values())
+    fresh = Dims()
+    with pytest.raises(exc.IntegrityError):
+        write_batch(eng, [row(3, tenant="new-tenant"), row(4, tenant="new-tenant", status=999)], fresh)
+    assert fresh.ids == {}
+    with eng.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(ledger_dims)).scalar() == 1
+    write_batch(eng, [row(3, tenant="new-tenant")], fresh)
+    assert [r["tenant"] for r in rows(db_url)] == ["default", "default", "new-tenant"]
+    assert len(fresh.ids) == 1

@@ -12,7 +12,7 @@ from sqlalchemy import event
 from owstack import storage
 from owstack.errors import ConfigError
 from owstack.metering.costs import Pricing
-from owstack.metering.ledger import COLUMNS
+from owstack.metering.ledger import ROW_COLUMNS
 from owstack.metering.prometheus import Metrics
 from owstack.metering.record import snapshot
 from owstack.metering.writer import LedgerWriter
@@ -45,8 +45,8 @@ def test_waiting_records_go_in_batches_of_at_most_batch_size_and_close_flushes(d
     sizes: list[int] = []
 
     def spy(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
-        if statement.startswith("INSERT INTO ledger"):  # one multi-row INSERT per batch (of up to 128)
-            sizes.append(len(params) if executemany else len(params) // len(COLUMNS))
+        if statement.startswith("INSERT INTO ledger_rows"):  # one multi-row INSERT per batch (of up to 128)
+            sizes.append(len(params) if executemany else len(params) // len(ROW_COLUMNS))
 
     event.listen(storage.engine(db_url), "before_cursor_execute", spy)
     submit(w, 25)  # queued before the thread starts: 10 or more waiting wakes it at once

@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, generate_latest
 
 from owstack.config.load import Config
 from owstack.errors import ConfigError, RateLimited, ServiceUnavailable
 from owstack.metering.costs import Pricing, Utilization
-from owstack.metering.ledger import ledger
+from owstack.metering.ledger import write_batch
 from owstack.pipeline.context import Attempt, RequestContext
 from owstack.storage import migrate
 from owstack.storage.db import engine
@@ -330,7 +329,6 @@ def test_redis_going_away_and_coming_back(own_redis: dict[str, Any], caplog: pyt
 
 def ledger_row(tenant: str, when: datetime, cost: float | None) -> dict[str, Any]:
     return {
-        "id": f"{tenant}-{when.timestamp()}",
         "request_id": "r",
         "received_at": when,
         "day": when.date(),
@@ -371,8 +369,7 @@ def test_month_to_date_spend_is_seeded_from_the_ledger(tmp_path: Path, seeded_li
         ledger_row("beta", datetime(2026, 11, 2, tzinfo=UTC), 7.0),
         ledger_row("nobudget", datetime(2026, 11, 2, tzinfo=UTC), 9.0),
     ]
-    with engine(url).begin() as conn:
-        conn.execute(sa.insert(ledger), rows)
+    write_batch(engine(url), rows)
     tenants = {"acme": {"budget_usd_month": 1.0}, "beta": {"budget_usd_month": 5.0}, "nobudget": {}}
     cfg = config(tenants, storage={"url": url})
 

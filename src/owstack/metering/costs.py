@@ -159,9 +159,9 @@ class Pricing:
         if b is None:
             return Costs(0.0, "none", None, None, 0.0 if cf_price else None, cf_price.model if cf_price else None)
         if b.kind == "api" and b.price is not None:
-            usd = api_cost(b.price, prompt, completion, cached, self.batch)
+            usd = _api_usd(b.price, prompt, completion, cached, self.batch)
             return Costs(usd, "api", None, None, usd, b.price.model)
-        cf = api_cost(cf_price, prompt, completion, cached, self.batch) if cf_price is not None else None
+        cf = _api_usd(cf_price, prompt, completion, cached, self.batch) if cf_price is not None else None
         cf_model = cf_price.model if cf_price is not None else None
         seconds = max(busy_s or 0.0, 0.0)
         if b.kind == "selfhost" and b.profile is not None:
@@ -172,3 +172,19 @@ class Pricing:
         if b.kind == "embedded":
             return Costs(b.usd_per_s * seconds, "embedded", None, None, cf, cf_model)
         return Costs(None, "unknown", None, None, cf, cf_model)
+
+
+def _api_usd(price: ApiPrice, prompt: int, completion: int, cached: int, batch: bool) -> float:
+    """`economics.costs.api_cost` for the writer's hot path: the same arithmetic in the same order (the
+    same float), without building the bill's parts. Negative counts go to `api_cost`, which refuses them."""
+    if prompt < 0 or completion < 0 or not 0 <= cached <= prompt:
+        return api_cost(price, prompt, completion, cached, batch)
+    long = price.long_context_threshold is not None and prompt > price.long_context_threshold
+    mult_in = price.long_context_input_multiplier if long else 1.0
+    mult_out = price.long_context_output_multiplier if long else 1.0
+    scale = 1.0 - price.batch_discount if batch else 1.0
+    return (
+        (prompt - cached) * price.input_per_m * mult_in / 1e6 * scale
+        + cached * price.cached_input_per_m * mult_in / 1e6 * scale
+        + completion * price.output_per_m * mult_out / 1e6 * scale
+    )

@@ -1,31 +1,76 @@
-"""The ledger table: one row per request (served, failed or refused), written in all-or-nothing batches.
+"""The ledger: one row per request (served, failed or refused), written in all-or-nothing batches.
 
-Columns are documented in docs/metering.md. The migration `0001_ledger` creates this table; keep the two
-in step (a new column is a new revision, never an edit of 0001 once released).
+Stored compactly, read as one wide table. A request's row in `ledger_rows` holds what varies per request
+(ids, time, status, tokens, timings, costs); what repeats across requests (tenant, key, protocol, layer,
+backend, engine, model, stream, finish reason, reasoning policy, cost kind, counterfactual model) is one
+row of `ledger_dims`, referenced by its integer id. The view `ledger` joins the two back into the columns
+documented in docs/metering.md, and every query reads that view (`ledger` below). Binding a dozen strings
+per request cost the writer more than everything else it did (bench/ledger_rows.py); the compact row is
+what keeps metering within a few microseconds of the request.
+
+    write_values(engine, rows, dims)   the writer's path: rows from `record.row_values`
+    write_batch(engine, dicts)         any caller: dicts keyed by the view's columns (tests, imports)
+
+Migrations: `0001_ledger` created the wide table, `0003_ledger_compact` split it into these two tables and
+the view. Keep the declarations below and the migrations in step (a new column is a new revision).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
-from functools import cache, lru_cache
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
 from itertools import chain
-from operator import itemgetter
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from owstack.storage.schema import metadata
 
-ledger = sa.Table(
-    "ledger",
+#: the per-request columns, in the order of `record.row_values` (`dim` holds the dims' id)
+ledger_rows = sa.Table(
+    "ledger_rows",
     metadata,
-    #: a random id the writer assigns once, so that a retried batch cannot be recorded twice
-    sa.Column("id", sa.String(32), primary_key=True),
+    #: a unique id the writer assigns once (a random per-process prefix and a counter), so that a
+    #: retried batch cannot be recorded twice; SQLite's rowid
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=False),
     sa.Column("request_id", sa.String(128), nullable=False, index=True),
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("day", sa.Date, nullable=False),  # UTC date of received_at, for --by day
+    sa.Column("dim", sa.Integer, nullable=False),
+    sa.Column("status", sa.SmallInteger, nullable=False),
+    sa.Column("error_code", sa.String(64)),
+    sa.Column("client_disconnected", sa.Boolean, nullable=False),
+    sa.Column("prompt_tokens", sa.Integer, nullable=False),
+    sa.Column("completion_tokens", sa.Integer, nullable=False),
+    sa.Column("reasoning_tokens", sa.Integer, nullable=False),
+    sa.Column("cached_tokens", sa.Integer, nullable=False),
+    sa.Column("tokens_reported", sa.Boolean, nullable=False),
+    sa.Column("tokens_estimated", sa.Boolean, nullable=False),
+    sa.Column("latency_s", sa.Double),
+    sa.Column("ttft_s", sa.Double),
+    sa.Column("attempts", sa.SmallInteger, nullable=False),
+    sa.Column("attempt_log", sa.JSON),
+    sa.Column("cost_usd", sa.Double),
+    sa.Column("capital_usd", sa.Double),
+    sa.Column("utilization", sa.Double),
+    sa.Column("counterfactual_usd", sa.Double),
+    sa.Index("ix_ledger_rows_dim_received_at", "dim", "received_at"),
+    sa.CheckConstraint("status >= 100 AND status <= 599", name="status_range"),
+    sa.CheckConstraint(
+        "prompt_tokens >= 0 AND completion_tokens >= 0 AND reasoning_tokens >= 0 AND cached_tokens >= 0",
+        name="tokens_nonnegative",
+    ),
+)
+
+#: the columns that repeat across requests, one row per distinct combination
+ledger_dims = sa.Table(
+    "ledger_dims",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    #: the combination as a JSON array (NULLs included), unique: what interning looks up
+    sa.Column("key", sa.Text, nullable=False, unique=True),
     sa.Column("tenant", sa.String(64), nullable=False),
     sa.Column("key_id", sa.String(64)),
     sa.Column("protocol", sa.String(16), nullable=False),
@@ -34,28 +79,56 @@ ledger = sa.Table(
     sa.Column("engine", sa.String(32)),
     sa.Column("model", sa.String(256)),
     sa.Column("stream", sa.Boolean, nullable=False),
-    sa.Column("status", sa.SmallInteger, nullable=False),
+    sa.Column("finish_reason", sa.String(32)),
+    sa.Column("reasoning_policy", sa.String(32)),
+    sa.Column("cost_kind", sa.String(16), nullable=False),
+    sa.Column("counterfactual_model", sa.String(128)),
+)
+
+ROW_COLUMNS: tuple[str, ...] = tuple(c.name for c in ledger_rows.columns)
+DIM_COLUMNS: tuple[str, ...] = tuple(c.name for c in ledger_dims.columns)[2:]
+_DIM_INDEX = ROW_COLUMNS.index("dim")
+
+#: the view every reader queries (created by the migration, declared apart from `metadata` so that
+#: autogenerate does not take it for a table)
+views = sa.MetaData()
+ledger = sa.Table(
+    "ledger",
+    views,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("request_id", sa.String(128)),
+    sa.Column("received_at", sa.DateTime(timezone=True)),
+    sa.Column("day", sa.Date),  # UTC date of received_at, for --by day
+    sa.Column("tenant", sa.String(64)),
+    sa.Column("key_id", sa.String(64)),
+    sa.Column("protocol", sa.String(16)),
+    sa.Column("layer", sa.String(16)),
+    sa.Column("backend", sa.String(64)),
+    sa.Column("engine", sa.String(32)),
+    sa.Column("model", sa.String(256)),
+    sa.Column("stream", sa.Boolean),
+    sa.Column("status", sa.SmallInteger),
     sa.Column("error_code", sa.String(64)),
     sa.Column("finish_reason", sa.String(32)),
-    sa.Column("client_disconnected", sa.Boolean, nullable=False),
+    sa.Column("client_disconnected", sa.Boolean),
     sa.Column("reasoning_policy", sa.String(32)),
-    sa.Column("prompt_tokens", sa.Integer, nullable=False),
-    sa.Column("completion_tokens", sa.Integer, nullable=False),
-    sa.Column("reasoning_tokens", sa.Integer, nullable=False),
-    sa.Column("cached_tokens", sa.Integer, nullable=False),
+    sa.Column("prompt_tokens", sa.Integer),
+    sa.Column("completion_tokens", sa.Integer),
+    sa.Column("reasoning_tokens", sa.Integer),
+    sa.Column("cached_tokens", sa.Integer),
     #: the token counts came from the upstream's usage
-    sa.Column("tokens_reported", sa.Boolean, nullable=False),
+    sa.Column("tokens_reported", sa.Boolean),
     #: counted by an estimate (characters / 4), not by the model's tokenizer
-    sa.Column("tokens_estimated", sa.Boolean, nullable=False),
+    sa.Column("tokens_estimated", sa.Boolean),
     sa.Column("latency_s", sa.Double),
     sa.Column("ttft_s", sa.Double),
-    sa.Column("attempts", sa.SmallInteger, nullable=False),
-    sa.Column("fallbacks", sa.SmallInteger, nullable=False),
+    sa.Column("attempts", sa.SmallInteger),
+    sa.Column("fallbacks", sa.SmallInteger),
     #: [{"backend", "outcome", "latency_s"}, ...] in the order tried
     sa.Column("attempt_log", sa.JSON),
     #: what the request cost: self-hosted hardware share, embedded CPU power, or the proprietary API price
     sa.Column("cost_usd", sa.Double),
-    sa.Column("cost_kind", sa.String(16), nullable=False),
+    sa.Column("cost_kind", sa.String(16)),
     #: the part of cost_usd that amortizes owned hardware (payback counts it apart)
     sa.Column("capital_usd", sa.Double),
     #: the backend utilization the self-hosted cost was divided by
@@ -63,108 +136,119 @@ ledger = sa.Table(
     #: what the layer's proprietary counterfactual model would have charged
     sa.Column("counterfactual_usd", sa.Double),
     sa.Column("counterfactual_model", sa.String(128)),
-    sa.Index("ix_ledger_backend_received_at", "backend", "received_at"),
-    sa.CheckConstraint("status >= 100 AND status <= 599", name="status_range"),
-    sa.CheckConstraint(
-        "prompt_tokens >= 0 AND completion_tokens >= 0 AND reasoning_tokens >= 0 AND cached_tokens >= 0",
-        name="tokens_nonnegative",
-    ),
 )
 
 COLUMNS: tuple[str, ...] = tuple(c.name for c in ledger.columns)
-#: SQLAlchemy's own SQLite DATETIME storage format, so that its queries compare and parse these values
-_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
-@cache
-def _insert_sql(dialect: str) -> str:
-    """INSERT ... ON CONFLICT (id) DO NOTHING: a retried batch that was in fact committed is a no-op."""
-    mark = "?" if dialect == "sqlite" else "%s"
-    names = ", ".join(COLUMNS)
-    marks = ", ".join([mark] * len(COLUMNS))
-    return f"INSERT INTO ledger ({names}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING"
+# interning -----------------------------------------------------------------------------------------------
+
+
+class Dims:
+    """The `ledger_dims` ids of one database, cached. `ids.get(key)` is the writer's hot path; a key not
+    seen yet is interned inside the batch's transaction and cached only once that transaction commits."""
+
+    #: cached combinations at most (beyond it the cache starts again; the table keeps them all)
+    MAX_CACHED = 10_000
+
+    def __init__(self) -> None:
+        self.ids: dict[tuple[Any, ...], int] = {}
+
+    def resolve(self, conn: sa.Connection, keys: set[tuple[Any, ...]]) -> dict[tuple[Any, ...], int]:
+        """Ids for `keys` (inserting the missing combinations); not cached until `commit(...)`."""
+        out: dict[tuple[Any, ...], int] = {}
+        if conn.dialect.name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
+        from owstack.metering.record import truncated_dims
+
+        for key in keys:
+            short = truncated_dims(key)
+            text = orjson.dumps(short).decode()
+            values = dict(zip(DIM_COLUMNS, short, strict=True))
+            # another process may intern the same combination at the same time: the unique key decides
+            conn.execute(insert(ledger_dims).values(key=text, **values).on_conflict_do_nothing(index_elements=["key"]))
+            out[key] = int(conn.execute(sa.select(ledger_dims.c.id).where(ledger_dims.c.key == text)).scalar_one())
+        return out
+
+
+# writing ---------------------------------------------------------------------------------------------------
 
 
 def _sqlite_datetime(value: datetime) -> str:
-    return value.astimezone(UTC).strftime(_SQLITE_DATETIME)
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
-def _converters(dialect: str) -> list[tuple[int, Callable[[Any], Any]]]:
-    """(column index, function) for the columns whose Python values the driver cannot take as they are."""
-    out: list[tuple[int, Callable[[Any], Any]]] = []
-    for i, column in enumerate(ledger.columns):
-        kind = column.type
-        if isinstance(kind, sa.JSON):
-            out.append((i, _json))
-        elif dialect == "sqlite" and isinstance(kind, sa.DateTime):
-            out.append((i, _sqlite_datetime))
-        elif dialect == "sqlite" and isinstance(kind, sa.Date):
-            out.append((i, date.isoformat))
-        elif dialect == "sqlite" and isinstance(kind, sa.Boolean):
-            out.append((i, int))
-    return out
-
-
-_GET = itemgetter(*COLUMNS)
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's own SQLite format
 
 
 def _params(dialect: str, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    converters = _converters(dialect)
+    """Dicts keyed by `COLUMNS` (missing keys are NULL) as `row_values` tuples: the dims' key tuple in
+    place of `dim`, values in the driver's types."""
+    sqlite = dialect == "sqlite"
     out = []
     for row in rows:
-        try:
-            values = list(_GET(row))
-        except KeyError:  # a partial row: missing columns are NULL
-            values = [row.get(name) for name in COLUMNS]
-        for i, convert in converters:
-            if values[i] is not None:
-                values[i] = convert(values[i])
+        values: list[Any] = []
+        for name in ROW_COLUMNS:
+            value = row.get(name)
+            if name == "dim":
+                value = tuple(row.get(n) for n in DIM_COLUMNS)
+            elif name == "attempt_log" and value is not None:
+                value = json.dumps(value, separators=(",", ":"))
+            elif sqlite and isinstance(value, datetime):
+                value = _sqlite_datetime(value)
+            elif sqlite and isinstance(value, bool):
+                value = int(value)
+            values.append(value)
+        if values[0] is None:
+            from owstack.metering.record import new_id
+
+            values[0] = new_id()
         out.append(tuple(values))
     return out
-
-
-def insert_batch(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert `rows` (dicts keyed by column name; missing keys are NULL) with one driver-level
-    executemany, skipping SQLAlchemy's per-row parameter processing (the writer's main CPU cost).
-    Call inside a transaction: if any row is refused, the caller's rollback leaves none written."""
-    if rows:
-        dialect = conn.dialect.name
-        conn.exec_driver_sql(_insert_sql(dialect), _params(dialect, rows))
 
 
 @lru_cache(maxsize=64)
 def _multi_insert_sql(dialect: str, rows: int) -> str:
     mark = "?" if dialect == "sqlite" else "%s"
-    one = "(" + ", ".join([mark] * len(COLUMNS)) + ")"
+    one = "(" + ", ".join([mark] * len(ROW_COLUMNS)) + ")"
     values = ", ".join([one] * rows)
-    return f"INSERT INTO ledger ({', '.join(COLUMNS)}) VALUES {values} ON CONFLICT (id) DO NOTHING"
+    return f"INSERT INTO ledger_rows ({', '.join(ROW_COLUMNS)}) VALUES {values} ON CONFLICT (id) DO NOTHING"
 
 
-_MULTI_ROWS = 128  # rows per statement: 34 x 128 parameters stays under every driver's limit
+_MULTI_ROWS = 128  # rows per statement: 21 x 128 parameters stays under every driver's limit
 
 
-def insert_values(conn: sa.Connection, values: Sequence[tuple[Any, ...]]) -> None:
-    """Insert rows already in `COLUMNS` order and in the driver's types (`record.row_values`).
+def insert_values(conn: sa.Connection, values: Sequence[tuple[Any, ...]], dims: Dims) -> dict[tuple[Any, ...], int]:
+    """Insert `row_values` tuples (the dims' id, or their key tuple when not cached, at `dim`).
 
     One multi-row INSERT per 128 rows rather than an executemany: the driver releases Python's GIL once per
-    statement instead of once per row, which on a busy gateway saves a thread switch per record."""
+    statement instead of once per row. Returns the dims interned on the way (cache them after commit)."""
+    i = _DIM_INDEX
+    fresh = {v[i] for v in values if type(v[i]) is tuple}
+    interned: dict[tuple[Any, ...], int] = {}
+    if fresh:
+        cached = {key: dims.ids[key] for key in fresh if key in dims.ids}
+        interned = dims.resolve(conn, fresh - cached.keys())
+        ids = {**cached, **interned}
+        values = [v if type(v[i]) is not tuple else (*v[:i], ids[v[i]], *v[i + 1 :]) for v in values]
     dialect = conn.dialect.name
     for start in range(0, len(values), _MULTI_ROWS):
         part = values[start : start + _MULTI_ROWS]
         conn.exec_driver_sql(_multi_insert_sql(dialect, len(part)), tuple(chain.from_iterable(part)))
+    return interned
 
 
-def write_values(eng: sa.Engine, values: Sequence[tuple[Any, ...]]) -> None:
+def write_values(eng: sa.Engine, values: Sequence[tuple[Any, ...]], dims: Dims) -> None:
     """`insert_values` in one transaction: all of them or (on any error, which propagates) none."""
     with eng.begin() as conn:
-        insert_values(conn, values)
+        interned = insert_values(conn, values, dims)
+    if interned:
+        if len(dims.ids) + len(interned) > Dims.MAX_CACHED:  # e.g. clients inventing model names
+            dims.ids.clear()
+        dims.ids.update(interned)
 
 
-def write_batch(eng: sa.Engine, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert `rows` in one transaction: all of them or (on any error, which propagates) none."""
-    with eng.begin() as conn:
-        insert_batch(conn, rows)
+def write_batch(eng: sa.Engine, rows: Sequence[dict[str, Any]], dims: Dims | None = None) -> None:
+    """Insert `rows` (dicts keyed by `COLUMNS`; missing keys are NULL, a missing id is assigned) in one
+    transaction: all of them or (on any error, which propagates) none."""
+    if rows:
+        write_values(eng, _params(eng.dialect.name, rows), dims if dims is not None else Dims())

@@ -103,45 +103,69 @@ def busy_seconds(p: Pending) -> float | None:
     return max(p.latency_s - failed, 0.0)
 
 
-_ID_PREFIX = os.urandom(8).hex()  # per process: ids stay unique across processes and restarts
+_ID_PREFIX = int.from_bytes(os.urandom(4), "big") >> 1 << 32  # per process: ids unique across processes
 _ID_COUNTER = itertools.count()
 
 
-def new_id() -> str:
-    """A unique row id without a system call per row (a random per-process prefix and a counter)."""
-    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+def new_id() -> int:
+    """A unique 63-bit row id without a system call per row (a random per-process prefix and a counter)."""
+    return _ID_PREFIX + next(_ID_COUNTER)
 
 
-_LIMITED = tuple(_LIMITS.items())
-_second_cache: dict[int, tuple[str, str]] = {}
+_second_cache: dict[int, str] = {}
 
 
-def _sqlite_time(ts: float) -> tuple[str, str]:
-    """(received_at, day) as SQLAlchemy stores them in SQLite, formatting each UTC second once."""
+def _sqlite_time(ts: float) -> str:
+    """received_at as SQLAlchemy stores it in SQLite, formatting each UTC second once."""
     second = int(ts)
     micro = round((ts - second) * 1_000_000)  # rounded as datetime.fromtimestamp rounds
     if micro >= 1_000_000:
         second, micro = second + 1, micro - 1_000_000
-    parts = _second_cache.get(second)
-    if parts is None:
+    prefix = _second_cache.get(second)
+    if prefix is None:
         if len(_second_cache) > 64:
             _second_cache.clear()
-        tm = time.gmtime(second)
-        parts = _second_cache[second] = (time.strftime("%Y-%m-%d %H:%M:%S", tm), time.strftime("%Y-%m-%d", tm))
-    return f"{parts[0]}.{micro:06d}", parts[1]
+        prefix = _second_cache[second] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
+    return f"{prefix}.{micro:06d}"
+
+
+def dims_key(p: Pending, costs: Any) -> tuple[Any, ...]:
+    """The record's `ledger.DIM_COLUMNS` values: what repeats across requests (interned by the ledger)."""
+    return (
+        p.tenant, p.key_id, p.protocol, p.layer, p.backend, p.engine, p.model, p.stream, p.finish_reason,
+        p.reasoning_policy, costs.cost_kind, costs.counterfactual_model,
+    )  # fmt: skip
+
+
+def truncated_dims(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    """`key` with each string cut to its column's length (done once per combination, when interned)."""
+    return tuple(
+        v[:limit] if isinstance(v, str) and limit and len(v) > limit else v
+        for v, limit in zip(key, _DIM_LIMITS, strict=True)
+    )
+
+
+_DIM_LIMITS = (64, 64, 16, 16, 64, 32, 256, 0, 32, 32, 16, 128)
 
 
 def row_values(
-    p: Pending, tokens: tuple[int, int, int, int], estimated: bool, costs: Any, sqlite: bool
+    p: Pending,
+    tokens: tuple[int, int, int, int],
+    estimated: bool,
+    costs: Any,
+    sqlite: bool,
+    dims: dict[tuple[Any, ...], int] | None = None,
 ) -> tuple[Any, ...]:
-    """The ledger row of one record as a tuple in `ledger.COLUMNS` order, ready for the driver: the
-    writer's fast path (no intermediate dict, datetimes formatted once per second for SQLite)."""
-    text = [p.request_id, p.tenant, p.key_id, p.protocol, p.layer, p.backend, p.engine, p.model]
-    text += [p.error_code, p.finish_reason, p.reasoning_policy]
-    for i, (_, limit) in enumerate(_LIMITED):
-        value = text[i]
-        if value is not None and len(value) > limit:
-            text[i] = value[:limit]
+    """The ledger row of one record as a tuple in `ledger.ROW_COLUMNS` order, ready for the driver: the
+    writer's fast path. At `dim`, the id from `dims` (the ledger's cache), or the key tuple when it is
+    not cached yet (the ledger interns it when it writes the row)."""
+    key = dims_key(p, costs)
+    dim = dims.get(key, key) if dims is not None else key
+    request_id, error = p.request_id, p.error_code
+    if len(request_id) > 128:
+        request_id = request_id[:128]
+    if error is not None and len(error) > 64:
+        error = error[:64]
     attempts = p.attempts
     log = (
         orjson.dumps(
@@ -150,26 +174,20 @@ def row_values(
         if attempts
         else None
     )
-    if sqlite:
-        received, day = _sqlite_time(p.received_at)
-        stream, disconnected, reported, est = (
-            int(p.stream),
-            int(p.client_disconnected),
-            int(p.usage.reported),
-            int(estimated),
-        )
-    else:
-        when = datetime.fromtimestamp(p.received_at, UTC)
-        received, day = when, when.date()  # type: ignore[assignment]
-        stream, disconnected, reported, est = p.stream, p.client_disconnected, p.usage.reported, estimated
+    usage = p.usage
     prompt, completion, reasoning, cached = tokens
+    if sqlite:
+        return (
+            new_id(), request_id, _sqlite_time(p.received_at), dim, p.status, error, int(p.client_disconnected),
+            prompt, completion, reasoning, cached, int(usage.reported), int(estimated),
+            p.latency_s, p.ttft_s, len(attempts), log,
+            costs.cost_usd, costs.capital_usd, costs.utilization, costs.counterfactual_usd,
+        )  # fmt: skip
     return (
-        new_id(), text[0], received, day, text[1], text[2], text[3], text[4], text[5], text[6], text[7],
-        stream, p.status, text[8], text[9], disconnected, text[10],
-        prompt, completion, reasoning, cached, reported, est,
-        p.latency_s, p.ttft_s, len(attempts), max(0, len(attempts) - 1), log,
-        costs.cost_usd, costs.cost_kind, costs.capital_usd, costs.utilization,
-        costs.counterfactual_usd, costs.counterfactual_model,
+        new_id(), request_id, datetime.fromtimestamp(p.received_at, UTC), dim, p.status, error,
+        p.client_disconnected, prompt, completion, reasoning, cached, usage.reported, estimated,
+        p.latency_s, p.ttft_s, len(attempts), log,
+        costs.cost_usd, costs.capital_usd, costs.utilization, costs.counterfactual_usd,
     )  # fmt: skip
 
 

@@ -83,6 +83,10 @@ class LedgerWriter:
         self._backoff = 0.0
         self._load_at = 0.0
         self._estimate = Estimate()
+        from owstack.metering.ledger import Dims
+
+        #: the ledger_dims ids of this database, cached (rows carry the id, or the key until interned)
+        self._dims = Dims()
         if metrics is not None:
             metrics.attach(self)
 
@@ -271,7 +275,7 @@ class LedgerWriter:
         while self._chunks:
             chunk = self._chunks[0]
             try:
-                write_values(self._engine, chunk)
+                write_values(self._engine, chunk, self._dims)
             except Exception as exc:
                 if is_outage(exc):
                     self.failures += 1
@@ -347,7 +351,7 @@ class LedgerWriter:
                 self.metrics.add_cost(item.layer, item.backend, "counterfactual", costs.counterfactual_usd)
         assert self._engine is not None
         sqlite = self._sqlite if self._sqlite is not None else self._engine.dialect.name == "sqlite"
-        return row_values(item, (prompt, completion, reasoning, cached), estimated, costs, sqlite)
+        return row_values(item, (prompt, completion, reasoning, cached), estimated, costs, sqlite, self._dims.ids)
 
     def _count(self, item: Pending) -> tuple[int, int, bool]:
         """(prompt, completion, estimated) for a record whose upstream reported no usage."""
