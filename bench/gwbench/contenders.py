@@ -8,6 +8,9 @@ owstack variants (each one process, uvicorn + uvloop + httptools, as `owstack se
 
     owstack           metering off, audit off, no tenants (open mode on loopback)   the core figures
     owstack+metering  as core, with metering on (ledger in SQLite in the temp dir)  issue 3
+    owstack+metering-pg  as owstack+metering, the ledger in PostgreSQL (a database of its own, created
+                      and dropped by the run, on the server at $OWSTACK_BENCH_PG, default
+                      postgresql://postgres@127.0.0.1:5432/test); the server's own CPU is not the gateway's
     owstack+secure    as core, with tenants + an API key (keys, residency) and audit on   issue 6
     owstack+full      metering, keys, residency and audit together
 """
@@ -38,6 +41,7 @@ TENANT = "bench"
 VARIANTS: dict[str, tuple[bool, bool]] = {
     "owstack": (False, False),
     "owstack+metering": (True, False),
+    "owstack+metering-pg": (True, False),
     "owstack+secure": (False, True),
     "owstack+full": (True, True),
 }
@@ -55,10 +59,31 @@ class Contender:
     server: procs.Server | None = None
     ready_s: float | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    #: run after the server stops (e.g. drop the variant's database)
+    cleanup: list[Any] = field(default_factory=list)
 
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
+        while self.cleanup:
+            self.cleanup.pop()()
+
+
+#: variants whose ledger is in PostgreSQL
+PG_VARIANTS = frozenset({"owstack+metering-pg"})
+PG_ADMIN_URL = os.environ.get("OWSTACK_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def pg_database(name: str) -> tuple[str, Any]:
+    """Create database `name` on the PG_ADMIN_URL server; returns its URL and a function that drops it."""
+    import psycopg
+
+    def admin(sql: str) -> None:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(sql.encode())
+
+    admin(f'CREATE DATABASE "{name}"')
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name, lambda: admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def direct(upstream_port: int) -> Contender:
@@ -73,11 +98,13 @@ def direct(upstream_port: int) -> Contender:
     )
 
 
-def owstack_config(workdir: Path, upstream_port: int, metering: bool, secure: bool) -> dict[str, Any]:
+def owstack_config(
+    workdir: Path, upstream_port: int, metering: bool, secure: bool, storage_url: str | None = None
+) -> dict[str, Any]:
     up = f"http://127.0.0.1:{upstream_port}"
     backend = {"engine": "vllm", "model": "bench-model", "jurisdiction": "local", "health_check": True}
     config: dict[str, Any] = {
-        "storage": {"url": f"sqlite:///{workdir / 'owstack.db'}"},
+        "storage": {"url": storage_url or f"sqlite:///{workdir / 'owstack.db'}"},
         "backends": {
             "upstream": {**backend, "url": f"{up}/v1"},
             "upstream-sse": {**backend, "url": f"{up}/s/v1"},
@@ -121,19 +148,41 @@ def start_owstack(
     home = workdir / name.replace("+", "-")
     home.mkdir(parents=True, exist_ok=True)
     config_path = home / "owstack.yaml"
-    config_path.write_text(yaml.safe_dump(owstack_config(home, upstream_port, metering, secure), sort_keys=False))
+    cleanup = []
+    storage_url = None
+    if name in PG_VARIANTS:
+        storage_url, drop = pg_database(f"owstack_bench_{os.getpid()}_{procs.free_port()}")
+        cleanup.append(drop)
+    config = owstack_config(home, upstream_port, metering, secure, storage_url)
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     headers: dict[str, str] = {}
     if secure:
         headers["Authorization"] = f"Bearer {create_key(config_path, home)}"
     port = procs.free_port()
     cmd = [str(OWSTACK), "serve", "--config", str(config_path), "--host", "127.0.0.1", "--port", str(port)]
     env = {**os.environ, **(extra_env or {})}
-    server = procs.start(name.replace("+", "-"), cmd, workdir=home, cores=cores, env=env)
+    try:
+        server = procs.start(name.replace("+", "-"), cmd, workdir=home, cores=cores, env=env)
+    except BaseException:
+        for fn in cleanup:
+            fn()
+        raise
     base = f"http://127.0.0.1:{port}"
     contender = Contender(
-        name, "owstack", f"{base}/v1/chat/completions", f"{base}/v1/chat/completions", headers=headers, server=server
+        name,
+        "owstack",
+        f"{base}/v1/chat/completions",
+        f"{base}/v1/chat/completions",
+        headers=headers,
+        server=server,
+        cleanup=cleanup,
     )
-    contender.info = {"config": str(config_path), "metering": metering, "keys_residency_audit": secure}
+    contender.info = {
+        "config": str(config_path),
+        "metering": metering,
+        "ledger": "postgresql" if storage_url else "sqlite",
+        "keys_residency_audit": secure,
+    }
     contender.ready_s = procs.wait_http(server, f"{base}/readyz")
     contender.info["stages"] = stages_from_log(server.log.read_text(errors="replace"))
     return contender

@@ -123,6 +123,17 @@ def variant_criteria(results: dict[str, Any]) -> list[dict[str, Any]]:
             )
         )
     for key in ("chat@16", "stream@16"):
+        out.append(
+            _bar(
+                f"metering on (PostgreSQL ledger) vs off, req/s {key}",
+                _ratio(_rps(results, "owstack+metering-pg", key), _rps(results, CORE, key)),
+                ">=",
+                0.90,
+                "x",
+                f"owstack+metering-pg {key} / owstack {key} (the PostgreSQL server's CPU is its own)",
+            )
+        )
+    for key in ("chat@16", "stream@16"):
         a, b = _cpu(results, "owstack+secure", key), _cpu(results, CORE, key)
         out.append(
             _bar(

@@ -7,12 +7,9 @@ from typing import Any
 
 import pytest
 from metering_helpers import TcpProxy, count, make_config, make_ctx, rows
-from sqlalchemy import event
 
-from owstack import storage
 from owstack.errors import ConfigError
 from owstack.metering.costs import Pricing
-from owstack.metering.ledger import ROW_COLUMNS
 from owstack.metering.prometheus import Metrics
 from owstack.metering.record import snapshot
 from owstack.metering.writer import LedgerWriter
@@ -40,15 +37,20 @@ def wait_for(predicate: Any, timeout: float = 10.0) -> bool:
     return predicate()
 
 
-def test_waiting_records_go_in_batches_of_at_most_batch_size_and_close_flushes(db_url: str) -> None:
+def test_waiting_records_go_in_batches_of_at_most_batch_size_and_close_flushes(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from owstack.metering import ledger
+
     w = writer(db_url, batch_size=10)
     sizes: list[int] = []
+    insert_values = ledger.insert_values
 
-    def spy(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
-        if statement.startswith("INSERT INTO ledger_rows"):  # one multi-row INSERT per batch (of up to 128)
-            sizes.append(len(params) if executemany else len(params) // len(ROW_COLUMNS))
+    def spy(conn: Any, values: Any, dims: Any) -> Any:  # one transaction per batch
+        sizes.append(len(values))
+        return insert_values(conn, values, dims)
 
-    event.listen(storage.engine(db_url), "before_cursor_execute", spy)
+    monkeypatch.setattr(ledger, "insert_values", spy)
     submit(w, 25)  # queued before the thread starts: 10 or more waiting wakes it at once
     w.start()
     assert wait_for(lambda: w.written == 25)  # long before the 60 s interval
