@@ -95,7 +95,7 @@ def test_the_writers_tuple_rows_match_the_column_order(sqlite: bool) -> None:
 
     from owstack.metering.costs import Costs
     from owstack.metering.ledger import ROW_COLUMNS, _params
-    from owstack.metering.record import base_row, row_values, snapshot
+    from owstack.metering.record import row_values, snapshot
     from owstack.pipeline.context import Attempt
 
     ctx = make_ctx("req-order", attempts=[Attempt("gpu", "upstream_timeout", 1.25), Attempt("edge-local", "ok", 0.5)])
@@ -146,3 +146,33 @@ def test_combinations_are_interned_once_and_cached_only_after_commit(db_url: str
     write_batch(eng, [row(3, tenant="new-tenant")], fresh)
     assert [r["tenant"] for r in rows(db_url)] == ["default", "default", "new-tenant"]
     assert len(fresh.ids) == 1
+
+
+def base_row(p: Any) -> dict[str, Any]:
+    """The columns of a writer's `Pending` record that need no counting or pricing, as a dict keyed by the
+    view's columns (what `write_batch` takes)."""
+    when = datetime.fromtimestamp(p.received_at, UTC)
+    attempt_log = [{"backend": a.backend, "outcome": a.outcome, "latency_s": round(a.latency_s, 6)} for a in p.attempts]
+    return {
+        "request_id": p.request_id,
+        "received_at": when,
+        "day": when.date(),
+        "tenant": p.tenant,
+        "key_id": p.key_id,
+        "protocol": p.protocol,
+        "layer": p.layer,
+        "backend": p.backend,
+        "engine": p.engine,
+        "model": p.model,
+        "stream": p.stream,
+        "status": p.status,
+        "error_code": p.error_code,
+        "finish_reason": p.finish_reason,
+        "client_disconnected": p.client_disconnected,
+        "reasoning_policy": p.reasoning_policy,
+        "latency_s": p.latency_s,
+        "ttft_s": p.ttft_s,
+        "attempts": len(p.attempts),
+        "fallbacks": max(0, len(p.attempts) - 1),
+        "attempt_log": attempt_log or None,
+    }

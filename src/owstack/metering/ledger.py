@@ -46,15 +46,22 @@ ledger_rows = sa.Table(
     sa.Column("completion_tokens", sa.Integer, nullable=False),
     sa.Column("reasoning_tokens", sa.Integer, nullable=False),
     sa.Column("cached_tokens", sa.Integer, nullable=False),
+    #: the token counts came from the upstream's usage
     sa.Column("tokens_reported", sa.Boolean, nullable=False),
+    #: counted by an estimate (characters / 4), not by the model's tokenizer
     sa.Column("tokens_estimated", sa.Boolean, nullable=False),
     sa.Column("latency_s", sa.Double),
     sa.Column("ttft_s", sa.Double),
     sa.Column("attempts", sa.SmallInteger, nullable=False),
+    #: [{"backend", "outcome", "latency_s"}, ...] in the order tried
     sa.Column("attempt_log", sa.JSON),
+    #: what the request cost: self-hosted hardware share, embedded CPU power, or the proprietary API price
     sa.Column("cost_usd", sa.Double),
+    #: the part of cost_usd that amortizes owned hardware (payback counts it apart)
     sa.Column("capital_usd", sa.Double),
+    #: the backend utilization the self-hosted cost was divided by
     sa.Column("utilization", sa.Double),
+    #: what the layer's proprietary counterfactual model would have charged
     sa.Column("counterfactual_usd", sa.Double),
     sa.Index("ix_ledger_rows_dim_received_at", "dim", "received_at"),
     sa.CheckConstraint("status >= 100 AND status <= 599", name="status_range"),
@@ -87,56 +94,35 @@ ledger_dims = sa.Table(
 
 ROW_COLUMNS: tuple[str, ...] = tuple(c.name for c in ledger_rows.columns)
 DIM_COLUMNS: tuple[str, ...] = tuple(c.name for c in ledger_dims.columns)[2:]
+#: each dims column's longest string (0: not a string column)
+_DIM_LIMITS = tuple(getattr(ledger_dims.c[n].type, "length", None) or 0 for n in DIM_COLUMNS)
 _DIM_INDEX = ROW_COLUMNS.index("dim")
+
+#: the view's columns, in the order of 0001's wide table (each from one of the two tables, but for `day`,
+#: the UTC date of received_at, for --by day, and `fallbacks`, attempts - 1)
+_VIEW_ORDER = (
+    "id", "request_id", "received_at", "day", "tenant", "key_id", "protocol", "layer", "backend", "engine",
+    "model", "stream", "status", "error_code", "finish_reason", "client_disconnected", "reasoning_policy",
+    "prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens", "tokens_reported",
+    "tokens_estimated", "latency_s", "ttft_s", "attempts", "fallbacks", "attempt_log", "cost_usd", "cost_kind",
+    "capital_usd", "utilization", "counterfactual_usd", "counterfactual_model",
+)  # fmt: skip
+_DERIVED: dict[str, sa.types.TypeEngine[Any]] = {
+    "day": sa.Date(),
+    "fallbacks": sa.SmallInteger(),
+}
+
+
+def _view_type(name: str) -> sa.types.TypeEngine[Any]:
+    if name in _DERIVED:
+        return _DERIVED[name]
+    return (ledger_rows if name in ledger_rows.c else ledger_dims).c[name].type
+
 
 #: the view every reader queries (created by the migration, declared apart from `metadata` so that
 #: autogenerate does not take it for a table)
 views = sa.MetaData()
-ledger = sa.Table(
-    "ledger",
-    views,
-    sa.Column("id", sa.BigInteger, primary_key=True),
-    sa.Column("request_id", sa.String(128)),
-    sa.Column("received_at", sa.DateTime(timezone=True)),
-    sa.Column("day", sa.Date),  # UTC date of received_at, for --by day
-    sa.Column("tenant", sa.String(64)),
-    sa.Column("key_id", sa.String(64)),
-    sa.Column("protocol", sa.String(16)),
-    sa.Column("layer", sa.String(16)),
-    sa.Column("backend", sa.String(64)),
-    sa.Column("engine", sa.String(32)),
-    sa.Column("model", sa.String(256)),
-    sa.Column("stream", sa.Boolean),
-    sa.Column("status", sa.SmallInteger),
-    sa.Column("error_code", sa.String(64)),
-    sa.Column("finish_reason", sa.String(32)),
-    sa.Column("client_disconnected", sa.Boolean),
-    sa.Column("reasoning_policy", sa.String(32)),
-    sa.Column("prompt_tokens", sa.Integer),
-    sa.Column("completion_tokens", sa.Integer),
-    sa.Column("reasoning_tokens", sa.Integer),
-    sa.Column("cached_tokens", sa.Integer),
-    #: the token counts came from the upstream's usage
-    sa.Column("tokens_reported", sa.Boolean),
-    #: counted by an estimate (characters / 4), not by the model's tokenizer
-    sa.Column("tokens_estimated", sa.Boolean),
-    sa.Column("latency_s", sa.Double),
-    sa.Column("ttft_s", sa.Double),
-    sa.Column("attempts", sa.SmallInteger),
-    sa.Column("fallbacks", sa.SmallInteger),
-    #: [{"backend", "outcome", "latency_s"}, ...] in the order tried
-    sa.Column("attempt_log", sa.JSON),
-    #: what the request cost: self-hosted hardware share, embedded CPU power, or the proprietary API price
-    sa.Column("cost_usd", sa.Double),
-    sa.Column("cost_kind", sa.String(16)),
-    #: the part of cost_usd that amortizes owned hardware (payback counts it apart)
-    sa.Column("capital_usd", sa.Double),
-    #: the backend utilization the self-hosted cost was divided by
-    sa.Column("utilization", sa.Double),
-    #: what the layer's proprietary counterfactual model would have charged
-    sa.Column("counterfactual_usd", sa.Double),
-    sa.Column("counterfactual_model", sa.String(128)),
-)
+ledger = sa.Table("ledger", views, *(sa.Column(name, _view_type(name)) for name in _VIEW_ORDER))
 
 COLUMNS: tuple[str, ...] = tuple(c.name for c in ledger.columns)
 
@@ -155,16 +141,18 @@ class Dims:
         self.ids: dict[tuple[Any, ...], int] = {}
 
     def resolve(self, conn: sa.Connection, keys: set[tuple[Any, ...]]) -> dict[tuple[Any, ...], int]:
-        """Ids for `keys` (inserting the missing combinations); not cached until `commit(...)`."""
+        """Ids for `keys`, inserting the missing combinations with each string cut to its column's length;
+        not cached here (`write_values` caches them once the transaction commits)."""
         out: dict[tuple[Any, ...], int] = {}
         if conn.dialect.name == "sqlite":
             from sqlalchemy.dialects.sqlite import insert
         else:
             from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
-        from owstack.metering.record import truncated_dims
-
         for key in keys:
-            short = truncated_dims(key)
+            short = tuple(
+                v[:limit] if limit and isinstance(v, str) and len(v) > limit else v
+                for v, limit in zip(key, _DIM_LIMITS, strict=True)
+            )
             text = orjson.dumps(short).decode()
             values = dict(zip(DIM_COLUMNS, short, strict=True))
             # another process may intern the same combination at the same time: the unique key decides
@@ -183,6 +171,8 @@ def _sqlite_datetime(value: datetime) -> str:
 def _params(dialect: str, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
     """Dicts keyed by `COLUMNS` (missing keys are NULL) as `row_values` tuples: the dims' key tuple in
     place of `dim`, values in the driver's types."""
+    from owstack.metering.record import new_id
+
     sqlite = dialect == "sqlite"
     out = []
     for row in rows:
@@ -199,8 +189,6 @@ def _params(dialect: str, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...
                 value = int(value)
             values.append(value)
         if values[0] is None:
-            from owstack.metering.record import new_id
-
             values[0] = new_id()
         out.append(tuple(values))
     return out
@@ -248,8 +236,9 @@ def _copy_insert(conn: sa.Connection, values: Sequence[tuple[Any, ...]]) -> None
     """PostgreSQL's bulk path: COPY the rows into a temporary table (created once per session, emptied at
     commit and on rollback), then move them with INSERT ... ON CONFLICT (id) DO NOTHING, so that a retried batch stays
     idempotent and the table's constraints still refuse a bad row (which fails the whole batch, as an
-    INSERT would). psycopg's multi-row INSERTs re-parse their placeholders every time and its
-    executemany costs about 12 µs of client CPU per row; COPY about 4 (bench: docs/metering.md)."""
+    INSERT would). psycopg re-parses the placeholders of a statement too long for its query cache (a
+    128-row INSERT) on each execution, and its executemany costs about 12 µs of client CPU per row; COPY
+    about 4 (measurements in docs/metering.md)."""
     import psycopg
 
     names = ", ".join(ROW_COLUMNS)

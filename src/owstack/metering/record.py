@@ -1,8 +1,8 @@
 """What `MeterStage.after` hands to the writer, and the ledger row the writer makes of it.
 
 `snapshot(ctx)` copies the context's scalar fields and keeps references to the output text and the
-request messages (not joined, not counted): the expensive part, counting and pricing, is `to_row`'s, on
-the writer thread.
+request messages (not joined, not counted): the expensive part, counting and pricing, is the writer's
+(`LedgerWriter._build`, then `row_values`), on its own thread.
 """
 
 from __future__ import annotations
@@ -18,21 +18,6 @@ import orjson
 
 from owstack.pipeline.context import Attempt, RequestContext
 from owstack.types import Usage
-
-#: longest string kept per column (a request id or model name longer than this is cut, never refused)
-_LIMITS = {
-    "request_id": 128,
-    "tenant": 64,
-    "key_id": 64,
-    "protocol": 16,
-    "layer": 16,
-    "backend": 64,
-    "engine": 32,
-    "model": 256,
-    "error_code": 64,
-    "finish_reason": 32,
-    "reasoning_policy": 32,
-}
 
 
 @dataclass(slots=True)
@@ -137,17 +122,6 @@ def dims_key(p: Pending, costs: Any) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def truncated_dims(key: tuple[Any, ...]) -> tuple[Any, ...]:
-    """`key` with each string cut to its column's length (done once per combination, when interned)."""
-    return tuple(
-        v[:limit] if isinstance(v, str) and limit and len(v) > limit else v
-        for v, limit in zip(key, _DIM_LIMITS, strict=True)
-    )
-
-
-_DIM_LIMITS = (64, 64, 16, 16, 64, 32, 256, 0, 32, 32, 16, 128)
-
-
 def row_values(
     p: Pending,
     tokens: tuple[int, int, int, int],
@@ -189,40 +163,3 @@ def row_values(
         p.latency_s, p.ttft_s, len(attempts), log,
         costs.cost_usd, costs.capital_usd, costs.utilization, costs.counterfactual_usd,
     )  # fmt: skip
-
-
-def base_row(p: Pending) -> dict[str, Any]:
-    """The row's columns that need no counting or pricing."""
-    when = datetime.fromtimestamp(p.received_at, UTC)
-    row: dict[str, Any] = {
-        "id": new_id(),
-        "request_id": p.request_id,
-        "received_at": when,
-        "day": when.date(),
-        "tenant": p.tenant,
-        "key_id": p.key_id,
-        "protocol": p.protocol,
-        "layer": p.layer,
-        "backend": p.backend,
-        "engine": p.engine,
-        "model": p.model,
-        "stream": p.stream,
-        "status": p.status,
-        "error_code": p.error_code,
-        "finish_reason": p.finish_reason,
-        "client_disconnected": p.client_disconnected,
-        "reasoning_policy": p.reasoning_policy,
-        "latency_s": p.latency_s,
-        "ttft_s": p.ttft_s,
-        "attempts": len(p.attempts),
-        "fallbacks": max(0, len(p.attempts) - 1),
-        "attempt_log": [
-            {"backend": a.backend, "outcome": a.outcome, "latency_s": round(a.latency_s, 6)} for a in p.attempts
-        ]
-        or None,
-    }
-    for key, limit in _LIMITS.items():
-        value = row[key]
-        if isinstance(value, str) and len(value) > limit:
-            row[key] = value[:limit]
-    return row

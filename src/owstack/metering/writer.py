@@ -70,8 +70,6 @@ class LedgerWriter:
         #: each self-hosted backend's load, re-measured from the ledger every utilization_refresh_s
         self.load: dict[str, Utilization] = {}
         self._queue: collections.deque[Pending] = collections.deque()
-        #: the dialect the rows are built for, known once the engine exists (`start`)
-        self._sqlite: bool | None = None
         self._chunks: list[list[tuple[Any, ...]]] = []  # built rows waiting for a successful write
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -139,7 +137,6 @@ class LedgerWriter:
 
         self._engine = engine(self.url)  # raises ConfigError for a bad URL
         self._prepare(raise_errors=True)
-        self._sqlite = self._engine.dialect.name == "sqlite"
         self._thread = threading.Thread(target=self._run, name="owstack-ledger", daemon=True)
         self._thread.start()
 
@@ -350,7 +347,7 @@ class LedgerWriter:
             if costs.counterfactual_usd:
                 self.metrics.add_cost(item.layer, item.backend, "counterfactual", costs.counterfactual_usd)
         assert self._engine is not None
-        sqlite = self._sqlite if self._sqlite is not None else self._engine.dialect.name == "sqlite"
+        sqlite = self._engine.dialect.name == "sqlite"
         return row_values(item, (prompt, completion, reasoning, cached), estimated, costs, sqlite, self._dims.ids)
 
     def _count(self, item: Pending) -> tuple[int, int, bool]:
