@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -67,6 +68,24 @@ def test_rows_round_trip_with_their_types(db_url: str) -> None:
     assert got[1]["layer"] is None and got[1]["cost_usd"] is None and got[1]["status"] == 401
 
 
+def test_a_batch_of_any_size_is_written_whole_in_statements_of_few_shapes(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite: at most 512 rows per INSERT, the rest in power-of-two statements (each shape prepared once,
+    however many batch sizes the flushes make); PostgreSQL: COPY."""
+    from owstack.metering import ledger
+
+    shapes: list[int] = []
+    make = ledger._multi_insert_sql
+    monkeypatch.setattr(ledger, "_multi_insert_sql", lambda dialect, n: shapes.append(n) or make(dialect, n))
+    storage.migrate(db_url)
+    start = datetime(2026, 11, 27, tzinfo=UTC)
+    batch = [row(0, id=i + 1, request_id=f"req-{i:04d}", received_at=start + timedelta(seconds=i)) for i in range(1300)]
+    write_batch(storage.engine(db_url), batch)
+    assert count(db_url) == 1300
+    assert shapes == ([512, 512, 256, 16, 4] if db_url.startswith("sqlite") else [])
+
+
 def test_a_batch_with_one_refused_row_writes_nothing(db_url: str) -> None:
     storage.migrate(db_url)
     batch = [row(i) for i in range(5)]
@@ -120,8 +139,30 @@ def test_the_writers_tuple_rows_match_the_column_order(sqlite: bool) -> None:
     )
     [slow] = _params("sqlite" if sqlite else "postgresql", [row])
     assert len(fast) == len(ROW_COLUMNS)
-    differing = [name for name, a, b in zip(ROW_COLUMNS, fast, slow, strict=True) if a != b and name != "id"]
+    log = ROW_COLUMNS.index("attempt_log")
+    assert json.loads(fast[log]) == json.loads(slow[log]) == row["attempt_log"]  # the same JSON, spelt either way
+    differing = [
+        name for name, a, b in zip(ROW_COLUMNS, fast, slow, strict=True) if a != b and name not in ("id", "attempt_log")
+    ]
     assert differing == []
+
+
+def test_the_attempt_log_is_json_with_latencies_to_the_microsecond() -> None:
+    """The writer spells the attempt log itself (each backend/outcome prefix encoded once): it must stay
+    valid JSON, escape what JSON escapes, and round each latency as round(x, 6) does."""
+    from owstack.metering.record import _attempt_log
+    from owstack.pipeline.context import Attempt
+
+    attempts = [
+        Attempt('gpu "a"\\b', "upstream_timeout", 0.0012345675),
+        Attempt("édge", "ok", 2.5e-07),
+        Attempt("gpu", "ok", 12.0),
+    ]
+    for n in (1, 2, 3):  # one attempt takes a shorter path than several
+        got = json.loads(_attempt_log(attempts[:n]))
+        want = [{"backend": a.backend, "outcome": a.outcome, "latency_s": round(a.latency_s, 6)} for a in attempts[:n]]
+        assert got == want
+    assert _attempt_log(attempts[:1]) == _attempt_log(attempts[:1])  # the cached prefix gives the same text
 
 
 def test_combinations_are_interned_once_and_cached_only_after_commit(db_url: str) -> None:

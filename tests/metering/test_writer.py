@@ -37,9 +37,7 @@ def wait_for(predicate: Any, timeout: float = 10.0) -> bool:
     return predicate()
 
 
-def test_waiting_records_go_in_batches_of_at_most_batch_size_and_close_flushes(
-    db_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_records_go_in_full_batches_and_close_flushes_the_rest(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from owstack.metering import ledger
 
     w = writer(db_url, batch_size=10)
@@ -53,14 +51,18 @@ def test_waiting_records_go_in_batches_of_at_most_batch_size_and_close_flushes(
     monkeypatch.setattr(ledger, "insert_values", spy)
     submit(w, 25)  # queued before the thread starts: 10 or more waiting wakes it at once
     w.start()
-    assert wait_for(lambda: w.written == 25)  # long before the 60 s interval
-    assert sizes == [10, 10, 5]
-    submit(w, 5, prefix="late")  # fewer than a batch: they wait for the interval...
+    assert wait_for(lambda: w.written == 20)  # long before the 60 s interval: the full batches only
     time.sleep(0.3)
-    assert count(db_url) == 25 and w.depth == 5
+    assert sizes == [10, 10] and w.depth == 5  # the remainder waits for the interval or the next batch...
+    submit(w, 5, prefix="more")  # ... and goes with the records that fill it
+    assert wait_for(lambda: w.written == 30)
+    assert sizes == [10, 10, 10]
+    submit(w, 3, prefix="late")  # fewer than a batch: they wait for the interval...
+    time.sleep(0.3)
+    assert count(db_url) == 30 and w.depth == 3
     w.close()  # ... or for the graceful shutdown, which flushes them
-    assert count(db_url) == 30 and w.written == 30 and w.dropped == 0
-    assert sizes == [10, 10, 5, 5]
+    assert count(db_url) == 33 and w.written == 33 and w.dropped == 0
+    assert sizes == [10, 10, 10, 3]
 
 
 def test_records_are_written_after_the_flush_interval(sqlite_url: str) -> None:

@@ -23,7 +23,7 @@ class MeteringSection(Section):
     #: record every request in the ledger (off: only the Prometheus metrics that need no ledger)
     enabled: bool = True
     #: write a batch as soon as this many records are waiting
-    batch_size: Annotated[int, Field(ge=1, le=10_000)] = 256
+    batch_size: Annotated[int, Field(ge=1, le=10_000)] = 1024
     #: ... or when the oldest waiting record is this old
     flush_interval_ms: Annotated[int, Field(ge=10, le=60_000)] = 500
     #: records held in memory while the database is unreachable (about 300 bytes each: 100,000 is

@@ -23,7 +23,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from owstack.catalog.prices import ApiPrice, api_price
 from owstack.economics.costs import (
@@ -60,8 +60,9 @@ class BackendCost:
     price: ApiPrice | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Costs:
+class Costs(NamedTuple):
+    """What one request cost (a tuple: the writer makes one per request)."""
+
     cost_usd: float | None
     cost_kind: CostKind
     capital_usd: float | None
@@ -90,6 +91,7 @@ class Pricing:
         self.backends = dict(backends)
         self.counterfactual = dict(counterfactual)
         self.batch = batch
+        self._rates: dict[tuple[str | None, str | None], Rate] = {}
 
     @classmethod
     def from_config(cls, config: Config) -> Pricing:
@@ -153,25 +155,65 @@ class Pricing:
         """The costs of one request: `tokens` = (prompt, completion, cached); `busy_s` its seconds on
         `backend`; `load` that backend's last measured utilization (None: not measured yet)."""
         prompt, completion, cached = tokens
-        cached = min(cached, prompt)
-        cf_price = self.counterfactual.get(layer) if layer is not None else None
-        b = self.backends.get(backend) if backend is not None else None
-        if b is None:
-            return Costs(0.0, "none", None, None, 0.0 if cf_price else None, cf_price.model if cf_price else None)
-        if b.kind == "api" and b.price is not None:
-            usd = _api_usd(b.price, prompt, completion, cached, self.batch)
-            return Costs(usd, "api", None, None, usd, b.price.model)
+        return Costs(*self.rate(backend, layer).costs(prompt, completion, cached, busy_s, load))
+
+    def rate(self, backend: str | None, layer: str | None) -> Rate:
+        """The pricing rule of `backend` serving `layer`, resolved once and cached (the writer's path)."""
+        key = (backend, layer)
+        rate = self._rates.get(key)
+        if rate is None:
+            b = self.backends.get(backend) if backend is not None else None
+            cf = self.counterfactual.get(layer) if layer is not None else None
+            rate = self._rates.setdefault(key, Rate(backend, layer, b, cf, self.batch))
+        return rate
+
+
+class Rate:
+    """How requests of one (backend, layer) pair are priced: `costs()` is arithmetic only."""
+
+    __slots__ = ("backend", "batch", "cost", "counterfactual", "counterfactual_model", "kind", "layer", "name")
+
+    def __init__(
+        self,
+        name: str | None,
+        layer: str | None,
+        backend: BackendCost | None,
+        counterfactual: ApiPrice | None,
+        batch: bool,
+    ) -> None:
+        self.name, self.layer = name, layer
+        self.backend = backend
+        self.counterfactual = counterfactual
+        self.batch = batch
+        if backend is not None and backend.kind == "api" and backend.price is not None:
+            self.counterfactual = backend.price  # a proprietary backend is its own counterfactual
+        self.kind: CostKind = "none" if backend is None else backend.kind
+        self.counterfactual_model = self.counterfactual.model if self.counterfactual is not None else None
+        #: the owstack_cost_usd_total kind its cost counts under
+        self.cost = "api" if self.kind == "api" else "selfhost"
+
+    def costs(
+        self, prompt: int, completion: int, cached: int, busy_s: float | None, load: Utilization | None
+    ) -> tuple[float | None, CostKind, float | None, float | None, float | None, str | None]:
+        """`Pricing.price` for this pair, as a plain tuple in `Costs` order: `cached` is part of `prompt`;
+        `busy_s` the seconds on the backend."""
+        if cached > prompt:
+            cached = prompt
+        b, cf_price, kind, cf_model = self.backend, self.counterfactual, self.kind, self.counterfactual_model
+        if b is None:  # refused before routing: nothing served, nothing billed
+            return (0.0, "none", None, None, 0.0 if cf_price else None, cf_model)
         cf = _api_usd(cf_price, prompt, completion, cached, self.batch) if cf_price is not None else None
-        cf_model = cf_price.model if cf_price is not None else None
-        seconds = max(busy_s or 0.0, 0.0)
-        if b.kind == "selfhost" and b.profile is not None:
+        if kind == "api" and b.price is not None:
+            return (cf, "api", None, None, cf, cf_model)
+        seconds = busy_s if busy_s is not None and busy_s > 0.0 else 0.0
+        if kind == "selfhost" and b.profile is not None:
             u = min(max(load.utilization, UTILIZATION_FLOOR), 1.0) if load is not None else 1.0
             c = load.concurrency if load is not None else 1.0
             usd = selfhost_request_cost(b.profile, seconds / max(c, 1.0), u)
-            return Costs(usd, "selfhost", usd * b.capital_share, u, cf, cf_model)
-        if b.kind == "embedded":
-            return Costs(b.usd_per_s * seconds, "embedded", None, None, cf, cf_model)
-        return Costs(None, "unknown", None, None, cf, cf_model)
+            return (usd, "selfhost", usd * b.capital_share, u, cf, cf_model)
+        if kind == "embedded":
+            return (b.usd_per_s * seconds, "embedded", None, None, cf, cf_model)
+        return (None, "unknown", None, None, cf, cf_model)
 
 
 def _api_usd(price: ApiPrice, prompt: int, completion: int, cached: int, batch: bool) -> float:

@@ -36,7 +36,7 @@ ledger_rows = sa.Table(
     #: a unique id the writer assigns once (a random per-process prefix and a counter), so that a
     #: retried batch cannot be recorded twice; SQLite's rowid
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=False),
-    sa.Column("request_id", sa.String(128), nullable=False, index=True),
+    sa.Column("request_id", sa.String(128), nullable=False),
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, index=True),
     sa.Column("dim", sa.Integer, nullable=False),
     sa.Column("status", sa.SmallInteger, nullable=False),
@@ -202,13 +202,15 @@ def _multi_insert_sql(dialect: str, rows: int) -> str:
     return f"INSERT INTO ledger_rows ({', '.join(ROW_COLUMNS)}) VALUES {values} ON CONFLICT (id) DO NOTHING"
 
 
-_MULTI_ROWS = 128  # rows per statement: 21 x 128 parameters stays under every driver's limit
+#: rows per statement at most: 21 x 512 parameters, under SQLite's limit (32,766 since 3.32); the fewer
+#: statements per batch, the fewer times the writer hands Python's GIL back and forth with the event loop
+_MULTI_ROWS = 512
 
 
 def insert_values(conn: sa.Connection, values: Sequence[tuple[Any, ...]], dims: Dims) -> dict[tuple[Any, ...], int]:
     """Insert `row_values` tuples (the dims' id, or their key tuple when not cached, at `dim`).
 
-    SQLite: one multi-row INSERT per 128 rows rather than an executemany (the driver releases Python's GIL
+    SQLite: multi-row INSERTs of up to 512 rows rather than an executemany (the driver releases Python's GIL
     once per statement instead of once per row). PostgreSQL: COPY into a per-session staging table, then
     one INSERT ... SELECT (`_copy_insert`). Returns the dims interned on the way (cache them after commit)."""
     i = _DIM_INDEX
@@ -223,9 +225,12 @@ def insert_values(conn: sa.Connection, values: Sequence[tuple[Any, ...]], dims: 
     if dialect != "sqlite":
         _copy_insert(conn, values)
         return interned
-    for start in range(0, len(values), _MULTI_ROWS):
-        part = values[start : start + _MULTI_ROWS]
-        conn.exec_driver_sql(_multi_insert_sql(dialect, len(part)), tuple(chain.from_iterable(part)))
+    start = 0
+    while start < len(values):  # statements of 512, 256, ... 1 rows: ten shapes, each prepared once
+        size = min(_MULTI_ROWS, 1 << (len(values) - start).bit_length() - 1)
+        part = values[start : start + size]
+        conn.exec_driver_sql(_multi_insert_sql(dialect, size), tuple(chain.from_iterable(part)))
+        start += size
     return interned
 
 
@@ -258,10 +263,15 @@ def _copy_insert(conn: sa.Connection, values: Sequence[tuple[Any, ...]]) -> None
     conn.exec_driver_sql(move)
 
 
-def write_values(eng: sa.Engine, values: Sequence[tuple[Any, ...]], dims: Dims) -> None:
-    """`insert_values` in one transaction: all of them or (on any error, which propagates) none."""
-    with eng.begin() as conn:
-        interned = insert_values(conn, values, dims)
+def write_values(target: sa.Engine | sa.Connection, values: Sequence[tuple[Any, ...]], dims: Dims) -> None:
+    """`insert_values` in one transaction on `target` (an engine, or a connection kept open by its caller):
+    all of them or (on any error, which propagates) none."""
+    if isinstance(target, sa.Connection):
+        with target.begin():
+            interned = insert_values(target, values, dims)
+    else:
+        with target.begin() as conn:
+            interned = insert_values(conn, values, dims)
     if interned:
         if len(dims.ids) + len(interned) > Dims.MAX_CACHED:  # e.g. clients inventing model names
             dims.ids.clear()

@@ -8,13 +8,12 @@ request messages (not joined, not counted): the expensive part, counting and pri
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-
-import orjson
 
 from owstack.pipeline.context import Attempt, RequestContext
 from owstack.types import Usage
@@ -82,10 +81,11 @@ def snapshot(ctx: RequestContext) -> Pending:
 
 def busy_seconds(p: Pending) -> float | None:
     """The request's time on its final backend: the latency minus the failed attempts before it."""
-    if p.latency_s is None:
-        return None
-    failed = sum(a.latency_s for a in p.attempts[:-1])
-    return max(p.latency_s - failed, 0.0)
+    latency, attempts = p.latency_s, p.attempts
+    if latency is None or len(attempts) < 2:
+        return latency
+    failed = sum(a.latency_s for a in attempts[:-1])
+    return max(latency - failed, 0.0)
 
 
 _ID_PREFIX = int.from_bytes(os.urandom(4), "big") >> 1 << 32  # per process: ids unique across processes
@@ -114,26 +114,41 @@ def _sqlite_time(ts: float) -> str:
     return f"{prefix}.{micro:06d}"
 
 
-def dims_key(p: Pending, costs: Any) -> tuple[Any, ...]:
-    """The record's `ledger.DIM_COLUMNS` values: what repeats across requests (interned by the ledger)."""
-    return (
-        p.tenant, p.key_id, p.protocol, p.layer, p.backend, p.engine, p.model, p.stream, p.finish_reason,
-        p.reasoning_policy, costs.cost_kind, costs.counterfactual_model,
-    )  # fmt: skip
+_log_prefix: dict[tuple[str, str], str] = {}
+
+
+def _attempt_log(attempts: list[Attempt]) -> str:
+    """`attempt_log` as JSON text, `[{"backend", "outcome", "latency_s"}, ...]` with the latency in seconds to
+    the microsecond; the (backend, outcome) part of each entry is encoded once per process."""
+    parts = []
+    for a in attempts:
+        key = (a.backend, a.outcome)
+        prefix = _log_prefix.get(key)
+        if prefix is None:
+            if len(_log_prefix) > 1024:
+                _log_prefix.clear()
+            head = json.dumps({"backend": a.backend, "outcome": a.outcome}, separators=(",", ":"))
+            prefix = _log_prefix[key] = head[:-1] + ',"latency_s":'
+        parts.append(f"{prefix}{a.latency_s:.6f}}}")
+    return f"[{parts[0]}]" if len(parts) == 1 else "[" + ",".join(parts) + "]"
 
 
 def row_values(
     p: Pending,
     tokens: tuple[int, int, int, int],
     estimated: bool,
-    costs: Any,
+    costs: tuple[Any, ...],
     sqlite: bool,
     dims: dict[tuple[Any, ...], int] | None = None,
 ) -> tuple[Any, ...]:
     """The ledger row of one record as a tuple in `ledger.ROW_COLUMNS` order, ready for the driver: the
-    writer's fast path. At `dim`, the id from `dims` (the ledger's cache), or the key tuple when it is
-    not cached yet (the ledger interns it when it writes the row)."""
-    key = dims_key(p, costs)
+    writer's fast path. `costs` in `costs.Costs` order. At `dim`, the id from `dims` (the ledger's cache),
+    or the `ledger.DIM_COLUMNS` key tuple when it is not cached yet (the ledger interns it as it writes)."""
+    cost_usd, cost_kind, capital_usd, utilization, counterfactual_usd, counterfactual_model = costs
+    key = (
+        p.tenant, p.key_id, p.protocol, p.layer, p.backend, p.engine, p.model, p.stream, p.finish_reason,
+        p.reasoning_policy, cost_kind, counterfactual_model,
+    )  # fmt: skip
     dim = dims.get(key, key) if dims is not None else key
     request_id, error = p.request_id, p.error_code
     if len(request_id) > 128:
@@ -141,25 +156,17 @@ def row_values(
     if error is not None and len(error) > 64:
         error = error[:64]
     attempts = p.attempts
-    log = (
-        orjson.dumps(
-            [{"backend": a.backend, "outcome": a.outcome, "latency_s": round(a.latency_s, 6)} for a in attempts]
-        ).decode()
-        if attempts
-        else None
-    )
-    usage = p.usage
+    log = _attempt_log(attempts) if attempts else None
     prompt, completion, reasoning, cached = tokens
+    reported = p.usage.reported
     if sqlite:
         return (
             new_id(), request_id, _sqlite_time(p.received_at), dim, p.status, error, int(p.client_disconnected),
-            prompt, completion, reasoning, cached, int(usage.reported), int(estimated),
-            p.latency_s, p.ttft_s, len(attempts), log,
-            costs.cost_usd, costs.capital_usd, costs.utilization, costs.counterfactual_usd,
+            prompt, completion, reasoning, cached, int(reported), int(estimated),
+            p.latency_s, p.ttft_s, len(attempts), log, cost_usd, capital_usd, utilization, counterfactual_usd,
         )  # fmt: skip
     return (
         new_id(), request_id, datetime.fromtimestamp(p.received_at, UTC), dim, p.status, error,
-        p.client_disconnected, prompt, completion, reasoning, cached, usage.reported, estimated,
-        p.latency_s, p.ttft_s, len(attempts), log,
-        costs.cost_usd, costs.capital_usd, costs.utilization, costs.counterfactual_usd,
+        p.client_disconnected, prompt, completion, reasoning, cached, reported, estimated,
+        p.latency_s, p.ttft_s, len(attempts), log, cost_usd, capital_usd, utilization, counterfactual_usd,
     )  # fmt: skip

@@ -26,7 +26,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from owstack.metering.costs import Pricing, Utilization
+from owstack.metering.costs import Pricing, Rate, Utilization
 from owstack.metering.record import Pending, busy_seconds, row_values
 from owstack.metering.tokens import Estimate, Tokenizers
 
@@ -76,6 +76,7 @@ class LedgerWriter:
         self._idle = threading.Condition()
         self._thread: threading.Thread | None = None
         self._engine: sa.Engine | None = None
+        self._conn: sa.Connection | None = None  # the writer's own, kept open between batches
         self._ready = False
         self._retry_at = 0.0
         self._backoff = 0.0
@@ -149,12 +150,14 @@ class LedgerWriter:
                 if not self._guarded_cycle(respect_backoff=False):
                     time.sleep(0.05)
             return not (self._queue or self._chunks)
+        self._drain = True
         self._wake.set()
         with self._idle:
             while self._queue or self._chunks or self._busy:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
+                self._drain = True
                 self._wake.set()
                 self._idle.wait(min(left, 0.05))
         return True
@@ -175,12 +178,16 @@ class LedgerWriter:
 
     # the writer thread -------------------------------------------------------------------------------
     _busy = False
+    _drain = False  # a flush asked for everything queued, full batch or not
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self.flush_interval_s)
+            full = self._wake.wait(self.flush_interval_s)
             self._wake.clear()
-            self._guarded_cycle(respect_backoff=True)
+            drain, self._drain = self._drain, False
+            # woken by a full batch: write full batches only, the remainder joins the next one (a commit
+            # per few rows costs more than the rows); on the interval or a flush, write everything
+            self._guarded_cycle(respect_backoff=True, full_only=full and not drain)
         self._final_flush()
 
     def _final_flush(self) -> None:
@@ -198,13 +205,16 @@ class LedgerWriter:
             )
             self._queue.clear()
             self._chunks.clear()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
         with self._idle:
             self._idle.notify_all()
 
-    def _guarded_cycle(self, *, respect_backoff: bool) -> bool:
+    def _guarded_cycle(self, *, respect_backoff: bool, full_only: bool = False) -> bool:
         """One pass; True when everything queued was written. Never raises (the thread must live)."""
         try:
-            return self._cycle(respect_backoff)
+            return self._cycle(respect_backoff, full_only)
         except Exception:
             log.exception("ledger: unexpected error in the writer thread; records are kept and retried")
             self._schedule_retry()
@@ -216,7 +226,7 @@ class LedgerWriter:
             with self._idle:
                 self._idle.notify_all()
 
-    def _cycle(self, respect_backoff: bool) -> bool:
+    def _cycle(self, respect_backoff: bool, full_only: bool) -> bool:
         if respect_backoff and time.monotonic() < self._retry_at:
             return False
         if not self._ready and not self._prepare(raise_errors=False):
@@ -225,11 +235,13 @@ class LedgerWriter:
             self._refresh_load()
         while True:
             if not self._chunks:
+                if full_only and len(self._queue) < self.batch_size:
+                    return not self._queue
                 self._busy = True
                 batch = self._take()
                 if not batch:
                     return True
-                self._chunks.append([self._build(item) for item in batch])
+                self._chunks.append(self._rows(batch))
             if not self._write_chunks():
                 return False
 
@@ -272,8 +284,11 @@ class LedgerWriter:
         while self._chunks:
             chunk = self._chunks[0]
             try:
-                write_values(self._engine, chunk, self._dims)
+                if self._conn is None:  # one connection for every batch: no pool checkout, ping or reset each time
+                    self._conn = self._engine.connect()
+                write_values(self._conn, chunk, self._dims)
             except Exception as exc:
+                self._disconnect()  # whatever failed, the next batch starts on a fresh connection
                 if is_outage(exc):
                     self.failures += 1
                     if self._backoff == 0.0:
@@ -297,6 +312,15 @@ class LedgerWriter:
             self._backoff = 0.0
         return True
 
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.invalidate()  # not back into the pool: its state is unknown
+                conn.close()
+            except Exception:  # closing a broken connection may fail too; it is dropped either way
+                log.debug("ledger: closing a failed connection", exc_info=True)
+
     def _reject(self, row: tuple[Any, ...], exc: BaseException) -> None:
         self.rejected += 1
         reason = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
@@ -318,37 +342,42 @@ class LedgerWriter:
 
         return safe_url(self.url)
 
-    def _build(self, item: Pending) -> tuple[Any, ...]:
-        """Count (when the upstream sent no usage), price, and make the ledger row of one record."""
-        usage = item.usage
-        prompt, completion, reasoning, cached = (
-            usage.prompt_tokens,
-            usage.completion_tokens,
-            usage.reasoning_tokens,
-            usage.cached_tokens,
-        )
-        estimated = False
-        if not usage.reported and item.backend is not None and (item.status < 400 or item.output_text):
-            prompt, completion, estimated = self._count(item)
-            reasoning = cached = 0
-            if self.metrics is not None:
-                self.metrics.add_tokens(item.layer, item.backend, prompt, completion, 0, 0)
-        costs = self.pricing.price(
-            item.backend,
-            item.layer,
-            (prompt, completion, cached),
-            busy_seconds(item),
-            self.load.get(item.backend or ""),
-        )
-        if self.metrics is not None:
-            if costs.cost_usd:
-                kind = "api" if costs.cost_kind == "api" else "selfhost"
-                self.metrics.add_cost(item.layer, item.backend, kind, costs.cost_usd)
-            if costs.counterfactual_usd:
-                self.metrics.add_cost(item.layer, item.backend, "counterfactual", costs.counterfactual_usd)
+    def _rows(self, batch: list[Pending]) -> list[tuple[Any, ...]]:
+        """Count (when the upstream sent no usage), price, and make the ledger rows of a batch; add their
+        costs to the metrics once per batch. The writer's per-record path: keep it to arithmetic and
+        tuples (every microsecond here is one the event loop loses on a shared core, docs/metering.md)."""
         assert self._engine is not None
         sqlite = self._engine.dialect.name == "sqlite"
-        return row_values(item, (prompt, completion, reasoning, cached), estimated, costs, sqlite, self._dims.ids)
+        rate_of, load, dims = self.pricing.rate, self.load, self._dims.ids
+        spent: dict[Rate, list[float]] = {}  # the batch's cost and counterfactual per rate, for the metrics
+        rows = []
+        for item in batch:
+            usage = item.usage
+            if usage.reported or item.backend is None or not (item.status < 400 or item.output_text):
+                tokens = (usage.prompt_tokens, usage.completion_tokens, usage.reasoning_tokens, usage.cached_tokens)
+                estimated = False
+            else:
+                prompt, completion, estimated = self._count(item)
+                tokens = (prompt, completion, 0, 0)
+                if self.metrics is not None:
+                    self.metrics.add_tokens(item.layer, item.backend, prompt, completion, 0, 0)
+            rate = rate_of(item.backend, item.layer)
+            costs = rate.costs(
+                tokens[0], tokens[1], tokens[3], busy_seconds(item), load.get(item.backend or "") if load else None
+            )
+            cost, cf = costs[0], costs[4]
+            if cost or cf:
+                total = spent.get(rate)
+                if total is None:
+                    total = spent[rate] = [0.0, 0.0]
+                total[0] += cost or 0.0
+                total[1] += cf or 0.0
+            rows.append(row_values(item, tokens, estimated, costs, sqlite, dims))
+        if self.metrics is not None:
+            for rate, (cost, cf) in spent.items():
+                self.metrics.add_cost(rate.layer, rate.name, rate.cost, cost)
+                self.metrics.add_cost(rate.layer, rate.name, "counterfactual", cf)
+        return rows
 
     def _count(self, item: Pending) -> tuple[int, int, bool]:
         """(prompt, completion, estimated) for a record whose upstream reported no usage."""
