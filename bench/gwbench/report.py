@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from typing import Any
 
 CORE = "owstack"
@@ -113,69 +114,38 @@ def _added_ms(results: dict[str, Any], variant: str, key: str) -> float | None:
 
 
 def variant_criteria(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Issue 3 (metering within 10% of off) and issue 6 (keys + residency + audit: a fraction of a ms)."""
-    out = []
-    ledgers = (("owstack+metering", "metering on vs off, req/s {} (issue 3)", ""),
-               ("owstack+metering-pg", "metering on (PostgreSQL ledger) vs off, req/s {}",
-                " (the PostgreSQL server's CPU is its own)"))  # fmt: skip
-    for variant, label, note in ledgers:
-        for key in ("chat@16", "stream@16"):
-            out.append(
-                _bar(
-                    label.format(key),
-                    _ratio(_rps(results, variant, key), _rps(results, CORE, key)),
-                    ">=",
-                    0.90,
-                    "x",
-                    f"{variant} {key} / owstack {key}{note}",
-                )
-            )
-    for key in ("chat@16", "stream@16"):
-        out.append(
-            _bar(
-                f"metering on vs off, req/s {key}, median of the rounds' own ratios (issue 3)",
-                _paired(results, "owstack+metering", key),
-                ">=",
-                0.90,
-                "x",
-                f"median over rounds of owstack+metering {key} / owstack {key} in that round",
-            )
-        )
-    for key in ("chat@16", "stream@16"):
-        out.append(
-            _bar(
-                f"metering on vs off, CPU time per request {key}, as a throughput ratio",
-                _ratio(_cpu(results, CORE, key), _cpu(results, "owstack+metering", key)),
-                ">=",
-                0.90,
-                "x",
-                f"cpu/request(owstack) / cpu/request(owstack+metering), {key}",
-            )
-        )
-    for key in ("chat@16", "stream@16"):
+    """Issue 3 (metering within 10% of off) and issue 6 (keys + residency + audit: a fraction of a ms), each
+    for chat@16 and stream@16."""
+
+    def secure_cpu_ms(key: str) -> float | None:
         a, b = _cpu(results, "owstack+secure", key), _cpu(results, CORE, key)
-        out.append(
-            _bar(
-                f"keys+residency+audit added CPU per request, {key} (issue 6)",
-                None if a is None or b is None else (a - b) / 1e3,
-                "<=",
-                1.0,
-                "ms",
-                f"cpu/request(owstack+secure) - cpu/request(owstack), {key}",
-            )
-        )
-    for key in ("chat@16", "stream@16"):
-        out.append(
-            _bar(
-                f"keys+residency+audit added time per request, {key} (issue 6)",
-                _added_ms(results, "owstack+secure", key),
-                "<=",
-                1.0,
-                "ms",
-                f"1000/rps(owstack+secure) - 1000/rps(owstack), {key}",
-            )
-        )
-    return out
+        return None if a is None or b is None else (a - b) / 1e3
+
+    # (label, value for a key, op, limit, unit, how); "{0}" is the key
+    specs: list[tuple[str, Callable[[str], float | None], str, float, str, str]] = [
+        ("metering on vs off, req/s {0} (issue 3)",
+         lambda k: _ratio(_rps(results, "owstack+metering", k), _rps(results, CORE, k)),
+         ">=", 0.90, "x", "owstack+metering {0} / owstack {0}"),
+        ("metering on (PostgreSQL ledger) vs off, req/s {0}",
+         lambda k: _ratio(_rps(results, "owstack+metering-pg", k), _rps(results, CORE, k)),
+         ">=", 0.90, "x", "owstack+metering-pg {0} / owstack {0} (the PostgreSQL server's CPU is its own)"),
+        ("metering on vs off, req/s {0}, median of the rounds' own ratios (issue 3)",
+         lambda k: _paired(results, "owstack+metering", k),
+         ">=", 0.90, "x", "median over rounds of owstack+metering {0} / owstack {0} in that round"),
+        ("metering on vs off, CPU time per request {0}, as a throughput ratio",
+         lambda k: _ratio(_cpu(results, CORE, k), _cpu(results, "owstack+metering", k)),
+         ">=", 0.90, "x", "cpu/request(owstack) / cpu/request(owstack+metering), {0}"),
+        ("keys+residency+audit added CPU per request, {0} (issue 6)", secure_cpu_ms,
+         "<=", 1.0, "ms", "cpu/request(owstack+secure) - cpu/request(owstack), {0}"),
+        ("keys+residency+audit added time per request, {0} (issue 6)",
+         lambda k: _added_ms(results, "owstack+secure", k),
+         "<=", 1.0, "ms", "1000/rps(owstack+secure) - 1000/rps(owstack), {0}"),
+    ]  # fmt: skip
+    return [
+        _bar(label.format(key), value(key), op, limit, unit, how.format(key))
+        for label, value, op, limit, unit, how in specs
+        for key in ("chat@16", "stream@16")
+    ]
 
 
 # Markdown -----------------------------------------------------------------------------------------------

@@ -111,3 +111,20 @@ def test_bars_pass_and_fail() -> None:
     assert verdicts["idle RSS before the model loads"] == (55.0, "PASS")
     results["contenders"].pop("litellm")
     assert report.bars(results)[0]["result"] == "n/a"
+
+
+def test_the_metering_bar_pairs_each_round_with_its_own_core_run() -> None:
+    """Rounds 1-3, core 1000/2000/1000 req/s and metering 950/1500/920: the ratio of the medians is
+    950/1000 = 0.95, the rounds' own ratios 0.95, 0.75, 0.92, whose median is 0.92."""
+    core = {"rps": 1000, "rps_rounds": [1000, 2000, 1000], "latency_ms": {}}
+    metering = {"rps": 950, "rps_rounds": [950, 1500, 920], "latency_ms": {}}
+    results = {
+        "contenders": {"owstack": {"runs": {"chat@16": core}}, "owstack+metering": {"runs": {"chat@16": metering}}}
+    }
+    verdicts = {b["bar"]: (b["value"], b["result"]) for b in report.variant_criteria(results)}
+    assert verdicts["metering on vs off, req/s chat@16 (issue 3)"] == (0.95, "PASS")
+    assert verdicts["metering on vs off, req/s chat@16, median of the rounds' own ratios (issue 3)"] == (0.92, "PASS")
+    assert verdicts["metering on vs off, req/s stream@16, median of the rounds' own ratios (issue 3)"][1] == "n/a"
+    metering["rps_rounds"] = [950, 1500]  # fewer than three rounds: no paired figure
+    verdicts = {b["bar"]: (b["value"], b["result"]) for b in report.variant_criteria(results)}
+    assert verdicts["metering on vs off, req/s chat@16, median of the rounds' own ratios (issue 3)"][1] == "n/a"

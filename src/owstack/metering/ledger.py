@@ -8,7 +8,7 @@ documented in docs/metering.md, and every query reads that view (`ledger` below)
 per request cost the writer more than everything else it did (bench/ledger_rows.py); the compact row is
 what keeps metering within a few microseconds of the request.
 
-    write_values(engine, rows, dims)   the writer's path: rows from `record.row_values`
+    write_values(conn, rows, dims)     the writer's path: rows from `record.row_values`
     write_batch(engine, dicts)         any caller: dicts keyed by the view's columns (tests, imports)
 
 Migrations: `0001_ledger` created the wide table, `0003_ledger_compact` split it into these two tables and
@@ -263,15 +263,10 @@ def _copy_insert(conn: sa.Connection, values: Sequence[tuple[Any, ...]]) -> None
     conn.exec_driver_sql(move)
 
 
-def write_values(target: sa.Engine | sa.Connection, values: Sequence[tuple[Any, ...]], dims: Dims) -> None:
-    """`insert_values` in one transaction on `target` (an engine, or a connection kept open by its caller):
-    all of them or (on any error, which propagates) none."""
-    if isinstance(target, sa.Connection):
-        with target.begin():
-            interned = insert_values(target, values, dims)
-    else:
-        with target.begin() as conn:
-            interned = insert_values(conn, values, dims)
+def write_values(conn: sa.Connection, values: Sequence[tuple[Any, ...]], dims: Dims) -> None:
+    """`insert_values` in one transaction on `conn`: all of them or (on any error, which propagates) none."""
+    with conn.begin():
+        interned = insert_values(conn, values, dims)
     if interned:
         if len(dims.ids) + len(interned) > Dims.MAX_CACHED:  # e.g. clients inventing model names
             dims.ids.clear()
@@ -282,4 +277,5 @@ def write_batch(eng: sa.Engine, rows: Sequence[dict[str, Any]], dims: Dims | Non
     """Insert `rows` (dicts keyed by `COLUMNS`; missing keys are NULL, a missing id is assigned) in one
     transaction: all of them or (on any error, which propagates) none."""
     if rows:
-        write_values(eng, _params(eng.dialect.name, rows), dims if dims is not None else Dims())
+        with eng.connect() as conn:
+            write_values(conn, _params(eng.dialect.name, rows), dims if dims is not None else Dims())

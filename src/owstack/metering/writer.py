@@ -205,9 +205,7 @@ class LedgerWriter:
             )
             self._queue.clear()
             self._chunks.clear()
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
+        self._disconnect()
         with self._idle:
             self._idle.notify_all()
 
@@ -313,10 +311,11 @@ class LedgerWriter:
         return True
 
     def _disconnect(self) -> None:
+        """Drop the writer's connection (after a failed write, and at shutdown); the next write opens one."""
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
-                conn.invalidate()  # not back into the pool: its state is unknown
+                conn.invalidate()  # not back into the pool: after a failure its state is unknown
                 conn.close()
             except Exception:  # closing a broken connection may fail too; it is dropped either way
                 log.debug("ledger: closing a failed connection", exc_info=True)
