@@ -28,9 +28,9 @@ BATCH = 256
 
 
 def ledger_row(i: int) -> tuple[Any, ...]:
-    """A served chat request with upstream usage, as `record.row_values` makes it for SQLite (dims cached)."""
+    """A served chat request with upstream usage, as `record.row_values` makes it (dims cached)."""
     return (
-        new_id(), f"req_{i:016x}", "2026-11-27 17:00:00.123456", 1, 200, None, 0, 9, 8, 0, 0, 1, 0, 0.001, 0.0005,
+        new_id(), f"req_{i:016x}", 1796403600.123456, 1, 200, None, False, 9, 8, 0, 0, True, False, 0.001, 0.0005,
         1, '[{"backend":"upstream","outcome":"ok","latency_s":0.001}]', None, None, None, 2e-6,
     )  # fmt: skip
 
@@ -91,7 +91,7 @@ def main() -> None:
             None,
         )
         conn = eng.connect()  # as the writer: one connection for every batch
-        write_values(conn, [(new_id(), "warm", "2026-11-27 17:00:00.000000", key, *ledger_row(0)[4:])], dims)
+        write_values(conn, [(new_id(), "warm", 1796403600.0, key, *ledger_row(0)[4:])], dims)
         assert dims.ids == {key: 1}
         today = per_row_us(lambda r: write_values(conn, r, dims), [ledger_row(i) for i in range(n)])
         conn.close()

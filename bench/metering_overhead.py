@@ -1,6 +1,6 @@
 """How much the meter stage adds to one request, and how fast the ledger writer drains.
 
-    python bench/metering_overhead.py [--n 100000] [--url sqlite:///PATH]
+    python bench/metering_overhead.py [--n 100000] [--url sqlite:///PATH] [--writer process|thread]
 
 Prints microseconds per call of `MeterStage.after(ctx)` and of its parts (metrics, snapshot, queue
 append), against an empty stage's `after` (metering off), then the writer's records per second for
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import statistics
 import tempfile
 import time
@@ -95,13 +96,16 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000, help="calls per measurement")
     parser.add_argument("--url", help="ledger database (default: a temporary SQLite file)")
     parser.add_argument("--gguf", action="store_true", help="count the usage-less stream with the GGUF tokenizer")
+    parser.add_argument(
+        "--writer", choices=("process", "thread"), default="process", help="metering.writer (default: process)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.url or f"sqlite:///{Path(tmp) / 'bench.db'}"
         config = from_dict(
             {
                 "storage": {"url": url},
-                "metering": {"max_buffer": 10 * args.n},
+                "metering": {"max_buffer": 10 * args.n, "writer": args.writer},
                 "backends": {
                     "edge-local": {"engine": "llamacpp", "model": "smollm2-135m-instruct"},
                     "gpu": {"engine": "vllm", "url": "http://gpu:8000/v1", "model": "nemotron", "hardware": "8xH100"},
@@ -126,6 +130,7 @@ def main() -> None:
         writer.start()
         writer.flush(3600)
         drain_wall, drain_cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        child_cpu = process_cpu(getattr(writer.sink, "pid", None))  # the ledger process started with the first batch
         # 3. the stage while the writer works alongside it (GIL shared with the writer thread)
         busy = per_call_async_us(stage.after, ctxs, n)
         writer.flush(3600)
@@ -138,9 +143,20 @@ def main() -> None:
         print(f"  snapshot(ctx):                            {snap:6.2f} us/call")
         print(f"after(), metering on, writer draining:      {busy:6.2f} us/call (GIL shared with the writer)")
         print(
-            f"writer: {n / drain_wall:,.0f} records/s, {drain_cpu / n * 1e6:.0f} us CPU per record "
-            f"(count, price, INSERT); written {writer.written}, rejected {writer.rejected}, dropped {writer.dropped}"
+            f"writer ({args.writer}): {n / drain_wall:,.0f} records/s, {drain_cpu / n * 1e6:.1f} us CPU per record "
+            f"in the gateway's process (count, price, rows{', INSERT' if args.writer == 'thread' else ''}), "
+            f"{child_cpu / n * 1e6:.1f} in the ledger process; "
+            f"written {writer.written}, rejected {writer.rejected}, dropped {writer.dropped}"
         )
+
+
+def process_cpu(pid: int | None) -> float:
+    """utime + stime of a live process, in seconds (0 for None)."""
+    if pid is None:
+        return 0.0
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

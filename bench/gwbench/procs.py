@@ -169,13 +169,15 @@ def cpu_seconds(pid: int) -> float:
 
 
 def thread_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds of one process's main thread (the event loop) and of all its other threads together
-    (ledger and audit writers, executors: Python does not name OS threads, so they are not told apart)."""
-    out = {"main": 0.0, "other threads": 0.0}
+    """CPU seconds of one process's main thread (the event loop), of all its other threads together
+    (ledger and audit writers, executors: Python does not name OS threads, so they are not told apart), and
+    of its child processes (the ledger's SQL process)."""
+    out = {"main": 0.0, "other threads": 0.0, "child processes": 0.0}
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return out
     for tid in tasks:
         out["main" if int(tid) == pid else "other threads"] += _stat_cpu(f"/proc/{pid}/task/{tid}/stat")
+    out["child processes"] = sum(_stat_cpu(f"/proc/{p}/stat") for p in tree_pids(pid)[1:])
     return out

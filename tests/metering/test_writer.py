@@ -1,4 +1,5 @@
-"""The ledger writer: batches, flush on close, all-or-nothing with bisection, outage and retry, bounds."""
+"""The ledger writer: batches, flush on close, all-or-nothing with bisection, outage and retry, bounds; each
+with the SQL in the ledger's child process (the default) and on the writer thread."""
 
 from __future__ import annotations
 
@@ -15,9 +16,20 @@ from owstack.metering.record import snapshot
 from owstack.metering.writer import LedgerWriter
 
 
-def writer(url: str, **options: Any) -> LedgerWriter:
+@pytest.fixture(params=["process", "thread"])
+def mode(request: pytest.FixtureRequest) -> str:
+    """Where the writer runs its SQL (`metering.writer`)."""
+    return str(request.param)
+
+
+def writer(url: str, mode: str, **options: Any) -> LedgerWriter:
     config = make_config(url)
-    defaults: dict[str, Any] = {"batch_size": 1000, "flush_interval_s": 60.0, "retry_max_s": 0.2}
+    defaults: dict[str, Any] = {
+        "batch_size": 1000,
+        "flush_interval_s": 60.0,
+        "retry_max_s": 0.2,
+        "process": mode == "process",
+    }
     return LedgerWriter(
         url, pricing=Pricing.from_config(config), metrics=Metrics.from_config(config), **{**defaults, **options}
     )
@@ -37,18 +49,18 @@ def wait_for(predicate: Any, timeout: float = 10.0) -> bool:
     return predicate()
 
 
-def test_records_go_in_full_batches_and_close_flushes_the_rest(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from owstack.metering import ledger
-
-    w = writer(db_url, batch_size=10)
+def test_records_go_in_full_batches_and_close_flushes_the_rest(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    w = writer(db_url, mode, batch_size=10)
     sizes: list[int] = []
-    insert_values = ledger.insert_values
+    write = w.sink.write
 
-    def spy(conn: Any, values: Any, dims: Any) -> Any:  # one transaction per batch
+    def spy(values: Any) -> Any:  # one transaction per batch
         sizes.append(len(values))
-        return insert_values(conn, values, dims)
+        return write(values)
 
-    monkeypatch.setattr(ledger, "insert_values", spy)
+    monkeypatch.setattr(w.sink, "write", spy)
     submit(w, 25)  # queued before the thread starts: 10 or more waiting wakes it at once
     w.start()
     assert wait_for(lambda: w.written == 20)  # long before the 60 s interval: the full batches only
@@ -65,16 +77,16 @@ def test_records_go_in_full_batches_and_close_flushes_the_rest(db_url: str, monk
     assert sizes == [10, 10, 10, 3]
 
 
-def test_records_are_written_after_the_flush_interval(sqlite_url: str) -> None:
-    w = writer(sqlite_url, flush_interval_s=0.05)
+def test_records_are_written_after_the_flush_interval(sqlite_url: str, mode: str) -> None:
+    w = writer(sqlite_url, mode, flush_interval_s=0.05)
     w.start()
     submit(w, 3)
     assert wait_for(lambda: count(sqlite_url) == 3, timeout=5)
     w.close()
 
 
-def test_a_refused_record_is_isolated_and_every_other_record_written(db_url: str) -> None:
-    w = writer(db_url)
+def test_a_refused_record_is_isolated_and_every_other_record_written(db_url: str, mode: str) -> None:
+    w = writer(db_url, mode)
     w.start()
     submit(w, 6, prefix="good-a")
     submit(w, 1, prefix="bad", status=1000)  # outside the ledger's status check: the database refuses it
@@ -87,9 +99,11 @@ def test_a_refused_record_is_isolated_and_every_other_record_written(db_url: str
 
 
 @pytest.mark.postgres
-def test_an_outage_keeps_records_and_retries_until_the_database_is_back(pg_proxy: tuple[TcpProxy, str]) -> None:
+def test_an_outage_keeps_records_and_retries_until_the_database_is_back(
+    pg_proxy: tuple[TcpProxy, str], mode: str
+) -> None:
     proxy, url = pg_proxy
-    w = writer(url)
+    w = writer(url, mode)
     w.start()  # migrates through the proxy
     proxy.down()
     submit(w, 5)
@@ -102,9 +116,11 @@ def test_an_outage_keeps_records_and_retries_until_the_database_is_back(pg_proxy
 
 
 @pytest.mark.postgres
-def test_during_an_outage_the_buffer_is_bounded_and_drops_are_counted(pg_proxy: tuple[TcpProxy, str]) -> None:
+def test_during_an_outage_the_buffer_is_bounded_and_drops_are_counted(
+    pg_proxy: tuple[TcpProxy, str], mode: str
+) -> None:
     proxy, url = pg_proxy
-    w = writer(url, max_buffer=3)
+    w = writer(url, mode, max_buffer=3)
     w.start()
     proxy.down()
     submit(w, 10)  # the writer sleeps (60 s interval, batch of 1000): the queue takes 3, drops 7
@@ -119,9 +135,9 @@ def test_during_an_outage_the_buffer_is_bounded_and_drops_are_counted(pg_proxy: 
 
 
 @pytest.mark.postgres
-def test_shutdown_with_the_database_down_gives_up_after_its_timeout(pg_proxy: tuple[TcpProxy, str]) -> None:
+def test_shutdown_with_the_database_down_gives_up_after_its_timeout(pg_proxy: tuple[TcpProxy, str], mode: str) -> None:
     proxy, url = pg_proxy
-    w = writer(url, shutdown_timeout_s=0.5)
+    w = writer(url, mode, shutdown_timeout_s=0.5)
     w.start()
     proxy.down()
     submit(w, 4)
@@ -131,17 +147,17 @@ def test_shutdown_with_the_database_down_gives_up_after_its_timeout(pg_proxy: tu
     assert (w.written, w.dropped, w.depth) == (0, 4, 0)
 
 
-def test_a_sqlite_file_that_cannot_be_opened_fails_at_start(tmp_path: Any) -> None:
+def test_a_sqlite_file_that_cannot_be_opened_fails_at_start(tmp_path: Any, mode: str) -> None:
     url = f"sqlite:///{tmp_path / 'no-such-dir' / 'owstack.db'}"
     with pytest.raises(ConfigError, match=r"^storage\.url: cannot use the database at sqlite:///.*unable to open"):
-        writer(url).start()
+        writer(url, mode).start()
 
 
 @pytest.mark.postgres
-def test_a_postgres_server_down_at_start_is_waited_for(pg_proxy: tuple[TcpProxy, str]) -> None:
+def test_a_postgres_server_down_at_start_is_waited_for(pg_proxy: tuple[TcpProxy, str], mode: str) -> None:
     proxy, url = pg_proxy
     proxy.down()
-    w = writer(url)
+    w = writer(url, mode)
     w.start()  # not an error: the migration is retried by the writer thread
     submit(w, 2)
     assert not w.flush(0.5)
@@ -151,3 +167,35 @@ def test_a_postgres_server_down_at_start_is_waited_for(pg_proxy: tuple[TcpProxy,
     w.close()
     submit(w, 1)  # after close nothing is queued any more: counted as dropped
     assert w.dropped == 1 and w.depth == 0
+
+
+def test_a_ledger_process_that_dies_is_replaced_and_loses_nothing(db_url: str) -> None:
+    import os
+    import signal
+
+    from owstack.metering.sink import ProcessSink
+
+    w = writer(db_url, "process")
+    w.start()
+    submit(w, 3, prefix="before")
+    assert w.flush(30)
+    sink = w.sink
+    assert isinstance(sink, ProcessSink) and sink.pid is not None and sink.pid != os.getpid()
+    first = sink.pid
+    with open(f"/proc/{first}/cmdline", "rb") as fh:  # the URL (and any password in it) goes over the pipe
+        assert db_url.encode() not in fh.read()
+    os.kill(first, signal.SIGKILL)
+    submit(w, 4, prefix="after")
+    assert w.flush(30)  # the batch sent to the dead process fails as an outage, and goes to a new one
+    assert sink.pid not in (None, first)
+    assert count(db_url) == 7 and (w.written, w.rejected, w.dropped) == (7, 0, 0)
+    w.close()
+    assert sink.pid is None  # close ends the process
+
+
+def test_an_in_memory_database_is_written_by_the_thread() -> None:
+    from owstack.metering.sink import InlineSink, ProcessSink
+
+    assert isinstance(writer("sqlite:////tmp/x.db", "process").sink, ProcessSink)
+    assert isinstance(writer("sqlite:////tmp/x.db", "thread").sink, InlineSink)
+    assert isinstance(writer("sqlite:///:memory:", "process").sink, InlineSink)  # it exists in this process only

@@ -5,7 +5,7 @@ Every field has a default; `metering: {}` (or no section) meters every request i
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -22,6 +22,11 @@ DEFAULT_COUNTERFACTUAL: dict[str, str] = {
 class MeteringSection(Section):
     #: record every request in the ledger (off: only the Prometheus metrics that need no ledger)
     enabled: bool = True
+    #: where the ledger's SQL runs: "process", a child process of the gateway (python -m owstack.metering.sink;
+    #: its CPU never holds the gateway's interpreter lock), or "thread", the writer thread itself (one
+    #: process fewer; costs the gateway throughput under load, docs/metering.md). An in-memory SQLite
+    #: database is always written by the thread.
+    writer: Literal["process", "thread"] = "process"
     #: write a batch as soon as this many records are waiting
     batch_size: Annotated[int, Field(ge=1, le=10_000)] = 1024
     #: ... or when the oldest waiting record is this old

@@ -18,6 +18,7 @@ the view. Keep the declarations below and the migrations in step (a new column i
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -96,7 +97,7 @@ ROW_COLUMNS: tuple[str, ...] = tuple(c.name for c in ledger_rows.columns)
 DIM_COLUMNS: tuple[str, ...] = tuple(c.name for c in ledger_dims.columns)[2:]
 #: each dims column's longest string (0: not a string column)
 _DIM_LIMITS = tuple(getattr(ledger_dims.c[n].type, "length", None) or 0 for n in DIM_COLUMNS)
-_DIM_INDEX = ROW_COLUMNS.index("dim")
+assert ROW_COLUMNS[2:4] == ("received_at", "dim")  # where insert_values converts
 
 #: the view's columns, in the order of 0001's wide table (each from one of the two tables, but for `day`,
 #: the UTC date of received_at, for --by day, and `fallbacks`, attempts - 1)
@@ -160,20 +161,43 @@ class Dims:
             out[key] = int(conn.execute(sa.select(ledger_dims.c.id).where(ledger_dims.c.key == text)).scalar_one())
         return out
 
+    def remember(self, interned: dict[tuple[Any, ...], int]) -> None:
+        """Cache ids interned by a committed transaction."""
+        if interned:
+            if len(self.ids) + len(interned) > self.MAX_CACHED:  # e.g. clients inventing model names
+                self.ids.clear()
+            self.ids.update(interned)
+
 
 # writing ---------------------------------------------------------------------------------------------------
 
 
-def _sqlite_datetime(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's own SQLite format
+_second_cache: dict[int, str] = {}
 
 
-def _params(dialect: str, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+def _sqlite_time(ts: float) -> str:
+    """received_at as SQLAlchemy stores it in SQLite, formatting each UTC second once."""
+    second = int(ts)
+    micro = round((ts - second) * 1_000_000)  # rounded as datetime.fromtimestamp rounds
+    if micro >= 1_000_000:
+        second, micro = second + 1, micro - 1_000_000
+    prefix = _second_cache.get(second)
+    if prefix is None:
+        if len(_second_cache) > 64:
+            _second_cache.clear()
+        prefix = _second_cache[second] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
+    return f"{prefix}.{micro:06d}"
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def _params(rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
     """Dicts keyed by `COLUMNS` (missing keys are NULL) as `row_values` tuples: the dims' key tuple in
-    place of `dim`, values in the driver's types."""
+    place of `dim`, received_at as a POSIX timestamp (a naive datetime is local time, as Python takes it)."""
     from owstack.metering.record import new_id
 
-    sqlite = dialect == "sqlite"
     out = []
     for row in rows:
         values: list[Any] = []
@@ -183,10 +207,8 @@ def _params(dialect: str, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...
                 value = tuple(row.get(n) for n in DIM_COLUMNS)
             elif name == "attempt_log" and value is not None:
                 value = json.dumps(value, separators=(",", ":"))
-            elif sqlite and isinstance(value, datetime):
-                value = _sqlite_datetime(value)
-            elif sqlite and isinstance(value, bool):
-                value = int(value)
+            elif isinstance(value, datetime):
+                value = value.timestamp()
             values.append(value)
         if values[0] is None:
             values[0] = new_id()
@@ -208,20 +230,22 @@ _MULTI_ROWS = 512
 
 
 def insert_values(conn: sa.Connection, values: Sequence[tuple[Any, ...]], dims: Dims) -> dict[tuple[Any, ...], int]:
-    """Insert `row_values` tuples (the dims' id, or their key tuple when not cached, at `dim`).
+    """Insert `row_values` tuples (received_at as a POSIX timestamp; at `dim`, the dims' id, or their key
+    tuple when not cached).
 
     SQLite: multi-row INSERTs of up to 512 rows rather than an executemany (the driver releases Python's GIL
     once per statement instead of once per row). PostgreSQL: COPY into a per-session staging table, then
     one INSERT ... SELECT (`_copy_insert`). Returns the dims interned on the way (cache them after commit)."""
-    i = _DIM_INDEX
-    fresh = {v[i] for v in values if type(v[i]) is tuple}
+    fresh = {v[3] for v in values if type(v[3]) is tuple}
     interned: dict[tuple[Any, ...], int] = {}
+    ids = dims.ids
     if fresh:
-        cached = {key: dims.ids[key] for key in fresh if key in dims.ids}
-        interned = dims.resolve(conn, fresh - cached.keys())
-        ids = {**cached, **interned}
-        values = [v if type(v[i]) is not tuple else (*v[:i], ids[v[i]], *v[i + 1 :]) for v in values]
+        interned = dims.resolve(conn, fresh - ids.keys())
+        ids = {**ids, **interned}
     dialect = conn.dialect.name
+    when = _sqlite_time if dialect == "sqlite" else _utc
+    # the driver's types: received_at as the dialect stores it, the dims' id at `dim`
+    values = [(v[0], v[1], when(v[2]), v[3] if type(v[3]) is int else ids[v[3]], *v[4:]) for v in values]
     if dialect != "sqlite":
         _copy_insert(conn, values)
         return interned
@@ -263,14 +287,13 @@ def _copy_insert(conn: sa.Connection, values: Sequence[tuple[Any, ...]]) -> None
     conn.exec_driver_sql(move)
 
 
-def write_values(conn: sa.Connection, values: Sequence[tuple[Any, ...]], dims: Dims) -> None:
-    """`insert_values` in one transaction on `conn`: all of them or (on any error, which propagates) none."""
+def write_values(conn: sa.Connection, values: Sequence[tuple[Any, ...]], dims: Dims) -> dict[tuple[Any, ...], int]:
+    """`insert_values` in one transaction on `conn`: all of them or (on any error, which propagates) none.
+    Returns the dims interned (and now cached in `dims`)."""
     with conn.begin():
         interned = insert_values(conn, values, dims)
-    if interned:
-        if len(dims.ids) + len(interned) > Dims.MAX_CACHED:  # e.g. clients inventing model names
-            dims.ids.clear()
-        dims.ids.update(interned)
+    dims.remember(interned)
+    return interned
 
 
 def write_batch(eng: sa.Engine, rows: Sequence[dict[str, Any]], dims: Dims | None = None) -> None:
@@ -278,4 +301,4 @@ def write_batch(eng: sa.Engine, rows: Sequence[dict[str, Any]], dims: Dims | Non
     transaction: all of them or (on any error, which propagates) none."""
     if rows:
         with eng.connect() as conn:
-            write_values(conn, _params(eng.dialect.name, rows), dims if dims is not None else Dims())
+            write_values(conn, _params(rows), dims if dims is not None else Dims())

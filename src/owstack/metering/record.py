@@ -2,7 +2,7 @@
 
 `snapshot(ctx)` copies the context's scalar fields and keeps references to the output text and the
 request messages (not joined, not counted): the expensive part, counting and pricing, is the writer's
-(`LedgerWriter._build`, then `row_values`), on its own thread.
+(`LedgerWriter._rows`, then `row_values`), on its own thread; the SQL in the ledger's process (`sink`).
 """
 
 from __future__ import annotations
@@ -10,9 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from owstack.pipeline.context import Attempt, RequestContext
@@ -97,23 +95,6 @@ def new_id() -> int:
     return _ID_PREFIX + next(_ID_COUNTER)
 
 
-_second_cache: dict[int, str] = {}
-
-
-def _sqlite_time(ts: float) -> str:
-    """received_at as SQLAlchemy stores it in SQLite, formatting each UTC second once."""
-    second = int(ts)
-    micro = round((ts - second) * 1_000_000)  # rounded as datetime.fromtimestamp rounds
-    if micro >= 1_000_000:
-        second, micro = second + 1, micro - 1_000_000
-    prefix = _second_cache.get(second)
-    if prefix is None:
-        if len(_second_cache) > 64:
-            _second_cache.clear()
-        prefix = _second_cache[second] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
-    return f"{prefix}.{micro:06d}"
-
-
 _log_prefix: dict[tuple[str, str], str] = {}
 
 
@@ -138,12 +119,12 @@ def row_values(
     tokens: tuple[int, int, int, int],
     estimated: bool,
     costs: tuple[Any, ...],
-    sqlite: bool,
     dims: dict[tuple[Any, ...], int] | None = None,
 ) -> tuple[Any, ...]:
-    """The ledger row of one record as a tuple in `ledger.ROW_COLUMNS` order, ready for the driver: the
-    writer's fast path. `costs` in `costs.Costs` order. At `dim`, the id from `dims` (the ledger's cache),
-    or the `ledger.DIM_COLUMNS` key tuple when it is not cached yet (the ledger interns it as it writes)."""
+    """The ledger row of one record as a tuple in `ledger.ROW_COLUMNS` order: the writer's fast path, plain
+    values only (received_at as the POSIX timestamp; `ledger.insert_values` converts it for the dialect).
+    `costs` in `costs.Costs` order. At `dim`, the id from `dims` (the ledger's cache), or the
+    `ledger.DIM_COLUMNS` key tuple when it is not cached yet (the ledger interns it as it writes)."""
     cost_usd, cost_kind, capital_usd, utilization, counterfactual_usd, counterfactual_model = costs
     key = (
         p.tenant, p.key_id, p.protocol, p.layer, p.backend, p.engine, p.model, p.stream, p.finish_reason,
@@ -158,15 +139,8 @@ def row_values(
     attempts = p.attempts
     log = _attempt_log(attempts) if attempts else None
     prompt, completion, reasoning, cached = tokens
-    reported = p.usage.reported
-    if sqlite:
-        return (
-            new_id(), request_id, _sqlite_time(p.received_at), dim, p.status, error, int(p.client_disconnected),
-            prompt, completion, reasoning, cached, int(reported), int(estimated),
-            p.latency_s, p.ttft_s, len(attempts), log, cost_usd, capital_usd, utilization, counterfactual_usd,
-        )  # fmt: skip
     return (
-        new_id(), request_id, datetime.fromtimestamp(p.received_at, UTC), dim, p.status, error,
-        p.client_disconnected, prompt, completion, reasoning, cached, reported, estimated,
+        new_id(), request_id, p.received_at, dim, p.status, error, p.client_disconnected,
+        prompt, completion, reasoning, cached, p.usage.reported, estimated,
         p.latency_s, p.ttft_s, len(attempts), log, cost_usd, capital_usd, utilization, counterfactual_usd,
     )  # fmt: skip

@@ -1,4 +1,5 @@
-"""The ledger writer: a background thread that counts, prices and writes records in batches.
+"""The ledger writer: a background thread that counts and prices records, and writes them in batches
+through a child process (`sink.ProcessSink`; `metering.writer: thread` keeps the SQL on this thread).
 
     writer = LedgerWriter.from_config(config, pricing, metrics)
     writer.start()                 # migrates the schema, starts the thread
@@ -6,15 +7,15 @@
     writer.flush(timeout)          # wait until everything submitted so far is written (tests, admin)
     await writer.aclose()          # graceful shutdown: flush everything, then stop
 
-Batches: up to `batch_size` records per INSERT (one executemany in one transaction), written as soon
-as `batch_size` records wait or every `flush_interval_ms`. A batch is all or nothing. When the database
-refuses a batch (a constraint, a value it cannot hold) the batch is split in halves and retried until
-the refused record is alone; it is then logged by request id and counted as rejected, and every other
-record is written. When the database is unreachable the batch is kept and retried with exponential
-backoff (up to `retry_max_s`) while new records wait in the queue, at most `max_buffer` of them; beyond
-that new records are dropped and counted (owstack_ledger_dropped_records_total). Inserts are
-idempotent (each record carries a random id; a duplicate id is ignored), so a batch whose commit was
-acknowledged late is never written twice.
+Batches: up to `batch_size` records per transaction, written as soon as `batch_size` records wait (full
+batches only; the remainder joins the next) or every `flush_interval_ms` (everything waiting). A batch is all
+or nothing. When the database refuses a batch (a constraint, a value it cannot hold) the batch is split in
+halves and retried until the refused record is alone; it is then logged by request id and counted as rejected,
+and every other record is written. When the database is unreachable the batch is kept and retried with
+exponential backoff (up to `retry_max_s`) while new records wait in the queue, at most `max_buffer` of them;
+beyond that new records are dropped and counted (owstack_ledger_dropped_records_total). A ledger process that
+dies is an outage too: the batch is sent again to a new one. Inserts are idempotent (each record carries a
+random id; a duplicate id is ignored), so a batch whose commit was acknowledged late is never written twice.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from owstack.metering.costs import Pricing, Rate, Utilization
 from owstack.metering.record import Pending, busy_seconds, row_values
+from owstack.metering.sink import InlineSink, ProcessSink, SinkError, make_sink
 from owstack.metering.tokens import Estimate, Tokenizers
 
 if TYPE_CHECKING:
@@ -54,6 +56,7 @@ class LedgerWriter:
         shutdown_timeout_s: float = 10.0,
         utilization_window_s: float = 3600.0,
         utilization_refresh_s: float = 60.0,
+        process: bool = True,
     ) -> None:
         self.url = url
         self.pricing = pricing
@@ -66,6 +69,8 @@ class LedgerWriter:
         self.shutdown_timeout_s = shutdown_timeout_s
         self.utilization_window_s = utilization_window_s
         self.utilization_refresh_s = utilization_refresh_s
+        #: write through a child process (`sink.ProcessSink`) rather than on the writer thread
+        self.process = process
         self.written = self.rejected = self.dropped = self.failures = 0
         #: each self-hosted backend's load, re-measured from the ledger every utilization_refresh_s
         self.load: dict[str, Utilization] = {}
@@ -76,16 +81,13 @@ class LedgerWriter:
         self._idle = threading.Condition()
         self._thread: threading.Thread | None = None
         self._engine: sa.Engine | None = None
-        self._conn: sa.Connection | None = None  # the writer's own, kept open between batches
+        #: where the batches are written (the child process starts with the first batch)
+        self.sink: InlineSink | ProcessSink = make_sink(url, process=process)
         self._ready = False
         self._retry_at = 0.0
         self._backoff = 0.0
         self._load_at = 0.0
         self._estimate = Estimate()
-        from owstack.metering.ledger import Dims
-
-        #: the ledger_dims ids of this database, cached (rows carry the id, or the key until interned)
-        self._dims = Dims()
         if metrics is not None:
             metrics.attach(self)
 
@@ -106,6 +108,7 @@ class LedgerWriter:
             shutdown_timeout_s=m.shutdown_timeout_s,
             utilization_window_s=m.utilization_window_s,
             utilization_refresh_s=m.utilization_refresh_s,
+            process=m.writer == "process",
         )
 
     # the request's side ------------------------------------------------------------------------------
@@ -205,7 +208,7 @@ class LedgerWriter:
             )
             self._queue.clear()
             self._chunks.clear()
-        self._disconnect()
+        self.sink.close()
         with self._idle:
             self._idle.notify_all()
 
@@ -275,32 +278,26 @@ class LedgerWriter:
 
     def _write_chunks(self) -> bool:
         """Write the built chunks in order; split refused ones; False (keep them) on an outage."""
-        from owstack.metering.ledger import write_values
-        from owstack.storage import is_outage
-
-        assert self._engine is not None
+        sink = self.sink
         while self._chunks:
             chunk = self._chunks[0]
             try:
-                if self._conn is None:  # one connection for every batch: no pool checkout, ping or reset each time
-                    self._conn = self._engine.connect()
-                write_values(self._conn, chunk, self._dims)
-            except Exception as exc:
-                self._disconnect()  # whatever failed, the next batch starts on a fresh connection
-                if is_outage(exc):
+                sink.write(chunk)
+            except SinkError as exc:
+                if exc.outage:
                     self.failures += 1
                     if self._backoff == 0.0:
                         log.warning(
                             "ledger: database %s unreachable (%s); keeping %d records and retrying",
                             self._safe_url(),
-                            type(exc).__name__,
+                            exc.reason,
                             self.depth,
                         )
                     self._schedule_retry()
                     return False
                 self._chunks.pop(0)
                 if len(chunk) == 1:
-                    self._reject(chunk[0], exc)
+                    self._reject(chunk[0], exc.reason)
                 else:
                     mid = len(chunk) // 2
                     self._chunks[0:0] = [chunk[:mid], chunk[mid:]]
@@ -310,19 +307,8 @@ class LedgerWriter:
             self._backoff = 0.0
         return True
 
-    def _disconnect(self) -> None:
-        """Drop the writer's connection (after a failed write, and at shutdown); the next write opens one."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.invalidate()  # not back into the pool: after a failure its state is unknown
-                conn.close()
-            except Exception:  # closing a broken connection may fail too; it is dropped either way
-                log.debug("ledger: closing a failed connection", exc_info=True)
-
-    def _reject(self, row: tuple[Any, ...], exc: BaseException) -> None:
+    def _reject(self, row: tuple[Any, ...], reason: str) -> None:
         self.rejected += 1
-        reason = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
         log.error("ledger: the database refused the record of request %s: %s", row[1], reason)
 
     def _save_metrics(self) -> None:
@@ -345,9 +331,7 @@ class LedgerWriter:
         """Count (when the upstream sent no usage), price, and make the ledger rows of a batch; add their
         costs to the metrics once per batch. The writer's per-record path: keep it to arithmetic and
         tuples (every microsecond here is one the event loop loses on a shared core, docs/metering.md)."""
-        assert self._engine is not None
-        sqlite = self._engine.dialect.name == "sqlite"
-        rate_of, load, dims = self.pricing.rate, self.load, self._dims.ids
+        rate_of, load, dims = self.pricing.rate, self.load, self.sink.dims.ids
         spent: dict[Rate, list[float]] = {}  # the batch's cost and counterfactual per rate, for the metrics
         rows = []
         for item in batch:
@@ -371,7 +355,7 @@ class LedgerWriter:
                     total = spent[rate] = [0.0, 0.0]
                 total[0] += cost or 0.0
                 total[1] += cf or 0.0
-            rows.append(row_values(item, tokens, estimated, costs, sqlite, dims))
+            rows.append(row_values(item, tokens, estimated, costs, dims))
         if self.metrics is not None:
             for rate, (cost, cf) in spent.items():
                 self.metrics.add_cost(rate.layer, rate.name, rate.cost, cost)
