@@ -316,7 +316,7 @@ def write_results(results: dict[str, Any], args: argparse.Namespace, started: dt
     text = json.dumps(results, indent=2, default=str) + "\n"
     path.write_text(text)
     print(f"results: {path}")
-    if not args.quick:
+    if not (args.quick or args.skip_litellm or args.skip_gateway or args.skip_embedded):  # a full run only
         (args.results_dir / "latest.json").write_text(text)
         print(f"results: {args.results_dir / 'latest.json'}")
 
