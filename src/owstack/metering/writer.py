@@ -288,7 +288,7 @@ class LedgerWriter:
                     self.failures += 1
                     if self._backoff == 0.0:
                         log.warning(
-                            "ledger: database %s unreachable (%s); keeping %d records and retrying",
+                            "ledger: cannot write to %s (%s); keeping %d records and retrying",
                             self._safe_url(),
                             exc.reason,
                             self.depth,
