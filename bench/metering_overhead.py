@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import os
 import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+from gwbench.procs import cpu_seconds
 
 from owstack.config.load import from_dict
 from owstack.metering.record import snapshot
@@ -130,7 +131,8 @@ def main() -> None:
         writer.start()
         writer.flush(3600)
         drain_wall, drain_cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-        child_cpu = process_cpu(getattr(writer.sink, "pid", None))  # the ledger process started with the first batch
+        pid = getattr(writer.sink, "pid", None)
+        child_cpu = cpu_seconds(pid) if pid is not None else 0.0  # the ledger process started with the first batch
         # 3. the stage while the writer works alongside it (GIL shared with the writer thread)
         busy = per_call_async_us(stage.after, ctxs, n)
         writer.flush(3600)
@@ -148,15 +150,6 @@ def main() -> None:
             f"{child_cpu / n * 1e6:.1f} in the ledger process; "
             f"written {writer.written}, rejected {writer.rejected}, dropped {writer.dropped}"
         )
-
-
-def process_cpu(pid: int | None) -> float:
-    """utime + stime of a live process, in seconds (0 for None)."""
-    if pid is None:
-        return 0.0
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

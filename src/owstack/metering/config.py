@@ -23,9 +23,9 @@ class MeteringSection(Section):
     #: record every request in the ledger (off: only the Prometheus metrics that need no ledger)
     enabled: bool = True
     #: where the ledger's SQL runs: "process", a child process of the gateway (python -m owstack.metering.sink;
-    #: its CPU never holds the gateway's interpreter lock), or "thread", the writer thread itself (one
-    #: process fewer; costs the gateway throughput under load, docs/metering.md). An in-memory SQLite
-    #: database is always written by the thread.
+    #: off the gateway's interpreter lock, in parallel where a core is spare; about 53 MB), or "thread", the
+    #: writer thread itself (one process fewer; the same CPU in the gateway's process, docs/metering.md).
+    #: An in-memory SQLite database is always written by the thread.
     writer: Literal["process", "thread"] = "process"
     #: write a batch as soon as this many records are waiting
     batch_size: Annotated[int, Field(ge=1, le=10_000)] = 1024

@@ -5,11 +5,11 @@
     sink.dims.ids                      # the ledger_dims ids known so far (the writer puts them in its rows)
     sink.close()
 
-Why a process: the writer thread shares the gateway's interpreter lock with the event loop. Measured in the
-gateway benchmark (docs/metering.md, "Third pass"), the writer's SQL slowed the event loop by far more than the
-CPU it used itself; a writer that built the rows and dropped them cost nothing measurable. So the gateway's
-side of metering stops at pricing the records and making the rows (plain tuples, `record.row_values`); the
-child (`python -m owstack.metering.sink`) binds and writes them, and its CPU never holds the gateway's lock.
+Why a process: the SQL was most of the writer's work, and on its thread it runs inside the gateway's process,
+under its interpreter lock. Here the gateway's side of metering stops at pricing the records and making the
+rows (plain tuples, `record.row_values`); the child (`python -m owstack.metering.sink`) binds and writes them
+off that lock, and in parallel wherever the gateway has a core to spare. It does not make the work smaller:
+on one shared core the total is the same (docs/metering.md, "Third pass").
 
 The protocol, over the child's stdin and stdout: each message is a 4-byte little-endian length and a pickle.
 The parent sends the storage URL first (not on the command line, where `ps` would show its password), then
@@ -50,11 +50,6 @@ class SinkError(Exception):
         self.outage = outage
 
 
-def _reason(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return (text.splitlines() or [type(exc).__name__])[0][:200]
-
-
 class InlineSink:
     """Writes on the calling thread through one kept connection (no pool checkout, ping or reset per batch;
     dropped after any error, so that the next batch starts on a fresh one)."""
@@ -67,7 +62,7 @@ class InlineSink:
     def write(self, rows: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], int]:
         """Write `rows` in one transaction; return the dims it interned (already in `self.dims`)."""
         from owstack.metering.ledger import write_values
-        from owstack.storage import engine, is_outage
+        from owstack.storage import engine, error_reason, is_outage
 
         try:
             if self._conn is None:
@@ -75,7 +70,7 @@ class InlineSink:
             return write_values(self._conn, rows, self.dims)
         except Exception as exc:
             self.close()
-            raise SinkError(_reason(exc), outage=is_outage(exc)) from exc
+            raise SinkError(error_reason(exc), outage=is_outage(exc)) from exc
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -114,7 +109,7 @@ class ProcessSink:
         kind, detail = answer
         if kind == "ok":
             self.dims.remember(detail)
-            return dict(detail)
+            return detail
         raise SinkError(str(detail), outage=kind == "outage")
 
     def close(self) -> None:
@@ -161,15 +156,9 @@ class ProcessSink:
 def make_sink(url: str, *, process: bool = True) -> InlineSink | ProcessSink:
     """A `ProcessSink`, or an `InlineSink` when asked or when the database is an in-memory SQLite one (it
     exists in this process only)."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from owstack.storage import in_memory
 
-    try:
-        parsed = make_url(url)
-        memory = parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
-    except (ArgumentError, ValueError):  # reported, naming storage.url, when the writer starts
-        memory = False
-    return ProcessSink(url) if process and not memory else InlineSink(url)
+    return ProcessSink(url) if process and not in_memory(url) else InlineSink(url)
 
 
 def _send(out: IO[bytes], message: Any) -> None:

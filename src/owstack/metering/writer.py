@@ -257,7 +257,7 @@ class LedgerWriter:
         """Upgrade the schema; True when ready. Outages are retried later; other errors are raised at
         start and logged (and retried) afterwards."""
         from owstack.errors import ConfigError
-        from owstack.storage import engine, is_outage, migrate
+        from owstack.storage import engine, error_reason, is_outage, migrate
 
         try:
             if self._engine is None:
@@ -267,8 +267,9 @@ class LedgerWriter:
             sqlite = self._engine is not None and self._engine.dialect.name == "sqlite"
             if raise_errors and (sqlite or not is_outage(exc)):
                 # a local file that cannot be opened, or a schema owstack cannot upgrade: fail at start
-                reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
-                raise ConfigError(f"storage.url: cannot use the database at {self._safe_url()}: {reason}") from exc
+                raise ConfigError(
+                    f"storage.url: cannot use the database at {self._safe_url()}: {error_reason(exc)}"
+                ) from exc
             log.warning("ledger: cannot migrate %s yet (%s); retrying", self._safe_url(), type(exc).__name__)
             self._schedule_retry()
             return False

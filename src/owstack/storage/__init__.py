@@ -7,7 +7,7 @@ URLs: `sqlite:///owstack.db` (relative to the working directory), `sqlite:////ab
 `postgresql://user:password@host:5432/db` (driven by psycopg 3).
 """
 
-from owstack.storage.db import dispose, engine, is_outage, safe_url
+from owstack.storage.db import dispose, engine, error_reason, in_memory, is_outage, safe_url
 from owstack.storage.migrate import migrate
 
-__all__ = ["dispose", "engine", "is_outage", "migrate", "safe_url"]
+__all__ = ["dispose", "engine", "error_reason", "in_memory", "is_outage", "migrate", "safe_url"]

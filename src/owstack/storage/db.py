@@ -3,6 +3,8 @@
     engine("sqlite:///owstack.db")            WAL journal, busy timeout, explicit BEGIN (transactional DDL)
     engine("postgresql://user@host/db")      the psycopg 3 driver (postgresql+psycopg), pre-ping
     is_outage(exc)                            True for errors worth retrying (database down, locked)
+    error_reason(exc)                         the driver's first line of a database error, for messages
+    in_memory(url)                            True for an in-memory SQLite URL (it exists in one process only)
     safe_url(url)                             the URL with its password masked, for messages and logs
 
 Engines are cached per URL for the life of the process; `dispose()` closes them (tests, shutdown).
@@ -98,8 +100,24 @@ def _pg_engine(url: URL) -> Engine:
     )
 
 
+def in_memory(url: str | URL) -> bool:
+    """True for an in-memory SQLite database (`sqlite://`, `sqlite:///:memory:`); False for anything else,
+    an unparsable URL included (`resolve_url` reports that)."""
+    try:
+        parsed = make_url(url)
+    except (exc.ArgumentError, ValueError):
+        return False
+    return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+
+
+def error_reason(error: BaseException) -> str:
+    """The first line of what the driver said (`orig`), or of the error itself, at most 200 characters."""
+    text = str(getattr(error, "orig", None) or error).strip()
+    return (text.splitlines() or [type(error).__name__])[0][:200]
+
+
 def _sqlite_engine(url: URL) -> Engine:
-    memory = url.database in (None, "", ":memory:")
+    memory = in_memory(url)
     kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}}
     if memory:
         kwargs["poolclass"] = StaticPool  # one shared connection, or each checkout would see a new database
