@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from owstack import storage
 from owstack.config.load import Config, from_dict
+from owstack.metering.journal import catch_up
 from owstack.metering.ledger import ledger
 from owstack.pipeline.context import Attempt, RequestContext
 from owstack.types import ChatRequest, Usage
@@ -71,11 +72,15 @@ def make_ctx(
 
 
 def rows(url: str) -> list[dict[str, Any]]:
+    """The ledger's rows, as a reader sees them (journaled batches moved in first)."""
+    catch_up(url)
     with storage.engine(url).connect() as conn:
         return [dict(r._mapping) for r in conn.execute(sa.select(ledger).order_by(ledger.c.request_id))]
 
 
 def count(url: str) -> int:
+    """How many rows the ledger holds, as a reader sees it (journaled batches moved in first)."""
+    catch_up(url)
     with storage.engine(url).connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(ledger)).scalar() or 0)
 

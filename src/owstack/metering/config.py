@@ -22,11 +22,20 @@ DEFAULT_COUNTERFACTUAL: dict[str, str] = {
 class MeteringSection(Section):
     #: record every request in the ledger (off: only the Prometheus metrics that need no ledger)
     enabled: bool = True
-    #: where the ledger's SQL runs: "process", a child process of the gateway (python -m owstack.metering.sink;
-    #: off the gateway's interpreter lock, in parallel where a core is spare; about 53 MB), or "thread", the
-    #: writer thread itself (one process fewer; the same CPU in the gateway's process, docs/metering.md).
+    #: where the ledger's SQL runs: "process", a child process of the gateway (python -m owstack.metering.sink,
+    #: about 55 MB) that journals each batch with one INSERT and moves it into the ledger's indexed table
+    #: when the traffic allows (docs/metering.md, "The journal"), or "thread", the writer thread itself,
+    #: straight into the table (one process fewer; the full SQL on the gateway's process at once).
     #: An in-memory SQLite database is always written by the thread.
     writer: Literal["process", "thread"] = "process"
+    #: the ledger process moves journaled batches into the ledger while at least this share of the CPUs it
+    #: may run on is idle (measured over 250 ms: the gateway is not saturating them; 0: always, so batches
+    #: move within a quarter second; above 1: never, but for the limit below, flushes and readers)...
+    journal_spare_cpu: Annotated[float, Field(ge=0, le=2)] = 0.25
+    #: ... and, while the journal holds more rows than this, one batch out for every batch in (so a
+    #: sustained saturation pays the full cost, a burst shorter than this many records does not). Readers
+    #: (`owstack usage`, `savings`, budget seeding) move what is journaled first. 0: move each batch at once.
+    journal_max_rows: Annotated[int, Field(ge=0, le=100_000_000)] = 200_000
     #: write a batch as soon as this many records are waiting
     batch_size: Annotated[int, Field(ge=1, le=10_000)] = 1024
     #: ... or when the oldest waiting record is this old

@@ -24,7 +24,7 @@ def _merge(states: list[dict[str, Any]], now: float) -> dict[str, Any]:
     series: dict[tuple[str, str], _Series] = {}
     counters: dict[str, dict[tuple[str, ...], float]] = {"fallbacks": {}, "breaker": {}, "upstream_errors": {}}
     ledger: dict[str, float] = {}
-    depth = 0.0
+    depth = journaled = 0.0
     for i, st in enumerate(states):
         for layer, backend, numbers in st.get("series", []):
             series.setdefault((layer, backend), _Series()).add(numbers)
@@ -37,7 +37,8 @@ def _merge(states: list[dict[str, Any]], now: float) -> dict[str, Any]:
             ledger[name] = ledger.get(name, 0) + n
         if i == 0 or st.get("time", 0) >= now - LIVE_S:  # the first state is this process's own
             depth += st.get("queue_depth", 0)
-    return {"series": series, **counters, "ledger": ledger, "queue_depth": depth}
+            journaled += st.get("journal_rows", 0)
+    return {"series": series, **counters, "ledger": ledger, "queue_depth": depth, "journal_rows": journaled}
 
 
 def _histogram(
@@ -88,6 +89,13 @@ def families(states: list[dict[str, Any]], *, now: float) -> list[Metric]:
         out.append(family)
     ledger = m["ledger"]
     out.append(GaugeMetricFamily("owstack_ledger_queue_depth", "Ledger records not yet written.", m["queue_depth"]))
+    out.append(
+        GaugeMetricFamily(
+            "owstack_ledger_journal_rows",
+            "Ledger records journaled by the ledger process, not yet moved into the ledger table.",
+            m["journal_rows"],
+        )
+    )
     for name, doc in (
         ("written", "Ledger records written."),
         ("rejected", "Ledger records the database refused (logged by request id)."),

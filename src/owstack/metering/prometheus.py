@@ -8,7 +8,7 @@
     owstack_fallbacks_total{layer}
     owstack_breaker_transitions_total{backend,state}             state: closed, open, half_open, other
     owstack_upstream_errors_total{backend,code}                  code: owstack's error codes, else other
-    owstack_ledger_queue_depth, owstack_ledger_{written,rejected,dropped}_records_total,
+    owstack_ledger_queue_depth, owstack_ledger_journal_rows, owstack_ledger_{written,rejected,dropped}_records_total,
     owstack_ledger_write_failures_total
 
 Label sets are bounded: `layer` is one of the layers, `backend` one of the configured backend names;
@@ -213,6 +213,7 @@ class Metrics:
             "upstream_errors": [[k[0], k[1], n] for k, n in list(self.upstream_errors.items())],
             "ledger": {name: getattr(w, name) for name in _LEDGER} if w is not None else {},
             "queue_depth": w.depth if w is not None else 0,
+            "journal_rows": w.journal_rows if w is not None else 0,
         }
 
     def save(self) -> None:

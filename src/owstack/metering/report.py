@@ -4,8 +4,10 @@
     usage(url, since, until, by) -> UsageReport   requests, errors, tokens, p50/p95 latency, TTFT, costs
     savings(url, capex_usd, now) -> dict          counterfactual minus actual; month projection; payback
 
-Sums and counts are computed by the database; percentiles (nearest rank) by one ORDER BY ... LIMIT 1
-OFFSET k query per group, which both SQLite and PostgreSQL answer from the same SQL.
+Each first moves whatever the ledger process has journaled into the ledger (`journal.catch_up`), so that a
+report counts every request accepted so far. Sums and counts are computed by the database; percentiles
+(nearest rank) by one ORDER BY ... LIMIT 1 OFFSET k query per group, which both SQLite and PostgreSQL
+answer from the same SQL.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from owstack.metering.journal import catch_up
 from owstack.metering.ledger import ledger
 from owstack.storage import engine
 from owstack.storage.db import resolve_url
@@ -82,6 +85,7 @@ def ledger_status(url: str) -> Status:
     eng = engine(url)
     if not sa.inspect(eng).has_table("ledger"):
         return "missing"
+    catch_up(url)
     with eng.connect() as conn:
         return "ok" if conn.execute(sa.select(ledger.c.id).limit(1)).first() else "empty"
 
@@ -147,6 +151,7 @@ def usage(url: str, since: datetime | None = None, until: datetime | None = None
     column = ledger.c[by]
     cond = _where(since, until)
     groups: list[Group] = []
+    catch_up(url)
     with engine(url).connect() as conn:
         rows = conn.execute(sa.select(column.label("key"), *_sums()).where(*cond).group_by(column)).all()
         for row in sorted(rows, key=lambda r: (r.key is None, str(r.key))):
@@ -219,6 +224,7 @@ def savings(
     already inside the self-hosted costs (`capital_usd`), since the capex is what that amortizes."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     month_start, month_end = _month_bounds(now)
+    catch_up(url)
     with engine(url).connect() as conn:
         to_date = _totals(conn, [])
         month = _totals(conn, _where(month_start, None))

@@ -1,43 +1,49 @@
-"""Where the ledger writer's batches go: the SQL, in a child process (the default) or on the writer's thread.
+"""Where the ledger writer's batches go: the ledger process (the default) or the writer's own thread.
 
     sink = make_sink(url)              # ProcessSink(url), or InlineSink(url) with process=False
-    sink.write(rows)                   # one all-or-nothing transaction; raises SinkError(reason, outage=...)
-    sink.dims.ids                      # the ledger_dims ids known so far (the writer puts them in its rows)
+    sink.write(rows)                   # accepted for good, or SinkError(reason, outage=...)
+    sink.settle()                      # everything accepted is now in ledger_rows (flush)
+    sink.take_rejected()               # rows the database refused since the last call (logged already)
     sink.close()
 
-Why a process: the SQL was most of the writer's work, and on its thread it runs inside the gateway's process,
-under its interpreter lock. Here the gateway's side of metering stops at pricing the records and making the
-rows (plain tuples, `record.row_values`); the child (`python -m owstack.metering.sink`) binds and writes them
-off that lock, and in parallel wherever the gateway has a core to spare. It does not make the work smaller:
-on one shared core the total is the same (docs/metering.md, "Third pass").
+`ProcessSink`: the rows go to the ledger process (`python -m owstack.metering.ledger_process`), which
+journals each batch with one INSERT (`journal.append`) and moves journaled batches into `ledger_rows` when
+the CPUs it runs on have time to spare, while the journal holds more than `journal_max_rows` rows (one
+batch out per batch in), on `settle`, and when the gateway stops. The gateway's process only prices the
+records and encodes each batch (`journal.encode`); the SQL that costs (docs/metering.md, "The journal")
+runs in another process, and while the gateway saturates its core it waits. `InlineSink`
+(`metering.writer: thread`) writes the rows straight into `ledger_rows` on the writer's thread.
 
-The protocol, over the child's stdin and stdout: each message is a 4-byte little-endian length and a pickle.
-The parent sends the storage URL first (not on the command line, where `ps` would show its password), then
-a list of rows per batch; the child answers ("ok", {dims key: id interned by that batch}) once the
-transaction has committed, or ("outage" | "refused", reason). The child writes one batch at a time, exits
-when its stdin closes (the gateway stopped, however it stopped) and ignores SIGINT and SIGTERM (the gateway
-decides when the ledger is flushed). When the child dies mid-batch, the batch counts as an outage and is
-sent again to a new child: inserts are idempotent (each row has its id), so a batch that had committed is
-not recorded twice. An in-memory SQLite database exists in one process only: it is always written inline.
+The protocol, over the child's stdin and stdout: each message is a 4-byte little-endian length, a kind byte
+and a body. The parent sends the settings first (JSON, with the storage URL: not on the command line, where
+`ps` would show its password), then `A` (a 4-byte row count and the batch's payload, stored as it comes) or
+`S` (settle); the child answers each with `["ok", {"rejected": n, "journal": rows}]`, or `["outage" |
+"refused", reason]`, in JSON. It exits when its stdin closes (the gateway stopped, however it stopped) and
+ignores SIGINT and SIGTERM (the gateway decides when the ledger is flushed). When the child dies mid-batch
+the batch counts as an outage and is sent again to a new child: rows have unique ids, so a batch that was
+journaled twice is recorded once. An in-memory SQLite database exists in one process only: it is always
+written inline.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import pickle
-import signal
 import struct
 import subprocess
 import sys
 from collections.abc import Sequence
 from typing import IO, Any
 
+import orjson
+
+from owstack.metering import journal
 from owstack.metering.ledger import Dims
 
 log = logging.getLogger(__name__)
 
-_HEADER = struct.Struct("<I")
+HEADER = struct.Struct("<IB")
+COUNT = struct.Struct("<I")
+SETTINGS, APPEND, SETTLE, ANSWER = b"CASR"
 
 
 class SinkError(Exception):
@@ -72,6 +78,12 @@ class InlineSink:
             self.close()
             raise SinkError(error_reason(exc), outage=is_outage(exc)) from exc
 
+    def settle(self) -> None:
+        """Nothing to do: every batch went straight into the ledger."""
+
+    def take_rejected(self) -> int:
+        return 0  # refused rows raise SinkError(outage=False) from `write`; the writer isolates them
+
     def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
@@ -83,34 +95,52 @@ class InlineSink:
 
 
 class ProcessSink:
-    """Writes through a child process (started on the first batch, restarted after it dies)."""
+    """Journals batches through the ledger process (started on the first batch, restarted after it dies)."""
 
-    #: seconds `close` waits for the child to finish its batch and exit before killing it
+    #: seconds `close` waits for the child to exit (it moves journaled batches for up to EXIT_MOVE_S first)
     EXIT_TIMEOUT_S = 10.0
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, journal_max_rows: int = 200_000, journal_spare_cpu: float = 0.25) -> None:
         self.url = url
-        self.dims = Dims()  # filled from the child's answers
+        self.journal_max_rows = journal_max_rows
+        self.journal_spare_cpu = journal_spare_cpu
+        self.dims = Dims()  # never filled: the rows carry their dims' keys; the child interns them as they move
+        #: rows journaled and not yet moved into ledger_rows, as of the child's last answer
+        self.journal_rows = 0
+        self._rejected = 0
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
-    def write(self, rows: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], int]:
+    def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        self._ask(APPEND, COUNT.pack(len(rows)) + journal.encode(rows))
+
+    def settle(self) -> None:
+        """Return once every batch journaled so far is in ledger_rows (or raise SinkError)."""
+        self._ask(SETTLE, b"")
+
+    def take_rejected(self) -> int:
+        """Rows the database refused as their batches moved, since the last call (the child logged them)."""
+        n, self._rejected = self._rejected, 0
+        return n
+
+    def _ask(self, kind: int, body: bytes) -> None:
         try:
             proc = self._proc if self._proc is not None and self._proc.poll() is None else self._spawn()
             assert proc.stdin is not None and proc.stdout is not None
-            _send(proc.stdin, rows)
-            answer = _receive(proc.stdout)
-        except (OSError, EOFError, pickle.UnpicklingError) as exc:
+            send(proc.stdin, kind, body)
+            answer = orjson.loads(receive(proc.stdout)[1])
+        except (OSError, EOFError, ValueError) as exc:
             self._kill()
             raise SinkError(f"the ledger process exited ({type(exc).__name__})", outage=True) from exc
-        kind, detail = answer
-        if kind == "ok":
-            self.dims.remember(detail)
-            return detail
-        raise SinkError(str(detail), outage=kind == "outage")
+        status, detail = answer
+        if status == "ok":
+            self._rejected += detail["rejected"]
+            self.journal_rows = detail["journal"]
+            return
+        raise SinkError(str(detail), outage=status == "outage")
 
     def close(self) -> None:
         proc, self._proc = self._proc, None
@@ -118,7 +148,7 @@ class ProcessSink:
             return
         try:
             if proc.stdin is not None:
-                proc.stdin.close()  # end of input: the child closes its connection and exits
+                proc.stdin.close()  # end of input: the child moves what it can, closes its connection, exits
             proc.wait(self.EXIT_TIMEOUT_S)
         except (OSError, subprocess.TimeoutExpired):
             proc.kill()
@@ -130,14 +160,15 @@ class ProcessSink:
     def _spawn(self) -> subprocess.Popen[bytes]:
         self._kill()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "owstack.metering.sink"],
+            [sys.executable, "-m", "owstack.metering.ledger_process"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             close_fds=True,
         )
         self._proc = proc
         assert proc.stdin is not None
-        _send(proc.stdin, self.url)  # buffered by the pipe: the child reads it once it has started
+        settings = {"url": self.url, "max_rows": self.journal_max_rows, "spare_cpu": self.journal_spare_cpu}
+        send(proc.stdin, SETTINGS, orjson.dumps(settings))  # buffered by the pipe until the child reads it
         return proc
 
     def _kill(self) -> None:
@@ -153,58 +184,30 @@ class ProcessSink:
                         pass
 
 
-def make_sink(url: str, *, process: bool = True) -> InlineSink | ProcessSink:
+def make_sink(
+    url: str, *, process: bool = True, journal_max_rows: int = 200_000, journal_spare_cpu: float = 0.25
+) -> InlineSink | ProcessSink:
     """A `ProcessSink`, or an `InlineSink` when asked or when the database is an in-memory SQLite one (it
     exists in this process only)."""
     from owstack.storage import in_memory
 
-    return ProcessSink(url) if process and not in_memory(url) else InlineSink(url)
+    if process and not in_memory(url):
+        return ProcessSink(url, journal_max_rows=journal_max_rows, journal_spare_cpu=journal_spare_cpu)
+    return InlineSink(url)
 
 
-def _send(out: IO[bytes], message: Any) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    out.write(_HEADER.pack(len(data)))
-    out.write(data)
+def send(out: IO[bytes], kind: int, body: bytes) -> None:
+    out.write(HEADER.pack(len(body), kind))
+    out.write(body)
     out.flush()
 
 
-def _receive(inp: IO[bytes]) -> Any:
-    header = inp.read(_HEADER.size)
-    if len(header) < _HEADER.size:
+def receive(inp: IO[bytes]) -> tuple[int, bytes]:
+    header = inp.read(HEADER.size)
+    if len(header) < HEADER.size:
         raise EOFError("the other end closed the pipe")
-    (size,) = _HEADER.unpack(header)
-    data = inp.read(size)
-    if len(data) < size:
+    size, kind = HEADER.unpack(header)
+    body = inp.read(size)
+    if len(body) < size:
         raise EOFError("the other end closed the pipe mid-message")
-    return pickle.loads(data)
-
-
-def main() -> int:
-    """The child: read the storage URL, then write each batch from stdin and answer on stdout, until EOF."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    answers = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # anything else printed goes to stderr, never into the answers
-    requests = sys.stdin.buffer
-    try:
-        url = _receive(requests)
-    except EOFError:
-        return 0
-    sink = InlineSink(url)
-    try:
-        while True:
-            try:
-                rows = _receive(requests)
-            except EOFError:
-                return 0
-            try:
-                answer: tuple[str, Any] = ("ok", sink.write(rows))
-            except SinkError as exc:
-                answer = ("outage" if exc.outage else "refused", exc.reason)
-            _send(answers, answer)
-    finally:
-        sink.close()
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return kind, body

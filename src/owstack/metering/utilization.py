@@ -11,6 +11,9 @@ A request's busy seconds are then its latency / concurrency, so the busy seconds
 its busy time, and cost = $/s x busy seconds / utilization spreads the whole window's cost over its
 requests (see `owstack.economics.costs.selfhost_request_cost`). At most `max_rows` of the most recent
 requests are read per backend; when a window holds more, it is shortened to the span they cover.
+Only the rows already in the ledger's table count: batches the ledger process still holds in its journal
+(at most `metering.journal_max_rows` records, the last seconds of a saturating burst) are left to it, so
+that this measurement, which runs in the gateway's process, never does the ledger process's work.
 """
 
 from __future__ import annotations

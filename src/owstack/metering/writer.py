@@ -1,10 +1,11 @@
-"""The ledger writer: a background thread that counts and prices records, and writes them in batches
-through a child process (`sink.ProcessSink`; `metering.writer: thread` keeps the SQL on this thread).
+"""The ledger writer: a background thread that counts and prices records, and hands them in batches to the
+ledger process (`sink.ProcessSink`, which journals them and moves them into the ledger when the gateway's
+traffic allows; `metering.writer: thread` writes them into the ledger on this thread).
 
     writer = LedgerWriter.from_config(config, pricing, metrics)
     writer.start()                 # migrates the schema, starts the thread
     writer.submit(snapshot(ctx))   # O(1): a deque append, from the request's path
-    writer.flush(timeout)          # wait until everything submitted so far is written (tests, admin)
+    writer.flush(timeout)          # wait until everything submitted so far is in the ledger (tests, admin)
     await writer.aclose()          # graceful shutdown: flush everything, then stop
 
 Batches: up to `batch_size` records per transaction, written as soon as `batch_size` records wait (full
@@ -16,6 +17,8 @@ exponential backoff (up to `retry_max_s`) while new records wait in the queue, a
 beyond that new records are dropped and counted (owstack_ledger_dropped_records_total). A ledger process that
 dies is an outage too: the batch is sent again to a new one. Inserts are idempotent (each record carries a
 random id; a duplicate id is ignored), so a batch whose commit was acknowledged late is never written twice.
+With the ledger process, a refused record is found when its batch moves from the journal into the ledger;
+the ledger process isolates and logs it the same way, and the writer counts it.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ class LedgerWriter:
         utilization_window_s: float = 3600.0,
         utilization_refresh_s: float = 60.0,
         process: bool = True,
+        journal_max_rows: int = 200_000,
+        journal_spare_cpu: float = 0.25,
     ) -> None:
         self.url = url
         self.pricing = pricing
@@ -82,7 +87,9 @@ class LedgerWriter:
         self._thread: threading.Thread | None = None
         self._engine: sa.Engine | None = None
         #: where the batches are written (the child process starts with the first batch)
-        self.sink: InlineSink | ProcessSink = make_sink(url, process=process)
+        self.sink: InlineSink | ProcessSink = make_sink(
+            url, process=process, journal_max_rows=journal_max_rows, journal_spare_cpu=journal_spare_cpu
+        )
         self._ready = False
         self._retry_at = 0.0
         self._backoff = 0.0
@@ -109,6 +116,8 @@ class LedgerWriter:
             utilization_window_s=m.utilization_window_s,
             utilization_refresh_s=m.utilization_refresh_s,
             process=m.writer == "process",
+            journal_max_rows=m.journal_max_rows,
+            journal_spare_cpu=m.journal_spare_cpu,
         )
 
     # the request's side ------------------------------------------------------------------------------
@@ -144,19 +153,26 @@ class LedgerWriter:
         self._thread = threading.Thread(target=self._run, name="owstack-ledger", daemon=True)
         self._thread.start()
 
+    @property
+    def journal_rows(self) -> int:
+        """Records accepted by the ledger process and not yet moved into ledger_rows (as it last said)."""
+        sink = self.sink
+        return sink.journal_rows if isinstance(sink, ProcessSink) else 0
+
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every record submitted before the call is written or rejected; False on timeout
-        (e.g. the database is down)."""
+        """Wait until every record submitted before the call is in the ledger (journaled batches moved
+        too) or rejected; False on timeout (e.g. the database is down)."""
         deadline = time.monotonic() + timeout
+        self._settle = True
         if self._thread is None:  # not started: write in the caller's thread
-            while (self._queue or self._chunks) and time.monotonic() < deadline:
+            while (self._queue or self._chunks or self._settle) and time.monotonic() < deadline:
                 if not self._guarded_cycle(respect_backoff=False):
                     time.sleep(0.05)
-            return not (self._queue or self._chunks)
+            return not (self._queue or self._chunks or self._settle)
         self._drain = True
         self._wake.set()
         with self._idle:
-            while self._queue or self._chunks or self._busy:
+            while self._queue or self._chunks or self._busy or self._settle:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -182,6 +198,7 @@ class LedgerWriter:
     # the writer thread -------------------------------------------------------------------------------
     _busy = False
     _drain = False  # a flush asked for everything queued, full batch or not
+    _settle = False  # a flush asked for the journaled batches to be moved into the ledger
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -241,10 +258,41 @@ class LedgerWriter:
                 self._busy = True
                 batch = self._take()
                 if not batch:
-                    return True
+                    return self._settled()
                 self._chunks.append(self._rows(batch))
             if not self._write_chunks():
                 return False
+
+    def _settled(self) -> bool:
+        """Everything is handed over: when a flush asked, have the journaled batches moved; False on an outage."""
+        if self._settle:
+            self._busy = True
+            try:
+                self.sink.settle()
+            except SinkError as exc:
+                self._outage(exc)
+                return False
+            finally:
+                self._count_rejected()
+            self._settle = False
+        return True
+
+    def _count_rejected(self) -> None:
+        refused = self.sink.take_rejected()  # found (and logged) by the ledger process as batches moved
+        if refused:
+            self.rejected += refused
+            self.written -= refused
+
+    def _outage(self, exc: SinkError) -> None:
+        self.failures += 1
+        if self._backoff == 0.0:
+            log.warning(
+                "ledger: cannot write to %s (%s); keeping %d records and retrying",
+                self._safe_url(),
+                exc.reason,
+                self.depth,
+            )
+        self._schedule_retry()
 
     def _take(self) -> list[Pending]:
         queue = self._queue
@@ -286,15 +334,7 @@ class LedgerWriter:
                 sink.write(chunk)
             except SinkError as exc:
                 if exc.outage:
-                    self.failures += 1
-                    if self._backoff == 0.0:
-                        log.warning(
-                            "ledger: cannot write to %s (%s); keeping %d records and retrying",
-                            self._safe_url(),
-                            exc.reason,
-                            self.depth,
-                        )
-                    self._schedule_retry()
+                    self._outage(exc)
                     return False
                 self._chunks.pop(0)
                 if len(chunk) == 1:
@@ -305,6 +345,7 @@ class LedgerWriter:
                 continue
             self._chunks.pop(0)
             self.written += len(chunk)
+            self._count_rejected()
             self._backoff = 0.0
         return True
 

@@ -87,6 +87,7 @@ def ledger_spend(url: str, tenants: list[str], since: float) -> dict[str, float]
     A database or ledger that does not exist yet gives {} (nothing is created by reading)."""
     import sqlalchemy as sa
 
+    from owstack.metering.journal import catch_up
     from owstack.metering.ledger import ledger
     from owstack.storage.db import engine, resolve_url
 
@@ -98,6 +99,7 @@ def ledger_spend(url: str, tenants: list[str], since: float) -> dict[str, float]
     eng = engine(url)
     if not sa.inspect(eng).has_table("ledger"):
         return {}
+    catch_up(url)  # what the ledger process has journaled and not moved yet counts too
     c = ledger.c
     query = (
         sa.select(c.tenant, sa.func.sum(c.cost_usd))

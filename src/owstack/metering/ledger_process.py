@@ -1,0 +1,242 @@
+"""The ledger process: `python -m owstack.metering.ledger_process`, a child of the gateway (`sink.ProcessSink`).
+
+It journals each batch the gateway sends with one INSERT (`journal.append`) and answers at once; it moves
+journaled batches into `ledger_rows` (`journal.expand`, one batch at a time, reading its input between
+two) when:
+
+* the CPUs it may run on had at least `spare_cpu` of their time to spare (idle, or running this process)
+  over the last `WINDOW_S`: the gateway is not saturating them, so the move costs its requests nothing;
+* the journal holds more than `max_rows` rows: then one batch out for each batch in, whatever the load (a
+  saturation longer than that pays the full cost, as if there were no journal);
+* the gateway asks (`settle`: a flush), and when its input closes (the gateway stopped), for up to
+  `EXIT_MOVE_S`; whatever is left stays journaled for the next ledger process or reader.
+
+The spare time comes from /proc/stat (the process's own CPUs by its affinity mask) and its own CPU time; where
+there is no /proc/stat, "spare" means that no batch arrived during the window.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import signal
+import sys
+import time
+from typing import Any
+
+import orjson
+
+from owstack.metering import journal
+from owstack.metering.ledger import Dims
+from owstack.metering.sink import ANSWER, APPEND, COUNT, HEADER, SETTLE, send
+
+log = logging.getLogger("owstack.metering.ledger")
+
+
+class Spare:
+    """The share of this process's CPUs' time that was idle or running this process, since the last call."""
+
+    def __init__(self) -> None:
+        try:
+            self.cpus = {f"cpu{n}" for n in os.sched_getaffinity(0)}
+        except (AttributeError, OSError):
+            self.cpus = set()
+        self.tick = 1.0 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
+        self._last = self._read()
+
+    def _read(self) -> tuple[float, float] | None:
+        """(total, spare) CPU seconds so far; None without /proc/stat."""
+        try:
+            with open("/proc/stat", "rb") as fh:
+                lines = fh.read().decode().splitlines()
+        except OSError:
+            return None
+        total = idle = 0
+        for line in lines:
+            name, _, rest = line.partition(" ")
+            if name in self.cpus:
+                values = [int(v) for v in rest.split()[:8]]  # user nice system idle iowait irq softirq steal
+                total += sum(values)
+                idle += values[3] + values[4]
+        if not total:
+            return None
+        own = sum(os.times()[:2])  # this process's user + system seconds
+        return total * self.tick, idle * self.tick + own
+
+    def share(self) -> float | None:
+        """Spare share in [0, 1] since the last call; None when it cannot be measured."""
+        now = self._read()
+        last, self._last = self._last, now
+        if now is None or last is None or now[0] <= last[0]:
+            return None
+        return min(1.0, max(0.0, (now[1] - last[1]) / (now[0] - last[0])))
+
+
+class Ledger:
+    """The process's state: one kept connection, the dims cache, the journal's size, the outage backoff."""
+
+    #: seconds over which spare CPU is measured (and the move decision holds)
+    WINDOW_S = 0.25
+    #: seconds the process keeps moving journaled batches after its input closed
+    EXIT_MOVE_S = 5.0
+    RETRY_MAX_S = 30.0
+
+    def __init__(self, url: str, max_rows: int, spare_cpu: float) -> None:
+        self.url = url
+        self.max_rows = max_rows
+        self.spare_cpu = spare_cpu
+        self.dims = Dims()
+        self.journal_rows = 0
+        self.rejected = 0
+        self.spare = Spare()
+        self._moving = False
+        self._input_in_window = False
+        self._window_end = time.monotonic() + self.WINDOW_S
+        self._conn: Any = None
+        self._retry_at = 0.0
+        self._backoff = 0.0
+        try:  # batches left by an earlier process (killed, or stopped with more than it could move)
+            conn = self._connection()
+            self.journal_rows = journal.pending(conn)[1]
+            conn.rollback()
+        except Exception as exc:
+            self._failed(exc, "reading the journal")
+
+    def _connection(self) -> Any:
+        if self._conn is None:
+            from owstack.storage import engine
+
+            self._conn = engine(self.url).connect()
+        return self._conn
+
+    def _failed(self, exc: Exception, doing: str) -> None:
+        from owstack.storage import error_reason, safe_url
+
+        self.close()
+        if self._backoff == 0.0:
+            log.warning("ledger: %s at %s failed (%s); retrying", doing, safe_url(self.url), error_reason(exc))
+        self._backoff = min(self.RETRY_MAX_S, max(0.1, self._backoff * 2))
+        self._retry_at = time.monotonic() + self._backoff
+
+    def wait_s(self) -> float | None:
+        """How long to wait for input before moving a batch: None (nothing journaled: until input), 0 (move
+        one now), or the seconds until the next decision."""
+        if self.journal_rows <= 0:
+            return None
+        now = time.monotonic()
+        if now < self._retry_at:
+            return self._retry_at - now
+        if self.journal_rows > self.max_rows:
+            return 0.0
+        if now >= self._window_end:
+            share = self.spare.share()
+            spare = (not self._input_in_window) if share is None else share >= self.spare_cpu
+            self._moving, self._input_in_window = spare, False
+            self._window_end = now + self.WINDOW_S
+        return 0.0 if self._moving else self._window_end - now
+
+    def move(self, max_batches: int | None = 1) -> bool:
+        """Move journaled batches into ledger_rows; False on an outage."""
+        try:
+            moved = journal.expand(self._connection(), self.dims, max_batches=max_batches)
+        except Exception as exc:
+            self._failed(exc, "moving journaled records into the ledger")
+            return False
+        self._backoff = 0.0
+        self.rejected += moved.rejected
+        # nothing left to move, or everything moved: empty (another process may have moved batches too)
+        empty = moved.batches == 0 or max_batches is None
+        self.journal_rows = 0 if empty else max(0, self.journal_rows - moved.rows)
+        return True
+
+    def handle(self, kind: int, body: bytes) -> list[Any]:
+        from owstack.storage import error_reason, is_outage
+
+        self._input_in_window = True
+        if kind == APPEND:
+            if self.journal_rows <= 0:  # the first batch after a quiet spell: measure a fresh window
+                self.spare.share()
+                self._moving, self._window_end = False, time.monotonic() + self.WINDOW_S
+            (count,) = COUNT.unpack_from(body)
+            try:
+                journal.append(self._connection(), body[COUNT.size :], count)
+            except Exception as exc:
+                outage = is_outage(exc)
+                self.close()
+                return ["outage" if outage else "refused", error_reason(exc)]
+            self.journal_rows += count
+        elif kind == SETTLE:
+            if not self.move(None):
+                return ["outage", "the ledger's database is unavailable"]
+        else:
+            return ["refused", f"unknown message {kind!r}"]
+        rejected, self.rejected = self.rejected, 0
+        return ["ok", {"rejected": rejected, "journal": self.journal_rows}]
+
+    def finish(self) -> None:
+        """Input closed: move what can be moved in EXIT_MOVE_S (the rest stays journaled), then close."""
+        deadline = time.monotonic() + self.EXIT_MOVE_S
+        while self.journal_rows > 0 and time.monotonic() < deadline and self.move():
+            pass
+        self.close()
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.invalidate()
+                conn.close()
+            except Exception:  # closing a broken connection may fail too; it is dropped either way
+                log.debug("ledger: closing a failed connection", exc_info=True)
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    chunks, left = [], size
+    while left:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            raise EOFError("the gateway closed the pipe")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_frame(fd: int) -> tuple[int, bytes]:
+    size, kind = HEADER.unpack(_read_exactly(fd, HEADER.size))
+    return kind, _read_exactly(fd, size) if size else b""
+
+
+def main() -> int:
+    """Read the settings, then journal each batch and answer, moving batches when it may; exit at EOF."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the gateway decides when the ledger is flushed
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything else printed goes to stderr, never into the answers
+    fd = sys.stdin.fileno()  # read unbuffered: select() then sees every byte not yet read
+    try:
+        _, body = _read_frame(fd)
+    except EOFError:
+        return 0
+    settings = orjson.loads(body)
+    ledger = Ledger(settings["url"], int(settings["max_rows"]), float(settings["spare_cpu"]))
+    try:
+        while True:
+            timeout = ledger.wait_s()
+            if timeout == 0.0:
+                ledger.move()  # then serve at most one message: over the limit, one batch out per batch in
+            if not select.select([fd], [], [], timeout)[0]:
+                continue
+            try:
+                kind, body = _read_frame(fd)
+            except EOFError:
+                break
+            send(answers, ANSWER, orjson.dumps(ledger.handle(kind, body)))
+    finally:
+        ledger.finish()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
