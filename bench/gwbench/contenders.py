@@ -8,6 +8,8 @@ owstack variants (each one process, uvicorn + uvloop + httptools, as `owstack se
 
     owstack           metering off, audit off, no tenants (open mode on loopback)   the core figures
     owstack+metering  as core, with metering on (ledger in SQLite in the temp dir)  issue 3
+    owstack+metering-sustained  as owstack+metering with `journal_max_rows: 0`: every batch moves into the
+                      ledger's table as it arrives, as under a saturation longer than the journal holds
     owstack+metering-pg  as owstack+metering, the ledger in PostgreSQL (a database of its own, created
                       and dropped by the run, on the server at $OWSTACK_BENCH_PG, default
                       postgresql://postgres@127.0.0.1:5432/test); the server's own CPU is not the gateway's
@@ -41,6 +43,7 @@ TENANT = "bench"
 VARIANTS: dict[str, tuple[bool, bool]] = {
     "owstack": (False, False),
     "owstack+metering": (True, False),
+    "owstack+metering-sustained": (True, False),
     "owstack+metering-pg": (True, False),
     "owstack+secure": (False, True),
     "owstack+full": (True, True),
@@ -68,6 +71,9 @@ class Contender:
         while self.cleanup:
             self.cleanup.pop()()
 
+
+#: variants' own `metering:` settings
+METERING_OPTIONS: dict[str, dict[str, Any]] = {"owstack+metering-sustained": {"journal_max_rows": 0}}
 
 #: variants whose ledger is in PostgreSQL
 PG_VARIANTS = frozenset({"owstack+metering-pg"})
@@ -154,6 +160,7 @@ def start_owstack(
         storage_url, drop = pg_database(f"owstack_bench_{os.getpid()}_{procs.free_port()}")
         cleanup.append(drop)
     config = owstack_config(home, upstream_port, metering, secure, storage_url)
+    config["metering"].update(METERING_OPTIONS.get(name, {}))
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     headers: dict[str, str] = {}
     if secure:

@@ -48,6 +48,17 @@ def test_a_batch_round_trips_through_its_payload() -> None:
     assert journal.decode(journal.encode(values)) == values  # floats, bools, None and the dims key tuple alike
 
 
+def test_a_batch_is_stored_compressed(sqlite_url: str) -> None:
+    storage.migrate(sqlite_url)
+    values = batch("z", 200)
+    with storage.engine(sqlite_url).connect() as conn:
+        journal.append(conn, journal.encode(values), len(values))
+        stored = conn.execute(sa.select(journal.ledger_journal.c.payload)).scalar_one()
+    assert len(stored) * 5 < len(journal.encode(values)) and journal.decode(stored) == values
+    with pytest.raises(ValueError, match="not a ledger batch"):
+        journal.decode(b"\x00garbage")
+
+
 def test_a_batch_journaled_with_other_columns_is_moved_by_name() -> None:
     """A batch journaled before a migration (a column it lacks is NULL, a column no longer there is ignored)."""
     import orjson
