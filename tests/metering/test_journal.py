@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from metering_helpers import count, make_config, make_ctx, rows
+from metering_helpers import TcpProxy, count, make_config, make_ctx, rows
 
 from owstack import storage
 from owstack.metering import journal
 from owstack.metering.costs import Pricing
 from owstack.metering.ledger import ROW_COLUMNS, Dims
+from owstack.metering.prometheus import Metrics
 from owstack.metering.record import row_values, snapshot
 from owstack.metering.writer import LedgerWriter
 
@@ -174,7 +175,8 @@ def test_the_downgrade_moves_journaled_batches_before_dropping_the_journal(db_ur
 def process_writer(url: str, **options: Any) -> LedgerWriter:
     config = make_config(url)
     defaults: dict[str, Any] = {"batch_size": 10, "flush_interval_s": 60.0, "retry_max_s": 0.2, "process": True}
-    return LedgerWriter(url, pricing=Pricing.from_config(config), **{**defaults, **options})
+    metrics = Metrics.from_config(config)
+    return LedgerWriter(url, pricing=Pricing.from_config(config), metrics=metrics, **{**defaults, **options})
 
 
 def submit(w: LedgerWriter, n: int, prefix: str) -> None:
@@ -211,6 +213,7 @@ def test_batches_wait_while_the_cpu_is_busy_and_move_once_it_has_time_to_spare(s
             assert wait_for(lambda r=round_: w.written == 10 * (r + 1))
         time.sleep(1.0)  # four measuring windows, the CPU busy in each
         assert in_table(sqlite_url) == 0 and journaled(sqlite_url) == (3, 30) and w.journal_rows == 30
+        assert w.metrics is not None and "owstack_ledger_journal_rows 30.0" in w.metrics.render()[0].decode()
     finally:
         spinner.kill()
         spinner.wait()
@@ -263,3 +266,62 @@ def test_a_killed_ledger_process_leaves_its_journal_to_the_next(db_url: str) -> 
     assert count(db_url) == 40 and journaled(db_url) == (0, 0)
     assert (w.written, w.rejected, w.dropped) == (40, 0, 0)
     w.close()
+
+
+@pytest.mark.postgres
+def test_a_flush_during_an_outage_fails_and_the_journal_moves_once_the_database_is_back(
+    pg_proxy: tuple[TcpProxy, str],
+) -> None:
+    proxy, url = pg_proxy
+    w = process_writer(url, journal_spare_cpu=2.0)
+    w.start()
+    submit(w, 20, prefix="o")
+    assert wait_for(lambda: w.written == 20)  # journaled
+    proxy.down()
+    assert not w.flush(1.0)  # the ledger process cannot move them while the database is unreachable
+    assert w.failures >= 1 and w.written == 20 and w.dropped == 0
+    proxy.up()
+    assert w.flush(30)
+    assert count(url) == 20 and journaled(url) == (0, 0)
+    w.close()
+
+
+@pytest.mark.parametrize("layout", ["v2", "v1"])
+def test_under_a_cgroup_cpu_limit_the_limit_used_by_others_leaves_nothing_spare(tmp_path: Any, layout: str) -> None:
+    """A container's CPU limit (Kubernetes resources.limits.cpu): the host may be idle while the container
+    has used its whole quota; then nothing is spare for moving batches."""
+    from owstack.metering.ledger_process import Spare, cgroup_quota
+
+    if layout == "v2":
+        (tmp_path / "cpu.max").write_text("max 100000\n")
+        assert cgroup_quota(tmp_path) is None  # no limit
+        (tmp_path / "cpu.max").write_text("50000 100000\n")  # half a CPU
+        usage, unit = tmp_path / "cpu.stat", 1e-6
+
+        def write(seconds: float) -> None:
+            usage.write_text(f"usage_usec {round(seconds / unit)}\nuser_usec 0\nsystem_usec 0\n")
+    else:
+        for name in ("cpu", "cpuacct"):
+            (tmp_path / name).mkdir()
+        (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+        assert cgroup_quota(tmp_path) is None
+        (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("50000\n")
+        (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+        usage, unit = tmp_path / "cpuacct" / "cpuacct.usage", 1e-9
+
+        def write(seconds: float) -> None:
+            usage.write_text(f"{round(seconds / unit)}\n")
+
+    used = 100.0
+    write(used)
+    quota = cgroup_quota(tmp_path)
+    assert quota is not None and quota[0] == 0.5
+    spare = Spare(cgroup_root=tmp_path)
+    started = time.monotonic()
+    time.sleep(0.3)
+    write(used + 0.5 * (time.monotonic() - started))  # others used the whole half CPU meanwhile
+    share = spare.share()
+    assert share is not None and share <= 0.1
+    time.sleep(0.3)  # nobody used any of it since: spare, as far as the limit goes (the host decides the rest)
+    share = spare.share()
+    assert share is not None and share > 0.3

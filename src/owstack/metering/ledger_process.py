@@ -11,8 +11,10 @@ two) when:
 * the gateway asks (`settle`: a flush), and when its input closes (the gateway stopped), for up to
   `EXIT_MOVE_S`; whatever is left stays journaled for the next ledger process or reader.
 
-The spare time comes from /proc/stat (the process's own CPUs by its affinity mask) and its own CPU time; where
-there is no /proc/stat, "spare" means that no batch arrived during the window.
+Spare time (`Spare`): idle time of the CPUs in the process's affinity mask (/proc/stat), its own CPU time
+counting as spare, and, under a cgroup CPU limit (a container's `resources.limits.cpu`), the part of the
+limit nobody else used; the smaller of the two. Where neither can be read, "spare" means that no batch
+arrived during the window.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import select
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -33,20 +36,61 @@ from owstack.metering.sink import ANSWER, APPEND, COUNT, HEADER, SETTLE, send
 
 log = logging.getLogger("owstack.metering.ledger")
 
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def cgroup_quota(root: Path = CGROUP_ROOT) -> tuple[float, Path, float] | None:
+    """This process's cgroup CPU limit (Kubernetes `resources.limits.cpu`): (CPUs, the file of its usage,
+    the unit of that usage in seconds); None without a limit. cgroup v2 (`cpu.max`) or v1 (CFS quota)."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    paths: dict[str, str] = {}
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        for name in controllers.split(",") if controllers else [""]:
+            paths[name] = path.lstrip("/")
+    for where in (paths.get(""), ""):  # v2: the process's own cgroup, or the namespace's root
+        if where is None:
+            continue
+        limit = root / where / "cpu.max"
+        try:
+            quota, period = limit.read_text().split()[:2]
+        except (OSError, ValueError):
+            continue
+        return None if quota == "max" else (int(quota) / int(period), root / where / "cpu.stat", 1e-6)
+    for where in (paths.get("cpu"), ""):  # v1
+        if where is None:
+            continue
+        try:
+            quota_us = int((root / "cpu" / where / "cpu.cfs_quota_us").read_text())
+            period_us = int((root / "cpu" / where / "cpu.cfs_period_us").read_text())
+        except (OSError, ValueError):
+            continue
+        if quota_us <= 0:
+            return None
+        return quota_us / period_us, root / "cpuacct" / (paths.get("cpuacct") or where) / "cpuacct.usage", 1e-9
+    return None
+
 
 class Spare:
-    """The share of this process's CPUs' time that was idle or running this process, since the last call."""
+    """The share of this process's CPU capacity that was idle (or running this process) since the last call:
+    the CPUs of its affinity mask, from /proc/stat, and, under a cgroup CPU limit (a container's), the limit's
+    unused part; the smaller of the two."""
 
-    def __init__(self) -> None:
+    def __init__(self, cgroup_root: Path = CGROUP_ROOT) -> None:
         try:
             self.cpus = {f"cpu{n}" for n in os.sched_getaffinity(0)}
         except (AttributeError, OSError):
             self.cpus = set()
         self.tick = 1.0 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
-        self._last = self._read()
+        self.quota = cgroup_quota(cgroup_root)
+        self._host = self._read_host()
+        self._limit = self._read_limit()
 
-    def _read(self) -> tuple[float, float] | None:
-        """(total, spare) CPU seconds so far; None without /proc/stat."""
+    def _read_host(self) -> tuple[float, float] | None:
+        """(total, spare) CPU seconds of this process's CPUs so far; None without /proc/stat."""
         try:
             with open("/proc/stat", "rb") as fh:
                 lines = fh.read().decode().splitlines()
@@ -59,18 +103,41 @@ class Spare:
                 values = [int(v) for v in rest.split()[:8]]  # user nice system idle iowait irq softirq steal
                 total += sum(values)
                 idle += values[3] + values[4]
-        if not total:
+        return (total * self.tick, idle * self.tick + _own_seconds()) if total else None
+
+    def _read_limit(self) -> tuple[float, float] | None:
+        """(capacity, used by others) CPU seconds so far under the cgroup limit; None without one."""
+        if self.quota is None:
             return None
-        own = sum(os.times()[:2])  # this process's user + system seconds
-        return total * self.tick, idle * self.tick + own
+        cpus, usage_file, unit = self.quota
+        try:
+            text = usage_file.read_text()
+        except OSError:
+            return None
+        used = next((int(line.split()[1]) for line in text.splitlines() if line.startswith("usage_usec ")), None)
+        if used is None:
+            try:
+                used = int(text.split()[0])
+            except (ValueError, IndexError):
+                return None
+        return cpus * time.monotonic(), used * unit - _own_seconds()
 
     def share(self) -> float | None:
         """Spare share in [0, 1] since the last call; None when it cannot be measured."""
-        now = self._read()
-        last, self._last = self._last, now
-        if now is None or last is None or now[0] <= last[0]:
-            return None
-        return min(1.0, max(0.0, (now[1] - last[1]) / (now[0] - last[0])))
+        shares = []
+        host, self._host = self._host, self._read_host()
+        if host is not None and self._host is not None and self._host[0] > host[0]:
+            shares.append((self._host[1] - host[1]) / (self._host[0] - host[0]))
+        limit, self._limit = self._limit, self._read_limit()
+        if limit is not None and self._limit is not None and self._limit[0] > limit[0]:
+            shares.append(1.0 - (self._limit[1] - limit[1]) / (self._limit[0] - limit[0]))
+        return min(1.0, max(0.0, min(shares))) if shares else None
+
+
+def _own_seconds() -> float:
+    """This process's CPU time so far (user + system)."""
+    t = os.times()
+    return t[0] + t[1]
 
 
 class Ledger:
