@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -76,6 +77,16 @@ def rows(url: str) -> list[dict[str, Any]]:
     catch_up(url)
     with storage.engine(url).connect() as conn:
         return [dict(r._mapping) for r in conn.execute(sa.select(ledger).order_by(ledger.c.request_id))]
+
+
+def wait_for(predicate: Any, timeout: float = 10.0) -> bool:
+    """Poll `predicate` until it holds or `timeout` seconds pass; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return bool(predicate())
 
 
 def count(url: str) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from metering_helpers import TcpProxy, count, make_config, make_ctx, rows
+from metering_helpers import TcpProxy, count, make_config, make_ctx, rows, wait_for
 
 from owstack import storage
 from owstack.metering import journal
@@ -182,15 +182,6 @@ def process_writer(url: str, **options: Any) -> LedgerWriter:
 def submit(w: LedgerWriter, n: int, prefix: str) -> None:
     for i in range(n):
         w.submit(snapshot(make_ctx(f"{prefix}{i:04d}")))
-
-
-def wait_for(predicate: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return bool(predicate())
 
 
 def test_batches_wait_while_the_cpu_is_busy_and_move_once_it_has_time_to_spare(sqlite_url: str) -> None:

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from metering_helpers import TcpProxy, count, make_config, make_ctx, rows
+from metering_helpers import TcpProxy, count, make_config, make_ctx, rows, wait_for
 
 from owstack.errors import ConfigError
 from owstack.metering.costs import Pricing
@@ -38,15 +38,6 @@ def writer(url: str, mode: str, **options: Any) -> LedgerWriter:
 def submit(w: LedgerWriter, n: int, prefix: str = "r", **ctx: Any) -> None:
     for i in range(n):
         w.submit(snapshot(make_ctx(f"{prefix}{i:04d}", **ctx)))
-
-
-def wait_for(predicate: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def test_records_go_in_full_batches_and_close_flushes_the_rest(
