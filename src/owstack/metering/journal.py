@@ -71,11 +71,6 @@ class Moved:
     rows: int = 0
     rejected: int = 0
 
-    def add(self, other: Moved) -> None:
-        self.batches += other.batches
-        self.rows += other.rows
-        self.rejected += other.rejected
-
 
 def encode(rows: Sequence[tuple[Any, ...]]) -> bytes:
     """A batch of `record.row_values` tuples as the journal stores it."""
@@ -165,7 +160,7 @@ def expand(conn: sa.Connection, dims: Dims, *, max_batches: int | None = None, o
         except (ValueError, TypeError, KeyError, IndexError) as exc:  # not a batch: it can never move; drop it
             log.error("ledger: journaled batch %s (%s rows) is unreadable (%s); dropped", batch_id, count, exc)
             _drop(conn, batch_id)
-            moved.add(Moved(1, count, count))
+            moved.batches, moved.rows, moved.rejected = moved.batches + 1, moved.rows + count, moved.rejected + count
             continue
         except sa.exc.DBAPIError as exc:
             if is_outage(exc):

@@ -26,13 +26,13 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
 from owstack.metering import journal
 from owstack.metering.ledger import Dims
-from owstack.metering.sink import ANSWER, APPEND, COUNT, HEADER, SETTLE, send
+from owstack.metering.sink import ANSWER, APPEND, COUNT, SETTLE, InlineSink, receive, send
 
 log = logging.getLogger("owstack.metering.ledger")
 
@@ -160,7 +160,7 @@ class Ledger:
         self._moving = False
         self._input_in_window = False
         self._window_end = time.monotonic() + self.WINDOW_S
-        self._conn: Any = None
+        self._sink = InlineSink(url)  # its kept connection
         self._retry_at = 0.0
         self._backoff = 0.0
         try:  # batches left by an earlier process (killed, or stopped with more than it could move)
@@ -171,11 +171,7 @@ class Ledger:
             self._failed(exc, "reading the journal")
 
     def _connection(self) -> Any:
-        if self._conn is None:
-            from owstack.storage import engine
-
-            self._conn = engine(self.url).connect()
-        return self._conn
+        return self._sink.connection()
 
     def _failed(self, exc: Exception, doing: str) -> None:
         from owstack.storage import error_reason, safe_url
@@ -249,29 +245,7 @@ class Ledger:
         self.close()
 
     def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.invalidate()
-                conn.close()
-            except Exception:  # closing a broken connection may fail too; it is dropped either way
-                log.debug("ledger: closing a failed connection", exc_info=True)
-
-
-def _read_exactly(fd: int, size: int) -> bytes:
-    chunks, left = [], size
-    while left:
-        chunk = os.read(fd, min(left, 1 << 20))
-        if not chunk:
-            raise EOFError("the gateway closed the pipe")
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
-def _read_frame(fd: int) -> tuple[int, bytes]:
-    size, kind = HEADER.unpack(_read_exactly(fd, HEADER.size))
-    return kind, _read_exactly(fd, size) if size else b""
+        self._sink.close()
 
 
 def main() -> int:
@@ -281,9 +255,14 @@ def main() -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything else printed goes to stderr, never into the answers
-    fd = sys.stdin.fileno()  # read unbuffered: select() then sees every byte not yet read
+    with open(sys.stdin.fileno(), "rb", buffering=0, closefd=False) as requests:  # raw: select() sees every byte
+        return _serve(requests, answers)
+
+
+def _serve(requests: BinaryIO, answers: BinaryIO) -> int:
+    """Read the settings, then answer each message until EOF."""
     try:
-        _, body = _read_frame(fd)
+        _, body = receive(requests)
     except EOFError:
         return 0
     settings = orjson.loads(body)
@@ -293,10 +272,10 @@ def main() -> int:
             timeout = ledger.wait_s()
             if timeout == 0.0:
                 ledger.move()  # then serve at most one message: over the limit, one batch out per batch in
-            if not select.select([fd], [], [], timeout)[0]:
+            if not select.select([requests], [], [], timeout)[0]:
                 continue
             try:
-                kind, body = _read_frame(fd)
+                kind, body = receive(requests)
             except EOFError:
                 break
             send(answers, ANSWER, orjson.dumps(ledger.handle(kind, body)))

@@ -68,15 +68,21 @@ class InlineSink:
     def write(self, rows: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], int]:
         """Write `rows` in one transaction; return the dims it interned (already in `self.dims`)."""
         from owstack.metering.ledger import write_values
-        from owstack.storage import engine, error_reason, is_outage
+        from owstack.storage import error_reason, is_outage
 
         try:
-            if self._conn is None:
-                self._conn = engine(self.url).connect()
-            return write_values(self._conn, rows, self.dims)
+            return write_values(self.connection(), rows, self.dims)
         except Exception as exc:
             self.close()
             raise SinkError(error_reason(exc), outage=is_outage(exc)) from exc
+
+    def connection(self) -> Any:
+        """The kept connection (opened on first use, and again after `close`)."""
+        if self._conn is None:
+            from owstack.storage import engine
+
+            self._conn = engine(self.url).connect()
+        return self._conn
 
     def settle(self) -> None:
         """Nothing to do: every batch went straight into the ledger."""
@@ -203,11 +209,18 @@ def send(out: IO[bytes], kind: int, body: bytes) -> None:
 
 
 def receive(inp: IO[bytes]) -> tuple[int, bytes]:
-    header = inp.read(HEADER.size)
-    if len(header) < HEADER.size:
-        raise EOFError("the other end closed the pipe")
-    size, kind = HEADER.unpack(header)
-    body = inp.read(size)
-    if len(body) < size:
-        raise EOFError("the other end closed the pipe mid-message")
-    return kind, body
+    """One message: (kind, body). `inp` may be unbuffered (the ledger process reads its stdin raw, so that
+    select() sees every byte not yet read): short reads are read on."""
+    size, kind = HEADER.unpack(_read_exactly(inp, HEADER.size))
+    return kind, _read_exactly(inp, size)
+
+
+def _read_exactly(inp: IO[bytes], size: int) -> bytes:
+    chunks, left = [], size
+    while left:
+        chunk = inp.read(left)
+        if not chunk:
+            raise EOFError("the other end closed the pipe")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)

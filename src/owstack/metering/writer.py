@@ -74,8 +74,6 @@ class LedgerWriter:
         self.shutdown_timeout_s = shutdown_timeout_s
         self.utilization_window_s = utilization_window_s
         self.utilization_refresh_s = utilization_refresh_s
-        #: write through a child process (`sink.ProcessSink`) rather than on the writer thread
-        self.process = process
         self.written = self.rejected = self.dropped = self.failures = 0
         #: each self-hosted backend's load, re-measured from the ledger every utilization_refresh_s
         self.load: dict[str, Utilization] = {}
