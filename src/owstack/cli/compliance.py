@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
+from owstack.cli.common import group
+
 if TYPE_CHECKING:
     from owstack.config.load import Config
 
-audit_app = typer.Typer(
-    name="audit", help="Verify, export and prune the tamper-evident audit log.", no_args_is_help=True
-)
-tenants_app = typer.Typer(name="tenants", help="Tenant data: crypto-shredding erasure.", no_args_is_help=True)
-docs_app = typer.Typer(name="docs", help="Documentation for auditors (EU AI Act Annex IV).", no_args_is_help=True)
+audit_app = group("audit", "Verify, export and prune the tamper-evident audit log.")
+tenants_app = group("tenants", "Tenant data: crypto-shredding erasure.")
+docs_app = group("docs", "Documentation for auditors (EU AI Act Annex IV).")
 
 CONFIG_HELP = "Config file (the `audit:` section); default: $OWSTACK_CONFIG, else the embedded default."
 DIR_HELP = "Audit directory to read (e.g. an auditor's copy); default: audit.directory of the config."

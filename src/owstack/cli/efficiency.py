@@ -13,7 +13,9 @@ from typing import Any, NoReturn
 
 import typer
 
-eval_app = typer.Typer(help="Measure models and policies.", no_args_is_help=True)
+from owstack.cli.common import group
+
+eval_app = group("eval", "Measure models and policies.")
 
 
 def register(app: typer.Typer) -> None:
@@ -150,9 +152,7 @@ def _completer(backend: str, model: str | None, engine: str, api_key: str | None
 
 
 async def _evaluate(completer: Any, policy: Any, baseline: Any, **kw: Any) -> tuple[dict[str, Any], list[Any]]:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
+    from owstack.cli.progress import bar
     from owstack.efficiency import harness
     from owstack.efficiency.clients import EvalError
     from owstack.efficiency.problems import generate
@@ -160,18 +160,14 @@ async def _evaluate(completer: Any, policy: Any, baseline: Any, **kw: Any) -> tu
     problems = generate(kw.pop("n"), seed=kw["seed"])
     runs = [("baseline", baseline)] if baseline is not None else []
     runs.append(("policy", policy))
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     results: dict[str, list[Any]] = {}
     try:
         await completer.start()
-        with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-            for label, chosen in runs:
-                task = progress.add_task(f"{label} ({chosen})", total=len(problems))
-
-                def advance(_item: Any, task: Any = task) -> None:
-                    progress.advance(task)
-
-                results[label] = await harness.run(completer, problems, chosen, **kw, on_done=advance)
+        for label, chosen in runs:
+            with bar(f"{label} ({chosen})", total=len(problems)) as progress:
+                results[label] = await harness.run(
+                    completer, problems, chosen, **kw, on_done=lambda _item: progress.advance()
+                )
     except EvalError as exc:
         _fail(str(exc), code=1)
     finally:
@@ -275,9 +271,7 @@ def _read_prompts(path: Path) -> list[str]:
 
 
 def _train(cfg: Any, resume: bool, argv: list[str]) -> Any:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from owstack.cli.progress import bar
     from owstack.efficiency.opsdc.loading import ModelLoadError
     from owstack.efficiency.opsdc.trainer import Interrupted, TrainError, train
 
@@ -290,29 +284,19 @@ def _train(cfg: Any, resume: bool, argv: list[str]) -> Any:
         typer.echo("\ninterrupt: finishing this step, then saving a checkpoint (Ctrl-C again to abort)", err=True)
 
     previous = signal.signal(signal.SIGINT, on_sigint)
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[stats]}"),
-    )
     command = " ".join(a for a in ["owstack", *argv[1:]] if a != "--resume") + " --resume"
     try:
-        with Progress(*columns, console=Console(stderr=True)) as progress:
-            task = progress.add_task("distill", total=cfg.steps, stats="loading model")
+        with bar("distill", total=cfg.steps) as progress:
+            progress.update(status="loading model")
 
             def on_step(entry: Any) -> None:
                 stats = f"loss {entry.loss:.4f}  len {entry.rollout_len:.0f}  {entry.seconds:.0f}s/step"
-                progress.update(
-                    task,
-                    completed=entry.step,
-                    stats=stats + ("  teacher refreshed" if entry.teacher_refresh else ""),
-                )
+                refreshed = "  teacher refreshed" if entry.teacher_refresh else ""
+                progress.update(completed=entry.step, status=stats + refreshed)
 
             started = time.perf_counter()
             result = train(cfg, resume=resume, should_stop=lambda: stop["requested"], on_step=on_step)
-            progress.update(task, completed=result.steps, stats=f"done in {time.perf_counter() - started:.0f}s")
+        typer.echo(f"distill: {result.steps} steps in {time.perf_counter() - started:.0f}s", err=True)
         return result
     except (ModelLoadError, TrainError) as exc:
         _fail(str(exc))

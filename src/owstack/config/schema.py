@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from owstack.compliance.config import AuditSection
-from owstack.config.base import Section
+from owstack.config.base import DatabaseURL, FilePath, Section
 from owstack.economics.config import EconomicsSection
 from owstack.efficiency.config import ReasoningSection
 from owstack.metering.config import MeteringSection
@@ -43,7 +43,8 @@ class ServerSection(Section):
 
 
 class StorageSection(Section):
-    url: str = "sqlite:///owstack.db"
+    #: a relative SQLite file is relative to the config file's folder (or the data directory without one)
+    url: DatabaseURL = "sqlite:///owstack.db"
 
 
 class Timeouts(Section):
@@ -69,7 +70,7 @@ class BackendSection(Section):
     max_connections: Annotated[int, Field(ge=1, le=10_000)] = 256
     health_check: bool = True
     # embedded (`llamacpp`) engine
-    model_path: str | None = None
+    model_path: FilePath | None = None
     sha256: str | None = None
     n_ctx: Annotated[int, Field(ge=256)] = 4096
     n_threads: Annotated[int, Field(ge=1)] | None = None
