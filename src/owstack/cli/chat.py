@@ -48,6 +48,8 @@ def chat(
     """Send one chat message to a running owstack gateway and print the answer."""
     import httpx
 
+    if not url.startswith(("http://", "https://")):
+        fail(f"--url: {url!r} is not an http(s) URL; use the gateway's /v1 base, e.g. http://127.0.0.1:8000/v1")
     if prompt == "-":
         prompt = sys.stdin.read()
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]

@@ -7,6 +7,7 @@ above --fail-on), 2 a usage or configuration error.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import sys
@@ -27,6 +28,16 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """Print a one-line error (no traceback) and exit: 2 for usage errors, 1 for failures."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def require_extra(extra: str, *modules: str) -> None:
+    """Exit 2 with the install command when an optional extra (`owstack[train]`, ...) is not installed.
+
+    Checked with `importlib.util.find_spec`, which imports nothing: serving and the commands that do not
+    need the extra never load it."""
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        fail(f"this command needs {', '.join(missing)} (not installed): pip install 'owstack[{extra}]'")
 
 
 def group(name: str, help: str) -> typer.Typer:

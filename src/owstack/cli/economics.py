@@ -8,6 +8,8 @@ from typing import Any
 
 import typer
 
+from owstack.cli.common import require_extra
+
 #: CLI flag of each scenario field, for error messages that name what the user typed
 FLAGS: dict[str, str] = {
     "tokens_per_day": "--tokens-per-day",
@@ -239,6 +241,7 @@ def _write_outputs(result: Any, chart: str | None, report: str | None) -> dict[s
     outputs: dict[str, str] = {}
     png: bytes | None = None
     if chart:
+        require_extra("charts", "matplotlib")
         from owstack.economics.chart import chart_data, draw_chart
 
         try:

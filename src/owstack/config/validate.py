@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -30,11 +29,12 @@ from pydantic import BaseModel
 from owstack.backends.llamacpp import LlamaCppBackend
 from owstack.catalog.models import model_card
 from owstack.compliance.keys import resolve_paths
+from owstack.config.address import same_host
 from owstack.config.load import Config
 from owstack.errors import ConfigError
 from owstack.metering.costs import Pricing
 from owstack.storage.db import resolve_url
-from owstack.tenancy.openmode import is_loopback, open_mode_allowed
+from owstack.tenancy.openmode import open_mode_allowed
 
 _SECRET_REF = re.compile(r"^env\.([A-Za-z_][A-Za-z0-9_]*)$")
 #: "backends.x.hardware: hardware: unknown ..." -> the inner label repeats the field's last part
@@ -130,24 +130,12 @@ def _url(field: str, url: str, host: str, port: int) -> list[str]:
         target = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         return [f"{field}.url: {url!r} has no valid port (1-65535); {example}"]
-    if port and target == port and _same_host(parts.hostname, host):
+    if port and target == port and same_host(parts.hostname, host):
         return [
             f"{field}.url: {url} is this gateway's own address ({host}:{port}), so it would call itself; "
             "serve the engine on another port (`owstack recipe` picks one) or move the gateway (--port)"
         ]
     return []
-
-
-def _same_host(backend: str, gateway: str) -> bool:
-    """Whether `backend` names the machine and interface the gateway listens on (no DNS lookups)."""
-    a, b = backend.strip("[]").lower(), gateway.strip("[]").lower()
-    if a == b:
-        return True
-    here = {"localhost", socket.gethostname().lower()}
-    local_a = a in here or is_loopback(a)
-    if b in ("0.0.0.0", "::", ""):  # every interface: any name for this machine is the gateway
-        return local_a
-    return local_a and (b in here or is_loopback(b))
 
 
 def _costs(config: Config) -> list[str]:
