@@ -35,9 +35,16 @@ def require_extra(extra: str, *modules: str) -> None:
 
     Checked with `importlib.util.find_spec`, which imports nothing: serving and the commands that do not
     need the extra never load it."""
-    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    missing = [name for name in modules if not _installed(name)]
     if missing:
         fail(f"this command needs {', '.join(missing)} (not installed): pip install 'owstack[{extra}]'")
+
+
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a finder that refuses it, or a half-imported module
+        return False
 
 
 def group(name: str, help: str) -> typer.Typer:

@@ -1,5 +1,5 @@
 """`owstack config check|show|schema`: validate a config file, print it resolved and redacted, or print its
-JSON schema (for editors and CI)."""
+JSON schema (for editors and CI); `owstack init`: write a commented starter config."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from owstack.cli.common import group
+from owstack.cli.common import fail, group
 
 if TYPE_CHECKING:
     from owstack.config.load import Config
@@ -19,6 +19,27 @@ config_app = group("config", "Validate and inspect configuration files.")
 
 def register(app: typer.Typer) -> None:
     app.add_typer(config_app, name="config")
+    app.command("init")(init)
+
+
+def init(
+    path: Path = typer.Argument(Path("owstack.yaml"), dir_okay=False, help="Where to write the config."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+) -> None:
+    """Write a commented starter config: the three layers with catalog backends (Nemotron 3 Super, Mistral
+    Small 4, the embedded edge model), a tenant with EU residency, and the counterfactual prices. It passes
+    `owstack config check` as written; replace the GPU hosts with yours."""
+    from importlib.resources import files
+
+    if path.exists() and not force:
+        fail(f"PATH: {path} already exists; choose another path or add --force to overwrite it")
+    text = files("owstack.config").joinpath("data/starter.yaml").read_text(encoding="utf-8")
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"PATH: cannot write {path}: {exc.strerror or exc}")
+    typer.echo(f"wrote {path}")
+    typer.echo(f"next: owstack config check {path} && owstack serve --config {path}")
 
 
 def _load(path: Path | None) -> Config:
