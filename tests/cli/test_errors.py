@@ -139,7 +139,7 @@ def test_every_config_option_reports_a_bad_file_by_its_field(path: tuple[str, ..
     bad.write_text(yaml.safe_dump({"bogus_section": 1, "economics": {"bogus_field": 1}}))
     result = invoke(*path, *required(command, files), "--config", str(bad))
     assert result.exit_code == 2, result.output
-    assert "bogus_" in result.output and "unknown field" in result.output or "Extra inputs" in result.output
+    assert "bogus_" in result.output and "unknown field" in result.output
 
 
 def tenants_config(files: Path) -> str:

@@ -223,7 +223,8 @@ def _config_section(path: str) -> dict[str, Any]:
         EconomicsSection.model_validate(section)
     except ValidationError as exc:
         problems = "; ".join(
-            f"economics.{'.'.join(str(p) for p in e['loc'])}: {str(e['msg']).removeprefix('Value error, ')}"
+            f"economics.{'.'.join(str(p) for p in e['loc'])}: "
+            + ("unknown field" if e["type"] == "extra_forbidden" else str(e["msg"]).removeprefix("Value error, "))
             for e in exc.errors()
         )
         raise ConfigError(f"{path}: {problems}") from None
