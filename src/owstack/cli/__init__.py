@@ -25,6 +25,7 @@ GROUPS = (
     "efficiency",  # eval, distill
     "compliance",  # audit, tenants erase, docs, bom
     "tenancy",  # keys, residency
+    "storage",  # db migrate
 )
 
 app = typer.Typer(
