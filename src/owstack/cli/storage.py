@@ -41,7 +41,12 @@ def migrate(
             typer.echo(f"{safe_url(url)}: at the newest schema revision; nothing to do")
             return
         with bar("migrating", total=len(pending)) as progress:
-            run(url, on_step=lambda revision: progress.update(status=revision) or progress.advance())
+
+            def applied(revision: str) -> None:
+                progress.update(status=revision)
+                progress.advance()
+
+            run(url, on_step=applied)
     except Exception as exc:  # the driver's errors: unreachable server, unwritable file, ...
         first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
         fail(f"cannot migrate the database at {safe_url(url)}: {first}", code=1)
