@@ -55,6 +55,17 @@ def test_all_problems_are_reported_together() -> None:
     assert message.count("\n") == 2  # the heading and one line per problem
 
 
+def test_audit_key_material_must_decode(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("OWS_TEST_MASTER", "not-a-key")
+    assert "audit.master_key: not hex or base64" in problems({"audit": {"master_key": "env.OWS_TEST_MASTER"}})
+    monkeypatch.setenv("OWS_TEST_MASTER", "ab" * 32)
+    validate(from_dict({"audit": {"master_key": "env.OWS_TEST_MASTER"}}))
+    shared = tmp_path / "signing.key"
+    shared.write_text("ab" * 32)
+    shared.chmod(0o644)
+    assert "readable by others" in problems({"audit": {"signing_key": str(shared)}})
+
+
 def test_a_secret_that_is_set_passes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OWS_TEST_KEY", "sk-1")
     checked = validate(from_dict({"backends": {"a": {**VLLM, "api_key": "env.OWS_TEST_KEY", "hardware": "8xH100"}}}))

@@ -10,7 +10,8 @@ listening address:
                    exist; embedded model files exist and match their pinned SHA-256
     costs          hardware profiles (`hardware: 8xH100`), proprietary prices and counterfactual models
                    resolve in the catalog (the metering cost model is built here exactly as at start)
-    storage        the database URL is one owstack can use; audit keys are kept apart from the log
+    storage        the database URL is one owstack can use; audit keys are kept apart from the log and
+                   their material decodes
     exposure       off loopback, keys are required (no tenants -> refuse)
 
 All problems are collected and raised together as one `ConfigError`, one line per field.
@@ -22,13 +23,14 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
 from owstack.backends.llamacpp import LlamaCppBackend
 from owstack.catalog.models import model_card
-from owstack.compliance.keys import resolve_paths
+from owstack.compliance.keys import AuditKeyError, load_secret, resolve_paths
 from owstack.config.address import same_host
 from owstack.config.load import Config
 from owstack.errors import ConfigError
@@ -159,6 +161,26 @@ def _storage(config: Config) -> list[str]:
             resolve_paths(config.file.audit)
         except ConfigError as exc:
             out.append(str(exc))
+        out += _audit_keys(config)
+    return out
+
+
+def _audit_keys(config: Config) -> list[str]:
+    """Key material the audit log will read at start: an `env.NAME` that decodes to 32 bytes, a key file
+    that is private. Missing files are created at start, unset variables are reported by `_secrets`."""
+    out = []
+    section = config.file.audit
+    for name in ("pseudonym_key", "signing_key", "master_key"):
+        reference = getattr(section, name)
+        if reference is None:
+            continue
+        match = _SECRET_REF.match(reference)
+        if (match and match.group(1) not in os.environ) or (not match and not Path(reference).exists()):
+            continue
+        try:
+            load_secret(reference, Path(reference), field=f"audit.{name}", create=False)
+        except AuditKeyError as exc:
+            out.append(f"{exc}; give 32 bytes as 64 hex digits or base64 (e.g. openssl rand -hex 32)")
     return out
 
 
