@@ -149,7 +149,7 @@ def test_mistral_nvfp4_uses_triton_mla() -> None:
 def test_mistral_impossible_combinations() -> None:
     with pytest.raises(ConfigError, match="no official Ollama tag for Mistral Small 4"):
         recipe("mistral-small-4", "ollama")
-    with pytest.raises(ConfigError, match=r"--engine sglang: .*FACTS\.md lists vLLM only"):
+    with pytest.raises(ConfigError, match=r"--engine sglang: .*published recipes are for vLLM only"):
         recipe("mistral-small-4", "sglang", "2xH200")
     with pytest.raises(ConfigError, match=r"FP8 needs 151.0 GB .* 2xH100 gives 128.0 GB \(2 x 80 GB x 0.8\)"):
         recipe("mistral-small-4", "vllm", "2xH100")
