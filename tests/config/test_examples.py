@@ -79,3 +79,14 @@ def test_init_writes_the_starter_and_it_passes(tmp_path: Path) -> None:
     assert file.storage.url == f"sqlite:///{tmp_path}/owstack.db"  # next to the config, from anywhere
     assert runner.invoke(app, ["init", str(path)]).exit_code == 2
     assert runner.invoke(app, ["init", str(path), "--force"]).exit_code == 0
+
+
+def test_the_readme_stack_passes_config_check(tmp_path: Path) -> None:
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    section = readme[readme.index("## Your own stack") :]
+    block = section[section.index("```yaml\n") + 8 : section.index("\n```", section.index("```yaml\n"))]
+    path = tmp_path / "owstack.yaml"
+    path.write_text(block)
+    result = runner.invoke(app, ["config", "check", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "3 backend(s), 1 tenant(s)" in result.output
