@@ -48,6 +48,7 @@ def serve(
         typer.echo(f"owstack: {note}", err=True)
     os.environ["OWSTACK_CONFIG"] = str(config.resolve()) if config else ""
     os.environ["OWSTACK_HOST"] = host
+    os.environ["OWSTACK_PORT"] = str(port)
     os.environ["OWSTACK_LOG_LEVEL"] = level
     if workers > 1 and not cfg.file.metering.metrics_dir:
         import tempfile
