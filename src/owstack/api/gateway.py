@@ -95,6 +95,10 @@ class Gateway:
             "/readyz": {"GET": admin.readyz},
             "/metrics": {"GET": admin.metrics},
         }
+        if config.file.mcp.servers:  # /mcp and its OAuth metadata; the mcp SDK loads only when configured
+            from owstack.mcp.mount import mount
+
+            self.routes.update(mount(self))
 
     async def token_counter(self, backend: str | None) -> Any:
         """A token counter for a backend's model (its GGUF vocabulary, or an estimate); loaded off the loop."""

@@ -16,6 +16,7 @@ from owstack.compliance.config import AuditSection
 from owstack.config.base import Section
 from owstack.economics.config import EconomicsSection
 from owstack.efficiency.config import ReasoningSection
+from owstack.mcp.config import McpSection
 from owstack.metering.config import MeteringSection
 from owstack.security.config import SecuritySection
 from owstack.tenancy.config import TenantSection
@@ -159,6 +160,7 @@ class ConfigFile(Section):
     audit: AuditSection = AuditSection()
     reasoning: ReasoningSection = ReasoningSection()
     security: SecuritySection = SecuritySection()
+    mcp: McpSection = McpSection()
     #: site costs (power price, PUE), hardware and API price overrides for the cost model
     economics: EconomicsSection = EconomicsSection()
 
