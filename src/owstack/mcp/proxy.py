@@ -210,13 +210,20 @@ class EgressProxy:
         moved = [0]
 
         async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter, count: Callable[[bytes], None] | None) -> None:
+            wrote = False
             while data := await src.read(CHUNK):
                 moved[0] += len(data)
-                if count is not None:
-                    count(data)
-                elif moved[0] > self.max_bytes:
-                    raise Cut(f"tunnel over max_bytes {self.max_bytes}")
+                try:
+                    if count is not None:
+                        count(data)
+                    elif moved[0] > self.max_bytes:
+                        raise Cut(f"tunnel over max_bytes {self.max_bytes}")
+                except Cut as exc:
+                    if count is not None and not wrote:  # nothing sent yet: the client gets a clear answer
+                        await _reply(dst, 502, f"owstack egress proxy: {exc}")
+                    raise
                 dst.write(data)
+                wrote = True
                 await dst.drain()
             if dst.can_write_eof():
                 dst.write_eof()
@@ -264,7 +271,7 @@ def _response_counter(limit: int) -> Callable[[bytes], None]:
 
 
 async def _reply(writer: asyncio.StreamWriter, status: int, message: str) -> None:
-    reason = {400: "Bad Request", 403: "Forbidden"}.get(status, "Error")
+    reason = {400: "Bad Request", 403: "Forbidden", 502: "Bad Gateway"}.get(status, "Error")
     body = (message + "\n").encode()
     writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
                  f"Connection: close\r\n\r\n".encode() + body)  # fmt: skip
