@@ -15,9 +15,9 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from mcp import Client
 from procs import Proc, free_port, run_gateway, spawn, wait_http
 
 HERE = Path(__file__).resolve().parent
@@ -74,9 +74,11 @@ class McpStack:
 def run_client(url: str, key: str | None, fn: Callable[[Client], Awaitable[Any]], mode: str = "legacy") -> Any:
     async def go() -> Any:
         headers = {"Authorization": f"Bearer {key}"} if key else None
-        async with httpx2.AsyncClient(headers=headers, timeout=60) as http:
-            async with Client(streamable_http_client(url, http_client=http), mode=mode, cache=None) as client:
-                return await fn(client)
+        async with (
+            httpx2.AsyncClient(headers=headers, timeout=60) as http,
+            Client(streamable_http_client(url, http_client=http), mode=mode, cache=None) as client,
+        ):
+            return await fn(client)
 
     return anyio.run(go)
 

@@ -79,7 +79,13 @@ def run(coro_fn):  # type: ignore[no-untyped-def]
 def test_connect_refused_to_private_and_metadata_passed_to_public() -> None:
     async def go(proxy: EgressProxy, net: Net) -> dict[str, bytes]:
         out = {}
-        for name in ("private.test:443", "loop.test:443", "169.254.169.254:80", "127.0.0.1:22", "metadata.google.internal:80"):
+        for name in (
+            "private.test:443",
+            "loop.test:443",
+            "169.254.169.254:80",
+            "127.0.0.1:22",
+            "metadata.google.internal:80",
+        ):
             out[name] = await _exchange(proxy.port, f"CONNECT {name} HTTP/1.1\r\nHost: {name}\r\n\r\n".encode())
         out["public"] = await _exchange(proxy.port, b"CONNECT public.test:443 HTTP/1.1\r\n\r\n", b"ping")
         return out
@@ -93,7 +99,9 @@ def test_connect_refused_to_private_and_metadata_passed_to_public() -> None:
 
 def test_plain_http_forwarded_and_a_decompression_bomb_cut() -> None:
     async def go(proxy: EgressProxy, net: Net) -> tuple[bytes, bytes, bytes, list[tuple[str, int]]]:
-        ok = await _exchange(proxy.port, b"GET http://public.test/page HTTP/1.1\r\nHost: public.test\r\nProxy-Authorization: x\r\n\r\n")
+        ok = await _exchange(
+            proxy.port, b"GET http://public.test/page HTTP/1.1\r\nHost: public.test\r\nProxy-Authorization: x\r\n\r\n"
+        )
         bomb = await _exchange(proxy.port, b"GET http://public.test/bomb HTTP/1.1\r\nHost: public.test\r\n\r\n")
         private = await _exchange(proxy.port, b"GET http://private.test/ HTTP/1.1\r\n\r\n")
         return ok, bomb, private, net.connects

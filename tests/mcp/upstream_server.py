@@ -99,7 +99,9 @@ async def get_prompt(ctx: Any, params: types.GetPromptRequestParams) -> types.Ge
 
 
 async def list_resources(ctx: Any, params: Any) -> types.ListResourcesResult:
-    return types.ListResourcesResult(resources=[types.Resource(uri="note://hello", name="hello", mimeType="text/plain")])
+    return types.ListResourcesResult(
+        resources=[types.Resource(uri="note://hello", name="hello", mimeType="text/plain")]
+    )
 
 
 async def read_resource(ctx: Any, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:

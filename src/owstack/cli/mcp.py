@@ -112,8 +112,12 @@ def usage(config: Path | None = CONFIG, as_json: bool = typer.Option(False, "--j
     try:
         catch_up(url)
         query = (
-            sa.select(ledger.c.tenant, ledger.c.model, sa.func.count().label("calls"),
-                      sa.func.sum(sa.case((ledger.c.status >= 400, 1), else_=0)).label("errors"))  # fmt: skip
+            sa.select(
+                ledger.c.tenant,
+                ledger.c.model,
+                sa.func.count().label("calls"),
+                sa.func.sum(sa.case((ledger.c.status >= 400, 1), else_=0)).label("errors"),
+            )
             .where(ledger.c.protocol == "mcp")
             .group_by(ledger.c.tenant, ledger.c.model)
             .order_by(ledger.c.tenant, ledger.c.model)

@@ -147,8 +147,12 @@ class Catalog:
         if rename:
             olds = [await asyncio.to_thread(self.store.get, server, v, self.approved[(server, v)]) for v in vanished]
             old_def = olds[0].definition if olds and olds[0] is not None else None
-            details = {**base, "renamed_from": [f"{server}{SEP}{v}" for v in vanished],
-                       "approved_digests": [o.digest for o in olds if o is not None], "diff": diff(old_def, definition)}  # fmt: skip
+            details = {
+                **base,
+                "renamed_from": [f"{server}{SEP}{v}" for v in vanished],
+                "approved_digests": [o.digest for o in olds if o is not None],
+                "diff": diff(old_def, definition),
+            }
             await self.on_event("tool_renamed", details)
 
     # serving --------------------------------------------------------------------------------------

@@ -14,9 +14,9 @@ Labels are bounded: tenants and servers are the configured ones (else `other`), 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -36,7 +36,7 @@ class McpMetrics:
     servers: frozenset[str]
     requests: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     calls: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    call_seconds: Counter[str] = field(default_factory=Counter)
+    call_seconds: dict[str, float] = field(default_factory=dict)
     call_count: Counter[str] = field(default_factory=Counter)
     pin_events: Counter[tuple[str, str]] = field(default_factory=Counter)
     findings: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -54,7 +54,7 @@ class McpMetrics:
     def call(self, tenant: str, server: str | None, outcome: str, seconds: float) -> None:
         s = self._server(server)
         self.calls[(self._tenant(tenant), s, outcome)] += 1
-        self.call_seconds[s] += seconds
+        self.call_seconds[s] = self.call_seconds.get(s, 0.0) + seconds
         self.call_count[s] += 1
 
     def pin_event(self, server: str, kind: str) -> None:
@@ -73,12 +73,18 @@ class McpCollector:
         m = self.metrics
         yield _counter("owstack_mcp_requests", "MCP requests", ["tenant", "method", "outcome"], m.requests)
         yield _counter("owstack_mcp_tool_calls", "MCP tool calls", ["tenant", "server", "outcome"], m.calls)
-        seconds = CounterMetricFamily("owstack_mcp_tool_call_seconds", "Time of tool calls through owstack", labels=["server"])
+        seconds = CounterMetricFamily(
+            "owstack_mcp_tool_call_seconds", "Time of tool calls through owstack", labels=["server"]
+        )
         for server, total in m.call_seconds.items():
             seconds.add_metric([server], total)
         yield seconds
-        yield _counter("owstack_mcp_pin_events", "Tool definitions changed, renamed or poisoned", ["server", "kind"], m.pin_events)
-        yield _counter("owstack_mcp_guard_findings", "Findings in tool arguments and results", ["tenant", "category"], m.findings)
+        yield _counter(
+            "owstack_mcp_pin_events", "Tool definitions changed, renamed or poisoned", ["server", "kind"], m.pin_events
+        )
+        yield _counter(
+            "owstack_mcp_guard_findings", "Findings in tool arguments and results", ["tenant", "category"], m.findings
+        )
         restarts = CounterMetricFamily("owstack_mcp_upstream_restarts", "Upstream reconnections", labels=["server"])
         up = GaugeMetricFamily("owstack_mcp_upstream_up", "1 while the upstream is connected", labels=["server"])
         for u in m.upstreams:
@@ -88,7 +94,7 @@ class McpCollector:
         yield up
 
 
-def _counter(name: str, doc: str, labels: list[str], values: Counter[tuple[str, ...]]) -> CounterMetricFamily:
+def _counter(name: str, doc: str, labels: list[str], values: Mapping[Any, int]) -> CounterMetricFamily:
     family = CounterMetricFamily(name, doc, labels=labels)
     for key, n in values.items():
         family.add_metric(list(key), n)

@@ -37,7 +37,8 @@ class Caller:
     def check(self, qualified: str, kind: str = "tool") -> None:
         if not self.may_use(qualified):
             raise PermissionDenied(
-                f"tenant {self.tenant!r} may not use {kind} {qualified!r}: it is not in mcp.tenants.{self.tenant}.allow",
+                f"tenant {self.tenant!r} may not use {kind} {qualified!r}: "
+                f"it is not in mcp.tenants.{self.tenant}.allow",
                 code="tool_not_allowed",
             )
 

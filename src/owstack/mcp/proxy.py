@@ -209,7 +209,9 @@ class EgressProxy:
     ) -> int:
         moved = [0]
 
-        async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter, count: Callable[[bytes], None] | None) -> None:
+        async def copy(
+            src: asyncio.StreamReader, dst: asyncio.StreamWriter, count: Callable[[bytes], None] | None
+        ) -> None:
             wrote = False
             while data := await src.read(CHUNK):
                 moved[0] += len(data)
@@ -228,7 +230,10 @@ class EgressProxy:
             if dst.can_write_eof():
                 dst.write_eof()
 
-        tasks = [asyncio.ensure_future(copy(reader, up_writer, None)), asyncio.ensure_future(copy(up_reader, writer, counter))]
+        tasks = [
+            asyncio.ensure_future(copy(reader, up_writer, None)),
+            asyncio.ensure_future(copy(up_reader, writer, counter)),
+        ]
         try:
             async with asyncio.timeout(self.timeout_s):
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -263,7 +268,9 @@ def _response_counter(limit: int) -> Callable[[bytes], None]:
             return
         headers = {ln.split(b":", 1)[0].strip().lower(): ln.split(b":", 1)[1].strip().lower()
                    for ln in head[:end].split(b"\r\n")[1:] if b":" in ln}  # fmt: skip
-        fresh = _Counter(limit, headers.get(b"content-encoding", b""), b"chunked" in headers.get(b"transfer-encoding", b""))
+        fresh = _Counter(
+            limit, headers.get(b"content-encoding", b""), b"chunked" in headers.get(b"transfer-encoding", b"")
+        )
         state["counter"] = fresh
         fresh.feed(head[end + 4 :])
 

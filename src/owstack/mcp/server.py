@@ -44,7 +44,9 @@ def caller_of(ctx: ServerRequestContext[Any, Any]) -> Caller:
     return caller
 
 
-def _progress(ctx: ServerRequestContext[Any, Any]) -> Callable[[float, float | None, str | None], Awaitable[None]] | None:
+def _progress(
+    ctx: ServerRequestContext[Any, Any],
+) -> Callable[[float, float | None, str | None], Awaitable[None]] | None:
     meta: Any = ctx.meta or {}
     token = meta.get("progress_token", meta.get("progressToken")) if isinstance(meta, dict) else None
     return ctx.session.report_progress if token is not None else None
@@ -65,7 +67,10 @@ def _fresh(result: dict[str, Any]) -> dict[str, Any]:
 
 def build_server(service: McpService, recorder: Recorder) -> Server[Any]:
     async def run(
-        ctx: ServerRequestContext[Any, Any], method: str, name: str | None, fn: Callable[[Caller, McpRequest], Awaitable[R]]
+        ctx: ServerRequestContext[Any, Any],
+        method: str,
+        name: str | None,
+        fn: Callable[[Caller, McpRequest], Awaitable[R]],
     ) -> R:
         caller = caller_of(ctx)
         req = McpRequest(caller.request_id, caller.tenant, caller.key_id, caller.client, method, name=name)
@@ -97,7 +102,9 @@ def build_server(service: McpService, recorder: Recorder) -> Server[Any]:
         tools = await run(ctx, "tools/list", None, lambda c, r: service.list_tools(c))
         return types.ListToolsResult(tools=[types.Tool.model_validate(t) for t in tools])
 
-    async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+    async def call_tool(
+        ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
         progress = _progress(ctx)
 
         async def go(c: Caller, r: McpRequest) -> dict[str, Any]:
@@ -109,7 +116,9 @@ def build_server(service: McpService, recorder: Recorder) -> Server[Any]:
         prompts = await run(ctx, "prompts/list", None, lambda c, r: service.list_prompts(c))
         return types.ListPromptsResult(prompts=[types.Prompt.model_validate(p) for p in prompts])
 
-    async def get_prompt(ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams) -> types.GetPromptResult:
+    async def get_prompt(
+        ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
+    ) -> types.GetPromptResult:
         found = await run(
             ctx, "prompts/get", params.name, lambda c, r: service.get_prompt(c, r, params.name, params.arguments)
         )
@@ -121,7 +130,9 @@ def build_server(service: McpService, recorder: Recorder) -> Server[Any]:
 
     async def list_templates(ctx: ServerRequestContext[Any, Any], params: Any) -> types.ListResourceTemplatesResult:
         found = await run(ctx, "resources/templates/list", None, lambda c, r: service.list_resource_templates(c))
-        return types.ListResourceTemplatesResult(resource_templates=[types.ResourceTemplate.model_validate(t) for t in found])
+        return types.ListResourceTemplatesResult(
+            resource_templates=[types.ResourceTemplate.model_validate(t) for t in found]
+        )
 
     async def read_resource(
         ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
@@ -134,13 +145,13 @@ def build_server(service: McpService, recorder: Recorder) -> Server[Any]:
         "owstack",
         version=__version__,
         instructions=INSTRUCTIONS,
-        on_list_tools=list_tools,  # type: ignore[arg-type]
-        on_call_tool=call_tool,  # type: ignore[arg-type]
-        on_list_prompts=list_prompts,  # type: ignore[arg-type]
-        on_get_prompt=get_prompt,  # type: ignore[arg-type]
-        on_list_resources=list_resources,  # type: ignore[arg-type]
-        on_list_resource_templates=list_templates,  # type: ignore[arg-type]
-        on_read_resource=read_resource,  # type: ignore[arg-type]
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+        on_list_prompts=list_prompts,
+        on_get_prompt=get_prompt,
+        on_list_resources=list_resources,
+        on_list_resource_templates=list_templates,
+        on_read_resource=read_resource,
     )
     server.middleware.clear()  # no OpenTelemetry span per message: owstack records its own
     return server

@@ -145,7 +145,9 @@ class McpService:
     async def list_resource_templates(self, caller: Caller) -> list[dict[str, Any]]:
         async def one(u: Upstream) -> list[dict[str, Any]]:
             result = await u.request(lambda c: c.list_resource_templates())
-            return [{**_dump(t), "name": f"{u.name}{SEP}{t.name}", "_server": u.name} for t in result.resource_templates]
+            return [
+                {**_dump(t), "name": f"{u.name}{SEP}{t.name}", "_server": u.name} for t in result.resource_templates
+            ]
 
         templates = [t for t in await self._each(one) if caller.may_use(f"{t['_server']}{SEP}*")]
         return [{k: v for k, v in t.items() if k != "_server"} for t in templates]
@@ -154,7 +156,7 @@ class McpService:
         owner = self.resource_owner.get(uri)
         if owner is not None:
             return owner
-        server, sep, rest = uri.partition(SEP)
+        server, sep, _ = uri.partition(SEP)
         if sep and server in self.upstreams and "://" not in server:
             return server
         raise UnknownName(f"unknown resource {uri!r}; resources/list shows the resources you may read")
@@ -169,6 +171,10 @@ class McpService:
         if verdict.categories:
             req.verdicts["result"] = verdict
         if verdict.action == "block":
-            return {"contents": [{"uri": uri, "mimeType": "text/plain", "text": blocked_result(verdict)["content"][0]["text"]}]}
+            return {
+                "contents": [
+                    {"uri": uri, "mimeType": "text/plain", "text": blocked_result(verdict)["content"][0]["text"]}
+                ]
+            }
         result["contents"] = checked["content"]
         return result

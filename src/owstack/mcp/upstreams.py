@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 
 import anyio
 import mcp_types as types
-from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
@@ -32,6 +31,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from mcp import Client
 from owstack import __version__
 from owstack.errors import UpstreamTimeout
 from owstack.mcp.config import McpSection, UpstreamSection
@@ -225,7 +225,9 @@ class Upstream:
             if exc.code != CONNECTION_CLOSED:
                 raise
             self._broken.set()
-            raise UpstreamUnavailable(f"MCP server {self.name!r} closed the connection; it is being restarted") from None
+            raise UpstreamUnavailable(
+                f"MCP server {self.name!r} closed the connection; it is being restarted"
+            ) from None
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
             self._broken.set()
             raise UpstreamUnavailable(f"MCP server {self.name!r} failed: {_describe(exc)}; restarting it") from None
