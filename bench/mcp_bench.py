@@ -130,8 +130,10 @@ def main() -> None:
     try:
         wait_port(up_port, procs[0])
         if secure:
-            out = subprocess.run([sys.executable, "-m", "owstack", "keys", "create", "--tenant", "bench", "--json",
-                                  "--config", str(tmp / "owstack.yaml")], capture_output=True, text=True, check=True)  # fmt: skip
+            cmd = [sys.executable, "-m", "owstack", "keys", "create", "--tenant", "bench", "--json"]
+            out = subprocess.run(
+                [*cmd, "--config", str(tmp / "owstack.yaml")], capture_output=True, text=True, check=True
+            )
             key = json.loads(out.stdout)["key"]
         procs.append(subprocess.Popen([sys.executable, "-m", "owstack", "serve", "--config", str(tmp / "owstack.yaml"),
                                        "--port", str(gw_port)], env=env, cwd=tmp,
