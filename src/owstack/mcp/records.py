@@ -5,8 +5,9 @@ fsync-before-answer rule as `inference.request`): tenant, key pseudonym, method,
 the arguments (never the arguments), the result's size, latency, outcome and the content verdicts
 (categories and counts, never the text). Pin events (a changed, renamed or poisoned tool definition) are
 administrative records `admin.mcp.tool_changed|tool_renamed|tool_poisoned` with both digests and a diff.
-A tool call is a ledger row with protocol `mcp`, backend `mcp:<server>` and model `<server>.<tool>`, so
-`owstack usage --by protocol` and `owstack mcp usage` count tool calls per tenant.
+A tool call is a ledger row with protocol `mcp`, backend `mcp:<server>` and model `<server>.<tool>` (no
+tokens, no cost), so `owstack usage --by tenant|model` counts tool calls beside model requests and
+`owstack mcp usage` lists them alone, per tenant and tool.
 """
 
 from __future__ import annotations
