@@ -123,10 +123,10 @@ class Gateway:
         path, method = scope["path"], scope["method"]
         methods, params = self.routes.find(path)
         try:
-            send = self.browser.wrap(scope, headers, send)
             if method == "OPTIONS" and self.browser.preflight(headers):
                 await self.browser.answer_preflight(headers, methods, send)
                 return
+            send = self.browser.wrap(scope, headers, send)
             self.browser.check(scope, headers, methods)
             handler = None if methods is None else methods.get(method)
             if handler is None:
