@@ -24,7 +24,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-from agents import CLAUDE, CODEX, Run, run_claude, run_codex  # noqa: E402
+from agent_clis import CLAUDE, CODEX, Run, run_claude, run_codex  # noqa: E402
+
 from procs import Proc, free_port, spawn, wait_http  # noqa: E402
 
 MODEL = "scripted"
