@@ -10,10 +10,12 @@ the fakes (scripted.py for chat completions, recorder.py for the Responses and M
     ]}
 
 Rules are tried in order; the first whose `when` holds answers. Conditions (all optional, all must hold):
-`tool` names a tool the request offers, `results` is how many tool results the conversation already carries,
-`user_contains` is a substring of the last user text, `model` is the requested model. `then` is a tool call
-(`tool`, `arguments`) or a final `text`; in any string `{result}` is the last tool result and `{user}` the
-last user text. Each wire format has its own reader below that turns a request body into a `Conversation`.
+`tool` names a tool the request offers, `tool_choice` the tool the request forces, `results` is how many tool
+results the conversation already carries, `user_contains` is a substring of the last user text, `model` is the
+requested model, `format` the requested output format (`text`, `json_object`, `json_schema`) and `schema` its
+schema's name. `then` is a tool call (`tool`, `arguments`) or a final `text`; in any string `{result}` is the
+last tool result and `{user}` the last user text. Each wire format has its own reader below that turns a
+request body into a `Conversation`.
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ class Conversation:
     tools: tuple[str, ...]
     tool_results: tuple[str, ...]
     last_user: str
+    tool_choice: str = ""  # the name of a forced tool
+    format: str = "text"
+    schema: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,8 @@ def _holds(when: dict[str, Any], conv: Conversation) -> bool:
         return False
     if "user_contains" in when and when["user_contains"] not in conv.last_user:
         return False
-    return not ("model" in when and when["model"] != conv.model)
+    wanted = {"model": conv.model, "tool_choice": conv.tool_choice, "format": conv.format, "schema": conv.schema}
+    return all(when[key] == value for key, value in wanted.items() if key in when)
 
 
 def _fill(value: Any, conv: Conversation) -> Any:
@@ -104,12 +110,28 @@ def _text(content: Any) -> str:
     return ""
 
 
+def _forced(choice: Any) -> str:
+    """The forced tool's name in any of the three wire formats' `tool_choice` shapes."""
+    if not isinstance(choice, dict):
+        return ""
+    return str(choice.get("name") or (choice.get("function") or {}).get("name") or "")
+
+
+def _format(spec: Any) -> tuple[str, str]:
+    if not isinstance(spec, dict):
+        return "text", ""
+    schema = spec.get("json_schema") if isinstance(spec.get("json_schema"), dict) else spec
+    return str(spec.get("type", "text")), str(schema.get("name", ""))
+
+
 def from_chat(body: dict[str, Any]) -> Conversation:
     messages = body.get("messages") or []
     tools = tuple(t.get("function", {}).get("name", "") for t in body.get("tools") or [])
     results = tuple(_text(m.get("content")) for m in messages if m.get("role") == "tool")
     users = [_text(m.get("content")) for m in messages if m.get("role") == "user"]
-    return Conversation(str(body.get("model")), tools, results, users[-1] if users else "")
+    fmt, schema = _format(body.get("response_format"))
+    model, last = str(body.get("model")), users[-1] if users else ""
+    return Conversation(model, tools, results, last, _forced(body.get("tool_choice")), fmt, schema)
 
 
 RESULT_ITEMS = {"function_call_output", "custom_tool_call_output", "local_shell_call_output"}
@@ -121,7 +143,9 @@ def from_responses(body: dict[str, Any]) -> Conversation:
     tools = tuple(str(t.get("name", t.get("type", ""))) for t in body.get("tools") or [])
     results = tuple(_text(i.get("output")) for i in items if i.get("type") in RESULT_ITEMS)
     users = [_text(i.get("content")) for i in items if i.get("role") == "user"]
-    return Conversation(str(body.get("model")), tools, results, users[-1] if users else "")
+    fmt, schema = _format((body.get("text") or {}).get("format"))
+    model, last = str(body.get("model")), users[-1] if users else ""
+    return Conversation(model, tools, results, last, _forced(body.get("tool_choice")), fmt, schema)
 
 
 def from_anthropic(body: dict[str, Any]) -> Conversation:
@@ -130,4 +154,6 @@ def from_anthropic(body: dict[str, Any]) -> Conversation:
     blocks = [b for m in messages if isinstance(m.get("content"), list) for b in m["content"] if isinstance(b, dict)]
     results = tuple(_text(b.get("content")) for b in blocks if b.get("type") == "tool_result")
     users = [_text(m.get("content")) for m in messages if m.get("role") == "user"]
-    return Conversation(str(body.get("model")), tools, results, users[-1] if users else "")
+    fmt, schema = _format((body.get("output_config") or {}).get("format"))
+    model, last = str(body.get("model")), users[-1] if users else ""
+    return Conversation(model, tools, results, last, _forced(body.get("tool_choice")), fmt, schema)
