@@ -27,10 +27,12 @@ from typing import Any
 
 # One conversation, two tool turns (write a file, then read it back), then an answer quoting what was read:
 # the smallest multi-step loop, with the names each CLI gives its shell tool.
-WRITE = "printf 'owstack-scripted-ok\\n' > scripted.txt"
-READ = "cat scripted.txt"
+FILE_NAME, FILE_TEXT = "scripted.txt", "owstack-scripted-ok"
+WRITE = f"printf '{FILE_TEXT}\\n' > {FILE_NAME}"
+READ = f"cat {FILE_NAME}"
+FINAL = f"Done. The file {FILE_NAME} contains: {{result}}"
 DEFAULT_RULES: list[dict[str, Any]] = [
-    {"when": {"results": 2}, "then": {"text": "Done. The file scripted.txt contains: {result}"}},
+    {"when": {"results": 2}, "then": {"text": FINAL}},
     *[
         {"when": {"results": n, "tool": name}, "then": {"tool": name, "arguments": args}}
         for n, command in enumerate((WRITE, READ))
