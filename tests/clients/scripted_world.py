@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from pydantic import BaseModel
 
 from procs import ROOT, Proc
 
@@ -34,8 +35,8 @@ SCRIPT: list[dict[str, Any]] = [
     # a function tool round trip: call get_weather, then quote its result
     {"when": {"tool": "get_weather", "results": 0}, "then": {"tool": "get_weather", "arguments": {"city": "Paris"}}},
     {"when": {"tool": "get_weather", "results": 1}, "then": {"text": WEATHER_TEXT}},
-    # structured output: the schema's name picks the answer (json_schema through response_format / text.format)
-    {"when": {"format": "json_schema", "schema": "Forecast"}, "then": {"text": json.dumps(FORECAST)}},
+    # structured output (the tests check separately that the schema reached the upstream, in whichever field)
+    {"when": {"user_contains": "Forecast for"}, "then": {"text": json.dumps(FORECAST)}},
     # instructor's default mode: a forced tool whose parameters are a nested pydantic model ($defs/$ref)
     {"when": {"tool_choice": "Person"}, "then": {"tool": "Person", "arguments": PERSON}},
     {"when": {"user_contains": "Count"}, "then": {"text": COUNTING}},
@@ -43,6 +44,27 @@ SCRIPT: list[dict[str, Any]] = [
     *DEFAULT_RULES[:-1],
     {"then": {"text": HELLO}},
 ]
+
+
+class Day(BaseModel):
+    day: str
+    high_c: int
+
+
+class Forecast(BaseModel):
+    """FORECAST's model: nested, so its JSON schema has `$defs` and a `$ref`."""
+
+    city: str
+    days: list[Day]
+
+
+def forwarded_schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON schema a forwarded chat request carries, in whichever field a vLLM backend accepts it."""
+    fmt = body.get("response_format") or {}
+    if fmt.get("type") == "json_schema":
+        return dict(fmt["json_schema"].get("schema") or {})
+    guided = body.get("guided_json") or (body.get("structured_outputs") or {}).get("json")
+    return json.loads(guided) if isinstance(guided, str) else guided
 
 
 def scripted_backend(upstream: Proc) -> dict[str, Any]:
