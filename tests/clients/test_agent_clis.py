@@ -19,7 +19,9 @@ from scripted_world import MODEL, Seen, observing
 
 from procs import ROOT, Proc
 
-pytestmark = pytest.mark.slow
+# generous: a CLI's cold start on a busy 2-core machine is slow, and nothing here is timed
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+CLI_TIMEOUT = 600
 
 FAKES = ROOT / "tests" / "fakes"
 PROMPT = "Write owstack-scripted-ok into scripted.txt, read the file back, and tell me what it says."
@@ -54,7 +56,7 @@ def test_codex_exec_runs_a_shell_tool_loop_through_the_responses_api(
     gateway: Proc, scripted: Proc, tmp_path: Path
 ) -> None:
     with observing(scripted, gateway) as seen:
-        run = run_codex(tmp_path, gateway.base_url, "sk-codex", MODEL, PROMPT)
+        run = run_codex(tmp_path, gateway.base_url, "sk-codex", MODEL, PROMPT, timeout=CLI_TIMEOUT)
     _assert_loop(run, seen, gateway)
     first = seen.forwarded[0]
     names = [t["function"]["name"] for t in first.get("tools", [])]
@@ -67,7 +69,7 @@ def test_claude_p_runs_its_bash_tool_loop_through_anthropic_messages(
     gateway: Proc, scripted: Proc, tmp_path: Path
 ) -> None:
     with observing(scripted, gateway) as seen:
-        run = run_claude(tmp_path, gateway.url, "sk-claude", MODEL, PROMPT)
+        run = run_claude(tmp_path, gateway.url, "sk-claude", MODEL, PROMPT, timeout=CLI_TIMEOUT)
     _assert_loop(run, seen, gateway)
     first = seen.forwarded[0]
     names = [t["function"]["name"] for t in first.get("tools", [])]
