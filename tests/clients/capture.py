@@ -7,17 +7,21 @@ machine's paths, to OUT_DIR (default tests/fixtures/clients):
     codex_exec_default.json    Codex CLI with only the provider configured (what a new user's config sends)
     codex_exec.json            Codex CLI with the configuration docs/clients.md gives (web_search disabled)
     claude_print.json          Claude Code `claude -p`
+    codex_exec_reasoning.json  as codex_exec.json, the recorder answering with encrypted reasoning items first
+    claude_print_thinking.json as claude_print.json, the recorder answering with signed thinking blocks first
 
 docs/clients-captured.md is the reading of these files. Run it again after bumping a CLI in package.json.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,24 +68,38 @@ def _save(out: Path, name: str, client: str, how: str, log: Path, run: Run, tmp:
     print(f"{name}: {len(requests)} requests, exit {run.returncode}, answer {run.final[:60]!r}")
 
 
+@contextlib.contextmanager
+def _recorder(tmp: Path, *flags: str) -> Iterator[tuple[Proc, Path]]:
+    port, log = free_port(), tmp / f"requests-{free_port()}.jsonl"
+    argv = [sys.executable, str(HERE.parent / "fakes" / "recorder.py"), str(port), str(log), *flags]
+    proc = spawn(argv, tmp / f"rec-{port}.log")
+    recorder = Proc(proc, port, tmp / f"rec-{port}.log")
+    try:
+        wait_http(recorder.url + "/health", proc, recorder.log_path)
+        yield recorder, log
+    finally:
+        recorder.stop()
+
+
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="owstack-capture-") as name:
         tmp = Path(name)
-        port, log = free_port(), tmp / "requests.jsonl"
-        proc = spawn([sys.executable, str(HERE.parent / "fakes" / "recorder.py"), str(port), str(log)], tmp / "rec.log")
-        recorder = Proc(proc, port, tmp / "rec.log")
-        try:
-            wait_http(recorder.url + "/health", proc, recorder.log_path)
-            codex, claude = _version(CODEX), _version(CLAUDE)
-            run = run_codex(tmp / "a", recorder.base_url, "sk-capture", MODEL, PROMPT, web_search=True)
+        codex, claude = _version(CODEX), _version(CLAUDE)
+        with _recorder(tmp) as (rec, log):
+            run = run_codex(tmp / "a", rec.base_url, "sk-capture", MODEL, PROMPT, web_search=True)
             _save(out, "codex_exec_default.json", codex, "codex exec, provider only", log, run, tmp)
-            run = run_codex(tmp / "b", recorder.base_url, "sk-capture", MODEL, PROMPT)
+            run = run_codex(tmp / "b", rec.base_url, "sk-capture", MODEL, PROMPT)
             _save(out, "codex_exec.json", codex, "codex exec, docs/clients.md config", log, run, tmp)
-            run = run_claude(tmp / "c", recorder.url, "sk-capture", MODEL, PROMPT)
+            run = run_claude(tmp / "c", rec.url, "sk-capture", MODEL, PROMPT)
             _save(out, "claude_print.json", claude, "claude -p --model scripted --allowedTools Bash", log, run, tmp)
-        finally:
-            recorder.stop()
+        with _recorder(tmp, "--reasoning") as (rec, log):
+            how = "codex exec, docs/clients.md config; every answer starts with an encrypted reasoning item"
+            run = run_codex(tmp / "d", rec.base_url, "sk-capture", MODEL, PROMPT)
+            _save(out, "codex_exec_reasoning.json", codex, how, log, run, tmp)
+            how = "claude -p as above; every answer starts with a signed thinking block"
+            run = run_claude(tmp / "e", rec.url, "sk-capture", MODEL, PROMPT)
+            _save(out, "claude_print_thinking.json", claude, how, log, run, tmp)
 
 
 if __name__ == "__main__":

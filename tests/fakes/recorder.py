@@ -1,6 +1,8 @@
 """A recording stand-in for the OpenAI Responses and Anthropic Messages APIs, to capture what real clients send.
 
-Run it as a process: `python tests/fakes/recorder.py PORT LOG.jsonl [SCRIPT.json]` (uvicorn, raw ASGI). Every request is
+Run it as a process: `python tests/fakes/recorder.py PORT LOG.jsonl [SCRIPT.json] [--reasoning]` (uvicorn, raw
+ASGI); with --reasoning every answer starts with a reasoning item (Responses, with `encrypted_content`) or a
+signed thinking block (Messages), to see how a client sends those back. Every request is
 appended to LOG.jsonl as one JSON object (method, path, query, headers with credentials redacted, JSON body),
 and answered just well enough for the client to go on: the point is to see a real agent CLI's whole
 conversation (model list, token counting, a first turn, a tool call, the turn that carries the tool's output)
@@ -31,6 +33,7 @@ from agent_script import Reply, decide, from_anthropic, from_responses, load_rul
 SECRET_HEADERS = {"authorization", "x-api-key", "cookie", "proxy-authorization", "api-key"}
 LOG: dict[str, Path | None] = {"path": None}
 RULES: list[dict[str, Any]] = load_rules(None)
+MODE = {"reasoning": False}  # --reasoning: every answer starts with a reasoning item / a signed thinking block
 MODEL = "scripted"
 
 
@@ -94,36 +97,50 @@ def _models() -> dict[str, Any]:
 # --- the Responses API -------------------------------------------------------------------------------------------
 
 
-def _response_item(reply: Reply, item_id: str) -> dict[str, Any]:
+THOUGHT = "The user wants a file written and read back; the shell tool does both."
+OPAQUE = "b3dzdGFjay1yZWNvcmRlci1vcGFxdWUtcmVhc29uaW5n"  # stands in for encrypted reasoning / a signature
+
+
+def _hex() -> str:
+    return uuid.uuid4().hex[:24]
+
+
+def _response_items(reply: Reply) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    if MODE["reasoning"]:
+        summary = [{"type": "summary_text", "text": THOUGHT}]
+        items.append({"type": "reasoning", "id": "rs_" + _hex(), "summary": summary, "encrypted_content": OPAQUE})
     if reply.tool_name is not None:
-        return {
-            "type": "function_call",
-            "id": item_id,
-            "call_id": "call_" + item_id,
-            "name": reply.tool_name,
-            "arguments": json.dumps(reply.tool_arguments),
-            "status": "completed",
-        }
-    part = {"type": "output_text", "text": reply.text, "annotations": []}
-    return {"type": "message", "id": item_id, "role": "assistant", "status": "completed", "content": [part]}
+        fc = "fc_" + _hex()
+        args = json.dumps(reply.tool_arguments)
+        call = {"type": "function_call", "id": fc, "call_id": "call_" + fc, "name": reply.tool_name, "arguments": args}
+        items.append({**call, "status": "completed"})
+    else:
+        part = {"type": "output_text", "text": reply.text, "annotations": []}
+        items.append(
+            {"type": "message", "id": "msg_" + _hex(), "role": "assistant", "status": "completed", "content": [part]}
+        )
+    return items
 
 
-def _response(body: dict[str, Any], reply: Reply, rid: str, item: dict[str, Any], status: str) -> dict[str, Any]:
+def _response(body: dict[str, Any], rid: str, items: list[dict[str, Any]], status: str) -> dict[str, Any]:
+    reasoning = len(THOUGHT) // 4 if MODE["reasoning"] else 0
     usage = {
         "input_tokens": 50,
         "input_tokens_details": {"cached_tokens": 0},
-        "output_tokens": 5,
-        "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": 55,
+        "output_tokens": 5 + reasoning,
+        "output_tokens_details": {"reasoning_tokens": reasoning},
+        "total_tokens": 55 + reasoning,
     }
+    done = status == "completed"
     return {
         "id": rid,
         "object": "response",
         "created_at": int(time.time()),
         "status": status,
         "model": body.get("model", MODEL),
-        "output": [item] if status == "completed" else [],
-        "usage": usage if status == "completed" else None,
+        "output": items if done else [],
+        "usage": usage if done else None,
         "parallel_tool_calls": False,
         "tool_choice": body.get("tool_choice", "auto"),
         "tools": [],
@@ -135,32 +152,50 @@ def _response(body: dict[str, Any], reply: Reply, rid: str, item: dict[str, Any]
     }
 
 
-def responses_events(body: dict[str, Any], reply: Reply) -> list[tuple[str, dict[str, Any]]]:
-    """The documented event order for one output item (a message or a function call), with one item id."""
-    rid, item_id = "resp_" + uuid.uuid4().hex[:24], uuid.uuid4().hex[:24]
-    item = _response_item(reply, ("fc_" if reply.tool_name else "msg_") + item_id)
-    events: list[tuple[str, dict[str, Any]]] = [
-        ("response.created", {"response": _response(body, reply, rid, item, "in_progress")}),
-        ("response.in_progress", {"response": _response(body, reply, rid, item, "in_progress")}),
-    ]
+def _item_events(item: dict[str, Any], index: int) -> list[tuple[str, dict[str, Any]]]:
+    """added, the item's own part/delta/done events, done: for a reasoning item, a message or a function call."""
+    where = {"item_id": item["id"], "output_index": index}
     added = {**item, "status": "in_progress"}
-    if item["type"] == "message":
+    middle: list[tuple[str, dict[str, Any]]] = []
+    if item["type"] == "reasoning":
+        added = {"type": "reasoning", "id": item["id"], "summary": []}
+        part = item["summary"][0]
+        middle = [
+            ("response.reasoning_summary_part.added", {**where, "summary_index": 0, "part": {**part, "text": ""}}),
+            ("response.reasoning_summary_text.delta", {**where, "summary_index": 0, "delta": part["text"]}),
+            ("response.reasoning_summary_text.done", {**where, "summary_index": 0, "text": part["text"]}),
+            ("response.reasoning_summary_part.done", {**where, "summary_index": 0, "part": part}),
+        ]
+    elif item["type"] == "message":
         added["content"] = []
+        part, text = item["content"][0], item["content"][0]["text"]
+        at = {**where, "content_index": 0}
+        middle = [
+            ("response.content_part.added", {**at, "part": {**part, "text": ""}}),
+            ("response.output_text.delta", {**at, "delta": text}),
+            ("response.output_text.done", {**at, "text": text}),
+            ("response.content_part.done", {**at, "part": part}),
+        ]
     else:
         added["arguments"] = ""
-    events.append(("response.output_item.added", {"output_index": 0, "item": added}))
-    where = {"item_id": item["id"], "output_index": 0}
-    if item["type"] == "message":
-        empty = {"type": "output_text", "text": "", "annotations": []}
-        events.append(("response.content_part.added", {**where, "content_index": 0, "part": empty}))
-        events.append(("response.output_text.delta", {**where, "content_index": 0, "delta": reply.text}))
-        events.append(("response.output_text.done", {**where, "content_index": 0, "text": reply.text}))
-        events.append(("response.content_part.done", {**where, "content_index": 0, "part": item["content"][0]}))
-    else:
-        events.append(("response.function_call_arguments.delta", {**where, "delta": item["arguments"]}))
-        events.append(("response.function_call_arguments.done", {**where, "arguments": item["arguments"]}))
-    events.append(("response.output_item.done", {"output_index": 0, "item": item}))
-    events.append(("response.completed", {"response": _response(body, reply, rid, item, "completed")}))
+        middle = [
+            ("response.function_call_arguments.delta", {**where, "delta": item["arguments"]}),
+            ("response.function_call_arguments.done", {**where, "arguments": item["arguments"]}),
+        ]
+    opened = ("response.output_item.added", {"output_index": index, "item": added})
+    return [opened, *middle, ("response.output_item.done", {"output_index": index, "item": item})]
+
+
+def responses_events(body: dict[str, Any], reply: Reply) -> list[tuple[str, dict[str, Any]]]:
+    """The documented event order, item by item, each item's id the same in every event and in the response."""
+    rid, items = "resp_" + _hex(), _response_items(reply)
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("response.created", {"response": _response(body, rid, items, "in_progress")}),
+        ("response.in_progress", {"response": _response(body, rid, items, "in_progress")}),
+    ]
+    for index, item in enumerate(items):
+        events += _item_events(item, index)
+    events.append(("response.completed", {"response": _response(body, rid, items, "completed")}))
     for seq, (name, data) in enumerate(events):
         data["type"], data["sequence_number"] = name, seq
     return events
@@ -169,44 +204,57 @@ def responses_events(body: dict[str, Any], reply: Reply) -> list[tuple[str, dict
 # --- Anthropic Messages ------------------------------------------------------------------------------------------
 
 
-def _anthropic_block(reply: Reply) -> dict[str, Any]:
-    if reply.tool_name is not None:
-        tid = "toolu_" + uuid.uuid4().hex[:24]
-        return {"type": "tool_use", "id": tid, "name": reply.tool_name, "input": reply.tool_arguments}
-    return {"type": "text", "text": reply.text}
-
-
 def anthropic_message(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
-    block = _anthropic_block(reply)
+    blocks: list[dict[str, Any]] = []
+    if MODE["reasoning"]:
+        blocks.append({"type": "thinking", "thinking": THOUGHT, "signature": OPAQUE})
+    if reply.tool_name is not None:
+        blocks.append(
+            {"type": "tool_use", "id": "toolu_" + _hex(), "name": reply.tool_name, "input": reply.tool_arguments}
+        )
+    else:
+        blocks.append({"type": "text", "text": reply.text})
     return {
-        "id": "msg_" + uuid.uuid4().hex[:24],
+        "id": "msg_" + _hex(),
         "type": "message",
         "role": "assistant",
         "model": body.get("model", MODEL),
-        "content": [block],
-        "stop_reason": "tool_use" if block["type"] == "tool_use" else "end_turn",
+        "content": blocks,
+        "stop_reason": "tool_use" if reply.tool_name is not None else "end_turn",
         "stop_sequence": None,
         "usage": {"input_tokens": 50, "output_tokens": 5},
     }
 
 
+def _block_events(block: dict[str, Any], index: int) -> list[tuple[str, dict[str, Any]]]:
+    if block["type"] == "thinking":
+        opened = {"type": "thinking", "thinking": "", "signature": ""}
+        deltas = [
+            {"type": "thinking_delta", "thinking": block["thinking"]},
+            {"type": "signature_delta", "signature": block["signature"]},
+        ]
+    elif block["type"] == "tool_use":
+        opened, deltas = (
+            {**block, "input": {}},
+            [{"type": "input_json_delta", "partial_json": json.dumps(block["input"])}],
+        )
+    else:
+        opened, deltas = {"type": "text", "text": ""}, [{"type": "text_delta", "text": block["text"]}]
+    return [
+        ("content_block_start", {"index": index, "content_block": opened}),
+        *[("content_block_delta", {"index": index, "delta": d}) for d in deltas],
+        ("content_block_stop", {"index": index}),
+    ]
+
+
 def anthropic_events(body: dict[str, Any], reply: Reply) -> list[tuple[str, dict[str, Any]]]:
     message = anthropic_message(body, reply)
-    block = message["content"][0]
     start = {**message, "content": [], "stop_reason": None, "usage": {"input_tokens": 50, "output_tokens": 1}}
-    if block["type"] == "tool_use":
-        opened, delta = {**block, "input": {}}, {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
-    else:
-        opened, delta = {"type": "text", "text": ""}, {"type": "text_delta", "text": block["text"]}
+    events: list[tuple[str, dict[str, Any]]] = [("message_start", {"message": start})]
+    for index, block in enumerate(message["content"]):
+        events += _block_events(block, index)
     stop = {"stop_reason": message["stop_reason"], "stop_sequence": None}
-    events: list[tuple[str, dict[str, Any]]] = [
-        ("message_start", {"message": start}),
-        ("content_block_start", {"index": 0, "content_block": opened}),
-        ("content_block_delta", {"index": 0, "delta": delta}),
-        ("content_block_stop", {"index": 0}),
-        ("message_delta", {"delta": stop, "usage": {"output_tokens": 5}}),
-        ("message_stop", {}),
-    ]
+    events += [("message_delta", {"delta": stop, "usage": {"output_tokens": 5}}), ("message_stop", {})]
     for name, data in events:
         data["type"] = name
     return events
@@ -255,6 +303,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 if __name__ == "__main__":
     import uvicorn
 
-    LOG["path"] = Path(sys.argv[2])
-    RULES[:] = load_rules(sys.argv[3] if len(sys.argv) > 3 else None)
+    args = [a for a in sys.argv[1:] if a != "--reasoning"]
+    MODE["reasoning"] = "--reasoning" in sys.argv
+    LOG["path"] = Path(args[1])
+    RULES[:] = load_rules(args[2] if len(args) > 2 else None)
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", lifespan="on")
