@@ -27,6 +27,7 @@ MODEL = "scripted"  # the backend's model id, which clients may name directly
 WEATHER = "sunny, 21 C"
 WEATHER_TEXT = "The weather in Paris: {result}"
 HELLO = "Hello from the scripted model."
+THOUGHT = "The user wants a greeting; one sentence is enough."
 COUNTING = "one two three STOP four five"
 FORECAST = {"city": "Paris", "days": [{"day": "monday", "high_c": 21}, {"day": "tuesday", "high_c": 19}]}
 PERSON = {"name": "Ada Lovelace", "age": 36, "address": {"city": "London", "street": "St James's Square"}}
@@ -40,6 +41,8 @@ SCRIPT: list[dict[str, Any]] = [
     # instructor's default mode: a forced tool whose parameters are a nested pydantic model ($defs/$ref)
     {"when": {"tool_choice": "Person"}, "then": {"tool": "Person", "arguments": PERSON}},
     {"when": {"user_contains": "Count"}, "then": {"text": COUNTING}},
+    # a reasoning model: reasoning first (vLLM's reasoning_content), then the answer
+    {"when": {"user_contains": "Think first"}, "then": {"reasoning": THOUGHT, "text": HELLO}},
     # the agent CLIs: write a file with the shell tool, read it back, answer quoting it
     *DEFAULT_RULES[:-1],
     {"then": {"text": HELLO}},

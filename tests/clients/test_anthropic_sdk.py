@@ -12,7 +12,7 @@ from typing import Any
 
 import anthropic
 import pytest
-from scripted_world import COUNTING, HELLO, MODEL, WEATHER, WEATHER_TEXT, observing
+from scripted_world import COUNTING, HELLO, MODEL, THOUGHT, WEATHER, WEATHER_TEXT, observing
 
 from procs import Proc
 
@@ -156,6 +156,28 @@ def test_streamed_stop_sequence_is_reported(client: anthropic.Anthropic) -> None
     ) as stream:
         final = stream.get_final_message()
     assert final.stop_reason == "stop_sequence" and final.stop_sequence == "STOP"
+
+
+def test_thinking_is_streamed_with_thinking_and_signature_deltas(client: anthropic.Anthropic) -> None:
+    question: Any = {"role": "user", "content": "Think first, then say hello."}
+    with client.messages.stream(
+        model=MODEL, max_tokens=2000, thinking={"type": "enabled", "budget_tokens": 1024}, messages=[question]
+    ) as stream:
+        events = list(stream)
+        final = stream.get_final_message()
+    deltas = [e.delta for e in events if e.type == "content_block_delta"]
+    assert "".join(d.thinking for d in deltas if d.type == "thinking_delta") == THOUGHT
+    assert [d.type for d in deltas if d.type != "text_delta"][-1] == "signature_delta"
+    assert [b.type for b in final.content] == ["thinking", "text"]
+    assert final.content[0].type == "thinking" and final.content[0].signature
+    # as Claude Code does: the signed thinking block goes back as the assistant turn's first block
+    again = client.messages.create(
+        model=MODEL,
+        max_tokens=2000,
+        messages=[question, {"role": "assistant", "content": final.content}, {"role": "user", "content": "Again."}],
+        extra_body={"thinking": {"type": "adaptive"}, "output_config": {"effort": "high"}},
+    )
+    assert again.content[-1].type == "text" and again.content[-1].text == HELLO
 
 
 def test_models_list_in_anthropic_shape(client: anthropic.Anthropic) -> None:

@@ -12,7 +12,17 @@ from typing import Any
 
 import openai
 import pytest
-from scripted_world import FORECAST, HELLO, MODEL, WEATHER, WEATHER_TEXT, Forecast, forwarded_schema, observing
+from scripted_world import (
+    FORECAST,
+    HELLO,
+    MODEL,
+    THOUGHT,
+    WEATHER,
+    WEATHER_TEXT,
+    Forecast,
+    forwarded_schema,
+    observing,
+)
 
 from procs import Proc
 
@@ -162,6 +172,36 @@ def test_parse_returns_the_structured_output(client: openai.OpenAI, gateway: Pro
     schema = forwarded_schema(seen.forwarded[-1])
     assert schema is not None, f"the schema was not passed to the backend: {sorted(seen.forwarded[-1])}"
     assert "days" in json.dumps(schema)
+
+
+def _reasoning_text(item: Any) -> str:
+    """A reasoning item's text, whether the server put it in `summary` or in `content` (reasoning_text)."""
+    parts = [*(getattr(item, "summary", None) or []), *(getattr(item, "content", None) or [])]
+    return "".join(part.text for part in parts)
+
+
+def test_reasoning_comes_back_as_a_reasoning_item_that_can_be_passed_back(client: openai.OpenAI) -> None:
+    question = "Think first, then say hello."
+    first = client.responses.create(model=MODEL, input=question)
+    assert [item.type for item in first.output] == ["reasoning", "message"]
+    assert _reasoning_text(first.output[0]) == THOUGHT and first.output_text == HELLO
+    assert first.usage is not None and first.usage.output_tokens_details.reasoning_tokens > 0
+    # as Codex does: the reasoning item goes back verbatim in the next turn's input
+    history: list[Any] = [{"role": "user", "content": question}, *first.output, {"role": "user", "content": "Again."}]
+    second = client.responses.create(model=MODEL, input=history)
+    assert second.output_text == HELLO
+
+
+def test_streamed_reasoning_has_its_own_item_before_the_message(client: openai.OpenAI) -> None:
+    with client.responses.stream(model=MODEL, input="Think first, then say hello.") as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    added = [(e.output_index, e.item.type) for e in events if e.type == "response.output_item.added"]
+    assert added == [(0, "reasoning"), (1, "message")]
+    reasoning_deltas = ("response.reasoning_text.delta", "response.reasoning_summary_text.delta")
+    assert "".join(e.delta for e in events if e.type in reasoning_deltas) == THOUGHT
+    done = [e.item.id for e in events if e.type == "response.output_item.done"]
+    assert done == [item.id for item in final.output] and final.output_text == HELLO
 
 
 def test_hosted_tools_are_refused_with_a_400_naming_the_tool(client: openai.OpenAI) -> None:

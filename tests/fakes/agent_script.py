@@ -13,8 +13,9 @@ Rules are tried in order; the first whose `when` holds answers. Conditions (all 
 `tool` names a tool the request offers, `tool_choice` the tool the request forces, `results` is how many tool
 results the conversation already carries, `user_contains` is a substring of the last user text, `model` is the
 requested model, `format` the requested output format (`text`, `json_object`, `json_schema`) and `schema` its
-schema's name. `then` is a tool call (`tool`, `arguments`) or a final `text`; in any string `{result}` is the
-last tool result and `{user}` the last user text. Each wire format has its own reader below that turns a
+schema's name. `then` is a tool call (`tool`, `arguments`) or a final `text`, optionally with the
+`reasoning` that comes before it; in any string `{result}` is the last tool result and `{user}` the last user
+text. Each wire format has its own reader below that turns a
 request body into a `Conversation`.
 """
 
@@ -63,6 +64,7 @@ class Reply:
     text: str = ""
     tool_name: str | None = None
     tool_arguments: dict[str, Any] = field(default_factory=dict)
+    reasoning: str = ""  # the model's reasoning before the answer (vLLM's `reasoning_content`)
 
 
 def load_rules(path: str | None) -> list[dict[str, Any]]:
@@ -97,9 +99,12 @@ def decide(conv: Conversation, rules: list[dict[str, Any]]) -> Reply:
     for rule in rules:
         if _holds(rule.get("when", {}), conv):
             then = _fill(rule["then"], conv)
+            reasoning = str(then.get("reasoning", ""))
             if "tool" in then:
-                return Reply(tool_name=then["tool"], tool_arguments=dict(then.get("arguments", {})))
-            return Reply(text=str(then.get("text", "")))
+                return Reply(
+                    tool_name=then["tool"], tool_arguments=dict(then.get("arguments", {})), reasoning=reasoning
+                )
+            return Reply(text=str(then.get("text", "")), reasoning=reasoning)
     return Reply(text="")
 
 

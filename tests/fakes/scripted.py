@@ -15,7 +15,8 @@ What it speaks, as vLLM does:
                                   the first delta, the arguments in several fragments), `finish_reason`
                                   `tool_calls`; `stream_options.include_usage` adds the usage chunk; a `stop`
                                   string found in the scripted text cuts it there, with vLLM's
-                                  `stop_reason: "<the string>"` beside `finish_reason: "stop"`
+                                  `stop_reason: "<the string>"` beside `finish_reason: "stop"`; a rule's
+                                  `reasoning` comes first, as vLLM's `reasoning_content` (message or deltas)
     GET  /requests                every chat body received so far (what the gateway really forwarded)
     POST /requests/clear          forget them
 """
@@ -73,6 +74,8 @@ def _chunks(body: dict[str, Any], reply: Reply, stop: str | None, base: dict[str
         return _frame({**base, "object": "chat.completion.chunk", "choices": [choice]})
 
     frames = [chunk({"role": "assistant", "content": ""})]
+    words = reply.reasoning.split(" ") if reply.reasoning else []
+    frames += [chunk({"reasoning_content": w if i == len(words) - 1 else w + " "}) for i, w in enumerate(words)]
     if reply.tool_name is None:
         words = reply.text.split(" ")
         frames += [chunk({"content": w if i == len(words) - 1 else w + " "}) for i, w in enumerate(words)]
