@@ -94,9 +94,11 @@ class OpenAIHTTPBackend:
         request = self._shape(request)
         resp = await self._post(self.dialect.body(request, self.model, stream=True), self._stream_headers)
         normalise = self.dialect.normalise_message
+        finished = False
         try:
             async for data in iter_data(resp.iter_bytes()):
                 if data == DONE:
+                    finished = True
                     break
                 try:
                     chunk = orjson.loads(data)
@@ -109,7 +111,15 @@ class OpenAIHTTPBackend:
                 for choice in chunk.get("choices") or ():
                     if isinstance(choice, dict):
                         normalise(choice.get("delta"))
+                        finished = finished or bool(choice.get("finish_reason"))
                 yield chunk
+            if not finished:
+                # The connection ended with neither `[DONE]` nor a finish reason: the upstream was cut off
+                # (a crash, a proxy's timeout). The client must not take the partial answer for a whole one.
+                raise UpstreamError(
+                    f"backend {self.name} ended the stream without a finish reason or [DONE] (truncated)",
+                    code="upstream_truncated",
+                )
         except OwstackError:
             raise
         except BaseException as exc:

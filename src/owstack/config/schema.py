@@ -17,6 +17,7 @@ from owstack.config.base import Section
 from owstack.economics.config import EconomicsSection
 from owstack.efficiency.config import ReasoningSection
 from owstack.metering.config import MeteringSection
+from owstack.protocols.responses.config import ResponsesSection
 from owstack.security.config import SecuritySection
 from owstack.tenancy.config import TenantSection
 from owstack.tenancy.limits.config import LimitsSection, check_redis_url
@@ -40,6 +41,10 @@ class ServerSection(Section):
     access_log: bool = False
     #: also log raw prompts and completions (off by default: they may hold personal data)
     log_content: bool = False
+    #: origins allowed to call the gateway from a browser (CORS); empty: no CORS headers at all
+    cors_allow_origins: tuple[str, ...] = ()
+    #: Host names accepted besides the listen address and loopback names, in open mode (DNS rebinding)
+    allowed_hosts: tuple[str, ...] = ()
 
 
 class StorageSection(Section):
@@ -158,6 +163,8 @@ class ConfigFile(Section):
     metering: MeteringSection = MeteringSection()
     audit: AuditSection = AuditSection()
     reasoning: ReasoningSection = ReasoningSection()
+    #: the Responses API's stored responses (retention, residency of the store)
+    responses: ResponsesSection = ResponsesSection()
     security: SecuritySection = SecuritySection()
     #: site costs (power price, PUE), hardware and API price overrides for the cost model
     economics: EconomicsSection = EconomicsSection()
