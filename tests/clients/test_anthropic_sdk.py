@@ -180,6 +180,16 @@ def test_thinking_is_streamed_with_thinking_and_signature_deltas(client: anthrop
     assert again.content[-1].type == "text" and again.content[-1].text == HELLO
 
 
+def test_no_thinking_block_unless_thinking_was_requested(client: anthropic.Anthropic) -> None:
+    """Anthropic returns thinking blocks only when `thinking` is enabled; clients that read `content[0].text`
+    (most simple integrations) break on a thinking block they did not ask for."""
+    message = client.messages.create(
+        model=MODEL, max_tokens=200, messages=[{"role": "user", "content": "Think first, then say hello."}]
+    )
+    assert [b.type for b in message.content] == ["text"]
+    assert message.content[0].type == "text" and message.content[0].text == HELLO
+
+
 def test_models_list_in_anthropic_shape(client: anthropic.Anthropic) -> None:
     models = list(client.models.list())
     assert MODEL in [m.id for m in models]

@@ -16,7 +16,8 @@ What it speaks, as vLLM does:
                                   `tool_calls`; `stream_options.include_usage` adds the usage chunk; a `stop`
                                   string found in the scripted text cuts it there, with vLLM's
                                   `stop_reason: "<the string>"` beside `finish_reason: "stop"`; a rule's
-                                  `reasoning` comes first, as vLLM's `reasoning_content` (message or deltas)
+                                  `reasoning` comes first, as vLLM's `reasoning_content` (message or deltas),
+                                  counted in `usage.completion_tokens_details.reasoning_tokens`
     GET  /requests                every chat body received so far (what the gateway really forwarded)
     POST /requests/clear          forget them
 """
@@ -36,10 +37,18 @@ RECEIVED: list[dict[str, Any]] = []
 FRAGMENT = 7  # characters of tool-call arguments per streamed delta
 
 
-def _usage(body: dict[str, Any], reply: Reply) -> dict[str, int]:
+def _usage(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
     prompt = max(1, len(json.dumps(body.get("messages"))) // 4)
-    completion = max(1, len(reply.text or json.dumps(reply.tool_arguments)) // 4)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    reasoning = len(reply.reasoning) // 4
+    completion = max(1, len(reply.text or json.dumps(reply.tool_arguments)) // 4) + reasoning
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+    if reasoning:  # as servers that count reasoning report it
+        usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+    return usage
 
 
 def _cut(body: dict[str, Any], reply: Reply) -> tuple[Reply, str | None]:
@@ -54,14 +63,12 @@ def _cut(body: dict[str, Any], reply: Reply) -> tuple[Reply, str | None]:
 
 
 def _message(reply: Reply, call_id: str) -> dict[str, Any]:
+    thinking = {"reasoning_content": reply.reasoning} if reply.reasoning else {}
     if reply.tool_name is None:
-        return {"role": "assistant", "content": reply.text}
+        return {"role": "assistant", "content": reply.text, **thinking}
     function = {"name": reply.tool_name, "arguments": json.dumps(reply.tool_arguments)}
-    return {
-        "role": "assistant",
-        "content": None,
-        "tool_calls": [{"id": call_id, "type": "function", "function": function}],
-    }
+    call = {"id": call_id, "type": "function", "function": function}
+    return {"role": "assistant", "content": None, "tool_calls": [call], **thinking}
 
 
 def _frame(obj: dict[str, Any]) -> bytes:
