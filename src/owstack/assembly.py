@@ -120,10 +120,16 @@ def assemble(
     server = config.file.server
     open_mode = auth is None
     services: list[Service] = [s for s in (audit, meter, limits, store, background) if s is not None]
+    routes = route_table(protocols)
+    if config.file.mcp.servers:  # the agents' tool traffic, under the same keys, limits, ledger and audit
+        from owstack.mcp.mount import mount  # the MCP SDK: seconds of imports, only when configured
+
+        keys = auth.keystore if isinstance(auth, AuthenticateStage) else None
+        services += mount(routes, config, host=host, keystore=keys, audit=audit, meter=meter, limits=limits)
     return Gateway(
         config=config,
         host=host,
-        routes=route_table(protocols),
+        routes=routes,
         pipeline=pipeline,
         protocols=protocols,
         router=router,

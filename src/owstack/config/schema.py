@@ -16,6 +16,7 @@ from owstack.compliance.config import AuditSection
 from owstack.config.base import Section
 from owstack.economics.config import EconomicsSection
 from owstack.efficiency.config import ReasoningSection
+from owstack.mcp.config import McpSection
 from owstack.metering.config import MeteringSection
 from owstack.protocols.responses.config import ResponsesSection
 from owstack.security.config import SecuritySection
@@ -166,6 +167,7 @@ class ConfigFile(Section):
     #: the Responses API's stored responses (retention, residency of the store)
     responses: ResponsesSection = ResponsesSection()
     security: SecuritySection = SecuritySection()
+    mcp: McpSection = McpSection()
     #: site costs (power price, PUE), hardware and API price overrides for the cost model
     economics: EconomicsSection = EconomicsSection()
 
