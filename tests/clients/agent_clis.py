@@ -8,8 +8,9 @@ nothing blocks on a login screen, an update check, a trust dialog or an approval
 - Codex CLI (`codex exec`): CODEX_HOME holds a config.toml with one provider (`wire_api = "responses"`, the
   only wire Codex still speaks), `approval_policy = "never"` and `sandbox_mode = "danger-full-access"` (the
   test's temp dir is the sandbox; Codex's own Linux sandbox needs kernel features a container may lack),
-  update checks and analytics off, and `web_search = "disabled"`: otherwise every request carries a
-  `{"type": "web_search"}` tool that a self-hosted model cannot run.
+  update checks, analytics and plugins off (the plugin sync looks up api.github.com and chatgpt.com), and
+  `web_search = "disabled"`: otherwise every request carries a `{"type": "web_search"}` tool that a
+  self-hosted model cannot run.
 - Claude Code (`claude -p`): ANTHROPIC_BASE_URL and ANTHROPIC_AUTH_TOKEN point it at the gateway,
   CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 (with the narrower DISABLE_* switches) keeps it from calling
   anywhere else, `--allowedTools Bash` lets its Bash tool run without asking, and the small/fast model
@@ -83,6 +84,9 @@ def codex_config(base_url: str, model: str, *, web_search: bool = False) -> str:
         "",
         "[analytics]",
         "enabled = false",
+        "",
+        "[features]",
+        "plugins = false",
     ]
     return "\n".join(lines) + "\n"
 

@@ -4,7 +4,7 @@ Starts tests/fakes/recorder.py, runs each pinned CLI once through a scripted two
 (write a file, read it back, answer), and writes each run's requests, scrubbed of credentials and of this
 machine's paths, to OUT_DIR (default tests/fixtures/clients):
 
-    codex_exec_default.json    Codex CLI with only the provider configured (what a new user's config sends)
+    codex_exec_default.json    Codex CLI as below but without `web_search = "disabled"` (Codex's default tools)
     codex_exec.json            Codex CLI with the configuration docs/clients.md gives (web_search disabled)
     claude_print.json          Claude Code `claude -p`
     codex_exec_reasoning.json  as codex_exec.json, the recorder answering with encrypted reasoning items first
@@ -88,7 +88,15 @@ def main(out: Path) -> None:
         codex, claude = _version(CODEX), _version(CLAUDE)
         with _recorder(tmp) as (rec, log):
             run = run_codex(tmp / "a", rec.base_url, "sk-capture", MODEL, PROMPT, web_search=True)
-            _save(out, "codex_exec_default.json", codex, "codex exec, provider only", log, run, tmp)
+            _save(
+                out,
+                "codex_exec_default.json",
+                codex,
+                'codex exec, the docs/clients.md config without web_search = "disabled"',
+                log,
+                run,
+                tmp,
+            )
             run = run_codex(tmp / "b", rec.base_url, "sk-capture", MODEL, PROMPT)
             _save(out, "codex_exec.json", codex, "codex exec, docs/clients.md config", log, run, tmp)
             run = run_claude(tmp / "c", rec.url, "sk-capture", MODEL, PROMPT)

@@ -70,7 +70,7 @@ def test_codex_turns_stream_a_completed_response(gateway: Proc, fixture: str, in
 
 
 def test_codex_default_config_names_the_hosted_tool_it_cannot_run(gateway: Proc) -> None:
-    """Codex's provider-only config adds `{"type": "web_search"}`: a clear 400 naming it (docs/clients.md)."""
+    """Codex's default tools include `{"type": "web_search"}`: a clear 400 naming it (docs/clients.md)."""
     response = _send(gateway, _requests("codex_exec_default.json")[0])
     assert response.status_code == 400, response.text[:2000]
     assert "web_search" in response.json()["error"]["message"]
