@@ -22,6 +22,9 @@ from procs import ROOT, Proc
 
 sys.path.insert(0, str(ROOT / "tests" / "fakes"))
 from agent_script import DEFAULT_RULES
+from agent_script import FILE_NAME as FILE_NAME  # the agent loop's file and answer, re-exported
+from agent_script import FILE_TEXT as FILE_TEXT
+from agent_script import FINAL as FINAL
 
 MODEL = "scripted"  # the backend's model id, which clients may name directly
 WEATHER = "sunny, 21 C"
@@ -98,14 +101,3 @@ def observing(upstream: Proc, gateway: Proc) -> Iterator[Seen]:
     finally:
         seen.forwarded.extend(httpx.get(upstream.url + "/requests", timeout=30).json()[before:])
         seen.access.extend(line for line in gateway.log()[log_at:].splitlines() if "owstack.access" in line)
-
-
-@contextlib.contextmanager
-def watching(upstream: Proc) -> Iterator[list[dict[str, Any]]]:
-    """The chat bodies the upstream receives inside the block (filled in when the block ends)."""
-    before = len(httpx.get(upstream.url + "/requests", timeout=30).json())
-    seen: list[dict[str, Any]] = []
-    try:
-        yield seen
-    finally:
-        seen.extend(httpx.get(upstream.url + "/requests", timeout=30).json()[before:])

@@ -15,17 +15,15 @@ from typing import Any
 
 import pytest
 from agent_clis import CLAUDE, CODEX, Run, missing, run_claude, run_codex
-from scripted_world import MODEL, Seen, observing
+from scripted_world import FILE_NAME, FILE_TEXT, FINAL, MODEL, Seen, observing
 
-from procs import ROOT, Proc
+from procs import Proc
 
 # generous: a CLI's cold start on a busy 2-core machine is slow, and nothing here is timed
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 CLI_TIMEOUT = 600
 
-FAKES = ROOT / "tests" / "fakes"
 PROMPT = "Write owstack-scripted-ok into scripted.txt, read the file back, and tell me what it says."
-FILE_NAME, FILE_TEXT = "scripted.txt", "owstack-scripted-ok"  # tests/fakes/agent_script.py's default loop
 
 
 def _tool_outputs(bodies: list[dict[str, Any]]) -> list[str]:
@@ -47,7 +45,7 @@ def _assert_loop(run: Run, seen: Seen, gateway: Proc) -> None:
     assert len(forwarded) == 3, [b.get("messages", [])[-1:] for b in forwarded]
     outputs = _tool_outputs(forwarded)
     assert len(outputs) == 2 and FILE_TEXT in outputs[1], outputs
-    assert f"Done. The file {FILE_NAME} contains:" in run.final, context
+    assert FINAL.split("{result}")[0] in run.final, context
     assert FILE_TEXT in run.final, context
 
 
