@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,10 +86,13 @@ class Sampler:
     def _build(self, s: Settings, seed: int) -> None:
         c = self._c
         add = c.llama_sampler_chain_add
-        add(
-            self.chain,
-            c.llama_sampler_init_penalties(_PENALTY_WINDOW, s.repeat_penalty, s.frequency_penalty, s.presence_penalty),
-        )
+        if (s.repeat_penalty, s.frequency_penalty, s.presence_penalty) != (1.0, 0.0, 0.0):
+            # llama.cpp's C function takes (last_n, repeat, freq, present); llama-cpp-python 0.3's binding
+            # still declares a leading n_vocab, so the window goes in both integer slots.
+            penalties = c.llama_sampler_init_penalties(
+                _PENALTY_WINDOW, _PENALTY_WINDOW, s.repeat_penalty, s.frequency_penalty, s.presence_penalty
+            )
+            add(self.chain, penalties)
         if s.temperature <= 0:
             add(self.chain, c.llama_sampler_init_greedy())
             return
@@ -112,26 +115,46 @@ class Sampler:
         if self.grammar is None:
             return int(c.llama_sampler_sample(self.chain, self.llm.ctx, -1))
         view = self._view
-        view["id"] = self._ids
-        view["logit"] = self.logits()
-        view["p"] = 0.0
-        array = c.llama_token_data_array(
-            data=ctypes.cast(self._buffer, c.llama_token_data_p), size=self.n_vocab, selected=-1, sorted=False
-        )
-        c.llama_sampler_apply(self.grammar, ctypes.byref(array))
-        allowed = np.isfinite(view["logit"])
-        if not allowed.any():
-            raise UpstreamError("the output grammar reached a state no token satisfies", code="grammar_dead_end")
+        logits = self.logits()
+        array = self._fill(logits)
         c.llama_sampler_apply(self.chain, ctypes.byref(array))
-        if not 0 <= array.selected < array.size:
-            raise UpstreamError("the sampler selected no token", code="sampler_error")
-        token = int(array.data[array.selected].id)
-        if not allowed[token]:
-            raise UpstreamError("the sampler picked a token the grammar rejects", code="grammar_dead_end")
+        token = self._selected(array)
+        # Most tokens the model wants are ones the grammar allows: check that one alone (as llama.cpp's own
+        # common sampler does) and run the grammar over the whole vocabulary only when it is refused.
+        single = (c.llama_token_data * 1)(c.llama_token_data(token, float(logits[token]), 0.0))
+        one = c.llama_token_data_array(
+            data=ctypes.cast(single, c.llama_token_data_p), size=1, selected=-1, sorted=False
+        )
+        c.llama_sampler_apply(self.grammar, ctypes.byref(one))
+        if not np.isfinite(single[0].logit):
+            array = self._fill(logits)
+            c.llama_sampler_apply(self.grammar, ctypes.byref(array))
+            allowed = np.isfinite(view["logit"])
+            if not allowed.any():
+                raise UpstreamError("the output grammar reached a state no token satisfies", code="grammar_dead_end")
+            c.llama_sampler_apply(self.chain, ctypes.byref(array))
+            token = self._selected(array)
+            if not allowed[token]:
+                raise UpstreamError("the sampler picked a token the grammar rejects", code="grammar_dead_end")
         c.llama_sampler_accept(self.chain, token)
         if not c.llama_vocab_is_eog(self.vocab, token):
             c.llama_sampler_accept(self.grammar, token)
         return token
+
+    def _fill(self, logits: np.ndarray) -> Any:
+        view = self._view
+        view["id"] = self._ids
+        view["logit"] = logits
+        view["p"] = 0.0
+        c = self._c
+        return c.llama_token_data_array(
+            data=ctypes.cast(self._buffer, c.llama_token_data_p), size=self.n_vocab, selected=-1, sorted=False
+        )
+
+    def _selected(self, array: Any) -> int:
+        if not 0 <= array.selected < array.size:
+            raise UpstreamError("the sampler selected no token", code="sampler_error")
+        return int(array.data[array.selected].id)
 
     def close(self) -> None:
         c = self._c
@@ -181,7 +204,7 @@ class Logprobs:
         return {"token": raw.decode("utf-8", "replace"), "logprob": max(logprob, -9999.0), "bytes": list(raw)}
 
 
-def decode(llm: Any, tokens: list[int], pick: Callable[[], int], *, fresh: bool) -> Iterator[int]:
+def decode(llm: Any, tokens: list[int], pick: Callable[[], int], *, fresh: bool) -> Generator[int, None, None]:
     """Evaluate `tokens`, then yield one sampled token after another (the caller stops when it wants).
 
     A token is evaluated when the caller asks for the next one, so the KV cache never holds a token that

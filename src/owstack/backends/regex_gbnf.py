@@ -95,7 +95,7 @@ class _Parser:
             return node
         if c == "{":
             bounds = self.braces()
-            if bounds is None:
+            if not isinstance(bounds, tuple):
                 return node  # a literal "{", as ECMA-262 reads it outside the u flag
             lo, hi = bounds
         else:
