@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import orjson
 
-from owstack.backends import httpclient
+from owstack.backends import httpclient, toolcalls
 from owstack.backends.dialects import Dialect, dialect
 from owstack.backends.sse import DONE, iter_data
 from owstack.config.schema import BackendSection
@@ -39,8 +39,17 @@ class OpenAIHTTPBackend:
             (self.pool.base_path + health[5:],) if health.startswith("base:") else (health, models)
         )
         from owstack.catalog.models import find_card
+        from owstack.catalog.toolcalls import card_tool_call_format
 
         self.card = find_card(section.catalog or section.model)
+        #: the model's tool-call markup, read out of the text when the engine leaves it there
+        self.markup = card_tool_call_format(self.card) if self.dialect.tool_markup else None
+
+    def _reader(self, request: ChatRequest) -> toolcalls.ToolCallReader | None:
+        if self.markup is None or not request.params.get("tools"):
+            return None
+        offered = {t["function"]["name"]: t["function"].get("parameters") for t in request.params["tools"]}
+        return toolcalls.ToolCallReader(self.markup, offered)
 
     def _shape(self, request: ChatRequest) -> ChatRequest:
         """Apply the request's reasoning policy in this engine's dialect."""
@@ -87,6 +96,11 @@ class OpenAIHTTPBackend:
         for choice in choices if isinstance(choices, list) else ():
             if isinstance(choice, dict):
                 self.dialect.normalise_message(choice.get("message"))
+                reader = self._reader(request)
+                message = choice.get("message")
+                found = reader is not None and isinstance(message, dict) and toolcalls.read_message(reader, message)
+                if found and choice.get("finish_reason") == "stop":
+                    choice["finish_reason"] = "tool_calls"
                 finish = finish or choice.get("finish_reason")
         return Completion(body=body, usage=Usage.from_openai(body.get("usage")), finish_reason=finish)
 
@@ -94,6 +108,7 @@ class OpenAIHTTPBackend:
         request = self._shape(request)
         resp = await self._post(self.dialect.body(request, self.model, stream=True), self._stream_headers)
         normalise = self.dialect.normalise_message
+        reader = self._reader(request)
         try:
             async for data in iter_data(resp.iter_bytes()):
                 if data == DONE:
@@ -109,6 +124,8 @@ class OpenAIHTTPBackend:
                 for choice in chunk.get("choices") or ():
                     if isinstance(choice, dict):
                         normalise(choice.get("delta"))
+                if reader is not None:
+                    toolcalls.read_chunk(reader, chunk)
                 yield chunk
         except OwstackError:
             raise

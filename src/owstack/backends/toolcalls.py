@@ -26,6 +26,7 @@ import orjson
 from owstack.catalog.toolcalls import ToolCallFormat
 
 Delta = tuple[Any, ...]
+JSONDelta = dict[str, Any]
 _JSON_HEAD = re.compile(r'\s*\{\s*"name"\s*:\s*"((?:[^"\\]|\\.)*)"\s*,\s*"(?:arguments|parameters)"\s*:\s*')
 _XML_FUNCTION = re.compile(r"<function=([^>\n]+)>(.*?)(?:</function>|$)", re.DOTALL)
 _XML_PARAMETER = re.compile(r"<parameter=([^>\n]+)>\n?(.*?)\n?(?:</parameter>|(?=<parameter=)|$)", re.DOTALL)
@@ -284,3 +285,48 @@ def _loose(raw: str) -> Any:
         return orjson.loads(raw.strip())
     except orjson.JSONDecodeError:
         return raw
+
+
+def delta_fields(deltas: list[Delta]) -> JSONDelta:
+    """Reader output as the fields of one OpenAI stream delta (`content`, `tool_calls`)."""
+    out: JSONDelta = {}
+    text = "".join(d[1] for d in deltas if d[0] == "content")
+    if text:
+        out["content"] = text
+    calls = []
+    for d in deltas:
+        if d[0] == "call":
+            calls.append({"index": d[1], "id": d[2], "type": "function", "function": {"name": d[3], "arguments": ""}})
+        elif d[0] == "args":
+            calls.append({"index": d[1], "function": {"arguments": d[2]}})
+    if calls:
+        out["tool_calls"] = calls
+    return out
+
+
+def read_message(reader: ToolCallReader, message: JSONDelta) -> bool:
+    """Move markup out of a whole message's content into `tool_calls`, in place. True when calls were found."""
+    content = message.get("content")
+    if not isinstance(content, str) or message.get("tool_calls"):
+        return False
+    fields = delta_fields(reader.feed(content) + reader.finish())
+    calls = reader.tool_calls()
+    if not calls:
+        return False
+    message["content"] = fields.get("content", "").strip() or None
+    message["tool_calls"] = calls
+    return True
+
+
+def read_chunk(reader: ToolCallReader, chunk: JSONDelta) -> None:
+    """Rewrite one stream chunk's delta in place: markup becomes `tool_calls` deltas, never content."""
+    for choice in chunk.get("choices") or ():
+        if not isinstance(choice, dict) or not isinstance(choice.get("delta"), dict):
+            continue
+        delta = choice["delta"]
+        deltas = reader.feed(delta.pop("content")) if isinstance(delta.get("content"), str) else []
+        if choice.get("finish_reason"):
+            deltas += reader.finish()
+            if reader.calls and choice["finish_reason"] == "stop":
+                choice["finish_reason"] = "tool_calls"
+        delta.update(delta_fields(deltas))
