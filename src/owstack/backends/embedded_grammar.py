@@ -33,13 +33,15 @@ def job_grammar(
     """GBNF for the job, or None when the output is free. Raises InvalidRequest naming the bad part."""
     if fmt is None and not forced:
         return None
-    key = orjson.dumps(
-        {
-            "format": [fmt.kind, fmt.schema, fmt.strict] if fmt else None,
-            "forced": [[f.name, f.parameters, f.strict, f.index] for f in forced],
-            "auto": [[f.name, f.parameters, f.strict, f.index] for f in auto] if fmt and not forced else [],
-        }
-    )
+    spec = {
+        "format": [fmt.kind, fmt.schema, fmt.strict] if fmt else None,
+        "forced": [[f.name, f.parameters, f.strict, f.index] for f in forced],
+        "auto": [[f.name, f.parameters, f.strict, f.index] for f in auto] if fmt and not forced else [],
+    }
+    try:
+        key = orjson.dumps(spec)
+    except TypeError as exc:
+        raise InvalidRequest(f"the output constraint holds a value that is not plain JSON: {exc}") from None
     return _cached(key)
 
 

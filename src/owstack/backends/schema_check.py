@@ -143,6 +143,8 @@ def _limits(schema: Any) -> None:
             stack.extend((v, f"{pointer}/{i}", depth + 1) for i, v in enumerate(value))
         elif isinstance(value, float) and not math.isfinite(value):
             raise _Refused(pointer, "holds a number that is not finite")
+        elif isinstance(value, int) and not -(2**63) <= value < 2**64:
+            raise _Refused(pointer, "holds an integer beyond 64 bits")
 
 
 def _walk(root: Any, profile: Profile) -> dict[str, Any]:
