@@ -5,15 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from grammar_engine import compiles
 from pydantic import BaseModel, Field
 
-from grammar_engine import compiles
 from owstack.backends import schema_check
 from owstack.backends.gbnf import json_object_gbnf, to_gbnf
 from owstack.errors import InvalidRequest
 
 REFUSED = [
-    ({"type": "object", "properties": {"a": {"type": "string", "pattern": "^(a)\\1$"}}}, "/properties/a/pattern", "back-reference"),
+    (
+        {"type": "object", "properties": {"a": {"type": "string", "pattern": "^(a)\\1$"}}},
+        "/properties/a/pattern",
+        "back-reference",
+    ),
     ({"type": "string", "pattern": "^(?=a).*$"}, "/pattern", "lookahead"),
     ({"type": "string", "pattern": "\\bword\\b"}, "/pattern", "word boundar"),
     ({"$ref": "https://example.com/schema.json"}, "/$ref", "only local references"),
@@ -28,8 +32,19 @@ REFUSED = [
     ({"type": "string", "format": "hostname"}, "/format", "hostname"),
     ({"type": "number", "minimum": 0.5}, "/minimum", "whole-number"),
     ({"enum": []}, "/enum", "non-empty"),
-    ({"$defs": {"A": {"$ref": "#/$defs/B"}, "B": {"anyOf": [{"$ref": "#/$defs/A"}]}}, "$ref": "#/$defs/A"}, "", "never nests"),
-    ({"$defs": {"N": {"type": "object", "properties": {"n": {"$ref": "#/$defs/N"}}, "required": ["n"]}}, "$ref": "#/$defs/N"}, "", "no finite instance"),
+    (
+        {"$defs": {"A": {"$ref": "#/$defs/B"}, "B": {"anyOf": [{"$ref": "#/$defs/A"}]}}, "$ref": "#/$defs/A"},
+        "",
+        "never nests",
+    ),
+    (
+        {
+            "$defs": {"N": {"type": "object", "properties": {"n": {"$ref": "#/$defs/N"}}, "required": ["n"]}},
+            "$ref": "#/$defs/N",
+        },
+        "",
+        "no finite instance",
+    ),
     ({"type": "object", "properties": {"a": 3}}, "/properties/a", "not a schema"),
 ]
 
@@ -56,7 +71,9 @@ def test_absurd_nesting_is_refused_without_recursion_errors() -> None:
 
 
 def test_recursion_is_refused_where_the_engine_lacks_it() -> None:
-    tree = {"$defs": {"T": {"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/T"}}}}}}
+    tree = {
+        "$defs": {"T": {"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/T"}}}}}
+    }
     schema_check.check({**tree, "$ref": "#/$defs/T"}, param="p", profile="gbnf")
     rooted = {**tree, "type": "object", "properties": {"root": {"$ref": "#/$defs/T"}}}
     with pytest.raises(InvalidRequest, match="recursive"):
@@ -88,8 +105,13 @@ ACCEPTED = [
     Node.model_json_schema(),
     {"type": "object", "properties": {"when": {"type": "string", "format": "date-time"}, "id": {"format": "uuid"}}},
     {"type": "object", "additionalProperties": {"type": "integer", "minimum": -5, "maximum": 1000}},
-    {"type": "array", "prefixItems": [{"type": "boolean"}, {"type": "null"}], "items": {"type": "number"}, "maxItems": 4},
-    {"type": "object", "properties": {"odd key \" \\ /": {"const": {"k": [1, "two"]}}, "e": {"enum": ["a", 1, None]}}},
+    {
+        "type": "array",
+        "prefixItems": [{"type": "boolean"}, {"type": "null"}],
+        "items": {"type": "number"},
+        "maxItems": 4,
+    },
+    {"type": "object", "properties": {'odd key " \\ /': {"const": {"k": [1, "two"]}}, "e": {"enum": ["a", 1, None]}}},
     {"type": "string", "pattern": "^[A-Z]{2,3}-\\d+(\\.\\d+)?$|^none$"},
     {"allOf": [{"$ref": "#/$defs/A"}], "$defs": {"A": {"type": "object", "properties": {"a": {"type": "string"}}}}},
     True,

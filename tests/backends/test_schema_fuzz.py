@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from grammar_engine import compiles
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from grammar_engine import compiles
 from owstack.backends import embedded_grammar, regex_gbnf, structured
 from owstack.backends.gbnf_rules import Rules
 from owstack.errors import InvalidRequest
 
 _names = st.sampled_from(["a", "b", "x y", 'q"uote', "Node", "$defs", "~1", "ü"])
 _patterns = st.one_of(
-    st.sampled_from(["^(a)\\1$", "^[a-z]+$", "(?=x)", "\\d{2,4}", "^a|b$", "[]", "[^]", "a{3000}", "((a*)*)*", "\\p{L}"]),
+    st.sampled_from(
+        ["^(a)\\1$", "^[a-z]+$", "(?=x)", "\\d{2,4}", "^a|b$", "[]", "[^]", "a{3000}", "((a*)*)*", "\\p{L}"]
+    ),
     st.text(alphabet="ab()[]{}|*+?.^$\\-,0123dws:=!<>", max_size=16),
 )
 _scalar = st.fixed_dictionaries(
@@ -30,7 +32,7 @@ _scalar = st.fixed_dictionaries(
         "format": st.sampled_from(["date", "uuid", "email", "uri", "hostname", "date-time"]),
         "minLength": st.integers(-1, 2500),
         "maxLength": st.integers(-1, 2500),
-        "minimum": st.one_of(st.integers(-10**17, 10**17), st.floats(allow_nan=True)),
+        "minimum": st.one_of(st.integers(-(10**17), 10**17), st.floats(allow_nan=True)),
         "maximum": st.integers(-1000, 1000),
         "enum": st.lists(st.one_of(st.integers(), st.text(max_size=5), st.none()), max_size=3),
         "const": st.one_of(st.integers(), st.text(max_size=5)),

@@ -13,9 +13,19 @@ from owstack.backends.toolcalls import ToolCallReader, read_chunk, read_message
 from owstack.catalog.toolcalls import formats, tool_call_format
 
 CASES = [
-    ("hermes", 'Sure. <tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "n": {"a": 1}}}\n</tool_call>', "Sure. ", {"city": "Paris", "n": {"a": 1}}),
+    (
+        "hermes",
+        'Sure. <tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "n": {"a": 1}}}\n</tool_call>',
+        "Sure. ",
+        {"city": "Paris", "n": {"a": 1}},
+    ),
     ("hermes", '<tool_call>{"arguments": {"city": "Paris"}, "name": "get_weather"}</tool_call>', "", {"city": "Paris"}),
-    ("qwen3_coder", "Checking.\n<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n<parameter=days>\n3\n</parameter>\n</function>\n</tool_call>", "Checking.\n", {"city": "Paris", "days": 3}),
+    (
+        "qwen3_coder",
+        "Checking.\n<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n<parameter=days>\n3\n</parameter>\n</function>\n</tool_call>",
+        "Checking.\n",
+        {"city": "Paris", "days": 3},
+    ),
     ("mistral", 'Ok[TOOL_CALLS]get_weather[ARGS]{"city": "Paris"}', "Ok", {"city": "Paris"}),
     ("mistral", '[TOOL_CALLS][{"name": "get_weather", "arguments": {"city": "Paris"}}]', "", {"city": "Paris"}),
     ("llama3_json", '{"name": "get_weather", "parameters": {"city": "Paris"}}', "", {"city": "Paris"}),
@@ -79,7 +89,15 @@ def test_http_messages_and_chunks_are_rewritten() -> None:
     reader = ToolCallReader(fmt, TOOLS)
     chunks = [
         {"choices": [{"index": 0, "delta": {"content": 'x <tool_call>{"name": "get_'}, "finish_reason": None}]},
-        {"choices": [{"index": 0, "delta": {"content": 'weather", "arguments": {"a": 1}}</tool_call>'}, "finish_reason": None}]},
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"content": 'weather", "arguments": {"a": 1}}</tool_call>'},
+                    "finish_reason": None,
+                }
+            ]
+        },
         {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
     ]
     for chunk in chunks:
