@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import orjson
@@ -39,7 +40,7 @@ def _run(fmt: str, text: str, cuts: list[int]) -> tuple[str, ToolCallReader, lis
     reader = ToolCallReader(tool_call_format(fmt), TOOLS)
     deltas: list[Any] = []
     points = sorted({c % (len(text) + 1) for c in cuts} | {0, len(text)})
-    for a, b in zip(points, points[1:], strict=False):
+    for a, b in itertools.pairwise(points):
         deltas += reader.feed(text[a:b])
     deltas += reader.finish()
     return "".join(d[1] for d in deltas if d[0] == "content"), reader, deltas
