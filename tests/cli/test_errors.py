@@ -33,6 +33,7 @@ FILLERS = {
     "urls": "https://example.com/",
     "since": "2026-01-01",
     "until": "2026-02-01",
+    "tool": "files.read_file",
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from owstack.api.gateway import Gateway
+from owstack.assembly import assemble
 from owstack.cli.common import setup_logging
 from owstack.config.load import load
 from owstack.config.validate import validate
@@ -27,4 +28,4 @@ def create_app() -> Gateway:
     host = os.environ.get(HOST_ENV, "127.0.0.1")
     port = int(os.environ[PORT_ENV]) if os.environ.get(PORT_ENV) else None
     validate(config, host=host, port=port)  # what `owstack serve` and `config check` run (config/validate.py)
-    return Gateway(config, host=host)
+    return assemble(config, host=host)

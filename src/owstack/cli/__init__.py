@@ -26,6 +26,7 @@ GROUPS = (
     "compliance",  # audit, tenants erase, docs, bom
     "tenancy",  # keys, residency
     "storage",  # db migrate
+    "mcp",  # mcp tools, approve, usage; egress proxy
 )
 
 app = typer.Typer(
