@@ -100,6 +100,12 @@ def test_other_addresses_pass(url: str, host: str, port: int) -> None:
     validate(from_dict({"backends": {"v": {**VLLM, "url": url}}}), host=host, port=port)
 
 
+def test_the_listening_address_must_exist() -> None:
+    assert "server.host: 'no such host!' is not an address" in problems({"tenants": {"t": {}}}, host="no such host!")
+    for host in ("127.0.0.1", "::1", "localhost", "0.0.0.0"):
+        validate(from_dict({"tenants": {"t": {}}}), host=host)
+
+
 def test_off_loopback_without_tenants_is_refused_and_open_mode_is_announced() -> None:
     assert "server.host:" in problems({}, host="0.0.0.0")
     notes = validate(from_dict({}), host="127.0.0.1").notes

@@ -12,7 +12,7 @@ listening address:
                    resolve in the catalog (the metering cost model is built here exactly as at start)
     storage        the database URL is one owstack can use; audit keys are kept apart from the log and
                    their material decodes
-    exposure       off loopback, keys are required (no tenants -> refuse)
+    exposure       the listening address exists; off loopback, keys are required (no tenants -> refuse)
 
 All problems are collected and raised together as one `ConfigError`, one line per field.
 """
@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from ipaddress import ip_address
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -67,6 +69,7 @@ def validate(config: Config, *, host: str | None = None, port: int | None = None
     problems: list[str] = []
     if not 0 <= port <= 65535:
         problems.append(f"server.port: {port} is not a port; use 1-65535 (0 picks a free one)")
+    problems += _listen_host(host)
     problems += _secrets(config)
     problems += _backends(config, host, port)
     problems += _costs(config)
@@ -76,6 +79,21 @@ def validate(config: Config, *, host: str | None = None, port: int | None = None
     if problems:
         raise ConfigError("\n".join([f"invalid config ({config.source}):", *(f"  {p}" for p in problems)]))
     return Checked(config=config, host=host, port=port, notes=notes)
+
+
+def _listen_host(host: str) -> list[str]:
+    """The address must be one this machine can bind: an IP literal, or a name that resolves."""
+    name = host.strip("[]")
+    try:
+        ip_address(name)
+        return []
+    except ValueError:
+        pass
+    try:
+        socket.getaddrinfo(name, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError):
+        return [f"server.host: {host!r} is not an address to listen on; use an IP such as 127.0.0.1 or 0.0.0.0"]
+    return []
 
 
 def _secrets(config: Config) -> list[str]:
