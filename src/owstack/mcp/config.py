@@ -50,6 +50,11 @@ class UpstreamSection(Section):
     env: dict[str, str | None] = {}
     url: str | None = None
     transport: Literal["streamable-http", "sse"] = "streamable-http"
+    #: the protocol revision asked of the server: auto (2026-07-28 when it serves it, else the handshake),
+    #: legacy (the 2025 handshake and sessions), or 2026-07-28
+    protocol: Literal["auto", "legacy", "2026-07-28"] = "auto"
+    #: tools/call and tools/list on owstack's lean HTTP lane (Streamable HTTP servers); false: on the SDK client
+    lean: bool = True
     #: HTTP headers sent upstream (values: literals or env.NAME references)
     headers: dict[str, str] = {}
     jurisdiction: str = "local"
@@ -155,6 +160,10 @@ class McpSection(Section):
     #: this endpoint's public URL (the metadata's `resource`); default: from the request's Host header
     public_url: str | None = None
     proxy: ProxySection = ProxySection()
+    #: the lean edge for tools/call and tools/list (owstack.mcp.lean); false: every request through the SDK
+    lean: bool = True
+    #: a 2025-era session with nothing in flight for this long is closed
+    session_idle_s: Annotated[float, Field(gt=0, le=86_400)] = 1800.0
 
     @field_validator("servers")
     @classmethod

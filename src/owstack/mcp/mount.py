@@ -57,7 +57,7 @@ def mount(
 
     async def route(gw: Gateway, ctx: RequestContext, scope: Scope, receive: Receive, send: Send) -> None:
         scope["owstack.request_id"] = ctx.request_id
-        await endpoint(scope, receive, send)
+        await endpoint(scope, receive, send, ctx.headers)
 
     for method in ("POST", "GET", "DELETE"):
         routes.add(method, PATHS[0], route)
