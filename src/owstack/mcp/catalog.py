@@ -60,6 +60,7 @@ class Catalog:
         self.revision = -1
         self._reported: set[tuple[str, str, str]] = set()
         self._locks: dict[str, asyncio.Lock] = {}
+        self._rank = {name: i for i, name in enumerate(section.servers)}
 
     async def refresh_pins(self) -> bool:
         """Reload the approved digests when an approval changed them (any process); True if that changed
@@ -115,9 +116,9 @@ class Catalog:
             wire = {**tool, "name": qualified}
             headers = _param_headers(tool.get("inputSchema"))
             entries[qualified] = ToolEntry(server, name, qualified, wire, digest, "pending", findings, headers)
-        for q in [q for q, e in self.tools.items() if e.server == server]:
-            del self.tools[q]
-        self.tools.update(entries)
+        merged = [*(e for e in self.tools.values() if e.server != server), *entries.values()]
+        merged.sort(key=lambda e: self._rank.get(e.server, len(self._rank)))  # config order, then the server's
+        self.tools = {e.qualified: e for e in merged}
         for entry in entries.values():
             entry.state = self._state(server, entry.name, entry.digest)
 

@@ -164,9 +164,7 @@ class McpEndpoint:
             await self.service.upstream_changed(server, kind)
 
     # ASGI -----------------------------------------------------------------------------------------
-    async def __call__(
-        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str] | None = None
-    ) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str] | None = None) -> None:
         """`headers`: the request's headers as a dict of lower-case names, when the caller has them already."""
         path = scope["path"].rstrip("/") or "/"
         request_id = str(scope.get("owstack.request_id") or "")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -103,9 +103,12 @@ class HttpLane:
         lane = cls(server, url, headers, **kwargs)
         if not lane.modern:
             await lane._handshake(10.0)
+            lane._spawn(lane._standalone())
         return lane
 
     async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
         await self.pool.aclose()
 
     # the 2025-era session --------------------------------------------------------------------------
@@ -119,6 +122,30 @@ class HttpLane:
         self.session_id = session
         self.base[MCP_PROTOCOL_VERSION_HEADER] = str(result.get("protocolVersion") or LATEST_HANDSHAKE_VERSION)
         await self._notify("notifications/initialized", None)
+
+    async def _standalone(self) -> None:
+        """The GET stream a 2025 client keeps open: a server sends requests that belong to no call there, and
+        they are refused like those on a call's stream. Re-opened while the lane lives."""
+        while True:
+            headers = {**self.base, "Accept": "text/event-stream"}
+            if self.session_id:
+                headers[SESSION] = self.session_id
+            try:
+                response = await self.pool.request("GET", self.path, b"", headers, httpclient.Timeouts(5.0, 3600.0))
+                try:
+                    if response.status == 405:
+                        return  # the server offers no such stream
+                    if response.status == 200:
+                        async for message in self._messages(response, None):
+                            if "method" in message and "id" in message:
+                                self._refuse(message)
+                finally:
+                    await response.aclose()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.debug("mcp: %s: the lane's GET stream ended: %s", self.server, exc)
+            await asyncio.sleep(1.0)
 
     async def _reopen(self, stale: str | None, timeout_s: float) -> None:
         async with self._opening:
@@ -220,23 +247,28 @@ class HttpLane:
 
     async def _from_stream(self, response: httpclient.Response, request_id: int) -> dict[str, Any]:
         """The response for `request_id` from an SSE stream; requests to the client on it are refused."""
+        async for message in self._messages(response, self.max_bytes):
+            if message.get("id") == request_id and ("result" in message or "error" in message):
+                await _drain(response)
+                return message
+            if "method" in message and "id" in message:
+                self._refuse(message)
+        raise UpstreamUnavailable(f"MCP server {self.server!r} ended the stream without answering")
+
+    async def _messages(self, response: httpclient.Response, limit: int | None) -> AsyncIterator[dict[str, Any]]:
+        """The JSON-RPC messages of an SSE stream, until it ends; past `limit` bytes in all (a call's stream)
+        or in one event (the standing stream), `UpstreamUnavailable`."""
         buffer, size = b"", 0
         async for piece in response.iter_bytes():
             size += len(piece)
-            if size > self.max_bytes:
-                raise UpstreamUnavailable(f"MCP server {self.server!r} sent more than {self.max_bytes} bytes")
             buffer = (buffer + piece).replace(b"\r\n", b"\n")
+            if (limit is not None and size > limit) or len(buffer) > self.max_bytes:
+                raise UpstreamUnavailable(f"MCP server {self.server!r} sent more than {self.max_bytes} bytes")
             while (end := buffer.find(b"\n\n")) >= 0:
                 event, buffer = buffer[:end], buffer[end + 2 :]
                 message = _event_message(event)
-                if message is None:
-                    continue
-                if message.get("id") == request_id and ("result" in message or "error" in message):
-                    await _drain(response)
-                    return message
-                if "method" in message and "id" in message:
-                    self._refuse(message)
-        raise UpstreamUnavailable(f"MCP server {self.server!r} ended the stream without answering")
+                if message is not None:
+                    yield message
 
     # messages to the upstream beside the request ---------------------------------------------------
     def _refuse(self, message: dict[str, Any]) -> None:

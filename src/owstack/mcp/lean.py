@@ -93,6 +93,7 @@ class LeanEdge:
         self.stamp = {SERVER_INFO_META_KEY: server_info}
         self.max_body = max_body
         self.served = 0
+        self._checked: dict[tuple[str | None, str | None, str | None], bool] = {}
 
     async def handle(
         self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], caller: Caller, owner: str
@@ -105,7 +106,7 @@ class LeanEdge:
         session = None if modern else self.sessions.get(headers.get("mcp-session-id"), owner)
         if (not modern and session is None) or _accepts(headers) != (True, True):
             return receive
-        if await self.security.validate_request(Request(scope), is_post=True) is not None:
+        if not await self._secure(scope, headers):
             return receive
         try:
             body = await _read(receive, self.max_body)
@@ -137,6 +138,17 @@ class LeanEdge:
         return None
 
     # checks ------------------------------------------------------------------------------------------
+    async def _secure(self, scope: Scope, headers: dict[str, str]) -> bool:
+        """The SDK's DNS-rebinding and content-type check, once per distinct (Content-Type, Host, Origin)."""
+        key = (headers.get("content-type"), headers.get("host"), headers.get("origin"))
+        ok = self._checked.get(key)
+        if ok is None:
+            ok = await self.security.validate_request(Request(scope), is_post=True) is None
+            if len(self._checked) >= 1024:
+                self._checked.clear()
+            self._checked[key] = ok
+        return ok
+
     def _parse(
         self, message: dict[str, Any], scope: Scope, headers: dict[str, str], session: Session | None, caller: Caller
     ) -> _Call | None:
@@ -235,12 +247,12 @@ class LeanEdge:
         """2026-07-28: closing the POST cancels the call (the spec's cancellation on this revision)."""
         task = asyncio.current_task()
         assert task is not None
-        gone = asyncio.Event()
-        watcher = asyncio.ensure_future(_watch_disconnect(receive, task, gone))
+        mine = LeanCall(task)
+        watcher = asyncio.get_running_loop().create_task(_watch_disconnect(receive, mine))
         try:
             reply, code = await self._answer(request_id, serve)
         except asyncio.CancelledError:
-            if not gone.is_set():
+            if not mine.cancelled:
                 raise
             task.uncancel()
             return
@@ -281,11 +293,11 @@ def _error(request_id: Any, error: dict[str, Any]) -> bytes:
     return orjson.dumps({"jsonrpc": "2.0", "id": request_id, "error": error})
 
 
-async def _watch_disconnect(receive: Receive, task: asyncio.Task[Any], gone: asyncio.Event) -> None:
+async def _watch_disconnect(receive: Receive, call: LeanCall) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
-    gone.set()
-    task.cancel()
+    call.cancelled = True
+    call.task.cancel()
 
 
 class _TooLarge(Exception):

@@ -11,8 +11,8 @@ the variables the config names, and HTTP(S)_PROXY when owstack's egress proxy ru
 configured list, passed without a shell. HTTP servers are reached through the egress policy
 (`egress_http.egress_client`), and get a lean lane (`owstack.mcp.lane`) for `tools/call` and `tools/list`
 once the session is up: opened to the address the egress policy checks then, re-opened with every new
-session. Notifications from the upstream (`list_changed` for tools, prompts and resources) go to
-`on_change(server, kind)`.
+session. List changes from the upstream (2025 notifications, or 2026-07-28 `subscriptions/listen` events
+followed by `owstack.mcp.listen`) go to `on_change(server, kind)`.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from owstack.mcp.config import McpSection, UpstreamSection
 from owstack.mcp.egress_http import egress_client
 from owstack.mcp.errors import UpstreamUnavailable
 from owstack.mcp.lane import HttpLane
+from owstack.mcp.listen import follow
 from owstack.security.egress import EgressPolicy, Resolver, check_url
 
 log = logging.getLogger("owstack.mcp")
@@ -214,12 +215,16 @@ class Upstream:
             self.client, self.error, self.connected_at = client, None, time.monotonic()
             self.ready.set()
             log.info("mcp: upstream %s connected (%s, %s)", self.name, self.kind, client.protocol_version)
+            follower = None
             try:
                 await self._open_lane(client)
                 if self.on_change is not None:
                     await self.on_change(self.name, "connected")
+                    follower = asyncio.create_task(follow(client, self.name, self.on_change))
                 await self._watch(client)
             finally:
+                if follower is not None:
+                    follower.cancel()
                 self.ready.clear()
                 self.client = None
                 lane, self.lane = self.lane, None
