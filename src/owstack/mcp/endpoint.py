@@ -17,8 +17,10 @@ parsing and its error codes, body limits and DNS-rebinding checks, is the `mcp` 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -69,7 +71,7 @@ class McpEndpoint:
         registry: Any = None,
         resolver: Resolver | None = None,
         environ: dict[str, str] | None = None,
-        proxy_url: str | None = None,
+        proxy_url: Callable[[str], str] | None = None,
     ) -> None:
         self.config = config
         self.section = section = config.file.mcp
@@ -90,7 +92,8 @@ class McpEndpoint:
                 extra = tuple(str(n) for n in policy.allow_networks) + s.allow_networks
                 policy = EgressPolicy.from_section(config.file.security.egress, allow_networks=extra)
             self.upstreams[name] = Upstream(
-                name, s, section, egress=policy, resolver=resolver, proxy_url=proxy_url,
+                name, s, section, egress=policy, resolver=resolver,
+                proxy_url=None if proxy_url is None else functools.partial(proxy_url, name),
                 environ=environ if environ is not None else dict(os.environ), on_change=self._changed,
             )  # fmt: skip
         self.metrics.upstreams.extend(self.upstreams.values())

@@ -40,9 +40,9 @@ def mount(
     services: list[Any] = []
     proxy_url = None
     if config.file.mcp.proxy.enabled:
-        proxy = EgressProxy.from_config(config)
+        proxy = EgressProxy.from_config(config, keystore)
         services.append(proxy)
-        proxy_url = proxy.url
+        proxy_url = proxy.url_for  # each stdio server's own credentials, on the port the proxy listens on
     endpoint = McpEndpoint(
         config,
         host=host,

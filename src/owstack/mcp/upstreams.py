@@ -90,7 +90,7 @@ class Upstream:
         *,
         egress: EgressPolicy,
         resolver: Resolver | None = None,
-        proxy_url: str | None = None,
+        proxy_url: Callable[[], str] | None = None,
         environ: Mapping[str, str] | None = None,
         on_change: Change | None = None,
     ) -> None:
@@ -123,7 +123,7 @@ class Upstream:
             return StdioServerParameters(
                 command=s.command[0],
                 args=list(s.command[1:]),
-                env=launch_env(s, self.environ, self.proxy_url),
+                env=launch_env(s, self.environ, None if self.proxy_url is None else self.proxy_url()),
                 cwd=s.cwd,
             )
         assert s.url is not None
