@@ -34,6 +34,7 @@ from owstack.pipeline.stage import Service, Stage
 from owstack.protocols.anthropic import AnthropicMessages
 from owstack.protocols.base import WireProtocol
 from owstack.protocols.openai_chat import OpenAIChat
+from owstack.protocols.openai_legacy import OpenAICompletions, OpenAIEmbeddings
 from owstack.protocols.responses import OpenAIResponses
 from owstack.protocols.responses.store import ResponseStore
 from owstack.routing.breaker import CircuitBreaker
@@ -114,7 +115,13 @@ def assemble(
     # wire protocols, and the Responses API's store of responses
     section = config.file.responses
     store = ResponseStore(config.file.storage.url, section.retention_days * DAY_S)
-    protocols = Protocols(chat=OpenAIChat(), messages=AnthropicMessages(), responses=OpenAIResponses(section, store))
+    protocols = Protocols(
+        chat=OpenAIChat(),
+        messages=AnthropicMessages(),
+        responses=OpenAIResponses(section, store),
+        completions=OpenAICompletions(),
+        embeddings=OpenAIEmbeddings(),
+    )
     background = responses.Background(section.max_background)
 
     server = config.file.server
@@ -181,6 +188,8 @@ def stage_list(
 def route_table(protocols: Protocols) -> Routes:
     routes = Routes()
     routes.add("POST", "/v1/chat/completions", generation(protocols.chat))
+    routes.add("POST", "/v1/completions", generation(protocols.completions))
+    routes.add("POST", "/v1/embeddings", generation(protocols.embeddings))
     routes.add("POST", "/v1/messages", generation(protocols.messages))
     routes.add("POST", "/v1/messages/count_tokens", count_tokens.count_tokens)
     routes.add("POST", "/v1/responses", responses.create)

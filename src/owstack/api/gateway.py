@@ -53,6 +53,8 @@ class Protocols:
     chat: WireProtocol
     messages: WireProtocol
     responses: WireProtocol
+    completions: WireProtocol
+    embeddings: WireProtocol
 
 
 class Gateway:
@@ -93,6 +95,7 @@ class Gateway:
         self.background = background
         self.metrics = metrics
         self.tokenizers = tokenizers
+        self._counters: dict[str | None, Any] = {}
         self.auth = auth
         self.browser = guard
         self.ready = False
@@ -103,8 +106,18 @@ class Gateway:
             await self.auth.before(ctx)
 
     async def token_counter(self, backend: str | None) -> Any:
-        """A token counter for a backend's model (its GGUF vocabulary, or an estimate); loaded off the loop."""
-        return await asyncio.to_thread(self.tokenizers.for_backend, backend)
+        """A token counter for a backend's model (its GGUF vocabulary, or an estimate); loaded off the loop
+        the first time, a dictionary lookup after that."""
+        counter = self._counters.get(backend)
+        if counter is None:
+            counter = self._counters[backend] = await asyncio.to_thread(self.tokenizers.for_backend, backend)
+        return counter
+
+    async def count(self, counter: Any, fn: Any, *args: Any) -> int:
+        """Run a counting function: inline for an estimate (microseconds), on a thread for a real vocabulary."""
+        if not counter.exact:
+            return int(fn(*args))
+        return int(await asyncio.to_thread(fn, *args))
 
     # ASGI ---------------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -123,10 +136,10 @@ class Gateway:
         path, method = scope["path"], scope["method"]
         methods, params = self.routes.find(path)
         try:
-            send = self.browser.wrap(scope, headers, send)
             if method == "OPTIONS" and self.browser.preflight(headers):
                 await self.browser.answer_preflight(headers, methods, send)
                 return
+            send = self.browser.wrap(scope, headers, send)
             self.browser.check(scope, headers, methods)
             handler = None if methods is None else methods.get(method)
             if handler is None:

@@ -158,6 +158,8 @@ async def _send_completion(
         if isinstance(choice, dict) and isinstance(choice.get("stop_reason"), str):
             ctx.stop_sequence = choice["stop_reason"]
         message = choice.get("message") if isinstance(choice, dict) else None
+        if isinstance(choice, dict) and isinstance(choice.get("text"), str):
+            ctx.output_text.append(choice["text"])  # a legacy completion
         if isinstance(message, dict):
             content = message.get("content")
             if isinstance(content, str):
@@ -239,7 +241,7 @@ async def count_prompt(gw: Gateway, ctx: RequestContext) -> None:
     request = ctx.request
     assert request is not None
     counter = await gw.token_counter(ctx.backend)
-    ctx.usage = Usage(prompt_tokens=await asyncio.to_thread(counter.prompt, request.messages), reported=False)
+    ctx.usage = Usage(prompt_tokens=await gw.count(counter, counter.prompt, request.messages), reported=False)
 
 
 async def count_usage(gw: Gateway, ctx: RequestContext) -> None:
@@ -249,7 +251,8 @@ async def count_usage(gw: Gateway, ctx: RequestContext) -> None:
     assert request is not None
     counter = await gw.token_counter(ctx.backend)
     text = "".join(ctx.output_text)
-    prompt, completion = await asyncio.to_thread(lambda: (counter.prompt(request.messages), counter.text(text)))
+    prompt = ctx.usage.prompt_tokens or await gw.count(counter, counter.prompt, request.messages)
+    completion = await gw.count(counter, counter.text, text)
     ctx.usage = Usage(prompt_tokens=prompt, completion_tokens=completion, reported=False)
     ctx.notes["usage_counted"] = "counted" if counter.exact else "estimated"
 
@@ -265,6 +268,8 @@ def observe(ctx: RequestContext, chunk: JSON) -> None:
         if not isinstance(choice, dict):
             continue
         delta = choice.get("delta")
+        if isinstance(choice.get("text"), str):
+            ctx.output_text.append(choice["text"])  # a legacy completion chunk
         if isinstance(delta, dict):
             content = delta.get("content")
             if content:
