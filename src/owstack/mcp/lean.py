@@ -52,6 +52,8 @@ from owstack.mcp.service import McpService
 from owstack.mcp.sessions import LeanCall, Session, Sessions
 
 log = logging.getLogger("owstack.mcp")
+#: a 2026-07-28 call running this long starts watching for its client to close the POST (a cancel)
+WATCH_AFTER_S = 0.05
 #: what a 2025-era session answers a cancelled request with (as the SDK's transport does)
 REQUEST_CANCELLED = -32800
 #: the params each lean method may carry (anything else, e.g. a task or input responses, goes to the SDK)
@@ -244,11 +246,17 @@ class LeanEdge:
         return b'{"jsonrpc":"2.0","id":' + orjson.dumps(request_id) + b',"result":' + result + b"}", None
 
     async def _serve_modern(self, receive: Receive, send: Send, request_id: Any, serve: Serve) -> None:
-        """2026-07-28: closing the POST cancels the call (the spec's cancellation on this revision)."""
+        """2026-07-28: closing the POST cancels the call (the spec's cancellation on this revision). Only a
+        call still running after `WATCH_AFTER_S` gets a task that watches for it: most are answered sooner."""
         task = asyncio.current_task()
         assert task is not None
         mine = LeanCall(task)
-        watcher = asyncio.get_running_loop().create_task(_watch_disconnect(receive, mine))
+        watching: list[asyncio.Task[None]] = []
+
+        def watch() -> None:
+            watching.append(asyncio.ensure_future(_watch_disconnect(receive, mine)))
+
+        timer = asyncio.get_running_loop().call_later(WATCH_AFTER_S, watch)
         try:
             reply, code = await self._answer(request_id, serve)
         except asyncio.CancelledError:
@@ -257,7 +265,9 @@ class LeanEdge:
             task.uncancel()
             return
         finally:
-            watcher.cancel()
+            timer.cancel()
+            for watcher in watching:
+                watcher.cancel()
         await _send(send, 200 if code is None else ERROR_CODE_HTTP_STATUS.get(code, 200), reply, JSON_HEADERS)
 
     async def _serve_session(self, send: Send, session: Session, request_id: Any, serve: Serve) -> None:
