@@ -18,9 +18,10 @@ pays the 2025 session transport both ways and the owstack side only downstream.
 Besides latency it reports owstack's CPU time per call (user + system time of the `owstack serve` process
 over the measured calls, divided by the calls): latency on a shared machine includes waiting for a CPU,
 the CPU time does not; and the median of the paired differences (each call through owstack against the
-direct call made next to it), which drifts in the machine's load do not move. `--client raw` sends the same 2026-07-28 `tools/call` with `http.client` (one
-keep-alive connection per side) instead of the SDK's client, whose own tasks and streams cost about 2 ms a
-call and make the comparison noisier on a loaded machine. The target is an added p50 of at most 1 ms.
+direct call made next to it), which drifts in the machine's load do not move. `--client raw` sends the
+same 2026-07-28 `tools/call` with `http.client` (one keep-alive connection per side) instead of the SDK's
+client, whose own tasks and streams cost about 2 ms a call and make the comparison noisier on a loaded
+machine. The target is an added p50 of at most 1 ms.
 """
 
 from __future__ import annotations
