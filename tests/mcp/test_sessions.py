@@ -70,7 +70,52 @@ def test_sessions_follow_what_the_sdk_did() -> None:
 
         await sessions.track(sdk, scope("POST"), receive, sink, owner="key-a", user="user-a")
         sdk.status = 404
+        await sessions.track(sdk, scope("DELETE", "s1"), receive, sink, owner="key-b", user="user-b")
+        assert sessions.get("s1", "key-a") is not None  # another key's request cannot end someone's session
         await sessions.track(sdk, scope("POST", "s1"), receive, sink, owner="key-a", user="user-a")
         assert sessions.get("s1", "key-a") is None  # the SDK no longer knows it
 
     asyncio.run(main())
+
+
+class Peer:
+    """A session's notification channel that records what it was asked to send."""
+
+    def __init__(self, broken: bool = False) -> None:
+        self.sent: list[str] = []
+        self.broken = broken
+
+    async def _send(self, what: str) -> None:
+        if self.broken:
+            raise ConnectionError("the client's GET stream is gone")
+        self.sent.append(what)
+
+    async def send_tool_list_changed(self) -> None:
+        await self._send("tools")
+
+    async def send_prompt_list_changed(self) -> None:
+        await self._send("prompts")
+
+    async def send_resource_list_changed(self) -> None:
+        await self._send("resources")
+
+
+def test_list_changes_go_to_sessions_and_listen_streams() -> None:
+    from owstack.mcp.changes import ChangeFeed
+    from owstack.mcp.sessions import Session
+
+    sessions = Sessions(idle_s=60)
+    good, gone = Peer(), Peer(broken=True)
+    sessions.open["a"] = Session("a", "k", None, "2025-11-25", b"h", good, 0.0)
+    sessions.open["b"] = Session("b", "k", None, "2025-11-25", b"h", gone, 0.0)
+    feed = ChangeFeed(sessions)
+    events: list[Any] = []
+    feed.bus.subscribe(events.append)
+
+    async def main() -> None:
+        for kind in ("tools", "prompts", "resources", "nonsense"):
+            await feed.changed(kind)
+
+    asyncio.run(main())
+    assert good.sent == ["tools", "prompts", "resources"]  # a broken stream does not stop the others
+    assert [type(e).__name__ for e in events] == ["ToolsListChanged", "PromptsListChanged", "ResourcesListChanged"]

@@ -99,7 +99,7 @@ class Sessions:
                     answered.append(given.decode("latin-1"))
             await send(message)
 
-        known = self.open.get(session_id) if session_id else None
+        known = self.get(session_id, owner)  # another key's request (answered 404 by the SDK) changes nothing
         if known is not None:
             with self.busy(known):
                 await app(scope, receive, watch)
@@ -114,8 +114,8 @@ class Sessions:
             return
         else:
             await app(scope, receive, watch)
-        if session_id and status and (status[0] == 404 or (scope["method"] == "DELETE" and status[0] < 300)):
-            self.open.pop(session_id, None)
+        if known is not None and status and (status[0] == 404 or (scope["method"] == "DELETE" and status[0] < 300)):
+            self.open.pop(known.id, None)
 
     def peers(self) -> list[Session]:
         return [s for s in self.open.values() if s.peer is not None]
