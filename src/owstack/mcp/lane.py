@@ -231,8 +231,9 @@ class HttpLane:
         if not isinstance(result, dict):
             raise UpstreamUnavailable(f"MCP server {self.server!r} sent a result that is not an object")
         if result.get("resultType") == "input_required":
-            asked = sorted({str(r.get("method")) for r in (result.get("inputRequests") or {}).values()
-                            if isinstance(r, dict)})  # fmt: skip
+            wanted = result.get("inputRequests")
+            asked = sorted({str(r.get("method")) for r in wanted.values() if isinstance(r, dict)}
+                           if isinstance(wanted, dict) else ())  # fmt: skip
             raise MCPError(INVALID_REQUEST, refusal(asked[0] if asked else "input", self.server))
         return result
 
