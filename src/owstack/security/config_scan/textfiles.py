@@ -9,6 +9,7 @@ from typing import Any
 from owstack.security.config_scan.common import ScanFile
 from owstack.security.findings import Finding, Severity, finding
 from owstack.security.guard import scan_text
+from owstack.security.template_ssti import TemplateIssue
 from owstack.security.templates import TemplateRenderError, find_ssti
 
 #: guard rule -> (config rule, severity) for instruction files
@@ -79,20 +80,25 @@ def _ssti(src: ScanFile, template: str, base_line: int) -> list[Finding]:
         issues = find_ssti(template)
     except TemplateRenderError as exc:
         return [finding("OWS-SCAN-001", src.rel, base_line, f"chat template does not parse: {exc}")]
-    by_line: dict[int, list[str]] = {}
+    by_line: dict[int, list[TemplateIssue]] = {}
     for issue in issues:
         # Inside JSON the template is one string on one line; in a .jinja file its lines are the file's.
-        by_line.setdefault(base_line if src.doc is not None else issue.line, []).append(issue.construct)
-    return [
-        finding(
-            "OWS-TPL-001",
-            src.rel,
-            line,
-            f"template injection constructs: {', '.join(found[:8])}",
-            executes=", ".join(found[:8]),
+        by_line.setdefault(base_line if src.doc is not None else issue.line, []).append(issue)
+    out: list[Finding] = []
+    for line, found in sorted(by_line.items()):
+        what = ", ".join(i.construct for i in found[:8])
+        worst = max((i.severity for i in found), key=lambda s: ("medium", "high", "critical").index(s))
+        out.append(
+            finding(
+                "OWS-TPL-001",
+                src.rel,
+                line,
+                f"template injection constructs: {what}",
+                executes=what,
+                severity=worst,  # type: ignore[arg-type]
+            )
         )
-        for line, found in sorted(by_line.items())
-    ]
+    return out
 
 
 def is_langflow_flow(data: Any) -> bool:
