@@ -19,14 +19,6 @@ _GUARD_MAP: dict[str, tuple[str, Severity | None]] = {
     "OWS-GRD-003": ("OWS-AI-003", "medium"),
     "OWS-GRD-004": ("OWS-AI-003", "high"),
 }
-_DANGEROUS_CODE = re.compile(
-    r"\b(?:os\.(?:system|popen|exec\w*|spawn\w*)|subprocess\.|pty\.spawn|socket\.socket|__import__\s*\("
-    r"|(?<![.\w])(?:exec|eval|compile)\s*\(|importlib\.import_module|base64\.b64decode|marshal\.loads"
-    r"|pickle\.loads|ctypes\.|shutil\.rmtree|urllib\.request\.urlopen|requests\.(?:get|post)\()"
-)
-_LANGFLOW_PIN = re.compile(r"(?im)^\s*[\"']?langflow(?:\[[^\]]*\])?\s*(==|<=|<|~=)\s*v?([0-9][0-9a-z.]*)")
-_LANGFLOW_IMAGE = re.compile(r"(?im)\blangflow(?:ai)?/langflow(?:-\w+)?:v?([0-9][0-9a-z.]*)")
-_FIXED = (1, 3, 0)
 
 
 class _Lines:
@@ -98,67 +90,4 @@ def _ssti(src: ScanFile, template: str, base_line: int) -> list[Finding]:
                 severity=worst,  # type: ignore[arg-type]
             )
         )
-    return out
-
-
-def is_langflow_flow(data: Any) -> bool:
-    return isinstance(data, dict) and isinstance(data.get("data"), dict) and isinstance(data["data"].get("nodes"), list)
-
-
-def check_langflow(src: ScanFile) -> list[Finding]:
-    data = src.doc.value if src.doc else None
-    if not is_langflow_flow(data):
-        return []
-    assert isinstance(data, dict)
-    out: list[Finding] = []
-    for i, node in enumerate(data["data"]["nodes"]):
-        template = (
-            (((node or {}).get("data") or {}).get("node") or {}).get("template") if isinstance(node, dict) else None
-        )
-        code = (template or {}).get("code") if isinstance(template, dict) else None
-        value = code.get("value") if isinstance(code, dict) else None
-        if not isinstance(value, str):
-            continue
-        hits = sorted({m.group() for m in _DANGEROUS_CODE.finditer(value)})
-        if hits:
-            line = src.line("data", "nodes", i, "data", "node", "template", "code", "value")
-            out.append(
-                finding(
-                    "OWS-LF-001",
-                    src.rel,
-                    line,
-                    f"node {node.get('id', i)!r} runs Python that calls {', '.join(hits[:5])}",
-                    executes="; ".join(hits[:5]),
-                )
-            )
-    return out
-
-
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in re.findall(r"\d+", text)[:3])
-
-
-def check_langflow_pins(src: ScanFile) -> list[Finding]:
-    lines = _Lines(src.text)
-    out: list[Finding] = []
-    for m in _LANGFLOW_PIN.finditer(src.text):
-        op, version = m.group(1), _version(m.group(2))
-        vulnerable = version < _FIXED if op in ("==", "<=", "~=") else version <= _FIXED
-        if vulnerable and version:
-            out.append(
-                finding(
-                    "OWS-LF-002",
-                    src.rel,
-                    lines.at(m.start()),
-                    f"langflow {op}{m.group(2)} is before 1.3.0",
-                    executes=m.group().strip(),
-                )
-            )
-    for m in _LANGFLOW_IMAGE.finditer(src.text):
-        if _version(m.group(1)) and _version(m.group(1)) < _FIXED:
-            out.append(
-                finding(
-                    "OWS-LF-002", src.rel, lines.at(m.start()), f"image {m.group()} is before 1.3.0", executes=m.group()
-                )
-            )
     return out
