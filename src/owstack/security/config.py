@@ -2,7 +2,7 @@
 
 ```yaml
 security:
-  guard: {mode: flag, neutralize: true, block_at: high}
+  guard: {mode: flag, neutralize: true, keep_control_tokens: [], block_at: high}
   egress:
     allow_schemes: [https, http]
     allow_hosts: []            # empty: any public host; else only these (exact, or "*.example.com")
@@ -35,8 +35,11 @@ class GuardSection(Section):
 
     #: off: do nothing; flag: record findings (categories and counts, never text); block: reject the request
     mode: Literal["off", "flag", "block"] = "flag"
-    #: make chat-template control tokens in user and tool content inert (see `security.guard.neutralize`)
+    #: make chat-template control tokens inert in every field that reaches the prompt
     neutralize: bool = True
+    #: field classes trusted to keep their control tokens (e.g. an operator's own system prompt):
+    #: system, developer, user, assistant, tool, tools, params (see `security.guard.fields`)
+    keep_control_tokens: tuple[Literal["system", "developer", "user", "assistant", "tool", "tools", "params"], ...] = ()
     #: in `block` mode, the lowest finding severity that rejects a request
     block_at: Severity = "high"
     #: which content is scanned for injection: tool results and retrieved documents by default
