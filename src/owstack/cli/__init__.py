@@ -21,6 +21,7 @@ GROUPS = (
     "efficiency",  # eval, distill
     "compliance",  # audit, tenants erase, docs, bom
     "tenancy",  # keys, residency
+    "redteam",  # redteam run, compare
 )
 
 app = typer.Typer(
