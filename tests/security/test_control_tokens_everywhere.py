@@ -16,7 +16,8 @@ import pytest
 from owstack.config.load import from_dict
 from owstack.pipeline.context import RequestContext
 from owstack.pipeline.guard import GuardStage, backend_tokens
-from owstack.protocol.anthropic import to_chat_request
+from owstack.protocols.anthropic.request import to_chat_request
+from owstack.protocols.responses.request import to_chat_request as responses_to_chat_request
 from owstack.security.guard.fields import neutralize_request
 from owstack.security.guard.gguf_tokens import special_tokens
 from owstack.security.guard.token_sets import ZWSP, TokenSet
@@ -123,6 +124,23 @@ def test_anthropic_tool_use_input_and_tool_result_are_neutralised() -> None:
     req, _ = to_chat_request(body)
     neutralize_request(req, smollm2())
     assert _leaks(req.messages) == [] and _leaks(req.params) == []
+
+
+def test_responses_api_items_are_neutralised() -> None:
+    body = {
+        "model": "edge",
+        "instructions": EVIL,
+        "input": [
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": EVIL}]},
+            {"type": "function_call", "call_id": "c1", "name": "search", "arguments": json.dumps({"q": EVIL})},
+            {"type": "function_call_output", "call_id": "c1", "output": EVIL},
+        ],
+        "tools": [{"type": "function", "name": "search", "description": EVIL, "parameters": {"type": "object"}}],
+    }
+    req, _ = responses_to_chat_request(body, [])
+    assert _leaks(req.messages) or _leaks(req.params)  # the translation carries the tokens in ...
+    neutralize_request(req, smollm2())
+    assert _leaks(req.messages) == [] and _leaks(req.params) == []  # ... and none reaches the prompt
 
 
 def test_stage_uses_the_served_gguf_vocabulary_and_records_fields() -> None:
