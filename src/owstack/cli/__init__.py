@@ -25,6 +25,7 @@ GROUPS = (
     "efficiency",  # eval, distill
     "compliance",  # audit, tenants erase, docs, bom
     "tenancy",  # keys, residency
+    "redteam",  # redteam run, compare
     "storage",  # db migrate
     "mcp",  # mcp tools, approve, usage; egress proxy
 )

@@ -62,6 +62,26 @@ def flatten_results(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return out[:200]
 
 
+REDTEAM_LATEST = Path("owstack-redteam") / "latest.json"
+
+
+def redteam_summary(config: Config, path: Path | None = None) -> dict[str, Any] | None:
+    """The latest `owstack redteam run` report (its `latest.json`), looked for beside the config file and
+    in the working directory unless given: the risk-management section cites its hit rates (Art. 9)."""
+    candidates = [path] if path is not None else []
+    if config.source and not str(config.source).startswith("<"):
+        candidates.append(Path(config.source).parent / REDTEAM_LATEST)
+    candidates.append(REDTEAM_LATEST)
+    for candidate in candidates:
+        try:
+            data = json.loads(candidate.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(data, dict) and data.get("format") == "owstack-redteam/1":
+            return {"path": str(candidate), **data}
+    return None
+
+
 def context(config: Config, results: Path | None = None) -> dict[str, Any]:
     file = config.file
     models = list(model_facts(config).values())
@@ -87,6 +107,7 @@ def context(config: Config, results: Path | None = None) -> dict[str, Any]:
         "results": loaded,
         "results_source": str(results) if results else None,
         "metrics": prometheus_metrics(config),
+        "redteam": redteam_summary(config),
     }
 
 
