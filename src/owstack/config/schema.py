@@ -16,6 +16,7 @@ from owstack.compliance.config import AuditSection
 from owstack.config.base import Section
 from owstack.economics.config import EconomicsSection
 from owstack.efficiency.config import ReasoningSection
+from owstack.finetune.config import AdaptersSection
 from owstack.metering.config import MeteringSection
 from owstack.security.config import SecuritySection
 from owstack.tenancy.config import TenantSection
@@ -158,6 +159,8 @@ class ConfigFile(Section):
     metering: MeteringSection = MeteringSection()
     audit: AuditSection = AuditSection()
     reasoning: ReasoningSection = ReasoningSection()
+    #: fine-tuned adapters: the registry folder and request aliases (owstack.finetune.config)
+    adapters: AdaptersSection = AdaptersSection()
     security: SecuritySection = SecuritySection()
     #: site costs (power price, PUE), hardware and API price overrides for the cost model
     economics: EconomicsSection = EconomicsSection()
