@@ -47,6 +47,8 @@ async def list_models(gw: Gateway, ctx: RequestContext, scope: Scope, receive: R
                 },
             }
         )
+    for model_id, info in gw.router.adapters.models(gw.router.layers):  # fine-tuned adapters (owstack.finetune)
+        data.append({"id": model_id, "object": "model", "created": _CREATED, "owned_by": "owstack", "owstack": info})
     await send_json(
         send,
         200,

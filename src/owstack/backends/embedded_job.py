@@ -42,6 +42,8 @@ class Job:
     thinking_budget: int | None = None
     think_tags: tuple[str, str] = DEFAULT_THINK_TAGS
     tools: embedded_tools.ToolPlan | None = None
+    #: the LoRA adapter to put on the context (backends/lora.py), None for the plain model
+    adapter: str | None = None
     cancelled: bool = False
 
 
@@ -89,6 +91,7 @@ def build_job(backend: LlamaCppBackend, request: ChatRequest) -> Job:
         thinking_budget=params.get("thinking_budget") if isinstance(params.get("thinking_budget"), int) else None,
         think_tags=think_tags,
         tools=tools,
+        adapter=backend.lora.requested(request, backend.name),
     )
 
 
@@ -145,6 +148,7 @@ def run_job(backend: LlamaCppBackend, job: Job, emit: Callable[[str, str], None]
         raise InvalidRequest(
             f"cannot render these messages with the model's chat template: {exc}", param="messages"
         ) from None
+    backend.lora.activate(llm, job.adapter)
     if job.thinking_budget:
         prompt += job.think_tags[0] + "\n"
     elif job.thinking_budget == 0:

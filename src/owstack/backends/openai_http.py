@@ -8,6 +8,7 @@ import orjson
 
 from owstack.backends import httpclient
 from owstack.backends.dialects import Dialect, dialect
+from owstack.backends.lora import upstream_model
 from owstack.backends.sse import DONE, iter_data
 from owstack.config.schema import BackendSection
 from owstack.errors import InvalidRequest, OwstackError, UpstreamError, UpstreamTimeout
@@ -72,7 +73,8 @@ class OpenAIHTTPBackend:
 
     async def complete(self, request: ChatRequest) -> Completion:
         request = self._shape(request)
-        resp = await self._post(self.dialect.body(request, self.model, stream=False), self._headers)
+        model = upstream_model(self.engine, self.model, request.adapter)
+        resp = await self._post(self.dialect.body(request, model, stream=False), self._headers)
         try:
             raw = await resp.read()
         except BaseException as exc:
@@ -92,7 +94,8 @@ class OpenAIHTTPBackend:
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[JSON]:
         request = self._shape(request)
-        resp = await self._post(self.dialect.body(request, self.model, stream=True), self._stream_headers)
+        model = upstream_model(self.engine, self.model, request.adapter)
+        resp = await self._post(self.dialect.body(request, model, stream=True), self._stream_headers)
         normalise = self.dialect.normalise_message
         try:
             async for data in iter_data(resp.iter_bytes()):

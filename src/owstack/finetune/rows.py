@@ -107,4 +107,3 @@ def _chat(messages: list[dict[str, str]], where: str, train_on: str) -> list[dic
         raise DataError(f"{where}: `messages` needs a user message before the first assistant answer")
     chosen = turns if train_on == "all_turns" else turns[-1:]
     return [{"prompt": messages[:i], "completion": [messages[i]]} for i in chosen]
-

@@ -74,6 +74,8 @@ class Caller:
                 break
             tried.add(slot.name)
             ctx.backend, ctx.engine, ctx.model = slot.name, slot.backend.engine, slot.backend.model
+            if request.adapter is not None:  # metering and audit record the adapter with the model
+                ctx.model = f"{slot.backend.model}:{request.adapter}"
             started = time.perf_counter()
             slot.outstanding += 1
             try:
