@@ -21,6 +21,8 @@ GROUPS = (
     "efficiency",  # eval, distill
     "compliance",  # audit, tenants erase, docs, bom
     "tenancy",  # keys, residency
+    "finetune",  # finetune run, check, demo
+    "adapters",  # adapters list, add, remove
 )
 
 app = typer.Typer(

@@ -13,6 +13,8 @@ from typing import Any, NoReturn
 
 import typer
 
+from owstack.cli.finetune import eval_finetune
+
 eval_app = typer.Typer(help="Measure models and policies.", no_args_is_help=True)
 
 
@@ -20,6 +22,7 @@ def register(app: typer.Typer) -> None:
     """Add this group's commands to the root app."""
     app.add_typer(eval_app, name="eval")
     app.command("distill")(distill)
+    eval_app.command("finetune")(eval_finetune)
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:

@@ -77,6 +77,7 @@ def finish(plan: Plan, trained: Any, base_folder: Path, started: str, seconds: f
         write_jsonl(plan.out / "heldout.jsonl", plan.eval)
     recipe = plan.recipe.model_dump(mode="json", by_alias=True)
     record: dict[str, Any] = {
+        "schema": lineage.SCHEMA,
         "name": plan.recipe.name,
         "kind": "lora-adapter" if plan.recipe.tuning == "lora" else "full-model",
         "method": plan.recipe.method,

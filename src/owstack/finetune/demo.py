@@ -28,8 +28,8 @@ data:
   train: tickets.jsonl
   eval_split: 0.2
   jurisdictions: [local]
-lora: {{r: 16, alpha: 32, dropout: 0.05, targets: [q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]}}
-training: {{epochs: 2, lr: 1.0e-3, batch_size: 8, max_length: 160, seed: {seed}, checkpoint_every: 20, threads: 2}}
+lora: {{r: 8, alpha: 16, dropout: 0.05, targets: [q_proj, k_proj, v_proj, o_proj]}}
+training: {{epochs: 1, lr: 2.0e-3, batch_size: 8, max_length: 160, seed: {seed}, checkpoint_every: 10, threads: 1}}
 export: {{gguf_adapter: true, merged_gguf: none}}
 evaluation: {{scorer: exact, max_tokens: 8}}
 """

@@ -64,7 +64,7 @@ def recipe_digest(recipe: dict[str, Any]) -> str:
 def write(run: Path, record: dict[str, Any]) -> Path:
     path = run / FILE
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"schema": SCHEMA, **record}, indent=2, sort_keys=False) + "\n", "utf-8")
+    tmp.write_text(json.dumps({"schema": SCHEMA, **record}, indent=2) + "\n", "utf-8")
     tmp.replace(path)
     return path
 
