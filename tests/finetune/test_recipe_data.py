@@ -34,7 +34,7 @@ def test_overrides_are_validated_like_the_file(tmp_path: Path) -> None:
         load(path, ["training.batch_size=0"])
     with pytest.raises(RecipeError, match=r"training\.warmup: unknown field"):
         load(path, ["training.warmup=3"])
-    with pytest.raises(RecipeError, match="dotted.field=value"):
+    with pytest.raises(RecipeError, match=r"dotted\.field=value"):
         load(path, ["training.lr"])
 
 
@@ -125,7 +125,7 @@ def test_split_holds_out_whole_rows_with_the_seed(tmp_path: Path) -> None:
 def test_missing_base_is_refused_before_reading_weights(tmp_path: Path) -> None:
     from owstack.finetune.errors import BaseModelError
 
-    with pytest.raises(BaseModelError, match="not on disk .* owstack never downloads weights"):
+    with pytest.raises(BaseModelError, match=r"not on disk .* owstack never downloads weights"):
         prepare(load(write_recipe(tmp_path, "Qwen/Qwen3-0.6B-not-here")))
     with pytest.raises(BaseModelError, match="no GGUF file at"):
         prepare(load(write_recipe(tmp_path, "missing.gguf")))
