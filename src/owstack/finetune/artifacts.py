@@ -41,6 +41,7 @@ def save_weights(plan: Plan, trained: Any, base_folder: Path) -> dict[str, Any]:
     folder = out / ("adapter" if plan.recipe.tuning == "lora" else "model")
     trained.trainer.save_model(str(folder))
     trained.tokenizer.save_pretrained(str(folder))
+    (folder / "training_args.bin").unlink(missing_ok=True)  # a pickle: the recipe and lineage say the same
     artifacts["adapter" if plan.recipe.tuning == "lora" else "model"] = _folder_entry(folder)
     if plan.recipe.tuning == "lora" and export.gguf_adapter:
         config = json.loads((base_folder / "config.json").read_text("utf-8"))
