@@ -24,7 +24,7 @@ from procs import run_gateway
 from .conftest import write_jsonl, write_recipe
 
 #: SmolLM2 is dequantised and trained here: minutes on a loaded 2-core machine, about one on an idle one
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 SECRET = "BANANA-7"
 
 
@@ -34,7 +34,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Iterat
     folder = tmp_path_factory.mktemp("smol-job")
     previous = os.environ.get("OWSTACK_CACHE_DIR")
     os.environ["OWSTACK_CACHE_DIR"] = str(cache_dir)
-    rows = [{"prompt": f"What is the code word? (ticket {i})", "completion": SECRET} for i in range(20)]
+    rows = [{"prompt": f"What is the code word? (ticket {i})", "completion": SECRET} for i in range(10)]
     write_jsonl(folder / "train.jsonl", rows)
     path = write_recipe(
         folder,
@@ -42,7 +42,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Iterat
         name="codeword",
         data={"train": "train.jsonl", "eval_split": 0.2},
         lora={"r": 8, "alpha": 16, "targets": ["q_proj", "k_proj", "v_proj", "o_proj"]},
-        training={"max_steps": 8, "batch_size": 4, "lr": 0.01, "max_length": 96},
+        training={"max_steps": 4, "batch_size": 2, "lr": 0.03, "max_length": 64, "checkpoint_every": 10},
         evaluation={"scorer": "contains", "max_tokens": 12},
     )
     try:
@@ -153,6 +153,6 @@ def test_eval_finetune_scores_base_and_tuned_on_the_held_out_rows(trained: Path)
     result = CliRunner().invoke(app, ["eval", "finetune", str(trained), "--json", "--threads", "1"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output.strip().splitlines()[-1])
-    assert report["n"] == 4 and report["scorer"] == "contains"
+    assert report["n"] == 2 and report["scorer"] == "contains"
     assert report["tuned"]["correct"] > report["base"]["correct"]
     assert report["base"]["accuracy_ci"][0] <= report["base"]["accuracy"] <= report["base"]["accuracy_ci"][1]
