@@ -143,7 +143,10 @@ def demo_command(
     """Write a generated support-ticket classification task and a recipe for it."""
     from owstack.finetune.demo import write
 
-    data, recipe = write(folder, rows, seed)
+    try:
+        data, recipe = write(folder, rows, seed)
+    except ValueError as exc:
+        fail(f"--rows: {exc}")
     typer.echo(f"wrote {data} ({rows} rows) and {recipe}\nnext: owstack finetune run {recipe}")
 
 

@@ -59,6 +59,8 @@ def tickets(n: int, seed: int) -> list[dict[str, Any]]:
         seen.add(text)
         prompt = f"{spec['instruction']}\n\nTicket: {text}"
         rows.append({"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": label}]})
+    if len(rows) < n:
+        raise ValueError(f"the templates give only {len(rows)} distinct tickets; ask for fewer rows")
     rng.shuffle(rows)
     return rows
 
