@@ -220,7 +220,7 @@ async def _eval(target: Any, adapter: str, examples: list[Any], scorer: Any, set
     await target.start()
     try:
         with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-            task = progress.add_task("eval", total=len(examples))
-            return await compare(examples, complete, adapter, scorer, on_done=lambda _: progress.advance(task))
+            task = progress.add_task("eval", total=2 * len(examples))  # base answers, then tuned ones
+            return await compare(examples, complete, adapter, scorer, on_answer=lambda: progress.advance(task))
     finally:
         await target.aclose()

@@ -123,23 +123,29 @@ async def compare(
     adapter: str | None,
     scorer: Scorer,
     *,
-    on_done: Callable[[Item], None] | None = None,
+    on_answer: Callable[[], None] | None = None,
 ) -> list[Item]:
-    """Score each example without and with the adapter (`complete(messages, adapter) -> Reply`)."""
-    items = []
+    """Score each example without and with the adapter (`complete(messages, adapter) -> Reply`).
+
+    All base answers first, then all tuned ones: the engine switches adapters once, not per row."""
+    base: list[Reply] = []
     for example in examples:
+        base.append(await complete(prompt_and_expected(example)[0], None))
+        if on_answer is not None:
+            on_answer()
+    items = []
+    for example, plain in zip(examples, base, strict=True):
         messages, expected = prompt_and_expected(example)
-        base: Reply = await complete(messages, None)
         tuned: Reply = await complete(messages, adapter)
         item = Item(
             example.ref,
             expected,
-            base.content,
+            plain.content,
             tuned.content,
-            scorer(base.content, expected),
+            scorer(plain.content, expected),
             scorer(tuned.content, expected),
         )
         items.append(item)
-        if on_done is not None:
-            on_done(item)
+        if on_answer is not None:
+            on_answer()
     return items
