@@ -30,6 +30,9 @@ class ChatRequest:
     reasoning: Any = None
     #: the fine-tuned adapter the route chose (`model: "edge:<adapter>"`), served by each backend its own way
     adapter: str | None = None
+    #: the OpenAI endpoint it is for: "chat"; or "completions" / "embeddings", whose bodies travel in `params`
+    #: as the client wrote them (`messages` then holds their text, for routing, guard and token counts)
+    endpoint: str = "chat"
 
     @property
     def max_tokens(self) -> int | None:

@@ -14,6 +14,7 @@ import openai
 import pytest
 
 from owstack.config.load import from_dict
+from owstack.metering.journal import catch_up
 from owstack.tenancy.keys import KeyStore
 from procs import Proc, run_gateway, upstream_backend
 
@@ -176,6 +177,7 @@ def test_refusals_are_recorded_in_the_ledger(world: dict[str, Any], tmp_path: Pa
         ask(client(world, "us-no-api"), "gpt-5.4")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
+        catch_up(f"sqlite:///{world['db']}")  # file what the ledger process journaled, as owstack's readers do
         with sqlite3.connect(world["db"]) as conn:
             rows = conn.execute(
                 "select tenant, status, error_code, backend from ledger where error_code = 'residency_violation'"
