@@ -15,9 +15,9 @@ from typing import Any
 
 import typer
 
-from owstack.cli.common import fail
+from owstack.cli.common import fail, group
 
-adapters_app = typer.Typer(help="Fine-tuned adapters served by the gateway.", no_args_is_help=True)
+adapters_app = group("adapters", "Fine-tuned adapters served by the gateway.")
 _CONFIG = typer.Option(None, "--config", "-c", help="Gateway config file (default: the embedded default).")
 
 

@@ -16,9 +16,11 @@ from typing import Any
 
 import typer
 
-from owstack.cli.common import fail
+from owstack.cli.common import fail, group, require_extra
 
-finetune_app = typer.Typer(help="Fine-tune models on your own data (TRL + PEFT), offline.", no_args_is_help=True)
+finetune_app = group("finetune", "Fine-tune models on your own data (TRL + PEFT), offline.")
+#: what training imports from the `owstack[train]` extra
+TRAIN_MODULES = ("torch", "transformers", "trl", "peft")
 
 _SET = typer.Option([], "--set", help="Override a recipe field: dotted.path=value (YAML), e.g. training.lr=1e-4.")
 
@@ -58,6 +60,7 @@ def run_command(
     as_json: bool = typer.Option(False, "--json", help="Print the lineage record as JSON at the end."),
 ) -> None:
     """Train an adapter (or full model) from a recipe: SFT, or DPO on preference rows."""
+    require_extra("train", *TRAIN_MODULES)
     from owstack.finetune.errors import ExportError, FinetuneError
     from owstack.finetune.run import Interrupted, run
 
@@ -116,6 +119,8 @@ def check_command(
     load_model: bool = typer.Option(True, "--load-model/--no-load-model", help="Also load the base and check targets."),
 ) -> None:
     """Validate a recipe, its data rows, jurisdictions and LoRA targets without training."""
+    if load_model:
+        require_extra("train", *TRAIN_MODULES)
     from owstack.finetune.errors import FinetuneError
     from owstack.finetune.plan import prepare
     from owstack.finetune.run import load_base
