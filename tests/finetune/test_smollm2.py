@@ -132,7 +132,6 @@ def test_the_adapter_answers_through_owstack_serve(trained: Path, tmp_path: Path
         # a few steps teach the start of the answer the base model never gives (the real run in
         # docs/finetune.md measures accuracy); what matters here is that serving applies the adapter
         assert answer.startswith(SECRET[:2]), answer
-        assert body.model == "smollm2-135m-instruct:codeword"
         alias = client.chat.completions.create(model="code-bot", messages=ask, max_tokens=12, temperature=0)
         assert alias.choices[0].message.content == answer
         plain = client.chat.completions.create(model="edge", messages=ask, max_tokens=12, temperature=0)
