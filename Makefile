@@ -3,7 +3,7 @@
 # Two installs into one .venv, each only what its job needs:
 #   install-serve  the package and its serving dependencies (`pip install .`: no torch, no linters)
 #   install        the above plus the extras the test suite needs: dev (pytest, ruff, mypy, clients),
-#                  train (torch, transformers) and charts (matplotlib)
+#                  train (torch, transformers, TRL, PEFT), charts (matplotlib) and pii (Presidio)
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -47,7 +47,7 @@ endif
 	touch $(SERVE_STAMP)
 
 $(STAMP): $(SERVE_STAMP)
-	$(BIN)/pip install -q -e '.[dev,train,charts]'
+	$(BIN)/pip install -q -e '.[dev,train,charts,pii]'
 	# instructor (tests/clients) pins jiter<0.15, which would hold openai back at 3.3; it runs on the current one.
 	$(BIN)/pip install -q --no-deps 'instructor==1.17.0'
 	touch $(STAMP)

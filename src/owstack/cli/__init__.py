@@ -28,6 +28,8 @@ GROUPS = (
     "redteam",  # redteam run, compare
     "storage",  # db migrate
     "mcp",  # mcp tools, approve, usage; egress proxy
+    "finetune",  # finetune run, check, demo
+    "adapters",  # adapters list, add, remove
 )
 
 app = typer.Typer(

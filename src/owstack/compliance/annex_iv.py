@@ -17,6 +17,7 @@ from typing import Any
 from owstack import __version__
 from owstack.compliance.facts import config_hash, model_facts
 from owstack.config.load import Config
+from owstack.finetune.facts import finetuned
 
 TEMPLATES = Path(__file__).parent / "templates" / "annex_iv"
 TODO_MARK = "> TO BE COMPLETED BY THE PROVIDER:"
@@ -97,6 +98,7 @@ def context(config: Config, results: Path | None = None) -> dict[str, Any]:
         "config_source": config.source,
         "config_hash": config_hash(config),
         "models": [asdict(m) for m in models],
+        "finetuned": finetuned(config),
         "unpinned": [m.backend for m in models if not m.weights_digest and not m.proprietary],
         "layers": {k: v.model_dump() for k, v in file.layers.items()},
         "tenants": {k: v.model_dump() for k, v in file.tenants.items()},

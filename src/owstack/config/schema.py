@@ -16,6 +16,7 @@ from owstack.compliance.config import AuditSection
 from owstack.config.base import DatabaseURL, FilePath, Section
 from owstack.economics.config import EconomicsSection
 from owstack.efficiency.config import ReasoningSection
+from owstack.finetune.config import AdaptersSection
 from owstack.mcp.config import McpSection
 from owstack.metering.config import MeteringSection
 from owstack.protocols.responses.config import ResponsesSection
@@ -187,6 +188,8 @@ class ConfigFile(Section):
     reasoning: ReasoningSection = ReasoningSection()
     #: the Responses API's stored responses (retention, residency of the store)
     responses: ResponsesSection = ResponsesSection()
+    #: fine-tuned adapters: the registry folder and request aliases (owstack.finetune.config)
+    adapters: AdaptersSection = AdaptersSection()
     security: SecuritySection = SecuritySection()
     mcp: McpSection = McpSection()
     #: site costs (power price, PUE), hardware and API price overrides for the cost model

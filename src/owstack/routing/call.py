@@ -73,6 +73,8 @@ class Caller:
                 break
             tried.add(slot.name)
             ctx.backend, ctx.engine, ctx.model = slot.name, slot.backend.engine, slot.backend.model
+            if request.adapter is not None:  # metering and audit record the adapter with the model
+                ctx.model = f"{slot.backend.model}:{request.adapter}"
             result, error = await self._attempt(ctx, slot, request)
             if result is not None:
                 return result

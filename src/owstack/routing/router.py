@@ -5,7 +5,9 @@
 - a layer alias (`coding`, `multimodal`, `edge`): that layer;
 - `auto`: the rules in `routing.auto`, first match wins: image parts -> `images`, tools or tool
   messages -> `tools`, the last user message looks like code -> `code`, otherwise `default`;
-- a backend's model id (or a backend's name): the backends serving it, reported under their layer.
+- a backend's model id (or a backend's name): the backends serving it, reported under their layer;
+- `<any of those>:<adapter>` or an alias from `adapters.aliases`: the same backends, narrowed to those the
+  adapter is registered on and whose jurisdiction its training data allows (`owstack.finetune.routes`).
 
 `Router.pick` then chooses among a layer's replicas the one with the fewest outstanding requests among
 those whose breaker admits a request and whose health check passes (an unhealthy replica is used only
@@ -23,6 +25,7 @@ from owstack.backends.base import Backend
 from owstack.config.load import Config
 from owstack.config.schema import AUTO, LAYERS
 from owstack.errors import ModelNotFound
+from owstack.finetune.routes import AdapterRoutes
 from owstack.routing.breaker import CircuitBreaker
 from owstack.routing.health import HealthChecker
 from owstack.types import ChatRequest
@@ -46,6 +49,8 @@ class Route:
     reason: str
     replicas: tuple[str, ...]
     fallback: tuple[str, ...] = field(default=())
+    #: the fine-tuned adapter the request selected (`edge:<adapter>`), None for the plain model
+    adapter: str | None = None
 
 
 class Router:
@@ -66,6 +71,7 @@ class Router:
             self.direct[model] = Route(self._layer_of(names[0]), "model", tuple(names))
         for name in config.file.backends:
             self.direct.setdefault(name, Route(self._layer_of(name), "backend", (name,)))
+        self.adapters = AdapterRoutes(config, {**self.direct, **self.layers})
 
     def _layer_of(self, backend: str) -> str:
         for layer, route in self.layers.items():
@@ -88,7 +94,7 @@ class Router:
             layer, reason = self.auto_layer(request)
             base = self.layers[layer]
             return Route(layer, reason, base.replicas, base.fallback)
-        route = self.direct.get(model)
+        route = self.direct.get(model) or self.adapters.resolve(model)
         if route is not None:
             return route
         raise ModelNotFound(
