@@ -19,6 +19,7 @@ from owstack.efficiency.config import ReasoningSection
 from owstack.mcp.config import McpSection
 from owstack.metering.config import MeteringSection
 from owstack.protocols.responses.config import ResponsesSection
+from owstack.routing.config import Policy, PrefixSection, SharedSection
 from owstack.security.config import SecuritySection
 from owstack.tenancy.config import TenantSection
 from owstack.tenancy.limits.config import LimitsSection, check_redis_url
@@ -130,6 +131,9 @@ class LayerSection(Section):
     backends: tuple[str, ...]
     #: tried in order once every replica has failed (before the first byte reaches the client)
     fallback: tuple[str, ...] = ()
+    #: how requests are spread over the replicas: least-outstanding, round-robin, or prefix (the replica
+    #: that served the longest matching prompt prefix, bounded by load; routing/prefix.py)
+    routing: Policy = "least-outstanding"
 
 
 class AutoRules(Section):
@@ -165,6 +169,10 @@ class RoutingSection(Section):
     max_attempts: Annotated[int, Field(ge=1, le=16)] = 3
     breaker: BreakerSection = BreakerSection()
     health: HealthSection = HealthSection()
+    #: prefix-cache-aware routing (layers with `routing: prefix`)
+    prefix: PrefixSection = PrefixSection()
+    #: what gateway instances share through Redis (`redis:`): breaker, health, load, prefix decisions
+    shared: SharedSection = SharedSection()
 
 
 class ConfigFile(Section):
