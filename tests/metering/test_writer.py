@@ -72,7 +72,7 @@ def test_records_are_written_after_the_flush_interval(sqlite_url: str, mode: str
     w = writer(sqlite_url, mode, flush_interval_s=0.05)
     w.start()
     submit(w, 3)
-    assert wait_for(lambda: count(sqlite_url) == 3, timeout=5)
+    assert wait_for(lambda: count(sqlite_url) == 3)
     w.close()
 
 

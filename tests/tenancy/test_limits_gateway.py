@@ -189,7 +189,7 @@ def test_redis_down_serves_unchecked_and_says_so(world: dict[str, Any], fake_ups
         for _ in range(3):  # a cap of 1 per minute, but nothing can check it
             raw = ask(c)
             assert raw.status_code == 200 and "x-ratelimit-limit-requests" not in raw.headers
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 60
         while "cannot be reached" not in gw.log() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert "served unchecked" in gw.log()

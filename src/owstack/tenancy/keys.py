@@ -25,7 +25,7 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -107,7 +107,11 @@ class KeyStore:
         negative_ttl_s: float = 30.0,
         revision_check_s: float = 1.0,
         max_cached: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
+        """`clock` (monotonic seconds: the cache's lifetimes) and `wall` (epoch seconds: key expiry) are
+        parameters so that tests can move time instead of waiting for it."""
         from owstack import storage
 
         if migrate:
@@ -119,8 +123,9 @@ class KeyStore:
             negative_ttl_s=negative_ttl_s,
             revision_check_s=revision_check_s,
             max_entries=max_cached,
-            clock=time.monotonic,
+            clock=clock,
         )
+        self._wall = wall
         self._inflight: dict[str, asyncio.Future[_Stored | None]] = {}
 
     def __repr__(self) -> str:
@@ -196,7 +201,7 @@ class KeyStore:
             self._refresh_revision()
         hit = self._cache.get(key.key_id)
         stored = hit.value if hit is not None else self._load(key.key_id)
-        return _verify(key, stored)
+        return _verify(key, stored, self._wall())
 
     async def authenticate_async(self, presented: str) -> KeyRecord:
         key = keyformat.parse(presented)
@@ -204,7 +209,7 @@ class KeyStore:
             await asyncio.to_thread(self._refresh_revision)
         hit = self._cache.get(key.key_id)
         stored = hit.value if hit is not None else await self._load_shared(key.key_id)
-        return _verify(key, stored)
+        return _verify(key, stored, self._wall())
 
     def invalidate(self) -> None:
         """Drop the cache now (tests, and an admin API that changed keys through another store)."""
@@ -269,14 +274,14 @@ class _Transaction:
             self._conn.close()
 
 
-def _verify(key: keyformat.PresentedKey, stored: _Stored | None) -> KeyRecord:
+def _verify(key: keyformat.PresentedKey, stored: _Stored | None, now: float) -> KeyRecord:
     digest = stored.digest if stored is not None else _DUMMY_DIGEST  # same work for unknown ids
     if not keyformat.secret_matches(key.secret, digest) or stored is None:
         raise AuthenticationFailed(INVALID)
     record = stored.record
     if record.revoked_at is not None:
         raise AuthenticationFailed(f"API key {record.key_id} has been revoked")
-    if stored.expires_ts is not None and stored.expires_ts <= time.time():
+    if stored.expires_ts is not None and stored.expires_ts <= now:
         expired = record.expires_at.isoformat(timespec="seconds") if record.expires_at else "?"
         raise AuthenticationFailed(f"API key {record.key_id} expired at {expired}")
     return record
