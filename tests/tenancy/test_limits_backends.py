@@ -248,13 +248,14 @@ def test_keys_live_under_the_prefix_and_expire(prefix: str) -> None:
 def test_an_unknown_script_falls_back_to_eval(prefix: str) -> None:
     script = Script(RESERVE + f"\n-- {uuid.uuid4().hex}\n")  # a SHA this server has never seen
     key = f"{prefix}{{t}}"
-    args = (int(T0 * 1e6), 5, 0, 0, "", 0, "0", 0)
+    args = (int(T0 * 1e6), 5, 0, 0, "", 0, "0", 0, "", "0", 0, 0)  # no budget, nothing pending, no hold
 
     async def main() -> tuple[list[int], list[bool]]:
         lim = RedisLimiter(REDIS_URL, prefix=prefix)
         try:
             before = await lim.client.script_exists(script.sha)
-            reply = await script(lim.client, (key + ":rpm", key + ":tpm", key + ":usd"), args)
+            keys = (key + ":rpm", key + ":tpm", key + ":usd", key + ":holds", key + ":held")
+            reply = await script(lim.client, keys, args)
             after = await lim.client.script_exists(script.sha)
             return [reply[0], int(float(reply[2]))], [*before, *after]
         finally:

@@ -1,13 +1,16 @@
 """Pipeline stage 6, limit: reserve rate and budget before the call, settle them after it.
 
     before  tenant without caps: nothing (a dict lookup). Otherwise one `Limiter.reserve`: refused when
-            the month's spend is at or over `budget_usd_month` (429 `budget_exceeded`), or when one more
-            request or the request's estimated tokens do not fit (429 `rate_limit_exceeded`). Allowed
-            and refused responses carry OpenAI's `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`;
-            refused ones `retry-after` (seconds) and `retry-after-ms`.
-    after   settles the token bucket with the tokens used and charges the request's cost to the month
-            (one `Limiter.settle`, skipped when there is nothing to correct; on Redis it is held and sent
-            with the tenant's next reservation or within `limits.flush_interval_ms`). Never raises.
+            the month's spend is at or over `budget_usd_month`, or when the spend, the holds of requests
+            in flight and this request's maximum cost (its hold, `usage.max_cost`: prompt estimate plus
+            `max_tokens` at the dearest candidate's price) pass it (429 `budget_exceeded`), or when one
+            more request or the request's estimated tokens do not fit (429 `rate_limit_exceeded`).
+            Allowed and refused responses carry OpenAI's `x-ratelimit-{limit,remaining,reset}-{requests,
+            tokens}`; refused ones `retry-after` (seconds) and `retry-after-ms`.
+    after   settles the token bucket with the tokens used, releases the hold and charges the request's
+            real cost to the month, whatever the outcome (one `Limiter.settle`, skipped when there is
+            nothing to correct; on Redis it is held and sent with the tenant's next reservation or within
+            `limits.flush_interval_ms`). Never raises.
 
 While the store cannot be reached (Redis down or too slow), `limits.on_redis_error` decides: `allow`
 serves the request unchecked (`ctx.notes["limit_unchecked"]`, `owstack_limit_unchecked_total`, one
@@ -18,8 +21,10 @@ store for `limits.redis_retry_s` and follow the same rule, so an outage does not
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -29,9 +34,18 @@ from typing import TYPE_CHECKING
 from owstack.errors import ConfigError, RateLimited, ServiceUnavailable
 from owstack.pipeline.context import RequestContext
 from owstack.pipeline.stage import BaseStage
-from owstack.tenancy.limits.bucket import Decision, Limiter, LimiterUnavailable, Rule, drain_s, month_of, remaining
+from owstack.tenancy.limits.bucket import (
+    Decision,
+    Hold,
+    Limiter,
+    LimiterUnavailable,
+    Rule,
+    drain_s,
+    month_of,
+    remaining,
+)
 from owstack.tenancy.limits.config import LimitsSection, check_redis_url, limits_section
-from owstack.tenancy.limits.usage import ledger_spend, prompt_estimate, request_cost, used_tokens
+from owstack.tenancy.limits.usage import ledger_spend, max_cost, prompt_estimate, request_cost, used_tokens
 
 if TYPE_CHECKING:
     from owstack.config.load import Config
@@ -40,6 +54,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 REASONS = ("requests", "tokens", "budget", "unavailable")
+#: budget holds are named `<process prefix>-<counter>`: unique across the processes sharing a Redis
+_HOLD_PREFIX = secrets.token_hex(6)
+_hold_ids = itertools.count(1)
 
 
 def rules_of(config: Config) -> dict[str, Rule]:
@@ -82,6 +99,8 @@ class Reservation:
     rule: Rule
     tokens: int
     prompt: int
+    #: the budget hold (None: no budget, or nothing priced among the candidates)
+    hold: Hold | None = None
 
 
 @dataclass(slots=True)
@@ -164,16 +183,20 @@ class LimitStage(BaseStage):
         if rule is None or ctx.policy is None:
             return
         prompt = tokens = 0
-        if rule.tpm:
+        hold = None
+        if rule.tpm or rule.budget_usd is not None:
             prompt = prompt_estimate(ctx)
             asked = ctx.request.max_tokens if ctx.request is not None else None
             completion = asked if asked is not None else self.section.completion_estimate_tokens
-            tokens = min(max(prompt + completion, 1), rule.tpm)  # more than a minute's worth waits for a full one
+            if rule.tpm:  # more than a minute's worth waits for a full one
+                tokens = min(max(prompt + completion, 1), rule.tpm)
+            if rule.budget_usd is not None:
+                hold = self._hold(ctx, prompt, completion)
         if self._retry_at and time.monotonic() < self._retry_at:  # the store failed a moment ago
             self._unavailable(ctx)
             return
         try:
-            decision = await self.limiter.reserve(ctx.tenant, rule, tokens, self.clock())
+            decision = await self.limiter.reserve(ctx.tenant, rule, tokens, self.clock(), hold)
         except LimiterUnavailable as exc:
             self._failed(exc)
             self._unavailable(ctx)
@@ -182,11 +205,19 @@ class LimitStage(BaseStage):
             self._recovered()
         if decision.allowed:
             _rate_headers(ctx.response_headers, rule, decision)
-            ctx.notes["limit"] = Reservation(rule, tokens, prompt)
+            ctx.notes["limit"] = Reservation(rule, tokens, prompt, hold)
             return
         reason = decision.reason or "requests"
         self.counters.refused[reason] += 1
-        raise _refusal(ctx, rule, decision, tokens, self.clock())
+        raise _refusal(ctx, rule, decision, tokens, self.clock(), hold)
+
+    def _hold(self, ctx: RequestContext, prompt: int, completion: int) -> Hold | None:
+        """The request's budget hold: its maximum cost on any candidate backend (None when that is 0)."""
+        candidates = ctx.candidates or ([ctx.backend] if ctx.backend else [])
+        usd = max_cost(self.pricing, self.load, candidates, prompt, completion, self.section.reserve_seconds)
+        if usd <= 0.0:
+            return None
+        return Hold(f"{_HOLD_PREFIX}-{next(_hold_ids)}", usd, self.section.reservation_ttl_s)
 
     async def after(self, ctx: RequestContext) -> None:
         held = ctx.notes.get("limit")
@@ -199,8 +230,8 @@ class LimitStage(BaseStage):
             cost = 0.0
             if rule.budget_usd is not None:
                 cost = request_cost(self.pricing, self.load, ctx, prompt, completion)
-            if delta or cost > 0.0:
-                await self.limiter.settle(ctx.tenant, rule, delta, cost, self.clock())
+            if delta or cost > 0.0 or held.hold is not None:
+                await self.limiter.settle(ctx.tenant, rule, delta, cost, self.clock(), held.hold)
         except Exception:  # limits must never turn a served request into an error
             log.exception("limits: request %s could not be settled", ctx.request_id)
 
@@ -294,15 +325,26 @@ def _rate_headers(headers: dict[str, str], rule: Rule, d: Decision) -> None:
         headers["x-ratelimit-reset-tokens"] = duration(drain_s(d.token_level, rule.tpm))
 
 
-def _refusal(ctx: RequestContext, rule: Rule, d: Decision, tokens: int, now: float) -> RateLimited:
+def _refusal(ctx: RequestContext, rule: Rule, d: Decision, tokens: int, now: float, hold: Hold | None) -> RateLimited:
     headers = ctx.response_headers
     wait = max(d.retry_after_s, 0.001)
     headers["retry-after"] = str(max(1, math.ceil(wait)))
     headers["retry-after-ms"] = str(math.ceil(wait * 1000))
     tenant = ctx.tenant
     if d.reason == "budget":
-        headers["x-should-retry"] = "false"  # the official SDKs would otherwise retry a 429 at once
         month = month_of(now)
+        budget = rule.budget_usd or 0.0
+        if d.spent_usd < budget and hold is not None:  # not spent yet: this request's hold does not fit now
+            headers["retry-after"] = "1"
+            headers["retry-after-ms"] = "1000"
+            return RateLimited(
+                f"budget: tenant {tenant!r} has spent {_usd(d.spent_usd)} of its {_usd(budget)} monthly budget "
+                f"and requests in flight hold {_usd(d.held_usd)}; this request may cost up to {_usd(hold.usd)} "
+                "(its prompt plus max_tokens at its backends' prices), which does not fit; lower max_tokens "
+                "or retry when requests in flight have finished",
+                code="budget_exceeded",
+            )
+        headers["x-should-retry"] = "false"  # the official SDKs would otherwise retry a 429 at once
         resets = datetime.fromtimestamp(month.end, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return RateLimited(
             f"budget exhausted: tenant {tenant!r} has spent {_usd(d.spent_usd)} of its {_usd(rule.budget_usd or 0.0)} "
