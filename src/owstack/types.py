@@ -28,6 +28,9 @@ class ChatRequest:
     #: the reasoning policy the shape stage resolved (`owstack.efficiency.policies.Policy`), applied by
     #: each backend in its own dialect at call time (a fallback may change the engine)
     reasoning: Any = None
+    #: the OpenAI endpoint it is for: "chat"; or "completions" / "embeddings", whose bodies travel in `params`
+    #: as the client wrote them (`messages` then holds their text, for routing, guard and token counts)
+    endpoint: str = "chat"
 
     @property
     def max_tokens(self) -> int | None:

@@ -13,7 +13,7 @@ from procs import Proc, upstream_backend
 
 @pytest.fixture(scope="module")
 def client(embedded_gateway: Proc) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=embedded_gateway.url, api_key="unused", max_retries=0, timeout=60)
+    return anthropic.Anthropic(base_url=embedded_gateway.url, api_key="unused", max_retries=0, timeout=300)
 
 
 def test_message(client: anthropic.Anthropic) -> None:

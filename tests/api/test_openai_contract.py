@@ -11,7 +11,7 @@ from procs import Proc
 
 @pytest.fixture(scope="module")
 def client(embedded_gateway: Proc) -> openai.OpenAI:
-    return openai.OpenAI(base_url=embedded_gateway.base_url, api_key="unused", max_retries=0, timeout=60)
+    return openai.OpenAI(base_url=embedded_gateway.base_url, api_key="unused", max_retries=0, timeout=300)
 
 
 def test_non_streaming_completion(client: openai.OpenAI) -> None:

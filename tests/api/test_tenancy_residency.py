@@ -177,7 +177,7 @@ def test_refusals_are_recorded_in_the_ledger(world: dict[str, Any], tmp_path: Pa
         ask(client(world, "us-no-api"), "gpt-5.4")
     deadline = time.monotonic() + 60  # only bounds a failing run
     while time.monotonic() < deadline:
-        catch_up(f"sqlite:///{world['db']}")  # as owstack's readers do: journaled records are filed first
+        catch_up(f"sqlite:///{world['db']}")  # file what the ledger process journaled, as owstack's readers do
         with sqlite3.connect(world["db"]) as conn:
             rows = conn.execute(
                 "select tenant, status, error_code, backend from ledger where error_code = 'residency_violation'"

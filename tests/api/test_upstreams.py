@@ -12,6 +12,8 @@ import pytest
 
 from procs import Proc, free_port, upstream_backend
 
+JSON_HEADERS = {"content-type": "application/json"}
+
 
 def stats(upstream: Proc) -> dict[str, Any]:
     return httpx.get(upstream.url + "/stats").json()
@@ -192,7 +194,9 @@ def test_body_over_the_limit_is_413(start_gateway: Any, fake_upstream: Proc) -> 
         assert info.value.status_code == 413
         assert info.value.body["code"] == "payload_too_large"  # type: ignore[index]
         # chunked upload without Content-Length is cut off too
-        r = httpx.post(gw.base_url + "/chat/completions", content=iter([b"{" + b" " * 3000 + b"}"]))
+        r = httpx.post(
+            gw.base_url + "/chat/completions", content=iter([b"{" + b" " * 3000 + b"}"]), headers=JSON_HEADERS
+        )
         assert r.status_code == 413
         ok = client.chat.completions.create(model="edge", messages=[{"role": "user", "content": "small"}])
         assert ok.choices[0].message.content == "hello from good"

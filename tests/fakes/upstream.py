@@ -3,6 +3,7 @@
 Run it as a process: `python -m tests.fakes.upstream PORT` (uvicorn, raw ASGI). Behaviours:
 
     echo                     the completion's content is the JSON body the server received
+    (POST /v1/completions and /v1/embeddings answer legacy completions and 3-number embeddings)
     tool-call                answers with a tool call to the first tool in the request (or `lookup`)
     fail-before-first-byte   HTTP 500 before anything else
     fail-mid-stream          streams two chunks, then drops the connection
@@ -94,8 +95,42 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await _json(send, 200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
     elif path == "/v1/chat/completions" and method == "POST":
         await _chat(json.loads(await _read(receive)), receive, send)
+    elif path == "/v1/completions" and method == "POST":
+        await _legacy(json.loads(await _read(receive)), send)
+    elif path == "/v1/embeddings" and method == "POST":
+        body = json.loads(await _read(receive))
+        STATS["last_body"] = body
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [
+            {"object": "embedding", "index": i, "embedding": [0.1, 0.2, float(len(str(x)))]}
+            for i, x in enumerate(inputs)
+        ]
+        usage = {"prompt_tokens": 3 * len(inputs), "total_tokens": 3 * len(inputs)}
+        await _json(send, 200, {"object": "list", "data": data, "model": body["model"], "usage": usage})
     else:
         await _json(send, 404, {"error": {"message": "not found"}})
+
+
+async def _legacy(body: dict[str, Any], send: Any) -> None:
+    """A legacy text completion: the prompt's length, whole or as a stream of `text` chunks."""
+    STATS["last_body"] = body
+    text = f" completed {len(str(body.get('prompt')))} characters"
+    base = {"id": "cmpl-fake", "object": "text_completion", "created": int(time.time()), "model": body["model"]}
+    if not body.get("stream"):
+        choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
+        await _json(send, 200, {**base, "choices": [choice], "usage": USAGE})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+    for word in text.split(" ")[1:]:
+        chunk = {**base, "choices": [{"index": 0, "text": " " + word, "finish_reason": None}]}
+        await send(
+            {"type": "http.response.body", "body": b"data: " + json.dumps(chunk).encode() + b"\n\n", "more_body": True}
+        )
+    end = {**base, "choices": [{"index": 0, "text": "", "finish_reason": "stop"}]}
+    tail = b"data: " + json.dumps(end).encode() + b"\n\n"
+    if (body.get("stream_options") or {}).get("include_usage"):
+        tail += b"data: " + json.dumps({**base, "choices": [], "usage": USAGE}).encode() + b"\n\n"
+    await send({"type": "http.response.body", "body": tail + b"data: [DONE]\n\n", "more_body": False})
 
 
 async def _chat(body: dict[str, Any], receive: Any, send: Any) -> None:

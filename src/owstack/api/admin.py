@@ -1,58 +1,16 @@
-"""GET /v1/models, /healthz, /readyz, /metrics."""
+"""GET /healthz, /readyz, /metrics."""
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 import orjson
 
 from owstack.api.http import Receive, Scope, Send, send_json
-from owstack.config.schema import AUTO, LAYERS
 from owstack.pipeline.context import RequestContext
 
 if TYPE_CHECKING:
     from owstack.api.gateway import Gateway
-
-_CREATED = int(time.time())
-
-
-async def list_models(gw: Gateway, ctx: RequestContext, scope: Scope, receive: Receive, send: Send) -> None:
-    data = [
-        {
-            "id": layer,
-            "object": "model",
-            "created": _CREATED,
-            "owned_by": "owstack",
-            "owstack": {"kind": "layer"},
-        }
-        for layer in (*LAYERS, AUTO)
-    ]
-    seen = set(LAYERS) | {AUTO}
-    for section in gw.config.file.backends.values():
-        if section.model in seen:
-            continue
-        seen.add(section.model)
-        backends = [n for n, s in gw.config.file.backends.items() if s.model == section.model]
-        data.append(
-            {
-                "id": section.model,
-                "object": "model",
-                "created": _CREATED,
-                "owned_by": section.engine,
-                "owstack": {
-                    "kind": "backend-model",
-                    "backends": backends,
-                    "layer": gw.router.direct[section.model].layer,
-                },
-            }
-        )
-    await send_json(
-        send,
-        200,
-        orjson.dumps({"object": "list", "data": data}),
-        [(b"x-request-id", ctx.request_id.encode())],
-    )
 
 
 async def healthz(gw: Gateway, ctx: RequestContext, scope: Scope, receive: Receive, send: Send) -> None:
@@ -68,11 +26,9 @@ async def readyz(gw: Gateway, ctx: RequestContext, scope: Scope, receive: Receiv
         layers[layer] = {"ready": bool(up), "available": up}
     body: dict[str, object] = {"started": gw.ready, "layers": layers}
     ready = gw.ready and all(v["ready"] for v in layers.values())
-    for hook in gw.hooks:
-        problem = hook.unavailable() if hasattr(hook, "unavailable") else None
-        if problem:
-            body[hook.name] = problem
-            ready = False
+    for name, problem in gw.unavailable().items():
+        body[name] = problem
+        ready = False
     body["status"] = "ready" if ready else "not ready"
     await send_json(send, 200 if ready else 503, orjson.dumps(body), [])
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from owstack.api.gateway import Gateway
+from owstack.assembly import assemble
 from owstack.cli.common import setup_logging
 from owstack.config.load import load
 
@@ -22,4 +23,4 @@ def create_app() -> Gateway:
     overrides = {"metering": {"metrics_dir": metrics_dir}} if metrics_dir else None
     config = load(path, overrides=overrides)
     setup_logging(os.environ.get(LOG_LEVEL_ENV) or config.file.server.log_level)
-    return Gateway(config, host=os.environ.get(HOST_ENV, "127.0.0.1"))
+    return assemble(config, host=os.environ.get(HOST_ENV, "127.0.0.1"))

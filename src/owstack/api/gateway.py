@@ -1,8 +1,10 @@
-"""The gateway: built once from a `Config`, served as a plain ASGI application.
+"""The gateway as a plain ASGI application, made of parts the composition root (`owstack.assembly`) built.
 
-Gateway(config)                 backends, breakers, health checks, router, the stage list
-await gateway(scope, ...)       a tiny route table -> one thin handler per endpoint
-lifespan startup/shutdown       load models, start health checks, flush the ledger, close pools
+    await gateway(scope, receive, send)     the route table -> one thin handler per endpoint
+    lifespan startup/shutdown               services started in order (then backends and health checks),
+                                            closed in reverse
+
+Nothing here constructs a part: tests assemble a gateway with fake backends and drive it in process.
 """
 
 from __future__ import annotations
@@ -14,26 +16,27 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from owstack.api import admin
-from owstack.api.anthropic_edge import AnthropicEdge
-from owstack.api.handler import Edge, handle
-from owstack.api.http import Receive, Scope, Send, header_dict, send_error
-from owstack.api.openai_edge import OpenAIEdge
-from owstack.backends.registry import build_backend
-from owstack.config.load import Config
+from owstack.api import browser
+from owstack.api.http import Receive, Scope, Send, header_dict, send_json
+from owstack.api.routes import Routes
 from owstack.errors import MethodNotAllowed, NotFound, OwstackError
-from owstack.pipeline.build import build_pipeline
 from owstack.pipeline.context import RequestContext
-from owstack.routing.breaker import CircuitBreaker
-from owstack.routing.call import Caller
-from owstack.routing.health import HealthChecker
-from owstack.routing.router import Router, Slot
+from owstack.pipeline.pipeline import Pipeline
+from owstack.pipeline.stage import Service, Stage
+from owstack.protocols.base import WireProtocol
+
+if TYPE_CHECKING:
+    from owstack.api.responses import Background
+    from owstack.backends.base import Backend
+    from owstack.config.load import Config
+    from owstack.routing.health import HealthChecker
+    from owstack.routing.router import Router, Slot
 
 log = logging.getLogger("owstack")
-Handler = Callable[["Gateway", RequestContext, Scope, Receive, Send], Awaitable[None]]
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 # Request ids: a random per-process prefix and a counter, so that making one costs no system call (an
 # os.urandom per request releases the GIL to the ledger writer on every request).
@@ -43,15 +46,37 @@ GC_YOUNG_THRESHOLD = 10_000
 _ids = itertools.count(1)
 
 
-def _generation(edge: Edge) -> Handler:
-    async def endpoint(gw: Gateway, ctx: RequestContext, scope: Scope, receive: Receive, send: Send) -> None:
-        await handle(gw, edge, ctx, scope, receive, send)
+@dataclass(frozen=True, slots=True)
+class Protocols:
+    """The wire protocols the gateway speaks (one object each, shared by all requests)."""
 
-    return endpoint
+    chat: WireProtocol
+    messages: WireProtocol
+    responses: WireProtocol
+    completions: WireProtocol
+    embeddings: WireProtocol
 
 
 class Gateway:
-    def __init__(self, config: Config, *, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        host: str,
+        routes: Routes,
+        pipeline: Pipeline,
+        protocols: Protocols,
+        router: Router,
+        slots: Mapping[str, Slot],
+        health: HealthChecker,
+        backends: Mapping[str, Backend],
+        services: Sequence[Service],
+        background: Background,
+        metrics: Any,
+        tokenizers: Any,
+        auth: Stage | None,
+        guard: browser.BrowserGuard,
+    ) -> None:
         self.config = config
         self.host = host
         server = config.file.server
@@ -59,56 +84,40 @@ class Gateway:
         self.access_log = server.access_log or server.log_content
         self.log_content = server.log_content
         self.ai_marker_header = (b"x-owstack-ai-generated", b"true")
-        routing = config.file.routing
-        self.backends = {name: build_backend(name, section, config) for name, section in config.file.backends.items()}
-        self.hooks: list[Any] = []  # objects with optional start()/aclose(): ledger writer, audit log ...
-        self.metrics: Any = None
-        self.slots = {
-            name: Slot(
-                name,
-                backend,
-                CircuitBreaker(
-                    name,
-                    routing.breaker.failure_threshold,
-                    routing.breaker.reset_s,
-                    on_change=self._breaker_changed,
-                ),
-            )
-            for name, backend in self.backends.items()
-        }
-        self.health = HealthChecker(
-            [b for name, b in self.backends.items() if config.file.backends[name].health_check],
-            interval_s=routing.health.interval_s,
-            timeout_s=routing.health.timeout_s,
-            unhealthy_after=routing.health.unhealthy_after,
-        )
-        self.router = Router(config, self.slots, self.health)
-        self.caller = Caller(self.router, routing.max_attempts)
-        self._tokenizers: Any = None  # shared with the meter stage's ledger writer when metering is on
-        self.pipeline = build_pipeline(self)
+        self.routes = routes
+        self.pipeline = pipeline
+        self.protocols = protocols
+        self.router = router
+        self.slots = slots
+        self.health = health
+        self.backends = backends
+        self.services = tuple(services)
+        self.background = background
+        self.metrics = metrics
+        self.tokenizers = tokenizers
+        self._counters: dict[str | None, Any] = {}
+        self.auth = auth
+        self.browser = guard
         self.ready = False
-        self.routes: dict[str, dict[str, Handler]] = {
-            "/v1/chat/completions": {"POST": _generation(OpenAIEdge())},
-            "/v1/messages": {"POST": _generation(AnthropicEdge())},
-            "/v1/models": {"GET": admin.list_models},
-            "/healthz": {"GET": admin.healthz},
-            "/readyz": {"GET": admin.readyz},
-            "/metrics": {"GET": admin.metrics},
-        }
+
+    async def authenticate(self, ctx: RequestContext) -> None:
+        """For endpoints outside the pipeline (stored responses, models, token counts): key -> tenant."""
+        if self.auth is not None:
+            await self.auth.before(ctx)
 
     async def token_counter(self, backend: str | None) -> Any:
-        """A token counter for a backend's model (its GGUF vocabulary, or an estimate); loaded off the loop."""
-        if self._tokenizers is None:
-            from owstack.metering.tokens import Tokenizers
+        """A token counter for a backend's model (its GGUF vocabulary, or an estimate); loaded off the loop
+        the first time, a dictionary lookup after that."""
+        counter = self._counters.get(backend)
+        if counter is None:
+            counter = self._counters[backend] = await asyncio.to_thread(self.tokenizers.for_backend, backend)
+        return counter
 
-            self._tokenizers = Tokenizers(self.config)
-        return await asyncio.to_thread(self._tokenizers.for_backend, backend)
-
-    # events from routing -> metrics -----------------------------------------------------------------
-    def _breaker_changed(self, backend: str, state: str) -> None:
-        log.warning("circuit breaker of backend %s is now %s", backend, state)
-        if self.metrics is not None:
-            self.metrics.breaker_event(backend, state)
+    async def count(self, counter: Any, fn: Any, *args: Any) -> int:
+        """Run a counting function: inline for an estimate (microseconds), on a thread for a real vocabulary."""
+        if not counter.exact:
+            return int(fn(*args))
+        return int(await asyncio.to_thread(fn, *args))
 
     # ASGI ---------------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -124,17 +133,37 @@ class Gateway:
         request_id = client_id if client_id and _CLIENT_ID.match(client_id) else f"req_{_ID_PREFIX}{next(_ids):012x}"
         client = scope.get("client")
         ctx = RequestContext(request_id=request_id, headers=headers, client=client[0] if client else None)
-        methods = self.routes.get(scope["path"])
-        handler = None if methods is None else methods.get(scope["method"])
-        if handler is None:
-            error: OwstackError = (
-                NotFound(f"no route {scope['path']}")
-                if methods is None
-                else MethodNotAllowed(f"{scope['method']} is not allowed on {scope['path']}; use {', '.join(methods)}")
-            )
-            await send_error(send, error, [(b"x-request-id", request_id.encode())])
-            return
-        await handler(self, ctx, scope, receive, send)
+        path, method = scope["path"], scope["method"]
+        methods, params = self.routes.find(path)
+        try:
+            if method == "OPTIONS" and self.browser.preflight(headers):
+                await self.browser.answer_preflight(headers, methods, send)
+                return
+            send = self.browser.wrap(scope, headers, send)
+            self.browser.check(scope, headers, methods)
+            handler = None if methods is None else methods.get(method)
+            if handler is None:
+                raise (
+                    NotFound(f"no route {method} {path}")
+                    if methods is None
+                    else MethodNotAllowed(f"{method} is not allowed on {path}; use {', '.join(methods)}")
+                )
+            scope["path_params"] = params
+            await handler(self, ctx, scope, receive, send)
+        except OwstackError as exc:
+            await self.send_error(ctx, path, exc, send)
+
+    async def send_error(self, ctx: RequestContext, path: str, error: OwstackError, send: Send) -> None:
+        """An error outside the pipeline, in the shape of the protocol the path (or the client) speaks."""
+        anthropic = path.startswith("/v1/messages") or "anthropic-version" in ctx.headers
+        wire = self.protocols.messages if anthropic else self.protocols.chat
+        status, body = wire.error(error, ctx.request_id)
+        extra = [(b"x-request-id", ctx.request_id.encode())]
+        if anthropic:
+            extra.append((b"request-id", ctx.request_id.encode()))
+        if status == 401:
+            extra.append((b"www-authenticate", b'Bearer realm="owstack"'))
+        await send_json(send, status, body, extra)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -153,10 +182,8 @@ class Gateway:
                 return
 
     async def startup(self) -> None:
-        for hook in self.hooks:
-            start = getattr(hook, "start", None)
-            if start is not None:
-                await start()
+        for service in self.services:
+            await service.start()
         for backend in self.backends.values():
             await backend.start()
         await self.health.check_all()
@@ -179,10 +206,17 @@ class Gateway:
                 await backend.aclose()
             except Exception:
                 log.exception("closing backend %s failed", backend.name)
-        for hook in reversed(self.hooks):
-            aclose = getattr(hook, "aclose", None)
-            if aclose is not None:
-                try:
-                    await aclose()
-                except Exception:
-                    log.exception("closing %r failed", hook)
+        for service in reversed(self.services):
+            try:
+                await service.aclose()
+            except Exception:
+                log.exception("closing %s failed", service.name)
+
+    def unavailable(self) -> dict[str, str]:
+        """The services that cannot serve right now, and why (for /readyz)."""
+        problems = {}
+        for service in self.services:
+            problem = service.unavailable()
+            if problem:
+                problems[service.name] = problem
+        return problems

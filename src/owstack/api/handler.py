@@ -1,9 +1,10 @@
-"""The generation endpoints' one handler: run the pipeline, then answer through a protocol edge.
+"""The generation endpoints' one handler: run the pipeline, then answer through the request's wire protocol.
 
-The handler is thin: it makes the request context, runs the stages, and maps the result to the wire through
-an `Edge` (OpenAI chat completions, Anthropic messages), which owns every byte of the protocol. Whatever
-happens (an error, a client that disconnects, an upstream that breaks mid-stream), the stages' after-hooks
-run exactly once, before the response's last byte.
+The handler is thin and protocol-agnostic: it runs the stages and maps the result to the wire through a
+`WireProtocol` (`owstack.protocols`: OpenAI chat completions, Anthropic messages, OpenAI responses), which
+owns every byte of its format. Whatever happens (an error, a client that disconnects, an upstream that
+breaks or ends early mid-stream, a shutdown that cannot wait), the stages' after-hooks run exactly once,
+before the response's last byte.
 """
 
 from __future__ import annotations
@@ -11,15 +12,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import orjson
 
 from owstack.api.disconnect import DisconnectWatch, uncancel
 from owstack.api.http import SSE_HEADERS, Headers, Receive, Scope, Send, body_reader, send_json
-from owstack.errors import OwstackError
+from owstack.errors import OwstackError, ServiceUnavailable
 from owstack.pipeline.context import RequestContext
 from owstack.pipeline.pipeline import Run
+from owstack.protocols.base import WireProtocol
 from owstack.routing.call import PrimedStream
 from owstack.types import JSON, Completion, Usage
 
@@ -36,62 +39,46 @@ class InternalError(OwstackError):
         super().__init__(f"internal error; quote request id {request_id} to the operator")
 
 
-class StreamEncoder(Protocol):
-    """One response stream in a protocol: OpenAI chunks in, that protocol's events out."""
-
-    #: the client expects usage at the end even when the upstream sent none (owstack then counts it)
-    wants_usage: bool
-
-    def chunk(self, chunk: JSON) -> bytes: ...
-
-    def end(self, ctx: RequestContext) -> bytes: ...
-
-    def error(self, error: OwstackError) -> bytes: ...
-
-    def close(self) -> bytes:
-        """The last bytes of every stream, after an end or an error (OpenAI's `[DONE]`)."""
-        ...
-
-
-class Edge(Protocol):
-    protocol: str
-
-    def error(self, error: OwstackError) -> tuple[int, bytes]: ...
-
-    def completion(self, ctx: RequestContext, result: Completion) -> bytes: ...
-
-    def encoder(self, ctx: RequestContext) -> StreamEncoder: ...
-
-
-async def handle(gw: Gateway, edge: Edge, ctx: RequestContext, scope: Scope, receive: Receive, send: Send) -> None:
-    ctx.protocol = edge.protocol
+async def handle(
+    gw: Gateway,
+    wire: WireProtocol,
+    ctx: RequestContext,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    *,
+    read_body: Callable[[], Awaitable[bytes]] | None = None,
+) -> None:
+    """`read_body`: the body when the route has read it already (otherwise it is read, within the limit)."""
+    ctx.protocol = wire.name
+    ctx.wire = wire
     watch = DisconnectWatch(receive)
-    reader = body_reader(scope, receive, gw.max_body_bytes)
+    reader = read_body or body_reader(scope, receive, gw.max_body_bytes)
 
-    async def read_body() -> bytes:
+    async def read_and_watch() -> bytes:
         body = await reader()
         watch.start()  # from here on, `receive` only tells us about a disconnect
         return body
 
-    ctx.read_body = read_body
+    ctx.read_body = read_and_watch
     run = gw.pipeline.run(ctx)
     try:
         await run.before()
         result = ctx.result
         if isinstance(result, Completion):
-            await _send_completion(gw, edge, ctx, run, result, send, watch)
+            await _send_completion(gw, wire, ctx, run, result, send, watch)
         elif isinstance(result, PrimedStream):
-            await _send_stream(gw, edge, ctx, run, result, send, watch)
+            await _send_stream(gw, wire, ctx, run, result, send, watch)
         else:  # pragma: no cover - the call stage always sets a result
             raise InternalError(ctx.request_id)
     except OwstackError as exc:
         run.fail(exc)
         await run.finish()
         watch.stop()
-        await _send_error(gw, edge, ctx, send, exc)
+        await _send_error(gw, wire, ctx, send, exc)
     except asyncio.CancelledError:
         if not watch.fired:
-            raise  # shutdown, not the client
+            raise  # shutdown before anything was sent: the server answers or closes
         uncancel()
         ctx.client_disconnected = True
         ctx.status = CLIENT_CLOSED
@@ -103,7 +90,7 @@ async def handle(gw: Gateway, edge: Edge, ctx: RequestContext, scope: Scope, rec
         run.fail(error)
         await run.finish()
         watch.stop()
-        await _send_error(gw, edge, ctx, send, error)
+        await _send_error(gw, wire, ctx, send, error)
     finally:
         watch.stop()
         if not run.finished:
@@ -133,23 +120,22 @@ def _access_log(ctx: RequestContext, content: bool) -> None:
 
 
 def headers(ctx: RequestContext) -> Headers:
+    request_id = ctx.request_id.encode()
     out = [
-        (b"x-request-id", ctx.request_id.encode()),
+        (b"x-request-id", request_id),
         (b"x-owstack-layer", (ctx.layer or "none").encode()),
         (b"x-owstack-backend", (ctx.backend or "none").encode()),
     ]
+    extra = ctx.wire.request_id_header if ctx.wire is not None else None
+    if extra:
+        out.append((extra, request_id))
     for name, value in ctx.response_headers.items():
         out.append((name.encode("latin-1"), value.encode("latin-1")))
     return out
 
 
-def marker(ctx: RequestContext) -> JSON:
-    """Art. 50: a machine-readable mark that the content is AI-generated, and by what."""
-    return {"ai_generated": True, "request_id": ctx.request_id, "layer": ctx.layer, "backend": ctx.backend}
-
-
-async def _send_error(gw: Gateway, edge: Edge, ctx: RequestContext, send: Send, error: OwstackError) -> None:
-    status, body = edge.error(error)
+async def _send_error(gw: Gateway, wire: WireProtocol, ctx: RequestContext, send: Send, error: OwstackError) -> None:
+    status, body = wire.error(error, ctx.request_id)
     extra = headers(ctx)
     if status == 401:
         extra.append((b"www-authenticate", b'Bearer realm="owstack"'))
@@ -157,13 +143,23 @@ async def _send_error(gw: Gateway, edge: Edge, ctx: RequestContext, send: Send, 
 
 
 async def _send_completion(
-    gw: Gateway, edge: Edge, ctx: RequestContext, run: Run, result: Completion, send: Send, watch: DisconnectWatch
+    gw: Gateway,
+    wire: WireProtocol,
+    ctx: RequestContext,
+    run: Run,
+    result: Completion,
+    send: Send,
+    watch: DisconnectWatch,
 ) -> None:
     if result.usage is not None:
         ctx.usage = result.usage
     ctx.finish_reason = result.finish_reason
     for choice in result.body.get("choices") or ():
+        if isinstance(choice, dict) and isinstance(choice.get("stop_reason"), str):
+            ctx.stop_sequence = choice["stop_reason"]
         message = choice.get("message") if isinstance(choice, dict) else None
+        if isinstance(choice, dict) and isinstance(choice.get("text"), str):
+            ctx.output_text.append(choice["text"])  # a legacy completion
         if isinstance(message, dict):
             content = message.get("content")
             if isinstance(content, str):
@@ -172,43 +168,58 @@ async def _send_completion(
                 ctx.tool_calls.extend(message["tool_calls"])
     if not ctx.usage.reported:
         await count_usage(gw, ctx)
-    payload = edge.completion(ctx, result)
+    payload = wire.completion(ctx, result)
+    await wire.settle(ctx)
     ctx.first_byte_at = time.perf_counter()
     failure = await run.finish()
     watch.stop()
     if failure is not None:
-        await _send_error(gw, edge, ctx, send, failure)
+        await _send_error(gw, wire, ctx, send, failure)
         return
     await send_json(send, 200, payload, [*headers(ctx), gw.ai_marker_header])
 
 
 async def _send_stream(
-    gw: Gateway, edge: Edge, ctx: RequestContext, run: Run, stream: PrimedStream, send: Send, watch: DisconnectWatch
+    gw: Gateway,
+    wire: WireProtocol,
+    ctx: RequestContext,
+    run: Run,
+    stream: PrimedStream,
+    send: Send,
+    watch: DisconnectWatch,
 ) -> None:
-    encoder = edge.encoder(ctx)
-    start = {
-        "type": "http.response.start",
-        "status": 200,
-        "headers": [*SSE_HEADERS, *headers(ctx), gw.ai_marker_header],
-    }
-    await send(start)
+    encoder = wire.encoder(ctx)
+    if getattr(encoder, "wants_prompt_tokens", False) and not ctx.usage.prompt_tokens:
+        await count_prompt(gw, ctx)
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers(ctx), gw.ai_marker_header]}
+    )
+    ctx.first_byte_at = time.perf_counter()
     try:
+        await _body(send, encoder.start(ctx))
         async for chunk in stream.chunks():
-            if ctx.first_byte_at is None:
-                ctx.first_byte_at = time.perf_counter()
             observe(ctx, chunk)
-            body = encoder.chunk(chunk)
-            if body:
-                await send({"type": "http.response.body", "body": body, "more_body": True})
+            await _body(send, encoder.chunk(chunk))
         ctx.stream_outcome = "ok"
         if encoder.wants_usage and not ctx.usage.reported:
             await count_usage(gw, ctx)
+        await wire.settle(ctx)
     except OwstackError as exc:
         # Mid-stream: the status line is gone; end the stream with an error event the SDKs understand.
         ctx.stream_outcome = "failed"
         run.fail(exc)
         log.warning("request %s: stream from %s broke: %s", ctx.request_id, ctx.backend, exc.message)
-        await send({"type": "http.response.body", "body": encoder.error(exc), "more_body": True})
+        await _body(send, encoder.error(exc))
+    except asyncio.CancelledError:
+        if watch.fired:
+            raise  # the client went away: nothing more to send
+        # The server is shutting down and the grace period is over: say so before the connection goes.
+        uncancel()
+        ctx.stream_outcome = "cut"
+        cut = ServiceUnavailable("the gateway is shutting down; the stream was cut", code="shutdown")
+        run.fail(cut)
+        log.warning("request %s: stream cut at shutdown", ctx.request_id)
+        await _body(send, encoder.error(cut))
     finally:
         if ctx.stream_outcome is None:
             await stream.aclose()
@@ -220,6 +231,19 @@ async def _send_stream(
     await send({"type": "http.response.body", "body": tail + encoder.close(), "more_body": False})
 
 
+async def _body(send: Send, body: bytes) -> None:
+    if body:
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+
+
+async def count_prompt(gw: Gateway, ctx: RequestContext) -> None:
+    """The prompt's tokens before the upstream reports them (Anthropic's `message_start` carries them)."""
+    request = ctx.request
+    assert request is not None
+    counter = await gw.token_counter(ctx.backend)
+    ctx.usage = Usage(prompt_tokens=await gw.count(counter, counter.prompt, request.messages), reported=False)
+
+
 async def count_usage(gw: Gateway, ctx: RequestContext) -> None:
     """Usage for a response whose upstream reported none: counted with the model's tokenizer where owstack has
     one, estimated otherwise (`ctx.usage.reported` stays False; the ledger records which)."""
@@ -227,7 +251,8 @@ async def count_usage(gw: Gateway, ctx: RequestContext) -> None:
     assert request is not None
     counter = await gw.token_counter(ctx.backend)
     text = "".join(ctx.output_text)
-    prompt, completion = await asyncio.to_thread(lambda: (counter.prompt(request.messages), counter.text(text)))
+    prompt = ctx.usage.prompt_tokens or await gw.count(counter, counter.prompt, request.messages)
+    completion = await gw.count(counter, counter.text, text)
     ctx.usage = Usage(prompt_tokens=prompt, completion_tokens=completion, reported=False)
     ctx.notes["usage_counted"] = "counted" if counter.exact else "estimated"
 
@@ -243,6 +268,8 @@ def observe(ctx: RequestContext, chunk: JSON) -> None:
         if not isinstance(choice, dict):
             continue
         delta = choice.get("delta")
+        if isinstance(choice.get("text"), str):
+            ctx.output_text.append(choice["text"])  # a legacy completion chunk
         if isinstance(delta, dict):
             content = delta.get("content")
             if content:
@@ -251,3 +278,6 @@ def observe(ctx: RequestContext, chunk: JSON) -> None:
                 ctx.tool_calls.extend(delta["tool_calls"])
         if choice.get("finish_reason"):
             ctx.finish_reason = choice["finish_reason"]
+            stop = choice.get("stop_reason")
+            if isinstance(stop, str):
+                ctx.stop_sequence = stop

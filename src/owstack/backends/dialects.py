@@ -82,6 +82,7 @@ DIALECTS: dict[str, Dialect] = {
     "sglang": Dialect("sglang", health_path="/health"),
     "llamacpp-server": Dialect("llamacpp-server", health_path="/health"),
     "tgi": Dialect("tgi", health_path="/health"),
+    "tei": Dialect("tei", health_path="/health"),
     "ollama": Dialect("ollama", health_path="/api/version"),
     "openai": Dialect(
         "openai",

@@ -33,6 +33,11 @@ class OpenAIHTTPBackend:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._stream_headers = {**self._headers, "Accept": "text/event-stream"}
         self._path = self.pool.base_path + "/chat/completions"
+        self._paths = {
+            "chat": self._path,
+            "completions": self.pool.base_path + "/completions",
+            "embeddings": self.pool.base_path + "/embeddings",
+        }
         health = self.dialect.health_path
         models = self.pool.base_path + "/models"
         self._health_paths: tuple[str, ...] = (
@@ -56,9 +61,9 @@ class OpenAIHTTPBackend:
     async def aclose(self) -> None:
         await self.pool.aclose()
 
-    async def _post(self, body: JSON, headers: dict[str, str]) -> httpclient.Response:
+    async def _post(self, body: JSON, headers: dict[str, str], path: str | None = None) -> httpclient.Response:
         try:
-            resp = await self.pool.request("POST", self._path, orjson.dumps(body), headers, self.timeouts)
+            resp = await self.pool.request("POST", path or self._path, orjson.dumps(body), headers, self.timeouts)
         except BaseException as exc:
             raise _translate(exc, self.name) from None
         if resp.status >= 300:
@@ -71,6 +76,8 @@ class OpenAIHTTPBackend:
         return resp
 
     async def complete(self, request: ChatRequest) -> Completion:
+        if request.endpoint != "chat":
+            return await self._forward(request)
         request = self._shape(request)
         resp = await self._post(self.dialect.body(request, self.model, stream=False), self._headers)
         try:
@@ -91,12 +98,18 @@ class OpenAIHTTPBackend:
         return Completion(body=body, usage=Usage.from_openai(body.get("usage")), finish_reason=finish)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[JSON]:
-        request = self._shape(request)
-        resp = await self._post(self.dialect.body(request, self.model, stream=True), self._stream_headers)
+        if request.endpoint == "chat":
+            request = self._shape(request)
+            body = self.dialect.body(request, self.model, stream=True)
+        else:
+            body = {**request.params, "model": self.model, "stream": True, "stream_options": {"include_usage": True}}
+        resp = await self._post(body, self._stream_headers, self._paths[request.endpoint])
         normalise = self.dialect.normalise_message
+        finished = False
         try:
             async for data in iter_data(resp.iter_bytes()):
                 if data == DONE:
+                    finished = True
                     break
                 try:
                     chunk = orjson.loads(data)
@@ -109,13 +122,40 @@ class OpenAIHTTPBackend:
                 for choice in chunk.get("choices") or ():
                     if isinstance(choice, dict):
                         normalise(choice.get("delta"))
+                        finished = finished or bool(choice.get("finish_reason"))
                 yield chunk
+            if not finished:
+                # The connection ended with neither `[DONE]` nor a finish reason: the upstream was cut off
+                # (a crash, a proxy's timeout). The client must not take the partial answer for a whole one.
+                raise UpstreamError(
+                    f"backend {self.name} ended the stream without a finish reason or [DONE] (truncated)",
+                    code="upstream_truncated",
+                )
         except OwstackError:
             raise
         except BaseException as exc:
             raise _translate(exc, self.name) from None
         finally:
             await resp.aclose()
+
+    async def _forward(self, request: ChatRequest) -> Completion:
+        """Legacy completions and embeddings: the client's body to the same path upstream, the model replaced."""
+        body = {**request.params, "model": self.model}
+        resp = await self._post(body, self._headers, self._paths[request.endpoint])
+        try:
+            raw = await resp.read()
+        except BaseException as exc:
+            await resp.aclose()
+            raise _translate(exc, self.name) from None
+        try:
+            answer = orjson.loads(raw)
+            data = answer["data" if request.endpoint == "embeddings" else "choices"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            raise UpstreamError(
+                f"backend {self.name} returned a body that is not a {request.endpoint} result"
+            ) from None
+        finish = next((c.get("finish_reason") for c in data if isinstance(c, dict) and c.get("finish_reason")), None)
+        return Completion(body=answer, usage=Usage.from_openai(answer.get("usage")), finish_reason=finish)
 
     async def list_models(self) -> list[str]:
         try:

@@ -21,6 +21,7 @@ GROUPS = (
     "efficiency",  # eval, distill
     "compliance",  # audit, tenants erase, docs, bom
     "tenancy",  # keys, residency
+    "mcp",  # mcp tools, approve, usage; egress proxy
 )
 
 app = typer.Typer(

@@ -16,13 +16,24 @@ from owstack.compliance.config import AuditSection
 from owstack.config.base import Section
 from owstack.economics.config import EconomicsSection
 from owstack.efficiency.config import ReasoningSection
+from owstack.mcp.config import McpSection
 from owstack.metering.config import MeteringSection
+from owstack.protocols.responses.config import ResponsesSection
 from owstack.security.config import SecuritySection
 from owstack.tenancy.config import TenantSection
 from owstack.tenancy.limits.config import LimitsSection, check_redis_url
 
-Engine = Literal["llamacpp", "vllm", "sglang", "ollama", "llamacpp-server", "tgi", "openai"]
-HTTP_ENGINES: frozenset[str] = frozenset({"vllm", "sglang", "ollama", "llamacpp-server", "tgi", "openai"})
+Engine = Literal["llamacpp", "vllm", "sglang", "ollama", "llamacpp-server", "tgi", "tei", "openai"]
+HTTP_ENGINES: frozenset[str] = frozenset({"vllm", "sglang", "ollama", "llamacpp-server", "tgi", "tei", "openai"})
+#: the OpenAI endpoints a backend can serve: chat completions, legacy completions, embeddings
+Endpoint = Literal["chat", "completions", "embeddings"]
+#: what each engine serves unless the backend says otherwise (`endpoints:`): an embedding model on vLLM or
+#: Ollama serves embeddings only, so declare it; TEI serves embeddings and nothing else
+DEFAULT_ENDPOINTS: dict[str, tuple[str, ...]] = {
+    "llamacpp": ("chat",),
+    "tei": ("embeddings",),
+}
+CHAT_ENGINE_ENDPOINTS: tuple[str, ...] = ("chat", "completions")
 LAYERS: tuple[str, ...] = ("coding", "multimodal", "edge")
 AUTO = "auto"
 
@@ -40,6 +51,10 @@ class ServerSection(Section):
     access_log: bool = False
     #: also log raw prompts and completions (off by default: they may hold personal data)
     log_content: bool = False
+    #: origins allowed to call the gateway from a browser (CORS); empty: no CORS headers at all
+    cors_allow_origins: tuple[str, ...] = ()
+    #: Host names accepted besides the listen address and loopback names, in open mode (DNS rebinding)
+    allowed_hosts: tuple[str, ...] = ()
 
 
 class StorageSection(Section):
@@ -68,6 +83,8 @@ class BackendSection(Section):
     timeouts: Timeouts = Timeouts()
     max_connections: Annotated[int, Field(ge=1, le=10_000)] = 256
     health_check: bool = True
+    #: the OpenAI endpoints this backend serves (default by engine: chat and completions; TEI: embeddings)
+    endpoints: tuple[Endpoint, ...] | None = None
     # embedded (`llamacpp`) engine
     model_path: str | None = None
     sha256: str | None = None
@@ -96,7 +113,16 @@ class BackendSection(Section):
             raise ValueError(f"engine {self.engine!r} needs a `url` (its OpenAI-compatible base, ending in /v1)")
         if self.engine == "llamacpp" and self.url:
             raise ValueError("engine 'llamacpp' is embedded and takes no `url`; use llamacpp-server for a URL")
+        if self.engine == "llamacpp" and self.endpoints not in (None, ("chat",)):
+            raise ValueError("engine 'llamacpp' (embedded) serves chat only: set `endpoints: [chat]` or leave it out")
         return self
+
+    @property
+    def serves(self) -> tuple[str, ...]:
+        """The endpoints this backend serves (declared, or its engine's default)."""
+        if self.endpoints is not None:
+            return self.endpoints
+        return DEFAULT_ENDPOINTS.get(self.engine, CHAT_ENGINE_ENDPOINTS)
 
 
 class LayerSection(Section):
@@ -158,7 +184,10 @@ class ConfigFile(Section):
     metering: MeteringSection = MeteringSection()
     audit: AuditSection = AuditSection()
     reasoning: ReasoningSection = ReasoningSection()
+    #: the Responses API's stored responses (retention, residency of the store)
+    responses: ResponsesSection = ResponsesSection()
     security: SecuritySection = SecuritySection()
+    mcp: McpSection = McpSection()
     #: site costs (power price, PUE), hardware and API price overrides for the cost model
     economics: EconomicsSection = EconomicsSection()
 

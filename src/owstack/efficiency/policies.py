@@ -31,7 +31,7 @@ from owstack.types import ChatRequest
 
 REQUEST_FIELD = "reasoning_policy"
 HEADER = "x-owstack-reasoning"
-ENGINES: tuple[str, ...] = ("llamacpp", "vllm", "sglang", "ollama", "llamacpp-server", "tgi", "openai")
+ENGINES: tuple[str, ...] = ("llamacpp", "vllm", "sglang", "ollama", "llamacpp-server", "tgi", "tei", "openai")
 ALLOWED_FORMS = "off, budget:N (N >= 0), concise, concise:v1, concise:v2, default"
 MAX_BUDGET = 10_000_000
 DEFAULT_TAGS: tuple[str, str] = ("<think>", "</think>")

@@ -75,6 +75,10 @@ class MeterStage(BaseStage):
         if self.writer is not None:
             await self.writer.aclose()
 
+    def unavailable(self) -> str | None:
+        """Metering never stops the gateway from serving: records wait in the writer through an outage."""
+        return None
+
     async def after(self, ctx: RequestContext) -> None:
         try:
             self.metrics.observe(ctx)

@@ -11,6 +11,7 @@ from owstack.types import ChatRequest, Usage
 
 if TYPE_CHECKING:
     from owstack.errors import OwstackError
+    from owstack.protocols.base import WireProtocol
     from owstack.routing.call import PrimedStream
     from owstack.routing.router import Route
     from owstack.types import Completion
@@ -28,8 +29,12 @@ class Attempt:
 @dataclass(slots=True)
 class RequestContext:
     request_id: str
-    #: "openai" or "anthropic": which protocol edge received the request
+    #: the wire protocol's name (openai, anthropic, responses), for the ledger and the audit log
     protocol: str = "openai"
+    #: the wire protocol that received the request: it parses the body and encodes the answer
+    wire: WireProtocol | None = None
+    #: what that protocol keeps between parsing and encoding (e.g. the Responses API's `Turn`)
+    wire_state: Any = None
     #: lower-cased request headers
     headers: dict[str, str] = field(default_factory=dict)
     client: str | None = None
@@ -76,6 +81,8 @@ class RequestContext:
     finished_at: float | None = None
     usage: Usage = field(default_factory=Usage)
     finish_reason: str | None = None
+    #: the stop string that ended the output, when the engine says which (vLLM's `stop_reason`)
+    stop_sequence: str | None = None
     #: the generated text, kept for token counting, audit HMACs and guard checks (bounded by max_tokens)
     output_text: list[str] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from owstack.config.load import Config
+from owstack.errors import ModelNotFound
 from owstack.pipeline.context import RequestContext
 from owstack.pipeline.stage import BaseStage
 from owstack.routing.router import Router
@@ -35,4 +36,20 @@ class RouteStage(BaseStage):
             ctx.residency_excluded = excluded
             raise_if_empty(kept, excluded, ctx.policy, route.layer, tenant_name=ctx.tenant, backends=self.backends)
             names = kept
+        if ctx.request.endpoint != "chat":
+            names = self._serving(names, ctx.request.endpoint, ctx.request.model)
         ctx.candidates = names
+
+    def _serving(self, names: list[str], endpoint: str, model: str) -> list[str]:
+        serving = [n for n in names if endpoint in self.backends[n].serves]
+        if not serving:
+            known = sorted({n for n, b in self.backends.items() if endpoint in b.serves})
+            hint = (
+                f"; backends that do: {', '.join(known)}" if known else "; declare one with `endpoints:` in its config"
+            )
+            raise ModelNotFound(
+                f"no configured backend serves /v1/{endpoint} for model `{model}`{hint}",
+                param="model",
+                code="endpoint_not_supported",
+            )
+        return serving

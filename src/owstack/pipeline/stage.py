@@ -32,3 +32,19 @@ class BaseStage:
 
     async def after(self, ctx: RequestContext) -> None:
         return None
+
+
+class Service(Protocol):
+    """A part with a lifetime: started (in order) before the gateway is ready, closed (in reverse) at shutdown.
+
+    `unavailable()` says why the part cannot serve right now (None: it can); `/readyz` reports it, and a stage
+    that is also a service refuses requests while it says so.
+    """
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+    def unavailable(self) -> str | None: ...

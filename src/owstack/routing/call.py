@@ -9,7 +9,6 @@ its first chunk has arrived: from then on a failure ends the stream with an erro
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -74,28 +73,13 @@ class Caller:
                 break
             tried.add(slot.name)
             ctx.backend, ctx.engine, ctx.model = slot.name, slot.backend.engine, slot.backend.model
-            started = time.perf_counter()
-            slot.outstanding += 1
-            try:
-                result = await self._attempt(slot, request)
-            except asyncio.CancelledError:
-                slot.outstanding -= 1
-                slot.breaker.release()
-                raise
-            except OwstackError as exc:
-                slot.outstanding -= 1
-                ctx.attempts.append(Attempt(slot.name, exc.code or exc.type, time.perf_counter() - started))
-                if not exc.retryable:
-                    slot.breaker.success()  # the backend answered; the request itself was refused
-                    raise
-                slot.breaker.failure()
-                last_error = exc
-                continue
-            ctx.attempts.append(Attempt(slot.name, "ok", time.perf_counter() - started))
-            if isinstance(result, Completion):
-                slot.outstanding -= 1
-                slot.breaker.success()
-            return result
+            result, error = await self._attempt(ctx, slot, request)
+            if result is not None:
+                return result
+            assert error is not None
+            if not error.retryable:
+                raise error
+            last_error = error
         if last_error is not None:
             if len(ctx.attempts) > 1:
                 last_error.message = f"{last_error.message} (after {len(ctx.attempts)} attempts)"
@@ -103,6 +87,38 @@ class Caller:
         names = [*replicas, *fallback]
         reasons = self.router.unavailable_reasons(names) or names
         raise NoHealthyBackend(f"no healthy backend for layer {route.layer}: {', '.join(reasons)}")
+
+    async def _attempt(
+        self, ctx: RequestContext, slot: Slot, request: ChatRequest
+    ) -> tuple[Completion | PrimedStream | None, OwstackError | None]:
+        """One try. Whatever happens (a result, a typed error, any other exception, a cancellation), the
+        slot's outstanding count and breaker are settled here - except for a stream handed on, which its
+        `PrimedStream.settle` settles when it ends."""
+        started = time.perf_counter()
+        slot.outstanding += 1
+        outcome = "release"  # cancelled, or an unexpected exception: neither the backend's fault nor success
+        try:
+            result = await self._call(slot, request)
+            ctx.attempts.append(Attempt(slot.name, "ok", time.perf_counter() - started))
+            if isinstance(result, PrimedStream):
+                outcome = "handed-on"
+                return result, None
+            outcome = "success"
+            return result, None
+        except OwstackError as exc:
+            ctx.attempts.append(Attempt(slot.name, exc.code or exc.type, time.perf_counter() - started))
+            # a non-retryable error is the upstream judging the request itself: the backend answered
+            outcome = "failure" if exc.retryable else "success"
+            return None, exc
+        finally:
+            if outcome != "handed-on":
+                slot.outstanding -= 1
+                if outcome == "success":
+                    slot.breaker.success()
+                elif outcome == "failure":
+                    slot.breaker.failure()
+                else:
+                    slot.breaker.release()
 
     def _next(self, replicas: list[str], fallback: list[str], tried: set[str]) -> Slot | None:
         slot = self.router.pick(replicas, tried)
@@ -116,7 +132,7 @@ class Caller:
                 return candidate
         return None
 
-    async def _attempt(self, slot: Slot, request: ChatRequest) -> Completion | PrimedStream:
+    async def _call(self, slot: Slot, request: ChatRequest) -> Completion | PrimedStream:
         backend = slot.backend
         if not request.stream:
             return await backend.complete(request)

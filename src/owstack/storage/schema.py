@@ -23,7 +23,12 @@ NAMING_CONVENTION = {
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 #: modules that declare tables on `metadata` (imported by `load_tables` for autogenerate)
-TABLE_MODULES: tuple[str, ...] = ("owstack.metering.ledger", "owstack.metering.journal", "owstack.tenancy.tables")
+TABLE_MODULES: tuple[str, ...] = (
+    "owstack.metering.ledger",
+    "owstack.metering.journal",
+    "owstack.tenancy.tables",
+    "owstack.protocols.responses.store",
+)
 
 
 def load_tables() -> list[MetaData]:

@@ -156,6 +156,10 @@ class LimitStage(BaseStage):
     async def aclose(self) -> None:
         await self.limiter.aclose()
 
+    def unavailable(self) -> str | None:
+        """Limits never make the gateway unready: an unreachable store is handled per request (fail mode)."""
+        return None
+
     async def seed(self, tenants: list[str]) -> int:
         """Set each tenant's empty spend counter to its ledger total this month; how many were set."""
         now = self.clock()

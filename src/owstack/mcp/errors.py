@@ -1,0 +1,66 @@
+"""How owstack's refusals look on the MCP wire: JSON-RPC errors with stable codes and a `data` object.
+
+JSON-RPC reserves -32000..-32099 for implementation-defined server errors; the `mcp` SDK allocates
+-32000..-32019 and the spec -32042, so owstack's own start at -32060. `data.code` carries owstack's error
+code (the same as `/v1`'s, e.g. `tool_not_allowed`, `rate_limit_exceeded`) and `data.status` the HTTP
+status `/v1` would have answered with.
+
+    -32602  invalid params       an unknown tool, prompt or resource name (as the MCP spec asks)
+    -32060  forbidden            the tenant may not use this tool (allowlist), or the key may not use MCP
+    -32061  withheld             the tool's definition is not approved (new, changed or renamed: pinning)
+    -32062  blocked              the arguments carry a secret and the policy is `block`
+    -32063  upstream unavailable the upstream server is down or restarting
+    -32064  upstream timeout     the call took longer than its timeout and was cancelled upstream
+    -32065  rate limited         the tenant's requests_per_minute is used up
+    -32066  audit unavailable    the audit log cannot be written, so nothing is served
+"""
+
+from __future__ import annotations
+
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
+
+from owstack.errors import OwstackError, PermissionDenied, RateLimited, ServiceUnavailable, UpstreamTimeout
+
+FORBIDDEN, WITHHELD, BLOCKED, UNAVAILABLE, TIMEOUT, RATE_LIMITED, AUDIT = range(-32060, -32067, -1)
+
+
+class ToolWithheld(PermissionDenied):
+    default_code = "tool_withheld"
+
+
+class ContentBlocked(PermissionDenied):
+    default_code = "content_blocked"
+
+
+class UpstreamUnavailable(ServiceUnavailable):
+    default_code = "upstream_unavailable"
+
+
+class UnknownName(OwstackError):
+    status = 404
+    type = "not_found_error"
+    default_code = "unknown_name"
+
+
+def _code(error: OwstackError) -> int:
+    if isinstance(error, UnknownName):
+        return INVALID_PARAMS
+    if isinstance(error, ToolWithheld):
+        return WITHHELD
+    if isinstance(error, ContentBlocked):
+        return BLOCKED
+    if isinstance(error, PermissionDenied):
+        return FORBIDDEN
+    if isinstance(error, RateLimited):
+        return RATE_LIMITED
+    if isinstance(error, UpstreamTimeout):
+        return TIMEOUT
+    if error.code == "audit_unavailable":
+        return AUDIT
+    return UNAVAILABLE
+
+
+def to_mcp(error: OwstackError) -> MCPError:
+    """The JSON-RPC error for one of owstack's typed errors."""
+    return MCPError(_code(error), error.message, {"code": error.code, "status": error.status})

@@ -1,0 +1,183 @@
+"""What every MCP request leaves behind: one hash-chained audit record, a ledger row per tool call, metrics.
+
+The audit record (`mcp.request`) is written with the gateway's own audit writer (the same chain, format and
+fsync-before-answer rule as `inference.request`): tenant, key pseudonym, method, server, tool, an HMAC of
+the arguments (never the arguments), the result's size, latency, outcome and the content verdicts
+(categories and counts, never the text). Pin events (a changed, renamed or poisoned tool definition) are
+administrative records `admin.mcp.tool_changed|tool_renamed|tool_poisoned` with both digests and a diff.
+A tool call is a ledger row with protocol `mcp`, backend `mcp:<server>` and model `<server>.<tool>` (no
+tokens, no cost), so `owstack usage --by tenant|model` counts tool calls beside model requests and
+`owstack mcp usage` lists them alone, per tenant and tool.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from owstack.compliance import chain
+from owstack.errors import RateLimited, ServiceUnavailable
+from owstack.mcp.content import Verdict
+from owstack.mcp.metrics import McpMetrics
+from owstack.metering.record import Pending
+from owstack.types import Usage
+
+if TYPE_CHECKING:
+    from owstack.compliance.stage import AuditStage
+    from owstack.metering.stage import MeterStage
+    from owstack.tenancy.limits.stage import LimitStage
+
+log = logging.getLogger("owstack.mcp")
+REQUEST = "mcp.request"
+
+
+@dataclass(slots=True)
+class McpRequest:
+    """One MCP request as the records see it; filled in by the server's handlers."""
+
+    request_id: str
+    tenant: str
+    key_id: str | None
+    client: str | None
+    method: str
+    app: str | None = None
+    server: str | None = None
+    name: str | None = None
+    arguments: Any = None
+    result_bytes: int = 0
+    outcome: str = "ok"
+    error_code: str | None = None
+    status: int = 200
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+    received_at: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.perf_counter)
+    latency_s: float | None = None
+
+    def fail(self, code: str | None, status: int, *, refused: bool) -> None:
+        self.outcome = "refused" if refused else "error"
+        self.error_code, self.status = code, status
+
+
+class Recorder:
+    def __init__(
+        self,
+        metrics: McpMetrics,
+        *,
+        audit: AuditStage | None = None,
+        meter: MeterStage | None = None,
+        limit: LimitStage | None = None,
+    ) -> None:
+        self.metrics = metrics
+        self.audit = audit
+        self.meter = meter
+        self.limit = limit
+
+    def check_audit(self) -> None:
+        """Refuse service while the audit log cannot be written (as `/v1` does)."""
+        problem = self.audit.unavailable() if self.audit is not None else None
+        if problem is not None:
+            raise ServiceUnavailable(f"audit log cannot be written: {problem}", code="audit_unavailable")
+
+    async def admit(self, tenant: str) -> None:
+        """The tenant's requests_per_minute applies to MCP requests too (the same bucket as `/v1`)."""
+        limit = self.limit
+        rule = limit.rules.get(tenant) if limit is not None else None
+        if limit is None or rule is None or not rule.rpm:
+            return
+        from owstack.tenancy.limits.bucket import LimiterUnavailable, Rule
+
+        try:
+            decision = await limit.limiter.reserve(tenant, Rule(rule.rpm), 0, limit.clock())
+        except LimiterUnavailable:
+            if limit.section.on_redis_error == "allow":
+                return
+            raise ServiceUnavailable("rate limits cannot be checked right now", code="limits_unavailable") from None
+        if not decision.allowed:
+            limit.counters.refused["requests"] += 1
+            raise RateLimited(
+                f"rate limit: tenant {tenant!r} may send {rule.rpm:,} requests per minute; "
+                f"retry in {max(decision.retry_after_s, 0.001):.1f} s"
+            )
+
+    async def finish(self, req: McpRequest) -> None:
+        """Metrics, ledger (tool calls) and the durable audit record; raises ServiceUnavailable when the
+        record cannot be written (the response is then an error, never an unrecorded success)."""
+        req.latency_s = time.perf_counter() - req.started
+        self.metrics.request(req.tenant, req.method, req.outcome)
+        for verdict in req.verdicts.values():
+            self.metrics.finding(req.tenant, verdict.categories)
+        if req.method == "tools/call":
+            self.metrics.call(req.tenant, req.server, req.outcome, req.latency_s)
+            writer = self.meter.writer if self.meter is not None else None
+            if writer is not None:
+                writer.submit(_pending(req))
+        audit = self.audit
+        if audit is None or audit.log is None or not audit.log.started:
+            return
+        try:
+            await audit.log.writer().append(self._record(req))
+        except Exception as exc:
+            log.error("mcp: audit record of %s not written: %s", req.request_id, exc)
+            raise ServiceUnavailable(f"audit log cannot be written: {exc}", code="audit_unavailable") from None
+
+    def _record(self, req: McpRequest) -> dict[str, Any]:
+        assert self.audit is not None and self.audit.log is not None
+        keys, facts = self.audit.log.keys, self.audit.log.facts
+        end = req.received_at + (req.latency_s or 0.0)
+        args = None if req.arguments is None else keys.hmac(chain.canonical(req.arguments))
+        return {
+            "type": REQUEST,
+            "event_id": req.request_id,
+            "time": chain.iso(end),
+            "start_time": chain.iso(req.received_at),
+            "end_time": chain.iso(end),
+            "system": facts.system(),
+            "actor": {
+                "pseudonym": keys.pseudonym_of("actor", req.key_id or req.client or "anonymous"),
+                "tenant": req.tenant,
+                "app": req.app,
+                "protocol": "mcp",
+            },
+            "mcp": {
+                "method": req.method,
+                "server": req.server,
+                "tool": req.name if req.method == "tools/call" else None,
+                "name_hmac": keys.hmac(req.name.encode()) if req.name and req.method != "tools/call" else None,
+                "arguments_hmac": args,
+                "result_bytes": req.result_bytes,
+                "verdicts": {k: v.as_dict() for k, v in req.verdicts.items()},
+            },
+            "outcome": {
+                "status": req.status,
+                "result": req.outcome,
+                "error_code": req.error_code,
+                "latency_ms": round((req.latency_s or 0.0) * 1000, 3),
+            },
+            "hashes": {"policy_config": facts.config_hash},
+            "retention": facts.retention(req.tenant, end),
+            "key_ids": {"pseudonym": keys.pseudonym_id, "content": None},
+        }
+
+    async def event(self, kind: str, details: dict[str, Any]) -> None:
+        """A pin event: metrics, a warning in the log, and an administrative audit record."""
+        self.metrics.pin_event(str(details.get("server")), kind)
+        log.warning("mcp: %s: %s (digest %s)", kind, details.get("tool"), str(details.get("digest"))[:12])
+        audit = self.audit
+        if audit is None or audit.log is None or not audit.log.started:
+            return
+        from owstack.compliance.service import audit_admin_event_async
+
+        try:
+            await audit_admin_event_async(audit.log, f"mcp.{kind}", details, actor="owstack-gateway")
+        except Exception as exc:
+            log.error("mcp: audit record of %s not written: %s", kind, exc)
+
+
+def _pending(req: McpRequest) -> Pending:
+    return Pending(
+        req.request_id, req.received_at, req.tenant, req.key_id, "mcp", None,
+        f"mcp:{req.server}" if req.server else None, "mcp", req.name, False, req.status, req.error_code,
+        None, False, None, Usage(reported=True), req.latency_s, None, [], [], None,
+    )  # fmt: skip

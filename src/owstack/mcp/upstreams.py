@@ -1,0 +1,271 @@
+"""Upstream MCP servers: started (stdio) or connected (HTTP) with the `mcp` SDK's client, and supervised.
+
+Each `Upstream` holds one `mcp.Client` session that every tenant's requests share. A supervisor task
+connects it, pings it every `HEALTH_S` seconds, and reconnects (restarting a stdio process) after a crash,
+a failed ping or a lost connection, waiting `mcp.restart_s` doubling up to a minute between attempts.
+A call that outlives its timeout is cancelled (the SDK sends `notifications/cancelled` upstream) and
+answered with a timeout error; a hung stdio server fails its next ping and is restarted.
+
+stdio servers get a scrubbed environment (`launch_env`): the SDK's minimal set (PATH, HOME, USER, ...),
+the variables the config names, and HTTP(S)_PROXY when owstack's egress proxy runs. The command line is the
+configured list, passed without a shell. HTTP servers are reached through the egress policy
+(`egress_http.egress_client`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar
+
+import anyio
+import mcp_types as types
+from mcp.client.sse import sse_client
+from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from mcp_types import CONNECTION_CLOSED
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from mcp import Client
+from owstack import __version__
+from owstack.errors import UpstreamTimeout
+from owstack.mcp.config import McpSection, UpstreamSection
+from owstack.mcp.egress_http import egress_client
+from owstack.mcp.errors import UpstreamUnavailable
+from owstack.security.egress import EgressPolicy, Resolver
+
+log = logging.getLogger("owstack.mcp")
+T = TypeVar("T")
+#: seconds between health pings of a connected upstream, and how long one may take
+HEALTH_S = 5.0
+PING_TIMEOUT_S = 10.0
+#: how long a request waits for an upstream that is (re)connecting
+CONNECT_WAIT_S = 10.0
+MAX_RESTART_S = 60.0
+
+
+def launch_env(section: UpstreamSection, source: Mapping[str, str], proxy_url: str | None) -> dict[str, str]:
+    """The variables a stdio server gets beyond the SDK's minimal set: only what the config names."""
+    env: dict[str, str] = {}
+    for name, value in section.env.items():
+        if value is None:
+            resolved = source.get(name)
+        elif value.startswith("env."):
+            resolved = source.get(value.removeprefix("env."))
+        else:
+            resolved = value
+        if resolved is not None:
+            env[name] = resolved
+    if proxy_url is not None:
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+            env.setdefault(name, proxy_url)
+    return env
+
+
+class Upstream:
+    def __init__(
+        self,
+        name: str,
+        section: UpstreamSection,
+        mcp: McpSection,
+        *,
+        egress: EgressPolicy,
+        resolver: Resolver | None = None,
+        proxy_url: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        on_change: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
+        self.name = name
+        self.section = section
+        self.kind = "stdio" if section.command else "http"
+        self.timeout_s = section.timeout_s or mcp.call_timeout_s
+        self.restart_s = mcp.restart_s
+        self.egress = EgressPolicy.from_section(None, **_policy_fields(egress, self.timeout_s))
+        self.resolver = resolver
+        self.proxy_url = proxy_url
+        self.environ = environ if environ is not None else os.environ
+        self.on_change = on_change
+        self.client: Client | None = None
+        self.ready = asyncio.Event()
+        self.error: str | None = None
+        self.restarts = 0
+        self.connected_at: float | None = None
+        self._broken = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    # the connection ------------------------------------------------------------------------------
+    def _server(self) -> StdioServerParameters | AbstractAsyncContextManager[Any]:
+        s = self.section
+        if s.command is not None:
+            return StdioServerParameters(
+                command=s.command[0],
+                args=list(s.command[1:]),
+                env=launch_env(s, self.environ, self.proxy_url),
+                cwd=s.cwd,
+            )
+        assert s.url is not None
+        headers = {k: self._header(k, v) for k, v in s.headers.items()}
+        if s.transport == "sse":
+
+            def factory(headers: Any = None, timeout: Any = None, auth: Any = None) -> Any:
+                return egress_client(self.egress, self.resolver, headers)
+
+            return sse_client(s.url, headers=headers, httpx_client_factory=factory)
+        return streamable_http_client(s.url, http_client=egress_client(self.egress, self.resolver, headers))
+
+    def _header(self, name: str, value: str) -> str:
+        if not value.startswith("env."):
+            return value
+        resolved = self.environ.get(value.removeprefix("env."))
+        if resolved is None:
+            raise UpstreamUnavailable(f"mcp.servers.{self.name}.headers.{name}: {value.removeprefix('env.')} is unset")
+        return resolved
+
+    async def _message(self, message: Any) -> None:
+        if isinstance(message, types.ToolListChangedNotification) and self.on_change is not None:
+            await self.on_change(self.name)
+
+    async def start(self) -> None:
+        """Start the supervisor and wait (briefly) for the first connection; never raises."""
+        self._task = asyncio.create_task(self._supervise(), name=f"mcp-upstream-{self.name}")
+        try:
+            await asyncio.wait_for(self.ready.wait(), CONNECT_WAIT_S)
+        except TimeoutError:
+            log.warning("mcp: upstream %s is not connected yet (%s); retrying in the background", self.name, self.error)
+
+    async def aclose(self) -> None:
+        self._stopping = True
+        self._broken.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), 10.0)
+            except TimeoutError:
+                self._task.cancel()
+
+    async def _supervise(self) -> None:
+        delay = self.restart_s
+        while not self._stopping:
+            try:
+                await self._session()
+                delay = self.restart_s
+            except Exception as exc:  # the upstream's failure must never reach the gateway
+                self.error = _describe(exc)
+                log.warning("mcp: upstream %s failed: %s", self.name, self.error)
+            if self._stopping:
+                return
+            self.restarts += 1
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RESTART_S)
+
+    async def _session(self) -> None:
+        self._broken.clear()
+        client = Client(
+            self._server(),
+            mode="auto",
+            cache=None,
+            message_handler=self._message,
+            client_info=types.Implementation(name="owstack", version=__version__),
+        )
+        async with client:
+            self.client, self.error, self.connected_at = client, None, time.monotonic()
+            self.ready.set()
+            log.info("mcp: upstream %s connected (%s, %s)", self.name, self.kind, client.protocol_version)
+            try:
+                if self.on_change is not None:
+                    await self.on_change(self.name)
+                await self._watch(client)
+            finally:
+                self.ready.clear()
+                self.client = None
+
+    async def _watch(self, client: Client) -> None:
+        while not self._stopping:
+            try:
+                await asyncio.wait_for(self._broken.wait(), HEALTH_S)
+                return
+            except TimeoutError:
+                pass
+            try:
+                with anyio.fail_after(PING_TIMEOUT_S):
+                    await _probe(client)
+            except Exception as exc:
+                self.error = f"health ping failed: {_describe(exc)}"
+                log.warning("mcp: upstream %s: %s; restarting it", self.name, self.error)
+                return
+
+    # requests ------------------------------------------------------------------------------------
+    async def request(self, fn: Callable[[Client], Awaitable[T]], *, timeout_s: float | None = None) -> T:
+        """Run one request on the shared session; typed errors for an unavailable or slow upstream.
+
+        An error the upstream itself answered (`MCPError`) is raised as it is, for the client to see."""
+        client = self.client
+        if client is None:
+            try:
+                await asyncio.wait_for(self.ready.wait(), CONNECT_WAIT_S)
+            except TimeoutError:
+                raise UpstreamUnavailable(
+                    f"MCP server {self.name!r} is not connected ({self.error or 'starting'}); try again shortly"
+                ) from None
+            client = self.client
+            if client is None:
+                raise UpstreamUnavailable(f"MCP server {self.name!r} is restarting; try again shortly")
+        limit = timeout_s or self.timeout_s
+        try:
+            with anyio.fail_after(limit):
+                return await fn(client)
+        except TimeoutError:
+            raise UpstreamTimeout(f"MCP server {self.name!r} did not answer within {limit:g} s") from None
+        except MCPError as exc:
+            if exc.code != CONNECTION_CLOSED:
+                raise
+            self._broken.set()
+            raise UpstreamUnavailable(
+                f"MCP server {self.name!r} closed the connection; it is being restarted"
+            ) from None
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
+            self._broken.set()
+            raise UpstreamUnavailable(f"MCP server {self.name!r} failed: {_describe(exc)}; restarting it") from None
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "server": self.name,
+            "kind": self.kind,
+            "connected": self.client is not None,
+            "restarts": self.restarts,
+            "error": self.error,
+        }
+
+
+async def _probe(client: Client) -> None:
+    """A liveness check: `ping` where the revision has it; 2026-07-28 removed it, so a tools/list there."""
+    if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+        await client.list_tools()
+    else:
+        await client.send_ping()
+
+
+def _policy_fields(policy: EgressPolicy, timeout_s: float) -> dict[str, Any]:
+    """The gateway's egress policy, with a total time long enough for the upstream's slowest call."""
+    return {
+        "allow_schemes": policy.allow_schemes,
+        "allow_hosts": policy.allow_hosts,
+        "deny_hosts": policy.deny_hosts,
+        "allow_networks": tuple(str(n) for n in policy.allow_networks),
+        "max_redirects": 0,
+        "max_bytes": policy.max_bytes,
+        "timeout_s": max(policy.timeout_s, timeout_s + 5.0),
+    }
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for a failure, unwrapping anyio's exception groups to their first cause."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,1 +1,0 @@
-"""owstack.protocol"""

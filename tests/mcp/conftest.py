@@ -1,0 +1,130 @@
+"""A gateway with MCP upstreams for the tests in this folder: the test server of `upstream_server.py` over
+stdio (`local`) and over Streamable HTTP (`remote`), plus two upstreams whose URLs resolve (by the config's
+static `mcp.resolve`, a resolver the test controls) to 127.0.0.1 and 169.254.169.254 and must be refused."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from mcp.client.streamable_http import streamable_http_client
+
+from mcp import Client
+from procs import Proc, free_port, run_gateway, spawn, wait_http
+
+HERE = Path(__file__).resolve().parent
+SERVER = str(HERE / "upstream_server.py")
+
+
+@dataclass
+class Upstream:
+    proc: subprocess.Popen[bytes]
+    port: int
+    state: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    def calls(self) -> list[str]:
+        path = self.state / "calls.log"
+        return path.read_text().split() if path.exists() else []
+
+
+@contextlib.contextmanager
+def http_upstream(tmp: Path, name: str) -> Iterator[Upstream]:
+    state = tmp / name
+    state.mkdir()
+    port = free_port()
+    log = tmp / f"{name}.log"
+    proc = spawn([sys.executable, SERVER, "http", str(port), str(state)], log)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/mcp", proc, log, timeout=60, ok=(200, 400, 405, 406))
+        yield Upstream(proc, port, state)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@dataclass
+class McpStack:
+    gateway: Proc
+    remote: Upstream
+    evil: Upstream
+    local_state: Path
+    keys: dict[str, str]
+    config: Path
+
+    @property
+    def url(self) -> str:
+        return self.gateway.url + "/mcp"
+
+    def run(self, tenant: str, fn: Callable[[Client], Awaitable[Any]], mode: str = "legacy") -> Any:
+        return run_client(self.url, self.keys.get(tenant), fn, mode)
+
+
+def run_client(url: str, key: str | None, fn: Callable[[Client], Awaitable[Any]], mode: str = "legacy") -> Any:
+    async def go() -> Any:
+        headers = {"Authorization": f"Bearer {key}"} if key else None
+        async with (
+            httpx2.AsyncClient(headers=headers, timeout=60) as http,
+            Client(streamable_http_client(url, http_client=http), mode=mode, cache=None) as client,
+        ):
+            return await fn(client)
+
+    return anyio.run(go)
+
+
+def owstack(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "owstack", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[McpStack]:
+    tmp = tmp_path_factory.mktemp("mcp")
+    local_state = tmp / "local"
+    local_state.mkdir()
+    with http_upstream(tmp, "remote") as remote, http_upstream(tmp, "evil") as evil:
+        config = {
+            "storage": {"url": f"sqlite:///{tmp / 'owstack.db'}"},
+            "audit": {"directory": str(tmp / "audit"), "keys_directory": str(tmp / "audit-keys")},
+            "metering": {"flush_interval_ms": 50},
+            "tenants": {"acme": {}, "beta": {}},
+            "mcp": {
+                "servers": {
+                    "local": {"command": [sys.executable, SERVER, "stdio", str(local_state)], "env": {"FOO": "bar"}},
+                    "remote": {"url": remote.url, "allow_networks": ["127.0.0.1/32"]},
+                    "evil": {"url": f"http://evil.test:{evil.port}/mcp"},
+                    "meta": {"url": "http://metadata.test/mcp"},
+                },
+                "resolve": {"evil.test": ["127.0.0.1"], "metadata.test": ["169.254.169.254"]},
+                "tenants": {
+                    "acme": {"allow": ["local.*", "remote.*"], "results": "block", "secrets": "block"},
+                    "beta": {"allow": ["remote.echo"], "results": "redact", "secrets": "redact"},
+                },
+                "call_timeout_s": 20,
+                "restart_s": 0.2,
+            },
+        }
+        import yaml
+
+        config_path = tmp / "owstack.yaml"
+        config_path.write_text(yaml.safe_dump(config))
+        keys = {}
+        for tenant in ("acme", "beta"):
+            out = owstack("keys", "create", "--tenant", tenant, "--config", str(config_path), "--json")
+            assert out.returncode == 0, out.stderr
+            import json
+
+            keys[tenant] = json.loads(out.stdout)["key"]
+        env = {"OWSTACK_TEST_SECRET": "s3cr3t-value-never-passed"}
+        with run_gateway(tmp, config, env=env) as gw:
+            yield McpStack(gw, remote, evil, local_state, keys, config_path)
