@@ -41,11 +41,13 @@ class StoreHealth:
         retry_min_s: float = 0.5,
         retry_max_s: float = 30.0,
         warn_every_s: float = 60.0,
+        logs: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`name`: the store's role (keys, ledger, limits), the `store` label; `where`: a description without
-        credentials for the logs."""
+        credentials for the logs; `logs=False` for a caller that says it its own way."""
         self.name = name
+        self.logs = logs
         self.where = where
         self.retry_min_s = retry_min_s
         self.retry_max_s = retry_max_s
@@ -82,10 +84,11 @@ class StoreHealth:
             self.up = False
             self.down_since = now
             self._warned_at, self._failed_since_warning = now, 0
-            log.warning("%s store (%s) unreachable: %s", self.name, self.where, reason)
+            if self.logs:
+                log.warning("%s store (%s) unreachable: %s", self.name, self.where, reason)
             return
         self._failed_since_warning += 1
-        if now - self._warned_at >= self.warn_every_s:
+        if self.logs and now - self._warned_at >= self.warn_every_s:
             since = now - (self.down_since or now)
             log.warning(
                 "%s store (%s) still unreachable after %.0f s (%d more failures; last: %s)",
@@ -102,7 +105,8 @@ class StoreHealth:
             return
         since = self.clock() - (self.down_since or self.clock())
         self.up, self.down_since, self._backoff, self._retry_at = True, None, 0.0, 0.0
-        log.warning("%s store (%s) reachable again after %.1f s", self.name, self.where, since)
+        if self.logs:
+            log.warning("%s store (%s) reachable again after %.1f s", self.name, self.where, since)
 
     @property
     def down_s(self) -> float:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import dataclasses
 import logging
 import re
@@ -33,7 +34,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc
@@ -44,6 +45,9 @@ from owstack.tenancy import keyformat
 from owstack.tenancy.expiry import parse_expires, to_utc
 from owstack.tenancy.keycache import KeyCache
 from owstack.tenancy.tables import api_key_revision, api_keys
+
+if TYPE_CHECKING:
+    from owstack.config.load import Config
 
 log = logging.getLogger("owstack.tenancy")
 
@@ -109,6 +113,7 @@ class KeyStore:
         url: str,
         *,
         migrate: bool = True,
+        require_store: bool = True,
         cache_ttl_s: float = 60.0,
         negative_ttl_s: float = 30.0,
         revision_check_s: float = 1.0,
@@ -121,8 +126,9 @@ class KeyStore:
         """`clock` (monotonic seconds: the cache's lifetimes) and `wall` (epoch seconds: key expiry) are
         parameters so that tests can move time instead of waiting for it.
 
-        A PostgreSQL server that cannot be reached is not an error here: the schema is migrated on the
-        first call that reaches it. A SQLite file that cannot be opened is (`ConfigError`)."""
+        `require_store=False` (the gateway, `for_gateway`): a PostgreSQL server that cannot be reached is not
+        an error here; the schema is migrated by the first call that reaches it. With True (the CLI) the
+        driver's error is raised. A SQLite file that cannot be opened is a `ConfigError` either way."""
         from owstack import storage
         from owstack.storage.db import safe_url
 
@@ -132,7 +138,7 @@ class KeyStore:
         self.health = StoreHealth("keys", safe_url(url), clock=clock)
         self._ready = not migrate
         if migrate:
-            self._migrate_at_start()
+            self._migrate_at_start(require_store)
         self._cache: KeyCache[_Stored] = KeyCache(clock=clock)
         self.configure(
             cache_ttl_s=cache_ttl_s,
@@ -168,7 +174,13 @@ class KeyStore:
             clock=self.clock,
         )
 
-    def _migrate_at_start(self) -> None:
+    @classmethod
+    def for_gateway(cls, config: Config) -> KeyStore:
+        """The gateway's store: `storage.url`, the `keys:` section's cache and outage settings, and a start
+        that does not need the database to be reachable."""
+        return cls(config.file.storage.url, require_store=False, **config.file.keys.model_dump())
+
+    def _migrate_at_start(self, require_store: bool) -> None:
         from owstack import storage
         from owstack.errors import ConfigError
         from owstack.storage import error_reason, safe_url
@@ -177,6 +189,8 @@ class KeyStore:
             storage.migrate(self.url)
             self._ready = True
         except exc.SQLAlchemyError as error:
+            if require_store and storage.is_outage(error) and self._engine.dialect.name != "sqlite":
+                raise
             if self._engine.dialect.name == "sqlite" or not storage.is_outage(error):
                 raise ConfigError(
                     f"storage.url: cannot use the key store at {safe_url(self.url)}: {error_reason(error)}"
@@ -285,19 +299,27 @@ class KeyStore:
             executor.shutdown(wait=False, cancel_futures=True)
 
     async def _lookup(self, key_id: str) -> _Stored | None:
-        """The key's row from the store, or, while it cannot answer, from the outage grace; else 503."""
-        if self.health.should_try():
-            try:
-                return await asyncio.wait_for(self._load_shared(key_id), self.lookup_timeout_s)
-            except (exc.SQLAlchemyError, TimeoutError, OSError) as error:
-                self.health.failed(error if not isinstance(error, TimeoutError) else "no answer in time")
+        """The key's row from the store; while it cannot answer, from the outage grace; else 503. While the
+        store is down a request does not wait for it, unless it has no cached answer and a probe is on its
+        way (then it waits for the probe, at most `lookup_timeout_s`)."""
+        if not self.health.up and not self.health.should_try():
+            stale = self._cache.stale(key_id)
+            if stale is not None:
+                return stale
+            probe = self._refreshing
+            if probe is not None and not probe.done():
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(probe), self.lookup_timeout_s)
+            if not self.health.up:
+                raise _unavailable()
+        try:
+            return await asyncio.wait_for(self._load_shared(key_id), self.lookup_timeout_s)
+        except (exc.SQLAlchemyError, TimeoutError, OSError) as error:
+            self.health.failed(error if not isinstance(error, TimeoutError) else "no answer in time")
         stale = self._cache.stale(key_id)
         if stale is not None:
             return stale
-        raise ServiceUnavailable(
-            "the API key store cannot be reached and this key was not seen recently; try again shortly",
-            code="key_store_unavailable",
-        )
+        raise _unavailable()
 
     def _run(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         """Run a blocking store call on the store's own threads (two: a hung database holds at most those)."""
@@ -387,6 +409,13 @@ class _Transaction:
                 self._tx.rollback()
         finally:
             self._conn.close()
+
+
+def _unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "the API key store cannot be reached and this key was not seen recently; try again shortly",
+        code="key_store_unavailable",
+    )
 
 
 def _verify(key: keyformat.PresentedKey, stored: _Stored | None, now: float) -> KeyRecord:

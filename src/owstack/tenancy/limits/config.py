@@ -4,6 +4,7 @@
     limits:
       prefix: "owstack:"                # Redis keys: <prefix>{<tenant>}:rpm, :tpm, :usd:<YYYY-MM>
       on_redis_error: allow             # allow (fail open, logged and counted) | deny (503, fail closed)
+      on_redis_error_budget: deny       # the same for tenants with a budget_usd_month (a budget is money)
       redis_timeout_ms: 250             # connect and command timeout of one Redis call
       redis_retry_s: 1.0                # after a Redis error, apply on_redis_error without trying for this long
       redis_max_connections: 64         # the process's pool; more concurrent checks wait for a connection
@@ -35,6 +36,9 @@ class LimitsSection(Section):
     #: what a request gets while Redis cannot be reached: `allow` (served unchecked; a warning is logged and
     #: `owstack_limit_unchecked_total` counts it) or `deny` (503 `limits_unavailable`)
     on_redis_error: Literal["allow", "deny"] = "allow"
+    #: the same for a tenant with `budget_usd_month`: by default its requests are refused (503) while the
+    #: shared spend cannot be checked, since serving them unchecked could spend past the budget
+    on_redis_error_budget: Literal["allow", "deny"] = "deny"
     #: connect and command timeout of one Redis call, in milliseconds
     redis_timeout_ms: Annotated[int, Field(ge=1, le=60_000)] = 250
     #: after a Redis error, requests skip Redis (and follow `on_redis_error`) for this many seconds

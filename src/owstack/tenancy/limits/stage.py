@@ -12,7 +12,8 @@
             nothing to correct; on Redis it is held and sent with the tenant's next reservation or within
             `limits.flush_interval_ms`). Never raises.
 
-While the store cannot be reached (Redis down or too slow), `limits.on_redis_error` decides: `allow`
+While the store cannot be reached (Redis down or too slow), `limits.on_redis_error` decides for rate caps
+and `limits.on_redis_error_budget` for tenants with a budget (default `deny`: a budget is money): `allow`
 serves the request unchecked (`ctx.notes["limit_unchecked"]`, `owstack_limit_unchecked_total`, one
 warning per outage), `deny` refuses it with 503 `limits_unavailable`. After an error, requests skip the
 store for `limits.redis_retry_s` and follow the same rule, so an outage does not add a timeout to each.
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING
 from owstack.errors import ConfigError, RateLimited, ServiceUnavailable
 from owstack.pipeline.context import RequestContext
 from owstack.pipeline.stage import BaseStage
+from owstack.storage.health import StoreHealth
 from owstack.tenancy.limits.bucket import (
     Decision,
     Hold,
@@ -143,6 +145,8 @@ class LimitStage(BaseStage):
             self._warn_uncosted(config)
         self._retry_at = 0.0
         self._outage = False
+        #: the store's health for /metrics (the stage logs outages itself, with what they mean for requests)
+        self.health = StoreHealth("limits", self.store, logs=False) if config.file.redis else None
 
     # lifecycle (gateway hooks) -------------------------------------------------------------------
     async def start(self) -> None:
@@ -197,13 +201,13 @@ class LimitStage(BaseStage):
             if rule.budget_usd is not None:
                 hold = self._hold(ctx, prompt, completion)
         if self._retry_at and time.monotonic() < self._retry_at:  # the store failed a moment ago
-            self._unavailable(ctx)
+            self._unavailable(ctx, rule)
             return
         try:
             decision = await self.limiter.reserve(ctx.tenant, rule, tokens, self.clock(), hold)
         except LimiterUnavailable as exc:
             self._failed(exc)
-            self._unavailable(ctx)
+            self._unavailable(ctx, rule)
             return
         if self._outage:
             self._recovered()
@@ -242,20 +246,32 @@ class LimitStage(BaseStage):
     # the store's health -------------------------------------------------------------------------
     def _failed(self, exc: LimiterUnavailable) -> None:
         self.counters.store_errors += 1
+        if self.health is not None:
+            self.health.failed(str(exc))
         self._retry_at = time.monotonic() + self.section.redis_retry_s
         if not self._outage:
             self._outage = True
-            then = "served unchecked" if self.section.on_redis_error == "allow" else "refused with 503"
+            rates, budgets = self.section.on_redis_error, self.section.on_redis_error_budget
+            then = {
+                ("allow", "allow"): "served unchecked",
+                ("deny", "deny"): "refused with 503",
+                ("allow", "deny"): "served unchecked, except those of tenants with a budget (refused with 503)",
+                ("deny", "allow"): "refused with 503, except those of tenants with a budget (served unchecked)",
+            }[(rates, budgets)]
             log.warning("limits: %s cannot be reached (%s); requests are %s until it is back", self.store, exc, then)
 
     def _recovered(self) -> None:
         self._outage = False
+        if self.health is not None:
+            self.health.succeeded()
         self._retry_at = 0.0
         log.warning("limits: %s is reachable again; caps are enforced", self.store)
 
-    def _unavailable(self, ctx: RequestContext) -> None:
-        """Serve unchecked (`allow`) or raise 503 (`deny`)."""
-        if self.section.on_redis_error == "allow":
+    def _unavailable(self, ctx: RequestContext, rule: Rule) -> None:
+        """Serve unchecked (`allow`) or raise 503 (`deny`), by the policy for this tenant's caps."""
+        section = self.section
+        policy = section.on_redis_error_budget if rule.budget_usd is not None else section.on_redis_error
+        if policy == "allow":
             self.counters.unchecked += 1
             ctx.notes["limit_unchecked"] = True
             return
