@@ -225,7 +225,7 @@ def _authenticate(config: Config, host: str, keystore: KeyStore | None) -> Stage
         if allowed:
             return None
         raise ConfigError(sentence)
-    return AuthenticateStage(config, keystore if keystore is not None else KeyStore(config.file.storage.url))
+    return AuthenticateStage(config, keystore if keystore is not None else KeyStore.for_gateway(config))
 
 
 def _guard(config: Config) -> Stage | None:

@@ -21,7 +21,7 @@ from owstack.metering.config import MeteringSection
 from owstack.protocols.responses.config import ResponsesSection
 from owstack.routing.config import Policy, PrefixSection, SharedSection
 from owstack.security.config import SecuritySection
-from owstack.tenancy.config import TenantSection
+from owstack.tenancy.config import KeysSection, TenantSection
 from owstack.tenancy.limits.config import LimitsSection, check_redis_url
 
 Engine = Literal["llamacpp", "vllm", "sglang", "ollama", "llamacpp-server", "tgi", "tei", "openai"]
@@ -187,6 +187,8 @@ class ConfigFile(Section):
     layers: dict[str, LayerSection] = {}
     routing: RoutingSection = RoutingSection()
     tenants: dict[str, TenantSection] = {}
+    #: how API keys are cached, and how long they keep working while the key store is unreachable
+    keys: KeysSection = KeysSection()
     #: proprietary API model to price each layer against, e.g. {coding: gpt-5.4}
     counterfactual: dict[str, str] = {}
     metering: MeteringSection = MeteringSection()
