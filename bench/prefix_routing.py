@@ -191,7 +191,8 @@ def table(results: list[dict[str, Any]]) -> str:
     for r in results:
         lines.append(
             f"| {r['policy']} | {r['ttft_mean_ms']:.0f} ms | {r['ttft_p50_ms']:.0f} ms | {r['ttft_p95_ms']:.0f} ms | "
-            f"{100 * r['cached_share']:.0f}% | {r['requests_per_s']:.1f} | {r['tokens_per_s']:.0f} | {r['wall_s']:.1f} s |"
+            f"{100 * r['cached_share']:.0f}% | {r['requests_per_s']:.1f} | {r['tokens_per_s']:.0f} | "
+            f"{r['wall_s']:.1f} s |"
         )
     return "\n".join(lines)
 
