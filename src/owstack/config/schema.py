@@ -56,6 +56,12 @@ class ServerSection(Section):
     cors_allow_origins: tuple[str, ...] = ()
     #: Host names accepted besides the listen address and loopback names, in open mode (DNS rebinding)
     allowed_hosts: tuple[str, ...] = ()
+    #: on SIGTERM, /readyz answers 503 for this long before the listener closes, so that a load balancer
+    #: (or Kubernetes) stops sending new requests first; 0: close at once (docs/deployment.md)
+    drain_delay_s: Annotated[float, Field(ge=0, le=600)] = 0.0
+    #: then in-flight requests, streams included, get this long to finish (also: the previous
+    #: configuration's requests after a reload on SIGHUP)
+    shutdown_grace_s: Annotated[float, Field(gt=0, le=3600)] = 25.0
 
 
 class StorageSection(Section):
