@@ -129,9 +129,10 @@ class Router:
     ) -> Slot | None:
         """The replica with the fewest outstanding requests whose breaker admits one; healthy ones first.
         A layer with its own policy chooses among the same replicas (the healthy ones, if any)."""
-        policy = self.policies.get(layer) if layer is not None else None
-        if policy is not None:
-            return self._pick_by(policy, names, exclude, request)
+        if self.policies:
+            policy = self.policies.get(layer) if layer is not None else None
+            if policy is not None:
+                return self._pick_by(policy, names, exclude, request)
         best: Slot | None = None
         best_key: tuple[int, int] | None = None
         for name in names:
@@ -140,7 +141,7 @@ class Router:
             slot = self.slots[name]
             if not slot.breaker.available():
                 continue
-            key = (0 if self.health.healthy(name) else 1, slot.load)
+            key = (0 if self.health.healthy(name) else 1, slot.outstanding + slot.remote)
             if best_key is None or key < best_key:
                 best, best_key = slot, key
         return best
