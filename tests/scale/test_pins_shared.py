@@ -35,7 +35,9 @@ def test_an_approval_reaches_every_instance_and_a_changed_tool_is_withheld_every
     pg_url: str, tmp_path: Path
 ) -> None:
     config = tmp_path / "owstack.yaml"
-    config.write_text(yaml.safe_dump({"storage": {"url": pg_url}, "mcp": {"servers": {"files": {"command": ["true"]}}}}))
+    config.write_text(
+        yaml.safe_dump({"storage": {"url": pg_url}, "mcp": {"servers": {"files": {"command": ["true"]}}}})
+    )
 
     async def main() -> None:
         a, b = instance(pg_url), instance(pg_url)

@@ -33,10 +33,12 @@ from owstack.api.http import Receive, Scope, Send, send_json
 from owstack.assembly import assemble
 from owstack.cli.common import setup_logging
 from owstack.config.load import Config, load
+from owstack.config.validate import validate
 from owstack.errors import ConfigError
 
 CONFIG_ENV = "OWSTACK_CONFIG"
 HOST_ENV = "OWSTACK_HOST"
+PORT_ENV = "OWSTACK_PORT"
 #: with several workers, where they share their Prometheus numbers (a fresh directory per start)
 METRICS_DIR_ENV = "OWSTACK_METRICS_DIR"
 LOG_LEVEL_ENV = "OWSTACK_LOG_LEVEL"
@@ -52,14 +54,20 @@ def read_config() -> Config:
     return load(path, overrides=overrides)
 
 
-def build() -> Gateway:
-    return assemble(read_config(), host=os.environ.get(HOST_ENV, "127.0.0.1"))
+def build(config: Config | None = None) -> Gateway:
+    """The gateway for the config file as it is now: checked as `owstack serve` and `config check` check
+    it (config/validate.py), then assembled."""
+    config = read_config() if config is None else config
+    host = os.environ.get(HOST_ENV, "127.0.0.1")
+    port = int(os.environ[PORT_ENV]) if os.environ.get(PORT_ENV) else None
+    validate(config, host=host, port=port)
+    return assemble(config, host=host)
 
 
 def create_app() -> Served:
     config = read_config()
     setup_logging(os.environ.get(LOG_LEVEL_ENV) or config.file.server.log_level)
-    return Served(assemble(config, host=os.environ.get(HOST_ENV, "127.0.0.1")), build)
+    return Served(build(config), build)
 
 
 class Live:
