@@ -20,8 +20,9 @@ from owstack.finetune.config import AdaptersSection
 from owstack.mcp.config import McpSection
 from owstack.metering.config import MeteringSection
 from owstack.protocols.responses.config import ResponsesSection
+from owstack.routing.config import Policy, PrefixSection, SharedSection
 from owstack.security.config import SecuritySection
-from owstack.tenancy.config import TenantSection
+from owstack.tenancy.config import KeysSection, TenantSection
 from owstack.tenancy.limits.config import LimitsSection, check_redis_url
 
 Engine = Literal["llamacpp", "vllm", "sglang", "ollama", "llamacpp-server", "tgi", "tei", "openai"]
@@ -56,6 +57,12 @@ class ServerSection(Section):
     cors_allow_origins: tuple[str, ...] = ()
     #: Host names accepted besides the listen address and loopback names, in open mode (DNS rebinding)
     allowed_hosts: tuple[str, ...] = ()
+    #: on SIGTERM, /readyz answers 503 for this long before the listener closes, so that a load balancer
+    #: (or Kubernetes) stops sending new requests first; 0: close at once (docs/deployment.md)
+    drain_delay_s: Annotated[float, Field(ge=0, le=600)] = 0.0
+    #: then in-flight requests, streams included, get this long to finish (also: the previous
+    #: configuration's requests after a reload on SIGHUP)
+    shutdown_grace_s: Annotated[float, Field(gt=0, le=3600)] = 25.0
 
 
 class StorageSection(Section):
@@ -132,6 +139,9 @@ class LayerSection(Section):
     backends: tuple[str, ...]
     #: tried in order once every replica has failed (before the first byte reaches the client)
     fallback: tuple[str, ...] = ()
+    #: how requests are spread over the replicas: least-outstanding, round-robin, or prefix (the replica
+    #: that served the longest matching prompt prefix, bounded by load; routing/prefix.py)
+    routing: Policy = "least-outstanding"
 
 
 class AutoRules(Section):
@@ -167,6 +177,10 @@ class RoutingSection(Section):
     max_attempts: Annotated[int, Field(ge=1, le=16)] = 3
     breaker: BreakerSection = BreakerSection()
     health: HealthSection = HealthSection()
+    #: prefix-cache-aware routing (layers with `routing: prefix`)
+    prefix: PrefixSection = PrefixSection()
+    #: what gateway instances share through Redis (`redis:`): breaker, health, load, prefix decisions
+    shared: SharedSection = SharedSection()
 
 
 class ConfigFile(Section):
@@ -181,6 +195,8 @@ class ConfigFile(Section):
     layers: dict[str, LayerSection] = {}
     routing: RoutingSection = RoutingSection()
     tenants: dict[str, TenantSection] = {}
+    #: how API keys are cached, and how long they keep working while the key store is unreachable
+    keys: KeysSection = KeysSection()
     #: proprietary API model to price each layer against, e.g. {coding: gpt-5.4}
     counterfactual: dict[str, str] = {}
     metering: MeteringSection = MeteringSection()
