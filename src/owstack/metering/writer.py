@@ -25,15 +25,20 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from owstack.metering.backlog import Backlog
 from owstack.metering.costs import Pricing, Rate, Utilization
-from owstack.metering.record import Pending, busy_seconds, row_values
+from owstack.metering.record import Pending, busy_seconds, from_wal, row_values
 from owstack.metering.sink import InlineSink, ProcessSink, SinkError, make_sink
 from owstack.metering.tokens import Estimate, Tokenizers
+from owstack.metering.wal import Wal, WalUnavailable, read_segment
 from owstack.storage.health import StoreHealth
 
 if TYPE_CHECKING:
@@ -63,7 +68,11 @@ class LedgerWriter:
         process: bool = True,
         journal_max_rows: int = 200_000,
         journal_spare_cpu: float = 0.25,
+        wal: Wal | None = None,
     ) -> None:
+        """`wal`: the write-ahead log the meter stage appends each record to before its response completes
+        (`metering.durable`); the writer releases records from it once the database has them, replays what
+        a previous process left in it, and reads back the records it had to let go while its queue was full."""
         self.url = url
         self.pricing = pricing
         self.tokenizers = tokenizers
@@ -80,6 +89,13 @@ class LedgerWriter:
         self.load: dict[str, Utilization] = {}
         self._queue: collections.deque[Pending] = collections.deque()
         self._chunks: list[list[tuple[Any, ...]]] = []  # built rows waiting for a successful write
+        #: what to do once each chunk is written (release it from the write-ahead log, ...), or None
+        self._chunk_done: list[Callable[[], None] | None] = []
+        self.wal = wal
+        self.backlog = Backlog(wal) if wal is not None else None
+        #: segment files a previous process left in the write-ahead log, replayed by the thread first
+        self._leftovers: list[Path] = []
+        self.replayed = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._idle = threading.Condition()
@@ -119,14 +135,19 @@ class LedgerWriter:
             process=m.writer == "process",
             journal_max_rows=m.journal_max_rows,
             journal_spare_cpu=m.journal_spare_cpu,
+            wal=_wal(config),
         )
 
     # the request's side ------------------------------------------------------------------------------
     def submit(self, item: Pending) -> None:
-        """Queue one record (O(1), no I/O). Dropped and counted when `max_buffer` records already wait
-        (or the writer has been closed)."""
+        """Queue one record (O(1), no I/O). When `max_buffer` records already wait (the database is away),
+        a record in the write-ahead log is let go (read back from the log later); any other is dropped and
+        counted (and so is any record once the writer has been closed)."""
         queue = self._queue
         if len(queue) >= self.max_buffer or self._stop.is_set():
+            if item.seq and self.backlog is not None and not self._stop.is_set():
+                self.backlog.note(item.seq)
+                return
             self.dropped += 1
             return
         queue.append(item)
@@ -151,6 +172,15 @@ class LedgerWriter:
 
         self._engine = engine(self.url)  # raises ConfigError for a bad URL
         self._prepare(raise_errors=True)
+        if self.wal is not None and self.wal.slot is None:
+            from owstack.errors import ConfigError
+
+            try:
+                self._leftovers = self.wal.open()
+            except WalUnavailable as exc:
+                raise ConfigError(f"metering.wal_directory: cannot write the ledger's write-ahead log: {exc}") from None
+            if self._leftovers:
+                log.info("ledger: replaying %d segment(s) of the write-ahead log", len(self._leftovers))
         self._thread = threading.Thread(target=self._run, name="owstack-ledger", daemon=True)
         self._thread.start()
 
@@ -166,14 +196,14 @@ class LedgerWriter:
         deadline = time.monotonic() + timeout
         self._settle = True
         if self._thread is None:  # not started: write in the caller's thread
-            while (self._queue or self._chunks or self._settle) and time.monotonic() < deadline:
+            while (self._queue or self._chunks or self._settle or self._behind()) and time.monotonic() < deadline:
                 if not self._guarded_cycle(respect_backoff=False):
                     time.sleep(0.05)
-            return not (self._queue or self._chunks or self._settle)
+            return not (self._queue or self._chunks or self._settle or self._behind())
         self._drain = True
         self._wake.set()
         with self._idle:
-            while self._queue or self._chunks or self._busy or self._settle:
+            while self._queue or self._chunks or self._busy or self._settle or self._behind():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -181,6 +211,10 @@ class LedgerWriter:
                 self._wake.set()
                 self._idle.wait(min(left, 0.05))
         return True
+
+    def _behind(self) -> bool:
+        """Records the write-ahead log holds that the writer has yet to hand over (leftovers, let go)."""
+        return bool(self._leftovers) or (self.backlog is not None and self.backlog.floor is not None)
 
     def close(self) -> None:
         """Flush everything (retrying for up to `shutdown_timeout_s` if the database is down), then stop.
@@ -213,19 +247,30 @@ class LedgerWriter:
 
     def _final_flush(self) -> None:
         deadline = time.monotonic() + self.shutdown_timeout_s
-        while (self._queue or self._chunks) and time.monotonic() < deadline:
+        while (self._queue or self._chunks or self._behind()) and time.monotonic() < deadline:
             if not self._guarded_cycle(respect_backoff=False):
                 time.sleep(min(max(self._backoff, 0.05), max(deadline - time.monotonic(), 0.0)))
-        lost = self.depth
-        if lost:
-            self.dropped += lost
+        left = self.depth
+        if left and self.wal is not None:
+            log.warning(
+                "ledger: the database at %s stayed unreachable; %d records stay in the write-ahead log (%s) "
+                "for the next start",
+                self._safe_url(),
+                left,
+                self.wal.slot,
+            )
+        elif left:
+            self.dropped += left
             log.error(
                 "ledger: %d records lost at shutdown: the database at %s stayed unreachable",
-                lost,
+                left,
                 self._safe_url(),
             )
-            self._queue.clear()
-            self._chunks.clear()
+        self._queue.clear()
+        self._chunks.clear()
+        self._chunk_done.clear()
+        if self.wal is not None:
+            self.wal.close()
         self.sink.close()
         with self._idle:
             self._idle.notify_all()
@@ -254,15 +299,64 @@ class LedgerWriter:
             self._refresh_load()
         while True:
             if not self._chunks:
+                if self._from_wal():
+                    continue
                 if full_only and len(self._queue) < self.batch_size:
                     return not self._queue
                 self._busy = True
                 batch = self._take()
                 if not batch:
                     return self._settled()
+                hi = max(p.seq for p in batch)
                 self._chunks.append(self._rows(batch))
+                self._chunk_done.append(functools.partial(self._release, hi) if hi else None)
             if not self._write_chunks():
                 return False
+
+    def _from_wal(self) -> bool:
+        """Queue a chunk of records from the write-ahead log (a previous process's leftovers first, then the
+        records let go while the queue was full, once it has room); True if one was queued."""
+        if self._leftovers:
+            self._busy = True
+            path = self._leftovers.pop(0)
+            records = _records(read_segment(path))
+            self.replayed += len(records)
+            for start in range(0, len(records), self.batch_size):
+                self._chunks.append(self._rows(records[start : start + self.batch_size]))
+                self._chunk_done.append(None)
+            assert self.wal is not None
+            wal = self.wal
+            if self._chunk_done:
+                self._chunk_done[-1] = lambda: wal.discard(path)
+            else:
+                wal.discard(path)
+            return True
+        backlog = self.backlog
+        if backlog is None or backlog.floor is None or len(self._queue) > self.max_buffer // 2:
+            return False
+        got = backlog.take(self.batch_size)
+        if got is None:
+            return False
+        self._busy = True
+        records, end = got
+        self.replayed += len(records)
+        self._chunks.append(self._rows(records))
+        self._chunk_done.append(functools.partial(self._read_back, end))
+        return True
+
+    def _read_back(self, end: int) -> None:
+        """Records below `end` read back from the log are in the database (and so is every record below it
+        that the queue carried): the floor moves up, and the log may let them go."""
+        assert self.backlog is not None
+        self.backlog.advance(end)
+        self._release(end - 1)
+
+    def _release(self, seq: int) -> None:
+        """The records up to `seq` are in the database: the write-ahead log may let them go (not past a
+        record the writer let go and has not read back yet)."""
+        assert self.wal is not None
+        floor = self.backlog.floor if self.backlog is not None else None
+        self.wal.release(seq if floor is None else min(seq, floor - 1))
 
     def _settled(self) -> bool:
         """Everything is handed over: when a flush asked, have the journaled batches moved; False on an outage."""
@@ -334,13 +428,20 @@ class LedgerWriter:
                     self._outage(exc)
                     return False
                 self._chunks.pop(0)
+                done = self._chunk_done.pop(0)
                 if len(chunk) == 1:
                     self._reject(chunk[0], exc.reason)
+                    if done is not None:
+                        done()
                 else:
                     mid = len(chunk) // 2
                     self._chunks[0:0] = [chunk[:mid], chunk[mid:]]
+                    self._chunk_done[0:0] = [None, done]
                 continue
             self._chunks.pop(0)
+            done = self._chunk_done.pop(0)
+            if done is not None:
+                done()
             self.written += len(chunk)
             self._count_rejected()
             self._backoff = 0.0
@@ -376,9 +477,9 @@ class LedgerWriter:
         rows = []
         for item in batch:
             usage = item.usage
-            if usage.reported or item.backend is None or not (item.status < 400 or item.output_text):
+            if usage.reported or item.estimated or item.backend is None or not (item.status < 400 or item.output_text):
                 tokens = (usage.prompt_tokens, usage.completion_tokens, usage.reasoning_tokens, usage.cached_tokens)
-                estimated = False
+                estimated = item.estimated
             else:
                 prompt, completion, estimated = self._count(item)
                 tokens = (prompt, completion, 0, 0)
@@ -429,3 +530,24 @@ class LedgerWriter:
             if not is_outage(exc):
                 raise
             log.warning("ledger: cannot measure utilization (%s); keeping the last values", type(exc).__name__)
+
+
+def _wal(config: Config) -> Wal | None:
+    """The write-ahead log `metering.durable` asks for (none for an in-memory database: nothing outlives it)."""
+    from owstack.storage import in_memory
+
+    m = config.file.metering
+    if not m.durable or in_memory(config.file.storage.url):
+        return None
+    return Wal(Path(m.wal_directory).expanduser().resolve(), sync=m.wal_sync)
+
+
+def _records(payloads: Iterable[bytes]) -> list[Pending]:
+    """The records of a leftover segment (a payload that is not one is logged and skipped)."""
+    records = []
+    for payload in payloads:
+        try:
+            records.append(from_wal(payload))
+        except ValueError as exc:
+            log.error("ledger: a record of the write-ahead log is unreadable (%s); skipped", exc)
+    return records
