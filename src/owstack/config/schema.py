@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from owstack.api.limits import ServerLimits
 from owstack.compliance.config import AuditSection
 from owstack.config.base import Section
 from owstack.economics.config import EconomicsSection
@@ -55,6 +56,8 @@ class ServerSection(Section):
     cors_allow_origins: tuple[str, ...] = ()
     #: Host names accepted besides the listen address and loopback names, in open mode (DNS rebinding)
     allowed_hosts: tuple[str, ...] = ()
+    #: connection limits, header and idle timeouts, the file-descriptor reserve (owstack.api.limits)
+    limits: ServerLimits = ServerLimits()
 
 
 class StorageSection(Section):
