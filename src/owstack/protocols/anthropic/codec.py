@@ -62,6 +62,14 @@ def stop_of(ctx: RequestContext, finish_reason: str | None) -> tuple[str, str | 
     return STOP_REASONS.get(finish_reason or "stop", "end_turn"), None
 
 
+def thinking_shown(ctx: RequestContext) -> tuple[bool, bool]:
+    """(thinking blocks wanted, their text shown): Anthropic returns thinking only when the request enabled it
+    (`enabled`, `adaptive`), and with `display: "omitted"` returns the blocks with their signature, empty."""
+    thinking = ctx.wire_state if isinstance(ctx.wire_state, dict) else {}
+    wanted = thinking.get("type") in ("enabled", "adaptive", "between_tools")
+    return wanted, thinking.get("display") != "omitted"
+
+
 def usage_of(ctx: RequestContext) -> JSON:
     usage = ctx.usage
     return {
@@ -80,6 +88,7 @@ class AnthropicMessages(Plain):
         data = json_object(body)
         validate(MessagesRequest, data, tags=TAGS)
         request, ctx.reasoning_request = to_chat_request(data)
+        ctx.wire_state = data.get("thinking") or {}
         return request
 
     def error(self, error: OwstackError, request_id: str) -> tuple[int, bytes]:
@@ -89,9 +98,12 @@ class AnthropicMessages(Plain):
         choices = result.body.get("choices") or [{}]
         message = choices[0].get("message") or {}
         content: list[JSON] = []
-        if message.get("reasoning_content"):
+        wanted, shown = thinking_shown(ctx)
+        if message.get("reasoning_content") and wanted:
             thinking = message["reasoning_content"]
-            content.append({"type": "thinking", "thinking": thinking, "signature": signature(thinking)})
+            content.append(
+                {"type": "thinking", "thinking": thinking if shown else "", "signature": signature(thinking)}
+            )
         if message.get("content"):
             content.append({"type": "text", "text": message["content"]})
         for call in message.get("tool_calls") or ():
@@ -131,6 +143,7 @@ class AnthropicStream:
 
     def __init__(self, ctx: RequestContext) -> None:
         self._ctx = ctx
+        self._thinking_wanted, self._thinking_shown = thinking_shown(ctx)
         self._index = -1
         self._open: str | None = None  # "thinking", "text" or "tool:<openai index>"
         self._thinking: list[str] = []
@@ -159,10 +172,11 @@ class AnthropicStream:
 
     def _delta(self, delta: JSON) -> bytes:
         out = b""
-        if delta.get("reasoning_content"):
+        if delta.get("reasoning_content") and self._thinking_wanted:
             out += self._block("thinking", {"type": "thinking", "thinking": "", "signature": ""})
             self._thinking.append(delta["reasoning_content"])
-            out += self._send({"type": "thinking_delta", "thinking": delta["reasoning_content"]})
+            if self._thinking_shown:
+                out += self._send({"type": "thinking_delta", "thinking": delta["reasoning_content"]})
         if delta.get("content"):
             out += self._block("text", {"type": "text", "text": ""})
             out += self._send({"type": "text_delta", "text": delta["content"]})
