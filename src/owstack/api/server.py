@@ -10,7 +10,9 @@ Per connection, on top of uvicorn's own protocol (`server.limits`, api/limits.py
   descriptors open at start), or its client address `max_connections_per_client`: the descriptors the audit
   log, the ledger and the upstream pools need are never taken by clients;
 * header timeout: a request's whole header must arrive within `header_timeout_s` of its first byte (of the
-  connection's opening for the first request); a silent or slow client gets `408` and is closed;
+  connection's opening for the first request); a silent or slow client gets `408` and is closed. One sweep
+  per quarter of the timeout checks every waiting connection (a request costs a dict insert and delete,
+  not a timer of its own);
 * idle timeout: uvicorn's keep-alive timeout (`idle_timeout_s`) closes connections with nothing in flight.
 
 The limits are read from the gateway the server runs (its `config.file.server.limits`), found through the
@@ -86,6 +88,9 @@ class Guard:
                 fds_at_start,
             )
         self.per_client: dict[str, int] = {}
+        #: connections waiting for a request's header, and when it is due (the loop's clock)
+        self.waiting: dict[GuardedHttpToolsProtocol, float] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
         self.open = 0
         self.refused = 0
         self.timed_out = 0
@@ -109,6 +114,23 @@ class Guard:
             self.per_client[client] = held
         else:
             self.per_client.pop(client, None)
+
+    def expect_header(self, protocol: GuardedHttpToolsProtocol) -> None:
+        loop = protocol.loop
+        self.waiting[protocol] = loop.time() + self.limits.header_timeout_s
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self._interval(), self._sweep, loop)
+
+    def _interval(self) -> float:
+        return max(0.05, self.limits.header_timeout_s / 4)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        late = [p for p, due in self.waiting.items() if due <= now]
+        for protocol in late:
+            self.waiting.pop(protocol, None)
+            protocol.header_timed_out()
+        self._sweeper = loop.call_later(self._interval(), self._sweep, loop) if self.waiting else None
 
     def _refuse(self, why: str) -> str:
         self.refused += 1
@@ -150,7 +172,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     _guard: Guard | None = None
     _admitted = False
-    _header_timer: asyncio.TimerHandle | None = None
     _client_key = ""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -164,35 +185,29 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             transport.close()
             return
         self._admitted = True
-        self._arm_header_timer()
+        guard.expect_header(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_header_timer()
-        if self._admitted and self._guard is not None:
-            self._admitted = False
-            self._guard.release(self._client_key)
+        guard = self._guard
+        if guard is not None:
+            guard.waiting.pop(self, None)
+            if self._admitted:
+                self._admitted = False
+                guard.release(self._client_key)
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self._header_timer is None:  # a keep-alive connection's next request: its header is timed too
-            self._arm_header_timer()
+        guard = self._guard
+        if guard is not None and self not in guard.waiting:  # a keep-alive connection's next request
+            guard.expect_header(self)
 
     def on_headers_complete(self) -> None:
-        self._disarm_header_timer()
+        if self._guard is not None:
+            self._guard.waiting.pop(self, None)
         super().on_headers_complete()
 
-    def _arm_header_timer(self) -> None:
-        assert self._guard is not None
-        self._header_timer = self.loop.call_later(self._guard.limits.header_timeout_s, self._header_timed_out)
-
-    def _disarm_header_timer(self) -> None:
-        timer, self._header_timer = self._header_timer, None
-        if timer is not None:
-            timer.cancel()
-
-    def _header_timed_out(self) -> None:
-        self._header_timer = None
+    def header_timed_out(self) -> None:
         if self.transport.is_closing():
             return
         if self.cycle is not None and not self.cycle.response_complete:

@@ -39,6 +39,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from owstack.storage.threads import Handoff, background_priority
+
 log = logging.getLogger(__name__)
 
 FRAME = struct.Struct("<II")
@@ -63,8 +65,14 @@ class Segment:
 
 @dataclass(slots=True)
 class _Batch:
+    #: the sequence number of the first payload
+    first: int = 0
     payloads: list[bytes] = field(default_factory=list)
     done: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(default_factory=list)
+
+
+#: one appended record on its way to the commit thread: (sequence number, payload, its loop, its future)
+_Item = tuple[int, bytes, asyncio.AbstractEventLoop, "asyncio.Future[None]"]
 
 
 class Wal:
@@ -82,6 +90,7 @@ class Wal:
         self._released = 0
         self._cond = threading.Condition()
         self._batch = _Batch()
+        self._handoff: Handoff[_Item] = Handoff(self._take_over)
         self._waiting = False
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -150,21 +159,31 @@ class Wal:
     # the request's side ---------------------------------------------------------------------------------
     def append(self, payload: bytes) -> tuple[int, asyncio.Future[None]]:
         """Queue one record (from the event loop): its sequence number and a future done once it is on disk
-        (`WalUnavailable` if it could not be written)."""
+        (`WalUnavailable` if it could not be written). The records of one loop turn reach the commit thread
+        together at the end of the turn, with one wake-up (`storage.threads.Handoff`)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
+        if self._thread is None or self._stopping:
+            future.set_exception(WalUnavailable("the ledger's write-ahead log is closed"))
+            return 0, future
+        self._seq += 1
+        self._handoff.add(loop, (self._seq, payload, loop, future))
+        return self._seq, future
+
+    def _take_over(self, items: list[_Item]) -> None:
         with self._cond:
-            if self._thread is None or self._stopping:
-                future.set_exception(WalUnavailable("the ledger's write-ahead log is closed"))
-                return 0, future
-            self._seq += 1
+            if self._thread is None or self._stopping:  # closed while they were on their way
+                _settle([(loop, future) for _, _, loop, future in items], WalUnavailable("the log is closed"))
+                return
             batch = self._batch
-            batch.payloads.append(payload)
-            batch.done.append((loop, future))
+            if not batch.payloads:
+                batch.first = items[0][0]
+            for _, payload, loop, future in items:
+                batch.payloads.append(payload)
+                batch.done.append((loop, future))
             if self._waiting:
                 self._waiting = False
                 self._cond.notify()
-            return self._seq, future
 
     # the writer's side ----------------------------------------------------------------------------------
     def release(self, seq: int) -> None:
@@ -188,6 +207,7 @@ class Wal:
 
     # the commit thread ----------------------------------------------------------------------------------
     def _run(self) -> None:
+        background_priority()  # never preempt the event loop on wake-up (storage/threads.py)
         while True:
             with self._cond:
                 while not self._batch.payloads and not self._stopping:
@@ -195,9 +215,8 @@ class Wal:
                     self._cond.wait()
                 batch, self._batch = self._batch, _Batch()
                 stopping = self._stopping
-                first = self._seq - len(batch.payloads) + 1
             if batch.payloads:
-                self._commit(batch, first)
+                self._commit(batch, batch.first)
             if stopping:
                 with self._cond:
                     if not self._batch.payloads:

@@ -40,6 +40,7 @@ from owstack.metering.sink import InlineSink, ProcessSink, SinkError, make_sink
 from owstack.metering.tokens import Estimate, Tokenizers
 from owstack.metering.wal import Wal, WalUnavailable, read_segment
 from owstack.storage.health import StoreHealth
+from owstack.storage.threads import background_priority
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -236,6 +237,7 @@ class LedgerWriter:
     _settle = False  # a flush asked for the journaled batches to be moved into the ledger
 
     def _run(self) -> None:
+        background_priority()  # never preempt the event loop on wake-up (storage/threads.py)
         while not self._stop.is_set():
             full = self._wake.wait(self.flush_interval_s)
             self._wake.clear()
