@@ -44,7 +44,7 @@ def test_records_are_committed_in_order_and_released_segments_go(tmp_path: Path)
     assert len(files(wal)) == 3  # a batch is never split; a new segment starts once 4 records are in one
     wal.release(8)  # every segment whose last record is <= 8 goes; the current one stays
     left = files(wal)
-    assert left and all(int(name[4:20]) > 5 for name in left)
+    assert left and all(int(name.rsplit("-", 1)[1][:16]) > 5 for name in left)
     assert next(n for n, _ in wal.read_from(1, 100)) > 5
     wal.release(10)
     wal.close()  # everything released: nothing left for the next process
@@ -197,3 +197,25 @@ def test_records_let_go_during_an_outage_are_read_back_from_the_log(
     assert w.backlog.floor is None
     w.close()
     assert list((tmp_path / "wal").glob("*/*.wal")) == []  # all released
+
+
+def test_the_next_process_never_appends_to_a_leftover_it_is_replaying(tmp_path: Path) -> None:
+    """Sequence numbers start at 1 in every process: its segments must still never reuse a leftover's name (it
+    would append to the file it replays and then delete it: 92 of 1,213 answered requests lost in a kill -9
+    round of bench/fault_suite.py before segment names carried the process)."""
+    first = Wal(tmp_path / "wal")
+    first.open()
+    append_all(first, [b"old-1", b"old-2"])
+    assert first._lock_fd is not None
+    os.close(first._lock_fd)  # the first process dies
+    first._lock_fd = None
+    second = Wal(tmp_path / "wal")
+    leftovers = second.open()
+    append_all(second, [b"new-1"])  # while the leftover is still being replayed
+    assert [p for f in leftovers for p in read_segment(f)] == [b"old-1", b"old-2"]
+    assert second.slot is not None and len(list(second.slot.glob("*.wal"))) == 2
+    for f in leftovers:
+        second.discard(f)
+    assert [p for _, p in second.read_from(1, 10)] == [b"new-1"]
+    second.release(1)
+    second.close()

@@ -16,7 +16,7 @@ it to the database (`release`): a segment whose every record is released is dele
 segments left behind are replayed into the ledger; rows carry the id they were given at first, so a record
 replayed after it had reached the database is ignored there.
 
-Layout: `<directory>/<slot>/seg-<first seq>.wal`, one slot per process (claimed with a `flock`, as the audit
+Layout: `<directory>/<slot>/seg-<process>-<first seq>.wal`, one slot per process (claimed with a `flock`, as the audit
 log claims its streams: several workers or instances on one host never share a slot). A slot whose lock no
 process holds belongs to a process that died: the next process to open the log adopts its segments.
 Framing: a 4-byte length, a 4-byte CRC-32 and the record (`record.wal_payload`); a torn tail (a crash in
@@ -32,6 +32,7 @@ import asyncio
 import fcntl
 import logging
 import os
+import secrets
 import struct
 import threading
 import zlib
@@ -87,6 +88,9 @@ class Wal:
         self.committed_seq = 0
         self.records_written = 0
         self._seq = 0
+        #: names this process's segments apart from those a previous one left in the slot (sequence
+        #: numbers start at 1 in every process)
+        self._token = f"{os.getpid()}-{secrets.token_hex(3)}"
         self._released = 0
         self._cond = threading.Condition()
         self._batch = _Batch()
@@ -254,7 +258,7 @@ class Wal:
         if current is not None and current.last - current.first + 1 + count <= self.segment_records:
             return current
         assert self.slot is not None
-        path = self.slot / f"seg-{first:016d}.wal"
+        path = self.slot / f"seg-{self._token}-{first:016d}.wal"  # never a name a previous process used
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         _fsync_dir(self.slot)
         self._drop_fd()
