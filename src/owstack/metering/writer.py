@@ -1,24 +1,20 @@
-"""The ledger writer: a background thread that counts and prices records, and hands them in batches to the
-ledger process (`sink.ProcessSink`, which journals them and moves them into the ledger when the gateway's
-traffic allows; `metering.writer: thread` writes them into the ledger on this thread).
+"""The ledger writer: a background thread that counts and prices records (`rows.RowMaker`) and hands them in
+batches to the ledger process (`sink.ProcessSink`: it journals them and files them into the ledger when the
+gateway's traffic allows; `metering.writer: thread` writes them into the ledger on this thread).
 
     writer = LedgerWriter.from_config(config, pricing, metrics)
-    writer.start()                 # migrates the schema, starts the thread
-    writer.submit(snapshot(ctx))   # O(1): a deque append, from the request's path
+    writer.start()                 # migrates the schema, opens the write-ahead log, starts the thread
+    writer.submit(record)          # O(1): a deque append, from the request's path (after the log append)
     writer.flush(timeout)          # wait until everything submitted so far is in the ledger (tests, admin)
     await writer.aclose()          # graceful shutdown: flush everything, then stop
 
-Batches: up to `batch_size` records per transaction, written as soon as `batch_size` records wait (full
-batches only; the remainder joins the next) or every `flush_interval_ms` (everything waiting). A batch is all
-or nothing. When the database refuses a batch (a constraint, a value it cannot hold) the batch is split in
-halves and retried until the refused record is alone; it is then logged by request id and counted as rejected,
-and every other record is written. When the database is unreachable the batch is kept and retried with
-exponential backoff (up to `retry_max_s`) while new records wait in the queue, at most `max_buffer` of them;
-beyond that new records are dropped and counted (owstack_ledger_dropped_records_total). A ledger process that
-dies is an outage too: the batch is sent again to a new one. Inserts are idempotent (each record carries a
-random id; a duplicate id is ignored), so a batch whose commit was acknowledged late is never written twice.
-With the ledger process, a refused record is found when its batch moves from the journal into the ledger;
-the ledger process isolates and logs it the same way, and the writer counts it.
+Batches: up to `batch_size` records, written as soon as that many wait (full batches only) or every
+`flush_interval_ms` (everything waiting); all or nothing. A batch the database refuses is split in halves
+until the refused record is alone (logged by request id, counted as rejected). While the database (or the
+ledger process) is unreachable the batch is kept and retried with backoff (up to `retry_max_s`); new records
+wait in the queue, at most `max_buffer`; beyond it a record in the write-ahead log is let go and read back
+later (`recovery.Recovery`), any other is dropped and counted. Once a batch is in the database its records
+are released from the log. Row ids are unique, so a batch written twice is recorded once.
 """
 
 from __future__ import annotations
@@ -29,16 +25,17 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from owstack.metering.backlog import Backlog
-from owstack.metering.costs import Pricing, Rate, Utilization
-from owstack.metering.record import Pending, busy_seconds, from_wal, row_values
+from owstack.metering.chunks import Chunks
+from owstack.metering.costs import Pricing, Utilization
+from owstack.metering.record import Pending
+from owstack.metering.recovery import Recovery, wal_for
+from owstack.metering.rows import RowMaker
 from owstack.metering.sink import InlineSink, ProcessSink, SinkError, make_sink
-from owstack.metering.tokens import Estimate, Tokenizers
-from owstack.metering.wal import Wal, WalUnavailable, read_segment
+from owstack.metering.tokens import Tokenizers
+from owstack.metering.wal import Wal, WalUnavailable
 from owstack.storage.health import StoreHealth
 from owstack.storage.threads import background_priority
 
@@ -89,14 +86,10 @@ class LedgerWriter:
         #: each self-hosted backend's load, re-measured from the ledger every utilization_refresh_s
         self.load: dict[str, Utilization] = {}
         self._queue: collections.deque[Pending] = collections.deque()
-        self._chunks: list[list[tuple[Any, ...]]] = []  # built rows waiting for a successful write
-        #: what to do once each chunk is written (release it from the write-ahead log, ...), or None
-        self._chunk_done: list[Callable[[], None] | None] = []
+        self._chunks = Chunks()  # built rows waiting for a successful write
         self.wal = wal
-        self.backlog = Backlog(wal) if wal is not None else None
-        #: segment files a previous process left in the write-ahead log, replayed by the thread first
-        self._leftovers: list[Path] = []
-        self.replayed = 0
+        #: the log's leftovers and backlog, handed over ahead of the queue
+        self.recovery = Recovery(wal, batch_size) if wal is not None else None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._idle = threading.Condition()
@@ -112,7 +105,7 @@ class LedgerWriter:
         self._retry_at = 0.0
         self._backoff = 0.0
         self._load_at = 0.0
-        self._estimate = Estimate()
+        self.maker = RowMaker(pricing, tokenizers, metrics, self.load)
         if metrics is not None:
             metrics.attach(self)
 
@@ -136,7 +129,7 @@ class LedgerWriter:
             process=m.writer == "process",
             journal_max_rows=m.journal_max_rows,
             journal_spare_cpu=m.journal_spare_cpu,
-            wal=_wal(config),
+            wal=wal_for(config),
         )
 
     # the request's side ------------------------------------------------------------------------------
@@ -146,8 +139,8 @@ class LedgerWriter:
         counted (and so is any record once the writer has been closed)."""
         queue = self._queue
         if len(queue) >= self.max_buffer or self._stop.is_set():
-            if item.seq and self.backlog is not None and not self._stop.is_set():
-                self.backlog.note(item.seq)
+            if item.seq and self.recovery is not None and not self._stop.is_set():
+                self.recovery.backlog.note(item.seq)
                 return
             self.dropped += 1
             return
@@ -158,7 +151,7 @@ class LedgerWriter:
     @property
     def depth(self) -> int:
         """Records not yet written: queued plus built and waiting for the database."""
-        return len(self._queue) + sum(len(c) for c in self._chunks)
+        return len(self._queue) + self._chunks.size
 
     # life cycle --------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -173,15 +166,13 @@ class LedgerWriter:
 
         self._engine = engine(self.url)  # raises ConfigError for a bad URL
         self._prepare(raise_errors=True)
-        if self.wal is not None and self.wal.slot is None:
+        if self.recovery is not None:
             from owstack.errors import ConfigError
 
             try:
-                self._leftovers = self.wal.open()
+                self.recovery.open()
             except WalUnavailable as exc:
                 raise ConfigError(f"metering.wal_directory: cannot write the ledger's write-ahead log: {exc}") from None
-            if self._leftovers:
-                log.info("ledger: replaying %d segment(s) of the write-ahead log", len(self._leftovers))
         self._thread = threading.Thread(target=self._run, name="owstack-ledger", daemon=True)
         self._thread.start()
 
@@ -215,7 +206,16 @@ class LedgerWriter:
 
     def _behind(self) -> bool:
         """Records the write-ahead log holds that the writer has yet to hand over (leftovers, let go)."""
-        return bool(self._leftovers) or (self.backlog is not None and self.backlog.floor is not None)
+        return self.recovery is not None and self.recovery.behind
+
+    @property
+    def replayed(self) -> int:
+        """Records read back from the write-ahead log so far."""
+        return self.recovery.replayed if self.recovery is not None else 0
+
+    @property
+    def backlog(self) -> Backlog | None:
+        return self.recovery.backlog if self.recovery is not None else None
 
     def close(self) -> None:
         """Flush everything (retrying for up to `shutdown_timeout_s` if the database is down), then stop.
@@ -270,7 +270,6 @@ class LedgerWriter:
             )
         self._queue.clear()
         self._chunks.clear()
-        self._chunk_done.clear()
         if self.wal is not None:
             self.wal.close()
         self.sink.close()
@@ -310,55 +309,25 @@ class LedgerWriter:
                 if not batch:
                     return self._settled()
                 hi = max(p.seq for p in batch)
-                self._chunks.append(self._rows(batch))
-                self._chunk_done.append(functools.partial(self._release, hi) if hi else None)
+                recovery = self.recovery
+                done = functools.partial(recovery.release, hi) if hi and recovery else None
+                self._chunks.add(self.maker.rows(batch, self.sink.dims.ids), done)
             if not self._write_chunks():
                 return False
 
     def _from_wal(self) -> bool:
-        """Queue a chunk of records from the write-ahead log (a previous process's leftovers first, then the
-        records let go while the queue was full, once it has room); True if one was queued."""
-        if self._leftovers:
-            self._busy = True
-            path = self._leftovers.pop(0)
-            records = _records(read_segment(path))
-            self.replayed += len(records)
-            for start in range(0, len(records), self.batch_size):
-                self._chunks.append(self._rows(records[start : start + self.batch_size]))
-                self._chunk_done.append(None)
-            assert self.wal is not None
-            wal = self.wal
-            if self._chunk_done:
-                self._chunk_done[-1] = lambda: wal.discard(path)
-            else:
-                wal.discard(path)
-            return True
-        backlog = self.backlog
-        if backlog is None or backlog.floor is None or len(self._queue) > self.max_buffer // 2:
+        """Queue chunks of records from the write-ahead log ahead of the queue (`recovery.Recovery`); True if
+        any was queued."""
+        recovery = self.recovery
+        if recovery is None:
             return False
-        got = backlog.take(self.batch_size)
-        if got is None:
+        chunks = recovery.next(len(self._queue), self.max_buffer)
+        if chunks is None:
             return False
         self._busy = True
-        records, end = got
-        self.replayed += len(records)
-        self._chunks.append(self._rows(records))
-        self._chunk_done.append(functools.partial(self._read_back, end))
+        for records, done in chunks:
+            self._chunks.add(self.maker.rows(records, self.sink.dims.ids), done)
         return True
-
-    def _read_back(self, end: int) -> None:
-        """Records below `end` read back from the log are in the database (and so is every record below it
-        that the queue carried): the floor moves up, and the log may let them go."""
-        assert self.backlog is not None
-        self.backlog.advance(end)
-        self._release(end - 1)
-
-    def _release(self, seq: int) -> None:
-        """The records up to `seq` are in the database: the write-ahead log may let them go (not past a
-        record the writer let go and has not read back yet)."""
-        assert self.wal is not None
-        floor = self.backlog.floor if self.backlog is not None else None
-        self.wal.release(seq if floor is None else min(seq, floor - 1))
 
     def _settled(self) -> bool:
         """Everything is handed over: when a flush asked, have the journaled batches moved; False on an outage."""
@@ -419,36 +388,19 @@ class LedgerWriter:
         return True
 
     def _write_chunks(self) -> bool:
-        """Write the built chunks in order; split refused ones; False (keep them) on an outage."""
-        sink = self.sink
-        while self._chunks:
-            chunk = self._chunks[0]
-            try:
-                sink.write(chunk)
-            except SinkError as exc:
-                if exc.outage:
-                    self._outage(exc)
-                    return False
-                self._chunks.pop(0)
-                done = self._chunk_done.pop(0)
-                if len(chunk) == 1:
-                    self._reject(chunk[0], exc.reason)
-                    if done is not None:
-                        done()
-                else:
-                    mid = len(chunk) // 2
-                    self._chunks[0:0] = [chunk[:mid], chunk[mid:]]
-                    self._chunk_done[0:0] = [None, done]
-                continue
-            self._chunks.pop(0)
-            done = self._chunk_done.pop(0)
-            if done is not None:
-                done()
-            self.written += len(chunk)
-            self._count_rejected()
-            self._backoff = 0.0
-            self.health.succeeded()
+        """Write the built chunks in order (refused rows isolated); False (keep them) on an outage."""
+        try:
+            self._chunks.write(self.sink, self._wrote, self._reject)
+        except SinkError as exc:
+            self._outage(exc)
+            return False
         return True
+
+    def _wrote(self, rows: int) -> None:
+        self.written += rows
+        self._count_rejected()
+        self._backoff = 0.0
+        self.health.succeeded()
 
     def _reject(self, row: tuple[Any, ...], reason: str) -> None:
         self.rejected += 1
@@ -470,86 +422,7 @@ class LedgerWriter:
 
         return safe_url(self.url)
 
-    def _rows(self, batch: list[Pending]) -> list[tuple[Any, ...]]:
-        """Count (when the upstream sent no usage), price, and make the ledger rows of a batch; add their
-        costs to the metrics once per batch. The writer's per-record path: keep it to arithmetic and
-        tuples (every microsecond here is one the event loop loses on a shared core, docs/metering.md)."""
-        rate_of, load, dims = self.pricing.rate, self.load, self.sink.dims.ids
-        spent: dict[Rate, list[float]] = {}  # the batch's cost and counterfactual per rate, for the metrics
-        rows = []
-        for item in batch:
-            usage = item.usage
-            if usage.reported or item.estimated or item.backend is None or not (item.status < 400 or item.output_text):
-                tokens = (usage.prompt_tokens, usage.completion_tokens, usage.reasoning_tokens, usage.cached_tokens)
-                estimated = item.estimated
-            else:
-                prompt, completion, estimated = self._count(item)
-                tokens = (prompt, completion, 0, 0)
-                if self.metrics is not None:
-                    self.metrics.add_tokens(item.layer, item.backend, prompt, completion, 0, 0)
-            rate = rate_of(item.backend, item.layer)
-            costs = rate.costs(
-                tokens[0], tokens[1], tokens[3], busy_seconds(item), load.get(item.backend or "") if load else None
-            )
-            cost, cf = costs[0], costs[4]
-            if cost or cf:
-                total = spent.get(rate)
-                if total is None:
-                    total = spent[rate] = [0.0, 0.0]
-                total[0] += cost or 0.0
-                total[1] += cf or 0.0
-            rows.append(row_values(item, tokens, estimated, costs, dims))
-        if self.metrics is not None:
-            for rate, (cost, cf) in spent.items():
-                self.metrics.add_cost(rate.layer, rate.name, rate.cost, cost)
-                self.metrics.add_cost(rate.layer, rate.name, "counterfactual", cf)
-        return rows
-
-    def _count(self, item: Pending) -> tuple[int, int, bool]:
-        """(prompt, completion, estimated) for a record whose upstream reported no usage."""
-        counter = self.tokenizers.for_backend(item.backend) if self.tokenizers is not None else self._estimate
-        usage = item.usage
-        if usage.prompt_tokens or usage.completion_tokens:  # the gateway counted them for the client already
-            return usage.prompt_tokens, usage.completion_tokens, not counter.exact
-        text = "".join(item.output_text)
-        try:
-            return counter.prompt(item.messages or []), counter.text(text), not counter.exact
-        except Exception as exc:  # a tokenizer failure must not lose the record
-            log.warning("ledger: counting tokens of %s failed (%s); estimating", item.request_id, exc)
-            return self._estimate.prompt(item.messages or []), self._estimate.text(text), True
-
     def _refresh_load(self) -> None:
-        from owstack.metering.utilization import measure
-        from owstack.storage import is_outage
-
         self._load_at = time.monotonic() + self.utilization_refresh_s
-        names = [name for name, b in self.pricing.backends.items() if b.kind == "selfhost"]
-        if not names or self._engine is None:
-            return
-        try:
-            self.load.update(measure(self._engine, names, self.utilization_window_s))
-        except Exception as exc:
-            if not is_outage(exc):
-                raise
-            log.warning("ledger: cannot measure utilization (%s); keeping the last values", type(exc).__name__)
-
-
-def _wal(config: Config) -> Wal | None:
-    """The write-ahead log `metering.durable` asks for (none for an in-memory database: nothing outlives it)."""
-    from owstack.storage import in_memory
-
-    m = config.file.metering
-    if not m.durable or in_memory(config.file.storage.url):
-        return None
-    return Wal(Path(m.wal_directory).expanduser().resolve(), sync=m.wal_sync)
-
-
-def _records(payloads: Iterable[bytes]) -> list[Pending]:
-    """The records of a leftover segment (a payload that is not one is logged and skipped)."""
-    records = []
-    for payload in payloads:
-        try:
-            records.append(from_wal(payload))
-        except ValueError as exc:
-            log.error("ledger: a record of the write-ahead log is unreadable (%s); skipped", exc)
-    return records
+        if self._engine is not None:
+            self.maker.refresh_load(self._engine, self.utilization_window_s)
