@@ -25,13 +25,12 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from owstack import __version__
 from owstack.compliance import chain
+from owstack.compliance.acks import Appended, AsyncDone, AuditUnavailable, Done, acknowledge, ignore
 from owstack.compliance.config import AuditSection
 from owstack.compliance.keys import AuditKeys, load_keys, publish_public_key, resolve_paths
 from owstack.compliance.resume import StreamDamaged, Tail, scan
@@ -45,25 +44,13 @@ from owstack.compliance.segments import (
 )
 from owstack.storage.threads import Handoff, background_priority
 
+__all__ = ["Appended", "AuditUnavailable", "AuditWriter", "node_name"]
+
 MAX_STREAMS = 256
 #: seconds between two attempts to write again after a failure (doubling up to RETRY_MAX_S)
 RETRY_S = 0.5
 RETRY_MAX_S = 5.0
 log = logging.getLogger("owstack.audit")
-
-
-class AuditUnavailable(Exception):
-    """The audit log cannot be written; the message says why."""
-
-
-@dataclass(frozen=True, slots=True)
-class Appended:
-    stream: str
-    seq: int
-    entry_hash: str
-
-
-Done = Callable[[Appended | None, BaseException | None], None]
 
 
 def node_name(section: AuditSection) -> str:
@@ -169,7 +156,7 @@ class AuditWriter:
                 self._open_segment(tail.segment, tail.size)
             previous = {"seq": tail.seq, "entry_hash": tail.head, "sealed": tail.sealed}
             opening.append({"type": chain.STREAM_RESUMED, **info, "previous": previous, "torn": tail.torn})
-        self._commit([(r, _ignore) for r in opening], force_checkpoint=True)
+        self._commit([(r, ignore) for r in opening], force_checkpoint=True)
 
     def _release(self) -> None:
         for attr in ("_fd", "_lock_fd"):
@@ -205,7 +192,7 @@ class AuditWriter:
             raise AuditUnavailable(self.error or "the audit writer is not running")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Appended] = loop.create_future()
-        self._handoff.add(loop, (record, _AsyncDone(loop, fut)))
+        self._handoff.add(loop, (record, AsyncDone(loop, fut)))
         return await fut
 
     def _take_over(self, items: list[tuple[dict[str, Any], Done]]) -> None:
@@ -340,7 +327,7 @@ class AuditWriter:
             self._truncate(saved[2], saved[0].size)
             raise
         self.records_written += len(acked)
-        _acknowledge(acked)
+        acknowledge(acked)
         if manifest is not None:
             try:
                 write_json_atomic(
@@ -467,48 +454,3 @@ class AuditWriter:
 
 def _today() -> str:
     return time.strftime("%Y-%m-%d", time.gmtime())
-
-
-def _ignore(result: Appended | None, exc: BaseException | None) -> None:
-    return None
-
-
-class _AsyncDone:
-    """Completes an asyncio future from the commit thread (batched: one loop wake-up per commit)."""
-
-    __slots__ = ("fut", "loop")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Appended]) -> None:
-        self.loop, self.fut = loop, fut
-
-    def __call__(self, result: Appended | None, exc: BaseException | None) -> None:
-        _call_in(self.loop, _settle_all, [(self.fut, result, exc)])
-
-
-def _call_in(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], arg: Any) -> None:
-    try:
-        loop.call_soon_threadsafe(fn, arg)
-    except RuntimeError:  # the caller's loop is closed: nobody is waiting any more
-        pass
-
-
-def _acknowledge(acked: list[tuple[Done, Appended]]) -> None:
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Appended], Appended, None]]] = {}
-    for done, result in acked:
-        if isinstance(done, _AsyncDone):
-            by_loop.setdefault(done.loop, []).append((done.fut, result, None))
-        else:
-            done(result, None)
-    for loop, items in by_loop.items():
-        _call_in(loop, _settle_all, items)
-
-
-def _settle_all(items: list[tuple[asyncio.Future[Appended], Appended | None, BaseException | None]]) -> None:
-    for fut, result, exc in items:
-        if fut.done():
-            continue
-        if exc is not None:
-            fut.set_exception(exc)
-        else:
-            assert result is not None
-            fut.set_result(result)
