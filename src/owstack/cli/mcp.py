@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from owstack.cli.common import fail
+from owstack.cli.common import fail, group
 
 if TYPE_CHECKING:
     from owstack.config import Config
     from owstack.mcp.pins import PinStore
 
-mcp_app = typer.Typer(name="mcp", help="The MCP gateway: tool pins, approvals, tool-call usage.", no_args_is_help=True)
+mcp_app = group("mcp", "The MCP gateway: tool pins, approvals, tool-call usage.")
 CONFIG = typer.Option(None, "--config", "-c", envvar="OWSTACK_CONFIG", help="Config file (storage.url, mcp:).")
 
 

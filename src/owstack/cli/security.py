@@ -13,16 +13,14 @@ from typing import Any
 
 import typer
 
-from owstack.cli.common import fail
+from owstack.cli.common import fail, group
 
 SEVERITY_CHOICES = ("low", "medium", "high", "critical")
 FORMATS = ("text", "json", "sarif")
 SOURCES = ("tool", "document", "user", "instructions")
 
-egress_app = typer.Typer(
-    name="egress", help="SSRF-safe egress: check which URLs owstack may fetch.", no_args_is_help=True
-)
-guard_app = typer.Typer(name="guard", help="Prompt-injection and control-token guard.", no_args_is_help=True)
+egress_app = group("egress", "SSRF-safe egress: check which URLs owstack may fetch.")
+guard_app = group("guard", "Prompt-injection and control-token guard.")
 
 
 def register(app: typer.Typer) -> None:

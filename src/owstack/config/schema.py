@@ -14,7 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from owstack.api.limits import ServerLimits
 from owstack.compliance.config import AuditSection
-from owstack.config.base import Section
+from owstack.config.base import DatabaseURL, FilePath, Section
 from owstack.economics.config import EconomicsSection
 from owstack.efficiency.config import ReasoningSection
 from owstack.mcp.config import McpSection
@@ -61,7 +61,8 @@ class ServerSection(Section):
 
 
 class StorageSection(Section):
-    url: str = "sqlite:///owstack.db"
+    #: a relative SQLite file is relative to the config file's folder (or the data directory without one)
+    url: DatabaseURL = "sqlite:///owstack.db"
 
 
 class Timeouts(Section):
@@ -89,7 +90,7 @@ class BackendSection(Section):
     #: the OpenAI endpoints this backend serves (default by engine: chat and completions; TEI: embeddings)
     endpoints: tuple[Endpoint, ...] | None = None
     # embedded (`llamacpp`) engine
-    model_path: str | None = None
+    model_path: FilePath | None = None
     sha256: str | None = None
     n_ctx: Annotated[int, Field(ge=256)] = 4096
     n_threads: Annotated[int, Field(ge=1)] | None = None

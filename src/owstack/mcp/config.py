@@ -26,7 +26,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from owstack.config.base import Section
+from owstack.config.base import FilePath, Section
 
 #: a server name: the prefix of its tools (`files.read_file`), so no dots
 SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
@@ -44,8 +44,8 @@ class UpstreamSection(Section):
 
     #: argv of a stdio server; started and supervised by owstack (never through a shell)
     command: tuple[str, ...] | None = None
-    #: working directory of the stdio process
-    cwd: str | None = None
+    #: working directory of the stdio process (relative: to the config file's folder)
+    cwd: FilePath | None = None
     #: variables passed to the stdio process: NAME: value, NAME: env.OTHER, or NAME: null (owstack's own value)
     env: dict[str, str | None] = {}
     url: str | None = None
