@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from owstack.config.base import Section
+from owstack.config.base import FilePath, Section
 
 #: the proprietary model each layer is priced against when the config's `counterfactual:` omits it
 DEFAULT_COUNTERFACTUAL: dict[str, str] = {
@@ -41,8 +41,8 @@ class MeteringSection(Section):
     #: released once the database has it, replayed at start after a crash (docs/metering.md, "Durability").
     #: Off: records wait in memory for up to `flush_interval_ms`, and a crash loses those.
     durable: bool = True
-    #: the write-ahead log's directory (one slot per process inside; relative to the working directory)
-    wal_directory: str = "owstack-ledger-wal"
+    #: the write-ahead log's directory (one slot per process inside; relative to the config file's folder)
+    wal_directory: FilePath = "owstack-ledger-wal"
     #: fdatasync each commit (survives a crash of the host); false: write only (survives a crash of the
     #: process, not of the host) for disks whose fsync costs more than the gateway can afford
     wal_sync: bool = True
