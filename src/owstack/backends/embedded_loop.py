@@ -81,6 +81,7 @@ def _run(backend: LlamaCppBackend, job: Job, emit: Emit | None) -> JobResult:
         raise InvalidRequest(
             f"cannot render these messages with the model's chat template: {exc}", param="messages"
         ) from None
+    backend.lora.activate(llm, job.adapter)  # the request's LoRA adapter, or none (backends/lora.py)
     if job.thinking_budget:
         prompt += job.think_tags[0] + "\n"
     elif job.thinking_budget == 0:

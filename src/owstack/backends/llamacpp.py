@@ -24,6 +24,7 @@ from typing import Any
 
 from owstack.backends.embedded_job import Job, build_job
 from owstack.backends.embedded_loop import JobResult, run_job
+from owstack.backends.lora import LoraSet
 from owstack.config.schema import BackendSection
 from owstack.errors import ConfigError, NoHealthyBackend, OwstackError, ServiceUnavailable, UpstreamError
 from owstack.types import JSON, ChatRequest, Completion, Usage
@@ -50,6 +51,7 @@ class LlamaCppBackend:
         max_tokens_default: int = 512,
         jurisdiction: str = "local",
         card: Any = None,
+        adapters: dict[str, Path] | None = None,
     ) -> None:
         self.name = name
         self.model = model
@@ -61,6 +63,8 @@ class LlamaCppBackend:
         self.max_tokens_default = max_tokens_default
         self.jurisdiction = jurisdiction
         self.card = card
+        #: GGUF LoRA adapters this model serves, chosen per request (backends/lora.py)
+        self.lora = LoraSet(adapters)
         self.llm: Any = None
         self.template: str | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -72,7 +76,9 @@ class LlamaCppBackend:
 
     # construction -------------------------------------------------------------------------------
     @classmethod
-    def from_section(cls, name: str, section: BackendSection) -> LlamaCppBackend:
+    def from_section(
+        cls, name: str, section: BackendSection, adapters: dict[str, Path] | None = None
+    ) -> LlamaCppBackend:
         card = _find_card(section.catalog or section.model)
         if section.model_path:
             path = Path(section.model_path).expanduser()
@@ -98,6 +104,7 @@ class LlamaCppBackend:
             max_tokens_default=section.max_tokens_default,
             jurisdiction=section.jurisdiction,
             card=card,
+            adapters=adapters,
         )
 
     @classmethod
@@ -137,6 +144,7 @@ class LlamaCppBackend:
         self.template = self.llm.metadata.get("tokenizer.chat_template")
         if not self.template:
             raise ConfigError(f"backend {self.name}: {self.path} carries no chat template")
+        self.lora.load(self.llm, self.name)
 
     async def aclose(self) -> None:
         if self._executor is not None:

@@ -8,6 +8,7 @@ import orjson
 
 from owstack.backends import httpclient, toolcalls
 from owstack.backends.dialects import Dialect, dialect
+from owstack.backends.lora import upstream_model
 from owstack.backends.sse import DONE, iter_data
 from owstack.config.schema import BackendSection
 from owstack.errors import InvalidRequest, OwstackError, UpstreamError, UpstreamTimeout
@@ -88,7 +89,8 @@ class OpenAIHTTPBackend:
         if request.endpoint != "chat":
             return await self._forward(request)
         request = self._shape(request)
-        resp = await self._post(self.dialect.body(request, self.model, stream=False), self._headers)
+        model = upstream_model(self.engine, self.model, request.adapter)
+        resp = await self._post(self.dialect.body(request, model, stream=False), self._headers)
         try:
             raw = await resp.read()
         except BaseException as exc:
@@ -112,11 +114,12 @@ class OpenAIHTTPBackend:
         return Completion(body=body, usage=Usage.from_openai(body.get("usage")), finish_reason=finish)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[JSON]:
+        model = upstream_model(self.engine, self.model, request.adapter)
         if request.endpoint == "chat":
             request = self._shape(request)
-            body = self.dialect.body(request, self.model, stream=True)
+            body = self.dialect.body(request, model, stream=True)
         else:
-            body = {**request.params, "model": self.model, "stream": True, "stream_options": {"include_usage": True}}
+            body = {**request.params, "model": model, "stream": True, "stream_options": {"include_usage": True}}
         resp = await self._post(body, self._stream_headers, self._paths[request.endpoint])
         normalise = self.dialect.normalise_message
         finished = False
@@ -157,7 +160,7 @@ class OpenAIHTTPBackend:
 
     async def _forward(self, request: ChatRequest) -> Completion:
         """Legacy completions and embeddings: the client's body to the same path upstream, the model replaced."""
-        body = {**request.params, "model": self.model}
+        body = {**request.params, "model": upstream_model(self.engine, self.model, request.adapter)}
         resp = await self._post(body, self._headers, self._paths[request.endpoint])
         try:
             raw = await resp.read()

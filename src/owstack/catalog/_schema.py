@@ -139,6 +139,8 @@ class RawEngine(_Raw):
     #: headroom over the file size for llama.cpp/Ollama (KV cache, buffers)
     file_headroom_gb: Annotated[float, Field(ge=0)] = 0.0
     alternatives: dict[str, list[str]] = {}
+    #: extras any model on this engine can take (`owstack recipe ... --option lora`)
+    options: dict[str, RawOption] = {}
     notes: list[str] = []
     source: str
     date: IsoDate

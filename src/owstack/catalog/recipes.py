@@ -284,16 +284,17 @@ def _gguf_file(card: ModelCard, b: _Build, file: str | None) -> float | None:
     return None
 
 
-def _options(me: RawModelEngine, chosen: Sequence[str], b: _Build, env: dict[str, str]) -> list[str]:
+def _options(me: RawModelEngine, chosen: Sequence[str], b: _Build, env: dict[str, str], eng: RawEngine) -> list[str]:
     flags: list[str] = []
+    available = {**me.options, **eng.options}  # the model's own extras, then engine-wide ones (lora)
     for name in chosen:
-        opt = me.options.get(name)
+        opt = available.get(name)
         if opt is None:
-            known = ", ".join(me.options) or "none for this model and engine"
+            known = ", ".join(available) or "none for this model and engine"
             raise ConfigError(f"--option: unknown option {name!r}; options: {known}")
         flags += _fill(opt.flags, b.values)
         env.update(_fill_map(opt.env, b.values))
-    for name, opt in me.options.items():
+    for name, opt in available.items():
         if name not in chosen:
             b.notes.append(f"Available: --option {name}: {opt.note}")
     return flags
@@ -380,7 +381,7 @@ def _assemble(
     card: ModelCard, engine: str, eng: RawEngine, me: RawModelEngine, b: _Build, options: Sequence[str]
 ) -> Recipe:
     env = _fill_map({**eng.env, **me.env}, b.values)
-    extra = _options(me, options, b, env)
+    extra = _options(me, options, b, env, eng)
     command = _fill([*eng.program, *eng.listen, *eng.flags, *me.flags], b.values) + b.model_args + extra
     backend = _backend_entry(card, eng, b)
     prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())

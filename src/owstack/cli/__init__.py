@@ -25,8 +25,11 @@ GROUPS = (
     "efficiency",  # eval, distill
     "compliance",  # audit, tenants erase, docs, bom
     "tenancy",  # keys, residency
+    "redteam",  # redteam run, compare
     "storage",  # db migrate
     "mcp",  # mcp tools, approve, usage; egress proxy
+    "finetune",  # finetune run, check, demo
+    "adapters",  # adapters list, add, remove
 )
 
 app = typer.Typer(

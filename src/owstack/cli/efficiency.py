@@ -14,6 +14,7 @@ from typing import Any, Literal, NoReturn
 import typer
 
 from owstack.cli.common import group, require_extra
+from owstack.cli.finetune import eval_finetune
 
 eval_app = group("eval", "Measure models and policies.")
 #: what `owstack distill` imports from the `owstack[train]` extra
@@ -24,6 +25,7 @@ def register(app: typer.Typer) -> None:
     """Add this group's commands to the root app."""
     app.add_typer(eval_app, name="eval")
     app.command("distill")(distill)
+    eval_app.command("finetune")(eval_finetune)
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:

@@ -147,7 +147,12 @@ def egress_proxy(
     cfg = _config(config)
     overrides = {k: v for k, v in {"host": host, "port": port, "max_bytes": max_bytes}.items() if v is not None}
     setup_logging(cfg.file.server.log_level)
-    proxy = EgressProxy.from_config(cfg, **overrides)
+    keystore = None
+    if cfg.file.tenants:  # keys identify tenants to the proxy, as to /v1
+        from owstack.tenancy.keys import KeyStore
+
+        keystore = KeyStore(cfg.file.storage.url)
+    proxy = EgressProxy.from_config(cfg, keystore, **overrides)
 
     async def run() -> None:
         await proxy.start()

@@ -44,7 +44,12 @@ def scan(
     fail_on: str = typer.Option(
         "high", "--fail-on", help="Exit 1 when a finding reaches this severity: low, medium, high or critical."
     ),
-    models: bool = typer.Option(False, "--models", help="Scan model files (GGUF, pickle, safetensors)."),
+    models: bool = typer.Option(
+        False, "--models", help="Scan model files (GGUF, pickle, PyTorch, numpy, joblib, safetensors, templates)."
+    ),
+    exclude: list[str] = typer.Option(
+        [], "--exclude", help="Glob of repository paths to leave out, e.g. 'vendor/**' or '*.min.json' (repeatable)."
+    ),
 ) -> None:
     fmt = _choice("--format", output_format, FORMATS)
     threshold = _choice("--fail-on", fail_on, SEVERITY_CHOICES)
@@ -60,7 +65,7 @@ def scan(
     else:
         from owstack.security.config_scan import scan_path
 
-        findings = list(scan_path(path))
+        findings = list(scan_path(path, tuple(exclude)))
     if fmt == "json":
         typer.echo(json.dumps(report.as_json(findings, threshold), indent=2, ensure_ascii=False))
     elif fmt == "sarif":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def serve(
         server_header=False,
         date_header=False,
         log_level=level,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=math.ceil(server.shutdown_grace_s),  # requests in flight at SIGTERM (api/app.py)
     )
 
 

@@ -17,9 +17,11 @@ from owstack.compliance.config import AuditSection
 from owstack.config.base import DatabaseURL, FilePath, Section
 from owstack.economics.config import EconomicsSection
 from owstack.efficiency.config import ReasoningSection
+from owstack.finetune.config import AdaptersSection
 from owstack.mcp.config import McpSection
 from owstack.metering.config import MeteringSection
 from owstack.protocols.responses.config import ResponsesSection
+from owstack.routing.config import Policy, PrefixSection, SharedSection
 from owstack.security.config import SecuritySection
 from owstack.tenancy.config import KeysSection, TenantSection
 from owstack.tenancy.limits.config import LimitsSection, check_redis_url
@@ -58,6 +60,12 @@ class ServerSection(Section):
     allowed_hosts: tuple[str, ...] = ()
     #: connection limits, header and idle timeouts, the file-descriptor reserve (owstack.api.limits)
     limits: ServerLimits = ServerLimits()
+    #: on SIGTERM, /readyz answers 503 for this long before the listener closes, so that a load balancer
+    #: (or Kubernetes) stops sending new requests first; 0: close at once (docs/deployment.md)
+    drain_delay_s: Annotated[float, Field(ge=0, le=600)] = 0.0
+    #: then in-flight requests, streams included, get this long to finish (also: the previous
+    #: configuration's requests after a reload on SIGHUP)
+    shutdown_grace_s: Annotated[float, Field(gt=0, le=3600)] = 25.0
 
 
 class StorageSection(Section):
@@ -134,6 +142,9 @@ class LayerSection(Section):
     backends: tuple[str, ...]
     #: tried in order once every replica has failed (before the first byte reaches the client)
     fallback: tuple[str, ...] = ()
+    #: how requests are spread over the replicas: least-outstanding, round-robin, or prefix (the replica
+    #: that served the longest matching prompt prefix, bounded by load; routing/prefix.py)
+    routing: Policy = "least-outstanding"
 
 
 class AutoRules(Section):
@@ -169,6 +180,10 @@ class RoutingSection(Section):
     max_attempts: Annotated[int, Field(ge=1, le=16)] = 3
     breaker: BreakerSection = BreakerSection()
     health: HealthSection = HealthSection()
+    #: prefix-cache-aware routing (layers with `routing: prefix`)
+    prefix: PrefixSection = PrefixSection()
+    #: what gateway instances share through Redis (`redis:`): breaker, health, load, prefix decisions
+    shared: SharedSection = SharedSection()
 
 
 class ConfigFile(Section):
@@ -192,6 +207,8 @@ class ConfigFile(Section):
     reasoning: ReasoningSection = ReasoningSection()
     #: the Responses API's stored responses (retention, residency of the store)
     responses: ResponsesSection = ResponsesSection()
+    #: fine-tuned adapters: the registry folder and request aliases (owstack.finetune.config)
+    adapters: AdaptersSection = AdaptersSection()
     security: SecuritySection = SecuritySection()
     mcp: McpSection = McpSection()
     #: site costs (power price, PUE), hardware and API price overrides for the cost model

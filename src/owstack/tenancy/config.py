@@ -6,6 +6,7 @@
         layers: [coding, edge]         # the layers its keys may use (omit: all)
         reasoning: concise             # its reasoning policy (see owstack.efficiency.policies)
         capture_content: false         # keep prompts and completions in the audit log (encrypted)
+        finetune_consent: false        # its captured content may train models (`owstack finetune`)
         allow_proprietary: false       # may reach backends marked `proprietary: true` (in its jurisdictions)
         budget_usd_month: 500          # spending cap (self-hosted cost), enforced by the limit stage
         requests_per_minute: 600
@@ -37,6 +38,8 @@ class TenantSection(Section):
     reasoning: str | None = None
     #: keep request and response content in the audit log (encrypted, erasable); off: hashes only
     capture_content: bool = False
+    #: its captured content may become fine-tuning data (decrypted only inside the training job)
+    finetune_consent: bool = False
     #: may reach backends marked `proprietary: true`, and then only those in `jurisdictions`
     allow_proprietary: bool = False
     #: monthly spending cap in US dollars (self-hosted cost); None: no cap
