@@ -86,7 +86,8 @@ def test_silent_and_slow_clients_are_closed_at_the_header_timeout(fake_upstream:
 
 
 def test_one_client_cannot_hold_more_than_its_share(fake_upstream: Proc, tmp_path: Path) -> None:
-    cfg = config(tmp_path, fake_upstream, max_connections_per_client=4, header_timeout_s=60)
+    # idle and header timeouts far longer than the test: the held connections stay open however slow it runs
+    cfg = config(tmp_path, fake_upstream, max_connections_per_client=4, header_timeout_s=600, idle_timeout_s=600)
     with gateway(tmp_path, cfg) as gw:
         held = [raw(gw) for _ in range(4)]
         for s in held:  # each is admitted: it answers a request

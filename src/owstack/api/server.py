@@ -153,17 +153,17 @@ def guard_of(protocol: HttpToolsProtocol) -> Guard:
 
 
 def _limits_of(app: Any) -> ServerLimits:
-    """`server.limits` of the gateway inside uvicorn's middleware (defaults for another app)."""
-    for _ in range(8):
-        config = getattr(app, "config", None)
-        file = getattr(config, "file", None)
-        server = getattr(file, "server", None)
-        limits = getattr(server, "limits", None)
+    """`server.limits` of the gateway uvicorn serves: found through uvicorn's middleware (`.app`) and
+    owstack's reloadable wrapper (`.gateway`, api/app.py). Defaults, with a warning, for any other app."""
+    todo, seen = [app], 0
+    while todo and seen < 16:
+        obj = todo.pop()
+        seen += 1
+        limits = getattr(getattr(getattr(getattr(obj, "config", None), "file", None), "server", None), "limits", None)
         if isinstance(limits, ServerLimits):
             return limits
-        app = getattr(app, "app", None)
-        if app is None:
-            break
+        todo += [inner for inner in (getattr(obj, "app", None), getattr(obj, "gateway", None)) if inner is not None]
+    log.warning("server: no owstack gateway found in the served app; connection limits are the defaults")
     return ServerLimits()
 
 
