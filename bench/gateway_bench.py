@@ -75,6 +75,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="NAMES",
         help="py-spy these contenders (default: owstack) during one more chat@16 and stream@16 run (round 1)",
     )
+    p.add_argument(
+        "--profile-cpu",
+        action="store_true",
+        help="profile CPU only (py-spy --gil: samples of threads running Python), not the time spent waiting",
+    )
     p.add_argument("--results-dir", type=Path, default=BENCH / "results")
     p.add_argument("--show", type=Path, metavar="JSON", help="print the tables of an earlier results file and exit")
     p.add_argument("--keep-temp", action="store_true", help="keep the temp dir (configs, logs, wrk outputs)")
@@ -171,7 +176,13 @@ def versions() -> dict[str, Any]:
 
 
 def run_contender(
-    name: str, start: Any, settings: load.Settings, workdir: Path, results: dict[str, Any], profile_it: bool
+    name: str,
+    start: Any,
+    settings: load.Settings,
+    workdir: Path,
+    results: dict[str, Any],
+    profile_it: bool,
+    gil: bool = False,
 ) -> None:
     """Start, measure, (profile,) stop one contender; a failure is recorded and the run goes on."""
     print(f"{name}: starting", flush=True)
@@ -195,6 +206,7 @@ def run_contender(
                     settings.duration_s,
                     workdir / f"{slug}-{kind}-profile.txt",
                     set(settings.client_cores or ()) or None,
+                    gil=gil,
                 )
     except Exception as exc:
         print(f"{name}: failed: {exc}", flush=True)
@@ -247,7 +259,7 @@ def gateway_round(
             plan.append(("litellm", lambda: contenders.start_litellm(workdir, up_port, server_cores)))
         for name, start in reversed(plan) if round_index % 2 else plan:
             profile_it = name in args.profile.split(",") and round_index == 0
-            run_contender(name, start, settings, workdir, results, profile_it)
+            run_contender(name, start, settings, workdir, results, profile_it, args.profile_cpu)
         results["upstream_rss_mb"] = round(procs.tree_rss_mb(nginx.pid), 1)
     finally:
         nginx.stop()

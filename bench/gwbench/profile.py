@@ -71,14 +71,26 @@ def _short(frame: str) -> str:
 
 
 def profile_run(
-    pid: int, url: str, script: Path, connections: int, duration_s: float, out: Path, cores: set[int] | None
+    pid: int,
+    url: str,
+    script: Path,
+    connections: int,
+    duration_s: float,
+    out: Path,
+    cores: set[int] | None,
+    *,
+    gil: bool = False,
 ) -> dict[str, Any]:
-    """py-spy on `pid` (all its threads) while wrk loads it; returns the summary and the raw file's path."""
+    """py-spy on `pid` (all its threads) while wrk loads it; returns the summary and the raw file's path.
+    `gil`: only samples of the thread holding the GIL (where the CPU goes; waits for fsync, epoll and locks
+    left out)."""
     exe = py_spy()
     if exe is None:
         return {"error": "py-spy not installed (.venv/bin/pip install py-spy)"}
     seconds = max(1, round(duration_s))
     cmd = [exe, "record", "-p", str(pid), "-d", str(seconds), "-r", "250", "-f", "raw", "-o", str(out), "--nonblocking"]
+    if gil:
+        cmd.append("--gil")
     spy = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=procs.pinner(cores)
     )

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,19 +95,41 @@ def test_segments_rotate_and_verify(tmp_path: Path) -> None:
     assert verify(Path(section.directory)).ok
 
 
-def test_a_failed_write_turns_the_writer_unhealthy(section: AuditSection) -> None:
+def test_a_failed_write_fails_its_records_then_the_writer_recovers_by_itself(section: AuditSection) -> None:
+    """The disk fills up (the segment's descriptor swapped for /dev/full) and the next segment cannot be
+    created (a directory stands in its place): the batch fails, the writer refuses, and keeps trying; once the
+    cause is gone it writes again without a restart, and the chain verifies with no trace of the lost record."""
     writer = AuditWriter(section).start()
     writer.append_sync({"type": "ok"})
-    # the disk fills up: swap the segment's descriptor for /dev/full (every write fails with ENOSPC)
     full = os.open("/dev/full", os.O_WRONLY)
     os.close(writer._fd)  # type: ignore[arg-type]
     writer._fd = full
+    blocker = writer._segment_path(writer._tail.segment + 1)
+    blocker.mkdir()
     with pytest.raises(AuditUnavailable, match="No space left on device"):
         writer.append_sync({"type": "lost"})
     assert not writer.healthy
-    with pytest.raises(AuditUnavailable, match="No space left"):
+    with pytest.raises(AuditUnavailable, match="write failed"):
         writer.append_sync({"type": "refused"})
+    assert wait_until(lambda: writer.failures >= 3)  # it keeps trying (and failing) on its own
+    assert not writer.healthy
+    blocker.rmdir()  # the cause goes away
+    assert wait_until(lambda: writer.healthy)
+    writer.append_sync({"type": "after"})
     writer.close()
+    types = [r["type"] for seg in sorted(stream_dir(section).glob("seg-*.jsonl")) for r in read_lines(seg)]
+    assert "ok" in types and "after" in types and "lost" not in types and "refused" not in types
+    assert verify(Path(section.directory)).ok
+
+
+def wait_until(predicate: Any, timeout: float = 60.0) -> bool:
+    """Poll until `predicate` holds (the timeout only bounds a failing run)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def test_an_unwritable_directory_is_refused_with_a_clear_message(tmp_path: Path) -> None:

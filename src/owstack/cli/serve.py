@@ -63,6 +63,9 @@ def serve(
         f"({workers} worker{'s' if workers > 1 else ''})",
         err=True,
     )
+    from owstack.api.server import GuardedHttpToolsProtocol, raise_fd_limit
+
+    raise_fd_limit()  # connection limits and the file-descriptor reserve: owstack.api.server
     uvicorn.run(
         "owstack.api.app:create_app",
         factory=True,
@@ -70,7 +73,8 @@ def serve(
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http=GuardedHttpToolsProtocol,
+        timeout_keep_alive=cfg.file.server.limits.idle_timeout_s,  # type: ignore[arg-type]
         lifespan="on",
         access_log=False,
         server_header=False,

@@ -21,6 +21,7 @@ from owstack.config.load import Config
 from owstack.errors import ConfigError, ServiceUnavailable
 from owstack.pipeline.context import RequestContext
 from owstack.pipeline.stage import BaseStage
+from owstack.storage import durable
 
 RETRY_OPEN_S = 1.0
 logger = logging.getLogger("owstack.audit")
@@ -88,6 +89,14 @@ class AuditStage(BaseStage):
             raise ServiceUnavailable(f"audit log cannot be written: {problem}", code="audit_unavailable")
 
     async def after(self, ctx: RequestContext) -> None:
+        """One chained record, fsynced; then the other durable writes of the request (the ledger's), which
+        ran meanwhile (`storage.durable`): the response completes once both are on disk."""
+        try:
+            await self._append(ctx)
+        finally:
+            await durable.settle(ctx)
+
+    async def _append(self, ctx: RequestContext) -> None:
         if self.log is None or not self.log.started:
             return
         log = self.log

@@ -3,26 +3,34 @@
 `await writer.append(record)` returns once the record is written and fsynced. A dedicated thread takes
 every record queued while the previous write+fsync ran and commits them as one batch (one `write`, one
 `fdatasync`), so that N concurrent requests share one fsync. Every `checkpoint_every_records` records or
-`checkpoint_every_s` seconds the thread adds a signed checkpoint; `close()` adds a sealing one. When a
-write fails (disk full, permissions) the writer turns unhealthy for good: every pending and later append
-raises `AuditUnavailable`, and the gateway refuses requests rather than serving them unrecorded.
+`checkpoint_every_s` seconds the thread adds a signed checkpoint; `close()` adds a sealing one.
+
+When a write fails (disk full, too many open files, an I/O error) the records of that batch fail
+(`AuditUnavailable`, so their responses are errors, never unrecorded successes), the chain is rolled back to
+the last record on disk (a partly written batch is truncated away), and the writer turns unhealthy: appends
+raise `AuditUnavailable` and the gateway refuses requests. It does not stay so: the thread tries again every
+`RETRY_S` (up to `RETRY_MAX_S`) by writing a signed checkpoint into a fresh segment, and the first that is
+on disk makes the writer healthy again (issue 14: one "Too many open files" used to disable the log until a
+restart). The manifest (an index of the latest checkpoint) failing to update is logged, not fatal: the next
+checkpoint rewrites it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
+import logging
 import os
 import socket
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from owstack import __version__
 from owstack.compliance import chain
+from owstack.compliance.acks import Appended, AsyncDone, AuditUnavailable, Done, acknowledge, ignore
 from owstack.compliance.config import AuditSection
 from owstack.compliance.keys import AuditKeys, load_keys, publish_public_key, resolve_paths
 from owstack.compliance.resume import StreamDamaged, Tail, scan
@@ -34,22 +42,15 @@ from owstack.compliance.segments import (
     try_lock,
     write_json_atomic,
 )
+from owstack.storage.threads import Handoff, background_priority
+
+__all__ = ["Appended", "AuditUnavailable", "AuditWriter", "node_name"]
 
 MAX_STREAMS = 256
-
-
-class AuditUnavailable(Exception):
-    """The audit log cannot be written; the message says why."""
-
-
-@dataclass(frozen=True, slots=True)
-class Appended:
-    stream: str
-    seq: int
-    entry_hash: str
-
-
-Done = Callable[[Appended | None, BaseException | None], None]
+#: seconds between two attempts to write again after a failure (doubling up to RETRY_MAX_S)
+RETRY_S = 0.5
+RETRY_MAX_S = 5.0
+log = logging.getLogger("owstack.audit")
 
 
 def node_name(section: AuditSection) -> str:
@@ -74,6 +75,8 @@ class AuditWriter:
         self._cond = threading.Condition()
         self._queue: list[tuple[dict[str, Any], Done]] = []
         self._stopping = False
+        self._waiting = False
+        self._handoff: Handoff[tuple[dict[str, Any], Done]] = Handoff(self._take_over)
         self._thread: threading.Thread | None = None
         self._lock_fd: int | None = None
         self._fd: int | None = None
@@ -82,6 +85,9 @@ class AuditWriter:
         self._covered: list[str] = []  # chain.cover() of each record since the last checkpoint
         self._last_cp = time.monotonic()
         self.error: str | None = None
+        #: write failures so far, and attempts to write again after one
+        self.failures = 0
+        self._retry_s = RETRY_S
         self.records_written = 0
         self.batches_written = 0
 
@@ -151,7 +157,7 @@ class AuditWriter:
                 self._open_segment(tail.segment, tail.size)
             previous = {"seq": tail.seq, "entry_hash": tail.head, "sealed": tail.sealed}
             opening.append({"type": chain.STREAM_RESUMED, **info, "previous": previous, "torn": tail.torn})
-        self._commit([(r, _ignore) for r in opening], force_checkpoint=True)
+        self._commit([(r, ignore) for r in opening], force_checkpoint=True)
 
     def _release(self) -> None:
         for attr in ("_fd", "_lock_fd"):
@@ -172,14 +178,37 @@ class AuditWriter:
             if self.error is not None or self._thread is None or self._stopping:
                 raise AuditUnavailable(self.error or "the audit writer is not running")
             self._queue.append((record, done))
-            self._cond.notify()
+            if self._waiting:
+                self._waiting = False
+                self._cond.notify()
 
     async def append(self, record: dict[str, Any]) -> Appended:
-        """Append one record; returns once it is on disk (fsynced). Raises `AuditUnavailable`."""
+        """Append one record; returns once it is on disk (fsynced). Raises `AuditUnavailable`.
+
+        The records of one turn of the event loop go to the commit thread together, with one wake-up, at
+        the end of that turn (`Handoff`): a wake-up per record cost the loop more than the record itself."""
+        if "type" not in record:
+            raise ValueError("an audit record needs a `type`")
+        if self.error is not None or self._thread is None or self._stopping:
+            raise AuditUnavailable(self.error or "the audit writer is not running")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Appended] = loop.create_future()
-        self._enqueue(record, _AsyncDone(loop, fut))
+        self._handoff.add(loop, (record, AsyncDone(loop, fut)))
         return await fut
+
+    def _take_over(self, items: list[tuple[dict[str, Any], Done]]) -> None:
+        """The end of a loop turn: queue its records for the commit thread and wake it once."""
+        with self._cond:
+            if self.error is not None or self._thread is None or self._stopping:
+                failure = AuditUnavailable(self.error or "the audit writer is not running")
+            else:
+                self._queue.extend(items)
+                if self._waiting:
+                    self._waiting = False
+                    self._cond.notify()
+                return
+        for _, done in items:
+            done(None, failure)
 
     def append_sync(self, record: dict[str, Any], timeout: float = 30.0) -> Appended:
         fut: concurrent.futures.Future[Appended] = concurrent.futures.Future()
@@ -197,15 +226,72 @@ class AuditWriter:
     # -- the commit thread -------------------------------------------------------------------------
 
     def _run(self) -> None:
+        background_priority()  # never preempt the event loop on wake-up (storage/threads.py)
         while True:
+            if self.error is not None and not self._recover():
+                if self._stopping:
+                    self._fail_pending()
+                    return
+                continue
             batch, stopping = self._take()
             try:
                 self._commit(batch, seal=stopping)
             except OSError as exc:
-                self._fail(f"write failed: {exc.strerror or exc} ({self._segment_path()})", batch)
-                return
+                self._failed(exc, batch)
+                if stopping:
+                    self._fail_pending()
+                    return
+                continue
             if stopping:
                 return
+
+    def _failed(self, exc: OSError, batch: list[tuple[dict[str, Any], Done]]) -> None:
+        """Fail the batch's records; the chain is back at the last record on disk (`_commit` restored it)."""
+        self.failures += 1
+        message = f"write failed: {exc.strerror or exc} ({exc.filename or self._segment_path()})"
+        if self.error is None:
+            log.error("audit log: %s; requests are refused until it can be written again", message)
+        with self._cond:
+            self.error = message
+        failure = AuditUnavailable(message)
+        for _, done in batch:
+            done(None, failure)
+
+    def _recover(self) -> bool:
+        """After a failure: wait a little, then write a checkpoint into a new segment. True once on disk."""
+        with self._cond:
+            if not self._stopping:
+                self._cond.wait(self._retry_s)
+        try:
+            self._drop_fd()
+            self._new_segment(self._tail.segment + 1, reuse=True)
+            self._commit([], force_checkpoint=True)
+        except OSError as exc:
+            self.failures += 1
+            self._retry_s = min(RETRY_MAX_S, self._retry_s * 2)
+            with self._cond:
+                self.error = f"write failed: {exc.strerror or exc} ({exc.filename or self._segment_path()})"
+            return False
+        log.warning("audit log: written again (segment %s); requests are accepted", self._segment_path().name)
+        self._retry_s = RETRY_S
+        with self._cond:
+            self.error = None
+        return True
+
+    def _fail_pending(self) -> None:
+        with self._cond:
+            pending, self._queue = self._queue, []
+        failure = AuditUnavailable(self.error or "the audit writer stopped")
+        for _, done in pending:
+            done(None, failure)
+
+    def _drop_fd(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def _take(self) -> tuple[list[tuple[dict[str, Any], Done]], bool]:
         """Wait for records (or a due checkpoint, or shutdown); return everything queued."""
@@ -214,7 +300,9 @@ class AuditWriter:
                 wait = self._checkpoint_wait()
                 if wait is not None and wait <= 0:
                     break
+                self._waiting = True  # appenders wake the thread only while it waits
                 self._cond.wait(wait)
+                self._waiting = False
         if self._delay and not self._stopping:
             time.sleep(self._delay)  # group-commit delay: let more records join this batch
         with self._cond:
@@ -226,17 +314,42 @@ class AuditWriter:
             return None
         return self._every_s - (time.monotonic() - self._last_cp)
 
-    def _fail(self, message: str, batch: list[tuple[dict[str, Any], Done]]) -> None:
-        with self._cond:
-            self.error = message
-            pending, self._queue = self._queue, []
-        exc = AuditUnavailable(message)
-        for _, done in batch + pending:
-            done(None, exc)
-
     def _commit(
         self, batch: list[tuple[dict[str, Any], Done]], *, seal: bool = False, force_checkpoint: bool = False
     ) -> None:
+        """Chain the batch, write it, fsync; on an OSError before the fsync returned, the chain and the segment
+        are put back as they were (and the error raised)."""
+        tail = self._tail
+        saved = dataclasses.replace(tail), self._last_cp, self._fd
+        try:
+            acked, manifest = self._write(batch, seal, force_checkpoint)
+        except OSError:
+            self._tail, self._last_cp = saved[0], saved[1]
+            self._truncate(saved[2], saved[0].size)
+            raise
+        self.records_written += len(acked)
+        acknowledge(acked)
+        if manifest is not None:
+            try:
+                write_json_atomic(
+                    self._stream_dir / MANIFEST, {"format": chain.FORMAT, "stream": self.stream, **manifest}
+                )
+            except OSError as exc:  # an index of the latest checkpoint: the next checkpoint writes it again
+                log.warning("audit log: the manifest of %s was not updated (%s)", self.stream, exc.strerror or exc)
+
+    def _truncate(self, fd: int | None, size: int) -> None:
+        """Cut a partly written batch off the segment; if that fails too, the next write starts a new one."""
+        if fd is not None and fd == self._fd:
+            try:
+                os.ftruncate(fd, size)
+                return
+            except OSError:
+                pass
+        self._drop_fd()
+
+    def _write(
+        self, batch: list[tuple[dict[str, Any], Done]], seal: bool, force_checkpoint: bool
+    ) -> tuple[list[tuple[Done, Appended]], dict[str, Any] | None]:
         tail = self._tail
         buf = bytearray()
         manifest: dict[str, Any] | None = None
@@ -262,6 +375,8 @@ class AuditWriter:
         if seal or force_checkpoint or (due and tail.records_since_checkpoint):
             manifest = self._checkpoint(buf, sealed=seal)
         if buf:
+            if self._fd is None:  # the last failure dropped the segment: the chain goes on in a new one
+                self._new_segment(tail.segment + 1, reuse=True)
             assert self._fd is not None
             view = memoryview(buf)
             while view:
@@ -269,10 +384,7 @@ class AuditWriter:
             os.fdatasync(self._fd)
             tail.size += len(buf)
             self.batches_written += 1
-        self.records_written += len(acked)
-        _acknowledge(acked)
-        if manifest is not None:
-            write_json_atomic(self._stream_dir / MANIFEST, {"format": chain.FORMAT, "stream": self.stream, **manifest})
+        return acked, manifest
 
     def _chain(self, record: dict[str, Any]) -> bytes:
         tail = self._tail
@@ -327,8 +439,11 @@ class AuditWriter:
     def _segment_path(self, index: int | None = None) -> Path:
         return self._stream_dir / segment_name(self._tail.segment if index is None else index)
 
-    def _new_segment(self, index: int) -> None:
-        fd = os.open(self._segment_path(index), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o640)
+    def _new_segment(self, index: int, *, reuse: bool = False) -> None:
+        """Start segment `index`. `reuse`: after a failure, a file of that index holds only bytes of the
+        failed batch (the chain was rolled back before it), so it is emptied and written again."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if reuse else os.O_EXCL)
+        fd = os.open(self._segment_path(index), flags, 0o640)
         fsync_dir(self._stream_dir)
         self._swap_fd(fd, index, 0)
 
@@ -337,56 +452,10 @@ class AuditWriter:
         self._swap_fd(fd, index, size)
 
     def _swap_fd(self, fd: int, index: int, size: int) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
+        self._drop_fd()
         self._fd = fd
         self._tail.segment, self._tail.size, self._tail.day = index, size, _today()
 
 
 def _today() -> str:
     return time.strftime("%Y-%m-%d", time.gmtime())
-
-
-def _ignore(result: Appended | None, exc: BaseException | None) -> None:
-    return None
-
-
-class _AsyncDone:
-    """Completes an asyncio future from the commit thread (batched: one loop wake-up per commit)."""
-
-    __slots__ = ("fut", "loop")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Appended]) -> None:
-        self.loop, self.fut = loop, fut
-
-    def __call__(self, result: Appended | None, exc: BaseException | None) -> None:
-        _call_in(self.loop, _settle_all, [(self.fut, result, exc)])
-
-
-def _call_in(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], arg: Any) -> None:
-    try:
-        loop.call_soon_threadsafe(fn, arg)
-    except RuntimeError:  # the caller's loop is closed: nobody is waiting any more
-        pass
-
-
-def _acknowledge(acked: list[tuple[Done, Appended]]) -> None:
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Appended], Appended, None]]] = {}
-    for done, result in acked:
-        if isinstance(done, _AsyncDone):
-            by_loop.setdefault(done.loop, []).append((done.fut, result, None))
-        else:
-            done(result, None)
-    for loop, items in by_loop.items():
-        _call_in(loop, _settle_all, items)
-
-
-def _settle_all(items: list[tuple[asyncio.Future[Appended], Appended | None, BaseException | None]]) -> None:
-    for fut, result, exc in items:
-        if fut.done():
-            continue
-        if exc is not None:
-            fut.set_exception(exc)
-        else:
-            assert result is not None
-            fut.set_result(result)

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from owstack.api.limits import ServerLimits
 from owstack.compliance.config import AuditSection
 from owstack.config.base import DatabaseURL, FilePath, Section
 from owstack.economics.config import EconomicsSection
@@ -57,6 +58,8 @@ class ServerSection(Section):
     cors_allow_origins: tuple[str, ...] = ()
     #: Host names accepted besides the listen address and loopback names, in open mode (DNS rebinding)
     allowed_hosts: tuple[str, ...] = ()
+    #: connection limits, header and idle timeouts, the file-descriptor reserve (owstack.api.limits)
+    limits: ServerLimits = ServerLimits()
     #: on SIGTERM, /readyz answers 503 for this long before the listener closes, so that a load balancer
     #: (or Kubernetes) stops sending new requests first; 0: close at once (docs/deployment.md)
     drain_delay_s: Annotated[float, Field(ge=0, le=600)] = 0.0

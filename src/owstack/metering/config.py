@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from owstack.config.base import Section
+from owstack.config.base import FilePath, Section
 
 #: the proprietary model each layer is priced against when the config's `counterfactual:` omits it
 DEFAULT_COUNTERFACTUAL: dict[str, str] = {
@@ -36,6 +36,16 @@ class MeteringSection(Section):
     #: sustained saturation pays the full cost, a burst shorter than this many records does not). Readers
     #: (`owstack usage`, `savings`, budget seeding) move what is journaled first. 0: move each batch at once.
     journal_max_rows: Annotated[int, Field(ge=0, le=100_000_000)] = 200_000
+    #: make each request's record durable before its response completes: appended to a local write-ahead
+    #: log with group commit (one fsync for the records of concurrent requests, overlapping the audit log's),
+    #: released once the database has it, replayed at start after a crash (docs/metering.md, "Durability").
+    #: Off: records wait in memory for up to `flush_interval_ms`, and a crash loses those.
+    durable: bool = True
+    #: the write-ahead log's directory (one slot per process inside; relative to the config file's folder)
+    wal_directory: FilePath = "owstack-ledger-wal"
+    #: fdatasync each commit (survives a crash of the host); false: write only (survives a crash of the
+    #: process, not of the host) for disks whose fsync costs more than the gateway can afford
+    wal_sync: bool = True
     #: write a batch as soon as this many records are waiting
     batch_size: Annotated[int, Field(ge=1, le=10_000)] = 1024
     #: ... or when the oldest waiting record is this old

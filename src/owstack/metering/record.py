@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from owstack.pipeline.context import Attempt, RequestContext
 from owstack.types import Usage
 
@@ -40,6 +42,12 @@ class Pending:
     attempts: list[Attempt]
     output_text: list[str]
     messages: list[dict[str, Any]] | None
+    #: the ledger row's id, given once (a record replayed from the write-ahead log keeps it: no duplicate)
+    row_id: int = 0
+    #: its sequence number in the write-ahead log (0: not logged)
+    seq: int = 0
+    #: the usage holds estimated counts (a record replayed from the log: its text was not kept)
+    estimated: bool = False
 
 
 def snapshot(ctx: RequestContext) -> Pending:
@@ -74,7 +82,45 @@ def snapshot(ctx: RequestContext) -> Pending:
         ctx.attempts,
         ctx.output_text if count else [],
         request.messages if count and request is not None else None,
+        new_id(),
     )
+
+
+#: the layout of a record in the write-ahead log (`wal_payload`); bump it when the list changes
+WAL_FORMAT = 1
+
+
+def wal_payload(p: Pending) -> bytes:
+    """The record as the write-ahead log keeps it: its facts as a JSON list, never the prompt or the output
+    (a record without usage from the upstream keeps an estimate of its tokens instead, 4 characters each)."""
+    u = p.usage
+    prompt, completion, estimated = u.prompt_tokens, u.completion_tokens, p.estimated
+    if not u.reported and not (prompt or completion) and (p.output_text or p.messages):
+        from owstack.metering.tokens import Estimate
+
+        counter = Estimate()
+        prompt, completion, estimated = counter.prompt(p.messages or []), counter.text("".join(p.output_text)), True
+    return orjson.dumps(
+        [
+            WAL_FORMAT, p.row_id, p.request_id, p.received_at, p.tenant, p.key_id, p.protocol, p.layer,
+            p.backend, p.engine, p.model, p.stream, p.status, p.error_code, p.finish_reason,
+            p.client_disconnected, p.reasoning_policy, prompt, completion, u.reasoning_tokens, u.cached_tokens,
+            u.reported, estimated, p.latency_s, p.ttft_s, [[a.backend, a.outcome, a.latency_s] for a in p.attempts],
+        ]
+    )  # fmt: skip
+
+
+def from_wal(payload: bytes) -> Pending:
+    """A record back from the write-ahead log (ValueError for anything else)."""
+    v = orjson.loads(payload)
+    if not isinstance(v, list) or len(v) != 26 or v[0] != WAL_FORMAT:
+        raise ValueError("not a ledger record of this format")
+    usage = Usage(v[17], v[18], v[19], v[20], v[21])
+    attempts = [Attempt(b, o, lat) for b, o, lat in v[25]]
+    return Pending(
+        v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16],
+        usage, v[23], v[24], attempts, [], None, row_id=v[1], estimated=v[22],
+    )  # fmt: skip
 
 
 def busy_seconds(p: Pending) -> float | None:
@@ -140,7 +186,7 @@ def row_values(
     log = _attempt_log(attempts) if attempts else None
     prompt, completion, reasoning, cached = tokens
     return (
-        new_id(), request_id, p.received_at, dim, p.status, error, p.client_disconnected,
+        p.row_id or new_id(), request_id, p.received_at, dim, p.status, error, p.client_disconnected,
         prompt, completion, reasoning, cached, p.usage.reported, estimated,
         p.latency_s, p.ttft_s, len(attempts), log, cost_usd, capital_usd, utilization, counterfactual_usd,
     )  # fmt: skip

@@ -19,8 +19,11 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from owstack.metering.record import snapshot
+from owstack.errors import ServiceUnavailable
+from owstack.metering.record import Pending, snapshot, wal_payload
+from owstack.metering.wal import WalUnavailable
 from owstack.pipeline.stage import BaseStage
+from owstack.storage.durable import defer
 
 if TYPE_CHECKING:
     from owstack.config.load import Config
@@ -64,6 +67,8 @@ class MeterStage(BaseStage):
         elif writer is not None and writer.tokenizers is not None:
             self.tokenizers = writer.tokenizers
         self.writer = writer
+        #: the audit stage runs after this one and waits for both fsyncs together (storage.durable)
+        self.defer_durable = config.file.audit.enabled
 
     async def start(self) -> None:
         """Migrate the ledger's schema and start the writer thread (off the event loop)."""
@@ -76,14 +81,45 @@ class MeterStage(BaseStage):
             await self.writer.aclose()
 
     def unavailable(self) -> str | None:
-        """Metering never stops the gateway from serving: records wait in the writer through an outage."""
+        """Why records cannot be made durable now (the write-ahead log's last write failed; it is tried
+        again with every batch), or None. A database outage is not a reason: records wait through it."""
+        wal = self.writer.wal if self.writer is not None else None
+        if wal is not None and wal.error is not None:
+            return f"the ledger's write-ahead log cannot be written: {wal.error}"
         return None
 
+    def record(self, record: Pending) -> asyncio.Future[None] | None:
+        """Hand one record to the ledger: appended to the write-ahead log (the future is done once it is on
+        disk; await it before acknowledging what it records) and queued for the database. None without a log.
+        For every caller that records something the gateway answered (the MCP gateway's tool calls too)."""
+        writer = self.writer
+        if writer is None:
+            return None
+        durable = None
+        wal = writer.wal
+        if wal is not None:
+            record.seq, durable = wal.append(wal_payload(record))
+        writer.submit(record)
+        return durable
+
     async def after(self, ctx: RequestContext) -> None:
+        durable = None
         try:
             self.metrics.observe(ctx)
-            writer = self.writer
-            if writer is not None:
-                writer.submit(snapshot(ctx))
-        except Exception:  # metering must never turn a served request into an error
+            if self.writer is not None:
+                durable = self.record(snapshot(ctx))
+        except Exception:  # a bug here must not turn a served request into an error
             log.exception("meter: request %s could not be metered", ctx.request_id)
+        if durable is None:
+            return
+        if self.defer_durable:  # the audit stage, outermost, waits for it together with its own fsync
+            defer(ctx, durable, _unrecorded)
+            return
+        try:
+            await durable
+        except WalUnavailable as exc:  # fail closed: no response is acknowledged unrecorded
+            raise _unrecorded(exc) from None
+
+
+def _unrecorded(exc: BaseException) -> ServiceUnavailable:
+    return ServiceUnavailable(f"the ledger cannot record the request: {exc}", code="ledger_unavailable")

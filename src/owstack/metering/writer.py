@@ -1,40 +1,43 @@
-"""The ledger writer: a background thread that counts and prices records, and hands them in batches to the
-ledger process (`sink.ProcessSink`, which journals them and moves them into the ledger when the gateway's
-traffic allows; `metering.writer: thread` writes them into the ledger on this thread).
+"""The ledger writer: a background thread that counts and prices records (`rows.RowMaker`) and hands them in
+batches to the ledger process (`sink.ProcessSink`: it journals them and files them into the ledger when the
+gateway's traffic allows; `metering.writer: thread` writes them into the ledger on this thread).
 
     writer = LedgerWriter.from_config(config, pricing, metrics)
-    writer.start()                 # migrates the schema, starts the thread
-    writer.submit(snapshot(ctx))   # O(1): a deque append, from the request's path
+    writer.start()                 # migrates the schema, opens the write-ahead log, starts the thread
+    writer.submit(record)          # O(1): a deque append, from the request's path (after the log append)
     writer.flush(timeout)          # wait until everything submitted so far is in the ledger (tests, admin)
     await writer.aclose()          # graceful shutdown: flush everything, then stop
 
-Batches: up to `batch_size` records per transaction, written as soon as `batch_size` records wait (full
-batches only; the remainder joins the next) or every `flush_interval_ms` (everything waiting). A batch is all
-or nothing. When the database refuses a batch (a constraint, a value it cannot hold) the batch is split in
-halves and retried until the refused record is alone; it is then logged by request id and counted as rejected,
-and every other record is written. When the database is unreachable the batch is kept and retried with
-exponential backoff (up to `retry_max_s`) while new records wait in the queue, at most `max_buffer` of them;
-beyond that new records are dropped and counted (owstack_ledger_dropped_records_total). A ledger process that
-dies is an outage too: the batch is sent again to a new one. Inserts are idempotent (each record carries a
-random id; a duplicate id is ignored), so a batch whose commit was acknowledged late is never written twice.
-With the ledger process, a refused record is found when its batch moves from the journal into the ledger;
-the ledger process isolates and logs it the same way, and the writer counts it.
+Batches: up to `batch_size` records, written as soon as that many wait (full batches only) or every
+`flush_interval_ms` (everything waiting); all or nothing. A batch the database refuses is split in halves
+until the refused record is alone (logged by request id, counted as rejected). While the database (or the
+ledger process) is unreachable the batch is kept and retried with backoff (up to `retry_max_s`); new records
+wait in the queue, at most `max_buffer`; beyond it a record in the write-ahead log is let go and read back
+later (`recovery.Recovery`), any other is dropped and counted. Once a batch is in the database its records
+are released from the log. Row ids are unique, so a batch written twice is recorded once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from owstack.metering.costs import Pricing, Rate, Utilization
-from owstack.metering.record import Pending, busy_seconds, row_values
+from owstack.metering.backlog import Backlog
+from owstack.metering.chunks import Chunks
+from owstack.metering.costs import Pricing, Utilization
+from owstack.metering.record import Pending
+from owstack.metering.recovery import Recovery, wal_for
+from owstack.metering.rows import RowMaker
 from owstack.metering.sink import InlineSink, ProcessSink, SinkError, make_sink
-from owstack.metering.tokens import Estimate, Tokenizers
+from owstack.metering.tokens import Tokenizers
+from owstack.metering.wal import Wal, WalUnavailable
 from owstack.storage.health import StoreHealth
+from owstack.storage.threads import background_priority
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -63,7 +66,11 @@ class LedgerWriter:
         process: bool = True,
         journal_max_rows: int = 200_000,
         journal_spare_cpu: float = 0.25,
+        wal: Wal | None = None,
     ) -> None:
+        """`wal`: the write-ahead log the meter stage appends each record to before its response completes
+        (`metering.durable`); the writer releases records from it once the database has them, replays what
+        a previous process left in it, and reads back the records it had to let go while its queue was full."""
         self.url = url
         self.pricing = pricing
         self.tokenizers = tokenizers
@@ -79,7 +86,10 @@ class LedgerWriter:
         #: each self-hosted backend's load, re-measured from the ledger every utilization_refresh_s
         self.load: dict[str, Utilization] = {}
         self._queue: collections.deque[Pending] = collections.deque()
-        self._chunks: list[list[tuple[Any, ...]]] = []  # built rows waiting for a successful write
+        self._chunks = Chunks()  # built rows waiting for a successful write
+        self.wal = wal
+        #: the log's leftovers and backlog, handed over ahead of the queue
+        self.recovery = Recovery(wal, batch_size) if wal is not None else None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._idle = threading.Condition()
@@ -95,7 +105,7 @@ class LedgerWriter:
         self._retry_at = 0.0
         self._backoff = 0.0
         self._load_at = 0.0
-        self._estimate = Estimate()
+        self.maker = RowMaker(pricing, tokenizers, metrics, self.load)
         if metrics is not None:
             metrics.attach(self)
 
@@ -119,14 +129,19 @@ class LedgerWriter:
             process=m.writer == "process",
             journal_max_rows=m.journal_max_rows,
             journal_spare_cpu=m.journal_spare_cpu,
+            wal=wal_for(config),
         )
 
     # the request's side ------------------------------------------------------------------------------
     def submit(self, item: Pending) -> None:
-        """Queue one record (O(1), no I/O). Dropped and counted when `max_buffer` records already wait
-        (or the writer has been closed)."""
+        """Queue one record (O(1), no I/O). When `max_buffer` records already wait (the database is away),
+        a record in the write-ahead log is let go (read back from the log later); any other is dropped and
+        counted (and so is any record once the writer has been closed)."""
         queue = self._queue
         if len(queue) >= self.max_buffer or self._stop.is_set():
+            if item.seq and self.recovery is not None and not self._stop.is_set():
+                self.recovery.backlog.note(item.seq)
+                return
             self.dropped += 1
             return
         queue.append(item)
@@ -136,7 +151,7 @@ class LedgerWriter:
     @property
     def depth(self) -> int:
         """Records not yet written: queued plus built and waiting for the database."""
-        return len(self._queue) + sum(len(c) for c in self._chunks)
+        return len(self._queue) + self._chunks.size
 
     # life cycle --------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -151,6 +166,13 @@ class LedgerWriter:
 
         self._engine = engine(self.url)  # raises ConfigError for a bad URL
         self._prepare(raise_errors=True)
+        if self.recovery is not None:
+            from owstack.errors import ConfigError
+
+            try:
+                self.recovery.open()
+            except WalUnavailable as exc:
+                raise ConfigError(f"metering.wal_directory: cannot write the ledger's write-ahead log: {exc}") from None
         self._thread = threading.Thread(target=self._run, name="owstack-ledger", daemon=True)
         self._thread.start()
 
@@ -166,14 +188,14 @@ class LedgerWriter:
         deadline = time.monotonic() + timeout
         self._settle = True
         if self._thread is None:  # not started: write in the caller's thread
-            while (self._queue or self._chunks or self._settle) and time.monotonic() < deadline:
+            while (self._queue or self._chunks or self._settle or self._behind()) and time.monotonic() < deadline:
                 if not self._guarded_cycle(respect_backoff=False):
                     time.sleep(0.05)
-            return not (self._queue or self._chunks or self._settle)
+            return not (self._queue or self._chunks or self._settle or self._behind())
         self._drain = True
         self._wake.set()
         with self._idle:
-            while self._queue or self._chunks or self._busy or self._settle:
+            while self._queue or self._chunks or self._busy or self._settle or self._behind():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -181,6 +203,19 @@ class LedgerWriter:
                 self._wake.set()
                 self._idle.wait(min(left, 0.05))
         return True
+
+    def _behind(self) -> bool:
+        """Records the write-ahead log holds that the writer has yet to hand over (leftovers, let go)."""
+        return self.recovery is not None and self.recovery.behind
+
+    @property
+    def replayed(self) -> int:
+        """Records read back from the write-ahead log so far."""
+        return self.recovery.replayed if self.recovery is not None else 0
+
+    @property
+    def backlog(self) -> Backlog | None:
+        return self.recovery.backlog if self.recovery is not None else None
 
     def close(self) -> None:
         """Flush everything (retrying for up to `shutdown_timeout_s` if the database is down), then stop.
@@ -202,6 +237,7 @@ class LedgerWriter:
     _settle = False  # a flush asked for the journaled batches to be moved into the ledger
 
     def _run(self) -> None:
+        background_priority()  # never preempt the event loop on wake-up (storage/threads.py)
         while not self._stop.is_set():
             full = self._wake.wait(self.flush_interval_s)
             self._wake.clear()
@@ -213,19 +249,29 @@ class LedgerWriter:
 
     def _final_flush(self) -> None:
         deadline = time.monotonic() + self.shutdown_timeout_s
-        while (self._queue or self._chunks) and time.monotonic() < deadline:
+        while (self._queue or self._chunks or self._behind()) and time.monotonic() < deadline:
             if not self._guarded_cycle(respect_backoff=False):
                 time.sleep(min(max(self._backoff, 0.05), max(deadline - time.monotonic(), 0.0)))
-        lost = self.depth
-        if lost:
-            self.dropped += lost
+        left = self.depth
+        if left and self.wal is not None:
+            log.warning(
+                "ledger: the database at %s stayed unreachable; %d records stay in the write-ahead log (%s) "
+                "for the next start",
+                self._safe_url(),
+                left,
+                self.wal.slot,
+            )
+        elif left:
+            self.dropped += left
             log.error(
                 "ledger: %d records lost at shutdown: the database at %s stayed unreachable",
-                lost,
+                left,
                 self._safe_url(),
             )
-            self._queue.clear()
-            self._chunks.clear()
+        self._queue.clear()
+        self._chunks.clear()
+        if self.wal is not None:
+            self.wal.close()
         self.sink.close()
         with self._idle:
             self._idle.notify_all()
@@ -254,15 +300,34 @@ class LedgerWriter:
             self._refresh_load()
         while True:
             if not self._chunks:
+                if self._from_wal():
+                    continue
                 if full_only and len(self._queue) < self.batch_size:
                     return not self._queue
                 self._busy = True
                 batch = self._take()
                 if not batch:
                     return self._settled()
-                self._chunks.append(self._rows(batch))
+                hi = max(p.seq for p in batch)
+                recovery = self.recovery
+                done = functools.partial(recovery.release, hi) if hi and recovery else None
+                self._chunks.add(self.maker.rows(batch, self.sink.dims.ids), done)
             if not self._write_chunks():
                 return False
+
+    def _from_wal(self) -> bool:
+        """Queue chunks of records from the write-ahead log ahead of the queue (`recovery.Recovery`); True if
+        any was queued."""
+        recovery = self.recovery
+        if recovery is None:
+            return False
+        chunks = recovery.next(len(self._queue), self.max_buffer)
+        if chunks is None:
+            return False
+        self._busy = True
+        for records, done in chunks:
+            self._chunks.add(self.maker.rows(records, self.sink.dims.ids), done)
+        return True
 
     def _settled(self) -> bool:
         """Everything is handed over: when a flush asked, have the journaled batches moved; False on an outage."""
@@ -323,29 +388,19 @@ class LedgerWriter:
         return True
 
     def _write_chunks(self) -> bool:
-        """Write the built chunks in order; split refused ones; False (keep them) on an outage."""
-        sink = self.sink
-        while self._chunks:
-            chunk = self._chunks[0]
-            try:
-                sink.write(chunk)
-            except SinkError as exc:
-                if exc.outage:
-                    self._outage(exc)
-                    return False
-                self._chunks.pop(0)
-                if len(chunk) == 1:
-                    self._reject(chunk[0], exc.reason)
-                else:
-                    mid = len(chunk) // 2
-                    self._chunks[0:0] = [chunk[:mid], chunk[mid:]]
-                continue
-            self._chunks.pop(0)
-            self.written += len(chunk)
-            self._count_rejected()
-            self._backoff = 0.0
-            self.health.succeeded()
+        """Write the built chunks in order (refused rows isolated); False (keep them) on an outage."""
+        try:
+            self._chunks.write(self.sink, self._wrote, self._reject)
+        except SinkError as exc:
+            self._outage(exc)
+            return False
         return True
+
+    def _wrote(self, rows: int) -> None:
+        self.written += rows
+        self._count_rejected()
+        self._backoff = 0.0
+        self.health.succeeded()
 
     def _reject(self, row: tuple[Any, ...], reason: str) -> None:
         self.rejected += 1
@@ -367,65 +422,7 @@ class LedgerWriter:
 
         return safe_url(self.url)
 
-    def _rows(self, batch: list[Pending]) -> list[tuple[Any, ...]]:
-        """Count (when the upstream sent no usage), price, and make the ledger rows of a batch; add their
-        costs to the metrics once per batch. The writer's per-record path: keep it to arithmetic and
-        tuples (every microsecond here is one the event loop loses on a shared core, docs/metering.md)."""
-        rate_of, load, dims = self.pricing.rate, self.load, self.sink.dims.ids
-        spent: dict[Rate, list[float]] = {}  # the batch's cost and counterfactual per rate, for the metrics
-        rows = []
-        for item in batch:
-            usage = item.usage
-            if usage.reported or item.backend is None or not (item.status < 400 or item.output_text):
-                tokens = (usage.prompt_tokens, usage.completion_tokens, usage.reasoning_tokens, usage.cached_tokens)
-                estimated = False
-            else:
-                prompt, completion, estimated = self._count(item)
-                tokens = (prompt, completion, 0, 0)
-                if self.metrics is not None:
-                    self.metrics.add_tokens(item.layer, item.backend, prompt, completion, 0, 0)
-            rate = rate_of(item.backend, item.layer)
-            costs = rate.costs(
-                tokens[0], tokens[1], tokens[3], busy_seconds(item), load.get(item.backend or "") if load else None
-            )
-            cost, cf = costs[0], costs[4]
-            if cost or cf:
-                total = spent.get(rate)
-                if total is None:
-                    total = spent[rate] = [0.0, 0.0]
-                total[0] += cost or 0.0
-                total[1] += cf or 0.0
-            rows.append(row_values(item, tokens, estimated, costs, dims))
-        if self.metrics is not None:
-            for rate, (cost, cf) in spent.items():
-                self.metrics.add_cost(rate.layer, rate.name, rate.cost, cost)
-                self.metrics.add_cost(rate.layer, rate.name, "counterfactual", cf)
-        return rows
-
-    def _count(self, item: Pending) -> tuple[int, int, bool]:
-        """(prompt, completion, estimated) for a record whose upstream reported no usage."""
-        counter = self.tokenizers.for_backend(item.backend) if self.tokenizers is not None else self._estimate
-        usage = item.usage
-        if usage.prompt_tokens or usage.completion_tokens:  # the gateway counted them for the client already
-            return usage.prompt_tokens, usage.completion_tokens, not counter.exact
-        text = "".join(item.output_text)
-        try:
-            return counter.prompt(item.messages or []), counter.text(text), not counter.exact
-        except Exception as exc:  # a tokenizer failure must not lose the record
-            log.warning("ledger: counting tokens of %s failed (%s); estimating", item.request_id, exc)
-            return self._estimate.prompt(item.messages or []), self._estimate.text(text), True
-
     def _refresh_load(self) -> None:
-        from owstack.metering.utilization import measure
-        from owstack.storage import is_outage
-
         self._load_at = time.monotonic() + self.utilization_refresh_s
-        names = [name for name, b in self.pricing.backends.items() if b.kind == "selfhost"]
-        if not names or self._engine is None:
-            return
-        try:
-            self.load.update(measure(self._engine, names, self.utilization_window_s))
-        except Exception as exc:
-            if not is_outage(exc):
-                raise
-            log.warning("ledger: cannot measure utilization (%s); keeping the last values", type(exc).__name__)
+        if self._engine is not None:
+            self.maker.refresh_load(self._engine, self.utilization_window_s)

@@ -28,11 +28,9 @@ import builtins
 import contextlib
 import dataclasses
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -42,8 +40,8 @@ from sqlalchemy import exc
 from owstack.errors import AuthenticationFailed, ServiceUnavailable
 from owstack.storage.health import StoreHealth
 from owstack.tenancy import keyformat
-from owstack.tenancy.expiry import parse_expires, to_utc
 from owstack.tenancy.keycache import KeyCache
+from owstack.tenancy.keyrecords import KeyRecord, Stored, new_record, row_values, stored
 from owstack.tenancy.tables import api_key_revision, api_keys
 
 if TYPE_CHECKING:
@@ -51,58 +49,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("owstack.tenancy")
 
-TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 INVALID = "invalid API key: unknown key id or wrong secret"
 _DUMMY_DIGEST = keyformat.hash_secret("owstack-no-such-key")
 
 
 class KeyNotFound(LookupError):
     """`revoke` or `get` of a key id that has no row."""
-
-
-@dataclass(frozen=True, slots=True)
-class KeyRecord:
-    """What is known about a key, without its secret or digest."""
-
-    key_id: str
-    tenant: str
-    #: the layers the key may use; None: every layer its tenant may use
-    layers: frozenset[str] | None
-    created_at: datetime
-    expires_at: datetime | None = None
-    revoked_at: datetime | None = None
-    label: str | None = None
-
-    def status(self, now: datetime | None = None) -> str:
-        """`active`, `revoked` or `expired`."""
-        if self.revoked_at is not None:
-            return "revoked"
-        if self.expires_at is not None and self.expires_at <= (now or datetime.now(UTC)):
-            return "expired"
-        return "active"
-
-    def to_dict(self) -> dict[str, Any]:
-        def iso(moment: datetime | None) -> str | None:
-            return None if moment is None else moment.isoformat()
-
-        return {
-            "key_id": self.key_id,
-            "tenant": self.tenant,
-            "layers": None if self.layers is None else sorted(self.layers),
-            "label": self.label,
-            "created_at": iso(self.created_at),
-            "expires_at": iso(self.expires_at),
-            "revoked_at": iso(self.revoked_at),
-            "status": self.status(),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class _Stored:
-    record: KeyRecord
-    digest: bytes
-    #: expiry as epoch seconds, for a cheap check per request
-    expires_ts: float | None
 
 
 class KeyStore:
@@ -139,7 +91,7 @@ class KeyStore:
         self._ready = not migrate
         if migrate:
             self._migrate_at_start(require_store)
-        self._cache: KeyCache[_Stored] = KeyCache(clock=clock)
+        self._cache: KeyCache[Stored] = KeyCache(clock=clock)
         self.configure(
             cache_ttl_s=cache_ttl_s,
             negative_ttl_s=negative_ttl_s,
@@ -149,7 +101,7 @@ class KeyStore:
             lookup_timeout_s=lookup_timeout_s,
         )
         self._wall = wall
-        self._inflight: dict[str, asyncio.Future[_Stored | None]] = {}
+        self._inflight: dict[str, asyncio.Future[Stored | None]] = {}
         self._refreshing: asyncio.Future[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
 
@@ -220,13 +172,13 @@ class KeyStore:
         label: str | None = None,
     ) -> tuple[str, KeyRecord]:
         """A new key for `tenant`: (the full key, to show once; its record). ValueError for bad input."""
-        record = _new_record(tenant, layers, expires, label)
+        record = new_record(tenant, layers, expires, label)
         for _ in range(3):  # a 48-bit key id collides rarely; try another
             key, key_id, digest = keyformat.new_key()
             record = dataclasses.replace(record, key_id=key_id)
             try:
                 with self._write() as conn:
-                    conn.execute(api_keys.insert().values(**_row_values(record, digest)))
+                    conn.execute(api_keys.insert().values(**row_values(record, digest)))
                     _bump_revision(conn)
             except exc.IntegrityError:
                 continue
@@ -246,7 +198,7 @@ class KeyStore:
                 conn.execute(api_keys.update().where(api_keys.c.key_id == key_id).values(revoked_at=now))
                 _bump_revision(conn)
         self._cache.clear()
-        record = _stored(row).record
+        record = stored(row).record
         if record.revoked_at is None:
             record = dataclasses.replace(record, revoked_at=now)
         return record
@@ -257,7 +209,7 @@ class KeyStore:
             row = conn.execute(sa.select(api_keys).where(api_keys.c.key_id == key_id)).first()
         if row is None:
             raise KeyNotFound(f"no key with id {key_id} (see `owstack keys list`)")
-        return _stored(row).record
+        return stored(row).record
 
     def list(self, tenant: str | None = None) -> builtins.list[KeyRecord]:
         """Every key (revoked and expired ones too), oldest first, optionally of one tenant."""
@@ -265,7 +217,7 @@ class KeyStore:
         if tenant is not None:
             query = query.where(api_keys.c.tenant == tenant)
         with self._engine.connect() as conn:
-            return [_stored(row).record for row in conn.execute(query)]
+            return [stored(row).record for row in conn.execute(query)]
 
     # -- the hot path --------------------------------------------------------------------------------
 
@@ -298,7 +250,7 @@ class KeyStore:
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
 
-    async def _lookup(self, key_id: str) -> _Stored | None:
+    async def _lookup(self, key_id: str) -> Stored | None:
         """The key's row from the store; while it cannot answer, from the outage grace; else 503. While the
         store is down a request does not wait for it, unless it has no cached answer and a probe is on its
         way (then it waits for the probe, at most `lookup_timeout_s`)."""
@@ -327,7 +279,7 @@ class KeyStore:
             self._executor = ThreadPoolExecutor(2, thread_name_prefix="owstack-keys")
         return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
-    async def _load_shared(self, key_id: str) -> _Stored | None:
+    async def _load_shared(self, key_id: str) -> Stored | None:
         """One query per key id however many requests wait for it (a burst with a new or unknown key)."""
         loop = asyncio.get_running_loop()
         future = self._inflight.get(key_id)
@@ -337,12 +289,12 @@ class KeyStore:
             future.add_done_callback(lambda _f: self._inflight.pop(key_id, None))
         return await asyncio.shield(future)
 
-    def _load_checked(self, key_id: str) -> _Stored | None:
+    def _load_checked(self, key_id: str) -> Stored | None:
         stored = self._query(key_id)
         self.health.succeeded()
         return stored
 
-    def _load(self, key_id: str) -> _Stored | None:
+    def _load(self, key_id: str) -> Stored | None:
         """The synchronous path's load: a store that cannot answer is a 503 (or the outage grace)."""
         try:
             return self._load_checked(key_id)
@@ -355,14 +307,14 @@ class KeyStore:
                 "the API key store cannot be read; try again shortly", code="key_store_unavailable"
             ) from None
 
-    def _query(self, key_id: str) -> _Stored | None:
+    def _query(self, key_id: str) -> Stored | None:
         generation = self._cache.generation
         self._ensure_schema()
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(api_keys).where(api_keys.c.key_id == key_id)).first()
-        stored = None if row is None else _stored(row)
-        self._cache.put(key_id, stored, generation=generation)
-        return stored
+        found = None if row is None else stored(row)
+        self._cache.put(key_id, found, generation=generation)
+        return found
 
     def _refresh_in_background(self) -> None:
         """Read the revision on the store's threads; at most one read at a time, none while a probe is not due."""
@@ -418,7 +370,7 @@ def _unavailable() -> ServiceUnavailable:
     )
 
 
-def _verify(key: keyformat.PresentedKey, stored: _Stored | None, now: float) -> KeyRecord:
+def _verify(key: keyformat.PresentedKey, stored: Stored | None, now: float) -> KeyRecord:
     digest = stored.digest if stored is not None else _DUMMY_DIGEST  # same work for unknown ids
     if not keyformat.secret_matches(key.secret, digest) or stored is None:
         raise AuthenticationFailed(INVALID)
@@ -437,60 +389,3 @@ def _bump_revision(conn: sa.Connection) -> None:
     )
     if updated.rowcount == 0:
         conn.execute(api_key_revision.insert().values(id=1, revision=1))
-
-
-def _new_record(
-    tenant: str, layers: Iterable[str] | None, expires: datetime | str | None, label: str | None
-) -> KeyRecord:
-    from owstack.config.schema import LAYERS
-
-    if not isinstance(tenant, str) or not TENANT_NAME.match(tenant):
-        raise ValueError(f"tenant {tenant!r}: 1-64 of letters, digits, '_', '.', ':', '-'")
-    layer_set = None if layers is None else frozenset(layers)
-    if layer_set is not None:
-        unknown = sorted(layer_set - set(LAYERS))
-        if unknown or not layer_set:
-            raise ValueError(f"layers: {', '.join(unknown) or 'none given'}; the layers are {', '.join(LAYERS)}")
-    now = datetime.now(UTC)
-    moment = parse_expires(expires, now=now) if isinstance(expires, str) else expires
-    if moment is not None:
-        moment = to_utc(moment)
-        if moment <= now:
-            raise ValueError("expires: the moment is in the past")
-    if label is not None and (len(label) > 200 or not label.isprintable()):
-        raise ValueError("label: at most 200 printable characters")
-    return KeyRecord(key_id="", tenant=tenant, layers=layer_set, created_at=now, expires_at=moment, label=label)
-
-
-def _row_values(record: KeyRecord, digest: bytes) -> dict[str, Any]:
-    return {
-        "key_id": record.key_id,
-        "tenant": record.tenant,
-        "secret_sha256": digest,
-        "layers": None if record.layers is None else ",".join(sorted(record.layers)),
-        "label": record.label,
-        "created_at": record.created_at,
-        "expires_at": record.expires_at,
-        "revoked_at": None,
-    }
-
-
-def _stored(row: Any) -> _Stored:
-    def utc(moment: datetime | None) -> datetime | None:
-        return None if moment is None else to_utc(moment)
-
-    expires_at = utc(row.expires_at)
-    record = KeyRecord(
-        key_id=row.key_id,
-        tenant=row.tenant,
-        layers=None if row.layers is None else frozenset(filter(None, row.layers.split(","))),
-        created_at=to_utc(row.created_at),
-        expires_at=expires_at,
-        revoked_at=utc(row.revoked_at),
-        label=row.label,
-    )
-    return _Stored(
-        record=record,
-        digest=bytes(row.secret_sha256),
-        expires_ts=expires_at.timestamp() if expires_at else None,
-    )

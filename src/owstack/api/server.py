@@ -1,0 +1,219 @@
+"""The HTTP server's protection of the gateway: uvicorn's httptools protocol with connection limits.
+
+    raise_fd_limit()                     soft RLIMIT_NOFILE up to the hard limit (once, before listening)
+    uvicorn.run(..., http=GuardedHttpToolsProtocol, timeout_keep_alive=limits.idle_timeout_s)
+
+Per connection, on top of uvicorn's own protocol (`server.limits`, api/limits.py):
+
+* admission: a new connection is answered `503` with `connection: close` (and closed) when the process
+  already holds `max_connections` (lowered to what the file limit allows, less `fd_reserve` and the
+  descriptors open at start), or its client address `max_connections_per_client`: the descriptors the audit
+  log, the ledger and the upstream pools need are never taken by clients;
+* header timeout: a request's whole header must arrive within `header_timeout_s` of its first byte (of the
+  connection's opening for the first request); a silent or slow client gets `408` and is closed. One sweep
+  per quarter of the timeout checks every waiting connection (a request costs a dict insert and delete,
+  not a timer of its own);
+* idle timeout: uvicorn's keep-alive timeout (`idle_timeout_s`) closes connections with nothing in flight.
+
+The limits are read from the gateway the server runs (its `config.file.server.limits`), found through the
+loaded ASGI app; the counts live on uvicorn's per-process `ServerState`. Refusals and timeouts are counted
+there (`Guard.refused`, `Guard.timed_out`) and logged at most once a minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import resource
+import time
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from owstack.api.limits import ServerLimits
+
+log = logging.getLogger("owstack.server")
+
+_REFUSED = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n"
+    b"connection: close\r\ncontent-length: %d\r\n\r\n%s"
+)
+_TIMEOUT = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+    b"content-length: %d\r\n\r\n%s"
+)
+
+
+def _body(message: str, code: str) -> bytes:
+    import orjson
+
+    return orjson.dumps({"error": {"message": message, "type": "server_error", "param": None, "code": code}})
+
+
+def raise_fd_limit() -> tuple[int, int]:
+    """Raise the soft limit on open files to the hard one (the default soft 1,024 is what ran out); the
+    limits after."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open-file limit from %d to %d: %s", soft, target, exc)
+    return soft, hard
+
+
+def open_fds() -> int:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return 0
+
+
+class Guard:
+    """The process's connection accounting (one per uvicorn `ServerState`)."""
+
+    def __init__(self, limits: ServerLimits, *, fd_soft: int, fds_at_start: int) -> None:
+        self.limits = limits
+        by_fds = fd_soft - limits.fd_reserve - fds_at_start
+        self.max_connections = max(1, min(limits.max_connections, by_fds))
+        if by_fds < limits.max_connections:
+            log.info(
+                "server: at most %d connections (the open-file limit %d, less %d reserved and %d open)",
+                self.max_connections,
+                fd_soft,
+                limits.fd_reserve,
+                fds_at_start,
+            )
+        self.per_client: dict[str, int] = {}
+        #: connections waiting for a request's header, and when it is due (the loop's clock)
+        self.waiting: dict[GuardedHttpToolsProtocol, float] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
+        self.open = 0
+        self.refused = 0
+        self.timed_out = 0
+        self._logged_at = 0.0
+
+    def admit(self, client: str) -> str | None:
+        """Count a new connection in, or say why it is refused."""
+        if self.open >= self.max_connections:
+            return self._refuse(f"the gateway holds its maximum of {self.max_connections} connections")
+        held = self.per_client.get(client, 0)
+        if held >= self.limits.max_connections_per_client:
+            return self._refuse(f"client {client} holds {held} connections, its maximum")
+        self.open += 1
+        self.per_client[client] = held + 1
+        return None
+
+    def release(self, client: str) -> None:
+        self.open -= 1
+        held = self.per_client.get(client, 0) - 1
+        if held > 0:
+            self.per_client[client] = held
+        else:
+            self.per_client.pop(client, None)
+
+    def expect_header(self, protocol: GuardedHttpToolsProtocol) -> None:
+        loop = protocol.loop
+        self.waiting[protocol] = loop.time() + self.limits.header_timeout_s
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self._interval(), self._sweep, loop)
+
+    def _interval(self) -> float:
+        return max(0.05, self.limits.header_timeout_s / 4)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        late = [p for p, due in self.waiting.items() if due <= now]
+        for protocol in late:
+            self.waiting.pop(protocol, None)
+            protocol.header_timed_out()
+        self._sweeper = loop.call_later(self._interval(), self._sweep, loop) if self.waiting else None
+
+    def _refuse(self, why: str) -> str:
+        self.refused += 1
+        now = time.monotonic()
+        if now - self._logged_at >= 60.0:
+            self._logged_at = now
+            log.warning("server: refusing new connections: %s (%d refused so far)", why, self.refused)
+        return why
+
+
+def guard_of(protocol: HttpToolsProtocol) -> Guard:
+    """The process's guard, made on the first connection from the gateway's own config."""
+    state = protocol.server_state
+    guard: Guard | None = getattr(state, "owstack_guard", None)
+    if guard is None:
+        limits = _limits_of(protocol.app)
+        guard = Guard(limits, fd_soft=resource.getrlimit(resource.RLIMIT_NOFILE)[0], fds_at_start=open_fds())
+        state.owstack_guard = guard  # type: ignore[attr-defined]
+    return guard
+
+
+def _limits_of(app: Any) -> ServerLimits:
+    """`server.limits` of the gateway uvicorn serves: found through uvicorn's middleware (`.app`) and
+    owstack's reloadable wrapper (`.gateway`, api/app.py). Defaults, with a warning, for any other app."""
+    todo, seen = [app], 0
+    while todo and seen < 16:
+        obj = todo.pop()
+        seen += 1
+        limits = getattr(getattr(getattr(getattr(obj, "config", None), "file", None), "server", None), "limits", None)
+        if isinstance(limits, ServerLimits):
+            return limits
+        todo += [inner for inner in (getattr(obj, "app", None), getattr(obj, "gateway", None)) if inner is not None]
+    log.warning("server: no owstack gateway found in the served app; connection limits are the defaults")
+    return ServerLimits()
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with admission by connection counts and a header timeout."""
+
+    _guard: Guard | None = None
+    _admitted = False
+    _client_key = ""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        guard = self._guard = guard_of(self)
+        self._client_key = self.client[0] if self.client else ""
+        refused = guard.admit(self._client_key)
+        if refused is not None:
+            body = _body(f"too many connections: {refused}; retry shortly", "too_many_connections")
+            transport.write(_REFUSED % (len(body), body))
+            transport.close()
+            return
+        self._admitted = True
+        guard.expect_header(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        guard = self._guard
+        if guard is not None:
+            guard.waiting.pop(self, None)
+            if self._admitted:
+                self._admitted = False
+                guard.release(self._client_key)
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        guard = self._guard
+        if guard is not None and self not in guard.waiting:  # a keep-alive connection's next request
+            guard.expect_header(self)
+
+    def on_headers_complete(self) -> None:
+        if self._guard is not None:
+            self._guard.waiting.pop(self, None)
+        super().on_headers_complete()
+
+    def header_timed_out(self) -> None:
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # a request is being answered on this connection; its header did arrive
+        if self._guard is not None:
+            self._guard.timed_out += 1
+        body = _body("the request's header did not arrive in time", "request_timeout")
+        self.transport.write(_TIMEOUT % (len(body), body))
+        self.transport.close()

@@ -1,0 +1,352 @@
+"""The ledger's write-ahead log: a request's record is on disk before its response completes.
+
+    wal = Wal(directory)
+    leftovers = wal.open()          # claim a slot; segments a previous process left (its own or a dead one's)
+    seq, durable = wal.append(b)    # event loop: queue one record; `durable` (a future) is done once fsynced
+    wal.release(seq)                # writer thread: every record up to `seq` is in the database now
+    wal.read_from(seq)              # the committed records from `seq` on (records the writer had to let go)
+    wal.close()
+
+Why: the ledger writer batches records in memory for half a second before the ledger process journals them
+in the database; a kill -9 lost the records of the last ~0.5 s of answered requests (issue 14). Here every
+record is appended to a local file with group commit (one `write` and one `fdatasync` for all the records
+queued while the previous commit ran, as the audit log does) before the meter stage lets the response
+complete; the batch path to the database is unchanged. A record leaves the log when the writer has handed
+it to the database (`release`): a segment whose every record is released is deleted. At start, the
+segments left behind are replayed into the ledger; rows carry the id they were given at first, so a record
+replayed after it had reached the database is ignored there.
+
+Layout: `<directory>/<slot>/seg-<process>-<first seq>.wal`, one slot per process (claimed with a `flock`, as the audit
+log claims its streams: several workers or instances on one host never share a slot). A slot whose lock no
+process holds belongs to a process that died: the next process to open the log adopts its segments.
+Framing: a 4-byte length, a 4-byte CRC-32 and the record (`record.wal_payload`); a torn tail (a crash in
+mid-write) ends the segment's replay at the last whole record.
+
+A failed write (disk full, I/O error) fails the futures of its batch; the next batch starts a new segment,
+so the log recovers by itself when the cause goes away (fail closed while failing, never stuck).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import secrets
+import struct
+import threading
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from owstack.storage.threads import Handoff, background_priority
+
+log = logging.getLogger(__name__)
+
+FRAME = struct.Struct("<II")
+LOCK = ".lock"
+#: records per segment file before a new one is started
+SEGMENT_RECORDS = 8192
+MAX_SLOTS = 256
+
+
+class WalUnavailable(Exception):
+    """A record could not be made durable (the log's directory cannot be written)."""
+
+
+@dataclass(slots=True)
+class Segment:
+    first: int
+    path: Path
+    last: int = 0
+    #: bytes committed (fsynced) so far
+    size: int = 0
+
+
+@dataclass(slots=True)
+class _Batch:
+    #: the sequence number of the first payload
+    first: int = 0
+    payloads: list[bytes] = field(default_factory=list)
+    done: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(default_factory=list)
+
+
+#: one appended record on its way to the commit thread: (sequence number, payload, its loop, its future)
+_Item = tuple[int, bytes, asyncio.AbstractEventLoop, "asyncio.Future[None]"]
+
+
+class Wal:
+    def __init__(self, directory: Path, *, sync: bool = True, segment_records: int = SEGMENT_RECORDS) -> None:
+        """`sync=False` writes without fdatasync: a crash of the process loses nothing, a crash of the host
+        may (for a disk whose fsync costs more than the gateway can afford; docs/metering.md)."""
+        self.directory = directory
+        self.sync = sync
+        self.segment_records = segment_records
+        self.slot: Path | None = None
+        self.error: str | None = None
+        self.committed_seq = 0
+        self.records_written = 0
+        self._seq = 0
+        #: names this process's segments apart from those a previous one left in the slot (sequence
+        #: numbers start at 1 in every process)
+        self._token = f"{os.getpid()}-{secrets.token_hex(3)}"
+        self._released = 0
+        self._cond = threading.Condition()
+        self._batch = _Batch()
+        self._handoff: Handoff[_Item] = Handoff(self._take_over)
+        self._waiting = False
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._lock_fd: int | None = None
+        self._fd: int | None = None
+        self._segments: list[Segment] = []
+        self._files_lock = threading.Lock()
+
+    # life cycle -----------------------------------------------------------------------------------------
+    def open(self) -> list[Path]:
+        """Claim a slot and start the commit thread; the segment files to replay (oldest first), this slot's
+        and those of slots no process holds. Raises `WalUnavailable` when the directory cannot be used."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            leftovers = self._claim()
+        except OSError as exc:
+            raise WalUnavailable(f"{exc.strerror or exc} ({exc.filename or self.directory})") from None
+        self._thread = threading.Thread(target=self._run, name="owstack-ledger-wal", daemon=True)
+        self._thread.start()
+        return leftovers
+
+    def close(self) -> None:
+        """Commit what is queued, stop the thread, delete the segments whose records were all released."""
+        thread = self._thread
+        if thread is not None:
+            with self._cond:
+                self._stopping = True
+                self._cond.notify()
+            thread.join()
+            self._thread = None
+        self._delete_released(final=True)
+        for attr in ("_fd", "_lock_fd"):
+            fd = getattr(self, attr)
+            if fd is not None:
+                os.close(fd)
+                setattr(self, attr, None)
+
+    def _claim(self) -> list[Path]:
+        leftovers: list[Path] = []
+        mine: Path | None = None
+        for n in range(MAX_SLOTS):
+            slot = self.directory / f"slot-{n}"
+            slot.mkdir(exist_ok=True)
+            fd = _try_lock(slot)
+            if fd is None:
+                continue  # another live process writes here
+            files = sorted(slot.glob("*.wal"))
+            if mine is None:
+                mine, self._lock_fd = slot, fd
+                leftovers += files
+            else:  # a dead process's slot: adopt its segments, leave the slot free
+                for f in files:
+                    adopted = mine / f"adopted-{n}-{f.name}"
+                    f.rename(adopted)
+                    leftovers.append(adopted)
+                os.close(fd)
+        if mine is None:
+            raise OSError(f"all {MAX_SLOTS} slots are held by other processes")
+        self.slot = mine
+        return leftovers
+
+    def discard(self, path: Path) -> None:
+        """Delete a replayed leftover segment (its records are in the database now)."""
+        path.unlink(missing_ok=True)
+
+    # the request's side ---------------------------------------------------------------------------------
+    def append(self, payload: bytes) -> tuple[int, asyncio.Future[None]]:
+        """Queue one record (from the event loop): its sequence number and a future done once it is on disk
+        (`WalUnavailable` if it could not be written). The records of one loop turn reach the commit thread
+        together at the end of the turn, with one wake-up (`storage.threads.Handoff`)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        if self._thread is None or self._stopping:
+            future.set_exception(WalUnavailable("the ledger's write-ahead log is closed"))
+            return 0, future
+        self._seq += 1
+        self._handoff.add(loop, (self._seq, payload, loop, future))
+        return self._seq, future
+
+    def _take_over(self, items: list[_Item]) -> None:
+        with self._cond:
+            if self._thread is None or self._stopping:  # closed while they were on their way
+                _settle([(loop, future) for _, _, loop, future in items], WalUnavailable("the log is closed"))
+                return
+            batch = self._batch
+            if not batch.payloads:
+                batch.first = items[0][0]
+            for _, payload, loop, future in items:
+                batch.payloads.append(payload)
+                batch.done.append((loop, future))
+            if self._waiting:
+                self._waiting = False
+                self._cond.notify()
+
+    # the writer's side ----------------------------------------------------------------------------------
+    def release(self, seq: int) -> None:
+        """Every record up to `seq` is in the database: segments holding only such records can go."""
+        if seq > self._released:
+            self._released = seq
+            self._delete_released()
+
+    def read_from(self, seq: int, limit: int) -> list[tuple[int, bytes]]:
+        """Up to `limit` committed records with a sequence number >= `seq`, in order."""
+        out: list[tuple[int, bytes]] = []
+        with self._files_lock:
+            segments = [(s.first, s.path, s.size) for s in self._segments if s.last >= seq]
+        for first, path, size in segments:
+            for n, payload in enumerate(read_segment(path, size), start=first):
+                if n >= seq and n <= self.committed_seq:
+                    out.append((n, payload))
+                    if len(out) >= limit:
+                        return out
+        return out
+
+    # the commit thread ----------------------------------------------------------------------------------
+    def _run(self) -> None:
+        background_priority()  # never preempt the event loop on wake-up (storage/threads.py)
+        while True:
+            with self._cond:
+                while not self._batch.payloads and not self._stopping:
+                    self._waiting = True
+                    self._cond.wait()
+                batch, self._batch = self._batch, _Batch()
+                stopping = self._stopping
+            if batch.payloads:
+                self._commit(batch, batch.first)
+            if stopping:
+                with self._cond:
+                    if not self._batch.payloads:
+                        return
+
+    def _commit(self, batch: _Batch, first: int) -> None:
+        error: BaseException | None = None
+        try:
+            segment = self._segment_for(first, len(batch.payloads))
+            buf = b"".join(FRAME.pack(len(p), zlib.crc32(p)) + p for p in batch.payloads)
+            assert self._fd is not None
+            view = memoryview(buf)
+            while view:
+                view = view[os.write(self._fd, view) :]
+            if self.sync:
+                os.fdatasync(self._fd)
+            with self._files_lock:
+                segment.size += len(buf)
+                segment.last = first + len(batch.payloads) - 1
+            self.committed_seq = segment.last
+            self.records_written += len(batch.payloads)
+            if self.error is not None:
+                log.warning("ledger: the write-ahead log is written again (%s)", self.slot)
+                self.error = None
+        except OSError as exc:
+            error = WalUnavailable(f"{exc.strerror or exc} ({exc.filename or self.slot})")
+            if self.error is None:
+                log.error("ledger: the write-ahead log cannot be written: %s; retried with the next batch", error)
+            self.error = str(error)
+            self._drop_fd()  # the next batch starts a new segment
+        _settle(batch.done, error)
+
+    def _segment_for(self, first: int, count: int) -> Segment:
+        current = self._segments[-1] if self._segments and self._fd is not None else None
+        if current is not None and current.last - current.first + 1 + count <= self.segment_records:
+            return current
+        assert self.slot is not None
+        path = self.slot / f"seg-{self._token}-{first:016d}.wal"  # never a name a previous process used
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        _fsync_dir(self.slot)
+        self._drop_fd()
+        self._fd = fd
+        segment = Segment(first, path, last=first - 1)
+        with self._files_lock:
+            self._segments.append(segment)
+        self._delete_released()
+        return segment
+
+    def _drop_fd(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def _delete_released(self, *, final: bool = False) -> None:
+        """Delete the segments whose records are all released (the one being written only at the end)."""
+        with self._files_lock:
+            keep = []
+            for i, s in enumerate(self._segments):
+                current = i == len(self._segments) - 1 and not final
+                if not current and s.last >= s.first - 1 and s.last <= self._released:
+                    s.path.unlink(missing_ok=True)
+                else:
+                    keep.append(s)
+            self._segments = keep
+
+
+def read_segment(path: Path, size: int | None = None) -> Iterator[bytes]:
+    """The records of a segment file, in order, up to `size` bytes (None: all); stops at a torn tail."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return
+    if size is not None:
+        data = data[:size]
+    at = 0
+    while at + FRAME.size <= len(data):
+        length, crc = FRAME.unpack_from(data, at)
+        start = at + FRAME.size
+        payload = data[start : start + length]
+        if len(payload) < length or zlib.crc32(payload) != crc:
+            log.warning(
+                "ledger: %s ends in a torn record at byte %d (a crash mid-write); the rest is skipped", path, at
+            )
+            return
+        yield payload
+        at = start + length
+
+
+def _settle(done: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]], error: BaseException | None) -> None:
+    """Complete the futures, one call into each event loop for the whole batch."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for loop, future in done:
+        by_loop.setdefault(loop, []).append(future)
+    for loop, futures in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_complete, futures, error)
+        except RuntimeError:  # that loop is closed: nobody waits any more
+            pass
+
+
+def _complete(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+
+def _try_lock(slot: Path) -> int | None:
+    fd = os.open(slot / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

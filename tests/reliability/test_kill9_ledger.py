@@ -1,0 +1,97 @@
+"""kill -9 under load loses no record of an answered request (issue 14, item 3): the gateway, then its ledger
+process, killed with SIGKILL while 16 connections keep it busy, on SQLite and PostgreSQL. Every request id
+that got a complete 200 must be in the ledger once the next gateway has started (and replayed the
+write-ahead log the dead one left) and stopped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from psycopg import sql
+
+from owstack import storage
+from owstack.metering.journal import catch_up
+from procs import Proc, run_gateway
+from reliability.load import Load
+
+PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'owstack.db'}"
+        return
+    name = f"owstack_test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    try:
+        yield url
+    finally:
+        storage.dispose(url)
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def config(tmp: Path, upstream: Proc, url: str) -> dict[str, Any]:
+    return {
+        "storage": {"url": url},
+        "audit": {"directory": str(tmp / "audit"), "keys_directory": str(tmp / "audit-keys")},
+        "backends": {"up": {"engine": "vllm", "url": upstream.base_url, "model": "edge-model"}},
+        "layers": {"edge": {"backends": ["up"]}},
+    }
+
+
+def ledger_ids(url: str) -> set[str]:
+    catch_up(url)
+    with storage.engine(url).connect() as conn:
+        return {row[0] for row in conn.execute(sa.text("SELECT request_id FROM ledger"))}
+
+
+def ledger_process(gateway_pid: int) -> int:
+    """The gateway's ledger process (a child of its writer thread: children are listed per thread)."""
+    children = [
+        int(c) for t in Path(f"/proc/{gateway_pid}/task").iterdir() for c in (t / "children").read_text().split()
+    ]
+    for pid in children:
+        if "owstack.metering.ledger_process" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+            return pid
+    raise AssertionError("no ledger process")
+
+
+@pytest.mark.parametrize("victim", ["gateway", "ledger process"])
+def test_kill_9_under_load_loses_no_answered_request(
+    ledger_url: str, victim: str, fake_upstream: Proc, tmp_path: Path
+) -> None:
+    """Two rounds: the second gateway replays what the first left while it serves (and appends to its own
+    log), and is killed in turn."""
+    cfg = config(tmp_path, fake_upstream, ledger_url)
+    answered: set[str] = set()
+    outcomes = 0
+    for round_ in range(2):
+        with run_gateway(tmp_path, cfg) as gw:
+            with Load(gw.base_url, concurrency=16, prefix=f"k9{victim[0]}{round_}") as load:
+                assert load.wait_for(300)
+                if victim == "gateway":
+                    os.kill(gw.proc.pid, signal.SIGKILL)
+                    gw.proc.wait(30)
+                else:
+                    os.kill(ledger_process(gw.proc.pid), signal.SIGKILL)  # the gateway starts another
+                    assert load.wait_for(len(load.acknowledged) + 300)
+            answered |= set(load.acknowledged)
+            outcomes += load.outcomes["200"]
+    with run_gateway(tmp_path, cfg):  # the next start replays what the dead gateway's log held
+        pass  # stopped gracefully: its writer flushes into the database
+    recorded = ledger_ids(ledger_url)
+    lost = answered - recorded
+    assert len(answered) >= 600 and not lost, f"{len(lost)} of {len(answered)} answered requests lost"
+    assert outcomes == len(answered)
