@@ -22,6 +22,7 @@ GROUPS = (
     "compliance",  # audit, tenants erase, docs, bom
     "tenancy",  # keys, residency
     "mcp",  # mcp tools, approve, usage; egress proxy
+    "console",  # console (the web dashboard alone), console rebuild-rollups
 )
 
 app = typer.Typer(

@@ -62,6 +62,8 @@ class KeyRecord:
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
     label: str | None = None
+    #: may administer the console (`owstack keys create --admin`)
+    admin: bool = False
 
     def status(self, now: datetime | None = None) -> str:
         """`active`, `revoked` or `expired`."""
@@ -84,6 +86,7 @@ class KeyRecord:
             "expires_at": iso(self.expires_at),
             "revoked_at": iso(self.revoked_at),
             "status": self.status(),
+            "admin": self.admin,
         }
 
 
@@ -137,9 +140,10 @@ class KeyStore:
         expires: datetime | str | None = None,
         *,
         label: str | None = None,
+        admin: bool = False,
     ) -> tuple[str, KeyRecord]:
         """A new key for `tenant`: (the full key, to show once; its record). ValueError for bad input."""
-        record = _new_record(tenant, layers, expires, label)
+        record = dataclasses.replace(_new_record(tenant, layers, expires, label), admin=admin)
         for _ in range(3):  # a 48-bit key id collides rarely; try another
             key, key_id, digest = keyformat.new_key()
             record = dataclasses.replace(record, key_id=key_id)
@@ -323,6 +327,7 @@ def _row_values(record: KeyRecord, digest: bytes) -> dict[str, Any]:
         "created_at": record.created_at,
         "expires_at": record.expires_at,
         "revoked_at": None,
+        "admin": record.admin,
     }
 
 
@@ -339,6 +344,7 @@ def _stored(row: Any) -> _Stored:
         expires_at=expires_at,
         revoked_at=utc(row.revoked_at),
         label=row.label,
+        admin=bool(row.admin),
     )
     return _Stored(
         record=record,
