@@ -56,8 +56,8 @@ def console(
         app = Console(cfg, host=host)
     except ConfigError as exc:
         fail(str(exc))
-    open_, _ = open_mode_allowed(cfg, host)
-    who = "open to local users (no tenants, loopback)" if open_ and not cfg.file.ui.require_login else "sign-in required"
+    local = open_mode_allowed(cfg, host)[0] and not cfg.file.ui.require_login
+    who = "open to local users (no tenants, loopback)" if local else "sign-in required"
     typer.echo(f"owstack console: http://{_hostport(host, port)}/ui/ ({who}), database {_safe(cfg)}", err=True)
     import uvicorn
 

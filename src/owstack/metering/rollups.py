@@ -85,7 +85,10 @@ def unfiled(conn: sa.Connection, values: Sequence[tuple[Any, ...]]) -> Sequence[
         return values
     ranges: dict[int, list[int]] = {}
     for v in values:
-        ident = v[0]
+        try:
+            ident = int(v[0])
+        except (TypeError, ValueError):  # not an id the table can hold: the INSERT will say so
+            continue
         span = ranges.get(ident >> 32)
         if span is None:
             ranges[ident >> 32] = [ident, ident]
@@ -100,7 +103,14 @@ def unfiled(conn: sa.Connection, values: Sequence[tuple[Any, ...]]) -> Sequence[
         found.update(row[0] for row in conn.exec_driver_sql(sql, (low, high)))
     if not found:
         return values
-    return [v for v in values if v[0] not in found]
+    return [v for v in values if _id(v[0]) not in found]
+
+
+def _id(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 @lru_cache(maxsize=4)
