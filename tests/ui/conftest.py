@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from console_stack import Stack, filed, make_traffic, stack_config
 
 from owstack import storage
@@ -37,7 +38,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         globex, _ = keys.create("globex", label="globex app")
         storage.dispose(url)
         with run_gateway(tmp, config) as gateway:
-            stack = Stack(gateway, url, admin, acme, globex)
+            config_file = tmp / "console.yaml"
+            config_file.write_text(yaml.safe_dump(config))
+            stack = Stack(gateway, url, admin, acme, globex, tmp, config_file)
             make_traffic(stack)
             stack.rows = filed(url, 13)
             yield stack

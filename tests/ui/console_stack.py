@@ -23,6 +23,10 @@ class Stack:
     admin_key: str
     acme_key: str
     globex_key: str
+    #: the gateway's working directory (its audit log is owstack-audit/ there)
+    home: Path
+    #: the gateway's config file
+    config: Path
     #: ledger row ids of each tenant's requests
     rows: dict[str, list[int]] = field(default_factory=dict)
 
