@@ -4,6 +4,7 @@ the ranges a page may ask for (owstack.ui.ranges): the rules, one by one, withou
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,10 @@ def test_ranges_pick_a_grain_that_keeps_charts_short() -> None:
         assert rng.until > NOW and len(rng.buckets) <= 400
     ten_years = ranges.parse({"from": "2016-01-01", "to": "2025-12-31"}, now=NOW)
     assert ten_years.grain == DAY and len(ten_years.buckets) == 3653  # any range: a long one costs days, not rows
+    week = ranges.parse({"range": "7d"}, now=NOW)
+    spans = ranges.pieces(week)  # summed from six days and the hours at either end, exactly the range
+    assert spans[0][1] == week.since and spans[-1][2] == week.until
+    assert all(a[2] == b[1] for a, b in itertools.pairwise(spans)) and spans[1][0] == DAY
     with pytest.raises(ranges.BadRange, match="range"):
         ranges.parse({"range": "9y"}, now=NOW)
     with pytest.raises(ranges.BadRange, match="to"):

@@ -244,7 +244,7 @@ def insert_values(conn: sa.Connection, values: Sequence[tuple[Any, ...]], dims: 
         interned = dims.resolve(conn, fresh - ids.keys())
         ids = {**ids, **interned}
     # the rollups' sums, in the rows' transaction (they never drift); a batch filed before is not summed again
-    rollups.add(conn, rollups.unfiled(conn, values), ids, ROW_COLUMNS)
+    rollups.add(conn, rollups.unfiled(conn, values), ROW_COLUMNS, DIM_COLUMNS)
     dialect = conn.dialect.name
     when = _sqlite_time if dialect == "sqlite" else _utc
     # the driver's types: received_at as the dialect stores it, the dims' id at `dim`

@@ -18,21 +18,23 @@ from typing import Any
 import sqlalchemy as sa
 
 from owstack.metering import rollups
-from owstack.metering.ledger import ledger_rows
+from owstack.metering.ledger import ledger_dims, ledger_rows
 
 CHUNK = 20_000
-_NAMES = (
-    "id", "received_at", "dim", "status", "error_code", "client_disconnected", "prompt_tokens",
-    "completion_tokens", "reasoning_tokens", "cached_tokens", "tokens_estimated", "latency_s", "ttft_s",
-    "attempts", "cost_usd", "capital_usd", "counterfactual_usd",
-)  # fmt: skip
-_TS = _NAMES.index("received_at")
 
 
 def _seconds(value: Any) -> float:
     if isinstance(value, datetime):
         return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).timestamp()
     return float(value)
+
+
+def _query(last: int | None) -> Any:
+    r, d = ledger_rows.c, ledger_dims.c
+    picked = [r.id, *((d[n] if n in d and n not in r else r[n]) for n in rollups.FIELDS)]
+    query = sa.select(*picked).select_from(ledger_rows.join(ledger_dims, d.id == r.dim))
+    query = query.order_by(r.id).limit(CHUNK)
+    return query if last is None else query.where(r.id > last)
 
 
 def rebuild(
@@ -42,18 +44,14 @@ def rebuild(
     Returns (ledger rows read, rollup rows written)."""
     now = time.time() if now is None else now
     conn.execute(rollups.ledger_rollups.delete())
-    columns = [ledger_rows.c[n] for n in _NAMES]
     last: int | None = None
     rows_read = 0
     while True:
-        query = sa.select(*columns).order_by(ledger_rows.c.id).limit(CHUNK)
-        if last is not None:
-            query = query.where(ledger_rows.c.id > last)
-        chunk = conn.execute(query).all()
+        chunk = conn.execute(_query(last)).all()
         if not chunk:
             break
-        values = [(*r[:_TS], _seconds(r[_TS]), *r[_TS + 1 :]) for r in chunk]
-        rollups.upsert(conn, rollups.aggregate(values, {}, _NAMES, now=now))
+        shaped = [(_seconds(row[1]), *row[2:]) for row in chunk]
+        rollups.upsert(conn, rollups.aggregate(shaped, now=now))
         last = int(chunk[-1][0])
         rows_read += len(chunk)
         if progress is not None:

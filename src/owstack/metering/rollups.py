@@ -1,25 +1,26 @@
 """Ledger rollups: per-minute, per-hour and per-day sums of `ledger_rows`, kept in the transaction that
 files the rows, so that a dashboard never scans a million rows to draw a chart and never drifts from them.
 
-    new = unfiled(conn, values)            before the INSERT: the rows of a batch not in ledger_rows yet
-    add(conn, new, ids, columns)           their sums added to `ledger_rollups` (one upsert per bucket)
-    percentile(hist, q)                    a latency percentile from a summed histogram
+    new = unfiled(conn, values)                     before the INSERT: the batch's rows not filed yet
+    add(conn, new, ROW_COLUMNS, DIM_COLUMNS)        their sums added to `ledger_rollups` (one upsert statement)
+    percentile(hist, q)                             a latency percentile from a summed histogram
 
-One row of `ledger_rollups` per (grain, bucket, dim, status, error_code): `grain` is the bucket's width
-in seconds (60, 3600, 86400; UTC), `bucket` its start (POSIX seconds), `dim` the `ledger_dims` id (tenant,
-key, layer, backend, model...), `error_code` '' for none. It holds counts and sums (requests, tokens,
-costs, fallbacks, latencies) and two histograms, latency and time to first token, in 42 buckets whose
-upper bounds grow by a factor of sqrt(2) from 0.5 ms to 524 s (`BOUNDS_S`; `hist_<i>` and `ttft_<i>`).
-A percentile read from them is exact to the bucket, and interpolated inside it (log-linearly): within
-a fraction of a bucket's width (at most 41% apart, typically a few percent). Sums in columns rather
-than a blob so that the upsert is one SQL statement that both SQLite and PostgreSQL apply atomically
-(`ON CONFLICT ... DO UPDATE SET x = x + excluded.x`): concurrent filers cannot lose an update.
+One row of `ledger_rollups` per (grain, bucket, tenant, layer, backend, model, status, error_code): `grain`
+is the bucket's width in seconds (60, 3600, 86400; UTC), `bucket` its start (POSIX seconds), '' stands for
+a missing layer, backend, model or error code. The key holds what the console groups by, not the ledger's
+whole dimension row (key id, protocol, stream, finish reason ... multiply the combinations tenfold and more,
+and a rollup that has nearly as many rows as the ledger saves nothing). Each row holds counts and sums
+(requests, tokens, costs, fallbacks, latencies) and two histograms, latency and time to first token, in 42
+buckets whose upper bounds grow by sqrt(2) from 0.5 ms to 524 s (`BOUNDS_S`; `hist_<i>`, `ttft_<i>`): a
+percentile read from them is exact to the bucket and interpolated inside it. Sums are columns, not a blob,
+so that the upsert is one statement both SQLite and PostgreSQL apply atomically (`ON CONFLICT ... DO UPDATE
+SET x = x + excluded.x`): concurrent filers cannot lose an update.
 
-Minute rows are kept for `MINUTE_KEEP_S` (two days): enough for "the last hour" and "today" charts; hour
-and day rows are kept as long as the ledger. A batch that comes twice (the ledger process died after
-journaling it, and the gateway sent it again) is filed once, and counted once: `unfiled` looks up the
-batch's ids first (one range query per writer process, answered from the primary key). Existing ledgers
-are summed once by `owstack console rebuild-rollups` (`rollup_build.rebuild`; migration 0008 runs it).
+Minute rows are kept for `MINUTE_KEEP_S` (two days); hour and day rows as long as the ledger. A batch that
+comes twice (the ledger process died after journaling it, and the gateway sent it again) is filed once
+and counted once: `unfiled` looks its ids up first (one range query per writer process, on the primary
+key). Existing ledgers are summed by `rollup_build.rebuild` (migration 0008, `owstack console
+rebuild-rollups`).
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ BOUNDS_S: tuple[float, ...] = tuple(0.0005 * 2 ** (k / 2) for k in range(41))
 NBUCKETS = len(BOUNDS_S) + 1
 HIST = tuple(f"hist_{i}" for i in range(NBUCKETS))
 TTFT = tuple(f"ttft_{i}" for i in range(NBUCKETS))
-KEY = ("grain", "bucket", "dim", "status", "error_code")
+#: the grouping columns and their lengths (as ledger_dims declares them)
+GROUPING: tuple[tuple[str, int], ...] = (("tenant", 64), ("layer", 16), ("backend", 64), ("model", 256))
+KEY = ("grain", "bucket", *(name for name, _ in GROUPING), "status", "error_code")
 #: the summed columns, in the order of an accumulator list
 SUMS = (
     "requests", "prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens", "estimated",
@@ -52,8 +55,13 @@ SUMS = (
     "latency_n", "latency_sum_s", "ttft_n", "ttft_sum_s", *HIST, *TTFT,
 )  # fmt: skip
 _FLOATS = frozenset({"cost_usd", "capital_usd", "counterfactual_usd", "latency_sum_s", "ttft_sum_s"})
-_AT = {name: i for i, name in enumerate(SUMS)}
-_HIST0, _TTFT0 = _AT["hist_0"], _AT["ttft_0"]
+_HIST0, _TTFT0 = SUMS.index("hist_0"), SUMS.index("ttft_0")
+#: what `aggregate` reads from each row, in this order (`add` and the rebuild make rows of this shape)
+FIELDS = (
+    "received_at", "tenant", "layer", "backend", "model", "status", "error_code", "client_disconnected",
+    "prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens", "tokens_estimated", "latency_s",
+    "ttft_s", "attempts", "cost_usd", "capital_usd", "counterfactual_usd",
+)  # fmt: skip
 
 
 def _sum_column(name: str) -> sa.Column[Any]:
@@ -66,14 +74,23 @@ ledger_rollups = sa.Table(
     metadata,
     sa.Column("grain", sa.Integer, primary_key=True),
     sa.Column("bucket", sa.BigInteger, primary_key=True),
-    sa.Column("dim", sa.Integer, primary_key=True),
+    *(sa.Column(name, sa.String(length), primary_key=True) for name, length in GROUPING),
     sa.Column("status", sa.SmallInteger, primary_key=True),
     sa.Column("error_code", sa.String(64), primary_key=True),
     *(_sum_column(name) for name in SUMS),
 )
 
+Key = tuple[int, int, str, str, str, str, int, str]
+
 
 # filing ----------------------------------------------------------------------------------------------------
+
+
+def _id(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def unfiled(conn: sa.Connection, values: Sequence[tuple[Any, ...]]) -> Sequence[tuple[Any, ...]]:
@@ -81,13 +98,10 @@ def unfiled(conn: sa.Connection, values: Sequence[tuple[Any, ...]]) -> Sequence[
 
     Ids are a writer process's prefix (the high 32 bits) and a counter, so one batch spans one short id
     range per process: one range query each, which finds nothing unless the batch was filed before."""
-    if not values:
-        return values
     ranges: dict[int, list[int]] = {}
     for v in values:
-        try:
-            ident = int(v[0])
-        except (TypeError, ValueError):  # not an id the table can hold: the INSERT will say so
+        ident = _id(v[0])
+        if ident is None:  # not an id the table can hold: the INSERT will say so
             continue
         span = ranges.get(ident >> 32)
         if span is None:
@@ -101,24 +115,49 @@ def unfiled(conn: sa.Connection, values: Sequence[tuple[Any, ...]]) -> Sequence[
     sql = f"SELECT id FROM ledger_rows WHERE id >= {mark} AND id <= {mark}"
     for low, high in ranges.values():
         found.update(row[0] for row in conn.exec_driver_sql(sql, (low, high)))
-    if not found:
-        return values
-    return [v for v in values if _id(v[0]) not in found]
-
-
-def _id(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
+    return [v for v in values if _id(v[0]) not in found] if found else values
 
 
 @lru_cache(maxsize=4)
-def _positions(columns: tuple[str, ...]) -> tuple[int, ...]:
-    names = ("received_at", "dim", "status", "error_code", "client_disconnected", "prompt_tokens",
-             "completion_tokens", "reasoning_tokens", "cached_tokens", "tokens_estimated", "latency_s", "ttft_s",
-             "attempts", "cost_usd", "capital_usd", "counterfactual_usd")  # fmt: skip
-    return tuple(columns.index(n) for n in names)
+def _positions(columns: tuple[str, ...], dim_columns: tuple[str, ...]) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
+    """(where `dim` is in a ledger row, where the grouping columns are in a dims key, where FIELDS are)."""
+    dim_at = columns.index("dim")
+    in_key = tuple(dim_columns.index(name) for name, _ in GROUPING)
+    rest = tuple(-1 if name in {g for g, _ in GROUPING} else columns.index(name) for name in FIELDS)
+    return dim_at, in_key, rest
+
+
+#: (database URL, ledger_dims id) -> its grouping values, for rows that carry a dims id rather than its key
+_dims: dict[tuple[str, int], tuple[Any, ...]] = {}
+
+
+def _grouping_of_ids(conn: sa.Connection, ids: set[int]) -> dict[int, tuple[Any, ...]]:
+    where = str(conn.engine.url)
+    missing = [i for i in ids if (where, i) not in _dims]
+    if missing:
+        if len(_dims) > 50_000:
+            _dims.clear()
+        d = sa.table("ledger_dims", *(sa.column(n) for n in ("id", *(name for name, _ in GROUPING))))
+        for row in conn.execute(sa.select(d).where(d.c.id.in_(missing))):
+            _dims[(where, int(row[0]))] = tuple(row[1:])
+    return {i: _dims.get((where, i), (None,) * len(GROUPING)) for i in ids}
+
+
+def shaped(
+    conn: sa.Connection, values: Sequence[tuple[Any, ...]], columns: tuple[str, ...], dim_columns: tuple[str, ...]
+) -> list[tuple[Any, ...]]:
+    """Ledger rows (`record.row_values` order, `dim` a key tuple or a ledger_dims id) as FIELDS tuples."""
+    dim_at, in_key, rest = _positions(columns, dim_columns)
+    ids = {v[dim_at] for v in values if type(v[dim_at]) is int}
+    by_id = _grouping_of_ids(conn, ids) if ids else {}
+    out = []
+    for v in values:
+        dim = v[dim_at]
+        group = by_id[dim] if type(dim) is int else tuple(dim[i] for i in in_key) if type(dim) is tuple else None
+        if group is None:
+            continue
+        out.append((v[rest[0]], *group, *(v[i] for i in rest[len(GROUPING) + 1 :])))
+    return out
 
 
 def bucket_of(seconds: float) -> int:
@@ -126,83 +165,73 @@ def bucket_of(seconds: float) -> int:
     return bisect.bisect_left(BOUNDS_S, seconds)
 
 
-def aggregate(
-    values: Iterable[tuple[Any, ...]], ids: Mapping[Any, int], columns: tuple[str, ...], *, now: float | None = None
-) -> dict[tuple[int, int, int, int, str], list[Any]]:
-    """Sums per (grain, bucket, dim, status, error_code) of `values` (received_at as POSIX seconds; `dim` an
-    id, or a key tuple that `ids` maps to one). A row whose values are not numbers is left out (the database
-    refuses it anyway, or the caller's rebuild will count what the database kept)."""
-    (t_at, d_at, s_at, e_at, disc_at, p_at, c_at, r_at, ca_at, est_at, lat_at, tt_at, att_at, cost_at, cap_at,
-     cf_at) = _positions(columns)  # fmt: skip
+def _text(value: Any, limit: int) -> str:
+    return "" if value is None else str(value)[:limit]
+
+
+def aggregate(rows: Iterable[Sequence[Any]], *, now: float | None = None) -> dict[Key, list[Any]]:
+    """Sums per rollup key of `rows` (FIELDS order, received_at as POSIX seconds). A row whose values are not
+    numbers is left out (the database refuses it anyway; a rebuild counts what the database kept)."""
     width = len(SUMS)
-    minutes: dict[tuple[int, int, int, str], list[Any]] = {}
+    (_, tl), (_, ll), (_, bl), (_, ml) = GROUPING
     skip_minutes_before = (time.time() if now is None else now) - MINUTE_KEEP_S
-    old: dict[tuple[int, int, int, str], list[Any]] = {}  # rows too old for minute rows: hour buckets
-    for v in values:
+    fine: dict[tuple[Any, ...], list[Any]] = {}  # minute buckets, or hour buckets for rows too old for minutes
+    for r in rows:
         try:
-            ts = float(v[t_at])
-            dim = v[d_at]
-            if type(dim) is not int:
-                dim = ids[dim]
-            code = v[e_at] or ""
-            if ts >= skip_minutes_before:
-                key = (int(ts // MINUTE) * MINUTE, dim, int(v[s_at]), code)
-                acc = minutes.get(key)
-                if acc is None:
-                    acc = minutes[key] = [0] * width
-            else:
-                key = (int(ts // HOUR) * HOUR, dim, int(v[s_at]), code)
-                acc = old.get(key)
-                if acc is None:
-                    acc = old[key] = [0] * width
-            _add_row(acc, v, p_at, c_at, r_at, ca_at, est_at, disc_at, att_at, cost_at, cap_at, cf_at, lat_at, tt_at)
-        except (TypeError, ValueError, KeyError, IndexError):
+            ts = float(r[0])
+            grain = MINUTE if ts >= skip_minutes_before else HOUR
+            key = (grain, int(ts // grain) * grain, _text(r[1], tl), _text(r[2], ll), _text(r[3], bl),
+                   _text(r[4], ml), int(r[5]), r[6] or "")  # fmt: skip
+            acc = fine.get(key)
+            if acc is None:
+                acc = fine[key] = [0] * width
+            _add_row(acc, r)
+        except (TypeError, ValueError, IndexError):
             continue
-    out: dict[tuple[int, int, int, int, str], list[Any]] = {(MINUTE, *k): acc for k, acc in minutes.items()}
-    for source, grains in ((minutes, (HOUR, DAY)), (old, (HOUR, DAY))):
-        for (start, dim, status, code), acc in source.items():
-            for grain in grains:
-                key5 = (grain, start - start % grain, dim, status, code)
-                into = out.get(key5)
-                if into is None:
-                    out[key5] = list(acc)
-                else:
-                    for i, x in enumerate(acc):
-                        if x:
-                            into[i] += x
+    out: dict[Any, list[Any]] = {}
+    for key, acc in fine.items():
+        grain, start, *rest = key
+        if grain == MINUTE:
+            out[key] = acc
+        for coarser in (HOUR, DAY):
+            wider = (coarser, start - start % coarser, *rest)
+            into = out.get(wider)
+            if into is None:
+                out[wider] = list(acc)
+            else:
+                for i, x in enumerate(acc):
+                    if x:
+                        into[i] += x
     return out
 
 
-def _add_row(acc: list[Any], v: tuple[Any, ...], *at: int) -> None:
-    p_at, c_at, r_at, ca_at, est_at, disc_at, att_at, cost_at, cap_at, cf_at, lat_at, tt_at = at
+def _add_row(acc: list[Any], r: Sequence[Any]) -> None:
+    disconnected, prompt, completion, reasoning, cached, estimated, latency, ttft, attempts = r[7:16]
+    cost, capital, counterfactual = r[16:19]
     acc[0] += 1
-    acc[1] += int(v[p_at])
-    acc[2] += int(v[c_at])
-    acc[3] += int(v[r_at])
-    acc[4] += int(v[ca_at])
-    if v[est_at]:
+    acc[1] += int(prompt)
+    acc[2] += int(completion)
+    acc[3] += int(reasoning)
+    acc[4] += int(cached)
+    if estimated:
         acc[5] += 1
-    if v[disc_at]:
+    if disconnected:
         acc[6] += 1
-    attempts = v[att_at]
     if attempts and attempts > 1:
         acc[7] += int(attempts) - 1
-    cost = v[cost_at]
     if cost is None:
         acc[8] += 1
     else:
         acc[9] += float(cost)
-    if v[cap_at] is not None:
-        acc[10] += float(v[cap_at])
-    if v[cf_at] is not None:
-        acc[11] += float(v[cf_at])
-    latency = v[lat_at]
+    if capital is not None:
+        acc[10] += float(capital)
+    if counterfactual is not None:
+        acc[11] += float(counterfactual)
     if latency is not None:
         latency = float(latency)
         acc[12] += 1
         acc[13] += latency
         acc[_HIST0 + bisect.bisect_left(BOUNDS_S, latency)] += 1
-    ttft = v[tt_at]
     if ttft is not None:
         ttft = float(ttft)
         acc[14] += 1
@@ -221,6 +250,12 @@ def _upsert_sql(dialect: str) -> str:
     )
 
 
+def upsert(conn: sa.Connection, sums: Mapping[Key, Sequence[Any]]) -> None:
+    """Add `aggregate`'s sums to the table: one executemany of one upsert statement."""
+    if sums:
+        conn.exec_driver_sql(_upsert_sql(conn.dialect.name), [(*key, *acc) for key, acc in sums.items()])
+
+
 #: the hour (POSIX hours) of the last minute-row pruning, per database URL
 _pruned: dict[str, int] = {}
 
@@ -228,30 +263,23 @@ _pruned: dict[str, int] = {}
 def add(
     conn: sa.Connection,
     values: Sequence[tuple[Any, ...]],
-    ids: Mapping[Any, int],
     columns: tuple[str, ...],
+    dim_columns: tuple[str, ...],
     *,
     now: float | None = None,
 ) -> int:
-    """Add the sums of `values` to `ledger_rollups` on `conn`, in the caller's transaction; once an hour
-    (per process and database) delete minute rows past `MINUTE_KEEP_S`. Returns the rollup rows touched."""
+    """Add the sums of ledger rows `values` to `ledger_rollups` on `conn`, in the caller's transaction; once an
+    hour (per process and database) delete minute rows past `MINUTE_KEEP_S`. Returns the rollup rows touched."""
     if not values:
         return 0
     now = time.time() if now is None else now
-    sums = aggregate(values, ids, columns, now=now)
+    sums = aggregate(shaped(conn, values, columns, dim_columns), now=now)
     upsert(conn, sums)
     hour, where = int(now // HOUR), str(conn.engine.url)
     if _pruned.get(where) != hour:
         prune(conn, now)
         _pruned[where] = hour
     return len(sums)
-
-
-def upsert(conn: sa.Connection, sums: Mapping[tuple[int, int, int, int, str], Sequence[Any]]) -> None:
-    """Add `aggregate`'s sums to the table: one executemany of one upsert statement."""
-    if sums:
-        params = [(*key, *acc) for key, acc in sums.items()]
-        conn.exec_driver_sql(_upsert_sql(conn.dialect.name), params)
 
 
 def prune(conn: sa.Connection, now: float) -> None:

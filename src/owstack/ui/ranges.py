@@ -59,6 +59,31 @@ class Range:
         return _utc(self.until - 1).strftime("%Y-%m-%d")
 
 
+def pieces(rng: Range) -> list[tuple[int, int, int]]:
+    """(grain, since, until) spans that cover the range exactly, each at the coarsest grain that fits: a week
+    at hour grain is read as six days and about a day of hours (a fifth of the rows to sum)."""
+    grains = [g for g in (DAY, HOUR, MINUTE) if g >= rng.grain]
+    out: list[tuple[int, int, int]] = []
+
+    def cover(since: int, until: int, at: int) -> None:
+        if since >= until:
+            return
+        grain = grains[at]
+        if at == len(grains) - 1:
+            out.append((grain, since, until))
+            return
+        low, high = -(-since // grain) * grain, until // grain * grain
+        if low >= high:
+            cover(since, until, at + 1)
+            return
+        cover(since, low, at + 1)
+        out.append((grain, low, high))
+        cover(high, until, at + 1)
+
+    cover(rng.since, rng.until, 0)
+    return out
+
+
 def _utc(ts: int) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 

@@ -20,8 +20,6 @@ if TYPE_CHECKING:
     from owstack.config.load import Config
 
 NONE = "(none)"
-#: what the usage page can group by, and how each reads a dims row
-GROUPS: tuple[str, ...] = ("tenant", "layer", "backend", "model", "adapter", "key", "protocol")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +52,8 @@ class DimsCache:
         self._stamp: tuple[int, int] | None = None
         self.by_id: dict[int, Dim] = {}
 
-    def _adapter(self, backend: str | None, model: str | None) -> str | None:
+    def adapter(self, backend: str | None, model: str | None) -> str | None:
+        """The adapter a model name selects: what follows the backend's own model id and a colon."""
         base = self._models.get(backend or "")
         if model and base and model.startswith(base + ":") and len(model) > len(base) + 1:
             return model[len(base) + 1 :]
@@ -83,7 +82,7 @@ class DimsCache:
                 r.reasoning_policy,
                 r.cost_kind,
                 r.counterfactual_model,
-                self._adapter(r.backend, r.model),
+                self.adapter(r.backend, r.model),
             )
             for r in rows
         }

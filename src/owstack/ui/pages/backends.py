@@ -28,10 +28,9 @@ def _where(url: str | None) -> str:
 
 
 def load(conn: sa.Connection, page: Page, tenant: str | None) -> dict[str, Any]:
-    dims = page.console.dims.refresh(conn)
     until = (int(time.time()) // MINUTE + 1) * MINUTE
     hour = Range(until - 3600, until, MINUTE, "1h")
-    groups, _ = usage.groups(usage.rows(conn, hour, tenant), dims, "backend")
+    groups, _ = usage.groups(conn, hour, "backend", tenant=tenant)
     keep = page.console.dims.matching(conn, lambda d: tenant is None or d.tenant == tenant)
     failed = requests.page(conn, requests.Filters(dims=None if tenant is None else keep, failures=True), None, FAILURES)
     return {"hour": {g.key: g for g in groups}, "failures": failed}

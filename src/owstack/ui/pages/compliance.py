@@ -27,17 +27,13 @@ def _directory(page: Page) -> Path:
 
 
 def load(conn: sa.Connection, page: Page, rng: Range) -> dict[str, Any]:
-    dims = page.console.dims.refresh(conn)
-    found = [r for r in usage.rows(conn, per_day(rng), None) if r[2] in requests.REFUSALS]
-    by_code, total = usage.groups([(d, s, c, row) for d, s, c, row in found], dims, "tenant")
-    codes: dict[str, int] = {}
-    for _, _, code, row in found:
-        codes[code] = codes.get(code, 0) + int(row[0] or 0)
+    refused = [usage.R.error_code.in_(requests.REFUSALS)]
+    by_tenant, total = usage.groups(conn, per_day(rng), "tenant", percentiles=False, where=refused)
     recent = requests.page(conn, requests.Filters(codes=requests.REFUSALS), None, 20)
     directory = _directory(page)
     return {
-        "codes": sorted(codes.items(), key=lambda kv: -kv[1]),
-        "refusals_by_tenant": by_code,
+        "codes": sorted(total.codes.items(), key=lambda kv: -kv[1]),
+        "refusals_by_tenant": by_tenant,
         "refusals": total.requests,
         "recent": recent,
         "last_check": checks.last(conn),

@@ -41,12 +41,11 @@ def _measured(total: usage.Group, days: float) -> dict[str, float]:
 
 
 def load(conn: sa.Connection, page: Page, rng: Range, tenant: str | None) -> dict[str, Any]:
-    dims = page.console.dims.refresh(conn)
     chart = per_day(rng)
     out: dict[str, Any] = {
         "points": usage.series(conn, chart, tenant),
         "chart_grain": chart.grain,
-        "total": usage.groups(usage.rows(conn, rng, tenant), dims, "tenant")[1],
+        "total": usage.totals(conn, rng, tenant),
         "pending": usage.journal_pending(conn),
         "tenants": page.console.dims.values(conn, "tenant") if page.viewer.admin else [],
         "breakeven": None,
@@ -55,7 +54,7 @@ def load(conn: sa.Connection, page: Page, rng: Range, tenant: str | None) -> dic
     if page.viewer.admin and tenant is None:
         until = (int(time.time()) // HOUR + 1) * HOUR
         week = Range(until - WINDOW_DAYS * DAY, until, HOUR, "7d")
-        by_backend, week_total = usage.groups(usage.rows(conn, week, None), dims, "backend")
+        by_backend, week_total = usage.groups(conn, week, "backend", percentiles=False)
         tokens = {g.key: int(g.prompt_tokens + g.completion_tokens) for g in by_backend}
         out["breakeven"] = breakeven.breakeven(page.config, _measured(week_total, WINDOW_DAYS), tokens)
         out["payback"] = breakeven.payback(page.config, _all_time(conn))

@@ -30,7 +30,6 @@ def _pins(conn: sa.Connection, url: str) -> list[Pin]:
 
 
 def load(conn: sa.Connection, page: Page, rng: Range) -> dict[str, Any]:
-    dims = page.console.dims.refresh(conn)
     daily = per_day(rng)
     blocked = {b: 0 for b in daily.buckets}
     r = usage.R
@@ -39,7 +38,7 @@ def load(conn: sa.Connection, page: Page, rng: Range) -> dict[str, Any]:
     )
     for bucket, count in conn.execute(query.group_by(r.bucket)):
         blocked[int(bucket)] = int(count or 0)
-    tools, _ = usage.groups(usage.rows(conn, rng, None), dims, "model", keep=lambda d: d.protocol == "mcp")
+    tools, _ = usage.groups(conn, rng, "model", where=[usage.R.backend.like("mcp:%")])
     return {"blocked": blocked, "daily_grain": daily.grain, "tools": tools, "pins": _pins(conn, page.console.url)}
 
 

@@ -30,12 +30,15 @@ def _month(now: float) -> Range:
 
 
 def load(conn: sa.Connection, page: Page, tenant: str | None) -> dict[str, Any]:
-    dims = page.console.dims.refresh(conn)
     now = time.time()
     minute = (int(now) // MINUTE) * MINUTE
-    month, _ = usage.groups(usage.rows(conn, _month(now), tenant), dims, "tenant")
-    last, _ = usage.groups(usage.rows(conn, Range(minute - MINUTE, minute, MINUTE, "1m"), tenant), dims, "tenant")
-    this, _ = usage.groups(usage.rows(conn, Range(minute, minute + MINUTE, MINUTE, "1m"), tenant), dims, "tenant")
+
+    def by_tenant(rng: Range) -> list[usage.Group]:
+        return usage.groups(conn, rng, "tenant", tenant=tenant, percentiles=False)[0]
+
+    month = by_tenant(_month(now))
+    last = by_tenant(Range(minute - MINUTE, minute, MINUTE, "1m"))
+    this = by_tenant(Range(minute, minute + MINUTE, MINUTE, "1m"))
     return {
         "month": {g.key: g for g in month},
         "last_minute": {g.key: g for g in last},

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from owstack.ui import web
 from owstack.ui.data import usage
-from owstack.ui.data.dims import GROUPS
+from owstack.ui.data.usage import GROUPS
 from owstack.ui.page import Page
 from owstack.ui.pages.common import presets, scope
 from owstack.ui.ranges import Range
@@ -31,8 +31,7 @@ def _by(page: Page) -> str:
 
 
 def load(conn: sa.Connection, page: Page, rng: Range, tenant: str | None, by: str) -> dict[str, Any]:
-    dims = page.console.dims.refresh(conn)
-    groups, total = usage.groups(usage.rows(conn, rng, tenant), dims, by)
+    groups, total = usage.groups(conn, rng, by, tenant=tenant, adapter=page.console.dims.adapter)
     return {
         "groups": groups,
         "total": total,

@@ -47,11 +47,16 @@ def upgrade() -> None:
         "ledger_rollups",
         sa.Column("grain", sa.Integer, nullable=False),
         sa.Column("bucket", sa.BigInteger, nullable=False),
-        sa.Column("dim", sa.Integer, nullable=False),
+        sa.Column("tenant", sa.String(64), nullable=False),
+        sa.Column("layer", sa.String(16), nullable=False),
+        sa.Column("backend", sa.String(64), nullable=False),
+        sa.Column("model", sa.String(256), nullable=False),
         sa.Column("status", sa.SmallInteger, nullable=False),
         sa.Column("error_code", sa.String(64), nullable=False),
         *_sums(),
-        sa.PrimaryKeyConstraint("grain", "bucket", "dim", "status", "error_code", name="pk_ledger_rollups"),
+        sa.PrimaryKeyConstraint(
+            "grain", "bucket", "tenant", "layer", "backend", "model", "status", "error_code", name="pk_ledger_rollups"
+        ),
     )
     op.create_table(
         "console_verifications",
