@@ -34,6 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,9 @@ OUTCOMES = [(200, None, 0.96), (429, "rate_limit_exceeded", 0.01), (403, "reside
             (400, "guard_blocked", 0.004), (502, "upstream_error", 0.012), (401, "invalid_api_key", 0.01)]  # fmt: skip
 
 
-def synthetic(rows: int, seed: int = 1) -> Any:
-    """`record.row_values` tuples, oldest first, in batches of BATCH."""
+def synthetic(rows: int, seed: int = 1, span_s: float = 30 * DAY) -> Any:
+    """`record.row_values` tuples, oldest first, spread over the `span_s` seconds before now, in batches of
+    BATCH."""
     from owstack.metering.record import new_id
 
     rng = random.Random(seed)
@@ -67,7 +69,7 @@ def synthetic(rows: int, seed: int = 1) -> Any:
     status_weights = [o[2] for o in OUTCOMES]
     batch: list[tuple[Any, ...]] = []
     for i in range(rows):
-        ts = now - 30 * DAY + 30 * DAY * i / rows
+        ts = now - span_s + span_s * i / rows
         tenant = TENANTS[min(int(rng.paretovariate(1.2)) - 1, len(TENANTS) - 1)]
         layer = rng.choices(layer_names, layer_weights)[0]
         backend = rng.choice(LAYERS[layer][0])
@@ -95,7 +97,7 @@ def synthetic(rows: int, seed: int = 1) -> Any:
         yield batch
 
 
-def file_rows(url: str, rows: int, *, rollups_on: bool = True) -> float:
+def file_rows(url: str, rows: int, *, rollups_on: bool = True, span_s: float = 30 * DAY) -> float:
     """File `rows` synthetic requests; µs of CPU per row spent in `write_values` (SQL, interning, rollups): the
     thread's CPU time, which waiting for a core on a busy machine does not inflate."""
     from owstack import storage
@@ -109,7 +111,7 @@ def file_rows(url: str, rows: int, *, rollups_on: bool = True) -> float:
         rollups.add, rollups.unfiled = (lambda *a, **k: 0), (lambda conn, values: values)  # type: ignore[assignment]
     try:
         with storage.engine(url).connect() as conn:
-            for n, batch in enumerate(synthetic(rows)):
+            for n, batch in enumerate(synthetic(rows, span_s=span_s)):
                 started = time.thread_time()
                 ledger.write_values(conn, batch, dims)
                 spent += time.thread_time() - started
@@ -197,13 +199,20 @@ async def drive(port: int, seconds: float, concurrency: int) -> int:
     return done
 
 
+def load(port: int, seconds: float, concurrency: int) -> int:
+    """`drive` on a thread of its own (Playwright's sync API keeps an event loop on this one)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, drive(port, seconds, concurrency)).result()
+
+
 def gateway_ab(db: Path, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     up_port = free_port()
     upstream = start("upstream", [sys.executable, str(REPO / "tests" / "fakes" / "upstream.py"), str(up_port)],
                      workdir=work, cores=None)  # fmt: skip
-    results: dict[str, dict[str, list[float]]] = {k: {"cpu_us": [], "rps": [], "ledger_cpu_us": []} for k in "AB"}
+    kinds = args.variants.split(",")
+    results: dict[str, dict[str, list[float]]] = {k: {"cpu_us": [], "rps": [], "ledger_cpu_us": []} for k in kinds}
     try:
         wait_http(upstream, f"http://127.0.0.1:{up_port}/health")
         with sync_playwright() as p:
@@ -211,13 +220,13 @@ def gateway_ab(db: Path, args: argparse.Namespace, work: Path) -> dict[str, Any]
                 "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                 "--no-first-run"])  # fmt: skip
             for round_ in range(args.rounds):
-                for kind in "AB" if round_ % 2 == 0 else "BA":
+                for kind in kinds if round_ % 2 == 0 else kinds[::-1]:
                     port = free_port()
                     config = {
                         "storage": {"url": f"sqlite:///{db}"},
                         "backends": {"up": {"engine": "vllm", "url": f"http://127.0.0.1:{up_port}/v1", "model": "fake",
                                             "health_check": False}},
-                        "ui": {"enabled": kind == "B", "refresh_s": args.refresh_s},
+                        "ui": {"enabled": kind != "A", "refresh_s": args.refresh_s},
                     }  # fmt: skip
                     (work / f"gw-{port}.yaml").write_text(yaml.safe_dump(config))
                     cmd = [sys.executable, "-m", "owstack", "serve", "--config", str(work / f"gw-{port}.yaml"),
@@ -226,15 +235,15 @@ def gateway_ab(db: Path, args: argparse.Namespace, work: Path) -> dict[str, Any]
                     page = None
                     try:
                         wait_http(gw, f"http://127.0.0.1:{port}/readyz")
-                        asyncio.run(drive(port, 3, args.concurrency))  # warm-up
+                        load(port, 3, args.concurrency)  # warm-up
                         if kind == "B":
                             page = chromium.new_page()
                             page.goto(f"http://127.0.0.1:{port}/ui/?refresh=on")
-                            page.wait_for_function("() => document.querySelectorAll('figure.chart.drawn').length >= 2")
+                            page.wait_for_function("() => document.querySelectorAll('figure.chart.drawn').length >= 3")
                         ledger = [pid for pid in tree_pids(gw.pid) if pid != gw.pid]
                         before = cpu_seconds(gw.pid), sum(cpu_seconds(p) for p in ledger)
                         started = time.monotonic()
-                        n = asyncio.run(drive(port, args.seconds, args.concurrency))
+                        n = load(port, args.seconds, args.concurrency)
                         elapsed = time.monotonic() - started
                         after = cpu_seconds(gw.pid), sum(cpu_seconds(p) for p in ledger)
                         results[kind]["cpu_us"].append((after[0] - before[0]) / n * 1e6)
@@ -251,9 +260,9 @@ def gateway_ab(db: Path, args: argparse.Namespace, work: Path) -> dict[str, Any]
     finally:
         upstream.stop()
     median = {k: {m: statistics.median(v) for m, v in r.items()} for k, r in results.items()}
-    return {"rounds": results, "median": median,
-            "cpu_ratio": median["B"]["cpu_us"] / median["A"]["cpu_us"],
-            "rps_ratio": median["B"]["rps"] / median["A"]["rps"]}  # fmt: skip
+    ratios = {k: {"cpu": median[k]["cpu_us"] / median["A"]["cpu_us"], "rps": median[k]["rps"] / median["A"]["rps"]}
+              for k in kinds if k != "A"}  # fmt: skip
+    return {"rounds": results, "median": median, "ratios_to_A": ratios}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -267,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=40.0, help="seconds of traffic per round")
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--refresh-s", type=int, default=30, help="the browser's auto-refresh interval (ui.refresh_s)")
+    p.add_argument("--variants", default="A,B", help="A: console off; B: on, a browser on the overview; C: on, none")
+    p.add_argument("--skip-pages", action="store_true")
     args = p.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="owstack-console-bench-"))
     out: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}}
@@ -274,26 +285,30 @@ def main(argv: list[str] | None = None) -> int:
     if args.db is None:
         say(f"filing {args.rows:,} rows into {db}")
         out["filing_us_per_row"] = file_rows(f"sqlite:///{db}", args.rows)
-        out["filing_us_per_row_without_rollups"] = file_rows(
-            f"sqlite:///{work / 'base.db'}", args.baseline, rollups_on=False
-        )
-        out["filing_us_per_row_with_rollups_same_size"] = file_rows(f"sqlite:///{work / 'same.db'}", args.baseline)
-        say(f"filing (CPU): {out['filing_us_per_row']:.1f} µs/row ({args.rows:,} rows); first {args.baseline:,}: "
-            f"{out['filing_us_per_row_with_rollups_same_size']:.1f} with rollups, "
-            f"{out['filing_us_per_row_without_rollups']:.1f} without")  # fmt: skip
+        say(f"filing (CPU): {out['filing_us_per_row']:.1f} µs/row ({args.rows:,} rows over 30 days)")
+        # the rollups' cost: `--baseline` rows with and without them, as history (a batch spans 43 minutes of
+        # 30 days compressed: many minute rows per batch, the dear case) and as live traffic at 1,000 requests/s
+        # (a batch spans about a second, as the writer's flush interval makes it)
+        for name, span in (("history", 30 * DAY * args.baseline / args.rows), ("live", args.baseline / 1000)):
+            for on in (True, False):
+                key = f"filing_{name}_us_per_row_{'with' if on else 'without'}_rollups"
+                out[key] = file_rows(f"sqlite:///{work / f'{key}.db'}", args.baseline, rollups_on=on, span_s=span)
+            say(f"filing {args.baseline:,} rows as {name}: {out[f'filing_{name}_us_per_row_with_rollups']:.1f} µs/row "
+                f"with rollups, {out[f'filing_{name}_us_per_row_without_rollups']:.1f} without")  # fmt: skip
     copy = work / "pages.db"
     shutil.copyfile(db, copy)
-    say("pages:")
-    out["pages"] = asyncio.run(time_pages(f"sqlite:///{copy}", args.repeat))
-    slowest = max(out["pages"].items(), key=lambda kv: kv[1]["max_ms"])
-    costliest = max(out["pages"].items(), key=lambda kv: kv[1]["cpu_max_ms"])
-    say(f"slowest page: {slowest[0]} {slowest[1]['max_ms']:.0f} ms wall; most CPU: {costliest[0]} "
-        f"{costliest[1]['cpu_max_ms']:.0f} ms")  # fmt: skip
+    if not args.skip_pages:
+        say("pages:")
+        out["pages"] = asyncio.run(time_pages(f"sqlite:///{copy}", args.repeat))
+        slowest = max(out["pages"].items(), key=lambda kv: kv[1]["max_ms"])
+        costliest = max(out["pages"].items(), key=lambda kv: kv[1]["cpu_max_ms"])
+        say(f"slowest page: {slowest[0]} {slowest[1]['max_ms']:.0f} ms wall; most CPU: {costliest[0]} "
+            f"{costliest[1]['cpu_max_ms']:.0f} ms")  # fmt: skip
     if not args.skip_gateway:
-        say("gateway, console off (A) and on with a browser on the overview (B):")
+        say("gateway: console off (A); on, a browser on the overview refreshing (B); on, no browser (C):")
         out["gateway"] = gateway_ab(copy, args, work)
-        g = out["gateway"]
-        say(f"gateway CPU per request B/A: {g['cpu_ratio']:.3f}; requests per second B/A: {g['rps_ratio']:.3f}")
+        for kind, ratio in out["gateway"]["ratios_to_A"].items():
+            say(f"gateway CPU per request {kind}/A: {ratio['cpu']:.3f}; requests/s {kind}/A: {ratio['rps']:.3f}")
     result = BENCH / "results" / f"console-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.json"
     result.write_text(
         json.dumps(out, indent=1, default=lambda x: None if isinstance(x, float) and math.isnan(x) else x)

@@ -17,7 +17,7 @@ import pytest
 from console_stack import Stack
 
 PAGES = ("/ui/", "/ui/usage", "/ui/backends", "/ui/tenants", "/ui/requests", "/ui/compliance", "/ui/security")
-CHARTS = {"/ui/": 2, "/ui/usage": 2, "/ui/security": 1}
+CHARTS = {"/ui/": 3, "/ui/usage": 2, "/ui/security": 1}
 #: the page, its script and its stylesheet (cached after the first page)
 MAX_REQUESTS = 5
 
@@ -96,13 +96,13 @@ def test_the_opt_in_refresh_redraws_without_reloading(signed_in: Any, stack: Sta
     page = signed_in(stack.admin_key)
     problems = watch(page)
     page.goto(stack.gateway.url + "/ui/?refresh=on")
-    page.wait_for_function("() => document.querySelectorAll('figure.chart.drawn').length >= 2")
+    page.wait_for_function("() => document.querySelectorAll('figure.chart.drawn').length >= 3")
     page.evaluate("document.querySelector('main h1').dataset.before = 'yes'")
     with page.expect_response(lambda r: r.request.headers.get("hx-request") == "true", timeout=60_000) as got:
         pass
     assert got.value.status == 200
     page.wait_for_function("() => !document.querySelector('main h1').dataset.before")  # main was swapped...
-    page.wait_for_function("() => document.querySelectorAll('figure.chart.drawn').length >= 2")  # ...and redrawn
+    page.wait_for_function("() => document.querySelectorAll('figure.chart.drawn').length >= 3")  # ...and redrawn
     assert page.evaluate("document.querySelectorAll('header.top').length") == 1  # the layout was not
     assert problems == []
 

@@ -29,9 +29,12 @@ def _seconds(value: Any) -> float:
     return float(value)
 
 
+_GROUPING = tuple(name for name, _ in rollups.GROUPING)
+
+
 def _query(last: int | None) -> Any:
     r, d = ledger_rows.c, ledger_dims.c
-    picked = [r.id, *((d[n] if n in d and n not in r else r[n]) for n in rollups.FIELDS)]
+    picked = [r.id, r.received_at, *(d[n] for n in _GROUPING), *(r[n] for n in rollups.FIELDS[2:])]
     query = sa.select(*picked).select_from(ledger_rows.join(ledger_dims, d.id == r.dim))
     query = query.order_by(r.id).limit(CHUNK)
     return query if last is None else query.where(r.id > last)
@@ -50,7 +53,15 @@ def rebuild(
         chunk = conn.execute(_query(last)).all()
         if not chunk:
             break
-        shaped = [(_seconds(row[1]), *row[2:]) for row in chunk]
+        width = 2 + len(_GROUPING)
+        groups: dict[tuple[Any, ...], tuple[str, ...]] = {}
+        shaped = []
+        for row in chunk:
+            names = tuple(row[2:width])
+            group = groups.get(names)
+            if group is None:
+                group = groups[names] = rollups.group_of(names)
+            shaped.append((_seconds(row[1]), group, *row[width:]))
         rollups.upsert(conn, rollups.aggregate(shaped, now=now))
         last = int(chunk[-1][0])
         rows_read += len(chunk)

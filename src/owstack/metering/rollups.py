@@ -30,6 +30,7 @@ import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -56,12 +57,14 @@ SUMS = (
 )  # fmt: skip
 _FLOATS = frozenset({"cost_usd", "capital_usd", "counterfactual_usd", "latency_sum_s", "ttft_sum_s"})
 _HIST0, _TTFT0 = SUMS.index("hist_0"), SUMS.index("ttft_0")
-#: what `aggregate` reads from each row, in this order (`add` and the rebuild make rows of this shape)
+#: what `aggregate` reads from each row, in this order: the time, the grouping values as one tuple
+#: (`group_of`), then these ledger columns (`add` and the rebuild make rows of this shape)
 FIELDS = (
-    "received_at", "tenant", "layer", "backend", "model", "status", "error_code", "client_disconnected",
-    "prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens", "tokens_estimated", "latency_s",
-    "ttft_s", "attempts", "cost_usd", "capital_usd", "counterfactual_usd",
+    "received_at", "group", "status", "error_code", "client_disconnected", "prompt_tokens", "completion_tokens",
+    "reasoning_tokens", "cached_tokens", "tokens_estimated", "latency_s", "ttft_s", "attempts", "cost_usd",
+    "capital_usd", "counterfactual_usd",
 )  # fmt: skip
+_ROW = FIELDS[2:]  # read from a ledger row as they are
 
 
 def _sum_column(name: str) -> sa.Column[Any]:
@@ -119,19 +122,23 @@ def unfiled(conn: sa.Connection, values: Sequence[tuple[Any, ...]]) -> Sequence[
 
 
 @lru_cache(maxsize=4)
-def _positions(columns: tuple[str, ...], dim_columns: tuple[str, ...]) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
-    """(where `dim` is in a ledger row, where the grouping columns are in a dims key, where FIELDS are)."""
-    dim_at = columns.index("dim")
-    in_key = tuple(dim_columns.index(name) for name, _ in GROUPING)
-    rest = tuple(-1 if name in {g for g, _ in GROUPING} else columns.index(name) for name in FIELDS)
-    return dim_at, in_key, rest
+def _positions(columns: tuple[str, ...], dim_columns: tuple[str, ...]) -> tuple[int, int, Any, Any]:
+    """Where `received_at` and `dim` are in a ledger row; getters of the grouping values in a dims key and of
+    the summed columns in a ledger row."""
+    in_key = itemgetter(*(dim_columns.index(name) for name, _ in GROUPING))
+    return columns.index("received_at"), columns.index("dim"), in_key, itemgetter(*(columns.index(n) for n in _ROW))
+
+
+def group_of(values: Sequence[Any]) -> tuple[str, ...]:
+    """The grouping values as the rollup key holds them: text, '' for none, cut to the column's length."""
+    return tuple("" if v is None else str(v)[:limit] for v, (_, limit) in zip(values, GROUPING, strict=True))
 
 
 #: (database URL, ledger_dims id) -> its grouping values, for rows that carry a dims id rather than its key
-_dims: dict[tuple[str, int], tuple[Any, ...]] = {}
+_dims: dict[tuple[str, int], tuple[str, ...]] = {}
 
 
-def _grouping_of_ids(conn: sa.Connection, ids: set[int]) -> dict[int, tuple[Any, ...]]:
+def _grouping_of_ids(conn: sa.Connection, ids: set[int]) -> dict[int, tuple[str, ...]]:
     where = str(conn.engine.url)
     missing = [i for i in ids if (where, i) not in _dims]
     if missing:
@@ -139,24 +146,26 @@ def _grouping_of_ids(conn: sa.Connection, ids: set[int]) -> dict[int, tuple[Any,
             _dims.clear()
         d = sa.table("ledger_dims", *(sa.column(n) for n in ("id", *(name for name, _ in GROUPING))))
         for row in conn.execute(sa.select(d).where(d.c.id.in_(missing))):
-            _dims[(where, int(row[0]))] = tuple(row[1:])
-    return {i: _dims.get((where, i), (None,) * len(GROUPING)) for i in ids}
+            _dims[(where, int(row[0]))] = group_of(row[1:])
+    return {i: _dims.get((where, i), group_of((None,) * len(GROUPING))) for i in ids}
 
 
 def shaped(
     conn: sa.Connection, values: Sequence[tuple[Any, ...]], columns: tuple[str, ...], dim_columns: tuple[str, ...]
 ) -> list[tuple[Any, ...]]:
     """Ledger rows (`record.row_values` order, `dim` a key tuple or a ledger_dims id) as FIELDS tuples."""
-    dim_at, in_key, rest = _positions(columns, dim_columns)
+    ts_at, dim_at, in_key, summed = _positions(columns, dim_columns)
     ids = {v[dim_at] for v in values if type(v[dim_at]) is int}
-    by_id = _grouping_of_ids(conn, ids) if ids else {}
+    groups: dict[Any, tuple[str, ...]] = _grouping_of_ids(conn, ids) if ids else {}
     out = []
     for v in values:
         dim = v[dim_at]
-        group = by_id[dim] if type(dim) is int else tuple(dim[i] for i in in_key) if type(dim) is tuple else None
+        group = groups.get(dim)
         if group is None:
-            continue
-        out.append((v[rest[0]], *group, *(v[i] for i in rest[len(GROUPING) + 1 :])))
+            if type(dim) is not tuple:
+                continue
+            group = groups[dim] = group_of(in_key(dim))
+        out.append((v[ts_at], group, *summed(v)))
     return out
 
 
@@ -165,23 +174,17 @@ def bucket_of(seconds: float) -> int:
     return bisect.bisect_left(BOUNDS_S, seconds)
 
 
-def _text(value: Any, limit: int) -> str:
-    return "" if value is None else str(value)[:limit]
-
-
 def aggregate(rows: Iterable[Sequence[Any]], *, now: float | None = None) -> dict[Key, list[Any]]:
     """Sums per rollup key of `rows` (FIELDS order, received_at as POSIX seconds). A row whose values are not
     numbers is left out (the database refuses it anyway; a rebuild counts what the database kept)."""
     width = len(SUMS)
-    (_, tl), (_, ll), (_, bl), (_, ml) = GROUPING
     skip_minutes_before = (time.time() if now is None else now) - MINUTE_KEEP_S
     fine: dict[tuple[Any, ...], list[Any]] = {}  # minute buckets, or hour buckets for rows too old for minutes
     for r in rows:
         try:
             ts = float(r[0])
             grain = MINUTE if ts >= skip_minutes_before else HOUR
-            key = (grain, int(ts // grain) * grain, _text(r[1], tl), _text(r[2], ll), _text(r[3], bl),
-                   _text(r[4], ml), int(r[5]), r[6] or "")  # fmt: skip
+            key = (grain, int(ts // grain) * grain, *r[1], int(r[2]), r[3] or "")
             acc = fine.get(key)
             if acc is None:
                 acc = fine[key] = [0] * width
@@ -206,8 +209,8 @@ def aggregate(rows: Iterable[Sequence[Any]], *, now: float | None = None) -> dic
 
 
 def _add_row(acc: list[Any], r: Sequence[Any]) -> None:
-    disconnected, prompt, completion, reasoning, cached, estimated, latency, ttft, attempts = r[7:16]
-    cost, capital, counterfactual = r[16:19]
+    disconnected, prompt, completion, reasoning, cached, estimated, latency, ttft, attempts = r[4:13]
+    cost, capital, counterfactual = r[13:16]
     acc[0] += 1
     acc[1] += int(prompt)
     acc[2] += int(completion)

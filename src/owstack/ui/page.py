@@ -54,7 +54,8 @@ class Page:
         """`fn(conn, *args)` on the console's database thread."""
         return await self.console.run(_with_connection, self.console.engine, fn, *args)
 
-    def render(self, template: str, *, title: str, status: int = 200, **context: Any) -> web.Response:
+    async def render(self, template: str, *, title: str, status: int = 200, **context: Any) -> web.Response:
+        """The page (or, for htmx, its main block) rendered on the console's thread, off the event loop."""
         refresh = self.request.query.get("refresh") == "on"
         base = {
             "page": self,
@@ -70,19 +71,20 @@ class Page:
             "refresh_url": self.request.url(refresh=None if refresh else "on"),
             "url": self.request.url,
         }
-        env = self.console.templates.env
-        tpl = env.get_template(template)
-        if self.request.htmx:
-            body = "".join(tpl.blocks["main"](tpl.new_context({**base, **context})))
-        else:
-            body = tpl.render(**base, **context)
+        body = await self.console.run(self._render, template, {**base, **context})
         return web.html(body, status)
 
-    def message(self, title: str, text: str, status: int) -> web.Response:
-        return self.render("message.html.j2", title=title, text=text, status=status)
+    def _render(self, template: str, context: dict[str, Any]) -> str:
+        tpl = self.console.templates.env.get_template(template)
+        if self.request.htmx:
+            return "".join(tpl.blocks["main"](tpl.new_context(context)))
+        return tpl.render(**context)
 
-    def forbidden(self) -> web.Response:
-        return self.message("Not allowed", "This page is for console admins.", 403)
+    async def message(self, title: str, text: str, status: int) -> web.Response:
+        return await self.render("message.html.j2", title=title, text=text, status=status)
+
+    async def forbidden(self) -> web.Response:
+        return await self.message("Not allowed", "This page is for console admins.", 403)
 
 
 def _with_connection(engine: sa.Engine, fn: Callable[..., T], *args: Any) -> T:

@@ -87,12 +87,12 @@ def breakeven(config: Config, measured: dict[str, float], tokens_by_backend: dic
     out.api_cost_per_day = result.api_cost_per_day
     out.selfhost_cost_per_day = result.primary.cost_per_day
     if first is None:
-        out.status, out.reason = "below", result.primary.breakeven.reason or "never at this token mix"
+        out.status, out.reason = "below", (result.primary.breakeven.reason or "never at this token mix").capitalize()
     elif per_day >= first:
-        out.status, out.reason = "above", "the measured traffic is above the planner's break-even"
+        out.status, out.reason = "above", "Self-hosting this traffic costs less than the API"
     else:
         out.status = "below"
-        out.reason = f"the traffic would have to grow {first / per_day:,.1f}x to break even"
+        out.reason = f"The traffic would have to grow {first / per_day:,.1f}x to break even"
     return out
 
 

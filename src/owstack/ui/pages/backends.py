@@ -60,6 +60,6 @@ async def view(page: Page) -> web.Response:
                 "hour": data["hour"].get(name),
             }
         )
-    return page.render(
+    return await page.render(
         "backends.html.j2", title="Backends", backends=rows, live=live, failures=data["failures"], tenant=tenant
     )

@@ -44,10 +44,10 @@ def load(conn: sa.Connection, page: Page, rng: Range) -> dict[str, Any]:
 
 async def view(page: Page) -> web.Response:
     if not page.viewer.admin:
-        return page.forbidden()
+        return await page.forbidden()
     where = scope(page, default="30d")
     data = await page.db(load, page, where.rng)
-    return page.render(
+    return await page.render(
         "compliance.html.j2",
         title="Compliance",
         rng=where.rng,
@@ -64,7 +64,7 @@ async def view(page: Page) -> web.Response:
 async def verify(page: Page) -> web.Response:
     """Start a full check of the chain in a child process; the page shows it running, then its outcome."""
     if not page.viewer.admin:
-        return page.forbidden()
+        return await page.forbidden()
     if page.console.verifying:
         return web.redirect("/ui/compliance?done=already-running")
     try:
@@ -72,7 +72,7 @@ async def verify(page: Page) -> web.Response:
             "console.audit_verify", {"directory": str(_directory(page))}, actor=page.viewer.actor
         )
     except AuditRefused as exc:
-        return page.message("Not started", str(exc), 503)
+        return await page.message("Not started", str(exc), 503)
     row = await page.db(checks.started, page.viewer.actor)
     page.console.start_verify(row, _directory(page))
     return web.redirect("/ui/compliance?done=verify-started")
@@ -80,7 +80,7 @@ async def verify(page: Page) -> web.Response:
 
 async def annex_iv(page: Page) -> web.Response:
     if not page.viewer.admin:
-        return page.forbidden()
+        return await page.forbidden()
     from owstack.compliance.annex_iv import render
 
     files = await page.console.run(render, page.config)
@@ -94,12 +94,12 @@ async def annex_iv(page: Page) -> web.Response:
 
 async def bom(page: Page) -> web.Response:
     if not page.viewer.admin:
-        return page.forbidden()
+        return await page.forbidden()
     from owstack.compliance.bom import BomError, bom_json
 
     try:
         text = await page.console.run(bom_json, page.config)
     except BomError as exc:
-        return page.message("No ML-BOM", str(exc), 500)
+        return await page.message("No ML-BOM", str(exc), 500)
     stamp = datetime.now(UTC).strftime("%Y%m%d")
     return web.download(text.encode(), f"owstack-ml-bom-{stamp}.cdx.json", "application/vnd.cyclonedx+json")

@@ -36,10 +36,10 @@ def required(page: Page) -> web.Response:
     return web.redirect(target)
 
 
-def _form(page: Page, error: str | None = None, status: int = 200) -> web.Response:
+async def _form(page: Page, error: str | None = None, status: int = 200) -> web.Response:
     guest = Viewer("none", None, "anonymous")
     page.viewer = guest
-    return page.render(
+    return await page.render(
         "login.html.j2",
         title="Sign in",
         error=error,
@@ -50,17 +50,17 @@ def _form(page: Page, error: str | None = None, status: int = 200) -> web.Respon
 
 
 async def view(page: Page) -> web.Response:
-    return _form(page)
+    return await _form(page)
 
 
 async def sign_in(page: Page) -> web.Response:
     key = page.request.form.get("key", "")
     if not key.strip():
-        return _form(page, "Paste an admin key (owstack keys create --admin) or your tenant's API key.", 400)
+        return await _form(page, "Paste an admin key (owstack keys create --admin) or your tenant's API key.", 400)
     try:
         viewer = await page.console.access.sign_in(key)
     except SignInRefused as exc:
-        return _form(page, f"Not signed in: {exc}", 403)
+        return await _form(page, f"Not signed in: {exc}", 403)
     details = {"key_id": viewer.key_id, "role": viewer.role, "tenant": viewer.tenant}
     try:
         await page.console.audit.record("console.signed_in", details, actor=viewer.actor, tenant=viewer.tenant)
@@ -88,4 +88,4 @@ async def theme(page: Page) -> web.Response:
 
 async def about(page: Page) -> web.Response:
     versions = orjson.loads(page.console.assets.files["VERSIONS.json"].body)
-    return page.render("about.html.j2", title="About", versions=versions)
+    return await page.render("about.html.j2", title="About", versions=versions)

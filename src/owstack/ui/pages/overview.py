@@ -64,6 +64,6 @@ def load(conn: sa.Connection, page: Page, rng: Range, tenant: str | None) -> dic
 async def view(page: Page) -> web.Response:
     where = scope(page, default="30d")
     data = await page.db(load, page, where.rng, where.tenant)
-    return page.render(
+    return await page.render(
         "overview.html.j2", title="Overview", rng=where.rng, tenant=where.tenant, presets=presets(), **data
     )

@@ -52,7 +52,7 @@ def load(
 async def view(page: Page) -> web.Response:
     wanted, (status, code) = _filters(page)
     data = await page.db(load, page, wanted, status, code)
-    return page.render(
+    return await page.render(
         "requests.html.j2",
         title="Requests",
         wanted=wanted,
@@ -66,12 +66,12 @@ async def view(page: Page) -> web.Response:
 async def detail(page: Page) -> web.Response:
     raw = page.request.path_params.get("id", "")
     if not raw.isdigit():
-        return page.message("No such request", f"{raw!r} is not a ledger row id.", 404)
+        return await page.message("No such request", f"{raw!r} is not a ledger row id.", 404)
     row = await page.db(requests.one, int(raw))
     if row is None or (page.viewer.tenant is not None and row["tenant"] != page.viewer.tenant):
-        return page.message("No such request", f"No request {raw} in the ledger.", 404)
+        return await page.message("No such request", f"No request {raw} in the ledger.", 404)
     record = None
     if page.viewer.admin and page.config.file.audit.enabled:
         directory = Path(page.config.file.audit.directory).expanduser().resolve()
         record = await page.console.run(audit.request_record, directory, row["request_id"])
-    return page.render("request.html.j2", title=f"Request {row['request_id']}", row=row, record=record)
+    return await page.render("request.html.j2", title=f"Request {row['request_id']}", row=row, record=record)

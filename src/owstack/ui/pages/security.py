@@ -56,11 +56,11 @@ def _guard(page: Page) -> dict[str, Any]:
 
 async def view(page: Page) -> web.Response:
     if not page.viewer.admin:
-        return page.forbidden()
+        return await page.forbidden()
     where = scope(page, default="30d")
     data = await page.db(load, page, where.rng)
     guard = await page.console.run(_guard, page)
-    return page.render(
+    return await page.render(
         "security.html.j2",
         title="Security",
         rng=where.rng,
@@ -75,20 +75,20 @@ async def view(page: Page) -> web.Response:
 
 async def approve(page: Page) -> web.Response:
     if not page.viewer.admin:
-        return page.forbidden()
+        return await page.forbidden()
     form = page.request.form
     server, tool, digest = form.get("server", ""), form.get("tool", ""), form.get("digest") or None
     problem = page.console.audit.problem()
     if problem is not None:
-        return page.message("Not approved", f"The audit log cannot be written: {problem}", 503)
+        return await page.message("Not approved", f"The audit log cannot be written: {problem}", 503)
     store = PinStore(page.console.url, migrate=False)
     try:
         pin = await page.console.run(lambda: store.approve(server, tool, digest, by=page.viewer.actor))
     except PinNotFound as exc:
-        return page.message("Not approved", str(exc), 404)
+        return await page.message("Not approved", str(exc), 404)
     details = {"tool": f"{server}.{tool}", "digest": pin.digest, "via": "console"}
     try:
         await page.console.audit.record("mcp.tool_approved", details, actor=page.viewer.actor)
     except AuditRefused as exc:
-        return page.message("Approved, not recorded", f"{server}.{tool} is approved, but {exc}", 500)
+        return await page.message("Approved, not recorded", f"{server}.{tool} is approved, but {exc}", 500)
     return web.redirect(f"/ui/security?done=approved-{server}.{tool}")

@@ -61,7 +61,7 @@ async def view(
     data = await page.db(load, page, tenant)
     configured = page.config.file.tenants
     names = [n for n in configured if tenant is None or n == tenant]
-    return page.render(
+    return await page.render(
         "tenants.html.j2",
         title="Tenants & keys",
         status=status,
@@ -89,7 +89,7 @@ def _form_layers(page: Page) -> list[str] | None:
 
 async def create(page: Page) -> web.Response:
     if not page.viewer.admin:
-        return page.forbidden()
+        return await page.forbidden()
     form = page.request.form
     admin = form.get("admin") == "on"
     tenant = form.get("tenant") or (ADMIN_TENANT if admin else "")
@@ -158,7 +158,7 @@ async def _revoke(page: Page, key_id: str, **extra: Any) -> str | None:
 
 async def revoke(page: Page) -> web.Response:
     if not page.viewer.admin:
-        return page.forbidden()
+        return await page.forbidden()
     key_id = page.request.form.get("key_id", "")
     problem = await _revoke(page, key_id)
     if problem is not None:
@@ -169,7 +169,7 @@ async def revoke(page: Page) -> web.Response:
 async def rotate(page: Page) -> web.Response:
     """A new key with the old one's tenant, layers, label, expiry and role; then the old one revoked."""
     if not page.viewer.admin:
-        return page.forbidden()
+        return await page.forbidden()
     key_id = page.request.form.get("key_id", "")
     store = page.console.keystore()
     try:

@@ -45,7 +45,7 @@ async def view(page: Page) -> web.Response:
     where, by = scope(page), _by(page)
     data = await page.db(load, page, where.rng, where.tenant, by)
     groups_shown = [g for g in GROUPS if page.viewer.admin or g != "tenant"]
-    return page.render(
+    return await page.render(
         "usage.html.j2",
         title="Usage",
         rng=where.rng,

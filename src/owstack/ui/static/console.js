@@ -63,7 +63,7 @@
       height: 240,
       tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },
       scales: { x: { time: true } },
-      axes: [axis, Object.assign({}, axis, { size: 64, values: function (u, vals) { return vals.map(fmt); } })],
+      axes: [axis, Object.assign({}, axis, { size: 84, values: function (u, vals) { return vals.map(fmt); } })],
       series: [{}].concat(data.labels.map(function (label, i) {
         return { label: label, stroke: palette[i % palette.length], width: 2, points: { show: data.xs.length < 60 },
                  value: function (u, v) { return fmt(v); } };
