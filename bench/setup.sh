@@ -4,7 +4,7 @@
 #   bench/.venv-litellm   LiteLLM's proxy in its own venv, pinned (see LITELLM_SPEC)
 # LiteLLM 1.108.7 is the newest release whose `proxy` extra installs from the package registry this
 # project uses (1.108.8+ pin litellm-proxy-extras / litellm-proxy versions it does not serve); it is also
-# the version of the figures in FACTS.md.
+# the version of the peer figures in docs/sources.md ("Gateways, clients and protocols").
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 LITELLM_SPEC="${LITELLM_SPEC:-litellm[proxy]==1.108.7}"

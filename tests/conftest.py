@@ -3,6 +3,8 @@
     fake_upstream                      a session-wide `tests/fakes/upstream.py` server (behaviour by model name)
     start_gateway(config_dict, ...)    a context manager running `owstack serve` on a free port
     embedded_gateway                   a session-wide gateway on the embedded default (no config)
+    (autouse) OWSTACK_DATA_DIR         each test's tmp_path, so that commands run without a config file
+                                       never write into the user's data directory
 
 The process helpers themselves live in tests/procs.py.
 """
@@ -39,3 +41,8 @@ def start_gateway(tmp_path: Path) -> Callable[..., contextlib.AbstractContextMan
         return run_gateway(tmp_path, config, **kwargs)
 
     return start
+
+
+@pytest.fixture(autouse=True)
+def _data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OWSTACK_DATA_DIR", str(tmp_path))

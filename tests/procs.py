@@ -111,6 +111,9 @@ def run_gateway(
         config_path = tmp / f"owstack-{port}.yaml"
         config_path.write_text(yaml.safe_dump(config))
         cmd += ["--config", str(config_path)]
+    # With no config file the gateway keeps its ledger, keys and audit log in the data directory: the
+    # test's own folder, as before relative paths resolved against the config file's folder.
+    env = {"OWSTACK_DATA_DIR": str(cwd or tmp), **(env or {})}
     proc = spawn(cmd, log_path, env=env, cwd=cwd or tmp)
     p = Proc(proc, port, log_path)
     try:

@@ -1,7 +1,8 @@
 """wrk: a Lua script per request shape, one run, and a parser for wrk's text report.
 
-Every run is `wrk -t1 -c N -d Ds --latency -s script.lua URL` (one wrk thread, as in FACTS.md). The
-script only sets method, body and headers, so wrk builds the request once and spends no Lua per request.
+Every run is `wrk -t1 -c N -d Ds --latency -s script.lua URL` (one wrk thread, as in the peer measurements
+of docs/sources.md). The script only sets method, body and headers, so wrk builds the request once and
+spends no Lua per request.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from owstack.protocols.openai_chat import OpenAIChat
 from owstack.protocols.openai_legacy import OpenAICompletions, OpenAIEmbeddings
 from owstack.protocols.responses import OpenAIResponses
 from owstack.protocols.responses.store import ResponseStore
+from owstack.routing.balance import build_policies, prefix_policies
 from owstack.routing.breaker import CircuitBreaker
 from owstack.routing.call import Caller
 from owstack.routing.collector import RoutingCollector
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from owstack.backends.base import Backend
     from owstack.config.load import Config
     from owstack.pipeline.context import RequestContext
+    from owstack.routing.shared import SharedRouting
 
 log = logging.getLogger("owstack")
 DAY_S = 86_400.0
@@ -69,12 +71,24 @@ def assemble(
     engines = dict(backends) if backends is not None else _backends(config)
     meter = MeterStage(config)  # metrics (always), tokenizers, and the ledger writer when metering is on
 
-    # routing: a breaker per backend (its events go to the metrics), health checks, replicas and fallbacks
+    # routing: a breaker per backend (its events go to the metrics), health checks, replicas and fallbacks;
+    # with `redis:`, breaker, health, load and prefix decisions are shared with the other instances
     routing = config.file.routing
+    shared: SharedRouting | None = None
 
     def breaker_changed(backend: str, state: str) -> None:
         log.warning("circuit breaker of backend %s is now %s", backend, state)
         meter.metrics.breaker_event(backend, state)
+        if shared is not None:
+            shared.breaker_changed(backend, state)
+
+    def health_changed(backend: str, healthy: bool) -> None:
+        if shared is not None:
+            shared.health_changed(backend, healthy)
+
+    def prefix_recorded(replica: str, hashes: list[int]) -> None:
+        if shared is not None:
+            shared.prefix_recorded(replica, hashes)
 
     slots = {
         name: Slot(
@@ -90,9 +104,25 @@ def assemble(
         interval_s=routing.health.interval_s,
         timeout_s=routing.health.timeout_s,
         unhealthy_after=routing.health.unhealthy_after,
+        on_change=health_changed,
     )
-    router = Router(config, slots, health)
-    meter.metrics.registry.register(RoutingCollector(slots, health))
+    policies = build_policies(config, on_record=prefix_recorded)
+    router = Router(config, slots, health, policies)
+    meter.metrics.registry.register(RoutingCollector(slots, health, prefix_policies(policies)))
+    if config.file.redis and routing.shared.enabled:
+        from owstack.routing.shared import SharedCollector, SharedRouting  # redis-py: only when configured
+
+        index = next(iter(prefix_policies(policies).values()), None)
+        shared = SharedRouting(
+            config.file.redis,
+            key_prefix=config.file.limits.prefix,
+            section=routing.shared,
+            slots=slots,
+            health=health,
+            index=index.index if index is not None else None,
+            reset_s=routing.breaker.reset_s,
+        )
+        meter.metrics.registry.register(SharedCollector(shared))
 
     # the stages, top to bottom (see `stage_list` for why in this order)
     audit = AuditStage(config) if config.file.audit.enabled else None
@@ -127,7 +157,7 @@ def assemble(
 
     server = config.file.server
     open_mode = auth is None
-    services: list[Service] = [s for s in (audit, meter, limits, store, background) if s is not None]
+    services: list[Service] = [s for s in (audit, meter, limits, store, background, shared) if s is not None]
     routes = route_table(protocols)
     if config.file.mcp.servers:  # the agents' tool traffic, under the same keys, limits, ledger and audit
         from owstack.mcp.mount import mount  # the MCP SDK: seconds of imports, only when configured
@@ -228,7 +258,7 @@ def _authenticate(config: Config, host: str, keystore: KeyStore | None) -> Stage
         if allowed:
             return None
         raise ConfigError(sentence)
-    return AuthenticateStage(config, keystore if keystore is not None else KeyStore(config.file.storage.url))
+    return AuthenticateStage(config, keystore if keystore is not None else KeyStore.for_gateway(config))
 
 
 def _guard(config: Config) -> Stage | None:

@@ -28,6 +28,8 @@ class ChatRequest:
     #: the reasoning policy the shape stage resolved (`owstack.efficiency.policies.Policy`), applied by
     #: each backend in its own dialect at call time (a fallback may change the engine)
     reasoning: Any = None
+    #: the fine-tuned adapter the route chose (`model: "edge:<adapter>"`), served by each backend its own way
+    adapter: str | None = None
     #: the OpenAI endpoint it is for: "chat"; or "completions" / "embeddings", whose bodies travel in `params`
     #: as the client wrote them (`messages` then holds their text, for routing, guard and token counts)
     endpoint: str = "chat"

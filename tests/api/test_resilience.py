@@ -18,6 +18,20 @@ def requests_to(upstream: Proc, model: str) -> int:
     return int(httpx.get(upstream.url + "/stats").json()["requests"].get(model, 0))
 
 
+def available(gw: Any) -> list[str]:
+    return list(httpx.get(gw.url + "/readyz").json()["layers"]["edge"]["available"])
+
+
+def until(predicate: Any, timeout: float = 60.0) -> bool:
+    """Poll until `predicate` holds (the timeout only bounds a failing run)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def hi(client: openai.OpenAI, model: str) -> Any:
     return client.chat.completions.with_raw_response.create(model=model, messages=[{"role": "user", "content": "hi"}])
 
@@ -29,7 +43,8 @@ def test_breaker_opens_then_probes_then_503(start_gateway: Any, fake_upstream: P
             "good": upstream_backend(fake_upstream, "good"),
         },
         "layers": {"coding": {"backends": ["broken"], "fallback": ["good"]}, "edge": {"backends": ["broken"]}},
-        "routing": {"breaker": {"failure_threshold": 2, "reset_s": 1.5}},
+        # reset_s: everything up to the sleep below must happen while the breaker is open, on a busy machine too
+        "routing": {"breaker": {"failure_threshold": 2, "reset_s": 6.0}},
     }
     with start_gateway(config) as gw:
         client = openai.OpenAI(base_url=gw.base_url, api_key="x", max_retries=0)
@@ -46,7 +61,7 @@ def test_breaker_opens_then_probes_then_503(start_gateway: Any, fake_upstream: P
         assert "circuit open" in info.value.message
         ready = httpx.get(gw.url + "/readyz")
         assert ready.status_code == 503 and ready.json()["layers"]["edge"]["ready"] is False
-        time.sleep(1.6)  # half-open: exactly one probe goes through, fails, and re-opens the breaker
+        time.sleep(6.1)  # half-open: exactly one probe goes through, fails, and re-opens the breaker
         with pytest.raises(openai.APIStatusError) as info:
             hi(client, "edge")
         assert info.value.status_code == 502
@@ -65,21 +80,21 @@ def test_health_checks_take_a_replica_out_and_back(start_gateway: Any, tmp_path:
         with start_gateway(config) as gw:
             client = openai.OpenAI(base_url=gw.base_url, api_key="x", max_retries=0)
             httpx.post(sick.url + "/admin/health", json={"ok": False})
-            time.sleep(0.8)
+            assert until(lambda: available(gw) == ["well"])  # the health checks (every 0.2 s) take it out
             served = {hi(client, "edge").headers["x-owstack-backend"] for _ in range(6)}
             assert served == {"well"}
             ready = httpx.get(gw.url + "/readyz").json()
             assert ready["layers"]["edge"]["available"] == ["well"]
             httpx.post(sick.url + "/admin/health", json={"ok": True})
-            time.sleep(0.8)
-            assert httpx.get(gw.url + "/readyz").json()["layers"]["edge"]["available"] == ["sick", "well"]
+            assert until(lambda: available(gw) == ["sick", "well"])
 
 
 def test_replicas_are_balanced_by_outstanding_requests(start_gateway: Any, fake_upstream: Proc) -> None:
     config = {
         "backends": {
-            "r1": upstream_backend(fake_upstream, "slow-0.5"),
-            "r2": upstream_backend(fake_upstream, "slow-0.5"),
+            # slow enough that all 8 are in flight at once, however busy the machine
+            "r1": upstream_backend(fake_upstream, "slow-3"),
+            "r2": upstream_backend(fake_upstream, "slow-3"),
         },
         "layers": {"edge": {"backends": ["r1", "r2"]}},
     }
@@ -112,9 +127,5 @@ def test_a_client_that_goes_away_cancels_the_upstream_request(start_gateway: Any
                 lines = r.iter_lines()
                 got = [next(lines) for _ in range(4)]
                 assert any("t0" in line for line in got)
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                if httpx.get(upstream.url + "/stats").json()["abandoned"] >= 1:
-                    break
-                time.sleep(0.1)
+            assert until(lambda: httpx.get(upstream.url + "/stats").json()["abandoned"] >= 1)
             assert httpx.get(upstream.url + "/stats").json()["abandoned"] == 1

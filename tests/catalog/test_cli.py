@@ -120,3 +120,12 @@ def test_real_subprocess() -> None:
     assert data["backend_entry"]["url"] == "http://127.0.0.1:8089/v1"
     bad = subprocess.run([str(exe), "recipe", "smollm2", "--engine", "ollama"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error: --engine ollama:") and "Traceback" not in bad.stderr
+
+
+def test_recipe_warns_when_the_chosen_port_is_the_gateways() -> None:
+    code, out, err = run("recipe", "qwen3.5-9b", "--engine", "vllm", "--port", "8000")
+    assert code == 0 and "## Warnings" in out and "gateway's own (127.0.0.1:8000)" in out
+    code, out, err = run("recipe", "qwen3.5-9b", "--engine", "vllm", "--gateway", "127.0.0.1:8001", "--json")
+    assert code == 0 and json.loads(out)["backend_entry"]["url"] == "http://127.0.0.1:8002/v1" and err == ""
+    code, out, err = run("recipe", "qwen3.5-9b", "--engine", "vllm", "--gateway", "nowhere")
+    assert code == 2 and "--gateway: 'nowhere' is not HOST:PORT" in err

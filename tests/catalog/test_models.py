@@ -1,4 +1,4 @@
-"""The model catalog: facts from FACTS.md, lookups, the embedded GGUF and its digest, user overrides."""
+"""The model catalog: published facts (docs/sources.md), lookups, the embedded GGUF and its digest, user overrides."""
 
 from __future__ import annotations
 

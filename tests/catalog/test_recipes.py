@@ -47,7 +47,7 @@ def test_nemotron_vllm_8xh100_uses_fp8_tp8_and_expert_parallel() -> None:
     assert r.command[:3] == ["vllm", "serve", "nvidia/NVIDIA-Nemotron-3-Super-120B-A12B-FP8"]
     assert NEMOTRON_VLLM in flags(r)
     assert "--tensor-parallel-size 8 --enable-expert-parallel" in flags(r)
-    assert "--host 127.0.0.1 --port 8000" in flags(r)
+    assert "--host 127.0.0.1 --port 8001" in flags(r)  # vLLM's own 8000 is the gateway's default
     assert r.variant == "FP8" and r.gpus == "8xH100"
     assert r.warnings == [
         "NVIDIA Nemotron 3 Super 120B-A12B FP8: published baseline 4xH200; 8xH100 chosen: uses tensor parallel 8"
@@ -149,7 +149,7 @@ def test_mistral_nvfp4_uses_triton_mla() -> None:
 def test_mistral_impossible_combinations() -> None:
     with pytest.raises(ConfigError, match="no official Ollama tag for Mistral Small 4"):
         recipe("mistral-small-4", "ollama")
-    with pytest.raises(ConfigError, match=r"--engine sglang: .*FACTS\.md lists vLLM only"):
+    with pytest.raises(ConfigError, match=r"--engine sglang: .*published recipes are for vLLM only"):
         recipe("mistral-small-4", "sglang", "2xH200")
     with pytest.raises(ConfigError, match=r"FP8 needs 151.0 GB .* 2xH100 gives 128.0 GB \(2 x 80 GB x 0.8\)"):
         recipe("mistral-small-4", "vllm", "2xH100")
@@ -299,7 +299,7 @@ def test_user_recipes_file_overrides_a_model(tmp_path: Path, monkeypatch: pytest
 
 def test_host_beyond_loopback_warns_and_the_url_stays_usable() -> None:
     r = recipe("qwen3.5-9b", "vllm", host="0.0.0.0")
-    assert "--host 0.0.0.0" in flags(r) and r.backend_entry["url"] == "http://127.0.0.1:8000/v1"
+    assert "--host 0.0.0.0" in flags(r) and r.backend_entry["url"] == "http://127.0.0.1:8001/v1"
     assert "every interface" in r.warnings[0]
     r = recipe("qwen3.5-9b", "vllm", host="10.0.0.5", port=9000)
     assert r.backend_entry["url"] == "http://10.0.0.5:9000/v1" and "beyond loopback" in r.warnings[0]
@@ -309,3 +309,32 @@ def test_host_beyond_loopback_warns_and_the_url_stays_usable() -> None:
 def test_mistral_fp8_fits_the_other_published_setups() -> None:
     for gpus in ("4xH100", "2xB200", "2xH200"):
         assert recipe("mistral-small-4", "vllm", gpus).variant == "FP8", gpus
+
+
+# ---- ports that keep off the gateway ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "llamacpp"])
+def test_default_ports_never_point_the_gateway_at_itself(engine: str) -> None:
+    from owstack.config.load import from_dict
+    from owstack.config.validate import validate
+
+    model = "qwen3.5-9b" if engine != "llamacpp" else "smollm2-135m-instruct"
+    r = recipe(model, engine, gateway=("127.0.0.1", 8000))
+    validate(from_dict({"backends": {"b": r.backend_entry}}))  # the pasted entry passes `owstack config check`
+    assert not any("gateway" in w for w in r.warnings)
+
+
+def test_the_engine_port_moves_off_the_gateways() -> None:
+    r = recipe("qwen3.5-9b", "vllm", gateway=("127.0.0.1", 8001))
+    assert "--port 8002" in flags(r) and r.backend_entry["url"] == "http://127.0.0.1:8002/v1"
+    r = recipe("qwen3.5-9b", "sglang", gateway=("0.0.0.0", 30000))
+    assert r.backend_entry["url"] == "http://127.0.0.1:30001/v1"
+    r = recipe("qwen3.5-9b", "vllm", host="10.0.0.5", gateway=("127.0.0.1", 8001))
+    assert r.backend_entry["url"] == "http://10.0.0.5:8001/v1"  # another machine: its own port is free
+
+
+def test_a_chosen_port_on_the_gateway_is_a_warning() -> None:
+    r = recipe("qwen3.5-9b", "vllm", port=8000, gateway=("127.0.0.1", 8000))
+    assert r.backend_entry["url"] == "http://127.0.0.1:8000/v1"
+    assert any("gateway's own (127.0.0.1:8000)" in w for w in r.warnings)

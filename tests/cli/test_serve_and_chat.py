@@ -27,9 +27,9 @@ def test_serve_refuses_a_model_file_whose_digest_does_not_match(tmp_path: Path) 
         yaml.safe_dump({"backends": {"edge": {"engine": "llamacpp", "model": "smollm2-135m-instruct", "sha256": bad}}})
     )
     result = run("serve", "--config", str(config), "--port", "0", cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2
     message = result.stderr
-    assert "SmolLM2-135M-Instruct.Q4_1.gguf" in message
+    assert "backends.edge.model:" in message and "SmolLM2-135M-Instruct.Q4_1.gguf" in message
     assert bad in message and "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53" in message
     assert "Traceback" not in message
 
@@ -89,6 +89,6 @@ def test_config_check_show_schema(tmp_path: Path) -> None:
         )
     )
     missing = runner.invoke(app, ["config", "check", str(bad)])
-    assert missing.exit_code == 1 and "NOPE_KEY_X is not set" in missing.output
+    assert missing.exit_code == 2 and "backends.o.api_key: environment variable NOPE_KEY_X is not set" in missing.output
     schema = runner.invoke(app, ["config", "schema"])
     assert '"backends"' in schema.output and '"additionalProperties": false' in schema.output

@@ -10,8 +10,8 @@ from owstack.config.load import EMBEDDED_BACKEND, from_dict, load
 from owstack.errors import ConfigError
 
 
-def test_no_file_is_the_embedded_default() -> None:
-    config = load(None)
+def test_no_file_is_the_embedded_default(tmp_path: Path) -> None:
+    config = load(None)  # tests/conftest.py points OWSTACK_DATA_DIR at tmp_path
     assert config.embedded_default
     assert list(config.file.backends) == [EMBEDDED_BACKEND]
     assert config.file.backends[EMBEDDED_BACKEND].engine == "llamacpp"
@@ -21,7 +21,7 @@ def test_no_file_is_the_embedded_default() -> None:
         "edge": (EMBEDDED_BACKEND,),
     }
     assert config.file.server.host == "127.0.0.1"
-    assert config.file.storage.url == "sqlite:///owstack.db"
+    assert config.file.storage.url == f"sqlite:///{tmp_path}/owstack.db"
 
 
 def test_backends_without_layers_serve_every_layer() -> None:

@@ -95,7 +95,7 @@ def test_eval_efficiency_on_the_embedded_engine(tmp_path: Path) -> None:
     assert [i["policy"] for i in items] == ["default"] * 3 + ["concise:v1"] * 3
     assert all(i["completion_tokens"] <= 24 for i in items)
     bad = CliRunner().invoke(app, ["eval", "efficiency", "--model", str(tmp_path / "nope.gguf"), "--n", "1"])
-    assert bad.exit_code == 1 and "nope.gguf" in bad.output and "Traceback" not in bad.output
+    assert bad.exit_code == 2 and "nope.gguf" in bad.output and "Traceback" not in bad.output
 
 
 def test_gguf_export_round_trips_through_llama_cpp(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """A gateway with MCP upstreams for the tests in this folder: the test server of `upstream_server.py` over
-stdio (`local`) and over Streamable HTTP (`remote`), plus two upstreams whose URLs resolve (by the config's
+stdio (`local`) and over Streamable HTTP (`remote`, which owstack speaks 2026-07-28 to, and the same server
+again as `remote25`, spoken to with 2025 sessions), plus two upstreams whose URLs resolve (by the config's
 static `mcp.resolve`, a resolver the test controls) to 127.0.0.1 and 169.254.169.254 and must be refused."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,20 @@ def run_client(url: str, key: str | None, fn: Callable[[Client], Awaitable[Any]]
     return anyio.run(go)
 
 
+@contextlib.asynccontextmanager
+async def client_for(
+    stack: McpStack, tenant: str, mode: str, message_handler: Callable[[Any], Awaitable[None]] | None = None
+) -> AsyncIterator[Client]:
+    """An official client on `/mcp` with the tenant's key, inside a running event loop."""
+    headers = {"Authorization": f"Bearer {stack.keys[tenant]}"}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=60) as http,
+        Client(streamable_http_client(stack.url, http_client=http), mode=mode, cache=None,
+               message_handler=message_handler) as client,
+    ):  # fmt: skip
+        yield client
+
+
 def owstack(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "owstack", *args], capture_output=True, text=True, timeout=120)
 
@@ -97,18 +112,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[McpStack]:
             "storage": {"url": f"sqlite:///{tmp / 'owstack.db'}"},
             "audit": {"directory": str(tmp / "audit"), "keys_directory": str(tmp / "audit-keys")},
             "metering": {"flush_interval_ms": 50},
-            "tenants": {"acme": {}, "beta": {}},
+            "tenants": {"acme": {}, "beta": {}, "gamma": {"requests_per_minute": 3}},
             "mcp": {
                 "servers": {
                     "local": {"command": [sys.executable, SERVER, "stdio", str(local_state)], "env": {"FOO": "bar"}},
                     "remote": {"url": remote.url, "allow_networks": ["127.0.0.1/32"]},
+                    "remote25": {"url": remote.url, "allow_networks": ["127.0.0.1/32"], "protocol": "legacy"},
                     "evil": {"url": f"http://evil.test:{evil.port}/mcp"},
                     "meta": {"url": "http://metadata.test/mcp"},
                 },
                 "resolve": {"evil.test": ["127.0.0.1"], "metadata.test": ["169.254.169.254"]},
                 "tenants": {
-                    "acme": {"allow": ["local.*", "remote.*"], "results": "block", "secrets": "block"},
+                    "acme": {"allow": ["local.*", "remote.*", "remote25.*"], "results": "block", "secrets": "block"},
                     "beta": {"allow": ["remote.echo"], "results": "redact", "secrets": "redact"},
+                    "gamma": {"allow": ["remote.echo"]},
                 },
                 "call_timeout_s": 20,
                 "restart_s": 0.2,
@@ -119,7 +136,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[McpStack]:
         config_path = tmp / "owstack.yaml"
         config_path.write_text(yaml.safe_dump(config))
         keys = {}
-        for tenant in ("acme", "beta"):
+        for tenant in ("acme", "beta", "gamma"):
             out = owstack("keys", "create", "--tenant", tenant, "--config", str(config_path), "--json")
             assert out.returncode == 0, out.stderr
             import json

@@ -47,8 +47,12 @@ def test_list_call_prompts_resources_and_progress(stack: McpStack, mode: str) ->
         slow = await c.call_tool("local.slow", {"steps": 3, "delay": 0.01}, progress_callback=on_progress)
         prompts = [p.name for p in (await c.list_prompts()).prompts]
         prompt = await c.get_prompt("remote.greet", {"name": "Ann"})
-        resources = [r.name for r in (await c.list_resources()).resources]
-        note = await c.read_resource("note://hello")
+        listed = (await c.list_resources()).resources
+        notes = {uri: await c.read_resource(uri) for uri in ("remote.note://hello", "local.note://hello")}
+        with pytest.raises(MCPError) as ambiguous:
+            await c.read_resource("note://hello")  # both servers serve it: the error names the prefixed forms
+        resources = {"names": [r.name for r in listed], "uris": [r.uri for r in listed], "ambiguous": ambiguous.value}
+        note = notes
         return {
             **{"tools": tools, "echo": echo, "local": local, "slow": slow, "progress": progress},
             **{"prompts": prompts, "prompt": prompt, "resources": resources, "note": note, "v": c.protocol_version},
@@ -64,8 +68,13 @@ def test_list_call_prompts_resources_and_progress(stack: McpStack, mode: str) ->
     assert [p[0] for p in out["progress"]] == [1.0, 2.0, 3.0] and out["progress"][0][2] == "step 1"
     assert {"local.greet", "remote.greet"} <= set(out["prompts"])
     assert out["prompt"].messages[0].content.text == "Say hello to Ann."
-    assert "remote.hello" in out["resources"] or "local.hello" in out["resources"]
-    assert out["note"].contents[0].text.startswith("note from")
+    assert {"remote.hello", "local.hello"} <= set(out["resources"]["names"])
+    assert {"remote.note://hello", "local.note://hello"} <= set(out["resources"]["uris"])
+    assert out["note"]["remote.note://hello"].contents[0].text == "note from http"
+    assert out["note"]["local.note://hello"].contents[0].text == "note from stdio"
+    assert out["note"]["local.note://hello"].contents[0].uri == "local.note://hello"
+    ambiguous = out["resources"]["ambiguous"]
+    assert "local.note://hello" in ambiguous.message and "remote.note://hello" in ambiguous.message
 
 
 def test_cancellation_reaches_the_upstream(stack: McpStack) -> None:
@@ -244,7 +253,8 @@ def test_rug_pull_and_rename_are_withheld_until_approved(stack: McpStack) -> Non
         echo = [p for p in listed if p["tool"] == "remote.echo"]
         assert {p["state"] for p in echo} == {"approved", "pending"}
         events = [r for r in audit_records(stack) if r["type"] == "admin.mcp.tool_changed"]
-        assert events and events[-1]["details"]["tool"] == "remote.echo"
+        events = [r for r in events if r["details"]["tool"] == "remote.echo"]  # remote25 is the same server
+        assert events
         assert events[-1]["details"]["approved_digest"] != events[-1]["details"]["digest"]
         assert any("credentials" in line for line in events[-1]["details"]["diff"])
         metrics = httpx.get(stack.gateway.url + "/metrics").text
@@ -260,6 +270,7 @@ def test_rug_pull_and_rename_are_withheld_until_approved(stack: McpStack) -> Non
         names = [t.name for t in stack.run("acme", lambda c: c.list_tools()).tools]
         assert "remote.fetch_v2" not in names and "remote.fetch" not in names
         renames = [r for r in audit_records(stack) if r["type"] == "admin.mcp.tool_renamed"]
+        renames = [r for r in renames if r["details"]["server"] == "remote"]
         assert renames and renames[-1]["details"]["renamed_from"] == ["remote.fetch"]
     finally:
         tools_file.unlink(missing_ok=True)

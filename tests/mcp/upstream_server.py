@@ -6,7 +6,9 @@
 Its tool definitions are read from STATE_DIR/tools.json at every tools/list, so a test can change a
 description after approval (a rug pull) or rename a tool. It writes what it saw to STATE_DIR: `calls.log`
 (one tool name per call), `cancelled` when a call was cancelled, `env.json` (its environment's names) and
-`argv.json` (its command line).
+`argv.json` (its command line). `announce` tells its clients that its tool list changed (2025 notification
+and 2026-07-28 `subscriptions/listen` event), `ask` asks the client for input (elicitation), and `get`
+fetches a URL with urllib (which honours HTTP_PROXY).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any
 import anyio
 import mcp_types as types
 from mcp.server.lowlevel.server import Server
+from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
+from mcp.shared.exceptions import MCPError
 
 MODE, STATE = sys.argv[1], Path(sys.argv[-1])
 PAGE = (
@@ -38,7 +42,25 @@ DEFAULT_TOOLS: list[dict[str, Any]] = [
     {"name": "whoami", "description": "Report the process environment's names and command line.",
      "inputSchema": {"type": "object"}},
     {"name": "crash", "description": "Exit the process.", "inputSchema": {"type": "object"}},
+    {"name": "announce", "description": "Tell clients the tool list changed.", "inputSchema": {"type": "object"}},
+    {"name": "ask", "description": "Ask the user a question.", "inputSchema": {"type": "object"}},
+    {"name": "get", "description": "Fetch a URL.",
+     "inputSchema": {"type": "object", "properties": {"url": {"type": "string"}}, "required": ["url"]}},
 ]  # fmt: skip
+BUS = InMemorySubscriptionBus()
+
+
+def fetch_url(url: str) -> str:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=20) as response:
+            return f"{response.status} {response.read().decode(errors='replace')[:200]}"
+    except urllib.error.HTTPError as exc:
+        return f"{exc.code} {exc.read().decode(errors='replace')[:200]}"
+    except OSError as exc:
+        return f"error {exc}"
 
 
 def tools() -> list[dict[str, Any]]:
@@ -84,6 +106,21 @@ async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.Call
         return text(json.dumps({"env": sorted(os.environ), "argv": sys.argv}))
     if name == "crash":
         os._exit(3)
+    if name == "announce":
+        await BUS.publish(ToolsListChanged())
+        try:
+            await ctx.session.send_tool_list_changed()
+        except Exception:  # no standing channel on this connection: the bus event is the signal
+            pass
+        return text("announced")
+    if name == "ask":
+        try:
+            answer = await ctx.session.elicit_form("Which colour?", {"type": "object", "properties": {}})
+        except MCPError as exc:
+            return text(f"refused: {exc.code} {exc.message}")
+        return text(f"answer: {answer.action}")
+    if name == "get":
+        return text(fetch_url(str(args["url"])))
     raise ValueError(f"unknown tool {name}")
 
 
@@ -117,6 +154,7 @@ server: Server[Any] = Server(
     on_get_prompt=get_prompt,
     on_list_resources=list_resources,
     on_read_resource=read_resource,
+    on_subscriptions_listen=ListenHandler(BUS),
 )
 
 

@@ -79,8 +79,9 @@ def rows(url: str) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in conn.execute(sa.select(ledger).order_by(ledger.c.request_id))]
 
 
-def wait_for(predicate: Any, timeout: float = 10.0) -> bool:
-    """Poll `predicate` until it holds or `timeout` seconds pass; its last value."""
+def wait_for(predicate: Any, timeout: float = 60.0) -> bool:
+    """Poll `predicate` until it holds or `timeout` seconds pass; its last value. The timeout is generous on
+    purpose: it only bounds a failing run, and a busy machine may take seconds to start a process."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

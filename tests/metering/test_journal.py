@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -184,31 +181,85 @@ def submit(w: LedgerWriter, n: int, prefix: str) -> None:
         w.submit(snapshot(make_ctx(f"{prefix}{i:04d}")))
 
 
+class Load:
+    """A scripted CPU reader and clock for the ledger process's policy: `share()` returns what the test set."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.spare: float | None = 0.0
+        self.reads = 0
+
+    def clock(self) -> float:
+        return self.now
+
+    def share(self) -> float | None:
+        self.reads += 1
+        return self.spare
+
+
+def append_batch(ledger: Any, prefix: str, n: int) -> list[Any]:
+    from owstack.metering.sink import APPEND, COUNT
+
+    return ledger.handle(APPEND, COUNT.pack(n) + journal.encode(batch(prefix, n)))
+
+
 def test_batches_wait_while_the_cpu_is_busy_and_move_once_it_has_time_to_spare(sqlite_url: str) -> None:
-    """The ledger process runs on the CPU of the thread that started it (here one CPU, shared with a
-    process spinning on it): it journals batches at once and moves them only when that CPU has time to spare."""
-    cpu = max(os.sched_getaffinity(0))
-    spinner = subprocess.Popen(
-        [sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"]
-    )
-    saved = os.sched_getaffinity(0)
-    try:
-        os.sched_setaffinity(0, {cpu})  # inherited by the writer thread, and by the ledger process it starts
-        w = process_writer(sqlite_url)
-        w.start()
-    finally:
-        os.sched_setaffinity(0, saved)
+    """The ledger process journals each batch at once and moves journaled batches into the table only in a
+    window in which its CPUs had `spare_cpu` of their time to spare (the load is scripted: no host load)."""
+    from owstack.metering.ledger_process import Ledger
+
+    storage.migrate(sqlite_url)
+    load = Load()
+    ledger = Ledger(sqlite_url, max_rows=1000, spare_cpu=0.25, spare=load.share, clock=load.clock)
     try:
         for round_ in range(3):
-            submit(w, 10, prefix=f"busy{round_}-")
-            assert wait_for(lambda r=round_: w.written == 10 * (r + 1))
-        time.sleep(1.0)  # four measuring windows, the CPU busy in each
-        assert in_table(sqlite_url) == 0 and journaled(sqlite_url) == (3, 30) and w.journal_rows == 30
-        assert w.metrics is not None and "owstack_ledger_journal_rows 30.0" in w.metrics.render()[0].decode()
+            assert append_batch(ledger, f"busy{round_}-", 10) == ["ok", {"rejected": 0, "journal": 10 * (round_ + 1)}]
+        assert ledger.wait_s() == pytest.approx(Ledger.WINDOW_S)  # a window is being measured: wait it out
+        for _ in range(4):  # four windows, the CPU busy (10% spare) in each: nothing moves
+            load.now += Ledger.WINDOW_S
+            load.spare = 0.1
+            assert ledger.wait_s() == pytest.approx(Ledger.WINDOW_S)
+        assert in_table(sqlite_url) == 0 and journaled(sqlite_url) == (3, 30) and ledger.journal_rows == 30
+        load.now += Ledger.WINDOW_S
+        load.spare = 0.6  # the CPU had time to spare in the last window: move, one batch per turn
+        moved = 0
+        while (wait := ledger.wait_s()) == 0.0:
+            assert ledger.move()
+            moved += 1
+        assert wait is None and moved == 3  # nothing journaled: wait for input
+        assert in_table(sqlite_url) == 30 and journaled(sqlite_url) == (0, 0)
     finally:
-        spinner.kill()
-        spinner.wait()
-    assert wait_for(lambda: in_table(sqlite_url) == 30, timeout=15)  # the CPU is free: the batches move
+        ledger.close()
+
+
+def test_without_a_cpu_reading_a_window_without_input_counts_as_spare(sqlite_url: str) -> None:
+    """Where no CPU figure can be read (not Linux), the batches move after a window in which none arrived."""
+    from owstack.metering.ledger_process import Ledger
+
+    storage.migrate(sqlite_url)
+    load = Load()
+    load.spare = None
+    ledger = Ledger(sqlite_url, max_rows=1000, spare_cpu=0.25, spare=load.share, clock=load.clock)
+    try:
+        append_batch(ledger, "a", 5)
+        load.now += Ledger.WINDOW_S
+        append_batch(ledger, "b", 5)  # input in this window: not spare
+        assert ledger.wait_s() == pytest.approx(Ledger.WINDOW_S)
+        load.now += Ledger.WINDOW_S  # a quiet window
+        assert ledger.wait_s() == 0.0 and ledger.move() and ledger.move()
+        assert ledger.wait_s() is None and in_table(sqlite_url) == 10
+    finally:
+        ledger.close()
+
+
+def test_the_ledger_process_moves_batches_by_itself_when_every_window_is_spare(sqlite_url: str) -> None:
+    """End to end through the ledger process: with `journal_spare_cpu: 0` every window is spare, so batches
+    reach the table without a flush (and with 2.0 none is, as the tests below use)."""
+    w = process_writer(sqlite_url, journal_spare_cpu=0.0)
+    w.start()
+    submit(w, 10, prefix="spare-")
+    assert wait_for(lambda: w.written == 10, timeout=60)
+    assert wait_for(lambda: in_table(sqlite_url) == 10, timeout=60)
     assert journaled(sqlite_url) == (0, 0)
     w.close()
 
@@ -280,7 +331,8 @@ def test_a_flush_during_an_outage_fails_and_the_journal_moves_once_the_database_
 @pytest.mark.parametrize("layout", ["v2", "v1"])
 def test_under_a_cgroup_cpu_limit_the_limit_used_by_others_leaves_nothing_spare(tmp_path: Any, layout: str) -> None:
     """A container's CPU limit (Kubernetes resources.limits.cpu): the host may be idle while the container
-    has used its whole quota; then nothing is spare for moving batches."""
+    has used its whole quota; then nothing is spare for moving batches. Every input is a file or a function
+    of the test's (/proc/stat, the cgroup files, the clock, the process's own CPU time)."""
     from owstack.metering.ledger_process import Spare, cgroup_quota
 
     if layout == "v2":
@@ -303,16 +355,29 @@ def test_under_a_cgroup_cpu_limit_the_limit_used_by_others_leaves_nothing_spare(
         def write(seconds: float) -> None:
             usage.write_text(f"{round(seconds / unit)}\n")
 
-    used = 100.0
+    stat = tmp_path / "stat"
+    tick_hz = os.sysconf("SC_CLK_TCK")  # /proc/stat counts in clock ticks
+
+    def host(busy_s: float, idle_s: float) -> None:  # cpu0: user nice system idle iowait irq softirq steal
+        busy, idle = round(busy_s * tick_hz), round(idle_s * tick_hz)
+        stat.write_text(f"cpu  0 0 0 0 0 0 0 0\ncpu0 {busy} 0 0 {idle} 0 0 0 0\n")
+
+    now, used = 50.0, 100.0
     write(used)
+    host(10.0, 10.0)
     quota = cgroup_quota(tmp_path)
     assert quota is not None and quota[0] == 0.5
-    spare = Spare(cgroup_root=tmp_path)
-    started = time.monotonic()
-    time.sleep(0.3)
-    write(used + 0.5 * (time.monotonic() - started))  # others used the whole half CPU meanwhile
+    spare = Spare(cgroup_root=tmp_path, proc_stat=stat, cpus={0}, clock=lambda: now, own_seconds=lambda: 0.0)
+    now += 0.3
+    write(used + 0.5 * 0.3)  # others used the whole half CPU meanwhile
+    host(10.0, 10.3)  # while the host's CPU was idle
     share = spare.share()
-    assert share is not None and share <= 0.1
-    time.sleep(0.3)  # nobody used any of it since: spare, as far as the limit goes (the host decides the rest)
+    assert share is not None and share == pytest.approx(0.0, abs=0.02)
+    now += 0.3  # nobody used any of the limit since, and the host was idle: all spare
+    host(10.0, 10.6)
     share = spare.share()
-    assert share is not None and share > 0.3
+    assert share is not None and share == pytest.approx(1.0, abs=0.02)
+    now += 0.4  # the limit unused, but the host's CPU three-quarters busy: the host decides
+    host(10.3, 10.7)
+    share = spare.share()
+    assert share is not None and share == pytest.approx(0.25, abs=0.03)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import http.server
 import ssl
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ class Server:
     port: int = 0
     hits: list[tuple[str, str]] = field(default_factory=list)  # (path, Host header)
     sni: list[str | None] = field(default_factory=list)
+    accept_encoding: list[str] = field(default_factory=list)
     scheme: str = "http"
 
     @property
@@ -65,6 +68,16 @@ def _handler(server: Server) -> type[http.server.BaseHTTPRequestHandler]:
                 for _ in range(int(query["n"][0]) // 1024):
                     self.wfile.write(b"400\r\n" + b"y" * 1024 + b"\r\n")
                 self.wfile.write(b"0\r\n\r\n")
+            elif parts.path == "/encoded":  # ?coding=gzip,gzip&n=BYTES of zeros, encoded layer by layer
+                body = b"\0" * int(query["n"][0])
+                coding = query["coding"][0]
+                server.accept_encoding.append(self.headers.get("Accept-Encoding", ""))
+                for layer in coding.split(","):
+                    if layer in ("gzip", "x-gzip"):
+                        body = gzip.compress(body, 9)
+                    elif layer == "deflate":
+                        body = zlib.compress(body, 9)
+                self._send(200, body, {"Content-Encoding": coding.replace(",", ", ")})
             elif parts.path == "/slow":
                 self.send_response(200)
                 self.send_header("Transfer-Encoding", "chunked")

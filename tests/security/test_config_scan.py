@@ -120,13 +120,15 @@ def test_bad_input_is_reported_and_skipped(tmp_path: Path) -> None:
         found = scan_path(tmp_path)
     finally:
         os.chmod(tmp_path / "AGENTS.md", 0o644)
-    reasons = {f.file: f.message for f in found}
-    assert all(f.rule == "OWS-SCAN-001" and f.severity == "low" for f in found)
+    reasons = {f.file: f.message for f in found if f.rule in ("OWS-SCAN-001", "OWS-SCAN-002")}
     assert "binary" in reasons[".claude/settings.json"]
-    assert "larger than" in reasons[".mcp.json"]
+    # padded past the usual limit: still parsed, its server still reported
+    assert "parsed whole anyway" in reasons[".mcp.json"]
+    assert any(f.rule == "OWS-MCP-001" and f.file == ".mcp.json" for f in found)
     assert "not UTF-8" in reasons[".vscode/tasks.json"]
     assert "nested deeper" in reasons[".vscode/settings.json"]
-    assert "symbolic link" in reasons["CLAUDE.md"]
+    escape = next(f for f in found if f.file == "CLAUDE.md")
+    assert escape.rule == "OWS-SCAN-002" and escape.severity == "high" and escape.executes == "/etc/hostname"
     if os.geteuid() != 0:  # root reads a mode-000 file anyway
         assert "unreadable" in reasons["AGENTS.md"]
     assert "deep.json" not in reasons

@@ -7,6 +7,7 @@ saying so, while the gateway's start-up line `stages audit -> meter -> ...` does
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -32,7 +33,14 @@ RUN = uuid.uuid4().hex[:8]
 #: tenant names of this run's own (either way, every key of this run is deleted afterwards)
 SCHEMA_HAS_LIMITS = "limits" in ConfigFile.model_fields
 PREFIX = f"owstack-test-{RUN}:" if SCHEMA_HAS_LIMITS else "owstack:"
-T = {name: f"{name}-{RUN}" for name in ("rpm", "tpm", "budget", "free", "shared", "down")}
+T = {name: f"{name}-{RUN}" for name in ("rpm", "tpm", "budget", "free", "shared", "down", "fleet")}
+#: the body of each request of the two-gateway budget test, and what it holds: its prompt estimate (bytes / 4)
+#: plus max_tokens at gpt-5.4's $2.50 / $15 per million (more than the $0.0001325 the fake upstream's 11 + 7
+#: tokens cost); the budget fits 70 requests at that real cost
+FLEET_BODY = b'{"model":"coding","max_tokens":20,"messages":[{"role":"user","content":"hi"}]}'
+FLEET_HOLD = len(FLEET_BODY) // 4 * 2.5e-6 + 20 * 15e-6
+FLEET_COST = 11 * 2.5e-6 + 7 * 15e-6
+FLEET_BUDGET = 70 * FLEET_COST
 
 
 def require_limit_stage(gw: Proc) -> None:
@@ -61,11 +69,13 @@ def gateway_config(fake_upstream: Proc, db: str, redis_url: str) -> dict[str, An
         "tenants": {
             T["rpm"]: {"requests_per_minute": 3},
             T["tpm"]: {"tokens_per_minute": 400},
-            # gpt-5.4 at $2.50 / $15 per million: the fake upstream's 11 + 7 tokens cost $0.0001325
-            T["budget"]: {"budget_usd_month": 0.0001, "allow_proprietary": True},
+            # gpt-5.4 at $2.50 / $15 per million: the fake upstream's 11 + 7 tokens cost $0.0001325; a request
+            # holds its prompt estimate (body bytes / 4) plus max_tokens at that price until it is settled
+            T["budget"]: {"budget_usd_month": 0.0002, "allow_proprietary": True},
             T["free"]: {},
             T["shared"]: {"requests_per_minute": 2},
             T["down"]: {"requests_per_minute": 1},
+            T["fleet"]: {"budget_usd_month": FLEET_BUDGET, "allow_proprietary": True},
         },
     }
     if SCHEMA_HAS_LIMITS:
@@ -144,12 +154,18 @@ def test_tokens_are_settled_with_the_upstream_usage(world: dict[str, Any]) -> No
 
 def test_budget_exhausted_on_a_proprietary_backend(world: dict[str, Any]) -> None:
     c = client(world, "budget")
-    assert ask(c, "coding").headers["x-owstack-backend"] == "api"
+    assert ask(c, "coding", max_tokens=7).headers["x-owstack-backend"] == "api"  # holds ~$0.00015, costs $0.0001325
+    with pytest.raises(openai.RateLimitError) as info:  # $0.0001325 + another ~$0.00015 hold > $0.0002
+        ask(c, "coding", max_tokens=7)
+    assert info.value.body["code"] == "budget_exceeded"  # type: ignore[index]
+    assert "this request may cost up to $0.0002" in info.value.message and "lower max_tokens" in info.value.message
+    # a smaller hold fits; the upstream ignores max_tokens and charges 18 tokens: the excess passes the budget
+    assert ask(c, "coding", max_tokens=1).headers["x-owstack-backend"] == "api"
     with pytest.raises(openai.RateLimitError) as info:
-        ask(c, "coding")
+        ask(c, "coding", max_tokens=1)
     err = info.value
     assert err.body["code"] == "budget_exceeded"  # type: ignore[index]
-    assert "has spent $0.0001 of its $0.0001 monthly budget" in err.message and "it resets at" in err.message
+    assert "has spent $0.0003 of its $0.0002 monthly budget" in err.message and "it resets at" in err.message
     assert err.response.headers["x-should-retry"] == "false"
     assert int(err.response.headers["retry-after"]) > 0
     ac = anthropic.Anthropic(base_url=world["gw"].url, api_key=world["keys"]["budget"], max_retries=0)
@@ -181,6 +197,44 @@ def test_two_gateways_share_one_cap(world: dict[str, Any], tmp_path: Path) -> No
         r.close()
 
 
+def test_two_gateways_admit_at_most_70_of_400_concurrent_requests_against_a_budget_that_fits_70(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    """Each request holds its maximum cost in Redis before the call (one Lua script), and the holds of both
+    processes count together: no local count multiplies the budget by the number of gateways. Each request
+    holds more than it costs, so requests in flight may keep some from being admitted: at most 70 are."""
+    client(world, "fleet")  # skips while the stage is not wired
+    key = world["keys"]["fleet"]
+    with run_gateway(tmp_path, world["config"]) as other:
+        bases = [world["gw"].base_url, other.base_url]
+
+        async def burst() -> list[int]:
+            limits = httpx.Limits(max_connections=400)
+            async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+                headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
+                calls = [
+                    http.post(f"{bases[i % 2]}/chat/completions", content=FLEET_BODY, headers=headers)
+                    for i in range(400)
+                ]
+                return [r.status_code for r in await asyncio.gather(*calls)]
+
+        statuses = asyncio.run(burst())
+        logs = world["gw"].log()[-2000:] + other.log()[-2000:]
+    admitted = statuses.count(200)
+    assert statuses.count(429) == 400 - admitted, logs  # every other one refused, none failed
+    assert 0 < admitted <= 70, logs
+    r = redis.Redis.from_url(REDIS_URL)
+    spend_key = f"{PREFIX}{{{T['fleet']}}}:usd:{time.strftime('%Y-%m', time.gmtime())}"
+    try:
+        deadline = time.monotonic() + 60  # the running gateway sends its charges within 0.1 s
+        while float(r.get(spend_key) or 0) < admitted * FLEET_COST * 0.999 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        spent = float(r.get(spend_key) or 0)
+    finally:
+        r.close()
+    assert spent <= FLEET_BUDGET * (1 + 1e-9) and spent == pytest.approx(admitted * FLEET_COST)
+
+
 def test_redis_down_serves_unchecked_and_says_so(world: dict[str, Any], fake_upstream: Proc, tmp_path: Path) -> None:
     client(world, "down")
     config = gateway_config(fake_upstream, world["config"]["storage"]["url"], f"redis://127.0.0.1:{free_port()}/0")
@@ -189,7 +243,7 @@ def test_redis_down_serves_unchecked_and_says_so(world: dict[str, Any], fake_ups
         for _ in range(3):  # a cap of 1 per minute, but nothing can check it
             raw = ask(c)
             assert raw.status_code == 200 and "x-ratelimit-limit-requests" not in raw.headers
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 60
         while "cannot be reached" not in gw.log() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert "served unchecked" in gw.log()

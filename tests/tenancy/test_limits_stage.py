@@ -220,8 +220,13 @@ def test_after_never_raises(caplog: pytest.LogCaptureFixture) -> None:
     assert "could not be settled" in caplog.text
 
 
-def dead_redis(cfg: Config, policy: str, retry_s: float = 60.0) -> LimitStage:
-    section = LimitsSection(on_redis_error=policy, redis_timeout_ms=200, redis_retry_s=retry_s)  # type: ignore[arg-type]
+def dead_redis(cfg: Config, policy: str, retry_s: float = 60.0, budget_policy: str = "deny") -> LimitStage:
+    section = LimitsSection(
+        on_redis_error=policy,  # type: ignore[arg-type]
+        on_redis_error_budget=budget_policy,  # type: ignore[arg-type]
+        redis_timeout_ms=200,
+        redis_retry_s=retry_s,
+    )
     limiter = RedisLimiter(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.2)
     return LimitStage(cfg, section=section, limiter=limiter, clock=Clock())
 
@@ -229,7 +234,7 @@ def dead_redis(cfg: Config, policy: str, retry_s: float = 60.0) -> LimitStage:
 @pytest.mark.redis
 def test_redis_down_fails_open_by_default(caplog: pytest.LogCaptureFixture) -> None:
     cfg = config({"acme": {"requests_per_minute": 1, "budget_usd_month": 0.0}})
-    stage = dead_redis(cfg, "allow")
+    stage = dead_redis(cfg, "allow", budget_policy="allow")
     with caplog.at_level(logging.WARNING):
         for _ in range(3):  # over both caps, yet served: the store cannot say no
             ctx = before(stage, context("acme", cfg))
@@ -241,6 +246,22 @@ def test_redis_down_fails_open_by_default(caplog: pytest.LogCaptureFixture) -> N
     registry.register(LimitsCollector(stage.counters))
     text = generate_latest(registry).decode()
     assert "owstack_limit_unchecked_total 3.0" in text and "owstack_limit_store_errors_total 1.0" in text
+
+
+@pytest.mark.redis
+def test_redis_down_refuses_tenants_with_a_budget_by_default_and_serves_the_others(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cfg = config({"rated": {"requests_per_minute": 1}, "paying": {"budget_usd_month": 100.0}})
+    stage = LimitStage(cfg, limiter=RedisLimiter(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.2), clock=Clock())
+    assert (stage.section.on_redis_error, stage.section.on_redis_error_budget) == ("allow", "deny")
+    with caplog.at_level(logging.WARNING):
+        assert before(stage, context("rated", cfg)).notes == {"limit_unchecked": True}
+        ctx = context("paying", cfg)
+        with pytest.raises(ServiceUnavailable) as info:
+            asyncio.run(stage.before(ctx))
+    assert info.value.code == "limits_unavailable" and ctx.notes == {}
+    assert "except those of tenants with a budget (refused with 503)" in caplog.text
 
 
 @pytest.mark.redis

@@ -199,7 +199,9 @@ async def _send_stream(
         await _body(send, encoder.start(ctx))
         async for chunk in stream.chunks():
             observe(ctx, chunk)
-            await _body(send, encoder.chunk(chunk))
+            body = encoder.chunk(chunk)
+            if body:
+                await send({"type": "http.response.body", "body": body, "more_body": True})
         ctx.stream_outcome = "ok"
         if encoder.wants_usage and not ctx.usage.reported:
             await count_usage(gw, ctx)
@@ -268,14 +270,14 @@ def observe(ctx: RequestContext, chunk: JSON) -> None:
         if not isinstance(choice, dict):
             continue
         delta = choice.get("delta")
-        if isinstance(choice.get("text"), str):
-            ctx.output_text.append(choice["text"])  # a legacy completion chunk
         if isinstance(delta, dict):
             content = delta.get("content")
             if content:
                 ctx.output_text.append(content)
             if delta.get("tool_calls"):
                 ctx.tool_calls.extend(delta["tool_calls"])
+        elif isinstance(choice.get("text"), str):
+            ctx.output_text.append(choice["text"])  # a legacy completion chunk
         if choice.get("finish_reason"):
             ctx.finish_reason = choice["finish_reason"]
             stop = choice.get("stop_reason")

@@ -47,6 +47,8 @@ def catalog(gw: Gateway) -> list[JSON]:
                 },
             }
         )
+    for model_id, info in gw.router.adapters.models(gw.router.layers):  # fine-tuned adapters (owstack.finetune)
+        data.append({"id": model_id, "object": "model", "created": _CREATED, "owned_by": "owstack", "owstack": info})
     return data
 
 

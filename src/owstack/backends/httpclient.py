@@ -215,11 +215,22 @@ class Response:
 class Pool:
     """Keep-alive connections to one origin (scheme, host, port)."""
 
-    def __init__(self, base_url: str, *, max_connections: int = 256, verify: bool | ssl.SSLContext = True) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        max_connections: int = 256,
+        verify: bool | ssl.SSLContext = True,
+        address: str | None = None,
+    ) -> None:
+        """`address`: connect there instead of resolving the URL's host (an address the caller checked, e.g.
+        against the egress policy, so that no later DNS answer can move the connection); the Host header
+        and TLS still name the host."""
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {base_url!r}")
         self.host = parts.hostname
+        self.address = address or parts.hostname
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self.base_path = parts.path.rstrip("/")
         default_port = (parts.scheme == "https" and self.port == 443) or (parts.scheme == "http" and self.port == 80)
@@ -315,7 +326,7 @@ class Pool:
             _, conn = await asyncio.wait_for(
                 loop.create_connection(
                     _Conn,
-                    self.host,
+                    self.address,
                     self.port,
                     ssl=self._ssl,
                     server_hostname=self.host if self._ssl else None,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -21,13 +22,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from owstack.backends.embedded_job import Job, JobResult, build_job, run_job
+from owstack.backends.embedded_job import Job, build_job
+from owstack.backends.embedded_loop import JobResult, run_job
+from owstack.backends.lora import LoraSet
 from owstack.config.schema import BackendSection
-from owstack.errors import ConfigError, NoHealthyBackend, ServiceUnavailable
+from owstack.errors import ConfigError, NoHealthyBackend, OwstackError, ServiceUnavailable, UpstreamError
 from owstack.types import JSON, ChatRequest, Completion, Usage
 
 _END = object()
 _ids = itertools.count(1)
+log = logging.getLogger("owstack.engine")
 
 
 class LlamaCppBackend:
@@ -47,6 +51,7 @@ class LlamaCppBackend:
         max_tokens_default: int = 512,
         jurisdiction: str = "local",
         card: Any = None,
+        adapters: dict[str, Path] | None = None,
     ) -> None:
         self.name = name
         self.model = model
@@ -58,6 +63,8 @@ class LlamaCppBackend:
         self.max_tokens_default = max_tokens_default
         self.jurisdiction = jurisdiction
         self.card = card
+        #: GGUF LoRA adapters this model serves, chosen per request (backends/lora.py)
+        self.lora = LoraSet(adapters)
         self.llm: Any = None
         self.template: str | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -69,7 +76,9 @@ class LlamaCppBackend:
 
     # construction -------------------------------------------------------------------------------
     @classmethod
-    def from_section(cls, name: str, section: BackendSection) -> LlamaCppBackend:
+    def from_section(
+        cls, name: str, section: BackendSection, adapters: dict[str, Path] | None = None
+    ) -> LlamaCppBackend:
         card = _find_card(section.catalog or section.model)
         if section.model_path:
             path = Path(section.model_path).expanduser()
@@ -95,6 +104,7 @@ class LlamaCppBackend:
             max_tokens_default=section.max_tokens_default,
             jurisdiction=section.jurisdiction,
             card=card,
+            adapters=adapters,
         )
 
     @classmethod
@@ -134,6 +144,7 @@ class LlamaCppBackend:
         self.template = self.llm.metadata.get("tokenizer.chat_template")
         if not self.template:
             raise ConfigError(f"backend {self.name}: {self.path} carries no chat template")
+        self.lora.load(self.llm, self.name)
 
     async def aclose(self) -> None:
         if self._executor is not None:
@@ -160,9 +171,17 @@ class LlamaCppBackend:
             raise NoHealthyBackend(
                 f"backend {self.name} has {self._pending} requests queued (max_queue)", code="queue_full"
             )
-        return build_job(self, request)
+        try:
+            return build_job(self, request)
+        except OwstackError:
+            raise
+        except Exception as exc:
+            log.exception("backend %s could not prepare a request", self.name)
+            raise UpstreamError(
+                f"backend {self.name} could not prepare this request ({type(exc).__name__})", code="engine_error"
+            ) from None
 
-    async def _submit(self, job: Job, emit: Callable[[str, str], None] | None) -> asyncio.Future[JobResult]:
+    async def _submit(self, job: Job, emit: Callable[[tuple[Any, ...]], None] | None) -> asyncio.Future[JobResult]:
         assert self._executor is not None
         self._pending += 1
         loop = asyncio.get_running_loop()
@@ -189,12 +208,19 @@ class LlamaCppBackend:
             message["tool_calls"] = result.tool_calls
             message["content"] = result.content or None
         usage = _usage(result)
+        choice: JSON = {
+            "index": 0,
+            "message": message,
+            "logprobs": None if result.logprobs is None else {"content": result.logprobs, "refusal": None},
+            "finish_reason": result.finish_reason,
+            "stop_reason": result.stop_reason,
+        }
         body = {
             "id": f"chatcmpl-{job.request_id}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": self.model,
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": result.finish_reason}],
+            "choices": [choice],
             "usage": usage.to_openai(),
         }
         return Completion(body=body, usage=usage, finish_reason=result.finish_reason)
@@ -204,8 +230,8 @@ class LlamaCppBackend:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
 
-        def emit(kind: str, text: str) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, (kind, text))
+        def emit(event: tuple[Any, ...]) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, event)
 
         fut = await self._submit(job, emit)
         fut.add_done_callback(lambda _: queue.put_nowait(_END))
@@ -215,6 +241,13 @@ class LlamaCppBackend:
             "created": int(time.time()),
             "model": self.model,
         }
+        with_logprobs = job.logprobs is not None
+
+        def chunk(delta: JSON, **extra: Any) -> JSON:
+            choice: JSON = {"index": 0, "delta": delta, **extra}
+            choice.setdefault("finish_reason", None)
+            return {**base, "choices": [choice]}
+
         try:
             started = False
             while True:
@@ -223,26 +256,12 @@ class LlamaCppBackend:
                     break
                 if not started:
                     started = True
-                    yield {
-                        **base,
-                        "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
-                    }
-                kind, text = item
-                field = "reasoning_content" if kind == "reasoning" else "content"
-                yield {**base, "choices": [{"index": 0, "delta": {field: text}, "finish_reason": None}]}
+                    yield chunk({"role": "assistant", "content": ""})
+                yield _event_chunk(item, chunk, with_logprobs)
             result = fut.result()  # raises what the worker raised (before the first chunk: retryable elsewhere)
             if not started:
-                yield {
-                    **base,
-                    "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
-                }
-            if result.tool_calls:
-                calls = [{"index": i, **call} for i, call in enumerate(result.tool_calls)]
-                yield {
-                    **base,
-                    "choices": [{"index": 0, "delta": {"tool_calls": calls}, "finish_reason": None}],
-                }
-            yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": result.finish_reason}]}
+                yield chunk({"role": "assistant", "content": ""})
+            yield chunk({}, finish_reason=result.finish_reason, stop_reason=result.stop_reason)
             yield {**base, "choices": [], "usage": _usage(result).to_openai()}
         finally:
             job.cancelled = True
@@ -258,6 +277,24 @@ class LlamaCppBackend:
         if self.llm is None:
             raise ServiceUnavailable(f"backend {self.name} is not loaded")
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+
+def _event_chunk(item: tuple[Any, ...], chunk: Callable[..., JSON], with_logprobs: bool) -> JSON:
+    """One worker event (see `embedded_loop`) as a `chat.completion.chunk`."""
+    kind = item[0]
+    if kind == "reasoning":
+        return chunk({"reasoning_content": item[1]})
+    if kind == "content":
+        if not with_logprobs:
+            return chunk({"content": item[1]})
+        return chunk({"content": item[1]}, logprobs={"content": item[2] or []})
+    if kind == "call":
+        _, index, call_id, name = item
+        call = {"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+        return chunk({"tool_calls": [call]})
+    if kind == "args":
+        return chunk({"tool_calls": [{"index": item[1], "function": {"arguments": item[2]}}]})
+    return chunk({"content": ""}, logprobs={"content": item[1]})
 
 
 def _usage(result: JobResult) -> Usage:

@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 
 import orjson
 
-from owstack.backends import httpclient
+from owstack.backends import httpclient, toolcalls
 from owstack.backends.dialects import Dialect, dialect
+from owstack.backends.lora import upstream_model
 from owstack.backends.sse import DONE, iter_data
 from owstack.config.schema import BackendSection
 from owstack.errors import InvalidRequest, OwstackError, UpstreamError, UpstreamTimeout
@@ -44,8 +45,17 @@ class OpenAIHTTPBackend:
             (self.pool.base_path + health[5:],) if health.startswith("base:") else (health, models)
         )
         from owstack.catalog.models import find_card
+        from owstack.catalog.toolcalls import card_tool_call_format
 
         self.card = find_card(section.catalog or section.model)
+        #: the model's tool-call markup, read out of the text when the engine leaves it there
+        self.markup = card_tool_call_format(self.card) if self.dialect.tool_markup else None
+
+    def _reader(self, request: ChatRequest) -> toolcalls.ToolCallReader | None:
+        if self.markup is None or not request.params.get("tools"):
+            return None
+        offered = {t["function"]["name"]: t["function"].get("parameters") for t in request.params["tools"]}
+        return toolcalls.ToolCallReader(self.markup, offered)
 
     def _shape(self, request: ChatRequest) -> ChatRequest:
         """Apply the request's reasoning policy in this engine's dialect."""
@@ -79,7 +89,8 @@ class OpenAIHTTPBackend:
         if request.endpoint != "chat":
             return await self._forward(request)
         request = self._shape(request)
-        resp = await self._post(self.dialect.body(request, self.model, stream=False), self._headers)
+        model = upstream_model(self.engine, self.model, request.adapter)
+        resp = await self._post(self.dialect.body(request, model, stream=False), self._headers)
         try:
             raw = await resp.read()
         except BaseException as exc:
@@ -94,18 +105,25 @@ class OpenAIHTTPBackend:
         for choice in choices if isinstance(choices, list) else ():
             if isinstance(choice, dict):
                 self.dialect.normalise_message(choice.get("message"))
+                reader = self._reader(request)
+                message = choice.get("message")
+                found = reader is not None and isinstance(message, dict) and toolcalls.read_message(reader, message)
+                if found and choice.get("finish_reason") == "stop":
+                    choice["finish_reason"] = "tool_calls"
                 finish = finish or choice.get("finish_reason")
         return Completion(body=body, usage=Usage.from_openai(body.get("usage")), finish_reason=finish)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[JSON]:
+        model = upstream_model(self.engine, self.model, request.adapter)
         if request.endpoint == "chat":
             request = self._shape(request)
-            body = self.dialect.body(request, self.model, stream=True)
+            body = self.dialect.body(request, model, stream=True)
         else:
-            body = {**request.params, "model": self.model, "stream": True, "stream_options": {"include_usage": True}}
+            body = {**request.params, "model": model, "stream": True, "stream_options": {"include_usage": True}}
         resp = await self._post(body, self._stream_headers, self._paths[request.endpoint])
         normalise = self.dialect.normalise_message
         finished = False
+        reader = self._reader(request) if request.endpoint == "chat" else None
         try:
             async for data in iter_data(resp.iter_bytes()):
                 if data == DONE:
@@ -123,6 +141,8 @@ class OpenAIHTTPBackend:
                     if isinstance(choice, dict):
                         normalise(choice.get("delta"))
                         finished = finished or bool(choice.get("finish_reason"))
+                if reader is not None:
+                    toolcalls.read_chunk(reader, chunk)
                 yield chunk
             if not finished:
                 # The connection ended with neither `[DONE]` nor a finish reason: the upstream was cut off
@@ -140,7 +160,7 @@ class OpenAIHTTPBackend:
 
     async def _forward(self, request: ChatRequest) -> Completion:
         """Legacy completions and embeddings: the client's body to the same path upstream, the model replaced."""
-        body = {**request.params, "model": self.model}
+        body = {**request.params, "model": upstream_model(self.engine, self.model, request.adapter)}
         resp = await self._post(body, self._headers, self._paths[request.endpoint])
         try:
             raw = await resp.read()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from owstack.backends.base import Backend
 from owstack.config.load import Config
 from owstack.config.schema import HTTP_ENGINES, BackendSection
@@ -10,8 +12,10 @@ from owstack.config.schema import HTTP_ENGINES, BackendSection
 def build_backend(name: str, section: BackendSection, config: Config) -> Backend:
     if section.engine == "llamacpp":
         from owstack.backends.llamacpp import LlamaCppBackend
+        from owstack.finetune.registry import for_backend
 
-        return LlamaCppBackend.from_section(name, section)
+        adapters = for_backend(Path(config.file.adapters.registry), name)
+        return LlamaCppBackend.from_section(name, section, adapters=adapters)
     if section.engine in HTTP_ENGINES:
         from owstack.backends.openai_http import OpenAIHTTPBackend
 

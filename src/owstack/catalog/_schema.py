@@ -96,6 +96,17 @@ class RawModel(_Raw):
     variants: list[RawVariant] = []
     ollama_tags: list[RawOllamaTag] = []
     notes: list[str] = []
+    #: the tool-call markup the model writes (a `tool_calls.yaml` format)
+    tool_calls: str | None = None
+
+
+class RawToolCallFormat(_Raw):
+    start: Annotated[str, Field(min_length=1)]
+    end: Annotated[str, Field(min_length=1)] | None
+    body: Literal["json", "xml_function", "mistral", "json_list"]
+    leading: Annotated[str, Field(min_length=1)] | None = None
+    source: Annotated[str, Field(min_length=1)]
+    date: IsoDate
 
 
 # ---- recipes.yaml -------------------------------------------------------------------------------------
@@ -128,6 +139,8 @@ class RawEngine(_Raw):
     #: headroom over the file size for llama.cpp/Ollama (KV cache, buffers)
     file_headroom_gb: Annotated[float, Field(ge=0)] = 0.0
     alternatives: dict[str, list[str]] = {}
+    #: extras any model on this engine can take (`owstack recipe ... --option lora`)
+    options: dict[str, RawOption] = {}
     notes: list[str] = []
     source: str
     date: IsoDate

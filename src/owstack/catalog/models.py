@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from owstack.catalog import load_data
 from owstack.catalog._schema import RawModel, load_user_file, merge_entries, validate_entries
+from owstack.catalog.toolcalls import formats
 from owstack.errors import ConfigError
 
 MODELS_ENV = "OWSTACK_MODELS_FILE"
@@ -114,6 +115,8 @@ class ModelCard:
     #: the window recipes serve by default (<= context)
     context_served: int = 0
     notes: tuple[str, ...] = field(default=())
+    #: the tool-call markup family the model writes (`catalog/data/tool_calls.yaml`), None when unknown
+    tool_calls: str | None = None
 
     @property
     def params_conservative(self) -> float:
@@ -206,6 +209,7 @@ def _card(model_id: str, raw: RawModel) -> ModelCard:
         params_alt_source=alt.source if alt else "",
         context_served=raw.context_served or raw.context,
         notes=tuple(raw.notes),
+        tool_calls=raw.tool_calls,
     )
 
 
@@ -238,6 +242,13 @@ def _build(user: tuple[str, int] | None) -> _Catalog:
         origin = f"models.yaml + {user[0]}"
     raws = validate_entries(entries, RawModel, origin)
     cards = tuple(_card(model_id, raw) for model_id, raw in raws.items())
+    known_formats = formats()
+    for card in cards:
+        if card.tool_calls is not None and card.tool_calls not in known_formats:
+            raise ConfigError(
+                f"{origin}: {card.id}.tool_calls: unknown format {card.tool_calls!r}; "
+                f"known formats: {', '.join(known_formats)}"
+            )
     index: dict[str, ModelCard] = {}
     for card in cards:
         for name in card.names():

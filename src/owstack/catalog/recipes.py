@@ -35,6 +35,7 @@ from owstack.catalog._schema import (
 )
 from owstack.catalog.fit import GPUs, fit, parse_gpus
 from owstack.catalog.models import ModelCard, Variant, embedded_gguf_path, model_card
+from owstack.config.address import ANY_ADDRESS, same_host
 from owstack.errors import ConfigError
 
 RECIPES_ENV = "OWSTACK_RECIPES_FILE"
@@ -283,16 +284,17 @@ def _gguf_file(card: ModelCard, b: _Build, file: str | None) -> float | None:
     return None
 
 
-def _options(me: RawModelEngine, chosen: Sequence[str], b: _Build, env: dict[str, str]) -> list[str]:
+def _options(me: RawModelEngine, chosen: Sequence[str], b: _Build, env: dict[str, str], eng: RawEngine) -> list[str]:
     flags: list[str] = []
+    available = {**me.options, **eng.options}  # the model's own extras, then engine-wide ones (lora)
     for name in chosen:
-        opt = me.options.get(name)
+        opt = available.get(name)
         if opt is None:
-            known = ", ".join(me.options) or "none for this model and engine"
+            known = ", ".join(available) or "none for this model and engine"
             raise ConfigError(f"--option: unknown option {name!r}; options: {known}")
         flags += _fill(opt.flags, b.values)
         env.update(_fill_map(opt.env, b.values))
-    for name, opt in me.options.items():
+    for name, opt in available.items():
         if name not in chosen:
             b.notes.append(f"Available: --option {name}: {opt.note}")
     return flags
@@ -312,18 +314,26 @@ def recipe(
     file: str | None = None,
     host: str | None = None,
     port: int | None = None,
+    gateway: tuple[str, int] | None = None,
 ) -> Recipe:
     """The serve command for `model` on `engine` (vllm, sglang, ollama, llamacpp) and its backend entry.
 
     `gpus` (e.g. "8xH100") defaults to the recipe's published baseline on vLLM/SGLang and to none (a
     local machine) on Ollama/llama.cpp. `variant` forces a checkpoint (FP8, NVFP4, ...) or Ollama tag;
-    `options` adds named extras (e.g. "mtp"); `file` is the GGUF for llama.cpp.
+    `options` adds named extras (e.g. "mtp"); `file` is the GGUF for llama.cpp. `gateway` (host, port) is
+    where owstack listens: the engine's default port moves off it, and a chosen port on it is a warning.
     """
     data = recipes_data()
     card = model_card(model)
     entry, me = _model_engine(card, engine, data)
     eng: RawEngine = data.engines[engine]  # type: ignore[index]
-    b = _Build(values={"host": host or data.host, "port": str(port or eng.port)})
+    bind = host or data.host
+    b = _Build(values={"host": bind, "port": str(port or _free_of(gateway, bind, eng.port))})
+    if port is not None and gateway is not None and _collides(bind, gateway, port):
+        b.warnings.append(
+            f"port {port} is the owstack gateway's own ({gateway[0]}:{gateway[1]}): the backend entry would "
+            "make the gateway call itself; pick another --port"
+        )
     if engine in ("vllm", "sglang"):
         _gpu_engine(card, entry, me, eng, b, gpus, variant, engine, data)
     else:
@@ -333,6 +343,18 @@ def recipe(
         elif gpus is not None:
             b.gpus = parse_gpus(gpus, data.gpus).label
     return _assemble(card, engine, eng, me, b, options)
+
+
+def _collides(bind: str, gateway: tuple[str, int] | None, port: int) -> bool:
+    """Whether an engine listening on bind:port would take the gateway's own address on this machine."""
+    if gateway is None or port != gateway[1]:
+        return False
+    return bind in ANY_ADDRESS or gateway[0] in ANY_ADDRESS or same_host(bind, gateway[0])
+
+
+def _free_of(gateway: tuple[str, int] | None, bind: str, port: int) -> int:
+    """The engine's default port, or the next one up when the gateway listens there."""
+    return port + 1 if _collides(bind, gateway, port) else port
 
 
 def _backend_entry(card: ModelCard, eng: RawEngine, b: _Build) -> dict[str, Any]:
@@ -359,7 +381,7 @@ def _assemble(
     card: ModelCard, engine: str, eng: RawEngine, me: RawModelEngine, b: _Build, options: Sequence[str]
 ) -> Recipe:
     env = _fill_map({**eng.env, **me.env}, b.values)
-    extra = _options(me, options, b, env)
+    extra = _options(me, options, b, env, eng)
     command = _fill([*eng.program, *eng.listen, *eng.flags, *me.flags], b.values) + b.model_args + extra
     backend = _backend_entry(card, eng, b)
     prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())

@@ -29,6 +29,14 @@ def _pretty(argv: list[str], env: dict[str, str]) -> str:
     return " \\\n    ".join(" ".join(g) for g in groups)
 
 
+def _hostport(text: str) -> tuple[str, int]:
+    """`--gateway HOST:PORT` (IPv6 in brackets: [::1]:8000)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise _fail(f"--gateway: {text!r} is not HOST:PORT, e.g. 127.0.0.1:8000")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
 def _human(n: float) -> str:
     return f"{n / 1e9:g}B" if n >= 1e9 else f"{n / 1e6:g}M"
 
@@ -64,17 +72,34 @@ def register(app: typer.Typer) -> None:
         option: list[str] = typer.Option([], "--option", "-o", help="Named extra, e.g. mtp (repeatable)."),
         file: str | None = typer.Option(None, "--file", help="GGUF file for llamacpp."),
         host: str | None = typer.Option(None, "--host", help="Address the server binds (default 127.0.0.1)."),
-        port: int | None = typer.Option(None, "--port", min=1, max=65535, help="Port (default per engine)."),
+        port: int | None = typer.Option(
+            None,
+            "--port",
+            min=1,
+            max=65535,
+            help="Port. [default: per engine (vllm 8001, sglang 30000, ollama 11434, llamacpp 8080)]",
+        ),
+        gateway: str = typer.Option(
+            "127.0.0.1:8000",
+            "--gateway",
+            help="HOST:PORT where owstack serves: the engine's port is kept off it, and a clash is a warning.",
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print the recipe and backend entry as JSON."),
     ) -> None:
         """Print a serve command for MODEL on an engine, and the matching owstack backend entry."""
         from owstack.catalog.recipes import recipe
         from owstack.errors import ConfigError
 
+        where = _hostport(gateway)
         try:
-            r = recipe(model, engine, gpus, variant=variant, options=option, file=file, host=host, port=port)
+            r = recipe(
+                model, engine, gpus, variant=variant, options=option, file=file, host=host, port=port, gateway=where
+            )
         except ConfigError as exc:
             raise _fail(str(exc)) from None
+        if as_json:  # the text form lists them under "## Warnings"
+            for warning in r.warnings:
+                typer.echo(f"warning: {warning}", err=True)
         typer.echo(json.dumps(r.to_dict(), indent=2) if as_json else _recipe_text(r))
 
     @app.command("models")

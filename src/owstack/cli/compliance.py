@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
+from owstack.cli.common import group
+
 if TYPE_CHECKING:
     from owstack.config.load import Config
 
-audit_app = typer.Typer(
-    name="audit", help="Verify, export and prune the tamper-evident audit log.", no_args_is_help=True
-)
-tenants_app = typer.Typer(name="tenants", help="Tenant data: crypto-shredding erasure.", no_args_is_help=True)
-docs_app = typer.Typer(name="docs", help="Documentation for auditors (EU AI Act Annex IV).", no_args_is_help=True)
+audit_app = group("audit", "Verify, export and prune the tamper-evident audit log.")
+tenants_app = group("tenants", "Tenant data: crypto-shredding erasure.")
+docs_app = group("docs", "Documentation for auditors (EU AI Act Annex IV).")
 
 CONFIG_HELP = "Config file (the `audit:` section); default: $OWSTACK_CONFIG, else the embedded default."
 DIR_HELP = "Audit directory to read (e.g. an auditor's copy); default: audit.directory of the config."
@@ -56,6 +56,8 @@ def _config(path: Path | None) -> Config:
 def _audit_dir(config_path: Path | None, directory: Path | None) -> Path:
     if directory is not None:
         path = directory.resolve()
+        if not path.is_dir():
+            _fail(f"--dir: {path} is not a folder")
     else:
         path = Path(_config(config_path).file.audit.directory).expanduser().resolve()
     if not path.is_dir():
@@ -95,11 +97,11 @@ def verify(
     from owstack.compliance.report import load_anchor
     from owstack.compliance.verify import verify as run
 
-    path = _audit_dir(config, directory)
     try:
         anchors = load_anchor(anchor) if anchor else None
-    except ValueError as exc:
+    except (OSError, ValueError) as exc:
         _fail(f"--anchor: {exc}")
+    path = _audit_dir(config, directory)
     report = run(path, anchors=anchors, trusted_keys=set(trusted_key) or None)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
@@ -149,17 +151,20 @@ def export(
         _fail("--until: must be after --since")
     path = _audit_dir(config, directory)
     items = ex.records(path, since=start, until=end, types=types)
-    if fmt == "jsonl":
-        if out is None:
-            n = ex.write_jsonl(items, sys.stdout.buffer)
+    try:
+        if fmt == "jsonl":
+            if out is None:
+                n = ex.write_jsonl(items, sys.stdout.buffer)
+            else:
+                with out.open("wb") as fh:
+                    n = ex.write_jsonl(items, fh)
+        elif out is None:
+            n = ex.write_csv(items, sys.stdout)
         else:
-            with out.open("wb") as fh:
-                n = ex.write_jsonl(items, fh)
-    elif out is None:
-        n = ex.write_csv(items, sys.stdout)
-    else:
-        with out.open("w", encoding="utf-8", newline="") as fh:
-            n = ex.write_csv(items, fh)
+            with out.open("w", encoding="utf-8", newline="") as fh:
+                n = ex.write_csv(items, fh)
+    except OSError as exc:
+        _fail(f"--out: cannot write {out}: {exc.strerror or exc}")
     typer.echo(f"exported {n} records ({start} .. {end})", err=True)
 
 
@@ -177,13 +182,13 @@ def prune(
     from owstack.compliance.keys import AuditKeyError, load_keys, resolve_paths
     from owstack.compliance.verify import verify as run
 
+    when = _date(now, "--now")
     cfg = _config(config)
     section = cfg.file.audit
     path = _audit_dir(config, None)
     if section.legal_hold:
         typer.echo("audit.legal_hold is on: nothing is pruned")
         return
-    when = _date(now, "--now")
     cutoff = retention.cutoff_for(section.retention_days, datetime.fromisoformat(when) if when else None)
     report = run(path)
     if not report.ok and not force:
@@ -232,22 +237,30 @@ def erase(
     """Crypto-shred a tenant: destroy its content key. Its captured content can no longer be decrypted;
     the audit chain (hashes and ciphertext only) still verifies."""
     from owstack.compliance.keys import AuditKeyError, load_master_key, resolve_paths
-    from owstack.compliance.keystore import ContentKeystore
+    from owstack.compliance.keystore import ContentKeystore, key_file
 
     cfg = _config(config)
     section = cfg.file.audit
+    paths = resolve_paths(section)
+    has_key = key_file(paths.keystore, tenant).is_file()
+    if tenant not in cfg.file.tenants and not has_key:
+        known = ", ".join(sorted(cfg.file.tenants)) or "none"
+        _fail(
+            f"TENANT: unknown tenant {tenant!r}: not under `tenants:` in {cfg.source} (configured: {known}) "
+            "and no content was ever captured for it; nothing to erase"
+        )
+    if not has_key:
+        typer.echo(f"tenant {tenant!r} has no content key: no captured content to erase")
+        _admin_event(cfg, "tenant.erased", {"tenant": tenant, "content_key_id": None}, tenant=tenant)
+        return
     if not yes and not typer.confirm(f"Destroy the content key of tenant {tenant!r}? This cannot be undone"):
         _fail("not confirmed; nothing erased", code=1)
-    paths = resolve_paths(section)
     try:
         store = ContentKeystore(paths.keystore, load_master_key(section, paths, create=False))
         key_id = store.destroy(tenant)
     except (AuditKeyError, OSError) as exc:
         _fail(f"cannot erase tenant {tenant!r}: {exc}", code=1)
-    if key_id is None:
-        typer.echo(f"tenant {tenant!r} has no content key: no captured content to erase")
-    else:
-        typer.echo(f"tenant {tenant!r}: content key {key_id} destroyed; its captured content is now unreadable")
+    typer.echo(f"tenant {tenant!r}: content key {key_id} destroyed; its captured content is now unreadable")
     _admin_event(cfg, "tenant.erased", {"tenant": tenant, "content_key_id": key_id}, tenant=tenant)
 
 
@@ -286,6 +299,9 @@ def bom(
         _fail(str(exc), code=1)
     if out is None:
         typer.echo(text)
-    else:
+        return
+    try:
         out.write_text(text + "\n", encoding="utf-8")
-        typer.echo(f"wrote {out}", err=True)
+    except OSError as exc:
+        _fail(f"--out: cannot write {out}: {exc.strerror or exc}")
+    typer.echo(f"wrote {out}", err=True)

@@ -8,6 +8,8 @@ from typing import Any
 
 import typer
 
+from owstack.cli.common import require_extra
+
 #: CLI flag of each scenario field, for error messages that name what the user typed
 FLAGS: dict[str, str] = {
     "tokens_per_day": "--tokens-per-day",
@@ -221,7 +223,8 @@ def _config_section(path: str) -> dict[str, Any]:
         EconomicsSection.model_validate(section)
     except ValidationError as exc:
         problems = "; ".join(
-            f"economics.{'.'.join(str(p) for p in e['loc'])}: {str(e['msg']).removeprefix('Value error, ')}"
+            f"economics.{'.'.join(str(p) for p in e['loc'])}: "
+            + ("unknown field" if e["type"] == "extra_forbidden" else str(e["msg"]).removeprefix("Value error, "))
             for e in exc.errors()
         )
         raise ConfigError(f"{path}: {problems}") from None
@@ -239,6 +242,7 @@ def _write_outputs(result: Any, chart: str | None, report: str | None) -> dict[s
     outputs: dict[str, str] = {}
     png: bytes | None = None
     if chart:
+        require_extra("charts", "matplotlib")
         from owstack.economics.chart import chart_data, draw_chart
 
         try:

@@ -9,17 +9,23 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 import typer
 
-eval_app = typer.Typer(help="Measure models and policies.", no_args_is_help=True)
+from owstack.cli.common import group, require_extra
+from owstack.cli.finetune import eval_finetune
+
+eval_app = group("eval", "Measure models and policies.")
+#: what `owstack distill` imports from the `owstack[train]` extra
+TRAIN_MODULES = ("torch", "transformers")
 
 
 def register(app: typer.Typer) -> None:
     """Add this group's commands to the root app."""
     app.add_typer(eval_app, name="eval")
     app.command("distill")(distill)
+    eval_app.command("finetune")(eval_finetune)
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -86,6 +92,9 @@ def eval_efficiency(
         api_key = os.environ.get(api_key_env)
         if api_key is None:
             _fail(f"--api-key-env: environment variable {api_key_env} is not set")
+    earlier = _earlier(compare_to, compare_policy) if compare_to is not None else None
+    if out is not None:
+        _writable(out, "--out")
     completer = _completer(backend, model, engine, api_key, threads)
     report, items = asyncio.run(
         _evaluate(
@@ -99,8 +108,8 @@ def eval_efficiency(
             concurrency=concurrency,
         )
     )
-    if compare_to is not None:
-        report["compared_to"] = _compared(compare_to, compare_policy, items, report, seed)
+    if compare_to is not None and earlier is not None:
+        report["compared_to"] = _compared(compare_to, compare_policy, earlier, items, report, seed)
     report.update(
         {
             "backend": backend if backend == "embedded" else "url",
@@ -123,7 +132,8 @@ def eval_efficiency(
     Console().print(table(report, f"owstack eval efficiency: {report['n']} problems, seed {seed}"))
 
 
-def _compared(path: Path, policy: str, items: list[Any], report: dict[str, Any], seed: int) -> dict[str, Any]:
+def _earlier(path: Path, policy: str) -> list[Any]:
+    """The items of an earlier run, read before this run starts so that a bad file fails at once."""
     from owstack.efficiency import harness
 
     try:
@@ -132,6 +142,23 @@ def _compared(path: Path, policy: str, items: list[Any], report: dict[str, Any],
         _fail(f"--compare-to: cannot read {path}: {exc}")
     if not earlier:
         _fail(f"--compare-to: {path} holds no items of policy {policy!r} (see --compare-policy)")
+    return list(earlier)
+
+
+def _writable(path: Path, option: str) -> None:
+    """Fail before the work starts when a result file could not be written at the end."""
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if path.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK):
+        _fail(f"{option}: cannot write {path} (a folder, or no writable folder to put it in)")
+
+
+def _compared(
+    path: Path, policy: str, earlier: list[Any], items: list[Any], report: dict[str, Any], seed: int
+) -> dict[str, Any]:
+    from owstack.efficiency import harness
+
     mine = [i for i in items if i.policy == report["policy"]]
     out = {"file": str(path), "policy": policy, **harness.summarize(earlier).to_dict()}
     out["compression"] = harness.compare(mine, earlier, seed=seed)
@@ -142,6 +169,7 @@ def _completer(backend: str, model: str | None, engine: str, api_key: str | None
     from owstack.efficiency.clients import EmbeddedCompleter, EvalError, HTTPCompleter
 
     if backend == "embedded":
+        _embedded_model(model)
         return EmbeddedCompleter(model, n_threads=threads)
     try:
         return HTTPCompleter(backend, model or "auto", engine=engine, api_key=api_key)
@@ -149,10 +177,23 @@ def _completer(backend: str, model: str | None, engine: str, api_key: str | None
         _fail(str(exc))
 
 
-async def _evaluate(completer: Any, policy: Any, baseline: Any, **kw: Any) -> tuple[dict[str, Any], list[Any]]:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+def _embedded_model(model: str | None) -> None:
+    """An unknown --model for the embedded engine is a usage error, found before anything loads."""
+    from owstack.catalog.models import find_card
 
+    if model is None:
+        return
+    if model.endswith(".gguf") or Path(model).exists():
+        if not Path(model).is_file():
+            _fail(f"--model: no GGUF file at {model}")
+        return
+    card = find_card(model)
+    if card is None or card.gguf is None:
+        _fail(f"--model: {model!r} is not a catalog model with a bundled GGUF (see `owstack models`) nor a .gguf file")
+
+
+async def _evaluate(completer: Any, policy: Any, baseline: Any, **kw: Any) -> tuple[dict[str, Any], list[Any]]:
+    from owstack.cli.progress import bar
     from owstack.efficiency import harness
     from owstack.efficiency.clients import EvalError
     from owstack.efficiency.problems import generate
@@ -160,18 +201,14 @@ async def _evaluate(completer: Any, policy: Any, baseline: Any, **kw: Any) -> tu
     problems = generate(kw.pop("n"), seed=kw["seed"])
     runs = [("baseline", baseline)] if baseline is not None else []
     runs.append(("policy", policy))
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     results: dict[str, list[Any]] = {}
     try:
         await completer.start()
-        with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-            for label, chosen in runs:
-                task = progress.add_task(f"{label} ({chosen})", total=len(problems))
-
-                def advance(_item: Any, task: Any = task) -> None:
-                    progress.advance(task)
-
-                results[label] = await harness.run(completer, problems, chosen, **kw, on_done=advance)
+        for label, chosen in runs:
+            with bar(f"{label} ({chosen})", total=len(problems)) as progress:
+                results[label] = await harness.run(
+                    completer, problems, chosen, **kw, on_done=lambda _item: progress.advance()
+                )
     except EvalError as exc:
         _fail(str(exc), code=1)
     finally:
@@ -195,31 +232,34 @@ def distill(
     max_new_tokens: int = typer.Option(192, min=1, help="Rollout length limit."),
     temperature: float = typer.Option(1.0, min=0.01, max=2.0, help="Rollout sampling temperature."),
     teacher_refresh: int = typer.Option(50, min=0, help="Copy the student into the teacher every M steps (0: frozen)."),
-    instruction: str = typer.Option("v1", help="Teacher instruction: v1 (uniform) or v2 (difficulty-aware)."),
+    instruction: Literal["v1", "v2"] = typer.Option(
+        "v1", help="Teacher instruction: v1 (uniform) or v2 (difficulty-aware)."
+    ),
     checkpoint_every: int = typer.Option(10, min=1, help="Save a resumable checkpoint every K steps."),
     seed: int = typer.Option(0, help="Seed for prompts, sampling and data order."),
-    device: str = typer.Option("cpu", help="cpu or cuda."),
+    device: Literal["cpu", "cuda"] = typer.Option("cpu", help="Where to train."),
     threads: int = typer.Option(0, min=0, help="CPU threads for torch (0: its default; 1 is fastest on a busy CPU)."),
     n_prompts: int = typer.Option(512, min=1, help="Generated training problems (seed 1000000+SEED)."),
     prompts: Path | None = typer.Option(None, help='JSONL file of {"prompt": ...} lines instead.'),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
-    gguf_type: str = typer.Option("f16", help="GGUF export type: f32, f16, q8_0, or none."),
+    gguf_type: Literal["f32", "f16", "q8_0", "none"] = typer.Option("f16", help="GGUF export type (none: no export)."),
     gguf_metadata: Path | None = typer.Option(
         None,
         help="GGUF of the same model to take metadata from (needed when --model is a Hugging Face folder).",
     ),
 ) -> None:
-    """OPSDC: distil the model's own concise behaviour back into it (on-policy reverse KL)."""
-    from owstack.efficiency.instructions import VERSIONS
+    """OPSDC: distil the model's own concise behaviour back into it (on-policy reverse KL).
 
-    if instruction not in VERSIONS:
-        _fail(f"--instruction: unknown instruction {instruction!r}; use {' or '.join(VERSIONS)}")
-    if device not in ("cpu", "cuda"):
-        _fail(f"--device: {device!r} is not cpu or cuda")
+    Needs the training extra: pip install 'owstack[train]'."""
     if batch_size % micro_batch:
         _fail(f"--batch-size ({batch_size}) must be a multiple of --micro-batch ({micro_batch})")
-    if gguf_type not in ("f32", "f16", "q8_0", "none"):
-        _fail(f"--gguf-type: {gguf_type!r}; use f32, f16, q8_0 or none")
+    if out.exists() and not out.is_dir():
+        _fail(f"--out: {out} is a file; give a folder for the run (created if missing)")
+    if prompts is not None and not prompts.is_file():
+        _fail(f"--prompts: {prompts} is not a file")
+    if gguf_metadata is not None and not gguf_metadata.is_file():
+        _fail(f"--gguf-metadata: {gguf_metadata} is not a file")
+    require_extra("train", *TRAIN_MODULES)
     from owstack.efficiency.opsdc.loading import ModelLoadError, resolve_source
     from owstack.efficiency.opsdc.trainer import TrainConfig
 
@@ -275,9 +315,7 @@ def _read_prompts(path: Path) -> list[str]:
 
 
 def _train(cfg: Any, resume: bool, argv: list[str]) -> Any:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from owstack.cli.progress import bar
     from owstack.efficiency.opsdc.loading import ModelLoadError
     from owstack.efficiency.opsdc.trainer import Interrupted, TrainError, train
 
@@ -290,29 +328,19 @@ def _train(cfg: Any, resume: bool, argv: list[str]) -> Any:
         typer.echo("\ninterrupt: finishing this step, then saving a checkpoint (Ctrl-C again to abort)", err=True)
 
     previous = signal.signal(signal.SIGINT, on_sigint)
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[stats]}"),
-    )
     command = " ".join(a for a in ["owstack", *argv[1:]] if a != "--resume") + " --resume"
     try:
-        with Progress(*columns, console=Console(stderr=True)) as progress:
-            task = progress.add_task("distill", total=cfg.steps, stats="loading model")
+        with bar("distill", total=cfg.steps) as progress:
+            progress.update(status="loading model")
 
             def on_step(entry: Any) -> None:
                 stats = f"loss {entry.loss:.4f}  len {entry.rollout_len:.0f}  {entry.seconds:.0f}s/step"
-                progress.update(
-                    task,
-                    completed=entry.step,
-                    stats=stats + ("  teacher refreshed" if entry.teacher_refresh else ""),
-                )
+                refreshed = "  teacher refreshed" if entry.teacher_refresh else ""
+                progress.update(completed=entry.step, status=stats + refreshed)
 
             started = time.perf_counter()
             result = train(cfg, resume=resume, should_stop=lambda: stop["requested"], on_step=on_step)
-            progress.update(task, completed=result.steps, stats=f"done in {time.perf_counter() - started:.0f}s")
+        typer.echo(f"distill: {result.steps} steps in {time.perf_counter() - started:.0f}s", err=True)
         return result
     except (ModelLoadError, TrainError) as exc:
         _fail(str(exc))

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from owstack.cli.common import fail
+from owstack.cli.common import fail, group
 
 if TYPE_CHECKING:
     from owstack.config import Config
     from owstack.mcp.pins import PinStore
 
-mcp_app = typer.Typer(name="mcp", help="The MCP gateway: tool pins, approvals, tool-call usage.", no_args_is_help=True)
+mcp_app = group("mcp", "The MCP gateway: tool pins, approvals, tool-call usage.")
 CONFIG = typer.Option(None, "--config", "-c", envvar="OWSTACK_CONFIG", help="Config file (storage.url, mcp:).")
 
 
@@ -147,7 +147,12 @@ def egress_proxy(
     cfg = _config(config)
     overrides = {k: v for k, v in {"host": host, "port": port, "max_bytes": max_bytes}.items() if v is not None}
     setup_logging(cfg.file.server.log_level)
-    proxy = EgressProxy.from_config(cfg, **overrides)
+    keystore = None
+    if cfg.file.tenants:  # keys identify tenants to the proxy, as to /v1
+        from owstack.tenancy.keys import KeyStore
+
+        keystore = KeyStore(cfg.file.storage.url)
+    proxy = EgressProxy.from_config(cfg, keystore, **overrides)
 
     async def run() -> None:
         await proxy.start()

@@ -1,8 +1,9 @@
 """CLI commands of the metering group: `owstack usage` and `owstack savings`.
 
-Both read the ledger at the config's `storage.url` (default: sqlite:///owstack.db in the working
-directory). Usage errors (a bad --by, --since or config) print one `error:` line and exit 2; a database
-that cannot be reached exits 1; a ledger that does not exist yet or has no rows says so and exits 0.
+Both read the ledger at the config's `storage.url` (default: owstack.db next to the config file, or in
+the data directory without one). Usage errors (a bad --by, --since or config) print one `error:` line and
+exit 2; a database that cannot be reached exits 1; a ledger that does not exist yet or has no rows says so
+and exits 0.
 """
 
 from __future__ import annotations

@@ -13,16 +13,14 @@ from typing import Any
 
 import typer
 
-from owstack.cli.common import fail
+from owstack.cli.common import fail, group
 
 SEVERITY_CHOICES = ("low", "medium", "high", "critical")
 FORMATS = ("text", "json", "sarif")
 SOURCES = ("tool", "document", "user", "instructions")
 
-egress_app = typer.Typer(
-    name="egress", help="SSRF-safe egress: check which URLs owstack may fetch.", no_args_is_help=True
-)
-guard_app = typer.Typer(name="guard", help="Prompt-injection and control-token guard.", no_args_is_help=True)
+egress_app = group("egress", "SSRF-safe egress: check which URLs owstack may fetch.")
+guard_app = group("guard", "Prompt-injection and control-token guard.")
 
 
 def register(app: typer.Typer) -> None:
@@ -46,7 +44,12 @@ def scan(
     fail_on: str = typer.Option(
         "high", "--fail-on", help="Exit 1 when a finding reaches this severity: low, medium, high or critical."
     ),
-    models: bool = typer.Option(False, "--models", help="Scan model files (GGUF, pickle, safetensors)."),
+    models: bool = typer.Option(
+        False, "--models", help="Scan model files (GGUF, pickle, PyTorch, numpy, joblib, safetensors, templates)."
+    ),
+    exclude: list[str] = typer.Option(
+        [], "--exclude", help="Glob of repository paths to leave out, e.g. 'vendor/**' or '*.min.json' (repeatable)."
+    ),
 ) -> None:
     fmt = _choice("--format", output_format, FORMATS)
     threshold = _choice("--fail-on", fail_on, SEVERITY_CHOICES)
@@ -62,7 +65,7 @@ def scan(
     else:
         from owstack.security.config_scan import scan_path
 
-        findings = list(scan_path(path))
+        findings = list(scan_path(path, tuple(exclude)))
     if fmt == "json":
         typer.echo(json.dumps(report.as_json(findings, threshold), indent=2, ensure_ascii=False))
     elif fmt == "sarif":

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
+import math
 import os
 from pathlib import Path
 
 import typer
 
-from owstack.cli.common import fail, setup_logging
+from owstack.cli.common import LogLevel, setup_logging
 
 
 def register(app: typer.Typer) -> None:
@@ -17,31 +17,39 @@ def register(app: typer.Typer) -> None:
 
 def serve(
     config: Path | None = typer.Option(
-        None, "--config", "-c", help="Config file (YAML). Default: the embedded model for every layer."
+        None,
+        "--config",
+        "-c",
+        dir_okay=False,
+        help="Config file (YAML). Default: the embedded model for every layer, data in the data directory.",
     ),
-    host: str | None = typer.Option(None, help="Address to listen on [default: 127.0.0.1, or server.host]."),
-    port: int | None = typer.Option(None, help="Port [default: 8000, or server.port]."),
-    workers: int | None = typer.Option(None, min=1, max=64, help="Worker processes [default: 1, or server.workers]."),
-    log_level: str | None = typer.Option(None, help="debug, info, warning or error [default: info]."),
+    host: str | None = typer.Option(None, help="Address to listen on. [default: server.host, else 127.0.0.1]"),
+    port: int | None = typer.Option(
+        None, min=0, max=65535, help="Port (0: any free one). [default: server.port, else 8000]"
+    ),
+    workers: int | None = typer.Option(None, min=1, max=64, help="Worker processes. [default: server.workers, else 1]"),
+    log_level: LogLevel | None = typer.Option(None, help="Log level. [default: server.log_level, else info]"),
 ) -> None:
-    """Run the OpenAI-compatible gateway."""
-    from owstack.config.load import load
-    from owstack.errors import ConfigError
+    """Run the OpenAI- and Anthropic-compatible gateway.
 
-    try:
-        cfg = load(config)
-    except ConfigError as exc:
-        fail(str(exc), code=2)
+    The config is checked first, exactly as `owstack config check` does: a problem is printed with its
+    field and the gateway does not start (exit 2)."""
+    from owstack.config.load import load
+    from owstack.config.validate import validate
+
+    cfg = load(config)  # a ConfigError becomes one `error:` line and exit 2 (cli.common.RootGroup)
     server = cfg.file.server
     host = host or server.host
     port = server.port if port is None else port
     workers = workers or server.workers
     level = log_level or server.log_level
+    checked = validate(cfg, host=host, port=port)
     setup_logging(level)
-    _check_exposure(cfg, host)
-    _verify_models(cfg)
+    for note in checked.notes:
+        typer.echo(f"owstack: {note}", err=True)
     os.environ["OWSTACK_CONFIG"] = str(config.resolve()) if config else ""
     os.environ["OWSTACK_HOST"] = host
+    os.environ["OWSTACK_PORT"] = str(port)
     os.environ["OWSTACK_LOG_LEVEL"] = level
     if workers > 1 and not cfg.file.metering.metrics_dir:
         import tempfile
@@ -68,56 +76,9 @@ def serve(
         server_header=False,
         date_header=False,
         log_level=level,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=math.ceil(server.shutdown_grace_s),  # requests in flight at SIGTERM (api/app.py)
     )
 
 
 def _hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _check_exposure(cfg: object, host: str) -> None:
-    """Keys are required off loopback; the open embedded default is for this machine only."""
-    from owstack.config.load import Config
-
-    assert isinstance(cfg, Config)
-    try:
-        from owstack.tenancy import open_mode_allowed
-    except ImportError:
-        if not is_loopback(host) and not cfg.file.tenants:
-            fail(
-                f"refusing to listen on {host} without API keys: define tenants and create keys (owstack keys create)",
-                code=2,
-            )
-        return
-    allowed, sentence = open_mode_allowed(cfg, host)
-    if cfg.file.tenants:
-        return
-    if not allowed:
-        fail(sentence, code=2)
-    typer.echo(f"owstack: {sentence}", err=True)
-
-
-def _verify_models(cfg: object) -> None:
-    """Pinned model digests are checked before listening: a mismatch names the file and both digests."""
-    from owstack.backends.llamacpp import LlamaCppBackend
-    from owstack.config.load import Config
-    from owstack.errors import ConfigError
-
-    assert isinstance(cfg, Config)
-    for name, section in cfg.file.backends.items():
-        if section.engine != "llamacpp":
-            continue
-        try:
-            LlamaCppBackend.from_section(name, section).verify()
-        except ConfigError as exc:
-            fail(f"refusing to start: {exc}", code=1)

@@ -13,17 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from owstack.cli.common import fail
+from owstack.cli.common import fail, group
 from owstack.tenancy.keyformat import ADMIN_TENANT
 
 if TYPE_CHECKING:
     from owstack.config import Config
     from owstack.tenancy.keys import KeyRecord, KeyStore
 
-keys_app = typer.Typer(
-    name="keys", help="Create, list and revoke API keys (stored as SHA-256 hashes).", no_args_is_help=True
-)
-residency_app = typer.Typer(name="residency", help="Check where each tenant's data may go.", no_args_is_help=True)
+keys_app = group("keys", "Create, list and revoke API keys (stored as SHA-256 hashes).")
+residency_app = group("residency", "Check where each tenant's data may go.")
 
 CONFIG_HELP = "Config file (tenants, storage.url); default: $OWSTACK_CONFIG, else the embedded default."
 EXPIRES_HELP = "When the key stops working: 30d, 12h, 2w, 90m, an ISO date (2027-01-31, 00:00 UTC) or never."

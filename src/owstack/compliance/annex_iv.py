@@ -17,6 +17,7 @@ from typing import Any
 from owstack import __version__
 from owstack.compliance.facts import config_hash, model_facts
 from owstack.config.load import Config
+from owstack.finetune.facts import finetuned
 
 TEMPLATES = Path(__file__).parent / "templates" / "annex_iv"
 TODO_MARK = "> TO BE COMPLETED BY THE PROVIDER:"
@@ -62,6 +63,26 @@ def flatten_results(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return out[:200]
 
 
+REDTEAM_LATEST = Path("owstack-redteam") / "latest.json"
+
+
+def redteam_summary(config: Config, path: Path | None = None) -> dict[str, Any] | None:
+    """The latest `owstack redteam run` report (its `latest.json`), looked for beside the config file and
+    in the working directory unless given: the risk-management section cites its hit rates (Art. 9)."""
+    candidates = [path] if path is not None else []
+    if config.source and not str(config.source).startswith("<"):
+        candidates.append(Path(config.source).parent / REDTEAM_LATEST)
+    candidates.append(REDTEAM_LATEST)
+    for candidate in candidates:
+        try:
+            data = json.loads(candidate.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(data, dict) and data.get("format") == "owstack-redteam/1":
+            return {"path": str(candidate), **data}
+    return None
+
+
 def context(config: Config, results: Path | None = None) -> dict[str, Any]:
     file = config.file
     models = list(model_facts(config).values())
@@ -77,6 +98,7 @@ def context(config: Config, results: Path | None = None) -> dict[str, Any]:
         "config_source": config.source,
         "config_hash": config_hash(config),
         "models": [asdict(m) for m in models],
+        "finetuned": finetuned(config),
         "unpinned": [m.backend for m in models if not m.weights_digest and not m.proprietary],
         "layers": {k: v.model_dump() for k, v in file.layers.items()},
         "tenants": {k: v.model_dump() for k, v in file.tenants.items()},
@@ -87,6 +109,7 @@ def context(config: Config, results: Path | None = None) -> dict[str, Any]:
         "results": loaded,
         "results_source": str(results) if results else None,
         "metrics": prometheus_metrics(config),
+        "redteam": redteam_summary(config),
     }
 
 

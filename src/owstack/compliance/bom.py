@@ -21,6 +21,7 @@ from typing import Any
 from owstack import __version__
 from owstack.compliance.facts import ModelFacts, model_facts
 from owstack.config.load import Config
+from owstack.finetune.facts import bom_properties, finetuned
 
 _REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
@@ -142,6 +143,18 @@ def _build(config: Config) -> tuple[Any, dict[str, ModelFacts]]:
             else [],
             properties=props,
             description=f"served by backend {f.backend} ({f.engine}, jurisdiction {f.jurisdiction})",
+        )
+        bom.components.add(comp)
+        deps.append(comp)
+    for entry in finetuned(config):  # fine-tuned adapters, with their lineage (owstack.finetune.facts)
+        comp = Component(
+            name=entry["name"],
+            version=entry["sha256"][:12],
+            type=ComponentType.MACHINE_LEARNING_MODEL,
+            bom_ref=f"adapter:{entry['name']}",
+            hashes=[HashType(alg=HashAlgorithm.SHA_256, content=entry["sha256"])],
+            properties=[Property(name=f"owstack:{k}", value=v) for k, v in bom_properties(entry).items()],
+            description=f"LoRA adapter on {entry['base']}, served by {', '.join(entry['backends']) or 'no backend'}",
         )
         bom.components.add(comp)
         deps.append(comp)

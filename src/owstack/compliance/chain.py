@@ -6,13 +6,22 @@ followed by the canonical JSON of the record without `entry_hash`: keys sorted, 
 
 A checkpoint record carries an Ed25519 signature over `signed_payload(...)`: the stream, the checkpoint's
 own sequence number, the hash of the record before it (the head it vouches for), the checkpoint counter
-(1, 2, 3 ... within the stream), its time and whether it seals the stream.
+(1, 2, 3 ... within the stream), its time and whether it seals the stream. A checkpoint may also carry
+`covers`: the first 16 hex digits of the entry hash of every record since the previous checkpoint, in
+order, with their digest inside the signature. A head alone only says that *something* before it
+changed; the list lets `verify` name the first altered record of a chain rewritten after it (records
+and hashes recomputed by someone without the signing key). Checkpoints without `covers` still verify.
+
+Every line is written in canonical form, so a line whose bytes are not the canonical serialisation of
+what it parses to (a duplicate key that parsers resolve differently, reordered keys, other escapes) has
+been edited, even when its hash checks: `line_problem` says how.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from typing import Any
 
 import orjson
@@ -43,18 +52,70 @@ def recompute(record: dict[str, Any]) -> str:
     return entry_hash(str(record.get("prev_hash", "")), body)
 
 
-def signed_payload(*, stream: str, seq: int, head_hash: str, counter: int, time: str, sealed: bool) -> bytes:
-    return canonical(
-        {
-            "format": FORMAT,
-            "stream": stream,
-            "seq": seq,
-            "head_hash": head_hash,
-            "counter": counter,
-            "time": time,
-            "sealed": sealed,
-        }
-    )
+COVER_DIGITS = 16
+
+
+def signed_payload(
+    *, stream: str, seq: int, head_hash: str, counter: int, time: str, sealed: bool, covers: str | None = None
+) -> bytes:
+    """What a checkpoint signs; `covers` is `covers_digest(...)` of its `covers` list, when it has one."""
+    payload: dict[str, Any] = {
+        "format": FORMAT,
+        "stream": stream,
+        "seq": seq,
+        "head_hash": head_hash,
+        "counter": counter,
+        "time": time,
+        "sealed": sealed,
+    }
+    if covers is not None:
+        payload["covers"] = covers
+    return canonical(payload)
+
+
+def cover(entry_hash_hex: str) -> str:
+    """A record's entry in a checkpoint's `covers` list."""
+    return entry_hash_hex[:COVER_DIGITS]
+
+
+def covers_digest(covers: list[str]) -> str:
+    return hashlib.sha256(",".join(covers).encode("ascii")).hexdigest()
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def duplicate_key(raw: bytes) -> str | None:
+    """The first key that appears twice in one object of a JSON text, else None."""
+    try:
+        json.loads(raw, object_pairs_hook=_reject_duplicates)
+    except _DuplicateKey as exc:
+        return exc.key
+    except ValueError:
+        return None
+    return None
+
+
+def line_problem(raw: bytes, record: dict[str, Any]) -> str | None:
+    """Why a record line (without its newline) is not what the writer wrote, or None if it is canonical."""
+    if raw == canonical(record):
+        return None
+    key = duplicate_key(raw)
+    if key is not None:
+        return f"the key {key!r} appears twice (parsers disagree on which value counts)"
+    return "the line is not in canonical form (keys reordered, re-encoded or padded after it was written)"
 
 
 def b64(data: bytes) -> str:

@@ -18,7 +18,8 @@
       system_id: owstack                 # the AI system's identifier in every record
       region: null                       # free label (e.g. eu-west); the node name is the host name
 
-Paths are relative to the working directory (like the SQLite default). Key fields left null mean a file of
+Relative paths are relative to the config file's folder (without a config file: the data directory,
+docs/configuration.md), like the SQLite default. Key fields left null mean a file of
 that name in `keys_directory`, created (random, 0600) on first use.
 """
 
@@ -29,7 +30,7 @@ from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
-from owstack.config.base import Section
+from owstack.config.base import FilePath, Section
 
 _SECRET_REF = re.compile(r"^env\.[A-Za-z_][A-Za-z0-9_]*$")
 _NODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -39,12 +40,12 @@ MIN_RETENTION_DAYS = 183
 class AuditSection(Section):
     #: write the Art. 12 record of every request and administrative event
     enabled: bool = True
-    directory: str = "owstack-audit"
-    keys_directory: str = "owstack-keys"
-    pseudonym_key: str | None = None
-    signing_key: str | None = None
-    master_key: str | None = None
-    keystore: str | None = None
+    directory: FilePath = "owstack-audit"
+    keys_directory: FilePath = "owstack-keys"
+    pseudonym_key: FilePath | None = None
+    signing_key: FilePath | None = None
+    master_key: FilePath | None = None
+    keystore: FilePath | None = None
     checkpoint_every_records: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
     checkpoint_every_s: Annotated[float, Field(gt=0, le=86_400)] = 5.0
     group_commit_delay_ms: Annotated[float, Field(ge=0, le=100)] = 0.0

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from owstack.compliance import chain
-from owstack.compliance.segments import iter_lines, segment_name
+from owstack.compliance.segments import iter_lines, read_json, segment_name
 
 KEEP_WHOLE = frozenset({chain.CHECKPOINT, chain.STREAM_OPENED, chain.STREAM_RESUMED})
 
@@ -27,9 +27,11 @@ class Entry:
     hash_ok: bool = False
     #: the parsed record, kept only for checkpoints and stream markers
     record: dict[str, Any] | None = None
-    #: "ok", "corrupt" (a complete line that is not a record) or "torn" (the last line, with no newline)
+    #: "ok", "corrupt" (a complete line that is not a record), "edited" (a record whose line is not the
+    #: canonical form the writer writes: duplicate keys, reordering) or "torn" (the last line, no newline)
     state: str = "ok"
     size: int = 0
+    problem: str = ""
 
     @property
     def where(self) -> str:
@@ -50,6 +52,9 @@ def entries(segments: list[tuple[int, Path]]) -> Iterator[Entry]:
                 entry.state = "corrupt"
                 yield entry
                 continue
+            problem = chain.line_problem(line.raw, record)
+            if problem is not None:
+                entry.state, entry.problem = "edited", problem
             entry.seq = record["seq"]
             entry.prev = record["prev_hash"]
             entry.hash = record["entry_hash"]
@@ -92,3 +97,13 @@ class Lookahead:
             except StopIteration:
                 break
         return list(self._buf)[:n]
+
+
+def read_strict_json(path: Path) -> dict[str, Any] | None:
+    """`read_json`, refusing a duplicate key (parsers resolve it differently, so it hides a second value)."""
+    value = read_json(path)
+    if value is not None:
+        key = chain.duplicate_key(path.read_bytes())
+        if key is not None:
+            raise ValueError(f"{path.name}: the key {key!r} appears twice")
+    return value

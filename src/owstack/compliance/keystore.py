@@ -40,6 +40,11 @@ class _Cached:
     stamp: tuple[int, int]
 
 
+def key_file(keystore: Path, tenant: str) -> Path:
+    """Where a tenant's wrapped content key lives (readable without the master key: for erasure checks)."""
+    return keystore / (hashlib.sha256(tenant.encode()).hexdigest()[:24] + ".json")
+
+
 class ContentKeystore:
     def __init__(self, path: Path, master: bytes) -> None:
         self.path = path
@@ -47,7 +52,7 @@ class ContentKeystore:
         self._cache: dict[str, _Cached] = {}
 
     def _file(self, tenant: str) -> Path:
-        return self.path / (hashlib.sha256(tenant.encode()).hexdigest()[:24] + ".json")
+        return key_file(self.path, tenant)
 
     def _aad(self, tenant: str, key_id: str) -> bytes:
         return f"owstack-content-key:{tenant}:{key_id}".encode()

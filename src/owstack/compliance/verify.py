@@ -3,7 +3,10 @@
 The kinds of damage reported (the first one found per stream):
 
     modified            a record's content no longer matches its hash, or it was altered and its hash
-                        recomputed (the next record links to the old hash)
+                        recomputed (the next record links to the old hash), or the chain after it was
+                        rewritten (named through the signed `covers` list of the next checkpoint), or its
+                        line is not the canonical form the writer wrote (a duplicate key that parsers
+                        read differently, reordered keys)
     deleted             records missing inside the chain (a sequence gap)
     segment_missing     a segment file missing (at the start without a signed prune marker, or in between)
     reordered           records out of order
@@ -12,11 +15,16 @@ The kinds of damage reported (the first one found per stream):
     bad_signature       a checkpoint, manifest or prune marker whose Ed25519 signature does not verify
     checkpoint_counter  a gap or repeat in the checkpoint counter
     unknown_key         signed by a key not stored with the log (or not among --trusted-key)
-    appended_after_seal records after a stream's sealing checkpoint, with no resume record
+    appended_after_seal records after a stream's sealing checkpoint: with no resume record, or with a
+                        resume record that the writer's signed checkpoint does not follow at once (a
+                        writer always signs a checkpoint in the same write as its resume record)
     corrupt             a line that is not a record, a torn record inside the stream, an unreadable manifest
     rewritten           a record at an anchored sequence number with a different hash
     manifest_missing    segments without a manifest
-    stream_missing      an anchored stream that is gone
+    stream_missing      an anchored stream that is gone, or no stream left although writers published
+                        signing keys (every stream deleted)
+    log_missing         no audit log at all where one was expected (no streams, no keys, and no
+                        top-level manifest.json saying `"streams": []`)
 
 A stream that ends without a seal and is not held by a live writer ended in a crash (kill -9, power
 loss): that is reported as a warning, not damage, because from the log alone it cannot be told apart from
@@ -33,7 +41,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from owstack.compliance import chain
-from owstack.compliance.entries import Entry, Lookahead, entries
+from owstack.compliance.entries import Entry, Lookahead, entries, read_strict_json
 from owstack.compliance.keys import read_public_keys
 from owstack.compliance.report import Damage, Report, StreamResult, load_anchor
 from owstack.compliance.segments import (
@@ -49,6 +57,11 @@ from owstack.compliance.segments import (
 LOOKAHEAD = 64
 
 
+def _digest(covers: Any) -> str | None:
+    """The signed form of a checkpoint's `covers`: its digest (a record holds the list, or the digest)."""
+    return chain.covers_digest(covers) if isinstance(covers, list) else None if covers is None else str(covers)
+
+
 class _Found(Exception):
     def __init__(self, damage: Damage) -> None:
         self.damage = damage
@@ -61,17 +74,41 @@ def verify(
     trusted_keys: set[str] | None = None,
 ) -> Report:
     """Check the whole log. `anchors`: stream -> (seq, hash) recorded elsewhere earlier (`--anchor`)."""
-    keys = read_public_keys(directory)
+    keys = read_public_keys(directory) if directory.is_dir() else {}
     anchors = anchors or {}
     report = Report(directory=str(directory), streams=[])
     names = set()
-    for stream_dir in list_streams(directory):
+    for stream_dir in list_streams(directory) if directory.is_dir() else []:
         names.add(stream_dir.name)
         check = _StreamCheck(stream_dir, keys, anchors.get(stream_dir.name), trusted_keys)
         report.streams.append(check.run())
     for name in sorted(set(anchors) - names):
         report.missing.append(Damage("stream_missing", name, "streams/", None, "an anchored stream is gone"))
+    if not report.damage and not any(s.records for s in report.streams):
+        empty = _empty_log(directory, keys)
+        if empty is not None:
+            report.missing.append(empty)
     return report
+
+
+def _empty_log(directory: Path, keys: dict[str, Ed25519PublicKey]) -> Damage | None:
+    """An audit directory without a single record is damage unless its top-level manifest says that no
+    stream ever existed; signing keys published by writers prove that one did."""
+    if keys:
+        return Damage(
+            "stream_missing",
+            "*",
+            "streams/",
+            None,
+            f"no stream holds a record, but {len(keys)} writer signing key(s) were published: the log was deleted",
+        )
+    try:
+        manifest = read_json(directory / MANIFEST) if directory.is_dir() else None
+    except ValueError as exc:
+        return Damage("corrupt", "*", MANIFEST, None, str(exc))
+    if manifest is not None and manifest.get("streams") == []:
+        return None
+    return Damage("log_missing", "*", str(directory), None, "no audit log here (no streams, no keys, no manifest)")
 
 
 class _StreamCheck:
@@ -91,6 +128,9 @@ class _StreamCheck:
         self.counter: int | None = None
         self.manifest_cp: dict[str, Any] = {}
         self.manifest_seen = False
+        self.since_cp: list[Entry] = []  # the records since the last checkpoint (that checkpoint first)
+        self.resume: Entry | None = None  # a resume record not yet followed by its writer's checkpoint
+        self.resume_after_seal = False
 
     def run(self) -> StreamResult:
         try:
@@ -106,7 +146,7 @@ class _StreamCheck:
     def _run(self) -> None:
         segments = list_segments(self.dir)
         try:
-            manifest = read_json(self.dir / MANIFEST)
+            manifest = read_strict_json(self.dir / MANIFEST)
         except ValueError as exc:
             self.fail("corrupt", None, str(exc), MANIFEST)
         if not segments and manifest is None:
@@ -163,19 +203,37 @@ class _StreamCheck:
                     f"a torn record at {segment_name(torn['segment'])} offset {torn['offset']} "
                     "that no resume record accounts for",
                 )
+            if e.state == "edited":
+                self.fail("modified", e, e.problem)
             if not e.hash_ok:
                 self.fail("modified", e, "its content does not match its entry hash")
             if e.seq != exp_seq or e.prev != exp_prev:
                 self._classify(e, la, prev, exp_seq, exp_prev)
-            if sealed and e.type != chain.STREAM_RESUMED:
-                self.fail("appended_after_seal", e, "a record after the sealing checkpoint without a resume record")
-            self._check_entry(e, prev, torn)
+            self._check_resume_order(e, sealed)
+            self._check_entry(e, prev, torn, sealed)
             sealed = e.type == chain.CHECKPOINT and bool((e.record or {}).get("checkpoint", {}).get("sealed"))
             torn = None
             exp_seq, exp_prev, prev = e.seq + 1 if e.seq is not None else exp_seq, e.hash, e
+        if self.resume is not None:
+            self.result.warnings.append(
+                f"the stream ends with a resume record ({self.resume.where}) and not the checkpoint its writer "
+                "signs with it: a crash while the writer was opening the stream"
+            )
         self.result.state = "sealed" if sealed else "open"
 
-    def _check_entry(self, e: Entry, prev: Entry | None, torn: dict[str, Any] | None) -> None:
+    def _check_resume_order(self, e: Entry, sealed: bool) -> None:
+        """After a seal only a resume record may come, and after a resume record only the checkpoint that
+        its writer signed in the same write: a resume record is unsigned, so anyone could append one."""
+        resume = self.resume
+        if resume is not None and e.type != chain.CHECKPOINT:
+            kind = "appended_after_seal" if self.resume_after_seal else "inserted"
+            self.fail(kind, resume, "a resume record that no signed checkpoint follows: forged, records after it too")
+        self.resume = e if e.type == chain.STREAM_RESUMED else None
+        self.resume_after_seal = sealed
+        if sealed and e.type != chain.STREAM_RESUMED:
+            self.fail("appended_after_seal", e, "a record after the sealing checkpoint without a resume record")
+
+    def _check_entry(self, e: Entry, prev: Entry | None, torn: dict[str, Any] | None, sealed: bool) -> None:
         r = self.result
         r.records += 1
         if r.first_seq is None:
@@ -189,22 +247,46 @@ class _StreamCheck:
                 self.fail("rewritten", e, "the manifest's signed checkpoint has a different hash here")
             self.manifest_seen = True
         if e.type == chain.CHECKPOINT:
-            assert e.record is not None
-            cp = e.record.get("checkpoint") or {}
-            signed = {**cp, "seq": e.seq, "time": e.record.get("time")}
-            self._check_signed_checkpoint(signed, e.record.get("signature"), e, None)
-            if cp.get("head_hash") != e.prev:
-                self.fail("bad_signature", e, "the checkpoint vouches for a head that is not the record before it")
+            self._checkpoint(e)
             r.checkpoints += 1
             r.last_checkpoint_seq = e.seq
             r.unsigned_tail = 0
-        elif e.type == chain.STREAM_RESUMED:
+            self.since_cp = [e]
+            return
+        self.since_cp.append(e)
+        if e.type == chain.STREAM_RESUMED:
             assert e.record is not None
             previous = e.record.get("previous") or {}
             if prev is not None and (previous.get("seq") != prev.seq or previous.get("entry_hash") != prev.hash):
                 self.fail("modified", e, "the resume record names a different end of the previous run")
+            if prev is not None and bool(previous.get("sealed")) != sealed:
+                self.fail("modified", e, "the resume record misstates whether the previous run was sealed")
             if torn is None and e.record.get("torn"):
                 self.fail("modified", e, "the resume record declares a torn record that is not there")
+
+    def _checkpoint(self, e: Entry) -> None:
+        assert e.record is not None
+        cp = e.record.get("checkpoint") or {}
+        covers = cp.get("covers")
+        signed = {**cp, "seq": e.seq, "time": e.record.get("time")}
+        if covers is not None:
+            if not isinstance(covers, list) or not all(isinstance(c, str) for c in covers):
+                self.fail("modified", e, "the checkpoint's `covers` list is malformed")
+            signed["covers"] = chain.covers_digest(covers)
+        self._check_signed_checkpoint(signed, e.record.get("signature"), e, None)
+        if cp.get("head_hash") == e.prev:
+            return
+        if covers:  # the chain before it was rewritten: the signed list names the first altered record
+            covered = self.since_cp[-len(covers) :] if len(self.since_cp) >= len(covers) else self.since_cp
+            for want, got in zip(covers[-len(covered) :], covered, strict=False):
+                if chain.cover(got.hash) != want:
+                    self.fail(
+                        "modified",
+                        got,
+                        f"altered and the chain after it rewritten: signed checkpoint #{cp.get('counter')} "
+                        f"(seq {e.seq}) vouches for a different hash here",
+                    )
+        self.fail("bad_signature", e, "the checkpoint vouches for a head that is not the record before it")
 
     def _check_signed_checkpoint(self, cp: dict[str, Any], signature: Any, e: Entry | None, where: str | None) -> None:
         key_id = str(cp.get("key_id"))
@@ -223,6 +305,7 @@ class _StreamCheck:
                 counter=int(cp["counter"]),
                 time=str(cp["time"]),
                 sealed=bool(cp["sealed"]),
+                covers=_digest(cp.get("covers")),
             )
             key.verify(chain.unb64(str(signature)), payload)
         except (InvalidSignature, KeyError, TypeError, ValueError):
@@ -262,7 +345,7 @@ class _StreamCheck:
 
     def _prune_marker(self) -> dict[str, Any] | None:
         try:
-            marker = read_json(self.dir / PRUNED)
+            marker = read_strict_json(self.dir / PRUNED)
         except ValueError as exc:
             self.fail("corrupt", None, str(exc), PRUNED)
         if marker is None:

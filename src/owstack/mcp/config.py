@@ -9,7 +9,7 @@ mcp:
     acme-eu: {allow: ["files.*", "tickets.search"], results: redact, secrets: block}
   pin: manual            # manual: every new or changed definition waits for `owstack mcp approve`
   call_timeout_s: 60
-  proxy: {port: 8899}    # also run the egress forward proxy inside `owstack serve`
+  proxy: {enabled: true, port: 8899, tenants: {acme-eu: {allow_hosts: ["*.github.com"]}}}
 ```
 
 A stdio server's process gets only the variables its `env` names (values: literals or `env.NAME`
@@ -24,9 +24,10 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from owstack.config.base import Section
+from owstack.config.base import FilePath, Section
+from owstack.security.config import EgressSection
 
 #: a server name: the prefix of its tools (`files.read_file`), so no dots
 SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
@@ -44,12 +45,17 @@ class UpstreamSection(Section):
 
     #: argv of a stdio server; started and supervised by owstack (never through a shell)
     command: tuple[str, ...] | None = None
-    #: working directory of the stdio process
-    cwd: str | None = None
+    #: working directory of the stdio process (relative: to the config file's folder)
+    cwd: FilePath | None = None
     #: variables passed to the stdio process: NAME: value, NAME: env.OTHER, or NAME: null (owstack's own value)
     env: dict[str, str | None] = {}
     url: str | None = None
     transport: Literal["streamable-http", "sse"] = "streamable-http"
+    #: the protocol revision asked of the server: auto (2026-07-28 when it serves it, else the handshake),
+    #: legacy (the 2025 handshake and sessions), or 2026-07-28
+    protocol: Literal["auto", "legacy", "2026-07-28"] = "auto"
+    #: tools/call and tools/list on owstack's lean HTTP lane (Streamable HTTP servers); false: on the SDK client
+    lean: bool = True
     #: HTTP headers sent upstream (values: literals or env.NAME references)
     headers: dict[str, str] = {}
     jurisdiction: str = "local"
@@ -123,6 +129,25 @@ class TenantToolPolicy(Section):
         return v
 
 
+class ProxyPolicy(Section):
+    """A narrower egress policy on the proxy for one tenant (or one stdio server): host lists in the forms of
+    `security.egress` (`example.com`, `*.example.com`), applied on top of it (its lists and address rules
+    still hold)."""
+
+    #: when non-empty, only these hosts (and, if security.egress.allow_hosts is set, only those in both)
+    allow_hosts: tuple[str, ...] = ()
+    #: never these hosts, beside security.egress.deny_hosts
+    deny_hosts: tuple[str, ...] = ()
+
+    @field_validator("allow_hosts", "deny_hosts")
+    @classmethod
+    def _hosts(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        try:
+            return EgressSection(allow_hosts=v).allow_hosts
+        except ValidationError as exc:
+            raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+
+
 class ProxySection(Section):
     """The egress forward proxy run inside `owstack serve` (and by `owstack egress proxy`)."""
 
@@ -133,6 +158,14 @@ class ProxySection(Section):
     max_bytes: Annotated[int, Field(ge=1)] | None = None
     #: seconds a connection may stay open (default: security.egress.timeout_s)
     timeout_s: Annotated[float, Field(gt=0, le=86_400)] | None = None
+    #: who may use the proxy: required (an owstack key in Proxy-Authorization, or a stdio server's own
+    #: credentials), none (anyone who can connect, under security.egress), auto (required when tenants exist)
+    auth: Literal["auto", "required", "none"] = "auto"
+    #: per-tenant policies, for clients that authenticate with the tenant's owstack key
+    tenants: dict[str, ProxyPolicy] = {}
+    #: per-server policies, for the stdio servers owstack starts (they authenticate with credentials owstack
+    #: puts in their HTTP_PROXY)
+    servers: dict[str, ProxyPolicy] = {}
 
 
 class McpSection(Section):
@@ -155,6 +188,10 @@ class McpSection(Section):
     #: this endpoint's public URL (the metadata's `resource`); default: from the request's Host header
     public_url: str | None = None
     proxy: ProxySection = ProxySection()
+    #: the lean edge for tools/call and tools/list (owstack.mcp.lean); false: every request through the SDK
+    lean: bool = True
+    #: a 2025-era session with nothing in flight for this long is closed
+    session_idle_s: Annotated[float, Field(gt=0, le=86_400)] = 1800.0
 
     @field_validator("servers")
     @classmethod
@@ -163,3 +200,10 @@ class McpSection(Section):
             if not SERVER_NAME.match(name):
                 raise ValueError(f"server name {name!r}: 1-32 of letters, digits, '_' and '-' (no dots)")
         return v
+
+    @model_validator(mode="after")
+    def _proxy_servers(self) -> McpSection:
+        unknown = sorted(set(self.proxy.servers) - set(self.servers))
+        if unknown:
+            raise ValueError(f"proxy.servers names {', '.join(unknown)}, not in mcp.servers")
+        return self

@@ -35,8 +35,21 @@ def secret_patterns() -> tuple[tuple[str, re.Pattern[str]], ...]:
     return tuple((s["id"], re.compile(s["pattern"])) for s in yaml.safe_load(text)["secrets"])
 
 
+@cache
+def _any_secret() -> re.Pattern[str]:
+    """Every format in one alternation: one pass finds that a text (as most are) holds none of them."""
+    parts = []
+    for _, rx in secret_patterns():
+        flags = "i" if rx.flags & re.IGNORECASE else ""
+        body = rx.pattern.removeprefix("(?i)")
+        parts.append(f"(?{flags}:{body})" if flags else f"(?:{body})")
+    return re.compile("|".join(parts))
+
+
 def find_secrets(text: str) -> list[tuple[int, int, str]]:
     """(start, end, kind) of every credential in `text`."""
+    if _any_secret().search(text) is None:
+        return []
     return [(m.start(), m.end(), kind) for kind, rx in secret_patterns() for m in rx.finditer(text)]
 
 
@@ -123,16 +136,17 @@ def check_arguments(arguments: dict[str, Any] | None, secrets: str) -> tuple[dic
     if not arguments:
         return arguments, verdict
 
-    def one(text: str) -> str:
-        hits = find_secrets(text)
-        for _, _, kind in hits:
+    for text in _texts(arguments):
+        for _, _, kind in find_secrets(text):
             verdict.add(f"secret:{kind}", secrets)
-        if secrets == "redact" and hits:
-            return _mask(text, [(s, e, REDACTED_SECRET) for s, e, _ in hits])
-        return text
+    if verdict.action != "redact":
+        return arguments, verdict
 
-    checked = _map_strings(arguments, one)
-    return (checked if verdict.action == "redact" else arguments), verdict
+    def mask(text: str) -> str:
+        hits = find_secrets(text)
+        return _mask(text, [(s, e, REDACTED_SECRET) for s, e, _ in hits]) if hits else text
+
+    return _map_strings(arguments, mask), verdict
 
 
 def check_result(result: dict[str, Any], results: str, secrets: str) -> tuple[dict[str, Any], Verdict]:
@@ -140,25 +154,44 @@ def check_result(result: dict[str, Any], results: str, secrets: str) -> tuple[di
 
     Returns the result to send (masked under `redact`; under `block` the caller replaces it) and the verdict.
     Control tokens are made inert whenever anything was redacted, so a masked result cannot still carry one.
+    The result is scanned first and copied only when something in it is to be masked.
     """
     verdict = Verdict()
-
-    def one(text: str) -> str:
-        spans: list[tuple[int, int, str]] = []
-        if len(text) >= 8:
+    masks: dict[str, list[tuple[int, int, str]]] = {}
+    for key in ("content", "structuredContent"):
+        for text in _texts(result.get(key)):
+            if len(text) < 8:
+                continue
+            keep: list[tuple[int, int, str]] = []
             for f in _injections(text[:_STRING_LIMIT]):
                 verdict.add(f.category, results)
-                spans.append((f.start, f.end, REDACTED_INJECTION))
+                if results == "redact":
+                    keep.append((f.start, f.end, REDACTED_INJECTION))
             for start, end, kind in find_secrets(text):
                 verdict.add(f"secret:{kind}", secrets)
-                spans.append((start, end, REDACTED_SECRET))
-        if not spans:
-            return text
-        keep = [s for s in spans if (s[2] == REDACTED_SECRET and secrets == "redact") or
-                (s[2] == REDACTED_INJECTION and results == "redact")]  # fmt: skip
-        if not keep:
-            return text
-        return neutralize(_mask(text, keep), "generic")[0]
+                if secrets == "redact":
+                    keep.append((start, end, REDACTED_SECRET))
+            if keep:
+                masks[text] = keep
+    if verdict.action != "redact" or not masks:
+        return result, verdict
 
-    checked = {k: (_map_strings(v, one) if k in ("content", "structuredContent") else v) for k, v in result.items()}
-    return (checked if verdict.action == "redact" else result), verdict
+    def one(text: str) -> str:
+        keep = masks.get(text)
+        return neutralize(_mask(text, keep), "generic")[0] if keep else text
+
+    return {
+        k: (_map_strings(v, one) if k in ("content", "structuredContent") else v) for k, v in result.items()
+    }, verdict
+
+
+def _texts(obj: Any) -> Iterator[str]:
+    """Every string in a JSON value (values only: a result's keys are its schema's, not the tool's text)."""
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _texts(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _texts(v)

@@ -5,19 +5,22 @@
     await endpoint(scope, receive, send)      /mcp (POST, GET, DELETE) and the OAuth metadata paths
     await endpoint.aclose()
 
-Authentication happens here, before the SDK sees the request: an owstack key (as for `/v1`), or none in
-open mode. The caller is left on the scope for the handlers, and as the SDK's authenticated user so that a
-Streamable HTTP session can only be used with the key that opened it. Everything else, the three protocol
-revisions (2025-06-18 and 2025-11-25 with sessions, SSE streams and DELETE; the stateless 2026-07-28),
-JSON-RPC parsing and its error codes, body limits and DNS-rebinding checks, is the `mcp` SDK's
-`StreamableHTTPSessionManager`.
+Authentication happens here, before anything else: an owstack key (as for `/v1`), or none in open mode.
+The caller is left on the scope for the handlers, and as the SDK's authenticated user so that a Streamable
+HTTP session can only be used with the key that opened it. Then the lean edge (`owstack.mcp.lean`) serves
+the hot case, a `tools/call` or `tools/list` POST, and everything else, the three protocol revisions
+(2025-06-18 and 2025-11-25 with sessions, SSE streams and DELETE; the stateless 2026-07-28), JSON-RPC
+parsing and its error codes, body limits and DNS-rebinding checks, is the `mcp` SDK's
+`StreamableHTTPSessionManager`, with owstack's record of its sessions beside it (`owstack.mcp.sessions`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -29,12 +32,15 @@ from mcp.server.transport_security import TransportSecuritySettings
 from owstack.api.http import Receive, Scope, Send, header_dict, send_json
 from owstack.errors import AuthenticationFailed, OwstackError
 from owstack.mcp.catalog import Catalog
+from owstack.mcp.changes import ChangeFeed
+from owstack.mcp.lean import LeanEdge
 from owstack.mcp.metrics import McpCollector, McpMetrics
 from owstack.mcp.pins import PinStore
 from owstack.mcp.policy import OPEN_TENANT, Caller, policy_for
 from owstack.mcp.records import Recorder
 from owstack.mcp.server import CALLER, build_server
 from owstack.mcp.service import McpService
+from owstack.mcp.sessions import Sessions
 from owstack.mcp.upstreams import Upstream
 from owstack.security.egress import EgressPolicy, Resolver, StaticResolver, SystemResolver
 
@@ -65,7 +71,7 @@ class McpEndpoint:
         registry: Any = None,
         resolver: Resolver | None = None,
         environ: dict[str, str] | None = None,
-        proxy_url: str | None = None,
+        proxy_url: Callable[[str], str] | None = None,
     ) -> None:
         self.config = config
         self.section = section = config.file.mcp
@@ -86,12 +92,17 @@ class McpEndpoint:
                 extra = tuple(str(n) for n in policy.allow_networks) + s.allow_networks
                 policy = EgressPolicy.from_section(config.file.security.egress, allow_networks=extra)
             self.upstreams[name] = Upstream(
-                name, s, section, egress=policy, resolver=resolver, proxy_url=proxy_url,
+                name, s, section, egress=policy, resolver=resolver,
+                proxy_url=None if proxy_url is None else functools.partial(proxy_url, name),
                 environ=environ if environ is not None else dict(os.environ), on_change=self._changed,
             )  # fmt: skip
         self.metrics.upstreams.extend(self.upstreams.values())
+        self.sessions = Sessions(section.session_idle_s)
+        self.feed = ChangeFeed(self.sessions)
         self.service: McpService | None = None
         self.manager: StreamableHTTPSessionManager | None = None
+        self.lean: LeanEdge | None = None
+        self._users: dict[str, AuthenticatedUser] = {}
         self._host = host
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
@@ -107,17 +118,22 @@ class McpEndpoint:
         self.store = await asyncio.to_thread(PinStore, self.config.file.storage.url)
         catalog = Catalog(self.section, self.store, self.recorder.event)
         await catalog.refresh_pins()
-        self.service = McpService(self.upstreams, catalog)
-        server = build_server(self.service, self.recorder)
+        self.service = McpService(self.upstreams, catalog, self.feed)
+        server = build_server(self.service, self.recorder, self.feed)
+        security = _transport_security(self._host)
+        max_body = self.config.file.server.max_body_bytes
         self.manager = StreamableHTTPSessionManager(
-            server,
-            security_settings=_transport_security(self._host),
-            max_request_body_size=self.config.file.server.max_body_bytes,
+            server, security_settings=security, max_request_body_size=max_body, session_idle_timeout=None
         )
+        if self.section.lean:
+            self.lean = LeanEdge(
+                self.service, self.recorder, self.sessions, security, server.server_info_stamp, max_body
+            )
         self._tasks.append(asyncio.create_task(self._run_manager(), name="mcp-sessions"))
         await self._running.wait()
         await asyncio.gather(*(u.start() for u in self.upstreams.values()))
         self._tasks.append(asyncio.create_task(self._refresh_pins(), name="mcp-pins"))
+        self._tasks.append(asyncio.create_task(self.sessions.reap(self.manager.handle_request, self._stop)))
         log.info("mcp: /mcp serving %d upstream server(s): %s", len(self.upstreams), ", ".join(self.upstreams))
 
     async def _run_manager(self) -> None:
@@ -131,7 +147,7 @@ class McpEndpoint:
             await asyncio.sleep(PIN_REFRESH_S)
             if self.service is not None:
                 try:
-                    await self.service.catalog.refresh_pins()
+                    await self.service.pins_changed()
                 except Exception as exc:
                     log.warning("mcp: pins not refreshed: %s", exc)
 
@@ -146,18 +162,19 @@ class McpEndpoint:
             except Exception as exc:
                 log.warning("mcp: %s ended with %s", task.get_name(), exc)
 
-    async def _changed(self, server: str) -> None:
+    async def _changed(self, server: str, kind: str) -> None:
         if self.service is not None:
-            await self.service.sync(self.upstreams[server])
+            await self.service.upstream_changed(server, kind)
 
     # ASGI -----------------------------------------------------------------------------------------
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str] | None = None) -> None:
+        """`headers`: the request's headers as a dict of lower-case names, when the caller has them already."""
         path = scope["path"].rstrip("/") or "/"
         request_id = str(scope.get("owstack.request_id") or "")
         if path in (METADATA, METADATA + PATH):
             await send_json(send, 200, orjson.dumps(self.metadata(scope)), [(b"cache-control", b"max-age=300")])
             return
-        headers = header_dict(scope)
+        headers = header_dict(scope) if headers is None else headers
         try:
             caller = await self.authenticate(headers, request_id, scope)
         except OwstackError as exc:
@@ -170,9 +187,17 @@ class McpEndpoint:
             await send_json(send, 503, b'{"jsonrpc":"2.0","id":null,"error":{"code":-32063,"message":"starting"}}', [])
             return
         scope[CALLER] = caller
-        token = AccessToken(token="owstack", client_id=caller.key_id or f"open:{caller.tenant}", scopes=["mcp"])
-        scope["user"] = AuthenticatedUser(token)
-        await self.manager.handle_request(scope, receive, send)
+        owner = caller.key_id or f"open:{caller.tenant}"
+        user = self._users.get(owner)
+        if user is None:
+            user = self._users[owner] = AuthenticatedUser(AccessToken(token="owstack", client_id=owner, scopes=["mcp"]))
+        scope["user"] = user
+        if self.lean is not None:
+            rest = await self.lean.handle(scope, receive, send, headers, caller, owner)
+            if rest is None:
+                return
+            receive = rest
+        await self.sessions.track(self.manager.handle_request, scope, receive, send, owner, user)
 
     async def authenticate(self, headers: dict[str, str], request_id: str, scope: Scope) -> Caller:
         client = scope.get("client")

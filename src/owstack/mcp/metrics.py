@@ -7,6 +7,8 @@
     owstack_mcp_guard_findings_total{tenant,category}       findings in arguments and results
     owstack_mcp_upstream_restarts_total{server}             reconnections after a crash, hang or lost connection
     owstack_mcp_upstream_up{server}                         1 while connected
+    owstack_mcp_edge_requests_total{method,path}            which edge served a request: lean or sdk
+    owstack_mcp_upstream_requests_total{server,via}         calls and listings sent on the lean lane or SDK session
 
 Labels are bounded: tenants and servers are the configured ones (else `other`), methods the MCP methods.
 """
@@ -40,6 +42,7 @@ class McpMetrics:
     call_count: Counter[str] = field(default_factory=Counter)
     pin_events: Counter[tuple[str, str]] = field(default_factory=Counter)
     findings: Counter[tuple[str, str]] = field(default_factory=Counter)
+    edges: Counter[tuple[str, str]] = field(default_factory=Counter)
     upstreams: list[Upstream] = field(default_factory=list)
 
     def _tenant(self, tenant: str) -> str:
@@ -48,8 +51,10 @@ class McpMetrics:
     def _server(self, server: str | None) -> str:
         return server if server in self.servers else ("none" if server is None else OTHER)
 
-    def request(self, tenant: str, method: str, outcome: str) -> None:
-        self.requests[(self._tenant(tenant), method if method in METHODS else OTHER, outcome)] += 1
+    def request(self, tenant: str, method: str, outcome: str, path: str = "sdk") -> None:
+        method = method if method in METHODS else OTHER
+        self.requests[(self._tenant(tenant), method, outcome)] += 1
+        self.edges[(method, path)] += 1
 
     def call(self, tenant: str, server: str | None, outcome: str, seconds: float) -> None:
         s = self._server(server)
@@ -92,6 +97,15 @@ class McpCollector:
             up.add_metric([u.name], 1.0 if u.client is not None else 0.0)
         yield restarts
         yield up
+        yield _counter("owstack_mcp_edge_requests", "MCP requests by the edge that served them", ["method", "path"],
+                       m.edges)  # fmt: skip
+        via = CounterMetricFamily(
+            "owstack_mcp_upstream_requests", "Upstream tool calls and listings by channel", labels=["server", "via"]
+        )
+        for u in m.upstreams:
+            for channel, n in u.sent.items():
+                via.add_metric([u.name, channel], n)
+        yield via
 
 
 def _counter(name: str, doc: str, labels: list[str], values: Mapping[Any, int]) -> CounterMetricFamily:

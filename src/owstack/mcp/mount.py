@@ -40,9 +40,9 @@ def mount(
     services: list[Any] = []
     proxy_url = None
     if config.file.mcp.proxy.enabled:
-        proxy = EgressProxy.from_config(config)
+        proxy = EgressProxy.from_config(config, keystore)
         services.append(proxy)
-        proxy_url = proxy.url
+        proxy_url = proxy.url_for  # each stdio server's own credentials, on the port the proxy listens on
     endpoint = McpEndpoint(
         config,
         host=host,
@@ -57,7 +57,7 @@ def mount(
 
     async def route(gw: Gateway, ctx: RequestContext, scope: Scope, receive: Receive, send: Send) -> None:
         scope["owstack.request_id"] = ctx.request_id
-        await endpoint(scope, receive, send)
+        await endpoint(scope, receive, send, ctx.headers)
 
     for method in ("POST", "GET", "DELETE"):
         routes.add(method, PATHS[0], route)

@@ -2,6 +2,8 @@
 
 For processes owstack does not control, or controls only by their environment: the stdio MCP servers it
 starts get HTTP_PROXY/HTTPS_PROXY pointing here, and agents (Claude Code, Codex) can be pointed here too.
+Each connection's client is identified by its proxy credentials (`owstack.mcp.proxy_auth`: a tenant's
+owstack key, or the credentials of a stdio server owstack started) and gets that identity's policy.
 Every connection is checked with `check_url` (scheme, allow/deny hosts, every resolved address: private,
 loopback, link-local and cloud metadata addresses refused unless allowed), connected to the checked
 address only (no second DNS answer), logged, and cut when it carries more than `max_bytes` or lasts longer
@@ -19,10 +21,12 @@ import zlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from owstack.security.egress import EgressPolicy, Resolver, check_url
+from owstack.mcp.proxy_auth import Identity, ProxyAuth, ProxyAuthRequired
+from owstack.security.egress import EgressPolicy, Resolver
 
 if TYPE_CHECKING:
     from owstack.config.load import Config
+    from owstack.tenancy.keys import KeyStore
 
 log = logging.getLogger("owstack.egress")
 Connector = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
@@ -101,8 +105,10 @@ class EgressProxy:
         timeout_s: float | None = None,
         resolver: Resolver | None = None,
         connector: Connector | None = None,
+        auth: ProxyAuth | None = None,
     ) -> None:
         self.policy, self.host, self.port = policy, host, port
+        self.auth = auth or ProxyAuth(policy, required=False)
         self.max_bytes = max_bytes or policy.max_bytes
         self.timeout_s = timeout_s or policy.timeout_s
         self.resolver = resolver
@@ -111,16 +117,23 @@ class EgressProxy:
         self.refused = self.passed = self.cut = 0
 
     @classmethod
-    def from_config(cls, config: Config, **kwargs: object) -> EgressProxy:
+    def from_config(cls, config: Config, keystore: KeyStore | None = None, **kwargs: object) -> EgressProxy:
         section = config.file.mcp.proxy
         policy = EgressPolicy.from_section(config.file.security.egress)
+        required = section.auth == "required" or (section.auth == "auto" and bool(config.file.tenants))
+        auth = ProxyAuth(policy, required=required, keystore=keystore, tenants=frozenset(config.file.tenants),
+                         tenant_policies=section.tenants, server_policies=section.servers)  # fmt: skip
         values: dict[str, object] = {"host": section.host, "port": section.port, "max_bytes": section.max_bytes,
-                                     "timeout_s": section.timeout_s, **kwargs}  # fmt: skip
+                                     "timeout_s": section.timeout_s, "auth": auth, **kwargs}  # fmt: skip
         if config.file.mcp.resolve and "resolver" not in kwargs:
             from owstack.security.egress import StaticResolver, SystemResolver
 
             values["resolver"] = StaticResolver(config.file.mcp.resolve, SystemResolver())
         return cls(policy, **values)  # type: ignore[arg-type]
+
+    def url_for(self, server: str) -> str:
+        """The proxy URL for a stdio server owstack starts, with that server's credentials in it."""
+        return f"http://{self.auth.credentials_for(server)}{self.host}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -144,15 +157,24 @@ class EgressProxy:
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         started = time.monotonic()
-        target, outcome, moved = "-", "error", 0
+        target, outcome, moved, who = "-", "error", 0, "-"
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
             method, uri, _ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
             target = uri
+            try:
+                identity = await self.auth.identify(_header(head, b"proxy-authorization"))
+            except ProxyAuthRequired as exc:
+                self.refused += 1
+                await _reply(writer, 407, f"owstack egress proxy: {exc}",
+                             [("Proxy-Authenticate", 'Basic realm="owstack egress proxy"')])  # fmt: skip
+                outcome = f"refused: {exc}"
+                return
+            who = identity.label
             if method.upper() == "CONNECT":
-                outcome, moved = await self._connect(uri, reader, writer)
+                outcome, moved = await self._connect(uri, reader, writer, identity)
             else:
-                outcome, moved = await self._forward(method, uri, head, reader, writer)
+                outcome, moved = await self._forward(method, uri, head, reader, writer, identity)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, TimeoutError):
             await _reply(writer, 400, "malformed proxy request")
             outcome = "malformed"
@@ -163,23 +185,23 @@ class EgressProxy:
             outcome = f"error: {exc}"
         finally:
             writer.close()
-            log.info("egress proxy %s %s -> %s (%d bytes, %.0f ms)", peer[0] if peer else "-", target, outcome,
-                     moved, (time.monotonic() - started) * 1000)  # fmt: skip
+            log.info("egress proxy %s (%s) %s -> %s (%d bytes, %.0f ms)", peer[0] if peer else "-", who, target,
+                     outcome, moved, (time.monotonic() - started) * 1000)  # fmt: skip
 
-    async def _check(self, url: str, writer: asyncio.StreamWriter) -> tuple[str, int] | None:
-        decision = await check_url(url, self.policy, self.resolver)
+    async def _check(self, url: str, writer: asyncio.StreamWriter, identity: Identity) -> tuple[str, int] | None:
+        decision = await identity.check(url, self.resolver)
         if not decision.allowed or not decision.addresses or decision.port is None:
             self.refused += 1
             await _reply(writer, 403, f"owstack egress policy: {decision.reason}")
-            log.warning("egress proxy refused %s: %s", url, decision.reason)
+            log.warning("egress proxy refused %s for %s: %s", url, identity.label, decision.reason)
             return None
         self.passed += 1
         return decision.addresses[0], decision.port
 
     async def _connect(
-        self, authority: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, authority: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, identity: Identity
     ) -> tuple[str, int]:
-        where = await self._check(f"https://{authority}/", writer)
+        where = await self._check(f"https://{authority}/", writer, identity)
         if where is None:
             return "refused", 0
         up_reader, up_writer = await asyncio.wait_for(self.connector(*where), self.timeout_s)
@@ -188,12 +210,18 @@ class EgressProxy:
         return "tunnel", await self._pipe(reader, writer, up_reader, up_writer, None)
 
     async def _forward(
-        self, method: str, uri: str, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        method: str,
+        uri: str,
+        head: bytes,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        identity: Identity,
     ) -> tuple[str, int]:
         if not uri.lower().startswith("http://"):
             await _reply(writer, 400, "send an absolute http:// URL, or CONNECT for https")
             return "malformed", 0
-        where = await self._check(uri, writer)
+        where = await self._check(uri, writer, identity)
         if where is None:
             return "refused", 0
         path = "/" + uri.split("/", 3)[3] if uri.count("/") >= 3 else "/"
@@ -282,11 +310,22 @@ def _response_counter(limit: int) -> Callable[[bytes], None]:
     return feed
 
 
-async def _reply(writer: asyncio.StreamWriter, status: int, message: str) -> None:
-    reason = {400: "Bad Request", 403: "Forbidden", 502: "Bad Gateway"}.get(status, "Error")
+def _header(head: bytes, name: bytes) -> str | None:
+    for line in head.split(b"\r\n")[1:]:
+        key, sep, value = line.partition(b":")
+        if sep and key.strip().lower() == name:
+            return value.strip().decode("latin-1")
+    return None
+
+
+async def _reply(
+    writer: asyncio.StreamWriter, status: int, message: str, headers: list[tuple[str, str]] | None = None
+) -> None:
+    reason = {400: "Bad Request", 403: "Forbidden", 407: "Proxy Authentication Required", 502: "Bad Gateway"}
     body = (message + "\n").encode()
-    writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
-                 f"Connection: close\r\n\r\n".encode() + body)  # fmt: skip
+    extra = "".join(f"{k}: {v}\r\n" for k, v in headers or ())
+    writer.write(f"HTTP/1.1 {status} {reason.get(status, 'Error')}\r\nContent-Type: text/plain\r\n"
+                 f"Content-Length: {len(body)}\r\n{extra}Connection: close\r\n\r\n".encode() + body)  # fmt: skip
     try:
         await writer.drain()
     except OSError:

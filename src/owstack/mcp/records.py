@@ -43,6 +43,8 @@ class McpRequest:
     client: str | None
     method: str
     app: str | None = None
+    #: the edge that served it: lean (owstack.mcp.lean) or sdk
+    path: str = "sdk"
     server: str | None = None
     name: str | None = None
     arguments: Any = None
@@ -105,7 +107,7 @@ class Recorder:
         """Metrics, ledger (tool calls) and the durable audit record; raises ServiceUnavailable when the
         record cannot be written (the response is then an error, never an unrecorded success)."""
         req.latency_s = time.perf_counter() - req.started
-        self.metrics.request(req.tenant, req.method, req.outcome)
+        self.metrics.request(req.tenant, req.method, req.outcome, req.path)
         for verdict in req.verdicts.values():
             self.metrics.finding(req.tenant, verdict.categories)
         if req.method == "tools/call":

@@ -1,38 +1,63 @@
 """The `mcp` SDK server that clients talk to: one handler per MCP method, each a thin wrapper.
 
 A handler finds the caller the endpoint authenticated (on the ASGI scope of the HTTP request that carried
-the message), checks the audit log and the tenant's rate cap, runs one `McpService` method, maps owstack's
-typed errors to JSON-RPC errors (`owstack.mcp.errors`), and records the request (audit, ledger, metrics)
-before the answer leaves. Cancellation needs nothing here: the SDK cancels the handler's task when the
-client cancels, and the upstream client sends `notifications/cancelled` for the call in flight.
+the message) and runs one `McpService` method under `handling.handle` (audit, rate cap, records, JSON-RPC
+errors). Cancellation needs nothing here: the SDK cancels the handler's task when the client cancels, and
+the upstream call is cancelled with it.
+
+The server advertises `listChanged` for tools, prompts and resources in every revision (2025 sessions get
+the notifications on their GET stream, 2026-07-28 clients on `subscriptions/listen`, `owstack.mcp.changes`),
+and one middleware tells the session record (`owstack.mcp.sessions`) what an `initialize` negotiated.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
-import anyio
 import mcp_types as types
-from mcp.server.context import ServerRequestContext
-from mcp.server.lowlevel.server import Server
+import orjson
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.lowlevel.server import NotificationOptions, Server
+from mcp.server.models import InitializationOptions
+from mcp.server.subscriptions import ListenHandler
 from mcp.shared.exceptions import MCPError
 
 from owstack import __version__
-from owstack.errors import OwstackError
-from owstack.mcp.errors import FORBIDDEN, to_mcp
+from owstack.mcp.changes import ChangeFeed
+from owstack.mcp.errors import FORBIDDEN
+from owstack.mcp.handling import handle
 from owstack.mcp.policy import Caller
 from owstack.mcp.records import McpRequest, Recorder
 from owstack.mcp.service import McpService
+from owstack.mcp.sessions import OPENING, Opening
 
 #: the ASGI scope key under which the endpoint leaves the authenticated `Caller`
 CALLER = "owstack.mcp.caller"
-R = TypeVar("R")
 INSTRUCTIONS = (
     "owstack MCP gateway: tools of several servers, named server.tool. Calls are authorized per tenant, "
     "tool definitions are pinned, and results are checked for prompt injection and secrets."
 )
+ALL_CHANGES = NotificationOptions(prompts_changed=True, resources_changed=True, tools_changed=True)
+
+
+class GatewayServer(Server[Any]):
+    """The SDK's low-level server, advertising list changes at `initialize` (the gateway forwards them)."""
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> InitializationOptions:
+        return super().create_initialization_options(
+            notification_options or ALL_CHANGES, experimental_capabilities, *args, **kwargs
+        )
+
+
+def _size(result: Any) -> int:
+    return len(orjson.dumps(result, default=str)) if isinstance(result, dict | list) else 0
 
 
 def caller_of(ctx: ServerRequestContext[Any, Any]) -> Caller:
@@ -52,51 +77,26 @@ def _progress(
     return ctx.session.report_progress if token is not None else None
 
 
-def _fresh(result: dict[str, Any]) -> dict[str, Any]:
-    """An upstream's result without the envelope fields its own revision stamped (`resultType`, `ttlMs`,
-    the upstream's server info in `_meta`): the SDK stamps this connection's own."""
-    out = {k: v for k, v in result.items() if k not in ("resultType", "ttlMs", "cacheScope")}
-    meta = out.get("_meta")
-    if isinstance(meta, dict):
-        meta = {k: v for k, v in meta.items() if not k.startswith("io.modelcontextprotocol/")}
-        out["_meta"] = meta or None
-        if not meta:
-            del out["_meta"]
-    return out
+async def remember_opening(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """Middleware: an `initialize` leaves its session channel and negotiated revision for `sessions.track`."""
+    result = await call_next(ctx)
+    if ctx.method == "initialize" and isinstance(result, dict):
+        scope = getattr(ctx.request, "scope", None)
+        opening = scope.get(OPENING) if isinstance(scope, dict) else None
+        if isinstance(opening, Opening):
+            opening.peer, opening.version = ctx.session, str(result.get("protocolVersion") or "")
+    return result
 
 
-def build_server(service: McpService, recorder: Recorder) -> Server[Any]:
+def build_server(service: McpService, recorder: Recorder, feed: ChangeFeed) -> Server[Any]:
     async def run(
         ctx: ServerRequestContext[Any, Any],
         method: str,
         name: str | None,
-        fn: Callable[[Caller, McpRequest], Awaitable[R]],
-    ) -> R:
+        fn: Callable[[Caller, McpRequest], Awaitable[Any]],
+    ) -> Any:
         caller = caller_of(ctx)
-        req = McpRequest(caller.request_id, caller.tenant, caller.key_id, caller.client, method, name=name)
-        try:
-            recorder.check_audit()
-            await recorder.admit(caller.tenant)
-            result = await fn(caller, req)
-            req.result_bytes = len(json.dumps(result, default=str)) if isinstance(result, dict | list) else 0
-        except OwstackError as exc:
-            req.fail(exc.code, exc.status, refused=exc.status < 500)
-            await recorder.finish(req)
-            raise to_mcp(exc) from None
-        except MCPError as exc:
-            req.fail(f"upstream_{exc.code}", 502, refused=False)
-            await recorder.finish(req)
-            raise
-        except BaseException:  # cancelled by the client, or an unexpected failure
-            req.fail("cancelled", 499, refused=False)
-            with anyio.CancelScope(shield=True):
-                await recorder.finish(req)
-            raise
-        try:
-            await recorder.finish(req)
-        except OwstackError as exc:
-            raise to_mcp(exc) from None
-        return result
+        return await handle(recorder, caller, method, name, lambda req: fn(caller, req), _size)
 
     async def list_tools(ctx: ServerRequestContext[Any, Any], params: Any) -> types.ListToolsResult:
         tools = await run(ctx, "tools/list", None, lambda c, r: service.list_tools(c))
@@ -110,7 +110,7 @@ def build_server(service: McpService, recorder: Recorder) -> Server[Any]:
         async def go(c: Caller, r: McpRequest) -> dict[str, Any]:
             return await service.call_tool(c, r, params.name, params.arguments, progress)
 
-        return types.CallToolResult.model_validate(_fresh(await run(ctx, "tools/call", params.name, go)))
+        return types.CallToolResult.model_validate(await run(ctx, "tools/call", params.name, go))
 
     async def list_prompts(ctx: ServerRequestContext[Any, Any], params: Any) -> types.ListPromptsResult:
         prompts = await run(ctx, "prompts/list", None, lambda c, r: service.list_prompts(c))
@@ -122,7 +122,7 @@ def build_server(service: McpService, recorder: Recorder) -> Server[Any]:
         found = await run(
             ctx, "prompts/get", params.name, lambda c, r: service.get_prompt(c, r, params.name, params.arguments)
         )
-        return types.GetPromptResult.model_validate(_fresh(found))
+        return types.GetPromptResult.model_validate(found)
 
     async def list_resources(ctx: ServerRequestContext[Any, Any], params: Any) -> types.ListResourcesResult:
         found = await run(ctx, "resources/list", None, lambda c, r: service.list_resources(c))
@@ -139,9 +139,9 @@ def build_server(service: McpService, recorder: Recorder) -> Server[Any]:
     ) -> types.ReadResourceResult:
         uri = str(params.uri)
         found = await run(ctx, "resources/read", uri, lambda c, r: service.read_resource(c, r, uri))
-        return types.ReadResourceResult.model_validate(_fresh(found))
+        return types.ReadResourceResult.model_validate(found)
 
-    server: Server[Any] = Server(
+    server = GatewayServer(
         "owstack",
         version=__version__,
         instructions=INSTRUCTIONS,
@@ -152,6 +152,8 @@ def build_server(service: McpService, recorder: Recorder) -> Server[Any]:
         on_list_resources=list_resources,
         on_list_resource_templates=list_templates,
         on_read_resource=read_resource,
+        on_subscriptions_listen=ListenHandler(feed.bus),
     )
-    server.middleware.clear()  # no OpenTelemetry span per message: owstack records its own
+    # no OpenTelemetry span per message (owstack records its own); the session record's middleware instead
+    server.middleware[:] = [remember_opening]
     return server

@@ -9,7 +9,10 @@ answered with a timeout error; a hung stdio server fails its next ping and is re
 stdio servers get a scrubbed environment (`launch_env`): the SDK's minimal set (PATH, HOME, USER, ...),
 the variables the config names, and HTTP(S)_PROXY when owstack's egress proxy runs. The command line is the
 configured list, passed without a shell. HTTP servers are reached through the egress policy
-(`egress_http.egress_client`).
+(`egress_http.egress_client`), and get a lean lane (`owstack.mcp.lane`) for `tools/call` and `tools/list`
+once the session is up: opened to the address the egress policy checks then, re-opened with every new
+session. List changes from the upstream (2025 notifications, or 2026-07-28 `subscriptions/listen` events
+followed by `owstack.mcp.listen`) go to `on_change(server, kind)`.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ import asyncio
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 import anyio
+import httpx
 import mcp_types as types
 from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters
@@ -37,10 +42,19 @@ from owstack.errors import UpstreamTimeout
 from owstack.mcp.config import McpSection, UpstreamSection
 from owstack.mcp.egress_http import egress_client
 from owstack.mcp.errors import UpstreamUnavailable
-from owstack.security.egress import EgressPolicy, Resolver
+from owstack.mcp.lane import HttpLane
+from owstack.mcp.listen import follow
+from owstack.security.egress import EgressPolicy, Resolver, check_url
 
 log = logging.getLogger("owstack.mcp")
 T = TypeVar("T")
+Change = Callable[[str, str], Awaitable[None]]
+#: the upstream notifications that change what the gateway lists, by the kind of list they change
+CHANGES: dict[type[Any], str] = {
+    types.ToolListChangedNotification: "tools",
+    types.PromptListChangedNotification: "prompts",
+    types.ResourceListChangedNotification: "resources",
+}
 #: seconds between health pings of a connected upstream, and how long one may take
 HEALTH_S = 5.0
 PING_TIMEOUT_S = 10.0
@@ -76,9 +90,9 @@ class Upstream:
         *,
         egress: EgressPolicy,
         resolver: Resolver | None = None,
-        proxy_url: str | None = None,
+        proxy_url: Callable[[], str] | None = None,
         environ: Mapping[str, str] | None = None,
-        on_change: Callable[[str], Awaitable[None]] | None = None,
+        on_change: Change | None = None,
     ) -> None:
         self.name = name
         self.section = section
@@ -91,9 +105,12 @@ class Upstream:
         self.environ = environ if environ is not None else os.environ
         self.on_change = on_change
         self.client: Client | None = None
+        self.lane: HttpLane | None = None
         self.ready = asyncio.Event()
         self.error: str | None = None
         self.restarts = 0
+        #: tool calls and listings sent, by channel: lane (owstack.mcp.lane) or session (the SDK client)
+        self.sent: Counter[str] = Counter()
         self.connected_at: float | None = None
         self._broken = asyncio.Event()
         self._stopping = False
@@ -106,11 +123,11 @@ class Upstream:
             return StdioServerParameters(
                 command=s.command[0],
                 args=list(s.command[1:]),
-                env=launch_env(s, self.environ, self.proxy_url),
+                env=launch_env(s, self.environ, None if self.proxy_url is None else self.proxy_url()),
                 cwd=s.cwd,
             )
         assert s.url is not None
-        headers = {k: self._header(k, v) for k, v in s.headers.items()}
+        headers = self._headers()
         if s.transport == "sse":
 
             def factory(headers: Any = None, timeout: Any = None, auth: Any = None) -> Any:
@@ -118,6 +135,9 @@ class Upstream:
 
             return sse_client(s.url, headers=headers, httpx_client_factory=factory)
         return streamable_http_client(s.url, http_client=egress_client(self.egress, self.resolver, headers))
+
+    def _headers(self) -> dict[str, str]:
+        return {k: self._header(k, v) for k, v in self.section.headers.items()}
 
     def _header(self, name: str, value: str) -> str:
         if not value.startswith("env."):
@@ -128,8 +148,27 @@ class Upstream:
         return resolved
 
     async def _message(self, message: Any) -> None:
-        if isinstance(message, types.ToolListChangedNotification) and self.on_change is not None:
-            await self.on_change(self.name)
+        kind = CHANGES.get(type(message))
+        if kind is not None and self.on_change is not None:
+            await self.on_change(self.name, kind)
+
+    async def _open_lane(self, client: Client) -> None:
+        """The lean lane of an HTTP upstream, to the address the egress policy allows now; without one (a
+        refusal, a failed handshake) every request takes the SDK session."""
+        s = self.section
+        if s.url is None or s.transport != "streamable-http" or not s.lean:
+            return
+        decision = await check_url(s.url, self.egress, self.resolver)
+        if not decision.allowed or not decision.addresses:
+            log.warning("mcp: no lean lane to %s: %s", self.name, decision.reason)
+            return
+        try:
+            self.lane = await HttpLane.open(
+                self.name, s.url, self._headers(), address=decision.addresses[0], version=client.protocol_version,
+                max_bytes=self.egress.max_bytes, verify=httpx.create_ssl_context(),
+            )  # fmt: skip
+        except Exception as exc:
+            log.warning("mcp: no lean lane to %s: %s", self.name, _describe(exc))
 
     async def start(self) -> None:
         """Start the supervisor and wait (briefly) for the first connection; never raises."""
@@ -167,7 +206,7 @@ class Upstream:
         self._broken.clear()
         client = Client(
             self._server(),
-            mode="auto",
+            mode=self.section.protocol,
             cache=None,
             message_handler=self._message,
             client_info=types.Implementation(name="owstack", version=__version__),
@@ -176,13 +215,21 @@ class Upstream:
             self.client, self.error, self.connected_at = client, None, time.monotonic()
             self.ready.set()
             log.info("mcp: upstream %s connected (%s, %s)", self.name, self.kind, client.protocol_version)
+            follower = None
             try:
+                await self._open_lane(client)
                 if self.on_change is not None:
-                    await self.on_change(self.name)
+                    await self.on_change(self.name, "connected")
+                    follower = asyncio.create_task(follow(client, self.name, self.on_change))
                 await self._watch(client)
             finally:
+                if follower is not None:
+                    follower.cancel()
                 self.ready.clear()
                 self.client = None
+                lane, self.lane = self.lane, None
+                if lane is not None:
+                    await lane.aclose()
 
     async def _watch(self, client: Client) -> None:
         while not self._stopping:
@@ -232,14 +279,65 @@ class Upstream:
             self._broken.set()
             raise UpstreamUnavailable(f"MCP server {self.name!r} failed: {_describe(exc)}; restarting it") from None
 
+    async def call_tool(
+        self,
+        name: str,
+        arguments: dict[str, Any] | None,
+        progress: Any = None,
+        param_headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """One `tools/call`: on the lean lane, or on the SDK session when the caller wants progress
+        notifications (or there is no lane)."""
+        lane = self.lane
+        if lane is not None and progress is None:
+            self.sent["lane"] += 1
+            params: dict[str, Any] = {"name": name}
+            if arguments is not None:
+                params["arguments"] = arguments
+            return await lane.request(
+                "tools/call", params, timeout_s=self.timeout_s, name=name, extra_headers=param_headers
+            )
+        self.sent["session"] += 1
+        result = await self.request(lambda c: c.call_tool(name, arguments, progress_callback=progress))
+        return dict(result.model_dump(by_alias=True, mode="json", exclude_none=True))
+
+    async def list_tools(self) -> list[dict[str, Any]]:
+        """Every page of the upstream's tools."""
+        lane = self.lane
+        self.sent["session" if lane is None else "lane"] += 1
+        if lane is None:
+            return await self.request(_list_all_tools)
+        tools: list[dict[str, Any]] = []
+        cursor: str | None = None
+        for _ in range(100):  # a paginator that never ends cannot hang a listing
+            page = await lane.request("tools/list", {"cursor": cursor} if cursor else {}, timeout_s=self.timeout_s)
+            tools.extend(t for t in page.get("tools") or () if isinstance(t, dict))
+            cursor = page.get("nextCursor")
+            if not isinstance(cursor, str) or not cursor:
+                break
+        return tools
+
     def status(self) -> dict[str, Any]:
         return {
             "server": self.name,
             "kind": self.kind,
             "connected": self.client is not None,
+            "lane": None if self.lane is None else self.lane.version,
             "restarts": self.restarts,
             "error": self.error,
         }
+
+
+async def _list_all_tools(client: Client) -> list[dict[str, Any]]:
+    tools: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for _ in range(100):  # a paginator that never ends cannot hang a listing
+        result = await client.list_tools(cursor=cursor) if cursor else await client.list_tools()
+        tools.extend(t.model_dump(by_alias=True, mode="json", exclude_none=True) for t in result.tools)
+        cursor = result.next_cursor
+        if not cursor:
+            break
+    return tools
 
 
 async def _probe(client: Client) -> None:

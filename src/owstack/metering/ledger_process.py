@@ -25,6 +25,7 @@ import select
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -37,6 +38,7 @@ from owstack.metering.sink import ANSWER, APPEND, COUNT, SETTLE, InlineSink, rec
 log = logging.getLogger("owstack.metering.ledger")
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC_STAT = Path("/proc/stat")
 
 
 def cgroup_quota(root: Path = CGROUP_ROOT) -> tuple[float, Path, float] | None:
@@ -79,12 +81,27 @@ class Spare:
     the CPUs of its affinity mask, from /proc/stat, and, under a cgroup CPU limit (a container's), the limit's
     unused part; the smaller of the two."""
 
-    def __init__(self, cgroup_root: Path = CGROUP_ROOT) -> None:
-        try:
-            self.cpus = {f"cpu{n}" for n in os.sched_getaffinity(0)}
-        except (AttributeError, OSError):
-            self.cpus = set()
+    def __init__(
+        self,
+        cgroup_root: Path = CGROUP_ROOT,
+        *,
+        proc_stat: Path = PROC_STAT,
+        cpus: set[int] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        own_seconds: Callable[[], float] | None = None,
+    ) -> None:
+        """Every input is a parameter (the files, the CPUs, the clock, this process's CPU time), so that the
+        arithmetic can be checked against files written by a test rather than against the host's load."""
+        if cpus is None:
+            try:
+                cpus = set(os.sched_getaffinity(0))
+            except (AttributeError, OSError):
+                cpus = set()
+        self.cpus = {f"cpu{n}" for n in cpus}
         self.tick = 1.0 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
+        self.proc_stat = proc_stat
+        self.clock = clock
+        self.own_seconds = own_seconds if own_seconds is not None else _own_seconds
         self.quota = cgroup_quota(cgroup_root)
         self._host = self._read_host()
         self._limit = self._read_limit()
@@ -92,8 +109,7 @@ class Spare:
     def _read_host(self) -> tuple[float, float] | None:
         """(total, spare) CPU seconds of this process's CPUs so far; None without /proc/stat."""
         try:
-            with open("/proc/stat", "rb") as fh:
-                lines = fh.read().decode().splitlines()
+            lines = self.proc_stat.read_bytes().decode().splitlines()
         except OSError:
             return None
         total = idle = 0
@@ -103,7 +119,7 @@ class Spare:
                 values = [int(v) for v in rest.split()[:8]]  # user nice system idle iowait irq softirq steal
                 total += sum(values)
                 idle += values[3] + values[4]
-        return (total * self.tick, idle * self.tick + _own_seconds()) if total else None
+        return (total * self.tick, idle * self.tick + self.own_seconds()) if total else None
 
     def _read_limit(self) -> tuple[float, float] | None:
         """(capacity, used by others) CPU seconds so far under the cgroup limit; None without one."""
@@ -120,7 +136,7 @@ class Spare:
                 used = int(text.split()[0])
             except (ValueError, IndexError):
                 return None
-        return cpus * time.monotonic(), used * unit - _own_seconds()
+        return cpus * self.clock(), used * unit - self.own_seconds()
 
     def share(self) -> float | None:
         """Spare share in [0, 1] since the last call; None when it cannot be measured."""
@@ -149,17 +165,28 @@ class Ledger:
     EXIT_MOVE_S = 5.0
     RETRY_MAX_S = 30.0
 
-    def __init__(self, url: str, max_rows: int, spare_cpu: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        max_rows: int,
+        spare_cpu: float,
+        *,
+        spare: Callable[[], float | None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`spare`: the spare share since its last call (`Spare().share`); `clock`: monotonic seconds. Both
+        are parameters so that the policy can be tested with a scripted load instead of the host's."""
         self.url = url
         self.max_rows = max_rows
         self.spare_cpu = spare_cpu
         self.dims = Dims()
         self.journal_rows = 0
         self.rejected = 0
-        self.spare = Spare()
+        self.spare = spare if spare is not None else Spare(clock=clock).share
+        self.clock = clock
         self._moving = False
         self._input_in_window = False
-        self._window_end = time.monotonic() + self.WINDOW_S
+        self._window_end = clock() + self.WINDOW_S
         self._sink = InlineSink(url)  # its kept connection
         self._retry_at = 0.0
         self._backoff = 0.0
@@ -180,20 +207,20 @@ class Ledger:
         if self._backoff == 0.0:
             log.warning("ledger: %s at %s failed (%s); retrying", doing, safe_url(self.url), error_reason(exc))
         self._backoff = min(self.RETRY_MAX_S, max(0.1, self._backoff * 2))
-        self._retry_at = time.monotonic() + self._backoff
+        self._retry_at = self.clock() + self._backoff
 
     def wait_s(self) -> float | None:
         """How long to wait for input before moving a batch: None (nothing journaled: until input), 0 (move
         one now), or the seconds until the next decision."""
         if self.journal_rows <= 0:
             return None
-        now = time.monotonic()
+        now = self.clock()
         if now < self._retry_at:
             return self._retry_at - now
         if self.journal_rows > self.max_rows:
             return 0.0
         if now >= self._window_end:
-            share = self.spare.share()
+            share = self.spare()
             spare = (not self._input_in_window) if share is None else share >= self.spare_cpu
             self._moving, self._input_in_window = spare, False
             self._window_end = now + self.WINDOW_S
@@ -219,8 +246,8 @@ class Ledger:
         self._input_in_window = True
         if kind == APPEND:
             if self.journal_rows <= 0:  # the first batch after a quiet spell: measure a fresh window
-                self.spare.share()
-                self._moving, self._window_end = False, time.monotonic() + self.WINDOW_S
+                self.spare()
+                self._moving, self._window_end = False, self.clock() + self.WINDOW_S
             (count,) = COUNT.unpack_from(body)
             try:
                 journal.append(self._connection(), body[COUNT.size :], count)
@@ -239,8 +266,8 @@ class Ledger:
 
     def finish(self) -> None:
         """Input closed: move what can be moved in EXIT_MOVE_S (the rest stays journaled), then close."""
-        deadline = time.monotonic() + self.EXIT_MOVE_S
-        while self.journal_rows > 0 and time.monotonic() < deadline and self.move():
+        deadline = self.clock() + self.EXIT_MOVE_S
+        while self.journal_rows > 0 and self.clock() < deadline and self.move():
             pass
         self.close()
 

@@ -10,6 +10,7 @@
     owstack_upstream_errors_total{backend,code}                  code: owstack's error codes, else other
     owstack_ledger_queue_depth, owstack_ledger_journal_rows, owstack_ledger_{written,rejected,dropped}_records_total,
     owstack_ledger_write_failures_total
+    owstack_store_up{store}, owstack_store_errors_total{store}, owstack_store_down_seconds{store}   (storage.collector)
 
 Label sets are bounded: `layer` is one of the layers, `backend` one of the configured backend names;
 a missing value is "none", anything else "other". Tokens the upstream reported count when the response
@@ -43,6 +44,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 from prometheus_client.metrics_core import Metric
 
 from owstack.config.schema import LAYERS
+from owstack.storage.collector import StoreCollector
 
 if TYPE_CHECKING:
     from owstack.config.load import Config
@@ -122,6 +124,7 @@ class Metrics:
         self.shared_dir = Path(shared_dir) if shared_dir else None
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
+        self.registry.register(StoreCollector())  # owstack_store_{up,errors_total,down_seconds}{store}
 
     @classmethod
     def from_config(cls, config: Config) -> Metrics:

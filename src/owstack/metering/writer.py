@@ -34,6 +34,7 @@ from owstack.metering.costs import Pricing, Rate, Utilization
 from owstack.metering.record import Pending, busy_seconds, row_values
 from owstack.metering.sink import InlineSink, ProcessSink, SinkError, make_sink
 from owstack.metering.tokens import Estimate, Tokenizers
+from owstack.storage.health import StoreHealth
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -89,6 +90,8 @@ class LedgerWriter:
             url, process=process, journal_max_rows=journal_max_rows, journal_spare_cpu=journal_spare_cpu
         )
         self._ready = False
+        #: the database's health as this writer sees it (for /metrics and the logs)
+        self.health = StoreHealth("ledger", self._safe_url())
         self._retry_at = 0.0
         self._backoff = 0.0
         self._load_at = 0.0
@@ -283,13 +286,9 @@ class LedgerWriter:
 
     def _outage(self, exc: SinkError) -> None:
         self.failures += 1
-        if self._backoff == 0.0:
-            log.warning(
-                "ledger: cannot write to %s (%s); keeping %d records and retrying",
-                self._safe_url(),
-                exc.reason,
-                self.depth,
-            )
+        if self.health.up:
+            log.warning("ledger: keeping %d records and retrying until the database answers", self.depth)
+        self.health.failed(exc.reason)  # one warning per outage, a summary every minute, one when it ends
         self._schedule_retry()
 
     def _take(self) -> list[Pending]:
@@ -345,6 +344,7 @@ class LedgerWriter:
             self.written += len(chunk)
             self._count_rejected()
             self._backoff = 0.0
+            self.health.succeeded()
         return True
 
     def _reject(self, row: tuple[Any, ...], reason: str) -> None:

@@ -1,25 +1,31 @@
-"""guard: make chat-template control tokens in user and tool content inert; scan tool results (and, if
-configured, user text) for prompt injection; flag or block by policy.
+"""guard: make chat-template control tokens inert in every text field that reaches the prompt; scan
+tool results, tool descriptions (and, if configured, user text) for prompt injection; flag or block.
 
-It runs after route because the control tokens to neutralise are those of the candidate backends' template
-families (a fallback may use another family, so all of them are applied). Findings are recorded as
-categories and counts in `ctx.notes["guard"]` (the audit log keeps those, never the text).
+It runs after route because the control tokens to neutralise are those of the candidate backends: the
+served GGUF's own vocabulary for the embedded engine, the family's full list for HTTP engines (a
+fallback may use another family, so the union over the candidates is applied). Which field classes keep
+their tokens is the operator's choice (`security.guard.keep_control_tokens`, e.g. a trusted system
+prompt). Findings are recorded as categories and counts in `ctx.notes["guard"]` (the audit log keeps
+those, never the text).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from functools import lru_cache
-from typing import Any
+from pathlib import Path
 
 from owstack.config.load import Config
 from owstack.errors import InvalidRequest
 from owstack.pipeline.context import RequestContext
 from owstack.pipeline.stage import BaseStage
-from owstack.security.guard import SEVERITY_RANK, GuardFinding, neutralize, scan_text
+from owstack.security.guard import SEVERITY_RANK, GuardFinding, scan_text
+from owstack.security.guard.fields import neutralize_request, texts_for_scan
+from owstack.security.guard.token_sets import TokenSet
 
-_ROLES_NEUTRALISED = ("user", "tool")
 _GENERIC = "generic"
+#: field class -> the scanner's source kind when that kind is configured
+_SCAN_SOURCE = {"tool": "tool", "tools": "tool", "user": "user"}
 
 
 class GuardBlocked(InvalidRequest):
@@ -32,81 +38,78 @@ def _scan(text: str, source: str) -> tuple[GuardFinding, ...]:
     return tuple(scan_text(text, source=source))
 
 
+def backend_tokens(config: Config) -> dict[str, TokenSet]:
+    """Each backend's control tokens: its GGUF's vocabulary when the engine serves one, else its family's."""
+    from owstack.catalog.models import embedded_gguf_path, find_card
+
+    out: dict[str, TokenSet] = {}
+    for name, backend in config.file.backends.items():
+        card = find_card(backend.catalog or backend.model)
+        family = getattr(card, "template", None) or _GENERIC
+        tokens = TokenSet.for_family(family)
+        if backend.engine == "llamacpp":
+            try:
+                path = Path(backend.model_path).expanduser() if backend.model_path else embedded_gguf_path(card)  # type: ignore[arg-type]
+                tokens = TokenSet.from_gguf(path).union(tokens, f"gguf:{name}")
+            except (OSError, ValueError, AttributeError):
+                pass  # the backend reports its own missing file at start; the family list still applies
+        out[name] = tokens
+    return out
+
+
 class GuardStage(BaseStage):
     name = "guard"
 
-    def __init__(self, config: Config) -> None:
-        from owstack.catalog.models import find_card
-
+    def __init__(self, config: Config, tokens: dict[str, TokenSet] | None = None) -> None:
         section = config.file.security.guard
         self.neutralize = section.neutralize
+        self.keep = frozenset(section.keep_control_tokens)
         self.block = section.mode == "block"
         self.block_rank = SEVERITY_RANK[section.block_at]
-        # message role -> the scanner's source kind; tool results stand for retrieved documents too
         scanned = set(section.scan) if section.mode != "off" else set()
-        self.scan_roles: dict[str, str] = {role: role for role in ("tool", "user") if role in scanned}
         if "document" in scanned:
-            self.scan_roles.setdefault("tool", "tool")
-        self.families: dict[str, str] = {}
-        for name, backend in config.file.backends.items():
-            card = find_card(backend.catalog or backend.model)
-            self.families[name] = getattr(card, "template", None) or _GENERIC
+            scanned.add("tool")
+        self.scan_classes = {cls: src for cls, src in _SCAN_SOURCE.items() if src in scanned}
+        self.tokens = tokens if tokens is not None else backend_tokens(config)
+        self._unions: dict[tuple[str, ...], TokenSet] = {}
+
+    def _tokens_for(self, candidates: list[str]) -> TokenSet:
+        key = tuple(sorted(set(candidates)))
+        found = self._unions.get(key)
+        if found is None:
+            found = TokenSet.for_family(_GENERIC)
+            for name in key:
+                if name in self.tokens:
+                    found = found.union(self.tokens[name], "+".join(key))
+            self._unions[key] = found
+        return found
 
     async def before(self, ctx: RequestContext) -> None:
         assert ctx.request is not None
-        families = sorted({self.families.get(name, _GENERIC) for name in ctx.candidates}) or [_GENERIC]
-        neutralised = 0
+        neutralised: Counter[str] = Counter()
+        if self.neutralize:
+            neutralised = neutralize_request(ctx.request, self._tokens_for(ctx.candidates), self.keep)
         categories: Counter[str] = Counter()
         worst = 0
-        for message in ctx.request.messages:
-            role = message.get("role")
-            if self.neutralize and role in _ROLES_NEUTRALISED:
-                neutralised += _neutralise_message(message, families)
-            source = self.scan_roles.get(str(role))
-            if source is not None:
-                for finding in _scan(_text_of(message), source):
+        if self.scan_classes:
+            for cls, text in texts_for_scan(ctx.request):
+                source = self.scan_classes.get(cls)
+                if source is None:
+                    continue
+                for finding in _scan(text, source):
                     categories[finding.category] += 1
                     worst = max(worst, SEVERITY_RANK.get(finding.severity, 0))
         if not neutralised and not categories:
             return
         blocked = self.block and worst >= self.block_rank
-        decision = "block" if blocked else ("flag" if categories else "pass")
         ctx.notes["guard"] = {
-            "decision": decision,
+            "decision": "block" if blocked else ("flag" if categories else "pass"),
             "categories": dict(categories),
-            "control_tokens_neutralised": neutralised,
+            "control_tokens_neutralised": sum(neutralised.values()),
+            "control_tokens_by_field": dict(neutralised),
         }
         if blocked:
             names = ", ".join(sorted(categories))
             raise GuardBlocked(
                 f"the request was blocked by the gateway's injection guard (categories: {names})", param="messages"
             )
-
-
-def _neutralise_message(message: dict[str, Any], families: list[str]) -> int:
-    content = message.get("content")
-    count = 0
-    if isinstance(content, str):
-        for family in families:
-            content, n = neutralize(content, family)
-            count += n
-        if count:
-            message["content"] = content
-    elif isinstance(content, list):
-        for part in content:
-            if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
-                text = part["text"]
-                for family in families:
-                    text, n = neutralize(text, family)
-                    count += n
-                part["text"] = text
-    return count
-
-
-def _text_of(message: dict[str, Any]) -> str:
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""

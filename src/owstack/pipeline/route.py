@@ -22,6 +22,7 @@ class RouteStage(BaseStage):
         assert ctx.request is not None
         route = self.router.resolve(ctx.request)
         ctx.route = route
+        ctx.request.adapter = route.adapter  # `edge:<adapter>`: each backend serves it its own way
         ctx.layer = route.layer
         ctx.route_reason = route.reason
         names = list(dict.fromkeys((*route.replicas, *route.fallback)))

@@ -3,6 +3,10 @@
 closed     every request goes through; a failure counts, a success resets the count
 open       nothing goes through until `reset_s` has passed since it opened
 half_open  exactly one probe request goes through: success closes, failure re-opens
+
+`trip` and `reset` apply what another gateway instance saw (routing/shared.py): a breaker that opened there
+opens here without this instance spending its own failures on the backend, and one that closed there
+(its probe succeeded) closes here.
 """
 
 from __future__ import annotations
@@ -82,6 +86,19 @@ class CircuitBreaker:
         if self.state == CLOSED and self.failures >= self.threshold:
             self.opened_at = self._clock()
             self._set(OPEN)
+
+    def trip(self) -> None:
+        """Another instance's breaker opened: open now, unless already open or probing."""
+        if self.state == CLOSED:
+            self.failures = 0
+            self.opened_at = self._clock()
+            self._set(OPEN)
+
+    def reset(self) -> None:
+        """Another instance's probe succeeded: the backend answers again."""
+        if self.state != CLOSED:
+            self.failures = 0
+            self._set(CLOSED)
 
     def release(self) -> None:
         """The request ended without a verdict (client went away): free the probe slot."""

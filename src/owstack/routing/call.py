@@ -68,11 +68,13 @@ class Caller:
         replicas = [n for n in route.replicas if n in allowed]
         fallback = [n for n in route.fallback if n in allowed and n not in route.replicas]
         while len(tried) < self.max_attempts:
-            slot = self._next(replicas, fallback, tried)
+            slot = self._next(replicas, fallback, tried, request, route.layer)
             if slot is None:
                 break
             tried.add(slot.name)
             ctx.backend, ctx.engine, ctx.model = slot.name, slot.backend.engine, slot.backend.model
+            if request.adapter is not None:  # metering and audit record the adapter with the model
+                ctx.model = f"{slot.backend.model}:{request.adapter}"
             result, error = await self._attempt(ctx, slot, request)
             if result is not None:
                 return result
@@ -120,8 +122,10 @@ class Caller:
                 else:
                     slot.breaker.release()
 
-    def _next(self, replicas: list[str], fallback: list[str], tried: set[str]) -> Slot | None:
-        slot = self.router.pick(replicas, tried)
+    def _next(
+        self, replicas: list[str], fallback: list[str], tried: set[str], request: ChatRequest, layer: str
+    ) -> Slot | None:
+        slot = self.router.pick(replicas, tried, request, layer)
         if slot is not None and slot.breaker.acquire():
             return slot
         for name in fallback:

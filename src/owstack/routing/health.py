@@ -73,6 +73,17 @@ class HealthChecker:
             log.warning("backend %s failed %d health checks: marked unhealthy", backend.name, state.failures)
             self._notify(backend.name, False)
 
+    def apply(self, name: str, healthy: bool, source: str) -> bool:
+        """Another instance's health check changed its verdict: take it (until a newer check of ours
+        disagrees). No `on_change` call: the news came from outside. True if it changed anything."""
+        state = self.state.get(name)
+        if state is None or state.healthy == healthy:
+            return False
+        state.healthy = healthy
+        state.failures = 0 if healthy else self.unhealthy_after
+        log.info("backend %s marked %s by %s", name, "healthy" if healthy else "unhealthy", source)
+        return True
+
     def _notify(self, name: str, healthy: bool) -> None:
         if self._on_change is not None:
             self._on_change(name, healthy)

@@ -5,17 +5,20 @@
 - a layer alias (`coding`, `multimodal`, `edge`): that layer;
 - `auto`: the rules in `routing.auto`, first match wins: image parts -> `images`, tools or tool
   messages -> `tools`, the last user message looks like code -> `code`, otherwise `default`;
-- a backend's model id (or a backend's name): the backends serving it, reported under their layer.
+- a backend's model id (or a backend's name): the backends serving it, reported under their layer;
+- `<any of those>:<adapter>` or an alias from `adapters.aliases`: the same backends, narrowed to those the
+  adapter is registered on and whose jurisdiction its training data allows (`owstack.finetune.routes`).
 
 `Router.pick` then chooses among a layer's replicas the one with the fewest outstanding requests among
 those whose breaker admits a request and whose health check passes (an unhealthy replica is used only
-when no healthy one is left).
+when no healthy one is left); a layer with another `routing:` policy (round-robin, prefix: routing/balance.py)
+chooses among those same replicas its own way.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +26,8 @@ from owstack.backends.base import Backend
 from owstack.config.load import Config
 from owstack.config.schema import AUTO, LAYERS
 from owstack.errors import ModelNotFound
+from owstack.finetune.routes import AdapterRoutes
+from owstack.routing.balance import Policy
 from owstack.routing.breaker import CircuitBreaker
 from owstack.routing.health import HealthChecker
 from owstack.types import ChatRequest
@@ -38,6 +43,12 @@ class Slot:
     backend: Backend
     breaker: CircuitBreaker
     outstanding: int = 0
+    #: requests in flight to it from the other gateway instances, as they last reported (routing/shared.py)
+    remote: int = 0
+
+    @property
+    def load(self) -> int:
+        return self.outstanding + self.remote
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +57,22 @@ class Route:
     reason: str
     replicas: tuple[str, ...]
     fallback: tuple[str, ...] = field(default=())
+    #: the fine-tuned adapter the request selected (`edge:<adapter>`), None for the plain model
+    adapter: str | None = None
 
 
 class Router:
-    def __init__(self, config: Config, slots: dict[str, Slot], health: HealthChecker) -> None:
+    def __init__(
+        self,
+        config: Config,
+        slots: dict[str, Slot],
+        health: HealthChecker,
+        policies: Mapping[str, Policy] | None = None,
+    ) -> None:
         self.slots = slots
         self.health = health
+        #: the layers balanced otherwise than by least outstanding, and how
+        self.policies = dict(policies or {})
         self.rules = config.file.routing.auto
         self._code = [re.compile(p, re.IGNORECASE) for p in self.rules.code_patterns]
         self.layers: dict[str, Route] = {
@@ -66,6 +87,7 @@ class Router:
             self.direct[model] = Route(self._layer_of(names[0]), "model", tuple(names))
         for name in config.file.backends:
             self.direct.setdefault(name, Route(self._layer_of(name), "backend", (name,)))
+        self.adapters = AdapterRoutes(config, {**self.direct, **self.layers})
 
     def _layer_of(self, backend: str) -> str:
         for layer, route in self.layers.items():
@@ -88,7 +110,7 @@ class Router:
             layer, reason = self.auto_layer(request)
             base = self.layers[layer]
             return Route(layer, reason, base.replicas, base.fallback)
-        route = self.direct.get(model)
+        route = self.direct.get(model) or self.adapters.resolve(model)
         if route is not None:
             return route
         raise ModelNotFound(
@@ -108,8 +130,15 @@ class Router:
             return rules.code, "auto:code"
         return rules.default, "auto:default"
 
-    def pick(self, names: Iterable[str], exclude: set[str]) -> Slot | None:
-        """The replica with the fewest outstanding requests whose breaker admits one; healthy ones first."""
+    def pick(
+        self, names: Iterable[str], exclude: set[str], request: ChatRequest | None = None, layer: str | None = None
+    ) -> Slot | None:
+        """The replica with the fewest outstanding requests whose breaker admits one; healthy ones first.
+        A layer with its own policy chooses among the same replicas (the healthy ones, if any)."""
+        if self.policies:
+            policy = self.policies.get(layer) if layer is not None else None
+            if policy is not None:
+                return self._pick_by(policy, names, exclude, request)
         best: Slot | None = None
         best_key: tuple[int, int] | None = None
         for name in names:
@@ -118,10 +147,18 @@ class Router:
             slot = self.slots[name]
             if not slot.breaker.available():
                 continue
-            key = (0 if self.health.healthy(name) else 1, slot.outstanding)
+            key = (0 if self.health.healthy(name) else 1, slot.outstanding + slot.remote)
             if best_key is None or key < best_key:
                 best, best_key = slot, key
         return best
+
+    def _pick_by(
+        self, policy: Policy, names: Iterable[str], exclude: set[str], request: ChatRequest | None
+    ) -> Slot | None:
+        open_ = [self.slots[n] for n in names if n not in exclude and self.slots[n].breaker.available()]
+        healthy = [slot for slot in open_ if self.health.healthy(slot.name)]
+        pool = healthy or open_
+        return policy.choose(pool, request) if pool else None
 
     def unavailable_reasons(self, names: Iterable[str]) -> list[str]:
         out = []

@@ -2,7 +2,7 @@
 
 ```yaml
 security:
-  guard: {mode: flag, neutralize: true, block_at: high}
+  guard: {mode: flag, neutralize: true, keep_control_tokens: [], block_at: high}
   egress:
     allow_schemes: [https, http]
     allow_hosts: []            # empty: any public host; else only these (exact, or "*.example.com")
@@ -35,8 +35,11 @@ class GuardSection(Section):
 
     #: off: do nothing; flag: record findings (categories and counts, never text); block: reject the request
     mode: Literal["off", "flag", "block"] = "flag"
-    #: make chat-template control tokens in user and tool content inert (see `security.guard.neutralize`)
+    #: make chat-template control tokens inert in every field that reaches the prompt
     neutralize: bool = True
+    #: field classes trusted to keep their control tokens (e.g. an operator's own system prompt):
+    #: system, developer, user, assistant, tool, tools, params (see `security.guard.fields`)
+    keep_control_tokens: tuple[Literal["system", "developer", "user", "assistant", "tool", "tools", "params"], ...] = ()
     #: in `block` mode, the lowest finding severity that rejects a request
     block_at: Severity = "high"
     #: which content is scanned for injection: tool results and retrieved documents by default
@@ -51,11 +54,15 @@ class EgressSection(Section):
     allow_hosts: tuple[str, ...] = ()
     #: never these hosts (same forms); checked before `allow_hosts`
     deny_hosts: tuple[str, ...] = ()
-    #: networks allowed although not public (CIDR), e.g. an internal MCP server's subnet.
-    #: Cloud metadata addresses stay blocked whatever this says.
+    #: networks allowed although not public (CIDR), e.g. an internal MCP server's subnet. An entry opens
+    #: a special-purpose block only from inside it (10.20.0.0/16 opens part of 10.0.0.0/8; 169.254.0.0/16
+    #: does not open the metadata and credential addresses in it). Cloud metadata addresses stay blocked.
     allow_networks: tuple[str, ...] = ()
     max_redirects: Annotated[int, Field(ge=0, le=20)] = 5
+    #: cap on the bytes received and, separately, on the decoded body (gzip/deflate are decoded in the transport)
     max_bytes: Annotated[int, Field(ge=1)] = 10 * 1024 * 1024
+    #: decoded size / received size allowed once a body passes 1 MiB (a compression bomb expands ~1000x)
+    max_decompression_ratio: Annotated[float, Field(ge=1, le=100_000)] = 100.0
     timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
 
     @field_validator("allow_hosts", "deny_hosts")

@@ -18,6 +18,7 @@ MAX_DEPTH = 200
 Path = tuple[str | int, ...]
 _NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _LITERALS = {"true": True, "false": False, "null": None}
+_SPACE = re.compile(r"[ \t\r\n]+")
 
 
 class JSONCError(ValueError):
@@ -60,7 +61,7 @@ class _Parser:
         while self.pos < n:
             c = text[self.pos]
             if c in " \t\r\n":
-                self.pos += 1
+                self.pos = _SPACE.match(text, self.pos).end()  # type: ignore[union-attr]  # padding is fast
             elif text.startswith("//", self.pos):
                 end = text.find("\n", self.pos)
                 self.pos = n if end < 0 else end + 1

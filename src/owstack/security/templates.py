@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextvars
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -25,6 +24,8 @@ from jinja2 import Template, nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from owstack.security.template_ssti import TemplateIssue, analyse
 
 MAX_RANGE = 10_000
 MAX_ITEMS = 1_000_000
@@ -153,96 +154,12 @@ def render(source: str, **context: Any) -> str:
     return "".join(out)
 
 
-@dataclass(frozen=True, slots=True)
-class TemplateIssue:
-    """A server-side template injection construct found by `find_ssti`."""
-
-    line: int
-    construct: str
-    message: str
-
-
-_DANGEROUS_NAMES = frozenset(
-    {
-        "cycler",
-        "joiner",
-        "lipsum",
-        "self",
-        "config",
-        "request",
-        "url_for",
-        "get_flashed_messages",
-        "os",
-        "subprocess",
-        "__builtins__",
-        "builtins",
-        "importlib",
-        "sys",
-        "eval",
-        "exec",
-        "open",
-        "getattr",
-        "globals",
-    }
-)
-_DANGEROUS_WORDS = (
-    "__",
-    "popen",
-    "subprocess",
-    "system(",
-    "import",
-    "builtins",
-    "globals",
-    "subclasses",
-    "mro",
-    "eval(",
-    "exec(",
-    "getattr",
-    "/bin/",
-    "/etc/",
-    "curl ",
-    "wget ",
-)
-
-
 def find_ssti(source: str) -> list[TemplateIssue]:
-    """Constructs a chat template has no reason to use and SSTI payloads do: access to `_`-prefixed
-    attributes (`__class__`, `__mro__`, `__globals__`, `__subclasses__`), the `attr` filter, objects that
-    lead to Python internals (`cycler`, `joiner`, `lipsum`, `self`, `config`, `request`), and strings that
-    spell such names or commands. Raises `TemplateRenderError` if the template does not parse."""
+    """Server-side template injection constructs in `source`, found on its AST without rendering
+    (`template_ssti.analyse`: literal and computed dunder access, dangerous names and strings).
+    Raises `TemplateRenderError` if the template does not parse."""
     try:
         tree = environment().parse(source)
     except TemplateError as exc:
         raise TemplateRenderError(f"chat template does not parse: {exc}") from None
-    issues: list[TemplateIssue] = []
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Name, nodes.Filter, nodes.Const)):
-        issue = _issue(node)
-        if issue is not None:
-            issues.append(TemplateIssue(node.lineno, *issue))
-    return sorted(set(issues), key=lambda i: (i.line, i.construct))
-
-
-def _issue(node: nodes.Node) -> tuple[str, str] | None:
-    if isinstance(node, nodes.Getattr) and node.attr.startswith("_"):
-        return f".{node.attr}", "access to a private/dunder attribute (sandbox escape pattern)"
-    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and str(node.arg.value).startswith("_"):
-        return f"[{node.arg.value!r}]", "item access to a private/dunder name"
-    if isinstance(node, nodes.Name) and node.name in _DANGEROUS_NAMES:
-        return node.name, "a name that leads to Python internals in known SSTI payloads"
-    if isinstance(node, nodes.Filter) and node.name in ("attr", "map") and _filter_attr_is_private(node):
-        return f"|{node.name}", "filter used to reach private attributes"
-    if isinstance(node, nodes.Const) and isinstance(node.value, str):
-        lowered = node.value.lower()
-        for word in _DANGEROUS_WORDS:
-            if word in lowered:
-                return repr(node.value[:40]), f"string constant contains {word.strip()!r}"
-    return None
-
-
-def _filter_attr_is_private(node: nodes.Filter) -> bool:
-    if node.name == "attr":
-        return True
-    for kw in node.kwargs:
-        if kw.key == "attribute" and isinstance(kw.value, nodes.Const) and str(kw.value.value).startswith("_"):
-            return True
-    return False
+    return analyse(tree)

@@ -3,7 +3,7 @@
     engine(url) -> sqlalchemy.engine.Engine    cached per URL (see `owstack.storage.db`)
     migrate(url) -> None                       upgrade to the newest revision; idempotent, process-safe
 
-URLs: `sqlite:///owstack.db` (relative to the working directory), `sqlite:////abs/path.db`,
+URLs: `sqlite:///owstack.db` (made absolute against the config file's folder when the config loads), `sqlite:////abs/path.db`,
 `postgresql://user:password@host:5432/db` (driven by psycopg 3).
 """
 

@@ -1,7 +1,7 @@
 """One SQLAlchemy engine per database URL: SQLite (embedded default) or PostgreSQL (shared store).
 
     engine("sqlite:///owstack.db")            WAL journal, busy timeout, explicit BEGIN (transactional DDL)
-    engine("postgresql://user@host/db")      the psycopg 3 driver (postgresql+psycopg), pre-ping
+    engine("postgresql://user@host/db")      the psycopg 3 driver (postgresql+psycopg), pre-ping, timeouts
     is_outage(exc)                            True for errors worth retrying (database down, locked)
     error_reason(exc)                         the driver's first line of a database error, for messages
     in_memory(url)                            True for an in-memory SQLite URL (it exists in one process only)
@@ -26,6 +26,12 @@ from owstack.errors import ConfigError
 SQLITE_BUSY_TIMEOUT_S = 10.0
 #: seconds to wait for a PostgreSQL connection before treating the database as unreachable
 PG_CONNECT_TIMEOUT_S = 5
+#: milliseconds a PostgreSQL connection may leave sent data unacknowledged before the kernel drops it
+#: (TCP_USER_TIMEOUT): a call over a connection into a network partition fails instead of waiting for the
+#: kernel's retransmissions (some 15 minutes); idle connections are probed with keepalives as well
+PG_TCP_USER_TIMEOUT_MS = 10_000
+#: seconds a caller waits for a pooled connection before the database counts as unavailable
+POOL_TIMEOUT_S = 5.0
 #: the execution option that makes the next BEGIN on a SQLite connection take the write lock at once
 SQLITE_BEGIN = "owstack_sqlite_begin"
 
@@ -68,7 +74,8 @@ def engine(url: str) -> Engine:
     SQLite: WAL journal (readers never block the writer), `synchronous=NORMAL`, a 10 s busy timeout, and
     BEGIN emitted by SQLAlchemy rather than guessed by the sqlite3 module, so that DDL is transactional
     and `conn.execution_options(owstack_sqlite_begin="IMMEDIATE")` can take the write lock up front.
-    PostgreSQL: `postgresql+psycopg`, connections checked before use, a 5 s connect timeout.
+    PostgreSQL: `postgresql+psycopg`, connections checked before use, a 5 s connect timeout, a 10 s TCP user
+    timeout and keepalives (a partition fails calls instead of hanging them), a 5 s wait for the pool.
     """
     with _LOCK:
         cached = _ENGINES.get(url)
@@ -96,7 +103,16 @@ def _pg_engine(url: URL) -> Engine:
         pool_pre_ping=True,
         pool_size=4,
         max_overflow=4,
-        connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S, "application_name": "owstack"},
+        pool_timeout=POOL_TIMEOUT_S,
+        connect_args={
+            "connect_timeout": PG_CONNECT_TIMEOUT_S,
+            "application_name": "owstack",
+            "tcp_user_timeout": PG_TCP_USER_TIMEOUT_MS,
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 3,
+        },
     )
 
 

@@ -1,6 +1,7 @@
 """Schema migrations, run by owstack itself at start (no alembic.ini at run time).
 
     migrate(url)              upgrade the database to the newest revision (idempotent)
+    pending_revisions(url)    what `migrate` would apply, oldest first
     current_revisions(url)    the revisions the database is at (empty before the first migration)
     alembic_config(url)       an Alembic `Config` for developer commands (`command.revision`, `history`)
 
@@ -18,6 +19,7 @@ failed upgrade leaves the schema as it was.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,12 +50,13 @@ def alembic_config(url: str | None = None, connection: Connection | None = None)
     return cfg
 
 
-def migrate(url: str) -> None:
+def migrate(url: str, on_step: Callable[[str], None] | None = None) -> None:
     """Upgrade the database at `url` to the newest schema revision.
 
     Idempotent (at head it only reads the version table, without importing Alembic) and safe when several
-    processes call it at once. Raises the driver's error wrapped by SQLAlchemy
-    (`sqlalchemy.exc.OperationalError`, ...) when the database is unreachable.
+    processes call it at once. `on_step(revision)` is called after each revision is applied (progress for
+    `owstack db migrate`). Raises the driver's error wrapped by SQLAlchemy (`sqlalchemy.exc.OperationalError`,
+    ...) when the database is unreachable.
     """
     if _at_head(url):
         return  # the usual restart: no Alembic import at all (it costs some 11 MB of memory)
@@ -67,7 +70,20 @@ def migrate(url: str) -> None:
         with conn.begin():
             if not sqlite:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
-            command.upgrade(alembic_config(connection=conn), "heads")
+            cfg = alembic_config(connection=conn)
+            if on_step is not None:
+                cfg.attributes["on_version_apply"] = lambda *, step, **_: on_step(step.up_revision_id or "")
+            command.upgrade(cfg, "heads")
+
+
+def pending_revisions(url: str) -> tuple[str, ...]:
+    """The revisions `migrate` would apply, oldest first (() at the newest)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config())
+    current = current_revisions(url)
+    done = {r.revision for r in script.iterate_revisions(current, "base")} if current else set()
+    return tuple(r.revision for r in reversed(list(script.walk_revisions())) if r.revision not in done)
 
 
 _REVISION = re.compile(r"""^revision\s*=\s*["']([^"']+)["']""", re.MULTILINE)

@@ -6,6 +6,7 @@
         layers: [coding, edge]         # the layers its keys may use (omit: all)
         reasoning: concise             # its reasoning policy (see owstack.efficiency.policies)
         capture_content: false         # keep prompts and completions in the audit log (encrypted)
+        finetune_consent: false        # its captured content may train models (`owstack finetune`)
         allow_proprietary: false       # may reach backends marked `proprietary: true` (in its jurisdictions)
         budget_usd_month: 500          # spending cap (self-hosted cost), enforced by the limit stage
         requests_per_minute: 600
@@ -37,6 +38,8 @@ class TenantSection(Section):
     reasoning: str | None = None
     #: keep request and response content in the audit log (encrypted, erasable); off: hashes only
     capture_content: bool = False
+    #: its captured content may become fine-tuning data (decrypted only inside the training job)
+    finetune_consent: bool = False
     #: may reach backends marked `proprietary: true`, and then only those in `jurisdictions`
     allow_proprietary: bool = False
     #: monthly spending cap in US dollars (self-hosted cost); None: no cap
@@ -94,3 +97,27 @@ def check_policy(text: str) -> None:
         parse_policy(text, param="reasoning")
     except InvalidRequest as exc:
         raise ValueError(exc.message.removeprefix("reasoning: ")) from None
+
+
+class KeysSection(Section):
+    """The `keys:` section: how the gateway caches API keys, and what it does while the key store (the
+    database at `storage.url`) cannot be reached.
+
+        keys:
+          cache_ttl_s: 60          # a key's row is read again after this long
+          negative_ttl_s: 30       # an unknown key id is asked again after this long
+          revision_check_s: 1.0    # creations and revocations reach the gateway within about this long
+          lookup_timeout_s: 2.0    # the longest a request waits for the key store
+          outage_grace_s: 3600     # while the store is unreachable, keys seen in this long keep working
+          max_cached: 10000        # keys kept in memory (least recently used out first)
+    """
+
+    cache_ttl_s: Annotated[float, Field(gt=0, le=86_400)] = 60.0
+    negative_ttl_s: Annotated[float, Field(ge=0, le=86_400)] = 30.0
+    revision_check_s: Annotated[float, Field(gt=0, le=3_600)] = 1.0
+    lookup_timeout_s: Annotated[float, Field(gt=0, le=60)] = 2.0
+    #: while the key store cannot be reached, a key whose row was read less than `cache_ttl_s +
+    #: outage_grace_s` ago keeps working (a revocation made meanwhile is honoured once the store answers
+    #: again); keys never seen are refused with 503. 0: fail closed once `cache_ttl_s` has passed.
+    outage_grace_s: Annotated[float, Field(ge=0, le=7 * 86_400)] = 3600.0
+    max_cached: Annotated[int, Field(ge=1, le=10_000_000)] = 10_000

@@ -7,8 +7,11 @@
   that a burst of requests with an unknown key costs one query and cannot evict the positive entries.
 - Revision gate: every create and revoke bumps a counter row in the database. At most once per
   `revision_check_s` (1 s) one caller reads it; when it changed, the whole cache is dropped. A revoked
-  key therefore stops working everywhere within about `revision_check_s`; if the database cannot be read,
-  cached keys keep working until their `ttl_s` runs out, and then requests fail closed (503).
+  key therefore stops working everywhere within about `revision_check_s`.
+- Outage grace: a positive entry past its `ttl_s` is kept `grace_s` longer (`keys.outage_grace_s`, an
+  hour), for `stale()`: while the database cannot be read, the key store answers from it; keys never
+  seen (or seen longer ago) fail closed (503). A revision read that succeeds again drops the whole cache
+  if anything changed meanwhile, so a revocation is honoured as soon as the store answers.
 
 Thread-safe (one lock): loads run in worker threads while the event loop reads.
 """
@@ -40,9 +43,11 @@ class KeyCache(Generic[T]):
         revision_check_s: float = 1.0,
         max_entries: int = 10_000,
         max_negative: int = 4_096,
+        grace_s: float = 0.0,
         clock: Callable[[], float],
     ) -> None:
         self.ttl_s = ttl_s
+        self.grace_s = grace_s
         self.negative_ttl_s = negative_ttl_s
         self.revision_check_s = revision_check_s
         self._max = max_entries
@@ -64,12 +69,22 @@ class KeyCache(Generic[T]):
             if entry is not None:
                 if entry[0] > now:
                     return Hit(entry[1])
-                del self._positive[key_id]
+                if entry[0] + self.grace_s <= now:  # past its grace too: nothing left to answer from
+                    del self._positive[key_id]
             until = self._negative.get(key_id)
             if until is not None:
                 if until > now:
                     return Hit(None)
                 del self._negative[key_id]
+        return None
+
+    def stale(self, key_id: str) -> T | None:
+        """A positive entry past its TTL but within its grace (what an outage may answer from), else None."""
+        now = self._clock()
+        with self._lock:
+            entry = self._positive.get(key_id)
+            if entry is not None and entry[0] + self.grace_s > now:
+                return entry[1]
         return None
 
     @property

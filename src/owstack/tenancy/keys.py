@@ -6,8 +6,12 @@
     store.revoke(record.key_id)
 
 The key format and why a plain SHA-256 suffices: keyformat.py. The cache in front of the table and the
-revocation delay (about one second): keycache.py. `authenticate` raises `AuthenticationFailed` whose
-message says which of these it is, never more:
+revocation delay (about one second): keycache.py. While the database cannot be reached (`StoreHealth`),
+requests do not wait for it: each waits at most `lookup_timeout_s`, one probe per backoff interval asks
+it, revision reads run in the background, and keys read within the outage grace keep working; a key that
+cannot be checked is refused with 503 `key_store_unavailable`. The store's calls run on two threads of its
+own, so a hung database cannot take the event loop's default executor. `authenticate` raises
+`AuthenticationFailed` whose message says which of these it is, never more:
 
     malformed   not `ows-<12 hex>-<43 url-safe characters>` (the database is not asked)
     invalid     no key with that id, or the secret does not match (deliberately one answer)
@@ -21,23 +25,29 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import dataclasses
 import logging
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc
 
 from owstack.errors import AuthenticationFailed, ServiceUnavailable
+from owstack.storage.health import StoreHealth
 from owstack.tenancy import keyformat
 from owstack.tenancy.expiry import parse_expires, to_utc
 from owstack.tenancy.keycache import KeyCache
 from owstack.tenancy.tables import api_key_revision, api_keys
+
+if TYPE_CHECKING:
+    from owstack.config.load import Config
 
 log = logging.getLogger("owstack.tenancy")
 
@@ -106,25 +116,96 @@ class KeyStore:
         url: str,
         *,
         migrate: bool = True,
+        require_store: bool = True,
         cache_ttl_s: float = 60.0,
         negative_ttl_s: float = 30.0,
         revision_check_s: float = 1.0,
         max_cached: int = 10_000,
+        outage_grace_s: float = 3600.0,
+        lookup_timeout_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
-        from owstack import storage
+        """`clock` (monotonic seconds: the cache's lifetimes) and `wall` (epoch seconds: key expiry) are
+        parameters so that tests can move time instead of waiting for it.
 
-        if migrate:
-            storage.migrate(url)
+        `require_store=False` (the gateway, `for_gateway`): a PostgreSQL server that cannot be reached is not
+        an error here; the schema is migrated by the first call that reaches it. With True (the CLI) the
+        driver's error is raised. A SQLite file that cannot be opened is a `ConfigError` either way."""
+        from owstack import storage
+        from owstack.storage.db import safe_url
+
         self.url = url
         self._engine = storage.engine(url)
-        self._cache: KeyCache[_Stored] = KeyCache(
+        self.clock = clock
+        self.health = StoreHealth("keys", safe_url(url), clock=clock)
+        self._ready = not migrate
+        if migrate:
+            self._migrate_at_start(require_store)
+        self._cache: KeyCache[_Stored] = KeyCache(clock=clock)
+        self.configure(
+            cache_ttl_s=cache_ttl_s,
+            negative_ttl_s=negative_ttl_s,
+            revision_check_s=revision_check_s,
+            max_cached=max_cached,
+            outage_grace_s=outage_grace_s,
+            lookup_timeout_s=lookup_timeout_s,
+        )
+        self._wall = wall
+        self._inflight: dict[str, asyncio.Future[_Stored | None]] = {}
+        self._refreshing: asyncio.Future[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    def configure(
+        self,
+        *,
+        cache_ttl_s: float,
+        negative_ttl_s: float,
+        revision_check_s: float,
+        max_cached: int,
+        outage_grace_s: float,
+        lookup_timeout_s: float,
+    ) -> None:
+        """Set the cache's lifetimes and the outage behaviour (`keys:`, `KeysSection`); empties the cache."""
+        self.lookup_timeout_s = lookup_timeout_s
+        self._cache = KeyCache(
             ttl_s=cache_ttl_s,
             negative_ttl_s=negative_ttl_s,
             revision_check_s=revision_check_s,
             max_entries=max_cached,
-            clock=time.monotonic,
+            grace_s=outage_grace_s,
+            clock=self.clock,
         )
-        self._inflight: dict[str, asyncio.Future[_Stored | None]] = {}
+
+    @classmethod
+    def for_gateway(cls, config: Config) -> KeyStore:
+        """The gateway's store: `storage.url`, the `keys:` section's cache and outage settings, and a start
+        that does not need the database to be reachable."""
+        return cls(config.file.storage.url, require_store=False, **config.file.keys.model_dump())
+
+    def _migrate_at_start(self, require_store: bool) -> None:
+        from owstack import storage
+        from owstack.errors import ConfigError
+        from owstack.storage import error_reason, safe_url
+
+        try:
+            storage.migrate(self.url)
+            self._ready = True
+        except exc.SQLAlchemyError as error:
+            if require_store and storage.is_outage(error) and self._engine.dialect.name != "sqlite":
+                raise
+            if self._engine.dialect.name == "sqlite" or not storage.is_outage(error):
+                raise ConfigError(
+                    f"storage.url: cannot use the key store at {safe_url(self.url)}: {error_reason(error)}"
+                ) from error
+            self.health.failed(error)  # served from nothing until it answers: keys are refused with 503
+
+    def _ensure_schema(self) -> None:
+        if not self._ready:
+            from owstack import storage
+
+            storage.migrate(self.url)
+            self._ready = True
 
     def __repr__(self) -> str:
         from owstack.storage.db import safe_url
@@ -200,51 +281,112 @@ class KeyStore:
             self._refresh_revision()
         hit = self._cache.get(key.key_id)
         stored = hit.value if hit is not None else self._load(key.key_id)
-        return _verify(key, stored)
+        return _verify(key, stored, self._wall())
 
     async def authenticate_async(self, presented: str) -> KeyRecord:
+        """`authenticate` for the event loop: a cache hit costs no I/O; a miss waits at most
+        `lookup_timeout_s` for the store; revision reads never hold a request up."""
         key = keyformat.parse(presented)
         if self._cache.claim_revision_check():
-            await asyncio.to_thread(self._refresh_revision)
+            self._refresh_in_background()
         hit = self._cache.get(key.key_id)
-        stored = hit.value if hit is not None else await self._load_shared(key.key_id)
-        return _verify(key, stored)
+        stored = hit.value if hit is not None else await self._lookup(key.key_id)
+        return _verify(key, stored, self._wall())
 
     def invalidate(self) -> None:
         """Drop the cache now (tests, and an admin API that changed keys through another store)."""
         self._cache.clear()
+
+    async def aclose(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _lookup(self, key_id: str) -> _Stored | None:
+        """The key's row from the store; while it cannot answer, from the outage grace; else 503. While the
+        store is down a request does not wait for it, unless it has no cached answer and a probe is on its
+        way (then it waits for the probe, at most `lookup_timeout_s`)."""
+        if not self.health.up and not self.health.should_try():
+            stale = self._cache.stale(key_id)
+            if stale is not None:
+                return stale
+            probe = self._refreshing
+            if probe is not None and not probe.done():
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(probe), self.lookup_timeout_s)
+            if not self.health.up:
+                raise _unavailable()
+        try:
+            return await asyncio.wait_for(self._load_shared(key_id), self.lookup_timeout_s)
+        except (exc.SQLAlchemyError, TimeoutError, OSError) as error:
+            self.health.failed(error if not isinstance(error, TimeoutError) else "no answer in time")
+        stale = self._cache.stale(key_id)
+        if stale is not None:
+            return stale
+        raise _unavailable()
+
+    def _run(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        """Run a blocking store call on the store's own threads (two: a hung database holds at most those)."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(2, thread_name_prefix="owstack-keys")
+        return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def _load_shared(self, key_id: str) -> _Stored | None:
         """One query per key id however many requests wait for it (a burst with a new or unknown key)."""
         loop = asyncio.get_running_loop()
         future = self._inflight.get(key_id)
         if future is None or future.get_loop() is not loop:
-            future = asyncio.ensure_future(asyncio.to_thread(self._load, key_id))
+            future = self._run(self._load_checked, key_id)
             self._inflight[key_id] = future
             future.add_done_callback(lambda _f: self._inflight.pop(key_id, None))
         return await asyncio.shield(future)
 
+    def _load_checked(self, key_id: str) -> _Stored | None:
+        stored = self._query(key_id)
+        self.health.succeeded()
+        return stored
+
     def _load(self, key_id: str) -> _Stored | None:
-        generation = self._cache.generation
+        """The synchronous path's load: a store that cannot answer is a 503 (or the outage grace)."""
         try:
-            with self._engine.connect() as conn:
-                row = conn.execute(sa.select(api_keys).where(api_keys.c.key_id == key_id)).first()
+            return self._load_checked(key_id)
         except exc.SQLAlchemyError as error:
-            log.warning("key store unreadable (%s): refusing key %s", type(error).__name__, key_id)
-            raise ServiceUnavailable("the API key store cannot be read; try again shortly") from None
+            self.health.failed(error)
+            stale = self._cache.stale(key_id)
+            if stale is not None:
+                return stale
+            raise ServiceUnavailable(
+                "the API key store cannot be read; try again shortly", code="key_store_unavailable"
+            ) from None
+
+    def _query(self, key_id: str) -> _Stored | None:
+        generation = self._cache.generation
+        self._ensure_schema()
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(api_keys).where(api_keys.c.key_id == key_id)).first()
         stored = None if row is None else _stored(row)
         self._cache.put(key_id, stored, generation=generation)
         return stored
 
+    def _refresh_in_background(self) -> None:
+        """Read the revision on the store's threads; at most one read at a time, none while a probe is not due."""
+        if self._refreshing is not None and not self._refreshing.done():
+            return
+        if not self.health.should_try():
+            return
+        self._refreshing = self._run(self._refresh_revision)
+
     def _refresh_revision(self) -> None:
         try:
+            self._ensure_schema()
             with self._engine.connect() as conn:
                 revision = conn.execute(
                     sa.select(api_key_revision.c.revision).where(api_key_revision.c.id == 1)
                 ).scalar()
         except exc.SQLAlchemyError as error:
-            log.warning("key revision unreadable (%s): cached keys stay valid until their TTL", type(error).__name__)
+            self.health.failed(error)  # cached keys answer meanwhile (their TTL, then the outage grace)
             return
+        self.health.succeeded()
         self._cache.observe_revision(int(revision or 0))
 
     def _write(self) -> Any:
@@ -273,14 +415,21 @@ class _Transaction:
             self._conn.close()
 
 
-def _verify(key: keyformat.PresentedKey, stored: _Stored | None) -> KeyRecord:
+def _unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "the API key store cannot be reached and this key was not seen recently; try again shortly",
+        code="key_store_unavailable",
+    )
+
+
+def _verify(key: keyformat.PresentedKey, stored: _Stored | None, now: float) -> KeyRecord:
     digest = stored.digest if stored is not None else _DUMMY_DIGEST  # same work for unknown ids
     if not keyformat.secret_matches(key.secret, digest) or stored is None:
         raise AuthenticationFailed(INVALID)
     record = stored.record
     if record.revoked_at is not None:
         raise AuthenticationFailed(f"API key {record.key_id} has been revoked")
-    if stored.expires_ts is not None and stored.expires_ts <= time.time():
+    if stored.expires_ts is not None and stored.expires_ts <= now:
         expired = record.expires_at.isoformat(timespec="seconds") if record.expires_at else "?"
         raise AuthenticationFailed(f"API key {record.key_id} expired at {expired}")
     return record

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import TYPE_CHECKING
+
+from owstack.config.address import is_loopback
 
 if TYPE_CHECKING:
     from owstack.config import Config
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 (also IPv4-mapped, `::ffff:127.0.0.1`) and `localhost`; never resolves."""
-    name = host.strip().strip("[]").lower()
-    if name in ("localhost", "localhost.", "ip6-localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_loopback
 
 
 def open_mode_allowed(config: Config, host: str) -> tuple[bool, str]:

@@ -1,26 +1,29 @@
-"""The OPSDC training loop: rollouts from the student, reverse KL to a concise-prompted teacher copy.
+"""The OPSDC run: rollouts from the student, reverse KL to a concise-prompted teacher copy, on the Trainer.
 
 One step: take `batch_size` prompts at the data cursor, sample one rollout each from the student
 (temperature 1.0), then in micro-batches compute the teacher's logits (no grad) and the student's, and
 back-propagate the reverse KL summed over response tokens divided by the step's total response tokens
 (so accumulation gives exactly the token mean of the whole batch). Clip the gradient norm to 1.0, take
 an AdamW step, refresh the teacher from the student every `teacher_refresh` steps (0: frozen).
+
+The step itself is `engine.OPSDCTrainer.training_step`; the transformers Trainer around it (the engine
+`owstack finetune` uses) does the rest and runs unchanged under `accelerate launch` on several processes
+or GPUs, with `batch_size` the global batch. This module keeps the run's contract: the config, the seeded
+prompt order, refusing or resuming a run folder, `log.jsonl`, and the final Hugging Face checkpoint.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 import random
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from owstack.efficiency.opsdc import checkpoint
-from owstack.efficiency.opsdc.loss import reverse_kl_sum
-from owstack.efficiency.opsdc.rollout import Batch, response_logits, rollout
 
 #: training prompts are drawn from this seed range, apart from evaluation seeds
 TRAIN_SEED_OFFSET = 1_000_000
@@ -136,106 +139,46 @@ def _check_resume(out: Path, cfg: TrainConfig, resume: bool) -> Path | None:
     return found
 
 
-def _step(student: Any, teacher: Any, batches: list[Batch], tokens: float) -> float:
-    """Forward/backward over the micro-batches (gradients of KL sum / `tokens`); returns the summed KL."""
-    import torch
-
-    total = 0.0
-    for b in batches:
-        with torch.no_grad():
-            t_logits = response_logits(teacher, b.teacher_ids, b.teacher_mask, b.teacher_prompt_len, b.response_len)
-        s_logits = response_logits(student, b.student_ids, b.student_mask, b.prompt_len, b.response_len)
-        kl_sum = reverse_kl_sum(s_logits, t_logits, b.response_mask)
-        (kl_sum / tokens).backward()
-        total += float(kl_sum.detach())
-    return total
-
-
-@dataclass
-class _Run:
-    cfg: TrainConfig
-    student: Any
-    teacher: Any
-    tokenizer: Any
-    optimizer: Any
-    source: Any
-    state: dict[str, Any]
-    pool: list[str]
-    system: str
-
-    @property
-    def step(self) -> int:
-        return int(self.state.get("step", 0))
-
-
-def _setup(cfg: TrainConfig, resume: bool, loaded: tuple[Any, Any, Any] | None) -> _Run:
-    import torch
-
-    from owstack.efficiency.instructions import instruction
-    from owstack.efficiency.opsdc import loading
+def _args(cfg: TrainConfig, out: Path, world: int) -> Any:
+    from transformers import TrainingArguments
 
     if cfg.micro_batch < 1 or cfg.batch_size < 1 or cfg.batch_size % cfg.micro_batch:
         raise TrainError("--batch-size must be a positive multiple of --micro-batch")
-    out = Path(cfg.out)
-    found = _check_resume(out, cfg, resume)
+    if cfg.batch_size % world:
+        raise TrainError(f"--batch-size ({cfg.batch_size}) must be a multiple of the {world} processes")
+    return TrainingArguments(
+        output_dir=str(checkpoint.folder(out)),
+        max_steps=cfg.steps,
+        per_device_train_batch_size=cfg.batch_size // world,
+        gradient_accumulation_steps=1,  # micro-batches are accumulated inside the step (exact token mean)
+        learning_rate=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.clip,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=cfg.checkpoint_every,
+        save_total_limit=2,
+        seed=cfg.seed,
+        report_to=[],
+        disable_tqdm=True,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        use_cpu=cfg.device == "cpu",
+    )
+
+
+def _setup(cfg: TrainConfig, resume: bool, loaded: tuple[Any, Any, Any] | None) -> tuple[Any, Any, Any, Path | None]:
+    import torch
+
+    from owstack.efficiency.opsdc import loading
+
+    found = _check_resume(Path(cfg.out), cfg, resume)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     student, tokenizer, source = loaded or loading.load(cfg.model, device=cfg.device)
-    teacher = copy.deepcopy(student).requires_grad_(False)
-    optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    state: dict[str, Any] = {"cursor": 0, "refreshes": 0, "step": 0}
-    if found is not None:
-        state = checkpoint.restore(found, student, teacher, optimizer)
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "run.json").write_text(json.dumps({**cfg.public(), "source": str(source)}, indent=2), "utf-8")
-    return _Run(
-        cfg, student, teacher, tokenizer, optimizer, source, state, prompt_pool(cfg), instruction(cfg.instruction)
-    )
-
-
-def _train_step(run: _Run) -> StepLog:
-    """One optimizer step: rollouts, reverse KL, clip, AdamW, teacher refresh. Advances `run.state`."""
-    import torch
-
-    cfg, started = run.cfg, time.perf_counter()
-    questions = batch_at(run.pool, int(run.state["cursor"]), cfg.batch_size, cfg.seed)
-    batches = [
-        rollout(
-            run.student,
-            run.tokenizer,
-            questions[i : i + cfg.micro_batch],
-            run.system,
-            max_new_tokens=cfg.max_new_tokens,
-            temperature=cfg.temperature,
-        )
-        for i in range(0, len(questions), cfg.micro_batch)
-    ]
-    tokens = max(1.0, float(sum(int(b.response_mask.sum()) for b in batches)))
-    run.optimizer.zero_grad(set_to_none=True)
-    kl_total = _step(run.student, run.teacher, batches, tokens)
-    grad_norm = float(torch.nn.utils.clip_grad_norm_(run.student.parameters(), cfg.clip))
-    run.optimizer.step()
-    step = run.step + 1
-    run.state.update(step=step, cursor=int(run.state["cursor"]) + cfg.batch_size)
-    refreshed = bool(cfg.teacher_refresh) and step % cfg.teacher_refresh == 0
-    if refreshed:
-        run.teacher.load_state_dict(run.student.state_dict())
-        run.state["refreshes"] = int(run.state["refreshes"]) + 1
-    lengths = [n for b in batches for n in b.response_mask.sum(dim=1).tolist()]
-    truncated = sum(int((~b.finished).sum()) for b in batches)
-    return StepLog(
-        step=step,
-        loss=kl_total / tokens,
-        kl=kl_total / tokens,
-        rollout_len=sum(lengths) / len(lengths),
-        truncated=truncated / len(lengths),
-        grad_norm=grad_norm,
-        teacher_refresh=refreshed,
-        seconds=round(time.perf_counter() - started, 2),
-    )
+    return student, tokenizer, source, found
 
 
 def train(
@@ -247,21 +190,43 @@ def train(
     loaded: tuple[Any, Any, Any] | None = None,
 ) -> TrainResult:
     """Run (or continue) a distillation; the result names the final Hugging Face checkpoint folder."""
-    run = _setup(cfg, resume, loaded)
+    import torch
+    from transformers import PrinterCallback
+
+    from owstack.efficiency.instructions import instruction
+    from owstack.efficiency.opsdc.engine import OPSDCCallback, OPSDCTrainer, Questions, collate
+
     out = Path(cfg.out)
-    with (out / "log.jsonl").open("a", encoding="utf-8") as log:
-        while run.step < cfg.steps:
-            if should_stop():
-                path = checkpoint.save(out, run.step, run.student, run.teacher, run.optimizer, run.state)
-                raise Interrupted(run.step, path)
-            entry = _train_step(run)
-            log.write(json.dumps(asdict(entry)) + "\n")
-            log.flush()
-            if on_step is not None:
-                on_step(entry)
-            if entry.step % cfg.checkpoint_every == 0 or entry.step == cfg.steps:
-                checkpoint.save(out, entry.step, run.student, run.teacher, run.optimizer, run.state)
+    student, tokenizer, source, found = _setup(cfg, resume, loaded)
+    teacher = copy.deepcopy(student).requires_grad_(False)
+    state: dict[str, Any] = {"refreshes": 0}
+    if found is not None:
+        state = checkpoint.restore_teacher(found, teacher)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "run.json").write_text(json.dumps({**cfg.public(), "source": str(source)}, indent=2), "utf-8")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    constant = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    trainer = OPSDCTrainer(
+        model=student,
+        args=_args(cfg, out, world),
+        train_dataset=Questions(batch_at(prompt_pool(cfg), 0, cfg.steps * cfg.batch_size, cfg.seed)),
+        data_collator=collate,
+        processing_class=tokenizer,
+        optimizers=(optimizer, constant),
+        teacher=teacher,
+        opsdc=cfg,
+        system=instruction(cfg.instruction),
+    )
+    trainer.remove_callback(PrinterCallback)
+    callback = OPSDCCallback(trainer, out / "log.jsonl", should_stop, on_step, StepLog, state)
+    trainer.add_callback(callback)
+    student.eval()  # as before: no dropout; the Trainer's own step (which would call .train()) is replaced
+    trainer.train(resume_from_checkpoint=str(found) if found is not None else None)
+    if callback.stopped_at is not None:
+        raise Interrupted(callback.stopped_at, checkpoint.latest(out) or checkpoint.folder(out))
     from owstack.efficiency.opsdc.loading import save_hf
 
-    final = save_hf(run.student, run.tokenizer, out / "final")
-    return TrainResult(final=final, model=run.student, source=run.source, steps=run.step)
+    final = save_hf(student, tokenizer, out / "final")
+    return TrainResult(final=final, model=student, source=source, steps=trainer.state.global_step)

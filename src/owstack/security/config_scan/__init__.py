@@ -1,169 +1,85 @@
 """Find agent configuration that executes code or bypasses trust: `scan_path(path) -> list[Finding]`.
 
-Files are recognised by name wherever they sit in the tree (nested projects included): Claude Code
-project settings, MCP client configs, VS Code tasks/settings/workspaces, dev containers, agent instruction
-files, chat templates, Langflow flows and Langflow version pins. Files that cannot be read, are binary,
-too large or malformed are reported (rule OWS-SCAN-001) and skipped; a scan never stops on one file.
+Files are recognised by name wherever they sit in the tree (nested projects included, `classify`):
+Claude Code project settings, MCP client configs, VS Code tasks/settings/workspaces, dev containers,
+agent instruction files, chat templates, Langflow flows and Langflow version pins. Symbolic links are
+followed inside the repository and reported when they leave it (`walk`); files past the size limit are
+searched in a stream rather than skipped (`reading`); unreadable, binary or malformed files are
+reported (OWS-SCAN-001). A scan never stops on one file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
-from owstack.security.config_scan import claude, mcp, textfiles, vscode
+from owstack.security.config_scan import claude, devcontainer, langflow, mcp, reading, textfiles, vscode
+from owstack.security.config_scan.classify import MAX_FILE_BYTES, classify
 from owstack.security.config_scan.common import ScanFile
+from owstack.security.config_scan.walk import Entry, walk
 from owstack.security.findings import Finding, finding, sort_key
 from owstack.security.jsonc import JSONCError, parse
 
-MAX_FILE_BYTES = 5 * 1024 * 1024
-SKIP_DIRS = frozenset(
-    {
-        ".git",
-        ".hg",
-        ".svn",
-        "node_modules",
-        ".venv",
-        "venv",
-        "__pycache__",
-        ".tox",
-        ".nox",
-        ".mypy_cache",
-        ".ruff_cache",
-        ".pytest_cache",
-        "site-packages",
-        ".cache",
-    }
-)
-MCP_NAMES = frozenset({".mcp.json", "mcp.json", "mcp_config.json", "claude_desktop_config.json"})
-INSTRUCTION_NAMES = frozenset(
-    {
-        "agents.md",
-        "agent.md",
-        "claude.md",
-        "claude.local.md",
-        "gemini.md",
-        ".cursorrules",
-        ".windsurfrules",
-        ".clinerules",
-        "copilot-instructions.md",
-        "skill.md",
-        "conventions.md",
-        ".github/copilot-instructions.md",
-    }
-)
-INSTRUCTION_DIRS = (
-    ".cursor/rules",
-    ".claude/commands",
-    ".claude/agents",
-    ".clinerules",
-    ".roo/rules",
-    ".kiro/steering",
-    ".continue/rules",
-    ".windsurf/rules",
-    ".github/instructions",
-    ".github/prompts",
-    ".junie",
-)
-TEMPLATE_NAMES = frozenset({"tokenizer_config.json", "chat_template.json", "chat_template.jinja"})
+__all__ = ["MAX_FILE_BYTES", "classify", "scan_path"]
 
 Checker = Callable[[ScanFile], list[Finding]]
+_CONFIG_DIRS = (".vscode", ".claude", ".cursor", ".devcontainer", ".github", ".gemini", ".roo", ".kiro", ".codex")
 
 
-def classify(rel: str) -> tuple[str, bool] | None:
-    """(kind, is_json) of a repository path, or None if no checker applies."""
-    p = rel.lower()
-    name, parent = p.rsplit("/", 1)[-1], p.rsplit("/", 2)[-2] if "/" in p else ""
-    if parent == ".claude" and name in ("settings.json", "settings.local.json"):
-        return "claude", True
-    if name in MCP_NAMES or p.endswith(".gemini/settings.json"):
-        return "mcp", True
-    if p.endswith(".vscode/tasks.json"):
-        return "tasks", True
-    if p.endswith(".vscode/settings.json"):
-        return "settings", True
-    if name.endswith(".code-workspace"):
-        return "workspace", True
-    if name in (".devcontainer.json", "devcontainer.json") and (name.startswith(".") or "/.devcontainer" in "/" + p):
-        return "devcontainer", True
-    if (
-        name in INSTRUCTION_NAMES
-        or name.endswith((".instructions.md", ".prompt.md", ".mdc"))
-        or any(("/" + p).startswith("/" + d + "/") or f"/{d}/" in "/" + p for d in INSTRUCTION_DIRS)
-    ):
-        return "instructions", False
-    if name in TEMPLATE_NAMES:
-        return "template", name.endswith(".json")
-    if (
-        (name.startswith("requirements") and name.endswith((".txt", ".in")))
-        or name in ("pyproject.toml", "pipfile", "setup.cfg")
-        or (name.startswith(("docker-compose", "compose")) and name.endswith((".yml", ".yaml")))
-    ):
-        return "pins", False
-    if name.endswith(".json"):
-        return "flow?", True
-    return None
-
-
-def _walk(root: Path) -> Iterator[Path]:
-    if root.is_file() or root.is_symlink():
-        yield root
-        return
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
-        for name in sorted(filenames):
-            yield Path(dirpath) / name
-
-
-def scan_path(path: str | os.PathLike[str]) -> list[Finding]:
+def scan_path(path: str | os.PathLike[str], exclude: tuple[str, ...] = ()) -> list[Finding]:
     """Scan a repository folder (or one file); return findings sorted by severity, then file and line.
 
     Raises `FileNotFoundError` if `path` does not exist. Every finding carries its rule id, severity,
     file (relative to `path`, POSIX separators), line, what would execute, advisories and fix.
+    `exclude` holds glob patterns of repository paths to leave out.
     """
     root = Path(path)
     if not root.exists() and not root.is_symlink():
         raise FileNotFoundError(f"{path}: no such file or folder")
+    if root.is_file():
+        kind = classify("/".join(root.resolve().parts[-3:]))
+        found = _scan_file(root, root.as_posix(), kind[0], kind[1]) if kind else []
+        return sorted(found, key=sort_key)
     out: list[Finding] = []
-    for file in _walk(root):
-        if file == root:  # a single file: classify it by its real location, report it as given
-            rel = root.as_posix()
-            kind = classify("/".join(root.resolve().parts[-3:]))
-        else:
-            rel = file.relative_to(root).as_posix()
-            kind = classify(rel)
+    for entry in walk(root, exclude):
+        if entry.escape is not None:
+            out.append(_escape(entry))
+            continue
+        kind = classify(entry.rel)
         if kind is not None:
-            out += _scan_file(file, rel, kind[0], kind[1])
+            out += _scan_file(entry.path, entry.rel, kind[0], kind[1])
     return sorted(out, key=sort_key)
 
 
-def _read(file: Path, rel: str, kind: str) -> str | Finding:
-    def skipped(why: str) -> Finding:
-        return finding("OWS-SCAN-001", rel, 1, f"skipped: {why}")
-
-    if file.is_symlink():
-        return skipped("symbolic link (not followed)")
-    try:
-        size = file.stat().st_size
-        if size > MAX_FILE_BYTES:
-            return skipped(f"file of {size} bytes is larger than {MAX_FILE_BYTES}")
-        data = file.read_bytes()
-    except OSError as exc:
-        return skipped(f"unreadable ({exc.strerror or exc})")
-    if b"\x00" in data[:8192]:
-        return skipped("binary file")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return skipped(f"not UTF-8 text (byte {exc.start})")
+def _escape(entry: Entry) -> Finding:
+    config = classify(entry.rel) is not None or entry.rel.split("/")[-1].lower() in _CONFIG_DIRS
+    what = "folder" if entry.is_dir else "file"
+    return finding(
+        "OWS-SCAN-002",
+        entry.rel,
+        1,
+        f"symbolic link to a {what} outside the repository ({entry.escape}): agents and editors read it as "
+        "part of the project; not followed",
+        executes=entry.escape,
+        severity="high" if config else "medium",
+    )
 
 
 def _scan_file(file: Path, rel: str, kind: str, is_json: bool) -> list[Finding]:
-    if kind == "flow?" and (file.is_symlink() or not _may_be_flow(file)):
+    if kind == "flow?" and not _may_be(file, (b'"nodes"', b'"code"')):
         return []
-    text = _read(file, rel, kind)
+    if kind == "pins?" and not _may_be(file, (b"langflow",)):
+        return []
+    try:
+        size = file.stat().st_size
+    except OSError as exc:
+        return [finding("OWS-SCAN-001", rel, 1, f"skipped: unreadable ({exc.strerror or exc})")]
+    if size > reading.MAX_PARSE_BYTES:
+        return _oversized(file, rel, kind)
+    text = reading.read_text(file, rel)
     if isinstance(text, Finding):
         return [text]
     src = ScanFile(rel, file, text)
@@ -174,19 +90,36 @@ def _scan_file(file: Path, rel: str, kind: str, is_json: bool) -> list[Finding]:
             if kind == "flow?":
                 return []
             return [finding("OWS-SCAN-001", rel, exc.line, f"skipped: malformed JSON ({exc})")]
-    return _CHECKERS[kind](src)
+    found = _CHECKERS[kind.rstrip("?")](src)
+    if size > MAX_FILE_BYTES and found:
+        note = f"file of {size} bytes, past the usual {MAX_FILE_BYTES}: parsed whole anyway"
+        found.append(finding("OWS-SCAN-001", rel, 1, note, severity="medium"))
+    return found
 
 
-def _may_be_flow(file: Path) -> bool:
-    """Cheap filter before parsing an arbitrary .json file as a Langflow flow."""
+def _oversized(file: Path, rel: str, kind: str) -> list[Finding]:
+    if kind in ("instructions", "pins", "pins?"):
+        out: list[Finding] = []
+        checker = _CHECKERS[kind.rstrip("?")]
+        for _, first_line, text in reading.chunks(file):
+            for f in checker(ScanFile(rel, file, text)):
+                out.append(dataclasses.replace(f, line=f.line + first_line - 1))
+        return list({(f.rule, f.line, f.message): f for f in out}.values())
+    return reading.streamed_findings(file, rel, kind)
+
+
+def _may_be(file: Path, markers: tuple[bytes, ...]) -> bool:
+    """Cheap filter before parsing an arbitrary file as a Langflow flow or a deployment manifest."""
     try:
-        if file.stat().st_size > MAX_FILE_BYTES:
-            return False
         with file.open("rb") as fh:
-            head = fh.read(MAX_FILE_BYTES)
+            found = set()
+            while block := fh.read(reading.CHUNK):
+                found |= {m for m in markers if m in block}
+                if len(found) == len(markers):
+                    return True
     except OSError:
         return False
-    return b'"nodes"' in head and b'"code"' in head and b'"template"' in head
+    return False
 
 
 def _claude(src: ScanFile) -> list[Finding]:
@@ -209,9 +142,9 @@ _CHECKERS: dict[str, Checker] = {
     "tasks": vscode.check_tasks,
     "settings": vscode.check_settings,
     "workspace": lambda src: vscode.check_settings(src, ("settings",)) + vscode.check_tasks(src, ("tasks",)),
-    "devcontainer": vscode.check_devcontainer,
+    "devcontainer": devcontainer.check_devcontainer,
     "instructions": textfiles.check_instructions,
     "template": textfiles.check_template_file,
-    "pins": textfiles.check_langflow_pins,
-    "flow?": textfiles.check_langflow,
+    "pins": langflow.check_langflow_pins,
+    "flow": langflow.check_langflow,
 }

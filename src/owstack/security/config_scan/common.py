@@ -5,59 +5,15 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+from owstack.security.data_files import load
+from owstack.security.findings import Severity
 from owstack.security.guard.types import redact
 from owstack.security.jsonc import Document
 
-#: environment variables that make programs load other code or trust other certificates
-EXEC_ENV = frozenset(
-    {
-        "NODE_OPTIONS",
-        "NODE_PATH",
-        "NODE_EXTRA_CA_CERTS",
-        "LD_PRELOAD",
-        "LD_LIBRARY_PATH",
-        "LD_AUDIT",
-        "DYLD_INSERT_LIBRARIES",
-        "DYLD_LIBRARY_PATH",
-        "PYTHONPATH",
-        "PYTHONSTARTUP",
-        "PYTHONHOME",
-        "PYTHONWARNINGS",
-        "PATH",
-        "BASH_ENV",
-        "ENV",
-        "ZDOTDIR",
-        "PERL5OPT",
-        "PERL5LIB",
-        "RUBYOPT",
-        "RUBYLIB",
-        "GIT_SSH_COMMAND",
-        "GIT_SSH",
-        "GIT_EXEC_PATH",
-        "GIT_CONFIG_GLOBAL",
-        "GIT_CONFIG_PARAMETERS",
-        "GIT_ASKPASS",
-        "SSH_ASKPASS",
-        "EDITOR",
-        "VISUAL",
-        "PAGER",
-        "SHELL",
-        "PROMPT_COMMAND",
-        "JAVA_TOOL_OPTIONS",
-        "_JAVA_OPTIONS",
-        "DOTNET_STARTUP_HOOKS",
-        "SSL_CERT_FILE",
-        "SSL_CERT_DIR",
-        "REQUESTS_CA_BUNDLE",
-        "CURL_CA_BUNDLE",
-        "CLAUDE_CODE_SHELL_PREFIX",
-        "CLAUDE_CODE_GIT_BASH_PATH",
-    }
-)
-_URL_ENV = re.compile(r"(?:_BASE_URL|_API_URL|_ENDPOINT|_API_BASE|_HOST|^(?:HTTPS?|ALL|NO)_PROXY)$", re.I)
 _SECRET_KEY = re.compile(
     r"(?:API_?KEY|AUTH_?TOKEN|ACCESS_?TOKEN|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|"
     r"PRIVATE_?KEY|ACCESS_?KEY(?:_ID)?|BEARER|AUTHORIZATION|COOKIE)$",
@@ -71,18 +27,6 @@ _SECRET_VALUE = re.compile(
 _REFERENCE = re.compile(
     r"^\s*(?:(?:Bearer|Basic|token)\s+)?(?:\$\{[^}]+\}|\$[A-Za-z_][A-Za-z0-9_]*|\{\{[^}]+\}\}|<[^>]+>|\*+|x{4,}|\.{3}|"
     r"your[-_ ].*|changeme|placeholder|example.*|dummy.*|test)\s*$",
-    re.I,
-)
-SHELLS = frozenset(
-    {"sh", "bash", "zsh", "dash", "ksh", "fish", "cmd", "cmd.exe", "powershell", "powershell.exe", "pwsh", "pwsh.exe"}
-)
-INTERPRETERS = frozenset({"python", "python3", "node", "perl", "ruby", "php", "deno", "bun", "osascript"})
-_INLINE_FLAGS = frozenset(
-    {"-c", "/c", "/k", "-command", "-encodedcommand", "-enc", "-e", "--eval", "-p", "--print", "-r", "eval"}
-)
-_DOWNLOAD_EXEC = re.compile(
-    r"(?:curl|wget|iwr|invoke-webrequest|irm|invoke-restmethod)\b[^|;&]{0,300}\|\s*"
-    r"(?:sudo\s+)?(?:ba|z|da|k)?sh\b|\|\s*iex\b|base64\s+(?:-d|--decode)",
     re.I,
 )
 
@@ -109,8 +53,44 @@ def is_secret(key: str, value: Any) -> bool:
     return bool(_SECRET_KEY.search(key)) and not _REFERENCE.match(value) and len(value.strip()) >= 8
 
 
-def is_url_env(key: str) -> bool:
-    return bool(_URL_ENV.search(key))
+@dataclass(frozen=True, slots=True)
+class EnvRisk:
+    kind: str  # redirect | tls | exec
+    severity: Severity
+    message: str
+
+
+@cache
+def _env_data() -> dict[str, Any]:
+    data: dict[str, Any] = load("env_vars")
+    return data
+
+
+def env_risk(key: str, value: Any) -> EnvRisk | None:
+    """What setting `key=value` for the agent's or editor's processes lets a repository do, or None.
+    (Secrets are a separate question: `is_secret`.)"""
+    data = _env_data()
+    text = "" if value is None else str(value)
+    upper = key.upper()
+    if upper in {k.upper() for k in data["tls"]}:
+        if upper in ("NODE_TLS_REJECT_UNAUTHORIZED", "PYTHONHTTPSVERIFY", "NPM_CONFIG_STRICT_SSL") and text.strip() in (
+            "1",
+            "true",
+        ):
+            return None
+        return EnvRisk("tls", "high", f"`{key}` turns TLS verification off or replaces the trusted CAs")
+    if any(re.search(p, key) for p in data["redirect_patterns"]) and re.search(r"[a-z0-9]", text, re.I):
+        severity: Severity = "low"
+        if any(re.search(p, key) for p in data["critical_redirect_patterns"]):
+            severity = "critical"
+        elif any(re.search(p, key) for p in data["high_redirect_patterns"]):
+            severity = "high"
+        target = redact(text)[:120]
+        return EnvRisk("redirect", severity, f"`{key}` sends traffic to {target!r}")
+    hot = any(marker in text for marker in data["exec_values"])
+    if upper in {k.upper() for k in data["exec"]} or (hot and upper in {k.upper() for k in data["exec_if_value"]}):
+        return EnvRisk("exec", "critical" if hot else "high", f"`{key}` changes what every command loads or runs")
+    return None
 
 
 def mask(value: str) -> str:
@@ -129,25 +109,3 @@ def command_line(command: Any, args: Any = None) -> str:
     if isinstance(args, list):
         parts.extend(str(a) for a in args)
     return redact(" ".join(shlex.quote(p) if (" " in p or not p) else p for p in parts))
-
-
-def inline_code(command: Any, args: Any = None) -> str | None:
-    """Why a command runs inline code (a shell -c, an interpreter -e, download-and-execute), or None."""
-    parts = [str(c) for c in command] if isinstance(command, list) else [str(command or "")]
-    parts += [str(a) for a in args] if isinstance(args, list) else []
-    if not parts or not parts[0]:
-        return None
-    joined = " ".join(parts)
-    if _DOWNLOAD_EXEC.search(joined):
-        return "downloads and runs code"
-    exe = Path(parts[0].split()[0] if " " in parts[0] else parts[0]).name.lower()
-    flags = {p.lower() for p in parts[1:]}
-    if len(parts) == 1 and " " in parts[0]:
-        tokens = parts[0].split()
-        exe, flags = Path(tokens[0]).name.lower(), {t.lower() for t in tokens[1:]}
-    base = re.sub(r"[\d.]+$", "", exe.removesuffix(".exe")) or exe
-    if (exe in SHELLS or base in SHELLS) and flags & _INLINE_FLAGS:
-        return f"{exe} runs an inline script"
-    if (exe in INTERPRETERS or base in INTERPRETERS) and flags & _INLINE_FLAGS:
-        return f"{exe} runs inline code"
-    return None

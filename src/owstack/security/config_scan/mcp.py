@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from owstack.security.config_scan.common import EXEC_ENV, ScanFile, command_line, inline_code, is_secret, mask
+from owstack.security.config_scan.commands import risk
+from owstack.security.config_scan.common import ScanFile, command_line, env_risk, is_secret, mask
 from owstack.security.egress.addresses import address_problem, name_problem
 from owstack.security.egress.urls import URLRejected, parse
 from owstack.security.findings import Finding, Severity, finding
@@ -55,11 +56,12 @@ def _server(src: ScanFile, path: tuple[str, ...], name: str, spec: dict[str, Any
     if command:
         line = src.line(*path, "command")
         cmd = command_line(command, args)
-        why = inline_code(command, args)
-        if why:
-            out.append(finding("OWS-MCP-002", src.rel, line, f"server {name!r}: {why}", executes=cmd))
+        danger = risk(command, args)
+        if danger.severity == "critical":
+            out.append(finding("OWS-MCP-002", src.rel, line, f"server {name!r}: {danger.why}", executes=cmd))
         else:
-            out.append(finding("OWS-MCP-001", src.rel, line, f"server {name!r} starts a local program", executes=cmd))
+            message = f"server {name!r} starts a local program: {danger.why}"
+            out.append(finding("OWS-MCP-001", src.rel, line, message, executes=cmd, severity=danger.severity))
     for key in _URL_KEYS:
         if isinstance(spec.get(key), str):
             out += _remote(src, (*path, key), name, spec[key])
@@ -77,14 +79,15 @@ def _server(src: ScanFile, path: tuple[str, ...], name: str, spec: dict[str, Any
                         executes=f"{key}={mask(str(value))}",
                     )
                 )
-            elif section == "env" and key.upper() in EXEC_ENV:
+            elif section == "env" and (found := env_risk(key, value)) is not None and found.severity != "low":
                 out.append(
                     finding(
                         "OWS-MCP-005",
                         src.rel,
                         line,
-                        f"server {name!r}: `env.{key}` changes what the server process loads",
+                        f"server {name!r}: {found.message}",
                         executes=f"{key}={value}",
+                        severity=found.severity,
                     )
                 )
     for i, arg in enumerate(args if isinstance(args, list) else []):

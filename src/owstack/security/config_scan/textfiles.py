@@ -9,6 +9,7 @@ from typing import Any
 from owstack.security.config_scan.common import ScanFile
 from owstack.security.findings import Finding, Severity, finding
 from owstack.security.guard import scan_text
+from owstack.security.template_ssti import TemplateIssue
 from owstack.security.templates import TemplateRenderError, find_ssti
 
 #: guard rule -> (config rule, severity) for instruction files
@@ -18,14 +19,6 @@ _GUARD_MAP: dict[str, tuple[str, Severity | None]] = {
     "OWS-GRD-003": ("OWS-AI-003", "medium"),
     "OWS-GRD-004": ("OWS-AI-003", "high"),
 }
-_DANGEROUS_CODE = re.compile(
-    r"\b(?:os\.(?:system|popen|exec\w*|spawn\w*)|subprocess\.|pty\.spawn|socket\.socket|__import__\s*\("
-    r"|(?<![.\w])(?:exec|eval|compile)\s*\(|importlib\.import_module|base64\.b64decode|marshal\.loads"
-    r"|pickle\.loads|ctypes\.|shutil\.rmtree|urllib\.request\.urlopen|requests\.(?:get|post)\()"
-)
-_LANGFLOW_PIN = re.compile(r"(?im)^\s*[\"']?langflow(?:\[[^\]]*\])?\s*(==|<=|<|~=)\s*v?([0-9][0-9a-z.]*)")
-_LANGFLOW_IMAGE = re.compile(r"(?im)\blangflow(?:ai)?/langflow(?:-\w+)?:v?([0-9][0-9a-z.]*)")
-_FIXED = (1, 3, 0)
 
 
 class _Lines:
@@ -79,80 +72,22 @@ def _ssti(src: ScanFile, template: str, base_line: int) -> list[Finding]:
         issues = find_ssti(template)
     except TemplateRenderError as exc:
         return [finding("OWS-SCAN-001", src.rel, base_line, f"chat template does not parse: {exc}")]
-    by_line: dict[int, list[str]] = {}
+    by_line: dict[int, list[TemplateIssue]] = {}
     for issue in issues:
         # Inside JSON the template is one string on one line; in a .jinja file its lines are the file's.
-        by_line.setdefault(base_line if src.doc is not None else issue.line, []).append(issue.construct)
-    return [
-        finding(
-            "OWS-TPL-001",
-            src.rel,
-            line,
-            f"template injection constructs: {', '.join(found[:8])}",
-            executes=", ".join(found[:8]),
-        )
-        for line, found in sorted(by_line.items())
-    ]
-
-
-def is_langflow_flow(data: Any) -> bool:
-    return isinstance(data, dict) and isinstance(data.get("data"), dict) and isinstance(data["data"].get("nodes"), list)
-
-
-def check_langflow(src: ScanFile) -> list[Finding]:
-    data = src.doc.value if src.doc else None
-    if not is_langflow_flow(data):
-        return []
-    assert isinstance(data, dict)
+        by_line.setdefault(base_line if src.doc is not None else issue.line, []).append(issue)
     out: list[Finding] = []
-    for i, node in enumerate(data["data"]["nodes"]):
-        template = (
-            (((node or {}).get("data") or {}).get("node") or {}).get("template") if isinstance(node, dict) else None
+    for line, found in sorted(by_line.items()):
+        what = ", ".join(i.construct for i in found[:8])
+        worst = max((i.severity for i in found), key=lambda s: ("medium", "high", "critical").index(s))
+        out.append(
+            finding(
+                "OWS-TPL-001",
+                src.rel,
+                line,
+                f"template injection constructs: {what}",
+                executes=what,
+                severity=worst,  # type: ignore[arg-type]
+            )
         )
-        code = (template or {}).get("code") if isinstance(template, dict) else None
-        value = code.get("value") if isinstance(code, dict) else None
-        if not isinstance(value, str):
-            continue
-        hits = sorted({m.group() for m in _DANGEROUS_CODE.finditer(value)})
-        if hits:
-            line = src.line("data", "nodes", i, "data", "node", "template", "code", "value")
-            out.append(
-                finding(
-                    "OWS-LF-001",
-                    src.rel,
-                    line,
-                    f"node {node.get('id', i)!r} runs Python that calls {', '.join(hits[:5])}",
-                    executes="; ".join(hits[:5]),
-                )
-            )
-    return out
-
-
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in re.findall(r"\d+", text)[:3])
-
-
-def check_langflow_pins(src: ScanFile) -> list[Finding]:
-    lines = _Lines(src.text)
-    out: list[Finding] = []
-    for m in _LANGFLOW_PIN.finditer(src.text):
-        op, version = m.group(1), _version(m.group(2))
-        vulnerable = version < _FIXED if op in ("==", "<=", "~=") else version <= _FIXED
-        if vulnerable and version:
-            out.append(
-                finding(
-                    "OWS-LF-002",
-                    src.rel,
-                    lines.at(m.start()),
-                    f"langflow {op}{m.group(2)} is before 1.3.0",
-                    executes=m.group().strip(),
-                )
-            )
-    for m in _LANGFLOW_IMAGE.finditer(src.text):
-        if _version(m.group(1)) and _version(m.group(1)) < _FIXED:
-            out.append(
-                finding(
-                    "OWS-LF-002", src.rel, lines.at(m.start()), f"image {m.group()} is before 1.3.0", executes=m.group()
-                )
-            )
     return out

@@ -1,36 +1,48 @@
-"""VS Code workspace files (`.vscode/tasks.json`, `.vscode/settings.json`, `*.code-workspace`) and dev
-container definitions (`.devcontainer.json`, `.devcontainer/**/devcontainer.json`)."""
+"""VS Code workspace files: `.vscode/tasks.json`, `.vscode/settings.json` and `*.code-workspace`.
+
+A setting that names a program is judged by where the program comes from: one that the repository
+itself ships (a relative or `${workspaceFolder}` path that exists in the tree) is critical, since
+VS Code or an extension runs it as soon as the folder is trusted; a relative path that does not
+exist yet is medium; a system path or a bare program name is low; a value that carries shell syntax or
+an option that runs code (`-toolexec`, pylint's `--init-hook`, `-c`) is critical. Environment maps
+(`terminal.integrated.env.*`, `go.toolsEnvVars`, `*.env`) are judged like agent `env` sections.
+"""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from owstack.security.config_scan import mcp
-from owstack.security.config_scan.common import EXEC_ENV, ScanFile, command_line
-from owstack.security.findings import Finding, finding
+from owstack.security.config_scan.commands import risk
+from owstack.security.config_scan.common import ScanFile, command_line, env_risk
+from owstack.security.findings import Finding, Severity, finding
 
-#: settings whose value is a program, its arguments or its environment (VS Code "restricted settings")
+#: settings whose value is a program (VS Code "restricted settings" and what extensions document)
 _EXEC_SETTING = re.compile(
-    r"^(?:terminal\.integrated\.(?:shell|shellArgs|profiles|automationProfile|defaultProfile|env)\..+"
-    r"|terminal\.integrated\.(?:shell|shellArgs)"
-    r"|python\.(?:defaultInterpreterPath|pythonPath|condaPath|poetryPath|pipenvPath|interpreterPath)"
+    r"^(?:terminal\.integrated\.(?:shell|shellArgs|profiles|automationProfile|defaultProfile)(?:\..+)?"
+    r"|python\.(?:defaultInterpreterPath|pythonPath|condaPath|poetryPath|pipenvPath|interpreterPath|venvPath)"
     r"|git\.path|npm\.binPath|eslint\.(?:runtime|nodePath|execArgv)|typescript\.(?:tsdk|tsserver\.nodePath)"
-    r"|go\.(?:goroot|alternateTools|toolsGopath)|rust-analyzer\.(?:server\.path|.*overrideCommand)"
+    r"|go\.(?:goroot|toolsGopath|gopath)|rust-analyzer\.(?:server\.path|.*overrideCommand|.*extraEnv)"
     r"|clangd\.path|php\.validate\.executablePath|deno\.path|ruff\.(?:path|interpreter)|prettier\.prettierPath"
     r"|jest\.jestCommandLine|cmake\.cmakePath|C_Cpp\.default\.compilerPath|java\.jdt\.ls\.java\.home"
-    r"|.+\.(?:executablePath|exePath|serverPath|binaryPath|commandLine|runtimeExecutable))$"
+    r"|.+\.(?:\w*Path|path|executable\w*|exe\w*|\w*[cC]ommand(?:Line)?|interpreter|runtime\w*|binary|server)"
+    r")$"
 )
-_LIFECYCLE = ("onCreateCommand", "updateContentCommand", "postCreateCommand", "postStartCommand", "postAttachCommand")
-_HOST_ARGS = re.compile(
-    r"^(?:--privileged|--pid=host|--ipc=host|--network=host|--net=host|--uts=host|--userns=host"
-    r"|--cap-add=(?:ALL|SYS_ADMIN|SYS_PTRACE))$",
-    re.I,
+#: keys that look like program paths but name data (folders to search, config files, logs)
+_DATA_PATH = re.compile(
+    r"\.(?:extraPaths|stubPath|typeshedPaths|configPath|configFile\w*|settingsPath|logPath|outputPath|cachePath|"
+    r"storagePath|schemaPath|rootPath|ignorePath|includePath|excludePath|sourcePath|workspacePath|cwd|envFile|"
+    r"analysis\.\w+|searchPath|modulePath|autoComplete\.\w+|[dD]irectory\w*)$"
 )
-_HOST_MOUNT = re.compile(
-    r"(?:^|[\s,=])(?:/|/etc|/root|/home|/var/run/docker\.sock|/run/docker\.sock|"
-    r"//\./pipe/docker_engine)(?:[\s,:]|$)"
+_ARGS_SETTING = re.compile(r"^.+(?:args|arguments|flags|execargv|options)$", re.I)
+_CODE_OPTIONS = re.compile(
+    r"--init-hook|-toolexec|--exec\b|--eval\b|--require\b|--load-plugins?\b|\$\(|`|;|&&|\|\||\|\s*\w", re.I
 )
+_ENV_SETTING = re.compile(r"^(?:terminal\.integrated\.env\..+|.+\.(?:toolsEnvVars|envVars|env|environment|extraEnv))$")
+_LOCAL_ONLY = re.compile(r"^(?:\./)?(?:\.?venv|env|\.env|\.tox|\.nox|node_modules|\.pixi|\.conda)/")
+_ALTERNATE_TOOLS = ("go.alternateTools",)
 
 
 def check_tasks(src: ScanFile, base: tuple[str | int, ...] = ()) -> list[Finding]:
@@ -66,96 +78,108 @@ def check_settings(src: ScanFile, base: tuple[str | int, ...] = ()) -> list[Find
     out: list[Finding] = []
     for key, value in node.items():
         line = src.line(*base, key)
-        if key.startswith("chat.tools.") and key.endswith("autoApprove") and value not in (False, None, {}, []):
-            out.append(
-                finding(
-                    "OWS-VSC-003",
-                    src.rel,
-                    line,
-                    f"`{key}` lets the agent run tools without asking",
-                    executes=f"{key}: {value}",
-                )
-            )
+        if key.startswith("chat.") and key.endswith("autoApprove") and value not in (False, None, {}, []):
+            message = f"`{key}` lets the agent run tools without asking"
+            out.append(finding("OWS-VSC-003", src.rel, line, message, executes=f"{key}: {value}"))
         elif (key == "task.allowAutomaticTasks" and value == "on") or (
             key == "security.workspace.trust.enabled" and value is False
         ):
             out.append(finding("OWS-VSC-003", src.rel, line, f"`{key}: {value}` removes a prompt"))
-        elif _EXEC_SETTING.match(key) and value not in (None, "", {}, []):
-            out += _exec_setting(src, line, key, value)
+        elif _ENV_SETTING.match(key) and isinstance(value, dict):
+            out += _env_setting(src, line, key, value)
+        elif key in _ALTERNATE_TOOLS and isinstance(value, dict):
+            for tool, program in value.items():
+                out += _program_setting(src, line, f"{key}.{tool}", program)
+        elif _ARGS_SETTING.match(key) and value not in (None, "", {}, []):
+            out += _args_setting(src, line, key, value)
+        elif _EXEC_SETTING.match(key) and not _DATA_PATH.search(key) and value not in (None, "", {}, [], True, False):
+            out += _program_setting(src, line, key, value)
     if isinstance(node.get("mcp"), dict):
         out += mcp.check(ScanFile(src.rel, src.path, src.text, src.doc))
     return out
 
 
-def _exec_setting(src: ScanFile, line: int, key: str, value: Any) -> list[Finding]:
-    if key.startswith("terminal.integrated.env.") and isinstance(value, dict):
-        risky = {k: v for k, v in value.items() if k.upper() in EXEC_ENV}
-        if not risky:
-            return []
-        return [
-            finding(
-                "OWS-VSC-002",
-                src.rel,
-                line,
-                f"`{key}` sets {', '.join(risky)} for every terminal",
-                executes=", ".join(f"{k}={v}" for k, v in risky.items()),
-            )
-        ]
-    shown = value if isinstance(value, str) else str(value)
+def _env_setting(src: ScanFile, line: int, key: str, value: dict[str, Any]) -> list[Finding]:
+    risky = [(k, v, r) for k, v in value.items() if (r := env_risk(k, v)) is not None and r.severity != "low"]
+    if not risky:
+        return []
+    worst: Severity = "critical" if any(r.severity == "critical" for _, _, r in risky) else "high"
+    names = ", ".join(k for k, _, _ in risky)
     return [
         finding(
             "OWS-VSC-002",
             src.rel,
             line,
-            f"`{key}` makes VS Code or an extension run a program the repository chooses",
-            executes=command_line(shown),
+            f"`{key}` sets {names} for the programs VS Code starts",
+            executes=", ".join(f"{k}={v}" for k, v, _ in risky),
+            severity=worst,
         )
     ]
 
 
-def check_devcontainer(src: ScanFile) -> list[Finding]:
-    data = src.doc.value if src.doc else None
-    if not isinstance(data, dict):
+def _args_setting(src: ScanFile, line: int, key: str, value: Any) -> list[Finding]:
+    text = " ".join(map(str, value)) if isinstance(value, list) else str(value)
+    if not _CODE_OPTIONS.search(text):
         return []
-    out: list[Finding] = []
-    if data.get("initializeCommand"):
-        out.append(
-            finding(
-                "OWS-DC-001",
-                src.rel,
-                src.line("initializeCommand"),
-                "`initializeCommand` runs on the host machine",
-                executes=_lifecycle(data["initializeCommand"]),
-            )
-        )
-    for key in _LIFECYCLE:
-        if data.get(key):
-            out.append(
-                finding(
-                    "OWS-DC-002",
-                    src.rel,
-                    src.line(key),
-                    f"`{key}` runs automatically in the container",
-                    executes=_lifecycle(data[key]),
-                )
-            )
-    if data.get("privileged") is True:
-        out.append(finding("OWS-DC-003", src.rel, src.line("privileged"), "the container is privileged"))
-    run_args = data.get("runArgs")
-    for i, arg in enumerate(run_args if isinstance(run_args, list) else []):
-        if isinstance(arg, str) and (
-            _HOST_ARGS.match(arg) or (_HOST_MOUNT.search(arg) and arg.startswith(("-v", "--")))
-        ):
-            out.append(finding("OWS-DC-003", src.rel, src.line("runArgs", i), f"`runArgs` gives the host away: {arg}"))
-    mounts = data.get("mounts")
-    for i, m in enumerate(mounts if isinstance(mounts, list) else []):
-        text = m if isinstance(m, str) else f"source={m.get('source', '')}" if isinstance(m, dict) else ""
-        if "docker.sock" in text or "docker_engine" in text or re.search(r"source=/(?:,|$)", text):
-            out.append(finding("OWS-DC-003", src.rel, src.line("mounts", i), f"mount gives the host away: {text}"))
-    return out
+    message = f"`{key}` passes options that run code"
+    return [finding("OWS-VSC-002", src.rel, line, message, executes=command_line(text), severity="critical")]
 
 
-def _lifecycle(value: Any) -> str:
-    if isinstance(value, dict):  # parallel commands: {"name": "cmd" | [argv]}
-        return "; ".join(f"{k}: {command_line(v)}" for k, v in value.items())
-    return command_line(value)
+def _program_setting(src: ScanFile, line: int, key: str, value: Any) -> list[Finding]:
+    programs = _programs(value)
+    if not programs:
+        return []
+    severity, why = max((_program_severity(src, p) for p in programs), key=lambda r: _RANK[r[0]])
+    if severity == "low":
+        return []  # a system program or a venv the developer creates: what every project has
+    shown = ", ".join(programs[:3])
+    message = f"`{key}` makes VS Code or an extension run {why}"
+    return [finding("OWS-VSC-002", src.rel, line, message, executes=command_line(shown), severity=severity)]
+
+
+_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+
+def _programs(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [str(v) for v in value if isinstance(v, str | int)]
+    if isinstance(value, dict):  # terminal profiles: {"name": {"path": ..., "args": [...]}}
+        out: list[str] = []
+        for item in value.values():
+            if isinstance(item, dict):
+                path = item.get("path")
+                args = item.get("args")
+                if isinstance(path, str | list):
+                    out.append(command_line(path, args))
+            elif isinstance(item, str):
+                out.append(item)
+        return out
+    return []
+
+
+def _program_severity(src: ScanFile, value: str) -> tuple[Severity, str]:
+    text = value.strip()
+    if _CODE_OPTIONS.search(text) or risk(text).severity == "critical":
+        return "critical", f"a command line that runs code ({text[:60]!r})"
+    path = re.sub(r"^\$\{(?:workspaceFolder|workspaceRoot)(?::[^}]*)?\}[/\\]?", "./", text).split()[0]
+    if path.startswith(("/", "~", "$", "%")) or re.match(r"^[A-Za-z]:[\\/]", path) or "/" not in path:
+        return "low", f"the program {path!r}"
+    normalized = str(PurePosixPath(path.replace("\\", "/")))
+    if normalized.startswith(".."):
+        return "high", f"the program {path!r} from outside the repository"
+    root = _root(src)
+    if (root / normalized).is_file():
+        return "critical", f"the program {normalized!r} that this repository ships"
+    if _LOCAL_ONLY.match(normalized + "/") or _LOCAL_ONLY.match(normalized):
+        return "low", f"the program {normalized!r} (a local environment the developer creates)"
+    return "medium", f"the program {normalized!r} inside the repository"
+
+
+def _root(src: ScanFile) -> Path:
+    depth = len(PurePosixPath(src.rel).parts)
+    path = src.path.absolute()
+    for _ in range(depth):
+        path = path.parent
+    return path

@@ -1,15 +1,24 @@
 """Is an address public? Is a name internal or a cloud metadata service?
 
-Every IPv6 form that carries an IPv4 address is unwrapped and the IPv4 address judged too: IPv4-mapped
-(`::ffff:127.0.0.1`, which `is_loopback` missed before Python 3.13), IPv4-compatible (`::127.0.0.1`),
-6to4 (`2002:7f00:1::`) and NAT64 (`64:ff9b::7f00:1`). Teredo (`2001::/32`) and the local-use NAT64
-prefix (`64:ff9b:1::/48`) are refused outright.
+Addresses are judged against the IANA special-purpose registries (`security/data/special_addresses.yaml`),
+not against Python's `ipaddress` flags, which lag the registries (3.11 calls 192.0.0.8, 192.0.0.100 and
+3fff::1 global, and 64:ff9b::/96 "reserved"). The most specific block containing an address decides:
+
+- cloud metadata and credential services (`security/data/egress.yaml`) are always refused;
+- a block that is not globally reachable is refused unless an `allow_networks` entry that contains the
+  address lies *inside* that block: `10.20.0.0/16` opens part of 10.0.0.0/8, but `169.254.0.0/16` does not
+  open the EKS Pod Identity agent, and `192.0.0.0/16` does not open the 192.0.0.0/24 protocol
+  assignments; some blocks (unspecified, broadcast, multicast, dummy) can never be opened;
+- IPv6 forms that carry an IPv4 address (IPv4-mapped, IPv4-compatible, 6to4, NAT64 64:ff9b::/96 and
+  the local-use 64:ff9b:1::/48) are judged by the IPv4 address they carry, so a DNS64 network's NAT64
+  form of a public address is allowed and that of 127.0.0.1 is not; Teredo is refused outright.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import cache
 
 from owstack.security.data_files import load
@@ -17,14 +26,46 @@ from owstack.security.data_files import load
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-_SHARED = ipaddress.IPv4Network("100.64.0.0/10")
-_THIS_NET = ipaddress.IPv4Network("0.0.0.0/8")
-_BENCHMARK = ipaddress.IPv4Network("198.18.0.0/15")
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
-_TEREDO = ipaddress.IPv6Network("2001::/32")
 _SIXTOFOUR = ipaddress.IPv6Network("2002::/16")
-_V4_COMPAT = ipaddress.IPv6Network("::/96")
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    network: Network
+    name: str
+    rfc: str
+    globally_reachable: bool
+    opt_in: bool = True
+    embedded: bool = False
+    refuse: bool = False
+
+
+@cache
+def blocks() -> tuple[Block, ...]:
+    """Every special-purpose block, most specific first."""
+    data = load("special_addresses")
+    out = [
+        Block(
+            ipaddress.ip_network(e["prefix"]),
+            str(e["name"]),
+            str(e["rfc"]),
+            bool(e["global"]),
+            bool(e.get("opt_in", True)),
+            bool(e.get("embedded", False)),
+            bool(e.get("refuse", False)),
+        )
+        for family in ("ipv4", "ipv6")
+        for e in data[family]
+    ]
+    return tuple(sorted(out, key=lambda b: -b.network.prefixlen))
+
+
+def block_of(ip: IPAddress) -> Block | None:
+    """The most specific special-purpose block that contains `ip` (None: an ordinary public IPv4)."""
+    for b in blocks():
+        if b.network.version == ip.version and ip in b.network:
+            return b
+    return None
 
 
 @cache
@@ -56,71 +97,56 @@ def name_problem(host: str) -> tuple[str, str] | None:
 
 
 def embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, str] | None:
-    """The IPv4 address carried by an IPv6 address, with the name of the form, or None."""
+    """The IPv4 address carried by an IPv6 address, with the name of its form, or None."""
     if ip.ipv4_mapped is not None:
         return ip.ipv4_mapped, "IPv4-mapped"
-    if ip in _NAT64:
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF), "NAT64"
     if ip in _SIXTOFOUR:
         v4 = ip.sixtofour
         return (v4, "6to4") if v4 is not None else None
-    if ip in _V4_COMPAT and int(ip) > 1:
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF), "IPv4-compatible"
+    b = block_of(ip)
+    if b is not None and b.embedded and int(ip) > 1:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF), b.name  # NAT64 (/96 embedding) or IPv4-compatible
     return None
 
 
-def _category(ip: IPAddress) -> str | None:
-    """The special-purpose category of a plain address, or None if it is public."""
-    if ip.is_unspecified or (isinstance(ip, ipaddress.IPv4Address) and ip in _THIS_NET):
-        return "unspecified"
-    if ip.is_loopback:
-        return "loopback"
-    if ip.is_link_local:
-        return "link-local"
-    if isinstance(ip, ipaddress.IPv4Address) and ip in _SHARED:
-        return "shared address space (CGNAT)"
-    if ip.is_multicast:
-        return "multicast"
-    if isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local:
-        return "site-local"
-    if ip.is_reserved:
-        return "reserved"
-    if isinstance(ip, ipaddress.IPv4Address) and ip in _BENCHMARK:
-        return "benchmarking"
-    if ip.is_private:
-        return "private"
-    if not ip.is_global:
-        return "special-purpose"
-    return None
+def _opened(ip: IPAddress, block: Block, allow_networks: Iterable[Network]) -> bool:
+    """An allow entry opens a special block only from inside it (never a broader range, never opt_in: false)."""
+    if not block.opt_in:
+        return False
+    return any(
+        net.version == ip.version and ip in net and net.subnet_of(block.network)  # type: ignore[arg-type]
+        for net in allow_networks
+    )
+
+
+def _judge(ip: IPAddress, allow_networks: list[Network], form: str) -> str | None:
+    """Why `ip` is refused; `form` prefixes the reason for an address carried inside an IPv6 one."""
+    if ip in metadata_addresses():
+        return f"is a cloud metadata address (a credential service){' (' + form.rstrip(': ') + ')' if form else ''}"
+    block = block_of(ip)
+    if block is None or block.globally_reachable:
+        return None
+    if block.refuse:
+        return f"is a {block.name} address ({block.rfc})"
+    if _opened(ip, block, allow_networks):
+        return None
+    return f"is not public ({form}{block.name}, {block.rfc})"
 
 
 def address_problem(ip: IPAddress, allow_networks: Iterable[Network] = ()) -> str | None:
-    """Why connecting to `ip` is refused, or None if it is allowed.
-
-    Cloud metadata addresses are always refused. An address inside one of `allow_networks` is allowed
-    (an explicit opt-in for an internal service); otherwise it must be public.
-    """
+    """Why connecting to `ip` is refused, or None if it is allowed (see the module docstring)."""
     if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:
         ip = ipaddress.IPv6Address(str(ip).split("%", 1)[0])
-    candidates: list[tuple[IPAddress, str]] = []
+    allowed = list(allow_networks)
     if isinstance(ip, ipaddress.IPv6Address):
-        if ip in _TEREDO:
-            return f"{ip} is a Teredo tunnel address"
-        if ip in _NAT64_LOCAL:
-            return f"{ip} is a local-use NAT64 address"
+        if ip in metadata_addresses():
+            return f"{ip} is a cloud metadata address (a credential service)"
+        block = block_of(ip)
+        if block is not None and block.refuse:
+            return f"{ip} is a {block.name} address ({block.rfc}), refused"
         inner = embedded_ipv4(ip)
         if inner is not None:
-            candidates.append((inner[0], f"{inner[1]} form of {inner[0]}: "))
-    candidates.append((ip, ""))
-    for addr, form in candidates:
-        if addr in metadata_addresses():
-            return f"{ip} is a cloud metadata address" + (f" ({form.rstrip(': ')})" if form else "")
-    allowed = list(allow_networks)
-    for addr, _ in candidates:
-        if any(addr.version == net.version and addr in net for net in allowed):
-            return None
-    for addr, form in candidates:
-        category = _category(addr)
-        if category is not None:
-            return f"{ip} is not public ({form}{category})"
-    return None
+            problem = _judge(inner[0], allowed, f"{inner[1]} form of {inner[0]}: ")
+            return f"{ip} {problem}" if problem else None
+    problem = _judge(ip, allowed, "")
+    return f"{ip} {problem}" if problem else None

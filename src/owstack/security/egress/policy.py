@@ -3,7 +3,9 @@
 httpx.TransportError
  └── EgressError
       ├── EgressBlocked         the URL (or a redirect hop) failed the policy; `.decision` says why
-      └── EgressLimitExceeded   the response was bigger than `max_bytes` or slower than `timeout_s`
+      └── EgressLimitExceeded   the response (received or decoded) was bigger than `max_bytes`, expanded
+                                more than `max_ratio`, used a coding that cannot be bounded, or was
+                                slower than `timeout_s`
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class EgressPolicy:
     max_redirects: int = 5
     max_bytes: int = 10 * 1024 * 1024
     timeout_s: float = 30.0
+    #: decoded body / bytes received, checked once the body passes 1 MiB (compression bombs)
+    max_ratio: float = 100.0
 
     @classmethod
     def from_section(cls, section: EgressSection | None = None, **overrides: Any) -> EgressPolicy:
@@ -43,6 +47,7 @@ class EgressPolicy:
             "max_redirects": s.max_redirects,
             "max_bytes": s.max_bytes,
             "timeout_s": s.timeout_s,
+            "max_ratio": s.max_decompression_ratio,
         }
         values.update(overrides)
         if "allow_networks" in overrides:

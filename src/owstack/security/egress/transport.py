@@ -4,7 +4,8 @@ Each request (and so each redirect hop, which httpx sends as a new request) is c
 the connection pool's network backend then connects only to the checked addresses of that host, so a DNS
 answer that changes between the check and the connect (rebinding) cannot redirect the connection.
 The pool stays keyed by host name, so the Host header, SNI and certificate checks use the name.
-Responses are capped in size (`max_bytes`) and total time (`timeout_s`).
+Responses are capped in size (`max_bytes`, on the bytes received *and* on the decoded body, which the
+transport decodes itself with a ratio cap: `decoding`) and total time (`timeout_s`).
 
 Use `safe_client(policy)` to get an `httpx.AsyncClient` wired with the transport, redirects limited to
 `policy.max_redirects`, and no proxies from the environment.
@@ -22,6 +23,7 @@ import anyio
 import httpcore
 import httpx
 
+from owstack.security.egress import decoding
 from owstack.security.egress.check import check_url, check_url_sync
 from owstack.security.egress.policy import EgressBlocked, EgressLimitExceeded, EgressPolicy
 from owstack.security.egress.resolve import Resolver
@@ -121,7 +123,8 @@ def _core_request(request: httpx.Request, timeout_s: float) -> httpcore.Request:
             port=request.url.port,
             target=request.url.raw_path,
         ),
-        headers=request.headers.raw,
+        headers=[(n, v) for n, v in request.headers.raw if n.lower() != b"accept-encoding"]
+        + [(b"Accept-Encoding", decoding.ACCEPT_ENCODING)],
         content=request.stream,
         extensions=extensions,
     )
@@ -141,9 +144,33 @@ def _check_length(response: httpcore.Response, policy: EgressPolicy, request: ht
             )
 
 
+def _decoder(headers: list[tuple[bytes, bytes]], policy: EgressPolicy, request: httpx.Request) -> Any:
+    """A bounded decoder for the response's content codings (None when it has none)."""
+    applied = decoding.codings(headers)
+    if not applied:
+        return None
+    try:
+        return decoding.BoundedDecoder(applied, policy.max_bytes, policy.max_ratio)
+    except decoding.DecodeLimit as exc:
+        raise EgressLimitExceeded(f"egress: {exc}", request=request) from None
+
+
+def _decoded(decoder: Any, chunk: bytes | None, request: httpx.Request) -> bytes:
+    """`chunk` through the decoder (None: the end of the body)."""
+    try:
+        return decoder.finish() if chunk is None else decoder.decode(chunk)
+    except decoding.DecodeLimit as exc:
+        if exc.limit:
+            raise EgressLimitExceeded(f"egress: {exc}", request=request) from None
+        raise httpx.DecodingError(f"egress: {exc}", request=request) from None
+
+
 class _CappedAsyncStream(httpx.AsyncByteStream):
-    def __init__(self, inner: Any, policy: EgressPolicy, deadline: float, request: httpx.Request) -> None:
+    def __init__(
+        self, inner: Any, policy: EgressPolicy, deadline: float, request: httpx.Request, decoder: Any = None
+    ) -> None:
         self._inner, self._policy, self._deadline, self._request = inner, policy, deadline, request
+        self._decoder = decoder
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         total = 0
@@ -153,6 +180,8 @@ class _CappedAsyncStream(httpx.AsyncByteStream):
                 with anyio.fail_after(max(0.0, self._deadline - time.monotonic())):
                     chunk = await iterator.__anext__()
             except StopAsyncIteration:
+                if self._decoder is not None and (tail := _decoded(self._decoder, None, self._request)):
+                    yield tail
                 return
             except TimeoutError:
                 raise EgressLimitExceeded(
@@ -168,7 +197,7 @@ class _CappedAsyncStream(httpx.AsyncByteStream):
                 raise EgressLimitExceeded(
                     f"egress: response exceeds max_bytes {self._policy.max_bytes}", request=self._request
                 )
-            yield chunk
+            yield chunk if self._decoder is None else _decoded(self._decoder, chunk, self._request)
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -225,13 +254,14 @@ class SafeTransport(httpx.AsyncBaseTransport):
             _PINS.reset(token)
         try:
             _check_length(response, self.policy, request)
+            decoder = _decoder(response.headers, self.policy, request)
         except EgressLimitExceeded:
             await response.aclose()
             raise
         return httpx.Response(
             status_code=response.status,
-            headers=response.headers,
-            stream=_CappedAsyncStream(response.stream, self.policy, deadline, request),
+            headers=response.headers if decoder is None else decoding.without_encoding(response.headers),
+            stream=_CappedAsyncStream(response.stream, self.policy, deadline, request, decoder),
             extensions=response.extensions,
         )
 
@@ -240,8 +270,11 @@ class SafeTransport(httpx.AsyncBaseTransport):
 
 
 class _CappedSyncStream(httpx.SyncByteStream):
-    def __init__(self, inner: Any, policy: EgressPolicy, deadline: float, request: httpx.Request) -> None:
+    def __init__(
+        self, inner: Any, policy: EgressPolicy, deadline: float, request: httpx.Request, decoder: Any = None
+    ) -> None:
         self._inner, self._policy, self._deadline, self._request = inner, policy, deadline, request
+        self._decoder = decoder
 
     def __iter__(self) -> Iterator[bytes]:
         total = 0
@@ -257,7 +290,9 @@ class _CappedSyncStream(httpx.SyncByteStream):
                         f"egress: response took longer than timeout_s {self._policy.timeout_s}",
                         request=self._request,
                     )
-                yield chunk
+                yield chunk if self._decoder is None else _decoded(self._decoder, chunk, self._request)
+            if self._decoder is not None and (tail := _decoded(self._decoder, None, self._request)):
+                yield tail
         except (httpcore.TimeoutException, httpcore.NetworkError) as exc:
             raise _map_error(exc, self._request) from None
 
@@ -305,13 +340,14 @@ class SafeSyncTransport(httpx.BaseTransport):
             _PINS.reset(token)
         try:
             _check_length(response, self.policy, request)
+            decoder = _decoder(response.headers, self.policy, request)
         except EgressLimitExceeded:
             response.close()
             raise
         return httpx.Response(
             status_code=response.status,
-            headers=response.headers,
-            stream=_CappedSyncStream(response.stream, self.policy, deadline, request),
+            headers=response.headers if decoder is None else decoding.without_encoding(response.headers),
+            stream=_CappedSyncStream(response.stream, self.policy, deadline, request, decoder),
             extensions=response.extensions,
         )
 

@@ -5,11 +5,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from owstack.security.guard import classifier
 from owstack.security.guard.hidden import scan_hidden
 from owstack.security.guard.payloads import encoded_payloads, exfil_links, hidden_markup
-from owstack.security.guard.phrases import PHRASE_RULES, is_mention, is_negated, role_spoof_spans, windows
+from owstack.security.guard.phrases import (
+    PHRASE_RULES,
+    is_mention,
+    is_negated,
+    role_spoof_spans,
+    windows,
+    without_mentions,
+)
 from owstack.security.guard.tokens import all_tokens_pattern
-from owstack.security.guard.types import SEVERITY_RANK, GuardFinding, safe_excerpt
+from owstack.security.guard.types import SEVERITY_RANK, GuardFinding, Severity, safe_excerpt
 
 SOURCES = ("tool", "document", "user", "instructions")
 #: longest text scanned in full; beyond this only the first and last parts are scanned (and a finding says so)
@@ -64,7 +72,32 @@ def _scan(text: str, source: str) -> list[GuardFinding]:
         found.append(
             GuardFinding("OWS-GRD-050", "medium", "hidden_text", start, end, safe_excerpt(text, start, end), message)
         )
+    if source != "instructions":  # instruction files address the agent by design
+        found.extend(_classified(text))
     return sorted(found, key=lambda f: (f.start, f.rule))
+
+
+def _in_code_span(text: str, start: int, end: int) -> bool:
+    """A token quoted as inline code (`<|im_start|>`) on its line: documentation about templates, a mention.
+    (It is neutralised before the prompt either way.)"""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    before = text[line_start:start]
+    after = text[end : line_end if line_end >= 0 else len(text)]
+    return before.count("`") % 2 == 1 and "`" in after
+
+
+def _classified(text: str) -> list[GuardFinding]:
+    """The trained classifier's verdict (second stage): one finding on the most suspicious window."""
+    m = classifier.model()
+    scored = classifier.window_probabilities(without_mentions(text))
+    start, p = max(scored, key=lambda sp: sp[1])
+    if p < m.threshold_medium:
+        return []
+    severity: Severity = "high" if p >= m.threshold else "low"  # below the threshold: recorded, not flagged
+    end = min(len(text), start + classifier.WINDOW)
+    message = f"the injection classifier rates this passage {p:.2f} (threshold {m.threshold:.2f})"
+    return [GuardFinding("OWS-GRD-100", severity, "classifier", start, end, safe_excerpt(text, start, end), message)]
 
 
 WINDOWED_ABOVE = 4096
@@ -114,7 +147,7 @@ def _spoofing(text: str, source: str) -> list[GuardFinding]:
         out.extend(
             GuardFinding(
                 "OWS-GRD-020",
-                "high",
+                "low" if _in_code_span(text, m.start(), m.end()) else "high",
                 "role_spoof",
                 m.start(),
                 m.end(),

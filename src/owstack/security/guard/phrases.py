@@ -256,6 +256,20 @@ def is_mention(text: str, start: int, end: int) -> bool:
     return bool(_META_BEFORE.search(text[max(0, start - 40) : start]))
 
 
+_QUOTED = re.compile("[\"'`“‘«]([^\"'`”’»\n]{3,200})[\"'`”’»]")
+
+
+def without_mentions(text: str) -> str:
+    """`text` with quoted examples blanked out (a quotation introduced by "such as", "e.g.", "phrases
+    like"...): what the classifier reads, so that text *about* injection is not scored as one."""
+    if not any(q in text for q in _QUOTES):
+        return text
+    return _QUOTED.sub(
+        lambda m: " " * len(m.group()) if _META_BEFORE.search(text[max(0, m.start() - 40) : m.start()]) else m.group(),
+        text,
+    )
+
+
 def role_spoof_spans(text: str) -> list[tuple[int, int, str]]:
     """(start, end, kind) of role labels followed by imperative cues, role tags, and frame escapes."""
     spans: list[tuple[int, int, str]] = []

@@ -10,73 +10,39 @@ normalisers do not undo it. A full-width look-alike was rejected: NFKC folds `�
 and DeepSeek's own special tokens are spelt with FULLWIDTH VERTICAL LINE (`<｜User｜>`), so replacing `|`
 with `｜` would *create* tokens for that family.
 
-The token lists live in `catalog/data/control_tokens.yaml` (per family, with sources).
+Which tokens: a model's full special-token list, read from its GGUF or tokenizer files when they are at
+hand, else the family's list generated from the real tokenizers (`token_sets`).
 """
 
 from __future__ import annotations
 
 import re
 from functools import cache
-from typing import Any
 
 from owstack.catalog import load_data
+from owstack.security.guard.token_sets import ZWSP, TokenSet, family_names
 
-ZWSP = "\u200b"
-_FAST_PATH_CHARS = ("<", "[")
-
-
-def _family_tokens(families: dict[str, Any], name: str, seen: frozenset[str] = frozenset()) -> set[str]:
-    spec = families.get(name)
-    if spec is None or name in seen:
-        return set()
-    tokens = set(spec.get("tokens") or ()) | set(spec.get("think") or ())
-    parent = spec.get("extends")
-    if parent:
-        tokens |= _family_tokens(families, parent, seen | {name})
-    return tokens
+__all__ = ["ZWSP", "TokenSet", "all_tokens_pattern", "family_names", "neutralize"]
 
 
-def family_names() -> tuple[str, ...]:
-    """The template families the data file knows (a model's catalog `template:` value)."""
-    return tuple(sorted(load_data("control_tokens")["families"]))
+def neutralize(text: str, family: str | TokenSet) -> tuple[str, int]:
+    """Return `text` with control tokens made inert, and how many were replaced.
 
-
-@cache
-def _pattern(family: str) -> re.Pattern[str]:
-    data = load_data("control_tokens")
-    tokens = _family_tokens(data["families"], family) | set(data["generic"]["tokens"])
-    # Longest first so that a token that is a prefix of another never wins the alternation.
-    literals = [re.escape(t) for t in sorted(tokens, key=lambda t: (-len(t), t))]
-    return re.compile("|".join([*data["generic"]["patterns"], *literals]))
+    `family` is a `TokenSet` (a model's own list) or a template family name from the catalog (`chatml`,
+    `llama3`, `mistral`, `qwen3`, `nemotron`, `smollm2`, ...); an unknown family gets the generic set.
+    Text without `<` or `[` is returned untouched without running the scanner.
+    """
+    tokens = family if isinstance(family, TokenSet) else TokenSet.for_family(family)
+    return tokens.neutralize(text)
 
 
 @cache
 def all_tokens_pattern() -> re.Pattern[str]:
-    """Every known family's tokens plus the generic set: used by the injection scanner."""
+    """Every known family's turn tokens plus the generic set: used by the injection scanner."""
     data = load_data("control_tokens")
     tokens: set[str] = set(data["generic"]["tokens"])
-    for name in data["families"]:
-        tokens |= _family_tokens(data["families"], name)
+    for spec in data["families"].values():
+        tokens |= set(spec.get("tokens") or ()) | set(spec.get("think") or ())
     tokens -= {"<s>", "</s>", "<bos>", "<eos>"}  # ordinary HTML/XML: only inert for their own families
     literals = [re.escape(t) for t in sorted(tokens, key=lambda t: (-len(t), t))]
     return re.compile("|".join([*data["generic"]["patterns"], *literals]))
-
-
-def _inert(match: re.Match[str]) -> str:
-    token = match.group()
-    return token[0] + ZWSP + token[1:]
-
-
-def neutralize(text: str, family: str) -> tuple[str, int]:
-    """Return `text` with chat-template control tokens made inert, and how many were replaced.
-
-    `family` is the model's template family from the catalog (`chatml`, `llama3`, `mistral`, `qwen3`,
-    `nemotron`, `smollm2`, ...). Its tokens and the generic set (think tags, every `<|name|>` token, the
-    Mistral `[INST]` family, Gemma turn markers, DeepSeek's `<｜name｜>`) get a U+200B inserted after their
-    first character; see the module docstring for why. An unknown family gets the generic set only.
-    Linear time: one precompiled regex of literals and bounded classes; text without `<` or `[` is
-    returned untouched without running it.
-    """
-    if not any(c in text for c in _FAST_PATH_CHARS):
-        return text, 0
-    return _pattern(family).subn(_inert, text)

@@ -1,28 +1,33 @@
 """Model-file checks: `scan_models(path) -> list[ModelFinding]` for a file or a folder.
 
-- GGUF: metadata through the `gguf` library; chat templates checked for injection constructs and rendered
-  only in the immutable sandbox;
-- pickle-based files (.bin, .pt, .pth, .pkl, .ckpt, also inside PyTorch zip checkpoints): opcodes read,
-  never unpickled; imports outside a small allowlist reported;
+- GGUF: metadata through the `gguf` library; chat templates analysed on their AST for literal and
+  computed dunder access and rendered only in the immutable sandbox; the same for the templates of
+  `tokenizer_config.json`, `chat_template.json` and `chat_template.jinja`;
+- pickle-bearing files (`pickle_files`): plain pickles of every protocol, legacy and zip PyTorch
+  checkpoints, numpy `.npy`/`.npz`, joblib (plain or compressed), run on a symbolic pickle machine and
+  by fickling, never unpickled, with size and ratio limits on every container;
 - safetensors: header length, JSON, dtypes, shapes and offsets checked.
 
 Every model file gets an `OWS-MDL-000` info finding with its format and SHA-256 (and whether it matches a
-digest pinned in the catalog). Unreadable or malformed files are reported (OWS-SCAN-001) and skipped.
+digest pinned in the catalog). A file that cannot be fully analysed gets `OWS-MDL-050` (high): an
+unknown file is never reported as clean.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 
 from owstack.security.findings import ModelFinding, model_finding, sort_key
-from owstack.security.model_scan import gguf_check, pickles, safetensors_check
+from owstack.security.model_scan import containers, gguf_check, pickle_files, safetensors_check, template_files
 
-PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"})
-MODEL_SUFFIXES = PICKLE_SUFFIXES | {".gguf", ".safetensors"}
+PICKLE_SUFFIXES = frozenset(
+    {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".jbl", ".npy", ".npz", ".dill", ".sav", ".model"}
+)
+MODEL_SUFFIXES = PICKLE_SUFFIXES | {".gguf", ".safetensors", ".pkl.gz", ".h5"}
 _SKIP_DIRS = frozenset({".git", "node_modules", "__pycache__", ".venv"})
 
 
@@ -54,23 +59,34 @@ def _files(root: Path) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
         for name in sorted(filenames):
-            if Path(name).suffix.lower() in MODEL_SUFFIXES:
+            if Path(name).suffix.lower() in MODEL_SUFFIXES or name.lower() in template_files.NAMES:
                 yield Path(dirpath) / name
 
 
+_GGML_MAGICS = (b"lmgg", b"fmgg", b"tjgg", b"ggml", b"ggmf", b"ggjt")
+
+
 def _sniff(path: Path) -> str:
+    """The format by content (magic bytes), the name only where the content cannot tell."""
+    if path.name.lower() in template_files.NAMES:
+        return "template"
     with path.open("rb") as fh:
-        head = fh.read(8)
+        head = fh.read(16)
+    suffix = path.suffix.lower()
     if head.startswith(b"GGUF"):
         return "gguf"
-    if head.startswith(b"PK\x03\x04"):
-        return "pytorch-zip"
-    if head[:1] == b"\x80":
-        return "pickle"
-    suffix = path.suffix.lower()
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return "npz" if suffix == ".npz" else "pytorch-zip"
+    if head.startswith(containers.NPY_MAGIC):
+        return "npy"
+    if head[:4] in _GGML_MAGICS:
+        return "ggml"
     if suffix == ".safetensors":
         return "safetensors"
-    return "gguf" if suffix == ".gguf" else "unknown"
+    codec = containers.compression(head)
+    if codec is not None and suffix not in (".gguf",):
+        return f"joblib-{codec}"
+    return "gguf" if suffix == ".gguf" else "pickle"
 
 
 def scan_models(path: str | os.PathLike[str]) -> list[ModelFinding]:
@@ -88,28 +104,28 @@ def scan_models(path: str | os.PathLike[str]) -> list[ModelFinding]:
 def scan_file(path: Path, rel: str) -> list[ModelFinding]:
     """All findings for one model file; never raises for a bad file."""
     try:
-        if path.is_symlink():
-            raise OSError("symbolic link (not followed)")
+        if not path.is_file():
+            raise OSError("not a regular file")
         fmt = _sniff(path)
         digest = sha256_of(path)
     except OSError as exc:
         return [
             model_finding(
-                "OWS-SCAN-001",
+                "OWS-MDL-050",
                 rel,
-                f"skipped: unreadable ({getattr(exc, 'strerror', None) or exc})",
+                f"not analysed: unreadable ({getattr(exc, 'strerror', None) or exc})",
                 sha256="",
                 fmt="unknown",
             )
         ]
     try:
-        found = _CHECKS.get(fmt, _unknown)(path, rel, digest)
+        found = _check(fmt)(path, rel, digest)
     except Exception as exc:
         found = [
             model_finding(
-                "OWS-SCAN-001",
+                "OWS-MDL-050",
                 rel,
-                f"skipped: malformed {fmt} file ({type(exc).__name__}: {exc})"[:300],
+                f"not analysed: malformed {fmt} file ({type(exc).__name__}: {exc})"[:300],
                 sha256=digest,
                 fmt=fmt,
             )
@@ -152,67 +168,22 @@ def _pin_findings(path: Path, rel: str, digest: str, fmt: str) -> list[ModelFind
 def _gguf(path: Path, rel: str, digest: str) -> list[ModelFinding]:
     info = gguf_check.inspect(path)
     out = _pin_findings(path, rel, digest, "gguf")
-    for t in info.templates:
-        where = f"chat template {t.name!r}"
-        if t.constructs or t.violation:
-            what = ", ".join(t.constructs[:8]) or str(t.violation)
-            detail = f"; the sandbox stopped it: {t.violation}" if t.violation else ""
-            out.append(
-                model_finding(
-                    "OWS-MDL-010", rel, f"{where} uses {what}{detail}", sha256=digest, fmt="gguf", executes=what
-                )
-            )
-        elif t.error:
-            out.append(model_finding("OWS-MDL-011", rel, f"{where}: {t.error}"[:300], sha256=digest, fmt="gguf"))
-    return out
+    return out + template_files.findings(rel, digest, "gguf", info.templates)
 
 
-def _pickle(path: Path, rel: str, digest: str) -> list[ModelFinding]:
-    fmt = "pytorch-zip" if _sniff(path) == "pytorch-zip" else "pickle"
-    out: list[ModelFinding] = []
-    with path.open("rb") as fh:
-        reports = pickles.scan_file(fh, path.stat().st_size)
-    for member, report in reports.items():
-        where = f"{member}: " if member else ""
-        for module, name, offset in report.imports:
-            severity = pickles.verdict(module, name)
-            if severity is not None:
-                rule = "OWS-MDL-021" if severity == "critical" else "OWS-MDL-020"
-                out.append(
-                    model_finding(
-                        rule,
-                        rel,
-                        f"{where}imports {module}.{name} (byte {offset})",
-                        sha256=digest,
-                        fmt=fmt,
-                        executes=f"{module}.{name}",
-                    )
-                )
-        for offset in report.unresolved:
-            out.append(
-                model_finding(
-                    "OWS-MDL-022",
-                    rel,
-                    f"{where}STACK_GLOBAL at byte {offset} with computed arguments",
-                    sha256=digest,
-                    fmt=fmt,
-                )
-            )
-        if report.error:
-            out.append(model_finding("OWS-SCAN-001", rel, f"{where}{report.error}"[:300], sha256=digest, fmt=fmt))
-    if not reports:
-        out.append(
-            model_finding(
-                "OWS-SCAN-001", rel, "zip file without pickles: not a PyTorch checkpoint", sha256=digest, fmt=fmt
-            )
-        )
-    elif not any(f.severity in ("high", "critical") for f in out):
-        out.append(
-            model_finding(
-                "OWS-MDL-040", rel, "pickle-based weights; imports are all on the allowlist", sha256=digest, fmt=fmt
-            )
-        )
-    return out
+def _templates(path: Path, rel: str, digest: str) -> list[ModelFinding]:
+    return template_files.findings(rel, digest, "template", template_files.check_file(path))
+
+
+def _pickle(fmt: str) -> Callable[[Path, str, str], list[ModelFinding]]:
+    def check(path: Path, rel: str, digest: str) -> list[ModelFinding]:
+        return pickle_files.findings(rel, digest, pickle_files.analyse(path, fmt))
+
+    return check
+
+
+def _ggml(path: Path, rel: str, digest: str) -> list[ModelFinding]:
+    return []  # legacy llama.cpp weights: tensors and a vocabulary, no code and no template
 
 
 def _safetensors(path: Path, rel: str, digest: str) -> list[ModelFinding]:
@@ -222,15 +193,19 @@ def _safetensors(path: Path, rel: str, digest: str) -> list[ModelFinding]:
 
 
 def _unknown(path: Path, rel: str, digest: str) -> list[ModelFinding]:
-    return [
-        model_finding(
-            "OWS-SCAN-001",
-            rel,
-            "skipped: not a GGUF, pickle, PyTorch zip or safetensors file",
-            sha256=digest,
-            fmt="unknown",
-        )
-    ]
+    return [model_finding("OWS-MDL-050", rel, "not analysed: format not recognised", sha256=digest, fmt="unknown")]
 
 
-_CHECKS = {"gguf": _gguf, "pickle": _pickle, "pytorch-zip": _pickle, "safetensors": _safetensors}
+_CHECKS: dict[str, Callable[[Path, str, str], list[ModelFinding]]] = {
+    "gguf": _gguf,
+    "template": _templates,
+    "ggml": _ggml,
+    "safetensors": _safetensors,
+    **{fmt: _pickle(fmt) for fmt in ("pickle", "pytorch-zip", "npz", "npy")},
+}
+
+
+def _check(fmt: str) -> Callable[[Path, str, str], list[ModelFinding]]:
+    if fmt.startswith("joblib-"):
+        return _pickle(fmt)
+    return _CHECKS.get(fmt, _unknown)

@@ -23,6 +23,7 @@ class TemplateResult:
     constructs: list[str] = field(default_factory=list)
     violation: str | None = None
     error: str | None = None
+    severity: str = "critical"
 
 
 @dataclass
@@ -67,10 +68,13 @@ def templates(reader: Any) -> dict[str, str]:
 def check_template(name: str, source: str, bos: str = "", eos: str = "") -> TemplateResult:
     result = TemplateResult(name)
     try:
-        result.constructs = [i.construct for i in find_ssti(source)]
+        issues = find_ssti(source)
     except TemplateRenderError as exc:
         result.error = str(exc)
         return result
+    result.constructs = [i.construct for i in issues]
+    ranks = {"medium": 0, "high": 1, "critical": 2}
+    result.severity = max((i.severity for i in issues), key=ranks.__getitem__, default="critical")
     try:
         render(source, messages=SAMPLE, add_generation_prompt=True, bos_token=bos, eos_token=eos)
     except TemplateSandboxViolation as exc:

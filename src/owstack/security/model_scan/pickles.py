@@ -1,348 +1,178 @@
-"""Pickle files read at the opcode level (pickletools), never unpickled.
+"""Every pickle in a byte string, run on the symbolic machine (`pickle_vm`), never unpickled.
 
-Unpickling imports and calls whatever the stream names (GLOBAL, STACK_GLOBAL, INST, then REDUCE/NEWOBJ/
-BUILD). The scan collects every import and compares it with a small allowlist of what model weights
-need (tensor and storage rebuild functions, containers, numpy reconstruction); anything else is a finding,
-and a STACK_GLOBAL whose arguments are not plain string constants is reported as unresolvable.
-PyTorch zip checkpoints are opened as zip files and each `*.pkl` member is scanned the same way.
+What a loader executes is more than "the first pickle": legacy `torch.save` files hold five pickles in
+a row (magic number, protocol, system info, the object, the storage keys) and then raw storage bytes;
+`pickle.load` called in a loop reads as many pickles as a file holds; joblib writes raw array bytes
+*inside* the pickle stream after each `NumpyArrayWrapper` (and a nested pickle for object arrays); and a
+bytes constant may itself be a pickle handed to a loader. All of these are followed. A stream that does
+not parse where a loader would read it is reported as an error, so that an unreadable file is never
+taken for a clean one.
 """
 
 from __future__ import annotations
 
 import io
-import pickletools
-import zipfile
+import math
 from dataclasses import dataclass, field
-from typing import IO, Any
 
-MAX_MEMBER_BYTES = 512 * 1024 * 1024
+from owstack.security.model_scan.pickle_policy import verdict
+from owstack.security.model_scan.pickle_vm import Events, Machine, PickleError, Value
 
-_TORCH_REBUILD = {
-    f"_rebuild_{n}"
-    for n in (
-        "tensor",
-        "tensor_v2",
-        "tensor_v3",
-        "parameter",
-        "parameter_with_state",
-        "qtensor",
-        "sparse_tensor",
-        "nested_tensor",
-        "device_tensor_from_numpy",
-        "meta_tensor_no_storage",
-        "wrapper_subclass",
-        "device_tensor_from_cpu_tensor",
-        "xla_tensor",
-        "mtia_tensor",
-    )
-}
-_STORAGES = {
-    f"{k}Storage"
-    for k in (
-        "Float",
-        "Half",
-        "BFloat16",
-        "Double",
-        "Long",
-        "Int",
-        "Short",
-        "Char",
-        "Byte",
-        "Bool",
-        "ComplexFloat",
-        "ComplexDouble",
-        "QInt8",
-        "QUInt8",
-        "QInt32",
-        "Untyped",
-        "TypedStorage",
-    )
-} | {"UntypedStorage", "TypedStorage"}
-_DTYPES = {
-    "float16",
-    "float32",
-    "float64",
-    "bfloat16",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint8",
-    "bool",
-    "complex64",
-    "complex128",
-    "half",
-    "float",
-    "double",
-    "long",
-    "int",
-    "short",
-    "float8_e4m3fn",
-    "float8_e5m2",
-    "Size",
-    "device",
-    "strided",
-    "sparse_coo",
-    "contiguous_format",
-    "preserve_format",
-}
-ALLOWED: dict[str, frozenset[str]] = {
-    "collections": frozenset({"OrderedDict", "defaultdict", "deque", "Counter"}),
-    "torch._utils": frozenset(_TORCH_REBUILD),
-    "torch._tensor": frozenset({"_rebuild_from_type_v2"}),
-    "torch": frozenset(_STORAGES | _DTYPES),
-    "torch.storage": frozenset({"UntypedStorage", "TypedStorage"}),
-    "torch.serialization": frozenset({"_get_layout"}),
-    "numpy.core.multiarray": frozenset({"_reconstruct", "scalar"}),
-    "numpy._core.multiarray": frozenset({"_reconstruct", "scalar"}),
-    "numpy": frozenset({"ndarray", "dtype"}),
-    "numpy.dtypes": frozenset(
-        {f"{t}DType" for t in ("Float16", "Float32", "Float64", "Int8", "Int16", "Int32", "Int64", "UInt8", "Bool")}
-    ),
-    "builtins": frozenset(
-        {
-            "set",
-            "frozenset",
-            "slice",
-            "complex",
-            "bytearray",
-            "range",
-            "int",
-            "float",
-            "bool",
-            "str",
-            "tuple",
-            "list",
-            "dict",
-            "bytes",
-        }
-    ),
-    "__builtin__": frozenset({"set", "frozenset", "slice", "complex", "bytearray"}),
-    "_codecs": frozenset({"encode"}),
-    "copy_reg": frozenset({"_reconstructor"}),
-    "copyreg": frozenset({"_reconstructor"}),
-}
-_CRITICAL_MODULES = frozenset(
-    {
-        "os",
-        "posix",
-        "nt",
-        "subprocess",
-        "sys",
-        "runpy",
-        "importlib",
-        "pty",
-        "socket",
-        "shutil",
-        "webbrowser",
-        "pickle",
-        "_pickle",
-        "marshal",
-        "types",
-        "ctypes",
-        "code",
-        "codeop",
-        "commands",
-        "pdb",
-        "timeit",
-        "platform",
-        "asyncio",
-        "multiprocessing",
-        "requests",
-        "urllib",
-        "http",
-        "ftplib",
-        "smtplib",
-        "telnetlib",
-        "httplib",
-        "_posixsubprocess",
-        "signal",
-        "tempfile",
-        "pathlib",
-        "glob",
-        "zipimport",
-        "dill",
-        "cloudpickle",
-        "joblib",
-        "torch.hub",
-        "operator",
-        "functools",
-        "_io",
-        "io",
-        "bdb",
-        "trace",
-        "profile",
-        "cProfile",
-        "distutils",
-        "setuptools",
-        "pip",
-        "venv",
-        "sqlite3",
-        "xmlrpc",
-        "imaplib",
-        "poplib",
-        "nntplib",
-    }
-)
-_CRITICAL_BUILTINS = frozenset(
-    {
-        "eval",
-        "exec",
-        "compile",
-        "open",
-        "__import__",
-        "getattr",
-        "setattr",
-        "delattr",
-        "globals",
-        "locals",
-        "vars",
-        "input",
-        "breakpoint",
-        "help",
-        "exit",
-        "quit",
-        "memoryview",
-        "type",
-        "object",
-        "super",
-        "classmethod",
-        "staticmethod",
-        "property",
-        "apply",
-        "execfile",
-        "reload",
-        "file",
-    }
-)
-_CRITICAL_NAMES = frozenset(
-    {
-        ("torch", "load"),
-        ("torch.serialization", "load"),
-        ("numpy", "load"),
-        ("numpy.lib.npyio", "load"),
-        ("torch.storage", "_load_from_bytes"),
-        ("torch.jit", "load"),
-        ("torch._C", "_jit_pass_lower_all_tuples"),
-    }
-)
-_STRING_OPS = frozenset(
-    {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING", "SHORT_BINSTRING"}
-)
-_PUSH_OPS = frozenset(
-    {
-        "MARK",
-        "EMPTY_TUPLE",
-        "EMPTY_LIST",
-        "EMPTY_DICT",
-        "EMPTY_SET",
-        "NONE",
-        "NEWTRUE",
-        "NEWFALSE",
-        "INT",
-        "BININT",
-        "BININT1",
-        "BININT2",
-        "LONG",
-        "LONG1",
-        "LONG4",
-        "FLOAT",
-        "BINFLOAT",
-        "BINBYTES",
-        "SHORT_BINBYTES",
-        "BINBYTES8",
-        "BYTEARRAY8",
-        "BINPERSID",
-        "PERSID",
-    }
-)
+TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+TORCH_LEGACY_PICKLES = 5
+MAX_NESTING = 4
+MAX_PICKLES = 10_000
+_JOBLIB_WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One thing a loader would do that the allowlist does not cover."""
+
+    severity: str  # medium | high | critical
+    what: str  # "os.system", "computed import", "extension code 42"
+    offset: int
+    detail: str = ""
 
 
 @dataclass
 class PickleReport:
-    """What one pickle stream imports. `imports` are (module, name, byte offset)."""
-
-    imports: list[tuple[str, str, int]] = field(default_factory=list)
-    unresolved: list[int] = field(default_factory=list)
-    error: str | None = None
+    hits: list[Hit] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
     pickles: int = 0
+    nested: int = 0
+    trailing_bytes: int = 0
+    segments: list[tuple[int, int]] = field(default_factory=list)
+
+    def merge(self, other: PickleReport, where: str) -> None:
+        self.hits += [Hit(h.severity, h.what, h.offset, f"{where}{h.detail}") for h in other.hits]
+        self.errors += [f"{where}{e}" for e in other.errors]
+        self.nested += other.pickles + other.nested
 
 
-def verdict(module: str, name: str) -> str | None:
-    """None if (module, name) is allowed, else "critical" or "high"."""
-    if name in ALLOWED.get(module, frozenset()):
+class _Scan:
+    """Runs the pickles of one buffer and collects hits; `depth` counts nested pickles."""
+
+    def __init__(self, data: bytes, depth: int, base: int = 0) -> None:
+        self.data = data
+        self.stream = io.BytesIO(data)
+        self.depth = depth
+        self.base = base
+        self.report = PickleReport()
+
+    def events(self) -> Events:
+        return Events(
+            on_import=self._on_import,
+            on_computed_import=self._on_computed,
+            on_build=self._on_build,
+            on_extension=self._on_extension,
+            on_bytes=self._on_bytes,
+        )
+
+    def _on_import(self, module: str, name: str, pos: int) -> None:
+        severity = verdict(module, name)
+        if severity is not None:
+            self.report.hits.append(Hit(severity, f"{module}.{name}", self.base + pos))
+
+    def _on_computed(self, pos: int, why: str) -> None:
+        self.report.hits.append(Hit("critical", "computed import", self.base + pos, f"STACK_GLOBAL with {why}"))
+
+    def _on_extension(self, code: int, pos: int) -> None:
+        self.report.hits.append(
+            Hit("high", f"extension code {code}", self.base + pos, "import through the copyreg extension registry")
+        )
+
+    def _on_bytes(self, data: bytes, pos: int) -> None:
+        if self.depth >= MAX_NESTING or len(data) < 4 or data[0] != 0x80 or not 2 <= data[1] <= 5:
+            return
+        inner = scan_pickles(data, depth=self.depth + 1, base=0)
+        if inner.pickles or inner.hits:
+            inner.errors = []  # a bytes constant that only looks like a pickle is not an error
+            self.report.merge(inner, f"pickle nested in a bytes constant at byte {self.base + pos}: ")
+
+    def _on_build(self, obj: Value, state: Value, pos: int) -> None:
+        cls = obj.cls
+        if obj.kind != "object" or cls is None or (cls.module, cls.name) != _JOBLIB_WRAPPER:
+            return
+        self._skip_joblib_array(state, pos)
+
+    def _skip_joblib_array(self, state: Value, pos: int) -> None:
+        """Consume the bytes joblib wrote after a NumpyArrayWrapper (joblib/numpy_pickle.py `read_array`)."""
+        dtype, shape = state.get("dtype"), state.get("shape")
+        info = _dtype_info(dtype) if dtype is not None else None
+        dims = [d.const for d in shape.items] if shape is not None and shape.kind == "tuple" else None
+        if info is None or dims is None or not all(isinstance(d, int) and d >= 0 for d in dims):
+            raise PickleError(f"joblib array at byte {pos}: dtype or shape not readable")
+        itemsize, has_object = info
+        if has_object:
+            start = self.stream.tell()
+            inner = _Scan(self.data[start:], self.depth + 1, self.base + start)
+            inner.run_one()
+            self.report.merge(inner.report, "")
+            self.report.pickles += inner.report.pickles
+            self.stream.seek(start + inner.stream.tell())
+            return
+        align = state.get("numpy_array_alignment_bytes")
+        if align is not None and align.kind == "const" and align.const is not None:
+            pad = self.stream.read(1)
+            if len(pad) != 1:
+                raise PickleError("joblib array padding missing")
+            self.stream.seek(pad[0], io.SEEK_CUR)
+        length = math.prod(dims) * itemsize
+        if self.stream.tell() + length > len(self.data):
+            raise PickleError(f"joblib array at byte {pos} runs past the end of the file")
+        self.stream.seek(length, io.SEEK_CUR)
+
+    def run_one(self) -> Value:
+        start = self.stream.tell()
+        result = Machine(self.stream, self.events()).run()
+        self.report.pickles += 1
+        self.report.segments.append((self.base + start, self.base + self.stream.tell()))
+        return result
+
+    def run_all(self) -> PickleReport:
+        legacy = False
+        while self.stream.tell() < len(self.data) and self.report.pickles < MAX_PICKLES:
+            start = self.stream.tell()
+            if legacy and self.report.pickles >= TORCH_LEGACY_PICKLES:
+                break  # the raw storages of a legacy torch file: read as bytes, never unpickled
+            try:
+                result = self.run_one()
+            except PickleError as exc:
+                if self.report.pickles == 0 or self.stream.tell() > start + 1 or legacy:
+                    self.report.errors.append(f"not a loadable pickle at byte {self.base + start}: {exc}")
+                self.report.trailing_bytes = len(self.data) - start
+                break
+            if self.report.pickles == 1 and result.kind == "const" and result.const == TORCH_LEGACY_MAGIC:
+                legacy = True
+        if legacy and self.report.pickles < TORCH_LEGACY_PICKLES:
+            self.report.errors.append(f"legacy torch file with {self.report.pickles} of 5 pickles")
+        return self.report
+
+
+def _dtype_info(dtype: Value) -> tuple[int, bool] | None:
+    """(itemsize, has_object) of a `numpy.dtype(name, align, copy)` call with its BUILD state."""
+    if dtype.kind != "object" or dtype.args is None or not dtype.args.items:
         return None
-    root = module.split(".")[0]
-    if (module in ("builtins", "__builtin__") and name in _CRITICAL_BUILTINS) or (module, name) in _CRITICAL_NAMES:
-        return "critical"
-    if module in _CRITICAL_MODULES or root in _CRITICAL_MODULES:
-        return "critical"
-    return "high"
+    name = dtype.args.items[0]
+    if name.kind != "const" or not isinstance(name.const, str):
+        return None
+    state = dtype.state.items if dtype.state is not None and dtype.state.kind == "tuple" else []
+    consts = [s.const if s.kind == "const" else None for s in state]
+    flags = consts[7] if len(consts) > 7 and isinstance(consts[7], int) else 0
+    elsize = consts[5] if len(consts) > 5 and isinstance(consts[5], int) else -1
+    try:
+        import numpy
+
+        parsed = numpy.dtype(name.const)
+    except (TypeError, ValueError):
+        return None
+    itemsize = parsed.itemsize if parsed.itemsize > 0 else elsize
+    if itemsize <= 0:
+        return None
+    return itemsize, bool(parsed.hasobject or flags & 1)
 
 
-def _scan_one(stream: IO[bytes], report: PickleReport) -> None:
-    recent: list[Any] = []
-    memo: dict[int, Any] = {}
-    for opcode, arg, pos in pickletools.genops(stream):
-        name = opcode.name
-        if name in _STRING_OPS:
-            recent.append(arg.decode("utf-8", "replace") if isinstance(arg, bytes) else arg)
-        elif name in ("GLOBAL", "INST"):
-            module, _, attr = str(arg).partition(" ")
-            report.imports.append((module, attr, pos or 0))
-            recent.append(None)
-        elif name == "STACK_GLOBAL":
-            args = recent[-2:] if len(recent) >= 2 else [None, None]
-            del recent[-2:]
-            mod_arg, name_arg = args[0], args[1]
-            if isinstance(mod_arg, str) and isinstance(name_arg, str):
-                report.imports.append((mod_arg, name_arg, pos or 0))
-            else:
-                report.unresolved.append(pos or 0)
-            recent.append(None)
-        elif name in ("MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT"):
-            key = len(memo) if name == "MEMOIZE" else int(str(arg))
-            memo[key] = recent[-1] if recent else None
-        elif name in ("GET", "BINGET", "LONG_BINGET"):
-            recent.append(memo.get(int(str(arg))))
-        elif name == "POP" and recent:
-            recent.pop()
-        elif name in _PUSH_OPS:
-            recent.append(None)
-    report.pickles += 1
-
-
-def scan_stream(stream: IO[bytes], size: int) -> PickleReport:
-    """Scan every pickle in a stream (legacy torch files hold several in a row, then raw data)."""
-    report = PickleReport()
-    while stream.tell() < size:
-        start = stream.tell()
-        if stream.read(1) != b"\x80" and report.pickles:
-            break  # raw tensor data after the pickles
-        stream.seek(start)
-        try:
-            _scan_one(stream, report)
-        except Exception as exc:
-            if report.pickles == 0:
-                report.error = f"malformed pickle at byte {stream.tell()}: {type(exc).__name__}: {exc}"
-            break
-    return report
-
-
-def scan_file(fh: IO[bytes], size: int) -> dict[str, PickleReport]:
-    """Reports per pickle: one for a plain pickle (key ""), one per `*.pkl` member of a torch zip."""
-    head = fh.read(4)
-    fh.seek(0)
-    if head.startswith(b"PK\x03\x04"):
-        out: dict[str, PickleReport] = {}
-        with zipfile.ZipFile(fh) as archive:
-            for info in archive.infolist():
-                if not info.filename.endswith(".pkl"):
-                    continue
-                if info.file_size > MAX_MEMBER_BYTES:
-                    out[info.filename] = PickleReport(error=f"member of {info.file_size} bytes not scanned")
-                    continue
-                data = archive.read(info)
-                out[info.filename] = scan_stream(io.BytesIO(data), len(data))
-        return out
-    return {"": scan_stream(fh, size)}
+def scan_pickles(data: bytes, *, depth: int = 0, base: int = 0) -> PickleReport:
+    """Run every pickle in `data` (see the module docstring); never raises for bad input."""
+    return _Scan(data, depth, base).run_all()

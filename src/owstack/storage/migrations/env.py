@@ -24,6 +24,8 @@ def _run(connection: Connection) -> None:
         # SQLite runs DDL in a transaction too (owstack's engine emits BEGIN itself)
         transactional_ddl=True,
         render_as_batch=sqlite,
+        # progress for `owstack db migrate` (owstack.storage.migrate.migrate's on_step)
+        on_version_apply=context.config.attributes.get("on_version_apply"),
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -21,9 +21,21 @@ Tokens are reserved in `before` (an estimate) and settled in `after` by `level +
 (never below 0). A settlement may push the level above the limit: the tenant then waits until it has
 drained ("debt"), so that the long-run rate holds even when estimates are low.
 
-**Monthly budget**: a month-to-date spend in USD per tenant and UTC calendar month, checked in `before`
-(refused when at or over the budget) and charged in `after`. It is checked, not reserved: requests
-already in flight when the budget is crossed still complete and are charged.
+**Monthly budget: reserve, then settle.** Per tenant and UTC calendar month, a month-to-date spend in USD
+and the sum of the reservations of requests in flight (`held`). `before` reserves the request's maximum
+cost (`Hold`: its prompt estimate plus `max_tokens` at the dearest candidate backend's price,
+`usage.max_cost`) and admits it only when `spent + held + cost <= budget` (and `spent < budget`), all in one
+atomic step; `after` releases the hold and charges the real cost, whatever the outcome (a failed request
+costs nothing). A hold carries an expiry (`limits.reservation_ttl_s`): the holds of a process that died
+(killed, partitioned away) lapse instead of blocking the tenant for good.
+
+The bound: the spend of a month never exceeds `budget + sum(max(0, cost_i - hold_i))` over the requests
+that were in flight together, so it never exceeds the budget when each request costs at most what it
+reserved. That holds for API-priced backends whenever the request carries `max_tokens`; a request without
+it reserves `limits.completion_estimate_tokens`, and a time-priced backend (self-hosted hardware, the
+embedded engine) reserves `limits.reserve_seconds` of its time: beyond those, a request's excess can pass
+the budget. With N concurrent requests each reserving h against a remaining budget B, at most floor(B / h)
+are admitted: 400 requests against a budget that fits 70 admit 70 (tests/tenancy/test_limits_budget.py).
 """
 
 from __future__ import annotations
@@ -48,6 +60,15 @@ class Rule:
     budget_usd: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A budget reservation: an id unique in the fleet, its amount, and how long it may stay held."""
+
+    id: str
+    usd: float
+    ttl_s: float
+
+
 @dataclass(slots=True)
 class Decision:
     """What `reserve` decided, and the buckets' levels after it (units in use, before draining further)."""
@@ -61,18 +82,24 @@ class Decision:
     token_level: float = 0.0
     #: month-to-date spend (only read when the rule has a budget)
     spent_usd: float = 0.0
+    #: reservations of requests in flight, this one's included when it was admitted
+    held_usd: float = 0.0
 
 
 class Limiter(Protocol):
     """A store of buckets and spend counters. `now` is wall-clock seconds (UTC epoch)."""
 
-    async def reserve(self, tenant: str, rule: Rule, tokens: int, now: float) -> Decision:
-        """Check the budget, then take 1 request and `tokens` tokens, all or nothing."""
+    async def reserve(self, tenant: str, rule: Rule, tokens: int, now: float, hold: Hold | None = None) -> Decision:
+        """Check the budget (with `hold` reserved on top of the spend and the holds in flight), then take 1
+        request and `tokens` tokens, and hold `hold`: all or nothing."""
         ...
 
-    async def settle(self, tenant: str, rule: Rule, token_delta: int, cost_usd: float, now: float) -> None:
-        """Correct the token bucket by `token_delta` (actual - reserved) and add `cost_usd` to the month.
-        A backend may defer it (Redis: until the tenant's next reservation or `flush`); never raises for the
+    async def settle(
+        self, tenant: str, rule: Rule, token_delta: int, cost_usd: float, now: float, hold: Hold | None = None
+    ) -> None:
+        """Correct the token bucket by `token_delta` (actual - reserved), release `hold` (if it has not lapsed)
+        and add `cost_usd` to the month. A backend may defer it (Redis: until the tenant's next reservation
+        or `flush`; the hold stays held until then, which errs toward the budget); never raises for the
         store's sake."""
         ...
 
@@ -82,6 +109,10 @@ class Limiter(Protocol):
 
     async def spent(self, tenant: str, now: float) -> float:
         """The tenant's spend in the UTC month of `now`."""
+        ...
+
+    async def held(self, tenant: str, now: float) -> float:
+        """USD the tenant's requests in flight hold (lapsed holds not counted)."""
         ...
 
     async def seed(self, tenant: str, usd: float, now: float) -> bool:

@@ -1,15 +1,19 @@
 """Pipeline stage 6, limit: reserve rate and budget before the call, settle them after it.
 
     before  tenant without caps: nothing (a dict lookup). Otherwise one `Limiter.reserve`: refused when
-            the month's spend is at or over `budget_usd_month` (429 `budget_exceeded`), or when one more
-            request or the request's estimated tokens do not fit (429 `rate_limit_exceeded`). Allowed
-            and refused responses carry OpenAI's `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`;
-            refused ones `retry-after` (seconds) and `retry-after-ms`.
-    after   settles the token bucket with the tokens used and charges the request's cost to the month
-            (one `Limiter.settle`, skipped when there is nothing to correct; on Redis it is held and sent
-            with the tenant's next reservation or within `limits.flush_interval_ms`). Never raises.
+            the month's spend is at or over `budget_usd_month`, or when the spend, the holds of requests
+            in flight and this request's maximum cost (its hold, `usage.max_cost`: prompt estimate plus
+            `max_tokens` at the dearest candidate's price) pass it (429 `budget_exceeded`), or when one
+            more request or the request's estimated tokens do not fit (429 `rate_limit_exceeded`).
+            Allowed and refused responses carry OpenAI's `x-ratelimit-{limit,remaining,reset}-{requests,
+            tokens}`; refused ones `retry-after` (seconds) and `retry-after-ms`.
+    after   settles the token bucket with the tokens used, releases the hold and charges the request's
+            real cost to the month, whatever the outcome (one `Limiter.settle`, skipped when there is
+            nothing to correct; on Redis it is held and sent with the tenant's next reservation or within
+            `limits.flush_interval_ms`). Never raises.
 
-While the store cannot be reached (Redis down or too slow), `limits.on_redis_error` decides: `allow`
+While the store cannot be reached (Redis down or too slow), `limits.on_redis_error` decides for rate caps
+and `limits.on_redis_error_budget` for tenants with a budget (default `deny`: a budget is money): `allow`
 serves the request unchecked (`ctx.notes["limit_unchecked"]`, `owstack_limit_unchecked_total`, one
 warning per outage), `deny` refuses it with 503 `limits_unavailable`. After an error, requests skip the
 store for `limits.redis_retry_s` and follow the same rule, so an outage does not add a timeout to each.
@@ -18,8 +22,10 @@ store for `limits.redis_retry_s` and follow the same rule, so an outage does not
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -29,9 +35,19 @@ from typing import TYPE_CHECKING
 from owstack.errors import ConfigError, RateLimited, ServiceUnavailable
 from owstack.pipeline.context import RequestContext
 from owstack.pipeline.stage import BaseStage
-from owstack.tenancy.limits.bucket import Decision, Limiter, LimiterUnavailable, Rule, drain_s, month_of, remaining
+from owstack.storage.health import StoreHealth
+from owstack.tenancy.limits.bucket import (
+    Decision,
+    Hold,
+    Limiter,
+    LimiterUnavailable,
+    Rule,
+    drain_s,
+    month_of,
+    remaining,
+)
 from owstack.tenancy.limits.config import LimitsSection, check_redis_url, limits_section
-from owstack.tenancy.limits.usage import ledger_spend, prompt_estimate, request_cost, used_tokens
+from owstack.tenancy.limits.usage import ledger_spend, max_cost, prompt_estimate, request_cost, used_tokens
 
 if TYPE_CHECKING:
     from owstack.config.load import Config
@@ -40,6 +56,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 REASONS = ("requests", "tokens", "budget", "unavailable")
+#: budget holds are named `<process prefix>-<counter>`: unique across the processes sharing a Redis
+_HOLD_PREFIX = secrets.token_hex(6)
+_hold_ids = itertools.count(1)
 
 
 def rules_of(config: Config) -> dict[str, Rule]:
@@ -82,6 +101,8 @@ class Reservation:
     rule: Rule
     tokens: int
     prompt: int
+    #: the budget hold (None: no budget, or nothing priced among the candidates)
+    hold: Hold | None = None
 
 
 @dataclass(slots=True)
@@ -124,6 +145,8 @@ class LimitStage(BaseStage):
             self._warn_uncosted(config)
         self._retry_at = 0.0
         self._outage = False
+        #: the store's health for /metrics (the stage logs outages itself, with what they mean for requests)
+        self.health = StoreHealth("limits", self.store, logs=False) if config.file.redis else None
 
     # lifecycle (gateway hooks) -------------------------------------------------------------------
     async def start(self) -> None:
@@ -168,29 +191,41 @@ class LimitStage(BaseStage):
         if rule is None or ctx.policy is None:
             return
         prompt = tokens = 0
-        if rule.tpm:
+        hold = None
+        if rule.tpm or rule.budget_usd is not None:
             prompt = prompt_estimate(ctx)
             asked = ctx.request.max_tokens if ctx.request is not None else None
             completion = asked if asked is not None else self.section.completion_estimate_tokens
-            tokens = min(max(prompt + completion, 1), rule.tpm)  # more than a minute's worth waits for a full one
+            if rule.tpm:  # more than a minute's worth waits for a full one
+                tokens = min(max(prompt + completion, 1), rule.tpm)
+            if rule.budget_usd is not None:
+                hold = self._hold(ctx, prompt, completion)
         if self._retry_at and time.monotonic() < self._retry_at:  # the store failed a moment ago
-            self._unavailable(ctx)
+            self._unavailable(ctx, rule)
             return
         try:
-            decision = await self.limiter.reserve(ctx.tenant, rule, tokens, self.clock())
+            decision = await self.limiter.reserve(ctx.tenant, rule, tokens, self.clock(), hold)
         except LimiterUnavailable as exc:
             self._failed(exc)
-            self._unavailable(ctx)
+            self._unavailable(ctx, rule)
             return
         if self._outage:
             self._recovered()
         if decision.allowed:
             _rate_headers(ctx.response_headers, rule, decision)
-            ctx.notes["limit"] = Reservation(rule, tokens, prompt)
+            ctx.notes["limit"] = Reservation(rule, tokens, prompt, hold)
             return
         reason = decision.reason or "requests"
         self.counters.refused[reason] += 1
-        raise _refusal(ctx, rule, decision, tokens, self.clock())
+        raise _refusal(ctx, rule, decision, tokens, self.clock(), hold)
+
+    def _hold(self, ctx: RequestContext, prompt: int, completion: int) -> Hold | None:
+        """The request's budget hold: its maximum cost on any candidate backend (None when that is 0)."""
+        candidates = ctx.candidates or ([ctx.backend] if ctx.backend else [])
+        usd = max_cost(self.pricing, self.load, candidates, prompt, completion, self.section.reserve_seconds)
+        if usd <= 0.0:
+            return None
+        return Hold(f"{_HOLD_PREFIX}-{next(_hold_ids)}", usd, self.section.reservation_ttl_s)
 
     async def after(self, ctx: RequestContext) -> None:
         held = ctx.notes.get("limit")
@@ -203,28 +238,40 @@ class LimitStage(BaseStage):
             cost = 0.0
             if rule.budget_usd is not None:
                 cost = request_cost(self.pricing, self.load, ctx, prompt, completion)
-            if delta or cost > 0.0:
-                await self.limiter.settle(ctx.tenant, rule, delta, cost, self.clock())
+            if delta or cost > 0.0 or held.hold is not None:
+                await self.limiter.settle(ctx.tenant, rule, delta, cost, self.clock(), held.hold)
         except Exception:  # limits must never turn a served request into an error
             log.exception("limits: request %s could not be settled", ctx.request_id)
 
     # the store's health -------------------------------------------------------------------------
     def _failed(self, exc: LimiterUnavailable) -> None:
         self.counters.store_errors += 1
+        if self.health is not None:
+            self.health.failed(str(exc))
         self._retry_at = time.monotonic() + self.section.redis_retry_s
         if not self._outage:
             self._outage = True
-            then = "served unchecked" if self.section.on_redis_error == "allow" else "refused with 503"
+            rates, budgets = self.section.on_redis_error, self.section.on_redis_error_budget
+            then = {
+                ("allow", "allow"): "served unchecked",
+                ("deny", "deny"): "refused with 503",
+                ("allow", "deny"): "served unchecked, except those of tenants with a budget (refused with 503)",
+                ("deny", "allow"): "refused with 503, except those of tenants with a budget (served unchecked)",
+            }[(rates, budgets)]
             log.warning("limits: %s cannot be reached (%s); requests are %s until it is back", self.store, exc, then)
 
     def _recovered(self) -> None:
         self._outage = False
+        if self.health is not None:
+            self.health.succeeded()
         self._retry_at = 0.0
         log.warning("limits: %s is reachable again; caps are enforced", self.store)
 
-    def _unavailable(self, ctx: RequestContext) -> None:
-        """Serve unchecked (`allow`) or raise 503 (`deny`)."""
-        if self.section.on_redis_error == "allow":
+    def _unavailable(self, ctx: RequestContext, rule: Rule) -> None:
+        """Serve unchecked (`allow`) or raise 503 (`deny`), by the policy for this tenant's caps."""
+        section = self.section
+        policy = section.on_redis_error_budget if rule.budget_usd is not None else section.on_redis_error
+        if policy == "allow":
             self.counters.unchecked += 1
             ctx.notes["limit_unchecked"] = True
             return
@@ -298,15 +345,26 @@ def _rate_headers(headers: dict[str, str], rule: Rule, d: Decision) -> None:
         headers["x-ratelimit-reset-tokens"] = duration(drain_s(d.token_level, rule.tpm))
 
 
-def _refusal(ctx: RequestContext, rule: Rule, d: Decision, tokens: int, now: float) -> RateLimited:
+def _refusal(ctx: RequestContext, rule: Rule, d: Decision, tokens: int, now: float, hold: Hold | None) -> RateLimited:
     headers = ctx.response_headers
     wait = max(d.retry_after_s, 0.001)
     headers["retry-after"] = str(max(1, math.ceil(wait)))
     headers["retry-after-ms"] = str(math.ceil(wait * 1000))
     tenant = ctx.tenant
     if d.reason == "budget":
-        headers["x-should-retry"] = "false"  # the official SDKs would otherwise retry a 429 at once
         month = month_of(now)
+        budget = rule.budget_usd or 0.0
+        if d.spent_usd < budget and hold is not None:  # not spent yet: this request's hold does not fit now
+            headers["retry-after"] = "1"
+            headers["retry-after-ms"] = "1000"
+            return RateLimited(
+                f"budget: tenant {tenant!r} has spent {_usd(d.spent_usd)} of its {_usd(budget)} monthly budget "
+                f"and requests in flight hold {_usd(d.held_usd)}; this request may cost up to {_usd(hold.usd)} "
+                "(its prompt plus max_tokens at its backends' prices), which does not fit; lower max_tokens "
+                "or retry when requests in flight have finished",
+                code="budget_exceeded",
+            )
+        headers["x-should-retry"] = "false"  # the official SDKs would otherwise retry a 429 at once
         resets = datetime.fromtimestamp(month.end, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return RateLimited(
             f"budget exhausted: tenant {tenant!r} has spent {_usd(d.spent_usd)} of its {_usd(rule.budget_usd or 0.0)} "

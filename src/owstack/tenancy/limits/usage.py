@@ -21,7 +21,7 @@ backends without `hardware:` nothing (they cannot exhaust a budget; the stage wa
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -80,6 +80,27 @@ def request_cost(
     # layer=None: the counterfactual, which a budget does not need, is not computed
     costs = pricing.price(backend, None, (prompt, completion, cached), busy, load.get(backend))
     return costs.cost_usd or 0.0
+
+
+def max_cost(
+    pricing: Pricing | None,
+    load: Mapping[str, Utilization],
+    candidates: Sequence[str],
+    prompt: int,
+    completion: int,
+    reserve_s: float,
+) -> float:
+    """The most the request can cost on any backend it may reach (its replicas and fallbacks): `prompt` plus
+    `completion` tokens at an API price (no cached discount), `reserve_s` seconds on a time-priced backend
+    with its last measured load. What a budget hold reserves; 0 when no candidate is priced."""
+    if pricing is None:
+        return 0.0
+    most = 0.0
+    for name in candidates:
+        cost = pricing.rate(name, None).costs(prompt, completion, 0, reserve_s, load.get(name))[0]
+        if cost is not None and cost > most:
+            most = cost
+    return most
 
 
 def ledger_spend(url: str, tenants: list[str], since: float) -> dict[str, float]:

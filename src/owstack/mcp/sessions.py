@@ -1,0 +1,161 @@
+"""Streamable HTTP sessions (the 2025 revisions) as owstack sees them, beside the SDK's session manager.
+
+The SDK's `StreamableHTTPSessionManager` opens, serves and closes sessions; owstack keeps its own record of
+each so that the lean edge can serve a session's `tools/call` and `tools/list` without the SDK (owner,
+negotiated revision), so that cancelling such a call reaches it, and so that list changes reach the
+session's client. Every request that goes to the SDK passes `track`, which notes what it did:
+
+    opened     an `initialize` without a session id that the SDK answered with one: the owner (the key),
+               the revision the SDK negotiated and the session's channel for notifications (`Opening`,
+               filled in by the server's middleware, `owstack.mcp.server`)
+    used       busy while a request (or a GET stream) is in flight, last used when it ends
+    closed     a DELETE the SDK accepted, or a 404 for the id
+
+Idle sessions are closed here (the SDK's own idle timer sees only the requests it serves, so it is off):
+with nothing in flight for `idle_s`, the session is ended through the SDK with a DELETE of its owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from owstack.api.http import Message, Receive, Scope, Send
+
+log = logging.getLogger("owstack.mcp")
+#: the ASGI scope key under which an `Opening` waits for the middleware
+OPENING = "owstack.mcp.opening"
+SESSION_HEADER = b"mcp-session-id"
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Opening:
+    """What the server's middleware learns while the SDK serves an `initialize`."""
+
+    peer: Any = None
+    version: str | None = None
+
+
+@dataclass(slots=True)
+class LeanCall:
+    """A request the lean edge serves on a session; `cancelled` once the client cancelled it."""
+
+    task: asyncio.Task[Any]
+    cancelled: bool = False
+
+
+@dataclass(slots=True)
+class Session:
+    id: str
+    owner: str
+    user: Any
+    version: str
+    host: bytes
+    #: the SDK's `ServerSession` of one of the session's requests: its standalone channel (the client's
+    #: GET stream) carries `notifications/*/list_changed`
+    peer: Any
+    last_used: float
+    busy: int = 0
+    lean: dict[Any, LeanCall] = field(default_factory=dict)
+
+
+class Sessions:
+    def __init__(self, idle_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.idle_s = idle_s
+        self.clock = clock
+        self.open: dict[str, Session] = {}
+
+    def get(self, session_id: str | None, owner: str) -> Session | None:
+        """The session if it is open and `owner` opened it."""
+        found = self.open.get(session_id) if session_id else None
+        return found if found is not None and found.owner == owner else None
+
+    @contextlib.contextmanager
+    def busy(self, session: Session) -> Iterator[None]:
+        session.busy += 1
+        try:
+            yield
+        finally:
+            session.busy -= 1
+            session.last_used = self.clock()
+
+    async def track(self, app: App, scope: Scope, receive: Receive, send: Send, owner: str, user: Any) -> None:
+        """Let the SDK serve one request, and note what it did to sessions."""
+        session_id = _header(scope, SESSION_HEADER)
+        status: list[int] = []
+        answered: list[str] = []
+
+        async def watch(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(int(message["status"]))
+                given = next((v for k, v in message.get("headers", ()) if k.lower() == SESSION_HEADER), None)
+                if given is not None:
+                    answered.append(given.decode("latin-1"))
+            await send(message)
+
+        known = self.get(session_id, owner)  # another key's request (answered 404 by the SDK) changes nothing
+        if known is not None:
+            with self.busy(known):
+                await app(scope, receive, watch)
+        elif session_id is None and scope["method"] == "POST":
+            opening = scope[OPENING] = Opening()
+            await app(scope, receive, watch)
+            if status and status[0] < 400 and answered and opening.version is not None:
+                host = (_header(scope, b"host") or "").encode("latin-1")
+                self.open[answered[0]] = Session(
+                    answered[0], owner, user, opening.version, host, opening.peer, self.clock()
+                )
+            return
+        else:
+            await app(scope, receive, watch)
+        if known is not None and status and (status[0] == 404 or (scope["method"] == "DELETE" and status[0] < 300)):
+            self.open.pop(known.id, None)
+
+    def peers(self) -> list[Session]:
+        return [s for s in self.open.values() if s.peer is not None]
+
+    # idle sessions ----------------------------------------------------------------------------------
+    def idle(self) -> list[Session]:
+        now = self.clock()
+        return [s for s in self.open.values() if not s.busy and not s.lean and now - s.last_used >= self.idle_s]
+
+    async def close(self, app: App, session: Session) -> None:
+        """End a session through the SDK, as its owner's client would (DELETE)."""
+        self.open.pop(session.id, None)
+        scope: Scope = {
+            "type": "http", "method": "DELETE", "path": "/mcp", "raw_path": b"/mcp", "query_string": b"",
+            "headers": [(b"host", session.host), (SESSION_HEADER, session.id.encode())],
+            "http_version": "1.1", "scheme": "http", "user": session.user, "client": None, "server": None,
+        }  # fmt: skip
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Message) -> None:
+            return None
+
+        try:
+            await app(scope, receive, send)
+        except Exception as exc:
+            log.warning("mcp: closing idle session %s failed: %s", session.id[:12], exc)
+
+    async def reap(self, app: App, stop: asyncio.Event, every_s: float = 30.0) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every_s)
+            for session in self.idle():
+                log.info("mcp: session %s idle for %.0f s; closing it", session.id[:12], self.idle_s)
+                await self.close(app, session)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None

@@ -1,0 +1,161 @@
+"""Dev container definitions (`.devcontainer.json`, `.devcontainer/**/devcontainer.json`).
+
+`initializeCommand` runs on the host when the container is built: critical if it runs inline or
+downloaded code, high otherwise. Lifecycle commands run inside the container: low for an ordinary
+install step, high for download-and-execute, critical when the container also reaches the host (a
+host mount of `/`, a home folder, `~/.ssh`/`~/.aws`-style credentials or the Docker socket, privileged
+mode, `SYS_ADMIN`), since code in such a container is code on the host. Capabilities and security
+options that loosen the sandbox are high (`SYS_PTRACE` with `seccomp=unconfined`, which debuggers need
+and VS Code's own Go and C++ templates set, is low).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from owstack.security.config_scan.commands import risk
+from owstack.security.config_scan.common import ScanFile, command_line, env_risk
+from owstack.security.findings import Finding, Severity, finding
+
+_LIFECYCLE = ("onCreateCommand", "updateContentCommand", "postCreateCommand", "postStartCommand", "postAttachCommand")
+_SECRET_DIRS = (
+    r"\.ssh|\.aws|\.azure|\.kube|\.gnupg|\.docker|\.config/gcloud|\.config/gh|\.netrc|\.git-credentials|\.npmrc"
+    r"|\.pypirc|\.claude|\.codex"
+)
+_HOST_SOURCE = re.compile(
+    r"^(?:/|/etc(?:/.*)?|/root(?:/.*)?|/home(?:/[^/]+)?/?|/Users(?:/[^/]+)?/?|/var/run/docker\.sock|/run/docker\.sock"
+    r"|//\./pipe/docker_engine|/proc(?:/.*)?|/sys(?:/.*)?|/dev(?:/.*)?|/var/lib/docker(?:/.*)?|/boot(?:/.*)?"
+    r"|~/?|\$\{localEnv:(?:HOME|USERPROFILE)\}/?|\$HOME/?|%USERPROFILE%\\?)$"
+    r"|(?:^|[/\\])(?:" + _SECRET_DIRS + r")(?:[/\\].*)?$",
+)
+_DANGEROUS_CAPS = frozenset({"ALL", "SYS_ADMIN", "SYS_MODULE", "SYS_RAWIO", "DAC_READ_SEARCH", "NET_ADMIN", "SYS_BOOT"})
+_HOST_NAMESPACES = re.compile(r"^--(?:pid|ipc|network|net|uts|userns|cgroupns)=host$", re.I)
+
+
+def check_devcontainer(src: ScanFile) -> list[Finding]:
+    data = src.doc.value if src.doc else None
+    if not isinstance(data, dict):
+        return []
+    host = _host_access(src, data)
+    reaches_host = any(f.severity == "critical" for f in host)
+    out = list(host)
+    if data.get("initializeCommand"):
+        danger = _worst_risk(data["initializeCommand"])
+        out.append(
+            finding(
+                "OWS-DC-001",
+                src.rel,
+                src.line("initializeCommand"),
+                "`initializeCommand` runs on the host machine",
+                executes=_lifecycle(data["initializeCommand"]),
+                severity="critical" if danger == "critical" else "high",
+            )
+        )
+    for key in _LIFECYCLE:
+        if data.get(key):
+            danger = _worst_risk(data[key])
+            severity: Severity = "critical" if reaches_host else "high" if danger == "critical" else "info"
+            where = "in a container that reaches the host" if reaches_host else "in the container"
+            message = f"`{key}` runs automatically {where}"
+            executes = _lifecycle(data[key])
+            out.append(finding("OWS-DC-002", src.rel, src.line(key), message, executes=executes, severity=severity))
+    for section in ("containerEnv", "remoteEnv"):
+        env = data.get(section)
+        for key, value in env.items() if isinstance(env, dict) else []:
+            found = env_risk(key, value)
+            if found is not None and found.severity == "critical":  # ordinary env inside a container is fine
+                message = f"`{section}.{key}`: {found.message}"
+                line = src.line(section, key)
+                out.append(finding("OWS-DC-003", src.rel, line, message, executes=f"{key}={value}", severity="high"))
+    return out
+
+
+def _host_access(src: ScanFile, data: dict[str, Any]) -> list[Finding]:
+    out: list[Finding] = []
+
+    def add(path: tuple[str | int, ...], message: str, severity: Severity) -> None:
+        out.append(finding("OWS-DC-003", src.rel, src.line(*path), message, severity=severity))
+
+    if data.get("privileged") is True:
+        add(("privileged",), "the container is privileged (it can take over the host)", "critical")
+    caps = [str(c).upper().removeprefix("CAP_") for c in data.get("capAdd") or [] if isinstance(c, str)]
+    opts = [str(o) for o in data.get("securityOpt") or [] if isinstance(o, str)]
+    run_args = [str(a) for a in data.get("runArgs") or [] if isinstance(a, str | int)]
+    caps += _flag_values(run_args, "--cap-add")
+    opts += _flag_values(run_args, "--security-opt")
+    bad_caps = sorted({c for c in caps if c in _DANGEROUS_CAPS})
+    if bad_caps:
+        add(("capAdd",), f"adds the capabilities {', '.join(bad_caps)}", "critical" if "ALL" in bad_caps else "high")
+    elif caps:
+        debugger = set(caps) <= {"SYS_PTRACE"}  # what debuggers need (VS Code's Go and C++ templates)
+        add(("capAdd",), f"adds the capabilities {', '.join(sorted(set(caps)))}", "low" if debugger else "medium")
+    for opt in opts:
+        if "unconfined" in opt or "label=disable" in opt or "no-new-privileges=false" in opt:
+            severity: Severity = "low" if set(caps) <= {"SYS_PTRACE"} and "seccomp" in opt else "high"
+            add(("securityOpt",), f"security option {opt!r} removes a sandbox layer", severity)
+    for i, arg in enumerate(run_args):
+        if arg in ("--privileged",):
+            add(("runArgs", i), "`runArgs` makes the container privileged", "critical")
+        elif _HOST_NAMESPACES.match(arg):
+            add(("runArgs", i), f"`runArgs` shares a host namespace: {arg}", "high")
+        elif arg.startswith(("--device", "--gpus")) and "/dev/" in arg and "dri" not in arg:
+            add(("runArgs", i), f"`runArgs` passes a host device: {arg}", "medium")
+    for i, source in _run_arg_mounts(run_args):
+        if _HOST_SOURCE.search(source):
+            add(("runArgs", i), f"`runArgs` mounts the host's {source!r}", "critical")
+    for i, mount in enumerate(data.get("mounts") or []):
+        source = _mount_source(mount)
+        if source and _HOST_SOURCE.search(source):
+            add(("mounts", i), f"mounts the host's {source!r} into the container", "critical")
+    workspace = _mount_source(data.get("workspaceMount"))
+    if workspace and _HOST_SOURCE.search(workspace):
+        add(("workspaceMount",), f"`workspaceMount` mounts the host's {workspace!r}", "critical")
+    return out
+
+
+def _flag_values(args: list[str], flag: str) -> list[str]:
+    out = []
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            out.append(args[i + 1].upper() if flag == "--cap-add" else args[i + 1])
+        elif arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+            out.append(value.upper() if flag == "--cap-add" else value)
+    return out
+
+
+def _run_arg_mounts(args: list[str]) -> list[tuple[int, str]]:
+    out = []
+    for i, arg in enumerate(args):
+        value = None
+        if arg in ("-v", "--volume", "--mount") and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(("-v", "--volume=", "--mount=")) and arg not in ("-v", "--volume"):
+            value = arg.split("=", 1)[1] if "=" in arg and not arg.startswith("-v") else arg[2:]
+        if value:
+            source = _mount_source(value) if "source=" in value or "src=" in value else value.split(":")[0]
+            if source:
+                out.append((i, source))
+    return out
+
+
+def _mount_source(mount: Any) -> str:
+    if isinstance(mount, dict):
+        return str(mount.get("source") or "")
+    if isinstance(mount, str):
+        m = re.search(r"(?:^|,)\s*(?:source|src)\s*=\s*([^,]+)", mount)
+        return m.group(1).strip() if m else ""
+    return ""
+
+
+def _worst_risk(value: Any) -> Severity:
+    commands = list(value.values()) if isinstance(value, dict) else [value]
+    ranks = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+    return max((risk(c).severity for c in commands), key=ranks.__getitem__, default="low")
+
+
+def _lifecycle(value: Any) -> str:
+    if isinstance(value, dict):  # parallel commands: {"name": "cmd" | [argv]}
+        return "; ".join(f"{k}: {command_line(v)}" for k, v in value.items())
+    return command_line(value)

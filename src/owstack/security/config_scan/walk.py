@@ -1,0 +1,87 @@
+"""Walk a repository as an agent or editor sees it: symbolic links are followed while they stay inside
+the repository (a `.vscode` that is a link to `configs/vscode` is still VS Code's folder), and a link
+that leaves it is reported, never read (`.vscode -> ~/.vscode`, `CLAUDE.md -> ~/.aws/credentials`).
+Loops are cut by remembering the real folders already walked. `exclude` takes glob patterns matched
+against repository-relative paths (`vendor/**`, `tests/fixtures`, `*.min.json`)."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from owstack.security.config_scan.classify import SKIP_DIRS
+
+MAX_ENTRIES = 2_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A file to check (`escape` None) or a link that leaves the repository (`escape` its target)."""
+
+    path: Path
+    rel: str
+    escape: str | None = None
+    is_dir: bool = False
+
+
+def excluded(rel: str, patterns: tuple[str, ...]) -> bool:
+    parts = rel.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for pattern in patterns:
+        p = pattern.strip().rstrip("/")
+        if not p:
+            continue
+        if any(fnmatch.fnmatchcase(candidate, p) for candidate in prefixes):
+            return True
+        if p.endswith("/**") and any(candidate == p[:-3] for candidate in prefixes):
+            return True
+        if "/" not in p and any(fnmatch.fnmatchcase(part, p) for part in parts):
+            return True
+    return False
+
+
+def _inside(real: str, root_real: str) -> bool:
+    return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
+
+
+def walk(root: Path, exclude: tuple[str, ...] = ()) -> Iterator[Entry]:
+    """Every file under `root` (sorted per folder), links followed inside the repository."""
+    root_real = os.path.realpath(root)
+    visited = {root_real}
+    stack: list[tuple[str, str]] = [(str(root), "")]
+    count = 0
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name, reverse=True)
+        except OSError:
+            continue
+        for entry in entries:
+            count += 1
+            if count > MAX_ENTRIES:
+                return
+            rel = f"{prefix}{entry.name}"
+            if excluded(rel, exclude):
+                continue
+            link = entry.is_symlink()
+            real = os.path.realpath(entry.path) if link else entry.path
+            if link and not _inside(real, root_real):
+                yield Entry(Path(entry.path), rel, escape=os.readlink(entry.path), is_dir=os.path.isdir(entry.path))
+                continue
+            try:
+                is_dir = entry.is_dir()  # follows an inside link
+            except OSError:
+                continue
+            if is_dir:
+                if entry.name in SKIP_DIRS:
+                    continue
+                real_dir = os.path.realpath(entry.path)
+                if real_dir in visited:
+                    continue
+                visited.add(real_dir)
+                stack.append((entry.path, rel + "/"))
+            elif os.path.isfile(entry.path):
+                yield Entry(Path(entry.path), rel)

@@ -1,0 +1,1 @@
+"""Training and evaluation corpora for the guard classifier (never imported on the request path)."""

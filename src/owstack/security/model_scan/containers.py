@@ -1,0 +1,194 @@
+"""Containers around pickles, opened with limits: zip (PyTorch checkpoints, `.npz`), `.npy`, compressed joblib.
+
+A zip bomb or a compression bomb is a finding, never a pass: members whose declared size, compression
+ratio or actual decompressed size exceed the limits are reported as unscannable, and decompression
+always stops at the limit whatever the headers claim. Limits are generous for real checkpoints (PyTorch
+stores tensors uncompressed; pickles compress a few times at most).
+"""
+
+from __future__ import annotations
+
+import ast
+import bz2
+import lzma
+import re
+import struct
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+MAX_MEMBER_BYTES = 512 * 1024 * 1024  # one pickle or .npy read from a container
+MAX_TOTAL_BYTES = 2 * 1024 * 1024 * 1024  # all members read from one container
+MAX_RATIO = 200  # uncompressed / compressed, for members above RATIO_FLOOR
+RATIO_FLOOR = 1024 * 1024
+MAX_MEMBERS = 100_000
+_CHUNK = 1 << 20
+_STORAGE_MEMBER = re.compile(r"(^|/)data/\d+$")
+
+
+class ContainerError(ValueError):
+    """A container that cannot be read within the limits (a bomb, a truncated or malformed archive)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    name: str
+    data: bytes
+
+
+def _ratio_problem(name: str, size: int, compressed: int) -> str | None:
+    if size > RATIO_FLOOR and size > MAX_RATIO * max(compressed, 1):
+        return f"{name}: compression ratio {size // max(compressed, 1)}:1 exceeds {MAX_RATIO}:1 (zip bomb)"
+    return None
+
+
+def zip_members(fh: IO[bytes], wanted: Any) -> Iterator[Member]:
+    """The members `wanted(name, head) -> bool` selects, read with the limits; raises `ContainerError`
+    for a bomb anywhere in the archive (also in members that are not read: a loader would read them)."""
+    try:
+        archive = zipfile.ZipFile(fh)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ContainerError(f"not a readable zip archive: {exc}") from None
+    with archive:
+        infos = archive.infolist()
+        if len(infos) > MAX_MEMBERS:
+            raise ContainerError(f"{len(infos)} members, more than {MAX_MEMBERS}")
+        declared = 0
+        for info in infos:
+            problem = _ratio_problem(info.filename, info.file_size, info.compress_size)
+            if problem:
+                raise ContainerError(problem)
+            declared += info.file_size
+        if declared > 64 * MAX_TOTAL_BYTES:
+            raise ContainerError(f"members declare {declared} bytes in all (zip bomb)")
+        total = 0
+        for info in infos:
+            if info.is_dir() or _STORAGE_MEMBER.search(info.filename):
+                continue
+            data = _read_member(archive, info, wanted)
+            if data is None:
+                continue
+            total += len(data)
+            if total > MAX_TOTAL_BYTES:
+                raise ContainerError(f"members decompress to more than {MAX_TOTAL_BYTES} bytes")
+            yield Member(info.filename, data)
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, wanted: Any) -> bytes | None:
+    if info.file_size > MAX_MEMBER_BYTES:
+        if wanted(info.filename, b""):
+            raise ContainerError(f"{info.filename}: {info.file_size} bytes, more than {MAX_MEMBER_BYTES}")
+        return None
+    try:
+        with archive.open(info) as member:
+            head = member.read(16)
+            if not wanted(info.filename, head):
+                return None
+            chunks = [head]
+            size = len(head)
+            while chunk := member.read(_CHUNK):
+                size += len(chunk)
+                if size > MAX_MEMBER_BYTES or size > MAX_RATIO * max(info.compress_size, 1) + RATIO_FLOOR:
+                    raise ContainerError(f"{info.filename}: decompresses past its limits (zip bomb)")
+                chunks.append(chunk)
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError, RuntimeError) as exc:
+        raise ContainerError(f"{info.filename}: {exc}") from None
+    return b"".join(chunks)
+
+
+# -- numpy .npy ---------------------------------------------------------------------------------------
+
+NPY_MAGIC = b"\x93NUMPY"
+
+
+@dataclass(frozen=True, slots=True)
+class NpyHeader:
+    descr: Any
+    shape: tuple[int, ...]
+    data_offset: int
+    has_object: bool
+
+
+def _descr_has_object(descr: Any) -> bool:
+    if isinstance(descr, str):
+        return bool(re.match(r"^[<>|=]?O", descr))
+    if isinstance(descr, list | tuple):
+        return any(_descr_has_object(part) for part in descr)
+    return False
+
+
+def npy_header(data: bytes) -> NpyHeader:
+    """Parse a `.npy` header (numpy/lib/format.py) without numpy; raises `ContainerError`."""
+    if not data.startswith(NPY_MAGIC) or len(data) < 10:
+        raise ContainerError("not a .npy file")
+    major = data[6]
+    if major == 1:
+        (length,), start = struct.unpack("<H", data[8:10]), 10
+    elif major in (2, 3):
+        if len(data) < 12:
+            raise ContainerError("truncated .npy header")
+        (length,), start = struct.unpack("<I", data[8:12]), 12
+    else:
+        raise ContainerError(f".npy format version {major} unknown")
+    if length > 1_000_000 or start + length > len(data):
+        raise ContainerError(".npy header too long or truncated")
+    try:
+        header = ast.literal_eval(data[start : start + length].decode("latin-1" if major < 3 else "utf-8"))
+    except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError) as exc:
+        raise ContainerError(f".npy header is not a literal: {exc}") from None
+    if not isinstance(header, dict) or "descr" not in header or not isinstance(header.get("shape"), tuple):
+        raise ContainerError(".npy header lacks descr or shape")
+    descr = header["descr"]
+    return NpyHeader(descr, header["shape"], start + length, _descr_has_object(descr))
+
+
+# -- compressed streams (joblib) -----------------------------------------------------------------------
+
+_COMPRESSED = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bz2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x5d\x00\x00", "lzma"),
+    (b"\x04\x22\x4d\x18", "lz4"),
+    (b"ZF", "zlib-joblib"),
+    (b"\x78\x01", "zlib"),
+    (b"\x78\x5e", "zlib"),
+    (b"\x78\x9c", "zlib"),
+    (b"\x78\xda", "zlib"),
+)
+
+
+def compression(head: bytes) -> str | None:
+    for magic, name in _COMPRESSED:
+        if head.startswith(magic):
+            return name
+    return None
+
+
+def decompress(data: bytes, kind: str, limit: int = MAX_MEMBER_BYTES) -> bytes:
+    """Decompress with an output cap and a ratio cap; raises `ContainerError` (a bomb, lz4, bad data)."""
+    if kind == "zlib-joblib":  # joblib < 0.10: "ZF" + 16-byte length field, then zlib
+        data, kind = data[18:], "zlib"
+    cap = min(limit, MAX_RATIO * len(data) + RATIO_FLOOR)
+    if kind == "gzip":
+        engine: Any = zlib.decompressobj(wbits=31)
+    elif kind == "zlib":
+        engine = zlib.decompressobj()
+    elif kind == "bz2":
+        engine = bz2.BZ2Decompressor()
+    elif kind in ("xz", "lzma"):
+        engine = lzma.LZMADecompressor()
+    else:
+        raise ContainerError(f"{kind} compression is not supported by the scanner")
+    try:
+        if isinstance(engine, bz2.BZ2Decompressor | lzma.LZMADecompressor):
+            out = engine.decompress(data, max_length=cap + 1)
+        else:
+            out = engine.decompress(data, cap + 1)
+    except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError) as exc:
+        raise ContainerError(f"{kind} data is corrupt: {exc}") from None
+    if len(out) > cap:
+        raise ContainerError(f"{kind} data decompresses past {cap} bytes (compression bomb)")
+    return out

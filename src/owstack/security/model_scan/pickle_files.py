@@ -1,0 +1,150 @@
+"""Pickle-bearing files to findings: plain pickles (protocols 0-5, several per file), legacy and zip
+PyTorch checkpoints, numpy `.npy`/`.npz`, joblib (plain or compressed).
+
+Two engines look at every pickle: owstack's symbolic machine with an allowlist (`pickles`), and
+fickling's symbolic interpreter (Trail of Bits, https://github.com/trailofbits/fickling) as a second
+opinion whose "likely/overtly malicious" verdicts are reported too. A file either gets a verdict from
+a complete analysis or an `OWS-MDL-050` finding saying why it could not be analysed: unknown is never
+reported as clean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from owstack.security.findings import ModelFinding, model_finding
+from owstack.security.model_scan import containers
+from owstack.security.model_scan.pickles import PickleReport, scan_pickles
+
+MAX_FILE_BYTES = containers.MAX_MEMBER_BYTES
+FICKLING_MAX_BYTES = 8 * 1024 * 1024
+_PICKLE_MEMBER_SUFFIXES = (".pkl", ".pickle")
+
+
+@dataclass
+class Outcome:
+    """Reports per part of a file ("" for the file itself, else a member name) and container problems."""
+
+    fmt: str
+    reports: dict[str, PickleReport] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    data: dict[str, bytes] = field(default_factory=dict)
+
+
+def analyse(path: Path, fmt: str) -> Outcome:
+    """Read and analyse a file of format `fmt` (pickle, pytorch-zip, npz, npy, joblib-<codec>)."""
+    out = Outcome(fmt)
+    try:
+        if fmt in ("pytorch-zip", "npz", "zip"):
+            with path.open("rb") as fh:
+                for member in containers.zip_members(fh, _wanted):
+                    _analyse_bytes(out, member.name, member.data)
+            if not out.reports:
+                out.problems.append("zip archive without any pickle or .npy member")
+            return out
+        if path.stat().st_size > MAX_FILE_BYTES:
+            out.problems.append(f"file larger than {MAX_FILE_BYTES} bytes is not analysed")
+            return out
+        data = path.read_bytes()
+        codec = fmt.removeprefix("joblib-") if fmt.startswith("joblib-") else None
+        if codec is not None:
+            data = containers.decompress(data, codec)
+        _analyse_bytes(out, "", data)
+    except containers.ContainerError as exc:
+        out.problems.append(str(exc))
+    except OSError as exc:
+        out.problems.append(f"unreadable: {exc.strerror or exc}")
+    return out
+
+
+def _wanted(name: str, head: bytes) -> bool:
+    lower = name.lower()
+    if lower.endswith(_PICKLE_MEMBER_SUFFIXES) or lower.endswith(".npy"):
+        return True
+    return (len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5) or head.startswith(containers.NPY_MAGIC)
+
+
+def _analyse_bytes(out: Outcome, name: str, data: bytes) -> None:
+    if data.startswith(containers.NPY_MAGIC):
+        try:
+            header = containers.npy_header(data)
+        except containers.ContainerError as exc:
+            out.problems.append(f"{name or 'file'}: {exc}")
+            return
+        if not header.has_object:
+            out.notes.append(f"{name or 'file'}: numeric array {header.descr!r} {header.shape}, no pickle")
+            return
+        out.notes.append(f"{name or 'file'}: object array: numpy loads it only with allow_pickle=True")
+        report = scan_pickles(data[header.data_offset :], base=header.data_offset)
+    else:
+        report = scan_pickles(data)
+    out.reports[name] = report
+    out.data[name] = data
+
+
+def second_opinion(data: bytes, segments: list[tuple[int, int]]) -> list[str]:
+    """fickling's verdict on each top-level pickle: messages for `LIKELY_OVERTLY_MALICIOUS` and above."""
+    from fickling.analysis import Severity, check_safety
+    from fickling.fickle import Pickled
+
+    messages: list[str] = []
+    for start, end in segments:
+        if end - start > FICKLING_MAX_BYTES:
+            continue
+        try:
+            results = check_safety(Pickled.load(data[start:end]))
+        except Exception:  # fickling is the second opinion; owstack's own machine already ruled on this
+            continue
+        if results.severity >= Severity.LIKELY_OVERTLY_MALICIOUS:
+            for analysis in results.detailed_results().get("AnalysisResult", {}).items():
+                messages.append(f"byte {start}: fickling {results.severity.name}: {analysis[0]}: {analysis[1]}")
+    return messages
+
+
+def findings(rel: str, digest: str, outcome: Outcome) -> list[ModelFinding]:
+    """The findings of an analysed pickle-bearing file."""
+    fmt = outcome.fmt
+
+    def make(rule: str, message: str, **kw: object) -> ModelFinding:
+        return model_finding(rule, rel, message[:400], sha256=digest, fmt=fmt, **kw)  # type: ignore[arg-type]
+
+    out: list[ModelFinding] = [make("OWS-MDL-050", p) for p in outcome.problems]
+    for member, report in outcome.reports.items():
+        where = f"{member}: " if member else ""
+        out += _report_findings(make, where, report)
+        critical = any(h.severity == "critical" for h in report.hits)
+        if not critical:
+            for message in second_opinion(outcome.data[member], report.segments):
+                out.append(make("OWS-MDL-023", f"{where}{message}"))
+    for note in outcome.notes:
+        if "object array" in note:
+            out.append(make("OWS-MDL-041", note))
+    if not out and outcome.reports:
+        pickles = sum(r.pickles + r.nested for r in outcome.reports.values())
+        out.append(make("OWS-MDL-040", f"{pickles} pickle(s) analysed; every import is on the allowlist"))
+    return out
+
+
+def _report_findings(make: Callable[..., ModelFinding], where: str, report: PickleReport) -> list[ModelFinding]:
+    out: list[ModelFinding] = []
+    for hit in report.hits:
+        detail = f" ({hit.detail})" if hit.detail else ""
+        if hit.what in ("computed import",) or hit.what.startswith("extension code"):
+            out.append(make("OWS-MDL-022", f"{where}{hit.what} at byte {hit.offset}{detail}", severity=hit.severity))
+        elif hit.severity == "critical":
+            message = f"{where}imports {hit.what} at byte {hit.offset}{detail}"
+            out.append(make("OWS-MDL-021", message, executes=hit.what))
+        else:
+            out.append(
+                make(
+                    "OWS-MDL-020",
+                    f"{where}imports {hit.what} at byte {hit.offset}{detail}",
+                    executes=hit.what,
+                    severity=hit.severity,
+                )
+            )
+    out += [make("OWS-MDL-050", f"{where}{e}") for e in report.errors]
+    return out

@@ -1,0 +1,58 @@
+"""Fixtures for the fault-injection tests: a PostgreSQL database of the test's own behind a TCP proxy that
+the test can pause (a partition) or cut (an outage), and gateway configs that use it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from owstack import storage
+from reliability.tcpproxy import TcpProxy
+
+PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5"
+
+
+@dataclass
+class Database:
+    #: the database, straight
+    url: str
+    #: the same database through `proxy` (what the gateway is given)
+    via: str
+    proxy: TcpProxy
+
+
+@pytest.fixture
+def pg_behind_proxy() -> Iterator[Database]:
+    name = f"owstack_test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    proxy = TcpProxy(("127.0.0.1", 5432)).start()
+    via = url.replace("127.0.0.1:5432", proxy.url_host)
+    try:
+        yield Database(url, via, proxy)
+    finally:
+        proxy.close()
+        storage.dispose(url)
+        storage.dispose(via)
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def gateway_config(tmp: Path, upstream_url: str, storage_url: str, **extra: Any) -> dict[str, Any]:
+    """One layer on the fake upstream, a tenant with keys, the audit log in `tmp`."""
+    return {
+        "storage": {"url": storage_url},
+        "audit": {"directory": str(tmp / "audit"), "keys_directory": str(tmp / "audit-keys")},
+        "backends": {"up": {"engine": "vllm", "url": upstream_url, "model": "edge-model", "jurisdiction": "local"}},
+        "layers": {"edge": {"backends": ["up"]}},
+        "tenants": {"acme": {}},
+        **extra,
+    }

@@ -1,0 +1,145 @@
+"""One fixture repository per rule class (tests/security/fixtures/cases), each found at the severity
+its impact deserves, and realistic benign repositories (fixtures/benign) with nothing at medium or above.
+Also: links inside and outside the repository, padded files past every size limit, and `--exclude`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from owstack.security.config_scan import scan_path
+from owstack.security.findings import RANK
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+# case -> (rule, file, severity)
+CASES = {
+    "claude-aws-endpoint": ("OWS-CC-004", ".claude/settings.json", "critical"),
+    "claude-bedrock-base-url": ("OWS-CC-004", ".claude/settings.json", "critical"),
+    "claude-proxy": ("OWS-CC-004", ".claude/settings.local.json", "critical"),
+    "claude-tls-off": ("OWS-CC-012", ".claude/settings.json", "high"),
+    "claude-plugin-marketplace": ("OWS-CC-013", ".claude/settings.json", "critical"),
+    "claude-marketplace-only": ("OWS-CC-013", ".claude/settings.json", "medium"),
+    "claude-bash-sh": ("OWS-CC-008", ".claude/settings.json", "high"),
+    "claude-python-c": ("OWS-CC-008", ".claude/settings.json", "high"),
+    "claude-self-edit": ("OWS-CC-008", ".claude/settings.json", "high"),
+    "claude-node-options": ("OWS-CC-006", ".claude/settings.json", "critical"),
+    "claude-hook-download": ("OWS-CC-001", ".claude/settings.json", "critical"),
+    "claude-helper-inline": ("OWS-CC-002", ".claude/settings.json", "critical"),
+    "mcp-bash-lc": ("OWS-MCP-002", ".mcp.json", "critical"),
+    "mcp-python-Ic": ("OWS-MCP-002", ".mcp.json", "critical"),
+    "mcp-node-pe": ("OWS-MCP-002", ".cursor/mcp.json", "critical"),
+    "mcp-npx-tgz": ("OWS-MCP-002", ".mcp.json", "critical"),
+    "mcp-uvx-git": ("OWS-MCP-002", ".vscode/mcp.json", "critical"),
+    "mcp-env-wrapper": ("OWS-MCP-002", ".gemini/settings.json", "critical"),
+    "mcp-unpinned": ("OWS-MCP-001", ".mcp.json", "medium"),
+    "vscode-pylint-path": ("OWS-VSC-002", ".vscode/settings.json", "critical"),
+    "vscode-pytest-path": ("OWS-VSC-002", ".vscode/settings.json", "critical"),
+    "vscode-go-toolexec": ("OWS-VSC-002", ".vscode/settings.json", "critical"),
+    "vscode-pylint-init-hook": ("OWS-VSC-002", ".vscode/settings.json", "critical"),
+    "vscode-folder-open": ("OWS-VSC-001", ".vscode/tasks.json", "critical"),
+    "vscode-autoapprove": ("OWS-VSC-003", ".vscode/settings.json", "critical"),
+    "vscode-symlinked": ("OWS-VSC-001", ".vscode/tasks.json", "critical"),
+    "symlink-escape": ("OWS-SCAN-002", ".vscode", "high"),
+    "devcontainer-root-mount": ("OWS-DC-003", ".devcontainer/devcontainer.json", "critical"),
+    "devcontainer-ssh-mount": ("OWS-DC-003", ".devcontainer/devcontainer.json", "critical"),
+    "devcontainer-caps": ("OWS-DC-003", ".devcontainer.json", "high"),
+    "devcontainer-runargs": ("OWS-DC-003", ".devcontainer/devcontainer.json", "critical"),
+    "devcontainer-init-download": ("OWS-DC-001", ".devcontainer/devcontainer.json", "critical"),
+    "langflow-alias": ("OWS-LF-001", "flows/flow.json", "critical"),
+    "langflow-from-import": ("OWS-LF-001", "flows/flow.json", "critical"),
+    "langflow-dunder-import": ("OWS-LF-001", "flows/flow.json", "critical"),
+    "langflow-group": ("OWS-LF-001", "flows/flow.json", "critical"),
+    "langflow-pin-1.8.2": ("OWS-LF-002", "requirements.txt", "critical"),
+    "langflow-poetry": ("OWS-LF-002", "pyproject.toml", "critical"),
+    "langflow-uv-lock": ("OWS-LF-002", "uv.lock", "critical"),
+    "langflow-range": ("OWS-LF-002", "requirements.in", "critical"),
+    "langflow-image": ("OWS-LF-002", "k8s/deployment.yaml", "critical"),
+    "langflow-dockerfile": ("OWS-LF-002", "Dockerfile", "critical"),
+}
+
+
+def test_every_case_directory_is_listed() -> None:
+    assert {p.name for p in (FIXTURES / "cases").iterdir()} == set(CASES)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_case_found_at_its_severity(case: str) -> None:
+    rule, file, severity = CASES[case]
+    found = scan_path(FIXTURES / "cases" / case)
+    match = [f for f in found if f.rule == rule and f.file == file]
+    assert match, [(f.rule, f.file, f.severity) for f in found]
+    assert max(RANK[f.severity] for f in match) == RANK[severity], [(f.severity, f.message) for f in match]
+
+
+@pytest.mark.parametrize("repo", sorted(p.name for p in (FIXTURES / "benign").iterdir()))
+def test_benign_repository_is_not_flagged(repo: str) -> None:
+    found = scan_path(FIXTURES / "benign" / repo)
+    assert [(f.rule, f.file, f.message) for f in found if RANK[f.severity] >= RANK["medium"]] == []
+
+
+def test_langflow_advisories_are_named() -> None:
+    found = scan_path(FIXTURES / "cases" / "langflow-pin-1.8.2")
+    assert "CVE-2026-33017" in found[0].message
+    assert found[0].extra["advisories_found"] == ["CVE-2026-33017"]
+    old = scan_path(FIXTURES / "cases" / "langflow-dockerfile")[0]
+    assert set(old.extra["advisories_found"]) == {"CVE-2025-3248", "CVE-2025-34291", "CVE-2026-33017"}
+
+
+def test_link_inside_is_followed_link_outside_is_reported() -> None:
+    found = scan_path(FIXTURES / "cases" / "symlink-escape")
+    assert {(f.file, f.executes) for f in found} == {
+        (".vscode", "../../../../../../../../../../etc/ssh"),
+        ("CLAUDE.md", "/etc/hostname"),
+    }
+    assert all("not followed" in f.message for f in found)
+
+
+def test_link_loops_end(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "loop").symlink_to("..")
+    (tmp_path / ".vscode").mkdir()
+    (tmp_path / ".vscode" / "tasks.json").write_text(
+        json.dumps({"tasks": [{"label": "x", "command": "x", "runOptions": {"runOn": "folderOpen"}}]})
+    )
+    assert [f.rule for f in scan_path(tmp_path)] == ["OWS-VSC-001"]
+
+
+def _padded_tasks(path: Path, padding: int) -> None:
+    head = b'{"version": "2.0.0", "description": "' + b"a" * 16 + b'",\n'
+    task = b'"tasks": [{"label": "boot", "command": "sh -c id", "runOptions": {"runOn": "folderOpen"}}]}\n'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        fh.write(head)
+        for _ in range(padding // (1 << 20)):
+            fh.write(b" " * ((1 << 20) - 1) + b"\n")
+        fh.write(task)
+
+
+@pytest.mark.parametrize("megabytes", [6, 70])
+def test_padded_file_is_scanned_not_skipped(tmp_path: Path, megabytes: int) -> None:
+    _padded_tasks(tmp_path / ".vscode" / "tasks.json", megabytes << 20)
+    found = scan_path(tmp_path)
+    hit = [f for f in found if f.rule == "OWS-VSC-001"]
+    assert hit and hit[0].severity == "critical"
+    assert hit[0].line == megabytes + 2  # the line of `runOn`, after the padding
+    assert any(f.rule == "OWS-SCAN-001" and f.severity == "medium" for f in found)
+
+
+def test_oversized_mcp_config_is_streamed(tmp_path: Path) -> None:
+    body = '{"mcpServers": {"x": {"command": "bash", "args": ["-lc", "id"]}}, "pad": "' + "p" * (65 << 20) + '"}'
+    (tmp_path / ".mcp.json").write_text(body)
+    found = scan_path(tmp_path)
+    assert any(f.rule == "OWS-MCP-002" and f.severity == "critical" for f in found)
+
+
+def test_exclude_globs() -> None:
+    root = FIXTURES / "cases"
+    everything = {f.file.split("/")[0] for f in scan_path(root)}
+    assert "langflow-alias" in everything
+    kept = {f.file.split("/")[0] for f in scan_path(root, exclude=("langflow-*", "*/.claude/**", "vscode-*/**"))}
+    assert not any(name.startswith(("langflow-", "vscode-")) for name in kept)
+    assert not any("/.claude/" in f.file for f in scan_path(root, exclude=("*/.claude/**",)))
+    assert "mcp-bash-lc" in kept
