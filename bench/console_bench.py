@@ -150,6 +150,9 @@ async def time_pages(url: str, repeat: int) -> dict[str, dict[str, float]]:
     _, admin = KeyStore(url).create("console-admin", admin=True)
     console = Console(config, host="127.0.0.1")
     await console.start()
+    problem = await console.prepare()
+    if problem is not None:
+        raise RuntimeError(problem)
     cookie = console.sessions.issue(Session.new(f"key:{admin.key_id}", "admin"))
     out: dict[str, dict[str, float]] = {}
     transport = httpx.ASGITransport(app=console)

@@ -94,20 +94,26 @@ class Console:
         self._keystore = keystore
         self.access = Access(config, host, self.keystore)
         self._sessions: Sessions | None = None
-        self._error: str | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="owstack-console")
         self._verify: asyncio.Future[None] | None = None
 
     # service -------------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        try:
-            self._sessions = await asyncio.to_thread(Sessions.from_config, self.config)
-            await asyncio.to_thread(storage.migrate, self.url)
-        except Exception as exc:  # the gateway serves on; the console says why it cannot
-            self._error = f"the console cannot start: {exc}"
-            log.error("%s", self._error)
         await self.audit.start()
+
+    async def prepare(self) -> str | None:
+        """On the first request (a gateway nobody opens the console of writes no session key): the session
+        key, read or created, and the schema; why the console cannot answer, or None."""
+        if self._sessions is not None:
+            return None
+        try:
+            await self.run(storage.migrate, self.url)
+            self._sessions = await self.run(Sessions.from_config, self.config)
+        except Exception as exc:  # the gateway serves on; the console says why it cannot (and tries again)
+            log.error("console: cannot start: %s", exc)
+            return f"the console cannot start: {exc}"
+        return None
 
     async def aclose(self) -> None:
         if self._verify is not None:
@@ -205,8 +211,9 @@ class Console:
             if asset is None or request.method != "GET":
                 return web.text("no such file", 404)
             return web.Response(body=asset.body, content_type=asset.content_type, immutable=True)
-        if self._error is not None or self._sessions is None:
-            return web.text(self._error or "the console is starting", 503)
+        problem = await self.prepare()
+        if problem is not None:
+            return web.text(problem, 503)
         session = self.sessions.read(request.cookies.get(COOKIE))
         fresh = session is None
         session = session or Session.new()
