@@ -142,11 +142,11 @@ def test_the_same_seed_gives_the_same_answer_whatever_ran_before(engine: Any) ->
     first = engine.run(engine.complete(seeded)).body["choices"][0]["message"]["content"]
     engine.run(engine.complete(ask("Tell me a story about a dog and a river.", temperature=1.0, max_tokens=12)))
     engine.run(engine.complete(ask("Tell me a story about a cat.", temperature=1.0, seed=99, max_tokens=4)))
-    collect(engine, ask("Weather?", tools=TOOLS, tool_choice="required", max_tokens=12))
+    collect(engine, ask("Weather?", tools=TOOLS, tool_choice="required", max_tokens=40))
     again = engine.run(engine.complete(seeded)).body["choices"][0]["message"]["content"]
     assert again == first
     story = ask("Tell me a story about a cat.", temperature=1.5, max_tokens=6)
-    unseeded = {engine.run(engine.complete(story)).body["choices"][0]["message"]["content"] for _ in range(3)}
+    unseeded = {engine.run(engine.complete(story)).body["choices"][0]["message"]["content"] for _ in range(5)}
     assert len(unseeded) > 1  # a request without a seed does not inherit the last one
 
 

@@ -95,6 +95,6 @@ def test_no_pattern_crashes_the_grammar_parser(pattern: str) -> None:
     try:
         rules = Rules()
         body = regex_gbnf.to_gbnf(pattern, rules)
-    except regex_gbnf.PatternError:
+    except ValueError:  # PatternError and the other refusals: a 400 on the request path (embedded_grammar)
         return
     assert compiles(rules.render(f'"\\"" {body} "\\""'))
