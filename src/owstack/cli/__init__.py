@@ -30,6 +30,7 @@ GROUPS = (
     "mcp",  # mcp tools, approve, usage; egress proxy
     "finetune",  # finetune run, check, demo
     "adapters",  # adapters list, add, remove
+    "console",  # console (the web dashboard alone), console rebuild-rollups
 )
 
 app = typer.Typer(

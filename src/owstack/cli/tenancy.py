@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from owstack.cli.common import fail, group
+from owstack.tenancy.keyformat import ADMIN_TENANT
 
 if TYPE_CHECKING:
     from owstack.config import Config
@@ -81,7 +82,9 @@ def _check_request(config: Config, tenant: str, layers: list[str] | None) -> Non
 
 @keys_app.command("create")
 def keys_create(
-    tenant: str = typer.Option(..., "--tenant", "-t", help="A tenant defined under `tenants:` in the config."),
+    tenant: str | None = typer.Option(
+        None, "--tenant", "-t", help="A tenant defined under `tenants:` (required unless --admin)."
+    ),
     layers: list[str] | None = typer.Option(
         None, "--layers", "-l", help="Layers the key may use (comma-separated or repeated); default: all."
     ),
@@ -89,13 +92,20 @@ def keys_create(
     label: str | None = typer.Option(None, "--label", help="A note for `keys list` (who or what uses it)."),
     config_path: Path | None = typer.Option(None, "--config", "-c", envvar="OWSTACK_CONFIG", help=CONFIG_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the key and its record as JSON."),
+    admin: bool = typer.Option(
+        False, "--admin", help=f"A console admin key (without --tenant: for the console only, tenant {ADMIN_TENANT!r})."
+    ),
 ) -> None:
     """Create a key and print it once: it cannot be shown again (only its hash is stored)."""
     from owstack.tenancy.expiry import parse_expires
 
     config = _config(config_path)
     wanted = _layers(layers)
-    _check_request(config, tenant, wanted)
+    if tenant is None and not admin:
+        fail("--tenant: required (or --admin for a console admin key)")
+    if tenant is not None:
+        _check_request(config, tenant, wanted)
+    tenant = tenant or ADMIN_TENANT
     try:
         expires_at = parse_expires(expires)
     except ValueError as error:
@@ -103,7 +113,7 @@ def keys_create(
     if label is not None and (len(label) > 200 or not label.isprintable()):
         fail("--label: at most 200 printable characters")
     store = _store(config)
-    key, record = store.create(tenant, layers=wanted, expires=expires_at, label=label)
+    key, record = store.create(tenant, layers=wanted, expires=expires_at, label=label, admin=admin)
     _audit_created(config, store, record)
     if as_json:
         typer.echo(json.dumps({"key": key, **record.to_dict()}, indent=2))
@@ -167,13 +177,15 @@ def _print_table(records: list[KeyRecord]) -> None:
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
-    for column in ("key id", "tenant", "layers", "status", "created", "expires", "label"):
+    for column in ("key id", "tenant", "layers", "status", "created", "expires", "label", "admin"):
         table.add_column(column, no_wrap=column in ("key id", "status"))
     for r in records:
         layers = ",".join(sorted(r.layers)) if r.layers is not None else "all"
         expires = r.expires_at.strftime("%Y-%m-%d %H:%M") if r.expires_at else "never"
         created = r.created_at.strftime("%Y-%m-%d %H:%M")
-        table.add_row(r.key_id, r.tenant, layers, r.status(), created, expires, r.label or "")
+        table.add_row(
+            r.key_id, r.tenant, layers, r.status(), created, expires, r.label or "", "admin" if r.admin else ""
+        )
     Console(width=max(100, Console().width)).print(table)
 
 

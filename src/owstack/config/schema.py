@@ -25,6 +25,7 @@ from owstack.routing.config import Policy, PrefixSection, SharedSection
 from owstack.security.config import SecuritySection
 from owstack.tenancy.config import KeysSection, TenantSection
 from owstack.tenancy.limits.config import LimitsSection, check_redis_url
+from owstack.ui.config import UiSection
 
 Engine = Literal["llamacpp", "vllm", "sglang", "ollama", "llamacpp-server", "tgi", "tei", "openai"]
 HTTP_ENGINES: frozenset[str] = frozenset({"vllm", "sglang", "ollama", "llamacpp-server", "tgi", "tei", "openai"})
@@ -213,6 +214,8 @@ class ConfigFile(Section):
     mcp: McpSection = McpSection()
     #: site costs (power price, PUE), hardware and API price overrides for the cost model
     economics: EconomicsSection = EconomicsSection()
+    #: the console at /ui (and `owstack console`)
+    ui: UiSection = UiSection()
 
     @field_validator("redis")
     @classmethod

@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from owstack.metering import rollups
 from owstack.storage.schema import metadata
 
 #: the per-request columns, in the order of `record.row_values` (`dim` holds the dims' id)
@@ -242,6 +243,8 @@ def insert_values(conn: sa.Connection, values: Sequence[tuple[Any, ...]], dims: 
     if fresh:
         interned = dims.resolve(conn, fresh - ids.keys())
         ids = {**ids, **interned}
+    # the rollups' sums, in the rows' transaction (they never drift); a batch filed before is not summed again
+    rollups.add(conn, rollups.unfiled(conn, values), ROW_COLUMNS, DIM_COLUMNS)
     dialect = conn.dialect.name
     when = _sqlite_time if dialect == "sqlite" else _utc
     # the driver's types: received_at as the dialect stores it, the dims' id at `dim`

@@ -33,6 +33,9 @@ SECRET_BYTES = 32
 KEY_ID = re.compile(r"^[0-9a-f]{12}$")
 _KEY = re.compile(r"^ows-([0-9a-f]{12})-([A-Za-z0-9_-]{43})$")
 SHAPE = "ows-<12 hex digits>-<43 url-safe characters>"
+#: the tenant of an admin key made without one (`keys create --admin`): no configured tenant has this name,
+#: so the gateway refuses the key for model traffic and it opens the console only
+ADMIN_TENANT = "console-admin"
 
 
 @dataclass(frozen=True, slots=True)

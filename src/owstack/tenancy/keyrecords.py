@@ -31,6 +31,8 @@ class KeyRecord:
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
     label: str | None = None
+    #: may administer the console (`owstack keys create --admin`)
+    admin: bool = False
 
     def status(self, now: datetime | None = None) -> str:
         """`active`, `revoked` or `expired`."""
@@ -53,6 +55,7 @@ class KeyRecord:
             "expires_at": iso(self.expires_at),
             "revoked_at": iso(self.revoked_at),
             "status": self.status(),
+            "admin": self.admin,
         }
 
 
@@ -97,6 +100,7 @@ def row_values(record: KeyRecord, digest: bytes) -> dict[str, Any]:
         "created_at": record.created_at,
         "expires_at": record.expires_at,
         "revoked_at": None,
+        "admin": record.admin,
     }
 
 
@@ -113,6 +117,7 @@ def stored(row: Any) -> Stored:
         expires_at=expires_at,
         revoked_at=utc(row.revoked_at),
         label=row.label,
+        admin=bool(row.admin),
     )
     return Stored(
         record=record,

@@ -170,9 +170,10 @@ class KeyStore:
         expires: datetime | str | None = None,
         *,
         label: str | None = None,
+        admin: bool = False,
     ) -> tuple[str, KeyRecord]:
         """A new key for `tenant`: (the full key, to show once; its record). ValueError for bad input."""
-        record = new_record(tenant, layers, expires, label)
+        record = dataclasses.replace(new_record(tenant, layers, expires, label), admin=admin)
         for _ in range(3):  # a 48-bit key id collides rarely; try another
             key, key_id, digest = keyformat.new_key()
             record = dataclasses.replace(record, key_id=key_id)

@@ -23,6 +23,8 @@ api_keys = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    #: the console's admins (`owstack keys create --admin`, migration 0009_admin_keys)
+    sa.Column("admin", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 api_key_revision = sa.Table(

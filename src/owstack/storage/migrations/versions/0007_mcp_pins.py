@@ -1,7 +1,7 @@
 """MCP tool pins (owstack.mcp): `mcp_pins` and the `mcp_pin_revision` counter.
 
 Revision ID: 0007_mcp_pins
-Revises: 0005_ledger_journal
+Revises: 0006_responses
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_mcp_pins"
-down_revision = "0005_ledger_journal"
+down_revision = "0006_responses"
 branch_labels = None
 depends_on = None
 
