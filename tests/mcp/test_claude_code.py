@@ -24,9 +24,9 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from mcp_stack import http_upstream, owstack
 
 from clients.agent_clis import CLAUDE
-from conftest import http_upstream, owstack
 from procs import ROOT, Proc, free_port, run_gateway, spawn, wait_http
 
 pytestmark = [

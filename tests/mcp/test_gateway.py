@@ -11,8 +11,8 @@ import anyio
 import httpx
 import pytest
 from mcp.shared.exceptions import MCPError
+from mcp_stack import McpStack, owstack, run_client
 
-from conftest import McpStack, owstack, run_client
 from mcp import Client
 
 
@@ -297,7 +297,8 @@ def test_poisoned_description_is_not_approved(stack: McpStack) -> None:
 
 
 def test_open_mode_needs_no_key(tmp_path: Path) -> None:
-    from conftest import SERVER
+    from mcp_stack import SERVER
+
     from procs import run_gateway
 
     state = tmp_path / "s"

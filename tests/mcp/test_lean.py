@@ -11,9 +11,9 @@ import anyio
 import httpx
 import mcp_types as types
 import pytest
+from mcp_stack import McpStack
 from test_gateway import audit_records, wait_for
 
-from conftest import McpStack
 from mcp import Client
 
 META = {
@@ -143,7 +143,7 @@ def test_list_changes_reach_clients_of_both_revisions(stack: McpStack) -> None:
             seen["legacy"].append(message)
 
     async def go() -> None:
-        from conftest import client_for
+        from mcp_stack import client_for
 
         async with (
             client_for(stack, "acme", "legacy", on_message) as old,

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp_stack import SERVER, run_client
 from test_proxy import STAND_IN, Net, _exchange, _serve
 
-from conftest import SERVER, run_client
 from owstack.mcp.config import ProxyPolicy
 from owstack.mcp.proxy import EgressProxy
 from owstack.mcp.proxy_auth import ProxyAuth

@@ -163,10 +163,14 @@ def check_result(result: dict[str, Any], results: str, secrets: str) -> tuple[di
             if len(text) < 8:
                 continue
             keep: list[tuple[int, int, str]] = []
-            for f in _injections(text[:_STRING_LIMIT]):
+            found = _injections(text[:_STRING_LIMIT])
+            # The classifier scores a window; a rule marks the passage itself: mask the window only when no
+            # rule marked anything, so that the rest of the result (the data the agent asked for) survives.
+            precise = [f for f in found if f.category != "classifier"] or found
+            for f in found:
                 verdict.add(f.category, results)
-                if results == "redact":
-                    keep.append((f.start, f.end, REDACTED_INJECTION))
+            if results == "redact":
+                keep += [(f.start, f.end, REDACTED_INJECTION) for f in precise]
             for start, end, kind in find_secrets(text):
                 verdict.add(f"secret:{kind}", secrets)
                 if secrets == "redact":
