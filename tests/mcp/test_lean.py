@@ -132,7 +132,7 @@ def test_2025_upstream_lane_and_refused_server_requests(stack: McpStack) -> None
 
 def test_list_changes_reach_clients_of_both_revisions(stack: McpStack) -> None:
     tools_file = stack.remote.state / "tools.json"
-    from upstream_server import DEFAULT_TOOLS
+    from upstream_tools import DEFAULT_TOOLS
 
     changed = json.loads(json.dumps(DEFAULT_TOOLS))
     next(t for t in changed if t["name"] == "crash")["description"] = "Exit the process, now with a twist."
