@@ -157,7 +157,7 @@ def assemble(
 
     server = config.file.server
     open_mode = auth is None
-    services: list[Service] = [s for s in (audit, meter, limits, store, background, shared) if s is not None]
+    services: list[Service] = [s for s in (audit, meter, auth, limits, store, background, shared) if s is not None]
     routes = route_table(protocols)
     if config.file.mcp.servers:  # the agents' tool traffic, under the same keys, limits, ledger and audit
         from owstack.mcp.mount import mount  # the MCP SDK: seconds of imports, only when configured
@@ -251,7 +251,7 @@ def _backends(config: Config) -> dict[str, Backend]:
     return {name: build_backend(name, section, config) for name, section in config.file.backends.items()}
 
 
-def _authenticate(config: Config, host: str, keystore: KeyStore | None) -> Stage | None:
+def _authenticate(config: Config, host: str, keystore: KeyStore | None) -> AuthenticateStage | None:
     """Keys are required unless no tenants are configured and the gateway listens on loopback only."""
     if not config.file.tenants:
         allowed, sentence = open_mode_allowed(config, host)

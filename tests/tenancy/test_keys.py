@@ -134,6 +134,33 @@ def test_revoke(db_url: str) -> None:
         store.revoke("nope")
 
 
+def test_an_idle_gateway_refuses_a_revoked_key_on_its_first_request(db_url: str) -> None:
+    """The gateway's watch task reads the revision while no request comes: the first request after a quiet
+    spell is judged against the revocation, not answered from the cache that predates it."""
+    gateway = KeyStore(db_url, revision_check_s=0.05, cache_ttl_s=3600)
+    admin = KeyStore(db_url, migrate=False)
+    key, record = admin.create("acme-eu")
+
+    async def scenario() -> None:
+        assert (await gateway.authenticate_async(key)).key_id == record.key_id  # cached
+        watch = asyncio.create_task(gateway.watch())
+        try:
+            before = gateway._cache.revision
+            admin.revoke(record.key_id)
+            deadline = time.monotonic() + 30  # a deadline for failing, not a timing assertion
+            while gateway._cache.revision == before:  # no request meanwhile: only the watch reads it
+                assert time.monotonic() < deadline, "the idle gateway never read the new revision"
+                await asyncio.sleep(0.01)
+            with pytest.raises(AuthenticationFailed, match="revoked"):
+                await gateway.authenticate_async(key)
+        finally:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
+            await gateway.aclose()
+
+    asyncio.run(scenario())
+
+
 def test_revocation_reaches_another_process_within_the_revision_interval(db_url: str) -> None:
     now = [1000.0]
     gateway = KeyStore(db_url, revision_check_s=0.2, cache_ttl_s=3600, clock=lambda: now[0])

@@ -119,6 +119,11 @@ class KeyCache(Generic[T]):
             self._next_check = now + self.revision_check_s
             return True
 
+    def due_in(self) -> float:
+        """Seconds until the next revision read is due (0: it is due now)."""
+        with self._lock:
+            return max(0.0, self._next_check - self._clock())
+
     def observe_revision(self, revision: int) -> bool:
         """Record the database's revision; drop everything when it changed. True if it changed."""
         with self._lock:

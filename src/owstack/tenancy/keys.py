@@ -242,6 +242,19 @@ class KeyStore:
         stored = hit.value if hit is not None else await self._lookup(key.key_id)
         return _verify(key, stored, self._wall())
 
+    async def watch(self) -> None:
+        """Read the revision every `revision_check_s` while the gateway runs, requests or not (the gateway
+        runs this as a task): an idle instance learns of a revocation as soon as a busy one, instead of
+        answering the first request after a quiet spell from a cache older than the revocation."""
+        while True:
+            await asyncio.sleep(min(max(self._cache.due_in(), 0.01), self._cache.revision_check_s))
+            if self._cache.claim_revision_check():
+                self._refresh_in_background()
+            refreshing = self._refreshing
+            if refreshing is not None and not refreshing.done():
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(refreshing)
+
     def invalidate(self) -> None:
         """Drop the cache now (tests, and an admin API that changed keys through another store)."""
         self._cache.clear()

@@ -13,6 +13,8 @@ In open mode (see `owstack.tenancy.open_mode_allowed`) this stage is not install
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import TYPE_CHECKING
 
 from owstack.errors import AuthenticationFailed, PermissionDenied
@@ -51,6 +53,23 @@ class AuthenticateStage(BaseStage):
     def __init__(self, config: Config, keystore: KeyStore) -> None:
         self.config = config
         self.keystore = keystore
+        self._watch: asyncio.Task[None] | None = None
+
+    # a service too: it reads the key table's revision every `keys.revision_check_s`, requests or not
+    async def start(self) -> None:
+        self._watch = asyncio.create_task(self.keystore.watch(), name="owstack-keys-revision")
+
+    async def aclose(self) -> None:
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+        await self.keystore.aclose()
+
+    def unavailable(self) -> str | None:
+        """Keys never make the gateway unready: a store that cannot answer is handled per request."""
+        return None
 
     async def before(self, ctx: RequestContext) -> None:
         record = await self.keystore.authenticate_async(presented_key(ctx.headers))
