@@ -13,7 +13,9 @@ Per connection, on top of uvicorn's own protocol (`server.limits`, api/limits.py
   connection's opening for the first request); a silent or slow client gets `408` and is closed. One sweep
   per quarter of the timeout checks every waiting connection (a request costs a dict insert and delete,
   not a timer of its own);
-* idle timeout: uvicorn's keep-alive timeout (`idle_timeout_s`) closes connections with nothing in flight.
+* idle timeout: uvicorn's keep-alive timeout (`idle_timeout_s`) closes connections with nothing in flight;
+* shutdown: idle kept-alive connections linger a second, answering at most one more request (with
+  `connection: close`), instead of being cut under a request a load balancer is sending.
 
 The limits are read from the gateway the server runs (its `config.file.server.limits`), found through the
 loaded ASGI app; the counts live on uvicorn's per-process `ServerState`. Refusals and timeouts are counted
@@ -167,12 +169,17 @@ def _limits_of(app: Any) -> ServerLimits:
     return ServerLimits()
 
 
+#: how long an idle kept-alive connection stays open once the server shuts down (see `shutdown`)
+SHUTDOWN_LINGER_S = 1.0
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with admission by connection counts and a header timeout."""
 
     _guard: Guard | None = None
     _admitted = False
     _client_key = ""
+    _closing: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -188,6 +195,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         guard.expect_header(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._closing is not None:
+            self._closing.cancel()
         guard = self._guard
         if guard is not None:
             guard.waiting.pop(self, None)
@@ -206,6 +215,25 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._guard is not None:
             self._guard.waiting.pop(self, None)
         super().on_headers_complete()
+        if self._closing is not None and self.cycle is not None:  # shutting down: the connection's last one
+            self.cycle.keep_alive = False
+
+    def shutdown(self) -> None:
+        """Graceful shutdown, the listener closed: a connection with a request in flight closes after its
+        response (as in uvicorn). An idle kept-alive one is not cut at once, which races a request a load
+        balancer may be sending on it (a POST it will not retry: a 502 for its client); it answers at most
+        one more request, with `connection: close`, and closes after `SHUTDOWN_LINGER_S` if none comes. By
+        then the balancer has found the listener closed (a refused connection, which it does retry) and
+        stopped choosing this instance."""
+        if self.cycle is None or self.cycle.response_complete:
+            if self._closing is None:
+                self._closing = self.loop.call_later(SHUTDOWN_LINGER_S, self._close_if_idle)
+        else:
+            self.cycle.keep_alive = False
+
+    def _close_if_idle(self) -> None:
+        if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
+            self.transport.close()
 
     def header_timed_out(self) -> None:
         if self.transport.is_closing():
