@@ -1,6 +1,6 @@
 """The composition root: the one place where the gateway is assembled, in order, from its configuration.
 
-    assemble(config, host=, backends=, keystore=)
+    assemble(config, host=, backends=, keystore=, clock=)
         build_stores      key store (or open mode), the Responses API's store
         build_backends    one per `backends:` entry (unless injected)
         MeterStage        metrics, tokenizers, the ledger writer
@@ -16,7 +16,8 @@ with fakes and drives it as an ASGI app (`httpx.ASGITransport`), no subprocess n
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -72,13 +73,15 @@ def assemble(
     host: str = "127.0.0.1",
     backends: Mapping[str, Backend] | None = None,
     keystore: KeyStore | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Gateway:
     """The gateway for `config`, listening on `host` (which decides whether keys are required). Each step
-    takes what the steps above it made; `backends` and `keystore` replace the ones the config describes."""
+    takes what the steps above it made; `backends` and `keystore` replace the ones the config describes,
+    `clock` the monotonic clock the circuit breakers time their reset with."""
     stores = build_stores(config, host, keystore)
     engines = dict(backends) if backends is not None else build_backends(config)
     meter = MeterStage(config)  # metrics (always), tokenizers, and the ledger writer when metering is on
-    routing = build_routing(config, engines, meter)
+    routing = build_routing(config, engines, meter, clock)
     stages = build_stages(config, stores, routing, meter)
     return build_app(config, host, stores, engines, routing, stages, meter)
 
@@ -125,7 +128,9 @@ class Routing:
     shared: SharedRouting | None = None
 
 
-def build_routing(config: Config, engines: Mapping[str, Backend], meter: MeterStage) -> Routing:
+def build_routing(
+    config: Config, engines: Mapping[str, Backend], meter: MeterStage, clock: Callable[[], float] = time.monotonic
+) -> Routing:
     """A breaker per backend (its events go to the metrics), health checks, replicas and fallbacks; with
     `redis:`, breaker, health, load and prefix decisions are shared with the other instances."""
     section = config.file.routing
@@ -149,7 +154,9 @@ def build_routing(config: Config, engines: Mapping[str, Backend], meter: MeterSt
     breaker = section.breaker
     slots = {
         name: Slot(
-            name, engine, CircuitBreaker(name, breaker.failure_threshold, breaker.reset_s, on_change=breaker_changed)
+            name,
+            engine,
+            CircuitBreaker(name, breaker.failure_threshold, breaker.reset_s, on_change=breaker_changed, clock=clock),
         )
         for name, engine in engines.items()
     }
