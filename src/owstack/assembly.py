@@ -9,8 +9,8 @@
         build_app         wire protocols, route table (+ /mcp, /ui), services in start order -> Gateway
 
 Every part is built here and handed what it needs; nothing reaches back into the gateway afterwards.
-`assemble` takes injected parts (backends, a key store), so a test builds the whole application in process
-with fakes and drives it as an ASGI app (`httpx.ASGITransport`), no subprocess needed.
+`assemble` takes injected parts (backends, a key store, the breakers' clock), so a test builds the whole
+application in process with fakes and drives it as an ASGI app (`httpx.ASGITransport`), no subprocess needed.
 """
 
 from __future__ import annotations
