@@ -10,7 +10,8 @@ What only a real process shows (a client's socket closing, signals, ports, start
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import gc
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,3 +76,11 @@ class Clock:
 @pytest.fixture(scope="module")  # module-scoped: a module's tests may share one gateway
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _collect_leaked_clients() -> Iterator[None]:
+    """An SDK client another test left open closes itself when collected, in the loop running at that moment:
+    collect it here, between tests, where no loop runs, rather than in the middle of this test's loop."""
+    gc.collect()
+    yield
