@@ -11,7 +11,7 @@ import orjson
 import sqlalchemy as sa
 
 from owstack import storage
-from owstack.metering import columns, journal, ledger
+from owstack.metering import columns, journal, ledger, rollups
 from owstack.metering.record import WAL_FORMAT, Pending, from_wal, row_values, wal_payload
 from owstack.pipeline.context import Attempt
 from owstack.types import Usage
@@ -62,6 +62,9 @@ def test_the_tables_and_the_view_are_made_from_the_definition() -> None:
     assert tuple(c.name for c in ledger.ledger_dims.columns)[2:] == columns.DIM_COLUMNS
     assert ledger.COLUMNS == tuple(c.name for c in ledger.ledger.columns) == columns.VIEW_COLUMNS
     assert ledger.ROW_COLUMNS == columns.ROW_COLUMNS and ledger.DIM_COLUMNS == columns.DIM_COLUMNS
+    # the rollups read ledger columns by these names, and cut the grouping values to the dims' lengths
+    assert set(rollups.FIELDS[2:]) <= set(columns.ROW_COLUMNS)
+    assert all(columns.BY_NAME[name].length == length for name, length in rollups.GROUPING)
     # every stored column is in exactly one table; the view has all but the link
     stored = [c.name for c in columns.LEDGER if c.place in ("rows", "dims")]
     assert sorted(stored) == sorted(n for n in columns.VIEW_COLUMNS if columns.BY_NAME[n].place != "view")
