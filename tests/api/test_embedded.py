@@ -27,24 +27,26 @@ def test_concurrent_requests_queue_for_the_model(embedded_gateway: Proc) -> None
     number it was asked to say, so a mixed-up KV cache or a crossed stream shows as a wrong number."""
     numbers = [17, 42, 63, 88, 91, 35]
 
+    async def one(client: openai.AsyncOpenAI, n: int, stream: bool) -> str:
+        kwargs: dict[str, Any] = dict(
+            model="edge",
+            messages=[{"role": "user", "content": f"Say the number {n}."}],
+            max_tokens=12,
+            temperature=0,
+        )
+        if not stream:
+            c = await client.chat.completions.create(**kwargs)
+            assert c.usage is not None and 0 < c.usage.completion_tokens <= 12
+            return c.choices[0].message.content or ""
+        chunks = [c async for c in await client.chat.completions.create(stream=True, **kwargs)]
+        return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
     async def burst() -> list[str]:
-        client = openai.AsyncOpenAI(base_url=embedded_gateway.base_url, api_key="x", max_retries=0, timeout=300)
-
-        async def one(n: int, stream: bool) -> str:
-            kwargs: dict[str, Any] = dict(
-                model="edge",
-                messages=[{"role": "user", "content": f"Say the number {n}."}],
-                max_tokens=12,
-                temperature=0,
-            )
-            if not stream:
-                c = await client.chat.completions.create(**kwargs)
-                assert c.usage is not None and 0 < c.usage.completion_tokens <= 12
-                return c.choices[0].message.content or ""
-            chunks = [c async for c in await client.chat.completions.create(stream=True, **kwargs)]
-            return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-
-        return await asyncio.gather(*(one(n, stream=i % 2 == 1) for i, n in enumerate(numbers)))
+        # closed in this loop: left to the garbage collector, it would close in whichever test's loop runs then
+        async with openai.AsyncOpenAI(
+            base_url=embedded_gateway.base_url, api_key="x", max_retries=0, timeout=300
+        ) as client:
+            return await asyncio.gather(*(one(client, n, stream=i % 2 == 1) for i, n in enumerate(numbers)))
 
     answers = asyncio.run(burst())
     for n, answer in zip(numbers, answers, strict=True):
@@ -57,17 +59,19 @@ def test_full_queue_is_503_and_served_requests_are_unaffected(start_gateway: Any
     with start_gateway(config) as gw:
 
         async def burst() -> list[Any]:
-            client = openai.AsyncOpenAI(base_url=gw.base_url, api_key="x", max_retries=0, timeout=300)
+            async with openai.AsyncOpenAI(base_url=gw.base_url, api_key="x", max_retries=0, timeout=300) as client:
 
-            async def one() -> Any:
-                try:
-                    return await client.chat.completions.create(
-                        model="edge", messages=[{"role": "user", "content": "Tell me about the sea."}], max_tokens=24
-                    )
-                except openai.APIStatusError as exc:
-                    return exc
+                async def one() -> Any:
+                    try:
+                        return await client.chat.completions.create(
+                            model="edge",
+                            messages=[{"role": "user", "content": "Tell me about the sea."}],
+                            max_tokens=24,
+                        )
+                    except openai.APIStatusError as exc:
+                        return exc
 
-            return await asyncio.gather(*(one() for _ in range(4)))
+                return await asyncio.gather(*(one() for _ in range(4)))
 
         results = asyncio.run(burst())
         refused = [r for r in results if isinstance(r, openai.APIStatusError)]

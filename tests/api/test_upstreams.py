@@ -1,17 +1,23 @@
-"""`openai_http` backends against a real fake upstream: passthrough, retries, fallback, breaker, errors."""
+"""`openai_http` backends against a real fake upstream: passthrough, retries, fallback, breaker, errors.
+
+The gateway runs in process (tests/api/conftest.py): its backends, HTTP client and timeouts are the real
+ones, and only the upstream is another process."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
+from api.conftest import App, serve
 from procs import Proc, free_port, upstream_backend
 
+pytestmark = pytest.mark.anyio
 JSON_HEADERS = {"content-type": "application/json"}
 
 
@@ -24,9 +30,7 @@ def requests_to(upstream: Proc, model: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def gateway(fake_upstream: Proc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
-    from procs import run_gateway
-
+async def gateway(fake_upstream: Proc, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[App]:
     down = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     config = {
         "backends": {
@@ -46,16 +50,16 @@ def gateway(fake_upstream: Proc, tmp_path_factory: pytest.TempPathFactory) -> It
         },
         "routing": {"breaker": {"failure_threshold": 100, "reset_s": 60}},
     }
-    with run_gateway(tmp_path_factory.mktemp("upstreams"), config) as gw:
-        yield gw
+    async with serve(tmp_path_factory.mktemp("upstreams"), config) as app:
+        yield app
 
 
 @pytest.fixture(scope="module")
-def client(gateway: Proc) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.base_url, api_key="unused", max_retries=0, timeout=30)
+def client(gateway: App) -> openai.AsyncOpenAI:
+    return gateway.openai()
 
 
-def test_request_fields_are_passed_through_and_model_rewritten(client: openai.OpenAI) -> None:
+async def test_request_fields_are_passed_through_and_model_rewritten(client: openai.AsyncOpenAI) -> None:
     tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}]
     messages: list[Any] = [
         {"role": "user", "content": "find it"},
@@ -66,7 +70,7 @@ def test_request_fields_are_passed_through_and_model_rewritten(client: openai.Op
         },
         {"role": "tool", "tool_call_id": "c1", "content": "42"},
     ]
-    completion = client.chat.completions.create(
+    completion = await client.chat.completions.create(
         model="edge",
         messages=messages,
         tools=tools,
@@ -86,9 +90,9 @@ def test_request_fields_are_passed_through_and_model_rewritten(client: openai.Op
     assert received["stream"] is False
 
 
-def test_tool_call_passthrough(client: openai.OpenAI) -> None:
+async def test_tool_call_passthrough(client: openai.AsyncOpenAI) -> None:
     tools = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]
-    completion = client.chat.completions.create(
+    completion = await client.chat.completions.create(
         model="tool-call", messages=[{"role": "user", "content": "weather in Paris?"}], tools=tools
     )
     choice = completion.choices[0]
@@ -96,107 +100,122 @@ def test_tool_call_passthrough(client: openai.OpenAI) -> None:
     assert choice.message.tool_calls is not None
     call = choice.message.tool_calls[0]
     assert call.function.name == "weather" and json.loads(call.function.arguments) == {"city": "Paris"}
-    streamed = list(
-        client.chat.completions.create(
+    streamed = [
+        c
+        async for c in await client.chat.completions.create(
             model="tool-call", messages=[{"role": "user", "content": "weather?"}], tools=tools, stream=True
         )
-    )
+    ]
     deltas = [tc for c in streamed if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
     assert deltas and deltas[0].function is not None and deltas[0].function.name == "weather"
 
 
-def test_stream_usage_is_requested_upstream_but_only_forwarded_when_asked(
-    client: openai.OpenAI, fake_upstream: Proc
+async def test_stream_usage_is_requested_upstream_but_only_forwarded_when_asked(
+    client: openai.AsyncOpenAI, fake_upstream: Proc
 ) -> None:
-    plain = list(client.chat.completions.create(model="good", messages=[{"role": "user", "content": "x"}], stream=True))
+    plain = [
+        c
+        async for c in await client.chat.completions.create(
+            model="good", messages=[{"role": "user", "content": "x"}], stream=True
+        )
+    ]
     assert stats(fake_upstream)["last_body"]["stream_options"] == {"include_usage": True}
     assert all(c.usage is None for c in plain)
     text = "".join(c.choices[0].delta.content or "" for c in plain if c.choices)
     assert text.strip() == "hello from good"
-    with_usage = list(
-        client.chat.completions.create(
+    with_usage = [
+        c
+        async for c in await client.chat.completions.create(
             model="good",
             messages=[{"role": "user", "content": "x"}],
             stream=True,
             stream_options={"include_usage": True},
         )
-    )
+    ]
     assert with_usage[-1].usage is not None and with_usage[-1].usage.total_tokens == 18
 
 
-def test_failure_before_first_byte_falls_back(client: openai.OpenAI, fake_upstream: Proc) -> None:
+async def test_failure_before_first_byte_falls_back(client: openai.AsyncOpenAI, fake_upstream: Proc) -> None:
     before = requests_to(fake_upstream, "fail-before-first-byte")
-    raw = client.chat.completions.with_raw_response.create(model="coding", messages=[{"role": "user", "content": "hi"}])
+    raw = await client.chat.completions.with_raw_response.create(
+        model="coding", messages=[{"role": "user", "content": "hi"}]
+    )
     assert raw.headers["x-owstack-backend"] == "good"
     assert raw.parse().choices[0].message.content == "hello from good"
     assert requests_to(fake_upstream, "fail-before-first-byte") == before + 1
-    stream = client.chat.completions.create(model="coding", messages=[{"role": "user", "content": "hi"}], stream=True)
-    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices).strip() == "hello from good"
+    stream = await client.chat.completions.create(
+        model="coding", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    assert "".join([c.choices[0].delta.content or "" async for c in stream if c.choices]).strip() == "hello from good"
 
 
-def test_upstream_down_falls_back(client: openai.OpenAI) -> None:
-    raw = client.chat.completions.with_raw_response.create(
+async def test_upstream_down_falls_back(client: openai.AsyncOpenAI) -> None:
+    raw = await client.chat.completions.with_raw_response.create(
         model="multimodal", messages=[{"role": "user", "content": "hi"}]
     )
     assert raw.headers["x-owstack-layer"] == "multimodal"
     assert raw.headers["x-owstack-backend"] == "good"
 
 
-def test_upstream_failure_without_fallback_is_502(client: openai.OpenAI) -> None:
+async def test_upstream_failure_without_fallback_is_502(client: openai.AsyncOpenAI) -> None:
     with pytest.raises(openai.InternalServerError) as info:
-        client.chat.completions.create(model="fail-before-first-byte", messages=[{"role": "user", "content": "hi"}])
+        await client.chat.completions.create(
+            model="fail-before-first-byte", messages=[{"role": "user", "content": "hi"}]
+        )
     assert info.value.status_code == 502
     assert info.value.body["code"] == "upstream_http_500"  # type: ignore[index]
     assert info.value.response.headers["x-owstack-backend"] == "broken"
     with pytest.raises(openai.InternalServerError) as info:
-        client.chat.completions.create(model="down-model", messages=[{"role": "user", "content": "hi"}])
+        await client.chat.completions.create(model="down-model", messages=[{"role": "user", "content": "hi"}])
     assert info.value.status_code == 502 and info.value.body["code"] == "upstream_unreachable"  # type: ignore[index]
     with pytest.raises(openai.InternalServerError) as info:
-        client.chat.completions.create(model="bad-json", messages=[{"role": "user", "content": "hi"}])
+        await client.chat.completions.create(model="bad-json", messages=[{"role": "user", "content": "hi"}])
     assert info.value.status_code == 502
 
 
-def test_slow_upstream_is_504(client: openai.OpenAI) -> None:
+async def test_slow_upstream_is_504(client: openai.AsyncOpenAI) -> None:
     with pytest.raises(openai.APIStatusError) as info:  # the 0.5 s read timeout: the upstream answers after 3 s
-        client.chat.completions.create(model="slow-3", messages=[{"role": "user", "content": "hi"}])
+        await client.chat.completions.create(model="slow-3", messages=[{"role": "user", "content": "hi"}])
     assert info.value.status_code == 504
     assert info.value.body["code"] == "upstream_timeout"  # type: ignore[index]
 
 
-def test_connection_dropped_mid_stream_ends_with_an_error_event(client: openai.OpenAI, gateway: Proc) -> None:
-    stream = client.chat.completions.create(
+async def test_connection_dropped_mid_stream_ends_with_an_error_event(client: openai.AsyncOpenAI, gateway: App) -> None:
+    stream = await client.chat.completions.create(
         model="fail-mid-stream", messages=[{"role": "user", "content": "hi"}], stream=True
     )
     received = []
     with pytest.raises(openai.APIError) as info:
-        for chunk in stream:
+        async for chunk in stream:
             received.append(chunk)
     assert received, "the chunks before the drop reach the client"
     assert "dropped" in str(info.value.message) or "upstream" in str(info.value.message)
     # The raw stream: chunks, an error event, then [DONE]; the HTTP status stayed 200.
-    with httpx.stream(
+    async with gateway.http.stream(
         "POST",
-        gateway.base_url + "/chat/completions",
+        "/v1/chat/completions",
         json={"model": "fail-mid-stream", "messages": [{"role": "user", "content": "hi"}], "stream": True},
     ) as r:
         assert r.status_code == 200
-        events = [line[6:] for line in r.iter_lines() if line.startswith("data: ")]
+        events = [line[6:] async for line in r.aiter_lines() if line.startswith("data: ")]
     assert events[-1] == "[DONE]"
     assert json.loads(events[-2])["error"]["code"] == "upstream_disconnected"
 
 
-def test_body_over_the_limit_is_413(start_gateway: Any, fake_upstream: Proc) -> None:
+async def test_body_over_the_limit_is_413(tmp_path: Path, fake_upstream: Proc) -> None:
     config = {"server": {"max_body_bytes": 2048}, "backends": {"good": upstream_backend(fake_upstream, "good")}}
-    with start_gateway(config) as gw:
-        client = openai.OpenAI(base_url=gw.base_url, api_key="x", max_retries=0)
+    async with serve(tmp_path, config) as gw:
+        client = gw.openai("x")
         with pytest.raises(openai.APIStatusError) as info:
-            client.chat.completions.create(model="edge", messages=[{"role": "user", "content": "x" * 5000}])
+            await client.chat.completions.create(model="edge", messages=[{"role": "user", "content": "x" * 5000}])
         assert info.value.status_code == 413
         assert info.value.body["code"] == "payload_too_large"  # type: ignore[index]
+
+        async def chunked() -> AsyncIterator[bytes]:  # no Content-Length
+            yield b"{" + b" " * 3000 + b"}"
+
         # chunked upload without Content-Length is cut off too
-        r = httpx.post(
-            gw.base_url + "/chat/completions", content=iter([b"{" + b" " * 3000 + b"}"]), headers=JSON_HEADERS
-        )
+        r = await gw.http.post("/v1/chat/completions", content=chunked(), headers=JSON_HEADERS)
         assert r.status_code == 413
-        ok = client.chat.completions.create(model="edge", messages=[{"role": "user", "content": "small"}])
+        ok = await client.chat.completions.create(model="edge", messages=[{"role": "user", "content": "small"}])
         assert ok.choices[0].message.content == "hello from good"

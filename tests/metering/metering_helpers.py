@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,7 +32,9 @@ BACKENDS: dict[str, Any] = {
 
 
 def make_config(url: str, **metering: Any) -> Config:
-    """Four backends (embedded, 8xH100, no hardware profile, proprietary) and the default counterfactual."""
+    """Four backends (embedded, 8xH100, no hardware profile, proprietary) and the default counterfactual;
+    relative paths (the ledger's write-ahead log) in the test's own folder (tests/conftest.py sets
+    OWSTACK_DATA_DIR to it), never in the directory pytest runs from."""
     raw: dict[str, Any] = {
         "storage": {"url": url},
         "backends": BACKENDS,
@@ -41,7 +45,8 @@ def make_config(url: str, **metering: Any) -> Config:
         },
         "metering": metering,
     }
-    return from_dict(raw)
+    folder = os.environ.get("OWSTACK_DATA_DIR")  # unset while modules are collected: no writer runs then
+    return from_dict(raw, base=Path(folder) if folder else None)
 
 
 def make_ctx(

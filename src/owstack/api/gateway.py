@@ -4,7 +4,9 @@
     lifespan startup/shutdown               services started in order (then backends and health checks),
                                             closed in reverse
 
-Nothing here constructs a part: tests assemble a gateway with fake backends and drive it in process.
+Nothing here constructs a part: tests assemble a gateway with fake backends and drive it in process. Nor
+does it import the handlers' modules (they import it: a handler takes the gateway): the route table is
+whatever `RouteTable` describes (`api/routes.Routes`).
 """
 
 from __future__ import annotations
@@ -16,13 +18,12 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from owstack.api import browser
 from owstack.api.http import Receive, Scope, Send, header_dict, send_json
-from owstack.api.routes import Routes
 from owstack.errors import MethodNotAllowed, NotFound, OwstackError
 from owstack.pipeline.context import RequestContext
 from owstack.pipeline.pipeline import Pipeline
@@ -30,7 +31,6 @@ from owstack.pipeline.stage import Service, Stage
 from owstack.protocols.base import WireProtocol
 
 if TYPE_CHECKING:
-    from owstack.api.responses import Background
     from owstack.backends.base import Backend
     from owstack.config.load import Config
     from owstack.routing.health import HealthChecker
@@ -44,6 +44,16 @@ _ID_PREFIX = secrets.token_hex(6)
 #: the cyclic GC's first-generation threshold once the gateway is up (CPython's default is 700)
 GC_YOUNG_THRESHOLD = 10_000
 _ids = itertools.count(1)
+
+
+#: a route's handler: the gateway, the request's context and the ASGI triple
+Handler = Callable[["Gateway", RequestContext, Scope, Receive, Send], Awaitable[None]]
+
+
+class RouteTable(Protocol):
+    def find(self, path: str, /) -> tuple[Mapping[str, Handler] | None, dict[str, str]]:
+        """The handlers by method for `path` (None: no such path) and its path parameters."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +73,7 @@ class Gateway:
         *,
         config: Config,
         host: str,
-        routes: Routes,
+        routes: RouteTable,
         pipeline: Pipeline,
         protocols: Protocols,
         router: Router,
@@ -71,7 +81,7 @@ class Gateway:
         health: HealthChecker,
         backends: Mapping[str, Backend],
         services: Sequence[Service],
-        background: Background,
+        background: Any,
         metrics: Any,
         tokenizers: Any,
         auth: Stage | None,
@@ -92,6 +102,7 @@ class Gateway:
         self.health = health
         self.backends = backends
         self.services = tuple(services)
+        #: the Responses API's background tasks (`api.responses.Background`, typed where it is used)
         self.background = background
         self.metrics = metrics
         self.tokenizers = tokenizers

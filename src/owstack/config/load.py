@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from owstack.config import references
 from owstack.config.paths import data_dir, resolve_locations
 from owstack.config.schema import LAYERS, BackendSection, ConfigFile, LayerSection
 from owstack.errors import ConfigError
@@ -121,6 +122,9 @@ def from_dict(
         file = ConfigFile.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
+    dangling = references.problems(file)
+    if dangling:
+        raise ConfigError("\n".join([f"invalid config ({source}):", *(f"  {p}" for p in dangling)]))
     missing = [layer for layer in LAYERS if layer not in file.layers]
     if missing:
         first = next(iter(file.layers.values()))

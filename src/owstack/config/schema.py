@@ -1,8 +1,8 @@
 """The configuration file's schema: strict (`extra="forbid"`), immutable, validated once at load.
 
 Each feature package owns the model of its own section (`metering/config.py`, `compliance/config.py`,
-...); this module assembles them. Cross-references (layers naming backends, fallbacks) are checked in
-`Config`'s validator so that a bad file fails at start with the field's path in the message.
+...); this module assembles them. References between sections (layers naming backends, fallbacks, tenants'
+layers, MCP servers and tenants) are checked in one place, `config/references.py`, once the file has parsed.
 """
 
 from __future__ import annotations
@@ -163,6 +163,16 @@ class AutoRules(Section):
         r"\b(python|javascript|typescript|golang|rust|java|c\+\+|bash|sql|kotlin|swift)\b.*\b(code|function|script|bug)\b",
     )
 
+    @field_validator("code_patterns")
+    @classmethod
+    def _patterns(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in v:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r}: {exc}") from None
+        return v
+
 
 class BreakerSection(Section):
     failure_threshold: Annotated[int, Field(ge=1)] = 5
@@ -229,30 +239,3 @@ class ConfigFile(Section):
             if not _NAME.match(name):
                 raise ValueError(f"name {name!r} must be 1-64 of letters, digits, '_', '.', ':', '-'")
         return v
-
-    @model_validator(mode="after")
-    def _references(self) -> ConfigFile:
-        for layer, spec in self.layers.items():
-            if layer not in LAYERS:
-                raise ValueError(f"layers.{layer}: unknown layer; the layers are {', '.join(LAYERS)}")
-            if not spec.backends:
-                raise ValueError(f"layers.{layer}.backends: needs at least one backend")
-            for field, names in (("backends", spec.backends), ("fallback", spec.fallback)):
-                for name in names:
-                    if name not in self.backends:
-                        known = ", ".join(sorted(self.backends)) or "none defined"
-                        raise ValueError(f"layers.{layer}.{field}: unknown backend {name!r} (backends: {known})")
-        rules = self.routing.auto
-        for field in ("images", "tools", "code", "default"):
-            target = getattr(rules, field)
-            if target not in LAYERS:
-                raise ValueError(f"routing.auto.{field}: {target!r} is not a layer ({', '.join(LAYERS)})")
-        for pattern in rules.code_patterns:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"routing.auto.code_patterns: {pattern!r}: {exc}") from None
-        for layer in self.counterfactual:
-            if layer not in LAYERS:
-                raise ValueError(f"counterfactual.{layer}: unknown layer; the layers are {', '.join(LAYERS)}")
-        return self

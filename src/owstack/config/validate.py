@@ -1,9 +1,9 @@
 """Everything a config must pass before the gateway starts, in one place.
 
 `owstack config check`, `owstack serve` and the application factory all call `validate`, so a file that
-the check accepts is a file the gateway starts with. The schema (owstack.config.schema) already checked
-types, ranges and references between sections; this adds what needs the catalog, the environment or the
-listening address:
+the check accepts is a file the gateway starts with. Loading already checked types and ranges (each
+section's model) and the references between sections (`config/references.py`, run again here for a config
+made some other way); this adds what needs the catalog, the environment or the listening address:
 
     secrets        every `env.NAME` reference is set
     backends       URLs are http(s) with a valid port and do not point at the gateway itself; catalog ids
@@ -33,6 +33,7 @@ from pydantic import BaseModel
 from owstack.backends.llamacpp import LlamaCppBackend
 from owstack.catalog.models import model_card
 from owstack.compliance.keys import AuditKeyError, load_secret, resolve_paths
+from owstack.config import references
 from owstack.config.address import same_host
 from owstack.config.load import Config
 from owstack.errors import ConfigError
@@ -66,7 +67,7 @@ def validate(config: Config, *, host: str | None = None, port: int | None = None
     server = config.file.server
     host = server.host if host is None else host
     port = server.port if port is None else port
-    problems: list[str] = []
+    problems = references.problems(config.file)
     if not 0 <= port <= 65535:
         problems.append(f"server.port: {port} is not a port; use 1-65535 (0 picks a free one)")
     problems += _listen_host(host)

@@ -200,10 +200,3 @@ class McpSection(Section):
             if not SERVER_NAME.match(name):
                 raise ValueError(f"server name {name!r}: 1-32 of letters, digits, '_' and '-' (no dots)")
         return v
-
-    @model_validator(mode="after")
-    def _proxy_servers(self) -> McpSection:
-        unknown = sorted(set(self.proxy.servers) - set(self.servers))
-        if unknown:
-            raise ValueError(f"proxy.servers names {', '.join(unknown)}, not in mcp.servers")
-        return self

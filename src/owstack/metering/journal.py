@@ -42,7 +42,8 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from owstack.metering.ledger import ROW_COLUMNS, Dims, insert_values, write_values
+from owstack.metering.columns import DIM, ROW_COLUMNS
+from owstack.metering.ledger import Dims, insert_values, write_values
 from owstack.storage.schema import metadata
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,6 @@ ledger_journal = sa.Table(
 )
 
 _COLUMNS = list(ROW_COLUMNS)
-_DIM = ROW_COLUMNS.index("dim")
 
 
 @dataclass
@@ -95,9 +95,9 @@ def decode(payload: bytes) -> list[tuple[Any, ...]]:
         rows = [[None if i is None else r[i] for i in pick] for r in rows]
     out = []
     for r in rows:
-        dim = r[_DIM]
+        dim = r[DIM]
         if type(dim) is list:
-            r[_DIM] = tuple(dim)
+            r[DIM] = tuple(dim)
         out.append(tuple(r))
     return out
 

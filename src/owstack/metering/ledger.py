@@ -11,15 +11,17 @@ what keeps metering within a few microseconds of the request.
     write_values(conn, rows, dims)     the writer's path: rows from `record.row_values`
     write_batch(engine, dicts)         any caller: dicts keyed by the view's columns (tests, imports)
 
-Migrations: `0001_ledger` created the wide table, `0003_ledger_compact` split it into these two tables and
-the view. Keep the declarations below and the migrations in step (a new column is a new revision).
+The columns are declared once, in `metering/columns.py`; the tables and the view below are made from that
+list. Migrations: `0001_ledger` created the wide table, `0003_ledger_compact` split it into these two tables
+and the view. A new column is a new entry there and a new revision (tests/metering/test_columns.py fails
+until both agree).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import chain
@@ -28,43 +30,36 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from owstack.metering import rollups
+from owstack.metering import columns, rollups
+from owstack.metering.columns import Column
 from owstack.storage.schema import metadata
+
+_TYPES: dict[str, Callable[[Column], sa.types.TypeEngine[Any]]] = {
+    # INTEGER on SQLite: the rowid itself, no separate index
+    "id": lambda c: sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+    "str": lambda c: sa.String(c.length),
+    "int": lambda c: sa.Integer(),
+    "smallint": lambda c: sa.SmallInteger(),
+    "bool": lambda c: sa.Boolean(),
+    "float": lambda c: sa.Double(),
+    "time": lambda c: sa.DateTime(timezone=True),
+    "json": lambda c: sa.JSON(),
+    "date": lambda c: sa.Date(),
+}
+
+
+def _column(c: Column) -> sa.Column[Any]:
+    if c.kind == "id":
+        return sa.Column(c.name, _TYPES["id"](c), primary_key=True, autoincrement=False)
+    return sa.Column(c.name, _TYPES[c.kind](c), nullable=c.nullable)
+
 
 #: the per-request columns, in the order of `record.row_values` (`dim` holds the dims' id)
 ledger_rows = sa.Table(
     "ledger_rows",
     metadata,
-    #: a unique id the writer assigns once (a random per-process prefix and a counter), so that a
-    #: retried batch cannot be recorded twice; SQLite's rowid
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=False),
-    sa.Column("request_id", sa.String(128), nullable=False),
-    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("dim", sa.Integer, nullable=False),
-    sa.Column("status", sa.SmallInteger, nullable=False),
-    sa.Column("error_code", sa.String(64)),
-    sa.Column("client_disconnected", sa.Boolean, nullable=False),
-    sa.Column("prompt_tokens", sa.Integer, nullable=False),
-    sa.Column("completion_tokens", sa.Integer, nullable=False),
-    sa.Column("reasoning_tokens", sa.Integer, nullable=False),
-    sa.Column("cached_tokens", sa.Integer, nullable=False),
-    #: the token counts came from the upstream's usage
-    sa.Column("tokens_reported", sa.Boolean, nullable=False),
-    #: counted by an estimate (characters / 4), not by the model's tokenizer
-    sa.Column("tokens_estimated", sa.Boolean, nullable=False),
-    sa.Column("latency_s", sa.Double),
-    sa.Column("ttft_s", sa.Double),
-    sa.Column("attempts", sa.SmallInteger, nullable=False),
-    #: [{"backend", "outcome", "latency_s"}, ...] in the order tried
-    sa.Column("attempt_log", sa.JSON),
-    #: what the request cost: self-hosted hardware share, embedded CPU power, or the proprietary API price
-    sa.Column("cost_usd", sa.Double),
-    #: the part of cost_usd that amortizes owned hardware (payback counts it apart)
-    sa.Column("capital_usd", sa.Double),
-    #: the backend utilization the self-hosted cost was divided by
-    sa.Column("utilization", sa.Double),
-    #: what the layer's proprietary counterfactual model would have charged
-    sa.Column("counterfactual_usd", sa.Double),
+    *(_column(c) for c in columns.ROWS),
+    sa.Index("ix_ledger_rows_received_at", "received_at"),
     sa.Index("ix_ledger_rows_dim_received_at", "dim", "received_at"),
     sa.CheckConstraint("status >= 100 AND status <= 599", name="status_range"),
     sa.CheckConstraint(
@@ -80,53 +75,20 @@ ledger_dims = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     #: the combination as a JSON array (NULLs included), unique: what interning looks up
     sa.Column("key", sa.Text, nullable=False, unique=True),
-    sa.Column("tenant", sa.String(64), nullable=False),
-    sa.Column("key_id", sa.String(64)),
-    sa.Column("protocol", sa.String(16), nullable=False),
-    sa.Column("layer", sa.String(16)),
-    sa.Column("backend", sa.String(64)),
-    sa.Column("engine", sa.String(32)),
-    sa.Column("model", sa.String(256)),
-    sa.Column("stream", sa.Boolean, nullable=False),
-    sa.Column("finish_reason", sa.String(32)),
-    sa.Column("reasoning_policy", sa.String(32)),
-    sa.Column("cost_kind", sa.String(16), nullable=False),
-    sa.Column("counterfactual_model", sa.String(128)),
+    *(_column(c) for c in columns.DIMS),
 )
 
-ROW_COLUMNS: tuple[str, ...] = tuple(c.name for c in ledger_rows.columns)
-DIM_COLUMNS: tuple[str, ...] = tuple(c.name for c in ledger_dims.columns)[2:]
+ROW_COLUMNS = columns.ROW_COLUMNS
+DIM_COLUMNS = columns.DIM_COLUMNS
 #: each dims column's longest string (0: not a string column)
-_DIM_LIMITS = tuple(getattr(ledger_dims.c[n].type, "length", None) or 0 for n in DIM_COLUMNS)
-assert ROW_COLUMNS[2:4] == ("received_at", "dim")  # where insert_values converts
-
-#: the view's columns, in the order of 0001's wide table (each from one of the two tables, but for `day`,
-#: the UTC date of received_at, for --by day, and `fallbacks`, attempts - 1)
-_VIEW_ORDER = (
-    "id", "request_id", "received_at", "day", "tenant", "key_id", "protocol", "layer", "backend", "engine",
-    "model", "stream", "status", "error_code", "finish_reason", "client_disconnected", "reasoning_policy",
-    "prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens", "tokens_reported",
-    "tokens_estimated", "latency_s", "ttft_s", "attempts", "fallbacks", "attempt_log", "cost_usd", "cost_kind",
-    "capital_usd", "utilization", "counterfactual_usd", "counterfactual_model",
-)  # fmt: skip
-_DERIVED: dict[str, sa.types.TypeEngine[Any]] = {
-    "day": sa.Date(),
-    "fallbacks": sa.SmallInteger(),
-}
-
-
-def _view_type(name: str) -> sa.types.TypeEngine[Any]:
-    if name in _DERIVED:
-        return _DERIVED[name]
-    return (ledger_rows if name in ledger_rows.c else ledger_dims).c[name].type
-
+_DIM_LIMITS = tuple(c.length for c in columns.DIMS)
 
 #: the view every reader queries (created by the migration, declared apart from `metadata` so that
 #: autogenerate does not take it for a table)
 views = sa.MetaData()
-ledger = sa.Table("ledger", views, *(sa.Column(name, _view_type(name)) for name in _VIEW_ORDER))
+ledger = sa.Table("ledger", views, *(sa.Column(c.name, _TYPES[c.kind](c)) for c in columns.LEDGER if c.place != "link"))
 
-COLUMNS: tuple[str, ...] = tuple(c.name for c in ledger.columns)
+COLUMNS: tuple[str, ...] = columns.VIEW_COLUMNS
 
 
 # interning -----------------------------------------------------------------------------------------------
@@ -237,6 +199,7 @@ def insert_values(conn: sa.Connection, values: Sequence[tuple[Any, ...]], dims: 
     SQLite: multi-row INSERTs of up to 512 rows rather than an executemany (the driver releases Python's GIL
     once per statement instead of once per row). PostgreSQL: COPY into a per-session staging table, then
     one INSERT ... SELECT (`_copy_insert`). Returns the dims interned on the way (cache them after commit)."""
+    # positions 0, 2 and 3 are id, received_at and dim (`columns.ID`, `RECEIVED_AT`, `DIM`)
     fresh = {v[3] for v in values if type(v[3]) is tuple}
     interned: dict[tuple[Any, ...], int] = {}
     ids = dims.ids

@@ -3,6 +3,11 @@
 `snapshot(ctx)` copies the context's scalar fields and keeps references to the output text and the
 request messages (not joined, not counted): the expensive part, counting and pricing, is the writer's
 (`LedgerWriter._rows`, then `row_values`), on its own thread; the SQL in the ledger's process (`sink`).
+
+The layouts are `columns.py`'s: `row_values` makes `ROW_COLUMNS` tuples, `wal_payload` writes `WAL_FIELDS`.
+Both spell their tuple out, one value after another, because they run once per request (an `attrgetter`
+over the definition costs the event loop half a microsecond more per request); `from_wal` reads by name,
+and tests/metering/test_columns.py checks every position of both against the definition.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from owstack.metering.columns import WAL_FIELDS
 from owstack.pipeline.context import Attempt, RequestContext
 from owstack.types import Usage
 
@@ -86,13 +92,16 @@ def snapshot(ctx: RequestContext) -> Pending:
     )
 
 
-#: the layout of a record in the write-ahead log (`wal_payload`); bump it when the list changes
+#: the layout of a record in the write-ahead log (`wal_payload`): this number, then `WAL_FIELDS` (the
+#: attempts themselves at `attempts`); bump it when that list changes
 WAL_FORMAT = 1
+_WAL_AT = {name: i for i, name in enumerate(WAL_FIELDS, start=1)}
 
 
 def wal_payload(p: Pending) -> bytes:
-    """The record as the write-ahead log keeps it: its facts as a JSON list, never the prompt or the output
-    (a record without usage from the upstream keeps an estimate of its tokens instead, 4 characters each)."""
+    """The record as the write-ahead log keeps it: `WAL_FORMAT`, then its `WAL_FIELDS` as a JSON list, never
+    the prompt or the output (a record without usage from the upstream keeps an estimate of its tokens
+    instead, 4 characters each)."""
     u = p.usage
     prompt, completion, estimated = u.prompt_tokens, u.completion_tokens, p.estimated
     if not u.reported and not (prompt or completion) and (p.output_text or p.messages):
@@ -113,13 +122,18 @@ def wal_payload(p: Pending) -> bytes:
 def from_wal(payload: bytes) -> Pending:
     """A record back from the write-ahead log (ValueError for anything else)."""
     v = orjson.loads(payload)
-    if not isinstance(v, list) or len(v) != 26 or v[0] != WAL_FORMAT:
+    if not isinstance(v, list) or len(v) != len(WAL_FIELDS) + 1 or v[0] != WAL_FORMAT:
         raise ValueError("not a ledger record of this format")
-    usage = Usage(v[17], v[18], v[19], v[20], v[21])
-    attempts = [Attempt(b, o, lat) for b, o, lat in v[25]]
+    f = {name: v[i] for name, i in _WAL_AT.items()}
+    usage = Usage(
+        f["prompt_tokens"], f["completion_tokens"], f["reasoning_tokens"], f["cached_tokens"], f["tokens_reported"]
+    )
     return Pending(
-        v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16],
-        usage, v[23], v[24], attempts, [], None, row_id=v[1], estimated=v[22],
+        f["request_id"], f["received_at"], f["tenant"], f["key_id"], f["protocol"], f["layer"], f["backend"],
+        f["engine"], f["model"], f["stream"], f["status"], f["error_code"], f["finish_reason"],
+        f["client_disconnected"], f["reasoning_policy"], usage, f["latency_s"], f["ttft_s"],
+        [Attempt(b, o, lat) for b, o, lat in f["attempts"]], [], None,
+        row_id=f["id"], estimated=f["tokens_estimated"],
     )  # fmt: skip
 
 
@@ -167,10 +181,10 @@ def row_values(
     costs: tuple[Any, ...],
     dims: dict[tuple[Any, ...], int] | None = None,
 ) -> tuple[Any, ...]:
-    """The ledger row of one record as a tuple in `ledger.ROW_COLUMNS` order: the writer's fast path, plain
+    """The ledger row of one record as a tuple in `columns.ROW_COLUMNS` order: the writer's fast path, plain
     values only (received_at as the POSIX timestamp; `ledger.insert_values` converts it for the dialect).
     `costs` in `costs.Costs` order. At `dim`, the id from `dims` (the ledger's cache), or the
-    `ledger.DIM_COLUMNS` key tuple when it is not cached yet (the ledger interns it as it writes)."""
+    `columns.DIM_COLUMNS` key tuple when it is not cached yet (the ledger interns it as it writes)."""
     cost_usd, cost_kind, capital_usd, utilization, counterfactual_usd, counterfactual_model = costs
     key = (
         p.tenant, p.key_id, p.protocol, p.layer, p.backend, p.engine, p.model, p.stream, p.finish_reason,

@@ -35,6 +35,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from owstack.metering.columns import BY_NAME
 from owstack.storage.schema import metadata
 
 GRAINS: tuple[int, ...] = (60, 3600, 86400)
@@ -46,8 +47,8 @@ BOUNDS_S: tuple[float, ...] = tuple(0.0005 * 2 ** (k / 2) for k in range(41))
 NBUCKETS = len(BOUNDS_S) + 1
 HIST = tuple(f"hist_{i}" for i in range(NBUCKETS))
 TTFT = tuple(f"ttft_{i}" for i in range(NBUCKETS))
-#: the grouping columns and their lengths (as ledger_dims declares them)
-GROUPING: tuple[tuple[str, int], ...] = (("tenant", 64), ("layer", 16), ("backend", 64), ("model", 256))
+#: the grouping columns and their lengths (ledger_dims')
+GROUPING: tuple[tuple[str, int], ...] = tuple((n, BY_NAME[n].length) for n in ("tenant", "layer", "backend", "model"))
 KEY = ("grain", "bucket", *(name for name, _ in GROUPING), "status", "error_code")
 #: the summed columns, in the order of an accumulator list
 SUMS = (

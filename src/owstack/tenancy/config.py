@@ -61,16 +61,8 @@ class TenantSection(Section):
     @field_validator("layers")
     @classmethod
     def _layers(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        if v is None:
-            return None
-        from owstack.config.schema import LAYERS  # schema imports this module: import at validation time
-
-        if not v:
-            raise ValueError(f"needs at least one layer, or omit it for all ({', '.join(LAYERS)})")
-        for layer in v:
-            if layer not in LAYERS:
-                raise ValueError(f"unknown layer {layer!r}; the layers are {', '.join(LAYERS)}")
-        return tuple(dict.fromkeys(v))
+        # which names are layers (and that there is one at least): config/references.py
+        return None if v is None else tuple(dict.fromkeys(v))
 
     @field_validator("reasoning")
     @classmethod
