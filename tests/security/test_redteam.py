@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from owstack.cli import app
@@ -70,6 +71,45 @@ def test_garak_report_is_read(tmp_path: Path) -> None:
     )
     assert cmd[1:3] == ["-m", "garak"] and "openai.OpenAICompatible" in cmd
     assert json.loads(options.read_text())["openai"]["OpenAICompatible"]["uri"] == "http://127.0.0.1:9/v1/"
+    run_config = json.loads((tmp_path / "x.config.json").read_text())
+    assert run_config["run"]["soft_probe_prompt_cap"] == 5 and run_config["system"]["parallel_attempts"] is False
+    assert "--config" in cmd and json.loads(options.read_text())["openai"]["OpenAICompatible"]["max_tokens"] == 32
+
+
+_GARAK = garak_run.python_for(None)
+
+
+@pytest.mark.skipif(
+    _GARAK is None,
+    reason=f"garak is not importable here and ${garak_run.PYTHON_ENV} names no interpreter with it "
+    "(pip install 'owstack[redteam]', or a separate virtualenv: see docs/security.md)",
+)
+def test_garak_runs_for_real_against_a_gateway(start_gateway: Any, fake_upstream: Proc, tmp_path: Path) -> None:
+    """garak itself (a subprocess, its own probes and detectors) against a real gateway in front of the
+    deterministic echo upstream: two prompts of one string-matched probe, folded into owstack's report."""
+    config = {"backends": {"echo": upstream_backend(fake_upstream, "echo", catalog="smollm2-135m-instruct")}}
+    with start_gateway(config) as gw:
+        code, output, data = _run(
+            gw,
+            tmp_path / "out",
+            "--garak",
+            "--probes",
+            "tool_result_injection",
+            "--max-attempts",
+            "1",
+            "--garak-probes",
+            "encoding.InjectBase64",
+            "--garak-max-prompts",
+            "2",
+            "--garak-timeout",
+            "120",
+        )
+    assert data["garak"].startswith("ran encoding.InjectBase64"), (data.get("garak"), output)
+    rows = [p for p in data["probes"] if p["name"].startswith("garak:encoding.InjectBase64:")]
+    assert rows and all(p["attempts"] == 2 and p["errors"] == 0 for p in rows)
+    assert all(p["hit_rate"] is not None and len(p["ci95"]) == 2 for p in rows)
+    assert (tmp_path / "out" / "garak.report.jsonl").exists()
+    assert code in (0, 1)  # no threshold given: 0, unless a probe errored out
 
 
 def _run(gw: Proc, out: Path, *extra: str) -> tuple[int, str, dict[str, Any]]:
@@ -80,7 +120,7 @@ def _run(gw: Proc, out: Path, *extra: str) -> tuple[int, str, dict[str, Any]]:
         gw.base_url,
         "--model",
         "edge",
-        "--no-garak",
+        *(() if "--garak" in extra else ("--no-garak",)),
         "--out",
         str(out),
         "--generations",

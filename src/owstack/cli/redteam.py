@@ -68,10 +68,12 @@ def run(
     max_attempts: int = typer.Option(0, "--max-attempts", min=0, help="Prompts per probe (0: all of them)."),
     max_tokens: int = typer.Option(64, "--max-tokens", min=1, max=4096),
     garak: bool = typer.Option(True, "--garak/--no-garak", help="Also run garak's probes when garak is available."),
-    garak_python: str | None = typer.Option(None, "--garak-python", help="Python of a virtualenv with garak."),
-    garak_probes: str = typer.Option(
-        ",".join(("promptinject", "latentinjection", "encoding", "xss")), "--garak-probes"
+    garak_python: str | None = typer.Option(
+        None, "--garak-python", help="Python of a virtualenv with garak. [default: $OWSTACK_GARAK_PYTHON]"
     ),
+    garak_probes: str = typer.Option("", "--garak-probes", help="garak probes (default: string-matched ones)."),
+    garak_max_prompts: int = typer.Option(5, "--garak-max-prompts", min=1, help="Prompts per garak probe."),
+    garak_timeout: float = typer.Option(3600, "--garak-timeout", min=1, help="Seconds before garak is stopped."),
     config: Path | None = typer.Option(None, "--config", "-c", help="Gateway config (backends' jurisdictions)."),
     tenant: str | None = typer.Option(None, "--tenant", help="Tenant whose allowed jurisdictions the key has."),
     out: Path = typer.Option(Path("owstack-redteam"), "--out", "-o", help="Directory for the JSON and HTML reports."),
@@ -114,27 +116,34 @@ def run(
         )
     garak_note = "not run (--no-garak)"
     if garak and garak_run.available(garak_python):
+        chosen = tuple(p for p in garak_probes.split(",") if p) or garak_run.DEFAULT_PROBES
         try:
+            typer.echo(f"garak: {len(chosen)} probes, {garak_max_prompts} prompts each ...", err=True)
             results += garak_run.run(
                 base_url=url,
                 model=model,
                 api_key=api_key,
                 generations=generations,
-                probes=tuple(p for p in garak_probes.split(",") if p),
+                probes=chosen,
                 python=garak_python,
+                max_tokens=max_tokens,
+                max_prompts=garak_max_prompts,
+                timeout=garak_timeout,
+                keep=out,
             )
-            garak_note = f"ran {garak_probes}"
+            garak_note = f"ran {','.join(chosen)} ({garak_max_prompts} prompts each)"
         except RuntimeError as exc:
             garak_note = f"failed: {exc}"
     elif garak:
-        garak_note = "not installed (pip install 'owstack[redteam]', or --garak-python)"
+        garak_note = "not installed (pip install 'owstack[redteam]', or --garak-python / $OWSTACK_GARAK_PYTHON)"
     meta: dict[str, Any] = {"target": url, "model": model, "generations": generations, "garak": garak_note}
     data = report.build(results, meta)
     json_path, html_path = report.write(data, out)
+    width = max([40, *(len(p["name"]) for p in data["probes"])])
     for p in data["probes"]:
         rate = "-" if p["hit_rate"] is None else f"{p['hit_rate']:.1%}"
         typer.echo(
-            f"{p['name']:40} {p['hits']:>4}/{p['scored']:<4} hit rate {rate:>6}  "
+            f"{p['name']:{width}} {p['hits']:>4}/{p['scored']:<4} hit rate {rate:>6}  "
             f"95% CI {p['ci95'][0]:.1%}-{p['ci95'][1]:.1%}  blocked {p['blocked']}"
         )
     typer.echo(f"garak: {garak_note}\nreport: {json_path} {html_path}")

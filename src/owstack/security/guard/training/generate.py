@@ -239,3 +239,92 @@ def held_out_languages(rng: random.Random) -> Iterator[Sample]:
         for line in d["multilingual_benign"].get(lang, []):
             yield Sample(line, 0, "benign_multilingual", "generated-held-out-language", lang)
             yield Sample(_embed_tool(line, rng), 0, "benign_multilingual", "generated-held-out-language", lang)
+
+
+@cache
+def indirect_data() -> dict[str, Any]:
+    loaded: dict[str, Any] = load("guard_indirect")
+    return loaded
+
+
+def _fill_all(text: str, rng: random.Random) -> str:
+    """Placeholders of both template files, filled until none is left (fills may hold placeholders)."""
+    fills = {**data()["fills"], **indirect_data()["fills"]}
+    for _ in range(4):
+        before = text
+        for key, options in fills.items():
+            while "{" + key + "}" in text:
+                text = text.replace("{" + key + "}", str(rng.choice(options)), 1)
+        if text == before:
+            break
+    return text
+
+
+def _sentence(parts: list[str]) -> str:
+    text = " ".join(p for p in parts if p).strip()
+    return text[0].upper() + text[1:] if text else text
+
+
+def _carry(doc: str, rng: random.Random) -> str:
+    carrier = rng.choice(indirect_data()["carriers"])
+    if carrier.lstrip().startswith(("{{", "id,")) or '\\"{doc}\\"' in carrier or '"{doc}"' in carrier:
+        doc = json.dumps(doc)[1:-1]
+    return carrier.replace("{{", "{").replace("}}", "}").replace("{doc}", doc)
+
+
+_CLASS_CATEGORY = {"exfil": "exfiltration"}
+
+
+def indirect(rng: random.Random, n: int) -> Iterator[Sample]:
+    """Instructions planted in data: [authority] [addressee] [condition] request [closer], in a carrier
+    (web page, HTML comment or hidden span, README, email, JSON, CSV, YAML, search results, docstring,
+    ticket, calendar event, terminal output...), in English or another trained language."""
+    d = indirect_data()
+    classes = sorted(d["requests"])
+    languages = sorted(d["multilingual"])
+    for _ in range(n):
+        lang = "en"
+        if rng.random() < 0.2:
+            lang = rng.choice(languages)
+            core = _fill_all(rng.choice(d["multilingual"][lang]), rng)
+            category = "multilingual"
+        else:
+            kind = rng.choice(classes)
+            request = _fill_all(rng.choice(d["requests"][kind]), rng)
+            head = [_fill_all(rng.choice(d["authorities"]), rng), _fill_all(rng.choice(d["addressees"]), rng)]
+            if rng.random() < 0.35:  # a plain request in the data, with no framing at all
+                head = []
+            condition = rng.choice(d["conditions"])
+            body = _sentence([condition, request]) + "."
+            core = " ".join(p for p in [*head, body, _fill_all(rng.choice(d["closers"]), rng)] if p)
+            if rng.random() < 0.15:
+                name = rng.choice(sorted(OBFUSCATIONS))
+                core = OBFUSCATIONS[name](core, rng)
+            category = _CLASS_CATEGORY.get(kind, "indirect")
+        text = _carry(core, rng)
+        if category == "indirect":
+            category = (
+                "tool_result"
+                if text.lstrip().startswith(("{", "$", "id,", "Search", "reviews"))
+                else "indirect_document"
+            )
+        yield Sample(text, 1, category, "generated-indirect", lang)
+
+
+def indirect_benign(rng: random.Random, n: int) -> Iterator[Sample]:
+    """The same carriers with benign text that talks about assistants, tools, instructions and ignoring
+    things (and the hard negatives of the older template file)."""
+    d = indirect_data()
+    pool = list(d["benign"]) + list(data()["hard_negatives"]) + list(data()["documents"])
+    for _ in range(n):
+        core = rng.choice(pool)
+        if rng.random() < 0.5:
+            core = core + " " + rng.choice(pool)
+        text = _carry(core, rng) if rng.random() < 0.8 else core
+        yield Sample(text, 0, "benign_generated", "generated-indirect")
+
+
+def request(rng: random.Random) -> str:
+    """One filled request of the indirect templates (a goal for other carriers)."""
+    d = indirect_data()["requests"]
+    return _fill_all(rng.choice(d[rng.choice(sorted(d))]), rng)
