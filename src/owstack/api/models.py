@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import orjson
 
 from owstack.api.http import Receive, Scope, Send, send_json
-from owstack.config.schema import AUTO, LAYERS
 from owstack.errors import ModelNotFound
+from owstack.layers import AUTO, LAYERS
 from owstack.pipeline.context import RequestContext
 from owstack.types import JSON
 

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from owstack.errors import ConfigError
+from owstack.layers import Layer
 
 
 def _iso_date(v: Any) -> Any:
@@ -21,7 +22,6 @@ def _iso_date(v: Any) -> Any:
 
 
 IsoDate = Annotated[str, BeforeValidator(_iso_date)]
-Layer = Literal["coding", "multimodal", "edge"]
 Modality = Literal["text", "image", "video", "audio"]
 Engine = Literal["vllm", "sglang", "ollama", "llamacpp"]
 ENGINES: tuple[str, ...] = ("vllm", "sglang", "ollama", "llamacpp")

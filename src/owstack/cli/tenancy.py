@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from owstack.cli.common import fail, group
+from owstack.layers import LAYERS
 from owstack.tenancy.keyformat import ADMIN_TENANT
 
 if TYPE_CHECKING:
@@ -65,8 +66,6 @@ def _layers(values: list[str] | None) -> list[str] | None:
 
 
 def _check_request(config: Config, tenant: str, layers: list[str] | None) -> None:
-    from owstack.config.schema import LAYERS
-
     tenants = config.file.tenants
     if tenant not in tenants:
         if not tenants:

@@ -18,11 +18,10 @@ from pydantic import ValidationError
 
 from owstack.config import references
 from owstack.config.paths import data_dir, resolve_locations
-from owstack.config.schema import LAYERS, BackendSection, ConfigFile, LayerSection
+from owstack.config.schema import BackendSection, ConfigFile, LayerSection
 from owstack.errors import ConfigError
+from owstack.layers import EMBEDDED_BACKEND, EMBEDDED_MODEL, LAYERS
 
-EMBEDDED_BACKEND = "edge-local"
-EMBEDDED_MODEL = "smollm2-135m-instruct"
 SECRET_MASK = "***"
 
 

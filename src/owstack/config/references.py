@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from owstack.config.schema import LAYERS
+from owstack.layers import LAYERS
 
 if TYPE_CHECKING:
     from owstack.config.schema import ConfigFile

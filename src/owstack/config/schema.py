@@ -38,8 +38,6 @@ DEFAULT_ENDPOINTS: dict[str, tuple[str, ...]] = {
     "tei": ("embeddings",),
 }
 CHAT_ENGINE_ENDPOINTS: tuple[str, ...] = ("chat", "completions")
-LAYERS: tuple[str, ...] = ("coding", "multimodal", "edge")
-AUTO = "auto"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _SECRET_REF = re.compile(r"^env\.[A-Za-z_][A-Za-z0-9_]*$")

@@ -43,7 +43,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.metrics_core import Metric
 
-from owstack.config.schema import LAYERS
+from owstack.layers import LAYERS
 from owstack.storage.collector import StoreCollector
 
 if TYPE_CHECKING:

@@ -24,9 +24,9 @@ from typing import Any
 
 from owstack.backends.base import Backend
 from owstack.config.load import Config
-from owstack.config.schema import AUTO, LAYERS
 from owstack.errors import ModelNotFound
 from owstack.finetune.routes import AdapterRoutes
+from owstack.layers import AUTO, LAYERS
 from owstack.routing.balance import Policy
 from owstack.routing.breaker import CircuitBreaker
 from owstack.routing.health import HealthChecker

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from owstack.layers import LAYERS
 from owstack.tenancy.expiry import parse_expires, to_utc
 
 TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
@@ -70,8 +71,6 @@ class Stored:
 def new_record(
     tenant: str, layers: Iterable[str] | None, expires: datetime | str | None, label: str | None
 ) -> KeyRecord:
-    from owstack.config.schema import LAYERS
-
     if not isinstance(tenant, str) or not TENANT_NAME.match(tenant):
         raise ValueError(f"tenant {tenant!r}: 1-64 of letters, digits, '_', '.', ':', '-'")
     layer_set = None if layers is None else frozenset(layers)

@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from owstack.config.schema import LAYERS
+from owstack.layers import LAYERS
 from owstack.metering.rollups import DAY, MINUTE
 from owstack.tenancy.admin import KEY_CREATED, KEY_REVOKED
 from owstack.tenancy.expiry import parse_expires
