@@ -14,8 +14,9 @@ from typing import Any, TypeVar
 import pytest
 import redis
 
+from owstack.tenancy.limits.autopipe import Script
 from owstack.tenancy.limits.bucket import Limiter, LimiterUnavailable, Rule, month_of
-from owstack.tenancy.limits.redis_store import RESERVE, SETTLE, RedisLimiter, Script
+from owstack.tenancy.limits.redis_store import RESERVE, SETTLE, RedisLimiter
 from procs import free_port
 
 from .limits_support import REDIS_URL, T0, LimiterFactory, keys_under, make_limiter, prefix

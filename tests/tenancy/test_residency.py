@@ -10,13 +10,13 @@ from owstack.config.load import from_dict
 from owstack.config.schema import BackendSection
 from owstack.errors import PermissionDenied, ResidencyViolation
 from owstack.tenancy.config import TenantSection
+from owstack.tenancy.report import residency_report
 from owstack.tenancy.residency import (
     allowed,
     filter_candidates,
     label_covers,
     raise_if_empty,
     reason,
-    residency_report,
 )
 
 

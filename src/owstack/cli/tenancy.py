@@ -146,7 +146,7 @@ def _describe(record: KeyRecord) -> str:
 
 
 def _warn_residency(config: Config, tenant: str) -> None:
-    from owstack.tenancy.residency import residency_report
+    from owstack.tenancy.report import residency_report
 
     for problem in residency_report(config).problems:
         if problem.startswith(f"tenant {tenant!r}:"):
@@ -225,7 +225,7 @@ def residency_check(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Per tenant and layer: the backends it may reach, fallbacks included; exit 1 if a layer has none."""
-    from owstack.tenancy.residency import residency_report
+    from owstack.tenancy.report import residency_report
 
     config = _config(config_path)
     report = residency_report(config)

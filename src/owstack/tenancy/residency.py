@@ -25,10 +25,8 @@ from typing import TYPE_CHECKING
 from owstack.errors import ResidencyViolation
 
 if TYPE_CHECKING:  # owstack.tenancy.config imports owstack.config, whose __init__ imports the schema
-    from owstack.config import Config
     from owstack.config.schema import BackendSection
     from owstack.tenancy.config import TenantSection
-    from owstack.tenancy.report import ResidencyReport
 
 
 def label_covers(allowed: str, label: str) -> bool:
@@ -114,10 +112,3 @@ def _jurisdictions(names: Sequence[str], backends: Mapping[str, BackendSection] 
         if label not in labels:
             labels.append(label)
     return labels
-
-
-def residency_report(config: Config) -> ResidencyReport:
-    """Per tenant and layer: reachable backends (fallbacks included) and layers left without one."""
-    from owstack.tenancy.report import residency_report as build
-
-    return build(config)

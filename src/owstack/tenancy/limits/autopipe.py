@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError, RedisError
@@ -22,8 +23,6 @@ from owstack.tenancy.limits.bucket import LimiterUnavailable
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
-
-    from owstack.tenancy.limits.redis_store import Script
 
 Call = tuple[tuple[str, ...], tuple[Any, ...], "asyncio.Future[Any]"]
 
@@ -90,3 +89,17 @@ class AutoPipeline:
                 future.set_exception(LimiterUnavailable(f"{type(result).__name__}: {result}"))
             else:
                 future.set_result(result)
+
+
+class Script:
+    """A Lua script run by its SHA1 (EVALSHA), sent whole (EVAL) when the server does not know it."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    async def __call__(self, client: Any, keys: tuple[str, ...], args: tuple[Any, ...]) -> Any:
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await client.eval(self.source, len(keys), *keys, *args)

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -44,7 +43,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from owstack.tenancy.limits.autopipe import AutoPipeline
+from owstack.tenancy.limits.autopipe import AutoPipeline, Script
 from owstack.tenancy.limits.bucket import Decision, Hold, LimiterUnavailable, Month, Rule, micros, month_of
 
 log = logging.getLogger(__name__)
@@ -165,20 +164,6 @@ return 1
 )
 
 _REASONS = {1: "requests", 2: "tokens", 3: "budget"}
-
-
-class Script:
-    """A Lua script run by its SHA1 (EVALSHA), sent whole (EVAL) when the server does not know it."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.sha = hashlib.sha1(source.encode()).hexdigest()
-
-    async def __call__(self, client: Any, keys: tuple[str, ...], args: tuple[Any, ...]) -> Any:
-        try:
-            return await client.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            return await client.eval(self.source, len(keys), *keys, *args)
 
 
 @dataclass(slots=True)

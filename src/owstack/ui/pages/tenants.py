@@ -48,7 +48,7 @@ def load(conn: sa.Connection, page: Page, tenant: str | None) -> dict[str, Any]:
 
 
 def _residency(page: Page, names: list[str]) -> dict[str, Any]:
-    from owstack.tenancy.residency import residency_report
+    from owstack.tenancy.report import residency_report
 
     report = residency_report(page.config)
     return {t.tenant: t for t in report.tenants if t.tenant in names}
