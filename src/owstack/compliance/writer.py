@@ -13,6 +13,12 @@ raise `AuditUnavailable` and the gateway refuses requests. It does not stay so: 
 on disk makes the writer healthy again (issue 14: one "Too many open files" used to disable the log until a
 restart). The manifest (an index of the latest checkpoint) failing to update is logged, not fatal: the next
 checkpoint rewrites it.
+
+Riders (`storage.durable`): the commit thread also commits the queued records of other logs that ride with
+it (the ledger's write-ahead log): it writes theirs, writes and fsyncs its own batch, then fsyncs theirs and
+completes their futures. One thread woken per batch for both logs; each record still fsynced in its own
+file before its future completes. Riders commit on their own threads while this writer is not `carrying`
+(stopped, or failed and not yet written again).
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from owstack import __version__
 from owstack.compliance import chain
@@ -43,6 +50,9 @@ from owstack.compliance.segments import (
     write_json_atomic,
 )
 from owstack.storage.threads import Handoff, background_priority
+
+if TYPE_CHECKING:
+    from owstack.storage.durable import Rider
 
 __all__ = ["Appended", "AuditUnavailable", "AuditWriter", "node_name"]
 
@@ -90,12 +100,56 @@ class AuditWriter:
         self._retry_s = RETRY_S
         self.records_written = 0
         self.batches_written = 0
+        #: logs whose queued records this thread commits with its own (storage.durable)
+        self._riders: list[Rider] = []
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     @property
     def healthy(self) -> bool:
         return self.error is None and self._thread is not None and self._thread.is_alive()
+
+    # -- riders (storage.durable) ------------------------------------------------------------------
+
+    @property
+    def carrying(self) -> bool:
+        """True while the commit thread takes riders' records (running, healthy, not stopping)."""
+        return self.error is None and self._thread is not None and not self._stopping
+
+    def carry(self, rider: Rider) -> None:
+        """Commit `rider`'s queued records with this writer's batches from now on."""
+        with self._cond:
+            if rider not in self._riders:
+                self._riders = [*self._riders, rider]
+        rider.carry_with(self)
+
+    def wake(self) -> None:
+        """A rider queued records: wake the commit thread if it waits for work."""
+        with self._cond:
+            if self._waiting:
+                self._waiting = False
+                self._cond.notify()
+
+    def _riders_pending(self) -> bool:
+        return any(r.pending for r in self._riders)
+
+    def _take_riders(self) -> list[Callable[[], None]]:
+        """Write the riders' queued records; their `finish` (fsync, settle) to call after this batch's."""
+        finishes = []
+        for rider in self._riders:
+            try:
+                finish = rider.carry()
+            except Exception:  # a rider's own bug: it must not stop the audit log; its thread takes over
+                log.exception("audit log: a log riding with the audit writer failed; it commits on its own")
+                continue
+            if finish is not None:
+                finishes.append(finish)
+        return finishes
+
+    def _release_riders(self) -> None:
+        """This thread no longer takes riders' records (stopping, or failed): their own threads do."""
+        for rider in self._riders:
+            rider.uncarried(self)
 
     @property
     def keys(self) -> AuditKeys:
@@ -126,6 +180,7 @@ class AuditWriter:
                 self._stopping = True
                 self._cond.notify()
             thread.join()
+        self._release_riders()
         self._release()
 
     def _open(self) -> None:
@@ -227,6 +282,12 @@ class AuditWriter:
 
     def _run(self) -> None:
         background_priority()  # never preempt the event loop on wake-up (storage/threads.py)
+        try:
+            self._loop()
+        finally:
+            self._release_riders()
+
+    def _loop(self) -> None:
         while True:
             if self.error is not None and not self._recover():
                 if self._stopping:
@@ -234,6 +295,7 @@ class AuditWriter:
                     return
                 continue
             batch, stopping = self._take()
+            finishes = self._take_riders() if self._riders else ()
             try:
                 self._commit(batch, seal=stopping)
             except OSError as exc:
@@ -242,6 +304,9 @@ class AuditWriter:
                     self._fail_pending()
                     return
                 continue
+            finally:
+                for finish in finishes:  # the riders' fsyncs, after this batch's (their records were written first)
+                    finish()
             if stopping:
                 return
 
@@ -253,6 +318,7 @@ class AuditWriter:
             log.error("audit log: %s; requests are refused until it can be written again", message)
         with self._cond:
             self.error = message
+        self._release_riders()  # while this log cannot be written, the riders commit on their own
         failure = AuditUnavailable(message)
         for _, done in batch:
             done(None, failure)
@@ -296,7 +362,7 @@ class AuditWriter:
     def _take(self) -> tuple[list[tuple[dict[str, Any], Done]], bool]:
         """Wait for records (or a due checkpoint, or shutdown); return everything queued."""
         with self._cond:
-            while not self._queue and not self._stopping:
+            while not self._queue and not self._stopping and not self._riders_pending():
                 wait = self._checkpoint_wait()
                 if wait is not None and wait <= 0:
                     break
