@@ -26,8 +26,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import hashlib
 import logging
 import os
+import secrets
 import socket
 import threading
 import time
@@ -459,14 +461,14 @@ class AuditWriter:
         record["stream"] = self.stream
         record["seq"] = tail.seq + 1
         record["prev_hash"] = tail.head
-        record["entry_hash"] = chain.entry_hash(tail.head, record)
+        line = _hashed_line(tail.head, record)
         tail.seq, tail.head = record["seq"], record["entry_hash"]
         self._covered.append(chain.cover(tail.head))
         if record["type"] == chain.CHECKPOINT:
             tail.records_since_checkpoint = 0
         else:
             tail.records_since_checkpoint += 1
-        return chain.canonical(record) + b"\n"
+        return line + b"\n"
 
     def _checkpoint(self, buf: bytearray, *, sealed: bool) -> dict[str, Any]:
         tail = self._tail
@@ -521,6 +523,35 @@ class AuditWriter:
         self._drop_fd()
         self._fd = fd
         self._tail.segment, self._tail.size, self._tail.day = index, size, _today()
+
+
+#: stands in for a record's entry hash while it is serialised: random per process, so it occurs in no record
+_SLOT = secrets.token_hex(32)
+_SLOT_BYTES = _SLOT.encode("ascii")
+_MEMBER = b'"entry_hash":"' + _SLOT_BYTES + b'"'
+
+
+def _hashed_line(prev_hash: str, record: dict[str, Any]) -> bytes:
+    """Set `record["entry_hash"]` (`chain.entry_hash` of the record without it) and return the record's
+    canonical line, serialising it once rather than twice: the line is made with a placeholder hash, the
+    hashed body is that line without the `entry_hash` member (keys sorted, no whitespace: removing one
+    member of the object leaves the canonical form of the rest), and the hash then takes the placeholder's
+    place (same length). Should the placeholder not occur exactly once, the record is serialised twice."""
+    record["entry_hash"] = _SLOT
+    line = chain.canonical(record)
+    at = line.find(_MEMBER)
+    if at < 0 or line.count(_SLOT_BYTES) != 1:
+        del record["entry_hash"]
+        record["entry_hash"] = chain.entry_hash(prev_hash, record)
+        return chain.canonical(record)
+    end = at + len(_MEMBER)
+    # drop the member and the comma after it (a member follows: "type" always does), else the one before it
+    body = line[:at] + line[end + 1 :] if line[end : end + 1] == b"," else line[: at - 1] + line[end:]
+    h = hashlib.sha256(prev_hash.encode("ascii"))
+    h.update(body)
+    digest = h.hexdigest()
+    record["entry_hash"] = digest
+    return line.replace(_SLOT_BYTES, digest.encode("ascii"), 1)
 
 
 def _today() -> str:
