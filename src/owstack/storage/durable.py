@@ -105,6 +105,13 @@ async def settle(ctx: RequestContext) -> None:
     waiting = ctx.notes.pop(NOTE, None)
     if not waiting:
         return
+    if len(waiting) == 1:  # the common case (the ledger's record), often done already: no gather
+        future, failed = waiting[0]
+        try:
+            await future
+        except Exception as exc:
+            raise failed(exc) from None
+        return
     results = await asyncio.gather(*(future for future, _ in waiting), return_exceptions=True)
     for (_, failed), result in zip(waiting, results, strict=True):
         if isinstance(result, BaseException):
