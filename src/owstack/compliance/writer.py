@@ -125,6 +125,11 @@ class AuditWriter:
                 self._riders = [*self._riders, rider]
         rider.carry_with(self)
 
+    @property
+    def busy(self) -> bool:
+        """The commit thread is committing (records queued now join its next batch without a wake-up)."""
+        return not self._waiting
+
     def wake(self) -> None:
         """A rider queued records: wake the commit thread if it waits for work."""
         with self._cond:
@@ -297,9 +302,9 @@ class AuditWriter:
                     return
                 continue
             batch, stopping = self._take()
-            finishes = self._take_riders() if self._riders else ()
+            finishes = self._take_riders() if self._riders else []
             try:
-                self._commit(batch, seal=stopping)
+                self._commit(batch, seal=stopping, synced=finishes)
             except OSError as exc:
                 self._failed(exc, batch)
                 if stopping:
@@ -307,8 +312,7 @@ class AuditWriter:
                     return
                 continue
             finally:
-                for finish in finishes:  # the riders' fsyncs, after this batch's (their records were written first)
-                    finish()
+                _run_all(finishes)  # whatever `_commit` did not run (it failed before its fsync returned)
             if stopping:
                 return
 
@@ -383,10 +387,17 @@ class AuditWriter:
         return self._every_s - (time.monotonic() - self._last_cp)
 
     def _commit(
-        self, batch: list[tuple[dict[str, Any], Done]], *, seal: bool = False, force_checkpoint: bool = False
+        self,
+        batch: list[tuple[dict[str, Any], Done]],
+        *,
+        seal: bool = False,
+        force_checkpoint: bool = False,
+        synced: list[Callable[[], None]] | None = None,
     ) -> None:
         """Chain the batch, write it, fsync; on an OSError before the fsync returned, the chain and the segment
-        are put back as they were (and the error raised)."""
+        are put back as they were (and the error raised). `synced`: the riders' `finish` (their fsync, their
+        futures), run once this batch is on disk and before its own futures complete, so that a request
+        waiting for both resumes once, with both done."""
         tail = self._tail
         saved = dataclasses.replace(tail), self._last_cp, self._fd
         try:
@@ -396,6 +407,8 @@ class AuditWriter:
             self._truncate(saved[2], saved[0].size)
             raise
         self.records_written += len(acked)
+        if synced:
+            _run_all(synced)
         acknowledge(acked)
         if manifest is not None:
             try:
@@ -552,6 +565,16 @@ def _hashed_line(prev_hash: str, record: dict[str, Any]) -> bytes:
     digest = h.hexdigest()
     record["entry_hash"] = digest
     return line.replace(_SLOT_BYTES, digest.encode("ascii"), 1)
+
+
+def _run_all(finishes: list[Callable[[], None]]) -> None:
+    """Run and remove each; a failing one does not keep the others from running."""
+    while finishes:
+        finish = finishes.pop(0)
+        try:
+            finish()
+        except Exception:
+            log.exception("audit log: a log riding with the audit writer failed to complete its batch")
 
 
 def _today() -> str:

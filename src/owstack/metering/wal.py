@@ -26,11 +26,14 @@ A failed write (disk full, I/O error) fails the futures of its batch; the next b
 so the log recovers by itself when the cause goes away (fail closed while failing, never stuck).
 
 Carried (`storage.durable`): with the audit log on, the audit writer's commit thread takes this log's queued
-records with its own batch (`carry`: write them, then, after the audit batch is written, fdatasync and
-settle): one thread woken per batch, not two. The same framing, the same file, the same fsync before the
-future completes; only the thread differs. This log's own thread commits whatever the carrier does not take:
-everything when there is no carrier, when it stops or fails (`uncarried`), or a batch it left for
-`CARRIER_GRACE_S`. Commits are serialised (`_commit_lock`), so records reach the file in sequence order.
+records with its own batch while it is busy (`carry`: write them, then, after the audit batch is written,
+fdatasync and settle): under load one thread cycles per batch, not two, and nothing needs waking. A batch
+that begins while the carrier is idle is this log's own thread's, as before: the two fsyncs then overlap
+rather than run one after the other (a request alone waits for one fsync, not two). Same framing, same
+file, same fsync before the future completes; only the thread differs. This log's own thread commits
+whatever the carrier does not take: everything when there is no carrier, when it stops or fails
+(`uncarried`), or a batch it left for `CARRIER_GRACE_S`. Commits are serialised (`_commit_lock`), so records
+reach the file in sequence order.
 """
 
 from __future__ import annotations
@@ -84,6 +87,8 @@ class _Batch:
     first: int = 0
     payloads: list[bytes] = field(default_factory=list)
     done: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(default_factory=list)
+    #: left to the carrier (it was busy committing when the batch began), else to this log's own thread
+    carried: bool = False
 
 
 #: one appended record on its way to the commit thread: (sequence number, payload, its loop, its future)
@@ -198,24 +203,29 @@ class Wal:
                 _settle([(loop, future) for _, _, loop, future in items], WalUnavailable("the log is closed"))
                 return
             batch = self._batch
+            carrier = self.carrier
             if not batch.payloads:
                 batch.first = items[0][0]
+                # a busy carrier takes the batch with its next one (no thread to wake: it is running);
+                # an idle one would fsync the two logs one after the other, so this log's thread is woken
+                # and the two fsyncs overlap (the latency of a request that waits alone)
+                batch.carried = carrier is not None and carrier.carrying and carrier.busy
             for _, payload, loop, future in items:
                 batch.payloads.append(payload)
                 batch.done.append((loop, future))
-            carrier = self.carrier
-            carried = carrier is not None and carrier.carrying
+            carried = batch.carried
             if not carried and self._waiting:
                 self._waiting = False
                 self._cond.notify()
-        if carried:
-            assert carrier is not None
-            carrier.wake()  # outside this log's lock: the carrier takes it while holding its own
+        if carried and carrier is not None:
+            carrier.wake()  # in case it went idle meanwhile (a no-op while it runs); outside this log's lock
 
     # carried by another log's commit thread (storage.durable) ---------------------------------------------
     @property
     def pending(self) -> bool:
-        return bool(self._batch.payloads)
+        """A batch is queued for the carrier."""
+        batch = self._batch
+        return batch.carried and bool(batch.payloads)
 
     def carry_with(self, carrier: Carrier) -> None:
         """From now on `carrier` commits this log's batches with its own (event loop's thread)."""
@@ -235,13 +245,13 @@ class Wal:
         """(the carrier's thread) Take the queued batch and write it; returns `finish` (fdatasync, settle the
         futures) to call once the carrier's own batch is written, or None when nothing is queued. Nothing
         else commits to this log in between."""
-        if not self._batch.payloads:
+        if not self.pending:
             return None
         self._commit_lock.acquire()
         try:
             with self._cond:
-                if self._thread is None or self._stopping:  # closing: its own thread commits what is left
-                    self._commit_lock.release()
+                if self._thread is None or self._stopping or not self._batch.carried:
+                    self._commit_lock.release()  # closing, or this log's own thread's batch
                     return None
                 batch, self._batch = self._batch, _Batch()
             if not batch.payloads:
@@ -289,7 +299,12 @@ class Wal:
                 while not self._stopping:
                     if self._batch.payloads:
                         carrier = self.carrier
-                        if carrier is None or not carrier.carrying or left == self._batch.first:
+                        if (
+                            not self._batch.carried
+                            or carrier is None
+                            or not carrier.carrying
+                            or left == self._batch.first
+                        ):
                             break
                         left = self._batch.first
                     else:

@@ -16,11 +16,12 @@ One commit for both (a carrier and its riders):
     durable.carry(ctx, carrier)                     the audit stage has its writer (a `Carrier`) commit the
                                                     rider's queued records in its own group commit
 
-A carrier's commit thread takes the rider's queued records with its own, writes both, fsyncs its own and
-then the rider's file, and settles both: one thread woken per batch instead of two, one hand-off back to
-the event loop. Every rider record is still on disk (its own file, its own framing, fsynced) before its
-future completes. A rider whose carrier stops, fails, or leaves a batch untaken for `Rider` grace time
-commits it on its own thread, as it did alone.
+A busy carrier's commit thread takes the rider's queued records with its own, writes both, fsyncs its own
+and then the rider's file, and settles both: under load one thread cycles per batch instead of two.
+Records that arrive while the carrier is idle go to the rider's own thread, so that the two fsyncs
+overlap. Every rider record is still on disk (its own file, its own framing, fsynced) before its future
+completes. A rider whose carrier stops, fails, or leaves a batch untaken for the rider's grace time commits
+it on its own thread, as it did alone.
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ class Carrier(Protocol):
     @property
     def carrying(self) -> bool:
         """True while it takes riders' records (running and healthy)."""
+        ...
+
+    @property
+    def busy(self) -> bool:
+        """Its commit thread is committing (not waiting for work): records queued now join its next batch."""
         ...
 
     def wake(self) -> None:
