@@ -578,4 +578,12 @@ def _run_all(finishes: list[Callable[[], None]]) -> None:
 
 
 def _today() -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime())
+    """Today's UTC date (formatted once per day: the commit thread asks for it with every batch)."""
+    global _day
+    day = int(time.time() // 86_400)
+    if _day[0] != day:
+        _day = (day, time.strftime("%Y-%m-%d", time.gmtime(day * 86_400)))
+    return _day[1]
+
+
+_day: tuple[int, str] = (-1, "")

@@ -26,10 +26,10 @@ A failed write (disk full, I/O error) fails the futures of its batch; the next b
 so the log recovers by itself when the cause goes away (fail closed while failing, never stuck).
 
 Carried (`storage.durable`): with the audit log on, the audit writer's commit thread takes this log's queued
-records with its own batch while it is busy (`carry`: write them, then, after the audit batch is written,
-fdatasync and settle): under load one thread cycles per batch, not two, and nothing needs waking. A batch
-that begins while the carrier is idle is this log's own thread's, as before: the two fsyncs then overlap
-rather than run one after the other (a request alone waits for one fsync, not two). Same framing, same
+records with its own batch while it is busy or requests overlap (`carry`: write them, then, after the audit
+batch is written, fdatasync and settle): under load one thread cycles per batch, not two, and one is woken.
+A batch of requests that come one at a time is this log's own thread's, as before: the two fsyncs then
+overlap rather than run one after the other (a request alone waits for one fsync, not two). Same framing, same
 file, same fsync before the future completes; only the thread differs. This log's own thread commits
 whatever the carrier does not take: everything when there is no carrier, when it stops or fails
 (`uncarried`), or a batch it left for `CARRIER_GRACE_S`. Commits are serialised (`_commit_lock`), so records
@@ -125,6 +125,8 @@ class Wal:
         self._commit_lock = threading.Lock()
         #: the log whose commit thread commits this one's batches too (storage.durable), if any
         self.carrier: Carrier | None = None
+        #: records in the last batch committed: more than one means requests overlap (see `_take_over`)
+        self._last_batch = 0
 
     # life cycle -----------------------------------------------------------------------------------------
     def open(self) -> list[Path]:
@@ -206,10 +208,11 @@ class Wal:
             carrier = self.carrier
             if not batch.payloads:
                 batch.first = items[0][0]
-                # a busy carrier takes the batch with its next one (no thread to wake: it is running);
-                # an idle one would fsync the two logs one after the other, so this log's thread is woken
-                # and the two fsyncs overlap (the latency of a request that waits alone)
-                batch.carried = carrier is not None and carrier.carrying and carrier.busy
+                # a busy carrier takes the batch with its next one (no thread to wake: it is running), and so
+                # does an idle one while requests overlap (the last batch held several records: the carrier
+                # is woken for their audit records anyway). Requests one at a time: this log's thread is
+                # woken too, and the two fsyncs overlap rather than run one after the other.
+                batch.carried = carrier is not None and carrier.carrying and (carrier.busy or self._last_batch > 1)
             for _, payload, loop, future in items:
                 batch.payloads.append(payload)
                 batch.done.append((loop, future))
@@ -359,6 +362,7 @@ class Wal:
                     segment.last = first + len(batch.payloads) - 1
                 self.committed_seq = segment.last
                 self.records_written += len(batch.payloads)
+                self._last_batch = len(batch.payloads)
                 if self.error is not None:
                     log.warning("ledger: the write-ahead log is written again (%s)", self.slot)
                     self.error = None
