@@ -33,6 +33,7 @@ from gwbench import procs
 
 REPO = Path(__file__).resolve().parents[2]
 OWSTACK = REPO / ".venv" / "bin" / "owstack"
+SRC = REPO / "src"
 LITELLM = REPO / "bench" / ".venv-litellm" / "bin" / "litellm"
 MESSAGES = [{"role": "user", "content": "hi"}]
 CHAT_BODY: dict[str, object] = {"model": "edge", "messages": MESSAGES}
@@ -92,6 +93,20 @@ def pg_database(name: str) -> tuple[str, Any]:
     return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name, lambda: admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def owstack_command() -> list[str]:
+    """This checkout's `owstack`: its .venv's script, or (a git worktree has no .venv of its own) the running
+    Python with `-m owstack`. Run it with `owstack_env()`, which puts this checkout's src first, so that the
+    gateway measured is the code beside this bench even when the interpreter's editable install points to
+    another checkout."""
+    return [str(OWSTACK)] if OWSTACK.exists() else [sys.executable, "-m", "owstack"]
+
+
+def owstack_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
 def direct(upstream_port: int) -> Contender:
     base = f"http://127.0.0.1:{upstream_port}"
     return Contender(
@@ -135,8 +150,9 @@ def owstack_config(
 def create_key(config_path: Path, workdir: Path) -> str:
     """`owstack keys create` for the bench tenant; returns the key (printed once on stdout)."""
     proc = subprocess.run(
-        [str(OWSTACK), "keys", "create", "--tenant", TENANT, "--config", str(config_path), "--label", "bench"],
+        [*owstack_command(), "keys", "create", "--tenant", TENANT, "--config", str(config_path), "--label", "bench"],
         cwd=workdir,
+        env=owstack_env(),
         capture_output=True,
         text=True,
         timeout=120,
@@ -166,8 +182,8 @@ def start_owstack(
     if secure:
         headers["Authorization"] = f"Bearer {create_key(config_path, home)}"
     port = procs.free_port()
-    cmd = [str(OWSTACK), "serve", "--config", str(config_path), "--host", "127.0.0.1", "--port", str(port)]
-    env = {**os.environ, **(extra_env or {})}
+    cmd = [*owstack_command(), "serve", "--config", str(config_path), "--host", "127.0.0.1", "--port", str(port)]
+    env = owstack_env({**os.environ, **(extra_env or {})})
     try:
         server = procs.start(name.replace("+", "-"), cmd, workdir=home, cores=cores, env=env)
     except BaseException:
@@ -250,7 +266,8 @@ def litellm_version() -> str | None:
 
 def owstack_version() -> str | None:
     proc = subprocess.run(
-        [sys.executable, "-c", "import importlib.metadata as m; print(m.version('owstack'))"],
+        [sys.executable, "-c", "import owstack; print(owstack.__version__)"],
+        env=owstack_env(),
         capture_output=True,
         text=True,
         check=False,

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gwbench import procs
-from gwbench.contenders import OWSTACK, stages_from_log
+from gwbench.contenders import owstack_command, owstack_env, stages_from_log
 
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PROMPT = "Write a short story about a robot who learns to paint. Describe the colours it discovers."
@@ -108,7 +108,7 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _serve_command(home: Path, port: int, threads: int | None) -> list[str]:
     """The embedded default (no config); with `threads`, the same backend written out with `n_threads`."""
-    cmd = [str(OWSTACK), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [*owstack_command(), "serve", "--host", "127.0.0.1", "--port", str(port)]
     if threads is None:
         return cmd
     backend = {"engine": "llamacpp", "model": "smollm2-135m-instruct", "jurisdiction": "local", "n_threads": threads}
@@ -126,7 +126,7 @@ def measure(workdir: Path, runs: int, max_tokens: int, threads: int | None = Non
     port = procs.free_port()
     cmd = _serve_command(home, port, threads)
     threads = threads or default_threads()
-    server = procs.start("owstack-embedded", cmd, workdir=home, cores=None)
+    server = procs.start("owstack-embedded", cmd, workdir=home, cores=None, env=owstack_env())
     direct: _Direct | None = None
     try:
         ready_s = procs.wait_http(server, f"http://127.0.0.1:{port}/readyz", timeout=300)

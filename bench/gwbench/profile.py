@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def py_spy() -> str | None:
-    local = REPO / ".venv" / "bin" / "py-spy"
-    return str(local) if local.exists() else shutil.which("py-spy")
+    for local in (REPO / ".venv" / "bin" / "py-spy", Path(sys.executable).parent / "py-spy"):
+        if local.exists():
+            return str(local)
+    return shutil.which("py-spy")
 
 
 def summarise(collapsed: str, top: int = 25) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -121,18 +121,30 @@ def public_key_id(public: Ed25519PublicKey) -> str:
     return "ed25519:" + hashlib.sha256(raw).hexdigest()[:16]
 
 
+#: pseudonyms kept per key set (an actor's is asked for on every request; the set is cleared when full)
+PSEUDONYM_CACHE = 4096
+
+
 @dataclass(frozen=True, slots=True)
 class AuditKeys:
     pseudonym: bytes
     pseudonym_id: str
     signing: Ed25519PrivateKey
     signing_id: str
+    #: (kind, value) -> pseudonym, for the few actors and users that make most requests
+    _pseudonyms: dict[tuple[str, str], str] = field(default_factory=dict, compare=False, repr=False)
 
     def hmac(self, data: bytes) -> str:
-        return hmac.new(self.pseudonym, data, hashlib.sha256).hexdigest()
+        return hmac.digest(self.pseudonym, data, "sha256").hex()  # one-shot: the same digest, less overhead
 
     def pseudonym_of(self, kind: str, value: str) -> str:
-        return "hmac:" + self.hmac(f"{kind}:{value}".encode())[:32]
+        cache = self._pseudonyms
+        name = cache.get((kind, value))
+        if name is None:
+            if len(cache) >= PSEUDONYM_CACHE:
+                cache.clear()
+            name = cache[(kind, value)] = "hmac:" + self.hmac(f"{kind}:{value}".encode())[:32]
+        return name
 
 
 def load_keys(section: AuditSection, paths: AuditPaths, *, create: bool = True) -> AuditKeys:

@@ -71,6 +71,12 @@ def _expiry_date(day: int, retention_days: int) -> str:
     return (datetime.fromtimestamp(day * 86_400, UTC) + timedelta(days=retention_days)).strftime("%Y-%m-%d")
 
 
+@lru_cache(maxsize=256)
+def _template_hash(template: str | None, policy: str | None) -> str:
+    """The prompt template's hash: a few distinct values per gateway, computed once each."""
+    return sha256_of({"template": template, "policy": policy})
+
+
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 3)
 
@@ -159,9 +165,7 @@ def request_record(
         "model": _model(ctx, facts),
         "generation": _generation(ctx),
         "hashes": {
-            "prompt_template": sha256_of(
-                {"template": card.catalog_id if card else None, "policy": ctx.reasoning_policy}
-            ),
+            "prompt_template": _template_hash(card.catalog_id if card else None, ctx.reasoning_policy),
             "policy_config": facts.config_hash,
         },
         "actor": {

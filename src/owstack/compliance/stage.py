@@ -103,7 +103,9 @@ class AuditStage(BaseStage):
         try:
             keystore = log.keystore if log.captures(ctx.tenant) else None
             record = request_record(ctx, keys=log.keys, facts=log.facts, keystore=keystore)
-            await log.writer().append(record)
+            writer = log.writer()
+            durable.carry(ctx, writer)  # the ledger's record, if any, is committed with this one
+            await writer.append(record)
         except (AuditUnavailable, AuditKeyError, ContentUnavailable, OSError) as exc:
             raise ServiceUnavailable(f"audit log cannot be written: {exc}", code="audit_unavailable") from None
 

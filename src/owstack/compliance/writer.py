@@ -13,6 +13,12 @@ raise `AuditUnavailable` and the gateway refuses requests. It does not stay so: 
 on disk makes the writer healthy again (issue 14: one "Too many open files" used to disable the log until a
 restart). The manifest (an index of the latest checkpoint) failing to update is logged, not fatal: the next
 checkpoint rewrites it.
+
+Riders (`storage.durable`): the commit thread also commits the queued records of other logs that ride with
+it (the ledger's write-ahead log): it writes theirs, writes and fsyncs its own batch, then fsyncs theirs and
+completes their futures. One thread woken per batch for both logs; each record still fsynced in its own
+file before its future completes. Riders commit on their own threads while this writer is not `carrying`
+(stopped, or failed and not yet written again).
 """
 
 from __future__ import annotations
@@ -20,13 +26,16 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import hashlib
 import logging
 import os
+import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from owstack import __version__
 from owstack.compliance import chain
@@ -43,6 +52,9 @@ from owstack.compliance.segments import (
     write_json_atomic,
 )
 from owstack.storage.threads import Handoff, background_priority
+
+if TYPE_CHECKING:
+    from owstack.storage.durable import Rider
 
 __all__ = ["Appended", "AuditUnavailable", "AuditWriter", "node_name"]
 
@@ -90,12 +102,61 @@ class AuditWriter:
         self._retry_s = RETRY_S
         self.records_written = 0
         self.batches_written = 0
+        #: logs whose queued records this thread commits with its own (storage.durable)
+        self._riders: list[Rider] = []
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     @property
     def healthy(self) -> bool:
         return self.error is None and self._thread is not None and self._thread.is_alive()
+
+    # -- riders (storage.durable) ------------------------------------------------------------------
+
+    @property
+    def carrying(self) -> bool:
+        """True while the commit thread takes riders' records (running, healthy, not stopping)."""
+        return self.error is None and self._thread is not None and not self._stopping
+
+    def carry(self, rider: Rider) -> None:
+        """Commit `rider`'s queued records with this writer's batches from now on."""
+        with self._cond:
+            if rider not in self._riders:
+                self._riders = [*self._riders, rider]
+        rider.carry_with(self)
+
+    @property
+    def busy(self) -> bool:
+        """The commit thread is committing (records queued now join its next batch without a wake-up)."""
+        return not self._waiting
+
+    def wake(self) -> None:
+        """A rider queued records: wake the commit thread if it waits for work."""
+        with self._cond:
+            if self._waiting:
+                self._waiting = False
+                self._cond.notify()
+
+    def _riders_pending(self) -> bool:
+        return any(r.pending for r in self._riders)
+
+    def _take_riders(self) -> list[Callable[[], None]]:
+        """Write the riders' queued records; their `finish` (fsync, settle) to call after this batch's."""
+        finishes = []
+        for rider in self._riders:
+            try:
+                finish = rider.carry()
+            except Exception:  # a rider's own bug: it must not stop the audit log; its thread takes over
+                log.exception("audit log: a log riding with the audit writer failed; it commits on its own")
+                continue
+            if finish is not None:
+                finishes.append(finish)
+        return finishes
+
+    def _release_riders(self) -> None:
+        """This thread no longer takes riders' records (stopping, or failed): their own threads do."""
+        for rider in self._riders:
+            rider.uncarried(self)
 
     @property
     def keys(self) -> AuditKeys:
@@ -126,6 +187,7 @@ class AuditWriter:
                 self._stopping = True
                 self._cond.notify()
             thread.join()
+        self._release_riders()
         self._release()
 
     def _open(self) -> None:
@@ -227,6 +289,12 @@ class AuditWriter:
 
     def _run(self) -> None:
         background_priority()  # never preempt the event loop on wake-up (storage/threads.py)
+        try:
+            self._loop()
+        finally:
+            self._release_riders()
+
+    def _loop(self) -> None:
         while True:
             if self.error is not None and not self._recover():
                 if self._stopping:
@@ -234,14 +302,17 @@ class AuditWriter:
                     return
                 continue
             batch, stopping = self._take()
+            finishes = self._take_riders() if self._riders else []
             try:
-                self._commit(batch, seal=stopping)
+                self._commit(batch, seal=stopping, synced=finishes)
             except OSError as exc:
                 self._failed(exc, batch)
                 if stopping:
                     self._fail_pending()
                     return
                 continue
+            finally:
+                _run_all(finishes)  # whatever `_commit` did not run (it failed before its fsync returned)
             if stopping:
                 return
 
@@ -253,6 +324,7 @@ class AuditWriter:
             log.error("audit log: %s; requests are refused until it can be written again", message)
         with self._cond:
             self.error = message
+        self._release_riders()  # while this log cannot be written, the riders commit on their own
         failure = AuditUnavailable(message)
         for _, done in batch:
             done(None, failure)
@@ -296,7 +368,7 @@ class AuditWriter:
     def _take(self) -> tuple[list[tuple[dict[str, Any], Done]], bool]:
         """Wait for records (or a due checkpoint, or shutdown); return everything queued."""
         with self._cond:
-            while not self._queue and not self._stopping:
+            while not self._queue and not self._stopping and not self._riders_pending():
                 wait = self._checkpoint_wait()
                 if wait is not None and wait <= 0:
                     break
@@ -315,10 +387,17 @@ class AuditWriter:
         return self._every_s - (time.monotonic() - self._last_cp)
 
     def _commit(
-        self, batch: list[tuple[dict[str, Any], Done]], *, seal: bool = False, force_checkpoint: bool = False
+        self,
+        batch: list[tuple[dict[str, Any], Done]],
+        *,
+        seal: bool = False,
+        force_checkpoint: bool = False,
+        synced: list[Callable[[], None]] | None = None,
     ) -> None:
         """Chain the batch, write it, fsync; on an OSError before the fsync returned, the chain and the segment
-        are put back as they were (and the error raised)."""
+        are put back as they were (and the error raised). `synced`: the riders' `finish` (their fsync, their
+        futures), run once this batch is on disk and before its own futures complete, so that a request
+        waiting for both resumes once, with both done."""
         tail = self._tail
         saved = dataclasses.replace(tail), self._last_cp, self._fd
         try:
@@ -328,6 +407,8 @@ class AuditWriter:
             self._truncate(saved[2], saved[0].size)
             raise
         self.records_written += len(acked)
+        if synced:
+            _run_all(synced)
         acknowledge(acked)
         if manifest is not None:
             try:
@@ -393,14 +474,14 @@ class AuditWriter:
         record["stream"] = self.stream
         record["seq"] = tail.seq + 1
         record["prev_hash"] = tail.head
-        record["entry_hash"] = chain.entry_hash(tail.head, record)
+        line = _hashed_line(tail.head, record)
         tail.seq, tail.head = record["seq"], record["entry_hash"]
         self._covered.append(chain.cover(tail.head))
         if record["type"] == chain.CHECKPOINT:
             tail.records_since_checkpoint = 0
         else:
             tail.records_since_checkpoint += 1
-        return chain.canonical(record) + b"\n"
+        return line + b"\n"
 
     def _checkpoint(self, buf: bytearray, *, sealed: bool) -> dict[str, Any]:
         tail = self._tail
@@ -457,5 +538,52 @@ class AuditWriter:
         self._tail.segment, self._tail.size, self._tail.day = index, size, _today()
 
 
+#: stands in for a record's entry hash while it is serialised: random per process, so it occurs in no record
+_SLOT = secrets.token_hex(32)
+_SLOT_BYTES = _SLOT.encode("ascii")
+_MEMBER = b'"entry_hash":"' + _SLOT_BYTES + b'"'
+
+
+def _hashed_line(prev_hash: str, record: dict[str, Any]) -> bytes:
+    """Set `record["entry_hash"]` (`chain.entry_hash` of the record without it) and return the record's
+    canonical line, serialising it once rather than twice: the line is made with a placeholder hash, the
+    hashed body is that line without the `entry_hash` member (keys sorted, no whitespace: removing one
+    member of the object leaves the canonical form of the rest), and the hash then takes the placeholder's
+    place (same length). Should the placeholder not occur exactly once, the record is serialised twice."""
+    record["entry_hash"] = _SLOT
+    line = chain.canonical(record)
+    at = line.find(_MEMBER)
+    if at < 0 or line.count(_SLOT_BYTES) != 1:
+        del record["entry_hash"]
+        record["entry_hash"] = chain.entry_hash(prev_hash, record)
+        return chain.canonical(record)
+    end = at + len(_MEMBER)
+    # drop the member and the comma after it (a member follows: "type" always does), else the one before it
+    body = line[:at] + line[end + 1 :] if line[end : end + 1] == b"," else line[: at - 1] + line[end:]
+    h = hashlib.sha256(prev_hash.encode("ascii"))
+    h.update(body)
+    digest = h.hexdigest()
+    record["entry_hash"] = digest
+    return line.replace(_SLOT_BYTES, digest.encode("ascii"), 1)
+
+
+def _run_all(finishes: list[Callable[[], None]]) -> None:
+    """Run and remove each; a failing one does not keep the others from running."""
+    while finishes:
+        finish = finishes.pop(0)
+        try:
+            finish()
+        except Exception:
+            log.exception("audit log: a log riding with the audit writer failed to complete its batch")
+
+
 def _today() -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime())
+    """Today's UTC date (formatted once per day: the commit thread asks for it with every batch)."""
+    global _day
+    day = int(time.time() // 86_400)
+    if _day[0] != day:
+        _day = (day, time.strftime("%Y-%m-%d", time.gmtime(day * 86_400)))
+    return _day[1]
+
+
+_day: tuple[int, str] = (-1, "")

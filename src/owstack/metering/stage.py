@@ -112,8 +112,8 @@ class MeterStage(BaseStage):
             log.exception("meter: request %s could not be metered", ctx.request_id)
         if durable is None:
             return
-        if self.defer_durable:  # the audit stage, outermost, waits for it together with its own fsync
-            defer(ctx, durable, _unrecorded)
+        if self.defer_durable:  # the audit stage, outermost, commits it with its own and waits for both
+            defer(ctx, durable, _unrecorded, rider=self.writer.wal if self.writer is not None else None)
             return
         try:
             await durable

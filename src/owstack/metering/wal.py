@@ -24,6 +24,16 @@ mid-write) ends the segment's replay at the last whole record.
 
 A failed write (disk full, I/O error) fails the futures of its batch; the next batch starts a new segment,
 so the log recovers by itself when the cause goes away (fail closed while failing, never stuck).
+
+Carried (`storage.durable`): with the audit log on, the audit writer's commit thread takes this log's queued
+records with its own batch while it is busy or requests overlap (`carry`: write them, then, after the audit
+batch is written, fdatasync and settle): under load one thread cycles per batch, not two, and one is woken.
+A batch of requests that come one at a time is this log's own thread's, as before: the two fsyncs then
+overlap rather than run one after the other (a request alone waits for one fsync, not two). Same framing, same
+file, same fsync before the future completes; only the thread differs. This log's own thread commits
+whatever the carrier does not take: everything when there is no carrier, when it stops or fails
+(`uncarried`), or a batch it left for `CARRIER_GRACE_S`. Commits are serialised (`_commit_lock`), so records
+reach the file in sequence order.
 """
 
 from __future__ import annotations
@@ -36,11 +46,15 @@ import secrets
 import struct
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from owstack.storage.threads import Handoff, background_priority
+
+if TYPE_CHECKING:
+    from owstack.storage.durable import Carrier
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +63,9 @@ LOCK = ".lock"
 #: records per segment file before a new one is started
 SEGMENT_RECORDS = 8192
 MAX_SLOTS = 256
+#: seconds a queued batch may wait for a carrier before this log's own thread commits it (a safety net:
+#: a carrier takes batches within milliseconds, and says so when it stops taking them)
+CARRIER_GRACE_S = 1.0
 
 
 class WalUnavailable(Exception):
@@ -70,6 +87,8 @@ class _Batch:
     first: int = 0
     payloads: list[bytes] = field(default_factory=list)
     done: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(default_factory=list)
+    #: left to the carrier (it was busy committing when the batch began), else to this log's own thread
+    carried: bool = False
 
 
 #: one appended record on its way to the commit thread: (sequence number, payload, its loop, its future)
@@ -102,6 +121,12 @@ class Wal:
         self._fd: int | None = None
         self._segments: list[Segment] = []
         self._files_lock = threading.Lock()
+        #: held from taking a batch to its fsync: one committer at a time (own thread or carrier), in order
+        self._commit_lock = threading.Lock()
+        #: the log whose commit thread commits this one's batches too (storage.durable), if any
+        self.carrier: Carrier | None = None
+        #: records in the last batch committed: more than one means requests overlap (see `_take_over`)
+        self._last_batch = 0
 
     # life cycle -----------------------------------------------------------------------------------------
     def open(self) -> list[Path]:
@@ -180,14 +205,73 @@ class Wal:
                 _settle([(loop, future) for _, _, loop, future in items], WalUnavailable("the log is closed"))
                 return
             batch = self._batch
+            carrier = self.carrier
             if not batch.payloads:
                 batch.first = items[0][0]
+                # a busy carrier takes the batch with its next one (no thread to wake: it is running), and so
+                # does an idle one while requests overlap (the last batch held several records: the carrier
+                # is woken for their audit records anyway). Requests one at a time: this log's thread is
+                # woken too, and the two fsyncs overlap rather than run one after the other.
+                batch.carried = carrier is not None and carrier.carrying and (carrier.busy or self._last_batch > 1)
             for _, payload, loop, future in items:
                 batch.payloads.append(payload)
                 batch.done.append((loop, future))
-            if self._waiting:
+            carried = batch.carried
+            if not carried and self._waiting:
                 self._waiting = False
                 self._cond.notify()
+        if carried and carrier is not None:
+            carrier.wake()  # in case it went idle meanwhile (a no-op while it runs); outside this log's lock
+
+    # carried by another log's commit thread (storage.durable) ---------------------------------------------
+    @property
+    def pending(self) -> bool:
+        """A batch is queued for the carrier."""
+        batch = self._batch
+        return batch.carried and bool(batch.payloads)
+
+    def carry_with(self, carrier: Carrier) -> None:
+        """From now on `carrier` commits this log's batches with its own (event loop's thread)."""
+        with self._cond:
+            self.carrier = carrier
+            self._cond.notify()  # this log's thread now waits with a time-out (CARRIER_GRACE_S)
+
+    def uncarried(self, carrier: Carrier) -> None:
+        """`carrier` no longer takes batches (stopped or failed): this log's own thread commits them again."""
+        with self._cond:
+            if self.carrier is carrier and not carrier.carrying:
+                self.carrier = None
+            self._waiting = False
+            self._cond.notify()
+
+    def carry(self) -> Callable[[], None] | None:
+        """(the carrier's thread) Take the queued batch and write it; returns `finish` (fdatasync, settle the
+        futures) to call once the carrier's own batch is written, or None when nothing is queued. Nothing
+        else commits to this log in between."""
+        if not self.pending:
+            return None
+        self._commit_lock.acquire()
+        try:
+            with self._cond:
+                if self._thread is None or self._stopping or not self._batch.carried:
+                    self._commit_lock.release()  # closing, or this log's own thread's batch
+                    return None
+                batch, self._batch = self._batch, _Batch()
+            if not batch.payloads:
+                self._commit_lock.release()
+                return None
+            written = self._write_batch(batch, batch.first)
+        except BaseException:
+            self._commit_lock.release()
+            raise
+
+        def finish() -> None:
+            try:
+                self._finish_batch(batch, batch.first, written)
+            finally:
+                self._commit_lock.release()
+
+        return finish
 
     # the writer's side ----------------------------------------------------------------------------------
     def release(self, seq: int) -> None:
@@ -212,46 +296,87 @@ class Wal:
     # the commit thread ----------------------------------------------------------------------------------
     def _run(self) -> None:
         background_priority()  # never preempt the event loop on wake-up (storage/threads.py)
+        left: int | None = None  # the first record of a batch a carrier has left waiting so far
         while True:
             with self._cond:
-                while not self._batch.payloads and not self._stopping:
+                while not self._stopping:
+                    if self._batch.payloads:
+                        carrier = self.carrier
+                        if (
+                            not self._batch.carried
+                            or carrier is None
+                            or not carrier.carrying
+                            or left == self._batch.first
+                        ):
+                            break
+                        left = self._batch.first
+                    else:
+                        left = None
                     self._waiting = True
-                    self._cond.wait()
-                batch, self._batch = self._batch, _Batch()
+                    self._cond.wait(CARRIER_GRACE_S if self.carrier is not None else None)
+                    self._waiting = False
                 stopping = self._stopping
-            if batch.payloads:
-                self._commit(batch, batch.first)
+            left = None
+            self._commit_queued()
             if stopping:
                 with self._cond:
                     if not self._batch.payloads:
                         return
 
+    def _commit_queued(self) -> None:
+        with self._commit_lock:
+            with self._cond:
+                batch, self._batch = self._batch, _Batch()
+            if batch.payloads:
+                self._commit(batch, batch.first)
+
     def _commit(self, batch: _Batch, first: int) -> None:
-        error: BaseException | None = None
+        self._finish_batch(batch, first, self._write_batch(batch, first))
+
+    def _write_batch(self, batch: _Batch, first: int) -> tuple[Segment, int, int] | WalUnavailable:
+        """Append the batch to the current segment (not yet fsynced): (segment, fd, bytes), or the error."""
         try:
             segment = self._segment_for(first, len(batch.payloads))
             buf = b"".join(FRAME.pack(len(p), zlib.crc32(p)) + p for p in batch.payloads)
-            assert self._fd is not None
+            fd = self._fd
+            assert fd is not None
             view = memoryview(buf)
             while view:
-                view = view[os.write(self._fd, view) :]
-            if self.sync:
-                os.fdatasync(self._fd)
-            with self._files_lock:
-                segment.size += len(buf)
-                segment.last = first + len(batch.payloads) - 1
-            self.committed_seq = segment.last
-            self.records_written += len(batch.payloads)
-            if self.error is not None:
-                log.warning("ledger: the write-ahead log is written again (%s)", self.slot)
-                self.error = None
+                view = view[os.write(fd, view) :]
+            return segment, fd, len(buf)
         except OSError as exc:
-            error = WalUnavailable(f"{exc.strerror or exc} ({exc.filename or self.slot})")
-            if self.error is None:
-                log.error("ledger: the write-ahead log cannot be written: %s; retried with the next batch", error)
-            self.error = str(error)
-            self._drop_fd()  # the next batch starts a new segment
+            return self._write_failed(exc)
+
+    def _finish_batch(self, batch: _Batch, first: int, written: tuple[Segment, int, int] | WalUnavailable) -> None:
+        """fdatasync what `_write_batch` wrote, account for it, complete the batch's futures."""
+        error: BaseException | None = None
+        if isinstance(written, WalUnavailable):
+            error = written
+        else:
+            segment, fd, size = written
+            try:
+                if self.sync:
+                    os.fdatasync(fd)
+                with self._files_lock:
+                    segment.size += size
+                    segment.last = first + len(batch.payloads) - 1
+                self.committed_seq = segment.last
+                self.records_written += len(batch.payloads)
+                self._last_batch = len(batch.payloads)
+                if self.error is not None:
+                    log.warning("ledger: the write-ahead log is written again (%s)", self.slot)
+                    self.error = None
+            except OSError as exc:
+                error = self._write_failed(exc)
         _settle(batch.done, error)
+
+    def _write_failed(self, exc: OSError) -> WalUnavailable:
+        error = WalUnavailable(f"{exc.strerror or exc} ({exc.filename or self.slot})")
+        if self.error is None:
+            log.error("ledger: the write-ahead log cannot be written: %s; retried with the next batch", error)
+        self.error = str(error)
+        self._drop_fd()  # the next batch starts a new segment
+        return error
 
     def _segment_for(self, first: int, count: int) -> Segment:
         current = self._segments[-1] if self._segments and self._fd is not None else None

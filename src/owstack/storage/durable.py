@@ -8,34 +8,115 @@ Why: the ledger's write-ahead log and the audit log each wait for an fsync. The 
 after the other, so a meter stage that waited for its own fsync before the audit stage started its own would
 double the time a response waits on the disk (each fsync here costs 0.2-4 ms, docs/benchmarks.md). The meter
 stage starts its write and defers it; the audit stage, which runs after it, starts its own and then waits
-for both: they overlap in their threads. Without an audit stage the meter stage waits for its own.
+for both. Without an audit stage the meter stage waits for its own.
+
+One commit for both (a carrier and its riders):
+
+    durable.defer(ctx, future, failed, rider=wal)   the write is queued in `wal`, a `Rider`
+    durable.carry(ctx, carrier)                     the audit stage has its writer (a `Carrier`) commit the
+                                                    rider's queued records in its own group commit
+
+A busy carrier's commit thread takes the rider's queued records with its own, writes both, fsyncs its own
+and then the rider's file, and settles both: under load one thread cycles per batch instead of two.
+Records that arrive while the carrier is idle go to the rider's own thread, so that the two fsyncs
+overlap. Every rider record is still on disk (its own file, its own framing, fsynced) before its future
+completes. A rider whose carrier stops, fails, or leaves a batch untaken for the rider's grace time commits
+it on its own thread, as it did alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from owstack.errors import OwstackError
     from owstack.pipeline.context import RequestContext
 
 NOTE = "durable"
+RIDERS = "durable.riders"
 
 
-def defer(ctx: RequestContext, future: asyncio.Future[None], failed: Callable[[BaseException], OwstackError]) -> None:
+class Carrier(Protocol):
+    """A log whose commit thread also commits its riders' queued records (the audit writer)."""
+
+    @property
+    def carrying(self) -> bool:
+        """True while it takes riders' records (running and healthy)."""
+        ...
+
+    @property
+    def busy(self) -> bool:
+        """Its commit thread is committing (not waiting for work): records queued now join its next batch."""
+        ...
+
+    def wake(self) -> None:
+        """A rider queued records: wake the commit thread if it waits."""
+        ...
+
+    def carry(self, rider: Rider) -> None:
+        """Commit `rider`'s queued records with the carrier's own from now on (`rider.carry_with(self)`)."""
+        ...
+
+
+class Rider(Protocol):
+    """A log that can have its queued records committed by a carrier's thread (the ledger's WAL)."""
+
+    carrier: Carrier | None
+
+    @property
+    def pending(self) -> bool:
+        """Records are queued."""
+        ...
+
+    def carry_with(self, carrier: Carrier) -> None: ...
+
+    def carry(self) -> Callable[[], None] | None:
+        """(carrier's thread) Take the queued records and write them; returns `finish` (fsync, settle the
+        futures), to be called once the carrier's own batch is written, or None when nothing was queued."""
+        ...
+
+    def uncarried(self, carrier: Carrier) -> None:
+        """`carrier` stopped taking records (closed, failed): commit them on the rider's own thread."""
+        ...
+
+
+def defer(
+    ctx: RequestContext,
+    future: asyncio.Future[None],
+    failed: Callable[[BaseException], OwstackError],
+    *,
+    rider: Rider | None = None,
+) -> None:
+    """`rider`: the log the write is queued in, which the outermost stage may have carried by its own."""
     waiting = ctx.notes.get(NOTE)
     if waiting is None:
         ctx.notes[NOTE] = [(future, failed)]
     else:
         waiting.append((future, failed))
+    if rider is not None:
+        ctx.notes[RIDERS] = rider
+
+
+def carry(ctx: RequestContext, carrier: Carrier) -> None:
+    """Have the request's deferred writes committed with `carrier`'s (before the loop turn ends)."""
+    rider: Rider | None = ctx.notes.get(RIDERS)
+    if rider is not None and rider.carrier is not carrier and carrier.carrying:
+        carrier.carry(rider)
 
 
 async def settle(ctx: RequestContext) -> None:
     """Wait for every deferred write of the request; raise the first failure's error (once all have ended)."""
     waiting = ctx.notes.pop(NOTE, None)
     if not waiting:
+        return
+    if len(waiting) == 1:  # the common case (the ledger's record), often done already: no gather
+        future, failed = waiting[0]
+        try:
+            await future
+        except Exception as exc:
+            raise failed(exc) from None
         return
     results = await asyncio.gather(*(future for future, _ in waiting), return_exceptions=True)
     for (_, failed), result in zip(waiting, results, strict=True):
