@@ -70,9 +70,10 @@ def description(rng: random.Random) -> tuple[str, str]:
 
 def _definition(desc: str, fills: dict[str, str], rng: random.Random, param_desc: str | None = None) -> str:
     param = fills["param"]
-    schema = {"type": "object", "properties": {param: {"type": "string"}}, "required": [param]}
+    prop: dict[str, str] = {"type": "string"}
     if param_desc is not None:
-        schema["properties"][param]["description"] = param_desc
+        prop["description"] = param_desc
+    schema = {"type": "object", "properties": {param: prop}, "required": [param]}
     return json.dumps({"name": _name(fills), "description": desc, "inputSchema": schema}, ensure_ascii=False)
 
 
