@@ -55,6 +55,9 @@ def corpus(root: Path, seed: int = SEED) -> list[Sample]:
         *tooldocs.benign(rng, 6000),
         *tooldocs.poisoned(rng, 2500),
         *tooldocs.docstrings(site, test=False, limit=3000, seed=seed),
+        # more of the generated attacks (their own stream): direct imperatives against the many new
+        # benign imperatives above, so "short imperative" alone does not come to mean benign
+        *generate.attacks(random.Random(seed + 1), 5000),
     ]
     return [s for s in samples if s.text.strip()]
 
