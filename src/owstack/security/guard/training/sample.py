@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 #: attack categories reported by the evaluation
-CATEGORIES = ("direct", "indirect_document", "tool_result", "multilingual", "obfuscated", "exfiltration")
+CATEGORIES = (
+    "direct",
+    "indirect_document",
+    "tool_result",
+    "multilingual",
+    "obfuscated",
+    "exfiltration",
+    "tool_poisoning",
+)
 
 
 @dataclass(frozen=True, slots=True)

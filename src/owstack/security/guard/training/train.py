@@ -5,7 +5,8 @@
 Logistic regression with L2 over the hashed features of `features.buckets`, full-batch Adam in numpy,
 class-balanced. The corpus: the synthetic generators (`generate`), promptinject, AgentDojo's workspace and
 slack environments, agentprobe-injection's carriers and transforms, and half of the installed packages'
-documentation. 10% of it (random, seeded) is
+documentation, and tool descriptions (`tooldocs`: benign tool, API, CLI, UI and operator text, the
+training half of the installed packages' docstrings, and poisoned tool descriptions). 10% of it (random, seeded) is
 kept apart to choose the thresholds: `high` at the lowest probability that keeps false positives on that
 validation split at or below 1%, `medium` at 5%. The evaluation sets (`bench/guard_eval.py`) are never
 read here.
@@ -26,7 +27,7 @@ import numpy as np
 
 from owstack.security.guard import classifier
 from owstack.security.guard.features import DIM, STRUCT_DIM, featurize
-from owstack.security.guard.training import external, generate
+from owstack.security.guard.training import external, generate, tooldocs
 from owstack.security.guard.training.sample import Sample
 
 SEED = 20261202
@@ -51,6 +52,12 @@ def corpus(root: Path, seed: int = SEED) -> list[Sample]:
         *external.package_docs(site, test=False, limit=4000),
         *external.package_docs(site, test=False, limit=3000, keywords=False),
         *external.python_sources(site, test=False, limit=3000, seed=seed),
+        *tooldocs.benign(rng, 6000),
+        *tooldocs.poisoned(rng, 2500),
+        *tooldocs.docstrings(site, test=False, limit=3000, seed=seed),
+        # more of the generated attacks (their own stream): direct imperatives against the many new
+        # benign imperatives above, so "short imperative" alone does not come to mean benign
+        *generate.attacks(random.Random(seed + 1), 5000),
     ]
     return [s for s in samples if s.text.strip()]
 
