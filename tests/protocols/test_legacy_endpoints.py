@@ -61,3 +61,29 @@ async def test_no_backend_that_embeds_is_a_404_naming_the_endpoint(tmp_path: Pat
     assert r.status_code == 404
     assert r.json()["error"]["code"] == "endpoint_not_supported" and "/v1/embeddings" in r.json()["error"]["message"]
     assert chat.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("route", "body"),
+    [
+        ("/v1/completions", {"model": "fake", "prompt": "", "tools": 1}),  # found by the body fuzz: was a 500
+        ("/v1/completions", {"model": "fake", "prompt": "x", "tools": [{"type": "function"}]}),
+        ("/v1/completions", {"model": "fake", "prompt": "x", "messages": []}),
+        ("/v1/embeddings", {"model": "fake", "input": "x", "tool_choice": "auto"}),
+    ],
+)
+async def test_chat_only_fields_are_a_400_naming_them(
+    tmp_path: Path, fake_upstream: Proc, route: str, body: dict[str, Any]
+) -> None:
+    cfg = config(tmp_path, fake_upstream, ["chat", "completions", "embeddings"])
+    cfg["security"] = {"guard": {"mode": "flag"}}  # the guard reads tools: it must never meet a bad shape
+    gw = assemble(from_dict(cfg))
+    await gw.startup()
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gw), base_url="http://127.0.0.1") as http:
+            r = await http.post(route, json=body)
+    finally:
+        await gw.shutdown()
+    field = next(k for k in body if k not in ("model", "prompt", "input"))
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == field and "/v1/chat/completions" in r.json()["error"]["message"]

@@ -172,3 +172,13 @@ def test_corpus_figures_stay_where_docs_say() -> None:
     assert (result["malicious"], result["benign"]) == (152, 153)
     assert result["detected"] == 142  # rules and classifier (rules alone: 137)
     assert result["false_positives"] == 5  # measured with the retrained model (was 4)
+
+
+@pytest.mark.parametrize("tools", [1, "x", {"function": {}}, [1, None, {"function": 3}]])
+def test_the_fields_to_scan_take_any_json_in_tools(tools: object) -> None:
+    """Fields passed through unvalidated (the legacy endpoints' params) may hold any JSON: never a crash."""
+    from owstack.security.guard.fields import texts_for_scan
+    from owstack.types import ChatRequest
+
+    request = ChatRequest(model="m", messages=[{"role": "user", "content": "hi"}], params={"tools": tools})
+    assert texts_for_scan(request) == [("user", "hi")]

@@ -50,7 +50,16 @@ def _text(value: Any) -> str:
     return "\n".join(v for v in value if isinstance(v, str))
 
 
+#: Chat Completions' fields, which these endpoints do not take (OpenAI answers 400 for them too)
+_CHAT_ONLY = ("messages", "tools", "tool_choice", "functions", "function_call", "parallel_tool_calls")
+
+
 def _request(data: JSON, endpoint: str, text: str, stream: bool) -> ChatRequest:
+    for name in _CHAT_ONLY:
+        if name in data:
+            raise InvalidRequest(
+                f"`{name}` belongs to POST /v1/chat/completions; /v1/{endpoint} does not take it", param=name
+            )
     params = {k: v for k, v in data.items() if k not in ("model", "stream", "stream_options")}
     return ChatRequest(
         model=data["model"],

@@ -103,7 +103,8 @@ def texts_for_scan(request: ChatRequest) -> list[tuple[str, str]]:
         text = _text_of(message.get("content"))
         if text:
             out.append((role_class(message.get("role")), text))
-    for tool in request.params.get("tools") or []:
+    tools = request.params.get("tools")  # passed through unvalidated on the legacy endpoints: any JSON
+    for tool in tools if isinstance(tools, list) else ():
         fn = tool.get("function") if isinstance(tool, dict) else None
         if isinstance(fn, dict) and isinstance(fn.get("description"), str):
             out.append(("tools", fn["description"]))
