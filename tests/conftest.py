@@ -17,8 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from procs import Proc, run_gateway, run_upstream
+
+# Property tests draw the same examples at every run and keep no example database: CI stays deterministic.
+# A test may widen its own search on request (tests/protocols/test_fuzz_bodies.py: OWSTACK_FUZZ_EXAMPLES).
+settings.register_profile("owstack", derandomize=True, database=None)
+settings.load_profile("owstack")
 
 
 @pytest.fixture(scope="session")
