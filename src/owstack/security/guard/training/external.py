@@ -187,15 +187,22 @@ def agentdojo(root: Path, suites: tuple[str, ...], own_openers: list[str] | None
             yield Sample(text, 1, "tool_result", f"agentdojo/{suite}")
 
 
-def python_sources(site_packages: Path, *, test: bool, limit: int = 3000, seed: int = 0) -> Iterator[Sample]:
-    """Chunks of installed packages' Python source (comments and docstrings say "ignore", "system"...)."""
-    rng = random.Random(seed)
+def package_files(site_packages: Path, *, test: bool, rng: random.Random) -> list[Path]:
+    """The installed packages' Python files of one half (split by package name: the training half, or with
+    `test` the evaluation half), shuffled by `rng`."""
     files = [
         p
         for p in sorted(site_packages.rglob("*.py"))
         if (zlib.crc32(p.relative_to(site_packages).parts[0].split("-")[0].lower().encode()) % 2 == 1) == test
     ]
     rng.shuffle(files)
+    return files
+
+
+def python_sources(site_packages: Path, *, test: bool, limit: int = 3000, seed: int = 0) -> Iterator[Sample]:
+    """Chunks of installed packages' Python source (comments and docstrings say "ignore", "system"...)."""
+    rng = random.Random(seed)
+    files = package_files(site_packages, test=test, rng=rng)
     count = 0
     for path in files:
         try:

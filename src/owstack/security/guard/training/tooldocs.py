@@ -14,13 +14,13 @@ from __future__ import annotations
 import ast
 import json
 import random
-import zlib
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from owstack.security.data_files import load
+from owstack.security.guard.training.external import package_files
 from owstack.security.guard.training.sample import Sample
 
 
@@ -119,12 +119,7 @@ def docstrings(site_packages: Path, *, test: bool, limit: int = 3000, seed: int 
     """The first paragraph of function and method docstrings of installed packages (real tool-like
     descriptions: "Return the…", "Ask the user…"), split by package like `external.package_docs`."""
     rng = random.Random(seed)
-    files = [
-        p
-        for p in sorted(site_packages.rglob("*.py"))
-        if (zlib.crc32(p.relative_to(site_packages).parts[0].split("-")[0].lower().encode()) % 2 == 1) == test
-    ]
-    rng.shuffle(files)
+    files = package_files(site_packages, test=test, rng=rng)
     count = 0
     for path in files:
         try:
