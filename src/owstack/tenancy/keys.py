@@ -103,6 +103,8 @@ class KeyStore:
         self._wall = wall
         self._inflight: dict[str, asyncio.Future[Stored | None]] = {}
         self._refreshing: asyncio.Future[None] | None = None
+        #: a `watch` task reads the revision: requests need not claim the reads
+        self._watched = False
         self._executor: ThreadPoolExecutor | None = None
 
     def configure(
@@ -236,7 +238,7 @@ class KeyStore:
         """`authenticate` for the event loop: a cache hit costs no I/O; a miss waits at most
         `lookup_timeout_s` for the store; revision reads never hold a request up."""
         key = keyformat.parse(presented)
-        if self._cache.claim_revision_check():
+        if not self._watched and self._cache.claim_revision_check():  # the gateway's watch task reads it
             self._refresh_in_background()
         hit = self._cache.get(key.key_id)
         stored = hit.value if hit is not None else await self._lookup(key.key_id)
@@ -246,6 +248,13 @@ class KeyStore:
         """Read the revision every `revision_check_s` while the gateway runs, requests or not (the gateway
         runs this as a task): an idle instance learns of a revocation as soon as a busy one, instead of
         answering the first request after a quiet spell from a cache older than the revocation."""
+        self._watched = True
+        try:
+            await self._watch()
+        finally:
+            self._watched = False
+
+    async def _watch(self) -> None:
         while True:
             await asyncio.sleep(min(max(self._cache.due_in(), 0.01), self._cache.revision_check_s))
             if self._cache.claim_revision_check():
