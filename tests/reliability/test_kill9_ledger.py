@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,14 +58,23 @@ def ledger_ids(url: str) -> set[str]:
         return {row[0] for row in conn.execute(sa.text("SELECT request_id FROM ledger"))}
 
 
-def ledger_process(gateway_pid: int) -> int:
-    """The gateway's ledger process (a child of its writer thread: children are listed per thread)."""
-    children = [
-        int(c) for t in Path(f"/proc/{gateway_pid}/task").iterdir() for c in (t / "children").read_text().split()
-    ]
-    for pid in children:
-        if "owstack.metering.ledger_process" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
-            return pid
+def ledger_process(gateway_pid: int, timeout_s: float = 30.0) -> int:
+    """The gateway's ledger process: a process whose parent is the gateway and whose command line names the
+    module. Looked for in all of /proc (a thread's `children` list is not reliable while it changes) until it
+    is found: the gateway spawns it on its first write, and again after it dies."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+                status = (entry / "status").read_text()
+            except OSError:  # exited while listed
+                continue
+            if "owstack.metering.ledger_process" in cmdline and f"\nPPid:\t{gateway_pid}\n" in status:
+                return int(entry.name)
+        time.sleep(0.05)
     raise AssertionError("no ledger process")
 
 
