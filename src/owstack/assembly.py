@@ -50,7 +50,6 @@ from owstack.routing.call import Caller
 from owstack.routing.collector import RoutingCollector
 from owstack.routing.health import HealthChecker
 from owstack.routing.router import Router, Slot
-from owstack.tenancy.keys import KeyStore
 from owstack.tenancy.limits import LimitStage, has_limits
 from owstack.tenancy.limits.metrics import LimitsCollector
 from owstack.tenancy.openmode import open_mode_allowed
@@ -62,6 +61,7 @@ if TYPE_CHECKING:
     from owstack.config.load import Config
     from owstack.pipeline.context import RequestContext
     from owstack.routing.shared import SharedRouting
+    from owstack.tenancy.keys import KeyStore
 
 log = logging.getLogger("owstack")
 DAY_S = 86_400.0
@@ -103,6 +103,8 @@ def build_stores(config: Config, host: str, keystore: KeyStore | None = None) ->
     """Keys are required unless no tenants are configured and the gateway listens on loopback only."""
     keys: KeyStore | None = None
     if config.file.tenants:
+        from owstack.tenancy.keys import KeyStore  # SQLAlchemy: only a gateway with tenants needs it
+
         keys = keystore if keystore is not None else KeyStore.for_gateway(config)
     else:
         allowed, sentence = open_mode_allowed(config, host)

@@ -8,7 +8,7 @@ import yaml
 from typer.testing import CliRunner
 
 from owstack.cli import app
-from owstack.storage.migrate import current_revisions, head_revisions, migrate, pending_revisions
+from owstack.storage.migrator import current_revisions, head_revisions, migrate, pending_revisions
 
 runner = CliRunner()
 

@@ -153,7 +153,7 @@ def test_catch_up_on_a_database_without_a_journal_moves_nothing(sqlite_url: str)
 def test_the_downgrade_moves_journaled_batches_before_dropping_the_journal(db_url: str) -> None:
     from alembic import command
 
-    from owstack.storage.migrate import alembic_config
+    from owstack.storage.migrator import alembic_config
 
     storage.migrate(db_url)
     values = batch("down", 3)

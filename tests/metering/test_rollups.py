@@ -184,7 +184,7 @@ def test_minute_rows_are_kept_two_days_and_pruned_after(sqlite_url: str) -> None
 def test_migration_0008_sums_a_ledger_that_predates_it(db_url: str) -> None:
     from alembic import command
 
-    from owstack.storage.migrate import alembic_config
+    from owstack.storage.migrator import alembic_config
 
     eng = storage.engine(db_url)
     with eng.connect() as conn, conn.begin():

@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 
 from owstack import storage
 from owstack.metering.ledger import ledger, write_batch
-from owstack.storage.migrate import VERSION_TABLE, current_revisions, head_revisions
+from owstack.storage.migrator import VERSION_TABLE, current_revisions, head_revisions
 from owstack.storage.schema import metadata
 
 
@@ -33,7 +33,7 @@ def test_migrate_creates_the_ledger_at_head_and_is_idempotent(db_url: str) -> No
 def test_the_revision_chain_starts_with_0001_ledger() -> None:
     from alembic.script import ScriptDirectory
 
-    from owstack.storage.migrate import alembic_config
+    from owstack.storage.migrator import alembic_config
 
     script = ScriptDirectory.from_config(alembic_config())
     chain = [rev.revision for rev in script.walk_revisions()]
@@ -63,7 +63,7 @@ def test_several_processes_migrating_at_once_all_succeed(db_url: str) -> None:
 
 
 def test_shipped_heads_read_without_alembic_match_alembics_view() -> None:
-    from owstack.storage.migrate import shipped_heads
+    from owstack.storage.migrator import shipped_heads
 
     assert tuple(sorted(shipped_heads())) == head_revisions()
 
@@ -113,7 +113,7 @@ def test_0003_moves_the_wide_rows_into_the_compact_tables_and_back(db_url: str) 
     """Upgrading a ledger with rows keeps every value (read through the view), and so does the downgrade."""
     from alembic import command
 
-    from owstack.storage.migrate import alembic_config
+    from owstack.storage.migrator import alembic_config
 
     expected = [{k: v for k, v in r.items() if k != "id"} for r in WIDE_ROWS]
     eng = storage.engine(db_url)

@@ -30,7 +30,7 @@ def test_migration_matches_the_declared_tables(db_url: str) -> None:
 def test_downgrade_removes_the_key_tables(db_url: str) -> None:
     from alembic import command
 
-    from owstack.storage.migrate import alembic_config
+    from owstack.storage.migrator import alembic_config
 
     migrate(db_url)
     with engine(db_url).connect() as conn, conn.begin():

@@ -30,8 +30,8 @@ def migrate(
     from owstack.config.load import load
     from owstack.storage import safe_url
     from owstack.storage.db import resolve_url
-    from owstack.storage.migrate import migrate as run
-    from owstack.storage.migrate import pending_revisions
+    from owstack.storage.migrator import migrate as run
+    from owstack.storage.migrator import pending_revisions
 
     url = load(config).file.storage.url
     resolve_url(url)  # a bad URL is a ConfigError naming storage.url (exit 2)

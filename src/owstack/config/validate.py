@@ -30,7 +30,6 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
-from owstack.backends.llamacpp import LlamaCppBackend
 from owstack.catalog.models import model_card
 from owstack.compliance.keys import AuditKeyError, load_secret, resolve_paths
 from owstack.config import references
@@ -38,7 +37,7 @@ from owstack.config.address import same_host
 from owstack.config.load import Config
 from owstack.errors import ConfigError
 from owstack.metering.costs import Pricing
-from owstack.storage.db import resolve_url
+from owstack.storage.urls import check_url
 from owstack.tenancy.openmode import open_mode_allowed
 
 _SECRET_REF = re.compile(r"^env\.([A-Za-z_][A-Za-z0-9_]*)$")
@@ -133,6 +132,8 @@ def _backends(config: Config, host: str, port: int) -> list[str]:
             except ConfigError as exc:
                 out.append(f"{field}.catalog: {exc}; see `owstack models`")
         if section.engine == "llamacpp":
+            from owstack.backends.llamacpp import LlamaCppBackend  # numpy, jinja2: only for a llama.cpp backend
+
             which = "model_path" if section.model_path else "model"
             try:
                 LlamaCppBackend.from_section(name, section).verify()
@@ -172,7 +173,7 @@ def _costs(config: Config) -> list[str]:
 def _storage(config: Config) -> list[str]:
     out = []
     try:
-        resolve_url(config.file.storage.url)
+        check_url(config.file.storage.url)
     except ConfigError as exc:
         out.append(str(exc))
     if config.file.audit.enabled:

@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
 from owstack.errors import ConfigError
+from owstack.storage.urls import ALLOWED, check_url
 
 #: seconds a SQLite writer waits for another process's lock before failing with "database is locked"
 SQLITE_BUSY_TIMEOUT_S = 10.0
@@ -37,7 +38,6 @@ SQLITE_BEGIN = "owstack_sqlite_begin"
 
 _ENGINES: dict[str, Engine] = {}
 _LOCK = threading.Lock()
-_ALLOWED = "sqlite:///PATH or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
 
 
 def safe_url(url: str) -> str:
@@ -52,20 +52,16 @@ def safe_url(url: str) -> str:
 def resolve_url(url: str) -> URL:
     """Parse and check a storage URL; map `postgresql://` and `postgres://` to the psycopg 3 driver.
 
-    Raises `ConfigError` naming `storage.url` and the accepted forms for anything else.
+    Raises `ConfigError` naming `storage.url` and the accepted forms for anything else (`urls.check_url`,
+    which config validation runs without SQLAlchemy).
     """
+    check_url(url)
     try:
         parsed = make_url(url)
     except (exc.ArgumentError, ValueError):
-        raise ConfigError(f"storage.url: {safe_url(url)!r} is not a database URL; use {_ALLOWED}") from None
-    backend, _, driver = parsed.drivername.partition("+")
-    if backend == "sqlite" and driver in ("", "pysqlite"):
-        return parsed.set(drivername="sqlite")
-    if backend in ("postgresql", "postgres") and driver in ("", "psycopg"):
-        return parsed.set(drivername="postgresql+psycopg")
-    raise ConfigError(
-        f"storage.url: unsupported database {parsed.drivername!r}; use {_ALLOWED} (PostgreSQL via psycopg 3)"
-    )
+        raise ConfigError(f"storage.url: {safe_url(url)!r} is not a database URL; use {ALLOWED}") from None
+    backend = parsed.drivername.partition("+")[0]
+    return parsed.set(drivername="sqlite" if backend == "sqlite" else "postgresql+psycopg")
 
 
 def engine(url: str) -> Engine:

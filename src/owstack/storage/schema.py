@@ -27,7 +27,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "owstack.metering.ledger",
     "owstack.metering.journal",
     "owstack.tenancy.tables",
-    "owstack.protocols.responses.store",
+    "owstack.protocols.responses.store_sql",
 )
 
 

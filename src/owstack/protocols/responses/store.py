@@ -5,42 +5,23 @@
     await store.delete(tenant, id)                -> bool
     erase_tenant(url, tenant)                     every stored response of a tenant (owstack tenants erase)
 
-SQLAlchemy Core on a worker thread (the database driver blocks); expired rows are deleted at most once a
+SQLAlchemy Core on a worker thread (the database driver blocks; `store_sql`, imported with the first call,
+so that a gateway serving no Responses request never loads the SQL layer); the database is migrated by that
+first call, and an unreachable one is tried again by the next. Expired rows are deleted at most once a
 minute, on a write. Payloads are zlib-compressed JSON.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-import sqlalchemy as sa
-
 from owstack.errors import ServiceUnavailable
-from owstack.storage.db import engine, error_reason
-from owstack.storage.migrate import migrate
-from owstack.storage.schema import metadata
 from owstack.types import JSON
 
-responses = sa.Table(
-    "responses",
-    metadata,
-    sa.Column("id", sa.String(128), primary_key=True),
-    sa.Column("tenant", sa.String(64), nullable=False, index=True),
-    sa.Column("created_at", sa.Double, nullable=False),
-    sa.Column("expires_at", sa.Double, nullable=False, index=True),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("previous_response_id", sa.String(128), nullable=True),
-    sa.Column("body", sa.LargeBinary, nullable=False),
-    sa.Column("items", sa.LargeBinary, nullable=False),
-)
 PURGE_EVERY_S = 60.0
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,16 +31,9 @@ class Stored:
     status: str
 
 
-def _pack(value: Any) -> bytes:
-    return zlib.compress(orjson.dumps(value), 1)
-
-
-def _unpack(blob: bytes) -> Any:
-    return orjson.loads(zlib.decompress(blob))
-
-
 class ResponseStore:
-    """A gateway service: `start` migrates (an unreachable database is retried on first use, not fatal)."""
+    """A gateway service whose database is opened (and migrated) by its first use: requests that need the
+    store get a 503 while the database cannot be reached; others are served."""
 
     name = "responses.store"
 
@@ -71,10 +45,7 @@ class ResponseStore:
         self._ready = False
 
     async def start(self) -> None:
-        try:
-            await asyncio.to_thread(self._start)
-        except sa.exc.SQLAlchemyError as exc:
-            log.warning("response store unavailable at start (%s); retried on first use", error_reason(exc))
+        return None
 
     async def aclose(self) -> None:
         return None
@@ -82,76 +53,51 @@ class ResponseStore:
     def unavailable(self) -> str | None:
         return None  # a request that needs the store is refused on its own (503); others are served
 
-    def _start(self) -> None:
-        migrate(self.url)
-        self._ready = True
-
     async def _run(self, fn: Any, *args: Any) -> Any:
+        from owstack.protocols.responses import store_sql
+
         try:
-            return await asyncio.to_thread(fn, *args)
-        except sa.exc.SQLAlchemyError as exc:
-            raise ServiceUnavailable(
-                f"the response store is unavailable: {error_reason(exc)}", code="store_unavailable"
-            ) from None
+            return await asyncio.to_thread(store_sql.guarded, self._ensure, fn, *args)
+        except store_sql.StoreDown as exc:
+            raise ServiceUnavailable(f"the response store is unavailable: {exc}", code="store_unavailable") from None
+
+    def _ensure(self, fn: Any, *args: Any) -> Any:
+        """(worker thread) Migrate once, then run `fn`."""
+        if not self._ready:
+            from owstack.protocols.responses import store_sql
+
+            store_sql.prepare(self.url)
+            self._ready = True
+        return fn(*args)
 
     async def put(self, tenant: str, body: JSON, items: list[JSON]) -> None:
-        await self._run(self._put, tenant, body, items)
+        from owstack.protocols.responses import store_sql
 
-    def _put(self, tenant: str, body: JSON, items: list[JSON]) -> None:
-        if not self._ready:
-            self._start()
         now = self._clock()
-        row = {
-            "tenant": tenant,
-            "created_at": float(body.get("created_at") or now),
-            "expires_at": now + self.retention_s,
-            "status": str(body.get("status")),
-            "previous_response_id": body.get("previous_response_id"),
-            "body": _pack(body),
-            "items": _pack(items),
-        }
-        with engine(self.url).begin() as conn:
-            updated = conn.execute(
-                sa.update(responses).where(responses.c.id == body["id"], responses.c.tenant == tenant).values(**row)
-            ).rowcount
-            if not updated:
-                conn.execute(sa.insert(responses).values(id=body["id"], **row))
-            if now - self._purged > PURGE_EVERY_S:
-                self._purged = now
-                conn.execute(sa.delete(responses).where(responses.c.expires_at < now))
+        purge = now - self._purged > PURGE_EVERY_S
+        if purge:
+            self._purged = now
+        await self._run(store_sql.put, self.url, tenant, body, items, now, now + self.retention_s, purge)
 
     async def get(self, tenant: str, response_id: str) -> Stored | None:
-        result: Stored | None = await self._run(self._get, tenant, response_id)
-        return result
+        from owstack.protocols.responses import store_sql
 
-    def _get(self, tenant: str, response_id: str) -> Stored | None:
-        if not self._ready:
-            self._start()
-        query = sa.select(responses.c.body, responses.c["items"], responses.c.status).where(
-            responses.c.id == response_id, responses.c.tenant == tenant, responses.c.expires_at >= self._clock()
-        )
-        with engine(self.url).connect() as conn:
-            row = conn.execute(query).first()
-        if row is None:
+        found = await self._run(store_sql.get, self.url, tenant, response_id, self._clock())
+        if found is None:
             return None
-        return Stored(body=_unpack(row.body), items=_unpack(row[1]), status=row.status)
+        body, items, status = found
+        return Stored(body=body, items=items, status=status)
 
     async def delete(self, tenant: str, response_id: str) -> bool:
-        result: bool = await self._run(self._delete, tenant, response_id)
-        return result
+        from owstack.protocols.responses import store_sql
 
-    def _delete(self, tenant: str, response_id: str) -> bool:
-        if not self._ready:
-            self._start()
-        with engine(self.url).begin() as conn:
-            deleted = conn.execute(
-                sa.delete(responses).where(responses.c.id == response_id, responses.c.tenant == tenant)
-            ).rowcount
-        return bool(deleted)
+        deleted: bool = await self._run(store_sql.delete, self.url, tenant, response_id)
+        return deleted
 
 
 def erase_tenant(url: str, tenant: str) -> int:
     """Delete every stored response of `tenant`; the number deleted."""
-    migrate(url)
-    with engine(url).begin() as conn:
-        return int(conn.execute(sa.delete(responses).where(responses.c.tenant == tenant)).rowcount or 0)
+    from owstack.protocols.responses import store_sql
+
+    erased: int = store_sql.erase_tenant(url, tenant)
+    return erased

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from owstack.security.guard import classifier
 from owstack.security.guard.hidden import scan_hidden
 from owstack.security.guard.payloads import encoded_payloads, exfil_links, hidden_markup
 from owstack.security.guard.phrases import (
@@ -88,7 +87,10 @@ def _in_code_span(text: str, start: int, end: int) -> bool:
 
 
 def _classified(text: str) -> list[GuardFinding]:
-    """The trained classifier's verdict (second stage): one finding on the most suspicious window."""
+    """The trained classifier's verdict (second stage): one finding on the most suspicious window. Imported
+    here: numpy and the weights load with the first text scanned, not with the gateway (plain chat scans none)."""
+    from owstack.security.guard import classifier
+
     m = classifier.model()
     scored = classifier.window_probabilities(without_mentions(text))
     start, p = max(scored, key=lambda sp: sp[1])

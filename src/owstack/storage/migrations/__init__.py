@@ -1,1 +1,1 @@
-"""Alembic migrations of owstack's database, run by `owstack.storage.migrate` (see its docstring)."""
+"""Alembic migrations of owstack's database, run by `owstack.storage.migrator` (see its docstring)."""

@@ -1,4 +1,4 @@
-"""Alembic environment: run by `owstack.storage.migrate` with an open connection in a transaction.
+"""Alembic environment: run by `owstack.storage.migrator` with an open connection in a transaction.
 
 For developer commands without a connection (e.g. `command.revision(alembic_config(url), ...)` with
 `autogenerate=True`), the URL comes from `alembic_config(url)` or the OWSTACK_STORAGE_URL variable.
@@ -11,7 +11,7 @@ import os
 from alembic import context
 from sqlalchemy import Connection
 
-from owstack.storage.migrate import VERSION_TABLE
+from owstack.storage.migrator import VERSION_TABLE
 from owstack.storage.schema import load_tables
 
 
@@ -24,7 +24,7 @@ def _run(connection: Connection) -> None:
         # SQLite runs DDL in a transaction too (owstack's engine emits BEGIN itself)
         transactional_ddl=True,
         render_as_batch=sqlite,
-        # progress for `owstack db migrate` (owstack.storage.migrate.migrate's on_step)
+        # progress for `owstack db migrate` (owstack.storage.migrator.migrate's on_step)
         on_version_apply=context.config.attributes.get("on_version_apply"),
     )
     with context.begin_transaction():
