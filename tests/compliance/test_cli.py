@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -148,22 +149,30 @@ def test_legal_hold_stops_pruning(tmp_path: Path) -> None:
 def test_tenants_erase(tmp_path: Path) -> None:
     from owstack.compliance.service import AuditLog
     from owstack.config.load import load
+    from owstack.protocols.responses.store import ResponseStore
 
     cfg = write_config(tmp_path)
+    store = ResponseStore(load(cfg).file.storage.url, retention_s=3600)
+    for tenant, rid in (("acme", "resp_a1"), ("acme", "resp_a2"), ("other", "resp_o1")):
+        asyncio.run(store.put(tenant, {"id": rid, "status": "completed"}, [{"type": "message"}]))
     log = AuditLog(load(cfg))
     sealed = log.keystore.seal("acme", "ev1", {"messages": ["hello"]})
     assert log.keystore.open("acme", "ev1", sealed) == {"messages": ["hello"]}
     refused = runner.invoke(app, ["tenants", "erase", "acme", "--config", str(cfg)], input="n\n")
     assert refused.exit_code == 1
+    assert asyncio.run(store.get("acme", "resp_a1")) is not None  # refused: nothing erased
     result = runner.invoke(app, ["tenants", "erase", "acme", "--config", str(cfg), "--yes"])
     assert result.exit_code == 0, result.output
     assert sealed["key_id"] in result.output and "recorded tenant.erased" in result.output
+    assert "2 stored response(s) deleted" in result.output
+    assert asyncio.run(store.get("acme", "resp_a1")) is None and asyncio.run(store.get("acme", "resp_a2")) is None
+    assert asyncio.run(store.get("other", "resp_o1")) is not None  # another tenant's stay
     from owstack.compliance.keystore import ContentUnavailable
 
     with pytest.raises(ContentUnavailable):
         AuditLog(load(cfg)).keystore.open("acme", "ev1", sealed)
     again = runner.invoke(app, ["tenants", "erase", "acme", "--config", str(cfg), "--yes"])
-    assert again.exit_code == 0 and "no content key" in again.output
+    assert again.exit_code == 0 and "no content key" in again.output and "0 stored response(s)" in again.output
     assert runner.invoke(app, ["audit", "verify", "--config", str(cfg)]).exit_code == 0
 
 

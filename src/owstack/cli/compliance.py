@@ -230,14 +230,19 @@ def _admin_event(cfg: Config, kind: str, details: Mapping[str, object], tenant: 
 
 @tenants_app.command("erase")
 def erase(
-    tenant: str = typer.Argument(..., help="The tenant whose captured content becomes unreadable."),
+    tenant: str = typer.Argument(..., help="The tenant whose stored responses are deleted and content shredded."),
     config: Path | None = ConfigOpt,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
-    """Crypto-shred a tenant: destroy its content key. Its captured content can no longer be decrypted;
-    the audit chain (hashes and ciphertext only) still verifies."""
+    """Erase a tenant: delete its stored responses (Responses API) and crypto-shred its captured content
+    (destroy its content key: the content can no longer be decrypted; the audit chain, hashes and ciphertext
+    only, still verifies)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from owstack.compliance.keys import AuditKeyError, load_master_key, resolve_paths
     from owstack.compliance.keystore import ContentKeystore, key_file
+    from owstack.protocols.responses.store import erase_tenant
+    from owstack.storage import error_reason, safe_url
 
     cfg = _config(config)
     section = cfg.file.audit
@@ -249,19 +254,27 @@ def erase(
             f"TENANT: unknown tenant {tenant!r}: not under `tenants:` in {cfg.source} (configured: {known}) "
             "and no content was ever captured for it; nothing to erase"
         )
+    what = "delete its stored responses" + (" and destroy its content key" if has_key else "")
+    if not yes and not typer.confirm(f"Erase tenant {tenant!r}: {what}? This cannot be undone"):
+        _fail("not confirmed; nothing erased", code=1)
+    url = cfg.file.storage.url
+    try:
+        deleted = erase_tenant(url, tenant)
+    except SQLAlchemyError as exc:  # the database's own words, without secrets
+        _fail(f"cannot delete the stored responses of {tenant!r} in {safe_url(url)}: {error_reason(exc)}", code=1)
+    typer.echo(f"tenant {tenant!r}: {deleted} stored response(s) deleted")
+    key_id = None
     if not has_key:
         typer.echo(f"tenant {tenant!r} has no content key: no captured content to erase")
-        _admin_event(cfg, "tenant.erased", {"tenant": tenant, "content_key_id": None}, tenant=tenant)
-        return
-    if not yes and not typer.confirm(f"Destroy the content key of tenant {tenant!r}? This cannot be undone"):
-        _fail("not confirmed; nothing erased", code=1)
-    try:
-        store = ContentKeystore(paths.keystore, load_master_key(section, paths, create=False))
-        key_id = store.destroy(tenant)
-    except (AuditKeyError, OSError) as exc:
-        _fail(f"cannot erase tenant {tenant!r}: {exc}", code=1)
-    typer.echo(f"tenant {tenant!r}: content key {key_id} destroyed; its captured content is now unreadable")
-    _admin_event(cfg, "tenant.erased", {"tenant": tenant, "content_key_id": key_id}, tenant=tenant)
+    else:
+        try:
+            store = ContentKeystore(paths.keystore, load_master_key(section, paths, create=False))
+            key_id = store.destroy(tenant)
+        except (AuditKeyError, OSError) as exc:
+            _fail(f"cannot erase tenant {tenant!r}: {exc}", code=1)
+        typer.echo(f"tenant {tenant!r}: content key {key_id} destroyed; its captured content is now unreadable")
+    details = {"tenant": tenant, "content_key_id": key_id, "stored_responses_deleted": deleted}
+    _admin_event(cfg, "tenant.erased", details, tenant=tenant)
 
 
 @docs_app.command("annex-iv")
