@@ -53,7 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--variants",
         default=",".join(DEFAULT_VARIANTS),
-        help="owstack variants beside the core: owstack+metering, owstack+secure, owstack+full; 'all'; 'none'",
+        help="owstack variants beside the core (gwbench/contenders.py: owstack+metering, owstack+secure, "
+        "owstack+full, owstack+full-wal-nosync, ...); 'all'; 'none'",
     )
     p.add_argument("--skip-litellm", action="store_true", help="do not measure LiteLLM")
     p.add_argument("--skip-gateway", action="store_true", help="only the embedded engine (no nginx, wrk, LiteLLM)")
@@ -99,7 +100,7 @@ def _variants(text: str) -> list[str]:
     names = [n for n in contenders.VARIANTS if n != "owstack"] if text == "all" else text.split(",")
     for name in names:
         if name not in contenders.VARIANTS or name == "owstack":
-            known = "owstack+metering, owstack+secure, owstack+full, all, none"
+            known = ", ".join([*(n for n in contenders.VARIANTS if n != "owstack"), "all", "none"])
             print(f"error: --variants: unknown variant {name!r}; choose from {known}", file=sys.stderr)
             sys.exit(2)
     return names
