@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from owstack.compliance import chain
+from owstack.compliance import writer as writer_module
 from owstack.compliance.config import AuditSection
 from owstack.compliance.verify import verify
 from owstack.compliance.writer import AuditUnavailable, AuditWriter
@@ -167,3 +170,28 @@ def test_keys_inside_the_log_are_a_config_error(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="keys_directory"):
         AuditWriter(AuditSection(directory=str(tmp_path), keys_directory=str(tmp_path / "keys")))
+
+
+_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.text(max_size=20)
+    | st.sampled_from([writer_module._SLOT]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(
+    fields=st.dictionaries(st.text(min_size=1, max_size=12).filter(lambda k: k != "entry_hash"), _VALUES, max_size=6)
+)
+def test_the_line_serialised_once_is_the_canonical_record_with_its_chain_hash(fields: dict[str, Any]) -> None:
+    """`_hashed_line` (one serialisation, the hash spliced into a placeholder) gives exactly the line and hash
+    the two-pass definition does (`chain.entry_hash` of the record without it), keys sorting before and after
+    `entry_hash`, and also when a value holds the placeholder itself (then it serialises twice)."""
+    record = {"type": "test.event", **fields}
+    prev = "0" * 64
+    line = writer_module._hashed_line(prev, dict(record))
+    expected = {**record, "entry_hash": chain.entry_hash(prev, record)}
+    assert line == chain.canonical(expected)
