@@ -43,8 +43,13 @@ def genesis_hash(stream: str) -> str:
 
 def entry_hash(prev_hash: str, body: dict[str, Any]) -> str:
     """`body` is the record without `entry_hash`."""
+    return hash_line(prev_hash, canonical(body))
+
+
+def hash_line(prev_hash: str, line: bytes) -> str:
+    """The entry hash of a record whose canonical form, without `entry_hash`, is `line`."""
     h = hashlib.sha256(prev_hash.encode("ascii"))
-    h.update(canonical(body))
+    h.update(line)
     return h.hexdigest()
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
-import hashlib
 import logging
 import os
 import secrets
@@ -560,9 +559,7 @@ def _hashed_line(prev_hash: str, record: dict[str, Any]) -> bytes:
     end = at + len(_MEMBER)
     # drop the member and the comma after it (a member follows: "type" always does), else the one before it
     body = line[:at] + line[end + 1 :] if line[end : end + 1] == b"," else line[: at - 1] + line[end:]
-    h = hashlib.sha256(prev_hash.encode("ascii"))
-    h.update(body)
-    digest = h.hexdigest()
+    digest = chain.hash_line(prev_hash, body)
     record["entry_hash"] = digest
     return line.replace(_SLOT_BYTES, digest.encode("ascii"), 1)
 

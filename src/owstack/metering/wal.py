@@ -253,13 +253,10 @@ class Wal:
         self._commit_lock.acquire()
         try:
             with self._cond:
-                if self._thread is None or self._stopping or not self._batch.carried:
-                    self._commit_lock.release()  # closing, or this log's own thread's batch
+                if self._thread is None or self._stopping or not self.pending:
+                    self._commit_lock.release()  # closing, taken meanwhile, or this log's own thread's batch
                     return None
                 batch, self._batch = self._batch, _Batch()
-            if not batch.payloads:
-                self._commit_lock.release()
-                return None
             written = self._write_batch(batch, batch.first)
         except BaseException:
             self._commit_lock.release()

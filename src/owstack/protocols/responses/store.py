@@ -16,12 +16,20 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from owstack.errors import ServiceUnavailable
 from owstack.types import JSON
 
 PURGE_EVERY_S = 60.0
+
+
+def _sql() -> ModuleType:
+    """The SQL side (`store_sql`, with SQLAlchemy), imported by the first call that needs it."""
+    from owstack.protocols.responses import store_sql
+
+    return store_sql
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +62,7 @@ class ResponseStore:
         return None  # a request that needs the store is refused on its own (503); others are served
 
     async def _run(self, fn: Any, *args: Any) -> Any:
-        from owstack.protocols.responses import store_sql
-
+        store_sql = _sql()
         try:
             return await asyncio.to_thread(store_sql.guarded, self._ensure, fn, *args)
         except store_sql.StoreDown as exc:
@@ -64,40 +71,30 @@ class ResponseStore:
     def _ensure(self, fn: Any, *args: Any) -> Any:
         """(worker thread) Migrate once, then run `fn`."""
         if not self._ready:
-            from owstack.protocols.responses import store_sql
-
-            store_sql.prepare(self.url)
+            _sql().prepare(self.url)
             self._ready = True
         return fn(*args)
 
     async def put(self, tenant: str, body: JSON, items: list[JSON]) -> None:
-        from owstack.protocols.responses import store_sql
-
         now = self._clock()
         purge = now - self._purged > PURGE_EVERY_S
         if purge:
             self._purged = now
-        await self._run(store_sql.put, self.url, tenant, body, items, now, now + self.retention_s, purge)
+        await self._run(_sql().put, self.url, tenant, body, items, now, now + self.retention_s, purge)
 
     async def get(self, tenant: str, response_id: str) -> Stored | None:
-        from owstack.protocols.responses import store_sql
-
-        found = await self._run(store_sql.get, self.url, tenant, response_id, self._clock())
+        found = await self._run(_sql().get, self.url, tenant, response_id, self._clock())
         if found is None:
             return None
         body, items, status = found
         return Stored(body=body, items=items, status=status)
 
     async def delete(self, tenant: str, response_id: str) -> bool:
-        from owstack.protocols.responses import store_sql
-
-        deleted: bool = await self._run(store_sql.delete, self.url, tenant, response_id)
+        deleted: bool = await self._run(_sql().delete, self.url, tenant, response_id)
         return deleted
 
 
 def erase_tenant(url: str, tenant: str) -> int:
     """Delete every stored response of `tenant`; the number deleted."""
-    from owstack.protocols.responses import store_sql
-
-    erased: int = store_sql.erase_tenant(url, tenant)
+    erased: int = _sql().erase_tenant(url, tenant)
     return erased
