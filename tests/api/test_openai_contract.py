@@ -186,6 +186,7 @@ def test_client_request_id_is_echoed(embedded_gateway: Proc) -> None:
         embedded_gateway.base_url + "/chat/completions",
         json={"model": "edge", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2},
         headers={"x-request-id": "trace-0123456789"},
+        timeout=120,  # a generation: httpx's 5 s default is too short on a machine busy with other work
     )
     assert r.status_code == 200
     assert r.headers["x-request-id"] == "trace-0123456789"
