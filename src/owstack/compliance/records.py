@@ -52,47 +52,81 @@ class SystemFacts:
     version: str = __version__
 
     def system(self) -> dict[str, Any]:
-        return {"id": self.system_id, "version": self.version, "node": self.node, "region": self.region}
+        """The record's `system` object (shared between records: never mutate it)."""
+        return _system(self.system_id, self.version, self.node, self.region)
 
     def retention(self, tenant: str | None, when: float) -> dict[str, Any]:
+        """The record's `retention` object (shared between records of a day: never mutate it)."""
         hold = self.legal_hold or (tenant is not None and tenant in self.legal_hold_tenants)
-        return {
-            "class": "legal_hold" if hold else "standard",
-            "days": self.retention_days,
-            "expires": _expiry_date(int(when // 86_400), self.retention_days),
-            "legal_hold": hold,
-        }
+        return _retention(hold, int(when // 86_400), self.retention_days)
 
 
-@lru_cache(maxsize=4)
-def _expiry_date(day: int, retention_days: int) -> str:
-    """The UTC date `retention_days` after day number `day` (days since the epoch): one per day, not per
-    record (the datetime arithmetic and strftime cost the audit stage some microseconds a request)."""
-    return (datetime.fromtimestamp(day * 86_400, UTC) + timedelta(days=retention_days)).strftime("%Y-%m-%d")
+# The parts of a request's record that are the same for many requests are built once and shared by the
+# records (which nothing mutates: the writer copies the top level only to add the chain's fields): building
+# them anew cost the audit stage a fifth of its time on the event loop (docs/benchmarks.md, issue 14).
+
+
+@lru_cache(maxsize=8)
+def _system(system_id: str, version: str, node: str, region: str | None) -> dict[str, Any]:
+    return {"id": system_id, "version": version, "node": node, "region": region}
+
+
+@lru_cache(maxsize=8)
+def _retention(hold: bool, day: int, retention_days: int) -> dict[str, Any]:
+    """One per day and class, not per record (the datetime arithmetic and strftime cost the audit stage
+    some microseconds a request)."""
+    expires = (datetime.fromtimestamp(day * 86_400, UTC) + timedelta(days=retention_days)).strftime("%Y-%m-%d")
+    return {
+        "class": "legal_hold" if hold else "standard",
+        "days": retention_days,
+        "expires": expires,
+        "legal_hold": hold,
+    }
 
 
 @lru_cache(maxsize=256)
-def _template_hash(template: str | None, policy: str | None) -> str:
-    """The prompt template's hash: a few distinct values per gateway, computed once each."""
-    return sha256_of({"template": template, "policy": policy})
+def _hashes(template: str | None, policy: str | None, config_hash: str) -> dict[str, Any]:
+    """The record's `hashes`: the prompt template's hash (a few distinct values per gateway, computed once
+    each) and the policy configuration's."""
+    return {"prompt_template": sha256_of({"template": template, "policy": policy}), "policy_config": config_hash}
+
+
+_TRANSPARENCY = {
+    True: {"ai_disclosure": True, "output_marked": True},
+    False: {"ai_disclosure": True, "output_marked": False},
+}
 
 
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 3)
 
 
-def _model(ctx: RequestContext, facts: SystemFacts) -> dict[str, Any]:
-    m = facts.models.get(ctx.backend or "")
-    return {
-        "id": ctx.model or (m.model if m else None),
-        "layer": ctx.layer,
-        "backend": ctx.backend,
-        "engine": ctx.engine or (m.engine if m else None),
+#: (model, layer, backend, engine) -> (the backend's facts it was made from, the record's `model` object)
+_models: dict[tuple[str | None, ...], tuple[ModelFacts | None, dict[str, Any]]] = {}
+
+
+def _model(
+    model: str | None, layer: str | None, backend: str | None, engine: str | None, m: ModelFacts | None
+) -> dict[str, Any]:
+    """The record's `model` object (shared between records: never mutate it)."""
+    key = (model, layer, backend, engine)
+    hit = _models.get(key)
+    if hit is not None and hit[0] is m:
+        return hit[1]
+    value = {
+        "id": model or (m.model if m else None),
+        "layer": layer,
+        "backend": backend,
+        "engine": engine or (m.engine if m else None),
         "catalog_id": m.catalog_id if m else None,
         "version": m.version if m else None,
         "weights_digest": m.weights_digest if m else None,
         "jurisdiction": m.jurisdiction if m else None,
     }
+    if len(_models) >= 512:
+        _models.clear()
+    _models[key] = (m, value)
+    return value
 
 
 def _generation(ctx: RequestContext) -> dict[str, Any]:
@@ -155,19 +189,17 @@ def request_record(
     user = req.params.get("user") if req is not None else None
     err = ctx.error
     card = facts.models.get(ctx.backend or "")
+    end_iso = chain.iso(end)
     record: dict[str, Any] = {
         "type": REQUEST,
         "event_id": ctx.request_id,
-        "time": chain.iso(end),
+        "time": end_iso,
         "start_time": chain.iso(ctx.received_at),
-        "end_time": chain.iso(end),
+        "end_time": end_iso,
         "system": facts.system(),
-        "model": _model(ctx, facts),
+        "model": _model(ctx.model, ctx.layer, ctx.backend, ctx.engine, card),
         "generation": _generation(ctx),
-        "hashes": {
-            "prompt_template": _template_hash(card.catalog_id if card else None, ctx.reasoning_policy),
-            "policy_config": facts.config_hash,
-        },
+        "hashes": _hashes(card.catalog_id if card else None, ctx.reasoning_policy, facts.config_hash),
         "actor": {
             "pseudonym": keys.pseudonym_of("actor", actor),
             "tenant": ctx.tenant,
@@ -189,12 +221,9 @@ def request_record(
         "tool_calls": _tool_calls(ctx, keys),
         "guardrail": _guardrail(ctx),
         "oversight": [str(x) for x in ctx.notes.get("oversight", ()) if isinstance(x, str)],
-        "transparency": {
-            "ai_disclosure": True,
-            # the gateway marks every successful response (header and `owstack` body field); a stage
-            # that withholds the mark says so with ctx.notes["output_marked"] = False
-            "output_marked": ctx.status < 400 and ctx.notes.get("output_marked", True) is not False,
-        },
+        # the gateway marks every successful response (header and `owstack` body field); a stage that
+        # withholds the mark says so with ctx.notes["output_marked"] = False
+        "transparency": _TRANSPARENCY[ctx.status < 400 and ctx.notes.get("output_marked", True) is not False],
         "outcome": {
             "status": ctx.status,
             "error_code": err.code if err is not None else None,

@@ -551,8 +551,9 @@ def _hashed_line(prev_hash: str, record: dict[str, Any]) -> bytes:
     place (same length). Should the placeholder not occur exactly once, the record is serialised twice."""
     record["entry_hash"] = _SLOT
     line = chain.canonical(record)
-    at = line.find(_MEMBER)
-    if at < 0 or line.count(_SLOT_BYTES) != 1:
+    slot = line.find(_SLOT_BYTES)  # one pass: the placeholder must be the member's value, and occur once
+    at = slot - len(_MEMBER) + len(_SLOT_BYTES) + 1
+    if at < 0 or line[at : slot + len(_SLOT_BYTES) + 1] != _MEMBER or line.find(_SLOT_BYTES, slot + 1) >= 0:
         del record["entry_hash"]
         record["entry_hash"] = chain.entry_hash(prev_hash, record)
         return chain.canonical(record)

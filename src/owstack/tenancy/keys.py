@@ -51,6 +51,8 @@ log = logging.getLogger("owstack.tenancy")
 
 INVALID = "invalid API key: unknown key id or wrong secret"
 _DUMMY_DIGEST = keyformat.hash_secret("owstack-no-such-key")
+#: verified keys remembered (`KeyStore._accepted`; emptied when full)
+ACCEPTED_CACHE = 4096
 
 
 class KeyNotFound(LookupError):
@@ -119,6 +121,9 @@ class KeyStore:
     ) -> None:
         """Set the cache's lifetimes and the outage behaviour (`keys:`, `KeysSection`); empties the cache."""
         self.lookup_timeout_s = lookup_timeout_s
+        #: presented key -> the cache entry it was verified against: while the cache holds that same entry
+        #: (not refreshed, revoked or expired since), the key is not parsed, hashed and compared again
+        self._accepted: dict[str, Stored] = {}
         self._cache = KeyCache(
             ttl_s=cache_ttl_s,
             negative_ttl_s=negative_ttl_s,
@@ -237,12 +242,23 @@ class KeyStore:
     async def authenticate_async(self, presented: str) -> KeyRecord:
         """`authenticate` for the event loop: a cache hit costs no I/O; a miss waits at most
         `lookup_timeout_s` for the store; revision reads never hold a request up."""
-        key = keyformat.parse(presented)
         if not self._watched and self._cache.claim_revision_check():  # the gateway's watch task reads it
             self._refresh_in_background()
+        known = self._accepted.get(presented)
+        if known is not None:  # this exact key was verified against this very entry of the cache
+            hit = self._cache.get(known.record.key_id)
+            if hit is not None and hit.value is known and (known.expires_ts is None or known.expires_ts > self._wall()):
+                return known.record
+        key = keyformat.parse(presented)
         hit = self._cache.get(key.key_id)
         stored = hit.value if hit is not None else await self._lookup(key.key_id)
-        return _verify(key, stored, self._wall())
+        record = _verify(key, stored, self._wall())
+        if hit is not None and stored is not None:
+            accepted = self._accepted
+            if len(accepted) >= ACCEPTED_CACHE:
+                accepted.clear()
+            accepted[presented] = stored
+        return record
 
     async def watch(self) -> None:
         """Read the revision every `revision_check_s` while the gateway runs, requests or not (the gateway
@@ -267,6 +283,7 @@ class KeyStore:
     def invalidate(self) -> None:
         """Drop the cache now (tests, and an admin API that changed keys through another store)."""
         self._cache.clear()
+        self._accepted.clear()
 
     async def aclose(self) -> None:
         executor, self._executor = self._executor, None
