@@ -252,3 +252,29 @@ def test_key_id_collision_is_retried(sqlite_url: str, monkeypatch: pytest.Monkey
     assert record.key_id == fresh[0][1] != first.key_id
     assert store.authenticate(key).key_id == record.key_id
     assert store.authenticate(first_key).key_id == first.key_id
+
+
+def test_a_remembered_key_is_still_refused_once_revoked_expired_or_altered(sqlite_url: str) -> None:
+    """The async path remembers a key it verified against a cache entry (`KeyStore._accepted`): that must
+    never outlive the entry: a revocation, the key's expiry, or another secret for the same id is refused."""
+    now = [time.time()]
+    store = KeyStore(sqlite_url, wall=lambda: now[0])
+    key, record = store.create("acme-eu")
+    short, short_record = store.create("acme-eu", expires=datetime.now(UTC) + timedelta(hours=1))
+
+    async def scenario() -> None:
+        for _ in range(3):  # a miss, then verified against the cached entry, then remembered
+            assert (await store.authenticate_async(key)).key_id == record.key_id
+            assert (await store.authenticate_async(short)).key_id == short_record.key_id
+        assert key in store._accepted and short in store._accepted
+        forged = key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")  # the same id, another secret
+        with pytest.raises(AuthenticationFailed, match=INVALID):
+            await store.authenticate_async(forged)
+        now[0] += 3600.5
+        with pytest.raises(AuthenticationFailed, match="expired at"):
+            await store.authenticate_async(short)
+        store.revoke(record.key_id)
+        with pytest.raises(AuthenticationFailed, match="has been revoked"):
+            await store.authenticate_async(key)
+
+    asyncio.run(scenario())
