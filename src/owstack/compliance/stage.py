@@ -9,6 +9,7 @@ the gateway completes the response after that. If the append fails there, `after
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 
@@ -16,7 +17,7 @@ from owstack.compliance.keys import AuditKeyError
 from owstack.compliance.keystore import ContentUnavailable
 from owstack.compliance.records import request_record
 from owstack.compliance.service import AuditLog, audit_admin_event_async
-from owstack.compliance.writer import AuditUnavailable
+from owstack.compliance.writer import AuditUnavailable, Entry
 from owstack.config.load import Config
 from owstack.errors import ConfigError, ServiceUnavailable
 from owstack.pipeline.context import RequestContext
@@ -101,11 +102,13 @@ class AuditStage(BaseStage):
             return
         log = self.log
         try:
-            keystore = log.keystore if log.captures(ctx.tenant) else None
-            record = request_record(ctx, keys=log.keys, facts=log.facts, keystore=keystore)
             writer = log.writer()
+            if log.captures(ctx.tenant):  # the content is sealed here, under the tenant's key
+                entry: Entry = request_record(ctx, keys=log.keys, facts=log.facts, keystore=log.keystore)
+            else:  # built on the commit thread with the rest of its batch (the context is final by now)
+                entry = functools.partial(request_record, ctx, keys=log.keys, facts=log.facts)
             durable.carry(ctx, writer)  # the ledger's record, if any, is committed with this one
-            await writer.append(record)
+            await writer.append(entry)
         except (AuditUnavailable, AuditKeyError, ContentUnavailable, OSError) as exc:
             raise ServiceUnavailable(f"audit log cannot be written: {exc}", code="audit_unavailable") from None
 

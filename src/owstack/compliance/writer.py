@@ -55,7 +55,11 @@ from owstack.storage.threads import Handoff, background_priority
 if TYPE_CHECKING:
     from owstack.storage.durable import Rider
 
-__all__ = ["Appended", "AuditUnavailable", "AuditWriter", "node_name"]
+__all__ = ["Appended", "AuditUnavailable", "AuditWriter", "Entry", "node_name"]
+
+#: what `append` takes: a record, or a function that builds it, called on the commit thread (the request
+#: path hands over the request's context rather than building its record on the event loop)
+Entry = dict[str, Any] | Callable[[], dict[str, Any]]
 
 MAX_STREAMS = 256
 #: seconds between two attempts to write again after a failure (doubling up to RETRY_MAX_S)
@@ -84,10 +88,10 @@ class AuditWriter:
         self._delay = section.group_commit_delay_ms / 1000
         self._max_bytes = section.segment_max_bytes
         self._cond = threading.Condition()
-        self._queue: list[tuple[dict[str, Any], Done]] = []
+        self._queue: list[tuple[Entry, Done]] = []
         self._stopping = False
         self._waiting = False
-        self._handoff: Handoff[tuple[dict[str, Any], Done]] = Handoff(self._take_over)
+        self._handoff: Handoff[tuple[Entry, Done]] = Handoff(self._take_over)
         self._thread: threading.Thread | None = None
         self._lock_fd: int | None = None
         self._fd: int | None = None
@@ -243,12 +247,15 @@ class AuditWriter:
                 self._waiting = False
                 self._cond.notify()
 
-    async def append(self, record: dict[str, Any]) -> Appended:
-        """Append one record; returns once it is on disk (fsynced). Raises `AuditUnavailable`.
+    async def append(self, record: Entry) -> Appended:
+        """Append one record; returns once it is on disk (fsynced). Raises `AuditUnavailable`, or what a
+        record-building function raised.
 
         The records of one turn of the event loop go to the commit thread together, with one wake-up, at
-        the end of that turn (`Handoff`): a wake-up per record cost the loop more than the record itself."""
-        if "type" not in record:
+        the end of that turn (`Handoff`): a wake-up per record cost the loop more than the record itself.
+        A function is called on the commit thread, with the rest of its batch: what it reads must not change
+        until the append returns."""
+        if not callable(record) and "type" not in record:
             raise ValueError("an audit record needs a `type`")
         if self.error is not None or self._thread is None or self._stopping:
             raise AuditUnavailable(self.error or "the audit writer is not running")
@@ -257,7 +264,7 @@ class AuditWriter:
         self._handoff.add(loop, (record, AsyncDone(loop, fut)))
         return await fut
 
-    def _take_over(self, items: list[tuple[dict[str, Any], Done]]) -> None:
+    def _take_over(self, items: list[tuple[Entry, Done]]) -> None:
         """The end of a loop turn: queue its records for the commit thread and wake it once."""
         with self._cond:
             if self.error is not None or self._thread is None or self._stopping:
@@ -315,7 +322,7 @@ class AuditWriter:
             if stopping:
                 return
 
-    def _failed(self, exc: OSError, batch: list[tuple[dict[str, Any], Done]]) -> None:
+    def _failed(self, exc: OSError, batch: list[tuple[Entry, Done]]) -> None:
         """Fail the batch's records; the chain is back at the last record on disk (`_commit` restored it)."""
         self.failures += 1
         message = f"write failed: {exc.strerror or exc} ({exc.filename or self._segment_path()})"
@@ -364,7 +371,7 @@ class AuditWriter:
             except OSError:
                 pass
 
-    def _take(self) -> tuple[list[tuple[dict[str, Any], Done]], bool]:
+    def _take(self) -> tuple[list[tuple[Entry, Done]], bool]:
         """Wait for records (or a due checkpoint, or shutdown); return everything queued."""
         with self._cond:
             while not self._queue and not self._stopping and not self._riders_pending():
@@ -387,7 +394,7 @@ class AuditWriter:
 
     def _commit(
         self,
-        batch: list[tuple[dict[str, Any], Done]],
+        batch: list[tuple[Entry, Done]],
         *,
         seal: bool = False,
         force_checkpoint: bool = False,
@@ -428,7 +435,7 @@ class AuditWriter:
         self._drop_fd()
 
     def _write(
-        self, batch: list[tuple[dict[str, Any], Done]], seal: bool, force_checkpoint: bool
+        self, batch: list[tuple[Entry, Done]], seal: bool, force_checkpoint: bool
     ) -> tuple[list[tuple[Done, Appended]], dict[str, Any] | None]:
         tail = self._tail
         buf = bytearray()
@@ -439,13 +446,13 @@ class AuditWriter:
             if tail.seq:
                 manifest = self._checkpoint(buf, sealed=False)
         acked: list[tuple[Done, Appended]] = []
-        for record, done in batch:
+        for entry, done in batch:
             try:
-                buf += self._chain(dict(record))
-            except (
-                TypeError,
-                ValueError,
-            ) as exc:  # not JSON-serialisable: refused before it touched the chain
+                record = entry() if callable(entry) else dict(entry)
+                if "type" not in record:
+                    raise ValueError("an audit record needs a `type`")
+                buf += self._chain(record)
+            except Exception as exc:  # not built, or not JSON-serialisable: refused before it touched the chain
                 done(None, exc)
                 continue
             acked.append((done, Appended(self.stream, tail.seq, tail.head)))
