@@ -116,6 +116,12 @@ def test_embedding_detector_is_opt_in_and_the_guard_runs_without_it(monkeypatch:
         # without the embedding head the other two detectors score exactly as before
         without = dataclasses.replace(m, embedding=None)
         assert classifier.raw_max(without, planted) == (z, zs, -40.0)
+        # opted in but wordllama missing: the model loads without the head
+        from owstack.security.guard import embed
+
+        monkeypatch.setattr(embed, "available", lambda: False)
+        classifier.model.cache_clear()
+        assert classifier.model().embedding is None and classifier.probability(planted) >= m.threshold
     finally:
         classifier.model.cache_clear()
 
