@@ -195,3 +195,19 @@ def test_the_line_serialised_once_is_the_canonical_record_with_its_chain_hash(fi
     line = writer_module._hashed_line(prev, dict(record))
     expected = {**record, "entry_hash": chain.entry_hash(prev, record)}
     assert line == chain.canonical(expected)
+
+
+def test_pseudonym_hmac_from_precomputed_pads_is_rfc_2104_hmac() -> None:
+    """`AuditKeys.hmac` keeps the key's padded SHA-256 states instead of calling `hmac.digest`: the digests
+    recorded in audit logs must stay the standard HMAC-SHA256 (keys shorter, equal to and longer than a block)."""
+    import hmac as std_hmac
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from owstack.compliance.keys import AuditKeys
+
+    for size in (16, 32, 64, 65, 200):
+        secret = os.urandom(size)
+        keys = AuditKeys(secret, "p", Ed25519PrivateKey.generate(), "s")
+        for data in (b"", b"abc", os.urandom(5000)):
+            assert keys.hmac(data) == std_hmac.digest(secret, data, "sha256").hex()
