@@ -193,3 +193,29 @@ def test_start_with_an_unwritable_log_does_not_raise_but_refuses(tmp_path: Path)
     assert stage.unavailable() is not None and not stage.healthy
     with pytest.raises(ServiceUnavailable):
         asyncio.run(stage.before(context()))
+
+
+@pytest.mark.parametrize("captures", [False, True])
+def test_a_record_that_cannot_be_built_fails_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, captures: bool
+) -> None:
+    """A bug while building the record (on the commit thread, or on the loop for a tenant that captures
+    content) refuses the response with 503 rather than serving it unrecorded, and the log goes on."""
+    stage = AuditStage(config_for(tmp_path))
+    run(stage, context())
+    assert stage.log is not None
+    monkeypatch.setattr(stage.log, "captures", lambda tenant: captures)
+
+    def broken(*args: object, **kwargs: object) -> dict:
+        raise KeyError("a field the record expected")
+
+    monkeypatch.setattr("owstack.compliance.stage.request_record", broken)
+    with pytest.raises(ServiceUnavailable, match="record could not be built") as info:
+        run(stage, context(request_id="req-broken"))
+    assert info.value.code == "audit_unavailable"
+    monkeypatch.undo()
+    run(stage, context(request_id="req-after"))  # the writer is still healthy: later requests are recorded
+    stage.close()
+    ids = [r["event_id"] for r in all_records(tmp_path) if r["type"] == "inference.request"]
+    assert ids == ["req-1", "req-after"]
+    assert verify(tmp_path / "audit").ok

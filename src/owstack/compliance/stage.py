@@ -3,7 +3,8 @@
 `before` refuses the request (`ServiceUnavailable`, 503) when the audit log cannot be written, so that no
 request is served unrecorded. `after` builds the request's record and returns only once it is fsynced:
 the gateway completes the response after that. If the append fails there, `after` raises
-`ServiceUnavailable` too; the gateway turns that into an error where the response is not yet sent.
+`ServiceUnavailable` too, whatever the cause (an unexpected error while building the record included);
+the gateway turns that into an error where the response is not yet sent.
 """
 
 from __future__ import annotations
@@ -111,6 +112,11 @@ class AuditStage(BaseStage):
             await writer.append(entry)
         except (AuditUnavailable, AuditKeyError, ContentUnavailable, OSError) as exc:
             raise ServiceUnavailable(f"audit log cannot be written: {exc}", code="audit_unavailable") from None
+        except Exception:  # a record that cannot be built (a bug) fails closed too: never served unrecorded
+            logger.exception("the audit record of request %s could not be built", ctx.request_id)
+            raise ServiceUnavailable(
+                "audit log cannot be written: the request's record could not be built", code="audit_unavailable"
+            ) from None
 
     def close(self) -> None:
         """Seal the stream (graceful shutdown)."""
