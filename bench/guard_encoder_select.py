@@ -24,11 +24,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 os.environ.pop("OWSTACK_GUARD_ENCODER", None)
 
-from guard_eval import held_out, wilson  # noqa: E402
+from guard_eval import held_out, wilson
 
-from owstack.security.guard import classifier, encoder, scan_text  # noqa: E402
-from owstack.security.guard.features import STRUCT_DIM, featurize  # noqa: E402
-from owstack.security.guard.types import at_least  # noqa: E402
+from owstack.security.guard import classifier, encoder, scan_text
+from owstack.security.guard.features import STRUCT_DIM, featurize
+from owstack.security.guard.types import at_least
 
 
 def main() -> None:

