@@ -31,6 +31,7 @@ import collections
 import json
 import os
 import queue
+import subprocess
 import sys
 import tempfile
 import threading
@@ -42,6 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import yaml
 from gwbench import contenders, procs, upstream
+
+from owstack.api.responses import _replay
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -133,22 +136,13 @@ async def drive(app: Any, headers: list[tuple[bytes, bytes]], args: argparse.Nam
     }  # fmt: skip
 
     async def one() -> int:
-        sent = False
         status: list[int] = []
-
-        async def receive() -> dict[str, Any]:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            await asyncio.Event().wait()
-            return {"type": "http.disconnect"}
 
         async def send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status.append(message["status"])
 
-        await app(dict(scope), receive, send)
+        await app(dict(scope), _replay(body), send)  # the body once, then no disconnect
         return status[0]
 
     started = asyncio.get_running_loop().create_future()
@@ -216,7 +210,7 @@ def main() -> None:
             child += ["--concurrency", str(args.concurrency), "--rounds", str(args.rounds), "--durable", args.durable]
             child += ["--no-wal"] if args.no_wal else []
             procs.say(f"{variant}: durable={args.durable} wal={'off' if args.no_wal else 'on'}")
-            subprocess_run(child)
+            subprocess.run(child, check=False, env=contenders.owstack_env())
         return
     variant = args.variants[0]
     work = Path(tempfile.mkdtemp(prefix="owstack-inprocess-"))
@@ -237,12 +231,6 @@ def main() -> None:
     finally:
         nginx.stop()
     os._exit(0)  # the gateway's threads are not shut down: the figures are taken
-
-
-def subprocess_run(cmd: list[str]) -> None:
-    import subprocess
-
-    subprocess.run(cmd, check=False, env=contenders.owstack_env())
 
 
 if __name__ == "__main__":
