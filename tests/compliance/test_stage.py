@@ -86,6 +86,41 @@ def test_request_record_has_the_fields_and_no_raw_text(tmp_path: Path) -> None:
     assert verify(tmp_path / "audit").ok
 
 
+def test_shared_members_follow_the_tenant_backend_and_day() -> None:
+    """The members a record shares with others (system, model, hashes, retention, key ids) are built once per
+    backend, model, tenant and day: a tenant under legal hold, another backend or another day gets its own."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from owstack.compliance.facts import ModelFacts
+    from owstack.compliance.keys import AuditKeys
+    from owstack.compliance.records import SystemFacts, request_record
+
+    cards = {
+        name: ModelFacts(backend=name, engine="vllm", model=f"m-{name}", jurisdiction="EU", proprietary=False,
+                         catalog_id=f"cat-{name}", weights_digest=f"sha256:{name}")
+        for name in ("a", "b")
+    }  # fmt: skip
+    facts = SystemFacts("sys", "node", "eu", "sha256:cfg", 30, legal_hold_tenants=frozenset({"held"}), models=cards)
+    keys = AuditKeys(b"k" * 32, "hmac:test", Ed25519PrivateKey.generate(), "ed25519:test")
+
+    def record(tenant: str, backend: str, received: float) -> dict:
+        ctx = context(tenant=tenant)
+        ctx.backend, ctx.received_at = backend, received
+        return request_record(ctx, keys=keys, facts=facts)
+
+    day = 86_400 * 20_000.0
+    first, again = record("globex", "a", day + 10), record("globex", "a", day + 20)
+    assert first["retention"] is again["retention"] and first["model"] is again["model"]
+    held, other = record("held", "a", day + 30), record("globex", "b", day + 40)
+    tomorrow = record("globex", "a", day + 86_400)
+    assert first["retention"]["legal_hold"] is False and held["retention"]["legal_hold"] is True
+    assert held["retention"]["class"] == "legal_hold"
+    assert other["model"]["backend"] == "b" and other["model"]["weights_digest"] == "sha256:b"
+    assert other["hashes"]["prompt_template"] != first["hashes"]["prompt_template"]
+    assert tomorrow["retention"]["expires"] > first["retention"]["expires"]
+    assert first["key_ids"] == {"pseudonym": keys.pseudonym_id, "content": None}
+
+
 def test_error_requests_are_recorded(tmp_path: Path) -> None:
     stage = AuditStage(config_for(tmp_path))
     ctx = context()

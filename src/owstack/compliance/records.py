@@ -37,6 +37,7 @@ GENERATION_PARAMS = (
     "logprobs",
     "parallel_tool_calls",
 )
+_GENERATION = frozenset(GENERATION_PARAMS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,11 @@ class SystemFacts:
     legal_hold_tenants: frozenset[str] = frozenset()
     models: dict[str, ModelFacts] = field(default_factory=dict)
     version: str = __version__
+    #: the members a request's record shares with others of the same backend, model, tenant and day
+    #: (`_shared`): filled as requests come, never compared or hashed
+    shared: dict[tuple[Any, ...], tuple[dict[str, Any], ...]] = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
 
     def system(self) -> dict[str, Any]:
         """The record's `system` object (shared between records: never mutate it)."""
@@ -133,15 +139,16 @@ def _generation(ctx: RequestContext) -> dict[str, Any]:
     req = ctx.request
     if req is None:
         return {}
-    out: dict[str, Any] = {k: req.params[k] for k in GENERATION_PARAMS if k in req.params}
+    params = req.params
+    out: dict[str, Any] = {k: v for k, v in params.items() if k in _GENERATION}
     out["stream"] = req.stream
-    stop = req.params.get("stop")
+    stop = params.get("stop")
     if stop:
         out["stop_count"] = len(stop) if isinstance(stop, list) else 1
-    choice = req.params.get("tool_choice")
+    choice = params.get("tool_choice")
     if isinstance(choice, str):
         out["tool_choice"] = choice
-    fmt = req.params.get("response_format")
+    fmt = params.get("response_format")
     if isinstance(fmt, dict) and isinstance(fmt.get("type"), str):
         out["response_format"] = fmt["type"]
     if ctx.reasoning_policy:
@@ -178,28 +185,54 @@ def _guardrail(ctx: RequestContext) -> dict[str, Any] | None:
     return {"decision": str(decision) if decision is not None else None, "categories": counts}
 
 
+def _shared(ctx: RequestContext, facts: SystemFacts, keys: AuditKeys, end: float) -> tuple[dict[str, Any], ...]:
+    """The record's `system`, `model`, `hashes`, `retention` and `key_ids` (the same for every request of a
+    backend, model, tenant and day; built once per such combination and shared: never mutate them). One
+    lookup rather than a call per member: they cost a request's record a fifth of its time (issue 14)."""
+    key = (ctx.backend, ctx.model, ctx.layer, ctx.engine, ctx.reasoning_policy, ctx.tenant, int(end // 86_400))
+    hit = facts.shared.get(key)
+    if hit is None or hit[4]["pseudonym"] != keys.pseudonym_id:
+        card = facts.models.get(ctx.backend or "")
+        hit = (
+            facts.system(),
+            _model(ctx.model, ctx.layer, ctx.backend, ctx.engine, card),
+            _hashes(card.catalog_id if card else None, ctx.reasoning_policy, facts.config_hash),
+            facts.retention(ctx.tenant, end),
+            {"pseudonym": keys.pseudonym_id, "content": None},
+        )
+        if len(facts.shared) >= 1024:
+            facts.shared.clear()
+        facts.shared[key] = hit
+    return hit
+
+
 def request_record(
     ctx: RequestContext, *, keys: AuditKeys, facts: SystemFacts, keystore: ContentKeystore | None = None
 ) -> dict[str, Any]:
     """The record of one request, built from its context once the response is complete."""
-    end = ctx.received_at + (ctx.latency_s if ctx.latency_s is not None else time.perf_counter() - ctx.started)
+    received = ctx.received_at
+    latency = ctx.latency_s if ctx.latency_s is not None else time.perf_counter() - ctx.started
+    end = received + latency
     req = ctx.request
     output = "".join(ctx.output_text)
     actor = ctx.key_id or ctx.client or "anonymous"
     user = req.params.get("user") if req is not None else None
     err = ctx.error
-    card = facts.models.get(ctx.backend or "")
+    usage = ctx.usage
+    notes = ctx.notes
+    system, model, hashes, retention, key_ids = _shared(ctx, facts, keys, end)
     end_iso = chain.iso(end)
+    ttft = ctx.ttft_s
     record: dict[str, Any] = {
         "type": REQUEST,
         "event_id": ctx.request_id,
         "time": end_iso,
-        "start_time": chain.iso(ctx.received_at),
+        "start_time": chain.iso(received),
         "end_time": end_iso,
-        "system": facts.system(),
-        "model": _model(ctx.model, ctx.layer, ctx.backend, ctx.engine, card),
+        "system": system,
+        "model": model,
         "generation": _generation(ctx),
-        "hashes": _hashes(card.catalog_id if card else None, ctx.reasoning_policy, facts.config_hash),
+        "hashes": hashes,
         "actor": {
             "pseudonym": keys.pseudonym_of("actor", actor),
             "tenant": ctx.tenant,
@@ -209,38 +242,38 @@ def request_record(
         },
         "input": {
             "hmac": keys.hmac(chain.canonical(req.messages)) if req is not None else None,
-            "tokens": ctx.usage.prompt_tokens,
+            "tokens": usage.prompt_tokens,
             "messages": len(req.messages) if req is not None else 0,
         },
         "output": {
             "hmac": keys.hmac(output.encode()) if output or ctx.tool_calls else None,
-            "tokens": ctx.usage.completion_tokens,
-            "reasoning_tokens": ctx.usage.reasoning_tokens,
+            "tokens": usage.completion_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
             "finish_reason": ctx.finish_reason,
         },
-        "tool_calls": _tool_calls(ctx, keys),
-        "guardrail": _guardrail(ctx),
-        "oversight": [str(x) for x in ctx.notes.get("oversight", ()) if isinstance(x, str)],
+        "tool_calls": _tool_calls(ctx, keys) if ctx.tool_calls else [],
+        "guardrail": _guardrail(ctx) if "guard" in notes else None,
+        "oversight": [str(x) for x in notes["oversight"] if isinstance(x, str)] if "oversight" in notes else [],
         # the gateway marks every successful response (header and `owstack` body field); a stage that
         # withholds the mark says so with ctx.notes["output_marked"] = False
-        "transparency": _TRANSPARENCY[ctx.status < 400 and ctx.notes.get("output_marked", True) is not False],
+        "transparency": _TRANSPARENCY[ctx.status < 400 and notes.get("output_marked", True) is not False],
         "outcome": {
             "status": ctx.status,
             "error_code": err.code if err is not None else None,
-            "latency_ms": _ms(end - ctx.received_at),
-            "ttft_ms": _ms(ctx.ttft_s),
+            "latency_ms": round(latency * 1000, 3),
+            "ttft_ms": None if ttft is None else round(ttft * 1000, 3),
             "attempts": [
                 {"backend": a.backend, "outcome": a.outcome, "latency_ms": _ms(a.latency_s)} for a in ctx.attempts
             ],
             "client_disconnected": ctx.client_disconnected,
         },
-        "retention": facts.retention(ctx.tenant, end),
-        "key_ids": {"pseudonym": keys.pseudonym_id, "content": None},
+        "retention": retention,
+        "key_ids": key_ids,
     }
     if keystore is not None and req is not None:
         content = {"messages": req.messages, "output": output, "tool_calls": ctx.tool_calls}
         record["content"] = keystore.seal(ctx.tenant, ctx.request_id, content)
-        record["key_ids"]["content"] = record["content"]["key_id"]
+        record["key_ids"] = {"pseudonym": keys.pseudonym_id, "content": record["content"]["key_id"]}
     return record
 
 

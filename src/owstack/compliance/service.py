@@ -28,6 +28,10 @@ class AuditLog:
         self._facts: SystemFacts | None = None
         self._keystore: ContentKeystore | None = None
         self._writer: AuditWriter | None = None
+        #: the tenants whose content is kept (asked once per request: read from the configuration once)
+        self._capturing = frozenset(
+            name for name, section in config.file.tenants.items() if getattr(section, "capture_content", False)
+        )
 
     @property
     def keys(self) -> AuditKeys:
@@ -58,8 +62,7 @@ class AuditLog:
         return self._keystore
 
     def captures(self, tenant: str) -> bool:
-        section = self.config.file.tenants.get(tenant)
-        return bool(getattr(section, "capture_content", False))
+        return tenant in self._capturing
 
     def writer(self) -> AuditWriter:
         if self._writer is None:

@@ -93,6 +93,9 @@ class AuditWriter:
         self._waiting = False
         self._handoff: Handoff[tuple[Entry, Done]] = Handoff(self._take_over)
         self._thread: threading.Thread | None = None
+        #: the commit thread is running (a flag the thread clears on its way out: `Thread.is_alive()` costs
+        #: the event loop a lock round trip, and `healthy` is asked once per request)
+        self._running = False
         self._lock_fd: int | None = None
         self._fd: int | None = None
         self._stream_dir = Path()
@@ -112,7 +115,7 @@ class AuditWriter:
 
     @property
     def healthy(self) -> bool:
-        return self.error is None and self._thread is not None and self._thread.is_alive()
+        return self.error is None and self._running
 
     # -- riders (storage.durable) ------------------------------------------------------------------
 
@@ -179,7 +182,12 @@ class AuditWriter:
             path = getattr(exc, "filename", None)
             raise AuditUnavailable(f"{msg}{f' ({path})' if path else ''}") from None
         self._thread = threading.Thread(target=self._run, name=f"audit-writer-{self.stream}", daemon=True)
-        self._thread.start()
+        self._running = True
+        try:
+            self._thread.start()
+        except BaseException:
+            self._running = False
+            raise
         return self
 
     def close(self) -> None:
@@ -298,6 +306,7 @@ class AuditWriter:
         try:
             self._loop()
         finally:
+            self._running = False
             self._release_riders()
 
     def _loop(self) -> None:
@@ -476,7 +485,8 @@ class AuditWriter:
     def _chain(self, record: dict[str, Any]) -> bytes:
         tail = self._tail
         record.pop("entry_hash", None)
-        record.setdefault("time", chain.iso(time.time()))
+        if "time" not in record:
+            record["time"] = chain.iso(time.time())
         record["stream"] = self.stream
         record["seq"] = tail.seq + 1
         record["prev_hash"] = tail.head
