@@ -73,16 +73,24 @@ def evaluate(split: str = "all", source: str = "tool") -> dict[str, Any]:
 
 
 def _detectors() -> str:
-    """Which classifier detectors ran (the embedding one is opt-in and needs the wordllama package)."""
+    """Which classifier detectors ran (the embedding one is opt-in and needs the wordllama package; the
+    fine-tuned encoder one is opt-in and needs onnxruntime and its model file)."""
     from owstack.security.guard import classifier
 
-    if classifier.model().embedding is not None:
-        return "rules; n-gram, structural and embedding (WordLlama) classifiers"
-    if not classifier.embedding_enabled():
-        return (
+    m = classifier.model()
+    if m.embedding is not None:
+        text = "rules; n-gram, structural and embedding (WordLlama) classifiers"
+    elif not classifier.embedding_enabled():
+        text = (
             f"rules; n-gram and structural classifiers (embedding detector off; opt in: {classifier.EMBEDDING_ENV}=1)"
         )
-    return "rules; n-gram and structural classifiers (embedding detector off: wordllama is not installed)"
+    else:
+        text = "rules; n-gram and structural classifiers (embedding detector off: wordllama is not installed)"
+    if m.encoder_threshold is not None:
+        text += "; fine-tuned encoder classifier"
+    elif classifier.encoder_enabled():
+        text += "; fine-tuned encoder off (onnxruntime or its model file is not installed)"
+    return text
 
 
 def format_report(result: dict[str, Any], *, misses: bool = False) -> str:
