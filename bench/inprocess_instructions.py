@@ -43,14 +43,18 @@ def run(variant: str, requests: int, extra: list[str], out: Path) -> subprocess.
     )
 
 
-def counted(proc: subprocess.Popen[str], out: Path) -> tuple[int, int]:
-    """(instructions, requests served) of one finished run."""
-    text, _ = proc.communicate()
-    served = ROUND.search(text)
-    total = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.MULTILINE)
-    if proc.returncode != 0 or served is None or total is None:
-        raise SystemExit(f"the run under valgrind failed (exit {proc.returncode}):\n{text[-2000:]}")
+def parse(output: str, callgrind: str, returncode: int) -> tuple[int, int]:
+    """(instructions, requests served) of one finished run, from the driver's output and callgrind's file."""
+    served = ROUND.search(output)
+    total = re.search(r"^(?:summary|totals): (\d+)", callgrind, re.MULTILINE)
+    if returncode != 0 or served is None or total is None:
+        raise SystemExit(f"the run under valgrind failed (exit {returncode}):\n{output[-2000:]}")
     return int(total.group(1)), int(served.group(1))
+
+
+def counted(proc: subprocess.Popen[str], out: Path) -> tuple[int, int]:
+    text, _ = proc.communicate()
+    return parse(text, out.read_text() if out.exists() else "", proc.returncode)
 
 
 def main() -> None:

@@ -128,3 +128,17 @@ def test_the_metering_bar_pairs_each_round_with_its_own_core_run() -> None:
     metering["rps_rounds"] = [950, 1500]  # fewer than three rounds: no paired figure
     verdicts = {b["bar"]: (b["value"], b["result"]) for b in report.variant_criteria(results)}
     assert verdicts["metering on vs off, req/s chat@16, median of the rounds' own ratios (issue 3)"][1] == "n/a"
+
+
+def test_instructions_per_run_are_read_from_the_driver_and_callgrind() -> None:
+    import inprocess_instructions as ii
+
+    out = "owstack+full round 1: 1984 requests {200: 1984}, 83 req/s, CPU 10454 µs/request (MainThread 7319)\n"
+    callgrind = "# callgrind format\nversion: 1\nevents: Ir\nsummary: 5887301878\ntotals: 5887301878\n"
+    assert ii.parse(out, callgrind, 0) == (5_887_301_878, 1984)
+    with pytest.raises(SystemExit, match="exit 1"):
+        ii.parse(out, callgrind, 1)
+    with pytest.raises(SystemExit):
+        ii.parse("Traceback (most recent call last):\n", callgrind, 0)
+    with pytest.raises(SystemExit):
+        ii.parse(out, "", 0)
