@@ -89,9 +89,37 @@ def test_a_torn_tail_ends_the_replay_at_the_last_whole_record(tmp_path: Path) ->
     segment = next(wal.slot.glob("*.wal"))
     wal._drop_fd()
     wal._thread = None  # as if the process died here (no close: the segment stays)
+    size = wal._segments[-1].size
     data = segment.read_bytes()
-    segment.write_bytes(data[:-2])  # the last record torn mid-write
+    assert len(data) > size and data[size:] == bytes(len(data) - size)  # zero-filled ahead of the records
+    assert list(read_segment(segment)) == [b"one", b"two", b"three"]  # the zeros end it quietly
+    segment.write_bytes(data[: size - 2] + bytes(64))  # the last record torn mid-write, zeros after it
     assert list(read_segment(segment)) == [b"one", b"two"]
+    segment.write_bytes(data[: size - 2])  # the same without the zeros (a file cut short)
+    assert list(read_segment(segment)) == [b"one", b"two"]
+
+
+def test_segments_are_written_in_place_and_cut_to_their_records(tmp_path: Path) -> None:
+    """The log writes into zeros it laid ahead (a batch's fsync then flushes data only, the file's size and
+    blocks unchanged), extends them as records come, and cuts a segment to its records when it moves on to
+    the next one and when it closes."""
+    from owstack.metering import wal as wal_module
+
+    wal = Wal(tmp_path / "wal", segment_records=4)
+    wal.open()
+    append_all(wal, [b"a" * 100, b"b" * 100])
+    assert wal.slot is not None
+    (first,) = wal.slot.glob("*.wal")
+    frames = 2 * (wal_module.FRAME.size + 100)
+    assert first.stat().st_size == frames + wal_module.PREALLOCATE
+    append_all(wal, [b"c" * 100, b"d" * 100])
+    assert first.stat().st_size == frames + wal_module.PREALLOCATE  # overwritten in place, not grown
+    append_all(wal, [b"e"])  # a fifth record starts the next segment: the first is cut to its records
+    assert first.stat().st_size == 2 * frames
+    assert list(read_segment(first)) == [b"a" * 100, b"b" * 100, b"c" * 100, b"d" * 100]
+    wal.close()  # nothing released: the current segment stays, cut
+    second = next(p for p in wal.slot.glob("*.wal") if p != first)
+    assert second.stat().st_size == wal_module.FRAME.size + 1 and list(read_segment(second)) == [b"e"]
 
 
 def test_a_failed_write_fails_its_batch_and_the_next_batch_recovers(tmp_path: Path) -> None:

@@ -25,6 +25,15 @@ mid-write) ends the segment's replay at the last whole record.
 A failed write (disk full, I/O error) fails the futures of its batch; the next batch starts a new segment,
 so the log recovers by itself when the cause goes away (fail closed while failing, never stuck).
 
+Preallocated: a segment is zero-filled `PREALLOCATE` bytes ahead of its records and written in place
+(`pwrite` at its committed size), so that a batch's `fdatasync` flushes data only: a file that grows with
+every batch also makes the file system commit its journal for the new size and blocks each time
+(`bench/fsync_prealloc.py`, docs/benchmarks.md). A
+segment is cut to its length when the log moves on from it or closes; one a crash left ends in zeros, which
+read as a frame of length 0: the end (no record is empty). Out-of-order pages of a batch torn by a host
+crash read as zeros or fail their CRC, and end the replay there, as any torn tail does; that batch was never
+acknowledged (its fsync had not returned).
+
 Carried (`storage.durable`): with the audit log on, the audit writer's commit thread takes this log's queued
 records with its own batch while it is busy or requests overlap (`carry`: write them, then, after the audit
 batch is written, fdatasync and settle): under load one thread cycles per batch, not two, and one is woken.
@@ -62,6 +71,8 @@ FRAME = struct.Struct("<II")
 LOCK = ".lock"
 #: records per segment file before a new one is started
 SEGMENT_RECORDS = 8192
+#: bytes of zeros a segment is extended by ahead of its records (see "Preallocated" in the docstring)
+PREALLOCATE = 1 << 20
 MAX_SLOTS = 256
 #: seconds a queued batch may wait for a carrier before this log's own thread commits it (a safety net:
 #: a carrier takes batches within milliseconds, and says so when it stops taking them)
@@ -119,6 +130,8 @@ class Wal:
         self._thread: threading.Thread | None = None
         self._lock_fd: int | None = None
         self._fd: int | None = None
+        #: bytes of the current segment's file (zeros past its records; see PREALLOCATE)
+        self._allocated = 0
         self._segments: list[Segment] = []
         self._files_lock = threading.Lock()
         #: held from taking a batch to its fsync: one committer at a time (own thread or carrier), in order
@@ -150,6 +163,7 @@ class Wal:
                 self._cond.notify()
             thread.join()
             self._thread = None
+        self._cut()
         self._delete_released(final=True)
         for attr in ("_fd", "_lock_fd"):
             fd = getattr(self, attr)
@@ -337,9 +351,12 @@ class Wal:
             buf = b"".join(FRAME.pack(len(p), zlib.crc32(p)) + p for p in batch.payloads)
             fd = self._fd
             assert fd is not None
-            view = memoryview(buf)
-            while view:
-                view = view[os.write(fd, view) :]
+            at, end = segment.size, segment.size + len(buf)
+            if end > self._allocated:  # zeros ahead of the records: later batches overwrite, never grow
+                grown = end + PREALLOCATE
+                _write_at(fd, bytes(grown - self._allocated), self._allocated)
+                self._allocated = grown
+            _write_at(fd, buf, at)
             return segment, fd, len(buf)
         except OSError as exc:
             return self._write_failed(exc)
@@ -381,15 +398,25 @@ class Wal:
             return current
         assert self.slot is not None
         path = self.slot / f"seg-{self._token}-{first:016d}.wal"  # never a name a previous process used
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         _fsync_dir(self.slot)
+        self._cut()
         self._drop_fd()
-        self._fd = fd
+        self._fd, self._allocated = fd, 0
         segment = Segment(first, path, last=first - 1)
         with self._files_lock:
             self._segments.append(segment)
         self._delete_released()
         return segment
+
+    def _cut(self) -> None:
+        """Cut the current segment's zeros off (the log moves on from it, or closes); a failure leaves them,
+        which replay reads as the end."""
+        if self._fd is not None and self._segments:
+            try:
+                os.ftruncate(self._fd, self._segments[-1].size)
+            except OSError:
+                pass
 
     def _drop_fd(self) -> None:
         fd, self._fd = self._fd, None
@@ -423,6 +450,8 @@ def read_segment(path: Path, size: int | None = None) -> Iterator[bytes]:
     at = 0
     while at + FRAME.size <= len(data):
         length, crc = FRAME.unpack_from(data, at)
+        if length == 0:  # the zeros ahead of the records (a crash left the segment uncut): the end
+            return
         start = at + FRAME.size
         payload = data[start : start + length]
         if len(payload) < length or zlib.crc32(payload) != crc:
@@ -454,6 +483,13 @@ def _complete(futures: list[asyncio.Future[None]], error: BaseException | None) 
             future.set_result(None)
         else:
             future.set_exception(error)
+
+
+def _write_at(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
 
 
 def _try_lock(slot: Path) -> int | None:
