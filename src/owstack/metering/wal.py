@@ -351,12 +351,11 @@ class Wal:
             buf = b"".join(FRAME.pack(len(p), zlib.crc32(p)) + p for p in batch.payloads)
             fd = self._fd
             assert fd is not None
-            at, end = segment.size, segment.size + len(buf)
+            end = segment.size + len(buf)
+            _write_at(fd, buf, segment.size)
             if end > self._allocated:  # zeros ahead of the records: later batches overwrite, never grow
-                grown = end + PREALLOCATE
-                _write_at(fd, bytes(grown - self._allocated), self._allocated)
-                self._allocated = grown
-            _write_at(fd, buf, at)
+                _write_at(fd, bytes(PREALLOCATE), end)
+                self._allocated = end + PREALLOCATE
             return segment, fd, len(buf)
         except OSError as exc:
             return self._write_failed(exc)
