@@ -22,15 +22,6 @@ same, about a third less wall and kernel time per batch than both growing). A se
 when the writer moves on from it or closes; one a crash left ends in zeros, where its records end for every
 reader (`segments.iter_lines`); bytes of a batch torn by the crash after them are read as one torn record.
 
-Pipelined: the commit thread builds, chains and writes a batch, then hands it to a second thread, the
-syncer, which fdatasyncs it, completes the riders' batches and acknowledges its records; meanwhile the
-commit thread builds and writes the next batch. One batch is synced while the next is built (the core the
-gateway runs on would otherwise wait, idle, for each fsync). At most one written batch waits for the
-syncer; a batch is acknowledged only once an fsync that began after its write returned. If that fsync fails,
-the chain is rolled back to the last batch on disk and every batch written after it fails too (the records
-were cut off with it). The commit thread waits for the syncer before it leaves a segment (the syncer must
-not fsync a closed descriptor), before it tries again after a failure, and at close.
-
 Riders (`storage.durable`): the commit thread also commits the queued records of other logs that ride with
 it (the ledger's write-ahead log): it writes theirs, writes and fsyncs its own batch, then fsyncs theirs and
 completes their futures. One thread woken per batch for both logs; each record still fsynced in its own
@@ -51,7 +42,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from owstack import __version__
 from owstack.compliance import chain
@@ -85,20 +76,6 @@ RETRY_MAX_S = 5.0
 #: bytes of zeros a segment is extended by ahead of its records (see "Preallocated" above)
 PREALLOCATE = 1 << 20
 log = logging.getLogger("owstack.audit")
-
-
-class _Job(NamedTuple):
-    """A batch written to the segment, waiting for the syncer."""
-
-    fd: int | None  # None: nothing was written (every record was refused)
-    batch: list[tuple[Entry, Done]]
-    acked: list[tuple[Done, Appended]]
-    manifest: dict[str, Any] | None
-    finishes: list[Callable[[], None]]
-    #: the chain before this batch (restored if its fsync fails) and the rollback generation it was written in
-    saved: Tail
-    last_cp: float
-    epoch: int
 
 
 def node_name(section: AuditSection) -> str:
@@ -145,15 +122,6 @@ class AuditWriter:
         self.batches_written = 0
         #: logs whose queued records this thread commits with its own (storage.durable)
         self._riders: list[Rider] = []
-        # the syncer (see "Pipelined"): written batches in order, the one being synced included
-        self._syncer: threading.Thread | None = None
-        self._jobs: list[_Job] = []
-        self._jobs_cond = threading.Condition()
-        self._syncer_stop = False
-        #: held while the chain and the segment change (a batch written; a failed fsync rolled back)
-        self._state = threading.Lock()
-        #: bumped by each rollback: a batch written in an older generation was cut off by it
-        self._epoch = 0
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -226,14 +194,11 @@ class AuditWriter:
             path = getattr(exc, "filename", None)
             raise AuditUnavailable(f"{msg}{f' ({path})' if path else ''}") from None
         self._thread = threading.Thread(target=self._run, name=f"audit-writer-{self.stream}", daemon=True)
-        self._syncer = threading.Thread(target=self._sync_run, name=f"audit-syncer-{self.stream}", daemon=True)
         self._running = True
         try:
-            self._syncer.start()
             self._thread.start()
         except BaseException:
             self._running = False
-            self._stop_syncer()
             raise
         return self
 
@@ -358,147 +323,29 @@ class AuditWriter:
             self._release_riders()
 
     def _loop(self) -> None:
-        try:
-            while True:
-                if self.error is not None and not self._recover():
-                    if self._stopping:
-                        self._fail_pending()
-                        return
-                    continue
-                batch, stopping = self._take()
-                if self._leaving_segment():
-                    self._drain()  # the syncer must be done with the segment's descriptor before it closes
-                try:
-                    job = self._write_job(batch, seal=stopping)
-                except OSError as exc:
-                    self._failed(exc, batch)
-                    if stopping:
-                        self._drain()
-                        self._fail_pending()
-                        return
-                    continue
-                finishes = self._take_riders() if self._riders else []
-                self._submit(job._replace(finishes=finishes))
-                if stopping:
-                    self._drain()
-                    return
-        finally:
-            self._stop_syncer()
-
-    def _leaving_segment(self) -> bool:
-        tail = self._tail
-        return self._fd is None or tail.size >= self._max_bytes or _today() != tail.day
-
-    def _write_job(self, batch: list[tuple[Entry, Done]], *, seal: bool) -> _Job:
-        """Chain and write the batch (no fsync); on an OSError the chain and the segment are put back and it is
-        raised. A batch written after a failed fsync (not yet noticed here) fails at once."""
-        with self._state:
-            if self.error is not None:
-                failure = AuditUnavailable(self.error)
-                for _, done in batch:
-                    done(None, failure)
-                return _Job(None, [], [], None, [], self._tail, self._last_cp, self._epoch)
-            tail = self._tail
-            saved, last_cp, fd = dataclasses.replace(tail), self._last_cp, self._fd
-            try:
-                acked, manifest, wrote = self._write(batch, seal, False)
-            except OSError:
-                self._tail, self._last_cp = saved, last_cp
-                self._truncate(fd, saved.size)
-                raise
-            return _Job(self._fd if wrote else None, batch, acked, manifest, [], saved, last_cp, self._epoch)
-
-    # -- the syncer --------------------------------------------------------------------------------
-
-    def _submit(self, job: _Job) -> None:
-        """Queue a written batch for the syncer; wait while another written one is still waiting for it."""
-        with self._jobs_cond:
-            while len(self._jobs) >= 2 and not self._syncer_stop:
-                self._jobs_cond.wait()
-            self._jobs.append(job)
-            self._jobs_cond.notify_all()
-
-    def _drain(self) -> None:
-        """Wait until the syncer has finished every batch handed to it."""
-        with self._jobs_cond:
-            while self._jobs and not self._syncer_stop:
-                self._jobs_cond.wait()
-
-    def _stop_syncer(self) -> None:
-        with self._jobs_cond:
-            self._syncer_stop = True
-            self._jobs_cond.notify_all()
-        syncer = self._syncer
-        if syncer is not None and syncer is not threading.current_thread():
-            syncer.join()
-
-    def _sync_run(self) -> None:
-        background_priority()
         while True:
-            with self._jobs_cond:
-                while not self._jobs and not self._syncer_stop:
-                    self._jobs_cond.wait()
-                if not self._jobs:
+            if self.error is not None and not self._recover():
+                if self._stopping:
+                    self._fail_pending()
                     return
-                job = self._jobs[0]
+                continue
+            batch, stopping = self._take()
+            finishes = self._take_riders() if self._riders else []
             try:
-                self._sync(job)
-            except Exception as exc:  # a bug: the batch fails, the syncer goes on (the commit thread waits for it)
-                log.exception("audit log: the syncer failed")
-                for done, _ in job.acked:
-                    done(None, AuditUnavailable(f"the audit syncer failed: {exc}"))
+                self._commit(batch, seal=stopping, synced=finishes)
+            except OSError as exc:
+                self._failed(exc, batch)
+                if stopping:
+                    self._fail_pending()
+                    return
+                continue
             finally:
-                with self._jobs_cond:
-                    self._jobs.pop(0)
-                    self._jobs_cond.notify_all()
-
-    def _sync(self, job: _Job) -> None:
-        try:
-            if job.epoch != self._epoch:  # written before a rollback that cut it off
-                raise AuditUnavailable(self.error or "the audit log was rolled back")
-            if job.fd is not None:
-                os.fdatasync(job.fd)
-        except (OSError, AuditUnavailable) as exc:
-            _run_all(list(job.finishes))
-            self._sync_failed(exc, job)
-            return
-        if job.fd is not None:
-            self.batches_written += 1
-        self.records_written += len(job.acked)
-        _run_all(list(job.finishes))
-        acknowledge(job.acked)
-        if job.manifest is not None:
-            self._write_manifest(job.manifest)
-
-    def _sync_failed(self, exc: BaseException, job: _Job) -> None:
-        """An fsync failed: the chain goes back to before this batch (later ones were written on top of it and
-        are cut off too: their generation is over), and the writer is unhealthy until it writes again."""
-        with self._state:
-            if job.epoch == self._epoch:
-                self._epoch += 1
-                self._tail, self._last_cp = dataclasses.replace(job.saved), job.last_cp
-                self._truncate(job.fd, job.saved.size)
-                if isinstance(exc, OSError):
-                    self._mark_failed(exc)
-            failure = AuditUnavailable(self.error or str(exc))
-        for done, _ in job.acked:
-            done(None, failure)
-
-    def _write_manifest(self, manifest: dict[str, Any]) -> None:
-        try:
-            write_json_atomic(self._stream_dir / MANIFEST, {"format": chain.FORMAT, "stream": self.stream, **manifest})
-        except OSError as exc:  # an index of the latest checkpoint: the next checkpoint writes it again
-            log.warning("audit log: the manifest of %s was not updated (%s)", self.stream, exc.strerror or exc)
+                _run_all(finishes)  # whatever `_commit` did not run (it failed before its fsync returned)
+            if stopping:
+                return
 
     def _failed(self, exc: OSError, batch: list[tuple[Entry, Done]]) -> None:
         """Fail the batch's records; the chain is back at the last record on disk (`_commit` restored it)."""
-        with self._state:
-            message = self._mark_failed(exc)
-        failure = AuditUnavailable(message)
-        for _, done in batch:
-            done(None, failure)
-
-    def _mark_failed(self, exc: OSError) -> str:
         self.failures += 1
         message = f"write failed: {exc.strerror or exc} ({exc.filename or self._segment_path()})"
         if self.error is None:
@@ -506,14 +353,15 @@ class AuditWriter:
         with self._cond:
             self.error = message
         self._release_riders()  # while this log cannot be written, the riders commit on their own
-        return message
+        failure = AuditUnavailable(message)
+        for _, done in batch:
+            done(None, failure)
 
     def _recover(self) -> bool:
         """After a failure: wait a little, then write a checkpoint into a new segment. True once on disk."""
         with self._cond:
             if not self._stopping:
                 self._cond.wait(self._retry_s)
-        self._drain()  # the syncer is done with the failed segment's descriptor
         try:
             self._drop_fd()
             self._new_segment(self._tail.segment + 1, reuse=True)
@@ -581,11 +429,7 @@ class AuditWriter:
         tail = self._tail
         saved = dataclasses.replace(tail), self._last_cp, self._fd
         try:
-            acked, manifest, wrote = self._write(batch, seal, force_checkpoint)
-            if wrote:
-                assert self._fd is not None
-                os.fdatasync(self._fd)
-                self.batches_written += 1
+            acked, manifest = self._write(batch, seal, force_checkpoint)
         except OSError:
             self._tail, self._last_cp = saved[0], saved[1]
             self._truncate(saved[2], saved[0].size)
@@ -595,7 +439,12 @@ class AuditWriter:
             _run_all(synced)
         acknowledge(acked)
         if manifest is not None:
-            self._write_manifest(manifest)
+            try:
+                write_json_atomic(
+                    self._stream_dir / MANIFEST, {"format": chain.FORMAT, "stream": self.stream, **manifest}
+                )
+            except OSError as exc:  # an index of the latest checkpoint: the next checkpoint writes it again
+                log.warning("audit log: the manifest of %s was not updated (%s)", self.stream, exc.strerror or exc)
 
     def _truncate(self, fd: int | None, size: int) -> None:
         """Cut a partly written batch off the segment; if that fails too, the next write starts a new one."""
@@ -610,9 +459,7 @@ class AuditWriter:
 
     def _write(
         self, batch: list[tuple[Entry, Done]], seal: bool, force_checkpoint: bool
-    ) -> tuple[list[tuple[Done, Appended]], dict[str, Any] | None, bool]:
-        """Chain the batch and write it (not fsynced): its acknowledgements, the manifest to write once it is
-        on disk, and whether anything was written."""
+    ) -> tuple[list[tuple[Done, Appended]], dict[str, Any] | None]:
         tail = self._tail
         buf = bytearray()
         manifest: dict[str, Any] | None = None
@@ -647,8 +494,10 @@ class AuditWriter:
             if end > self._allocated:  # zeros ahead of the records: later batches overwrite, never grow
                 _write_at(fd, bytes(PREALLOCATE), end)
                 self._allocated = end + PREALLOCATE
+            os.fdatasync(fd)
             tail.size += len(buf)
-        return acked, manifest, bool(buf)
+            self.batches_written += 1
+        return acked, manifest
 
     def _chain(self, record: dict[str, Any]) -> bytes:
         tail = self._tail
