@@ -6,8 +6,7 @@ The pattern of the gateway's two durable logs under load: per batch, about 3 KB 
 write-ahead log and 20 KB to the audit segment, then `fdatasync` of each (the audit writer's commit thread
 carries the WAL's batch, storage/durable.py). Three layouts: both files growing (O_APPEND), the WAL
 preallocated (zero-filled, written in place with `pwrite`, as `metering/wal.py` does), and both
-preallocated (how the gateway writes them: the audit writer does the same, `compliance/writer.py`). Printed
-per batch: wall time and kernel CPU (`getrusage`). A file that grows makes the file
+preallocated. Printed per batch: wall time and kernel CPU (`getrusage`). A file that grows makes the file
 system (ext4) commit its journal for the new size and blocks at every fsync; one written into zeros it
 already holds does not. DIR must be on the file system the logs live on (default: the current directory).
 """

@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 from console_stack import Stack
 
-from owstack.compliance.segments import iter_lines, list_segments, list_streams
+from owstack.compliance.segments import list_segments, list_streams
 from owstack.metering.report import usage
 from owstack.metering.rollups import HOUR
 from owstack.ui.web import CSP
@@ -105,7 +105,7 @@ def _audit_records(home: Path) -> list[dict[str, Any]]:
     records = []
     for stream in list_streams(home / "owstack-audit"):
         for _, path in list_segments(stream):
-            records += [orjson.loads(line.raw) for line in iter_lines(path, 0) if line.complete]
+            records += [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
     return records
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from owstack.compliance import chain
-from owstack.compliance.segments import MANIFEST, data_end, iter_lines, list_segments, read_json
+from owstack.compliance.segments import MANIFEST, iter_lines, list_segments, read_json
 
 
 class StreamDamaged(Exception):
@@ -84,7 +84,7 @@ def scan(stream_dir: Path, stream: str) -> Tail:
     last_index, last_path = segments[-1]
     tail.segment = last_index
     stat = last_path.stat()
-    tail.size = data_end(last_path)  # without the zeros of a segment a crash left uncut
+    tail.size = stat.st_size
     tail.day = datetime.fromtimestamp(stat.st_mtime, UTC).strftime("%Y-%m-%d")
     return tail
 

@@ -8,12 +8,6 @@
     pruned.json                     signed marker left by retention pruning: where the kept chain starts
     seg-000001.jsonl                segments: one canonical JSON record per line, append-only
     seg-000002.jsonl
-
-A segment being written is zero-filled ahead of its records (the writer writes into zeros it already
-holds, so that an fsync flushes data only, not a new file size: docs/compliance.md); it is cut to its
-records when the writer moves on or closes. One a crash left keeps its zeros: the records end at the
-first NUL byte (a record never holds one: JSON escapes it). Whatever is not a NUL after that point is a
-batch torn by the crash (pages reach the disk in any order), never acknowledged: read as one torn line.
 """
 
 from __future__ import annotations
@@ -72,36 +66,14 @@ class Line:
 
 
 def iter_lines(path: Path, segment: int, start: int = 0) -> Iterator[Line]:
-    """Every line of a segment from byte `start`; the last one may be incomplete (a torn write). The lines
-    end at the zeros a segment is preallocated with; bytes other than zeros after their start are one torn
-    line (from the start of the line the zeros begin in up to the last such byte)."""
+    """Every line of a segment from byte `start`; the last one may be incomplete (a torn write)."""
     with path.open("rb") as fh:
         fh.seek(start)
         offset = start
         for raw in fh:
-            if b"\0" in raw:
-                fh.seek(offset)
-                torn = fh.read().rstrip(b"\0")
-                if torn:
-                    yield Line(segment, offset, torn, False)
-                return
             complete = raw.endswith(b"\n")
             yield Line(segment, offset, raw[:-1] if complete else raw, complete)
             offset += len(raw)
-
-
-def data_end(path: Path, block: int = 1 << 20) -> int:
-    """The size of a segment without the zeros it may end with (see the module's docstring)."""
-    with path.open("rb") as fh:
-        end = fh.seek(0, os.SEEK_END)
-        while end > 0:
-            at = max(0, end - block)
-            fh.seek(at)
-            kept = len(fh.read(end - at).rstrip(b"\0"))
-            if kept:
-                return at + kept
-            end = at
-    return 0
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

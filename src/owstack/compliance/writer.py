@@ -14,14 +14,6 @@ on disk makes the writer healthy again (issue 14: one "Too many open files" used
 restart). The manifest (an index of the latest checkpoint) failing to update is logged, not fatal: the next
 checkpoint rewrites it.
 
-Preallocated: the segment being written is zero-filled `PREALLOCATE` bytes ahead of its records and
-written in place (`pwrite` at the chain's end), so that a batch's `fdatasync` flushes data only: a file
-that grows with every batch also makes the file system (ext4) commit its journal for the new size, and
-blocks on it, at each batch (`bench/fsync_prealloc.py`: with the ledger's write-ahead log, which does the
-same, about a third less wall and kernel time per batch than both growing). A segment is cut to its records
-when the writer moves on from it or closes; one a crash left ends in zeros, where its records end for every
-reader (`segments.iter_lines`); bytes of a batch torn by the crash after them are read as one torn record.
-
 Riders (`storage.durable`): the commit thread also commits the queued records of other logs that ride with
 it (the ledger's write-ahead log): it writes theirs, writes and fsyncs its own batch, then fsyncs theirs and
 completes their futures. One thread woken per batch for both logs; each record still fsynced in its own
@@ -73,8 +65,6 @@ MAX_STREAMS = 256
 #: seconds between two attempts to write again after a failure (doubling up to RETRY_MAX_S)
 RETRY_S = 0.5
 RETRY_MAX_S = 5.0
-#: bytes of zeros a segment is extended by ahead of its records (see "Preallocated" above)
-PREALLOCATE = 1 << 20
 log = logging.getLogger("owstack.audit")
 
 
@@ -108,8 +98,6 @@ class AuditWriter:
         self._running = False
         self._lock_fd: int | None = None
         self._fd: int | None = None
-        #: bytes of the current segment's file (zeros past the chain's end; see PREALLOCATE)
-        self._allocated = 0
         self._stream_dir = Path()
         self._tail = Tail()
         self._covered: list[str] = []  # chain.cover() of each record since the last checkpoint
@@ -245,7 +233,6 @@ class AuditWriter:
         self._commit([(r, ignore) for r in opening], force_checkpoint=True)
 
     def _release(self) -> None:
-        self._cut()
         for attr in ("_fd", "_lock_fd"):
             fd = getattr(self, attr)
             if fd is not None:
@@ -451,7 +438,6 @@ class AuditWriter:
         if fd is not None and fd == self._fd:
             try:
                 os.ftruncate(fd, size)
-                self._allocated = size
                 return
             except OSError:
                 pass
@@ -487,14 +473,11 @@ class AuditWriter:
         if buf:
             if self._fd is None:  # the last failure dropped the segment: the chain goes on in a new one
                 self._new_segment(tail.segment + 1, reuse=True)
-            fd = self._fd
-            assert fd is not None
-            end = tail.size + len(buf)
-            _write_at(fd, buf, tail.size)
-            if end > self._allocated:  # zeros ahead of the records: later batches overwrite, never grow
-                _write_at(fd, bytes(PREALLOCATE), end)
-                self._allocated = end + PREALLOCATE
-            os.fdatasync(fd)
+            assert self._fd is not None
+            view = memoryview(buf)
+            while view:
+                view = view[os.write(self._fd, view) :]
+            os.fdatasync(self._fd)
             tail.size += len(buf)
             self.batches_written += 1
         return acked, manifest
@@ -556,32 +539,19 @@ class AuditWriter:
     def _new_segment(self, index: int, *, reuse: bool = False) -> None:
         """Start segment `index`. `reuse`: after a failure, a file of that index holds only bytes of the
         failed batch (the chain was rolled back before it), so it is emptied and written again."""
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if reuse else os.O_EXCL)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if reuse else os.O_EXCL)
         fd = os.open(self._segment_path(index), flags, 0o640)
         fsync_dir(self._stream_dir)
         self._swap_fd(fd, index, 0)
 
     def _open_segment(self, index: int, size: int) -> None:
-        """Continue segment `index` at `size` (the end of its records: zeros a crash left may follow)."""
-        fd = os.open(self._segment_path(index), os.O_WRONLY)
+        fd = os.open(self._segment_path(index), os.O_WRONLY | os.O_APPEND)
         self._swap_fd(fd, index, size)
-        self._allocated = max(size, os.fstat(fd).st_size)
 
     def _swap_fd(self, fd: int, index: int, size: int) -> None:
-        self._cut()
         self._drop_fd()
-        self._fd, self._allocated = fd, 0
+        self._fd = fd
         self._tail.segment, self._tail.size, self._tail.day = index, size, _today()
-
-    def _cut(self) -> None:
-        """Cut the current segment's zeros off (the writer moves on from it, or closes); a failure leaves them,
-        where readers see the records end."""
-        if self._fd is not None and self._allocated > self._tail.size:
-            try:
-                os.ftruncate(self._fd, self._tail.size)
-                self._allocated = self._tail.size
-            except OSError:
-                pass
 
 
 #: stands in for a record's entry hash while it is serialised: random per process, so it occurs in no record
@@ -610,13 +580,6 @@ def _hashed_line(prev_hash: str, record: dict[str, Any]) -> bytes:
     digest = chain.hash_line(prev_hash, body)
     record["entry_hash"] = digest
     return line.replace(_SLOT_BYTES, digest.encode("ascii"), 1)
-
-
-def _write_at(fd: int, data: bytes | bytearray, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.pwrite(fd, view, offset)
-        view, offset = view[n:], offset + n
 
 
 def _run_all(finishes: list[Callable[[], None]]) -> None:

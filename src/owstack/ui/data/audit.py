@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from owstack.compliance.segments import MANIFEST, data_end, list_segments, list_streams, read_json
+from owstack.compliance.segments import MANIFEST, list_segments, list_streams, read_json
 
 #: bytes read from the end of each stream, at most
 TAIL_BYTES = 4 * 1024 * 1024
@@ -60,7 +60,7 @@ def _tail_lines(stream: Path, budget: int) -> list[bytes]:
         if budget <= 0:
             break
         try:
-            size = data_end(path)  # the segment being written is zero-filled ahead of its records
+            size = path.stat().st_size
             with path.open("rb") as fh:
                 start = max(0, size - budget)
                 fh.seek(start)
