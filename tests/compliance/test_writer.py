@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -211,3 +212,28 @@ def test_pseudonym_hmac_from_precomputed_pads_is_rfc_2104_hmac() -> None:
         keys = AuditKeys(secret, "p", Ed25519PrivateKey.generate(), "s")
         for data in (b"", b"abc", os.urandom(5000)):
             assert keys.hmac(data) == std_hmac.digest(secret, data, "sha256").hex()
+
+
+def test_a_shipper_following_the_live_segment_by_its_size_reads_every_record(section: AuditSection) -> None:
+    """Log shippers (Filebeat, Fluent Bit, Vector, `tail -F`) read a file as its size grows: every
+    acknowledged record must be in the bytes up to the file's size, whole lines, nothing else (no
+    preallocated zeros: docs/compliance.md, "How the log is stored")."""
+    writer = AuditWriter(section).start()
+    path = stream_dir(section) / "seg-000001.jsonl"
+    offset, shipped = 0, []
+    try:
+        for i in range(30):
+            done = asyncio.run(writer.append({"type": "test.event", "i": i}))
+            size = os.stat(path).st_size
+            with path.open("rb") as fh:  # what a shipper does: read from its offset up to the size now
+                fh.seek(offset)
+                chunk = fh.read(size - offset)
+            assert b"\0" not in chunk and chunk.endswith(b"\n")
+            shipped += [orjson.loads(line) for line in chunk.splitlines()]
+            offset = size
+            assert {"seq": done.seq, "hash": done.entry_hash} in [
+                {"seq": r["seq"], "hash": r["entry_hash"]} for r in shipped
+            ]
+    finally:
+        writer.close()
+    assert [r["i"] for r in shipped if r["type"] == "test.event"] == list(range(30))
