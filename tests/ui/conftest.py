@@ -2,7 +2,9 @@
 Playwright (never a downloaded browser: `executable_path=/usr/bin/chromium`; `make install` puts it there).
 
     stack          the running gateway, its database URL and the keys (admin, acme, globex)
-    browser        one chromium for the package (skipped, saying why, without /usr/bin/chromium or playwright)
+    browser        one chromium per test module (skipped, saying why, without /usr/bin/chromium or playwright);
+                   module-scoped so that Playwright's event loop is gone before the next module runs, whatever
+                   the order (package scope left it running for a module of another package run after it)
     signed_in      a new browser context signed in with a key: `signed_in(stack.admin_key)`
 """
 
@@ -47,7 +49,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         storage.dispose(url)
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip("no /usr/bin/chromium: `make install` installs Debian's chromium (apt-get install chromium)")
