@@ -84,6 +84,48 @@ def test_the_audit_thread_commits_the_riding_log_in_order(
     assert verify(Path(section.directory)).ok
 
 
+def test_a_carried_batch_is_fsynced_beside_the_audit_batch(
+    section: AuditSection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The audit thread's fsync and the riding log's run at the same time (the disk serves both flushes as
+    one): while an audit batch is being fsynced, the carried ledger batch is fsynced on the helper thread."""
+    monkeypatch.setattr(AuditWriter, "busy", property(lambda self: True))
+    wal = Wal(tmp_path / "wal", segment_records=64)
+    wal.open()
+    writer = AuditWriter(section).start()
+    real = os.fdatasync
+    lock = threading.Lock()
+    auditing = 0  # audit fsyncs in progress
+    beside: list[str] = []  # the threads of the ledger fsyncs that ran during an audit fsync
+
+    def fdatasync(fd: int) -> None:
+        nonlocal auditing
+        if fd == writer._fd:
+            with lock:
+                auditing += 1
+            try:
+                time.sleep(0.02)  # a slow disk: the riders' fsync has time to start beside it
+                real(fd)
+            finally:
+                with lock:
+                    auditing -= 1
+            return
+        if fd == wal._fd:
+            with lock:
+                if auditing:
+                    beside.append(threading.current_thread().name)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    seqs = asyncio.run(ride(writer, wal, tasks=8, each=5))
+    monkeypatch.setattr(os, "fdatasync", real)
+    assert sorted(seqs) == list(range(1, 41)) and wal.committed_seq == 40
+    assert "audit-writer-riders" in beside and set(beside) <= {"audit-writer-riders", "owstack-ledger-wal"}
+    writer.close()
+    wal.close()
+    assert verify(Path(section.directory)).ok
+
+
 def test_the_log_commits_on_its_own_once_the_audit_writer_stops(section: AuditSection, tmp_path: Path) -> None:
     wal = Wal(tmp_path / "wal")
     wal.open()

@@ -15,8 +15,9 @@ restart). The manifest (an index of the latest checkpoint) failing to update is 
 checkpoint rewrites it.
 
 Riders (`storage.durable`): the commit thread also commits the queued records of other logs that ride with
-it (the ledger's write-ahead log): it writes theirs, writes and fsyncs its own batch, then fsyncs theirs and
-completes their futures. One thread woken per batch for both logs; each record still fsynced in its own
+it (the ledger's write-ahead log): it writes theirs and its own batch, fsyncs its own while a helper thread
+(`storage.threads.Beside`) fsyncs theirs, so that the disk serves both flushes at once, then completes
+their futures and its own. One thread woken per batch for both logs; each record still fsynced in its own
 file before its future completes. Riders commit on their own threads while this writer is not `carrying`
 (stopped, or failed and not yet written again).
 """
@@ -50,10 +51,10 @@ from owstack.compliance.segments import (
     try_lock,
     write_json_atomic,
 )
-from owstack.storage.threads import Handoff, background_priority
+from owstack.storage.threads import Beside, Handoff, background_priority
 
 if TYPE_CHECKING:
-    from owstack.storage.durable import Rider
+    from owstack.storage.durable import Carried, Rider
 
 __all__ = ["Appended", "AuditUnavailable", "AuditWriter", "Entry", "node_name"]
 
@@ -110,6 +111,8 @@ class AuditWriter:
         self.batches_written = 0
         #: logs whose queued records this thread commits with its own (storage.durable)
         self._riders: list[Rider] = []
+        #: fsyncs the riders' files beside this thread's own fsync
+        self._beside = Beside("audit-writer-riders")
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -146,18 +149,18 @@ class AuditWriter:
     def _riders_pending(self) -> bool:
         return any(r.pending for r in self._riders)
 
-    def _take_riders(self) -> list[Callable[[], None]]:
-        """Write the riders' queued records; their `finish` (fsync, settle) to call after this batch's."""
-        finishes = []
+    def _take_riders(self) -> list[Carried]:
+        """Write the riders' queued records: their batches, to fsync beside this one and finish after it."""
+        carried = []
         for rider in self._riders:
             try:
-                finish = rider.carry()
+                batch = rider.carry()
             except Exception:  # a rider's own bug: it must not stop the audit log; its thread takes over
                 log.exception("audit log: a log riding with the audit writer failed; it commits on its own")
                 continue
-            if finish is not None:
-                finishes.append(finish)
-        return finishes
+            if batch is not None:
+                carried.append(batch)
+        return carried
 
     def _release_riders(self) -> None:
         """This thread no longer takes riders' records (stopping, or failed): their own threads do."""
@@ -199,6 +202,7 @@ class AuditWriter:
                 self._cond.notify()
             thread.join()
         self._release_riders()
+        self._beside.close()
         self._release()
 
     def _open(self) -> None:
@@ -317,9 +321,9 @@ class AuditWriter:
                     return
                 continue
             batch, stopping = self._take()
-            finishes = self._take_riders() if self._riders else []
+            carried = self._take_riders() if self._riders else []
             try:
-                self._commit(batch, seal=stopping, synced=finishes)
+                self._commit(batch, seal=stopping, carried=carried)
             except OSError as exc:
                 self._failed(exc, batch)
                 if stopping:
@@ -327,7 +331,7 @@ class AuditWriter:
                     return
                 continue
             finally:
-                _run_all(finishes)  # whatever `_commit` did not run (it failed before its fsync returned)
+                _finish_all(carried)  # whatever `_commit` did not finish (it failed before its fsync returned)
             if stopping:
                 return
 
@@ -407,23 +411,23 @@ class AuditWriter:
         *,
         seal: bool = False,
         force_checkpoint: bool = False,
-        synced: list[Callable[[], None]] | None = None,
+        carried: list[Carried] | None = None,
     ) -> None:
         """Chain the batch, write it, fsync; on an OSError before the fsync returned, the chain and the segment
-        are put back as they were (and the error raised). `synced`: the riders' `finish` (their fsync, their
-        futures), run once this batch is on disk and before its own futures complete, so that a request
-        waiting for both resumes once, with both done."""
+        are put back as they were (and the error raised). `carried`: the riders' written batches, fsynced
+        beside this one and finished (their futures) once this batch is on disk and before its own futures
+        complete, so that a request waiting for both resumes once, with both done."""
         tail = self._tail
         saved = dataclasses.replace(tail), self._last_cp, self._fd
         try:
-            acked, manifest = self._write(batch, seal, force_checkpoint)
+            acked, manifest = self._write(batch, seal, force_checkpoint, carried)
         except OSError:
             self._tail, self._last_cp = saved[0], saved[1]
             self._truncate(saved[2], saved[0].size)
             raise
         self.records_written += len(acked)
-        if synced:
-            _run_all(synced)
+        if carried:
+            _finish_all(carried)
         acknowledge(acked)
         if manifest is not None:
             try:
@@ -444,7 +448,7 @@ class AuditWriter:
         self._drop_fd()
 
     def _write(
-        self, batch: list[tuple[Entry, Done]], seal: bool, force_checkpoint: bool
+        self, batch: list[tuple[Entry, Done]], seal: bool, force_checkpoint: bool, carried: list[Carried] | None
     ) -> tuple[list[tuple[Done, Appended]], dict[str, Any] | None]:
         tail = self._tail
         buf = bytearray()
@@ -477,7 +481,12 @@ class AuditWriter:
             view = memoryview(buf)
             while view:
                 view = view[os.write(self._fd, view) :]
-            os.fdatasync(self._fd)
+            if carried:  # the riders' fsyncs beside this one: the disk flushes its cache once for both
+                self._beside.start([c.sync for c in carried])
+            try:
+                os.fdatasync(self._fd)
+            finally:
+                self._beside.wait()
             tail.size += len(buf)
             self.batches_written += 1
         return acked, manifest
@@ -582,12 +591,12 @@ def _hashed_line(prev_hash: str, record: dict[str, Any]) -> bytes:
     return line.replace(_SLOT_BYTES, digest.encode("ascii"), 1)
 
 
-def _run_all(finishes: list[Callable[[], None]]) -> None:
-    """Run and remove each; a failing one does not keep the others from running."""
-    while finishes:
-        finish = finishes.pop(0)
+def _finish_all(carried: list[Carried]) -> None:
+    """Finish and remove each; a failing one does not keep the others from finishing."""
+    while carried:
+        batch = carried.pop(0)
         try:
-            finish()
+            batch.finish()
         except Exception:
             log.exception("audit log: a log riding with the audit writer failed to complete its batch")
 

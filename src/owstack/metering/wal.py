@@ -55,7 +55,7 @@ import secrets
 import struct
 import threading
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -100,6 +100,33 @@ class _Batch:
     done: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(default_factory=list)
     #: left to the carrier (it was busy committing when the batch began), else to this log's own thread
     carried: bool = False
+
+
+#: what `_write_batch` did: (segment, fd, bytes written), or why it could not
+_Written = tuple[Segment, int, int] | WalUnavailable
+
+
+class _Carried:
+    """A batch the carrier's thread wrote (`storage.durable.Carried`). It holds the log's commit lock from
+    `Wal.carry` until `finish` returns."""
+
+    __slots__ = ("batch", "synced", "wal", "written")
+
+    def __init__(self, wal: Wal, batch: _Batch, written: _Written) -> None:
+        self.wal, self.batch, self.written = wal, batch, written
+        self.synced: _Written | OSError | None = None
+
+    def sync(self) -> None:
+        self.synced = self.wal._fsync(self.written)
+
+    def finish(self) -> None:
+        try:
+            if self.synced is None:
+                self.sync()
+            assert self.synced is not None
+            self.wal._finish_batch(self.batch, self.batch.first, self.synced)
+        finally:
+            self.wal._commit_lock.release()
 
 
 #: one appended record on its way to the commit thread: (sequence number, payload, its loop, its future)
@@ -258,10 +285,10 @@ class Wal:
             self._waiting = False
             self._cond.notify()
 
-    def carry(self) -> Callable[[], None] | None:
-        """(the carrier's thread) Take the queued batch and write it; returns `finish` (fdatasync, settle the
-        futures) to call once the carrier's own batch is written, or None when nothing is queued. Nothing
-        else commits to this log in between."""
+    def carry(self) -> _Carried | None:
+        """(the carrier's thread) Take the queued batch and write it; returns it (`sync`: fdatasync, on any
+        thread; `finish`: settle the futures, once the carrier's own batch is written), or None when nothing
+        is queued. Nothing else commits to this log until `finish` returns."""
         if not self.pending:
             return None
         self._commit_lock.acquire()
@@ -275,14 +302,7 @@ class Wal:
         except BaseException:
             self._commit_lock.release()
             raise
-
-        def finish() -> None:
-            try:
-                self._finish_batch(batch, batch.first, written)
-            finally:
-                self._commit_lock.release()
-
-        return finish
+        return _Carried(self, batch, written)
 
     # the writer's side ----------------------------------------------------------------------------------
     def release(self, seq: int) -> None:
@@ -342,9 +362,9 @@ class Wal:
                 self._commit(batch, batch.first)
 
     def _commit(self, batch: _Batch, first: int) -> None:
-        self._finish_batch(batch, first, self._write_batch(batch, first))
+        self._finish_batch(batch, first, self._fsync(self._write_batch(batch, first)))
 
-    def _write_batch(self, batch: _Batch, first: int) -> tuple[Segment, int, int] | WalUnavailable:
+    def _write_batch(self, batch: _Batch, first: int) -> _Written:
         """Append the batch to the current segment (not yet fsynced): (segment, fd, bytes), or the error."""
         try:
             segment = self._segment_for(first, len(batch.payloads))
@@ -360,27 +380,33 @@ class Wal:
         except OSError as exc:
             return self._write_failed(exc)
 
-    def _finish_batch(self, batch: _Batch, first: int, written: tuple[Segment, int, int] | WalUnavailable) -> None:
-        """fdatasync what `_write_batch` wrote, account for it, complete the batch's futures."""
-        error: BaseException | None = None
-        if isinstance(written, WalUnavailable):
-            error = written
-        else:
-            segment, fd, size = written
+    def _fsync(self, written: _Written) -> _Written | OSError:
+        """fdatasync what `_write_batch` wrote (any thread: it touches no state); the error, if it failed."""
+        if self.sync and not isinstance(written, WalUnavailable):
             try:
-                if self.sync:
-                    os.fdatasync(fd)
-                with self._files_lock:
-                    segment.size += size
-                    segment.last = first + len(batch.payloads) - 1
-                self.committed_seq = segment.last
-                self.records_written += len(batch.payloads)
-                self._last_batch = len(batch.payloads)
-                if self.error is not None:
-                    log.warning("ledger: the write-ahead log is written again (%s)", self.slot)
-                    self.error = None
+                os.fdatasync(written[1])
             except OSError as exc:
-                error = self._write_failed(exc)
+                return exc
+        return written
+
+    def _finish_batch(self, batch: _Batch, first: int, synced: _Written | OSError) -> None:
+        """Account for a batch `_write_batch` wrote and `_fsync` synced; complete the batch's futures."""
+        error: BaseException | None = None
+        if isinstance(synced, WalUnavailable):
+            error = synced
+        elif isinstance(synced, OSError):
+            error = self._write_failed(synced)
+        else:
+            segment, _, size = synced
+            with self._files_lock:
+                segment.size += size
+                segment.last = first + len(batch.payloads) - 1
+            self.committed_seq = segment.last
+            self.records_written += len(batch.payloads)
+            self._last_batch = len(batch.payloads)
+            if self.error is not None:
+                log.warning("ledger: the write-ahead log is written again (%s)", self.slot)
+                self.error = None
         _settle(batch.done, error)
 
     def _write_failed(self, exc: OSError) -> WalUnavailable:

@@ -16,8 +16,10 @@ One commit for both (a carrier and its riders):
     durable.carry(ctx, carrier)                     the audit stage has its writer (a `Carrier`) commit the
                                                     rider's queued records in its own group commit
 
-A busy carrier's commit thread takes the rider's queued records with its own, writes both, fsyncs its own
-and then the rider's file, and settles both: under load one thread cycles per batch instead of two.
+A busy carrier's commit thread takes the rider's queued records with its own, writes both, fsyncs both
+files side by side (the rider's on a helper thread, `storage.threads.Beside`: the disk serves the two
+flushes as one, where one after the other they took twice as long), and settles both: under load one
+commit cycle per batch instead of two.
 Records that arrive while the carrier is idle go to the rider's own thread, so that the two fsyncs
 overlap. Every rider record is still on disk (its own file, its own framing, fsynced) before its future
 completes. A rider whose carrier stops, fails, or leaves a batch untaken for the rider's grace time commits
@@ -60,6 +62,19 @@ class Carrier(Protocol):
         ...
 
 
+class Carried(Protocol):
+    """A rider's batch the carrier's thread has written (`Rider.carry`)."""
+
+    def sync(self) -> None:
+        """fdatasync it; on any thread, beside the carrier's own fdatasync; keeps an error for `finish`."""
+        ...
+
+    def finish(self) -> None:
+        """(carrier's thread, once its own batch is on disk or failed) `sync` if that has not run, account for
+        the batch, settle its futures."""
+        ...
+
+
 class Rider(Protocol):
     """A log that can have its queued records committed by a carrier's thread (the ledger's WAL)."""
 
@@ -72,9 +87,8 @@ class Rider(Protocol):
 
     def carry_with(self, carrier: Carrier) -> None: ...
 
-    def carry(self) -> Callable[[], None] | None:
-        """(carrier's thread) Take the queued records and write them; returns `finish` (fsync, settle the
-        futures), to be called once the carrier's own batch is written, or None when nothing was queued."""
+    def carry(self) -> Carried | None:
+        """(carrier's thread) Take the queued records and write them; None when nothing was queued."""
         ...
 
     def uncarried(self, carrier: Carrier) -> None:
