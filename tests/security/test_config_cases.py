@@ -58,6 +58,16 @@ CASES = {
     "langflow-range": ("OWS-LF-002", "requirements.in", "critical"),
     "langflow-image": ("OWS-LF-002", "k8s/deployment.yaml", "critical"),
     "langflow-dockerfile": ("OWS-LF-002", "Dockerfile", "critical"),
+    "codex-env-home": ("OWS-CX-001", ".env", "critical"),
+    "codex-mcp-inline": ("OWS-MCP-002", ".codex/config.toml", "critical"),
+    "codex-sandbox-off": ("OWS-CX-002", ".codex/config.toml", "high"),
+    "codex-provider-key": ("OWS-CX-002", ".codex/config.toml", "critical"),
+    "mcp-opencode": ("OWS-MCP-002", "opencode.json", "critical"),
+    "mcp-zed": ("OWS-MCP-002", ".zed/settings.json", "critical"),
+    "mcp-continue-yaml": ("OWS-MCP-002", ".continue/mcpServers/tools.yaml", "critical"),
+    "mcp-qwen": ("OWS-MCP-002", ".qwen/settings.json", "critical"),
+    "aider-lint-download": ("OWS-AID-001", ".aider.conf.yml", "critical"),
+    "aider-repo-script": ("OWS-AID-001", ".aider.conf.yml", "high"),
 }
 
 
@@ -133,6 +143,18 @@ def test_oversized_mcp_config_is_streamed(tmp_path: Path) -> None:
     (tmp_path / ".mcp.json").write_text(body)
     found = scan_path(tmp_path)
     assert any(f.rule == "OWS-MCP-002" and f.severity == "critical" for f in found)
+
+
+def test_oversized_codex_config_and_env_are_streamed(tmp_path: Path) -> None:
+    (tmp_path / ".codex").mkdir()
+    pad = "#" + "p" * 1023 + "\n"
+    (tmp_path / ".codex" / "config.toml").write_text(
+        pad * (65 << 10) + '[mcp_servers.x]\ncommand = "bash"\nargs = ["-lc", "id"]\n'
+    )
+    (tmp_path / ".env").write_text(pad * (65 << 10) + "CODEX_HOME=.codex\n")
+    found = {(f.rule, f.file, f.line, f.severity) for f in scan_path(tmp_path)}
+    assert ("OWS-MCP-002", ".codex/config.toml", (65 << 10) + 2, "critical") in found
+    assert ("OWS-CX-001", ".env", (65 << 10) + 1, "critical") in found
 
 
 def test_exclude_globs() -> None:

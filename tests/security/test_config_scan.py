@@ -25,6 +25,7 @@ ADVISORIES = {
     "cve-2025-3248": ("OWS-LF-002", "requirements.txt", 2, "CVE-2025-3248"),
     "cve-2026-33017": ("OWS-LF-001", "flows/exported_flow.json", 11, "CVE-2026-33017"),
     "cve-2025-53773": ("OWS-VSC-003", ".vscode/settings.json", 3, "CVE-2025-53773"),
+    "cve-2025-61260": ("OWS-CX-001", ".env", 2, "CVE-2025-61260"),
 }
 
 

@@ -1,8 +1,10 @@
 """Find agent configuration that executes code or bypasses trust: `scan_path(path) -> list[Finding]`.
 
 Files are recognised by name wherever they sit in the tree (nested projects included, `classify`):
-Claude Code project settings, MCP client configs, VS Code tasks/settings/workspaces, dev containers,
-agent instruction files, chat templates, Langflow flows and Langflow version pins. Symbolic links are
+Claude Code project settings, MCP client configs (Claude Code, Cursor, VS Code, Gemini CLI, Qwen Code,
+Windsurf, Amazon Q, Roo, Kiro, Continue, Zed, opencode, Crush, Codex CLI), Codex CLI's project config and
+`.env` files that move its home, aider's config, VS Code tasks/settings/workspaces, dev containers, agent
+instruction files, chat templates, Langflow flows and Langflow version pins. Symbolic links are
 followed inside the repository and reported when they leave it (`walk`); files past the size limit are
 searched in a stream rather than skipped (`reading`); unreadable, binary or malformed files are
 reported (OWS-SCAN-001). A scan never stops on one file.
@@ -16,7 +18,7 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
-from owstack.security.config_scan import claude, devcontainer, langflow, mcp, reading, textfiles, vscode
+from owstack.security.config_scan import claude, codex, devcontainer, langflow, mcp, reading, textfiles, vscode
 from owstack.security.config_scan.classify import MAX_FILE_BYTES, classify
 from owstack.security.config_scan.common import ScanFile
 from owstack.security.config_scan.walk import Entry, walk
@@ -139,6 +141,10 @@ def _claude(src: ScanFile) -> list[Finding]:
 _CHECKERS: dict[str, Checker] = {
     "claude": _claude,
     "mcp": mcp.check,
+    "mcp-yaml": codex.check_yaml_mcp,
+    "codex": codex.check_codex,
+    "dotenv": codex.check_dotenv,
+    "aider": codex.check_aider,
     "tasks": vscode.check_tasks,
     "settings": vscode.check_settings,
     "workspace": lambda src: vscode.check_settings(src, ("settings",)) + vscode.check_tasks(src, ("tasks",)),

@@ -21,7 +21,21 @@ SKIP_DIRS = frozenset(
         ".cache",
     }
 )
-MCP_NAMES = frozenset({".mcp.json", "mcp.json", "mcp_config.json", "claude_desktop_config.json"})
+MCP_NAMES = frozenset(
+    {
+        ".mcp.json",
+        "mcp.json",
+        "mcp_config.json",
+        "claude_desktop_config.json",
+        "opencode.json",
+        "opencode.jsonc",
+        ".opencode.json",
+        "crush.json",
+        ".crush.json",
+    }
+)
+#: `<folder>/settings.json` files that hold MCP servers: Gemini CLI, Qwen Code (a Gemini CLI fork), Zed
+MCP_SETTINGS_DIRS = frozenset({".gemini", ".qwen", ".zed"})
 INSTRUCTION_NAMES = frozenset(
     {
         "agents.md",
@@ -63,8 +77,19 @@ def classify(rel: str) -> tuple[str, bool] | None:
     name, parent = p.rsplit("/", 1)[-1], p.rsplit("/", 2)[-2] if "/" in p else ""
     if parent == ".claude" and name in ("settings.json", "settings.local.json"):
         return "claude", True
-    if name in MCP_NAMES or p.endswith(".gemini/settings.json"):
+    if name in MCP_NAMES or (name == "settings.json" and parent in MCP_SETTINGS_DIRS):
         return "mcp", True
+    if (parent == ".continue" and name.startswith("config.")) or "/.continue/mcpservers/" in "/" + p:
+        if name.endswith((".yaml", ".yml")):
+            return "mcp-yaml", False
+        if name.endswith(".json"):
+            return "mcp", True
+    if p.endswith(".codex/config.toml"):
+        return "codex", False
+    if name == ".env" or name.startswith(".env."):
+        return "dotenv", False
+    if name in (".aider.conf.yml", ".aider.conf.yaml"):
+        return "aider", False
     if p.endswith(".vscode/tasks.json"):
         return "tasks", True
     if p.endswith(".vscode/settings.json"):

@@ -41,7 +41,15 @@ class ScanFile:
     doc: Document | None = None
 
     def line(self, *path: str | int) -> int:
-        return self.doc.line(tuple(path)) if self.doc is not None else 1
+        """The line of the value at `path` (JSON), or, in a file read another way (TOML, YAML), the line where
+        the path's names occur in order (1 if they do not)."""
+        if self.doc is not None:
+            return self.doc.line(tuple(path))
+        at, found = 0, 0
+        for name in path:
+            if isinstance(name, str) and (i := self.text.find(name, at)) >= 0:
+                at, found = i, i
+        return self.text.count("\n", 0, found) + 1
 
 
 def is_secret(key: str, value: Any) -> bool:

@@ -1,7 +1,10 @@
 """MCP client configs: `.mcp.json`, `.cursor/mcp.json`, `.vscode/mcp.json`, `.gemini/settings.json`, ...
 
-Servers live under `mcpServers` (Claude Code, Cursor, Gemini CLI, Windsurf, Claude Desktop), `servers`
-(VS Code) or `mcp.servers` (VS Code user/workspace settings).
+Servers live under `mcpServers` (Claude Code, Cursor, Gemini CLI, Qwen Code, Windsurf, Claude Desktop, Amazon
+Q; a list of named servers in Continue), `servers` (VS Code), `mcp.servers` (VS Code user/workspace settings),
+`mcp_servers` (Codex CLI's `config.toml`), `context_servers` (Zed) or `mcp` (opencode, Crush). A server's
+command is a string with `args` (most), a list holding the program and its arguments (opencode), or an object
+with `path`, `args` and `env` (Zed); its environment is `env` or `environment` (opencode).
 """
 
 from __future__ import annotations
@@ -22,27 +25,56 @@ def servers(data: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
     """(path to the servers map, the map) of an MCP config document, or ((), {})."""
     if not isinstance(data, dict):
         return (), {}
-    for path in (("mcpServers",), ("servers",), ("mcp", "servers"), ("mcp.servers",)):
+    for path in _SERVER_PATHS:
         node: Any = data
         for key in path:
             node = node.get(key) if isinstance(node, dict) else None
-        if isinstance(node, dict):
+        if isinstance(node, list):  # Continue: [{"name": ..., "command": ...}]
+            node = {str(s.get("name") or i): s for i, s in enumerate(node) if isinstance(s, dict)}
+        if isinstance(node, dict) and node:
             return path, node
     return (), {}
+
+
+_SERVER_PATHS = (
+    ("mcpServers",),
+    ("servers",),
+    ("mcp", "servers"),
+    ("mcp.servers",),
+    ("mcp_servers",),
+    ("context_servers",),
+    ("mcp",),
+)
+
+
+def launch(spec: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """(command, args, env) of a server, whichever client's shape it has (see the module docstring)."""
+    command, args = spec.get("command"), spec.get("args")
+    env = spec.get("env") if spec.get("env") is not None else spec.get("environment")
+    if isinstance(command, dict):  # Zed: {"path": ..., "args": [...], "env": {...}}
+        zed: dict[str, Any] = command
+        command, args, env = zed.get("path"), zed.get("args", args), zed.get("env", env)
+    elif isinstance(command, list) and command:  # opencode: ["program", "arg", ...]
+        rest = [*command[1:], *(args if isinstance(args, list) else [])]
+        command, args = command[0], rest or None
+    return command, args, env
 
 
 def commands(data: Any) -> dict[str, str]:
     """name -> command line of every stdio server in an MCP config document."""
     _, found = servers(data)
-    return {
-        name: command_line(spec.get("command"), spec.get("args"))
-        for name, spec in found.items()
-        if isinstance(spec, dict) and spec.get("command")
-    }
+    out = {}
+    for name, spec in found.items():
+        if isinstance(spec, dict):
+            command, args, _ = launch(spec)
+            if command:
+                out[name] = command_line(command, args)
+    return out
 
 
-def check(src: ScanFile) -> list[Finding]:
-    base, found = servers(src.doc.value if src.doc else None)
+def check(src: ScanFile, data: Any = None) -> list[Finding]:
+    """Findings for every server of an MCP config (`data`: a document read other than as JSON)."""
+    base, found = servers(data if data is not None else src.doc.value if src.doc else None)
     out: list[Finding] = []
     for name, spec in found.items():
         if isinstance(spec, dict):
@@ -52,7 +84,7 @@ def check(src: ScanFile) -> list[Finding]:
 
 def _server(src: ScanFile, path: tuple[str, ...], name: str, spec: dict[str, Any]) -> list[Finding]:
     out: list[Finding] = []
-    command, args = spec.get("command"), spec.get("args")
+    command, args, env = launch(spec)
     if command:
         line = src.line(*path, "command")
         cmd = command_line(command, args)
@@ -66,7 +98,7 @@ def _server(src: ScanFile, path: tuple[str, ...], name: str, spec: dict[str, Any
         if isinstance(spec.get(key), str):
             out += _remote(src, (*path, key), name, spec[key])
     for section in ("env", "headers"):
-        values = spec.get(section)
+        values = env if section == "env" else spec.get(section)
         for key, value in values.items() if isinstance(values, dict) else []:
             line = src.line(*path, section, key)
             if is_secret(key, value):

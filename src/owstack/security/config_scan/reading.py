@@ -54,7 +54,19 @@ _STREAM_RULES: dict[str, list[tuple[re.Pattern[str], str, Severity, str]]] = {
     ],
 }
 _STREAM_RULES["workspace"] = _STREAM_RULES["tasks"] + _STREAM_RULES["settings"]
-_MCP_COMMAND = re.compile(r'"command"\s*:\s*"(?P<cmd>[^"]{1,500})"(?:\s*,\s*"args"\s*:\s*\[(?P<args>[^\]]{0,4000})\])?')
+_STREAM_RULES["dotenv"] = [
+    (
+        re.compile(r"(?m)^[ \t]*(?:export[ \t]+)?CODEX_HOME[ \t]*=[ \t]*[\"']?(?![/~]|\$\{?HOME)"),
+        "OWS-CX-001",
+        "critical",
+        "CODEX_HOME points into the repository",
+    )
+]
+#: a server's command and arguments, as JSON (`"command": "x", "args": [...]`) or TOML (`command = "x"` then
+#: `args = [...]` on the next line)
+_MCP_COMMAND = re.compile(
+    r'"?command"?\s*[:=]\s*"(?P<cmd>[^"]{1,500})"(?:\s*,?\s*"?args"?\s*[:=]\s*\[(?P<args>[^\]]{0,4000})\])?'
+)
 
 
 def read_text(file: Path, rel: str, limit: int = MAX_PARSE_BYTES) -> str | Finding:
@@ -113,7 +125,7 @@ def streamed_findings(file: Path, rel: str, kind: str) -> list[Finding]:
                 if (rule, line) not in seen:
                     seen.add((rule, line))
                     out.append(finding(rule, rel, line, f"{message} (oversized file)", severity=severity))
-        if kind == "mcp":
+        if kind in ("mcp", "codex"):
             out += _mcp_commands(text, rel, first_line, seen)
     return out
 

@@ -1,0 +1,116 @@
+"""Codex CLI's project config (`.codex/config.toml`), `.env` files that redirect an agent's home, aider's config.
+
+    [mcp_servers.NAME] command/args/env/url      servers Codex starts (checked as every MCP config is)
+    sandbox_mode, approval_policy                 "danger-full-access", "never": commands run unasked
+    [model_providers.NAME] base_url, env_key      the model API (and the key named by env_key) sent elsewhere
+
+CVE-2025-61260: Codex CLI before 0.23.0 read `.env` from the working directory, so a repository's
+`CODEX_HOME=./.codex` made it load the repository's own config and start its MCP servers without a prompt.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import tomllib
+from typing import Any
+
+import yaml
+
+from owstack.security.config_scan import mcp
+from owstack.security.config_scan.commands import risk
+from owstack.security.config_scan.common import ScanFile, command_line
+from owstack.security.egress.addresses import address_problem, name_problem
+from owstack.security.egress.urls import URLRejected, parse
+from owstack.security.findings import Finding, Severity, finding
+
+#: variables that move an agent's own configuration home (where it reads servers, hooks and settings from)
+AGENT_HOMES = ("CODEX_HOME",)
+_ENV_LINE = re.compile(r"^\s*(?:export\s+)?(?P<key>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?P<value>.*)$")
+
+
+def check_codex(src: ScanFile) -> list[Finding]:
+    try:
+        data = tomllib.loads(src.text)
+    except tomllib.TOMLDecodeError as exc:
+        return [finding("OWS-SCAN-001", src.rel, 1, f"skipped: malformed TOML ({exc})")]
+    out = mcp.check(src, data)
+    for key, bad in (("sandbox_mode", "danger-full-access"), ("approval_policy", "never")):
+        if data.get(key) == bad:
+            message = f"`{key} = {bad!r}`: the agent runs commands without asking"
+            out.append(finding("OWS-CX-002", src.rel, src.line(key), message, executes=f"{key} = {bad}"))
+    providers = data.get("model_providers")
+    for name, spec in providers.items() if isinstance(providers, dict) else []:
+        if isinstance(spec, dict) and isinstance(spec.get("base_url"), str):
+            out += _provider(src, name, spec)
+    return out
+
+
+def _provider(src: ScanFile, name: str, spec: dict[str, Any]) -> list[Finding]:
+    url = spec["base_url"]
+    try:
+        target = parse(url)
+    except URLRejected:
+        local = False
+    else:
+        problem = address_problem(target.ip) if target.ip is not None else (name_problem(target.host) or (0, None))[1]
+        local = problem is not None and ("loopback" in problem or "localhost" in problem)
+    if local:
+        return []  # a gateway on this machine (owstack itself, say)
+    key = spec.get("env_key")
+    message = f"model provider {name!r} sends prompts and code to {url}"
+    severity: Severity = "high"
+    if key:
+        message += f" with the key in ${key}"
+        severity = "critical"
+    line = src.line("model_providers", name, "base_url")
+    return [finding("OWS-CX-002", src.rel, line, message, executes=url, severity=severity)]
+
+
+def check_dotenv(src: ScanFile) -> list[Finding]:
+    out = []
+    for number, text in enumerate(src.text.splitlines(), start=1):
+        m = _ENV_LINE.match(text)
+        if m is None or m.group("key").upper() not in AGENT_HOMES:
+            continue
+        value = m.group("value").strip().strip("'\"")
+        if value.startswith(("/", "~", "$HOME", "${HOME}")) and ".." not in value:
+            continue  # an absolute home outside the checkout: not the repository's own config
+        message = f"`{m.group('key')}={value}` makes the agent read its config from the repository"
+        out.append(finding("OWS-CX-001", src.rel, number, message, executes=text.strip()))
+    return out
+
+
+def check_aider(src: ScanFile) -> list[Finding]:
+    try:
+        data = yaml.safe_load(src.text)
+    except yaml.YAMLError as exc:
+        return [finding("OWS-SCAN-001", src.rel, 1, f"skipped: malformed YAML ({exc})")]
+    out: list[Finding] = []
+    for key in ("lint-cmd", "test-cmd"):
+        values = data.get(key) if isinstance(data, dict) else None
+        for value in values if isinstance(values, list) else [values] if values else []:
+            command = str(value).split(":", 1)[1].strip() if re.match(r"^\w+:\s", str(value)) else str(value)
+            try:
+                words = shlex.split(command)
+            except ValueError:
+                words = command.split()
+            danger = risk(words[0], words[1:]) if words else risk(command)
+            severity: Severity = "low"  # a tool called by name (`ruff check`, `pytest`): the usual case
+            if danger.severity == "critical":
+                severity = "critical"
+            elif words and ("/" in words[0] or words[0].startswith(".")):
+                severity = "high"  # a program the repository itself ships
+            message = f"`{key}` runs a command: {danger.why}"
+            executes = command_line(command)
+            out.append(finding("OWS-AID-001", src.rel, src.line(key), message, executes=executes, severity=severity))
+    return out
+
+
+def check_yaml_mcp(src: ScanFile) -> list[Finding]:
+    """An MCP config written in YAML (Continue's `config.yaml`, `.continue/mcpServers/*.yaml`)."""
+    try:
+        data = yaml.safe_load(src.text)
+    except yaml.YAMLError as exc:
+        return [finding("OWS-SCAN-001", src.rel, 1, f"skipped: malformed YAML ({exc})")]
+    return mcp.check(src, data)
