@@ -68,6 +68,7 @@ CASES = {
     "mcp-qwen": ("OWS-MCP-002", ".qwen/settings.json", "critical"),
     "aider-lint-download": ("OWS-AID-001", ".aider.conf.yml", "critical"),
     "aider-repo-script": ("OWS-AID-001", ".aider.conf.yml", "high"),
+    "zed-lsp-binary": ("OWS-ZED-001", ".zed/settings.json", "critical"),
 }
 
 

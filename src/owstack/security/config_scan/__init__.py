@@ -3,8 +3,9 @@
 Files are recognised by name wherever they sit in the tree (nested projects included, `classify`):
 Claude Code project settings, MCP client configs (Claude Code, Cursor, VS Code, Gemini CLI, Qwen Code,
 Windsurf, Amazon Q, Roo, Kiro, Continue, Zed, opencode, Crush, Codex CLI), Codex CLI's project config and
-`.env` files that move its home, aider's config, VS Code tasks/settings/workspaces, dev containers, agent
-instruction files, chat templates, Langflow flows and Langflow version pins. Symbolic links are
+`.env` files that move its home, aider's config, Zed's language servers and shell, VS Code
+tasks/settings/workspaces, dev containers, agent instruction files, chat templates, Langflow flows and
+Langflow version pins. Symbolic links are
 followed inside the repository and reported when they leave it (`walk`); files past the size limit are
 searched in a stream rather than skipped (`reading`); unreadable, binary or malformed files are
 reported (OWS-SCAN-001). A scan never stops on one file.
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
-from owstack.security.config_scan import claude, codex, devcontainer, langflow, mcp, reading, textfiles, vscode
+from owstack.security.config_scan import claude, codex, devcontainer, langflow, mcp, reading, textfiles, vscode, zed
 from owstack.security.config_scan.classify import MAX_FILE_BYTES, classify
 from owstack.security.config_scan.common import ScanFile
 from owstack.security.config_scan.walk import Entry, walk
@@ -145,6 +146,7 @@ _CHECKERS: dict[str, Checker] = {
     "codex": codex.check_codex,
     "dotenv": codex.check_dotenv,
     "aider": codex.check_aider,
+    "zed": zed.check,
     "tasks": vscode.check_tasks,
     "settings": vscode.check_settings,
     "workspace": lambda src: vscode.check_settings(src, ("settings",)) + vscode.check_tasks(src, ("tasks",)),

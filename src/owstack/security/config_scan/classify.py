@@ -35,7 +35,7 @@ MCP_NAMES = frozenset(
     }
 )
 #: `<folder>/settings.json` files that hold MCP servers: Gemini CLI, Qwen Code (a Gemini CLI fork), Zed
-MCP_SETTINGS_DIRS = frozenset({".gemini", ".qwen", ".zed"})
+MCP_SETTINGS_DIRS = frozenset({".gemini", ".qwen"})
 INSTRUCTION_NAMES = frozenset(
     {
         "agents.md",
@@ -79,6 +79,8 @@ def classify(rel: str) -> tuple[str, bool] | None:
         return "claude", True
     if name in MCP_NAMES or (name == "settings.json" and parent in MCP_SETTINGS_DIRS):
         return "mcp", True
+    if name == "settings.json" and parent == ".zed":
+        return "zed", True
     if (parent == ".continue" and name.startswith("config.")) or "/.continue/mcpservers/" in "/" + p:
         if name.endswith((".yaml", ".yml")):
             return "mcp-yaml", False

@@ -129,7 +129,7 @@ def _program_setting(src: ScanFile, line: int, key: str, value: Any) -> list[Fin
     programs = _programs(value)
     if not programs:
         return []
-    severity, why = max((_program_severity(src, p) for p in programs), key=lambda r: _RANK[r[0]])
+    severity, why = max((program_severity(src, p) for p in programs), key=lambda r: _RANK[r[0]])
     if severity == "low":
         return []  # a system program or a venv the developer creates: what every project has
     shown = ", ".join(programs[:3])
@@ -159,7 +159,7 @@ def _programs(value: Any) -> list[str]:
     return []
 
 
-def _program_severity(src: ScanFile, value: str) -> tuple[Severity, str]:
+def program_severity(src: ScanFile, value: str) -> tuple[Severity, str]:
     text = value.strip()
     if _CODE_OPTIONS.search(text) or risk(text).severity == "critical":
         return "critical", f"a command line that runs code ({text[:60]!r})"
