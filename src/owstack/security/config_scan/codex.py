@@ -19,13 +19,11 @@ import yaml
 
 from owstack.security.config_scan import mcp
 from owstack.security.config_scan.commands import risk
-from owstack.security.config_scan.common import ScanFile, command_line
+from owstack.security.config_scan.common import ScanFile, command_line, env_data
 from owstack.security.egress.addresses import address_problem, name_problem
 from owstack.security.egress.urls import URLRejected, parse
 from owstack.security.findings import Finding, Severity, finding
 
-#: variables that move an agent's own configuration home (where it reads servers, hooks and settings from)
-AGENT_HOMES = ("CODEX_HOME",)
 _ENV_LINE = re.compile(r"^\s*(?:export\s+)?(?P<key>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?P<value>.*)$")
 
 
@@ -67,11 +65,16 @@ def _provider(src: ScanFile, name: str, spec: dict[str, Any]) -> list[Finding]:
     return [finding("OWS-CX-002", src.rel, line, message, executes=url, severity=severity)]
 
 
+def agent_homes() -> set[str]:
+    """Variables that move an agent's configuration home (`security/data/env_vars.yaml`, `agent_homes`)."""
+    return {str(v).upper() for v in env_data().get("agent_homes", [])}
+
+
 def check_dotenv(src: ScanFile) -> list[Finding]:
     out = []
     for number, text in enumerate(src.text.splitlines(), start=1):
         m = _ENV_LINE.match(text)
-        if m is None or m.group("key").upper() not in AGENT_HOMES:
+        if m is None or m.group("key").upper() not in agent_homes():
             continue
         value = m.group("value").strip().strip("'\"")
         if value.startswith(("/", "~", "$HOME", "${HOME}")) and ".." not in value:

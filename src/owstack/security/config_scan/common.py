@@ -69,7 +69,7 @@ class EnvRisk:
 
 
 @cache
-def _env_data() -> dict[str, Any]:
+def env_data() -> dict[str, Any]:
     data: dict[str, Any] = load("env_vars")
     return data
 
@@ -77,7 +77,7 @@ def _env_data() -> dict[str, Any]:
 def env_risk(key: str, value: Any) -> EnvRisk | None:
     """What setting `key=value` for the agent's or editor's processes lets a repository do, or None.
     (Secrets are a separate question: `is_secret`.)"""
-    data = _env_data()
+    data = env_data()
     text = "" if value is None else str(value)
     upper = key.upper()
     if upper in {k.upper() for k in data["tls"]}:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from owstack.security.config_scan.commands import risk
+from owstack.security.config_scan.common import env_data
 from owstack.security.findings import Finding, Severity, finding
 
 MAX_FILE_BYTES = 5 * 1024 * 1024  # above this, the file is reported as oversized
@@ -56,10 +57,14 @@ _STREAM_RULES: dict[str, list[tuple[re.Pattern[str], str, Severity, str]]] = {
 _STREAM_RULES["workspace"] = _STREAM_RULES["tasks"] + _STREAM_RULES["settings"]
 _STREAM_RULES["dotenv"] = [
     (
-        re.compile(r"(?m)^[ \t]*(?:export[ \t]+)?CODEX_HOME[ \t]*=[ \t]*[\"']?(?![/~]|\$\{?HOME)"),
+        re.compile(
+            r"(?mi)^[ \t]*(?:export[ \t]+)?(?:"
+            + "|".join(re.escape(str(v)) for v in env_data().get("agent_homes", []))
+            + r")[ \t]*=[ \t]*[\"']?(?![/~]|\$\{?HOME)"
+        ),
         "OWS-CX-001",
         "critical",
-        "CODEX_HOME points into the repository",
+        "an agent's home points into the repository",
     )
 ]
 #: a server's command and arguments, as JSON (`"command": "x", "args": [...]`) or TOML (`command = "x"` then
