@@ -69,6 +69,11 @@ CASES = {
     "aider-lint-download": ("OWS-AID-001", ".aider.conf.yml", "critical"),
     "aider-repo-script": ("OWS-AID-001", ".aider.conf.yml", "high"),
     "zed-lsp-binary": ("OWS-ZED-001", ".zed/settings.json", "critical"),
+    "hooks-cursor": ("OWS-HK-001", ".cursor/hooks.json", "critical"),
+    "hooks-windsurf": ("OWS-HK-001", ".windsurf/hooks.json", "high"),
+    "hooks-kiro": ("OWS-HK-001", ".kiro/hooks/format.kiro.hook", "critical"),
+    "hooks-gemini": ("OWS-HK-001", ".gemini/settings.json", "critical"),
+    "hooks-codex-notify": ("OWS-HK-001", ".codex/config.toml", "critical"),
 }
 
 

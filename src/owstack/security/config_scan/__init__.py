@@ -3,7 +3,8 @@
 Files are recognised by name wherever they sit in the tree (nested projects included, `classify`):
 Claude Code project settings, MCP client configs (Claude Code, Cursor, VS Code, Gemini CLI, Qwen Code,
 Windsurf, Amazon Q, Roo, Kiro, Continue, Zed, opencode, Crush, Codex CLI), Codex CLI's project config and
-`.env` files that move its home, aider's config, Zed's language servers and shell, VS Code
+`.env` files that move its home, agent hooks (Cursor, Windsurf, Kiro, Gemini CLI, Qwen Code, Codex
+`notify`), aider's config, Zed's language servers and shell, VS Code
 tasks/settings/workspaces, dev containers, agent instruction files, chat templates, Langflow flows and
 Langflow version pins. Symbolic links are
 followed inside the repository and reported when they leave it (`walk`); files past the size limit are
@@ -19,7 +20,18 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
-from owstack.security.config_scan import claude, codex, devcontainer, langflow, mcp, reading, textfiles, vscode, zed
+from owstack.security.config_scan import (
+    claude,
+    codex,
+    devcontainer,
+    hooks,
+    langflow,
+    mcp,
+    reading,
+    textfiles,
+    vscode,
+    zed,
+)
 from owstack.security.config_scan.classify import MAX_FILE_BYTES, classify
 from owstack.security.config_scan.common import ScanFile
 from owstack.security.config_scan.walk import Entry, walk
@@ -142,6 +154,8 @@ def _claude(src: ScanFile) -> list[Finding]:
 _CHECKERS: dict[str, Checker] = {
     "claude": _claude,
     "mcp": mcp.check,
+    "agent-settings": hooks.check_settings,
+    "hooks": hooks.check_file,
     "mcp-yaml": codex.check_yaml_mcp,
     "codex": codex.check_codex,
     "dotenv": codex.check_dotenv,

@@ -77,8 +77,12 @@ def classify(rel: str) -> tuple[str, bool] | None:
     name, parent = p.rsplit("/", 1)[-1], p.rsplit("/", 2)[-2] if "/" in p else ""
     if parent == ".claude" and name in ("settings.json", "settings.local.json"):
         return "claude", True
-    if name in MCP_NAMES or (name == "settings.json" and parent in MCP_SETTINGS_DIRS):
+    if name == "settings.json" and parent in MCP_SETTINGS_DIRS:
+        return "agent-settings", True
+    if name in MCP_NAMES:
         return "mcp", True
+    if (name == "hooks.json" and parent in (".cursor", ".windsurf")) or name.endswith(".kiro.hook"):
+        return "hooks", True
     if name == "settings.json" and parent == ".zed":
         return "zed", True
     if (parent == ".continue" and name.startswith("config.")) or "/.continue/mcpservers/" in "/" + p:

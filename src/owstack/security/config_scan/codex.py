@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from owstack.security.config_scan import mcp
+from owstack.security.config_scan import hooks, mcp
 from owstack.security.config_scan.commands import risk
 from owstack.security.config_scan.common import ScanFile, command_line, env_data
 from owstack.security.egress.addresses import address_problem, name_problem
@@ -32,7 +32,7 @@ def check_codex(src: ScanFile) -> list[Finding]:
         data = tomllib.loads(src.text)
     except tomllib.TOMLDecodeError as exc:
         return [finding("OWS-SCAN-001", src.rel, 1, f"skipped: malformed TOML ({exc})")]
-    out = mcp.check(src, data)
+    out = mcp.check(src, data) + hooks.check_notify(src, data)
     for key, bad in (("sandbox_mode", "danger-full-access"), ("approval_policy", "never")):
         if data.get(key) == bad:
             message = f"`{key} = {bad!r}`: the agent runs commands without asking"

@@ -1,0 +1,83 @@
+"""Agent hooks: commands an agent runs by itself on its own events (before a shell command, after an edit, at
+the end of a turn), from files a repository carries:
+
+    .cursor/hooks.json            {"version": 1, "hooks": {"beforeShellExecution": [{"command": ...}], ...}}
+    .windsurf/hooks.json          {"hooks": {"pre_run_command": [{"command": ...}], ...}}
+    .kiro/hooks/*.kiro.hook       {"when": {...}, "then": {"type": "runCommand", "command": ...}}
+    .gemini/settings.json, .qwen/settings.json   "hooks" shaped as Claude Code's (event -> matchers -> hooks)
+    .codex/config.toml            notify = ["program", "arg", ...] (run after every turn)
+
+Every `command` under the file's hooks is judged by `commands.risk`: inline or downloaded code is critical,
+anything else high (it runs unasked, whatever it is). Claude Code's own hooks are `claude.py`'s (OWS-CC-001).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from owstack.security.config_scan import mcp
+from owstack.security.config_scan.commands import risk
+from owstack.security.config_scan.common import ScanFile, command_line
+from owstack.security.findings import Finding, Severity, finding
+
+Path = tuple[str | int, ...]
+
+
+def commands_in(node: Any, path: Path = ()) -> Iterator[tuple[Path, Any]]:
+    """(path, command) of every `command` (a string or a list of strings) in a JSON-like tree."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "command" and (isinstance(value, str) or (isinstance(value, list) and value)):
+                yield (*path, key), value
+            else:
+                yield from commands_in(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from commands_in(value, (*path, i))
+
+
+def check(src: ScanFile, tree: Any = None, base: Path = ()) -> list[Finding]:
+    """Findings for the commands under `tree` (default: the whole document), found at `base` in the file."""
+    if tree is None:
+        tree = src.doc.value if src.doc is not None else None
+    out: list[Finding] = []
+    for path, command in commands_in(tree, base):
+        out.append(_finding(src, (*base, *path[len(base) :]), command, _event(path)))
+    return out
+
+
+def check_file(src: ScanFile) -> list[Finding]:
+    """A hooks file (`.cursor/hooks.json`, `.windsurf/hooks.json`, `*.kiro.hook`)."""
+    return check(src)
+
+
+def check_settings(src: ScanFile) -> list[Finding]:
+    """Gemini CLI / Qwen Code settings: MCP servers and hooks."""
+    data = src.doc.value if src.doc is not None else None
+    found = mcp.check(src)
+    if isinstance(data, dict) and data.get("hooks") is not None:
+        found += check(src, data["hooks"], ("hooks",))
+    return found
+
+
+def check_notify(src: ScanFile, data: dict[str, Any]) -> list[Finding]:
+    """Codex CLI's `notify`: a program run after every turn."""
+    notify = data.get("notify")
+    if not (isinstance(notify, list) and notify) and not isinstance(notify, str):
+        return []
+    return [_finding(src, ("notify",), notify, "notify")]
+
+
+def _event(path: Path) -> str:
+    names = [p for p in path[:-1] if isinstance(p, str) and p not in ("hooks", "then")]
+    return names[0] if names else "hook"
+
+
+def _finding(src: ScanFile, path: Path, command: Any, event: str) -> Finding:
+    words = [str(w) for w in command] if isinstance(command, list) else None
+    danger = risk(words[0], words[1:]) if words else risk(command)
+    line = src.line(*path)
+    message = f"a `{event}` hook runs a command by itself ({danger.why})"
+    severity: Severity | None = "critical" if danger.severity == "critical" else None
+    return finding("OWS-HK-001", src.rel, line, message, executes=command_line(command), severity=severity)
