@@ -1,9 +1,12 @@
 """How much a command line in an agent config can do, as a severity and a reason.
 
 - `critical`: it runs code written into the config (a shell `-c`, `python -Ic`, `node -pe`, `perl -e`,
-  PowerShell `-EncodedCommand`, flags clustered or not, behind `env`/`sudo`/`nohup` wrappers too), or
-  code fetched from a URL or a git repository (`curl ... | sh`, `npx -y https://.../x.tgz`,
-  `npx github:user/repo`, `uvx --from git+https://...`, `pip install git+...`, `deno run https://...`);
+  PowerShell `-EncodedCommand`, flags clustered or not, a here-document, an awk program that runs
+  commands, behind `env`/`sudo`/`nohup`/`busybox` wrappers too), code fetched from a URL or a git
+  repository (`curl ... | sh`, `curl -o x ...; ./x`, `npx -y https://.../x.tgz`, `npx github:user/repo`,
+  `uvx --from git+https://...`, `pip install git+...`, `deno run https://...`, `cargo install --git`), or
+  a container given the host (`--privileged`, a bind mount of `/`, home or credential folders, the
+  Docker socket);
 - `medium`: it fetches and runs a package whose version is not pinned (`npx -y pkg`, `pkg@latest`,
   `uvx pkg`, `docker run image` without a digest or a version tag);
 - `low`: it runs a local program;
@@ -25,12 +28,26 @@ from typing import Any
 from owstack.security.data_files import load
 from owstack.security.findings import Severity
 
+_INTERPRETER = r"(?:(?:ba|z|da|k|fi)?sh|python[\d.]*|node|perl|ruby|php|pwsh|powershell)\b"
 _DOWNLOAD_EXEC = re.compile(
     r"(?:curl|wget|iwr|invoke-webrequest|irm|invoke-restmethod|fetch)\b[^|;&]{0,300}\|\s*"
-    r"(?:sudo\s+)?(?:\w+/)*(?:ba|z|da|k|fi)?sh\b|\|\s*iex\b|base64\s+(?:-d|--decode)[^|]*\|\s*\w*sh\b"
-    r"|\b(?:iex|invoke-expression)\b|\beval\s+\"?\$\(",
+    r"(?:sudo\s+)?(?:\w+/)*" + _INTERPRETER + r"|\|\s*iex\b|base64\s+(?:-d|--decode)[^|]*\|\s*\w*sh\b"
+    r"|\b(?:iex|invoke-expression)\b|\beval\s+\"?\$\("
+    # a download to a file, then that file (or a shell) run in the same line
+    r"|(?:curl|wget|iwr|invoke-webrequest)\b[^|;&]{0,300}(?:\s-[a-zA-Z]*[oO]\b|--output\b|--output-document\b|>)"
+    r"[^|;&]{0,300}(?:;|&&)\s*(?:sudo\s+)?(?:chmod\b|source\b|\.\s|\.?/|(?:\w+/)*" + _INTERPRETER + r")",
     re.I,
 )
+#: an interpreter reading code from a here-document or here-string written into the line
+_HEREDOC = re.compile(r"(?:^|[\s;&|])(?:\w+/)*" + _INTERPRETER + r"[^|;&]{0,200}?\s(?:-\s+)?<<", re.I)
+#: bind-mount sources that hand a container the host: its root, home folders, /etc, credential folders, the
+#: Docker socket
+_HOST_MOUNT = re.compile(
+    r"^(?:/|/(?:home|root|etc)(?:/[^/]*)?/?|(?:~|\$HOME|\$\{HOME\})(?:/(?:\.ssh|\.aws|\.kube|\.docker|\.gnupg"
+    r"|\.config(?:/gcloud)?|\.netrc)\b.*)?/?|.*docker\.sock)$"
+)
+#: awk-family program text that runs commands
+_AWK_EXEC = re.compile(r"\bsystem\s*\(|\|\s*getline|\|&|print[^;}]*\|\s*\"", re.I)
 _REMOTE_SPEC = re.compile(
     r"^(?:https?://|git\+|git://|github:|gitlab:|bitbucket:|gist:|ssh://|file:|\.{0,2}/.*\.(?:tgz|tar\.gz|whl)$)"
     r"|\.(?:tgz|tar\.gz)$|^[\w.-]+/[\w.-]+(?:#.*)?$",
@@ -71,9 +88,23 @@ def _program(word: str) -> str:
 def _strip_wrappers(words: list[str]) -> list[str]:
     wrappers = set(_data()["wrappers"])
     while words and _program(words[0]) in wrappers:
+        valued = set(_data()["wrapper_value_options"].get(_program(words[0]), ()))
         words = words[1:]
         while words and (words[0].startswith("-") or re.match(r"^\w+=", words[0]) or words[0].isdigit()):
-            words = words[1:]  # the wrapper's own options, env assignments, timeout's duration
+            option, words = words[0], words[1:]  # the wrapper's options, env assignments, timeout's duration
+            if option in valued and words:
+                words = words[1:]  # the option's value (`sudo -u dev`)
+                continue
+            split = option[2:] if option.startswith("-S") and len(option) > 2 else None
+            if option in ("-S", "--split-string") and words:
+                split, words = words[0], words[1:]
+            elif option.startswith("--split-string="):
+                split = option.partition("=")[2]
+            if split is not None:  # env -S 'sh -c id': the string is the command line
+                try:
+                    return _strip_wrappers([*shlex.split(split), *words])
+                except ValueError:
+                    return [*split.split(), *words]
     return words
 
 
@@ -83,12 +114,16 @@ def _inline(program: str, rest: list[str]) -> str | None:
     short = set(data["inline_flags"].get(program, ()))
     if program in data["shells"]:
         short |= {"c"}
+    if program in data["program_text"]:
+        text = next((w for w in rest if not w.startswith("-")), "")
+        return f"{program} runs a program text that runs commands" if _AWK_EXEC.search(text) else None
+    valued = set(data["value_flags"].get(program, ()))
     for word in rest:
         lower = word.lower()
         if lower in long_flags or lower.split("=", 1)[0] in long_flags:
             return f"{program} runs code given on its command line ({word})"
-        if word.startswith("-") and not word.startswith("--") and short & set(word[1:]) and len(word) <= 6:
-            return f"{program} runs code given on its command line ({word})"
+        if word.startswith("-") and not word.startswith("--") and short and _short_code_flag(word[1:], short, valued):
+            return f"{program} runs code given on its command line ({word[:12]})"
         if not word.startswith("-"):
             return (
                 f"{program} {word} runs code given on its command line"
@@ -98,19 +133,49 @@ def _inline(program: str, rest: list[str]) -> str | None:
     return None
 
 
+def _short_code_flag(letters: str, short: set[str], valued: set[str]) -> bool:
+    """A cluster of short flags (`Ic`, `pe`, `cimport os` with the code attached) that holds a code flag before
+    any flag whose value is attached (`MEncode`, `Wignore`)."""
+    for letter in letters:
+        if letter in short:
+            return True
+        if letter in valued or not letter.isalpha():
+            return False
+    return False
+
+
 def _package(program: str, rest: list[str]) -> Risk | None:
     if program not in _data()["package_runners"]:
         return None
+    if program == "cargo":
+        remote = _flag_values(rest, ("--git",))
+        return Risk("critical", f"cargo builds and installs code from {remote[0]}") if remote else None
+    if program in ("docker", "podman"):
+        return _container(program, rest)
     words = [w for w in rest if not w.startswith("-")]
+    if program == "bun":  # `bun x pkg` is bunx; `bun run file` runs a local file
+        if words[:1] != ["x"]:
+            return None
+        words = words[1:]
+    if program == "uv":  # `uv tool run pkg` is uvx; `uv run --with pkg ...` fetches pkg for the run
+        if words[:2] == ["tool", "run"]:
+            words = words[2:]
+        elif words[:1] == ["run"]:
+            remote = [v for v in _flag_values(rest, ("--with",)) if _REMOTE_SPEC.search(v)]
+            return Risk("critical", f"uv fetches and runs code from {remote[0]}") if remote else None
+        else:
+            return None
+    if program == "go":  # `go run module/path@version` fetches the module
+        spec = words[1] if words[:1] == ["run"] and len(words) > 1 else ""
+        if "@" not in spec or "." not in spec.split("/", 1)[0]:
+            return None
+        if _PINNED.search(spec):
+            return Risk("info", f"go runs the pinned module {spec}")
+        return Risk("medium", f"go fetches and runs {spec} at whatever version is current")
     if program in ("npm", "pnpm", "yarn") and words[:1] in (["exec"], ["dlx"], ["x"]):
         words = words[1:]
     elif program in ("npm", "pnpm", "yarn"):
         return None
-    if program in ("docker", "podman"):
-        if not words or words[0] != "run":
-            return None
-        images = [w for w in words[1:] if "/" in w or ":" in w or "@" in w]
-        words = images[:1]
     if program == "deno" and words[:1] == ["run"]:
         words = words[1:]
     for flag_value in _flag_values(rest, ("--from", "--with", "--package", "-p", "--spec")):
@@ -124,6 +189,45 @@ def _package(program: str, rest: list[str]) -> Risk | None:
     if _PINNED.search(spec):
         return Risk("info", f"{program} runs the pinned package {spec}")
     return Risk("medium", f"{program} fetches and runs {spec} at whatever version is current")
+
+
+def _container(program: str, rest: list[str]) -> Risk | None:
+    """`docker run` / `podman run`: the host it reaches (privileged, the host's root or home, the Docker socket)
+    and the image it fetches."""
+    if not rest or rest[0] != "run":
+        return None
+    valued = set(_data()["container_value_options"])
+    image = ""
+    mounts: list[str] = []
+    privileged = False
+    i = 1
+    while i < len(rest):
+        word = rest[i]
+        name, eq, value = word.partition("=")
+        if word == "--privileged" or word.startswith("--privileged="):
+            privileged = value.lower() != "false" if eq else True
+        elif name in valued:
+            if not eq:
+                value = rest[i + 1] if i + 1 < len(rest) else ""
+                i += 1
+            if name in ("-v", "--volume", "--mount"):
+                mounts.append(value)
+        elif not word.startswith("-"):
+            image = word
+            break
+        i += 1
+    if privileged:
+        return Risk("critical", f"{program} runs a privileged container (the host's devices and kernel)")
+    for mount in mounts:
+        source = mount.split(",source=")[-1].split(",src=")[-1] if mount.startswith("type=") else mount
+        source = source.split(",")[0].removeprefix("source=").removeprefix("src=").split(":")[0]
+        if _HOST_MOUNT.match(source):
+            return Risk("critical", f"{program} gives the container the host's {source}")
+    if not image:
+        return None
+    if _PINNED.search(image):
+        return Risk("info", f"{program} runs the pinned image {image}")
+    return Risk("medium", f"{program} fetches and runs {image} at whatever version is current")
 
 
 def _flag_values(words: list[str], flags: tuple[str, ...]) -> list[str]:
@@ -141,6 +245,8 @@ def risk(command: Any, args: Any = None) -> Risk:
     joined = " ".join(words)
     if _DOWNLOAD_EXEC.search(joined):
         return Risk("critical", "downloads and runs code")
+    if _HEREDOC.search(joined):
+        return Risk("critical", "runs code written into a here-document")
     if re.search(r"\bpip3?\s+install\b[^;&|]*(?:git\+|https?://)", joined):
         return Risk("critical", "installs and runs a package from a URL")
     words = _strip_wrappers(words)
