@@ -74,6 +74,8 @@ CASES = {
     "hooks-kiro": ("OWS-HK-001", ".kiro/hooks/format.kiro.hook", "critical"),
     "hooks-gemini": ("OWS-HK-001", ".gemini/settings.json", "critical"),
     "hooks-codex-notify": ("OWS-HK-001", ".codex/config.toml", "critical"),
+    "devcontainer-compose-host": ("OWS-DC-003", ".devcontainer/compose.yml", "critical"),
+    "claude-command-bang": ("OWS-CC-014", ".claude/commands/setup.md", "critical"),
 }
 
 

@@ -4,7 +4,8 @@
 downloaded code, high otherwise. Lifecycle commands run inside the container: low for an ordinary
 install step, high for download-and-execute, critical when the container also reaches the host (a
 host mount of `/`, a home folder, `~/.ssh`/`~/.aws`-style credentials or the Docker socket, privileged
-mode, `SYS_ADMIN`), since code in such a container is code on the host. Capabilities and security
+mode, `SYS_ADMIN`), since code in such a container is code on the host; for a compose-based dev container
+the same is read from the services of its `dockerComposeFile`. Capabilities and security
 options that loosen the sandbox are high (`SYS_PTRACE` with `seccomp=unconfined`, which debuggers need
 and VS Code's own Go and C++ templates set, is low).
 """
@@ -12,7 +13,10 @@ and VS Code's own Go and C++ templates set, is low).
 from __future__ import annotations
 
 import re
+from pathlib import Path, PurePosixPath
 from typing import Any
+
+import yaml
 
 from owstack.security.config_scan.commands import risk
 from owstack.security.config_scan.common import ScanFile, command_line, env_risk
@@ -37,7 +41,7 @@ def check_devcontainer(src: ScanFile) -> list[Finding]:
     data = src.doc.value if src.doc else None
     if not isinstance(data, dict):
         return []
-    host = _host_access(src, data)
+    host = _host_access(src, data) + _compose_access(src, data)
     reaches_host = any(f.severity == "critical" for f in host)
     out = list(host)
     if data.get("initializeCommand"):
@@ -112,6 +116,70 @@ def _host_access(src: ScanFile, data: dict[str, Any]) -> list[Finding]:
     if workspace and _HOST_SOURCE.search(workspace):
         add(("workspaceMount",), f"`workspaceMount` mounts the host's {workspace!r}", "critical")
     return out
+
+
+def _compose_access(src: ScanFile, data: dict[str, Any]) -> list[Finding]:
+    """The same host access, in the Docker Compose files a compose-based dev container starts
+    (`dockerComposeFile`, relative to the devcontainer.json; files outside the repository are not read)."""
+    files = data.get("dockerComposeFile")
+    names = (
+        [files]
+        if isinstance(files, str)
+        else [f for f in files if isinstance(f, str)]
+        if isinstance(files, list)
+        else []
+    )
+    root = _root(src)
+    out: list[Finding] = []
+    for name in names:
+        path = (src.path.parent / name).resolve()
+        if not path.is_file() or not path.is_relative_to(root.resolve()):
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+            compose = yaml.safe_load(text)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        services = compose.get("services") if isinstance(compose, dict) else None
+        rel = path.relative_to(root.resolve()).as_posix()
+        for service, spec in services.items() if isinstance(services, dict) else []:
+            if isinstance(spec, dict):
+                out += _service_access(ScanFile(rel, path, text), str(service), spec)
+    return out
+
+
+def _service_access(src: ScanFile, service: str, spec: dict[str, Any]) -> list[Finding]:
+    out: list[Finding] = []
+
+    def add(key: str, message: str, severity: Severity) -> None:
+        line = src.line("services", service, key)
+        out.append(finding("OWS-DC-003", src.rel, line, f"service {service!r}: {message}", severity=severity))
+
+    if spec.get("privileged") is True:
+        add("privileged", "the container is privileged (it can take over the host)", "critical")
+    caps = {str(c).upper().removeprefix("CAP_") for c in spec.get("cap_add") or [] if isinstance(c, str)}
+    if caps & _DANGEROUS_CAPS:
+        bad = ", ".join(sorted(caps & _DANGEROUS_CAPS))
+        add("cap_add", f"adds the capabilities {bad}", "critical" if "ALL" in caps else "high")
+    for key in ("pid", "ipc", "network_mode", "userns_mode", "cgroup"):
+        if str(spec.get(key, "")).lower() == "host":
+            add(key, f"shares the host's {key.removesuffix('_mode')} namespace", "high")
+    for opt in spec.get("security_opt") or []:
+        if isinstance(opt, str) and ("unconfined" in opt or "label=disable" in opt or "label:disable" in opt):
+            add("security_opt", f"security option {opt!r} removes a sandbox layer", "high")
+    for volume in spec.get("volumes") or []:
+        source = volume.get("source") if isinstance(volume, dict) else str(volume).split(":")[0]
+        if isinstance(source, str) and source and _HOST_SOURCE.search(source):
+            add("volumes", f"mounts the host's {source!r} into the container", "critical")
+    return out
+
+
+def _root(src: ScanFile) -> Path:
+    """The scan root: the folder `src.rel` is relative to."""
+    path = src.path.absolute()
+    for _ in range(len(PurePosixPath(src.rel).parts)):
+        path = path.parent
+    return path
 
 
 def _flag_values(args: list[str], flag: str) -> list[str]:

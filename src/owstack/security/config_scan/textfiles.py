@@ -6,7 +6,8 @@ import bisect
 import re
 from typing import Any
 
-from owstack.security.config_scan.common import ScanFile
+from owstack.security.config_scan.commands import risk
+from owstack.security.config_scan.common import ScanFile, command_line
 from owstack.security.findings import Finding, Severity, finding
 from owstack.security.guard import scan_text
 from owstack.security.template_ssti import TemplateIssue
@@ -29,9 +30,13 @@ class _Lines:
         return bisect.bisect_right(self.starts, offset)
 
 
+#: a shell command a Claude Code custom command or skill runs when invoked: !`command`
+_BANG_COMMAND = re.compile(r"!`([^`\n]{1,2000})`")
+
+
 def check_instructions(src: ScanFile) -> list[Finding]:
     lines = _Lines(src.text)
-    out: list[Finding] = []
+    out: list[Finding] = _bang_commands(src, lines)
     for f in scan_text(src.text, source="instructions"):
         rule, severity = _GUARD_MAP.get(f.rule, ("OWS-AI-004", None))
         if f.severity == "low":
@@ -49,6 +54,21 @@ def check_instructions(src: ScanFile) -> list[Finding]:
                 category=f.category,
             )
         )
+    return out
+
+
+def _bang_commands(src: ScanFile, lines: _Lines) -> list[Finding]:
+    """`!`command`` lines of Claude Code commands and skills that download or inline code (critical)."""
+    where = "/" + src.rel.lower()
+    if "!`" not in src.text or ("/.claude/" not in where and not where.endswith("/skill.md")):
+        return []  # only Claude Code's commands, agents and skills run them
+    out = []
+    for m in _BANG_COMMAND.finditer(src.text):
+        danger = risk(m.group(1))
+        if danger.severity == "critical":
+            message = f"runs a shell command when invoked: {danger.why}"
+            line = lines.at(m.start())
+            out.append(finding("OWS-CC-014", src.rel, line, message, executes=command_line(m.group(1))))
     return out
 
 
