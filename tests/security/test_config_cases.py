@@ -76,6 +76,8 @@ CASES = {
     "hooks-codex-notify": ("OWS-HK-001", ".codex/config.toml", "critical"),
     "devcontainer-compose-host": ("OWS-DC-003", ".devcontainer/compose.yml", "critical"),
     "claude-command-bang": ("OWS-CC-014", ".claude/commands/setup.md", "critical"),
+    "instructions-credentials": ("OWS-AI-004", "AGENTS.md", "high"),
+    "instructions-download": ("OWS-AI-004", ".github/copilot-instructions.md", "high"),
 }
 
 

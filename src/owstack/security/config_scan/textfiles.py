@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import re
 from typing import Any
 
@@ -54,7 +55,49 @@ def check_instructions(src: ScanFile) -> list[Finding]:
                 category=f.category,
             )
         )
+    return _with_credentials(src.text, out)
+
+
+#: credential files and folders an instruction could send the agent to read
+_CREDENTIALS = re.compile(
+    r"(?:~|\$HOME|/home/\w+|/root)?/?\.(?:ssh|aws/credentials|aws|netrc|npmrc|pypirc|git-credentials|kube/config"
+    r"|docker/config\.json|config/gcloud|gnupg)\b|\bid_(?:rsa|ed25519|ecdsa|dsa)\b|(?<![\w.])\.env\b"
+    r"|\bprivate[ _-]key\b",
+    re.I,
+)
+
+
+def _with_credentials(text: str, found: list[Finding]) -> list[Finding]:
+    """Injection findings in a file that also names what an attack needs are high: credential files (planted
+    instructions that send the agent to a private key are how repositories steal them), a command that
+    downloads and runs code, or an address off this machine to send things to."""
+    if not any(f.rule == "OWS-AI-004" and f.severity == "medium" for f in found):
+        return found
+    why = _what_it_names(text)
+    if why is None:
+        return found
+    out = []
+    for f in found:
+        if f.rule == "OWS-AI-004" and f.severity == "medium":
+            f = dataclasses.replace(f, severity="high", message=f"{f.message}; the file names {why}")
+        out.append(f)
     return out
+
+
+def _what_it_names(text: str) -> str | None:
+    named = _CREDENTIALS.search(text)
+    if named is not None:
+        return repr(named.group(0))
+    for span in re.findall(r"`([^`\n]{3,500})`", text):
+        if risk(span).severity == "critical":
+            return f"a command that {risk(span).why}"
+    url = _URL.search(text)
+    if url is not None and not re.match(r"https?://(?:localhost|127\.|\[::1\])", url.group(0)):
+        return f"an address to send to ({url.group(0)[:60]})"
+    return None
+
+
+_URL = re.compile(r"https?://[^\s)>\]`'\"]+", re.I)
 
 
 def _bang_commands(src: ScanFile, lines: _Lines) -> list[Finding]:
