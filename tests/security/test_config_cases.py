@@ -78,6 +78,7 @@ CASES = {
     "claude-command-bang": ("OWS-CC-014", ".claude/commands/setup.md", "critical"),
     "instructions-credentials": ("OWS-AI-004", "AGENTS.md", "high"),
     "instructions-download": ("OWS-AI-004", ".github/copilot-instructions.md", "high"),
+    "gemini-discovery-command": ("OWS-HK-001", ".gemini/settings.json", "critical"),
 }
 
 

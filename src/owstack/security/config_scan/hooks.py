@@ -6,6 +6,8 @@ the end of a turn), from files a repository carries:
     .kiro/hooks/*.kiro.hook       {"when": {...}, "then": {"type": "runCommand", "command": ...}}
     .gemini/settings.json, .qwen/settings.json   "hooks" shaped as Claude Code's (event -> matchers -> hooks)
     .codex/config.toml            notify = ["program", "arg", ...] (run after every turn)
+    Gemini CLI / Qwen Code        tools.discoveryCommand, tools.callCommand, mcp.serverCommand (and the flat
+                                  toolDiscoveryCommand, toolCallCommand, mcpServerCommand of older releases)
 
 Every `command` under the file's hooks is judged by `commands.risk`: inline or downloaded code is critical,
 anything else high (it runs unasked, whatever it is). Claude Code's own hooks are `claude.py`'s (OWS-CC-001).
@@ -52,12 +54,32 @@ def check_file(src: ScanFile) -> list[Finding]:
     return check(src)
 
 
+#: Gemini CLI / Qwen Code settings that name a command the CLI runs by itself (tool discovery at start-up, every
+#: discovered tool's call, a legacy MCP server command), flat (older releases) or nested
+_SETTINGS_COMMANDS = (
+    ("toolDiscoveryCommand",),
+    ("toolCallCommand",),
+    ("mcpServerCommand",),
+    ("tools", "discoveryCommand"),
+    ("tools", "callCommand"),
+    ("mcp", "serverCommand"),
+)
+
+
 def check_settings(src: ScanFile) -> list[Finding]:
-    """Gemini CLI / Qwen Code settings: MCP servers and hooks."""
+    """Gemini CLI / Qwen Code settings: MCP servers, hooks, and the tool discovery and call commands."""
     data = src.doc.value if src.doc is not None else None
     found = mcp.check(src)
-    if isinstance(data, dict) and data.get("hooks") is not None:
+    if not isinstance(data, dict):
+        return found
+    if data.get("hooks") is not None:
         found += check(src, data["hooks"], ("hooks",))
+    for path in _SETTINGS_COMMANDS:
+        node: Any = data
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, str) and node.strip():
+            found.append(_finding(src, path, node, ".".join(path)))
     return found
 
 
