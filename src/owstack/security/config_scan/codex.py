@@ -84,11 +84,18 @@ def check_dotenv(src: ScanFile) -> list[Finding]:
     return out
 
 
-def check_aider(src: ScanFile) -> list[Finding]:
+def _yaml(src: ScanFile) -> Any | Finding:
+    """The file read as YAML, or the OWS-SCAN-001 finding that says why it was skipped."""
     try:
-        data = yaml.safe_load(src.text)
+        return yaml.safe_load(src.text)
     except yaml.YAMLError as exc:
-        return [finding("OWS-SCAN-001", src.rel, 1, f"skipped: malformed YAML ({exc})")]
+        return finding("OWS-SCAN-001", src.rel, 1, f"skipped: malformed YAML ({exc})")
+
+
+def check_aider(src: ScanFile) -> list[Finding]:
+    data = _yaml(src)
+    if isinstance(data, Finding):
+        return [data]
     out: list[Finding] = []
     for key in ("lint-cmd", "test-cmd"):
         values = data.get(key) if isinstance(data, dict) else None
@@ -112,8 +119,5 @@ def check_aider(src: ScanFile) -> list[Finding]:
 
 def check_yaml_mcp(src: ScanFile) -> list[Finding]:
     """An MCP config written in YAML (Continue's `config.yaml`, `.continue/mcpServers/*.yaml`)."""
-    try:
-        data = yaml.safe_load(src.text)
-    except yaml.YAMLError as exc:
-        return [finding("OWS-SCAN-001", src.rel, 1, f"skipped: malformed YAML ({exc})")]
-    return mcp.check(src, data)
+    data = _yaml(src)
+    return [data] if isinstance(data, Finding) else mcp.check(src, data)
