@@ -155,7 +155,7 @@ _CHECKERS: dict[str, Checker] = {
     "claude": _claude,
     "mcp": mcp.check,
     "agent-settings": hooks.check_settings,
-    "hooks": hooks.check_file,
+    "hooks": hooks.check,  # a hooks file: every command in it
     "mcp-yaml": codex.check_yaml_mcp,
     "codex": codex.check_codex,
     "dotenv": codex.check_dotenv,

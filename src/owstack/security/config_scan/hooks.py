@@ -23,10 +23,10 @@ from owstack.security.config_scan.commands import risk
 from owstack.security.config_scan.common import ScanFile, command_line
 from owstack.security.findings import Finding, Severity, finding
 
-Path = tuple[str | int, ...]
+KeyPath = tuple[str | int, ...]
 
 
-def commands_in(node: Any, path: Path = ()) -> Iterator[tuple[Path, Any]]:
+def commands_in(node: Any, path: KeyPath = ()) -> Iterator[tuple[KeyPath, Any]]:
     """(path, command) of every `command` (a string or a list of strings) in a JSON-like tree."""
     if isinstance(node, dict):
         for key, value in node.items():
@@ -39,19 +39,14 @@ def commands_in(node: Any, path: Path = ()) -> Iterator[tuple[Path, Any]]:
             yield from commands_in(value, (*path, i))
 
 
-def check(src: ScanFile, tree: Any = None, base: Path = ()) -> list[Finding]:
+def check(src: ScanFile, tree: Any = None, base: KeyPath = ()) -> list[Finding]:
     """Findings for the commands under `tree` (default: the whole document), found at `base` in the file."""
     if tree is None:
         tree = src.doc.value if src.doc is not None else None
     out: list[Finding] = []
     for path, command in commands_in(tree, base):
-        out.append(_finding(src, (*base, *path[len(base) :]), command, _event(path)))
+        out.append(_finding(src, path, command, _event(path)))
     return out
-
-
-def check_file(src: ScanFile) -> list[Finding]:
-    """A hooks file (`.cursor/hooks.json`, `.windsurf/hooks.json`, `*.kiro.hook`)."""
-    return check(src)
 
 
 #: Gemini CLI / Qwen Code settings that name a command the CLI runs by itself (tool discovery at start-up, every
@@ -91,12 +86,12 @@ def check_notify(src: ScanFile, data: dict[str, Any]) -> list[Finding]:
     return [_finding(src, ("notify",), notify, "notify")]
 
 
-def _event(path: Path) -> str:
+def _event(path: KeyPath) -> str:
     names = [p for p in path[:-1] if isinstance(p, str) and p not in ("hooks", "then")]
     return names[0] if names else "hook"
 
 
-def _finding(src: ScanFile, path: Path, command: Any, event: str) -> Finding:
+def _finding(src: ScanFile, path: KeyPath, command: Any, event: str) -> Finding:
     words = [str(w) for w in command] if isinstance(command, list) else None
     danger = risk(words[0], words[1:]) if words else risk(command)
     line = src.line(*path)
