@@ -202,6 +202,9 @@ class Stages:
 
 def build_stages(config: Config, stores: Stores, routing: Routing, meter: MeterStage) -> Stages:
     audit = AuditStage(config) if config.file.audit.enabled else None
+    if audit is not None:  # one log for both: the audit record carries the ledger's
+        keys = stores.keys
+        meter.journal_in(audit, key_ids=(lambda: [k.key_id for k in keys.list()]) if keys is not None else tuple)
     auth = AuthenticateStage(config, stores.keys) if stores.keys is not None else None
     limits = LimitStage(config, meter=meter) if has_limits(config) else None
     if limits is not None:

@@ -258,6 +258,9 @@ def request_record(
         "retention": retention,
         "key_ids": key_ids,
     }
+    ledger = notes.get("ledger")  # what the ledger's row needs besides the above (metering.audit_journal)
+    if ledger is not None:
+        record["ledger"] = ledger
     if keystore is not None and req is not None:
         content = {"messages": req.messages, "output": output, "tool_calls": ctx.tool_calls}
         record["content"] = keystore.seal(ctx.tenant, ctx.request_id, content)

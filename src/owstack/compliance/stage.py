@@ -73,6 +73,21 @@ class AuditStage(BaseStage):
             return True
         return self.log.started and self.log.writer().healthy
 
+    @property
+    def journals(self) -> bool:
+        """The request's record can carry its ledger record now (the writer is running and takes records):
+        the meter stage then writes no log of its own (`metering.audit_journal`)."""
+        log = self.log
+        return log is not None and log.started and log.writer().carrying
+
+    def resumed(self) -> tuple[str, int] | None:
+        """This process's stream and the last sequence number it held before this process took it over."""
+        log = self.log
+        if log is None or not log.started:
+            return None
+        writer = log.writer()
+        return writer.stream, writer.resumed_at
+
     def unavailable(self) -> str | None:
         """Why the log cannot be written, or None."""
         if self.log is None:

@@ -109,6 +109,8 @@ class AuditWriter:
         self._retry_s = RETRY_S
         self.records_written = 0
         self.batches_written = 0
+        #: the stream's last sequence number before this writer took it over (0: a new stream)
+        self.resumed_at = 0
         #: logs whose queued records this thread commits with its own (storage.durable)
         self._riders: list[Rider] = []
         #: fsyncs the riders' files beside this thread's own fsync
@@ -222,6 +224,7 @@ class AuditWriter:
             raise AuditUnavailable(f"all {MAX_STREAMS} streams of node {self.node} are held by other writers")
         tail = scan(self._stream_dir, self.stream)
         self._tail = tail
+        self.resumed_at = tail.seq
         opening: list[dict[str, Any]] = []
         info = {"node": self.node, "pid": os.getpid(), "gateway_version": __version__}
         if tail.new:

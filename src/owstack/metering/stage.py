@@ -11,6 +11,9 @@ context's fields and appends them to the writer's queue. Token counting (when th
 usage), pricing and SQL happen on the writer thread. With `metering.enabled: false` there is no ledger
 and no writer; the metrics that need neither (requests, latency, TTFT, reported tokens, fallbacks,
 upstream errors) are still kept.
+
+With the audit log on, a request's ledger record rides in its audit record (`audit_journal`): one log and
+one fsync for both, the write-ahead log only for what the audit log does not take (`journal_in`).
 """
 
 from __future__ import annotations
@@ -20,12 +23,16 @@ import logging
 from typing import TYPE_CHECKING
 
 from owstack.errors import ServiceUnavailable
+from owstack.metering.audit_journal import NOTE, member
 from owstack.metering.record import Pending, snapshot, wal_payload
 from owstack.metering.wal import WalUnavailable
 from owstack.pipeline.stage import BaseStage
 from owstack.storage.durable import defer
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from owstack.compliance.stage import AuditStage
     from owstack.config.load import Config
     from owstack.metering.costs import Pricing
     from owstack.metering.prometheus import Metrics
@@ -69,6 +76,28 @@ class MeterStage(BaseStage):
         self.writer = writer
         #: the audit stage runs after this one and waits for both fsyncs together (storage.durable)
         self.defer_durable = config.file.audit.enabled
+        #: the audit stage whose records carry the ledger's (`journal_in`)
+        self.journal: AuditStage | None = None
+
+    def journal_in(self, audit: AuditStage, key_ids: Callable[[], Iterable[str]]) -> None:
+        """Have `audit`'s records journal the ledger's (`audit_journal`), for the requests this stage records
+        while its writer takes records and the ledger writer's queue has room; the ledger writer replays, at
+        start, what a dead process's audit records hold and the database does not. Only with a durable
+        ledger (`metering.durable`): without one, nothing is replayed either way."""
+        writer = self.writer
+        if writer is None or writer.wal is None or audit.log is None:
+            return
+        from owstack.metering.audit_journal import AuditReplay
+
+        log = audit.log
+        self.journal = audit
+        writer.audit_replay = AuditReplay(
+            log.paths.directory,
+            lambda: log.keys,
+            key_ids,
+            audit.resumed,
+            writer.max_buffer + 4 * writer.batch_size,
+        )
 
     async def start(self) -> None:
         """Migrate the ledger's schema and start the writer thread (off the event loop)."""
@@ -106,8 +135,15 @@ class MeterStage(BaseStage):
         durable = None
         try:
             self.metrics.observe(ctx)
-            if self.writer is not None:
-                durable = self.record(snapshot(ctx))
+            writer = self.writer
+            if writer is not None:
+                record = snapshot(ctx)
+                journal = self.journal
+                if journal is not None and journal.journals and writer.accepts:
+                    ctx.notes[NOTE] = member(record, ctx)  # the audit record carries it: no log of its own
+                    writer.submit(record)
+                    return
+                durable = self.record(record)
         except Exception:  # a bug here must not turn a served request into an error
             log.exception("meter: request %s could not be metered", ctx.request_id)
         if durable is None:

@@ -25,6 +25,7 @@ import functools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from owstack.metering.backlog import Backlog
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
     from owstack.config.load import Config
+    from owstack.metering.audit_journal import AuditReplay
     from owstack.metering.prometheus import Metrics
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,9 @@ class LedgerWriter:
         self.wal = wal
         #: the log's leftovers and backlog, handed over ahead of the queue
         self.recovery = Recovery(wal, batch_size) if wal is not None else None
+        #: the records a dead process's audit records hold and the database does not (`audit_journal`):
+        #: read once, when the database first answers, and written ahead of everything else
+        self.audit_replay: AuditReplay | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._idle = threading.Condition()
@@ -149,6 +154,11 @@ class LedgerWriter:
             self._wake.set()
 
     @property
+    def accepts(self) -> bool:
+        """`submit` would queue a record now (rather than let it go or drop it)."""
+        return len(self._queue) < self.max_buffer and not self._stop.is_set()
+
+    @property
     def depth(self) -> int:
         """Records not yet written: queued plus built and waiting for the database."""
         return len(self._queue) + self._chunks.size
@@ -205,13 +215,13 @@ class LedgerWriter:
         return True
 
     def _behind(self) -> bool:
-        """Records the write-ahead log holds that the writer has yet to hand over (leftovers, let go)."""
-        return self.recovery is not None and self.recovery.behind
+        """Records the write-ahead log or the audit log holds that the writer has yet to hand over."""
+        return self.audit_replay is not None or (self.recovery is not None and self.recovery.behind)
 
     @property
     def replayed(self) -> int:
-        """Records read back from the write-ahead log so far."""
-        return self.recovery.replayed if self.recovery is not None else 0
+        """Records read back from the write-ahead log (and the audit log) so far."""
+        return (self.recovery.replayed if self.recovery is not None else 0) + self._audit_replayed
 
     @property
     def backlog(self) -> Backlog | None:
@@ -233,6 +243,7 @@ class LedgerWriter:
 
     # the writer thread -------------------------------------------------------------------------------
     _busy = False
+    _audit_replayed = 0
     _drain = False  # a flush asked for everything queued, full batch or not
     _settle = False  # a flush asked for the journaled batches to be moved into the ledger
 
@@ -256,7 +267,7 @@ class LedgerWriter:
         if left and self.wal is not None:
             log.warning(
                 "ledger: the database at %s stayed unreachable; %d records stay in the write-ahead log (%s) "
-                "for the next start",
+                "or the audit log for the next start",
                 self._safe_url(),
                 left,
                 self.wal.slot,
@@ -298,6 +309,8 @@ class LedgerWriter:
             return False
         if time.monotonic() >= self._load_at:
             self._refresh_load()
+        if self.audit_replay is not None and not self._replay_audit():
+            return False
         while True:
             if not self._chunks:
                 if self._from_wal():
@@ -314,6 +327,50 @@ class LedgerWriter:
                 self._chunks.add(self.maker.rows(batch, self.sink.dims.ids), done)
             if not self._write_chunks():
                 return False
+
+    def _replay_audit(self) -> bool:
+        """Queue, ahead of everything, the records a dead process's audit records hold and the database does
+        not (before any record of this process reaches the database: the next start's scan relies on that
+        order). False (retried later) when the database or the key store cannot say."""
+        replay = self.audit_replay
+        assert replay is not None
+        try:
+            records = replay.missing(self._present())
+        except Exception as exc:
+            log.warning("ledger: cannot read back the audit log's records yet (%s); retrying", exc)
+            self._schedule_retry()
+            return False
+        self.audit_replay = None
+        self._audit_replayed += len(records)
+        if not records:
+            replay.checked()
+            return True
+        self._busy = True
+        for start in range(0, len(records), self.batch_size):
+            chunk = records[start : start + self.batch_size]
+            last = start + self.batch_size >= len(records)
+            self._chunks.add(self.maker.rows(chunk, self.sink.dims.ids), replay.checked if last else None)
+        return True
+
+    def _present(self) -> Callable[[list[int]], set[int]]:
+        """Which of some row ids the ledger holds (journaled batches moved first, once)."""
+        import sqlalchemy as sa
+
+        from owstack.metering.journal import catch_up
+        from owstack.metering.ledger import ledger_rows
+
+        moved = False
+
+        def present(ids: list[int]) -> set[int]:
+            nonlocal moved
+            if not moved:
+                catch_up(self.url)
+                moved = True
+            assert self._engine is not None
+            with self._engine.connect() as conn:
+                return {row[0] for row in conn.execute(sa.select(ledger_rows.c.id).where(ledger_rows.c.id.in_(ids)))}
+
+        return present
 
     def _from_wal(self) -> bool:
         """Queue chunks of records from the write-ahead log ahead of the queue (`recovery.Recovery`); True if
