@@ -6,7 +6,8 @@ Windsurf, Amazon Q, Roo, Kiro, Continue, Zed, opencode, Crush, Codex CLI), Codex
 `.env` files that move its home, agent hooks (Cursor, Windsurf, Kiro, Gemini CLI, Qwen Code, Codex
 `notify`), aider's config, Zed's language servers and shell, VS Code
 tasks/settings/workspaces, dev containers, agent instruction files, chat templates, Langflow flows and
-Langflow version pins. Symbolic links are
+Langflow version pins; git's own files (`.git/config` and bare repositories in the tree, `.gitmodules`,
+`.lfsconfig`, links into `.git`). Symbolic links are
 followed inside the repository and reported when they leave it (`walk`); files past the size limit are
 searched in a stream rather than skipped (`reading`); unreadable, binary or malformed files are
 reported (OWS-SCAN-001). A scan never stops on one file.
@@ -24,9 +25,13 @@ from owstack.security.config_scan import (
     claude,
     codex,
     devcontainer,
+    envfiles,
+    git,
     hooks,
     langflow,
     mcp,
+    opencode,
+    packages,
     reading,
     textfiles,
     vscode,
@@ -60,6 +65,9 @@ def scan_path(path: str | os.PathLike[str], exclude: tuple[str, ...] = ()) -> li
         return sorted(found, key=sort_key)
     out: list[Finding] = []
     for entry in walk(root, exclude):
+        if entry.into_git:
+            out.append(_into_git(entry))
+            continue
         if entry.escape is not None:
             out.append(_escape(entry))
             continue
@@ -83,10 +91,23 @@ def _escape(entry: Entry) -> Finding:
     )
 
 
+def _into_git(entry: Entry) -> Finding:
+    return finding(
+        "OWS-GIT-003",
+        entry.rel,
+        1,
+        f"symbolic link into a .git folder ({entry.escape}): files checked out through it become git's own "
+        "(hooks that run on the next checkout); not followed",
+        executes=entry.escape,
+    )
+
+
 def _scan_file(file: Path, rel: str, kind: str, is_json: bool) -> list[Finding]:
     if kind == "flow?" and not _may_be(file, (b'"nodes"', b'"code"')):
         return []
     if kind == "pins?" and not _may_be(file, (b"langflow",)):
+        return []
+    if kind == "gitconfig?" and not git.is_repository(file.parent):
         return []
     try:
         size = file.stat().st_size
@@ -154,17 +175,28 @@ def _claude(src: ScanFile) -> list[Finding]:
 _CHECKERS: dict[str, Checker] = {
     "claude": _claude,
     "mcp": mcp.check,
+    "opencode": opencode.check_opencode,
+    "crush": opencode.check_crush,
+    "opencode-plugin": opencode.check_plugin,
     "agent-settings": hooks.check_settings,
     "hooks": hooks.check,  # a hooks file: every command in it
     "mcp-yaml": codex.check_yaml_mcp,
     "codex": codex.check_codex,
-    "dotenv": codex.check_dotenv,
+    "dotenv": envfiles.check_dotenv,
+    "envrc": envfiles.check_envrc,
     "aider": codex.check_aider,
     "zed": zed.check,
     "tasks": vscode.check_tasks,
     "settings": vscode.check_settings,
     "workspace": lambda src: vscode.check_settings(src, ("settings",)) + vscode.check_tasks(src, ("tasks",)),
     "devcontainer": devcontainer.check_devcontainer,
+    "package": packages.check_package_json,
+    "npmrc": packages.check_npmrc,
+    "yarnrc": packages.check_yarnrc,
+    "pre-commit": packages.check_pre_commit,
+    "gitconfig": git.check_config,
+    "gitmodules": git.check_gitmodules,
+    "lfsconfig": git.check_lfsconfig,
     "instructions": textfiles.check_instructions,
     "template": textfiles.check_template_file,
     "pins": langflow.check_langflow_pins,

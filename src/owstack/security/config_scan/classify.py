@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 MAX_FILE_BYTES = 5 * 1024 * 1024  # past this a file is parsed whole up to reading.MAX_PARSE_BYTES, then streamed
 SKIP_DIRS = frozenset(
     {
@@ -27,13 +29,10 @@ MCP_NAMES = frozenset(
         "mcp.json",
         "mcp_config.json",
         "claude_desktop_config.json",
-        "opencode.json",
-        "opencode.jsonc",
-        ".opencode.json",
-        "crush.json",
-        ".crush.json",
     }
 )
+OPENCODE_NAMES = frozenset({"opencode.json", "opencode.jsonc", ".opencode.json"})
+CRUSH_NAMES = frozenset({"crush.json", ".crush.json"})
 #: `<folder>/settings.json` files that hold MCP servers: Gemini CLI, Qwen Code (a Gemini CLI fork), Zed
 MCP_SETTINGS_DIRS = frozenset({".gemini", ".qwen"})
 INSTRUCTION_NAMES = frozenset(
@@ -50,6 +49,14 @@ INSTRUCTION_NAMES = frozenset(
         "skill.md",
         "conventions.md",
         ".github/copilot-instructions.md",
+        "qwen.md",  # Qwen Code
+        "crush.md",  # Crush
+        "warp.md",  # Warp
+        "amazonq.md",  # Amazon Q Developer CLI
+        ".rules",  # Zed
+        ".goosehints",  # Goose
+        ".augment-guidelines",  # Augment
+        ".roomodes",  # Roo Code custom modes (role definitions and instructions)
     }
 )
 INSTRUCTION_DIRS = (
@@ -63,7 +70,31 @@ INSTRUCTION_DIRS = (
     ".windsurf/rules",
     ".github/instructions",
     ".github/prompts",
+    ".github/chatmodes",
+    ".github/agents",
     ".junie",
+    ".amazonq/rules",
+    ".kilocode/rules",
+    ".kilocode/workflows",
+    ".windsurf/workflows",
+    ".augment/rules",
+    ".trae/rules",
+    ".cursor/commands",
+    ".claude/skills",
+    ".claude/output-styles",
+    ".opencode/command",
+    ".opencode/commands",
+    ".opencode/agent",
+    ".opencode/agents",
+    ".gemini/commands",
+    ".qwen/commands",
+    ".openhands/microagents",
+    ".continue/prompts",
+)
+_CODE_SUFFIXES = (".py", ".js", ".cjs", ".mjs", ".ts", ".sh", ".ps1", ".rb", ".go", ".rs", ".java", ".lua")
+#: per-mode rule folders and files (`.roo/rules-code/`, `.kilocode/rules-architect/`, `.roorules-code`)
+_MODE_RULES = re.compile(
+    r"(?:^|/)\.(?:roo|kilocode)/rules-[\w-]+/|(?:^|/)\.(?:roorules|clinerules|kilocoderules)-[\w-]+$"
 )
 PIN_NAMES = frozenset(
     {"pyproject.toml", "pipfile", "pipfile.lock", "setup.cfg", "setup.py", "uv.lock", "poetry.lock", "environment.yml"}
@@ -77,8 +108,22 @@ def classify(rel: str) -> tuple[str, bool] | None:
     name, parent = p.rsplit("/", 1)[-1], p.rsplit("/", 2)[-2] if "/" in p else ""
     if parent == ".claude" and name in ("settings.json", "settings.local.json"):
         return "claude", True
+    if name == "config" and parent == ".git":
+        return "gitconfig", False
+    if name == "config":
+        return "gitconfig?", False  # a bare repository committed inside the tree, if HEAD and objects/ sit beside it
+    if name == ".gitmodules":
+        return "gitmodules", False
+    if name == ".lfsconfig":
+        return "lfsconfig", False
     if name == "settings.json" and parent in MCP_SETTINGS_DIRS:
         return "agent-settings", True
+    if name in OPENCODE_NAMES:
+        return "opencode", True
+    if name in CRUSH_NAMES:
+        return "crush", True
+    if re.search(r"(?:^|/)\.opencode/plugins?/[^/]+\.(?:js|mjs|cjs|ts|mts)$", p):
+        return "opencode-plugin", False
     if name in MCP_NAMES:
         return "mcp", True
     if (name == "hooks.json" and parent in (".cursor", ".windsurf")) or name.endswith(".kiro.hook"):
@@ -94,6 +139,16 @@ def classify(rel: str) -> tuple[str, bool] | None:
         return "codex", False
     if name == ".env" or name.startswith(".env."):
         return "dotenv", False
+    if name == ".envrc":
+        return "envrc", False
+    if name == "package.json":
+        return "package", True
+    if name == ".npmrc":
+        return "npmrc", False
+    if name in (".yarnrc.yml", ".yarnrc.yaml", ".yarnrc"):
+        return "yarnrc", False
+    if name in (".pre-commit-config.yaml", ".pre-commit-config.yml"):
+        return "pre-commit", False
     if name in (".aider.conf.yml", ".aider.conf.yaml"):
         return "aider", False
     if p.endswith(".vscode/tasks.json"):
@@ -107,7 +162,13 @@ def classify(rel: str) -> tuple[str, bool] | None:
     if (
         name in INSTRUCTION_NAMES
         or name.endswith((".instructions.md", ".prompt.md", ".mdc"))
-        or any(("/" + p).startswith("/" + d + "/") or f"/{d}/" in "/" + p for d in INSTRUCTION_DIRS)
+        or (
+            (
+                any(("/" + p).startswith("/" + d + "/") or f"/{d}/" in "/" + p for d in INSTRUCTION_DIRS)
+                or _MODE_RULES.search(p)
+            )
+            and not name.endswith(_CODE_SUFFIXES)  # a skill's helper script is code, not instructions
+        )
     ):
         return "instructions", False
     if name in TEMPLATE_NAMES:

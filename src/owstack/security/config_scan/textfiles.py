@@ -37,7 +37,7 @@ _BANG_COMMAND = re.compile(r"!`([^`\n]{1,2000})`")
 
 def check_instructions(src: ScanFile) -> list[Finding]:
     lines = _Lines(src.text)
-    out: list[Finding] = _bang_commands(src, lines)
+    out: list[Finding] = _bang_commands(src, lines) + _imports(src, lines)
     for f in scan_text(src.text, source="instructions"):
         rule, severity = _GUARD_MAP.get(f.rule, ("OWS-AI-004", None))
         if f.severity == "low":
@@ -100,11 +100,30 @@ def _what_it_names(text: str) -> str | None:
 _URL = re.compile(r"https?://[^\s)>\]`'\"]+", re.I)
 
 
+#: `@path` imports (Claude Code's CLAUDE.md and Gemini CLI's GEMINI.md pull the named file into the context)
+_IMPORT = re.compile(r"(?:^|[\s(])@((?:~|\$HOME|\.{1,2})?/[^\s`'\")\]]+)")
+_SYSTEM_SECRETS = re.compile(r"^/(?:etc/(?:shadow|gshadow|sudoers)|proc/(?:self|\d+)/environ)\b")
+
+
+def _imports(src: ScanFile, lines: _Lines) -> list[Finding]:
+    """`@~/.ssh/id_rsa`-style imports: the agent reads the user's credential into its context at start (high)."""
+    out = []
+    for m in _IMPORT.finditer(src.text):
+        path = m.group(1)
+        if _CREDENTIALS.search(path) or _SYSTEM_SECRETS.match(path):
+            message = f"imports {path!r} into the agent's context: a credential of the user's machine"
+            out.append(finding("OWS-AI-005", src.rel, lines.at(m.start(1)), message, executes=path))
+    return out
+
+
 def _bang_commands(src: ScanFile, lines: _Lines) -> list[Finding]:
-    """`!`command`` lines of Claude Code commands and skills that download or inline code (critical)."""
+    """`!`command`` lines of Claude Code commands and skills, and of opencode commands, that download or inline
+    code (critical)."""
     where = "/" + src.rel.lower()
-    if "!`" not in src.text or ("/.claude/" not in where and not where.endswith("/skill.md")):
-        return []  # only Claude Code's commands, agents and skills run them
+    if "!`" not in src.text or (
+        "/.claude/" not in where and not where.endswith("/skill.md") and "/.opencode/command" not in where
+    ):
+        return []  # only Claude Code's commands, agents and skills and opencode's commands run them
     out = []
     for m in _BANG_COMMAND.finditer(src.text):
         danger = risk(m.group(1))
