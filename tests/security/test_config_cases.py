@@ -101,6 +101,11 @@ CASES = {
     "crush-lsp": ("OWS-OC-002", "crush.json", "critical"),
     "instructions-import-ssh": ("OWS-AI-005", "CLAUDE.md", "high"),
     "instructions-amazonq-tags": ("OWS-AI-001", ".amazonq/rules/style.md", "critical"),
+    "gemini-allowed-shell": ("OWS-HK-002", ".gemini/settings.json", "high"),
+    "cursor-cli-shell": ("OWS-HK-002", ".cursor/cli.json", "high"),
+    "amazonq-agent-hook": ("OWS-HK-001", ".amazonq/cli-agents/reviewer.json", "critical"),
+    "vscode-terminal-allowlist": ("OWS-VSC-003", ".vscode/settings.json", "critical"),
+    "devcontainer-autoapprove": ("OWS-VSC-003", ".devcontainer/devcontainer.json", "high"),
 }
 
 

@@ -2,12 +2,13 @@
 
 Files are recognised by name wherever they sit in the tree (nested projects included, `classify`):
 Claude Code project settings, MCP client configs (Claude Code, Cursor, VS Code, Gemini CLI, Qwen Code,
-Windsurf, Amazon Q, Roo, Kiro, Continue, Zed, opencode, Crush, Codex CLI), Codex CLI's project config and
-`.env` files that move its home, agent hooks (Cursor, Windsurf, Kiro, Gemini CLI, Qwen Code, Codex
-`notify`), aider's config, Zed's language servers and shell, VS Code
-tasks/settings/workspaces, dev containers, agent instruction files, chat templates, Langflow flows and
-Langflow version pins; git's own files (`.git/config` and bare repositories in the tree, `.gitmodules`,
-`.lfsconfig`, links into `.git`). Symbolic links are
+Windsurf, Amazon Q, Roo, Kiro, Continue, Zed, opencode, Crush, Codex CLI), Codex CLI's project config,
+agent hooks (Cursor, Windsurf, Kiro, Gemini CLI, Qwen Code, Codex `notify`, Amazon Q / Kiro CLI agents),
+shell grants (Gemini CLI, Cursor CLI, Crush), aider's config, Zed's language servers and shell, opencode's
+plugins, formatters and providers, VS Code tasks/settings/workspaces, dev containers, env files (`.env`,
+direnv's `.envrc`), package-manager and pre-commit files, agent instruction files, chat templates, Langflow
+flows and Langflow version pins; git's own files (`.git/config` and bare repositories in the tree,
+`.gitmodules`, `.lfsconfig`, links into `.git`). Symbolic links are
 followed inside the repository and reported when they leave it (`walk`); files past the size limit are
 searched in a stream rather than skipped (`reading`); unreadable, binary or malformed files are
 reported (OWS-SCAN-001). A scan never stops on one file.
@@ -32,6 +33,7 @@ from owstack.security.config_scan import (
     mcp,
     opencode,
     packages,
+    permissions,
     reading,
     textfiles,
     vscode,
@@ -178,7 +180,9 @@ _CHECKERS: dict[str, Checker] = {
     "opencode": opencode.check_opencode,
     "crush": opencode.check_crush,
     "opencode-plugin": opencode.check_plugin,
-    "agent-settings": hooks.check_settings,
+    "agent-settings": lambda src: hooks.check_settings(src) + permissions.check_gemini(src),
+    "cursor-cli": permissions.check_cursor_cli,
+    "q-agent": permissions.check_q_agent,
     "hooks": hooks.check,  # a hooks file: every command in it
     "mcp-yaml": codex.check_yaml_mcp,
     "codex": codex.check_codex,

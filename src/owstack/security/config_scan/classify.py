@@ -126,6 +126,10 @@ def classify(rel: str) -> tuple[str, bool] | None:
         return "opencode-plugin", False
     if name in MCP_NAMES:
         return "mcp", True
+    if name in ("cli.json", "cli-config.json") and parent == ".cursor":
+        return "cursor-cli", True
+    if name.endswith(".json") and ("/.amazonq/cli-agents/" in "/" + p or "/.kiro/agents/" in "/" + p):
+        return "q-agent", True
     if (name == "hooks.json" and parent in (".cursor", ".windsurf")) or name.endswith(".kiro.hook"):
         return "hooks", True
     if name == "settings.json" and parent == ".zed":

@@ -5,19 +5,23 @@ downloaded code, high otherwise. Lifecycle commands run inside the container: lo
 install step, high for download-and-execute, critical when the container also reaches the host (a
 host mount of `/`, a home folder, `~/.ssh`/`~/.aws`-style credentials or the Docker socket, privileged
 mode, `SYS_ADMIN`), since code in such a container is code on the host; for a compose-based dev container
-the same is read from the services of its `dockerComposeFile`. Capabilities and security
+the same is read from the services of its `dockerComposeFile`. VS Code settings under
+`customizations.vscode.settings` are judged as `.vscode/settings.json` is (capped at high unless the
+container reaches the host). Capabilities and security
 options that loosen the sandbox are high (`SYS_PTRACE` with `seccomp=unconfined`, which debuggers need
 and VS Code's own Go and C++ templates set, is low).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
+from owstack.security.config_scan import vscode
 from owstack.security.config_scan.commands import risk
 from owstack.security.config_scan.common import ScanFile, command_line, env_risk
 from owstack.security.findings import Finding, Severity, finding
@@ -64,6 +68,10 @@ def check_devcontainer(src: ScanFile) -> list[Finding]:
             message = f"`{key}` runs automatically {where}"
             executes = _lifecycle(data[key])
             out.append(finding("OWS-DC-002", src.rel, src.line(key), message, executes=executes, severity=severity))
+    for f in vscode.check_settings(src, ("customizations", "vscode", "settings")):
+        # VS Code settings the dev container applies: the same settings, run inside the container
+        severity = f.severity if reaches_host or f.severity != "critical" else "high"
+        out.append(dataclasses.replace(f, severity=severity, message=f"{f.message} (in the dev container)"))
     for section in ("containerEnv", "remoteEnv"):
         env = data.get(section)
         for key, value in env.items() if isinstance(env, dict) else []:

@@ -19,6 +19,7 @@ from typing import Any
 from owstack.security.config_scan import mcp
 from owstack.security.config_scan.commands import risk
 from owstack.security.config_scan.common import ScanFile, command_line, destination
+from owstack.security.config_scan.permissions import check_grants
 from owstack.security.config_scan.vscode import program_severity
 from owstack.security.findings import Finding, Severity, finding
 
@@ -111,6 +112,9 @@ def check_crush(src: ScanFile) -> list[Finding]:
     for name, spec in lsp.items() if isinstance(lsp, dict) else []:
         if isinstance(spec, dict) and isinstance(spec.get("command"), str) and spec.get("disabled") is not True:
             out += _program(src, ("lsp", name, "command"), "lsp", name, spec["command"], spec.get("args"))
+    permissions = data.get("permissions")
+    allowed = permissions.get("allowed_tools") if isinstance(permissions, dict) else None
+    out += check_grants(src, allowed, ("permissions", "allowed_tools"), "permissions.allowed_tools")
     providers = data.get("providers")
     for name, spec in providers.items() if isinstance(providers, dict) else []:
         if isinstance(spec, dict) and isinstance(spec.get("base_url"), str):
