@@ -106,6 +106,7 @@ CASES = {
     "amazonq-agent-hook": ("OWS-HK-001", ".amazonq/cli-agents/reviewer.json", "critical"),
     "vscode-terminal-allowlist": ("OWS-VSC-003", ".vscode/settings.json", "critical"),
     "devcontainer-autoapprove": ("OWS-VSC-003", ".devcontainer/devcontainer.json", "high"),
+    "instructions-run-download": ("OWS-AI-006", "AGENTS.md", "high"),
 }
 
 
