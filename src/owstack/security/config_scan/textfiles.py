@@ -126,7 +126,9 @@ _NETWORK = re.compile(r"https?://|\b(?:curl|wget|iwr|irm|invoke-webrequest|urlop
 
 def _download_commands(src: ScanFile, lines: _Lines) -> list[Finding]:
     """Commands the file tells the agent to run that download and run code from a host that is not a
-    well-known installer (`curl -fsSL https://astral.sh/uv/install.sh | sh` is how projects install uv)."""
+    well-known installer (`curl -fsSL https://astral.sh/uv/install.sh | sh` is how projects install uv): high
+    in a context file read into every session, medium in a skill or command the developer invokes (their
+    install sections name third-party installers as a matter of course)."""
     candidates = [(m.start(1), m.group(1)) for m in _SPAN.finditer(src.text)]
     for block in _FENCE.finditer(src.text):
         offset = block.start(2)
@@ -135,6 +137,7 @@ def _download_commands(src: ScanFile, lines: _Lines) -> list[Finding]:
             offset += len(text)
     out: list[Finding] = []
     seen: set[int] = set()
+    on_demand = bool(_ON_DEMAND.search("/" + src.rel.lower()))
     for start, command in candidates:
         danger = risk(command)
         if danger.severity != "critical":
@@ -150,8 +153,20 @@ def _download_commands(src: ScanFile, lines: _Lines) -> list[Finding]:
             seen.add(line)
             where = url.group(0).rstrip("\\")[:80] if url else "the network"
             message = f"tells the agent to run a command from {where}: {danger.why}"
-            out.append(finding("OWS-AI-006", src.rel, line, message, executes=command_line(command)))
+            severity: Severity = "medium" if on_demand else "high"
+            if on_demand:
+                message += " (in a skill, command or prompt the developer invokes)"
+            executes = command_line(command)
+            out.append(finding("OWS-AI-006", src.rel, line, message, executes=executes, severity=severity))
     return out
+
+
+#: instruction files read only when the developer invokes them (skills, commands, prompts, chat modes, agents,
+#: workflows), as opposed to the context files read into every session (AGENTS.md, CLAUDE.md, rules)
+_ON_DEMAND = re.compile(
+    r"/(?:skills|commands?|prompts|chatmodes|agents?|workflows|output-styles|microagents)/|/skill\.md$"
+    r"|\.(?:prompt|chatmode|agent)\.md$"
+)
 
 
 def _known_installer(url: str) -> bool:
