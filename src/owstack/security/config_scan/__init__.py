@@ -125,8 +125,8 @@ def _scan_file(file: Path, rel: str, kind: str, is_json: bool) -> list[Finding]:
         try:
             src = ScanFile(rel, file, text, parse(text))
         except JSONCError as exc:
-            if kind == "flow?":
-                return []
+            if kind in ("flow?", "package"):
+                return []  # not a flow; a package.json npm cannot read runs nothing
             return [finding("OWS-SCAN-001", rel, exc.line, f"skipped: malformed JSON ({exc})")]
     found = _CHECKERS[kind.rstrip("?")](src)
     if size > MAX_FILE_BYTES and found:
@@ -143,7 +143,7 @@ def _oversized(file: Path, rel: str, kind: str) -> list[Finding]:
             for f in checker(ScanFile(rel, file, text)):
                 out.append(dataclasses.replace(f, line=f.line + first_line - 1))
         return list({(f.rule, f.line, f.message): f for f in out}.values())
-    return reading.streamed_findings(file, rel, kind)
+    return reading.streamed_findings(file, rel, kind.rstrip("?"))
 
 
 def _may_be(file: Path, markers: tuple[bytes, ...]) -> bool:
