@@ -107,6 +107,10 @@ CASES = {
     "vscode-terminal-allowlist": ("OWS-VSC-003", ".vscode/settings.json", "critical"),
     "devcontainer-autoapprove": ("OWS-VSC-003", ".devcontainer/devcontainer.json", "high"),
     "instructions-run-download": ("OWS-AI-006", "AGENTS.md", "high"),
+    "env-pythonpath-sitecustomize": ("OWS-ENV-001", ".env", "critical"),
+    "maven-wrapper-http": ("OWS-PKG-002", ".mvn/wrapper/maven-wrapper.properties", "high"),
+    "composer-post-install": ("OWS-PKG-001", "composer.json", "high"),
+    "gemini-extension-mcp": ("OWS-MCP-002", ".gemini/extensions/helper/gemini-extension.json", "critical"),
 }
 
 

@@ -196,6 +196,7 @@ _CHECKERS: dict[str, Checker] = {
     "devcontainer": devcontainer.check_devcontainer,
     "package": packages.check_package_json,
     "npmrc": packages.check_npmrc,
+    "wrapper": packages.check_wrapper,
     "yarnrc": packages.check_yarnrc,
     "pre-commit": packages.check_pre_commit,
     "gitconfig": git.check_config,

@@ -29,6 +29,8 @@ MCP_NAMES = frozenset(
         "mcp.json",
         "mcp_config.json",
         "claude_desktop_config.json",
+        "gemini-extension.json",  # Gemini CLI extensions (<workspace>/.gemini/extensions/* loaded at start)
+        "qwen-extension.json",
     }
 )
 OPENCODE_NAMES = frozenset({"opencode.json", "opencode.jsonc", ".opencode.json"})
@@ -38,6 +40,7 @@ MCP_SETTINGS_DIRS = frozenset({".gemini", ".qwen"})
 INSTRUCTION_NAMES = frozenset(
     {
         "agents.md",
+        "agents.override.md",  # Codex CLI reads it in preference to AGENTS.md
         "agent.md",
         "claude.md",
         "claude.local.md",
@@ -66,6 +69,7 @@ INSTRUCTION_DIRS = (
     ".clinerules",
     ".roo/rules",
     ".kiro/steering",
+    ".kiro/specs",
     ".continue/rules",
     ".windsurf/rules",
     ".github/instructions",
@@ -145,8 +149,10 @@ def classify(rel: str) -> tuple[str, bool] | None:
         return "dotenv", False
     if name == ".envrc":
         return "envrc", False
-    if name == "package.json":
+    if name in ("package.json", "composer.json"):
         return "package", True
+    if name in ("gradle-wrapper.properties", "maven-wrapper.properties"):
+        return "wrapper", False
     if name == ".npmrc":
         return "npmrc", False
     if name in (".yarnrc.yml", ".yarnrc.yaml", ".yarnrc"):

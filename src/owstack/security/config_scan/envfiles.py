@@ -7,7 +7,8 @@ and every process it starts, unasked:
 
 - a model or cloud base URL, or a proxy, at an address off this machine that is no known provider: the user's
   key goes with the requests (critical, as CVE-2026-21852 in Claude Code settings);
-- a variable that loads code into every process (`NODE_OPTIONS=--require ./x.js`: critical; `LD_PRELOAD`,
+- a variable that loads code into every process (`NODE_OPTIONS=--require ./x.js`, a `PYTHONPATH` folder
+  holding a `sitecustomize.py`: critical; `LD_PRELOAD`,
   `BASH_ENV`, `PYTHONSTARTUP`: high) or names a program the repository ships (`GIT_SSH_COMMAND=./x`: high);
 - aider's `AIDER_LINT_CMD`/`AIDER_TEST_CMD` (run after every edit), Gemini CLI's `GEMINI_SYSTEM_MD` (the
   system prompt replaced by a file) and `GEMINI_CLI_TRUST_WORKSPACE` (the folder-trust check skipped);
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from pathlib import PurePosixPath
 
 from owstack.security.config_scan import codex
 from owstack.security.config_scan.commands import risk
@@ -102,6 +104,10 @@ def _judge(src: ScanFile, key: str, value: str, *, in_envrc: bool) -> tuple[Seve
         if words and ("/" in words[0] or words[0].startswith(".")):
             return "high", "aider runs a program the repository ships after every edit"
         return "low", "aider runs it after every edit"
+    if upper == "PYTHONPATH":
+        hook = _startup_module(src, value)
+        if hook is not None:
+            return ("high" if in_envrc else "critical"), f"every Python process imports {hook} from the repository"
     found = env_risk(key, value)
     if found is None:
         return None
@@ -119,6 +125,21 @@ def _judge(src: ScanFile, key: str, value: str, *, in_envrc: bool) -> tuple[Seve
         severity, why = program_severity(src, value)
         if severity in ("critical", "high"):
             return "high", f"`{key}` makes git, ssh or the build run {why}"
+    return None
+
+
+def _startup_module(src: ScanFile, value: str) -> str | None:
+    """A `sitecustomize.py`/`usercustomize.py` in a repository folder on PYTHONPATH: Python imports it at the
+    start of every process (the `site` module), before any code of the program runs."""
+    here = src.path.absolute().parent
+    cwd = here.parent if here.name in (".gemini", ".qwen") else here  # the folder the tool runs in
+    for entry in value.replace("${PWD}", ".").replace("$PWD", ".").split(":"):
+        folder = entry.strip()
+        if not folder or folder.startswith(("/", "~", "$")):
+            continue
+        for name in ("sitecustomize.py", "usercustomize.py"):
+            if (cwd / folder / name).is_file():
+                return f"{(PurePosixPath(folder) / name).as_posix()!r}"
     return None
 
 

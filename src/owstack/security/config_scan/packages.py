@@ -54,20 +54,59 @@ _MUTABLE_REV = re.compile(r"^(?:main|master|head|trunk|develop|dev|latest|stable
 
 
 def check_package_json(src: ScanFile) -> list[Finding]:
+    """`package.json` (npm, yarn, pnpm) or `composer.json` (Composer): the scripts `install` runs."""
     data = src.doc.value if src.doc is not None else None
     scripts = data.get("scripts") if isinstance(data, dict) else None
     if not isinstance(scripts, dict):
         return []
+    composer = src.rel.lower().endswith("composer.json")
     out: list[Finding] = []
-    for name in _LIFECYCLE:
-        script = scripts.get(name)
-        if not isinstance(script, str) or not script.strip():
+    for name in _COMPOSER_EVENTS if composer else _LIFECYCLE:
+        value = scripts.get(name)
+        for i, script in enumerate(value if isinstance(value, list) else [value]):
+            if not isinstance(script, str) or not script.strip() or script.lstrip().startswith("@"):
+                continue  # Composer's `@other-script` and `@php` references
+            why = _fetches_and_runs(script)
+            if why is not None:
+                tool = "composer install" if composer else "npm install"
+                message = f"the `{name}` script runs on `{tool}` in the checkout: {why}"
+                line = src.line("scripts", name, i) if isinstance(value, list) else src.line("scripts", name)
+                out.append(finding("OWS-PKG-001", src.rel, line, message, executes=command_line(script)))
+    return out
+
+
+#: Composer events run by `composer install`/`update` in the project (Composer docs, "Scripts": command events)
+_COMPOSER_EVENTS = (
+    "pre-install-cmd",
+    "post-install-cmd",
+    "pre-update-cmd",
+    "post-update-cmd",
+    "pre-autoload-dump",
+    "post-autoload-dump",
+    "post-root-package-install",
+    "post-create-project-cmd",
+)
+#: where the Gradle and Maven wrappers fetch the distribution they then run (gradlew, mvnw; IDEs importing the
+#: project use the wrapper too)
+_WRAPPER_HOSTS = re.compile(
+    r"^https://(?:services\.gradle\.org/|downloads\.gradle(?:-dn)?\.org/|repo\.maven\.apache\.org/|repo1\.maven\.org/)"
+)
+
+
+def check_wrapper(src: ScanFile) -> list[Finding]:
+    """`gradle/wrapper/gradle-wrapper.properties`, `.mvn/wrapper/maven-wrapper.properties`: a distribution
+    fetched from another host (a mirror: medium; over plain http: high)."""
+    out: list[Finding] = []
+    for number, raw in enumerate(src.text.splitlines(), start=1):
+        m = re.match(r"^\s*(distributionUrl|wrapperUrl)\s*[=:]\s*(\S+)", raw)
+        if m is None:
             continue
-        why = _fetches_and_runs(script)
-        if why is not None:
-            message = f"the `{name}` script runs on `npm install` in the checkout: {why}"
-            line = src.line("scripts", name)
-            out.append(finding("OWS-PKG-001", src.rel, line, message, executes=command_line(script)))
+        url = m.group(2).replace("\\:", ":")
+        if _WRAPPER_HOSTS.match(url):
+            continue
+        severity: Severity = "high" if url.lower().startswith("http:") else "medium"
+        message = f"`{m.group(1)}` fetches the build tool every `./gradlew`/`./mvnw` runs from {url}"
+        out.append(finding("OWS-PKG-002", src.rel, number, message, executes=url, severity=severity))
     return out
 
 
