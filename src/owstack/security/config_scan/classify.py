@@ -106,26 +106,40 @@ PIN_NAMES = frozenset(
 TEMPLATE_NAMES = frozenset({"tokenizer_config.json", "chat_template.json", "chat_template.jinja"})
 
 
+#: files recognised by their name alone: name -> (kind, is_json)
+_BY_NAME: dict[str, tuple[str, bool]] = {
+    **{n: ("opencode", True) for n in OPENCODE_NAMES},
+    **{n: ("crush", True) for n in CRUSH_NAMES},
+    ".gitmodules": ("gitmodules", False),
+    ".lfsconfig": ("lfsconfig", False),
+    ".envrc": ("envrc", False),
+    "package.json": ("package", True),
+    "composer.json": ("package", True),
+    "gradle-wrapper.properties": ("wrapper", False),
+    "maven-wrapper.properties": ("wrapper", False),
+    ".npmrc": ("npmrc", False),
+    ".yarnrc.yml": ("yarnrc", False),
+    ".yarnrc.yaml": ("yarnrc", False),
+    ".yarnrc": ("yarnrc", False),
+    ".pre-commit-config.yaml": ("pre-commit", False),
+    ".pre-commit-config.yml": ("pre-commit", False),
+    ".aider.conf.yml": ("aider", False),
+    ".aider.conf.yaml": ("aider", False),
+}
+
+
 def classify(rel: str) -> tuple[str, bool] | None:
     """(kind, is_json) of a repository path, or None if no checker applies."""
     p = rel.lower()
     name, parent = p.rsplit("/", 1)[-1], p.rsplit("/", 2)[-2] if "/" in p else ""
     if parent == ".claude" and name in ("settings.json", "settings.local.json"):
         return "claude", True
-    if name == "config" and parent == ".git":
-        return "gitconfig", False
-    if name == "config":
-        return "gitconfig?", False  # a bare repository committed inside the tree, if HEAD and objects/ sit beside it
-    if name == ".gitmodules":
-        return "gitmodules", False
-    if name == ".lfsconfig":
-        return "lfsconfig", False
+    if name == "config":  # .git/config, or a bare repository committed in the tree if HEAD and objects/ sit beside it
+        return ("gitconfig", False) if parent == ".git" else ("gitconfig?", False)
     if name == "settings.json" and parent in MCP_SETTINGS_DIRS:
         return "agent-settings", True
-    if name in OPENCODE_NAMES:
-        return "opencode", True
-    if name in CRUSH_NAMES:
-        return "crush", True
+    if name in _BY_NAME:
+        return _BY_NAME[name]
     if re.search(r"(?:^|/)\.opencode/plugins?/[^/]+\.(?:js|mjs|cjs|ts|mts)$", p):
         return "opencode-plugin", False
     if name in MCP_NAMES:
@@ -147,20 +161,6 @@ def classify(rel: str) -> tuple[str, bool] | None:
         return "codex", False
     if name == ".env" or name.startswith(".env."):
         return "dotenv", False
-    if name == ".envrc":
-        return "envrc", False
-    if name in ("package.json", "composer.json"):
-        return "package", True
-    if name in ("gradle-wrapper.properties", "maven-wrapper.properties"):
-        return "wrapper", False
-    if name == ".npmrc":
-        return "npmrc", False
-    if name in (".yarnrc.yml", ".yarnrc.yaml", ".yarnrc"):
-        return "yarnrc", False
-    if name in (".pre-commit-config.yaml", ".pre-commit-config.yml"):
-        return "pre-commit", False
-    if name in (".aider.conf.yml", ".aider.conf.yaml"):
-        return "aider", False
     if p.endswith(".vscode/tasks.json"):
         return "tasks", True
     if p.endswith(".vscode/settings.json"):
@@ -169,18 +169,20 @@ def classify(rel: str) -> tuple[str, bool] | None:
         return "workspace", True
     if name in (".devcontainer.json", "devcontainer.json") and (name.startswith(".") or "/.devcontainer" in "/" + p):
         return "devcontainer", True
-    if (
-        name in INSTRUCTION_NAMES
-        or name.endswith((".instructions.md", ".prompt.md", ".mdc"))
-        or (
-            (
-                any(("/" + p).startswith("/" + d + "/") or f"/{d}/" in "/" + p for d in INSTRUCTION_DIRS)
-                or _MODE_RULES.search(p)
-            )
-            and not name.endswith(_CODE_SUFFIXES)  # a skill's helper script is code, not instructions
-        )
-    ):
+    if _is_instructions(p, name):
         return "instructions", False
+    return _model_or_pins(name)
+
+
+def _is_instructions(p: str, name: str) -> bool:
+    if name in INSTRUCTION_NAMES or name.endswith((".instructions.md", ".prompt.md", ".mdc")):
+        return True
+    in_folder = any(("/" + p).startswith("/" + d + "/") or f"/{d}/" in "/" + p for d in INSTRUCTION_DIRS)
+    return (in_folder or bool(_MODE_RULES.search(p))) and not name.endswith(_CODE_SUFFIXES)  # skill scripts: code
+
+
+def _model_or_pins(name: str) -> tuple[str, bool] | None:
+    """Chat templates, Langflow pins and files that may be flows or manifests naming a Langflow image."""
     if name in TEMPLATE_NAMES:
         return "template", name.endswith(".json")
     if (
