@@ -111,6 +111,7 @@ CASES = {
     "maven-wrapper-http": ("OWS-PKG-002", ".mvn/wrapper/maven-wrapper.properties", "high"),
     "composer-post-install": ("OWS-PKG-001", "composer.json", "high"),
     "gemini-extension-mcp": ("OWS-MCP-002", ".gemini/extensions/helper/gemini-extension.json", "critical"),
+    "jetbrains-startup-task": ("OWS-IDEA-001", ".idea/startup.xml", "critical"),
 }
 
 

@@ -5,11 +5,11 @@ Claude Code project settings, MCP client configs (Claude Code, Cursor, VS Code, 
 Windsurf, Amazon Q, Roo, Kiro, Continue, Zed, opencode, Crush, Codex CLI), Codex CLI's project config,
 agent hooks (Cursor, Windsurf, Kiro, Gemini CLI, Qwen Code, Codex `notify`, Amazon Q / Kiro CLI agents),
 shell grants (Gemini CLI, Cursor CLI, Crush), aider's config, Zed's language servers and shell, opencode's
-plugins, formatters and providers, VS Code tasks/settings/workspaces, dev containers, env files (`.env`,
-direnv's `.envrc`), package-manager and pre-commit files, agent instruction files, chat templates, Langflow
-flows and Langflow version pins; git's own files (`.git/config` and bare repositories in the tree,
-`.gitmodules`, `.lfsconfig`, links into `.git`). Symbolic links are
-followed inside the repository and reported when they leave it (`walk`); files past the size limit are
+plugins, formatters and providers, VS Code tasks/settings/workspaces, JetBrains startup tasks, dev
+containers, env files (`.env`, direnv's `.envrc`), package-manager and pre-commit files, agent instruction
+files, chat templates, Langflow flows and Langflow version pins; git's own files (`.git/config` and bare
+repositories in the tree, `.gitmodules`, `.lfsconfig`, links into `.git`). Symbolic links are followed inside
+the repository and reported when they leave it (`walk`); files past the size limit are
 searched in a stream rather than skipped (`reading`); unreadable, binary or malformed files are
 reported (OWS-SCAN-001). A scan never stops on one file.
 """
@@ -29,6 +29,7 @@ from owstack.security.config_scan import (
     envfiles,
     git,
     hooks,
+    jetbrains,
     langflow,
     mcp,
     opencode,
@@ -191,6 +192,7 @@ _CHECKERS: dict[str, Checker] = {
     "aider": codex.check_aider,
     "zed": zed.check,
     "tasks": vscode.check_tasks,
+    "idea-startup": jetbrains.check_startup,
     "settings": vscode.check_settings,
     "workspace": lambda src: vscode.check_settings(src, ("settings",)) + vscode.check_tasks(src, ("tasks",)),
     "devcontainer": devcontainer.check_devcontainer,

@@ -138,6 +138,8 @@ def classify(rel: str) -> tuple[str, bool] | None:
         return ("gitconfig", False) if parent == ".git" else ("gitconfig?", False)
     if name == "settings.json" and parent in MCP_SETTINGS_DIRS:
         return "agent-settings", True
+    if parent == ".idea" and name in ("startup.xml", "workspace.xml"):
+        return "idea-startup", False
     if name in _BY_NAME:
         return _BY_NAME[name]
     if re.search(r"(?:^|/)\.opencode/plugins?/[^/]+\.(?:js|mjs|cjs|ts|mts)$", p):
