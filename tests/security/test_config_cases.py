@@ -112,6 +112,7 @@ CASES = {
     "composer-post-install": ("OWS-PKG-001", "composer.json", "high"),
     "gemini-extension-mcp": ("OWS-MCP-002", ".gemini/extensions/helper/gemini-extension.json", "critical"),
     "jetbrains-startup-task": ("OWS-IDEA-001", ".idea/startup.xml", "critical"),
+    "mise-hook-download": ("OWS-ENV-002", "mise.toml", "high"),
 }
 
 

@@ -138,6 +138,10 @@ def classify(rel: str) -> tuple[str, bool] | None:
         return ("gitconfig", False) if parent == ".git" else ("gitconfig?", False)
     if name == "settings.json" and parent in MCP_SETTINGS_DIRS:
         return "agent-settings", True
+    if name in ("mise.toml", ".mise.toml", "mise.local.toml", ".mise.local.toml") or (
+        name == "config.toml" and parent in ("mise", ".mise")
+    ):
+        return "mise", False
     if parent == ".idea" and name in ("startup.xml", "workspace.xml"):
         return "idea-startup", False
     if name in _BY_NAME:

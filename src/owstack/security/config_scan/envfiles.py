@@ -17,6 +17,8 @@ and every process it starts, unasked:
 Variables that move an agent's home (`CODEX_HOME`, `GEMINI_CLI_HOME`) are OWS-CX-001 (`codex.check_dotenv`).
 Templates (`.env.example`, `.env.sample`, ...) are read by nothing but people and get only that check.
 
+mise's project config (`mise.toml`: `[hooks]`, `[env]`) is judged the same way once trusted.
+
 `.envrc` is a shell script direnv runs in the user's shell on every `cd` into the folder once it has been
 allowed (`direnv allow`, asked again after every change): an explicit step, so its findings stop at high —
 download-and-run lines, `use flake` of a remote flake not pinned to a revision (its shellHook runs), code-loading
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import tomllib
 from pathlib import PurePosixPath
 
 from owstack.security.config_scan import codex
@@ -75,6 +78,36 @@ def check_envrc(src: ScanFile) -> list[Finding]:
             severity, why = judged
             message = f"direnv runs this in your shell on every `cd` once allowed: {why}"
             out.append(finding("OWS-ENV-002", src.rel, number, message, executes=command_line(line), severity=severity))
+    return out
+
+
+def check_mise(src: ScanFile) -> list[Finding]:
+    """mise's project config (`mise.toml`, `.mise.toml`, `.config/mise.toml`, `mise/config.toml`): `[hooks]` run
+    in the user's shell on `cd` and around installs, `[env]` is exported into it, once the file is trusted
+    (`mise trust`): judged as `.envrc` lines are (OWS-ENV-002)."""
+    try:
+        data = tomllib.loads(src.text)
+    except tomllib.TOMLDecodeError as exc:
+        return [finding("OWS-SCAN-001", src.rel, 1, f"skipped: malformed TOML ({exc})")]
+    out: list[Finding] = []
+    hooks = data.get("hooks")
+    for event, value in hooks.items() if isinstance(hooks, dict) else []:
+        for item in value if isinstance(value, list) else [value]:
+            script = item.get("script") if isinstance(item, dict) else item
+            judged = _command(script) if isinstance(script, str) else None
+            if judged is not None:
+                message = f"mise runs the `{event}` hook in your shell once the file is trusted: {judged[1]}"
+                line = src.line("hooks", event)
+                out.append(
+                    finding("OWS-ENV-002", src.rel, line, message, executes=command_line(script), severity=judged[0])
+                )
+    env = data.get("env")
+    for key, value in env.items() if isinstance(env, dict) else []:
+        judged = _judge(src, key, str(value), in_envrc=True) if isinstance(value, str | int) else None
+        if judged is not None:
+            message = f"mise exports `{key}` into your shell once the file is trusted: {judged[1]}"
+            line = src.line("env", key)
+            out.append(finding("OWS-ENV-002", src.rel, line, message, executes=f"{key}={value}", severity=judged[0]))
     return out
 
 
