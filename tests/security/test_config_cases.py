@@ -113,6 +113,7 @@ CASES = {
     "gemini-extension-mcp": ("OWS-MCP-002", ".gemini/extensions/helper/gemini-extension.json", "critical"),
     "jetbrains-startup-task": ("OWS-IDEA-001", ".idea/startup.xml", "critical"),
     "mise-hook-download": ("OWS-ENV-002", "mise.toml", "high"),
+    "cursor-environment-download": ("OWS-DC-002", ".cursor/environment.json", "high"),
 }
 
 

@@ -6,12 +6,12 @@ Windsurf, Amazon Q, Roo, Kiro, Continue, Zed, opencode, Crush, Codex CLI), Codex
 agent hooks (Cursor, Windsurf, Kiro, Gemini CLI, Qwen Code, Codex `notify`, Amazon Q / Kiro CLI agents),
 shell grants (Gemini CLI, Cursor CLI, Crush), aider's config, Zed's language servers and shell, opencode's
 plugins, formatters and providers, VS Code tasks/settings/workspaces, JetBrains startup tasks, dev
-containers, env files (`.env`, direnv's `.envrc`, mise's `[hooks]`/`[env]`), package-manager and
-pre-commit files, agent instruction files, chat templates, Langflow flows and Langflow version pins; git's
-own files (`.git/config` and bare repositories in the tree, `.gitmodules`, `.lfsconfig`, links into
-`.git`). Symbolic links are followed inside the repository and reported when they leave it (`walk`); files
-past the size limit are searched in a stream rather than skipped (`reading`); unreadable, binary or
-malformed files are reported (OWS-SCAN-001). A scan never stops on one file.
+containers and Cursor's background-agent environment, env files (`.env`, direnv's `.envrc`, mise's
+`[hooks]`/`[env]`), package-manager and pre-commit files, agent instruction files, chat templates, Langflow
+flows and Langflow version pins; git's own files (`.git/config` and bare repositories in the tree,
+`.gitmodules`, `.lfsconfig`, links into `.git`). Symbolic links are followed inside the repository and
+reported when they leave it (`walk`); files past the size limit are searched in a stream rather than
+skipped (`reading`); unreadable, binary or malformed files are reported (OWS-SCAN-001). A scan never stops on one file.
 """
 
 from __future__ import annotations
@@ -197,6 +197,7 @@ _CHECKERS: dict[str, Checker] = {
     "settings": vscode.check_settings,
     "workspace": lambda src: vscode.check_settings(src, ("settings",)) + vscode.check_tasks(src, ("tasks",)),
     "devcontainer": devcontainer.check_devcontainer,
+    "cursor-environment": devcontainer.check_cursor_environment,
     "package": packages.check_package_json,
     "npmrc": packages.check_npmrc,
     "wrapper": packages.check_wrapper,

@@ -152,6 +152,8 @@ def classify(rel: str) -> tuple[str, bool] | None:
         return "mcp", True
     if name in ("cli.json", "cli-config.json") and parent == ".cursor":
         return "cursor-cli", True
+    if name == "environment.json" and parent == ".cursor":
+        return "cursor-environment", True
     if name.endswith(".json") and ("/.amazonq/cli-agents/" in "/" + p or "/.kiro/agents/" in "/" + p):
         return "q-agent", True
     if (name == "hooks.json" and parent in (".cursor", ".windsurf")) or name.endswith(".kiro.hook"):

@@ -235,3 +235,31 @@ def _lifecycle(value: Any) -> str:
     if isinstance(value, dict):  # parallel commands: {"name": "cmd" | [argv]}
         return "; ".join(f"{k}: {command_line(v)}" for k, v in value.items())
     return command_line(value)
+
+
+def check_cursor_environment(src: ScanFile) -> list[Finding]:
+    """Cursor's background-agent environment (`.cursor/environment.json`): `install` and `start` run, and each of
+    `terminals` starts, in the remote machine an agent works in, with the repository and its secrets; judged as
+    lifecycle commands of a dev container (info; high for download-and-run)."""
+    data = src.doc.value if src.doc else None
+    if not isinstance(data, dict):
+        return []
+    commands: list[tuple[tuple[str | int, ...], Any]] = [
+        (("install",), data.get("install")),
+        (("start",), data.get("start")),
+    ]
+    terminals = data.get("terminals")
+    for i, terminal in enumerate(terminals if isinstance(terminals, list) else []):
+        if isinstance(terminal, dict):
+            commands.append((("terminals", i, "command"), terminal.get("command")))
+    out: list[Finding] = []
+    for path, command in commands:
+        if isinstance(command, str) and command.strip():
+            severity: Severity = "high" if risk(command).severity == "critical" else "info"
+            message = f"`{'.'.join(map(str, path))}` runs when a Cursor background agent starts on the repository"
+            out.append(
+                finding(
+                    "OWS-DC-002", src.rel, src.line(*path), message, executes=command_line(command), severity=severity
+                )
+            )
+    return out
