@@ -2,14 +2,16 @@
 
 Files are recognised by name wherever they sit in the tree (nested projects included, `classify`):
 Claude Code project settings, MCP client configs (Claude Code, Cursor, VS Code, Gemini CLI, Qwen Code,
-Windsurf, Amazon Q, Roo, Kiro, Continue, Zed, opencode, Crush, Codex CLI), Codex CLI's project config and
-`.env` files that move its home, agent hooks (Cursor, Windsurf, Kiro, Gemini CLI, Qwen Code, Codex
-`notify`), aider's config, Zed's language servers and shell, VS Code
-tasks/settings/workspaces, dev containers, agent instruction files, chat templates, Langflow flows and
-Langflow version pins. Symbolic links are
-followed inside the repository and reported when they leave it (`walk`); files past the size limit are
-searched in a stream rather than skipped (`reading`); unreadable, binary or malformed files are
-reported (OWS-SCAN-001). A scan never stops on one file.
+Windsurf, Amazon Q, Roo, Kiro, Continue, Zed, opencode, Crush, Codex CLI), Codex CLI's project config,
+agent hooks (Cursor, Windsurf, Kiro, Gemini CLI, Qwen Code, Codex `notify`, Amazon Q / Kiro CLI agents),
+shell grants (Gemini CLI, Cursor CLI, Crush), aider's config, Zed's language servers and shell, opencode's
+plugins, formatters and providers, VS Code tasks/settings/workspaces, JetBrains startup tasks, dev
+containers and Cursor's background-agent environment, env files (`.env`, direnv's `.envrc`, mise's
+`[hooks]`/`[env]`), package-manager and pre-commit files, agent instruction files, chat templates, Langflow
+flows and Langflow version pins; git's own files (`.git/config` and bare repositories in the tree,
+`.gitmodules`, `.lfsconfig`, links into `.git`). Symbolic links are followed inside the repository and
+reported when they leave it (`walk`); files past the size limit are searched in a stream rather than
+skipped (`reading`); unreadable, binary or malformed files are reported (OWS-SCAN-001). A scan never stops on one file.
 """
 
 from __future__ import annotations
@@ -24,9 +26,15 @@ from owstack.security.config_scan import (
     claude,
     codex,
     devcontainer,
+    envfiles,
+    git,
     hooks,
+    jetbrains,
     langflow,
     mcp,
+    opencode,
+    packages,
+    permissions,
     reading,
     textfiles,
     vscode,
@@ -60,6 +68,9 @@ def scan_path(path: str | os.PathLike[str], exclude: tuple[str, ...] = ()) -> li
         return sorted(found, key=sort_key)
     out: list[Finding] = []
     for entry in walk(root, exclude):
+        if entry.into_git:
+            out.append(_into_git(entry))
+            continue
         if entry.escape is not None:
             out.append(_escape(entry))
             continue
@@ -83,10 +94,23 @@ def _escape(entry: Entry) -> Finding:
     )
 
 
+def _into_git(entry: Entry) -> Finding:
+    return finding(
+        "OWS-GIT-003",
+        entry.rel,
+        1,
+        f"symbolic link into a .git folder ({entry.escape}): files checked out through it become git's own "
+        "(hooks that run on the next checkout); not followed",
+        executes=entry.escape,
+    )
+
+
 def _scan_file(file: Path, rel: str, kind: str, is_json: bool) -> list[Finding]:
     if kind == "flow?" and not _may_be(file, (b'"nodes"', b'"code"')):
         return []
     if kind == "pins?" and not _may_be(file, (b"langflow",)):
+        return []
+    if kind == "gitconfig?" and not git.is_repository(file.parent):
         return []
     try:
         size = file.stat().st_size
@@ -102,8 +126,8 @@ def _scan_file(file: Path, rel: str, kind: str, is_json: bool) -> list[Finding]:
         try:
             src = ScanFile(rel, file, text, parse(text))
         except JSONCError as exc:
-            if kind == "flow?":
-                return []
+            if kind in ("flow?", "package"):
+                return []  # not a flow; a package.json npm cannot read runs nothing
             return [finding("OWS-SCAN-001", rel, exc.line, f"skipped: malformed JSON ({exc})")]
     found = _CHECKERS[kind.rstrip("?")](src)
     if size > MAX_FILE_BYTES and found:
@@ -120,7 +144,7 @@ def _oversized(file: Path, rel: str, kind: str) -> list[Finding]:
             for f in checker(ScanFile(rel, file, text)):
                 out.append(dataclasses.replace(f, line=f.line + first_line - 1))
         return list({(f.rule, f.line, f.message): f for f in out}.values())
-    return reading.streamed_findings(file, rel, kind)
+    return reading.streamed_findings(file, rel, kind.rstrip("?"))
 
 
 def _may_be(file: Path, markers: tuple[bytes, ...]) -> bool:
@@ -154,17 +178,34 @@ def _claude(src: ScanFile) -> list[Finding]:
 _CHECKERS: dict[str, Checker] = {
     "claude": _claude,
     "mcp": mcp.check,
-    "agent-settings": hooks.check_settings,
+    "opencode": opencode.check_opencode,
+    "crush": opencode.check_crush,
+    "opencode-plugin": opencode.check_plugin,
+    "agent-settings": lambda src: hooks.check_settings(src) + permissions.check_gemini(src),
+    "cursor-cli": permissions.check_cursor_cli,
+    "q-agent": permissions.check_q_agent,
     "hooks": hooks.check,  # a hooks file: every command in it
     "mcp-yaml": codex.check_yaml_mcp,
     "codex": codex.check_codex,
-    "dotenv": codex.check_dotenv,
+    "dotenv": envfiles.check_dotenv,
+    "envrc": envfiles.check_envrc,
+    "mise": envfiles.check_mise,
     "aider": codex.check_aider,
     "zed": zed.check,
     "tasks": vscode.check_tasks,
+    "idea-startup": jetbrains.check_startup,
     "settings": vscode.check_settings,
     "workspace": lambda src: vscode.check_settings(src, ("settings",)) + vscode.check_tasks(src, ("tasks",)),
     "devcontainer": devcontainer.check_devcontainer,
+    "cursor-environment": devcontainer.check_cursor_environment,
+    "package": packages.check_package_json,
+    "npmrc": packages.check_npmrc,
+    "wrapper": packages.check_wrapper,
+    "yarnrc": packages.check_yarnrc,
+    "pre-commit": packages.check_pre_commit,
+    "gitconfig": git.check_config,
+    "gitmodules": git.check_gitmodules,
+    "lfsconfig": git.check_lfsconfig,
     "instructions": textfiles.check_instructions,
     "template": textfiles.check_template_file,
     "pins": langflow.check_langflow_pins,

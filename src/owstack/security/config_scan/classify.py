@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 MAX_FILE_BYTES = 5 * 1024 * 1024  # past this a file is parsed whole up to reading.MAX_PARSE_BYTES, then streamed
 SKIP_DIRS = frozenset(
     {
@@ -27,18 +29,18 @@ MCP_NAMES = frozenset(
         "mcp.json",
         "mcp_config.json",
         "claude_desktop_config.json",
-        "opencode.json",
-        "opencode.jsonc",
-        ".opencode.json",
-        "crush.json",
-        ".crush.json",
+        "gemini-extension.json",  # Gemini CLI extensions (<workspace>/.gemini/extensions/* loaded at start)
+        "qwen-extension.json",
     }
 )
+OPENCODE_NAMES = frozenset({"opencode.json", "opencode.jsonc", ".opencode.json"})
+CRUSH_NAMES = frozenset({"crush.json", ".crush.json"})
 #: `<folder>/settings.json` files that hold MCP servers: Gemini CLI, Qwen Code (a Gemini CLI fork), Zed
 MCP_SETTINGS_DIRS = frozenset({".gemini", ".qwen"})
 INSTRUCTION_NAMES = frozenset(
     {
         "agents.md",
+        "agents.override.md",  # Codex CLI reads it in preference to AGENTS.md
         "agent.md",
         "claude.md",
         "claude.local.md",
@@ -50,6 +52,14 @@ INSTRUCTION_NAMES = frozenset(
         "skill.md",
         "conventions.md",
         ".github/copilot-instructions.md",
+        "qwen.md",  # Qwen Code
+        "crush.md",  # Crush
+        "warp.md",  # Warp
+        "amazonq.md",  # Amazon Q Developer CLI
+        ".rules",  # Zed
+        ".goosehints",  # Goose
+        ".augment-guidelines",  # Augment
+        ".roomodes",  # Roo Code custom modes (role definitions and instructions)
     }
 )
 INSTRUCTION_DIRS = (
@@ -59,16 +69,63 @@ INSTRUCTION_DIRS = (
     ".clinerules",
     ".roo/rules",
     ".kiro/steering",
+    ".kiro/specs",
     ".continue/rules",
     ".windsurf/rules",
     ".github/instructions",
     ".github/prompts",
+    ".github/chatmodes",
+    ".github/agents",
     ".junie",
+    ".amazonq/rules",
+    ".kilocode/rules",
+    ".kilocode/workflows",
+    ".windsurf/workflows",
+    ".augment/rules",
+    ".trae/rules",
+    ".cursor/commands",
+    ".claude/skills",
+    ".claude/output-styles",
+    ".opencode/command",
+    ".opencode/commands",
+    ".opencode/agent",
+    ".opencode/agents",
+    ".gemini/commands",
+    ".qwen/commands",
+    ".openhands/microagents",
+    ".continue/prompts",
+)
+_CODE_SUFFIXES = (".py", ".js", ".cjs", ".mjs", ".ts", ".sh", ".ps1", ".rb", ".go", ".rs", ".java", ".lua")
+#: per-mode rule folders and files (`.roo/rules-code/`, `.kilocode/rules-architect/`, `.roorules-code`)
+_MODE_RULES = re.compile(
+    r"(?:^|/)\.(?:roo|kilocode)/rules-[\w-]+/|(?:^|/)\.(?:roorules|clinerules|kilocoderules)-[\w-]+$"
 )
 PIN_NAMES = frozenset(
     {"pyproject.toml", "pipfile", "pipfile.lock", "setup.cfg", "setup.py", "uv.lock", "poetry.lock", "environment.yml"}
 )
 TEMPLATE_NAMES = frozenset({"tokenizer_config.json", "chat_template.json", "chat_template.jinja"})
+
+
+#: files recognised by their name alone: name -> (kind, is_json)
+_BY_NAME: dict[str, tuple[str, bool]] = {
+    **{n: ("opencode", True) for n in OPENCODE_NAMES},
+    **{n: ("crush", True) for n in CRUSH_NAMES},
+    ".gitmodules": ("gitmodules", False),
+    ".lfsconfig": ("lfsconfig", False),
+    ".envrc": ("envrc", False),
+    "package.json": ("package", True),
+    "composer.json": ("package", True),
+    "gradle-wrapper.properties": ("wrapper", False),
+    "maven-wrapper.properties": ("wrapper", False),
+    ".npmrc": ("npmrc", False),
+    ".yarnrc.yml": ("yarnrc", False),
+    ".yarnrc.yaml": ("yarnrc", False),
+    ".yarnrc": ("yarnrc", False),
+    ".pre-commit-config.yaml": ("pre-commit", False),
+    ".pre-commit-config.yml": ("pre-commit", False),
+    ".aider.conf.yml": ("aider", False),
+    ".aider.conf.yaml": ("aider", False),
+}
 
 
 def classify(rel: str) -> tuple[str, bool] | None:
@@ -77,10 +134,28 @@ def classify(rel: str) -> tuple[str, bool] | None:
     name, parent = p.rsplit("/", 1)[-1], p.rsplit("/", 2)[-2] if "/" in p else ""
     if parent == ".claude" and name in ("settings.json", "settings.local.json"):
         return "claude", True
+    if name == "config":  # .git/config, or a bare repository committed in the tree if HEAD and objects/ sit beside it
+        return ("gitconfig", False) if parent == ".git" else ("gitconfig?", False)
     if name == "settings.json" and parent in MCP_SETTINGS_DIRS:
         return "agent-settings", True
+    if name in ("mise.toml", ".mise.toml", "mise.local.toml", ".mise.local.toml") or (
+        name == "config.toml" and parent in ("mise", ".mise")
+    ):
+        return "mise", False
+    if parent == ".idea" and name in ("startup.xml", "workspace.xml"):
+        return "idea-startup", False
+    if name in _BY_NAME:
+        return _BY_NAME[name]
+    if re.search(r"(?:^|/)\.opencode/plugins?/[^/]+\.(?:js|mjs|cjs|ts|mts)$", p):
+        return "opencode-plugin", False
     if name in MCP_NAMES:
         return "mcp", True
+    if name in ("cli.json", "cli-config.json") and parent == ".cursor":
+        return "cursor-cli", True
+    if name == "environment.json" and parent == ".cursor":
+        return "cursor-environment", True
+    if name.endswith(".json") and ("/.amazonq/cli-agents/" in "/" + p or "/.kiro/agents/" in "/" + p):
+        return "q-agent", True
     if (name == "hooks.json" and parent in (".cursor", ".windsurf")) or name.endswith(".kiro.hook"):
         return "hooks", True
     if name == "settings.json" and parent == ".zed":
@@ -94,8 +169,6 @@ def classify(rel: str) -> tuple[str, bool] | None:
         return "codex", False
     if name == ".env" or name.startswith(".env."):
         return "dotenv", False
-    if name in (".aider.conf.yml", ".aider.conf.yaml"):
-        return "aider", False
     if p.endswith(".vscode/tasks.json"):
         return "tasks", True
     if p.endswith(".vscode/settings.json"):
@@ -104,12 +177,20 @@ def classify(rel: str) -> tuple[str, bool] | None:
         return "workspace", True
     if name in (".devcontainer.json", "devcontainer.json") and (name.startswith(".") or "/.devcontainer" in "/" + p):
         return "devcontainer", True
-    if (
-        name in INSTRUCTION_NAMES
-        or name.endswith((".instructions.md", ".prompt.md", ".mdc"))
-        or any(("/" + p).startswith("/" + d + "/") or f"/{d}/" in "/" + p for d in INSTRUCTION_DIRS)
-    ):
+    if _is_instructions(p, name):
         return "instructions", False
+    return _model_or_pins(name)
+
+
+def _is_instructions(p: str, name: str) -> bool:
+    if name in INSTRUCTION_NAMES or name.endswith((".instructions.md", ".prompt.md", ".mdc")):
+        return True
+    in_folder = any(("/" + p).startswith("/" + d + "/") or f"/{d}/" in "/" + p for d in INSTRUCTION_DIRS)
+    return (in_folder or bool(_MODE_RULES.search(p))) and not name.endswith(_CODE_SUFFIXES)  # skill scripts: code
+
+
+def _model_or_pins(name: str) -> tuple[str, bool] | None:
+    """Chat templates, Langflow pins and files that may be flows or manifests naming a Langflow image."""
     if name in TEMPLATE_NAMES:
         return "template", name.endswith(".json")
     if (

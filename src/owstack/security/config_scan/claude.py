@@ -186,11 +186,18 @@ def _permissions(src: ScanFile, permissions: Any) -> list[Finding]:
     return out
 
 
+def runs_anything(command: str) -> bool:
+    """An allowed command pattern that lets the agent run a shell or interpreter with any arguments (`*`,
+    `sh:*`, `python3 -c`, `curl`); other agents' allow lists use the same test."""
+    text = command.strip()
+    return text in ("*", "*:*", ":*", "**", "") or bool(_CODE_RUNNERS.match(text))
+
+
 def _allow_problem(rule: str) -> tuple[Severity, str] | None:
     """(severity, reason) for an allow rule that is too broad, else None."""
     compact = rule.replace(" ", "").lower()
     m = re.match(r"^bash\((.*)\)$", rule.strip(), re.I | re.S)
-    if m and (m.group(1).strip() in ("*", "*:*", ":*", "**", "") or _CODE_RUNNERS.match(m.group(1).strip())):
+    if m and runs_anything(m.group(1)):
         return "high", "the agent may run a shell or interpreter with any arguments"
     if compact in ("bash", "*"):
         return "high", "the agent may run any command"

@@ -29,7 +29,7 @@ from owstack.security.data_files import load
 from owstack.security.findings import Severity
 
 _INTERPRETER = r"(?:(?:ba|z|da|k|fi)?sh|python[\d.]*|node|perl|ruby|php|pwsh|powershell)\b"
-_DOWNLOAD_EXEC = re.compile(
+DOWNLOAD_EXEC = re.compile(
     r"(?:curl|wget|iwr|invoke-webrequest|irm|invoke-restmethod|fetch)\b[^|;&]{0,300}\|\s*"
     r"(?:sudo\s+)?(?:\w+/)*" + _INTERPRETER + r"|\|\s*iex\b|base64\s+(?:-d|--decode)[^|]*\|\s*\w*sh\b"
     r"|\b(?:iex|invoke-expression)\b|\beval\s+\"?\$\("
@@ -243,7 +243,7 @@ def risk(command: Any, args: Any = None) -> Risk:
     """The severity of running this command from a config (see the module docstring)."""
     words = argv(command, args)
     joined = " ".join(words)
-    if _DOWNLOAD_EXEC.search(joined):
+    if DOWNLOAD_EXEC.search(joined):
         return Risk("critical", "downloads and runs code")
     if _HEREDOC.search(joined):
         return Risk("critical", "runs code written into a here-document")

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from owstack.security.data_files import load
+from owstack.security.egress.addresses import address_problem, name_problem
+from owstack.security.egress.urls import URLRejected, parse
 from owstack.security.findings import Severity
 from owstack.security.guard.types import redact
 from owstack.security.jsonc import Document
@@ -99,6 +101,24 @@ def env_risk(key: str, value: Any) -> EnvRisk | None:
     if upper in {k.upper() for k in data["exec"]} or (hot and upper in {k.upper() for k in data["exec_if_value"]}):
         return EnvRisk("exec", "critical" if hot else "high", f"`{key}` changes what every command loads or runs")
     return None
+
+
+def destination(url: str) -> str:
+    """Where a URL-valued setting sends traffic: `local` (this machine), `provider` (a model API host listed in
+    `env_vars.yaml` `model_hosts`), or `elsewhere`."""
+    try:
+        target = parse(url.strip().strip("'\""))
+    except URLRejected:
+        return "elsewhere"
+    problem = address_problem(target.ip) if target.ip is not None else (name_problem(target.host) or (0, None))[1]
+    if problem is not None and ("loopback" in problem or "localhost" in problem):
+        return "local"
+    host = (target.host or "").lower().rstrip(".")
+    for known in env_data().get("model_hosts", []):
+        known = str(known).lower()
+        if host == known or (known.startswith("*.") and host.endswith(known[1:])):
+            return "provider"
+    return "elsewhere"
 
 
 def mask(value: str) -> str:

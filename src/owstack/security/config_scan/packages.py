@@ -1,0 +1,216 @@
+"""Package-manager and pre-commit files that agents set off with an ordinary command (`npm install`,
+`yarn`, `git commit`), judged by what they fetch and run rather than by whether they run:
+
+    package.json          lifecycle scripts run by `npm install`/`yarn`/`pnpm install` in the checkout
+                          (preinstall, install, postinstall, prepare, ...): high when they download and run
+                          code or run an encoded payload; a local build step (`node scripts/build.js`,
+                          `husky`) is what packages do and is not reported
+    .npmrc                `script-shell`, `node-options` with `--require`, `git`, `onload-script`: a program
+                          every npm script or git dependency goes through (high)
+    .yarnrc.yml, .yarnrc  `yarnPath`/`yarn-path` other than a release under `.yarn/releases/`: the file every
+                          `yarn` command runs instead of yarn (high); plugins from outside `.yarn/plugins/`
+    .pre-commit-config.yaml  `repo: local` hooks whose entry downloads and runs code (high, once
+                          `pre-commit install` was run: every commit runs them); remote hooks at a branch
+                          rather than a tag or commit (low)
+
+Registries set in these files are not reported: private registries are common and change what is fetched,
+not what runs on open.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+from owstack.security.config_scan.commands import risk
+from owstack.security.config_scan.common import ScanFile, command_line
+from owstack.security.findings import Finding, Severity, finding
+
+#: scripts the package manager runs by itself on `install` in the project (npm docs, "Life Cycle Operation
+#: Order"; yarn and pnpm run the same project scripts)
+_LIFECYCLE = (
+    "preinstall",
+    "install",
+    "postinstall",
+    "preprepare",
+    "prepare",
+    "postprepare",
+    "prepublish",
+    "dependencies",
+)
+_FETCH = re.compile(r"\b(?:curl|wget|iwr|irm|invoke-webrequest|invoke-restmethod|certutil|bitsadmin)\b|https?://", re.I)
+#: an encoded payload evaluated in place (`eval(atob(...))`, `Function(Buffer.from(..., 'base64'))`)
+_ENCODED_EVAL = re.compile(
+    r"\b(?:eval|Function|exec|execSync|spawnSync)\s*\([^)]{0,200}(?:atob|base64|fromCharCode|\\x[0-9a-f]{2})", re.I
+)
+_RUNS = re.compile(r"child_process|\b(?:exec|execSync|spawn|spawnSync|eval|system|popen)\b|Function\(|\.pipe\(", re.I)
+_NPMRC_EXEC = {"script-shell", "git", "onload-script", "shell"}
+_HOT_OPTIONS = re.compile(r"(?:^|\s)(?:--require|-r|--import|--loader|--experimental-loader)\b")
+_YARN_RELEASE = re.compile(r"^(?:\./)?\.yarn/releases/yarn-[\w.+-]+\.c?js$")
+_YARN_PLUGIN = re.compile(r"^(?:\./)?\.yarn/plugins/")
+_MUTABLE_REV = re.compile(r"^(?:main|master|head|trunk|develop|dev|latest|stable|default|[a-z-]*branch)$", re.I)
+
+
+def check_package_json(src: ScanFile) -> list[Finding]:
+    """`package.json` (npm, yarn, pnpm) or `composer.json` (Composer): the scripts `install` runs."""
+    data = src.doc.value if src.doc is not None else None
+    scripts = data.get("scripts") if isinstance(data, dict) else None
+    if not isinstance(scripts, dict):
+        return []
+    composer = src.rel.lower().endswith("composer.json")
+    out: list[Finding] = []
+    for name in _COMPOSER_EVENTS if composer else _LIFECYCLE:
+        value = scripts.get(name)
+        for i, script in enumerate(value if isinstance(value, list) else [value]):
+            if not isinstance(script, str) or not script.strip() or script.lstrip().startswith("@"):
+                continue  # Composer's `@other-script` and `@php` references
+            why = _fetches_and_runs(script)
+            if why is not None:
+                tool = "composer install" if composer else "npm install"
+                message = f"the `{name}` script runs on `{tool}` in the checkout: {why}"
+                line = src.line("scripts", name, i) if isinstance(value, list) else src.line("scripts", name)
+                out.append(finding("OWS-PKG-001", src.rel, line, message, executes=command_line(script)))
+    return out
+
+
+#: Composer events run by `composer install`/`update` in the project (Composer docs, "Scripts": command events)
+_COMPOSER_EVENTS = (
+    "pre-install-cmd",
+    "post-install-cmd",
+    "pre-update-cmd",
+    "post-update-cmd",
+    "pre-autoload-dump",
+    "post-autoload-dump",
+    "post-root-package-install",
+    "post-create-project-cmd",
+)
+#: where the Gradle and Maven wrappers fetch the distribution they then run (gradlew, mvnw; IDEs importing the
+#: project use the wrapper too)
+_WRAPPER_HOSTS = re.compile(
+    r"^https://(?:services\.gradle\.org/|downloads\.gradle(?:-dn)?\.org/|repo\.maven\.apache\.org/|repo1\.maven\.org/)"
+)
+
+
+def check_wrapper(src: ScanFile) -> list[Finding]:
+    """`gradle/wrapper/gradle-wrapper.properties`, `.mvn/wrapper/maven-wrapper.properties`: a distribution
+    fetched from another host (a mirror: medium; over plain http: high)."""
+    out: list[Finding] = []
+    for number, raw in enumerate(src.text.splitlines(), start=1):
+        m = re.match(r"^\s*(distributionUrl|wrapperUrl)\s*[=:]\s*(\S+)", raw)
+        if m is None:
+            continue
+        url = m.group(2).replace("\\:", ":")
+        if _WRAPPER_HOSTS.match(url):
+            continue
+        severity: Severity = "high" if url.lower().startswith("http:") else "medium"
+        message = f"`{m.group(1)}` fetches the build tool every `./gradlew`/`./mvnw` runs from {url}"
+        out.append(finding("OWS-PKG-002", src.rel, number, message, executes=url, severity=severity))
+    return out
+
+
+def _fetches_and_runs(script: str) -> str | None:
+    """Why a lifecycle script is more than a local build step, or None."""
+    if _ENCODED_EVAL.search(script):
+        return "it evaluates an encoded payload"
+    danger = risk(script)
+    if danger.severity != "critical":
+        return None
+    if danger.why.startswith(("downloads", "installs")) or "fetches" in danger.why:
+        return danger.why
+    if _FETCH.search(script) and _RUNS.search(script):  # inline code that fetches and runs
+        return f"{danger.why}, fetching from the network"
+    return None
+
+
+def check_npmrc(src: ScanFile) -> list[Finding]:
+    out: list[Finding] = []
+    for number, raw in enumerate(src.text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")) or "=" not in line:
+            continue
+        key, _, value = (p.strip() for p in line.partition("="))
+        value = value.strip("'\"")
+        key = key.lower()
+        if key in _NPMRC_EXEC and value:
+            message = f"`{key}` makes npm run {value!r} for every script or git dependency"
+            out.append(finding("OWS-PKG-002", src.rel, number, message, executes=command_line(value)))
+        elif key == "node-options" and _HOT_OPTIONS.search(value):
+            message = "`node-options` loads a module into every npm script's Node process"
+            out.append(finding("OWS-PKG-002", src.rel, number, message, executes=value))
+    return out
+
+
+def check_yarnrc(src: ScanFile) -> list[Finding]:
+    """`.yarnrc.yml` (Yarn 2+) or `.yarnrc` (Yarn 1, `yarn-path "..."`)."""
+    if src.rel.lower().endswith((".yml", ".yaml")):
+        try:
+            data: Any = yaml.safe_load(src.text)
+        except yaml.YAMLError as exc:
+            return [finding("OWS-SCAN-001", src.rel, 1, f"skipped: malformed YAML ({exc})")]
+    else:
+        data = {}
+        for raw in src.text.splitlines():
+            m = re.match(r"^\s*(yarn-path|yarnPath)\s+[\"']?([^\"'\s]+)", raw)
+            if m:
+                data["yarnPath"] = m.group(2)
+    if not isinstance(data, dict):
+        return []
+    out: list[Finding] = []
+    path = data.get("yarnPath")
+    if isinstance(path, str) and path.strip() and not _YARN_RELEASE.match(path.strip()):
+        message = f"every `yarn` command runs {path!r} instead of a yarn release"
+        line = src.line("yarnPath") if "yarnPath" in src.text else src.line("yarn-path")
+        out.append(finding("OWS-PKG-002", src.rel, line, message, executes=path))
+    for i, plugin in enumerate(data.get("plugins") or []):
+        where = plugin.get("path") if isinstance(plugin, dict) else plugin
+        if isinstance(where, str) and not _YARN_PLUGIN.match(where.strip()):
+            message = f"yarn loads the plugin {where!r} from outside .yarn/plugins on every command"
+            line = src.line("plugins") + i
+            out.append(finding("OWS-PKG-002", src.rel, line, message, executes=where, severity="medium"))
+    return out
+
+
+def check_pre_commit(src: ScanFile) -> list[Finding]:
+    try:
+        data: Any = yaml.safe_load(src.text)
+    except yaml.YAMLError as exc:
+        return [finding("OWS-SCAN-001", src.rel, 1, f"skipped: malformed YAML ({exc})")]
+    repos = data.get("repos") if isinstance(data, dict) else None
+    out: list[Finding] = []
+    for repo in repos if isinstance(repos, list) else []:
+        if not isinstance(repo, dict):
+            continue
+        url, rev = str(repo.get("repo", "")), str(repo.get("rev", ""))
+        if url == "local":
+            for hook in repo.get("hooks") or []:
+                if isinstance(hook, dict) and isinstance(hook.get("entry"), str):
+                    out += _local_hook(src, hook)
+        elif url != "meta" and _MUTABLE_REV.match(rev):
+            line = _line_of(src, f"rev: {rev}", url)
+            message = f"hooks from {url} at the branch {rev!r}: whatever that branch holds runs at the next commit"
+            out.append(finding("OWS-PKG-003", src.rel, line, message, executes=f"{url}@{rev}", severity="low"))
+    return out
+
+
+def _local_hook(src: ScanFile, hook: dict[str, Any]) -> list[Finding]:
+    given = hook.get("args")
+    args: list[Any] = given if isinstance(given, list) else []
+    line_text = " ".join([hook["entry"], *map(str, args)])
+    danger = risk(line_text)
+    if danger.severity != "critical" or not _FETCH.search(line_text):
+        return []
+    severity: Severity = "high"
+    name = str(hook.get("id", "?"))
+    message = f"the local hook {name!r} runs at every commit once `pre-commit install` was run: {danger.why}"
+    line = _line_of(src, str(hook.get("id", "")), "entry")
+    return [finding("OWS-PKG-003", src.rel, line, message, executes=command_line(line_text), severity=severity)]
+
+
+def _line_of(src: ScanFile, *needles: str) -> int:
+    for needle in needles:
+        at = src.text.find(needle) if needle else -1
+        if at >= 0:
+            return src.text.count("\n", 0, at) + 1
+    return 1
