@@ -27,6 +27,7 @@ class Server:
     hits: list[tuple[str, str]] = field(default_factory=list)  # (path, Host header)
     sni: list[str | None] = field(default_factory=list)
     accept_encoding: list[str] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)  # every request's headers, names lower-cased
     scheme: str = "http"
 
     @property
@@ -53,6 +54,7 @@ def _handler(server: Server) -> type[http.server.BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             server.hits.append((self.path, self.headers.get("Host", "")))
+            server.headers.append({k.lower(): v for k, v in self.headers.items()})
             parts = urlsplit(self.path)
             query = parse_qs(parts.query)
             if parts.path == "/redirect":

@@ -159,6 +159,36 @@ def test_redirect_hops_are_checked(servers: dict[str, Server]) -> None:
     assert secret.hits == [("/ok", f"127.0.0.1:{secret.port}")]
 
 
+CREDENTIALS = {
+    "Authorization": "Bearer s1",
+    "Proxy-Authorization": "Basic s2",
+    "X-Api-Key": "s3",
+    "Api-Key": "s4",
+    "X-Auth-Token": "s5",
+    "Private-Token": "s6",
+}
+
+
+def test_credential_headers_do_not_follow_a_redirect_to_another_origin(servers: dict[str, Server]) -> None:
+    public, secret = servers["public"], servers["secret"]
+    headers = {**CREDENTIALS, "X-Trace": "t1", "Accept": "text/plain"}
+
+    async def go() -> None:
+        async with safe_client(LOOPBACK) as client:
+            await client.get(f"{public.url}/redirect?to=/same", headers=headers)  # same origin: all kept
+            await client.get(f"{public.url}/redirect?to={secret.url}/other", headers=headers)  # another port
+
+    asyncio.run(go())
+    with safe_sync_client(LOOPBACK) as client:
+        client.get(f"{public.url}/redirect?to={secret.url}/other-sync", headers=headers)
+    same = public.headers[1]
+    assert {k.lower(): v for k, v in CREDENTIALS.items()}.items() <= same.items()
+    assert [p for p, _ in secret.hits] == ["/other", "/other-sync"]
+    for seen in secret.headers:
+        assert seen["x-trace"] == "t1" and seen["accept"] == "text/plain"
+        assert not {k.lower() for k in CREDENTIALS} & set(seen), seen
+
+
 def test_redirect_to_loopback_blocked_under_default_policy(servers: dict[str, Server]) -> None:
     public, secret = servers["public"], servers["secret"]
     backend = LoopbackOnlyBackend(public)

@@ -7,8 +7,7 @@ The pool stays keyed by host name, so the Host header, SNI and certificate check
 Responses are capped in size (`max_bytes`, on the bytes received *and* on the decoded body, which the
 transport decodes itself with a ratio cap: `decoding`) and total time (`timeout_s`).
 
-Use `safe_client(policy)` to get an `httpx.AsyncClient` wired with the transport, redirects limited to
-`policy.max_redirects`, and no proxies from the environment.
+`clients.safe_client(policy)` wires the transport into an `httpx.AsyncClient`.
 """
 
 from __future__ import annotations
@@ -353,35 +352,3 @@ class SafeSyncTransport(httpx.BaseTransport):
 
     def close(self) -> None:
         self._pool.close()
-
-
-def safe_client(
-    policy: EgressPolicy | None = None, resolver: Resolver | None = None, **kwargs: Any
-) -> httpx.AsyncClient:
-    """An `httpx.AsyncClient` whose every request and redirect hop goes through `SafeTransport`.
-
-    Redirects are followed up to `policy.max_redirects`; proxies from the environment are ignored
-    (a proxy would make the checked address meaningless). Extra keyword arguments go to the transport.
-    """
-    policy = policy or EgressPolicy()
-    return httpx.AsyncClient(
-        transport=SafeTransport(policy, resolver, **kwargs),
-        follow_redirects=True,
-        max_redirects=policy.max_redirects,
-        timeout=policy.timeout_s,
-        trust_env=False,
-    )
-
-
-def safe_sync_client(
-    policy: EgressPolicy | None = None, resolver: Resolver | None = None, **kwargs: Any
-) -> httpx.Client:
-    """The synchronous twin of `safe_client`."""
-    policy = policy or EgressPolicy()
-    return httpx.Client(
-        transport=SafeSyncTransport(policy, resolver, **kwargs),
-        follow_redirects=True,
-        max_redirects=policy.max_redirects,
-        timeout=policy.timeout_s,
-        trust_env=False,
-    )
