@@ -80,6 +80,16 @@ def _handler(server: Server) -> type[http.server.BaseHTTPRequestHandler]:
                     elif layer == "deflate":
                         body = zlib.compress(body, 9)
                 self._send(200, body, {"Content-Encoding": coding.replace(",", ", ")})
+            elif parts.path == "/slow-headers":  # status line and headers one byte per 0.1 s, then no body
+                head = b"HTTP/1.1 204 No Content\r\nX-Pad: " + b"p" * int(query["n"][0]) + b"\r\n\r\n"
+                self.close_connection = True
+                try:
+                    for i in range(len(head)):
+                        self.wfile.write(head[i : i + 1])
+                        self.wfile.flush()
+                        time.sleep(0.1)
+                except OSError:
+                    pass
             elif parts.path == "/slow":
                 self.send_response(200)
                 self.send_header("Transfer-Encoding", "chunked")

@@ -232,6 +232,19 @@ def test_response_time_is_capped(servers: dict[str, Server]) -> None:
     assert asyncio.run(go()) < 3.0
 
 
+def test_sync_time_cap_covers_trickled_headers_and_body(servers: dict[str, Server]) -> None:
+    """Blocking reads each had their own timeout and the deadline was checked between body chunks only:
+    headers sent one byte per 0.1 s, then no body, were answered as a 204 after 5 s for timeout_s 0.5.
+    Now every read waits only until the deadline."""
+    policy = EgressPolicy(allow_networks=LOOPBACK.allow_networks, timeout_s=0.5)
+    with safe_sync_client(policy) as client:
+        with pytest.raises(EgressLimitExceeded, match="timeout_s"):
+            client.get(servers["public"].url + "/slow-headers?n=20")
+        with pytest.raises(EgressLimitExceeded, match="timeout_s"):
+            client.get(servers["public"].url + "/slow?n=50")
+        assert client.get(servers["public"].url + "/").text == "PUBLIC"  # a fresh deadline per request
+
+
 def test_sync_client_blocks_and_fetches(servers: dict[str, Server]) -> None:
     with safe_sync_client() as client, pytest.raises(EgressBlocked):
         client.get(servers["secret"].url + "/")

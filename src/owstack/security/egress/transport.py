@@ -24,6 +24,7 @@ import httpx
 
 from owstack.security.egress import decoding
 from owstack.security.egress.check import check_url, check_url_sync
+from owstack.security.egress.deadline import DeadlineExpired, DeadlineStream, clamp, running
 from owstack.security.egress.policy import EgressBlocked, EgressLimitExceeded, EgressPolicy
 from owstack.security.egress.resolve import Resolver
 
@@ -87,7 +88,8 @@ class PinnedSyncBackend(httpcore.NetworkBackend):
         error: Exception | None = None
         for address in _pinned(host, port):
             try:
-                return self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+                stream = self._inner.connect_tcp(address, port, clamp(timeout), local_address, socket_options)
+                return DeadlineStream(stream)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 error = exc
         assert error is not None
@@ -277,8 +279,13 @@ class _CappedSyncStream(httpx.SyncByteStream):
 
     def __iter__(self) -> Iterator[bytes]:
         total = 0
+        chunks = iter(self._inner)
         try:
-            for chunk in self._inner:
+            while True:
+                with running(self._deadline):
+                    chunk = next(chunks, None)
+                if chunk is None:
+                    break
                 total += len(chunk)
                 if total > self._policy.max_bytes:
                     raise EgressLimitExceeded(
@@ -292,6 +299,10 @@ class _CappedSyncStream(httpx.SyncByteStream):
                 yield chunk if self._decoder is None else _decoded(self._decoder, chunk, self._request)
             if self._decoder is not None and (tail := _decoded(self._decoder, None, self._request)):
                 yield tail
+        except DeadlineExpired:
+            raise EgressLimitExceeded(
+                f"egress: response took longer than timeout_s {self._policy.timeout_s}", request=self._request
+            ) from None
         except (httpcore.TimeoutException, httpcore.NetworkError) as exc:
             raise _map_error(exc, self._request) from None
 
@@ -300,8 +311,8 @@ class _CappedSyncStream(httpx.SyncByteStream):
 
 
 class SafeSyncTransport(httpx.BaseTransport):
-    """The synchronous twin of `SafeTransport`. The time cap is checked between chunks, so a fetch can
-    overrun `timeout_s` by at most one read timeout (itself capped at `timeout_s`)."""
+    """The synchronous twin of `SafeTransport`. Its connections' sockets wait at most until the request's
+    deadline (`deadline.DeadlineStream`), so `timeout_s` bounds the headers and the body in total."""
 
     def __init__(
         self,
@@ -327,7 +338,12 @@ class SafeSyncTransport(httpx.BaseTransport):
         deadline = time.monotonic() + self.policy.timeout_s
         token = _PINS.set({_pin_key(request): decision.addresses})
         try:
-            response = self._pool.handle_request(_core_request(request, self.policy.timeout_s))
+            with running(deadline):
+                response = self._pool.handle_request(_core_request(request, self.policy.timeout_s))
+        except DeadlineExpired:
+            raise EgressLimitExceeded(
+                f"egress: no response within timeout_s {self.policy.timeout_s}", request=request
+            ) from None
         except (
             httpcore.TimeoutException,
             httpcore.NetworkError,
