@@ -6,6 +6,7 @@ import asyncio
 import datetime
 import ipaddress
 import ssl
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -243,6 +244,33 @@ def test_sync_time_cap_covers_trickled_headers_and_body(servers: dict[str, Serve
         with pytest.raises(EgressLimitExceeded, match="timeout_s"):
             client.get(servers["public"].url + "/slow?n=50")
         assert client.get(servers["public"].url + "/").text == "PUBLIC"  # a fresh deadline per request
+
+
+class SlowResolver:
+    """A name server that takes 0.4 s to answer (an attacker's own DNS can hold each look-up)."""
+
+    async def resolve(self, host: str) -> list[str]:
+        await asyncio.sleep(0.4)
+        return ["127.0.0.1"]
+
+    def resolve_sync(self, host: str) -> list[str]:
+        time.sleep(0.4)
+        return ["127.0.0.1"]
+
+
+def test_time_cap_counts_the_dns_look_up(servers: dict[str, Server]) -> None:
+    """0.4 s of DNS, then a body that trickles for 0.4 s: over timeout_s 0.6 in total (each half was under)."""
+    policy = EgressPolicy(allow_networks=LOOPBACK.allow_networks, timeout_s=0.6)
+    url = f"http://slow-dns.example:{servers['public'].port}/slow?n=4"
+
+    async def go() -> None:
+        async with safe_client(policy, SlowResolver()) as client:
+            with pytest.raises(EgressLimitExceeded, match="timeout_s"):
+                await client.get(url)
+
+    asyncio.run(go())
+    with safe_sync_client(policy, SlowResolver()) as client, pytest.raises(EgressLimitExceeded, match="timeout_s"):
+        client.get(url)
 
 
 def test_sync_client_blocks_and_fetches(servers: dict[str, Server]) -> None:

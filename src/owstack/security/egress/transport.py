@@ -5,7 +5,8 @@ the connection pool's network backend then connects only to the checked addresse
 answer that changes between the check and the connect (rebinding) cannot redirect the connection.
 The pool stays keyed by host name, so the Host header, SNI and certificate checks use the name.
 Responses are capped in size (`max_bytes`, on the bytes received *and* on the decoded body, which the
-transport decodes itself with a ratio cap: `decoding`) and total time (`timeout_s`).
+transport decodes itself with a ratio cap: `decoding`) and total time (`timeout_s`, from before the DNS
+look-up to the last byte of the body).
 
 `clients.safe_client(policy)` wires the transport into an `httpx.AsyncClient`.
 """
@@ -230,13 +231,13 @@ class SafeTransport(httpx.AsyncBaseTransport):
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        deadline = time.monotonic() + self.policy.timeout_s  # the look-up counts against the total
         decision = await check_url(str(request.url), self.policy, self.resolver)
         if not decision.allowed:
             raise EgressBlocked(decision, request=request)
-        deadline = time.monotonic() + self.policy.timeout_s
         token = _PINS.set({_pin_key(request): decision.addresses})
         try:
-            with anyio.fail_after(self.policy.timeout_s):
+            with anyio.fail_after(max(0.0, deadline - time.monotonic())):
                 response = await self._pool.handle_async_request(_core_request(request, self.policy.timeout_s))
         except TimeoutError:
             raise EgressLimitExceeded(
@@ -332,10 +333,10 @@ class SafeSyncTransport(httpx.BaseTransport):
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        deadline = time.monotonic() + self.policy.timeout_s
         decision = check_url_sync(str(request.url), self.policy, self.resolver)
         if not decision.allowed:
             raise EgressBlocked(decision, request=request)
-        deadline = time.monotonic() + self.policy.timeout_s
         token = _PINS.set({_pin_key(request): decision.addresses})
         try:
             with running(deadline):
