@@ -27,6 +27,10 @@ characters. Three ways a token reaches a template without being spelt out in one
   rewritten decoded when that is what carries a token;
 - text parts are concatenated by templates that loop over them (Qwen-VL, Gemma 3; some `trim` each
   part), so a token split over two parts (`"<|im_"`, `"start|>"`) gets U+200B at the seam.
+
+A request's own `chat_template` (vLLM takes one per request when started with
+`--trust-request-chat-template`) is refused unless `params` is trusted: a template writes any token it
+likes (`{{ '<|im_' ~ 'start|>' }}`), so no neutralisation of its text can make it safe.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import json
 from collections import Counter
 from typing import Any
 
+from owstack.errors import InvalidRequest
 from owstack.security.guard.token_sets import ZWSP, TokenSet
 from owstack.types import ChatRequest
 
@@ -114,6 +119,13 @@ def neutralize_request(request: ChatRequest, tokens: TokenSet, keep: frozenset[s
                 params[name], n = _walk(params[name], tokens, keys=True)
                 counts["tools"] += n
     if "params" not in keep:
+        if "chat_template" in params:
+            raise InvalidRequest(
+                "a request's own chat_template is refused: it could write any control token "
+                "(trust it with security.guard.keep_control_tokens: [params])",
+                param="chat_template",
+                code="chat_template_refused",
+            )
         for name in _PROMPT_PARAMS:
             if name in params:
                 params[name], n = _walk(params[name], tokens, keys=False)
