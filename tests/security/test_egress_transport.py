@@ -129,6 +129,27 @@ def test_dns_rebinding_stays_pinned_to_the_checked_address(servers: dict[str, Se
     assert resolver.calls == 2
 
 
+def test_proxy_variables_cannot_route_around_the_check(
+    servers: dict[str, Server], server_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP(S)_PROXY/ALL_PROXY pointing at a proxy (here a recording server), NO_PROXY emptied: the request
+    is still checked against its real destination and blocked, and the proxy never sees it, whether the
+    client comes from `safe_client` or is an `httpx` client built on the transport with trust_env left on."""
+    proxy, secret = server_factory("PROXY"), servers["secret"]
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.setenv(name, proxy.url)
+    monkeypatch.setenv("NO_PROXY", "")
+
+    async def go() -> None:
+        for client in (safe_client(), httpx.AsyncClient(transport=SafeTransport(), follow_redirects=True)):
+            async with client:
+                with pytest.raises(EgressBlocked, match="loopback"):
+                    await client.get(secret.url + "/via-proxy")
+
+    asyncio.run(go())
+    assert proxy.hits == [] and secret.hits == []
+
+
 def test_unpinned_connection_is_refused() -> None:
     """The pinning backend refuses any connection the transport did not check (fail closed)."""
     from owstack.security.egress import PinnedBackend
