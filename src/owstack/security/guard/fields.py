@@ -63,14 +63,23 @@ def role_class(role: Any) -> str:
 
 def _arguments(text: str, tokens: TokenSet) -> tuple[str, int]:
     """Tool-call arguments: a JSON text that engines decode before the template prints it. Neutralised as
-    written and as decoded; when escapes (`\\u003c`, `\\u007c`) hid a token, the decoded form is kept."""
+    written and as decoded; when escapes (`\\u003c`, `\\u007c`) hid a token, the decoded form is kept.
+    So is it when a key repeats: parsers disagree on which value wins, and the decoded form has one."""
     raw, n = tokens.neutralize(text)
+    repeated = False
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal repeated
+        out = dict(items)
+        repeated = repeated or len(out) < len(items)
+        return out
+
     try:
-        decoded = json.dumps(json.loads(text), ensure_ascii=False)
+        decoded = json.dumps(json.loads(text, object_pairs_hook=pairs), ensure_ascii=False)
     except (ValueError, RecursionError):
         return raw, n
     safe, m = tokens.neutralize(decoded)
-    return (safe, m) if m > n else (raw, n)
+    return (safe, m) if m > n or repeated else (raw, n)
 
 
 def _walk(value: Any, tokens: TokenSet, keys: bool, depth: int = 0, key: Any = None) -> tuple[Any, int]:
