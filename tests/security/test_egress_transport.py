@@ -173,6 +173,9 @@ def test_redirect_hops_are_checked(servers: dict[str, Server]) -> None:
                 await client.get(f"{public.url}/redirect?to=http://169.254.169.254/latest/meta-data/")
             with pytest.raises(EgressBlocked, match="userinfo"):
                 await client.get(f"{public.url}/redirect?to=http://a@127.0.0.1:{secret.port}/")
+            for scheme in ("file:///etc/passwd", "gopher://127.0.0.1:70/_x", "ftp://127.0.0.1/", "dict://x:11211/"):
+                with pytest.raises(EgressBlocked, match="is not allowed"):
+                    await client.get(f"{public.url}/redirect?to={scheme}")
             with pytest.raises(httpx.TooManyRedirects):
                 await client.get(f"{public.url}/loop")
 
