@@ -24,9 +24,11 @@ characters. Three ways a token reaches a template without being spelt out in one
   `filename` may be shown, so only `role` and `type` (validated by the edges) are skipped;
 - tool-call `arguments` are JSON that the engine decodes before rendering (vLLM and llama.cpp's server
   for `tojson`, the embedded engine's tool-call text), so `"\\u003c|im_start|>"` is judged decoded, and
-  rewritten decoded when that is what carries a token;
+  rewritten decoded when that is what carries a token (or when a key repeats: parsers differ on which
+  value they keep);
 - text parts are concatenated by templates that loop over them (Qwen-VL, Gemma 3; some `trim` each
-  part), so a token split over two parts (`"<|im_"`, `"start|>"`) gets U+200B at the seam.
+  part), so a token split over parts (`"<|im_"`, `"start|>"`) gets U+200B at the end of the part where
+  it starts.
 
 A request's own `chat_template` (vLLM takes one per request when started with
 `--trust-request-chat-template`) is refused unless `params` is trusted: a template writes any token it
@@ -113,7 +115,8 @@ def _walk(value: Any, tokens: TokenSet, keys: bool, depth: int = 0, key: Any = N
 
 
 def neutralize_request(request: ChatRequest, tokens: TokenSet, keep: frozenset[str] = frozenset()) -> Counter[str]:
-    """Neutralise control tokens in every field class not in `keep`; counts per class."""
+    """Neutralise control tokens in every field class not in `keep`; counts per class. Raises
+    `InvalidRequest` for a request `chat_template` unless `params` is kept."""
     counts: Counter[str] = Counter()
     for message in request.messages:
         cls = role_class(message.get("role"))
