@@ -27,6 +27,7 @@ class Server:
     hits: list[tuple[str, str]] = field(default_factory=list)  # (path, Host header)
     sni: list[str | None] = field(default_factory=list)
     accept_encoding: list[str] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)  # every request's headers, names lower-cased
     scheme: str = "http"
 
     @property
@@ -53,6 +54,7 @@ def _handler(server: Server) -> type[http.server.BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             server.hits.append((self.path, self.headers.get("Host", "")))
+            server.headers.append({k.lower(): v for k, v in self.headers.items()})
             parts = urlsplit(self.path)
             query = parse_qs(parts.query)
             if parts.path == "/redirect":
@@ -78,6 +80,16 @@ def _handler(server: Server) -> type[http.server.BaseHTTPRequestHandler]:
                     elif layer == "deflate":
                         body = zlib.compress(body, 9)
                 self._send(200, body, {"Content-Encoding": coding.replace(",", ", ")})
+            elif parts.path == "/slow-headers":  # status line and headers one byte per 0.1 s, then no body
+                head = b"HTTP/1.1 204 No Content\r\nX-Pad: " + b"p" * int(query["n"][0]) + b"\r\n\r\n"
+                self.close_connection = True
+                try:
+                    for i in range(len(head)):
+                        self.wfile.write(head[i : i + 1])
+                        self.wfile.flush()
+                        time.sleep(0.1)
+                except OSError:
+                    pass
             elif parts.path == "/slow":
                 self.send_response(200)
                 self.send_header("Transfer-Encoding", "chunked")

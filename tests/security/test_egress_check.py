@@ -51,6 +51,8 @@ def decide(url: str, policy: EgressPolicy | None = None) -> tuple[bool, str, tup
         ("http://[64:ff9b::a00:1]/", "NAT64 form of 10.0.0.1: private", None),
         ("http://[64:ff9b:1::1]/", "local-use NAT64", None),
         ("http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/", "Teredo", None),
+        ("http://[64:ff9b:1:a00:0:100:808:808]/", "local-use NAT64 form of 10.0.0.1", None),
+        ("http://[2001:4860::5efe:7f00:1]/", "ISATAP form of 127.0.0.1: loopback", None),
         ("http://[::1]/", "loopback", "::1"),
         ("http://[::]/", "unspecified", "::"),
         ("http://[fe80::1]/", "link-local", "fe80::1"),

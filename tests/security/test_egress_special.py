@@ -76,6 +76,17 @@ def _blocked(ip: str, *nets: str) -> str | None:
         ("64:ff9b::7f00:1", []),
         ("64:ff9b:1::a00:1", []),
         ("255.255.255.255", ["255.0.0.0/8"]),
+        # local-use NAT64 in the RFC 6052 layouts other than /96: 10.0.0.1 (/48), 10.0.0.8 (/64), IMDS (/48);
+        # each reads as a public address (8.8.8.8) when only the last 32 bits are looked at
+        ("64:ff9b:1:a00:0:100:808:808", []),
+        ("64:ff9b:1:0:a:0:808:808", []),
+        ("64:ff9b:1:a9fe:a9:fe00::", ["169.254.0.0/16"]),
+        ("64:ff9b:1::", []),
+        # ISATAP interface identifiers carrying loopback, private and IMDS addresses in a global prefix
+        ("2606:4700::5efe:7f00:1", []),
+        ("2606:4700::200:5efe:a00:1", []),
+        ("2606:4700::5efe:a9fe:a9fe", ["169.254.0.0/16"]),
+        ("fd12::5efe:a00:1", ["fd12::/16"]),
     ],
 )
 def test_special_blocks_stay_blocked(ip: str, nets: list[str]) -> None:
@@ -87,6 +98,9 @@ def test_special_blocks_stay_blocked(ip: str, nets: list[str]) -> None:
     [
         ("64:ff9b::808:808", []),  # NAT64 form of 8.8.8.8 (DNS64 networks)
         ("64:ff9b:1::808:808", []),
+        ("64:ff9b:1:5db8:d8:2200::", []),  # 93.184.216.34 in the /48 layout (public in every reading)
+        ("2606:4700::5efe:808:808", []),  # ISATAP form of a public address
+        ("fd12::5efe:a00:1", ["fd12::/16", "10.0.0.0/8"]),  # both the IPv6 and the IPv4 opened
         ("192.0.0.9", []),  # PCP anycast: globally reachable per IANA
         ("2001:4:112::1", []),
         ("10.20.1.1", ["10.20.0.0/16"]),  # an allow entry inside the block opens it

@@ -6,6 +6,7 @@ import asyncio
 import datetime
 import ipaddress
 import ssl
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,27 @@ def test_dns_rebinding_stays_pinned_to_the_checked_address(servers: dict[str, Se
     assert resolver.calls == 2
 
 
+def test_proxy_variables_cannot_route_around_the_check(
+    servers: dict[str, Server], server_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP(S)_PROXY/ALL_PROXY pointing at a proxy (here a recording server), NO_PROXY emptied: the request
+    is still checked against its real destination and blocked, and the proxy never sees it, whether the
+    client comes from `safe_client` or is an `httpx` client built on the transport with trust_env left on."""
+    proxy, secret = server_factory("PROXY"), servers["secret"]
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.setenv(name, proxy.url)
+    monkeypatch.setenv("NO_PROXY", "")
+
+    async def go() -> None:
+        for client in (safe_client(), httpx.AsyncClient(transport=SafeTransport(), follow_redirects=True)):
+            async with client:
+                with pytest.raises(EgressBlocked, match="loopback"):
+                    await client.get(secret.url + "/via-proxy")
+
+    asyncio.run(go())
+    assert proxy.hits == [] and secret.hits == []
+
+
 def test_unpinned_connection_is_refused() -> None:
     """The pinning backend refuses any connection the transport did not check (fail closed)."""
     from owstack.security.egress import PinnedBackend
@@ -151,12 +173,45 @@ def test_redirect_hops_are_checked(servers: dict[str, Server]) -> None:
                 await client.get(f"{public.url}/redirect?to=http://169.254.169.254/latest/meta-data/")
             with pytest.raises(EgressBlocked, match="userinfo"):
                 await client.get(f"{public.url}/redirect?to=http://a@127.0.0.1:{secret.port}/")
+            for scheme in ("file:///etc/passwd", "gopher://127.0.0.1:70/_x", "ftp://127.0.0.1/", "dict://x:11211/"):
+                with pytest.raises(EgressBlocked, match="is not allowed"):
+                    await client.get(f"{public.url}/redirect?to={scheme}")
             with pytest.raises(httpx.TooManyRedirects):
                 await client.get(f"{public.url}/loop")
 
     asyncio.run(go())
     assert [p for p, _ in public.hits].count("/loop") == 4  # first request + max_redirects hops
     assert secret.hits == [("/ok", f"127.0.0.1:{secret.port}")]
+
+
+CREDENTIALS = {
+    "Authorization": "Bearer s1",
+    "Proxy-Authorization": "Basic s2",
+    "X-Api-Key": "s3",
+    "Api-Key": "s4",
+    "X-Auth-Token": "s5",
+    "Private-Token": "s6",
+}
+
+
+def test_credential_headers_do_not_follow_a_redirect_to_another_origin(servers: dict[str, Server]) -> None:
+    public, secret = servers["public"], servers["secret"]
+    headers = {**CREDENTIALS, "X-Trace": "t1", "Accept": "text/plain"}
+
+    async def go() -> None:
+        async with safe_client(LOOPBACK) as client:
+            await client.get(f"{public.url}/redirect?to=/same", headers=headers)  # same origin: all kept
+            await client.get(f"{public.url}/redirect?to={secret.url}/other", headers=headers)  # another port
+
+    asyncio.run(go())
+    with safe_sync_client(LOOPBACK) as client:
+        client.get(f"{public.url}/redirect?to={secret.url}/other-sync", headers=headers)
+    same = public.headers[1]
+    assert {k.lower(): v for k, v in CREDENTIALS.items()}.items() <= same.items()
+    assert [p for p, _ in secret.hits] == ["/other", "/other-sync"]
+    for seen in secret.headers:
+        assert seen["x-trace"] == "t1" and seen["accept"] == "text/plain"
+        assert not {k.lower() for k in CREDENTIALS} & set(seen), seen
 
 
 def test_redirect_to_loopback_blocked_under_default_policy(servers: dict[str, Server]) -> None:
@@ -200,6 +255,46 @@ def test_response_time_is_capped(servers: dict[str, Server]) -> None:
         return loop.time() - start
 
     assert asyncio.run(go()) < 3.0
+
+
+def test_sync_time_cap_covers_trickled_headers_and_body(servers: dict[str, Server]) -> None:
+    """Blocking reads each had their own timeout and the deadline was checked between body chunks only:
+    headers sent one byte per 0.1 s, then no body, were answered as a 204 after 5 s for timeout_s 0.5.
+    Now every read waits only until the deadline."""
+    policy = EgressPolicy(allow_networks=LOOPBACK.allow_networks, timeout_s=0.5)
+    with safe_sync_client(policy) as client:
+        with pytest.raises(EgressLimitExceeded, match="timeout_s"):
+            client.get(servers["public"].url + "/slow-headers?n=20")
+        with pytest.raises(EgressLimitExceeded, match="timeout_s"):
+            client.get(servers["public"].url + "/slow?n=50")
+        assert client.get(servers["public"].url + "/").text == "PUBLIC"  # a fresh deadline per request
+
+
+class SlowResolver:
+    """A name server that takes 0.4 s to answer (an attacker's own DNS can hold each look-up)."""
+
+    async def resolve(self, host: str) -> list[str]:
+        await asyncio.sleep(0.4)
+        return ["127.0.0.1"]
+
+    def resolve_sync(self, host: str) -> list[str]:
+        time.sleep(0.4)
+        return ["127.0.0.1"]
+
+
+def test_time_cap_counts_the_dns_look_up(servers: dict[str, Server]) -> None:
+    """0.4 s of DNS, then a body that trickles for 0.4 s: over timeout_s 0.6 in total (each half was under)."""
+    policy = EgressPolicy(allow_networks=LOOPBACK.allow_networks, timeout_s=0.6)
+    url = f"http://slow-dns.example:{servers['public'].port}/slow?n=4"
+
+    async def go() -> None:
+        async with safe_client(policy, SlowResolver()) as client:
+            with pytest.raises(EgressLimitExceeded, match="timeout_s"):
+                await client.get(url)
+
+    asyncio.run(go())
+    with safe_sync_client(policy, SlowResolver()) as client, pytest.raises(EgressLimitExceeded, match="timeout_s"):
+        client.get(url)
 
 
 def test_sync_client_blocks_and_fetches(servers: dict[str, Server]) -> None:

@@ -6,13 +6,15 @@
         r = await client.get("https://api.example.com/data")
 
 `SafeTransport(policy, resolver=None)` is the `httpx.AsyncBaseTransport` behind `safe_client`;
-`SafeSyncTransport`/`safe_sync_client`/`check_url_sync` are the synchronous twins.
+`SafeSyncTransport`/`safe_sync_client`/`check_url_sync` are the synchronous twins. On a redirect to another
+origin the clients drop credential-like headers, not only `Authorization` (`clients`).
 """
 
 from __future__ import annotations
 
 from owstack.security.egress.addresses import address_problem, name_problem
 from owstack.security.egress.check import check_url, check_url_sync, host_matches
+from owstack.security.egress.clients import safe_client, safe_sync_client
 from owstack.security.egress.policy import (
     EgressBlocked,
     EgressDecision,
@@ -26,8 +28,6 @@ from owstack.security.egress.transport import (
     PinnedSyncBackend,
     SafeSyncTransport,
     SafeTransport,
-    safe_client,
-    safe_sync_client,
 )
 
 __all__ = [

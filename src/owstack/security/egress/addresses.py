@@ -11,7 +11,12 @@ not against Python's `ipaddress` flags, which lag the registries (3.11 calls 192
   assignments; some blocks (unspecified, broadcast, multicast, dummy) can never be opened;
 - IPv6 forms that carry an IPv4 address (IPv4-mapped, IPv4-compatible, 6to4, NAT64 64:ff9b::/96 and
   the local-use 64:ff9b:1::/48) are judged by the IPv4 address they carry, so a DNS64 network's NAT64
-  form of a public address is allowed and that of 127.0.0.1 is not; Teredo is refused outright.
+  form of a public address is allowed and that of 127.0.0.1 is not; Teredo is refused outright. The
+  local-use prefix may carry the IPv4 address in any RFC 6052 layout (/48, /56, /64 or /96: the
+  operator's choice, unknown here), so every reading must pass (readings inside 0.0.0.0/8, which no
+  translator forwards to, are ignored: the /96 form of 8.8.8.8 reads as 0.0.0.0 under /48);
+- an ISATAP interface identifier (`::0:5efe:a.b.c.d`, `::200:5efe:a.b.c.d`, RFC 5214) carries the IPv4
+  address of a host behind the site's ISATAP router: it must pass as well as the IPv6 address itself.
 """
 
 from __future__ import annotations
@@ -27,6 +32,12 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _SIXTOFOUR = ipaddress.IPv6Network("2002::/16")
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
+#: RFC 6052 section 2.2: where the IPv4 address sits for each prefix length, as (first bit, bits) pieces
+#: (bits 64-71, the "u" octet, are always skipped); the local-use /48 allows lengths 48 to 96
+_NAT64_LAYOUTS = {48: ((48, 16), (72, 16)), 56: ((56, 8), (72, 24)), 64: ((72, 32),), 96: ((96, 32),)}
+_ISATAP_MASK, _ISATAP_ID = 0xFCFFFFFF, 0x00005EFE
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +107,30 @@ def name_problem(host: str) -> tuple[str, str] | None:
     return None
 
 
+def _nat64_readings(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """Every IPv4 address a local-use NAT64 address can stand for (one per RFC 6052 layout)."""
+    value = int(ip)
+    out = []
+    for pieces in _NAT64_LAYOUTS.values():
+        v4 = 0
+        for first, bits in pieces:
+            v4 = (v4 << bits) | ((value >> (128 - first - bits)) & ((1 << bits) - 1))
+        out.append(ipaddress.IPv4Address(v4))
+    usable = [a for a in out if a not in _THIS_NETWORK]
+    return usable or out[-1:]
+
+
+def isatap_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address in an ISATAP interface identifier (`::0:5efe:a.b.c.d`, u/g bits ignored), or None."""
+    value = int(ip)
+    if (value >> 32) & _ISATAP_MASK != _ISATAP_ID:
+        return None
+    return ipaddress.IPv4Address(value & 0xFFFFFFFF)
+
+
 def embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, str] | None:
-    """The IPv4 address carried by an IPv6 address, with the name of its form, or None."""
+    """The IPv4 address carried by an IPv6 address, with the name of its form, or None (for the local-use
+    NAT64 prefix: its /96 reading; `address_problem` judges the others too)."""
     if ip.ipv4_mapped is not None:
         return ip.ipv4_mapped, "IPv4-mapped"
     if ip in _SIXTOFOUR:
@@ -146,7 +179,15 @@ def address_problem(ip: IPAddress, allow_networks: Iterable[Network] = ()) -> st
             return f"{ip} is a {block.name} address ({block.rfc}), refused"
         inner = embedded_ipv4(ip)
         if inner is not None:
-            problem = _judge(inner[0], allowed, f"{inner[1]} form of {inner[0]}: ")
-            return f"{ip} {problem}" if problem else None
+            readings = _nat64_readings(ip) if ip in _LOCAL_NAT64 else [inner[0]]
+            for v4 in readings:
+                problem = _judge(v4, allowed, f"{inner[1]} form of {v4}: ")
+                if problem:
+                    return f"{ip} {problem}"
+            return None
+        isatap = isatap_ipv4(ip)
+        problem = _judge(isatap, allowed, f"ISATAP form of {isatap}: ") if isatap is not None else None
+        if problem:
+            return f"{ip} {problem}"
     problem = _judge(ip, allowed, "")
     return f"{ip} {problem}" if problem else None

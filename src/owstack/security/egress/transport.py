@@ -5,10 +5,10 @@ the connection pool's network backend then connects only to the checked addresse
 answer that changes between the check and the connect (rebinding) cannot redirect the connection.
 The pool stays keyed by host name, so the Host header, SNI and certificate checks use the name.
 Responses are capped in size (`max_bytes`, on the bytes received *and* on the decoded body, which the
-transport decodes itself with a ratio cap: `decoding`) and total time (`timeout_s`).
+transport decodes itself with a ratio cap: `decoding`) and total time (`timeout_s`, from before the DNS
+look-up to the last byte of the body).
 
-Use `safe_client(policy)` to get an `httpx.AsyncClient` wired with the transport, redirects limited to
-`policy.max_redirects`, and no proxies from the environment.
+`clients.safe_client(policy)` wires the transport into an `httpx.AsyncClient`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import httpx
 
 from owstack.security.egress import decoding
 from owstack.security.egress.check import check_url, check_url_sync
+from owstack.security.egress.deadline import DeadlineExpired, DeadlineStream, clamp, running
 from owstack.security.egress.policy import EgressBlocked, EgressLimitExceeded, EgressPolicy
 from owstack.security.egress.resolve import Resolver
 
@@ -88,7 +89,8 @@ class PinnedSyncBackend(httpcore.NetworkBackend):
         error: Exception | None = None
         for address in _pinned(host, port):
             try:
-                return self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+                stream = self._inner.connect_tcp(address, port, clamp(timeout), local_address, socket_options)
+                return DeadlineStream(stream)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 error = exc
         assert error is not None
@@ -229,13 +231,13 @@ class SafeTransport(httpx.AsyncBaseTransport):
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        deadline = time.monotonic() + self.policy.timeout_s  # the look-up counts against the total
         decision = await check_url(str(request.url), self.policy, self.resolver)
         if not decision.allowed:
             raise EgressBlocked(decision, request=request)
-        deadline = time.monotonic() + self.policy.timeout_s
         token = _PINS.set({_pin_key(request): decision.addresses})
         try:
-            with anyio.fail_after(self.policy.timeout_s):
+            with anyio.fail_after(max(0.0, deadline - time.monotonic())):
                 response = await self._pool.handle_async_request(_core_request(request, self.policy.timeout_s))
         except TimeoutError:
             raise EgressLimitExceeded(
@@ -278,8 +280,13 @@ class _CappedSyncStream(httpx.SyncByteStream):
 
     def __iter__(self) -> Iterator[bytes]:
         total = 0
+        chunks = iter(self._inner)
         try:
-            for chunk in self._inner:
+            while True:
+                with running(self._deadline):
+                    chunk = next(chunks, None)
+                if chunk is None:
+                    break
                 total += len(chunk)
                 if total > self._policy.max_bytes:
                     raise EgressLimitExceeded(
@@ -293,6 +300,10 @@ class _CappedSyncStream(httpx.SyncByteStream):
                 yield chunk if self._decoder is None else _decoded(self._decoder, chunk, self._request)
             if self._decoder is not None and (tail := _decoded(self._decoder, None, self._request)):
                 yield tail
+        except DeadlineExpired:
+            raise EgressLimitExceeded(
+                f"egress: response took longer than timeout_s {self._policy.timeout_s}", request=self._request
+            ) from None
         except (httpcore.TimeoutException, httpcore.NetworkError) as exc:
             raise _map_error(exc, self._request) from None
 
@@ -301,8 +312,8 @@ class _CappedSyncStream(httpx.SyncByteStream):
 
 
 class SafeSyncTransport(httpx.BaseTransport):
-    """The synchronous twin of `SafeTransport`. The time cap is checked between chunks, so a fetch can
-    overrun `timeout_s` by at most one read timeout (itself capped at `timeout_s`)."""
+    """The synchronous twin of `SafeTransport`. Its connections' sockets wait at most until the request's
+    deadline (`deadline.DeadlineStream`), so `timeout_s` bounds the headers and the body in total."""
 
     def __init__(
         self,
@@ -322,13 +333,18 @@ class SafeSyncTransport(httpx.BaseTransport):
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        deadline = time.monotonic() + self.policy.timeout_s
         decision = check_url_sync(str(request.url), self.policy, self.resolver)
         if not decision.allowed:
             raise EgressBlocked(decision, request=request)
-        deadline = time.monotonic() + self.policy.timeout_s
         token = _PINS.set({_pin_key(request): decision.addresses})
         try:
-            response = self._pool.handle_request(_core_request(request, self.policy.timeout_s))
+            with running(deadline):
+                response = self._pool.handle_request(_core_request(request, self.policy.timeout_s))
+        except DeadlineExpired:
+            raise EgressLimitExceeded(
+                f"egress: no response within timeout_s {self.policy.timeout_s}", request=request
+            ) from None
         except (
             httpcore.TimeoutException,
             httpcore.NetworkError,
@@ -353,35 +369,3 @@ class SafeSyncTransport(httpx.BaseTransport):
 
     def close(self) -> None:
         self._pool.close()
-
-
-def safe_client(
-    policy: EgressPolicy | None = None, resolver: Resolver | None = None, **kwargs: Any
-) -> httpx.AsyncClient:
-    """An `httpx.AsyncClient` whose every request and redirect hop goes through `SafeTransport`.
-
-    Redirects are followed up to `policy.max_redirects`; proxies from the environment are ignored
-    (a proxy would make the checked address meaningless). Extra keyword arguments go to the transport.
-    """
-    policy = policy or EgressPolicy()
-    return httpx.AsyncClient(
-        transport=SafeTransport(policy, resolver, **kwargs),
-        follow_redirects=True,
-        max_redirects=policy.max_redirects,
-        timeout=policy.timeout_s,
-        trust_env=False,
-    )
-
-
-def safe_sync_client(
-    policy: EgressPolicy | None = None, resolver: Resolver | None = None, **kwargs: Any
-) -> httpx.Client:
-    """The synchronous twin of `safe_client`."""
-    policy = policy or EgressPolicy()
-    return httpx.Client(
-        transport=SafeSyncTransport(policy, resolver, **kwargs),
-        follow_redirects=True,
-        max_redirects=policy.max_redirects,
-        timeout=policy.timeout_s,
-        trust_env=False,
-    )

@@ -17,21 +17,41 @@ Field classes (what `security.guard.keep_control_tokens` may name):
                                          and are left alone (a stop string of `<|im_end|>` must still stop).
 
 `neutralize_request` rewrites the request in place and returns the counts per class. Walking is
-iterative and bounded (`MAX_DEPTH`), strings without `<` or `[` cost one scan of their characters.
+bounded (`MAX_DEPTH`, the body's own nesting limit), strings without `<` or `[` cost one scan of their
+characters. Three ways a token reaches a template without being spelt out in one string are closed too:
+
+- identifiers are text: Mistral's templates print tool-call `id`s and `tool_call_id`s, and a file part's
+  `filename` may be shown, so only `role` and `type` (validated by the edges) are skipped;
+- tool-call `arguments` are JSON that the engine decodes before rendering (vLLM and llama.cpp's server
+  for `tojson`, the embedded engine's tool-call text), so `"\\u003c|im_start|>"` is judged decoded, and
+  rewritten decoded when that is what carries a token (or when a key repeats: parsers differ on which
+  value they keep);
+- text parts are concatenated by templates that loop over them (Qwen-VL, Gemma 3; some `trim` each
+  part), so a token split over parts (`"<|im_"`, `"start|>"`) gets U+200B at the end of the part where
+  it starts.
+
+A request's own `chat_template` (vLLM takes one per request when started with
+`--trust-request-chat-template`) is refused unless `params` is trusted: a template writes any token it
+likes (`{{ '<|im_' ~ 'start|>' }}`), so no neutralisation of its text can make it safe.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import json
 from collections import Counter
 from typing import Any
 
-from owstack.security.guard.token_sets import TokenSet
+from owstack.errors import InvalidRequest
+from owstack.security.guard.token_sets import ZWSP, TokenSet
 from owstack.types import ChatRequest
 
 FIELD_CLASSES = ("system", "developer", "user", "assistant", "tool", "tools", "params")
 MAX_DEPTH = 64
 _ROLE_CLASS = {"function": "tool", "tool": "tool", "ipython": "tool"}
-_SKIP_KEYS = frozenset({"role", "type", "id", "tool_call_id", "image_url", "input_audio", "file"})
+#: values the edges validate against a fixed list; everything else a template might print is walked
+_SKIP_KEYS = frozenset({"role", "type"})
 _TOOL_PARAMS = ("tools", "functions", "tool_choice", "function_call")
 _PROMPT_PARAMS = ("chat_template_kwargs", "documents", "response_format", "prediction")
 
@@ -43,10 +63,31 @@ def role_class(role: Any) -> str:
     return role if role in FIELD_CLASSES else "user"
 
 
-def _walk(value: Any, tokens: TokenSet, keys: bool, depth: int = 0) -> tuple[Any, int]:
+def _arguments(text: str, tokens: TokenSet) -> tuple[str, int]:
+    """Tool-call arguments: a JSON text that engines decode before the template prints it. Neutralised as
+    written and as decoded; when escapes (`\\u003c`, `\\u007c`) hid a token, the decoded form is kept.
+    So is it when a key repeats: parsers disagree on which value wins, and the decoded form has one."""
+    raw, n = tokens.neutralize(text)
+    repeated = False
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal repeated
+        out = dict(items)
+        repeated = repeated or len(out) < len(items)
+        return out
+
+    try:
+        decoded = json.dumps(json.loads(text, object_pairs_hook=pairs), ensure_ascii=False)
+    except (ValueError, RecursionError):
+        return raw, n
+    safe, m = tokens.neutralize(decoded)
+    return (safe, m) if m > n or repeated else (raw, n)
+
+
+def _walk(value: Any, tokens: TokenSet, keys: bool, depth: int = 0, key: Any = None) -> tuple[Any, int]:
     """`value` with every string (and, if `keys`, every dict key) neutralised, and the count."""
     if isinstance(value, str):
-        return tokens.neutralize(value)
+        return _arguments(value, tokens) if key == "arguments" else tokens.neutralize(value)
     if depth >= MAX_DEPTH:
         return value, 0
     count = 0
@@ -60,7 +101,7 @@ def _walk(value: Any, tokens: TokenSet, keys: bool, depth: int = 0) -> tuple[Any
         for key, item in value.items():
             if key in _SKIP_KEYS and not keys:
                 continue
-            value[key], n = _walk(item, tokens, keys, depth + 1)
+            value[key], n = _walk(item, tokens, keys, depth + 1, key)
             count += n
             if keys and isinstance(key, str):
                 new_key, k = tokens.neutralize(key)
@@ -74,14 +115,15 @@ def _walk(value: Any, tokens: TokenSet, keys: bool, depth: int = 0) -> tuple[Any
 
 
 def neutralize_request(request: ChatRequest, tokens: TokenSet, keep: frozenset[str] = frozenset()) -> Counter[str]:
-    """Neutralise control tokens in every field class not in `keep`; counts per class."""
+    """Neutralise control tokens in every field class not in `keep`; counts per class. Raises
+    `InvalidRequest` for a request `chat_template` unless `params` is kept."""
     counts: Counter[str] = Counter()
     for message in request.messages:
         cls = role_class(message.get("role"))
         if cls in keep or not isinstance(message, dict):
             continue
         _, n = _walk(message, tokens, keys=False)
-        counts[cls] += n
+        counts[cls] += n + _seams(message.get("content"), tokens)
     params = request.params
     if "tools" not in keep:
         for name in _TOOL_PARAMS:
@@ -89,11 +131,39 @@ def neutralize_request(request: ChatRequest, tokens: TokenSet, keep: frozenset[s
                 params[name], n = _walk(params[name], tokens, keys=True)
                 counts["tools"] += n
     if "params" not in keep:
+        if "chat_template" in params:
+            raise InvalidRequest(
+                "a request's own chat_template is refused: it could write any control token "
+                "(trust it with security.guard.keep_control_tokens: [params])",
+                param="chat_template",
+                code="chat_template_refused",
+            )
         for name in _PROMPT_PARAMS:
             if name in params:
                 params[name], n = _walk(params[name], tokens, keys=False)
                 counts["params"] += n
     return +counts
+
+
+def _seams(content: Any, tokens: TokenSet) -> int:
+    """Break tokens that only exist once a message's text parts are joined, as written or each `trim`med
+    (a template may also drop the parts between them): U+200B at the end of the part where such a token
+    starts. Returns how many parts got one."""
+    if not isinstance(content, list):
+        return 0
+    parts = [p for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
+    if len(parts) < 2:
+        return 0
+    marked: set[int] = set()
+    for texts in ([p["text"] for p in parts], [p["text"].strip() for p in parts]):
+        ends = list(itertools.accumulate(len(t) for t in texts))
+        for start, end in tokens.spans("".join(texts)):
+            i = bisect.bisect_right(ends, start)
+            if end > ends[i]:
+                marked.add(i)
+    for i in marked:
+        parts[i]["text"] += ZWSP
+    return len(marked)
 
 
 def texts_for_scan(request: ChatRequest) -> list[tuple[str, str]]:

@@ -68,11 +68,11 @@ class TokenSet:
     def union(self, other: TokenSet, name: str | None = None) -> TokenSet:
         return TokenSet(name or f"{self.name}+{other.name}", self.tokens | other.tokens, self.patterns + other.patterns)
 
-    def neutralize(self, text: str) -> tuple[str, int]:
-        """`text` with every control token made inert (U+200B after its first character), and the count."""
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) of every control token in `text`, left to right, never overlapping."""
         if not any(c in text for c in self._starts):
-            return text, 0
-        out: list[str] = []
+            return []
+        out: list[tuple[int, int]] = []
         done = 0
         for m in self._regex.finditer(text):
             start = m.start()
@@ -80,12 +80,22 @@ class TokenSet:
             token = m.group(group) if group else ""
             if start < done or not token or (group == "s" and token not in self.tokens):
                 continue
-            out += [text[done:start], _inert(token)]
             done = start + len(token)
-        if not out:
+            out.append((start, done))
+        return out
+
+    def neutralize(self, text: str) -> tuple[str, int]:
+        """`text` with every control token made inert (U+200B after its first character), and the count."""
+        found = self.spans(text)
+        if not found:
             return text, 0
+        out: list[str] = []
+        done = 0
+        for start, end in found:
+            out += [text[done:start], _inert(text[start:end])]
+            done = end
         out.append(text[done:])
-        return "".join(out), len(out) // 2
+        return "".join(out), len(found)
 
     # -- sources -------------------------------------------------------------------------------------
 
