@@ -10,12 +10,15 @@ reported as clean.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from owstack.security.findings import ModelFinding, model_finding
 from owstack.security.model_scan import containers
+from owstack.security.model_scan.pickle_policy import verdict
 from owstack.security.model_scan.pickles import PickleReport, scan_pickles
 
 MAX_FILE_BYTES = containers.MAX_MEMBER_BYTES
@@ -32,6 +35,7 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     data: dict[str, bytes] = field(default_factory=dict)
+    parts: int = 0  # pickles and arrays analysed
 
 
 def analyse(path: Path, fmt: str) -> Outcome:
@@ -42,7 +46,7 @@ def analyse(path: Path, fmt: str) -> Outcome:
             with path.open("rb") as fh:
                 for member in containers.zip_members(fh, _wanted):
                     _analyse_bytes(out, member.name, member.data)
-            if not out.reports:
+            if not out.parts:
                 out.problems.append("zip archive without any pickle or .npy member")
             return out
         if path.stat().st_size > MAX_FILE_BYTES:
@@ -68,6 +72,7 @@ def _wanted(name: str, head: bytes) -> bool:
 
 
 def _analyse_bytes(out: Outcome, name: str, data: bytes) -> None:
+    out.parts += 1
     if data.startswith(containers.NPY_MAGIC):
         try:
             header = containers.npy_header(data)
@@ -85,8 +90,21 @@ def _analyse_bytes(out: Outcome, name: str, data: bytes) -> None:
     out.data[name] = data
 
 
+def _reviewed_only(pickled: Any) -> bool:
+    """Whether every import fickling sees is on owstack's allowlist or a reviewed library name: fickling
+    rates names such as numpy's `__randomstate_ctor` or `torch.jit._pickle.build_intlist` as overtly
+    malicious, which owstack's reviewed list settles; any other import keeps fickling's verdict."""
+    for node in pickled.properties.imports:
+        if not isinstance(node, ast.ImportFrom) or not node.module:
+            return False
+        if any(verdict(node.module, alias.name) not in (None, "medium") for alias in node.names):
+            return False
+    return True
+
+
 def second_opinion(data: bytes, segments: list[tuple[int, int]]) -> list[str]:
-    """fickling's verdict on each top-level pickle: messages for `LIKELY_OVERTLY_MALICIOUS` and above."""
+    """fickling's verdict on each top-level pickle: messages for `LIKELY_OVERTLY_MALICIOUS` and above
+    (unless every import it sees is one owstack allows or has reviewed)."""
     from fickling.analysis import Severity, check_safety
     from fickling.fickle import Pickled
 
@@ -95,7 +113,10 @@ def second_opinion(data: bytes, segments: list[tuple[int, int]]) -> list[str]:
         if end - start > FICKLING_MAX_BYTES:
             continue
         try:
-            results = check_safety(Pickled.load(data[start:end]))
+            pickled = Pickled.load(data[start:end])
+            results = check_safety(pickled)
+            if results.severity >= Severity.LIKELY_OVERTLY_MALICIOUS and _reviewed_only(pickled):
+                continue
         except Exception:  # fickling is the second opinion; owstack's own machine already ruled on this
             continue
         if results.severity >= Severity.LIKELY_OVERTLY_MALICIOUS:
