@@ -4,9 +4,15 @@ caught; each benign twin is shown to pass without a high finding."""
 
 from __future__ import annotations
 
+import bz2
 import datetime
+import gzip
+import io
+import lzma
 import pickle
 import shlex
+import tarfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -114,3 +120,102 @@ def test_fickling_verdict_kept_when_an_import_is_not_reviewed() -> None:
     assert second_opinion(evil, [(0, len(evil))])
     rng = pickle.dumps(np.random.default_rng(0), protocol=4)
     assert second_opinion(rng, [(0, len(rng))]) == []
+
+
+# -- folders: names lie, links leave ------------------------------------------------------------------
+
+
+def test_pickles_found_by_content_whatever_their_name(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    proto0 = f"cos\nsystem\n(S'{touch(marker)}'\ntR.".encode()
+    assert runs(lambda: pickle.loads(proto0), marker)
+    evil4 = stack_global_call("os", "system", touch(marker))
+    (tmp_path / "notes.txt").write_bytes(proto0)
+    (tmp_path / "weights").write_bytes(evil4)
+    (tmp_path / "model.safetensors").write_bytes(evil4)
+    (tmp_path / ".hidden.pkl").write_bytes(evil4)
+    for suffix, compress in (("gz", gzip.compress), ("bz2", bz2.compress), ("xz", lzma.compress)):
+        (tmp_path / f"model.pkl.{suffix}").write_bytes(compress(evil4))
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as zf:
+        zf.writestr("archive/data.pkl", evil4)
+    with zipfile.ZipFile(tmp_path / "bundle.zip", "w") as zf:
+        zf.writestr("checkpoints/inner.pt", inner.getvalue())
+    # benign twins: ordinary text files are not model files, a real safetensors file is not a pickle
+    (tmp_path / "README.md").write_text("# model\ncats and dogs\n")
+    (tmp_path / "vocab.txt").write_text("cat\ndog\nbird\n")
+    (tmp_path / "config.json").write_text('{"architectures": ["LlamaForCausalLM"]}')
+    header = b'{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+    header += b" " * (0x0480 - len(header))  # its length field starts with the bytes of a protocol 4 pickle
+    (tmp_path / "real.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + b"\x00" * 4)
+    found = by_file(tmp_path)
+    evil = ["notes.txt", "weights", "model.safetensors", ".hidden.pkl", "bundle.zip"]
+    for name in evil + [f"model.pkl.{s}" for s in ("gz", "bz2", "xz")]:
+        assert found[name].get("OWS-MDL-021") == "critical", (name, found.get(name))
+    assert not {"README.md", "vocab.txt", "config.json"} & set(found)
+    assert found["real.safetensors"] == {"OWS-MDL-000": "info"}
+
+
+def test_links_out_of_the_folder_are_reported_not_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "evil.pkl").write_bytes(stack_global_call("os", "system", "id"))
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "ok.pkl").write_bytes(pickle.dumps({"w": [1.0]}, protocol=4))
+    (models / "passwd.bin").symlink_to("/etc/passwd")
+    (models / "evil.pkl").symlink_to(outside / "evil.pkl")
+    (models / "sub").symlink_to(outside, target_is_directory=True)
+    (models / "same.pkl").symlink_to(models / "ok.pkl")  # a link inside the folder is scanned
+    found = by_file(models)
+    for name in ("passwd.bin", "evil.pkl", "sub"):
+        assert found[name] == {"OWS-SCAN-002": "high"}, name
+    assert found["same.pkl"] == {"OWS-MDL-000": "info", "OWS-MDL-040": "low"}
+    assert "sub/evil.pkl" not in found
+
+
+def legacy_tar(storages: bytes, tensors: bytes, obj: bytes) -> bytes:
+    """A legacy tar `torch.save` file (what torch < 0.4 wrote and torch.load still reads)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name, data in (("sys_info", pickle.dumps({"protocol_version": 1001}, 2)), ("pickle", obj)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        for name, data in (("storages", storages), ("tensors", tensors)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def storage_record(views: bytes) -> bytes:
+    """One float storage of two elements (a pickle, then raw bytes), then the storage-views pickle."""
+    args = b"\x80\x02(X\x01\x00\x00\x000X\x03\x00\x00\x00cpuctorch\nFloatStorage\nt."
+    return pickle.dumps(1, 2) + args + (2).to_bytes(8, "little") + b"\x00" * 8 + views
+
+
+def test_legacy_tar_torch_file(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    marker = tmp_path / "ran"
+    ok = legacy_tar(storage_record(pickle.dumps([], 2)), pickle.dumps(0, 2), pickle.dumps({"a": 1}, 2))
+    (tmp_path / "ok.pt").write_bytes(ok)
+    assert torch.load(tmp_path / "ok.pt", weights_only=False) == {"a": 1}
+    evil_views = b"\x80\x02cos\nsystem\nX" + len(touch(marker)).to_bytes(4, "little") + touch(marker).encode()
+    evil_views += b"\x85R."
+    evil = legacy_tar(storage_record(evil_views), pickle.dumps(0, 2), pickle.dumps({"a": 1}, 2))
+    (tmp_path / "evil.pth.tar").write_bytes(evil)
+    assert runs(lambda: torch.load(tmp_path / "evil.pth.tar", weights_only=False), marker)
+    found = by_file(tmp_path)
+    assert found["ok.pt"] == {"OWS-MDL-000": "info", "OWS-MDL-040": "low"}
+    assert found["evil.pth.tar"].get("OWS-MDL-021") == "critical"
+
+
+def test_tar_member_escaping_the_archive(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        info = tarfile.TarInfo("../../.bashrc")
+        info.size = 3
+        tf.addfile(info, io.BytesIO(b"id\n"))
+    (tmp_path / "model.nemo").write_bytes(buf.getvalue())
+    assert by_file(tmp_path)["model.nemo"]["OWS-MDL-050"] == "high"

@@ -17,18 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
 from owstack.security.findings import ModelFinding, model_finding, sort_key
-from owstack.security.model_scan import containers, gguf_check, pickle_files, safetensors_check, template_files
+from owstack.security.model_scan import discover, gguf_check, pickle_files, safetensors_check, template_files
 
-PICKLE_SUFFIXES = frozenset(
-    {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".jbl", ".npy", ".npz", ".dill", ".sav", ".model"}
-)
-MODEL_SUFFIXES = PICKLE_SUFFIXES | {".gguf", ".safetensors", ".pkl.gz", ".h5"}
-_SKIP_DIRS = frozenset({".git", "node_modules", "__pycache__", ".venv"})
+MODEL_SUFFIXES = discover.MODEL_SUFFIXES
 
 
 def sha256_of(path: Path) -> str:
@@ -52,40 +48,22 @@ def catalog_pins() -> dict[str, tuple[str, str]]:
     return out
 
 
-def _files(root: Path) -> Iterator[Path]:
-    if root.is_file():
-        yield root
-        return
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
-        for name in sorted(filenames):
-            if Path(name).suffix.lower() in MODEL_SUFFIXES or name.lower() in template_files.NAMES:
-                yield Path(dirpath) / name
-
-
-_GGML_MAGICS = (b"lmgg", b"fmgg", b"tjgg", b"ggml", b"ggmf", b"ggjt")
-
-
 def _sniff(path: Path) -> str:
     """The format by content (magic bytes), the name only where the content cannot tell."""
     if path.name.lower() in template_files.NAMES:
         return "template"
     with path.open("rb") as fh:
-        head = fh.read(16)
+        head = fh.read(512)
     suffix = path.suffix.lower()
-    if head.startswith(b"GGUF"):
-        return "gguf"
-    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+    fmt = discover.content_format(head)
+    if fmt == "zip":
         return "npz" if suffix == ".npz" else "pytorch-zip"
-    if head.startswith(containers.NPY_MAGIC):
-        return "npy"
-    if head[:4] in _GGML_MAGICS:
-        return "ggml"
-    if suffix == ".safetensors":
+    if fmt == "pickle" and suffix == ".safetensors" and head[8:9] == b"{":
+        return "safetensors"  # a header length of 0x0?80 looks like a pickle's first bytes
+    if fmt is not None:
+        return fmt
+    if suffix == ".safetensors" or discover.safetensors_like(head):
         return "safetensors"
-    codec = containers.compression(head)
-    if codec is not None and suffix not in (".gguf",):
-        return f"joblib-{codec}"
     return "gguf" if suffix == ".gguf" else "pickle"
 
 
@@ -96,8 +74,13 @@ def scan_models(path: str | os.PathLike[str]) -> list[ModelFinding]:
         raise FileNotFoundError(f"{path}: no such file or folder")
     base = root.parent if root.is_file() else root
     out: list[ModelFinding] = []
-    for file in _files(root):
-        out += scan_file(file, file.relative_to(base).as_posix())
+    for found in discover.walk(root):
+        rel = found.path.relative_to(base).as_posix()
+        if found.outside is not None:
+            message = f"symbolic link to {found.outside}, outside the scanned folder: not followed"
+            out.append(model_finding("OWS-SCAN-002", rel, message, sha256="", fmt="link", severity="high"))
+        else:
+            out += scan_file(found.path, rel)
     return sorted(out, key=sort_key)
 
 
@@ -201,7 +184,7 @@ _CHECKS: dict[str, Callable[[Path, str, str], list[ModelFinding]]] = {
     "template": _templates,
     "ggml": _ggml,
     "safetensors": _safetensors,
-    **{fmt: _pickle(fmt) for fmt in ("pickle", "pytorch-zip", "npz", "npy")},
+    **{fmt: _pickle(fmt) for fmt in ("pickle", "pytorch-zip", "npz", "npy", "tar")},
 }
 
 

@@ -192,3 +192,41 @@ def decompress(data: bytes, kind: str, limit: int = MAX_MEMBER_BYTES) -> bytes:
     if len(out) > cap:
         raise ContainerError(f"{kind} data decompresses past {cap} bytes (compression bomb)")
     return out
+
+
+# -- tar (legacy torch.save, .nemo, .tar.gz model folders) ----------------------------------------------
+
+
+def _open_tar(fh: IO[bytes]) -> Any:
+    import tarfile
+
+    try:
+        return tarfile.open(fileobj=fh, mode="r:")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise ContainerError(f"not a readable tar archive: {exc}") from None
+
+
+def tar_members(fh: IO[bytes]) -> Iterator[Member]:
+    """The regular members of a tar archive, with the member limits; a link, or a member whose path is
+    absolute or climbs out with `..` (extracting it writes outside the target folder), raises."""
+    import tarfile
+
+    with _open_tar(fh) as archive:
+        try:
+            infos = archive.getmembers()
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise ContainerError(f"tar archive is corrupt: {exc}") from None
+        if len(infos) > MAX_MEMBERS:
+            raise ContainerError(f"{len(infos)} members, more than {MAX_MEMBERS}")
+        for info in infos:
+            parts = info.name.replace("\\", "/").split("/")
+            if info.name.startswith(("/", "\\")) or ".." in parts or (info.issym() or info.islnk()):
+                raise ContainerError(f"tar member {info.name!r} points outside the archive (path traversal)")
+            if not info.isfile() or _STORAGE_MEMBER.search(info.name):
+                continue
+            if info.size > MAX_MEMBER_BYTES:
+                raise ContainerError(f"{info.name}: {info.size} bytes, more than {MAX_MEMBER_BYTES}")
+            handle = archive.extractfile(info)
+            if handle is None:
+                continue
+            yield Member(info.name, handle.read(MAX_MEMBER_BYTES))

@@ -11,19 +11,28 @@ reported as clean.
 from __future__ import annotations
 
 import ast
+import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from owstack.security.findings import ModelFinding, model_finding
 from owstack.security.model_scan import containers
+from owstack.security.model_scan.discover import PICKLE_SUFFIXES, SNIFF_BYTES, content_format, pickle_like
 from owstack.security.model_scan.pickle_policy import verdict
-from owstack.security.model_scan.pickles import PickleReport, scan_pickles
+from owstack.security.model_scan.pickles import (
+    TORCH_TAR_MEMBERS,
+    PickleReport,
+    scan_pickles,
+    scan_torch_tar_member,
+)
 
 MAX_FILE_BYTES = containers.MAX_MEMBER_BYTES
 FICKLING_MAX_BYTES = 8 * 1024 * 1024
 _PICKLE_MEMBER_SUFFIXES = (".pkl", ".pickle")
+_ARCHIVE_SUFFIXES = frozenset({".tar", ".zip", ".gz", ".bz2", ".xz", ".nemo"})
+MAX_DEPTH = 3  # archives inside archives
 
 
 @dataclass
@@ -39,24 +48,23 @@ class Outcome:
 
 
 def analyse(path: Path, fmt: str) -> Outcome:
-    """Read and analyse a file of format `fmt` (pickle, pytorch-zip, npz, npy, joblib-<codec>)."""
+    """Read and analyse a file of format `fmt` (pickle, pytorch-zip, npz, npy, tar, joblib-<codec>)."""
     out = Outcome(fmt)
     try:
-        if fmt in ("pytorch-zip", "npz", "zip"):
+        if fmt in ("pytorch-zip", "npz", "zip", "tar"):
             with path.open("rb") as fh:
-                for member in containers.zip_members(fh, _wanted):
-                    _analyse_bytes(out, member.name, member.data)
+                (_tar if fmt == "tar" else _zip)(out, fh, "", 0)
             if not out.parts:
-                out.problems.append("zip archive without any pickle or .npy member")
+                out.problems.append(f"{fmt} archive without any pickle or .npy member")
             return out
         if path.stat().st_size > MAX_FILE_BYTES:
             out.problems.append(f"file larger than {MAX_FILE_BYTES} bytes is not analysed")
             return out
         data = path.read_bytes()
-        codec = fmt.removeprefix("joblib-") if fmt.startswith("joblib-") else None
-        if codec is not None:
-            data = containers.decompress(data, codec)
-        _analyse_bytes(out, "", data)
+        if fmt.startswith("joblib-"):
+            _blob(out, "", data, 0, pickle_named=True)
+        else:
+            _analyse_bytes(out, "", data)
     except containers.ContainerError as exc:
         out.problems.append(str(exc))
     except OSError as exc:
@@ -64,11 +72,52 @@ def analyse(path: Path, fmt: str) -> Outcome:
     return out
 
 
+def _zip(out: Outcome, fh: IO[bytes], prefix: str, depth: int) -> None:
+    for member in containers.zip_members(fh, _wanted):
+        _blob(out, prefix + member.name, member.data, depth, pickle_named=_pickle_named(member.name))
+
+
+def _tar(out: Outcome, fh: IO[bytes], prefix: str, depth: int) -> None:
+    members = list(containers.tar_members(fh))
+    legacy_torch = {m.name for m in members} >= TORCH_TAR_MEMBERS
+    for member in members:
+        if legacy_torch and member.name in TORCH_TAR_MEMBERS:
+            out.parts += 1
+            out.reports[prefix + member.name] = scan_torch_tar_member(member.name, member.data)
+            out.data[prefix + member.name] = member.data
+        else:
+            _blob(out, prefix + member.name, member.data, depth, pickle_named=_pickle_named(member.name))
+
+
+def _blob(out: Outcome, name: str, data: bytes, depth: int, *, pickle_named: bool) -> None:
+    """A member or a decompressed stream, by content: a nested archive or stream is opened in turn."""
+    kind = content_format(data[:512])
+    if kind in ("zip", "tar") or (kind or "").startswith("joblib-"):
+        if depth >= MAX_DEPTH:
+            out.problems.append(f"{name or 'file'}: archives nested more than {MAX_DEPTH} deep")
+        elif kind == "zip":
+            _zip(out, io.BytesIO(data), f"{name}/" if name else "", depth + 1)
+        elif kind == "tar":
+            _tar(out, io.BytesIO(data), f"{name}/" if name else "", depth + 1)
+        else:
+            inner = containers.decompress(data, (kind or "").removeprefix("joblib-"))
+            _blob(out, name, inner, depth + 1, pickle_named=pickle_named)
+    elif kind in ("pickle", "npy") or pickle_named or pickle_like(data[:SNIFF_BYTES]):
+        _analyse_bytes(out, name, data)
+
+
+def _pickle_named(name: str) -> bool:
+    return Path(name.lower()).suffix in PICKLE_SUFFIXES or not name
+
+
 def _wanted(name: str, head: bytes) -> bool:
     lower = name.lower()
     if lower.endswith(_PICKLE_MEMBER_SUFFIXES) or lower.endswith(".npy"):
         return True
-    return (len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5) or head.startswith(containers.NPY_MAGIC)
+    if _pickle_named(name) or Path(lower).suffix in _ARCHIVE_SUFFIXES:
+        return True
+    kind = content_format(head)
+    return kind in ("pickle", "npy", "zip") or (kind or "").startswith("joblib-")
 
 
 def _analyse_bytes(out: Outcome, name: str, data: bytes) -> None:
