@@ -8,6 +8,7 @@ import bz2
 import datetime
 import gzip
 import io
+import json
 import lzma
 import pickle
 import shlex
@@ -219,3 +220,109 @@ def test_tar_member_escaping_the_archive(tmp_path: Path) -> None:
         tf.addfile(info, io.BytesIO(b"id\n"))
     (tmp_path / "model.nemo").write_bytes(buf.getvalue())
     assert by_file(tmp_path)["model.nemo"]["OWS-MDL-050"] == "high"
+
+
+# -- Keras, ONNX, TensorFlow ---------------------------------------------------------------------------
+
+LAMBDA_KERAS3 = {
+    "module": "keras.layers",
+    "class_name": "Lambda",
+    "config": {"name": "pwn", "function": {"class_name": "__lambda__", "config": {"code": "4wEAAAAAAAAA"}}},
+}
+LAMBDA_KERAS2 = {"class_name": "Lamb\\u0064a", "config": {"name": "l", "function": ["4wEA", None, None]}}
+DENSE = {"module": "keras.layers", "class_name": "Dense", "config": {"name": "d", "units": 2}}
+
+
+def keras_model(layers: list[dict[str, object]]) -> dict[str, object]:
+    return {"module": "keras.src.models.functional", "class_name": "Functional", "config": {"layers": layers}}
+
+
+def keras_zip(path: Path, config: dict[str, object]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("metadata.json", '{"keras_version": "3.6.0"}')
+        zf.writestr("config.json", json.dumps(config))
+        zf.writestr("model.weights.h5", b"\x89HDF\r\n\x1a\n" + b"\x00" * 32)
+    return path
+
+
+def test_keras_configs_that_run_code(tmp_path: Path) -> None:
+    keras_zip(tmp_path / "lambda.keras", keras_model([DENSE, LAMBDA_KERAS3]))
+    call = {"module": "os", "class_name": "function", "config": "system", "registered_name": "function"}
+    keras_zip(tmp_path / "module.keras", keras_model([{**DENSE, "config": {"activation": call}}]))
+    keras_zip(tmp_path / "renamed.zip", keras_model([LAMBDA_KERAS3]))
+    keras_zip(tmp_path / "ok.keras", keras_model([DENSE]))
+    # the bytes of a Keras 2 .h5 model: the config JSON sits in the model_config attribute, escapes and all
+    config = json.dumps({"class_name": "Sequential", "config": {"layers": [DENSE, "LAMBDA"]}})
+    config = config.replace('"LAMBDA"', json.dumps(LAMBDA_KERAS2).replace("\\\\u0064", "\\u0064"))
+    attribute = b"model_config\x00" + b"\x00" * 7 + config.encode()
+    (tmp_path / "lambda.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 64 + attribute + b"\x00" * 64)
+    plain = json.dumps({"class_name": "Sequential", "config": {"layers": [DENSE]}}).encode()
+    (tmp_path / "ok.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 64 + plain + b"\x00" * 64)
+    assert json.loads(config)["config"]["layers"][1]["class_name"] == "Lambda"  # what Keras reads
+    found = by_file(tmp_path)
+    for name in ("lambda.keras", "renamed.zip", "lambda.h5", "module.keras"):
+        assert found[name].get("OWS-MDL-024") == "critical", (name, found[name])
+    assert found["ok.keras"] == {"OWS-MDL-000": "info"}
+    assert found["ok.h5"] == {"OWS-MDL-000": "info"}
+
+
+def field(number: int, payload: bytes | int) -> bytes:
+    """One protobuf field: a varint or a length-delimited payload."""
+
+    def varint(n: int) -> bytes:
+        out = b""
+        while True:
+            out += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
+            n >>= 7
+            if not n:
+                return out
+
+    if isinstance(payload, int):
+        return varint(number << 3) + varint(payload)
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def onnx_model(location: str) -> bytes:
+    """ModelProto(ir_version=8, graph=GraphProto(initializer=[TensorProto stored as external data]))."""
+    entry = field(1, b"location") + field(2, location.encode())
+    tensor = field(1, 4) + field(2, 1) + field(8, b"w") + field(13, entry) + field(14, 1)
+    return field(1, 8) + field(7, field(5, tensor) + field(2, b"g"))
+
+
+def test_onnx_external_data_leaving_the_folder(tmp_path: Path) -> None:
+    (tmp_path / "evil.onnx").write_bytes(onnx_model("../../../../etc/passwd"))
+    (tmp_path / "abs.onnx").write_bytes(onnx_model("/root/.ssh/id_rsa"))
+    (tmp_path / "ok.onnx").write_bytes(onnx_model("model.onnx_data"))
+    (tmp_path / "broken.onnx").write_bytes(field(7, b"xx")[:-1])
+    found = by_file(tmp_path)
+    assert found["evil.onnx"]["OWS-MDL-025"] == "high" and found["abs.onnx"]["OWS-MDL-025"] == "high"
+    assert found["ok.onnx"] == {"OWS-MDL-000": "info"}
+    assert found["broken.onnx"]["OWS-MDL-050"] == "high"
+
+
+def saved_model(nodes: list[tuple[str, str]]) -> bytes:
+    """SavedModel(meta_graphs=[MetaGraphDef(graph_def=GraphDef(node=[NodeDef(name, op)]))])."""
+    graph = b"".join(field(1, field(1, name.encode()) + field(2, op.encode())) for name, op in nodes)
+    return field(1, 1) + field(2, field(2, graph))
+
+
+def test_tensorflow_graph_file_ops(tmp_path: Path) -> None:
+    (tmp_path / "evil").mkdir()
+    (tmp_path / "evil" / "saved_model.pb").write_bytes(saved_model([("x", "Placeholder"), ("r", "ReadFile")]))
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "ok" / "saved_model.pb").write_bytes(saved_model([("ReadFile", "Placeholder"), ("m", "MatMul")]))
+    keras = json.dumps(keras_model([LAMBDA_KERAS3])).encode()
+    (tmp_path / "ok" / "keras_metadata.pb").write_bytes(field(1, field(4, keras)))
+    found = by_file(tmp_path)
+    assert found["evil/saved_model.pb"]["OWS-MDL-026"] == "high"
+    assert found["ok/saved_model.pb"] == {"OWS-MDL-000": "info"}
+    assert found["ok/keras_metadata.pb"]["OWS-MDL-024"] == "critical"
+
+
+def test_sentencepiece_model_is_not_a_pickle(tmp_path: Path) -> None:
+    piece = field(1, b"\xe2\x96\x81the") + b"\x15\x00\x00\x80\xbf" + field(3, 1)
+    (tmp_path / "tokenizer.model").write_bytes(b"".join(field(1, piece) for _ in range(50)))
+    (tmp_path / "bad.model").write_bytes(b"\x0a\xff\xff\xff\x0f" + b"x" * 8)
+    found = by_file(tmp_path)
+    assert found["tokenizer.model"] == {"OWS-MDL-000": "info"}
+    assert found["bad.model"]["OWS-MDL-050"] == "high"

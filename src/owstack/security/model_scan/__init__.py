@@ -22,9 +22,19 @@ from functools import cache
 from pathlib import Path
 
 from owstack.security.findings import ModelFinding, model_finding, sort_key
-from owstack.security.model_scan import discover, gguf_check, pickle_files, safetensors_check, template_files
+from owstack.security.model_scan import (
+    containers,
+    discover,
+    gguf_check,
+    keras_check,
+    pickle_files,
+    protobuf_check,
+    safetensors_check,
+    template_files,
+)
 
 MODEL_SUFFIXES = discover.MODEL_SUFFIXES
+MAX_PROTOBUF_BYTES = containers.MAX_MEMBER_BYTES
 
 
 def sha256_of(path: Path) -> str:
@@ -57,14 +67,21 @@ def _sniff(path: Path) -> str:
     suffix = path.suffix.lower()
     fmt = discover.content_format(head)
     if fmt == "zip":
-        return "npz" if suffix == ".npz" else "pytorch-zip"
+        if suffix == ".npz":
+            return "npz"
+        return "keras" if suffix == ".keras" or keras_check.is_keras_zip(path) else "pytorch-zip"
     if fmt == "pickle" and suffix == ".safetensors" and head[8:9] == b"{":
         return "safetensors"  # a header length of 0x0?80 looks like a pickle's first bytes
     if fmt is not None:
         return fmt
     if suffix == ".safetensors" or discover.safetensors_like(head):
         return "safetensors"
-    return "gguf" if suffix == ".gguf" else "pickle"
+    by_name = {".gguf": "gguf", ".onnx": "onnx", ".pb": "tensorflow"}
+    if suffix in by_name:
+        return by_name[suffix]
+    if suffix == ".model" and head[:1] == b"\x0a" and protobuf_check.wire_problem(path.read_bytes()) is None:
+        return "sentencepiece"
+    return "pickle"
 
 
 def scan_models(path: str | os.PathLike[str]) -> list[ModelFinding]:
@@ -175,6 +192,51 @@ def _safetensors(path: Path, rel: str, digest: str) -> list[ModelFinding]:
     return [model_finding("OWS-MDL-030", rel, p, sha256=digest, fmt="safetensors") for p in problems]
 
 
+def _keras(path: Path, rel: str, digest: str) -> list[ModelFinding]:
+    try:
+        configs = keras_check.zip_configs(path)
+    except containers.ContainerError as exc:
+        return [model_finding("OWS-MDL-050", rel, f"not analysed: {exc}", sha256=digest, fmt="keras")]
+    return _keras_findings(rel, digest, "keras", configs)
+
+
+def _keras_findings(rel: str, digest: str, fmt: str, configs: list[object]) -> list[ModelFinding]:
+    return [
+        model_finding("OWS-MDL-024", rel, message, sha256=digest, fmt=fmt, severity=severity)  # type: ignore[arg-type]
+        for config in configs
+        for severity, message in keras_check.code_in(config)
+    ]
+
+
+def _hdf5(path: Path, rel: str, digest: str) -> list[ModelFinding]:
+    return _keras_findings(rel, digest, "hdf5", keras_check.embedded_configs(path))
+
+
+def _protobuf(fmt: str) -> Callable[[Path, str, str], list[ModelFinding]]:
+    def check(path: Path, rel: str, digest: str) -> list[ModelFinding]:
+        if path.stat().st_size > MAX_PROTOBUF_BYTES:
+            message = f"not analysed: file larger than {MAX_PROTOBUF_BYTES} bytes"
+            return [model_finding("OWS-MDL-050", rel, message, sha256=digest, fmt=fmt)]
+        data = path.read_bytes()
+        problem = protobuf_check.wire_problem(data)
+        if problem is not None:
+            message = f"not analysed: not a well-formed protobuf ({problem})"
+            return [model_finding("OWS-MDL-050", rel, message, sha256=digest, fmt=fmt)]
+        out: list[ModelFinding] = []
+        for location in protobuf_check.onnx_locations(data) if fmt == "onnx" else []:
+            if protobuf_check.escapes(location):
+                message = f"external data location {location!r} leaves the model's folder"
+                out.append(model_finding("OWS-MDL-025", rel, message, sha256=digest, fmt=fmt))
+        if fmt == "tensorflow":
+            for op in protobuf_check.tf_file_ops(data):
+                message = f"a node runs the {op} op"
+                out.append(model_finding("OWS-MDL-026", rel, message, sha256=digest, fmt=fmt))
+            out += _keras_findings(rel, digest, fmt, keras_check.embedded_configs(path))
+        return out
+
+    return check
+
+
 def _unknown(path: Path, rel: str, digest: str) -> list[ModelFinding]:
     return [model_finding("OWS-MDL-050", rel, "not analysed: format not recognised", sha256=digest, fmt="unknown")]
 
@@ -184,6 +246,9 @@ _CHECKS: dict[str, Callable[[Path, str, str], list[ModelFinding]]] = {
     "template": _templates,
     "ggml": _ggml,
     "safetensors": _safetensors,
+    "keras": _keras,
+    "hdf5": _hdf5,
+    **{fmt: _protobuf(fmt) for fmt in ("onnx", "tensorflow", "sentencepiece")},
     **{fmt: _pickle(fmt) for fmt in ("pickle", "pytorch-zip", "npz", "npy", "tar")},
 }
 
