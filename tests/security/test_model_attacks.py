@@ -326,3 +326,46 @@ def test_sentencepiece_model_is_not_a_pickle(tmp_path: Path) -> None:
     found = by_file(tmp_path)
     assert found["tokenizer.model"] == {"OWS-MDL-000": "info"}
     assert found["bad.model"]["OWS-MDL-050"] == "high"
+
+
+# -- the pickle machine: what a loader reads past the first pickle --------------------------------------
+
+
+def test_object_npy_whatever_the_dtype_spelling(tmp_path: Path) -> None:
+    from numpy.lib import format as npy
+
+    marker = tmp_path / "ran"
+    payload = stack_global_call("os", "system", touch(marker))
+    for descr in ("object", "object_", "|O"):
+        head = io.BytesIO()
+        npy.write_array_header_1_0(head, {"descr": descr, "fortran_order": False, "shape": (1,)})
+        (tmp_path / f"{descr.strip('|')}.npy").write_bytes(head.getvalue() + payload)
+        assert runs(lambda d=descr: np.load(tmp_path / f"{d.strip('|')}.npy", allow_pickle=True), marker)
+    found = by_file(tmp_path)
+    for name in ("object.npy", "object_.npy", "O.npy"):
+        assert found[name].get("OWS-MDL-021") == "critical", (name, found[name])
+
+
+def test_pickle_reusing_the_memo_of_the_one_before(tmp_path: Path) -> None:
+    """`Unpickler.load()` called twice keeps its memo: the second pickle takes os/system from the first."""
+    marker = tmp_path / "ran"
+    first = b"\x80\x04" + u("os") + b"\x94" + u("system") + b"\x94" + b"0."  # stores the strings, returns one
+    second = b"\x80\x04h\x00h\x01\x93" + u(touch(marker)) + b"\x85R."
+    (tmp_path / "two.pkl").write_bytes(first + second)
+
+    def load_twice() -> None:
+        with (tmp_path / "two.pkl").open("rb") as fh:
+            unpickler = pickle.Unpickler(fh)
+            unpickler.load()
+            unpickler.load()
+
+    assert runs(load_twice, marker)
+    assert by_file(tmp_path)["two.pkl"].get("OWS-MDL-021") == "critical"
+
+
+def test_pickle_after_many_pickles_is_never_clean(tmp_path: Path) -> None:
+    from owstack.security.model_scan.pickles import MAX_PICKLES
+
+    (tmp_path / "many.pkl").write_bytes(b"N." * MAX_PICKLES + stack_global_call("os", "system", "id"))
+    found = by_file(tmp_path)["many.pkl"]
+    assert failing(found) and "OWS-MDL-040" not in found

@@ -112,11 +112,14 @@ class NpyHeader:
 
 
 def _descr_has_object(descr: Any) -> bool:
-    if isinstance(descr, str):
-        return bool(re.match(r"^[<>|=]?O", descr))
-    if isinstance(descr, list | tuple):
-        return any(_descr_has_object(part) for part in descr)
-    return False
+    """numpy's own answer (`read_array` unpickles exactly when `dtype.hasobject`): the spellings are many
+    ("O", "|O8", "object", "object_", structured and sub-array dtypes), so no pattern is trusted."""
+    from numpy.lib.format import descr_to_dtype
+
+    try:
+        return bool(descr_to_dtype(descr).hasobject)
+    except (TypeError, ValueError, KeyError, IndexError, OverflowError, MemoryError, RecursionError) as exc:
+        raise ContainerError(f".npy descr {descr!r:.60} is not a dtype numpy reads: {exc}") from None
 
 
 def npy_header(data: bytes) -> NpyHeader:

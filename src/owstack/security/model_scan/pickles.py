@@ -60,6 +60,7 @@ class _Scan:
         self.depth = depth
         self.base = base
         self.report = PickleReport()
+        self.memo: dict[int, Value] = {}  # of the last pickle run
 
     def events(self) -> Events:
         return Events(
@@ -124,9 +125,11 @@ class _Scan:
             raise PickleError(f"joblib array at byte {pos} runs past the end of the file")
         self.stream.seek(length, io.SEEK_CUR)
 
-    def run_one(self) -> Value:
+    def run_one(self, memo: dict[int, Value] | None = None) -> Value:
         start = self.stream.tell()
-        result = Machine(self.stream, self.events()).run()
+        machine = Machine(self.stream, self.events(), memo)
+        result = machine.run()
+        self.memo = {**self.memo, **machine.memo}
         self.report.pickles += 1
         self.report.segments.append((self.base + start, self.base + self.stream.tell()))
         return result
@@ -138,7 +141,7 @@ class _Scan:
             if legacy and self.report.pickles >= TORCH_LEGACY_PICKLES:
                 break  # the raw storages of a legacy torch file: read as bytes, never unpickled
             try:
-                result = self.run_one()
+                result = self._run_next(start)
             except PickleError as exc:
                 if self.report.pickles == 0 or self.stream.tell() > start + 1 or legacy:
                     self.report.errors.append(f"not a loadable pickle at byte {self.base + start}: {exc}")
@@ -146,9 +149,23 @@ class _Scan:
                 break
             if self.report.pickles == 1 and result.kind == "const" and result.const == TORCH_LEGACY_MAGIC:
                 legacy = True
+        if self.report.pickles >= MAX_PICKLES and self.stream.tell() < len(self.data) and not legacy:
+            self.report.errors.append(f"more than {MAX_PICKLES} pickles: the rest of the file is not analysed")
         if legacy and self.report.pickles < TORCH_LEGACY_PICKLES:
             self.report.errors.append(f"legacy torch file with {self.report.pickles} of 5 pickles")
+        self.report.hits = list(dict.fromkeys(self.report.hits))
         return self.report
+
+    def _run_next(self, start: int) -> Value:
+        """The next pickle as a fresh `pickle.load` reads it, or, if it fetches memo entries it never
+        stored, as one `Unpickler` whose `load()` is called again reads it (the memo of the pickles before)."""
+        try:
+            return self.run_one()
+        except PickleError as exc:
+            if not self.report.pickles or "memo value not found" not in str(exc):
+                raise
+        self.stream.seek(start)
+        return self.run_one(self.memo)
 
 
 def _dtype_info(dtype: Value) -> tuple[int, bool] | None:
