@@ -10,6 +10,7 @@ import gzip
 import io
 import json
 import lzma
+import os
 import pickle
 import shlex
 import tarfile
@@ -369,3 +370,21 @@ def test_pickle_after_many_pickles_is_never_clean(tmp_path: Path) -> None:
     (tmp_path / "many.pkl").write_bytes(b"N." * MAX_PICKLES + stack_global_call("os", "system", "id"))
     found = by_file(tmp_path)["many.pkl"]
     assert failing(found) and "OWS-MDL-040" not in found
+
+
+def test_padded_pickle_with_another_name_and_special_files(tmp_path: Path) -> None:
+    """A protocol 0 pickle whose first megabyte is one string constant is still read to its import; a FIFO
+    is not opened (it would block) and a FIFO with a model name is unscannable."""
+    from owstack.security.model_scan.discover import SNIFF_BYTES
+
+    marker = tmp_path / "ran"
+    padded = b"S'" + b"a" * SNIFF_BYTES + b"'\n0" + f"cos\nsystem\n(S'{touch(marker)}'\ntR.".encode()
+    assert runs(lambda: pickle.loads(padded), marker)
+    (tmp_path / "notes.txt").write_bytes(padded)
+    (tmp_path / "long.txt").write_text("plain text\n" * (SNIFF_BYTES // 8))
+    os.mkfifo(tmp_path / "pipe")
+    os.mkfifo(tmp_path / "fifo.pkl")
+    found = by_file(tmp_path)
+    assert found["notes.txt"].get("OWS-MDL-021") == "critical"
+    assert "long.txt" not in found and "pipe" not in found
+    assert found["fifo.pkl"] == {"OWS-MDL-050": "high"}

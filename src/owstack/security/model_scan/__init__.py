@@ -70,7 +70,7 @@ def _sniff(path: Path) -> str:
         if suffix == ".npz":
             return "npz"
         return "keras" if suffix == ".keras" or keras_check.is_keras_zip(path) else "pytorch-zip"
-    if fmt == "pickle" and suffix == ".safetensors" and head[8:9] == b"{":
+    if fmt == "pickle" and suffix == ".safetensors" and discover.safetensors_like(head):
         return "safetensors"  # a header length of 0x0?80 looks like a pickle's first bytes
     if fmt is not None:
         return fmt

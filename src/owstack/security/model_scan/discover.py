@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,13 +94,20 @@ def _outside(link: Path, top: Path) -> str | None:
 
 
 def _looks_like_model(path: Path) -> bool:
-    """A file without a model suffix whose content is a model format (or a pickle of any protocol)."""
+    """A regular file without a model suffix whose content is a model format (or a pickle of any
+    protocol; one still parsing at the end of the sniffed bytes is read in full, up to the file limit)."""
     try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            return False  # a FIFO or a device would block or never end
         with path.open("rb") as fh:
             head = fh.read(SNIFF_BYTES)
+            if content_format(head) is not None or safetensors_like(head) or pickle_like(head):
+                return True
+            if len(head) < SNIFF_BYTES or not pickle_like(head, at_end=True):
+                return False
+            return pickle_like(head + fh.read(containers.MAX_MEMBER_BYTES - len(head)))
     except OSError:
         return False
-    return content_format(head) is not None or safetensors_like(head) or pickle_like(head)
 
 
 def content_format(head: bytes) -> str | None:
@@ -127,17 +135,19 @@ def safetensors_like(head: bytes) -> bool:
     return len(head) > 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") <= 100_000_000
 
 
-def pickle_like(head: bytes) -> bool:
+def pickle_like(head: bytes, *, at_end: bool = False) -> bool:
     """Whether bytes without a magic number are a pickle (protocols 0 and 1 have none): the symbolic
-    machine runs them to a STOP, or they import something critical before failing."""
+    machine runs them to a STOP, or they import something critical before failing. With `at_end`:
+    whether they parse as a pickle up to their very end (a prefix of a longer pickle)."""
     critical: list[str] = []
 
     def on_import(module: str, name: str, pos: int) -> None:
         if verdict(module, name) == "critical":
             critical.append(f"{module}.{name}")
 
+    stream = io.BytesIO(head)
     try:
-        Machine(io.BytesIO(head), Events(on_import, lambda pos, why: critical.append(why))).run()
+        Machine(stream, Events(on_import, lambda pos, why: critical.append(why))).run()
     except (PickleError, UnicodeDecodeError):
-        return bool(critical)
-    return True
+        return stream.tell() >= len(head) if at_end else bool(critical)
+    return not at_end

@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from owstack.security.findings import ModelFinding, model_finding
 from owstack.security.model_scan import containers
-from owstack.security.model_scan.discover import PICKLE_SUFFIXES, SNIFF_BYTES, content_format, pickle_like
+from owstack.security.model_scan.discover import PICKLE_SUFFIXES, content_format, pickle_like
 from owstack.security.model_scan.pickle_policy import verdict
 from owstack.security.model_scan.pickles import (
     TORCH_TAR_MEMBERS,
@@ -102,7 +102,7 @@ def _blob(out: Outcome, name: str, data: bytes, depth: int, *, pickle_named: boo
         else:
             inner = containers.decompress(data, (kind or "").removeprefix("joblib-"))
             _blob(out, name, inner, depth + 1, pickle_named=pickle_named)
-    elif kind in ("pickle", "npy") or pickle_named or pickle_like(data[:SNIFF_BYTES]):
+    elif kind in ("pickle", "npy") or pickle_named or pickle_like(data):
         _analyse_bytes(out, name, data)
 
 
