@@ -388,3 +388,16 @@ def test_padded_pickle_with_another_name_and_special_files(tmp_path: Path) -> No
     assert found["notes.txt"].get("OWS-MDL-021") == "critical"
     assert "long.txt" not in found and "pipe" not in found
     assert found["fifo.pkl"] == {"OWS-MDL-050": "high"}
+
+
+def test_templates_transformers_also_loads(tmp_path: Path) -> None:
+    ssti = "{{ ()|attr('__cla' ~ 'ss__') }}"
+    (tmp_path / "additional_chat_templates").mkdir()
+    (tmp_path / "additional_chat_templates" / "tool_use.jinja").write_text(ssti)
+    (tmp_path / "processor_config.json").write_text(json.dumps({"chat_template": ssti}))
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "ok" / "processor_config.json").write_text(json.dumps({"processor_class": "LlavaProcessor"}))
+    found = by_file(tmp_path)
+    assert found["additional_chat_templates/tool_use.jinja"]["OWS-MDL-010"] == "critical"
+    assert found["processor_config.json"]["OWS-MDL-010"] == "critical"
+    assert found["ok/processor_config.json"] == {"OWS-MDL-000": "info"}

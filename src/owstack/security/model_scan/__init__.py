@@ -60,7 +60,7 @@ def catalog_pins() -> dict[str, tuple[str, str]]:
 
 def _sniff(path: Path) -> str:
     """The format by content (magic bytes), the name only where the content cannot tell."""
-    if path.name.lower() in template_files.NAMES:
+    if template_files.is_template(path.name):
         return "template"
     with path.open("rb") as fh:
         head = fh.read(512)

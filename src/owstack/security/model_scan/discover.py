@@ -52,8 +52,8 @@ def is_model_name(name: str) -> bool:
     lower = name.lower()
     suffixes = Path(lower).suffixes
     if not suffixes:
-        return lower in template_files.NAMES
-    if suffixes[-1] in MODEL_SUFFIXES or lower in template_files.NAMES:
+        return template_files.is_template(lower)
+    if suffixes[-1] in MODEL_SUFFIXES or template_files.is_template(lower):
         return True
     return len(suffixes) > 1 and suffixes[-1] in COMPRESSED_SUFFIXES and suffixes[-2] in MODEL_SUFFIXES
 
