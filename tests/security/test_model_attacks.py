@@ -230,7 +230,7 @@ LAMBDA_KERAS3 = {
     "class_name": "Lambda",
     "config": {"name": "pwn", "function": {"class_name": "__lambda__", "config": {"code": "4wEAAAAAAAAA"}}},
 }
-LAMBDA_KERAS2 = {"class_name": "Lamb\\u0064a", "config": {"name": "l", "function": ["4wEA", None, None]}}
+LAMBDA_KERAS2 = {"class_name": "Lamb\\u0064a", "config": {"name": "l", "function": ["4wEA" * 50_000, None, None]}}
 DENSE = {"module": "keras.layers", "class_name": "Dense", "config": {"name": "d", "units": 2}}
 
 

@@ -66,15 +66,33 @@ def embedded_configs(path: Path) -> list[Any]:
                 raise containers.ContainerError(f"more than {MAX_OBJECTS} JSON candidates")
             if match.start() < end:
                 continue
-            window = data[match.start() : match.start() + MAX_CONFIG_BYTES].decode("utf-8", "replace")
-            try:
-                value, length = json.JSONDecoder().raw_decode(window)
-            except (ValueError, RecursionError):
+            parsed = _json_at(data, match.start())
+            if parsed is None:
                 continue
-            end = match.start() + len(window[:length].encode("utf-8", "replace"))
+            value, end = parsed
             if _has_class_name(value):
                 found.append(value)
     return found
+
+
+def _json_at(data: Any, start: int) -> tuple[Any, int] | None:
+    """The JSON value at `start` and where it ends, reading 64 KiB first and more only while the value
+    is cut by the window (candidates in binary data fail within a few bytes)."""
+    size = 1 << 16
+    while True:
+        raw = data[start : start + size]
+        window = raw.decode("utf-8", "replace")
+        try:
+            value, length = json.JSONDecoder().raw_decode(window)
+        except json.JSONDecodeError as exc:
+            cut = exc.msg.startswith("Unterminated string") or exc.pos >= len(window) - 1
+            if not cut or len(raw) < size or size >= MAX_CONFIG_BYTES:
+                return None
+            size *= 16
+            continue
+        except (ValueError, RecursionError):
+            return None
+        return value, start + len(window[:length].encode("utf-8", "replace"))
 
 
 def _has_class_name(value: Any) -> bool:
