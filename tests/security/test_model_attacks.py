@@ -401,3 +401,13 @@ def test_templates_transformers_also_loads(tmp_path: Path) -> None:
     assert found["additional_chat_templates/tool_use.jinja"]["OWS-MDL-010"] == "critical"
     assert found["processor_config.json"]["OWS-MDL-010"] == "critical"
     assert found["ok/processor_config.json"] == {"OWS-MDL-000": "info"}
+
+
+def test_keras_archive_appended_to_a_pickle(tmp_path: Path) -> None:
+    """Keras checks `zipfile.is_zipfile`, which reads the end of the file: a benign pickle in front hides
+    nothing from it, so the scanner must read the archive too."""
+    archive = keras_zip(tmp_path / "inner.zip", keras_model([LAMBDA_KERAS3])).read_bytes()
+    (tmp_path / "inner.zip").unlink()
+    (tmp_path / "model.keras").write_bytes(pickle.dumps({"w": [1.0]}, protocol=4) + archive)
+    assert zipfile.is_zipfile(tmp_path / "model.keras")
+    assert by_file(tmp_path)["model.keras"].get("OWS-MDL-024") == "critical"

@@ -65,6 +65,8 @@ def _sniff(path: Path) -> str:
     with path.open("rb") as fh:
         head = fh.read(512)
     suffix = path.suffix.lower()
+    if suffix == ".keras" and keras_check.is_keras_zip(path):
+        return "keras"  # Keras opens a .keras file with zipfile, which finds an archive appended to anything
     fmt = discover.content_format(head)
     if fmt == "zip":
         if suffix == ".npz":
