@@ -103,6 +103,29 @@ def test_library_reconstructors_are_not_high(tmp_path: Path) -> None:
     assert found["p5.pkl"] == {"OWS-MDL-000": "info", "OWS-MDL-040": "low"}
 
 
+# Imports of a real transformers 4.x `training_args.bin` (torch.save(TrainingArguments(...))) and of a
+# Lightning checkpoint's OmegaConf hyper-parameters, recorded 2026-12-03.
+TRAINING_ARGS_IMPORTS = [
+    ("transformers.training_args", "TrainingArguments"),
+    ("transformers.trainer_utils", "IntervalStrategy"),
+    ("transformers.training_args", "OptimizerNames"),
+    ("transformers.trainer_pt_utils", "AcceleratorConfig"),
+    ("accelerate.state", "PartialState"),
+    ("accelerate.utils.dataclasses", "DistributedType"),
+    ("omegaconf.dictconfig", "DictConfig"),
+    ("omegaconf.base", "ContainerMetadata"),
+    ("typing", "Any"),
+    ("pathlib", "PosixPath"),
+]
+
+
+def test_training_files_of_common_libraries_are_not_high() -> None:
+    from owstack.security.model_scan.pickle_policy import verdict
+
+    assert {f"{m}.{n}": verdict(m, n) for m, n in TRAINING_ARGS_IMPORTS if verdict(m, n) not in (None, "medium")} == {}
+    assert verdict("pathlib", "PosixPath.write_text") == "critical"
+
+
 def test_torchscript_archive_is_not_high(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     torch.jit.save(torch.jit.script(torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU())), tmp_path / "s.pt")
