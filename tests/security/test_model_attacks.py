@@ -16,7 +16,9 @@ import shlex
 import tarfile
 import zipfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -248,13 +250,16 @@ def test_tar_member_escaping_the_archive(tmp_path: Path) -> None:
 
 # -- Keras, ONNX, TensorFlow ---------------------------------------------------------------------------
 
-LAMBDA_KERAS3 = {
+LAMBDA_KERAS3: dict[str, object] = {
     "module": "keras.layers",
     "class_name": "Lambda",
     "config": {"name": "pwn", "function": {"class_name": "__lambda__", "config": {"code": "4wEAAAAAAAAA"}}},
 }
-LAMBDA_KERAS2 = {"class_name": "Lamb\\u0064a", "config": {"name": "l", "function": ["4wEA" * 50_000, None, None]}}
-DENSE = {"module": "keras.layers", "class_name": "Dense", "config": {"name": "d", "units": 2}}
+LAMBDA_KERAS2: dict[str, object] = {
+    "class_name": "Lamb\\u0064a",
+    "config": {"name": "l", "function": ["4wEA" * 50_000, None, None]},  # 200 KB: past the first window
+}
+DENSE: dict[str, object] = {"module": "keras.layers", "class_name": "Dense", "config": {"name": "d", "units": 2}}
 
 
 def keras_model(layers: list[dict[str, object]]) -> dict[str, object]:
@@ -363,8 +368,9 @@ def test_object_npy_whatever_the_dtype_spelling(tmp_path: Path) -> None:
     for descr in ("object", "object_", "|O"):
         head = io.BytesIO()
         npy.write_array_header_1_0(head, {"descr": descr, "fortran_order": False, "shape": (1,)})
-        (tmp_path / f"{descr.strip('|')}.npy").write_bytes(head.getvalue() + payload)
-        assert runs(lambda d=descr: np.load(tmp_path / f"{d.strip('|')}.npy", allow_pickle=True), marker)
+        path = tmp_path / f"{descr.strip('|')}.npy"
+        path.write_bytes(head.getvalue() + payload)
+        assert runs(partial(np.load, path, allow_pickle=True), marker)
     found = by_file(tmp_path)
     for name in ("object.npy", "object_.npy", "O.npy"):
         assert found[name].get("OWS-MDL-021") == "critical", (name, found[name])
@@ -434,3 +440,21 @@ def test_keras_archive_appended_to_a_pickle(tmp_path: Path) -> None:
     (tmp_path / "model.keras").write_bytes(pickle.dumps({"w": [1.0]}, protocol=4) + archive)
     assert zipfile.is_zipfile(tmp_path / "model.keras")
     assert by_file(tmp_path)["model.keras"].get("OWS-MDL-024") == "critical"
+
+
+def load_compressed(module: Any, path: Path) -> object:
+    with module.open(path) as fh:
+        return pickle.load(fh)
+
+
+def test_pickle_split_across_compressed_streams(tmp_path: Path) -> None:
+    """`gzip.open`/`bz2.open`/`lzma.open` read concatenated streams as one: the import sits in the second."""
+    marker = tmp_path / "ran"
+    evil = f"(S'padding'\n0cos\nsystem\n(S'{touch(marker)}'\ntR.".encode()
+    for suffix, module in (("gz", gzip), ("bz2", bz2), ("xz", lzma)):
+        path = tmp_path / f"model.pkl.{suffix}"
+        path.write_bytes(module.compress(evil[:12]) + module.compress(evil[12:]))
+        assert runs(partial(load_compressed, module, path), marker), suffix
+    found = by_file(tmp_path)
+    for suffix in ("gz", "bz2", "xz"):
+        assert found[f"model.pkl.{suffix}"].get("OWS-MDL-021") == "critical", suffix

@@ -170,28 +170,41 @@ def compression(head: bytes) -> str | None:
     return None
 
 
+def _engine(kind: str) -> Any:
+    if kind == "gzip":
+        return zlib.decompressobj(wbits=31)
+    if kind == "zlib":
+        return zlib.decompressobj()
+    if kind == "bz2":
+        return bz2.BZ2Decompressor()
+    if kind in ("xz", "lzma"):
+        return lzma.LZMADecompressor()
+    raise ContainerError(f"{kind} compression is not supported by the scanner")
+
+
 def decompress(data: bytes, kind: str, limit: int = MAX_MEMBER_BYTES) -> bytes:
-    """Decompress with an output cap and a ratio cap; raises `ContainerError` (a bomb, lz4, bad data)."""
+    """Decompress with an output cap and a ratio cap; raises `ContainerError` (a bomb, lz4, bad data).
+    Concatenated streams (gzip members, bz2 and xz streams) are all read, as `gzip.open`, `bz2.open` and
+    `lzma.open` read them: a pickle split across two gzip members is one pickle to the loader."""
     if kind == "zlib-joblib":  # joblib < 0.10: "ZF" + 16-byte length field, then zlib
         data, kind = data[18:], "zlib"
     cap = min(limit, MAX_RATIO * len(data) + RATIO_FLOOR)
-    if kind == "gzip":
-        engine: Any = zlib.decompressobj(wbits=31)
-    elif kind == "zlib":
-        engine = zlib.decompressobj()
-    elif kind == "bz2":
-        engine = bz2.BZ2Decompressor()
-    elif kind in ("xz", "lzma"):
-        engine = lzma.LZMADecompressor()
-    else:
-        raise ContainerError(f"{kind} compression is not supported by the scanner")
-    try:
-        if isinstance(engine, bz2.BZ2Decompressor | lzma.LZMADecompressor):
-            out = engine.decompress(data, max_length=cap + 1)
-        else:
-            out = engine.decompress(data, cap + 1)
-    except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError) as exc:
-        raise ContainerError(f"{kind} data is corrupt: {exc}") from None
+    out = b""
+    rest = data
+    while rest and len(out) <= cap:
+        engine = _engine(kind)
+        try:
+            if isinstance(engine, bz2.BZ2Decompressor | lzma.LZMADecompressor):
+                out += engine.decompress(rest, max_length=cap + 1 - len(out))
+            else:
+                out += engine.decompress(rest, cap + 1 - len(out))
+        except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError) as exc:
+            raise ContainerError(f"{kind} data is corrupt: {exc}") from None
+        if not engine.eof or kind == "zlib":
+            break
+        rest = engine.unused_data
+        if kind == "gzip" and not rest.startswith(b"\x1f\x8b"):
+            break  # gzip.open ignores trailing zero padding and stops at anything else with an error
     if len(out) > cap:
         raise ContainerError(f"{kind} data decompresses past {cap} bytes (compression bomb)")
     return out
