@@ -458,3 +458,13 @@ def test_pickle_split_across_compressed_streams(tmp_path: Path) -> None:
     found = by_file(tmp_path)
     for suffix in ("gz", "bz2", "xz"):
         assert found[f"model.pkl.{suffix}"].get("OWS-MDL-021") == "critical", suffix
+
+
+def test_text_that_starts_like_a_pickle_is_not_a_model_file(tmp_path: Path) -> None:
+    """NONE + STOP is a complete pickle: prose starting "N.B." must not become an unscannable pickle,
+    while a protocol 0 pickle without imports under another name is still read as one."""
+    (tmp_path / "notes.txt").write_text("N.B. check the licence first\n")
+    (tmp_path / "state").write_bytes(pickle.dumps({"a": 1}, protocol=0))
+    found = by_file(tmp_path)
+    assert "notes.txt" not in found
+    assert found["state"] == {"OWS-MDL-000": "info", "OWS-MDL-040": "low"}

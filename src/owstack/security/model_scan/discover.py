@@ -136,18 +136,21 @@ def safetensors_like(head: bytes) -> bool:
 
 
 def pickle_like(head: bytes, *, at_end: bool = False) -> bool:
-    """Whether bytes without a magic number are a pickle (protocols 0 and 1 have none): the symbolic
-    machine runs them to a STOP, or they import something critical before failing. With `at_end`:
-    whether they parse as a pickle up to their very end (a prefix of a longer pickle)."""
-    critical: list[str] = []
+    """Whether bytes without a magic number are a pickle (protocols 0 and 1 have none): they import
+    something critical (even if they fail later, the import has run by then), or the symbolic machine
+    runs them to a STOP that either ends the bytes or follows an import off the allowlist; text such as
+    "N.B. ..." (NONE, STOP, then prose) is not. With `at_end`: whether they parse as a pickle up to their
+    very end (a prefix of a longer pickle)."""
+    imports: list[str] = []
 
     def on_import(module: str, name: str, pos: int) -> None:
-        if verdict(module, name) == "critical":
-            critical.append(f"{module}.{name}")
+        imports.append(verdict(module, name) or "allowed")
 
     stream = io.BytesIO(head)
     try:
-        Machine(stream, Events(on_import, lambda pos, why: critical.append(why))).run()
+        Machine(stream, Events(on_import, lambda pos, why: imports.append("critical"))).run()
     except (PickleError, UnicodeDecodeError):
-        return stream.tell() >= len(head) if at_end else bool(critical)
-    return not at_end
+        return stream.tell() >= len(head) if at_end else "critical" in imports
+    if at_end:
+        return False
+    return stream.tell() == len(head) or any(v != "allowed" for v in imports)
