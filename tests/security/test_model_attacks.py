@@ -464,7 +464,8 @@ def test_text_that_starts_like_a_pickle_is_not_a_model_file(tmp_path: Path) -> N
     """NONE + STOP is a complete pickle: prose starting "N.B." must not become an unscannable pickle,
     while a protocol 0 pickle without imports under another name is still read as one."""
     (tmp_path / "notes.txt").write_text("N.B. check the licence first\n")
+    (tmp_path / "ZFS.md").write_text("ZFS pools for the model cache\n")  # "ZF": joblib's old zlib magic
     (tmp_path / "state").write_bytes(pickle.dumps({"a": 1}, protocol=0))
     found = by_file(tmp_path)
-    assert "notes.txt" not in found
+    assert "notes.txt" not in found and "ZFS.md" not in found
     assert found["state"] == {"OWS-MDL-000": "info", "OWS-MDL-040": "low"}

@@ -182,6 +182,22 @@ def _engine(kind: str) -> Any:
     raise ContainerError(f"{kind} compression is not supported by the scanner")
 
 
+def starts_stream(head: bytes, kind: str) -> bool:
+    """Whether `head` begins a valid stream of `kind` (a few KiB decompressed, nothing more): text that
+    merely starts with "ZF" or "BZh" is not a compressed model."""
+    if kind == "zlib-joblib":
+        head, kind = head[18:], "zlib"
+    try:
+        engine = _engine(kind)
+        if isinstance(engine, bz2.BZ2Decompressor | lzma.LZMADecompressor):
+            engine.decompress(head[: 1 << 16], max_length=4096)
+        else:
+            engine.decompress(head[: 1 << 16], 4096)
+    except (ContainerError, OSError, EOFError, zlib.error, lzma.LZMAError, ValueError):
+        return False
+    return True
+
+
 def decompress(data: bytes, kind: str, limit: int = MAX_MEMBER_BYTES) -> bytes:
     """Decompress with an output cap and a ratio cap; raises `ContainerError` (a bomb, lz4, bad data).
     Concatenated streams (gzip members, bz2 and xz streams) are all read, as `gzip.open`, `bz2.open` and

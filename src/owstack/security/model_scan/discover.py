@@ -101,7 +101,10 @@ def _looks_like_model(path: Path) -> bool:
             return False  # a FIFO or a device would block or never end
         with path.open("rb") as fh:
             head = fh.read(SNIFF_BYTES)
-            if content_format(head) is not None or safetensors_like(head) or pickle_like(head):
+            kind = content_format(head)
+            if kind is not None and kind.startswith("joblib-"):
+                return containers.starts_stream(head, kind.removeprefix("joblib-"))
+            if kind is not None or safetensors_like(head) or pickle_like(head):
                 return True
             if len(head) < SNIFF_BYTES or not pickle_like(head, at_end=True):
                 return False
