@@ -168,6 +168,10 @@ def test_pickles_found_by_content_whatever_their_name(tmp_path: Path) -> None:
         zf.writestr("archive/data.pkl", evil4)
     with zipfile.ZipFile(tmp_path / "bundle.zip", "w") as zf:
         zf.writestr("checkpoints/inner.pt", inner.getvalue())
+    with zipfile.ZipFile(tmp_path / "renamed.pt", "w") as zf:  # a protocol 0 pickle as an unnamed member
+        zf.writestr("archive/data.pkl", pickle.dumps({"w": [1.0]}, protocol=2))
+        zf.writestr("archive/extra", proto0)
+        zf.writestr("archive/version", "3\n")
     # benign twins: ordinary text files are not model files, a real safetensors file is not a pickle
     (tmp_path / "README.md").write_text("# model\ncats and dogs\n")
     (tmp_path / "vocab.txt").write_text("cat\ndog\nbird\n")
@@ -176,7 +180,7 @@ def test_pickles_found_by_content_whatever_their_name(tmp_path: Path) -> None:
     header += b" " * (0x0480 - len(header))  # its length field starts with the bytes of a protocol 4 pickle
     (tmp_path / "real.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + b"\x00" * 4)
     found = by_file(tmp_path)
-    evil = ["notes.txt", "weights", "model.safetensors", ".hidden.pkl", "bundle.zip"]
+    evil = ["notes.txt", "weights", "model.safetensors", ".hidden.pkl", "bundle.zip", "renamed.pt"]
     for name in evil + [f"model.pkl.{s}" for s in ("gz", "bz2", "xz")]:
         assert found[name].get("OWS-MDL-021") == "critical", (name, found.get(name))
     assert not {"README.md", "vocab.txt", "config.json"} & set(found)

@@ -33,6 +33,7 @@ FICKLING_MAX_BYTES = 8 * 1024 * 1024
 _PICKLE_MEMBER_SUFFIXES = (".pkl", ".pickle")
 _ARCHIVE_SUFFIXES = frozenset({".tar", ".zip", ".gz", ".bz2", ".xz", ".nemo"})
 MAX_DEPTH = 3  # archives inside archives
+_PROTOCOL0_STARTS = frozenset({b"c", b"(", b"}", b"]", b")"})  # GLOBAL, MARK, EMPTY_DICT/LIST/TUPLE
 
 
 @dataclass
@@ -117,7 +118,9 @@ def _wanted(name: str, head: bytes) -> bool:
     if _pickle_named(name) or Path(lower).suffix in _ARCHIVE_SUFFIXES:
         return True
     kind = content_format(head)
-    return kind in ("pickle", "npy", "zip") or (kind or "").startswith("joblib-")
+    if kind in ("pickle", "npy", "zip") or (kind or "").startswith("joblib-"):
+        return True
+    return head[:1] in _PROTOCOL0_STARTS  # read, then kept only if `pickle_like` says it is one
 
 
 def _analyse_bytes(out: Outcome, name: str, data: bytes) -> None:
