@@ -17,18 +17,24 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
 from owstack.security.findings import ModelFinding, model_finding, sort_key
-from owstack.security.model_scan import containers, gguf_check, pickle_files, safetensors_check, template_files
-
-PICKLE_SUFFIXES = frozenset(
-    {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".jbl", ".npy", ".npz", ".dill", ".sav", ".model"}
+from owstack.security.model_scan import (
+    containers,
+    discover,
+    gguf_check,
+    keras_check,
+    pickle_files,
+    protobuf_check,
+    safetensors_check,
+    template_files,
 )
-MODEL_SUFFIXES = PICKLE_SUFFIXES | {".gguf", ".safetensors", ".pkl.gz", ".h5"}
-_SKIP_DIRS = frozenset({".git", "node_modules", "__pycache__", ".venv"})
+
+MODEL_SUFFIXES = discover.MODEL_SUFFIXES
+MAX_PROTOBUF_BYTES = containers.MAX_MEMBER_BYTES
 
 
 def sha256_of(path: Path) -> str:
@@ -52,41 +58,32 @@ def catalog_pins() -> dict[str, tuple[str, str]]:
     return out
 
 
-def _files(root: Path) -> Iterator[Path]:
-    if root.is_file():
-        yield root
-        return
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
-        for name in sorted(filenames):
-            if Path(name).suffix.lower() in MODEL_SUFFIXES or name.lower() in template_files.NAMES:
-                yield Path(dirpath) / name
-
-
-_GGML_MAGICS = (b"lmgg", b"fmgg", b"tjgg", b"ggml", b"ggmf", b"ggjt")
-
-
 def _sniff(path: Path) -> str:
     """The format by content (magic bytes), the name only where the content cannot tell."""
-    if path.name.lower() in template_files.NAMES:
+    if template_files.is_template(path.name):
         return "template"
     with path.open("rb") as fh:
-        head = fh.read(16)
+        head = fh.read(512)
     suffix = path.suffix.lower()
-    if head.startswith(b"GGUF"):
-        return "gguf"
-    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
-        return "npz" if suffix == ".npz" else "pytorch-zip"
-    if head.startswith(containers.NPY_MAGIC):
-        return "npy"
-    if head[:4] in _GGML_MAGICS:
-        return "ggml"
-    if suffix == ".safetensors":
+    if suffix == ".keras" and keras_check.is_keras_zip(path):
+        return "keras"  # Keras opens a .keras file with zipfile, which finds an archive appended to anything
+    fmt = discover.content_format(head)
+    if fmt == "zip":
+        if suffix == ".npz":
+            return "npz"
+        return "keras" if suffix == ".keras" or keras_check.is_keras_zip(path) else "pytorch-zip"
+    if fmt == "pickle" and suffix == ".safetensors" and discover.safetensors_like(head):
+        return "safetensors"  # a header length of 0x0?80 looks like a pickle's first bytes
+    if fmt is not None:
+        return fmt
+    if suffix == ".safetensors" or discover.safetensors_like(head):
         return "safetensors"
-    codec = containers.compression(head)
-    if codec is not None and suffix not in (".gguf",):
-        return f"joblib-{codec}"
-    return "gguf" if suffix == ".gguf" else "pickle"
+    by_name = {".gguf": "gguf", ".onnx": "onnx", ".pb": "tensorflow"}
+    if suffix in by_name:
+        return by_name[suffix]
+    if suffix == ".model" and head[:1] == b"\x0a" and protobuf_check.wire_problem(path.read_bytes()) is None:
+        return "sentencepiece"
+    return "pickle"
 
 
 def scan_models(path: str | os.PathLike[str]) -> list[ModelFinding]:
@@ -96,8 +93,13 @@ def scan_models(path: str | os.PathLike[str]) -> list[ModelFinding]:
         raise FileNotFoundError(f"{path}: no such file or folder")
     base = root.parent if root.is_file() else root
     out: list[ModelFinding] = []
-    for file in _files(root):
-        out += scan_file(file, file.relative_to(base).as_posix())
+    for found in discover.walk(root):
+        rel = found.path.relative_to(base).as_posix()
+        if found.outside is not None:
+            message = f"symbolic link to {found.outside}, outside the scanned folder: not followed"
+            out.append(model_finding("OWS-SCAN-002", rel, message, sha256="", fmt="link", severity="high"))
+        else:
+            out += scan_file(found.path, rel)
     return sorted(out, key=sort_key)
 
 
@@ -192,6 +194,51 @@ def _safetensors(path: Path, rel: str, digest: str) -> list[ModelFinding]:
     return [model_finding("OWS-MDL-030", rel, p, sha256=digest, fmt="safetensors") for p in problems]
 
 
+def _keras(path: Path, rel: str, digest: str) -> list[ModelFinding]:
+    try:
+        configs = keras_check.zip_configs(path)
+    except containers.ContainerError as exc:
+        return [model_finding("OWS-MDL-050", rel, f"not analysed: {exc}", sha256=digest, fmt="keras")]
+    return _keras_findings(rel, digest, "keras", configs)
+
+
+def _keras_findings(rel: str, digest: str, fmt: str, configs: list[object]) -> list[ModelFinding]:
+    return [
+        model_finding("OWS-MDL-024", rel, message, sha256=digest, fmt=fmt, severity=severity)  # type: ignore[arg-type]
+        for config in configs
+        for severity, message in keras_check.code_in(config)
+    ]
+
+
+def _hdf5(path: Path, rel: str, digest: str) -> list[ModelFinding]:
+    return _keras_findings(rel, digest, "hdf5", keras_check.embedded_configs(path))
+
+
+def _protobuf(fmt: str) -> Callable[[Path, str, str], list[ModelFinding]]:
+    def check(path: Path, rel: str, digest: str) -> list[ModelFinding]:
+        if path.stat().st_size > MAX_PROTOBUF_BYTES:
+            message = f"not analysed: file larger than {MAX_PROTOBUF_BYTES} bytes"
+            return [model_finding("OWS-MDL-050", rel, message, sha256=digest, fmt=fmt)]
+        data = path.read_bytes()
+        problem = protobuf_check.wire_problem(data)
+        if problem is not None:
+            message = f"not analysed: not a well-formed protobuf ({problem})"
+            return [model_finding("OWS-MDL-050", rel, message, sha256=digest, fmt=fmt)]
+        out: list[ModelFinding] = []
+        for location in protobuf_check.onnx_locations(data) if fmt == "onnx" else []:
+            if protobuf_check.escapes(location):
+                message = f"external data location {location!r} leaves the model's folder"
+                out.append(model_finding("OWS-MDL-025", rel, message, sha256=digest, fmt=fmt))
+        if fmt == "tensorflow":
+            for op in protobuf_check.tf_file_ops(data):
+                message = f"a node runs the {op} op"
+                out.append(model_finding("OWS-MDL-026", rel, message, sha256=digest, fmt=fmt))
+            out += _keras_findings(rel, digest, fmt, keras_check.embedded_configs(path))
+        return out
+
+    return check
+
+
 def _unknown(path: Path, rel: str, digest: str) -> list[ModelFinding]:
     return [model_finding("OWS-MDL-050", rel, "not analysed: format not recognised", sha256=digest, fmt="unknown")]
 
@@ -201,7 +248,10 @@ _CHECKS: dict[str, Callable[[Path, str, str], list[ModelFinding]]] = {
     "template": _templates,
     "ggml": _ggml,
     "safetensors": _safetensors,
-    **{fmt: _pickle(fmt) for fmt in ("pickle", "pytorch-zip", "npz", "npy")},
+    "keras": _keras,
+    "hdf5": _hdf5,
+    **{fmt: _protobuf(fmt) for fmt in ("onnx", "tensorflow", "sentencepiece")},
+    **{fmt: _pickle(fmt) for fmt in ("pickle", "pytorch-zip", "npz", "npy", "tar")},
 }
 
 

@@ -112,11 +112,14 @@ class NpyHeader:
 
 
 def _descr_has_object(descr: Any) -> bool:
-    if isinstance(descr, str):
-        return bool(re.match(r"^[<>|=]?O", descr))
-    if isinstance(descr, list | tuple):
-        return any(_descr_has_object(part) for part in descr)
-    return False
+    """numpy's own answer (`read_array` unpickles exactly when `dtype.hasobject`): the spellings are many
+    ("O", "|O8", "object", "object_", structured and sub-array dtypes), so no pattern is trusted."""
+    from numpy.lib.format import descr_to_dtype
+
+    try:
+        return bool(descr_to_dtype(descr).hasobject)
+    except (TypeError, ValueError, KeyError, IndexError, OverflowError, MemoryError, RecursionError) as exc:
+        raise ContainerError(f".npy descr {descr!r:.60} is not a dtype numpy reads: {exc}") from None
 
 
 def npy_header(data: bytes) -> NpyHeader:
@@ -167,28 +170,95 @@ def compression(head: bytes) -> str | None:
     return None
 
 
+def _engine(kind: str) -> Any:
+    if kind == "gzip":
+        return zlib.decompressobj(wbits=31)
+    if kind == "zlib":
+        return zlib.decompressobj()
+    if kind == "bz2":
+        return bz2.BZ2Decompressor()
+    if kind in ("xz", "lzma"):
+        return lzma.LZMADecompressor()
+    raise ContainerError(f"{kind} compression is not supported by the scanner")
+
+
+def starts_stream(head: bytes, kind: str) -> bool:
+    """Whether `head` begins a valid stream of `kind` (a few KiB decompressed, nothing more): text that
+    merely starts with "ZF" or "BZh" is not a compressed model."""
+    if kind == "zlib-joblib":
+        head, kind = head[18:], "zlib"
+    try:
+        engine = _engine(kind)
+        if isinstance(engine, bz2.BZ2Decompressor | lzma.LZMADecompressor):
+            engine.decompress(head[: 1 << 16], max_length=4096)
+        else:
+            engine.decompress(head[: 1 << 16], 4096)
+    except (ContainerError, OSError, EOFError, zlib.error, lzma.LZMAError, ValueError):
+        return False
+    return True
+
+
 def decompress(data: bytes, kind: str, limit: int = MAX_MEMBER_BYTES) -> bytes:
-    """Decompress with an output cap and a ratio cap; raises `ContainerError` (a bomb, lz4, bad data)."""
+    """Decompress with an output cap and a ratio cap; raises `ContainerError` (a bomb, lz4, bad data).
+    Concatenated streams (gzip members, bz2 and xz streams) are all read, as `gzip.open`, `bz2.open` and
+    `lzma.open` read them: a pickle split across two gzip members is one pickle to the loader."""
     if kind == "zlib-joblib":  # joblib < 0.10: "ZF" + 16-byte length field, then zlib
         data, kind = data[18:], "zlib"
     cap = min(limit, MAX_RATIO * len(data) + RATIO_FLOOR)
-    if kind == "gzip":
-        engine: Any = zlib.decompressobj(wbits=31)
-    elif kind == "zlib":
-        engine = zlib.decompressobj()
-    elif kind == "bz2":
-        engine = bz2.BZ2Decompressor()
-    elif kind in ("xz", "lzma"):
-        engine = lzma.LZMADecompressor()
-    else:
-        raise ContainerError(f"{kind} compression is not supported by the scanner")
-    try:
-        if isinstance(engine, bz2.BZ2Decompressor | lzma.LZMADecompressor):
-            out = engine.decompress(data, max_length=cap + 1)
-        else:
-            out = engine.decompress(data, cap + 1)
-    except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError) as exc:
-        raise ContainerError(f"{kind} data is corrupt: {exc}") from None
+    out = b""
+    rest = data
+    while rest and len(out) <= cap:
+        engine = _engine(kind)
+        try:
+            if isinstance(engine, bz2.BZ2Decompressor | lzma.LZMADecompressor):
+                out += engine.decompress(rest, max_length=cap + 1 - len(out))
+            else:
+                out += engine.decompress(rest, cap + 1 - len(out))
+        except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError) as exc:
+            raise ContainerError(f"{kind} data is corrupt: {exc}") from None
+        if not engine.eof or kind == "zlib":
+            break
+        rest = engine.unused_data
+        if kind == "gzip" and not rest.startswith(b"\x1f\x8b"):
+            break  # gzip.open ignores trailing zero padding and stops at anything else with an error
     if len(out) > cap:
         raise ContainerError(f"{kind} data decompresses past {cap} bytes (compression bomb)")
     return out
+
+
+# -- tar (legacy torch.save, .nemo, .tar.gz model folders) ----------------------------------------------
+
+
+def _open_tar(fh: IO[bytes]) -> Any:
+    import tarfile
+
+    try:
+        return tarfile.open(fileobj=fh, mode="r:")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise ContainerError(f"not a readable tar archive: {exc}") from None
+
+
+def tar_members(fh: IO[bytes]) -> Iterator[Member]:
+    """The regular members of a tar archive, with the member limits; a link, or a member whose path is
+    absolute or climbs out with `..` (extracting it writes outside the target folder), raises."""
+    import tarfile
+
+    with _open_tar(fh) as archive:
+        try:
+            infos = archive.getmembers()
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise ContainerError(f"tar archive is corrupt: {exc}") from None
+        if len(infos) > MAX_MEMBERS:
+            raise ContainerError(f"{len(infos)} members, more than {MAX_MEMBERS}")
+        for info in infos:
+            parts = info.name.replace("\\", "/").split("/")
+            if info.name.startswith(("/", "\\")) or ".." in parts or (info.issym() or info.islnk()):
+                raise ContainerError(f"tar member {info.name!r} points outside the archive (path traversal)")
+            if not info.isfile() or _STORAGE_MEMBER.search(info.name):
+                continue
+            if info.size > MAX_MEMBER_BYTES:
+                raise ContainerError(f"{info.name}: {info.size} bytes, more than {MAX_MEMBER_BYTES}")
+            handle = archive.extractfile(info)
+            if handle is None:
+                continue
+            yield Member(info.name, handle.read(MAX_MEMBER_BYTES))

@@ -5,6 +5,10 @@ thought of. Anything outside the allowlist is at least `high`; classes of well-k
 `medium` (their `__setstate__` runs library code, as any scikit-learn pickle does); modules and callables
 known to execute code, touch files or the network, or load other pickles are `critical`, and so is any
 name that walks through a dunder attribute (`OrderedDict.__init__.__globals__`, protocol 4 dotted names).
+
+A protocol 4 name is an attribute path, so the checks apply to the whole dotted path `module.name`, not
+to the module alone: `torch` + `hub.load` is `torch.hub.load`, and `posixpath` + `os.system` reaches the
+`os` module through an attribute (critical, as any path through a critical module or `builtins` is).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ class ImportPolicy:
     critical_builtins: frozenset[str]
     critical_names: frozenset[tuple[str, str]]
     reviewed_packages: frozenset[str]
+    reviewed_callables: frozenset[tuple[str, str]]
+    torchscript_modules: frozenset[str]
 
 
 @cache
@@ -33,12 +39,17 @@ def policy() -> ImportPolicy:
         frozenset(data["critical_builtins"]),
         frozenset((str(m), str(n)) for m, n in data["critical_names"]),
         frozenset(data["reviewed_packages"]),
+        frozenset((str(m), str(n)) for m, n in data["reviewed_callables"]),
+        frozenset(data["torchscript_modules"]),
     )
 
 
-def _prefixes(module: str) -> list[str]:
-    parts = module.split(".")
+def _prefixes(path: str) -> list[str]:
+    parts = path.split(".")
     return [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+_BUILTIN_MODULES = frozenset({"builtins", "__builtin__"})
 
 
 def verdict(module: str, name: str) -> str | None:
@@ -46,15 +57,24 @@ def verdict(module: str, name: str) -> str | None:
     p = policy()
     if name in p.allow.get(module, frozenset()):
         return None
+    if (module, name) in p.reviewed_callables:
+        return "medium"
     parts = name.split(".")
+    path = f"{module}.{name}"
+    if module.split(".")[0] in p.torchscript_modules and "__" not in name and all(parts):
+        return "medium"  # a TorchScript class: Python's own import of `__torch__` fails
     if any(part.startswith("__") or not part for part in parts) or module.startswith("__main__"):
         return "critical"
-    if module in ("builtins", "__builtin__") and parts[0] in p.critical_builtins:
+    if module in _BUILTIN_MODULES and parts[0] in p.critical_builtins:
         return "critical"
-    if (module, name) in p.critical_names or (module, parts[0]) in p.critical_names:
+    steps = path.split(".")
+    for i in range(1, len(steps)):
+        if (".".join(steps[:i]), steps[i]) in p.critical_names:
+            return "critical"
+    if any(prefix in p.critical_modules for prefix in _prefixes(path)):
         return "critical"
-    if any(prefix in p.critical_modules for prefix in _prefixes(module)):
-        return "critical"
+    if any(step in p.critical_modules or step in _BUILTIN_MODULES for step in steps[len(module.split(".")) :]):
+        return "critical"  # a module reached through an attribute: posixpath.os.system
     if module.split(".")[0] in p.reviewed_packages and len(parts) == 1 and name[:1].isupper():
         return "medium"
     return "high"

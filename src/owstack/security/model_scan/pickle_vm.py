@@ -108,12 +108,12 @@ def fix_import(module: str, name: str) -> tuple[str, str]:
 class Machine:
     """Run one pickle (up to its STOP) from `stream` on symbolic values."""
 
-    def __init__(self, stream: IO[bytes], events: Events) -> None:
+    def __init__(self, stream: IO[bytes], events: Events, memo: dict[int, Value] | None = None) -> None:
         self.stream = stream
         self.events = events
         self.stack: list[Value] = []
         self.metastack: list[list[Value]] = []
-        self.memo: dict[int, Value] = {}
+        self.memo: dict[int, Value] = dict(memo or {})  # `Unpickler.load()` called again keeps its memo
         self.proto = 0
         self.ops = 0
 

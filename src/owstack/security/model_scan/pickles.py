@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import math
+import struct
 from dataclasses import dataclass, field
 
 from owstack.security.model_scan.pickle_policy import verdict
@@ -59,6 +60,7 @@ class _Scan:
         self.depth = depth
         self.base = base
         self.report = PickleReport()
+        self.memo: dict[int, Value] = {}  # of the last pickle run
 
     def events(self) -> Events:
         return Events(
@@ -123,9 +125,11 @@ class _Scan:
             raise PickleError(f"joblib array at byte {pos} runs past the end of the file")
         self.stream.seek(length, io.SEEK_CUR)
 
-    def run_one(self) -> Value:
+    def run_one(self, memo: dict[int, Value] | None = None) -> Value:
         start = self.stream.tell()
-        result = Machine(self.stream, self.events()).run()
+        machine = Machine(self.stream, self.events(), memo)
+        result = machine.run()
+        self.memo = {**self.memo, **machine.memo}
         self.report.pickles += 1
         self.report.segments.append((self.base + start, self.base + self.stream.tell()))
         return result
@@ -137,7 +141,7 @@ class _Scan:
             if legacy and self.report.pickles >= TORCH_LEGACY_PICKLES:
                 break  # the raw storages of a legacy torch file: read as bytes, never unpickled
             try:
-                result = self.run_one()
+                result = self._run_next(start)
             except PickleError as exc:
                 if self.report.pickles == 0 or self.stream.tell() > start + 1 or legacy:
                     self.report.errors.append(f"not a loadable pickle at byte {self.base + start}: {exc}")
@@ -145,9 +149,23 @@ class _Scan:
                 break
             if self.report.pickles == 1 and result.kind == "const" and result.const == TORCH_LEGACY_MAGIC:
                 legacy = True
+        if self.report.pickles >= MAX_PICKLES and self.stream.tell() < len(self.data) and not legacy:
+            self.report.errors.append(f"more than {MAX_PICKLES} pickles: the rest of the file is not analysed")
         if legacy and self.report.pickles < TORCH_LEGACY_PICKLES:
             self.report.errors.append(f"legacy torch file with {self.report.pickles} of 5 pickles")
+        self.report.hits = list(dict.fromkeys(self.report.hits))
         return self.report
+
+    def _run_next(self, start: int) -> Value:
+        """The next pickle as a fresh `pickle.load` reads it, or, if it fetches memo entries it never
+        stored, as one `Unpickler` whose `load()` is called again reads it (the memo of the pickles before)."""
+        try:
+            return self.run_one()
+        except PickleError as exc:
+            if not self.report.pickles or "memo value not found" not in str(exc):
+                raise
+        self.stream.seek(start)
+        return self.run_one(self.memo)
 
 
 def _dtype_info(dtype: Value) -> tuple[int, bool] | None:
@@ -176,3 +194,71 @@ def _dtype_info(dtype: Value) -> tuple[int, bool] | None:
 def scan_pickles(data: bytes, *, depth: int = 0, base: int = 0) -> PickleReport:
     """Run every pickle in `data` (see the module docstring); never raises for bad input."""
     return _Scan(data, depth, base).run_all()
+
+
+# -- legacy tar torch.save (torch/serialization.py `legacy_load`) ---------------------------------------
+
+_ELEMENT_SIZES = {
+    "Double": 8,
+    "Float": 4,
+    "Half": 2,
+    "Long": 8,
+    "Int": 4,
+    "Short": 2,
+    "Char": 1,
+    "Byte": 1,
+    "Bool": 1,
+    "BFloat16": 2,
+    "ComplexDouble": 16,
+    "ComplexFloat": 8,
+    "QUInt8": 1,
+    "QInt8": 1,
+    "QInt32": 4,
+    "QUInt4x2": 1,
+    "QUInt2x4": 1,
+}
+TORCH_TAR_MEMBERS = frozenset({"storages", "tensors", "pickle"})
+
+
+def _count(value: Value) -> int:
+    if value.kind != "const" or not isinstance(value.const, int) or not 0 <= value.const <= MAX_PICKLES:
+        raise PickleError("record count is not a small integer")
+    return int(value.const)
+
+
+def _element_size(args: Value) -> int:
+    cls = args.items[2] if args.kind == "tuple" and len(args.items) == 3 else None
+    size = _ELEMENT_SIZES.get(cls.name.removesuffix("Storage")) if cls is not None and cls.kind == "global" else None
+    if size is None:
+        raise PickleError("storage record without a known storage type")
+    return size
+
+
+def _skip(scan: _Scan, length: int) -> bytes:
+    start = scan.stream.tell()
+    if length < 0 or start + length > len(scan.data):
+        raise PickleError(f"raw record at byte {start} runs past the end")
+    return scan.stream.read(length)
+
+
+def scan_torch_tar_member(name: str, data: bytes) -> PickleReport:
+    """The pickles of a member of a legacy tar `torch.save` file, read as `legacy_load` reads them: in
+    `storages` and `tensors` each record is a pickle followed by raw bytes, so the pickles after the
+    first record are only found by skipping those bytes exactly."""
+    if name not in ("storages", "tensors"):
+        return scan_pickles(data)
+    scan = _Scan(data, 0)
+    try:
+        for _ in range(_count(scan.run_one())):
+            args = scan.run_one()
+            if name == "storages":
+                (numel,) = struct.unpack("<q", _skip(scan, 8))
+                _skip(scan, numel * _element_size(args))
+            else:
+                (ndim,) = struct.unpack("<i", _skip(scan, 4))
+                _skip(scan, 4 + 16 * ndim + 8)
+        if name == "storages":
+            scan.run_one()  # the storage views
+    except PickleError as exc:
+        scan.report.errors.append(f"{name}: {exc}")
+    return scan.report

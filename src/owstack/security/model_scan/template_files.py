@@ -1,7 +1,9 @@
-"""Chat templates shipped beside weights: `tokenizer_config.json` (`chat_template` as a string or a list
-of named templates), `chat_template.json` and `chat_template.jinja`. Each one is checked like a GGUF's
-(`gguf_check.check_template`: AST analysis, then one render in the sandbox), since transformers, vLLM
-and SGLang render them exactly as llama.cpp renders the GGUF's."""
+"""Chat templates shipped beside weights: `tokenizer_config.json` and `processor_config.json`
+(`chat_template` as a string or a list of named templates), `chat_template.json`, `chat_template.jinja`
+and any other `.jinja` file (transformers loads `additional_chat_templates/NAME.jinja` as named
+templates). Each one is checked like a GGUF's (`gguf_check.check_template`: AST analysis, then one
+render in the sandbox), since transformers, vLLM and SGLang render them exactly as llama.cpp renders
+the GGUF's."""
 
 from __future__ import annotations
 
@@ -11,7 +13,14 @@ from pathlib import Path
 from owstack.security.findings import ModelFinding, model_finding
 from owstack.security.model_scan.gguf_check import TemplateResult, check_template
 
-NAMES = frozenset({"tokenizer_config.json", "chat_template.json", "chat_template.jinja"})
+NAMES = frozenset({"tokenizer_config.json", "processor_config.json", "chat_template.json", "chat_template.jinja"})
+
+
+def is_template(name: str) -> bool:
+    lower = name.lower()
+    return lower in NAMES or lower.endswith(".jinja")
+
+
 MAX_BYTES = 16 * 1024 * 1024
 
 

@@ -1,0 +1,128 @@
+"""Keras model configs: the part of a `.keras` or `.h5` model that runs code when the model is loaded.
+
+A Keras model file is weights plus a JSON config that `load_model` turns back into objects. Two things
+in it run code: a `Lambda` layer, whose function is stored as marshalled Python bytecode or source
+(`function_type: lambda`, Keras 3 `__lambda__`; CVE-2024-3660 ran it despite `safe_mode`), and any
+object whose `module` Keras imports to build it (CVE-2025-1550 reached arbitrary modules this way). The
+`.keras` format keeps the config in `config.json` inside a zip; the older `.h5` format keeps it in the
+`model_config` attribute, read here from the file's bytes (h5py is not a dependency): every JSON object
+in the file is parsed, so escapes such as `"Lamb\\u0064a"` are read as Keras reads them.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from owstack.security.model_scan import containers
+from owstack.security.model_scan.pickle_policy import verdict
+
+#: packages whose classes a Keras config names in normal use
+KERAS_MODULES = frozenset({"keras", "tf_keras", "tensorflow"})
+CONFIG_MEMBERS = ("config.json",)
+MAX_CONFIG_BYTES = 64 * 1024 * 1024
+MAX_OBJECTS = 20_000
+_OBJECT_START = re.compile(rb'\{\s*"')
+
+
+def is_keras_zip(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+    return "config.json" in names and bool({"metadata.json", "model.weights.h5"} & names)
+
+
+def zip_configs(path: Path) -> list[Any]:
+    """The JSON configs of a `.keras` zip (raises `ContainerError` for a bomb or a bad config)."""
+    with path.open("rb") as fh:
+        members = list(containers.zip_members(fh, lambda name, head: name in CONFIG_MEMBERS))
+    out = []
+    for member in members:
+        try:
+            out.append(json.loads(member.data.decode("utf-8")))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise containers.ContainerError(f"{member.name} is not JSON: {exc}") from None
+    if not out:
+        raise containers.ContainerError("Keras archive without config.json")
+    return out
+
+
+def embedded_configs(path: Path) -> list[Any]:
+    """Every JSON object with a `class_name` found in the bytes of a file (an `.h5` model, `keras_metadata.pb`)."""
+    if path.stat().st_size == 0:
+        return []
+    found: list[Any] = []
+    with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        end = 0
+        for tries, match in enumerate(_OBJECT_START.finditer(data)):
+            if tries > MAX_OBJECTS:
+                raise containers.ContainerError(f"more than {MAX_OBJECTS} JSON candidates")
+            if match.start() < end:
+                continue
+            parsed = _json_at(data, match.start())
+            if parsed is None:
+                continue
+            value, end = parsed
+            if _has_class_name(value):
+                found.append(value)
+    return found
+
+
+def _json_at(data: Any, start: int) -> tuple[Any, int] | None:
+    """The JSON value at `start` and where it ends, reading 64 KiB first and more only while the value
+    is cut by the window (candidates in binary data fail within a few bytes)."""
+    size = 1 << 16
+    while True:
+        raw = data[start : start + size]
+        window = raw.decode("utf-8", "replace")
+        try:
+            value, length = json.JSONDecoder().raw_decode(window)
+        except json.JSONDecodeError as exc:
+            cut = exc.msg.startswith("Unterminated string") or exc.pos >= len(window) - 1
+            if not cut or len(raw) < size or size >= MAX_CONFIG_BYTES:
+                return None
+            size *= 16
+            continue
+        except (ValueError, RecursionError):
+            return None
+        return value, start + len(window[:length].encode("utf-8", "replace"))
+
+
+def _has_class_name(value: Any) -> bool:
+    return any(isinstance(node, dict) and "class_name" in node for node in _nodes(value))
+
+
+def _nodes(value: Any) -> Iterator[Any]:
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def code_in(config: Any) -> list[tuple[str, str]]:
+    """(severity, message) for each part of a Keras config that runs code on load."""
+    out: list[tuple[str, str]] = []
+    for node in _nodes(config):
+        if not isinstance(node, dict):
+            continue
+        cls = node.get("class_name")
+        name = (node.get("config") or {}).get("name", "") if isinstance(node.get("config"), dict) else ""
+        if cls in ("Lambda", "__lambda__") or node.get("function_type") == "lambda":
+            out.append(("critical", f"{cls or 'layer'} {name!r}".replace(" ''", "") + " holds Python code run on load"))
+        module = node.get("module")
+        if isinstance(module, str) and module.split(".")[0] not in KERAS_MODULES and "class_name" in node:
+            target = node.get("config") if cls == "function" and isinstance(node.get("config"), str) else cls
+            severity = "critical" if verdict(module, str(target)) == "critical" else "high"
+            out.append((severity, f"{module}.{target} is imported by Keras on load"))
+    return out
