@@ -28,29 +28,60 @@ import asyncio
 import logging
 import os
 import resource
+import sys
 import time
 from typing import Any
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from owstack.api.http import BODY_TIMED_OUT
 from owstack.api.limits import ServerLimits
 
 log = logging.getLogger("owstack.server")
 
-_REFUSED = (
-    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n"
-    b"connection: close\r\ncontent-length: %d\r\n\r\n%s"
-)
-_TIMEOUT = (
-    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
-    b"content-length: %d\r\n\r\n%s"
-)
+_REASONS = {
+    400: b"Bad Request",
+    408: b"Request Timeout",
+    414: b"URI Too Long",
+    431: b"Request Header Fields Too Large",
+    503: b"Service Unavailable",
+}
 
 
-def _body(message: str, code: str) -> bytes:
+def answer(status: int, message: str, code: str, *, url: bytes = b"", kind: str = "invalid_request_error") -> bytes:
+    """A whole response the server writes itself, before or instead of the application, with
+    `connection: close`: a JSON error in the shape of the API the request's path belongs to (Anthropic's for
+    /v1/messages, OpenAI's otherwise and when the path is not known yet)."""
     import orjson
 
-    return orjson.dumps({"error": {"message": message, "type": "server_error", "param": None, "code": code}})
+    if url.startswith(b"/v1/messages"):
+        anthropic = "overloaded_error" if status == 503 else kind if kind != "server_error" else "api_error"
+        body = orjson.dumps({"type": "error", "error": {"type": anthropic, "message": message}})
+    else:
+        body = orjson.dumps({"error": {"message": message, "type": kind, "param": None, "code": code}})
+    retry = b"retry-after: 1\r\n" if status == 503 else b""
+    head = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n%sconnection: close\r\n" % (
+        status,
+        _REASONS.get(status, b"Error"),
+        retry,
+    )
+    return head + b"content-length: %d\r\n\r\n%s" % (len(body), body)
+
+
+def _parse_problem(error: BaseException | None) -> str:
+    """What httptools found wrong, in words (a callback's failure is the path uvicorn could not decode)."""
+    if error is None:
+        return ""
+    if isinstance(error, httptools.HttpParserCallbackError):
+        if isinstance(error.__context__, UnicodeDecodeError):
+            return "the request's path is not ASCII; percent-encode other bytes"
+        return "the request line or header could not be read"
+    return str(error)
+
+
+class _HeadTooLarge(Exception):
+    """Raised from a parser callback to stop parsing a request whose head is over `max_header_bytes`."""
 
 
 def raise_fd_limit() -> tuple[int, int]:
@@ -92,6 +123,8 @@ class Guard:
         self.per_client: dict[str, int] = {}
         #: connections waiting for a request's header, and when it is due (the loop's clock)
         self.waiting: dict[GuardedHttpToolsProtocol, float] = {}
+        #: connections waiting for the rest of a request's body, and when its last piece arrived
+        self.bodies: dict[GuardedHttpToolsProtocol, float] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self.open = 0
         self.refused = 0
@@ -123,8 +156,15 @@ class Guard:
         if self._sweeper is None:
             self._sweeper = loop.call_later(self._interval(), self._sweep, loop)
 
+    def expect_body(self, protocol: GuardedHttpToolsProtocol) -> None:
+        """A request's header arrived and its body has yet to (called again for each piece of it)."""
+        loop = protocol.loop
+        self.bodies[protocol] = loop.time()
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self._interval(), self._sweep, loop)
+
     def _interval(self) -> float:
-        return max(0.05, self.limits.header_timeout_s / 4)
+        return max(0.05, min(self.limits.header_timeout_s, self.limits.body_timeout_s) / 4)
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         now = loop.time()
@@ -132,7 +172,15 @@ class Guard:
         for protocol in late:
             self.waiting.pop(protocol, None)
             protocol.header_timed_out()
-        self._sweeper = loop.call_later(self._interval(), self._sweep, loop) if self.waiting else None
+        since = now - self.limits.body_timeout_s
+        for protocol in [p for p, last in self.bodies.items() if last <= since]:
+            if protocol.body_held_up():  # the gateway, not the client, is why no more body arrived
+                self.bodies[protocol] = now
+                continue
+            self.bodies.pop(protocol, None)
+            protocol.body_timed_out()
+        busy = self.waiting or self.bodies
+        self._sweeper = loop.call_later(self._interval(), self._sweep, loop) if busy else None
 
     def _refuse(self, why: str) -> str:
         self.refused += 1
@@ -180,6 +228,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     _admitted = False
     _client_key = ""
     _closing: asyncio.TimerHandle | None = None
+    #: bytes of a request head received so far while it is incomplete
+    _head_bytes = 0
+    #: what to answer instead of uvicorn's plain-text 400 when a parser callback stopped the request
+    _refusal: tuple[int, str, str] | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -187,8 +239,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._client_key = self.client[0] if self.client else ""
         refused = guard.admit(self._client_key)
         if refused is not None:
-            body = _body(f"too many connections: {refused}; retry shortly", "too_many_connections")
-            transport.write(_REFUSED % (len(body), body))
+            message = f"too many connections: {refused}; retry shortly"
+            transport.write(answer(503, message, "too_many_connections", kind="server_error"))
             transport.close()
             return
         self._admitted = True
@@ -200,6 +252,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         guard = self._guard
         if guard is not None:
             guard.waiting.pop(self, None)
+            guard.bodies.pop(self, None)
             if self._admitted:
                 self._admitted = False
                 guard.release(self._client_key)
@@ -211,12 +264,60 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if guard is not None and self not in guard.waiting:  # a keep-alive connection's next request
             guard.expect_header(self)
 
+    def data_received(self, data: bytes) -> None:
+        guard = self._guard
+        waiting = guard is not None and self in guard.waiting
+        super().data_received(data)
+        # A head still incomplete after this piece: its size so far (httptools buffers a header field until
+        # it ends, so an endless one is stopped here rather than by the callbacks below). The piece that
+        # began a request is not counted: it may end the previous request's body.
+        if waiting and guard is not None and self in guard.waiting and not self.transport.is_closing():
+            self._head_bytes += len(data)
+            if self._head_bytes > guard.limits.max_header_bytes:
+                self._refusal = self._too_large(len(self.url) > guard.limits.max_header_bytes)
+                self.send_400_response("")
+
     def on_headers_complete(self) -> None:
-        if self._guard is not None:
-            self._guard.waiting.pop(self, None)
+        guard = self._guard
+        if guard is not None:
+            guard.waiting.pop(self, None)
+            self._head_bytes = 0
+            limit = guard.limits.max_header_bytes
+            if len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers) > limit:
+                self._refusal = self._too_large(len(self.url) > limit)
+                raise _HeadTooLarge
         super().on_headers_complete()
         if self._closing is not None and self.cycle is not None:  # shutting down: the connection's last one
             self.cycle.keep_alive = False
+        if guard is not None and self.cycle is not None and self.cycle.more_body:
+            guard.expect_body(self)
+
+    def on_body(self, body: bytes) -> None:
+        super().on_body(body)
+        guard = self._guard
+        if guard is not None and self in guard.bodies:
+            guard.bodies[self] = self.loop.time()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        if self._guard is not None:
+            self._guard.bodies.pop(self, None)
+
+    def _too_large(self, url: bool) -> tuple[int, str, str]:
+        limit = self._guard.limits.max_header_bytes if self._guard is not None else 0
+        if url:
+            return 414, f"the request line is over {limit} bytes (server.limits.max_header_bytes)", "uri_too_long"
+        return 431, f"the request's header is over {limit} bytes (server.limits.max_header_bytes)", "header_too_large"
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request it cannot parse (called in its `except HttpParserError:`), as JSON in
+        the API's shape, with what the parser found wrong; or the limit a callback above found exceeded."""
+        refusal, self._refusal = self._refusal, None
+        if refusal is None:
+            refusal = (400, f"malformed HTTP request: {_parse_problem(sys.exc_info()[1]) or msg}", "bad_http_request")
+        status, message, code = refusal
+        self.transport.write(answer(status, message, code, url=self.url or b""))
+        self.transport.close()
 
     def shutdown(self) -> None:
         """Graceful shutdown, the listener closed: a connection with a request in flight closes after its
@@ -242,6 +343,33 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return  # a request is being answered on this connection; its header did arrive
         if self._guard is not None:
             self._guard.timed_out += 1
-        body = _body("the request's header did not arrive in time", "request_timeout")
-        self.transport.write(_TIMEOUT % (len(body), body))
+        message = "the request's header did not arrive in time"
+        self.transport.write(answer(408, message, "request_timeout", url=self.url or b"", kind="server_error"))
+        self.transport.close()
+
+    def body_held_up(self) -> bool:
+        """No body arrives because of the gateway: reading is paused (the application has not taken what came,
+        or a pipelined request waits its turn), or the client waits for our `100 Continue`."""
+        cycle = self.cycle
+        return self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue)
+
+    def body_timed_out(self) -> None:
+        """A request's body stopped arriving for `body_timeout_s`: 408 and close. The application, waiting
+        for the body, sees a disconnect that the scope marks as this timeout (api/http.py says 408 too)."""
+        cycle = self.cycle
+        if self.transport.is_closing() or cycle is None or not cycle.more_body:
+            return
+        if cycle.response_started:  # answered without waiting for the body: this connection takes no more
+            if cycle.response_complete:
+                self.transport.close()
+            else:
+                cycle.keep_alive = False
+            return
+        if self._guard is not None:
+            self._guard.timed_out += 1
+        cycle.scope[BODY_TIMED_OUT] = True  # type: ignore[literal-required]
+        cycle.disconnected = True
+        cycle.message_event.set()
+        message = "the request's body stopped arriving; send it whole within server.limits.body_timeout_s"
+        self.transport.write(answer(408, message, "request_timeout", url=self.url or b""))
         self.transport.close()
