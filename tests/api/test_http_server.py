@@ -19,6 +19,7 @@ import uvicorn
 from fakes.backend import Reply
 from owstack.api.server import GuardedHttpToolsProtocol
 from protocols.conftest import App, gateway
+from reliability.fuzz import HEADS
 
 pytestmark = pytest.mark.anyio
 LIMITS = {"body_timeout_s": 0.3, "max_header_bytes": 8192}
@@ -126,3 +127,13 @@ async def test_a_body_that_stops_arriving_is_408_and_the_request_ends(tmp_path: 
     assert doc["type"] == "error" and "body_timeout_s" in doc["error"]["message"]
     assert ok[0] == 200 and ok[2]["content"][0]["text"] == "hi"
     assert len(app.backend.requests) == 1 and slot.outstanding == 0
+
+
+async def test_every_refused_head_of_the_fuzz_suite_is_a_json_4xx_and_the_server_serves_on(tmp_path: Path) -> None:
+    async with served(tmp_path) as (app, port):
+        answers = [await exchange(port, head) for head in HEADS]
+        after = await exchange(port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    for head, (status, headers, doc) in zip(HEADS, answers, strict=True):
+        assert 400 <= status < 500 and headers["connection"] == "close", head[:60]
+        assert isinstance(doc.get("error"), dict), head[:60]
+    assert after[0] == 200 and not app.backend.requests
