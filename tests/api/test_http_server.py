@@ -22,13 +22,13 @@ from protocols.conftest import App, gateway
 from reliability.fuzz import HEADS
 
 pytestmark = pytest.mark.anyio
-LIMITS = {"body_timeout_s": 0.3, "max_header_bytes": 8192}
+LIMITS = {"body_timeout_s": 0.3, "max_header_bytes": 8192, "send_timeout_s": 0.3}
 
 
 @contextlib.asynccontextmanager
-async def served(tmp: Path, **limits: Any) -> AsyncIterator[tuple[App, int]]:
+async def served(tmp: Path, reply: Reply | None = None) -> AsyncIterator[tuple[App, int]]:
     """The gateway behind uvicorn on a free port (in this event loop)."""
-    async with gateway(tmp, [Reply(text="hi")], server={"limits": {**LIMITS, **limits}}) as app:
+    async with gateway(tmp, [reply or Reply(text="hi")], server={"limits": LIMITS}) as app:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         config = uvicorn.Config(
@@ -137,3 +137,25 @@ async def test_every_refused_head_of_the_fuzz_suite_is_a_json_4xx_and_the_server
         assert 400 <= status < 500 and headers["connection"] == "close", head[:60]
         assert isinstance(doc.get("error"), dict), head[:60]
     assert after[0] == 200 and not app.backend.requests
+
+
+async def test_a_client_that_reads_nothing_of_a_stream_is_dropped_and_frees_the_backend(tmp_path: Path) -> None:
+    body = orjson.dumps({"model": "edge", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    async with served(tmp_path, Reply(text="abc" * 200_000)) as (app, port):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        await asyncio.get_running_loop().sock_sendall(sock, request)
+        slot = app.gateway.slots["fake"]
+        for _ in range(600):  # the stream fills the buffers, then the server gives up on the client
+            await asyncio.sleep(0.05)
+            if app.backend.requests and slot.outstanding == 0:
+                break
+        outstanding = slot.outstanding
+        sock.close()
+    assert app.backend.requests and outstanding == 0

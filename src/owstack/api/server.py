@@ -13,6 +13,11 @@ Per connection, on top of uvicorn's own protocol (`server.limits`, api/limits.py
   connection's opening for the first request); a silent or slow client gets `408` and is closed. One sweep
   per quarter of the timeout checks every waiting connection (a request costs a dict insert and delete,
   not a timer of its own);
+* body timeout: a request's body may pause `body_timeout_s` at most (408, closed; the request waiting for it
+  ends as a 408); send timeout: a client that reads nothing of a response for `send_timeout_s` is dropped
+  (the request ends as abandoned and frees its backend slot);
+* head size: a request line or header fields over `max_header_bytes` are 414/431 (an incomplete head is
+  counted as it arrives); what the parser refuses is a JSON 400 saying why, in the API's shape;
 * idle timeout: uvicorn's keep-alive timeout (`idle_timeout_s`) closes connections with nothing in flight;
 * shutdown: idle kept-alive connections linger a second, answering at most one more request (with
   `connection: close`), instead of being cut under a request a load balancer is sending.
@@ -125,6 +130,8 @@ class Guard:
         self.waiting: dict[GuardedHttpToolsProtocol, float] = {}
         #: connections waiting for the rest of a request's body, and when its last piece arrived
         self.bodies: dict[GuardedHttpToolsProtocol, float] = {}
+        #: connections whose client reads nothing of the response (writing paused), and since when
+        self.stalled: dict[GuardedHttpToolsProtocol, float] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self.open = 0
         self.refused = 0
@@ -163,8 +170,16 @@ class Guard:
         if self._sweeper is None:
             self._sweeper = loop.call_later(self._interval(), self._sweep, loop)
 
+    def expect_reader(self, protocol: GuardedHttpToolsProtocol) -> None:
+        """The client stopped reading (the transport paused writing)."""
+        loop = protocol.loop
+        self.stalled[protocol] = loop.time()
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self._interval(), self._sweep, loop)
+
     def _interval(self) -> float:
-        return max(0.05, min(self.limits.header_timeout_s, self.limits.body_timeout_s) / 4)
+        limits = self.limits
+        return max(0.05, min(limits.header_timeout_s, limits.body_timeout_s, limits.send_timeout_s) / 4)
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         now = loop.time()
@@ -179,7 +194,11 @@ class Guard:
                 continue
             self.bodies.pop(protocol, None)
             protocol.body_timed_out()
-        busy = self.waiting or self.bodies
+        since = now - self.limits.send_timeout_s
+        for protocol in [p for p, paused in self.stalled.items() if paused <= since]:
+            self.stalled.pop(protocol, None)
+            protocol.send_timed_out()
+        busy = self.waiting or self.bodies or self.stalled
         self._sweeper = loop.call_later(self._interval(), self._sweep, loop) if busy else None
 
     def _refuse(self, why: str) -> str:
@@ -253,6 +272,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if guard is not None:
             guard.waiting.pop(self, None)
             guard.bodies.pop(self, None)
+            guard.stalled.pop(self, None)
             if self._admitted:
                 self._admitted = False
                 guard.release(self._client_key)
@@ -302,6 +322,26 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
         if self._guard is not None:
             self._guard.bodies.pop(self, None)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._guard is not None:
+            self._guard.expect_reader(self)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._guard is not None:
+            self._guard.stalled.pop(self, None)
+
+    def send_timed_out(self) -> None:
+        """The client has read nothing for `send_timeout_s` while a response waits: drop the connection. The
+        application sees a disconnect (the request ends as abandoned, its upstream call is cancelled), rather
+        than holding its backend slot for as long as the client keeps the connection open."""
+        if not self.flow.write_paused:
+            return
+        if self._guard is not None:
+            self._guard.timed_out += 1
+        self.transport.abort()  # not close(): that would wait for the buffer to drain, which it never does
 
     def _too_large(self, url: bool) -> tuple[int, str, str]:
         limit = self._guard.limits.max_header_bytes if self._guard is not None else 0
