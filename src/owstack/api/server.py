@@ -37,52 +37,13 @@ import sys
 import time
 from typing import Any
 
-import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from owstack.api.answers import answer, parse_problem
 from owstack.api.http import BODY_TIMED_OUT
 from owstack.api.limits import ServerLimits
 
 log = logging.getLogger("owstack.server")
-
-_REASONS = {
-    400: b"Bad Request",
-    408: b"Request Timeout",
-    414: b"URI Too Long",
-    431: b"Request Header Fields Too Large",
-    503: b"Service Unavailable",
-}
-
-
-def answer(status: int, message: str, code: str, *, url: bytes = b"", kind: str = "invalid_request_error") -> bytes:
-    """A whole response the server writes itself, before or instead of the application, with
-    `connection: close`: a JSON error in the shape of the API the request's path belongs to (Anthropic's for
-    /v1/messages, OpenAI's otherwise and when the path is not known yet)."""
-    import orjson
-
-    if url.startswith(b"/v1/messages"):
-        anthropic = "overloaded_error" if status == 503 else kind if kind != "server_error" else "api_error"
-        body = orjson.dumps({"type": "error", "error": {"type": anthropic, "message": message}})
-    else:
-        body = orjson.dumps({"error": {"message": message, "type": kind, "param": None, "code": code}})
-    retry = b"retry-after: 1\r\n" if status == 503 else b""
-    head = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n%sconnection: close\r\n" % (
-        status,
-        _REASONS.get(status, b"Error"),
-        retry,
-    )
-    return head + b"content-length: %d\r\n\r\n%s" % (len(body), body)
-
-
-def _parse_problem(error: BaseException | None) -> str:
-    """What httptools found wrong, in words (a callback's failure is the path uvicorn could not decode)."""
-    if error is None:
-        return ""
-    if isinstance(error, httptools.HttpParserCallbackError):
-        if isinstance(error.__context__, UnicodeDecodeError):
-            return "the request's path is not ASCII; percent-encode other bytes"
-        return "the request line or header could not be read"
-    return str(error)
 
 
 class _HeadTooLarge(Exception):
@@ -354,7 +315,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         the API's shape, with what the parser found wrong; or the limit a callback above found exceeded."""
         refusal, self._refusal = self._refusal, None
         if refusal is None:
-            refusal = (400, f"malformed HTTP request: {_parse_problem(sys.exc_info()[1]) or msg}", "bad_http_request")
+            refusal = (400, f"malformed HTTP request: {parse_problem(sys.exc_info()[1]) or msg}", "bad_http_request")
         status, message, code = refusal
         self.transport.write(answer(status, message, code, url=self.url or b""))
         self.transport.close()
