@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -44,7 +46,7 @@ from owstack import storage  # noqa: E402
 from owstack.metering.journal import catch_up  # noqa: E402
 from owstack.tenancy.keys import KeyStore  # noqa: E402
 from procs import Proc, run_gateway, run_upstream  # noqa: E402
-from reliability.fuzz import bodies  # noqa: E402
+from reliability.fuzz import HEADS, RICH, bodies, planted  # noqa: E402
 from reliability.load import Load  # noqa: E402
 from reliability.tcpproxy import TcpProxy  # noqa: E402
 
@@ -283,16 +285,18 @@ def fuzz(run: Run) -> dict[str, Any]:
     with run_gateway(run.tmp, run.config(url)) as gw:
         sent = acknowledged = errors5 = 0
         ids = []
-        with httpx.Client(base_url=gw.base_url, timeout=60) as http:
-            for n, (_, body) in enumerate(bodies(seed=7, n=max(500, int(run.seconds * 100)))):
+        chat = (("/v1/chat/completions", body) for _, body in bodies(seed=7, n=max(500, int(run.seconds * 100))))
+        deep = ((path, body) for path in RICH for _, body in planted(path, seed=7, n=max(50, int(run.seconds * 5))))
+        with httpx.Client(base_url=gw.url, timeout=60) as http:
+            for n, (path, body) in enumerate(itertools.chain(chat, deep)):
                 rid = f"fuzz-{n:06d}"
-                r = http.post(
-                    "/chat/completions", content=body, headers={"content-type": "application/json", "x-request-id": rid}
-                )
+                r = http.post(path, content=body, headers={"content-type": "application/json", "x-request-id": rid})
                 sent += 1
-                acknowledged += r.status_code == 200
                 errors5 += r.status_code >= 500
-                ids.append((rid, r.status_code))
+                if path != "/v1/messages/count_tokens":  # a count is not a generation: no ledger row
+                    acknowledged += r.status_code == 200
+                    ids.append((rid, r.status_code))
+        heads = [_raw(gw.port, head) for head in HEADS]  # refused by the server itself: never in the ledger
         alive = httpx.get(gw.url + "/healthz", timeout=30).status_code
     recorded = ledger_ids(url)
     acked = {rid for rid, status in ids if status == 200}
@@ -303,9 +307,24 @@ def fuzz(run: Run) -> dict[str, Any]:
         "lost": len(acked - recorded),
         "5xx": errors5,
         "refusals_recorded": len(recorded & {rid for rid, status in ids if status != 200}),
-        "notes": "hostile bodies (nesting, huge numbers, invalid UTF-8, mangled, mistyped): a 4xx each",
+        "notes": "hostile bodies (nesting, huge numbers, invalid UTF-8, mangled, mistyped, values planted deep "
+        "in every endpoint's items, blocks and tools) and malformed or oversized HTTP heads: a 4xx each",
+        "heads_4xx": sum(400 <= status < 500 for status in heads),
+        "heads_5xx": sum(status >= 500 for status in heads),
         "healthz_after": alive,
     }
+
+
+def _raw(port: int, data: bytes) -> int:
+    """Send raw bytes, read until the server closes: the status (0: no answer)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(data)
+        answer = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := s.recv(65536):
+                answer += chunk
+    parts = answer.split(b" ", 2)
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
 
 
 def _free() -> int:

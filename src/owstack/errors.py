@@ -1,6 +1,7 @@
 """Typed errors, mapped through one table to an HTTP status and an OpenAI-style body.
 
     OwstackError                      500 api_error
+     ├── InternalError                500                          (a bug: only the request id to quote)
      ├── InvalidRequest               400 invalid_request_error   (malformed JSON, schema violations: `param`)
      │    └── UnsupportedContent      400                          (content a backend cannot take)
      ├── AuthenticationFailed         401 authentication_error
@@ -9,7 +10,9 @@
      ├── ModelNotFound                404 not_found_error          (code=model_not_found)
      ├── NotFound                     404 not_found_error          (unknown path)
      ├── MethodNotAllowed             405
+     ├── RequestTimeout               408                          (the body stopped arriving)
      ├── PayloadTooLarge              413
+     ├── UnsupportedMediaType         415                          (not JSON; a content coding not taken)
      ├── RateLimited                  429 rate_limit_error
      ├── UpstreamError                502 upstream_error            (upstream failed, bad response, dropped)
      ├── NoHealthyBackend             503 service_unavailable       (breakers open, health checks failing, queue full)
@@ -40,6 +43,13 @@ class OwstackError(Exception):
 
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+class InternalError(OwstackError):
+    """A bug: the client learns only the request id to quote (the log has the traceback)."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"internal error; quote request id {request_id} to the operator")
 
 
 class InvalidRequest(OwstackError):
@@ -85,10 +95,22 @@ class MethodNotAllowed(OwstackError):
     default_code = "method_not_allowed"
 
 
+class RequestTimeout(OwstackError):
+    status = 408
+    type = "invalid_request_error"
+    default_code = "request_timeout"
+
+
 class PayloadTooLarge(OwstackError):
     status = 413
     type = "invalid_request_error"
     default_code = "payload_too_large"
+
+
+class UnsupportedMediaType(OwstackError):
+    status = 415
+    type = "invalid_request_error"
+    default_code = "unsupported_media_type"
 
 
 class RateLimited(OwstackError):

@@ -137,3 +137,158 @@ def bodies(seed: int, n: int) -> Iterator[tuple[str, bytes]]:
     for i in range(n):
         kind = names[i % len(names)]
         yield kind, GENERATORS[kind](rng)
+
+
+# Every endpoint, one value planted deep inside a valid body ------------------------------------------------
+#: valid bodies with the nested structures each endpoint translates (items, blocks, tools, formats)
+RICH: dict[str, dict[str, object]] = {
+    "/v1/chat/completions": {
+        **VALID,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "messages": [
+            {"role": "system", "content": [{"type": "text", "text": "be brief"}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "hi"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": "42"},
+        ],
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}],
+        "tool_choice": {"type": "function", "function": {"name": "f"}},
+        "stop": ["x"],
+        "logit_bias": {"42": 1},
+    },
+    "/v1/messages": {
+        **VALID,
+        "system": [{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}],
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "hi"},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AA=="}},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "t", "signature": "s"},
+                    {"type": "tool_use", "id": "t1", "name": "f", "input": {"a": 1}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "42"}]}],
+            },
+        ],
+        "tools": [{"name": "f", "input_schema": {"type": "object"}}],
+        "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
+        "thinking": {"type": "enabled", "budget_tokens": 64},
+        "metadata": {"user_id": "u"},
+        "stop_sequences": ["x"],
+    },
+    "/v1/responses": {
+        "model": "edge",
+        "instructions": "be brief",
+        "input": [
+            {
+                "type": "message",
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "hi"},
+                    {"type": "input_image", "image_url": "data:image/png;base64,AA=="},
+                ],
+            },
+            {
+                "type": "reasoning",
+                "summary": [{"type": "summary_text", "text": "s"}],
+                "content": [{"type": "reasoning_text", "text": "r"}],
+            },
+            {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c1", "output": [{"type": "input_text", "text": "42"}]},
+        ],
+        "tools": [
+            {"type": "function", "name": "f", "parameters": {"type": "object"}},
+            {"type": "namespace", "name": "n", "tools": [{"type": "function", "name": "g"}]},
+            {
+                "type": "custom",
+                "name": "c",
+                "format": {"type": "grammar", "syntax": "lark", "definition": "start: /x/"},
+            },
+        ],
+        "tool_choice": {"type": "function", "name": "f"},
+        "reasoning": {"effort": "low"},
+        "include": ["reasoning.encrypted_content"],
+        "text": {"verbosity": "low"},
+        "max_output_tokens": 16,
+    },
+    "/v1/completions": {
+        "model": "edge",
+        "prompt": ["hi", "there"],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    },
+    "/v1/embeddings": {"model": "edge", "input": [[1, 2, 3], [4]], "encoding_format": "float"},
+    "/v1/messages/count_tokens": {
+        "model": "edge",
+        "system": "be brief",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+        "tools": [{"name": "f", "input_schema": {"type": "object"}}],
+    },
+}
+_PLANTED = [None, True, 0, -1, 1.5, 2**70, "", "x", [], {}, [None], [5], ["x"], {"a": 1}, {"type": "x"}, "\ud7ff"]
+
+
+def _nodes(value: object, path: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """The path of every value inside `value` (the root excluded)."""
+    out: list[tuple[object, ...]] = []
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, inner in items:
+        out.append((*path, key))
+        out += _nodes(inner, (*path, key))
+    return out
+
+
+def planted(path: str, seed: int, n: int) -> Iterator[tuple[str, bytes]]:
+    """`n` copies of `RICH[path]`, each with one value somewhere inside replaced by a value of another kind
+    (or a key added beside it): the class that found nested fields the schemas left untyped."""
+    rng = random.Random(seed)
+    base = RICH[path]
+    spots = _nodes(base)
+    for _ in range(n):
+        body = json.loads(json.dumps(base))
+        where = rng.choice(spots)
+        parent = body
+        for key in where[:-1]:
+            parent = parent[key]
+        value = rng.choice(_PLANTED)
+        if isinstance(parent, dict) and rng.random() < 0.2:
+            parent[rng.choice(["type", "content", "text", "tools", "source", "format", "input"])] = value
+        else:
+            parent[where[-1]] = value
+        yield "/".join(map(str, where)), json.dumps(body).encode()
+
+
+# Raw HTTP heads the parser or the server's limits refuse (for a server on a socket) ----------------------
+HEADS: list[bytes] = [
+    b"GARBAGE\r\n\r\n",
+    b"GET /v1/models HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n",
+    b"GET /v1/\xff HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    b"GET /v1/models?" + b"q" * 70_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n",
+    b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nNo-Colon\r\n\r\n",
+    b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\n{}",
+    b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n",
+    b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+    b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -1\r\n\r\n",
+]

@@ -16,7 +16,7 @@ import pytest
 from fakes.backend import FakeBackend, Reply
 from owstack.assembly import assemble
 from owstack.config.load import from_dict
-from reliability.fuzz import VALID, bodies
+from reliability.fuzz import RICH, VALID, bodies, planted
 
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
@@ -60,4 +60,45 @@ def test_hostile_bodies_get_4xx_in_the_api_shape_and_nothing_breaks(path: str, t
     assert statuses["4xx"] > 400 and statuses["2xx"] > 0  # most are refused, the valid ones are served
     assert after == 200
     for slot in gw.slots.values():  # nothing left half-settled by a body that failed late
+        assert slot.outstanding == 0 and slot.breaker.available()
+
+
+@pytest.mark.parametrize("path", list(RICH))
+def test_values_planted_deep_in_every_endpoint_get_4xx_in_its_shape(path: str, tmp_path: Path) -> None:
+    """One value of another kind anywhere inside a valid body (an item, a block, a tool, a format): the
+    class that found nested fields the schemas left untyped (500s before)."""
+    config = from_dict(
+        {
+            "storage": {"url": f"sqlite:///{tmp_path / 'owstack.db'}"},
+            "metering": {"enabled": False},
+            "audit": {"enabled": False},
+            "backends": {"fake": {"engine": "vllm", "url": "http://fake.invalid/v1", "model": "fake-model"}},
+        }
+    )
+    gw = assemble(config, backends={"fake": FakeBackend("fake", replies=[Reply(text="hi")])})
+    anthropic = path.startswith("/v1/messages")
+
+    async def main() -> tuple[collections.Counter[str], list[str]]:
+        await gw.startup()
+        statuses: collections.Counter[str] = collections.Counter()
+        bad: list[str] = []
+        transport = httpx.ASGITransport(app=gw)
+        try:
+            headers = {"content-type": "application/json"}
+            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", headers=headers) as http:
+                for where, body in planted(path, seed=14, n=150):
+                    r = await http.post(path, content=body)
+                    statuses[f"{r.status_code // 100}xx"] += 1
+                    doc = orjson.loads(r.content) if r.status_code >= 400 else {}
+                    shaped = doc.get("type") == "error" if anthropic else isinstance(doc.get("error"), dict)
+                    if r.status_code >= 500 or (r.status_code >= 400 and not shaped):
+                        bad.append(f"{where}: {r.status_code} {r.text[:200]}")
+        finally:
+            await gw.shutdown()
+        return statuses, bad
+
+    statuses, bad = asyncio.run(main())
+    assert statuses["5xx"] == 0 and not bad, bad[:5]
+    assert statuses["4xx"] > 0
+    for slot in gw.slots.values():
         assert slot.outstanding == 0 and slot.breaker.available()

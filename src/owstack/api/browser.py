@@ -20,19 +20,13 @@ from typing import Any
 import orjson
 
 from owstack.api.http import Scope, Send, send_json
-from owstack.errors import OwstackError, PermissionDenied
+from owstack.errors import PermissionDenied, UnsupportedMediaType
 
 _EXPOSED = b"x-request-id, request-id, x-owstack-layer, x-owstack-backend, x-owstack-ai-generated"
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 #: paths whose forms carry a CSRF token that their handler checks (the console, owstack.ui): HTML forms are
 #: what they take, so the JSON-only rule does not apply to them (the Host check does)
 _OWN_CSRF = ("/ui/",)
-
-
-class UnsupportedMediaType(OwstackError):
-    status = 415
-    type = "invalid_request_error"
-    default_code = "unsupported_media_type"
 
 
 class BrowserGuard:

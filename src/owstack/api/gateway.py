@@ -12,6 +12,7 @@ whatever `RouteTable` describes (`api/routes.Routes`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import itertools
 import logging
@@ -23,8 +24,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from owstack.api import browser
-from owstack.api.http import Receive, Scope, Send, header_dict, send_json
-from owstack.errors import MethodNotAllowed, NotFound, OwstackError
+from owstack.api.http import Receive, Scope, Send, error_headers, header_dict, send_json
+from owstack.errors import InternalError, MethodNotAllowed, NotFound, OwstackError
 from owstack.pipeline.context import RequestContext
 from owstack.pipeline.pipeline import Pipeline
 from owstack.pipeline.stage import Service, Stage
@@ -163,6 +164,12 @@ class Gateway:
             await handler(self, ctx, scope, receive, send)
         except OwstackError as exc:
             await self.send_error(ctx, path, exc, send)
+        except Exception:
+            # A bug outside the generation handler (which has its own): logged once with its traceback, and
+            # the client gets a 500 in its API's shape with the request id, never the server's bare text.
+            log.exception("request %s (%s %s) failed", ctx.request_id, method, path)
+            with contextlib.suppress(Exception):  # fails when the response had started: the server closes it
+                await self.send_error(ctx, path, InternalError(ctx.request_id), send)
 
     async def send_error(self, ctx: RequestContext, path: str, error: OwstackError, send: Send) -> None:
         """An error outside the pipeline, in the shape of the protocol the path (or the client) speaks."""
@@ -172,9 +179,7 @@ class Gateway:
         extra = [(b"x-request-id", ctx.request_id.encode())]
         if anthropic:
             extra.append((b"request-id", ctx.request_id.encode()))
-        if status == 401:
-            extra.append((b"www-authenticate", b'Bearer realm="owstack"'))
-        await send_json(send, status, body, extra)
+        await send_json(send, status, body, error_headers(error, extra))
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

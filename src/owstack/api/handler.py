@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 import orjson
 
 from owstack.api.disconnect import DisconnectWatch, uncancel
-from owstack.api.http import SSE_HEADERS, Headers, Receive, Scope, Send, body_reader, send_json
-from owstack.errors import OwstackError, ServiceUnavailable
+from owstack.api.http import SSE_HEADERS, Headers, Receive, Scope, Send, body_reader, error_headers, send_json
+from owstack.errors import InternalError, OwstackError, ServiceUnavailable
 from owstack.pipeline.context import RequestContext
 from owstack.pipeline.pipeline import Run
 from owstack.protocols.base import WireProtocol
@@ -32,11 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("owstack.api")
 access = logging.getLogger("owstack.access")
 CLIENT_CLOSED = 499  # nginx's code for "client closed request", used in the ledger and audit log
-
-
-class InternalError(OwstackError):
-    def __init__(self, request_id: str) -> None:
-        super().__init__(f"internal error; quote request id {request_id} to the operator")
 
 
 async def handle(
@@ -136,10 +131,7 @@ def headers(ctx: RequestContext) -> Headers:
 
 async def _send_error(gw: Gateway, wire: WireProtocol, ctx: RequestContext, send: Send, error: OwstackError) -> None:
     status, body = wire.error(error, ctx.request_id)
-    extra = headers(ctx)
-    if status == 401:
-        extra.append((b"www-authenticate", b'Bearer realm="owstack"'))
-    await send_json(send, status, body, extra)
+    await send_json(send, status, body, error_headers(error, headers(ctx)))
 
 
 async def _send_completion(

@@ -3,6 +3,9 @@
     server:
       limits:
         header_timeout_s: 10          # a connection must send a request's whole header within this long
+        body_timeout_s: 30            # a request's body may pause this long at most (408 and closed after)
+        max_header_bytes: 65536       # a request line and header fields larger than this: 414 / 431
+        send_timeout_s: 60            # a response may wait this long for a client that does not read it
         idle_timeout_s: 5             # a keep-alive connection with no request in flight is closed after this
         max_connections: 4096         # open connections in all (and never more than the file limit allows)
         max_connections_per_client: 256   # open connections from one client address
@@ -30,6 +33,15 @@ class ServerLimits(Section):
     #: seconds a connection has to send a request's complete header (from its first byte, or from the
     #: connection's opening for the first request): slow or silent clients are closed (408)
     header_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    #: seconds a request's body may go without a byte arriving (the gateway is not the one holding it up):
+    #: after that the client gets 408 and the connection is closed, instead of a request open forever
+    body_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    #: bytes a request line and its header fields may take (an incomplete header counts too): 414 for a
+    #: longer request line, 431 for longer fields, and the connection is closed
+    max_header_bytes: Annotated[int, Field(ge=4096, le=16 * 1024 * 1024)] = 64 * 1024
+    #: seconds a response may wait for a client that reads none of it (the connection's buffers full): then
+    #: the connection is dropped and the request ends as abandoned, freeing its backend slot
+    send_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
     #: seconds a keep-alive connection may stay idle between requests
     idle_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
     #: open connections in all; the file limit lowers it when it allows fewer (minus `fd_reserve`)

@@ -13,6 +13,11 @@ Per connection, on top of uvicorn's own protocol (`server.limits`, api/limits.py
   connection's opening for the first request); a silent or slow client gets `408` and is closed. One sweep
   per quarter of the timeout checks every waiting connection (a request costs a dict insert and delete,
   not a timer of its own);
+* body timeout: a request's body may pause `body_timeout_s` at most (408, closed; the request waiting for it
+  ends as a 408); send timeout: a client that reads nothing of a response for `send_timeout_s` is dropped
+  (the request ends as abandoned and frees its backend slot);
+* head size: a request line or header fields over `max_header_bytes` are 414/431 (an incomplete head is
+  counted as it arrives); what the parser refuses is a JSON 400 saying why, in the API's shape;
 * idle timeout: uvicorn's keep-alive timeout (`idle_timeout_s`) closes connections with nothing in flight;
 * shutdown: idle kept-alive connections linger a second, answering at most one more request (with
   `connection: close`), instead of being cut under a request a load balancer is sending.
@@ -28,29 +33,21 @@ import asyncio
 import logging
 import os
 import resource
+import sys
 import time
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from owstack.api.answers import answer, parse_problem
+from owstack.api.http import BODY_TIMED_OUT
 from owstack.api.limits import ServerLimits
 
 log = logging.getLogger("owstack.server")
 
-_REFUSED = (
-    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n"
-    b"connection: close\r\ncontent-length: %d\r\n\r\n%s"
-)
-_TIMEOUT = (
-    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
-    b"content-length: %d\r\n\r\n%s"
-)
 
-
-def _body(message: str, code: str) -> bytes:
-    import orjson
-
-    return orjson.dumps({"error": {"message": message, "type": "server_error", "param": None, "code": code}})
+class _HeadTooLarge(Exception):
+    """Raised from a parser callback to stop parsing a request whose head is over `max_header_bytes`."""
 
 
 def raise_fd_limit() -> tuple[int, int]:
@@ -92,6 +89,10 @@ class Guard:
         self.per_client: dict[str, int] = {}
         #: connections waiting for a request's header, and when it is due (the loop's clock)
         self.waiting: dict[GuardedHttpToolsProtocol, float] = {}
+        #: connections waiting for the rest of a request's body, and when its last piece arrived
+        self.bodies: dict[GuardedHttpToolsProtocol, float] = {}
+        #: connections whose client reads nothing of the response (writing paused), and since when
+        self.stalled: dict[GuardedHttpToolsProtocol, float] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self.open = 0
         self.refused = 0
@@ -123,8 +124,23 @@ class Guard:
         if self._sweeper is None:
             self._sweeper = loop.call_later(self._interval(), self._sweep, loop)
 
+    def expect_body(self, protocol: GuardedHttpToolsProtocol) -> None:
+        """A request's header arrived and its body has yet to (called again for each piece of it)."""
+        loop = protocol.loop
+        self.bodies[protocol] = loop.time()
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self._interval(), self._sweep, loop)
+
+    def expect_reader(self, protocol: GuardedHttpToolsProtocol) -> None:
+        """The client stopped reading (the transport paused writing)."""
+        loop = protocol.loop
+        self.stalled[protocol] = loop.time()
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self._interval(), self._sweep, loop)
+
     def _interval(self) -> float:
-        return max(0.05, self.limits.header_timeout_s / 4)
+        limits = self.limits
+        return max(0.05, min(limits.header_timeout_s, limits.body_timeout_s, limits.send_timeout_s) / 4)
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         now = loop.time()
@@ -132,7 +148,19 @@ class Guard:
         for protocol in late:
             self.waiting.pop(protocol, None)
             protocol.header_timed_out()
-        self._sweeper = loop.call_later(self._interval(), self._sweep, loop) if self.waiting else None
+        since = now - self.limits.body_timeout_s
+        for protocol in [p for p, last in self.bodies.items() if last <= since]:
+            if protocol.body_held_up():  # the gateway, not the client, is why no more body arrived
+                self.bodies[protocol] = now
+                continue
+            self.bodies.pop(protocol, None)
+            protocol.body_timed_out()
+        since = now - self.limits.send_timeout_s
+        for protocol in [p for p, paused in self.stalled.items() if paused <= since]:
+            self.stalled.pop(protocol, None)
+            protocol.send_timed_out()
+        busy = self.waiting or self.bodies or self.stalled
+        self._sweeper = loop.call_later(self._interval(), self._sweep, loop) if busy else None
 
     def _refuse(self, why: str) -> str:
         self.refused += 1
@@ -180,6 +208,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     _admitted = False
     _client_key = ""
     _closing: asyncio.TimerHandle | None = None
+    #: bytes of a request head received so far while it is incomplete
+    _head_bytes = 0
+    #: what to answer instead of uvicorn's plain-text 400 when a parser callback stopped the request
+    _refusal: tuple[int, str, str] | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -187,8 +219,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._client_key = self.client[0] if self.client else ""
         refused = guard.admit(self._client_key)
         if refused is not None:
-            body = _body(f"too many connections: {refused}; retry shortly", "too_many_connections")
-            transport.write(_REFUSED % (len(body), body))
+            message = f"too many connections: {refused}; retry shortly"
+            transport.write(answer(503, message, "too_many_connections", kind="server_error"))
             transport.close()
             return
         self._admitted = True
@@ -200,6 +232,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         guard = self._guard
         if guard is not None:
             guard.waiting.pop(self, None)
+            guard.bodies.pop(self, None)
+            guard.stalled.pop(self, None)
             if self._admitted:
                 self._admitted = False
                 guard.release(self._client_key)
@@ -211,12 +245,80 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if guard is not None and self not in guard.waiting:  # a keep-alive connection's next request
             guard.expect_header(self)
 
+    def data_received(self, data: bytes) -> None:
+        guard = self._guard
+        waiting = guard is not None and self in guard.waiting
+        super().data_received(data)
+        # A head still incomplete after this piece: its size so far (httptools buffers a header field until
+        # it ends, so an endless one is stopped here rather than by the callbacks below). The piece that
+        # began a request is not counted: it may end the previous request's body.
+        if waiting and guard is not None and self in guard.waiting and not self.transport.is_closing():
+            self._head_bytes += len(data)
+            if self._head_bytes > guard.limits.max_header_bytes:
+                self._refusal = self._too_large(len(self.url) > guard.limits.max_header_bytes)
+                self.send_400_response("")
+
     def on_headers_complete(self) -> None:
-        if self._guard is not None:
-            self._guard.waiting.pop(self, None)
+        guard = self._guard
+        if guard is not None:
+            guard.waiting.pop(self, None)
+            self._head_bytes = 0
+            limit = guard.limits.max_header_bytes
+            if len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers) > limit:
+                self._refusal = self._too_large(len(self.url) > limit)
+                raise _HeadTooLarge
         super().on_headers_complete()
         if self._closing is not None and self.cycle is not None:  # shutting down: the connection's last one
             self.cycle.keep_alive = False
+        if guard is not None and self.cycle is not None and self.cycle.more_body:
+            guard.expect_body(self)
+
+    def on_body(self, body: bytes) -> None:
+        super().on_body(body)
+        guard = self._guard
+        if guard is not None and self in guard.bodies:
+            guard.bodies[self] = self.loop.time()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        if self._guard is not None:
+            self._guard.bodies.pop(self, None)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._guard is not None:
+            self._guard.expect_reader(self)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._guard is not None:
+            self._guard.stalled.pop(self, None)
+
+    def send_timed_out(self) -> None:
+        """The client has read nothing for `send_timeout_s` while a response waits: drop the connection. The
+        application sees a disconnect (the request ends as abandoned, its upstream call is cancelled), rather
+        than holding its backend slot for as long as the client keeps the connection open."""
+        if not self.flow.write_paused:
+            return
+        if self._guard is not None:
+            self._guard.timed_out += 1
+        self.transport.abort()  # not close(): that would wait for the buffer to drain, which it never does
+
+    def _too_large(self, url: bool) -> tuple[int, str, str]:
+        limit = self._guard.limits.max_header_bytes if self._guard is not None else 0
+        if url:
+            return 414, f"the request line is over {limit} bytes (server.limits.max_header_bytes)", "uri_too_long"
+        return 431, f"the request's header is over {limit} bytes (server.limits.max_header_bytes)", "header_too_large"
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request it cannot parse (called in its `except HttpParserError:`), as JSON in
+        the API's shape, with what the parser found wrong; or the limit a callback above found exceeded."""
+        refusal, self._refusal = self._refusal, None
+        if refusal is None:
+            refusal = (400, f"malformed HTTP request: {parse_problem(sys.exc_info()[1]) or msg}", "bad_http_request")
+        status, message, code = refusal
+        self.transport.write(answer(status, message, code, url=self.url or b""))
+        self.transport.close()
 
     def shutdown(self) -> None:
         """Graceful shutdown, the listener closed: a connection with a request in flight closes after its
@@ -242,6 +344,33 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return  # a request is being answered on this connection; its header did arrive
         if self._guard is not None:
             self._guard.timed_out += 1
-        body = _body("the request's header did not arrive in time", "request_timeout")
-        self.transport.write(_TIMEOUT % (len(body), body))
+        message = "the request's header did not arrive in time"
+        self.transport.write(answer(408, message, "request_timeout", url=self.url or b"", kind="server_error"))
+        self.transport.close()
+
+    def body_held_up(self) -> bool:
+        """No body arrives because of the gateway: reading is paused (the application has not taken what came,
+        or a pipelined request waits its turn), or the client waits for our `100 Continue`."""
+        cycle = self.cycle
+        return self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue)
+
+    def body_timed_out(self) -> None:
+        """A request's body stopped arriving for `body_timeout_s`: 408 and close. The application, waiting
+        for the body, sees a disconnect that the scope marks as this timeout (api/http.py says 408 too)."""
+        cycle = self.cycle
+        if self.transport.is_closing() or cycle is None or not cycle.more_body:
+            return
+        if cycle.response_started:  # answered without waiting for the body: this connection takes no more
+            if cycle.response_complete:
+                self.transport.close()
+            else:
+                cycle.keep_alive = False
+            return
+        if self._guard is not None:
+            self._guard.timed_out += 1
+        cycle.scope[BODY_TIMED_OUT] = True  # type: ignore[literal-required]
+        cycle.disconnected = True
+        cycle.message_event.set()
+        message = "the request's body stopped arriving; send it whole within server.limits.body_timeout_s"
+        self.transport.write(answer(408, message, "request_timeout", url=self.url or b""))
         self.transport.close()

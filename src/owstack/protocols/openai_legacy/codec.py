@@ -17,6 +17,7 @@ from owstack.errors import InvalidRequest, OwstackError
 from owstack.protocols.base import Plain, marker
 from owstack.protocols.body import json_object, validate
 from owstack.protocols.openai_chat.codec import OpenAIStream
+from owstack.protocols.openai_chat.schema import StreamOptions
 from owstack.types import JSON, ChatRequest, Completion
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ class CompletionsRequest(_Open):
     model: Annotated[str, Field(min_length=1, max_length=256)]
     prompt: TextOrTokens
     stream: bool | None = False
+    stream_options: StreamOptions | None = None
     max_tokens: Annotated[int, Field(ge=1)] | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
 

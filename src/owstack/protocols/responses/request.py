@@ -123,7 +123,7 @@ def _tools(tools: list[JSON], turn: Turn) -> list[JSON]:
         kind = tool.get("type")
         if kind == "namespace":
             space = _name(tool, f"tools[{i}]")
-            for j, inner in enumerate(tool.get("tools") or ()):
+            for j, inner in enumerate(_list(tool.get("tools"), f"tools[{i}].tools")):
                 out.append(_tool(inner, f"tools[{i}].tools[{j}]", turn, space))
         else:
             out.append(_tool(tool, f"tools[{i}]", turn, None))
@@ -137,7 +137,26 @@ def _name(tool: JSON, where: str) -> str:
     return name
 
 
-def _tool(tool: JSON, where: str, turn: Turn, namespace: str | None) -> JSON:
+def _list(value: Any, where: str) -> list[Any]:
+    """An optional list field of a nested object (the schema types the top level only)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidRequest(f"{where} must be a list", param=where)
+    return value
+
+
+def _object(value: Any, where: str) -> JSON:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{where} must be an object", param=where)
+    return value
+
+
+def _tool(tool: Any, where: str, turn: Turn, namespace: str | None) -> JSON:
+    if not isinstance(tool, dict):
+        raise InvalidRequest(f"{where} must be an object", param=where)
     kind = tool.get("type")
     if kind not in ("function", "custom"):
         raise InvalidRequest(
@@ -151,7 +170,7 @@ def _tool(tool: JSON, where: str, turn: Turn, namespace: str | None) -> JSON:
     turn.tools[internal] = ToolName(name=name, kind=kind, namespace=namespace)
     description = tool.get("description") or ""
     if kind == "custom":
-        fmt = tool.get("format") or {}
+        fmt = _object(tool.get("format"), f"{where}.format")
         if fmt.get("type") == "grammar":
             description += f"\nThe input must follow this {fmt.get('syntax')} grammar:\n{fmt.get('definition')}"
         parameters: JSON = {
@@ -237,7 +256,7 @@ def _messages(items: list[JSON], instructions: Any, turn: Turn) -> list[JSON]:
         elif kind in ("function_call_output", "custom_tool_call_output"):
             _output(out, item, where)
         elif kind == "reasoning":
-            text = decode_reasoning(item.get("encrypted_content")) or _reasoning_text(item)
+            text = decode_reasoning(item.get("encrypted_content")) or _reasoning_text(item, where)
             if text:
                 reasoning.append(text)
         else:
@@ -350,10 +369,10 @@ def _parts(content: Any, where: str) -> str | list[JSON]:
     return parts
 
 
-def _reasoning_text(item: JSON) -> str:
-    texts = [p.get("text", "") for p in item.get("content") or () if isinstance(p, dict)]
+def _reasoning_text(item: JSON, where: str) -> str:
+    texts = [p.get("text", "") for p in _list(item.get("content"), f"{where}.content") if isinstance(p, dict)]
     if not any(texts):
-        texts = [p.get("text", "") for p in item.get("summary") or () if isinstance(p, dict)]
+        texts = [p.get("text", "") for p in _list(item.get("summary"), f"{where}.summary") if isinstance(p, dict)]
     return "\n".join(t for t in texts if isinstance(t, str) and t)
 
 

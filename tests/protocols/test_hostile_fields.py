@@ -1,0 +1,86 @@
+"""Fields of the wrong kind below the top level of a body, compressed bodies, and bugs outside the generation
+handler: each is a 4xx (or a 500 that names only the request id) in the endpoint's own error shape, and
+nothing reaches a backend."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from fakes.backend import Reply
+from protocols.conftest import gateway
+
+pytestmark = pytest.mark.anyio
+RESPONSES = {"model": "edge", "input": "x"}
+
+NESTED: list[tuple[str, dict[str, Any], str]] = [
+    ("/v1/responses", {**RESPONSES, "input": [{"type": "reasoning", "content": 5}]}, "input[0].content"),
+    ("/v1/responses", {**RESPONSES, "input": [{"type": "reasoning", "summary": {"text": "x"}}]}, "input[0].summary"),
+    ("/v1/responses", {**RESPONSES, "tools": [{"type": "namespace", "name": "n", "tools": 5}]}, "tools[0].tools"),
+    ("/v1/responses", {**RESPONSES, "tools": [{"type": "namespace", "name": "n", "tools": [5]}]}, "tools[0].tools[0]"),
+    ("/v1/responses", {**RESPONSES, "tools": [{"type": "custom", "name": "c", "format": 5}]}, "tools[0].format"),
+    (
+        "/v1/responses",
+        {**RESPONSES, "background": True, "input": [{"type": "reasoning", "content": 5}]},
+        "input[0].content",
+    ),
+    ("/v1/completions", {"model": "edge", "prompt": "x", "stream": True, "stream_options": 5}, "stream_options"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "param"), NESTED, ids=[p for _, _, p in NESTED])
+async def test_nested_fields_of_the_wrong_kind_are_400_naming_them(
+    tmp_path: Path, path: str, body: dict[str, Any], param: str
+) -> None:
+    async with gateway(tmp_path, [Reply(text="x")]) as app:
+        r = await app.client.post(path, json=body)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == param
+    assert not app.backend.requests
+
+
+async def test_gzip_and_deflate_bodies_are_read_and_other_codings_are_415(tmp_path: Path) -> None:
+    body = orjson.dumps({"model": "edge", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
+    bomb = gzip.compress(b" " * (17 * 1024 * 1024))  # 17 MB of spaces in ~17 KB: over the 16 MB limit
+    async with gateway(tmp_path, [Reply(text="hi")]) as app:
+        gzipped = await app.client.post(
+            "/v1/messages", content=gzip.compress(body), headers={"content-encoding": "gzip"}
+        )
+        deflated = await app.client.post(
+            "/v1/chat/completions", content=zlib.compress(body), headers={"content-encoding": "deflate"}
+        )
+        brotli = await app.client.post("/v1/messages", content=body, headers={"content-encoding": "br"})
+        broken = await app.client.post("/v1/chat/completions", content=body, headers={"content-encoding": "gzip"})
+        cut = await app.client.post(
+            "/v1/chat/completions", content=gzip.compress(body)[:-12], headers={"content-encoding": "gzip"}
+        )
+        exploded = await app.client.post("/v1/responses", content=bomb, headers={"content-encoding": "gzip"})
+    assert gzipped.status_code == 200 and gzipped.json()["content"][0]["text"] == "hi"
+    assert deflated.status_code == 200
+    assert brotli.status_code == 415 and brotli.json()["type"] == "error"  # Anthropic's shape on its path
+    assert "Content-Encoding" in brotli.json()["error"]["message"]
+    assert broken.status_code == 400 and broken.json()["error"]["code"] == "invalid_encoding"
+    assert cut.status_code == 400 and cut.json()["error"]["code"] == "invalid_encoding"
+    assert exploded.status_code == 413 and exploded.headers["connection"] == "close"
+    assert len(app.backend.requests) == 2
+
+
+async def test_a_bug_outside_the_generation_handler_is_a_500_in_the_api_shape(tmp_path: Path) -> None:
+    def broken(request: Any) -> Any:
+        raise RuntimeError("a bug with a secret in its message")
+
+    count = {"model": "edge", "messages": [{"role": "user", "content": "hi"}]}
+    async with gateway(tmp_path, [Reply(text="x")]) as app:
+        app.gateway.router.resolve = broken  # type: ignore[method-assign]
+        r = await app.client.post("/v1/messages/count_tokens", json=count)
+        after = await app.client.get("/v1/models")
+    assert r.status_code == 500
+    doc = r.json()
+    assert doc["type"] == "error" and doc["error"]["type"] == "api_error"
+    assert r.headers["x-request-id"] in doc["error"]["message"] and "secret" not in r.text
+    assert after.status_code == 200
