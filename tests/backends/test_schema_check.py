@@ -46,6 +46,12 @@ REFUSED = [
         "no finite instance",
     ),
     ({"type": "object", "properties": {"a": 3}}, "/properties/a", "not a schema"),
+    # keywords of the wrong kind (a TypeError, so a 500, before they were checked first)
+    ({"type": "object", "properties": 5}, "/properties", "must map names"),
+    ({"anyOf": None}, "/anyOf", "non-empty list"),
+    ({"type": "object", "minProperties": None}, "/minProperties", "non-negative integer"),
+    ({"type": "string", "minLength": 5, "maxLength": None}, "/maxLength", "non-negative integer"),
+    ({"type": "string", "format": []}, "/format", "enforced formats"),
 ]
 
 

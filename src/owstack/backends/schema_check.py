@@ -163,11 +163,12 @@ def _walk(root: Any, profile: Profile) -> dict[str, Any]:
             continue
         if not isinstance(node, dict):
             raise _Refused(pointer, "is not a schema (an object or a boolean)")
+        children = _children(node, pointer)  # first: it checks that the maps and lists are maps and lists
         _keywords(node, pointer, profile)
         ref = node.get("$ref")
         if ref is not None:
             refs[ref] = _resolve(root, ref, pointer)
-        for child, where in _children(node, pointer):
+        for child, where in children:
             stack.append((child, where, depth + 1))
     return refs
 
@@ -175,16 +176,16 @@ def _walk(root: Any, profile: Profile) -> dict[str, Any]:
 def _children(node: JSON, pointer: str) -> list[tuple[Any, str]]:
     out: list[tuple[Any, str]] = []
     for key in _MAPS:
-        value = node.get(key)
-        if value is None:
+        if key not in node:
             continue
+        value = node[key]
         if not isinstance(value, dict):
             raise _Refused(f"{pointer}/{key}", "must map names to schemas")
         out += [(v, f"{pointer}/{key}/{_escape(str(k))}") for k, v in value.items()]
     for key in _LISTS:
-        value = node.get(key)
-        if value is None:
+        if key not in node:
             continue
+        value = node[key]
         if not isinstance(value, list) or (not value and key != "prefixItems"):
             raise _Refused(f"{pointer}/{key}", "must be a non-empty list of schemas")
         out += [(v, f"{pointer}/{key}/{i}") for i, v in enumerate(value)]
@@ -234,9 +235,9 @@ def _constrains(node: JSON) -> bool:
 
 def _counts(node: JSON, pointer: str) -> None:
     for key in _COUNTS:
-        value = node.get(key)
-        if value is None:
+        if key not in node:
             continue
+        value = node[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise _Refused(f"{pointer}/{key}", f"needs `{key}` to be a non-negative integer")
         if value > MAX_REPEAT and key not in ("minProperties", "maxProperties"):
@@ -287,7 +288,7 @@ def _strings(node: JSON, pointer: str) -> None:
         if any(k in node for k in ("minLength", "maxLength", "format")):
             raise _Refused(f"{pointer}/pattern", "combines `pattern` with a length or format; put them in the pattern")
     fmt = node.get("format")
-    if fmt is not None and fmt not in FORMATS:
+    if fmt is not None and (not isinstance(fmt, str) or fmt not in FORMATS):
         raise _Refused(f"{pointer}/format", f"has format {fmt!r}; enforced formats are {', '.join(sorted(FORMATS))}")
     if fmt is not None and any(k in node for k in ("minLength", "maxLength")):
         shortest, longest = _FORMAT_LENGTHS[fmt]
