@@ -4,6 +4,10 @@
                                          `failed(exc)` is the error the request gets if the write fails
     await durable.settle(ctx)            the outermost after-hook (audit) waits for its own write and these
 
+With both on, a request's ledger record usually rides inside its audit record (`metering.audit_journal`: one
+log, one fsync) and nothing is deferred here; what follows is for the records that still go to the ledger's
+write-ahead log (the audit writer not taking records, the ledger writer's queue full, the MCP gateway's calls).
+
 Why: the ledger's write-ahead log and the audit log each wait for an fsync. The pipeline runs after-hooks one
 after the other, so a meter stage that waited for its own fsync before the audit stage started its own would
 double the time a response waits on the disk (each fsync here costs 0.2-4 ms, docs/benchmarks.md). The meter
