@@ -21,6 +21,7 @@ from metering_helpers import BACKENDS, make_ctx, rows
 
 from owstack.compliance.segments import try_lock
 from owstack.compliance.stage import AuditStage
+from owstack.compliance.verify import verify
 from owstack.config.load import Config, from_dict
 from owstack.metering.audit_journal import CHECKED, NOTE, AuditReplay, from_record, member
 from owstack.metering.record import snapshot
@@ -184,6 +185,7 @@ def test_a_killed_process_records_are_read_back_from_the_audit_log(db_url: str, 
 
     asyncio.run(again())
     assert meter.writer.replayed == 0 and len(rows(db_url)) == 21
+    assert verify(tmp_path / "audit").ok  # the chain, with its crash and two restarts, and ledger.json beside it
 
 
 def write_journaled(tmp: Path, n: int, prefix: str) -> tuple[AuditStage, list[int]]:
