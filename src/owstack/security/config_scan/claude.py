@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from owstack.security.config_scan import hooks
 from owstack.security.config_scan.commands import risk
 from owstack.security.config_scan.common import ScanFile, command_line, env_risk, is_secret, mask
 from owstack.security.findings import Finding, Severity, finding
@@ -104,11 +105,11 @@ def _market_source(spec: Any) -> str:
     return str(source or spec or "")
 
 
-def _hooks(src: ScanFile, hooks: Any) -> list[Finding]:
+def _hooks(src: ScanFile, tree: Any) -> list[Finding]:
     out: list[Finding] = []
-    if not isinstance(hooks, dict):
+    if not isinstance(tree, dict):
         return out
-    for event, matchers in hooks.items():
+    for event, matchers in tree.items():
         for i, matcher in enumerate(matchers if isinstance(matchers, list) else []):
             entries = matcher.get("hooks") if isinstance(matcher, dict) else None
             for j, hook in enumerate(entries if isinstance(entries, list) else []):
@@ -122,7 +123,7 @@ def _hooks(src: ScanFile, hooks: Any) -> list[Finding]:
                             line,
                             f"a `{event}` hook runs a shell command ({danger.why})",
                             executes=command_line(hook["command"]),
-                            severity="critical" if danger.severity == "critical" else None,
+                            severity=hooks.severity(danger),
                             event=event,
                         )
                     )
