@@ -3,7 +3,9 @@
 Severity follows impact: a command that runs inline or downloaded code is critical wherever it sits
 (hooks, helpers); settings that redirect model or cloud traffic (`ANTHROPIC_BASE_URL`, `AWS_ENDPOINT_URL`
 with Bedrock on, proxies) are critical; plugins enabled from a marketplace the repository itself
-declares are critical (a plugin brings hooks, MCP servers and commands); permission rules that let the
+declares are critical (a plugin brings hooks, MCP servers and commands), unless that marketplace is a
+folder of the checkout, whose plugin is read and judged by what it runs (`plugins`); hooks that run a
+version-pinned published package are medium (`hooks.severity`); permission rules that let the
 agent run a shell or an interpreter, or rewrite its own settings, without asking are high.
 """
 
@@ -13,6 +15,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from owstack.security.config_scan import hooks, plugins
 from owstack.security.config_scan.commands import risk
 from owstack.security.config_scan.common import ScanFile, command_line, env_risk, is_secret, mask
 from owstack.security.findings import Finding, Severity, finding
@@ -73,10 +76,10 @@ def _plugins(src: ScanFile, data: dict[str, Any]) -> list[Finding]:
     out: list[Finding] = []
     markets = data.get("extraKnownMarketplaces")
     declared = {str(k): v for k, v in markets.items()} if isinstance(markets, dict) else {}
-    plugins = data.get("enabledPlugins")
-    enabled = [k for k, v in plugins.items() if v not in (False, None)] if isinstance(plugins, dict) else []
-    if isinstance(plugins, list):
-        enabled = [str(p) for p in plugins]
+    switches = data.get("enabledPlugins")
+    enabled = [k for k, v in switches.items() if v not in (False, None)] if isinstance(switches, dict) else []
+    if isinstance(switches, list):
+        enabled = [str(p) for p in switches]
     used: set[str] = set()
     for plugin in enabled:
         market = plugin.rpartition("@")[2] if "@" in plugin else ""
@@ -88,6 +91,14 @@ def _plugins(src: ScanFile, data: dict[str, Any]) -> list[Finding]:
         )
         line = src.line("enabledPlugins", plugin)
         severity: Severity = "critical" if from_repo else "high"
+        local = plugins.local_plugin(src.path.parent.parent, declared.get(market), plugin.rpartition("@")[0])
+        if local is not None:  # the plugin is a folder of this repository: judged by what it runs
+            severity = local.severity
+            message += f"; it lives in this repository ({local.folder}) and " + (
+                f"starts programs by itself ({', '.join(local.runs)})"
+                if local.runs
+                else "carries only skills, commands and agents (text, its SKILL.md files scanned as instructions)"
+            )
         out.append(finding("OWS-CC-013", src.rel, line, message, executes=source or plugin, severity=severity))
     for market, spec in declared.items():
         if market not in used:
@@ -104,11 +115,11 @@ def _market_source(spec: Any) -> str:
     return str(source or spec or "")
 
 
-def _hooks(src: ScanFile, hooks: Any) -> list[Finding]:
+def _hooks(src: ScanFile, tree: Any) -> list[Finding]:
     out: list[Finding] = []
-    if not isinstance(hooks, dict):
+    if not isinstance(tree, dict):
         return out
-    for event, matchers in hooks.items():
+    for event, matchers in tree.items():
         for i, matcher in enumerate(matchers if isinstance(matchers, list) else []):
             entries = matcher.get("hooks") if isinstance(matcher, dict) else None
             for j, hook in enumerate(entries if isinstance(entries, list) else []):
@@ -122,7 +133,7 @@ def _hooks(src: ScanFile, hooks: Any) -> list[Finding]:
                             line,
                             f"a `{event}` hook runs a shell command ({danger.why})",
                             executes=command_line(hook["command"]),
-                            severity="critical" if danger.severity == "critical" else None,
+                            severity=hooks.severity(danger),
                             event=event,
                         )
                     )

@@ -9,7 +9,10 @@ the same is read from the services of its `dockerComposeFile`. VS Code settings 
 `customizations.vscode.settings` are judged as `.vscode/settings.json` is (capped at high unless the
 container reaches the host). Capabilities and security
 options that loosen the sandbox are high (`SYS_PTRACE` with `seccomp=unconfined`, which debuggers need
-and VS Code's own Go and C++ templates set, is low).
+and VS Code's own Go and C++ templates set, is low). Capabilities that act only inside the container's own
+namespaces are low: `SYS_PTRACE` (debuggers) and `NET_ADMIN`/`NET_RAW` (the container's own interfaces
+and firewall: sandboxes that lock down their egress with iptables, as Claude Code's reference dev container
+does, need them); they reach the host's network only with `--network=host`, which is reported on its own.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ _HOST_SOURCE = re.compile(
     r"|~/?|\$\{localEnv:(?:HOME|USERPROFILE)\}/?|\$HOME/?|%USERPROFILE%\\?)$"
     r"|(?:^|[/\\])(?:" + _SECRET_DIRS + r")(?:[/\\].*)?$",
 )
-_DANGEROUS_CAPS = frozenset({"ALL", "SYS_ADMIN", "SYS_MODULE", "SYS_RAWIO", "DAC_READ_SEARCH", "NET_ADMIN", "SYS_BOOT"})
+_DANGEROUS_CAPS = frozenset({"ALL", "SYS_ADMIN", "SYS_MODULE", "SYS_RAWIO", "DAC_READ_SEARCH", "SYS_BOOT"})
+#: capabilities scoped to the container's own namespaces: debuggers, and a container's own firewall and routes
+_CONTAINED_CAPS = frozenset({"SYS_PTRACE", "NET_ADMIN", "NET_RAW"})
 _HOST_NAMESPACES = re.compile(r"^--(?:pid|ipc|network|net|uts|userns|cgroupns)=host$", re.I)
 
 
@@ -97,11 +102,12 @@ def _host_access(src: ScanFile, data: dict[str, Any]) -> list[Finding]:
     caps += _flag_values(run_args, "--cap-add")
     opts += _flag_values(run_args, "--security-opt")
     bad_caps = sorted({c for c in caps if c in _DANGEROUS_CAPS})
+    caps_at = ("capAdd",) if "capAdd" in data else ("runArgs",)
     if bad_caps:
-        add(("capAdd",), f"adds the capabilities {', '.join(bad_caps)}", "critical" if "ALL" in bad_caps else "high")
+        add(caps_at, f"adds the capabilities {', '.join(bad_caps)}", "critical" if "ALL" in bad_caps else "high")
     elif caps:
-        debugger = set(caps) <= {"SYS_PTRACE"}  # what debuggers need (VS Code's Go and C++ templates)
-        add(("capAdd",), f"adds the capabilities {', '.join(sorted(set(caps)))}", "low" if debugger else "medium")
+        contained = set(caps) <= _CONTAINED_CAPS  # debuggers; a container's own network namespace
+        add(caps_at, f"adds the capabilities {', '.join(sorted(set(caps)))}", "low" if contained else "medium")
     for opt in opts:
         if "unconfined" in opt or "label=disable" in opt or "no-new-privileges=false" in opt:
             severity: Severity = "low" if set(caps) <= {"SYS_PTRACE"} and "seccomp" in opt else "high"

@@ -10,7 +10,9 @@ the end of a turn), from files a repository carries:
                                   toolDiscoveryCommand, toolCallCommand, mcpServerCommand of older releases)
 
 Every `command` under the file's hooks is judged by `commands.risk`: inline or downloaded code is critical,
-anything else high (it runs unasked, whatever it is). Claude Code's own hooks are `claude.py`'s (OWS-CC-001).
+a published package pinned to a version (`bunx prettier@3.5.3 --write .`) medium (it runs unasked, but what
+runs is a release anyone can read, not code the repository controls), anything else high (it runs unasked,
+whatever it is). Claude Code's own hooks are `claude.py`'s (OWS-CC-001), judged the same way (`severity`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from owstack.security.config_scan import mcp
-from owstack.security.config_scan.commands import risk
+from owstack.security.config_scan.commands import Risk, risk
 from owstack.security.config_scan.common import ScanFile, command_line
 from owstack.security.findings import Finding, Severity, finding
 
@@ -96,5 +98,10 @@ def _finding(src: ScanFile, path: KeyPath, command: Any, event: str) -> Finding:
     danger = risk(words[0], words[1:]) if words else risk(command)
     line = src.line(*path)
     message = f"a `{event}` hook runs a command by itself ({danger.why})"
-    severity: Severity | None = "critical" if danger.severity == "critical" else None
-    return finding("OWS-HK-001", src.rel, line, message, executes=command_line(command), severity=severity)
+    return finding("OWS-HK-001", src.rel, line, message, executes=command_line(command), severity=severity(danger))
+
+
+def severity(danger: Risk) -> Severity | None:
+    """A hook's severity from the risk of its command: critical for inline or downloaded code, medium for a
+    version-pinned published package, else None (the rule's own: high)."""
+    return "critical" if danger.severity == "critical" else "medium" if danger.severity == "info" else None

@@ -12,7 +12,7 @@ from owstack.security.config_scan.commands import risk
 from owstack.security.config_scan.common import ScanFile, command_line
 from owstack.security.data_files import load
 from owstack.security.findings import Finding, Severity, finding
-from owstack.security.guard import scan_text
+from owstack.security.guard import GuardFinding, scan_text
 from owstack.security.template_ssti import TemplateIssue
 from owstack.security.templates import TemplateRenderError, find_ssti
 
@@ -34,71 +34,113 @@ class _Lines:
 
 
 #: a shell command a Claude Code custom command or skill runs when invoked: !`command`
-_BANG_COMMAND = re.compile(r"!`([^`\n]{1,2000})`")
+BANG_COMMAND = re.compile(r"!`([^`\n]{1,2000})`")
 
 
 def check_instructions(src: ScanFile) -> list[Finding]:
     lines = _Lines(src.text)
-    out: list[Finding] = _bang_commands(src, lines) + _imports(src, lines) + _download_commands(src, lines)
-    for f in scan_text(src.text, source="instructions"):
+    downloads = _download_commands(src, lines)
+    out: list[Finding] = _bang_commands(src, lines) + _imports(src, lines) + downloads
+    # low guard findings are quoted or example mentions ("phrases such as ..."), or prose encoded as base64
+    guard = [f for f in scan_text(src.text, source="instructions") if f.severity != "low"]
+    hidden = [(f.start, f.end) for f in guard if f.category == "hidden_text"]
+    on_demand = bool(_ON_DEMAND.search("/" + src.rel.lower()))
+    for f in guard:
         rule, severity = _GUARD_MAP.get(f.rule, ("OWS-AI-004", None))
-        if f.severity == "low":
-            continue  # a quoted or example mention ("phrases such as ..."), or prose encoded as base64
+        message = f"{f.message} ({f.rule})"
         if rule == "OWS-AI-004":
-            severity = "high" if f.severity in ("high", "critical") else "medium"
+            around = _around(src.text, lines.at(f.start))
+            why = _hidden(f, hidden) or _attack_nearby(f, around, {d.line for d in downloads})
+            # a phrase alone: medium in a context file read into every session, low in a skill or command
+            severity = "high" if why else "low" if on_demand else "medium"
+            message += (
+                f"; {why}" if why else " (in a skill, command or prompt the developer invokes)" if on_demand else ""
+            )
         out.append(
             finding(
                 rule,
                 src.rel,
                 lines.at(f.start),
-                f"{f.message} ({f.rule})",
+                message,
                 executes=f.excerpt or None,
                 severity=severity,
                 category=f.category,
             )
         )
-    return _with_credentials(src.text, out)
+    return out
 
 
 #: credential files and folders an instruction could send the agent to read
-_CREDENTIALS = re.compile(
+_CREDENTIAL_FILES = (
     r"(?:~|\$HOME|/home/\w+|/root)?/?\.(?:ssh|aws/credentials|aws|netrc|npmrc|pypirc|git-credentials|kube/config"
     r"|docker/config\.json|config/gcloud|gnupg)\b|\bid_(?:rsa|ed25519|ecdsa|dsa)\b|(?<![\w.])\.env\b"
-    r"|\bprivate[ _-]key\b",
+)
+_CREDENTIALS = re.compile(_CREDENTIAL_FILES + r"|\bprivate[ _-]key\b", re.I)
+_CREDENTIAL_FILE = re.compile(_CREDENTIAL_FILES, re.I)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Around:
+    """The lines next to a finding: its own, the one before and the one after, within its paragraph."""
+
+    first: int
+    last: int
+    text: str
+
+
+def _around(text: str, line: int) -> _Around:
+    """Lines `line - 1` to `line + 1` (1-based) of `text`, cut at blank lines: a list item or a sentence and its
+    neighbours, not a whole skill written as one long list."""
+    rows = text.split("\n")
+    first, last = max(1, line - 1), min(len(rows), line + 1)
+    while first < line and not rows[first - 1].strip():
+        first += 1
+    while last > line and not rows[last - 1].strip():
+        last -= 1
+    return _Around(first, last, "\n".join(rows[first - 1 : last]))
+
+
+#: an override aimed at what the agent was told before, not at a CLI's prompts ("skip the prompts") or defaults
+_SET_ASIDE = re.compile(
+    r"\b(?:previous|prior|above|earlier|preceding|original|initial)\b|\b(?:before|previously)$|you\s+(?:were|have\s+been)",
     re.I,
 )
 
 
-def _with_credentials(text: str, found: list[Finding]) -> list[Finding]:
-    """Injection findings in a file that also names what an attack needs are high: credential files (planted
-    instructions that send the agent to a private key are how repositories steal them), a command that
-    downloads and runs code, or an address off this machine to send things to."""
-    if not any(f.rule == "OWS-AI-004" and f.severity == "medium" for f in found):
-        return found
-    why = _what_it_names(text)
-    if why is None:
-        return found
-    out = []
-    for f in found:
-        if f.rule == "OWS-AI-004" and f.severity == "medium":
-            f = dataclasses.replace(f, severity="high", message=f"{f.message}; the file names {why}")
-        out.append(f)
-    return out
-
-
-def _what_it_names(text: str) -> str | None:
-    named = _CREDENTIALS.search(text)
-    if named is not None:
-        return repr(named.group(0))
-    for span in re.findall(r"`([^`\n]{3,500})`", text):
-        if risk(span).severity == "critical":
-            return f"a command that {risk(span).why}"
-    url = _URL.search(text)
-    if url is not None and not re.match(r"https?://(?:localhost|127\.|\[::1\])", url.group(0)):
-        return f"an address to send to ({url.group(0)[:60]})"
+def _hidden(hit: GuardFinding, hidden: list[tuple[int, int]]) -> str | None:
+    if hit.category != "hidden_text" and any(start <= hit.start < end for start, end in hidden):
+        return "the passage is hidden from the reader (an HTML comment)"
     return None
 
 
+def _attack_nearby(hit: GuardFinding, around: _Around, download_lines: set[int]) -> str | None:
+    """Why an injection phrase in an instruction file is high, or None (medium; low in a skill or command).
+
+    Instruction files address the agent by design, and skills and contributor guides speak of prompts,
+    credentials, config files and not asking the user as a matter of course ("run these without asking the
+    user", "the `.p12` must include the private key", "bypass the interactive prompt"): a phrase alone is
+    medium in a context file (AGENTS.md, CLAUDE.md, rules) and low in a skill, command or prompt, as OWS-AI-006
+    grades them. It is high when it tells the agent to set aside what it was told before ("ignore all previous
+    instructions": a file that is itself the project's instructions has no earlier ones of its own to revoke,
+    only the user's and the vendor's), or when the lines next to it hold what an attack needs: a command that
+    downloads and runs code (OWS-AI-006); an address off this machine next to a request to hide from the user,
+    a request for data or a credential file; a credential file next to a request to hide or to set
+    instructions aside, or named by the request itself ("paste the contents of ~/.aws/credentials")."""
+    if hit.category == "override" and _SET_ASIDE.search(hit.excerpt):
+        return "it sets aside the instructions the agent was given before"
+    if any(around.first <= line <= around.last for line in download_lines):
+        return "next to a command that downloads and runs code"
+    hides = hit.rule == "OWS-GRD-011"
+    named = _CREDENTIAL_FILE.search(around.text)
+    url = next((u for u in _URL.findall(around.text) if not _LOCAL_URL.match(u)), None)
+    if url is not None and (hides or hit.category == "exfiltration" or named is not None):
+        return f"next to an address to send to ({url[:60]})"
+    if named is not None and (hit.category == "override" or _CREDENTIAL_FILE.search(hit.excerpt)):
+        return f"next to {named.group(0)!r}"
+    return None
+
+
+_LOCAL_URL = re.compile(r"https?://(?:localhost|127\.|\[::1\])", re.I)
 _URL = re.compile(r"https?://[^\s)>\]`'\"]+", re.I)
 
 
@@ -189,7 +231,7 @@ def _bang_commands(src: ScanFile, lines: _Lines) -> list[Finding]:
     ):
         return []  # only Claude Code's commands, agents and skills and opencode's commands run them
     out = []
-    for m in _BANG_COMMAND.finditer(src.text):
+    for m in BANG_COMMAND.finditer(src.text):
         danger = risk(m.group(1))
         if danger.severity == "critical":
             message = f"runs a shell command when invoked: {danger.why}"
