@@ -213,6 +213,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     #: what to answer instead of uvicorn's plain-text 400 when a parser callback stopped the request
     _refusal: tuple[int, str, str] | None = None
 
+    @property
+    def _url(self) -> bytes:
+        """The request target so far: uvicorn sets `url` only once a request begins (a silent client's
+        connection, or bytes the parser refused at once, have none)."""
+        return getattr(self, "url", b"") or b""
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         guard = self._guard = guard_of(self)
@@ -255,7 +261,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if waiting and guard is not None and self in guard.waiting and not self.transport.is_closing():
             self._head_bytes += len(data)
             if self._head_bytes > guard.limits.max_header_bytes:
-                self._refusal = self._too_large(len(self.url) > guard.limits.max_header_bytes)
+                self._refusal = self._too_large(len(self._url) > guard.limits.max_header_bytes)
                 self.send_400_response("")
 
     def on_headers_complete(self) -> None:
@@ -317,7 +323,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if refusal is None:
             refusal = (400, f"malformed HTTP request: {parse_problem(sys.exc_info()[1]) or msg}", "bad_http_request")
         status, message, code = refusal
-        self.transport.write(answer(status, message, code, url=self.url or b""))
+        self.transport.write(answer(status, message, code, url=self._url))
         self.transport.close()
 
     def shutdown(self) -> None:
@@ -345,7 +351,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._guard is not None:
             self._guard.timed_out += 1
         message = "the request's header did not arrive in time"
-        self.transport.write(answer(408, message, "request_timeout", url=self.url or b"", kind="server_error"))
+        self.transport.write(answer(408, message, "request_timeout", url=self._url, kind="server_error"))
         self.transport.close()
 
     def body_held_up(self) -> bool:
@@ -372,5 +378,5 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         cycle.disconnected = True
         cycle.message_event.set()
         message = "the request's body stopped arriving; send it whole within server.limits.body_timeout_s"
-        self.transport.write(answer(408, message, "request_timeout", url=self.url or b""))
+        self.transport.write(answer(408, message, "request_timeout", url=self._url))
         self.transport.close()
