@@ -170,6 +170,7 @@ def _pin_findings(path: Path, rel: str, digest: str, fmt: str) -> list[ModelFind
 def _gguf(path: Path, rel: str, digest: str) -> list[ModelFinding]:
     info = gguf_check.inspect(path)
     out = _pin_findings(path, rel, digest, "gguf")
+    out += [model_finding("OWS-MDL-031", rel, p, sha256=digest, fmt="gguf") for p in info.tensor_problems]
     return out + template_files.findings(rel, digest, "gguf", info.templates)
 
 

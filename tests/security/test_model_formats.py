@@ -1,0 +1,119 @@
+"""Model files whose structure lies (issue 16, second pass): GGUF headers whose counts and lengths run past
+the file, templates stored under every key and value type a loader renders, tensors that reach past
+their storage, TorchScript code, raw weights with a pickle suffix, joblib lz4. Each malicious sample has
+a benign twin that must stay below `high`."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+from owstack.security.model_scan import scan_models
+
+SSTI = "{{ cycler.__init__.__globals__.os.popen('id').read() }}"
+CHATML = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+FAILING = ("high", "critical")
+
+
+def by_file(path: Path) -> dict[str, dict[str, str]]:
+    """file -> rule -> highest severity"""
+    ranks = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+    out: dict[str, dict[str, str]] = {}
+    for f in scan_models(path):
+        rules = out.setdefault(f.file, {})
+        if ranks[f.severity] >= ranks[rules.get(f.rule, "info")]:
+            rules[f.rule] = f.severity
+    return out
+
+
+def failing(rules: dict[str, str]) -> bool:
+    return any(sev in FAILING for sev in rules.values())
+
+
+# -- GGUF, written by hand (ggml docs/gguf.md) ----------------------------------------------------------
+
+
+def gstr(raw: str | bytes, length: int | None = None) -> bytes:
+    data = raw.encode() if isinstance(raw, str) else raw
+    return struct.pack("<Q", len(data) if length is None else length) + data
+
+
+def kv_string(key: str, value: str | bytes) -> bytes:
+    return gstr(key) + struct.pack("<I", 8) + gstr(value)
+
+
+def kv_strings(key: str, values: list[str]) -> bytes:
+    return gstr(key) + struct.pack("<IIQ", 9, 8, len(values)) + b"".join(gstr(v) for v in values)
+
+
+def gguf(
+    kvs: list[bytes],
+    tensors: list[tuple[str, list[int], int]] | None = None,
+    data: bytes = b"",
+    counts: tuple[int, int] | None = None,
+) -> bytes:
+    """GGUF v3; `tensors` as (name, dims, offset) of F32; `counts` overrides (tensor count, kv count)."""
+    tensors = tensors or []
+    n_tensors, n_kv = counts or (len(tensors), len(kvs))
+    out = b"GGUF" + struct.pack("<IQQ", 3, n_tensors, n_kv) + b"".join(kvs)
+    for name, dims, offset in tensors:
+        out += gstr(name) + struct.pack("<I", len(dims)) + struct.pack(f"<{len(dims)}Q", *dims)
+        out += struct.pack("<IQ", 0, offset)
+    out += b"\0" * (-len(out) % 32)
+    return out + data
+
+
+def test_gguf_templates_under_every_key_and_value_type(tmp_path: Path) -> None:
+    # llama-cpp-python renders every `tokenizer.chat_template.*` value as text, an array as its printed
+    # list; invalid UTF-8 around the payload must not hide it
+    samples = {
+        "array.gguf": [
+            kv_string("tokenizer.chat_template", CHATML),
+            kv_strings("tokenizer.chat_template.x", ["a", SSTI]),
+        ],
+        "names.gguf": [kv_strings("tokenizer.chat_templates", ["tool_use", SSTI])],
+        "latin1.gguf": [kv_string("tokenizer.chat_template", b"\xff\xfe" + SSTI.encode())],
+    }
+    for name, kvs in samples.items():
+        (tmp_path / name).write_bytes(gguf(kvs, [("w", [8], 0)], b"\0" * 32))
+    benign = [
+        kv_string("tokenizer.chat_template", CHATML),
+        kv_string("tokenizer.chat_template.tool_use", CHATML),
+        kv_strings("tokenizer.chat_templates", ["tool_use"]),
+    ]
+    (tmp_path / "benign.gguf").write_bytes(gguf(benign, [("w", [8], 0)], b"\0" * 32))
+    found = by_file(tmp_path)
+    for name in samples:
+        assert found[name].get("OWS-MDL-010") == "critical", name
+    assert not failing(found["benign.gguf"])
+
+
+def test_gguf_header_past_the_end_is_malformed_not_read(tmp_path: Path) -> None:
+    template = [kv_string("tokenizer.chat_template", CHATML)]
+    samples = {
+        "kv_count.gguf": gguf(template, counts=(0, 2**62)),
+        "tensor_count.gguf": gguf(template, counts=(2**62, 1)),
+        "string.gguf": gguf([gstr("tokenizer.chat_template") + struct.pack("<I", 8) + gstr(b"{{ x }}", 2**60)]),
+        "u8_array.gguf": gguf([gstr("k") + struct.pack("<IIQ", 9, 0, 2**40) + b"\0" * 16]),
+        "str_array.gguf": gguf([gstr("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, 2**60) + gstr("a")]),
+        "dims.gguf": gguf(template, [("w", [8] * 9, 0)], b"\0" * 32),
+    }
+    for name, data in samples.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "ok.gguf").write_bytes(gguf(template, [("w", [8], 0)], b"\0" * 32))
+    found = by_file(tmp_path)
+    for name in samples:
+        assert found[name].get("OWS-MDL-050") == "high", name
+    assert not failing(found["ok.gguf"])
+
+
+def test_gguf_tensor_past_the_end_of_the_file(tmp_path: Path) -> None:
+    template = [kv_string("tokenizer.chat_template", CHATML)]
+    (tmp_path / "past.gguf").write_bytes(gguf(template, [("w", [8], 0), ("v", [1 << 20], 32)], b"\0" * 64))
+    (tmp_path / "ok.gguf").write_bytes(gguf(template, [("w", [8], 0), ("v", [8], 32)], b"\0" * 64))
+    found = by_file(tmp_path)
+    assert found["past.gguf"].get("OWS-MDL-031") == "high"
+    assert not failing(found["ok.gguf"])
