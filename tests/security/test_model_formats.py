@@ -5,10 +5,14 @@ a benign twin that must stay below `high`."""
 
 from __future__ import annotations
 
+import pickle
 import struct
 from pathlib import Path
 
-from owstack.security.model_scan import scan_models
+import numpy as np
+import pytest
+
+from owstack.security.model_scan import pickle_files, scan_models
 
 SSTI = "{{ cycler.__init__.__globals__.os.popen('id').read() }}"
 CHATML = (
@@ -117,3 +121,65 @@ def test_gguf_tensor_past_the_end_of_the_file(tmp_path: Path) -> None:
     found = by_file(tmp_path)
     assert found["past.gguf"].get("OWS-MDL-031") == "high"
     assert not failing(found["ok.gguf"])
+
+
+# -- raw weights with a pickle suffix -------------------------------------------------------------------
+
+
+def raw_weights(n: int, seed: int) -> bytes:
+    return np.random.default_rng(seed).standard_normal(n).astype(np.float16).tobytes()
+
+
+def test_raw_weights_with_a_pickle_suffix_are_not_pickles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for seed in range(8):  # OpenVINO IR: the graph in .xml, raw weights in .bin
+        (tmp_path / f"openvino_model{seed}.bin").write_bytes(raw_weights(4096, seed))
+        (tmp_path / f"openvino_model{seed}.xml").write_text("<net/>")
+    (tmp_path / "large.bin").write_bytes(raw_weights(1 << 20, 99))  # larger than the file limit set below
+    monkeypatch.setattr(pickle_files, "MAX_FILE_BYTES", 1 << 20)
+    # twins: named as a PyTorch checkpoint, a real pickle named .bin, one that imports, then breaks
+    (tmp_path / "pytorch_model.bin").write_bytes(raw_weights(4096, 0))
+    (tmp_path / "evil.bin").write_bytes(b"cos\nsystem\n(S'id'\ntR.")
+    (tmp_path / "broken.bin").write_bytes(b"cos\nsystem\n\xff\xff")
+    found = by_file(tmp_path)
+    for seed in range(8):
+        assert found[f"openvino_model{seed}.bin"] == {"OWS-MDL-000": "info", "OWS-MDL-051": "low"}, seed
+    assert found["large.bin"] == {"OWS-MDL-000": "info", "OWS-MDL-051": "low"}
+    assert found["pytorch_model.bin"].get("OWS-MDL-050") == "high"
+    assert found["evil.bin"].get("OWS-MDL-021") == "critical"
+    assert found["broken.bin"].get("OWS-MDL-021") == "critical"
+
+
+def v7_tar(members: dict[str, bytes]) -> bytes:
+    """A pre-POSIX tar (no "ustar" magic), which `tarfile` and so torch's `legacy_load` still open."""
+    out = b""
+    for name, data in members.items():
+        header = bytearray(512)
+        header[0 : len(name)] = name.encode()
+        header[100:108] = b"0000644\0"
+        header[124:136] = b"%011o\0" % len(data)
+        header[148:156] = b" " * 8
+        header[156:157] = b"0"
+        header[148:156] = b"%06o\0 " % sum(header)
+        out += bytes(header) + data + b"\0" * (-len(data) % 512)
+    return out + b"\0" * 1024
+
+
+def test_pre_posix_tar_torch_file_without_a_suffix(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    marker = tmp_path / "ran"
+    payload = f"touch {marker}"
+    evil = b"\x80\x02cposix\nsystem\nX" + len(payload).to_bytes(4, "little") + payload.encode() + b"\x85R."
+    members = {
+        "sys_info": pickle.dumps({"protocol_version": 1001}, 2),
+        "pickle": evil,
+        "storages": pickle.dumps(0, 2) + pickle.dumps([], 2),
+        "tensors": pickle.dumps(0, 2),
+    }
+    (tmp_path / "weights").write_bytes(v7_tar(members))
+    marker.unlink(missing_ok=True)
+    assert torch.load(tmp_path / "weights", weights_only=False) == 0  # os.system's exit status
+    assert marker.exists()  # torch.load opened the tar and unpickled its member
+    (tmp_path / "notes").write_bytes(b"plain text " * 100)
+    found = by_file(tmp_path)
+    assert found["weights"].get("OWS-MDL-021") == "critical"
+    assert "notes" not in found

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import io
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,13 @@ from typing import IO, Any
 
 from owstack.security.findings import ModelFinding, model_finding
 from owstack.security.model_scan import containers
-from owstack.security.model_scan.discover import PICKLE_SUFFIXES, content_format, pickle_like
+from owstack.security.model_scan.discover import (
+    PICKLE_SUFFIXES,
+    SNIFF_BYTES,
+    content_format,
+    pickle_like,
+    starts_no_pickle,
+)
 from owstack.security.model_scan.pickle_policy import verdict
 from owstack.security.model_scan.pickles import (
     TORCH_TAR_MEMBERS,
@@ -34,6 +41,12 @@ _PICKLE_MEMBER_SUFFIXES = (".pkl", ".pickle")
 _ARCHIVE_SUFFIXES = frozenset({".tar", ".zip", ".gz", ".bz2", ".xz", ".nemo"})
 MAX_DEPTH = 3  # archives inside archives
 _PROTOCOL0_STARTS = frozenset({b"c", b"(", b"}", b"]", b")"})  # GLOBAL, MARK, EMPTY_DICT/LIST/TUPLE
+# The pickle suffix raw weights also use (OpenVINO's `.bin` beside its `.xml`, CTranslate2's `model.bin`),
+# and the `.bin` names transformers, diffusers, peft and accelerate pass to `torch.load`, which stay pickles.
+_RAW_SUFFIXES = frozenset({".bin"})
+_TORCH_BIN = re.compile(
+    r"^(diffusion_)?(pytorch_model|adapter_model|training_args|optimizer|scheduler)([-._].*)?\.bin$"
+)
 
 
 @dataclass
@@ -46,6 +59,7 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
     data: dict[str, bytes] = field(default_factory=dict)
     parts: int = 0  # pickles and arrays analysed
+    not_pickle: bool = False  # raw bytes on which `pickle.load` fails before importing anything
 
 
 def analyse(path: Path, fmt: str) -> Outcome:
@@ -58,6 +72,12 @@ def analyse(path: Path, fmt: str) -> Outcome:
             if not out.parts:
                 out.problems.append(f"{fmt} archive without any pickle or .npy member")
             return out
+        if fmt == "pickle" and raw_weights_name(path.name):
+            with path.open("rb") as fh:
+                head = fh.read(SNIFF_BYTES)
+            if starts_no_pickle(head, complete=len(head) == path.stat().st_size):
+                out.not_pickle = True
+                return out
         if path.stat().st_size > MAX_FILE_BYTES:
             out.problems.append(f"file larger than {MAX_FILE_BYTES} bytes is not analysed")
             return out
@@ -71,6 +91,12 @@ def analyse(path: Path, fmt: str) -> Outcome:
     except OSError as exc:
         out.problems.append(f"unreadable: {exc.strerror or exc}")
     return out
+
+
+def raw_weights_name(name: str) -> bool:
+    """A name raw, non-pickle weights may have (a PyTorch checkpoint's name is not one: `torch.load` reads it)."""
+    lower = name.lower()
+    return Path(lower).suffix in _RAW_SUFFIXES and not _TORCH_BIN.match(lower)
 
 
 def _zip(out: Outcome, fh: IO[bytes], prefix: str, depth: int) -> None:
@@ -184,6 +210,8 @@ def findings(rel: str, digest: str, outcome: Outcome) -> list[ModelFinding]:
     def make(rule: str, message: str, **kw: object) -> ModelFinding:
         return model_finding(rule, rel, message[:400], sha256=digest, fmt=fmt, **kw)  # type: ignore[arg-type]
 
+    if outcome.not_pickle:
+        return [make("OWS-MDL-051", "not a pickle: pickle.load fails on its first bytes before importing anything")]
     out: list[ModelFinding] = [make("OWS-MDL-050", p) for p in outcome.problems]
     for member, report in outcome.reports.items():
         where = f"{member}: " if member else ""
