@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pickle
 import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -183,3 +184,52 @@ def test_pre_posix_tar_torch_file_without_a_suffix(tmp_path: Path) -> None:
     found = by_file(tmp_path)
     assert found["weights"].get("OWS-MDL-021") == "critical"
     assert "notes" not in found
+
+
+# -- tensors past their storage ------------------------------------------------------------------------
+
+
+def ints(values: tuple[int, ...]) -> bytes:
+    return b"(" + b"".join(b"J" + struct.pack("<i", v) for v in values) + b"t"
+
+
+def tensor_pickle(offset: int, size: tuple[int, ...], stride: tuple[int, ...], numel: int) -> bytes:
+    """`{"w": _rebuild_tensor_v2(<storage '0' of `numel` floats>, offset, size, stride, False, OrderedDict())}`,
+    as torch.save writes it (protocol 2)."""
+    pid = b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpu"
+    pid += b"J" + struct.pack("<i", numel) + b"tQ"
+    args = pid + b"J" + struct.pack("<i", offset) + ints(size) + ints(stride) + b"\x89ccollections\nOrderedDict\n)R"
+    return b"\x80\x02}X\x01\x00\x00\x00wctorch._utils\n_rebuild_tensor_v2\n(" + args + b"tRs."
+
+
+def torch_zip(path: Path, data_pkl: bytes, record: bytes) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("archive/data.pkl", data_pkl)
+        zf.writestr("archive/byteorder", "little")
+        zf.writestr("archive/data/0", record)
+        zf.writestr("archive/version", "3\n")
+    return path
+
+
+def test_tensor_views_past_their_storage(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    record = struct.pack("<4f", 1, 2, 3, 4)
+    bad = {
+        "offset.pt": tensor_pickle(2, (4,), (1,), 4),
+        "stride.pt": tensor_pickle(0, (2,), (1000,), 4),
+        "negative.pt": tensor_pickle(-1, (2,), (1,), 4),
+        "declared.pt": tensor_pickle(0, (100,), (1,), 100),  # the storage claims 400 bytes, the record has 16
+    }
+    for name, data in bad.items():
+        torch_zip(tmp_path / name, data, record)
+        with pytest.raises(RuntimeError):  # torch 2.x checks the bounds; loaders without the check read past them
+            torch.load(tmp_path / name, weights_only=True)
+    torch_zip(tmp_path / "view.pt", tensor_pickle(1, (3,), (1,), 4), record)
+    torch_zip(tmp_path / "transposed.pt", tensor_pickle(0, (2, 2), (1, 2), 4), record)
+    assert torch.load(tmp_path / "view.pt", weights_only=True)["w"].tolist() == [2, 3, 4]
+    assert torch.load(tmp_path / "transposed.pt", weights_only=True)["w"].tolist() == [[1, 3], [2, 4]]
+    found = by_file(tmp_path)
+    for name in bad:
+        assert found[name].get("OWS-MDL-031") == "high", name
+    assert found["view.pt"] == {"OWS-MDL-000": "info", "OWS-MDL-040": "low"}
+    assert found["transposed.pt"] == {"OWS-MDL-000": "info", "OWS-MDL-040": "low"}

@@ -13,13 +13,14 @@ from __future__ import annotations
 import ast
 import io
 import re
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from owstack.security.findings import ModelFinding, model_finding
-from owstack.security.model_scan import containers
+from owstack.security.model_scan import containers, tensor_bounds
 from owstack.security.model_scan.discover import (
     PICKLE_SUFFIXES,
     SNIFF_BYTES,
@@ -59,6 +60,7 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
     data: dict[str, bytes] = field(default_factory=dict)
     parts: int = 0  # pickles and arrays analysed
+    tensor_problems: list[str] = field(default_factory=list)  # views past their storage (`tensor_bounds`)
     not_pickle: bool = False  # raw bytes on which `pickle.load` fails before importing anything
 
 
@@ -71,6 +73,8 @@ def analyse(path: Path, fmt: str) -> Outcome:
                 (_tar if fmt == "tar" else _zip)(out, fh, "", 0)
             if not out.parts:
                 out.problems.append(f"{fmt} archive without any pickle or .npy member")
+            elif fmt == "pytorch-zip":
+                _tensor_bounds(out, path)
             return out
         if fmt == "pickle" and raw_weights_name(path.name):
             with path.open("rb") as fh:
@@ -97,6 +101,14 @@ def raw_weights_name(name: str) -> bool:
     """A name raw, non-pickle weights may have (a PyTorch checkpoint's name is not one: `torch.load` reads it)."""
     lower = name.lower()
     return Path(lower).suffix in _RAW_SUFFIXES and not _TORCH_BIN.match(lower)
+
+
+def _tensor_bounds(out: Outcome, path: Path) -> None:
+    with zipfile.ZipFile(path) as archive:
+        records = {info.filename: info.file_size for info in archive.infolist()}
+    for name, data in out.data.items():
+        if name.endswith(".pkl"):
+            out.tensor_problems += [f"{name}: {p}" for p in tensor_bounds.problems(name, data, records)]
 
 
 def _zip(out: Outcome, fh: IO[bytes], prefix: str, depth: int) -> None:
@@ -213,6 +225,7 @@ def findings(rel: str, digest: str, outcome: Outcome) -> list[ModelFinding]:
     if outcome.not_pickle:
         return [make("OWS-MDL-051", "not a pickle: pickle.load fails on its first bytes before importing anything")]
     out: list[ModelFinding] = [make("OWS-MDL-050", p) for p in outcome.problems]
+    out += [make("OWS-MDL-031", p) for p in outcome.tensor_problems]
     for member, report in outcome.reports.items():
         where = f"{member}: " if member else ""
         out += _report_findings(make, where, report)

@@ -29,7 +29,7 @@ class PickleError(ValueError):
 class Value:
     """A symbolic value. `const` holds str/bytes/int/float/bool/None when known; containers hold items."""
 
-    kind: str  # const | tuple | list | dict | set | global | object | unknown
+    kind: str  # const | tuple | list | dict | set | global | object | persistent | unknown
     const: Any = None
     items: list[Any] = field(default_factory=list)
     mapping: dict[Any, Value] = field(default_factory=dict)
@@ -190,9 +190,8 @@ class Machine:
             self.events.on_extension(int(arg), pos)
             self.stack.append(unknown())
         elif op in ("PERSID", "BINPERSID"):
-            if op == "BINPERSID":
-                self._pop()
-            self.stack.append(unknown())
+            pid = self._pop() if op == "BINPERSID" else const(arg)
+            self.stack.append(Value("persistent", args=pid))  # what `persistent_load(pid)` returns
         else:
             self._call_op(op, arg, pos)
 
