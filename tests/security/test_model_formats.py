@@ -233,3 +233,74 @@ def test_tensor_views_past_their_storage(tmp_path: Path) -> None:
         assert found[name].get("OWS-MDL-031") == "high", name
     assert found["view.pt"] == {"OWS-MDL-000": "info", "OWS-MDL-040": "low"}
     assert found["transposed.pt"] == {"OWS-MDL-000": "info", "OWS-MDL-040": "low"}
+
+
+# -- TorchScript code ----------------------------------------------------------------------------------
+
+
+def rewrite_code(path: Path, out: Path, old: str, new: str) -> Path:
+    """A copy of a TorchScript archive whose code/ files have `old` replaced by `new` (as an attacker edits them)."""
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if "/code/" in info.filename and info.filename.endswith(".py"):
+                data = data.replace(old.encode(), new.encode())
+            dst.writestr(info.filename, data)
+    return out
+
+
+def test_torchscript_code_that_touches_files(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    marker, made, scanned = tmp_path / "ran", tmp_path / "made", tmp_path / "scanned"
+    made.mkdir()
+    scanned.mkdir()
+
+    class Saver(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.ones(2)
+
+        @torch.jit.export
+        def __getstate__(self) -> tuple[torch.Tensor, bool]:
+            return (self.w, self.training)
+
+        @torch.jit.export
+        def __setstate__(self, state: tuple[torch.Tensor, bool]) -> None:
+            self.w = state[0]
+            self.training = state[1]
+            torch.ops.aten.save(self.w, "MARKER")
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + self.w
+
+    torch.jit.save(torch.jit.script(Saver()), made / "saver.pt")
+    call = 'torch.save(w, "MARKER")'
+    variants = {  # spellings torch.jit.load resolves to the same operators (torch 2.13)
+        "saver.pt": f'torch.save(w, "{marker}")',
+        "ops.pt": f'ops.aten.save(w, "{marker}")',
+        "getattr.pt": f'getattr(torch, "save")(w, "{marker}")',
+        "alias.pt": f't = torch\n    t.save(w, "{marker}")',
+        "from_file.pt": 'w0 = torch.from_file("/etc/passwd", False, 4, dtype=0)',
+    }
+    for name, new in variants.items():
+        rewrite_code(made / "saver.pt", scanned / name, call, new)
+    for name in ("saver.pt", "alias.pt"):
+        marker.unlink(missing_ok=True)
+        torch.jit.load(scanned / name)
+        assert marker.exists(), name  # written by torch.jit.load itself, from __setstate__
+
+    class Plain(torch.nn.Module):
+        """Benign twin: the word "save" in a string and an attribute name that merely contains it."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.saved_scale = 2.0
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, str]:
+            return torch.relu(x) * self.saved_scale, "torch.save(x)"
+
+    torch.jit.save(torch.jit.script(Plain()), scanned / "plain.pt")
+    found = by_file(scanned)
+    for name in variants:
+        assert found[name].get("OWS-MDL-027") == "critical", name
+    assert not failing(found["plain.pt"])

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from owstack.security.findings import ModelFinding, model_finding
-from owstack.security.model_scan import containers, tensor_bounds
+from owstack.security.model_scan import containers, tensor_bounds, torchscript_check
 from owstack.security.model_scan.discover import (
     PICKLE_SUFFIXES,
     SNIFF_BYTES,
@@ -60,6 +60,7 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
     data: dict[str, bytes] = field(default_factory=dict)
     parts: int = 0  # pickles and arrays analysed
+    code: dict[str, bytes] = field(default_factory=dict)  # TorchScript code/ files (`torchscript_check`)
     tensor_problems: list[str] = field(default_factory=list)  # views past their storage (`tensor_bounds`)
     not_pickle: bool = False  # raw bytes on which `pickle.load` fails before importing anything
 
@@ -113,7 +114,10 @@ def _tensor_bounds(out: Outcome, path: Path) -> None:
 
 def _zip(out: Outcome, fh: IO[bytes], prefix: str, depth: int) -> None:
     for member in containers.zip_members(fh, _wanted):
-        _blob(out, prefix + member.name, member.data, depth, pickle_named=_pickle_named(member.name))
+        if torchscript_check.CODE_MEMBER.search(member.name):
+            out.code[prefix + member.name] = member.data
+        else:
+            _blob(out, prefix + member.name, member.data, depth, pickle_named=_pickle_named(member.name))
 
 
 def _tar(out: Outcome, fh: IO[bytes], prefix: str, depth: int) -> None:
@@ -150,6 +154,8 @@ def _pickle_named(name: str) -> bool:
 
 
 def _wanted(name: str, head: bytes) -> bool:
+    if torchscript_check.CODE_MEMBER.search(name):
+        return True
     lower = name.lower()
     if lower.endswith(_PICKLE_MEMBER_SUFFIXES) or lower.endswith(".npy"):
         return True
@@ -226,6 +232,7 @@ def findings(rel: str, digest: str, outcome: Outcome) -> list[ModelFinding]:
         return [make("OWS-MDL-051", "not a pickle: pickle.load fails on its first bytes before importing anything")]
     out: list[ModelFinding] = [make("OWS-MDL-050", p) for p in outcome.problems]
     out += [make("OWS-MDL-031", p) for p in outcome.tensor_problems]
+    out += _code_findings(make, outcome.code)
     for member, report in outcome.reports.items():
         where = f"{member}: " if member else ""
         out += _report_findings(make, where, report)
@@ -239,6 +246,20 @@ def findings(rel: str, digest: str, outcome: Outcome) -> list[ModelFinding]:
     if not out and outcome.reports:
         pickles = sum(r.pickles + r.nested for r in outcome.reports.values())
         out.append(make("OWS-MDL-040", f"{pickles} pickle(s) analysed; every import is on the allowlist"))
+    return out
+
+
+def _code_findings(make: Callable[..., ModelFinding], code: dict[str, bytes]) -> list[ModelFinding]:
+    out: list[ModelFinding] = []
+    for name, data in code.items():
+        try:
+            hits = torchscript_check.scan_code(data.decode("utf-8", "replace"))
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+            out.append(make("OWS-MDL-050", f"{name}: TorchScript code does not parse ({type(exc).__name__}: {exc})"))
+            continue
+        for hit in hits:
+            message = f"{name}:{hit.line}: TorchScript code reaches {hit.op}: {hit.why}"
+            out.append(make("OWS-MDL-027", message, executes=hit.op, severity=hit.severity))
     return out
 
 
