@@ -304,3 +304,38 @@ def test_torchscript_code_that_touches_files(tmp_path: Path) -> None:
     for name in variants:
         assert found[name].get("OWS-MDL-027") == "critical", name
     assert not failing(found["plain.pt"])
+
+
+def test_lite_interpreter_bytecode_that_touches_files(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from torch.jit.mobile import _load_for_lite_interpreter
+
+    marker = tmp_path / "ran"
+
+    class Saver(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            torch.ops.aten.save(x, "MARKER")
+            return x
+
+    class Plain(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.relu(x)
+
+    made, scanned = tmp_path / "made", tmp_path / "scanned"
+    made.mkdir()
+    scanned.mkdir()
+    torch.jit.script(Saver())._save_for_lite_interpreter(str(made / "saver.ptl"))
+    torch.jit.script(Plain())._save_for_lite_interpreter(str(scanned / "plain.ptl"))
+    path = str(marker).encode()
+    with zipfile.ZipFile(made / "saver.ptl") as src, zipfile.ZipFile(scanned / "saver.ptl", "w") as dst:
+        for info in src.infolist():  # code/ made harmless; bytecode.pkl, which the lite interpreter runs, kept
+            data = src.read(info.filename)
+            if "/code/" in info.filename and info.filename.endswith(".py"):
+                data = data.replace(b'torch.save(x, "MARKER")', b"_0 = x")
+            data = data.replace(b"X\x06\x00\x00\x00MARKER", b"X" + struct.pack("<I", len(path)) + path)
+            dst.writestr(info.filename, data)
+    _load_for_lite_interpreter(str(scanned / "saver.ptl"))(torch.zeros(2))
+    assert marker.exists()
+    found = by_file(scanned)
+    assert found["saver.ptl"].get("OWS-MDL-027") == "critical"
+    assert not failing(found["plain.ptl"])

@@ -233,6 +233,11 @@ def findings(rel: str, digest: str, outcome: Outcome) -> list[ModelFinding]:
     out: list[ModelFinding] = [make("OWS-MDL-050", p) for p in outcome.problems]
     out += [make("OWS-MDL-031", p) for p in outcome.tensor_problems]
     out += _code_findings(make, outcome.code)
+    for name, data in outcome.data.items():
+        if torchscript_check.BYTECODE_MEMBER.search(name):
+            for op in torchscript_check.bytecode_ops(data):
+                message = f"{name}: the lite interpreter's bytecode calls {op}: {torchscript_check.dangerous_ops()[op]}"
+                out.append(make("OWS-MDL-027", message, executes=op))
     for member, report in outcome.reports.items():
         where = f"{member}: " if member else ""
         out += _report_findings(make, where, report)

@@ -58,7 +58,8 @@ def unknown() -> Value:
 class Events:
     """What the machine reports. `on_import(module, name, pos)`; `on_computed_import(pos, why)`;
     `on_call(callee, args, pos)` for REDUCE/NEWOBJ/OBJ/INST; `on_build(obj, state, pos)`;
-    `on_extension(code, pos)` for EXT1/2/4; `on_bytes(value, pos)` for every bytes constant."""
+    `on_extension(code, pos)` for EXT1/2/4; `on_bytes(value, pos)` for every bytes constant, `on_str(value,
+    pos)` for every string constant."""
 
     on_import: Callable[[str, str, int], None]
     on_computed_import: Callable[[int, str], None]
@@ -66,6 +67,7 @@ class Events:
     on_build: Callable[[Value, Value, int], None] = lambda obj, state, pos: None
     on_extension: Callable[[int, int], None] = lambda code, pos: None
     on_bytes: Callable[[bytes, int], None] = lambda data, pos: None
+    on_str: Callable[[str, int], None] = lambda text, pos: None
 
 
 _CONST_OPS = frozenset(
@@ -158,6 +160,8 @@ class Machine:
             value = _FIXED.get(op, arg)
             if isinstance(value, bytes | bytearray):
                 self.events.on_bytes(bytes(value), pos)
+            elif isinstance(value, str):
+                self.events.on_str(value, pos)
             self.stack.append(const(value))
         elif op in _SIMPLE:
             _SIMPLE[op](self)

@@ -11,18 +11,25 @@ any file into a tensor, and maps it writable with `shared=True`); the list is `t
 `security/data/pickle_imports.yaml`. The name of such an operator always appears in the source, as an
 attribute or as getattr's literal, so every occurrence is reported: critical when it resolves to the
 operator, high when it is an attribute of a value the scanner cannot resolve.
+
+A mobile archive (`_save_for_lite_interpreter`) also holds `bytecode.pkl`, which the lite interpreter
+runs instead of `code/`: its `operators` tables name each operator as a string (`'aten::save'`), so a
+string constant there that names one of these operators is reported too, whatever `code/` says.
 """
 
 from __future__ import annotations
 
 import ast
+import io
 import re
 from dataclasses import dataclass
 from functools import cache
 
 from owstack.security.data_files import load
+from owstack.security.model_scan.pickle_vm import Events, Machine, PickleError
 
 CODE_MEMBER = re.compile(r"(^|/)code/.+\.py$")
+BYTECODE_MEMBER = re.compile(r"(^|/)bytecode\.pkl$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,3 +120,18 @@ def scan_code(source: str) -> list[CodeHit]:
             what = " or ".join(names[name])
             hits.append(CodeHit("high", f"?.{name}", line, f"an alias the scanner cannot resolve may reach {what}"))
     return hits
+
+
+def bytecode_ops(data: bytes) -> list[str]:
+    """The file operators a lite-interpreter `bytecode.pkl` names (a pickle the machine cannot run gives
+    nothing here: the pickle scan reports it)."""
+    found: list[str] = []
+    ops = dangerous_ops()
+    events = Events(
+        lambda *a: None, lambda *a: None, on_str=lambda text, pos: found.append(text) if text in ops else None
+    )
+    try:
+        Machine(io.BytesIO(data), events).run()
+    except PickleError:
+        pass
+    return list(dict.fromkeys(found))
