@@ -339,3 +339,30 @@ def test_lite_interpreter_bytecode_that_touches_files(tmp_path: Path) -> None:
     found = by_file(scanned)
     assert found["saver.ptl"].get("OWS-MDL-027") == "critical"
     assert not failing(found["plain.ptl"])
+
+
+# -- joblib lz4 ----------------------------------------------------------------------------------------
+
+LZ4_FRAME = b"\x04\x22\x4d\x18\x64\x40\xa7"  # magic, FLG, BD, header checksum: what joblib's lz4 files start with
+
+
+def test_joblib_lz4_is_never_clean(tmp_path: Path) -> None:
+    # without the lz4 package the stream cannot be read; with it, this one is cut short: unscannable either way
+    body = b"\x1c\x00\x00\x80" + pickle.dumps({"w": [1.0, 2.0]}, 2)[:28] + b"\x00\x00\x00\x00"
+    (tmp_path / "model.joblib").write_bytes(LZ4_FRAME + body)
+    (tmp_path / "cache").write_bytes(LZ4_FRAME + body)  # joblib.load does not care about the name
+    found = by_file(tmp_path)
+    for name in ("model.joblib", "cache"):
+        assert found[name].get("OWS-MDL-050") == "high", name
+        assert "OWS-MDL-040" not in found[name]
+
+
+def test_joblib_lz4_is_read_when_lz4_is_installed(tmp_path: Path) -> None:
+    lz4_frame = pytest.importorskip("lz4.frame")
+    import joblib
+
+    joblib.dump({"w": np.zeros(3)}, tmp_path / "ok.joblib", compress="lz4")
+    (tmp_path / "evil.joblib").write_bytes(lz4_frame.compress(b"cos\nsystem\n(S'id'\ntR."))
+    found = by_file(tmp_path)
+    assert not failing(found["ok.joblib"])
+    assert found["evil.joblib"].get("OWS-MDL-021") == "critical"
