@@ -48,9 +48,10 @@ def scan(
         False,
         "--models",
         help=(
-            "Scan model files: GGUF (metadata and chat templates), safetensors, pickles (any protocol), PyTorch"
-            " (zip, legacy tar, TorchScript), numpy .npy/.npz, joblib (gzip, zlib, bz2, xz), tar and zip archives,"
-            " Keras (.keras, .h5), ONNX, TensorFlow .pb, SentencePiece, chat-template files."
+            "Scan model files: GGUF (header, tensors, chat templates), safetensors, pickles (any protocol), PyTorch"
+            " (zip with tensor bounds, legacy tar, TorchScript code and mobile bytecode), numpy .npy/.npz, joblib"
+            " (gzip, zlib, bz2, xz; lz4 when the lz4 package is installed), tar and zip archives, Keras (.keras, .h5),"
+            " ONNX, TensorFlow .pb, SentencePiece, chat-template files."
         ),
     ),
     exclude: list[str] = typer.Option(
