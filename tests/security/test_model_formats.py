@@ -81,6 +81,14 @@ def test_gguf_templates_under_every_key_and_value_type(tmp_path: Path) -> None:
         ],
         "names.gguf": [kv_strings("tokenizer.chat_templates", ["tool_use", SSTI])],
         "latin1.gguf": [kv_string("tokenizer.chat_template", b"\xff\xfe" + SSTI.encode())],
+        "nested.gguf": [
+            gstr("tokenizer.chat_template.x")
+            + struct.pack("<IIQ", 9, 9, 1)
+            + struct.pack("<IQ", 8, 2)
+            + gstr(SSTI)
+            + gstr("a")
+        ],
+        "repeated.gguf": [kv_string("tokenizer.chat_template", SSTI), kv_string("tokenizer.chat_template", CHATML)],
     }
     for name, kvs in samples.items():
         (tmp_path / name).write_bytes(gguf(kvs, [("w", [8], 0)], b"\0" * 32))
@@ -300,10 +308,14 @@ def test_torchscript_code_that_touches_files(tmp_path: Path) -> None:
             return torch.relu(x) * self.saved_scale, "torch.save(x)"
 
     torch.jit.save(torch.jit.script(Plain()), scanned / "plain.pt")
+    with zipfile.ZipFile(scanned / "project.zip", "w") as zf:  # a code/ folder torch.jit.load never reads
+        zf.writestr("project/code/train.py", 'torch.save(model, "model.pt")\n')
+        zf.writestr("project/meta.pkl", pickle.dumps({"epochs": 3}, 2))
     found = by_file(scanned)
     for name in variants:
         assert found[name].get("OWS-MDL-027") == "critical", name
     assert not failing(found["plain.pt"])
+    assert not failing(found["project.zip"])
 
 
 def test_lite_interpreter_bytecode_that_touches_files(tmp_path: Path) -> None:

@@ -50,9 +50,8 @@ def is_template_key(key: str) -> bool:
     return key in (TEMPLATE_KEY, TEMPLATE_NAMES_KEY) or key.startswith(TEMPLATE_KEY + ".")
 
 
-def template_name(key: str, index: int | None) -> str:
-    name = key.removeprefix(TEMPLATE_KEY).lstrip(".") or "default"
-    return name if index is None else f"{name}[{index}]"
+def template_name(key: str) -> str:
+    return key.removeprefix(TEMPLATE_KEY).lstrip(".") or "default"
 
 
 class _Reader:
@@ -125,7 +124,7 @@ def _token(buf: Any, out: Header, key: str) -> str:
     return bytes(buf[start : start + length]).decode("utf-8", "replace")
 
 
-def _value(r: _Reader, out: Header, key: str, kind: int, depth: int, index: int | None = None) -> None:
+def _value(r: _Reader, out: Header, key: str, kind: int, depth: int, label: str = "") -> None:
     if kind in _FIXED:
         value = r.scalar(_FIXED[kind], key)
         if key in _INT_KEYS and depth == 0 and isinstance(value, int):
@@ -135,8 +134,10 @@ def _value(r: _Reader, out: Header, key: str, kind: int, depth: int, index: int 
         if key == TOKENS_KEY and depth == 1:
             out.tokens.append((start, length))
         elif is_template_key(key):
-            text = bytes(r.buf[start : start + length]).decode("utf-8", "replace")
-            out.template_values[template_name(key, index)] = text
+            name = template_name(key) + label
+            while name in out.template_values:  # a repeated key: each value is checked, none hides another
+                name += "'"
+            out.template_values[name] = bytes(r.buf[start : start + length]).decode("utf-8", "replace")
         elif key.startswith("general.") and depth == 0:
             out.strings[key] = bytes(r.buf[start : start + length]).decode("utf-8", "replace")
     elif kind == _ARRAY:
@@ -149,7 +150,7 @@ def _value(r: _Reader, out: Header, key: str, kind: int, depth: int, index: int 
             r.need(n * least, f"array of {key!r}")
         else:
             for i in range(n):
-                _value(r, out, key, item, depth + 1, i if index is None else index)
+                _value(r, out, key, item, depth + 1, f"{label}[{i}]")
     else:
         raise GGUFMalformed(f"{key!r} has unknown value type {kind}")
 

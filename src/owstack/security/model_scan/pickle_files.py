@@ -113,11 +113,17 @@ def _tensor_bounds(out: Outcome, path: Path) -> None:
 
 
 def _zip(out: Outcome, fh: IO[bytes], prefix: str, depth: int) -> None:
+    code: dict[str, bytes] = {}
+    names: set[str] = set()
     for member in containers.zip_members(fh, _wanted):
-        if torchscript_check.CODE_MEMBER.search(member.name):
-            out.code[prefix + member.name] = member.data
+        names.add(member.name)
+        if torchscript_check.CODE_MEMBER.match(member.name):
+            code[member.name] = member.data
         else:
             _blob(out, prefix + member.name, member.data, depth, pickle_named=_pickle_named(member.name))
+    for name, data in code.items():  # TorchScript code only where torch.jit.load finds it: beside data.pkl
+        if f"{name.split('/')[0]}/data.pkl" in names:
+            out.code[prefix + name] = data
 
 
 def _tar(out: Outcome, fh: IO[bytes], prefix: str, depth: int) -> None:
@@ -154,7 +160,7 @@ def _pickle_named(name: str) -> bool:
 
 
 def _wanted(name: str, head: bytes) -> bool:
-    if torchscript_check.CODE_MEMBER.search(name):
+    if torchscript_check.CODE_MEMBER.match(name):
         return True
     lower = name.lower()
     if lower.endswith(_PICKLE_MEMBER_SUFFIXES) or lower.endswith(".npy"):

@@ -28,7 +28,7 @@ from functools import cache
 from owstack.security.data_files import load
 from owstack.security.model_scan.pickle_vm import Events, Machine, PickleError
 
-CODE_MEMBER = re.compile(r"(^|/)code/.+\.py$")
+CODE_MEMBER = re.compile(r"[^/]+/code/.+\.py$")  # an archive's records all lie under its one top folder
 BYTECODE_MEMBER = re.compile(r"(^|/)bytecode\.pkl$")
 
 
