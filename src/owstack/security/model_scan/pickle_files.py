@@ -124,6 +124,8 @@ def _zip(out: Outcome, fh: IO[bytes], prefix: str, depth: int) -> None:
     for name, data in code.items():  # TorchScript code only where torch.jit.load finds it: beside data.pkl
         if f"{name.split('/')[0]}/data.pkl" in names:
             out.code[prefix + name] = data
+        else:
+            _blob(out, prefix + name, data, depth, pickle_named=False)
 
 
 def _tar(out: Outcome, fh: IO[bytes], prefix: str, depth: int) -> None:
