@@ -36,7 +36,7 @@ class GGUFMalformed(ValueError):
 class Header:
     version: int = 0
     tensors: int = 0
-    strings: dict[str, str] = field(default_factory=dict)  # general.* and template keys, as text
+    strings: dict[str, str] = field(default_factory=dict)  # the general.* strings
     template_values: dict[str, str] = field(default_factory=dict)  # template name -> text
     ints: dict[str, int] = field(default_factory=dict)
     tokens: list[tuple[int, int]] = field(default_factory=list)  # (start, length) of each token's bytes
@@ -46,11 +46,14 @@ class Header:
 
 
 def is_template_key(key: str) -> bool:
-    """The keys llama.cpp, llama-cpp-python and Ollama render as Jinja (default, named, and the names list)."""
+    """The keys llama.cpp and llama-cpp-python render as Jinja (the default and the named templates), and
+    the list of names, checked too since it is text a loader looks up templates with."""
     return key in (TEMPLATE_KEY, TEMPLATE_NAMES_KEY) or key.startswith(TEMPLATE_KEY + ".")
 
 
 def template_name(key: str) -> str:
+    if key == TEMPLATE_NAMES_KEY:
+        return "chat_templates"
     return key.removeprefix(TEMPLATE_KEY).lstrip(".") or "default"
 
 
