@@ -227,11 +227,11 @@ def test_safetensors_headers(tmp_path: Path) -> None:
 def test_bad_model_files_are_reported_not_raised(tmp_path: Path) -> None:
     (tmp_path / "trunc.gguf").write_bytes(write_gguf(tmp_path / "full.gguf", CHATML).read_bytes()[:40])
     (tmp_path / "garbage.gguf").write_bytes(b"GGUF" + b"\xff" * 64)
-    (tmp_path / "text.bin").write_bytes(b"just some text, not a pickle")
+    (tmp_path / "pytorch_model.bin").write_bytes(b"just some text, not a pickle")  # torch.load's name
     (tmp_path / "broken.pkl").write_bytes(b"\x80\x04\x95\xff\xff\xff\xff")
     (tmp_path / "empty.zip.pt").write_bytes(b"PK\x03\x04" + b"\x00" * 30)
     found = scan_models(tmp_path)
     skipped = {f.file for f in found if f.rule == "OWS-MDL-050" and f.severity == "high"}
-    assert {"trunc.gguf", "garbage.gguf", "text.bin", "broken.pkl", "empty.zip.pt"} <= skipped
+    assert {"trunc.gguf", "garbage.gguf", "pytorch_model.bin", "broken.pkl", "empty.zip.pt"} <= skipped
     assert not any(f.rule == "OWS-MDL-040" for f in found)  # unknown is never clean
     assert sum(f.rule == "OWS-MDL-000" for f in found) == 6  # every file still gets its digest

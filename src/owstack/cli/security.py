@@ -45,7 +45,14 @@ def scan(
         "high", "--fail-on", help="Exit 1 when a finding reaches this severity: low, medium, high or critical."
     ),
     models: bool = typer.Option(
-        False, "--models", help="Scan model files (GGUF, pickle, PyTorch, numpy, joblib, safetensors, templates)."
+        False,
+        "--models",
+        help=(
+            "Scan model files: GGUF (header, tensors, chat templates), safetensors, pickles (any protocol), PyTorch"
+            " (zip with tensor bounds, legacy tar, TorchScript code and mobile bytecode), numpy .npy/.npz, joblib"
+            " (gzip, zlib, bz2, xz; lz4 when the lz4 package is installed), tar and zip archives, Keras (.keras, .h5),"
+            " ONNX, TensorFlow .pb, SentencePiece, chat-template files."
+        ),
     ),
     exclude: list[str] = typer.Option(
         [], "--exclude", help="Glob of repository paths to leave out, e.g. 'vendor/**' or '*.min.json' (repeatable)."

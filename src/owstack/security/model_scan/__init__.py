@@ -1,11 +1,14 @@
 """Model-file checks: `scan_models(path) -> list[ModelFinding]` for a file or a folder.
 
-- GGUF: metadata through the `gguf` library; chat templates analysed on their AST for literal and
+- GGUF: the header read with every count, length and tensor offset bounds-checked (`gguf_header`);
+  chat templates (every key and value type a loader renders) analysed on their AST for literal and
   computed dunder access and rendered only in the immutable sandbox; the same for the templates of
   `tokenizer_config.json`, `chat_template.json` and `chat_template.jinja`;
 - pickle-bearing files (`pickle_files`): plain pickles of every protocol, legacy and zip PyTorch
-  checkpoints, numpy `.npy`/`.npz`, joblib (plain or compressed), run on a symbolic pickle machine and
-  by fickling, never unpickled, with size and ratio limits on every container;
+  checkpoints (tensors checked against their storages: `tensor_bounds`; TorchScript code and mobile
+  bytecode: `torchscript_check`), numpy `.npy`/`.npz`, joblib (plain or compressed), run on a symbolic
+  pickle machine and by fickling, never unpickled, with size and ratio limits on every container; a
+  `.bin` that is no pickle at all (OpenVINO weights) is "not a pickle" (low);
 - safetensors: header length, JSON, dtypes, shapes and offsets checked.
 
 Every model file gets an `OWS-MDL-000` info finding with its format and SHA-256 (and whether it matches a
@@ -170,6 +173,7 @@ def _pin_findings(path: Path, rel: str, digest: str, fmt: str) -> list[ModelFind
 def _gguf(path: Path, rel: str, digest: str) -> list[ModelFinding]:
     info = gguf_check.inspect(path)
     out = _pin_findings(path, rel, digest, "gguf")
+    out += [model_finding("OWS-MDL-031", rel, p, sha256=digest, fmt="gguf") for p in info.tensor_problems]
     return out + template_files.findings(rel, digest, "gguf", info.templates)
 
 

@@ -179,7 +179,19 @@ def _engine(kind: str) -> Any:
         return bz2.BZ2Decompressor()
     if kind in ("xz", "lzma"):
         return lzma.LZMADecompressor()
+    if kind == "lz4":  # joblib's compress="lz4": LZ4 frames, read with python-lz4 when it is installed
+        try:
+            import lz4.frame  # type: ignore[import-not-found,import-untyped,unused-ignore]
+        except ImportError:
+            raise ContainerError("lz4 compression is not read: the lz4 package is not installed") from None
+        return lz4.frame.LZ4FrameDecompressor()
     raise ContainerError(f"{kind} compression is not supported by the scanner")
+
+
+def _feed(engine: Any, kind: str, data: bytes, max_length: int) -> bytes:
+    if kind in ("gzip", "zlib"):
+        return bytes(engine.decompress(data, max_length))
+    return bytes(engine.decompress(data, max_length=max_length))  # bz2, lzma, lz4: the same interface
 
 
 def starts_stream(head: bytes, kind: str) -> bool:
@@ -188,19 +200,18 @@ def starts_stream(head: bytes, kind: str) -> bool:
     if kind == "zlib-joblib":
         head, kind = head[18:], "zlib"
     try:
-        engine = _engine(kind)
-        if isinstance(engine, bz2.BZ2Decompressor | lzma.LZMADecompressor):
-            engine.decompress(head[: 1 << 16], max_length=4096)
-        else:
-            engine.decompress(head[: 1 << 16], 4096)
-    except (ContainerError, OSError, EOFError, zlib.error, lzma.LZMAError, ValueError):
+        _feed(_engine(kind), kind, head[: 1 << 16], 4096)
+    except ContainerError:
+        return kind == "lz4"  # its 4-byte magic is evidence enough: reported as unscannable, never skipped
+    except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError, RuntimeError):
         return False
     return True
 
 
 def decompress(data: bytes, kind: str, limit: int = MAX_MEMBER_BYTES) -> bytes:
-    """Decompress with an output cap and a ratio cap; raises `ContainerError` (a bomb, lz4, bad data).
-    Concatenated streams (gzip members, bz2 and xz streams) are all read, as `gzip.open`, `bz2.open` and
+    """Decompress with an output cap and a ratio cap; raises `ContainerError` (a bomb, lz4 without the
+    lz4 package, bad data).
+    Concatenated streams (gzip members, bz2 and xz streams, lz4 frames) are all read, as `gzip.open`, `bz2.open` and
     `lzma.open` read them: a pickle split across two gzip members is one pickle to the loader."""
     if kind == "zlib-joblib":  # joblib < 0.10: "ZF" + 16-byte length field, then zlib
         data, kind = data[18:], "zlib"
@@ -210,11 +221,8 @@ def decompress(data: bytes, kind: str, limit: int = MAX_MEMBER_BYTES) -> bytes:
     while rest and len(out) <= cap:
         engine = _engine(kind)
         try:
-            if isinstance(engine, bz2.BZ2Decompressor | lzma.LZMADecompressor):
-                out += engine.decompress(rest, max_length=cap + 1 - len(out))
-            else:
-                out += engine.decompress(rest, cap + 1 - len(out))
-        except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError) as exc:
+            out += _feed(engine, kind, rest, cap + 1 - len(out))
+        except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError, RuntimeError) as exc:
             raise ContainerError(f"{kind} data is corrupt: {exc}") from None
         if not engine.eof or kind == "zlib":
             break

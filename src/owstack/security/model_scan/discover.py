@@ -125,12 +125,46 @@ def content_format(head: bytes) -> str | None:
         return "hdf5"
     if head[:4] in _GGML_MAGICS:
         return "ggml"
-    if len(head) > 262 and head[257:262] == b"ustar":
+    if (len(head) > 262 and head[257:262] == b"ustar") or _v7_tar(head):
         return "tar"
     if len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5:
         return "pickle"
     codec = containers.compression(head)
     return f"joblib-{codec}" if codec is not None else None
+
+
+def _v7_tar(head: bytes) -> bool:
+    """A pre-POSIX tar header (no "ustar" magic): `tarfile`, and so torch's `legacy_load`, opens it by
+    its checksum alone."""
+    import tarfile
+
+    if len(head) < 512 or head[257:262] == b"ustar":
+        return False
+    try:
+        tarfile.TarInfo.frombuf(head[:512], "utf-8", "surrogateescape")
+    except tarfile.HeaderError:
+        return False
+    return True
+
+
+def starts_no_pickle(head: bytes, *, complete: bool) -> bool:
+    """Whether a loader's `pickle.load` fails on these bytes before it imports anything: no protocol
+    marker, and the symbolic machine stops on an error with no import (nor extension or computed import)
+    and before running out of `head` (unless `head` is the whole file). Such bytes run no code."""
+    if content_format(head) is not None or safetensors_like(head):
+        return False
+    imports: list[int] = []
+    events = Events(
+        on_import=lambda module, name, pos: imports.append(pos),
+        on_computed_import=lambda pos, why: imports.append(pos),
+        on_extension=lambda code, pos: imports.append(pos),
+    )
+    stream = io.BytesIO(head)
+    try:
+        Machine(stream, events).run()
+    except (PickleError, UnicodeDecodeError):
+        return not imports and (complete or stream.tell() < len(head))
+    return False
 
 
 def safetensors_like(head: bytes) -> bool:

@@ -1,12 +1,13 @@
-"""GGUF files: metadata read with the `gguf` library; every chat template checked for template-injection
-constructs and rendered with a sample conversation in the immutable sandbox (never outside it)."""
+"""GGUF files: the header read with every length checked (`gguf_header`); every chat template checked for
+template-injection constructs and rendered with a sample conversation in the immutable sandbox (never
+outside it)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from owstack.security.model_scan import gguf_header
 from owstack.security.templates import TemplateRenderError, TemplateSandboxViolation, find_ssti, render
 
 SAMPLE = [
@@ -32,37 +33,7 @@ class GGUFInfo:
     model_name: str | None = None
     tensors: int = 0
     templates: list[TemplateResult] = field(default_factory=list)
-
-
-def _string(reader: Any, key: str) -> str | None:
-    f = reader.fields.get(key)
-    if f is None or not f.data:
-        return None
-    try:
-        return bytes(f.parts[f.data[0]]).decode("utf-8")
-    except (UnicodeDecodeError, IndexError, TypeError, ValueError):
-        return None
-
-
-def _token(reader: Any, key: str) -> str:
-    """bos/eos token text from the vocabulary, for a realistic render (empty if unknown)."""
-    f, tokens = reader.fields.get(key), reader.fields.get("tokenizer.ggml.tokens")
-    try:
-        index = int(f.parts[f.data[0]][0])
-        return bytes(tokens.parts[tokens.data[index]]).decode("utf-8")
-    except (AttributeError, IndexError, TypeError, ValueError, UnicodeDecodeError):
-        return ""
-
-
-def templates(reader: Any) -> dict[str, str]:
-    """Every chat template in the file: the default one and the named ones (`tokenizer.chat_template.NAME`)."""
-    out: dict[str, str] = {}
-    for key in reader.fields:
-        if key == "tokenizer.chat_template" or key.startswith("tokenizer.chat_template."):
-            text = _string(reader, key)
-            if text is not None:
-                out[key.removeprefix("tokenizer.chat_template").lstrip(".") or "default"] = text
-    return out
+    tensor_problems: list[str] = field(default_factory=list)
 
 
 def check_template(name: str, source: str, bos: str = "", eos: str = "") -> TemplateResult:
@@ -85,12 +56,12 @@ def check_template(name: str, source: str, bos: str = "", eos: str = "") -> Temp
 
 
 def inspect(path: Path) -> GGUFInfo:
-    """Read a GGUF file's metadata and check its templates. Raises on a malformed file."""
-    from gguf import GGUFReader
-
-    reader = GGUFReader(path, "r")
-    info = GGUFInfo(_string(reader, "general.architecture"), _string(reader, "general.name"), len(reader.tensors))
-    bos, eos = _token(reader, "tokenizer.ggml.bos_token_id"), _token(reader, "tokenizer.ggml.eos_token_id")
-    for name, source in templates(reader).items():
-        info.templates.append(check_template(name, source, bos, eos))
+    """Read a GGUF file's header (`gguf_header`, bounds-checked) and check every template in it: the
+    default one, the named ones and the names list, whatever their value type (llama-cpp-python renders
+    an array as its text, so each string element is checked). Raises `GGUFMalformed` on a bad header."""
+    header = gguf_header.read(path)
+    info = GGUFInfo(header.strings.get("general.architecture"), header.strings.get("general.name"), header.tensors)
+    info.tensor_problems = header.tensor_problems
+    for name, source in header.template_values.items():
+        info.templates.append(check_template(name, source, header.bos, header.eos))
     return info

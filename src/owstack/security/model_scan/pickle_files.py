@@ -12,14 +12,22 @@ from __future__ import annotations
 
 import ast
 import io
+import re
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from owstack.security.findings import ModelFinding, model_finding
-from owstack.security.model_scan import containers
-from owstack.security.model_scan.discover import PICKLE_SUFFIXES, content_format, pickle_like
+from owstack.security.model_scan import containers, tensor_bounds, torchscript_check
+from owstack.security.model_scan.discover import (
+    PICKLE_SUFFIXES,
+    SNIFF_BYTES,
+    content_format,
+    pickle_like,
+    starts_no_pickle,
+)
 from owstack.security.model_scan.pickle_policy import verdict
 from owstack.security.model_scan.pickles import (
     TORCH_TAR_MEMBERS,
@@ -34,6 +42,12 @@ _PICKLE_MEMBER_SUFFIXES = (".pkl", ".pickle")
 _ARCHIVE_SUFFIXES = frozenset({".tar", ".zip", ".gz", ".bz2", ".xz", ".nemo"})
 MAX_DEPTH = 3  # archives inside archives
 _PROTOCOL0_STARTS = frozenset({b"c", b"(", b"}", b"]", b")"})  # GLOBAL, MARK, EMPTY_DICT/LIST/TUPLE
+# The pickle suffix raw weights also use (OpenVINO's `.bin` beside its `.xml`, CTranslate2's `model.bin`),
+# and the `.bin` names transformers, diffusers, peft and accelerate pass to `torch.load`, which stay pickles.
+_RAW_SUFFIXES = frozenset({".bin"})
+_TORCH_BIN = re.compile(
+    r"^(diffusion_)?(pytorch_model|adapter_model|training_args|optimizer|scheduler)([-._].*)?\.bin$"
+)
 
 
 @dataclass
@@ -46,6 +60,9 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
     data: dict[str, bytes] = field(default_factory=dict)
     parts: int = 0  # pickles and arrays analysed
+    code: dict[str, bytes] = field(default_factory=dict)  # TorchScript code/ files (`torchscript_check`)
+    tensor_problems: list[str] = field(default_factory=list)  # views past their storage (`tensor_bounds`)
+    not_pickle: bool = False  # raw bytes on which `pickle.load` fails before importing anything
 
 
 def analyse(path: Path, fmt: str) -> Outcome:
@@ -57,7 +74,15 @@ def analyse(path: Path, fmt: str) -> Outcome:
                 (_tar if fmt == "tar" else _zip)(out, fh, "", 0)
             if not out.parts:
                 out.problems.append(f"{fmt} archive without any pickle or .npy member")
+            elif fmt == "pytorch-zip":
+                _tensor_bounds(out, path)
             return out
+        if fmt == "pickle" and raw_weights_name(path.name):
+            with path.open("rb") as fh:
+                head = fh.read(SNIFF_BYTES)
+            if starts_no_pickle(head, complete=len(head) == path.stat().st_size):
+                out.not_pickle = True
+                return out
         if path.stat().st_size > MAX_FILE_BYTES:
             out.problems.append(f"file larger than {MAX_FILE_BYTES} bytes is not analysed")
             return out
@@ -73,9 +98,34 @@ def analyse(path: Path, fmt: str) -> Outcome:
     return out
 
 
+def raw_weights_name(name: str) -> bool:
+    """A name raw, non-pickle weights may have (a PyTorch checkpoint's name is not one: `torch.load` reads it)."""
+    lower = name.lower()
+    return Path(lower).suffix in _RAW_SUFFIXES and not _TORCH_BIN.match(lower)
+
+
+def _tensor_bounds(out: Outcome, path: Path) -> None:
+    with zipfile.ZipFile(path) as archive:
+        records = {info.filename: info.file_size for info in archive.infolist()}
+    for name, data in out.data.items():
+        if name.endswith(".pkl"):
+            out.tensor_problems += [f"{name}: {p}" for p in tensor_bounds.problems(name, data, records)]
+
+
 def _zip(out: Outcome, fh: IO[bytes], prefix: str, depth: int) -> None:
+    code: dict[str, bytes] = {}
+    names: set[str] = set()
     for member in containers.zip_members(fh, _wanted):
-        _blob(out, prefix + member.name, member.data, depth, pickle_named=_pickle_named(member.name))
+        names.add(member.name)
+        if torchscript_check.CODE_MEMBER.match(member.name):
+            code[member.name] = member.data
+        else:
+            _blob(out, prefix + member.name, member.data, depth, pickle_named=_pickle_named(member.name))
+    for name, data in code.items():  # TorchScript code only where torch.jit.load finds it: beside data.pkl
+        if f"{name.split('/')[0]}/data.pkl" in names:
+            out.code[prefix + name] = data
+        else:
+            _blob(out, prefix + name, data, depth, pickle_named=False)
 
 
 def _tar(out: Outcome, fh: IO[bytes], prefix: str, depth: int) -> None:
@@ -112,6 +162,8 @@ def _pickle_named(name: str) -> bool:
 
 
 def _wanted(name: str, head: bytes) -> bool:
+    if torchscript_check.CODE_MEMBER.match(name):
+        return True
     lower = name.lower()
     if lower.endswith(_PICKLE_MEMBER_SUFFIXES) or lower.endswith(".npy"):
         return True
@@ -184,7 +236,16 @@ def findings(rel: str, digest: str, outcome: Outcome) -> list[ModelFinding]:
     def make(rule: str, message: str, **kw: object) -> ModelFinding:
         return model_finding(rule, rel, message[:400], sha256=digest, fmt=fmt, **kw)  # type: ignore[arg-type]
 
+    if outcome.not_pickle:
+        return [make("OWS-MDL-051", "not a pickle: pickle.load fails on its first bytes before importing anything")]
     out: list[ModelFinding] = [make("OWS-MDL-050", p) for p in outcome.problems]
+    out += [make("OWS-MDL-031", p) for p in outcome.tensor_problems]
+    out += _code_findings(make, outcome.code)
+    for name, data in outcome.data.items():
+        if torchscript_check.BYTECODE_MEMBER.search(name):
+            for op in torchscript_check.bytecode_ops(data):
+                message = f"{name}: the lite interpreter's bytecode calls {op}: {torchscript_check.dangerous_ops()[op]}"
+                out.append(make("OWS-MDL-027", message, executes=op))
     for member, report in outcome.reports.items():
         where = f"{member}: " if member else ""
         out += _report_findings(make, where, report)
@@ -198,6 +259,20 @@ def findings(rel: str, digest: str, outcome: Outcome) -> list[ModelFinding]:
     if not out and outcome.reports:
         pickles = sum(r.pickles + r.nested for r in outcome.reports.values())
         out.append(make("OWS-MDL-040", f"{pickles} pickle(s) analysed; every import is on the allowlist"))
+    return out
+
+
+def _code_findings(make: Callable[..., ModelFinding], code: dict[str, bytes]) -> list[ModelFinding]:
+    out: list[ModelFinding] = []
+    for name, data in code.items():
+        try:
+            hits = torchscript_check.scan_code(data.decode("utf-8", "replace"))
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+            out.append(make("OWS-MDL-050", f"{name}: TorchScript code does not parse ({type(exc).__name__}: {exc})"))
+            continue
+        for hit in hits:
+            message = f"{name}:{hit.line}: TorchScript code reaches {hit.op}: {hit.why}"
+            out.append(make("OWS-MDL-027", message, executes=hit.op, severity=hit.severity))
     return out
 
 

@@ -29,7 +29,7 @@ class PickleError(ValueError):
 class Value:
     """A symbolic value. `const` holds str/bytes/int/float/bool/None when known; containers hold items."""
 
-    kind: str  # const | tuple | list | dict | set | global | object | unknown
+    kind: str  # const | tuple | list | dict | set | global | object | persistent | unknown
     const: Any = None
     items: list[Any] = field(default_factory=list)
     mapping: dict[Any, Value] = field(default_factory=dict)
@@ -58,7 +58,8 @@ def unknown() -> Value:
 class Events:
     """What the machine reports. `on_import(module, name, pos)`; `on_computed_import(pos, why)`;
     `on_call(callee, args, pos)` for REDUCE/NEWOBJ/OBJ/INST; `on_build(obj, state, pos)`;
-    `on_extension(code, pos)` for EXT1/2/4; `on_bytes(value, pos)` for every bytes constant."""
+    `on_extension(code, pos)` for EXT1/2/4; `on_bytes(value, pos)` for every bytes constant, `on_str(value,
+    pos)` for every string constant."""
 
     on_import: Callable[[str, str, int], None]
     on_computed_import: Callable[[int, str], None]
@@ -66,6 +67,7 @@ class Events:
     on_build: Callable[[Value, Value, int], None] = lambda obj, state, pos: None
     on_extension: Callable[[int, int], None] = lambda code, pos: None
     on_bytes: Callable[[bytes, int], None] = lambda data, pos: None
+    on_str: Callable[[str, int], None] = lambda text, pos: None
 
 
 _CONST_OPS = frozenset(
@@ -158,6 +160,8 @@ class Machine:
             value = _FIXED.get(op, arg)
             if isinstance(value, bytes | bytearray):
                 self.events.on_bytes(bytes(value), pos)
+            elif isinstance(value, str):
+                self.events.on_str(value, pos)
             self.stack.append(const(value))
         elif op in _SIMPLE:
             _SIMPLE[op](self)
@@ -190,9 +194,8 @@ class Machine:
             self.events.on_extension(int(arg), pos)
             self.stack.append(unknown())
         elif op in ("PERSID", "BINPERSID"):
-            if op == "BINPERSID":
-                self._pop()
-            self.stack.append(unknown())
+            pid = self._pop() if op == "BINPERSID" else const(arg)
+            self.stack.append(Value("persistent", args=pid))  # what `persistent_load(pid)` returns
         else:
             self._call_op(op, arg, pos)
 

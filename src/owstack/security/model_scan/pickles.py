@@ -198,7 +198,7 @@ def scan_pickles(data: bytes, *, depth: int = 0, base: int = 0) -> PickleReport:
 
 # -- legacy tar torch.save (torch/serialization.py `legacy_load`) ---------------------------------------
 
-_ELEMENT_SIZES = {
+ELEMENT_SIZES = {
     "Double": 8,
     "Float": 4,
     "Half": 2,
@@ -228,7 +228,7 @@ def _count(value: Value) -> int:
 
 def _element_size(args: Value) -> int:
     cls = args.items[2] if args.kind == "tuple" and len(args.items) == 3 else None
-    size = _ELEMENT_SIZES.get(cls.name.removesuffix("Storage")) if cls is not None and cls.kind == "global" else None
+    size = ELEMENT_SIZES.get(cls.name.removesuffix("Storage")) if cls is not None and cls.kind == "global" else None
     if size is None:
         raise PickleError("storage record without a known storage type")
     return size
