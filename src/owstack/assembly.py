@@ -28,6 +28,7 @@ from owstack.api.handler import handle
 from owstack.api.http import Receive, Scope, Send
 from owstack.api.routes import Handler, Routes
 from owstack.backends.registry import build_backend
+from owstack.compliance.metrics import AuditCollector
 from owstack.compliance.stage import AuditStage
 from owstack.errors import ConfigError
 from owstack.metering.stage import MeterStage
@@ -205,6 +206,7 @@ def build_stages(config: Config, stores: Stores, routing: Routing, meter: MeterS
     if audit is not None:  # one log for both: the audit record carries the ledger's
         keys = stores.keys
         meter.journal_in(audit, key_ids=(lambda: [k.key_id for k in keys.list()]) if keys is not None else tuple)
+        meter.metrics.registry.register(AuditCollector(audit))
     auth = AuthenticateStage(config, stores.keys) if stores.keys is not None else None
     limits = LimitStage(config, meter=meter) if has_limits(config) else None
     if limits is not None:

@@ -21,6 +21,13 @@ from owstack.config.load import from_dict
 BODY = {"model": "edge", "messages": [{"role": "user", "content": "hi"}]}
 
 
+async def audit_metrics(http: httpx.AsyncClient) -> dict[str, float]:
+    """The owstack_audit_* samples of GET /metrics."""
+    text = (await http.get("/metrics")).text
+    pairs = (line.split(" ") for line in text.splitlines() if line.startswith("owstack_audit_"))
+    return {name: float(value) for name, value in pairs}
+
+
 async def until(predicate: Any, timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     while not await predicate():
@@ -49,6 +56,7 @@ def test_a_log_that_cannot_be_written_fails_readiness_at_once_and_liveness_once_
         transport = httpx.ASGITransport(app=gw)
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
             out["served"] = (await http.post("/v1/chat/completions", json=BODY)).status_code
+            out["metrics_served"] = await audit_metrics(http)
             assert audit.log is not None
             writer = audit.log.writer()
             full = os.open("/dev/full", os.O_WRONLY)  # the disk is full, and no new segment can be made
@@ -65,6 +73,7 @@ def test_a_log_that_cannot_be_written_fails_readiness_at_once_and_liveness_once_
 
             out["live_later"] = await until(dead)
             out["refused"] = (await http.post("/v1/chat/completions", json=BODY)).json()["error"]["code"]
+            out["metrics_refused"] = await audit_metrics(http)
             blocker.rmdir()  # the cause goes away: no restart needed
 
             async def back() -> bool:
@@ -73,6 +82,7 @@ def test_a_log_that_cannot_be_written_fails_readiness_at_once_and_liveness_once_
             out["back"] = await until(back)
             out["live_after"] = (await http.get("/healthz")).status_code
             out["served_after"] = (await http.post("/v1/chat/completions", json=BODY)).status_code
+            out["metrics_after"] = await audit_metrics(http)
         await gw.shutdown()
         return out
 
@@ -81,3 +91,12 @@ def test_a_log_that_cannot_be_written_fails_readiness_at_once_and_liveness_once_
     assert out["failed"] == "audit_unavailable" and out["refused"] == "audit_unavailable"
     assert out["ready"] == 503 and out["live_first"] == 200 and out["live_later"] is True
     assert out["back"] is True and out["live_after"] == 200 and out["served_after"] == 200
+    served, refused, after = out["metrics_served"], out["metrics_refused"], out["metrics_after"]
+    # the opening records, config.loaded and the request, in at least one commit; then the failure is counted
+    assert served["owstack_audit_up"] == 1 and served["owstack_audit_records_total"] >= 3
+    assert 1 <= served["owstack_audit_commits_total"] <= served["owstack_audit_records_total"]
+    assert served["owstack_audit_write_failures_total"] == 0
+    assert refused["owstack_audit_up"] == 0 and refused["owstack_audit_write_failures_total"] >= 1
+    assert (
+        after["owstack_audit_up"] == 1 and after["owstack_audit_records_total"] > served["owstack_audit_records_total"]
+    )
