@@ -248,3 +248,33 @@ def test_a_record_without_what_the_row_needs_is_not_one(field: str, tmp_path: Pa
     del record[field]
     with pytest.raises(KeyError):
         from_record(record, {})
+
+
+def test_a_scan_that_fails_for_good_does_not_hold_up_the_ledger_and_the_next_start_reads_back(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    raw = raw_config(tmp_path, url)
+    kill_after_serving(tmp_path, raw)
+
+    def broken() -> list[str]:
+        raise RuntimeError("a bug in the key store's listing")
+
+    meter, audit = stages(from_dict(raw))
+    assert meter.writer is not None and meter.writer.audit_replay is not None
+    meter.writer.audit_replay._key_ids = broken
+    late = contexts("late-", 2)
+
+    async def run(ctxs: list[RequestContext]) -> bool:
+        await audit.start()
+        await meter.start()
+        await serve(meter, audit, ctxs)
+        assert meter.writer is not None
+        flushed = await asyncio.to_thread(meter.writer.flush, 60)
+        await meter.aclose()
+        await audit.aclose()
+        return flushed
+
+    assert asyncio.run(run(late))  # this process's own records are written all the same
+    assert {r["request_id"] for r in rows(url)} == {ctx.request_id for ctx in late}
+    meter, audit = stages(from_dict(raw))  # the next start reads the dead process's records back
+    assert asyncio.run(run([]))
+    assert meter.writer is not None and meter.writer.replayed == 21 and len(rows(url)) == 24

@@ -20,11 +20,12 @@ What is not in the audit log in clear: the API key id. The record names the call
 computing the pseudonym of every key the key store knows (revoked ones too). A record whose pseudonym
 matches no key (the caller had none, or the key was deleted since) is replayed without a key id.
 
-Which records are replayed: the writer writes its queue in order (records replayed at start go before it),
-so in each stream the records missing from the database are the newest ones: the scan reads a stream from
-its end backwards and stops at the first record whose row is in the database, or at the point an earlier
-scan already checked (`ledger.json` in the stream's directory, written once the replayed rows are in), or
-after `limit` records (the writer's queue bound: no more can have been waiting). Streams another live
+Which records are replayed: a process's writer writes its queue in order, so in each life of a stream (one
+process's records, from its `stream_opened` or `stream_resumed` record on) the records missing from the
+database are the newest ones: the scan reads a stream from its end backwards, life by life, and in each
+skips what precedes the newest record whose row is in the database; it stops where an earlier scan already
+checked (`ledger.json` in the stream's directory, written once the replayed rows are in) or after `limit`
+records (the writer's queue bound: no more can have been waiting). Streams another live
 process holds are skipped (it writes its own records); this process's own stream is read up to where this
 process resumed it. Replaying a record twice is harmless: rows keep their first id and the database ignores
 one it already has.
@@ -43,6 +44,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from owstack.compliance import chain
 from owstack.compliance.segments import (
     Line,
     iter_lines,
@@ -67,6 +69,9 @@ NOTE = "ledger"
 #: the file in a stream's directory that says up to which sequence number its records are in the ledger
 CHECKED = "ledger.json"
 _MARK = b'"ledger":{'
+_LIFE_STARTS = frozenset({chain.STREAM_OPENED, chain.STREAM_RESUMED})
+_OPENED = f'"type":"{chain.STREAM_OPENED}"'.encode()
+_RESUMED = f'"type":"{chain.STREAM_RESUMED}"'.encode()
 
 
 def member(p: Pending, ctx: RequestContext) -> dict[str, Any]:
@@ -206,35 +211,54 @@ class AuditReplay:
     # -- reading -------------------------------------------------------------------------------------
 
     def _scan(self, directory: Path, upto: int | None, present: Callable[[list[int]], set[int]]) -> _Stream:
-        """The stream's records with a `ledger` member newer than the newest one whose row is present (and
-        than what `ledger.json` says was checked), up to `upto`."""
+        """The stream's records with a `ledger` member whose rows are missing, up to `upto` and after what
+        `ledger.json` says was checked: in each life of the stream (the records between one process's
+        `stream_opened`/`stream_resumed` and the next), those newer than the newest present one. Life by life,
+        because a process writes its own records in order, but a previous life's only if it could read them
+        back first (a scan that failed for good leaves them, and the next start must still find them)."""
         try:
             checked = int((read_json(directory / CHECKED) or {}).get("seq", 0))
         except (ValueError, TypeError, AttributeError):
             checked = 0
         stream = _Stream(directory, checked=checked)
-        newest_first: list[dict[str, Any]] = []
-        for records in self._segments(directory, checked, upto, stream):
-            candidates = [r for r in reversed(records) if r["seq"] > checked]
-            for start in range(0, len(candidates), 500):
-                chunk = candidates[start : start + 500]
+        missing: list[dict[str, Any]] = []  # newest first
+        chunk: list[dict[str, Any]] = []
+        done_with_life = False  # a present row was found in this life: its older records are in too
+
+        def look() -> None:
+            nonlocal done_with_life
+            if chunk:
                 there = present([r["ledger"]["row_id"] for r in chunk])
                 for r in chunk:
                     if r["ledger"]["row_id"] in there:
-                        stream.records = newest_first[::-1]
-                        return stream
-                    newest_first.append(r)
-                if len(newest_first) >= self.limit:
-                    log.warning("ledger: stream %s holds more than %d unfiled records", directory.name, self.limit)
-                    stream.records = newest_first[::-1]
-                    return stream
-        stream.records = newest_first[::-1]
+                        done_with_life = True
+                        break
+                    missing.append(r)
+                chunk.clear()
+
+        for records in self._segments(directory, checked, upto, stream):
+            for record in reversed(records):
+                if record["seq"] <= checked:
+                    break
+                if record["type"] in _LIFE_STARTS:  # older records belong to the previous life
+                    look()
+                    done_with_life = False
+                elif not done_with_life:
+                    chunk.append(record)
+                    if len(chunk) >= 500:
+                        look()
+            if len(missing) >= self.limit:
+                log.warning("ledger: stream %s holds more than %d unfiled records", directory.name, self.limit)
+                break
+        look()
+        stream.records = missing[::-1]
         return stream
 
     @staticmethod
     def _segments(directory: Path, checked: int, upto: int | None, stream: _Stream) -> Iterator[list[dict[str, Any]]]:
-        """Each segment, newest first, as its records that carry a row id (up to sequence number `upto`),
-        until one that starts at or before `checked`; `stream.seq` is set to the last sequence number."""
+        """Each segment, newest first, as its records that carry a row id and those that start a life (up to
+        sequence number `upto`), until one that starts at or before `checked`; `stream.seq` is set to the
+        last sequence number."""
         for index, path in reversed(list_segments(directory)):
             try:
                 lines = [line for line in iter_lines(path, index) if line.complete]
@@ -244,14 +268,15 @@ class AuditReplay:
                 stream.seq = _last_seq(lines, upto)
             records = []
             for line in lines:
-                if _MARK not in line.raw:
+                if _MARK not in line.raw and _OPENED not in line.raw and _RESUMED not in line.raw:
                     continue
                 record = line.parse()
-                if record is None or not isinstance(record.get("seq"), int) or not _has_row(record):
+                if record is None or not isinstance(record.get("seq"), int):
                     continue
                 if upto is not None and record["seq"] > upto:
                     break
-                records.append(record)
+                if _has_row(record) or record.get("type") in _LIFE_STARTS:
+                    records.append(record)
             yield records
             first = _first_seq(lines)
             if first is not None and first <= checked:

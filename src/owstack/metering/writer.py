@@ -332,18 +332,24 @@ class LedgerWriter:
         """Queue, ahead of everything, the records a dead process's audit records hold and the database does
         not (before any record of this process reaches the database: the next start's scan relies on that
         order). False (retried later) when the database or the key store cannot say."""
+        from owstack.storage import is_outage
+
         replay = self.audit_replay
         assert replay is not None
         try:
             records = replay.missing(self._present())
         except Exception as exc:
-            log.warning("ledger: cannot read back the audit log's records yet (%s); retrying", exc)
-            self._schedule_retry()
-            return False
+            if is_outage(exc) or isinstance(exc, OSError):  # the database, the key store or the disk: later
+                log.warning("ledger: cannot read back the audit log's records yet (%s); retrying", exc)
+                self._schedule_retry()
+                return False
+            # anything else would fail again: the ledger goes on, the records stay for the next start's scan
+            log.exception("ledger: reading back the audit log's records failed; they are left for the next start")
+            records = []
         self.audit_replay = None
         self._audit_replayed += len(records)
         if not records:
-            replay.checked()
+            replay.checked()  # nothing was missing (or the scan failed: then nothing was noted as checked)
             return True
         self._busy = True
         for start in range(0, len(records), self.batch_size):
