@@ -137,3 +137,5 @@ def test_ranges_pick_a_grain_that_keeps_charts_short() -> None:
         ranges.parse({"from": "2026-02-01", "to": "2026-01-01"}, now=NOW)
     with pytest.raises(ranges.BadRange, match="from"):
         ranges.parse({"from": "yesterday"}, now=NOW)
+    with pytest.raises(ranges.BadRange, match="days apart"):  # 3.65 million day rows to draw: refused
+        ranges.parse({"from": "0001-01-01", "to": "9999-12-31"}, now=NOW)
