@@ -244,4 +244,8 @@ def test_hostile_input_is_a_4xx_never_a_500_or_a_busy_console(admin: httpx.Clien
     with httpx.Client(base_url=stack.gateway.url, timeout=30) as stranger:
         page = stranger.get("/ui/", headers={"cookie": f"owstack_console={forged}".encode()})
         assert page.status_code == 303 and "/ui/login" in page.headers["location"]  # a forged cookie: not signed in
+        token = csrf(stranger, "/ui/login")
+        for target in ("/ui/\r\nSet-Cookie: a=b", "/ui/\u2603"):  # a CR LF in Location: the server dropped the line
+            themed = stranger.post("/ui/theme", data={"csrf": token, "theme": "dark", "next": target})
+            assert themed.status_code == 303 and themed.headers["location"] == "/ui/", target
     assert "Traceback" not in stack.gateway.log()
