@@ -184,3 +184,21 @@ def test_rate_cap_applies_on_the_lean_edge(stack: McpStack) -> None:
     refused = [r for r in audit_records(stack) if r["type"] == "mcp.request" and r["actor"]["tenant"] == "gamma"
                and r["outcome"]["error_code"] == "rate_limit_exceeded"]  # fmt: skip
     assert refused and refused[0]["outcome"]["status"] == 429
+
+
+def test_a_cancel_naming_no_call_is_not_a_500(stack: McpStack) -> None:
+    headers = {"Authorization": f"Bearer {stack.keys['acme']}", "Accept": "application/json, text/event-stream",
+               "MCP-Protocol-Version": "2025-06-18"}  # fmt: skip
+    init = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "probe", "version": "1"}}
+    opened = httpx.post(stack.url, json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init},
+                        headers=headers, timeout=30)  # fmt: skip
+    headers["Mcp-Session-Id"] = opened.headers["mcp-session-id"]
+    httpx.post(stack.url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=headers, timeout=30)
+    for request_id in ({"x": 1}, [1], None, 1.5, "no-such-call"):  # a dict or list: TypeError (unhashable), a 500
+        params = {"requestId": request_id}
+        sent = httpx.post(stack.url, json={"jsonrpc": "2.0", "method": "notifications/cancelled", "params": params},
+                          headers=headers, timeout=30)  # fmt: skip
+        assert sent.status_code < 500 and sent.status_code in (202, 400), (request_id, sent.text)
+    tools = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+    listed = httpx.post(stack.url, json=tools, headers=headers, timeout=30)
+    assert listed.status_code == 200 and "remote.echo" in listed.text  # the session goes on

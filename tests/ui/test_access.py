@@ -111,6 +111,15 @@ def test_sessions_are_signed_expire_and_carry_their_own_csrf_token() -> None:
     assert sessions.read(value) is None  # expired
 
 
+def test_forged_cookies_and_tokens_with_any_characters_are_refused_not_raised() -> None:
+    sessions = Sessions(b"k" * 32, ttl_s=60, clock=lambda: NOW)
+    session = Session.new("key:0123456789ab", "admin")
+    body, _ = sessions.issue(session).split(".")
+    for forged in ("\u00e9\u2603" * 10, "\x00", "\udcff", "\u00ff" * 43):  # hmac.compare_digest raised TypeError
+        assert sessions.read(f"{body}.{forged}") is None
+        assert not sessions.csrf_ok(session, forged)
+
+
 def test_ranges_pick_a_grain_that_keeps_charts_short() -> None:
     for name, grain in (("1h", MINUTE), ("6h", MINUTE), ("24h", HOUR), ("7d", HOUR), ("30d", DAY), ("365d", DAY)):
         rng = ranges.parse({"range": name}, now=NOW)
@@ -128,3 +137,5 @@ def test_ranges_pick_a_grain_that_keeps_charts_short() -> None:
         ranges.parse({"from": "2026-02-01", "to": "2026-01-01"}, now=NOW)
     with pytest.raises(ranges.BadRange, match="from"):
         ranges.parse({"from": "yesterday"}, now=NOW)
+    with pytest.raises(ranges.BadRange, match="days apart"):  # 3.65 million day rows to draw: refused
+        ranges.parse({"from": "0001-01-01", "to": "9999-12-31"}, now=NOW)

@@ -4,6 +4,7 @@ console` serving the same database alone (and checking the audit chain), and the
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import re
@@ -220,3 +221,31 @@ def test_rebuild_rollups_gives_back_the_same_sums(stack: Stack) -> None:
     after = sums()
     assert [r[:8] for r in after] == [r[:8] for r in before] and before
     assert [r[8] for r in after] == [r[8] for r in before]  # requests per rollup row
+
+
+def test_hostile_input_is_a_4xx_never_a_500_or_a_busy_console(admin: httpx.Client, stack: Stack) -> None:
+    cursor = base64.urlsafe_b64encode(b'["2026-01-01T00:00:00", 99999999999999999999999]').decode()
+    session = admin.cookies["owstack_console"]
+    forged = session.split(".")[0] + "." + "\u00e9" * 43
+    asks = {
+        "/ui/?from=0001-01-01&to=9999-12-31": 400,  # 3.65 million days: minutes of the console's one thread
+        "/ui/usage?from=2000-01-01&to=2025-12-31": 400,
+        "/ui/requests?status=99999999999999999999999": 400,  # too large for SQLite: OverflowError
+        f"/ui/requests?before={cursor}": 400,
+        "/ui/requests/99999999999999999999999999": 404,
+        "/ui/requests/%C2%B2": 404,  # "²".isdigit(), but not int("²")
+    }
+    for path, status in asks.items():
+        assert admin.get(path).status_code == status, path
+    token = csrf(admin)
+    for form in ({"csrf": "\u00e9\u2603"}, {"csrf": token + "\u00e9"}):  # hmac.compare_digest raised TypeError
+        refused = admin.post("/ui/theme", data={**form, "theme": "dark"})
+        assert refused.status_code == 403 and "CSRF" in refused.text
+    with httpx.Client(base_url=stack.gateway.url, timeout=30) as stranger:
+        page = stranger.get("/ui/", headers={"cookie": f"owstack_console={forged}".encode()})
+        assert page.status_code == 303 and "/ui/login" in page.headers["location"]  # a forged cookie: not signed in
+        token = csrf(stranger, "/ui/login")
+        for target in ("/ui/\r\nSet-Cookie: a=b", "/ui/\u2603"):  # a CR LF in Location: the server dropped the line
+            themed = stranger.post("/ui/theme", data={"csrf": token, "theme": "dark", "next": target})
+            assert themed.status_code == 303 and themed.headers["location"] == "/ui/", target
+    assert "Traceback" not in stack.gateway.log()

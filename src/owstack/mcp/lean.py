@@ -197,7 +197,10 @@ class LeanEdge:
         return validate_mcp_param_headers(entry.wire.get("inputSchema"), call.arguments or {}, headers) is not None
 
     def _cancel(self, session: Session, params: Any) -> bool:
-        target = session.lean.get(params.get("requestId")) if isinstance(params, dict) else None
+        request_id = params.get("requestId") if isinstance(params, dict) else None
+        if not isinstance(request_id, str | int):  # names no call (and a list or object is unhashable)
+            return False
+        target = session.lean.get(request_id)
         if target is None:
             return False
         target.cancelled = True

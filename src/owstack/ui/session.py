@@ -93,7 +93,7 @@ class Sessions:
             payload = _unb64(body)
         except (ValueError, TypeError):
             return None
-        if not hmac.compare_digest(self._sign(payload), signature):
+        if not _same(self._sign(payload), signature):
             return None
         try:
             data = orjson.loads(payload)
@@ -115,4 +115,10 @@ class Sessions:
         return self._sign(b"csrf:" + session.sid.encode())
 
     def csrf_ok(self, session: Session, token: str | None) -> bool:
-        return bool(token) and hmac.compare_digest(self.csrf(session), str(token))
+        return bool(token) and _same(self.csrf(session), str(token))
+
+
+def _same(expected: str, given: str) -> bool:
+    """Compared in constant time as bytes: `hmac.compare_digest` raises TypeError on a str with non-ASCII
+    characters, which a forged cookie or form token may hold."""
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace"))

@@ -23,6 +23,8 @@ from owstack.metering.report import utc
 PAGE = 50
 #: rows looked at per page when filtering, at most
 SCAN = 20_000
+#: the largest row id a database column holds (SQLite and PostgreSQL BIGINT): a larger one names no row
+MAX_ID = 2**63 - 1
 #: error codes that mean owstack refused the request (not a backend failure)
 REFUSALS: tuple[str, ...] = (
     "residency_violation",
@@ -71,8 +73,10 @@ def decode_cursor(text: str | None) -> tuple[datetime, int] | None:
         return None
     try:
         when, row_id = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        if not 0 <= int(row_id) <= MAX_ID:
+            raise ValueError("row id out of range")
         return datetime.fromisoformat(str(when)).astimezone(UTC), int(row_id)
-    except (ValueError, TypeError, orjson.JSONDecodeError):
+    except (ValueError, TypeError, OverflowError, orjson.JSONDecodeError):
         raise ValueError("cursor: not a cursor of this page (start again from the newest)") from None
 
 
@@ -91,9 +95,9 @@ def _status(column: Any, status: str | None) -> list[Any]:
         return [column >= 400]
     if status == "ok":
         return [column < 400]
-    if status.isdigit():
+    if status.isascii() and status.isdigit() and 100 <= int(status) <= 599:
         return [column == int(status)]
-    raise ValueError(f"status: {status!r} is not errors, ok or a status code")
+    raise ValueError(f"status: {status!r} is not errors, ok or a status code (100-599)")
 
 
 def page(conn: sa.Connection, filters: Filters, cursor: str | None, limit: int = PAGE) -> LogPage:
@@ -143,6 +147,8 @@ def _details(conn: sa.Connection, ids: list[int]) -> list[dict[str, Any]]:
 
 
 def one(conn: sa.Connection, row_id: int) -> dict[str, Any] | None:
+    if not 0 <= row_id <= MAX_ID:  # the driver cannot even send it (OverflowError)
+        return None
     got = conn.execute(sa.select(ledger).where(ledger.c.id == row_id)).mappings().first()
     if got is None:
         return None

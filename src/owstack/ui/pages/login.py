@@ -23,7 +23,11 @@ THEMES = ("", "light", "dark")
 
 
 def _next(value: str | None) -> str:
-    if value and value.startswith("/ui/") and not value.startswith("//") and "\\" not in value:
+    """A console path to go to, or the overview: never another site, and never a character a `Location`
+    header cannot carry (a CR or LF in `next` made the server drop the connection after the sign-in)."""
+    if not value or not value.isascii() or not value.isprintable():
+        return "/ui/"
+    if value.startswith("/ui/") and not value.startswith("//") and "\\" not in value:
         return value
     return "/ui/"
 

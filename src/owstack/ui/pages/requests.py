@@ -26,7 +26,7 @@ def _filters(page: Page) -> tuple[dict[str, str], Any]:
     if page.viewer.tenant is not None:
         wanted["tenant"] = page.viewer.tenant
     status = q.get("status") or None
-    if status is not None and status not in STATUSES and not status.isdigit():
+    if status is not None and status not in STATUSES and not (status.isascii() and status.isdigit()):
         raise ValueError(f"status: {status!r} is not one of {', '.join(s for s in STATUSES if s)}")
     code = q.get("code") or None
     return wanted, (status, code)
@@ -65,7 +65,7 @@ async def view(page: Page) -> web.Response:
 
 async def detail(page: Page) -> web.Response:
     raw = page.request.path_params.get("id", "")
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         return await page.message("No such request", f"{raw!r} is not a ledger row id.", 404)
     row = await page.db(requests.one, int(raw))
     if row is None or (page.viewer.tenant is not None and row["tenant"] != page.viewer.tenant):
