@@ -22,11 +22,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from model_findings import by_file, failing
 
-from owstack.security.model_scan import scan_models
 from owstack.security.model_scan.pickles import scan_pickles
-
-FAILING = ("high", "critical")
 
 
 def u(text: str) -> bytes:
@@ -51,21 +49,6 @@ def runs(load: Callable[[], object], marker: Path) -> bool:
     except Exception:
         pass
     return marker.exists()
-
-
-def by_file(path: Path) -> dict[str, dict[str, str]]:
-    """file -> rule -> highest severity"""
-    ranks = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
-    out: dict[str, dict[str, str]] = {}
-    for f in scan_models(path):
-        rules = out.setdefault(f.file, {})
-        if ranks[f.severity] >= ranks[rules.get(f.rule, "info")]:
-            rules[f.rule] = f.severity
-    return out
-
-
-def failing(rules: dict[str, str]) -> bool:
-    return any(sev in FAILING for sev in rules.values())
 
 
 # -- import paths: protocol 4 dotted names are attribute paths ------------------------------------------

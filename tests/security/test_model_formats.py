@@ -12,30 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from model_findings import by_file, failing
 
-from owstack.security.model_scan import pickle_files, scan_models
+from owstack.security.model_scan import pickle_files
 
 SSTI = "{{ cycler.__init__.__globals__.os.popen('id').read() }}"
 CHATML = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n'}}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
-FAILING = ("high", "critical")
-
-
-def by_file(path: Path) -> dict[str, dict[str, str]]:
-    """file -> rule -> highest severity"""
-    ranks = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
-    out: dict[str, dict[str, str]] = {}
-    for f in scan_models(path):
-        rules = out.setdefault(f.file, {})
-        if ranks[f.severity] >= ranks[rules.get(f.rule, "info")]:
-            rules[f.rule] = f.severity
-    return out
-
-
-def failing(rules: dict[str, str]) -> bool:
-    return any(sev in FAILING for sev in rules.values())
 
 
 # -- GGUF, written by hand (ggml docs/gguf.md) ----------------------------------------------------------

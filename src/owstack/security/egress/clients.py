@@ -61,13 +61,7 @@ def safe_client(
     (a proxy would make the checked address meaningless). Extra keyword arguments go to the transport.
     """
     policy = policy or EgressPolicy()
-    return _AsyncClient(
-        transport=SafeTransport(policy, resolver, **kwargs),
-        follow_redirects=True,
-        max_redirects=policy.max_redirects,
-        timeout=policy.timeout_s,
-        trust_env=False,
-    )
+    return _AsyncClient(transport=SafeTransport(policy, resolver, **kwargs), **_options(policy))
 
 
 def safe_sync_client(
@@ -75,10 +69,15 @@ def safe_sync_client(
 ) -> httpx.Client:
     """The synchronous twin of `safe_client`."""
     policy = policy or EgressPolicy()
-    return _Client(
-        transport=SafeSyncTransport(policy, resolver, **kwargs),
-        follow_redirects=True,
-        max_redirects=policy.max_redirects,
-        timeout=policy.timeout_s,
-        trust_env=False,
-    )
+    return _Client(transport=SafeSyncTransport(policy, resolver, **kwargs), **_options(policy))
+
+
+def _options(policy: EgressPolicy) -> dict[str, Any]:
+    """What both clients share: redirects followed (each hop checked by the transport), no proxies from the
+    environment (a proxy would make the checked address meaningless), the policy's total timeout."""
+    return {
+        "follow_redirects": True,
+        "max_redirects": policy.max_redirects,
+        "timeout": policy.timeout_s,
+        "trust_env": False,
+    }
