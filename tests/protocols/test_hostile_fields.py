@@ -44,6 +44,25 @@ async def test_nested_fields_of_the_wrong_kind_are_400_naming_them(
     assert not app.backend.requests
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [{"metadata": [1]}, {"metadata": "u"}, {"stop_sequences": 5}, {"temperature": "hot"}, {"max_tokens": {}}],
+    ids=["metadata-list", "metadata-str", "stop_sequences", "temperature", "max_tokens"],
+)
+async def test_count_tokens_ignores_the_fields_it_does_not_take_whatever_their_shape(
+    tmp_path: Path, extra: dict[str, Any]
+) -> None:
+    """Fields count_tokens does not validate (those of /v1/messages only) are not read: a `metadata` list was
+    a 500 (found by a structure-aware fuzz of every endpoint)."""
+    count = {"model": "edge", "messages": [{"role": "user", "content": "hi"}], **extra}
+    async with gateway(tmp_path, [Reply(text="x")]) as app:
+        r = await app.client.post("/v1/messages/count_tokens", json=count)
+        plain = await app.client.post("/v1/messages/count_tokens", json={k: count[k] for k in ("model", "messages")})
+    assert r.status_code == 200, r.text
+    assert r.json() == plain.json() and r.json()["input_tokens"] > 0
+    assert not app.backend.requests
+
+
 async def test_gzip_and_deflate_bodies_are_read_and_other_codings_are_415(tmp_path: Path) -> None:
     body = orjson.dumps({"model": "edge", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
     bomb = gzip.compress(b" " * (17 * 1024 * 1024))  # 17 MB of spaces in ~17 KB: over the 16 MB limit

@@ -25,7 +25,9 @@ async def count_tokens(gw: Gateway, ctx: RequestContext, scope: Scope, receive: 
     await gw.authenticate(ctx)
     data = json_object(await body_reader(scope, receive, gw.max_body_bytes)())
     validate(CountTokensRequest, data, tags=TAGS)
-    request, _ = to_chat_request(data)
+    # only what was validated is read: a field count_tokens does not take (`metadata`, `stop_sequences`...)
+    # is ignored whatever its shape, as it is not checked here
+    request, _ = to_chat_request({k: v for k, v in data.items() if k in CountTokensRequest.model_fields})
     route = gw.router.resolve(request)
     backend = next(iter((*route.replicas, *route.fallback)), None)
     counter = await gw.token_counter(backend)
