@@ -44,7 +44,7 @@ def _precheck(url: str, policy: EgressPolicy) -> Target | EgressDecision:
     if target.scheme not in policy.allow_schemes:
         return blocked(f"scheme {target.scheme!r} is not allowed (allowed: {', '.join(policy.allow_schemes)})")
     names = [target.host] if target.ip is None else [target.host, str(target.ip)]
-    if any(host_matches(n, policy.deny_hosts) for n in names):
+    if any(host_matches(n, policy.deny_hosts) for n in [*names, *map(str, target.also)]):
         return blocked(f"host {target.host} is in deny_hosts")
     explicitly_allowed = any(host_matches(n, policy.allow_hosts) for n in names)
     if policy.allow_hosts and not explicitly_allowed:
@@ -75,6 +75,11 @@ def _decide(url: str, target: Target, addresses: list[str], policy: EgressPolicy
             elif target.host != text:
                 problem = f"host {target.host} reads as {text}; {problem}"
             return EgressDecision(url, False, problem, checked, target.host, target.port)
+    for other in target.also:  # another client's reading of the same literal: judged, never connected to
+        problem = address_problem(other, policy.allow_networks)
+        if problem is not None:
+            reason = f"host {target.host} also reads as {other} (leading zeros as decimal, not octal); {problem}"
+            return EgressDecision(url, False, reason, checked, target.host, target.port)
     how = "an allowed network" if policy.allow_networks else "public addresses"
     return EgressDecision(url, True, f"{target.host} resolves only to {how}", checked, target.host, target.port)
 
