@@ -16,7 +16,8 @@ not against Python's `ipaddress` flags, which lag the registries (3.11 calls 192
   operator's choice, unknown here), so every reading must pass (readings inside 0.0.0.0/8, which no
   translator forwards to, are ignored: the /96 form of 8.8.8.8 reads as 0.0.0.0 under /48);
 - an ISATAP interface identifier (`::0:5efe:a.b.c.d`, `::200:5efe:a.b.c.d`, RFC 5214) carries the IPv4
-  address of a host behind the site's ISATAP router: it must pass as well as the IPv6 address itself.
+  address of a host behind the site's ISATAP router: it must pass as well as the IPv6 address itself,
+  also when that address is a 6to4 or NAT64 form judged by the IPv4 address in its prefix.
 """
 
 from __future__ import annotations
@@ -184,10 +185,12 @@ def address_problem(ip: IPAddress, allow_networks: Iterable[Network] = ()) -> st
                 problem = _judge(v4, allowed, f"{inner[1]} form of {v4}: ")
                 if problem:
                     return f"{ip} {problem}"
-            return None
+        # an ISATAP identifier is judged under every prefix, 6to4 and NAT64 included
         isatap = isatap_ipv4(ip)
         problem = _judge(isatap, allowed, f"ISATAP form of {isatap}: ") if isatap is not None else None
         if problem:
             return f"{ip} {problem}"
+        if inner is not None:
+            return None
     problem = _judge(ip, allowed, "")
     return f"{ip} {problem}" if problem else None
