@@ -30,6 +30,7 @@ PUBLIC = "93.184.216.34"
 RESOLVER = StaticResolver(
     {
         "allowed.example": [PUBLIC],
+        "a.allowed.example": [PUBLIC],
         "localtest.me": ["127.0.0.1"],
         "sub.localtest.me": ["127.0.0.1"],
         "127.0.0.1.nip.io": ["127.0.0.1"],
@@ -442,3 +443,21 @@ def test_fetches_never_reach_the_loopback_server(servers: dict[str, Any], monkey
                 client.get(url)
     assert secret.hits == []
     assert set(network.connects) <= {STAND_IN}
+
+
+# -- 5. host lists given in code (not through the config, which normalises them): a deny entry in capitals,
+#       with a trailing dot or an IP address spelled long did not match the parsed host
+
+
+@pytest.mark.parametrize(
+    ("url", "deny"),
+    [
+        ("http://allowed.example/", "ALLOWED.Example."),
+        ("http://a.allowed.example/", "*.Allowed.EXAMPLE"),
+        ("http://[::ffff:5db8:d822]/", "0:0:0:0:0:ffff:93.184.216.34"),
+        ("http://[2606:2800:220:1::1]/", "[2606:2800:0220:0001:0000:0000:0000:0001]"),
+    ],
+)
+def test_deny_hosts_given_in_code_match_every_spelling(url: str, deny: str) -> None:
+    allowed, why = decide(url, EgressPolicy(deny_hosts=(deny,)))
+    assert not allowed and "deny_hosts" in why

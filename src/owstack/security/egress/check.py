@@ -13,15 +13,25 @@ from owstack.security.egress.urls import Target, URLRejected, parse
 
 
 def host_matches(host: str, patterns: tuple[str, ...]) -> bool:
-    """`example.com` matches itself only; `*.example.com` matches its subdomains (not the apex)."""
-    name = host.rstrip(".")
-    for pattern in patterns:
+    """`example.com` matches itself only; `*.example.com` matches its subdomains (not the apex). Case and
+    a trailing dot are ignored on both sides (a policy built in code is not normalised by the config)."""
+    name = host.lower().rstrip(".")
+    for pattern in map(_normalised, patterns):
         if pattern.startswith("*."):
             if name.endswith(pattern[1:]):
                 return True
         elif name == pattern:
             return True
     return False
+
+
+def _normalised(pattern: str) -> str:
+    """A host pattern as `parse` spells hosts: lower case, no trailing dot, an IP address in canonical form."""
+    pattern = pattern.strip().lower().rstrip(".")
+    try:
+        return str(ipaddress.ip_address(pattern.strip("[]")))
+    except ValueError:
+        return pattern
 
 
 def _scheme_reason(scheme: str, policy: EgressPolicy) -> str:
@@ -51,7 +61,7 @@ def _precheck(url: str, policy: EgressPolicy) -> Target | EgressDecision:
         return blocked(f"host {target.host} is not in allow_hosts")
     if target.ip is None:
         problem = name_problem(target.host)
-        listed = target.host.rstrip(".") in policy.allow_hosts
+        listed = host_matches(target.host, tuple(p for p in policy.allow_hosts if not p.startswith("*.")))
         if problem is not None and (problem[0] == "metadata" or not listed):
             return blocked(problem[1])
     return target
