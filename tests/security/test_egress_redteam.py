@@ -461,3 +461,33 @@ def test_fetches_never_reach_the_loopback_server(servers: dict[str, Any], monkey
 def test_deny_hosts_given_in_code_match_every_spelling(url: str, deny: str) -> None:
     allowed, why = decide(url, EgressPolicy(deny_hosts=(deny,)))
     assert not allowed and "deny_hosts" in why
+
+
+# -- 6. the host's own public address: a service bound to 0.0.0.0 (the gateway's admin port, a database,
+#       a container runtime) answers on it as on loopback, and nothing refused it
+
+
+def test_this_hosts_own_addresses_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from owstack.security.egress import addresses
+
+    own = (ipaddress.ip_network(f"{PUBLIC}/32"), ipaddress.ip_network("2606:2800:220:1::7/128"))
+    monkeypatch.setattr(addresses, "own_networks", lambda: own)
+    for url in (
+        f"http://{PUBLIC}/",
+        "http://allowed.example/",
+        f"http://[::ffff:{PUBLIC}]/",
+        "http://[2606:2800:220:1::7]/",
+    ):
+        for policy in (EgressPolicy(), EgressPolicy(allow_networks=(ipaddress.ip_network("0.0.0.0/0"),))):
+            allowed, why = decide(url, policy)
+            assert not allowed and "address of this host" in why, (url, why)
+    opened = EgressPolicy(allow_networks=(ipaddress.ip_network("93.184.216.0/24"),))
+    assert decide(f"http://{PUBLIC}/", opened)[0]
+    assert decide("http://[2606:2800:220:1::8]/")[0]
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="read from /proc on Linux")
+def test_own_networks_are_read_from_the_system() -> None:
+    from owstack.security.egress.addresses import own_networks
+
+    assert any(ipaddress.ip_address("127.0.0.1") in net for net in own_networks())
