@@ -16,15 +16,22 @@ not against Python's `ipaddress` flags, which lag the registries (3.11 calls 192
   operator's choice, unknown here), so every reading must pass (readings inside 0.0.0.0/8, which no
   translator forwards to, are ignored: the /96 form of 8.8.8.8 reads as 0.0.0.0 under /48);
 - an ISATAP interface identifier (`::0:5efe:a.b.c.d`, `::200:5efe:a.b.c.d`, RFC 5214) carries the IPv4
-  address of a host behind the site's ISATAP router: it must pass as well as the IPv6 address itself.
+  address of a host behind the site's ISATAP router: it must pass as well as the IPv6 address itself,
+  also when that address is a 6to4 or NAT64 form judged by the IPv4 address in its prefix;
+- an address of this host's own interfaces (or a local route) is refused unless an `allow_networks` entry
+  contains it, public or not: a service bound to 0.0.0.0 answers on the host's public address as it does
+  on loopback (`own_networks`; Linux, re-read every 10 s).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import sys
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 from owstack.security.data_files import load
 
@@ -77,6 +84,44 @@ def block_of(ip: IPAddress) -> Block | None:
         if b.network.version == ip.version and ip in b.network:
             return b
     return None
+
+
+_OWN_TTL_S = 10.0
+_own_cache: tuple[float, tuple[Network, ...]] = (float("-inf"), ())
+
+
+def _read_own_networks() -> tuple[Network, ...]:
+    """Linux: every `host LOCAL` entry of /proc/net/fib_trie (interface addresses and local routes) and
+    every address in /proc/net/if_inet6. Elsewhere, or when /proc cannot be read: none."""
+    if not sys.platform.startswith("linux"):
+        return ()
+    out: set[Network] = set()
+    try:
+        last = None
+        for line in Path("/proc/net/fib_trie").read_text().splitlines():
+            text = line.strip()
+            if text.startswith("|-- "):
+                last = text[4:]
+            elif text.endswith(" host LOCAL") and last is not None:
+                out.add(ipaddress.ip_network(f"{last}{text.split()[0]}", strict=False))
+        for line in Path("/proc/net/if_inet6").read_text().splitlines():
+            fields = line.split()
+            if fields and len(fields[0]) == 32:
+                out.add(ipaddress.ip_network(int(fields[0], 16).to_bytes(16, "big")))
+    except (OSError, ValueError):
+        pass
+    return tuple(out)
+
+
+def own_networks() -> tuple[Network, ...]:
+    """This host's own addresses and local routes, re-read at most every 10 s."""
+    global _own_cache
+    read_at, networks = _own_cache
+    now = time.monotonic()
+    if now - read_at > _OWN_TTL_S:
+        networks = _read_own_networks()
+        _own_cache = (now, networks)
+    return networks
 
 
 @cache
@@ -157,13 +202,16 @@ def _judge(ip: IPAddress, allow_networks: list[Network], form: str) -> str | Non
     if ip in metadata_addresses():
         return f"is a cloud metadata address (a credential service){' (' + form.rstrip(': ') + ')' if form else ''}"
     block = block_of(ip)
-    if block is None or block.globally_reachable:
-        return None
-    if block.refuse:
-        return f"is a {block.name} address ({block.rfc})"
-    if _opened(ip, block, allow_networks):
-        return None
-    return f"is not public ({form}{block.name}, {block.rfc})"
+    if block is not None and not block.globally_reachable:
+        if block.refuse:
+            return f"is a {block.name} address ({block.rfc})"
+        if not _opened(ip, block, allow_networks):
+            return f"is not public ({form}{block.name}, {block.rfc})"
+    if any(net.version == ip.version and ip in net for net in own_networks()) and not any(
+        net.version == ip.version and ip in net and net.prefixlen > 0 for net in allow_networks
+    ):  # an allow entry must name the host's address (or its network); 0.0.0.0/0 and ::/0 do not
+        return f"is an address of this host ({form}a service bound to 0.0.0.0 answers on it as on loopback)"
+    return None
 
 
 def address_problem(ip: IPAddress, allow_networks: Iterable[Network] = ()) -> str | None:
@@ -184,10 +232,12 @@ def address_problem(ip: IPAddress, allow_networks: Iterable[Network] = ()) -> st
                 problem = _judge(v4, allowed, f"{inner[1]} form of {v4}: ")
                 if problem:
                     return f"{ip} {problem}"
-            return None
+        # an ISATAP identifier is judged under every prefix, 6to4 and NAT64 included
         isatap = isatap_ipv4(ip)
         problem = _judge(isatap, allowed, f"ISATAP form of {isatap}: ") if isatap is not None else None
         if problem:
             return f"{ip} {problem}"
+        if inner is not None:
+            return None
     problem = _judge(ip, allowed, "")
     return f"{ip} {problem}" if problem else None

@@ -13,15 +13,25 @@ from owstack.security.egress.urls import Target, URLRejected, parse
 
 
 def host_matches(host: str, patterns: tuple[str, ...]) -> bool:
-    """`example.com` matches itself only; `*.example.com` matches its subdomains (not the apex)."""
-    name = host.rstrip(".")
-    for pattern in patterns:
+    """`example.com` matches itself only; `*.example.com` matches its subdomains (not the apex). Case and
+    a trailing dot are ignored on both sides (a policy built in code is not normalised by the config)."""
+    name = host.lower().rstrip(".")
+    for pattern in map(_normalised, patterns):
         if pattern.startswith("*."):
             if name.endswith(pattern[1:]):
                 return True
         elif name == pattern:
             return True
     return False
+
+
+def _normalised(pattern: str) -> str:
+    """A host pattern as `parse` spells hosts: lower case, no trailing dot, an IP address in canonical form."""
+    pattern = pattern.strip().lower().rstrip(".")
+    try:
+        return str(ipaddress.ip_address(pattern.strip("[]")))
+    except ValueError:
+        return pattern
 
 
 def _scheme_reason(scheme: str, policy: EgressPolicy) -> str:
@@ -44,14 +54,14 @@ def _precheck(url: str, policy: EgressPolicy) -> Target | EgressDecision:
     if target.scheme not in policy.allow_schemes:
         return blocked(f"scheme {target.scheme!r} is not allowed (allowed: {', '.join(policy.allow_schemes)})")
     names = [target.host] if target.ip is None else [target.host, str(target.ip)]
-    if any(host_matches(n, policy.deny_hosts) for n in names):
+    if any(host_matches(n, policy.deny_hosts) for n in [*names, *map(str, target.also)]):
         return blocked(f"host {target.host} is in deny_hosts")
     explicitly_allowed = any(host_matches(n, policy.allow_hosts) for n in names)
     if policy.allow_hosts and not explicitly_allowed:
         return blocked(f"host {target.host} is not in allow_hosts")
     if target.ip is None:
         problem = name_problem(target.host)
-        listed = target.host.rstrip(".") in policy.allow_hosts
+        listed = host_matches(target.host, tuple(p for p in policy.allow_hosts if not p.startswith("*.")))
         if problem is not None and (problem[0] == "metadata" or not listed):
             return blocked(problem[1])
     return target
@@ -75,6 +85,11 @@ def _decide(url: str, target: Target, addresses: list[str], policy: EgressPolicy
             elif target.host != text:
                 problem = f"host {target.host} reads as {text}; {problem}"
             return EgressDecision(url, False, problem, checked, target.host, target.port)
+    for other in target.also:  # another client's reading of the same literal: judged, never connected to
+        problem = address_problem(other, policy.allow_networks)
+        if problem is not None:
+            reason = f"host {target.host} also reads as {other} (leading zeros as decimal, not octal); {problem}"
+            return EgressDecision(url, False, reason, checked, target.host, target.port)
     how = "an allowed network" if policy.allow_networks else "public addresses"
     return EgressDecision(url, True, f"{target.host} resolves only to {how}", checked, target.host, target.port)
 

@@ -9,6 +9,9 @@ and the WHATWG URL standard do:
 - the authority ends at the first `/`, `?` or `#` (`http://127.0.0.1#@evil.com/` is 127.0.0.1);
 - a host whose last label is a number is an IPv4 address: decimal (`2130706433`), octal (`0177.0.0.1`),
   hex (`0x7f.1`) and shortened (`127.1`) forms are read as 127.0.0.1; if it does not parse, it is refused;
+- a dotted part with a leading zero is octal to inet_aton but decimal to Python's `ipaddress` before
+  3.9.5 (CVE-2021-29921), Go before 1.17 (CVE-2021-29923) and Java: `0127.0.0.1` is 87.0.0.1 to one
+  and 127.0.0.1 to the other. The decimal reading is kept as `Target.also` and judged too;
 - IPv6 literals in brackets, without zone ids; international names go through IDNA (UTS #46), so
   full-width digits and dots fold to ASCII before the checks.
 """
@@ -42,6 +45,8 @@ class Target:
     #: the address when the host is an IP literal in any spelling, else None
     ip: IPAddress | None
     port: int
+    #: other addresses other clients read the same host as (leading zeros as decimal); judged, never connected to
+    also: tuple[IPAddress, ...] = ()
 
 
 def parse(url: str) -> Target:
@@ -66,7 +71,8 @@ def parse(url: str) -> Target:
         raise URLRejected("URL has userinfo (user@host); credentials in URLs are refused")
     host_part, port = _split_port(authority, scheme)
     host, ip = _read_host(host_part)
-    return Target(scheme=scheme, host=host, ip=ip, port=port)
+    also = decimal_reading(host) if isinstance(ip, ipaddress.IPv4Address) else None
+    return Target(scheme=scheme, host=host, ip=ip, port=port, also=(also,) if also not in (None, ip) else ())
 
 
 def _split_port(authority: str, scheme: str) -> tuple[str, int]:
@@ -148,6 +154,18 @@ def read_ipv4(host: str) -> ipaddress.IPv4Address | None:
     for i, n in enumerate(numbers[:-1]):
         value += n << (8 * (3 - i))
     return ipaddress.IPv4Address(value)
+
+
+def decimal_reading(host: str) -> ipaddress.IPv4Address | None:
+    """`host` (an IPv4 literal to `read_ipv4`) with its leading-zero parts read as decimal, or None when
+    none has one or that reading is not an address."""
+    parts = host.rstrip(".").split(".")
+    if not any(len(p) > 1 and p.startswith("0") and p.isdigit() for p in parts):
+        return None
+    try:
+        return read_ipv4(".".join(str(int(p)) if p.isdigit() else p for p in parts))
+    except URLRejected:
+        return None
 
 
 def _ipv4_number(part: str) -> int:
