@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from owstack.security.guard import multilingual
 from owstack.security.guard.hidden import scan_hidden
-from owstack.security.guard.payloads import encoded_payloads, exfil_links, hidden_markup
+from owstack.security.guard.payloads import encoded_payloads, exfil_instructions, exfil_links, hidden_markup
 from owstack.security.guard.phrases import (
     PHRASE_RULES,
     is_mention,
@@ -140,6 +141,25 @@ def _phrases(text: str, source: str) -> list[GuardFinding]:
                     rule.message,
                 )
             )
+    out.extend(_multilingual(text))
+    return out
+
+
+def _multilingual(text: str) -> list[GuardFinding]:
+    out: list[GuardFinding] = []
+    for start, end, kind, lang in multilingual.findings(text):
+        rule, severity, category, message = multilingual.KINDS[kind]
+        out.append(
+            GuardFinding(
+                rule,
+                "low" if is_mention(text, start, end) else severity,
+                category,
+                start,
+                end,
+                safe_excerpt(text, start, end),
+                f"{message} ({lang})",
+            )
+        )
     return out
 
 
@@ -172,9 +192,13 @@ def _spoofing(text: str, source: str) -> list[GuardFinding]:
 
 
 def _links(text: str) -> list[GuardFinding]:
+    out = [
+        GuardFinding("OWS-GRD-014", "high", "exfiltration", start, end, safe_excerpt(text, start, end), message)
+        for start, end, message in exfil_instructions(text)
+    ]
     if "http" not in text:
-        return []
-    return [
+        return out
+    return out + [
         GuardFinding(
             "OWS-GRD-030",
             severity,
