@@ -12,6 +12,7 @@ from owstack.security.guard.phrases import (
     PHRASE_RULES,
     is_mention,
     is_negated,
+    obfuscation_views,
     role_spoof_spans,
     windows,
     without_mentions,
@@ -64,7 +65,9 @@ def _scan(text: str, source: str) -> list[GuardFinding]:
     found: list[GuardFinding] = []
     if not text.isascii():
         found.extend(scan_hidden(text))
-    found.extend(_phrases(text, source))
+    phrases = _phrases(text, source)
+    found.extend(phrases)
+    found.extend(_obfuscated(text, source, phrases))
     found.extend(_spoofing(text, source))
     found.extend(_links(text))
     found.extend(_encoded(text, source))
@@ -160,6 +163,34 @@ def _multilingual(text: str) -> list[GuardFinding]:
                 f"{message} ({lang})",
             )
         )
+    return out
+
+
+def _obfuscated(text: str, source: str, plain: list[GuardFinding]) -> list[GuardFinding]:
+    """Phrase rules on the text with obfuscation undone (`phrases.deobfuscated`: look-alike letters,
+    leetspeak, spaced-out letters, invisible characters, character references, percent-encoding): one
+    OWS-GRD-042 finding per phrase that only the undone text shows."""
+    seen = [(f.rule, f.start, f.end) for f in plain if SEVERITY_RANK[f.severity] >= SEVERITY_RANK["medium"]]
+    out: list[GuardFinding] = []
+    for view, index in obfuscation_views(text):
+        for f in _phrases(view, source):
+            if SEVERITY_RANK[f.severity] < SEVERITY_RANK["medium"]:
+                continue
+            start, end = index[f.start], index[f.end - 1] + 1
+            if any(rule == f.rule and s < end and start < e for rule, s, e in seen):
+                continue
+            seen.append((f.rule, start, end))
+            out.append(
+                GuardFinding(
+                    "OWS-GRD-042",
+                    f.severity,
+                    "encoded",
+                    start,
+                    end,
+                    safe_excerpt(text, start, end),
+                    f"obfuscated text (look-alike letters, leetspeak, spacing or encoding) that {f.message}",
+                )
+            )
     return out
 
 
