@@ -222,9 +222,30 @@ def _spoofing(text: str, source: str) -> list[GuardFinding]:
     return out
 
 
+def _quoted_example(text: str, start: int) -> bool:
+    """An exfiltration instruction inside inline code or a double-quoted passage of its paragraph (opened
+    before it, closed after it): an example, a mention."""
+    before = text[max(0, start - 300) : start]
+    paragraph = before[before.rfind("\n\n") + 1 :]
+    after = text[start : start + 400]
+    if paragraph.count("`") % 2 == 1 and "`" in after:
+        return True
+    if paragraph.count('"') % 2 == 1 and '"' in after:
+        return True
+    return paragraph.count("“") > paragraph.count("”") and "”" in after
+
+
 def _links(text: str) -> list[GuardFinding]:
     out = [
-        GuardFinding("OWS-GRD-014", "high", "exfiltration", start, end, safe_excerpt(text, start, end), message)
+        GuardFinding(
+            "OWS-GRD-014",
+            "low" if _quoted_example(text, start) else "high",
+            "exfiltration",
+            start,
+            end,
+            safe_excerpt(text, start, end),
+            message,
+        )
         for start, end, message in exfil_instructions(text)
     ]
     if "http" not in text:
