@@ -6,9 +6,10 @@ An override match needs both the verb ("ignore", "forget") and its object ("inst
 with at most four words between them (CJK and Thai: twelve characters) and no sentence punctuation,
 comma, conjunction or "follow/read" verb among them; a qualifier ("all", "previous", "your", "system")
 must stand in or right around the match; a negation right before the verb ("never ignore ...") makes
-it a warning, not a request. So "please ignore my previous email", "you can ignore this warning" and
-"ignore this and follow the instructions" are not findings. Patterns are linear-time in the same
-sense as `phrases`: bounded gaps whose steps alternate disjoint classes.
+it a warning, not a request; in languages whose imperative is also a statement, the verb must start a
+clause ("el modelo ignora sus instrucciones" describes). So "please ignore my previous email", "you
+can ignore this warning" and "ignore this and follow the instructions" are not findings. Patterns are
+linear-time in the same sense as `phrases`: bounded gaps whose steps alternate disjoint classes.
 """
 
 from __future__ import annotations
