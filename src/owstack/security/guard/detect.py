@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from owstack.security.guard import multilingual
 from owstack.security.guard.hidden import scan_hidden
-from owstack.security.guard.payloads import encoded_payloads, exfil_links, hidden_markup
+from owstack.security.guard.payloads import encoded_payloads, exfil_instructions, exfil_links, hidden_markup
 from owstack.security.guard.phrases import (
     PHRASE_RULES,
     is_mention,
     is_negated,
+    obfuscation_views,
     role_spoof_spans,
     windows,
     without_mentions,
@@ -63,7 +65,9 @@ def _scan(text: str, source: str) -> list[GuardFinding]:
     found: list[GuardFinding] = []
     if not text.isascii():
         found.extend(scan_hidden(text))
-    found.extend(_phrases(text, source))
+    phrases = _phrases(text, source)
+    found.extend(phrases)
+    found.extend(_obfuscated(text, source, phrases))
     found.extend(_spoofing(text, source))
     found.extend(_links(text))
     found.extend(_encoded(text, source))
@@ -140,6 +144,53 @@ def _phrases(text: str, source: str) -> list[GuardFinding]:
                     rule.message,
                 )
             )
+    out.extend(_multilingual(text))
+    return out
+
+
+def _multilingual(text: str) -> list[GuardFinding]:
+    out: list[GuardFinding] = []
+    for start, end, kind, lang in multilingual.findings(text):
+        rule, severity, category, message = multilingual.KINDS[kind]
+        out.append(
+            GuardFinding(
+                rule,
+                "low" if is_mention(text, start, end) else severity,
+                category,
+                start,
+                end,
+                safe_excerpt(text, start, end),
+                f"{message} ({lang})",
+            )
+        )
+    return out
+
+
+def _obfuscated(text: str, source: str, plain: list[GuardFinding]) -> list[GuardFinding]:
+    """Phrase rules on the text with obfuscation undone (`phrases.deobfuscated`: look-alike letters,
+    leetspeak, spaced-out letters, invisible characters, character references, percent-encoding): one
+    OWS-GRD-042 finding per phrase that only the undone text shows."""
+    seen = [(f.rule, f.start, f.end) for f in plain if SEVERITY_RANK[f.severity] >= SEVERITY_RANK["medium"]]
+    out: list[GuardFinding] = []
+    for view, index in obfuscation_views(text):
+        for f in _phrases(view, source):
+            if SEVERITY_RANK[f.severity] < SEVERITY_RANK["medium"]:
+                continue
+            start, end = index[f.start], index[f.end - 1] + 1
+            if any(rule == f.rule and s < end and start < e for rule, s, e in seen):
+                continue
+            seen.append((f.rule, start, end))
+            out.append(
+                GuardFinding(
+                    "OWS-GRD-042",
+                    f.severity,
+                    "encoded",
+                    start,
+                    end,
+                    safe_excerpt(text, start, end),
+                    f"obfuscated text (look-alike letters, leetspeak, spacing or encoding) that {f.message}",
+                )
+            )
     return out
 
 
@@ -171,10 +222,35 @@ def _spoofing(text: str, source: str) -> list[GuardFinding]:
     return out
 
 
+def _quoted_example(text: str, start: int) -> bool:
+    """An exfiltration instruction inside inline code or a double-quoted passage of its paragraph (opened
+    before it, closed after it): an example, a mention."""
+    before = text[max(0, start - 300) : start]
+    paragraph = before[before.rfind("\n\n") + 1 :]
+    after = text[start : start + 400]
+    if paragraph.count("`") % 2 == 1 and "`" in after:
+        return True
+    if paragraph.count('"') % 2 == 1 and '"' in after:
+        return True
+    return paragraph.count("“") > paragraph.count("”") and "”" in after
+
+
 def _links(text: str) -> list[GuardFinding]:
+    out = [
+        GuardFinding(
+            "OWS-GRD-014",
+            "low" if _quoted_example(text, start) else "high",
+            "exfiltration",
+            start,
+            end,
+            safe_excerpt(text, start, end),
+            message,
+        )
+        for start, end, message in exfil_instructions(text)
+    ]
     if "http" not in text:
-        return []
-    return [
+        return out
+    return out + [
         GuardFinding(
             "OWS-GRD-030",
             severity,

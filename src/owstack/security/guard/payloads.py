@@ -72,6 +72,86 @@ def exfil_links(text: str) -> Iterator[tuple[int, int, Severity, str]]:
         )
 
 
+#: what a URL built by the model should not carry: the conversation, the user's data, secrets
+_DATA = (
+    r"(?:conversation|chat(?:\s+(?:history|log|transcript|so\s+far))?|discussion\s+so\s+far"
+    r"|summary\s+of\s+(?:our|the|this|your|all)\s+(?:\w+\s+)?(?:chat|conversation|discussion|exchange|messages)"
+    r"|(?:previous|prior|earlier|last|past|other)\s+(?:\w+\s+)?(?:messages?|answers?|turns?|replies|questions?)"
+    r"|(?:the\s+)?user'?s?'?\s+(?:\w+\s+)?(?:messages?|questions?|data|information|e-?mail(?:\s+address)?|name|address"
+    r"|password|input|query|request|files?|documents?|phone\s+number)"
+    r"|api[\s_-]?keys?|secrets?|passwords?|credentials|access\s+tokens?|session\s+tokens?|system\s+prompt"
+    r"|personal\s+(?:data|information|details)|memory|memories|e-?mail\s+address(?:es)?|credit\s+card)\b"
+)
+_DATA_RX = re.compile(r"(?i)\b" + _DATA)
+_URL_ANY = re.compile(r"https?://[^\s)\]'\"<>`]{1,400}")
+#: markdown image syntax broken up so that no renderer and no filter sees it: "! [ a ] ( https://"
+_SPLIT_IMAGE = re.compile(
+    r"!(?:[\s'\"`,+]{1,12}|[\s'\"`,]{0,4}(?:then|and|followed\s+by|plus)[\s'\"`,]{1,4})\[(?=.{0,160}https?://)",
+    re.DOTALL | re.IGNORECASE,
+)
+#: text about the attack rather than the attack itself (documentation, advisories, training material)
+_DISCUSSION = re.compile(
+    r"(?i)\b(?:attacks?|attackers?|exfiltration|injection|injected|malicious|vulnerab\w*|defen[cs]e|defend|mitigat\w*"
+    r"|threat|adversar\w*|payloads?|researchers?|example\s+of)\b"
+)
+#: a URL whose last query value is left empty, to be filled in
+_OPEN_URL = re.compile(r"https?://[^\s)\]'\"<>`]{1,400}?[?&#][\w.\[\]-]{0,40}=(?=[\s)\]'\"<>`,;+]|$)")
+_IMAGE_WORD = re.compile(
+    r"(?i)!\s{0,3}\[|\b(?:images?|img|pictures?|pixels?|markdown|hyperlinks?|links?|<img|exclamation\s+(?:mark|point))\b"
+)
+_URL_WORD = re.compile(r"(?i)https?://|\b(?:url|urls|src|source|address|query(?:\s+string)?|parameter|param|href)\b")
+_CARRY = re.compile(
+    r"(?i)\b(?:append(?:ed|ing)?|add(?:ed|ing)?|concatenat\w*|fill(?:ed|ing)?\s+in|replac(?:e|ed|ing)|insert(?:ed|ing)?"
+    r"|followed\s+by|put(?:ting)?|encod(?:e|ed|ing)|substitut\w*|attach(?:ed|ing)?|ends?\s+with|carr(?:y|ies|ying)"
+    r"|contain(?:s|ing)?|includ(?:e|es|ed|ing))\b"
+)
+_SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?](?=\S)){1,400}(?:[.!?]+(?=\s|$)|\n|$)")
+_EXFIL_REACH = 300
+
+
+def exfil_instructions(text: str) -> Iterator[tuple[int, int, str]]:
+    """(start, end, message) for instructions to build an image or link whose URL carries the conversation,
+    the user's data or secrets: markdown image syntax spelt out piece by piece, an image URL left open
+    (`?q=`) for data to be appended, or a sentence asking for an image or link whose URL carries such data."""
+    seen_end = -1
+    for m in _SPLIT_IMAGE.finditer(text):
+        window = text[m.start() : m.start() + _EXFIL_REACH]
+        if _URL_ANY.search(window) and _DATA_RX.search(window) and m.start() > seen_end:
+            seen_end = m.start() + _EXFIL_REACH
+            yield (
+                m.start(),
+                min(len(text), m.start() + 120),
+                "assembles a markdown image piece by piece around a URL for data",
+            )
+    for m in _OPEN_URL.finditer(text):
+        before = text[max(0, m.start() - 200) : m.start()]
+        after = text[m.end() : m.end() + 250]
+        if not (_IMAGE_WORD.search(before) or _IMAGE_WORD.search(text, m.start(), m.end() + 40)):
+            continue
+        data = _DATA_RX.search(after) or _DATA_RX.search(before[-120:])
+        if data and (_CARRY.search(after) or _CARRY.search(before[-120:])) and m.start() > seen_end:
+            seen_end = m.end()
+            yield m.start(), m.end(), "an image URL left open for data to be appended"
+    if not _DATA_RX.search(text):
+        return
+    for s in _SENTENCE.finditer(text):
+        if s.start() < seen_end:
+            continue
+        sentence = s.group()
+        carry = _CARRY.search(sentence)
+        if not carry or not _IMAGE_WORD.search(sentence) or not _URL_WORD.search(sentence):
+            continue
+        if _IMAGE_OR_URL_THEN_DATA.search(sentence) and not _DISCUSSION.search(sentence):
+            yield s.start(), s.end(), "asks for an image or link whose URL carries the conversation or secrets"
+
+
+#: the image/link and its URL are named before the data (in one sentence, bounded gaps)
+_IMAGE_OR_URL_THEN_DATA = re.compile(
+    r"(?i)(?:images?|img|pictures?|pixels?|links?|hyperlinks?|url|src|source|query|parameter|https?://\S{1,300})"
+    r"(?:\W+\w+){0,14}?\W+" + _DATA
+)
+
+
 def _url_verdict(url: str, *, image: bool) -> tuple[Severity, str] | None:
     decoded = urllib.parse.unquote(url)
     if _PLACEHOLDER.search(decoded.split("://", 1)[-1].split("/", 1)[-1]):

@@ -7,7 +7,9 @@ Every pattern is linear-time: alternations of words, bounded gaps built from alt
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
+from functools import cache
 
 from owstack.security.guard.types import Severity
 
@@ -380,3 +382,176 @@ def windows(lowered: str, index: int) -> list[tuple[int, int]]:
         else:
             merged.append((start, end))
     return merged
+
+
+# --- obfuscation undone before the phrase rules (the classifier has its own normalisation, `features`) ---
+
+_ENTITY = re.compile(r"&#(\d{1,7});|&#[xX]([0-9a-fA-F]{1,6});|&(amp|lt|gt|quot|apos|nbsp);")
+_NAMED_ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'", "nbsp": " "}
+_PERCENT_RUN = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
+#: invisible characters a word can be split with (they are reported on their own by `hidden`)
+_INVISIBLE = frozenset(
+    "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff"
+)
+_LEET_CHARS = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i", "|": "l"}
+#: a run of letters, digits and leetspeak symbols (one "word" of obfuscated text)
+_LEET_TOKEN = re.compile(r"[^\W_]*[0-9@$!|][\w@$!|]*")
+#: three or more single letters each separated by one space, dot, dash, underscore, asterisk or middle dot
+_SPACED = re.compile(r"(?<![^\W\d_])(?:[^\W\d_][ .\-_*·]){2,}[^\W\d_](?![^\W\d_])")
+_SPACED_SEP = frozenset(" .-_*·")
+
+
+@cache
+def _confusables() -> dict[str, str]:
+    from owstack.security.data_files import load
+
+    return {str(k): str(v) for k, v in load("confusables")["map"].items()}
+
+
+def _percent_decoded(run: str) -> str | None:
+    try:
+        return bytes.fromhex(run.replace("%", "")).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _pieces(text: str) -> list[tuple[str, int]]:
+    """(decoded character(s), index in `text`): HTML character references and percent-encoding undone."""
+    out: list[tuple[str, int]] = []
+    pos = 0
+    specials = [m for rx in (_ENTITY, _PERCENT_RUN) for m in rx.finditer(text)] if ("&" in text or "%" in text) else []
+    for m in sorted(specials, key=lambda m: m.start()):
+        if m.start() < pos:
+            continue
+        if m.re is _ENTITY:
+            if m.group(3):
+                decoded: str | None = _NAMED_ENTITIES[m.group(3)]
+            else:
+                code = int(m.group(1)) if m.group(1) else int(m.group(2), 16)
+                decoded = chr(code) if 0 < code < 0x110000 else None
+        else:
+            decoded = _percent_decoded(m.group())
+        if decoded is None:
+            continue
+        out.extend((c, i) for i, c in enumerate(text[pos : m.start()], pos))
+        out.extend((c, m.start()) for c in decoded)
+        pos = m.end()
+    out.extend((c, i) for i, c in enumerate(text[pos:], pos))
+    return out
+
+
+def _leet(token: str) -> str:
+    """`token` with leetspeak undone when it mixes letters and leet symbols ("1gn0r3", "pr3v!ous")."""
+    letters = sum(c.isalpha() for c in token)
+    if letters < 2 or letters == len(token):
+        return token
+    chars = list(token)
+    for i, c in enumerate(chars):
+        if c in _LEET_CHARS and (c != "!" or (i + 1 < len(chars) and chars[i + 1].isalpha())):
+            chars[i] = _LEET_CHARS[c]
+    return "".join(chars)
+
+
+def deobfuscated(text: str) -> tuple[str, list[int]] | None:
+    """A view of `text` with common obfuscation undone, for the phrase rules: HTML character references and
+    percent-encoding decoded, NFKC (full-width and mathematical letters), invisible characters dropped,
+    Latin words spelt with look-alike letters folded, leetspeak words undone, spaced-out letters joined
+    ("i g n o r e", "i.g.n.o.r.e"). Returns (view, index of each view character in `text`), or None when
+    nothing changed. Each view character maps back to one character of `text`, so findings keep offsets."""
+    pieces = _pieces(text)
+    chars: list[str] = []
+    index: list[int] = []
+    for c, i in pieces:
+        if c in _INVISIBLE:
+            continue
+        folded = unicodedata.normalize("NFKC", c) if not c.isascii() else c
+        for f in folded.lower():
+            chars.append(f)
+            index.append(i)
+    view = "".join(chars)
+    view, index = _fold_words(view, index)
+    if view == text.lower():
+        return None
+    return view, index
+
+
+def _fold_words(view: str, index: list[int]) -> tuple[str, list[int]]:
+    """Look-alike letters inside Latin words, leetspeak, and spaced-out letters (same-length or shorter)."""
+    confusables = _confusables()
+    out: list[str] = []
+    out_index: list[int] = []
+    pos = 0
+    for m in _WORDISH.finditer(view):
+        out.extend(view[pos : m.start()])
+        out_index.extend(index[pos : m.start()])
+        token = m.group()
+        if not token.isascii() and any(c.isascii() and c.isalpha() for c in token):
+            token = "".join(confusables.get(c, c) for c in token)  # a Latin word with look-alikes in it
+        if not token.isalpha():
+            token = _leet(token)
+        out.extend(token)
+        out_index.extend(index[m.start() : m.end()])
+        pos = m.end()
+    out.extend(view[pos:])
+    out_index.extend(index[pos:])
+    folded = "".join(out)
+    # spaced-out letters: drop the separators
+    chars: list[str] = []
+    kept: list[int] = []
+    pos = 0
+    for m in _SPACED.finditer(folded):
+        chars.extend(folded[pos : m.start()])
+        kept.extend(out_index[pos : m.start()])
+        for j in range(m.start(), m.end()):
+            if folded[j] not in _SPACED_SEP:
+                chars.append(folded[j])
+                kept.append(out_index[j])
+        pos = m.end()
+    chars.extend(folded[pos:])
+    kept.extend(out_index[pos:])
+    return "".join(chars), kept
+
+
+_WORDISH = re.compile(r"[\w@$!|]+")
+
+#: where obfuscation may be: character references, percent-encoding, invisible or full-width characters,
+#: Latin letters next to look-alike ones, digits or symbols inside words, spaced-out letters
+_OBFUSCATION_HINT = re.compile(
+    "&#|%[0-9A-Fa-f]{2}|[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u2060-\u2064\ufeff]"
+    "|[\uff01-\uff5e\U0001d400-\U0001d7ff]|[A-Za-z][\u0250-\u02af\u0370-\u058f\u1d00-\u1d7f]"
+    "|[\u0250-\u02af\u0370-\u058f\u1d00-\u1d7f][A-Za-z]|[A-Za-z][0-9@$!|]{1,3}[A-Za-z]"
+    r"|(?<![\w@$|])[0-9@$|][A-Za-z]{2}|[A-Za-z]{2}[0-9@$|](?![\w@$|])"
+    r"|(?<![^\W\d_])[^\W\d_][ .\-_*·][^\W\d_][ .\-_*·][^\W\d_](?![^\W\d_])"
+)
+#: texts are read around obfuscation hints (a short text whole), up to VIEW_BUDGET characters
+VIEW_BUDGET = 65_536
+_VIEW_REACH = 400
+
+
+def obfuscation_views(text: str) -> list[tuple[str, list[int]]]:
+    """`deobfuscated` views of `text` (whole, or of the passages around obfuscation hints in a longer text),
+    each with the index in `text` of every view character. Empty when there is nothing to undo."""
+    hints = [m.start() for m in _OBFUSCATION_HINT.finditer(text)]
+    if not hints:
+        return []
+    if len(text) <= 2 * _VIEW_REACH:
+        view = deobfuscated(text)
+        return [view] if view else []
+    spans: list[tuple[int, int]] = []
+    for pos in hints:
+        start, end = max(0, pos - _VIEW_REACH), min(len(text), pos + _VIEW_REACH)
+        if spans and start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+    out: list[tuple[str, list[int]]] = []
+    budget = VIEW_BUDGET
+    for start, end in spans:
+        if budget <= 0:
+            break
+        end = min(end, start + budget)
+        budget -= end - start
+        view = deobfuscated(text[start:end])
+        if view:
+            out.append((view[0], [i + start for i in view[1]]))
+    return out
