@@ -118,9 +118,11 @@ def _scan_file(file: Path, rel: str, kind: str, is_json: bool) -> list[Finding]:
         return [finding("OWS-SCAN-001", rel, 1, f"skipped: unreadable ({exc.strerror or exc})")]
     if size > reading.MAX_PARSE_BYTES:
         return _oversized(file, rel, kind)
-    text = reading.read_text(file, rel)
-    if isinstance(text, Finding):
-        return [text]
+    read = reading.read_config(file, rel)
+    if isinstance(read, Finding):
+        return [read]
+    text, read_note = read
+    notes = [read_note] if read_note is not None else []
     src = ScanFile(rel, file, text)
     if is_json:
         try:
@@ -128,8 +130,9 @@ def _scan_file(file: Path, rel: str, kind: str, is_json: bool) -> list[Finding]:
         except JSONCError as exc:
             if kind in ("flow?", "package"):
                 return []  # not a flow; a package.json npm cannot read runs nothing
-            return [finding("OWS-SCAN-001", rel, exc.line, f"skipped: malformed JSON ({exc})")]
-    found = _CHECKERS[kind.rstrip("?")](src)
+            malformed = finding("OWS-SCAN-001", rel, exc.line, f"malformed JSON ({exc}): searched, not parsed")
+            return [malformed, *notes, *reading.searched_findings(text, rel, kind.rstrip("?"))]
+    found = _CHECKERS[kind.rstrip("?")](src) + notes
     if size > MAX_FILE_BYTES and found:
         note = f"file of {size} bytes, past the usual {MAX_FILE_BYTES}: parsed whole anyway"
         found.append(finding("OWS-SCAN-001", rel, 1, note, severity="medium"))
@@ -204,6 +207,7 @@ _CHECKERS: dict[str, Checker] = {
     "yarnrc": packages.check_yarnrc,
     "pre-commit": packages.check_pre_commit,
     "gitconfig": git.check_config,
+    "git-hook": git.check_hook,
     "gitmodules": git.check_gitmodules,
     "lfsconfig": git.check_lfsconfig,
     "instructions": textfiles.check_instructions,

@@ -125,6 +125,8 @@ _BY_NAME: dict[str, tuple[str, bool]] = {
     ".pre-commit-config.yml": ("pre-commit", False),
     ".aider.conf.yml": ("aider", False),
     ".aider.conf.yaml": ("aider", False),
+    ".continuerc.json": ("mcp", True),  # Continue's workspace config, merged into the user's
+    "devcontainer-feature.json": ("devcontainer", True),  # a feature's own options: privileged, mounts, commands
 }
 
 
@@ -134,6 +136,8 @@ def classify(rel: str) -> tuple[str, bool] | None:
     name, parent = p.rsplit("/", 1)[-1], p.rsplit("/", 2)[-2] if "/" in p else ""
     if parent == ".claude" and name in ("settings.json", "settings.local.json"):
         return "claude", True
+    if parent == "hooks" and p.endswith(f".git/hooks/{name}"):
+        return "git-hook", False
     if name == "config":  # .git/config, or a bare repository committed in the tree if HEAD and objects/ sit beside it
         return ("gitconfig", False) if parent == ".git" else ("gitconfig?", False)
     if name == "settings.json" and parent in MCP_SETTINGS_DIRS:
@@ -142,7 +146,7 @@ def classify(rel: str) -> tuple[str, bool] | None:
         name == "config.toml" and parent in ("mise", ".mise")
     ):
         return "mise", False
-    if parent == ".idea" and name in ("startup.xml", "workspace.xml"):
+    if parent == ".idea" and name in ("startup.xml", "workspace.xml", "watchertasks.xml"):
         return "idea-startup", False
     if name in _BY_NAME:
         return _BY_NAME[name]
@@ -160,7 +164,11 @@ def classify(rel: str) -> tuple[str, bool] | None:
         return "hooks", True
     if name == "settings.json" and parent == ".zed":
         return "zed", True
-    if (parent == ".continue" and name.startswith("config.")) or "/.continue/mcpservers/" in "/" + p:
+    if (
+        (parent == ".continue" and name.startswith("config."))
+        or "/.continue/mcpservers/" in "/" + p
+        or re.search(r"(?:^|/)\.continue/(?:assistants|agents|models)/[^/]+$", p)
+    ):
         if name.endswith((".yaml", ".yml")):
             return "mcp-yaml", False
         if name.endswith(".json"):
@@ -177,6 +185,8 @@ def classify(rel: str) -> tuple[str, bool] | None:
         return "workspace", True
     if name in (".devcontainer.json", "devcontainer.json") and (name.startswith(".") or "/.devcontainer" in "/" + p):
         return "devcontainer", True
+    if "/.husky/" in "/" + p and "/.husky/_/" not in "/" + p and "." not in name:
+        return "git-hook", False  # husky's hooks: `prepare: husky` installs them, every commit runs them
     if _is_instructions(p, name):
         return "instructions", False
     return _model_or_pins(name)

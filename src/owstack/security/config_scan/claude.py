@@ -62,6 +62,7 @@ def check(src: ScanFile, mcp_commands: Callable[[], dict[str, str]]) -> list[Fin
                 src.line("statusLine", "command"),
                 "`statusLine` runs a shell command on every status update",
                 executes=str(status["command"]),
+                severity="critical" if risk(str(status["command"])).severity == "critical" else None,
             )
         )
     out += _env(src, data.get("env"))

@@ -37,7 +37,8 @@ _SECRET_DIRS = (
 _HOST_SOURCE = re.compile(
     r"^(?:/|/etc(?:/.*)?|/root(?:/.*)?|/home(?:/[^/]+)?/?|/Users(?:/[^/]+)?/?|/var/run/docker\.sock|/run/docker\.sock"
     r"|//\./pipe/docker_engine|/proc(?:/.*)?|/sys(?:/.*)?|/dev(?:/.*)?|/var/lib/docker(?:/.*)?|/boot(?:/.*)?"
-    r"|~/?|\$\{localEnv:(?:HOME|USERPROFILE)\}/?|\$HOME/?|%USERPROFILE%\\?)$"
+    r"|~/?|\$\{localEnv:(?:HOME|USERPROFILE)\}(?:\$\{localEnv:(?:HOME|USERPROFILE)\})?/?|\$HOME/?|\$\{HOME\}/?"
+    r"|%USERPROFILE%\\?|[A-Za-z]:[\\/]?|[A-Za-z]:[\\/]Users(?:[\\/][^\\/]*)?[\\/]?)$"
     r"|(?:^|[/\\])(?:" + _SECRET_DIRS + r")(?:[/\\].*)?$",
 )
 _DANGEROUS_CAPS = frozenset({"ALL", "SYS_ADMIN", "SYS_MODULE", "SYS_RAWIO", "DAC_READ_SEARCH", "SYS_BOOT"})
@@ -113,7 +114,7 @@ def _host_access(src: ScanFile, data: dict[str, Any]) -> list[Finding]:
             severity: Severity = "low" if set(caps) <= {"SYS_PTRACE"} and "seccomp" in opt else "high"
             add(("securityOpt",), f"security option {opt!r} removes a sandbox layer", severity)
     for i, arg in enumerate(run_args):
-        if arg in ("--privileged",):
+        if arg == "--privileged" or re.fullmatch(r"--privileged=(?:true|1|yes)", arg, re.I):
             add(("runArgs", i), "`runArgs` makes the container privileged", "critical")
         elif _HOST_NAMESPACES.match(arg):
             add(("runArgs", i), f"`runArgs` shares a host namespace: {arg}", "high")
@@ -182,7 +183,7 @@ def _service_access(src: ScanFile, service: str, spec: dict[str, Any]) -> list[F
         if isinstance(opt, str) and ("unconfined" in opt or "label=disable" in opt or "label:disable" in opt):
             add("security_opt", f"security option {opt!r} removes a sandbox layer", "high")
     for volume in spec.get("volumes") or []:
-        source = volume.get("source") if isinstance(volume, dict) else str(volume).split(":")[0]
+        source = volume.get("source") if isinstance(volume, dict) else _volume_source(str(volume))
         if isinstance(source, str) and source and _HOST_SOURCE.search(source):
             add("volumes", f"mounts the host's {source!r} into the container", "critical")
     return out
@@ -216,10 +217,17 @@ def _run_arg_mounts(args: list[str]) -> list[tuple[int, str]]:
         elif arg.startswith(("-v", "--volume=", "--mount=")) and arg not in ("-v", "--volume"):
             value = arg.split("=", 1)[1] if "=" in arg and not arg.startswith("-v") else arg[2:]
         if value:
-            source = _mount_source(value) if "source=" in value or "src=" in value else value.split(":")[0]
+            source = _mount_source(value) if "source=" in value or "src=" in value else _volume_source(value)
             if source:
                 out.append((i, source))
     return out
+
+
+def _volume_source(volume: str) -> str:
+    """The host side of `-v SOURCE:TARGET[:OPTIONS]`: a `${localEnv:HOME}` or a Windows drive (`C:\\`) holds a colon
+    that is no separator."""
+    m = re.match(r"^((?:[A-Za-z]:[\\/])?(?:\$\{[^}]*\}|\$(?!\{)|[^:$])*)", volume)
+    return m.group(1) if m else volume.split(":")[0]
 
 
 def _mount_source(mount: Any) -> str:

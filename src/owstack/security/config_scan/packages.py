@@ -45,6 +45,10 @@ _FETCH = re.compile(r"\b(?:curl|wget|iwr|irm|invoke-webrequest|invoke-restmethod
 _ENCODED_EVAL = re.compile(
     r"\b(?:eval|Function|exec|execSync|spawnSync)\s*\([^)]{0,200}(?:atob|base64|fromCharCode|\\x[0-9a-f]{2})", re.I
 )
+#: PowerShell given its script base64-encoded (`-EncodedCommand`, `-enc`, `-e`: any prefix)
+_PS_ENCODED = re.compile(
+    r"\b(?:powershell|pwsh)(?:\.exe)?\b[^|;&]*\s[-/](?:e|ec|en[a-z]*)\s+['\"]?[A-Za-z0-9+/=]{8,}", re.I
+)
 _RUNS = re.compile(r"child_process|\b(?:exec|execSync|spawn|spawnSync|eval|system|popen)\b|Function\(|\.pipe\(", re.I)
 _NPMRC_EXEC = {"script-shell", "git", "onload-script", "shell"}
 _HOT_OPTIONS = re.compile(r"(?:^|\s)(?:--require|-r|--import|--loader|--experimental-loader)\b")
@@ -112,7 +116,7 @@ def check_wrapper(src: ScanFile) -> list[Finding]:
 
 def _fetches_and_runs(script: str) -> str | None:
     """Why a lifecycle script is more than a local build step, or None."""
-    if _ENCODED_EVAL.search(script):
+    if _ENCODED_EVAL.search(script) or _PS_ENCODED.search(script):
         return "it evaluates an encoded payload"
     danger = risk(script)
     if danger.severity != "critical":
