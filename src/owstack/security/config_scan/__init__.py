@@ -68,6 +68,13 @@ def scan_path(path: str | os.PathLike[str], exclude: tuple[str, ...] = ()) -> li
         return sorted(found, key=sort_key)
     out: list[Finding] = []
     for entry in walk(root, exclude):
+        if entry.truncated:
+            message = (
+                f"the walk stopped at its limit of entries, in {entry.rel!r}: the rest of the tree was not scanned "
+                "(a tree padded with files hides what comes after; scan the folders that matter on their own)"
+            )
+            out.append(finding("OWS-SCAN-001", entry.rel, 1, message, severity="medium"))
+            continue
         if entry.into_git:
             out.append(_into_git(entry))
             continue

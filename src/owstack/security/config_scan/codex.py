@@ -103,8 +103,30 @@ def _yaml(src: ScanFile) -> Any | Finding:
     """The file read as YAML, or the OWS-SCAN-001 finding that says why it was skipped."""
     try:
         return yaml.safe_load(src.text)
+    except yaml.constructor.ConstructorError:
+        pass  # a tag PyYAML does not know (`command: !x bash`): JavaScript's yaml keeps the plain value, so do we
     except yaml.YAMLError as exc:
         return finding("OWS-SCAN-001", src.rel, 1, f"skipped: malformed YAML ({exc})")
+    try:
+        return yaml.load(src.text, Loader=_TagTolerantLoader)
+    except yaml.YAMLError as exc:
+        return finding("OWS-SCAN-001", src.rel, 1, f"skipped: malformed YAML ({exc})")
+
+
+class _TagTolerantLoader(yaml.SafeLoader):
+    """SafeLoader that reads a node with an unknown tag as the plain value under the tag."""
+
+
+def _untagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+_TagTolerantLoader.add_multi_constructor("!", _untagged)
+_TagTolerantLoader.add_multi_constructor("tag:", _untagged)
 
 
 def check_aider(src: ScanFile) -> list[Finding]:

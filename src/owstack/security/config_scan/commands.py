@@ -66,6 +66,11 @@ EXFIL = re.compile(
     r"|(?:curl|wget)\b[^|;&]{0,300}(?:https?://[^\s'\"]*|(?:-d|--data\S*)[\s=]*['\"]?[^'\"\s]*)" + _SECRET_VAR,
     re.I,
 )
+#: a program or script on a network share (`\\host\share\x.exe`, WebDAV `\\host@SSL\...`): fetched from that
+#: host and run (`\\.\` and `\\?\` are local device and long paths)
+_UNC = re.compile(
+    r"^(?:\\\\|//)(?![.?][\\/])[\w.@-]+[\\/][^\\/]+[\\/].*\.(?:exe|com|ps1|bat|cmd|dll|js|vbs|py|sh|msi|hta)$", re.I
+)
 #: code handed to an interpreter as a `data:` URL (`node --import=data:text/javascript,...`)
 _DATA_URL = re.compile(r"(?:^|[\s=])data:(?:text|application)/(?:javascript|ecmascript|x-python)", re.I)
 #: bind-mount sources that hand a container the host: its root, home folders, /etc, credential folders, the
@@ -278,6 +283,11 @@ def _package(program: str, rest: list[str]) -> Risk | None:
         return None
     if program == "deno" and words[:1] == ["run"]:
         words = words[1:]
+    for index in _flag_values(rest, _INDEX_FLAGS):
+        if index and not re.match(
+            r"^https://(?:registry\.npmjs\.org|pypi\.org|files\.pythonhosted\.org)(?:/|$)", index
+        ):
+            return Risk("high", f"{program} fetches the package from {index}, an index the config chooses")
     for flag_value in _flag_values(rest, ("--from", "--with", "--package", "-p", "--spec")):
         if _REMOTE_SPEC.search(flag_value):
             return Risk("critical", f"{program} fetches and runs code from {flag_value}")
@@ -289,6 +299,19 @@ def _package(program: str, rest: list[str]) -> Risk | None:
     if _PINNED.search(spec):
         return Risk("info", f"{program} runs the pinned package {spec}")
     return Risk("medium", f"{program} fetches and runs {spec} at whatever version is current")
+
+
+#: options that choose where a package runner fetches from (npm's registry, uv's and pip's index)
+_INDEX_FLAGS = (
+    "--registry",
+    "--index-url",
+    "-i",
+    "--extra-index-url",
+    "--index",
+    "--default-index",
+    "--find-links",
+    "-f",
+)
 
 
 def _container(program: str, rest: list[str]) -> Risk | None:
@@ -306,6 +329,11 @@ def _container(program: str, rest: list[str]) -> Risk | None:
         name, eq, value = word.partition("=")
         if word == "--privileged" or word.startswith("--privileged="):
             privileged = value.lower() != "false" if eq else True
+        elif name == "--cap-add" and (value if eq else (rest[i + 1] if i + 1 < len(rest) else "")).upper().removeprefix(
+            "CAP_"
+        ) in ("ALL", "SYS_ADMIN", "SYS_MODULE", "SYS_RAWIO", "DAC_READ_SEARCH"):
+            privileged = True
+            i += 0 if eq else 1
         elif name in valued:
             if not eq:
                 value = rest[i + 1] if i + 1 < len(rest) else ""
@@ -360,6 +388,9 @@ def risk(command: Any, args: Any = None) -> Risk:
     words = _strip_wrappers(words)
     if not words:
         return Risk("low", "runs a program")
+    share = next((w for w in words if _UNC.match(w)), None)
+    if share is not None:
+        return Risk("critical", f"runs a program from a network share ({share[:60]})")
     program = _program(words[0])
     why = _inline(program, words[1:]) or _program_options(program, words[1:])
     if why:

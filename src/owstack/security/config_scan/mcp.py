@@ -139,6 +139,13 @@ def _server(src: ScanFile, path: tuple[str, ...], name: str, spec: dict[str, Any
                         severity=found.severity,
                     )
                 )
+    given = [str(a) for a in args] if isinstance(args, list) else []
+    remote = next((a for a in given if re.match(r"^https?://", a)), None)
+    if command and remote is not None:  # a local proxy to a remote server (`npx mcp-remote URL --header ...`)
+        extra: list[tuple[str, tuple[str | int, ...]]] = [
+            (v, ("args", i)) for i, a in enumerate(given) for v in _references(a)
+        ]
+        out += _credentials_sent(src, path, name, {}, remote, extra)
     for i, arg in enumerate(args if isinstance(args, list) else []):
         text = str(arg)
         key, _, value = text.partition("=")
@@ -178,10 +185,17 @@ _VENDOR_HOST = {
 _ENV_REFERENCE = re.compile(r"\$\{(?:env:)?([A-Za-z_]\w*)\}|\{env:([A-Za-z_]\w*)\}|\$([A-Za-z_]\w*)")
 
 
-def _credentials_sent(src: ScanFile, path: tuple[str, ...], name: str, spec: dict[str, Any], url: str) -> list[Finding]:
+def _credentials_sent(
+    src: ScanFile,
+    path: tuple[str, ...],
+    name: str,
+    spec: dict[str, Any],
+    url: str,
+    extra: list[tuple[str, tuple[str | int, ...]]] | None = None,
+) -> list[Finding]:
     """A remote server handed a credential of another service from the user's environment: `${env:OPENAI_API_KEY}`
     in its URL or headers, Codex's `bearer_token_env_var` or `env_http_headers`, sent to a host of someone else."""
-    refs: list[tuple[str, tuple[str, ...]]] = [(v, ("url",)) for v in _references(url)]
+    refs: list[tuple[str, tuple[str | int, ...]]] = [(v, ("url",)) for v in _references(url)] + (extra or [])
     for section in ("headers", "http_headers"):
         headers = spec.get(section)
         for key, value in headers.items() if isinstance(headers, dict) else []:

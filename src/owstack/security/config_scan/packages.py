@@ -49,6 +49,7 @@ _ENCODED_EVAL = re.compile(
 _PS_ENCODED = re.compile(
     r"\b(?:powershell|pwsh)(?:\.exe)?\b[^|;&]*\s[-/](?:e|ec|en[a-z]*)\s+['\"]?[A-Za-z0-9+/=]{8,}", re.I
 )
+_SUBSTITUTED_DOWNLOAD = re.compile(r"\$\(\s*(?:curl|wget|iwr|irm)\b|`\s*(?:curl|wget)\b", re.I)
 _RUNS = re.compile(r"child_process|\b(?:exec|execSync|spawn|spawnSync|eval|system|popen)\b|Function\(|\.pipe\(", re.I)
 _NPMRC_EXEC = {"script-shell", "git", "onload-script", "shell"}
 _HOT_OPTIONS = re.compile(r"(?:^|\s)(?:--require|-r|--import|--loader|--experimental-loader)\b")
@@ -123,6 +124,8 @@ def _fetches_and_runs(script: str) -> str | None:
         return None
     if danger.why.startswith(("downloads", "installs")) or "fetches" in danger.why:
         return danger.why
+    if _SUBSTITUTED_DOWNLOAD.search(script):  # `node -e "$(curl -s URL)"`: the download is the code
+        return f"{danger.why}, the code being a download"
     if _FETCH.search(script) and _RUNS.search(script):  # inline code that fetches and runs
         return f"{danger.why}, fetching from the network"
     return None

@@ -54,6 +54,14 @@ _STREAM_RULES: dict[str, list[tuple[re.Pattern[str], str, Severity, str]]] = {
         (re.compile(r"docker\.sock"), "OWS-DC-003", "critical", "the Docker socket is mounted"),
     ],
 }
+#: an env map entry that loads code into every process (`"LD_PRELOAD": ...`, `"NODE_OPTIONS": "--require ..."`)
+_LOADS_CODE = re.compile(
+    r'"(?:'
+    + "|".join(re.escape(str(v)) for v in env_data().get("preload", []))
+    + r')"\s*:\s*"[^"]|"NODE_OPTIONS"\s*:\s*"[^"]*(?:--require|--import|--loader|--experimental-loader|-r\s)'
+)
+_STREAM_RULES["claude"].append((_LOADS_CODE, "OWS-CC-006", "high", "`env` loads code into every command"))
+_STREAM_RULES["settings"].append((_LOADS_CODE, "OWS-VSC-002", "high", "an env setting loads code into every program"))
 _STREAM_RULES["workspace"] = _STREAM_RULES["tasks"] + _STREAM_RULES["settings"]
 _STREAM_RULES["dotenv"] = [
     (

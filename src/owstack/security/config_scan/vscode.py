@@ -40,7 +40,8 @@ _DATA_PATH = re.compile(
 )
 _ARGS_SETTING = re.compile(r"^.+(?:args|arguments|flags|execargv|options)$", re.I)
 _CODE_OPTIONS = re.compile(
-    r"--init-hook|-toolexec|--exec\b|--eval\b|--require\b|--load-plugins?\b|\$\(|`|;|&&|\|\||\|\s*\w", re.I
+    r"--init-hook|-toolexec|--exec\b|--rcfile\b|--init-file\b|--eval\b|--require\b|--load-plugins?\b|\$\(|`|;|&&|\|\||\|\s*\w",
+    re.I,
 )
 _ENV_SETTING = re.compile(r"^(?:terminal\.integrated\.env\..+|.+\.(?:toolsEnvVars|envVars|env|environment|extraEnv))$")
 _LOCAL_ONLY = re.compile(r"^(?:\./)?(?:\.?venv|env|\.env|\.tox|\.nox|node_modules|\.pixi|\.conda)/")

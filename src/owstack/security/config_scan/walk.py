@@ -31,6 +31,7 @@ class Entry:
     escape: str | None = None
     is_dir: bool = False
     into_git: bool = False
+    truncated: bool = False  # the walk stopped at MAX_ENTRIES: `rel` is where
 
 
 def excluded(rel: str, patterns: tuple[str, ...]) -> bool:
@@ -97,7 +98,8 @@ def walk(root: Path, exclude: tuple[str, ...] = ()) -> Iterator[Entry]:
             continue
         for entry in entries:
             count += 1
-            if count > MAX_ENTRIES:
+            if count > MAX_ENTRIES:  # said, not silent: padding a tree with files must not hide the rest
+                yield Entry(Path(folder), prefix.rstrip("/") or ".", truncated=True)
                 return
             rel = f"{prefix}{_shown(entry.name)}"
             if excluded(rel, exclude):
