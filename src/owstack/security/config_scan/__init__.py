@@ -36,6 +36,7 @@ from owstack.security.config_scan import (
     packages,
     permissions,
     reading,
+    scripts,
     textfiles,
     vscode,
     zed,
@@ -205,6 +206,7 @@ _CHECKERS: dict[str, Checker] = {
     "tasks": vscode.check_tasks,
     "idea-startup": jetbrains.check_startup,
     "settings": vscode.check_settings,
+    "extensions": vscode.check_extensions,
     "workspace": lambda src: vscode.check_settings(src, ("settings",)) + vscode.check_tasks(src, ("tasks",)),
     "devcontainer": devcontainer.check_devcontainer,
     "cursor-environment": devcontainer.check_cursor_environment,
@@ -219,6 +221,9 @@ _CHECKERS: dict[str, Checker] = {
     "lfsconfig": git.check_lfsconfig,
     "instructions": textfiles.check_instructions,
     "template": textfiles.check_template_file,
-    "pins": langflow.check_langflow_pins,
+    "pins": lambda src: (
+        langflow.check_langflow_pins(src)
+        + (scripts.check_setup_py(src) if src.rel.lower().endswith("setup.py") else [])
+    ),
     "flow": langflow.check_langflow,
 }

@@ -100,6 +100,39 @@ _CODE_SUFFIXES = (".py", ".js", ".cjs", ".mjs", ".ts", ".sh", ".ps1", ".rb", ".g
 _MODE_RULES = re.compile(
     r"(?:^|/)\.(?:roo|kilocode)/rules-[\w-]+/|(?:^|/)\.(?:roorules|clinerules|kilocoderules)-[\w-]+$"
 )
+#: githooks(5)
+GIT_HOOK_NAMES = frozenset(
+    {
+        "applypatch-msg",
+        "pre-applypatch",
+        "post-applypatch",
+        "pre-commit",
+        "pre-merge-commit",
+        "prepare-commit-msg",
+        "commit-msg",
+        "post-commit",
+        "pre-rebase",
+        "post-checkout",
+        "post-merge",
+        "pre-push",
+        "pre-receive",
+        "update",
+        "proc-receive",
+        "post-receive",
+        "post-update",
+        "reference-transaction",
+        "push-to-checkout",
+        "pre-auto-gc",
+        "post-rewrite",
+        "sendemail-validate",
+        "fsmonitor-watchman",
+        "p4-changelist",
+        "p4-prepare-changelist",
+        "p4-post-changelist",
+        "p4-pre-submit",
+        "post-index-change",
+    }
+)
 PIN_NAMES = frozenset(
     {"pyproject.toml", "pipfile", "pipfile.lock", "setup.cfg", "setup.py", "uv.lock", "poetry.lock", "environment.yml"}
 )
@@ -138,6 +171,10 @@ def classify(rel: str) -> tuple[str, bool] | None:
         return "claude", True
     if parent == "hooks" and p.endswith(f".git/hooks/{name}"):
         return "git-hook", False
+    if name in GIT_HOOK_NAMES and "hook" in parent:  # `.githooks/pre-commit`: what `core.hooksPath` points at
+        return "git-hook", False
+    if p.endswith(".vscode/extensions.json"):
+        return "extensions", True
     if name == "config":  # .git/config, or a bare repository committed in the tree if HEAD and objects/ sit beside it
         return ("gitconfig", False) if parent == ".git" else ("gitconfig?", False)
     if name == "settings.json" and parent in MCP_SETTINGS_DIRS:

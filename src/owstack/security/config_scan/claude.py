@@ -18,6 +18,7 @@ from typing import Any
 from owstack.security.config_scan import hooks, plugins
 from owstack.security.config_scan.commands import risk
 from owstack.security.config_scan.common import ScanFile, command_line, env_risk, is_secret, mask
+from owstack.security.config_scan.scripts import local_risk
 from owstack.security.findings import Finding, Severity, finding
 
 _BROAD_ALLOW = frozenset(
@@ -127,6 +128,8 @@ def _hooks(src: ScanFile, tree: Any) -> list[Finding]:
                 if isinstance(hook, dict) and hook.get("command"):
                     line = src.line("hooks", event, i, "hooks", j, "command")
                     danger = risk(hook["command"])
+                    if danger.severity != "critical":
+                        danger = local_risk(src, hook["command"]) or danger
                     out.append(
                         finding(
                             "OWS-CC-001",

@@ -23,6 +23,7 @@ from typing import Any
 from owstack.security.config_scan import mcp
 from owstack.security.config_scan.commands import Risk, risk
 from owstack.security.config_scan.common import ScanFile, command_line, destination
+from owstack.security.config_scan.scripts import local_risk
 from owstack.security.findings import Finding, Severity, finding
 
 KeyPath = tuple[str | int, ...]
@@ -110,6 +111,9 @@ def _event(path: KeyPath) -> str:
 def _finding(src: ScanFile, path: KeyPath, command: Any, event: str) -> Finding:
     words = [str(w) for w in command] if isinstance(command, list) else None
     danger = risk(words[0], words[1:]) if words else risk(command)
+    if danger.severity != "critical":
+        local = local_risk(src, words[0], words[1:]) if words else local_risk(src, command)
+        danger = local or danger
     line = src.line(*path)
     message = f"a `{event}` hook runs a command by itself ({danger.why})"
     return finding("OWS-HK-001", src.rel, line, message, executes=command_line(command), severity=severity(danger))

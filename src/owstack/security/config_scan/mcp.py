@@ -10,11 +10,11 @@ with `path`, `args` and `env` (Zed); its environment is `env` or `environment` (
 from __future__ import annotations
 
 import re
-from pathlib import PurePosixPath
 from typing import Any
 
-from owstack.security.config_scan.commands import Risk, risk
+from owstack.security.config_scan.commands import risk
 from owstack.security.config_scan.common import ScanFile, command_line, env_risk, is_secret, mask
+from owstack.security.config_scan.scripts import local_risk
 from owstack.security.egress.addresses import address_problem, name_problem
 from owstack.security.egress.urls import URLRejected, parse
 from owstack.security.findings import Finding, Severity, finding
@@ -104,7 +104,7 @@ def _server(src: ScanFile, path: tuple[str, ...], name: str, spec: dict[str, Any
         cmd = command_line(command, args)
         danger = risk(command, args)
         if danger.severity != "critical":
-            danger = _script_risk(src, command, args) or danger
+            danger = local_risk(src, command, args) or danger
         if danger.severity == "critical":
             out.append(finding("OWS-MCP-002", src.rel, line, f"server {name!r}: {danger.why}", executes=cmd))
         else:
@@ -222,37 +222,6 @@ def _credentials_sent(
         line = src.line(*path, *where)
         out.append(finding("OWS-MCP-007", src.rel, line, message, executes=f"{variable} -> {redact(url)}"))
     return out
-
-
-_SCRIPT = re.compile(r"\.(?:sh|bash|zsh|py|js|mjs|cjs|ts|ps1|bat|cmd|rb|pl)$", re.I)
-
-
-def _script_risk(src: ScanFile, command: Any, args: Any) -> Risk | None:
-    """A script the repository ships that the server command runs (`bash ./scripts/start.sh`, `node ./x.js`): critical
-    when a line of it downloads and runs code or sends credentials, as if the line were the command."""
-    words = [str(command)] + [str(a) for a in (args if isinstance(args, list) else [])[:4]]
-    here = src.path.absolute().parent
-    root = here
-    for _ in range(len(PurePosixPath(src.rel).parts) - 1):
-        root = root.parent
-    for word in words:
-        if not (_SCRIPT.search(word) or word.startswith(("./", ".\\"))) or word.startswith(("/", "~", "$")):
-            continue
-        for base in (root, here, here.parent):
-            try:
-                path = (base / word.replace("\\", "/")).resolve()
-                path.relative_to(root.resolve())
-                if not path.is_file() or path.stat().st_size > 1_000_000:
-                    continue
-                text = path.read_text(encoding="utf-8", errors="replace")
-            except (OSError, ValueError):
-                continue
-            for number, line in enumerate(text.splitlines(), start=1):
-                found = risk(line.strip()) if line.strip() and not line.lstrip().startswith(("#", "//")) else None
-                if found is not None and found.severity == "critical" and found.why.startswith(("downloads", "sends")):
-                    return Risk("critical", f"it runs {word}, whose line {number} {found.why}")
-            break
-    return None
 
 
 def _references(text: str) -> list[str]:
