@@ -121,6 +121,29 @@ def destination(url: str) -> str:
     return "elsewhere"
 
 
+def model_endpoints(
+    node: Any, path: tuple[str | int, ...] = (), depth: int = 0
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """(path, URL) of every model-API endpoint setting in a tree: keys named like `apiBase`, `api_base`, `api_url`,
+    `baseURL`, `base_url`, `endpoint`, `overrideProxyUrl`, `overrideCAPIUrl` whose value is an http(s) URL."""
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    if depth > 12:
+        return out
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    for key, value in items:
+        if isinstance(value, str) and isinstance(key, str) and _ENDPOINT_KEY.search(key) and _HTTP.match(value.strip()):
+            out.append(((*path, key), value.strip()))
+        elif isinstance(value, dict | list):
+            out += model_endpoints(value, (*path, key), depth + 1)
+    return out
+
+
+_ENDPOINT_KEY = re.compile(
+    r"(?:^|[._])(?:api_?base|api_?url|base_?url|endpoint|override(?:proxy|capi)url|apiendpoint)$", re.I
+)
+_HTTP = re.compile(r"^https?://", re.I)
+
+
 def mask(value: str) -> str:
     """A credential shown safely: its first 4 characters and its length."""
     v = value.strip()

@@ -13,7 +13,15 @@ import re
 from typing import Any
 
 from owstack.security.config_scan.commands import risk
-from owstack.security.config_scan.common import ScanFile, command_line, env_risk, is_secret, mask
+from owstack.security.config_scan.common import (
+    ScanFile,
+    command_line,
+    destination,
+    env_risk,
+    is_secret,
+    mask,
+    model_endpoints,
+)
 from owstack.security.config_scan.scripts import local_risk
 from owstack.security.egress.addresses import address_problem, name_problem
 from owstack.security.egress.urls import URLRejected, parse
@@ -87,8 +95,14 @@ def commands(data: Any) -> dict[str, str]:
 
 
 def check(src: ScanFile, data: Any = None) -> list[Finding]:
-    """Findings for every server of an MCP config (`data`: a document read other than as JSON)."""
+    """Findings for every server of an MCP config (`data`: a document read other than as JSON); for Continue's
+    files, also the models' `apiBase` (OWS-LLM-001)."""
     out: list[Finding] = []
+    if "continue" in src.rel.lower():
+        tree = data if data is not None else src.doc.value if src.doc else None
+        models = tree.get("models") if isinstance(tree, dict) else None
+        for path, url in model_endpoints(models, ("models",)) if isinstance(models, list) else []:
+            out += model_traffic(src, path, url, "Continue sends prompts and code for this model to")
     for base, found in all_servers(data if data is not None else src.doc.value if src.doc else None):
         for name, spec in found.items():
             if isinstance(spec, dict):
@@ -226,6 +240,14 @@ def _credentials_sent(
 
 def _references(text: str) -> list[str]:
     return [next(g for g in m.groups() if g) for m in _ENV_REFERENCE.finditer(text)]
+
+
+def model_traffic(src: ScanFile, path: tuple[str | int, ...], url: str, what: str) -> list[Finding]:
+    """OWS-LLM-001 for a model endpoint off this machine that is no known provider's."""
+    if destination(url) != "elsewhere":
+        return []
+    message = f"{what} {url!r} (off this machine, no known provider)"
+    return [finding("OWS-LLM-001", src.rel, src.line(*path), message, executes=redact(url))]
 
 
 def _remote(src: ScanFile, path: tuple[str, ...], name: str, url: str) -> list[Finding]:

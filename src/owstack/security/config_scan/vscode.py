@@ -18,7 +18,7 @@ from typing import Any
 from owstack.security.config_scan import mcp
 from owstack.security.config_scan.claude import runs_anything
 from owstack.security.config_scan.commands import risk
-from owstack.security.config_scan.common import ScanFile, command_line, env_risk
+from owstack.security.config_scan.common import ScanFile, command_line, env_risk, model_endpoints
 from owstack.security.findings import Finding, Severity, finding
 
 #: settings whose value is a program (VS Code "restricted settings" and what extensions document)
@@ -210,7 +210,23 @@ def check_settings(src: ScanFile, base: tuple[str | int, ...] = ()) -> list[Find
             out += _program_setting(src, line, key, value)
     if isinstance(node.get("mcp"), dict):
         out += mcp.check(ScanFile(src.rel, src.path, src.text, src.doc))
+    for key, value in node.items():
+        if isinstance(key, str) and _AI_EXTENSION.match(key):
+            found = [(path, url) for path, url in model_endpoints({key: value}) if isinstance(path[-1], str)]
+            for path, url in found:
+                out += mcp.model_traffic(
+                    src, (*base, *path), url, f"`{'.'.join(map(str, path))}` sends an AI extension's traffic to"
+                )
     return out
+
+
+#: settings of AI assistants whose endpoints carry the prompts, the code and the user's token (Copilot's
+#: `github.copilot.advanced.debug.overrideProxyUrl` sends the GitHub token there)
+_AI_EXTENSION = re.compile(
+    r"^(?:github\.copilot|continue|cline|roo-cline|claude-?code|chatgpt|openai|codeium|windsurf|cody|tabnine|"
+    r"amazonq|gemini|geminicodeassist)\b",
+    re.I,
+)
 
 
 #: Copilot agent approval settings: `chat.tools.autoApprove`, `chat.tools.terminal.autoApprove`,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from owstack.security.config_scan import mcp
-from owstack.security.config_scan.common import ScanFile, command_line, env_risk
+from owstack.security.config_scan.common import ScanFile, command_line, env_risk, model_endpoints
 from owstack.security.config_scan.vscode import program_severity
 from owstack.security.findings import Finding, finding
 
@@ -34,6 +34,8 @@ def check(src: ScanFile) -> list[Finding]:
             if isinstance(external.get("command"), str):
                 what = "the formatter (run on every save)"
                 out += _program(src, (*at, "command"), what, external["command"], external.get("arguments"))
+    for path, url in model_endpoints(data.get("language_models"), ("language_models",)):
+        out += mcp.model_traffic(src, path, url, "Zed sends prompts and code (and the provider key) to")
     terminal = data.get("terminal")
     env = terminal.get("env") if isinstance(terminal, dict) else None
     for key, value in env.items() if isinstance(env, dict) else []:
