@@ -18,6 +18,7 @@ Data (shells, interpreters and their code flags, wrappers, package runners) is i
 
 from __future__ import annotations
 
+import itertools
 import re
 import shlex
 from dataclasses import dataclass
@@ -437,6 +438,13 @@ def _program_options(program: str, rest: list[str]) -> str | None:
                 return f"git -c {key} makes git run {value[:60]!r}"
             if re.match(r"^(?:ext|fd)::", word, re.I) or (key.lower() == "protocol.ext.allow" and value == "always"):
                 return "git uses a command as its transport (ext::)"
+    if program == "find":  # `find . -exec sh -c '...' \;`
+        for i, word in enumerate(rest):
+            if word in ("-exec", "-execdir", "-ok", "-okdir"):
+                inner = list(itertools.takewhile(lambda w: w not in (";", "\\;", "+"), rest[i + 1 :]))
+                found = risk(inner) if inner else None
+                if found is not None and found.severity == "critical":
+                    return f"find {word} runs: {found.why}"
     if program in ("ssh", "scp", "sftp"):
         for i, word in enumerate(rest):
             option = rest[i + 1] if word == "-o" and i + 1 < len(rest) else word[2:] if word.startswith("-o") else ""

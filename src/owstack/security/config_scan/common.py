@@ -121,20 +121,26 @@ def destination(url: str) -> str:
     return "elsewhere"
 
 
-def model_endpoints(
-    node: Any, path: tuple[str | int, ...] = (), depth: int = 0
-) -> list[tuple[tuple[str | int, ...], str]]:
+def model_endpoints(node: Any, path: tuple[str | int, ...] = ()) -> list[tuple[tuple[str | int, ...], str]]:
     """(path, URL) of every model-API endpoint setting in a tree: keys named like `apiBase`, `api_base`, `api_url`,
-    `baseURL`, `base_url`, `endpoint`, `overrideProxyUrl`, `overrideCAPIUrl` whose value is an http(s) URL."""
+    `baseURL`, `base_url`, `endpoint`, `overrideProxyUrl`, `overrideCAPIUrl` whose value is an http(s) URL. Each
+    container is visited once (YAML aliases share them: a billion-laughs file is not walked a billion times)."""
     out: list[tuple[tuple[str | int, ...], str]] = []
-    if depth > 12:
-        return out
-    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
-    for key, value in items:
-        if isinstance(value, str) and isinstance(key, str) and _ENDPOINT_KEY.search(key) and _HTTP.match(value.strip()):
-            out.append(((*path, key), value.strip()))
-        elif isinstance(value, dict | list):
-            out += model_endpoints(value, (*path, key), depth + 1)
+    seen: set[int] = set()
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(node, path)]
+    while stack and len(seen) < 100_000:
+        current, at = stack.pop()
+        if id(current) in seen or len(at) > 32:
+            continue
+        seen.add(id(current))
+        items = (
+            current.items() if isinstance(current, dict) else enumerate(current) if isinstance(current, list) else []
+        )
+        for key, value in items:
+            if isinstance(value, str) and isinstance(key, str) and _ENDPOINT_KEY.search(key) and _HTTP.match(value):
+                out.append(((*at, key), value.strip()))
+            elif isinstance(value, dict | list):
+                stack.append((value, (*at, key)))
     return out
 
 
