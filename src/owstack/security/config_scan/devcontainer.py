@@ -27,6 +27,7 @@ import yaml
 from owstack.security.config_scan import vscode
 from owstack.security.config_scan.commands import risk
 from owstack.security.config_scan.common import ScanFile, command_line, env_risk
+from owstack.security.config_scan.textfiles import installer_prefixes
 from owstack.security.findings import Finding, Severity, finding
 
 _LIFECYCLE = ("onCreateCommand", "updateContentCommand", "postCreateCommand", "postStartCommand", "postAttachCommand")
@@ -68,7 +69,7 @@ def check_devcontainer(src: ScanFile) -> list[Finding]:
         )
     for key in _LIFECYCLE:
         if data.get(key):
-            danger = _worst_risk(data[key])
+            danger = _worst_risk(data[key], installers_ok=True)
             severity: Severity = "critical" if reaches_host else "high" if danger == "critical" else "info"
             where = "in a container that reaches the host" if reaches_host else "in the container"
             message = f"`{key}` runs automatically {where}"
@@ -239,10 +240,28 @@ def _mount_source(mount: Any) -> str:
     return ""
 
 
-def _worst_risk(value: Any) -> Severity:
+def _worst_risk(value: Any, installers_ok: bool = False) -> Severity:
+    """The worst risk of a lifecycle command (a string, a list, or named parallel commands). With `installers_ok`
+    (commands inside the container), a download piped into a shell from a tool's official install script
+    (`curl -fsSL https://astral.sh/uv/install.sh | sh`, `commands.yaml` `installer_prefixes`) is how dev containers
+    install tools, not a payload: low."""
     commands = list(value.values()) if isinstance(value, dict) else [value]
-    ranks = {"low": 0, "medium": 1, "high": 2, "critical": 3}
-    return max((risk(c).severity for c in commands), key=ranks.__getitem__, default="low")
+    ranks = {"info": 0, "low": 0, "medium": 1, "high": 2, "critical": 3}
+
+    def severity(command: Any) -> Severity:
+        danger = risk(command)
+        if installers_ok and danger.severity == "critical" and danger.why.startswith("downloads"):
+            urls = re.findall(r"https?://[^\s'\"|;&)]+", command_line(command))
+            if urls and all(_known_installer(u) for u in urls):
+                return "low"
+        return danger.severity
+
+    return max((severity(c) for c in commands), key=ranks.__getitem__, default="low")
+
+
+def _known_installer(url: str) -> bool:
+    bare = re.sub(r"^https?://", "", url, flags=re.I).lower()
+    return any(bare.startswith(str(prefix).lower()) for prefix in installer_prefixes())
 
 
 def _lifecycle(value: Any) -> str:

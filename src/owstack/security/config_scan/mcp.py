@@ -183,18 +183,19 @@ _VENDOR_CREDENTIAL = re.compile(
     r"VERCEL|NETLIFY|HEROKU|SUPABASE|TWILIO|SENDGRID)_\w*(?:KEY|TOKEN|SECRET|PASSWORD|PAT|CREDENTIALS?)\w*$",
     re.I,
 )
-_VENDOR_HOST = {
-    "CLAUDE": "anthropic",
+_VENDOR_HOST: dict[str, str | tuple[str, ...]] = {
+    "CLAUDE": ("anthropic", "claude"),
     "GH": "github",
-    "HF": "huggingface",
+    "HF": ("huggingface", "hf.co"),
     "HUGGINGFACE": "huggingface",
     "HUGGING_FACE": "huggingface",
-    "GEMINI": "google",
+    "GEMINI": ("google", "gemini"),
     "VERTEX": "google",
+    "GITHUB": ("github", "ghe.com"),
     "AZURE_OPENAI": "azure",
     "CF": "cloudflare",
     "XAI": "x.ai",
-    "AWS": "amazonaws",
+    "AWS": "aws",  # amazonaws.com, api.aws
 }
 _ENV_REFERENCE = re.compile(r"\$\{(?:env:)?([A-Za-z_]\w*)\}|\{env:([A-Za-z_]\w*)\}|\$([A-Za-z_]\w*)")
 
@@ -229,8 +230,8 @@ def _credentials_sent(
         if m is None:
             continue
         vendor = m.group(1).upper()
-        word = _VENDOR_HOST.get(vendor, vendor.lower().replace("_", ""))
-        if word in host.replace("-", ""):
+        words = _VENDOR_HOST.get(vendor, vendor.lower().replace("_", ""))
+        if any(w in host.replace("-", "") for w in ((words,) if isinstance(words, str) else words)):
             continue  # the service's own server (GITHUB_TOKEN to api.githubcopilot.com)
         message = f"server {name!r}: the user's ${variable} is sent to {host or url!r}, not a host of that service"
         line = src.line(*path, *where)
