@@ -148,7 +148,7 @@ def _scan_file(file: Path, rel: str, kind: str, is_json: bool) -> list[Finding]:
 
 
 def _oversized(file: Path, rel: str, kind: str) -> list[Finding]:
-    if kind in ("instructions", "pins", "pins?"):
+    if kind in ("instructions", "pins", "pins?", "dotenv"):  # line-based checkers: run on each chunk
         out: list[Finding] = []
         checker = _CHECKERS[kind.rstrip("?")]
         for _, first_line, text in reading.chunks(file):
@@ -207,7 +207,11 @@ _CHECKERS: dict[str, Checker] = {
     "idea-startup": jetbrains.check_startup,
     "settings": vscode.check_settings,
     "extensions": vscode.check_extensions,
-    "workspace": lambda src: vscode.check_settings(src, ("settings",)) + vscode.check_tasks(src, ("tasks",)),
+    "workspace": lambda src: (
+        vscode.check_settings(src, ("settings",))
+        + vscode.check_tasks(src, ("tasks",))
+        + vscode.check_extensions(src, ("extensions",))
+    ),
     "devcontainer": devcontainer.check_devcontainer,
     "cursor-environment": devcontainer.check_cursor_environment,
     "package": packages.check_package_json,

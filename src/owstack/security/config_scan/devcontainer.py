@@ -79,6 +79,7 @@ def check_devcontainer(src: ScanFile) -> list[Finding]:
         # VS Code settings the dev container applies: the same settings, run inside the container
         severity = f.severity if reaches_host or f.severity != "critical" else "high"
         out.append(dataclasses.replace(f, severity=severity, message=f"{f.message} (in the dev container)"))
+    out += vscode.check_extensions(src, ("customizations", "vscode"), "extensions")
     for section in ("containerEnv", "remoteEnv"):
         env = data.get(section)
         for key, value in env.items() if isinstance(env, dict) else []:

@@ -26,6 +26,7 @@ import yaml
 
 from owstack.security.config_scan.commands import risk
 from owstack.security.config_scan.common import ScanFile, command_line
+from owstack.security.config_scan.scripts import local_risk
 from owstack.security.findings import Finding, Severity, finding
 
 #: scripts the package manager runs by itself on `install` in the project (npm docs, "Life Cycle Operation
@@ -72,6 +73,8 @@ def check_package_json(src: ScanFile) -> list[Finding]:
             if not isinstance(script, str) or not script.strip() or script.lstrip().startswith("@"):
                 continue  # Composer's `@other-script` and `@php` references
             why = _fetches_and_runs(script)
+            if why is None and (local := local_risk(src, script)) is not None:
+                why = local.why
             if why is not None:
                 tool = "composer install" if composer else "npm install"
                 message = f"the `{name}` script runs on `{tool}` in the checkout: {why}"

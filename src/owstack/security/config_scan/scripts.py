@@ -57,10 +57,14 @@ def local_risk(src: ScanFile, command: Any, args: Any = None) -> Risk | None:
         return _make(root, here, words[1:])
     if program in ("npm", "pnpm", "yarn", "bun") and len(words) > 1:
         name = words[2] if words[1] in ("run", "run-script") and len(words) > 2 else words[1]
-        return _package_script(root, here, program, name)
+        if not _SCRIPT.search(name):  # `bun run scripts/x.ts` runs a file, read below
+            return _package_script(root, here, program, name)
+    if program in ("source", ".", "source_env", "source_up") and len(words) > 1 and not words[1].startswith("/"):
+        words = [words[0], words[1] if "/" in words[1] or "." in words[1] else f"./{words[1]}", *words[2:]]
     for word in words[:5]:
         path = _PROJECT_VARS.sub("", word)
-        if not (_SCRIPT.search(path) or path.startswith(("./", ".\\"))) or path.startswith(("/", "~", "$")):
+        sourced = program in ("source", ".", "source_env") and word is words[1]
+        if not (_SCRIPT.search(path) or path.startswith(("./", ".\\")) or sourced) or path.startswith(("/", "~", "$")):
             continue
         text = _read(root, (root, here, here.parent), path)
         if text is not None:

@@ -132,14 +132,17 @@ _KNOWN_EXTENSIONS = (
 )
 
 
-def check_extensions(src: ScanFile) -> list[Finding]:
+def check_extensions(src: ScanFile, base: tuple[str | int, ...] = (), key: str = "recommendations") -> list[Finding]:
     """`.vscode/extensions.json` `recommendations`: an id one or two edits from a well-known extension's, or a
     well-known extension's name under another publisher (`ms-pyhton.python`, `python-tools.python`), is a lookalike
     the recommendation prompt offers to install (medium: installing it takes a click). A publisher's own extensions
     are never lookalikes of each other (`redhat.vscode-xml` beside `redhat.vscode-yaml`): a publisher is an
-    account."""
-    data = src.doc.value if src.doc is not None else None
-    wanted = data.get("recommendations") if isinstance(data, dict) else None
+    account. Also a workspace file's `extensions.recommendations` and a dev container's
+    `customizations.vscode.extensions` (installed in the container without asking)."""
+    data: Any = src.doc.value if src.doc is not None else None
+    for name in base:
+        data = data.get(name) if isinstance(data, dict) else None
+    wanted = data.get(key) if isinstance(data, dict) else None
     out: list[Finding] = []
     known = {k: k.split(".", 1) for k in _KNOWN_EXTENSIONS}
     for i, item in enumerate(wanted if isinstance(wanted, list) else []):
@@ -157,7 +160,7 @@ def check_extensions(src: ScanFile) -> list[Finding]:
         )
         if like is not None:
             message = f"recommends {item!r}, which imitates the extension {like!r}"
-            line = src.line("recommendations", i)
+            line = src.line(*base, key, i)
             out.append(finding("OWS-VSC-004", src.rel, line, message, executes=str(item)))
     return out
 
