@@ -222,7 +222,7 @@ def streamed_findings(file: Path, rel: str, kind: str) -> list[Finding]:
 def searched_findings(text: str, rel: str, kind: str) -> list[Finding]:
     """The same pattern search over the text of a file that could not be parsed: a JSON file with a missing comma
     or a stray character is still read by VS Code's error-tolerant parser and by hand-written readers."""
-    return _chunk_findings(text, 1, rel, kind, set(), "file not parsed, searched")
+    return _chunk_findings(text, 1, rel, kind, set(), "file not parsed, searched", commands_only=_BY_COMMAND)
 
 
 #: `\u0072unOn`: a JSON escape of a printable ASCII character, decoded before the search (no newline is made, so
@@ -248,12 +248,20 @@ _JSON_KINDS = frozenset(
 
 
 def _chunk_findings(
-    text: str, first_line: int, rel: str, kind: str, seen: set[tuple[str, int]], why: str
+    text: str,
+    first_line: int,
+    rel: str,
+    kind: str,
+    seen: set[tuple[str, int]],
+    why: str,
+    commands_only: frozenset[str] = frozenset(),
 ) -> list[Finding]:
     out: list[Finding] = []
     if kind in _JSON_KINDS and "\\u00" in text:
         text = _ASCII_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
     for pattern, rule, severity, message in _STREAM_RULES.get(kind, []):
+        if rule in commands_only:
+            continue  # reported from the commands themselves (below), not from the key that holds them
         for m in pattern.finditer(text):
             line = first_line + text.count("\n", 0, m.start())
             if (rule, line) not in seen:
@@ -280,6 +288,8 @@ def _chunk_findings(
     return out
 
 
+#: in a small file that does not parse, hooks are reported by their commands: `"hooks": {` alone runs nothing
+_BY_COMMAND = frozenset({"OWS-CC-001"})
 #: kind -> (rule for a command that runs inline or downloaded code, rule otherwise, severity otherwise: None for
 #: the command's own) for the `"command": ...` entries of a file only searched
 _COMMAND_RULES: dict[str, tuple[str, str, Severity | None]] = {
