@@ -51,7 +51,10 @@ def check(src: ScanFile, mcp_commands: Callable[[], dict[str, str]]) -> list[Fin
     for key, rule in _HELPERS:
         value = data.get(key)
         if isinstance(value, str) and value.strip():
-            severity: Severity | None = "critical" if risk(value).severity == "critical" else None
+            danger = risk(value)
+            if danger.severity != "critical":
+                danger = local_risk(src, value) or danger
+            severity: Severity | None = "critical" if danger.severity == "critical" else None
             message = f"`{key}` runs a shell command"
             out.append(finding(rule, src.rel, src.line(key), message, executes=value, severity=severity))
     status = data.get("statusLine")

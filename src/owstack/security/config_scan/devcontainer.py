@@ -27,6 +27,7 @@ import yaml
 from owstack.security.config_scan import vscode
 from owstack.security.config_scan.commands import risk
 from owstack.security.config_scan.common import ScanFile, command_line, env_risk
+from owstack.security.config_scan.scripts import local_risk
 from owstack.security.config_scan.textfiles import installer_prefixes
 from owstack.security.findings import Finding, Severity, finding
 
@@ -56,7 +57,7 @@ def check_devcontainer(src: ScanFile) -> list[Finding]:
     reaches_host = any(f.severity == "critical" for f in host)
     out = list(host)
     if data.get("initializeCommand"):
-        danger = _worst_risk(data["initializeCommand"])
+        danger = _worst_risk(data["initializeCommand"], src=src)
         out.append(
             finding(
                 "OWS-DC-001",
@@ -69,7 +70,7 @@ def check_devcontainer(src: ScanFile) -> list[Finding]:
         )
     for key in _LIFECYCLE:
         if data.get(key):
-            danger = _worst_risk(data[key], installers_ok=True)
+            danger = _worst_risk(data[key], installers_ok=True, src=src)
             severity: Severity = "critical" if reaches_host else "high" if danger == "critical" else "info"
             where = "in a container that reaches the host" if reaches_host else "in the container"
             message = f"`{key}` runs automatically {where}"
@@ -241,16 +242,19 @@ def _mount_source(mount: Any) -> str:
     return ""
 
 
-def _worst_risk(value: Any, installers_ok: bool = False) -> Severity:
+def _worst_risk(value: Any, installers_ok: bool = False, src: ScanFile | None = None) -> Severity:
     """The worst risk of a lifecycle command (a string, a list, or named parallel commands). With `installers_ok`
     (commands inside the container), a download piped into a shell from a tool's official install script
     (`curl -fsSL https://astral.sh/uv/install.sh | sh`, `commands.yaml` `installer_prefixes`) is how dev containers
-    install tools, not a payload: low."""
+    install tools, not a payload: low. With `src`, a command that runs a script of the repository is judged by the
+    script's lines (`scripts.local_risk`: `"initializeCommand": "./.devcontainer/init.sh"` runs it on the host)."""
     commands = list(value.values()) if isinstance(value, dict) else [value]
     ranks = {"info": 0, "low": 0, "medium": 1, "high": 2, "critical": 3}
 
     def severity(command: Any) -> Severity:
         danger = risk(command)
+        if danger.severity != "critical" and src is not None:
+            danger = local_risk(src, command) or danger
         if installers_ok and danger.severity == "critical" and danger.why.startswith("downloads"):
             urls = re.findall(r"https?://[^\s'\"|;&)]+", command_line(command))
             if urls and all(_known_installer(u) for u in urls):
