@@ -36,6 +36,7 @@ from owstack.security.config_scan import (
     packages,
     permissions,
     reading,
+    scripts,
     textfiles,
     vscode,
     zed,
@@ -68,6 +69,13 @@ def scan_path(path: str | os.PathLike[str], exclude: tuple[str, ...] = ()) -> li
         return sorted(found, key=sort_key)
     out: list[Finding] = []
     for entry in walk(root, exclude):
+        if entry.truncated:
+            message = (
+                f"the walk stopped at its limit of entries, in {entry.rel!r}: the rest of the tree was not scanned "
+                "(a tree padded with files hides what comes after; scan the folders that matter on their own)"
+            )
+            out.append(finding("OWS-SCAN-001", entry.rel, 1, message, severity="medium"))
+            continue
         if entry.into_git:
             out.append(_into_git(entry))
             continue
@@ -118,9 +126,11 @@ def _scan_file(file: Path, rel: str, kind: str, is_json: bool) -> list[Finding]:
         return [finding("OWS-SCAN-001", rel, 1, f"skipped: unreadable ({exc.strerror or exc})")]
     if size > reading.MAX_PARSE_BYTES:
         return _oversized(file, rel, kind)
-    text = reading.read_text(file, rel)
-    if isinstance(text, Finding):
-        return [text]
+    read = reading.read_config(file, rel)
+    if isinstance(read, Finding):
+        return [read]
+    text, read_note = read
+    notes = [read_note] if read_note is not None else []
     src = ScanFile(rel, file, text)
     if is_json:
         try:
@@ -128,8 +138,9 @@ def _scan_file(file: Path, rel: str, kind: str, is_json: bool) -> list[Finding]:
         except JSONCError as exc:
             if kind in ("flow?", "package"):
                 return []  # not a flow; a package.json npm cannot read runs nothing
-            return [finding("OWS-SCAN-001", rel, exc.line, f"skipped: malformed JSON ({exc})")]
-    found = _CHECKERS[kind.rstrip("?")](src)
+            malformed = finding("OWS-SCAN-001", rel, exc.line, f"malformed JSON ({exc}): searched, not parsed")
+            return [malformed, *notes, *reading.searched_findings(text, rel, kind.rstrip("?"))]
+    found = _CHECKERS[kind.rstrip("?")](src) + notes
     if size > MAX_FILE_BYTES and found:
         note = f"file of {size} bytes, past the usual {MAX_FILE_BYTES}: parsed whole anyway"
         found.append(finding("OWS-SCAN-001", rel, 1, note, severity="medium"))
@@ -137,7 +148,7 @@ def _scan_file(file: Path, rel: str, kind: str, is_json: bool) -> list[Finding]:
 
 
 def _oversized(file: Path, rel: str, kind: str) -> list[Finding]:
-    if kind in ("instructions", "pins", "pins?"):
+    if kind in ("instructions", "pins", "pins?", "dotenv"):  # line-based checkers: run on each chunk
         out: list[Finding] = []
         checker = _CHECKERS[kind.rstrip("?")]
         for _, first_line, text in reading.chunks(file):
@@ -195,7 +206,12 @@ _CHECKERS: dict[str, Checker] = {
     "tasks": vscode.check_tasks,
     "idea-startup": jetbrains.check_startup,
     "settings": vscode.check_settings,
-    "workspace": lambda src: vscode.check_settings(src, ("settings",)) + vscode.check_tasks(src, ("tasks",)),
+    "extensions": vscode.check_extensions,
+    "workspace": lambda src: (
+        vscode.check_settings(src, ("settings",))
+        + vscode.check_tasks(src, ("tasks",))
+        + vscode.check_extensions(src, ("extensions",))
+    ),
     "devcontainer": devcontainer.check_devcontainer,
     "cursor-environment": devcontainer.check_cursor_environment,
     "package": packages.check_package_json,
@@ -204,10 +220,14 @@ _CHECKERS: dict[str, Checker] = {
     "yarnrc": packages.check_yarnrc,
     "pre-commit": packages.check_pre_commit,
     "gitconfig": git.check_config,
+    "git-hook": git.check_hook,
     "gitmodules": git.check_gitmodules,
     "lfsconfig": git.check_lfsconfig,
     "instructions": textfiles.check_instructions,
     "template": textfiles.check_template_file,
-    "pins": langflow.check_langflow_pins,
+    "pins": lambda src: (
+        langflow.check_langflow_pins(src)
+        + (scripts.check_setup_py(src) if src.rel.lower().endswith("setup.py") else [])
+    ),
     "flow": langflow.check_langflow,
 }

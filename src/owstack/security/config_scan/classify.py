@@ -100,6 +100,39 @@ _CODE_SUFFIXES = (".py", ".js", ".cjs", ".mjs", ".ts", ".sh", ".ps1", ".rb", ".g
 _MODE_RULES = re.compile(
     r"(?:^|/)\.(?:roo|kilocode)/rules-[\w-]+/|(?:^|/)\.(?:roorules|clinerules|kilocoderules)-[\w-]+$"
 )
+#: githooks(5)
+GIT_HOOK_NAMES = frozenset(
+    {
+        "applypatch-msg",
+        "pre-applypatch",
+        "post-applypatch",
+        "pre-commit",
+        "pre-merge-commit",
+        "prepare-commit-msg",
+        "commit-msg",
+        "post-commit",
+        "pre-rebase",
+        "post-checkout",
+        "post-merge",
+        "pre-push",
+        "pre-receive",
+        "update",
+        "proc-receive",
+        "post-receive",
+        "post-update",
+        "reference-transaction",
+        "push-to-checkout",
+        "pre-auto-gc",
+        "post-rewrite",
+        "sendemail-validate",
+        "fsmonitor-watchman",
+        "p4-changelist",
+        "p4-prepare-changelist",
+        "p4-post-changelist",
+        "p4-pre-submit",
+        "post-index-change",
+    }
+)
 PIN_NAMES = frozenset(
     {"pyproject.toml", "pipfile", "pipfile.lock", "setup.cfg", "setup.py", "uv.lock", "poetry.lock", "environment.yml"}
 )
@@ -125,6 +158,8 @@ _BY_NAME: dict[str, tuple[str, bool]] = {
     ".pre-commit-config.yml": ("pre-commit", False),
     ".aider.conf.yml": ("aider", False),
     ".aider.conf.yaml": ("aider", False),
+    ".continuerc.json": ("mcp", True),  # Continue's workspace config, merged into the user's
+    "devcontainer-feature.json": ("devcontainer", True),  # a feature's own options: privileged, mounts, commands
 }
 
 
@@ -134,6 +169,12 @@ def classify(rel: str) -> tuple[str, bool] | None:
     name, parent = p.rsplit("/", 1)[-1], p.rsplit("/", 2)[-2] if "/" in p else ""
     if parent == ".claude" and name in ("settings.json", "settings.local.json"):
         return "claude", True
+    if parent == "hooks" and p.endswith(f".git/hooks/{name}"):
+        return "git-hook", False
+    if name in GIT_HOOK_NAMES and "hook" in parent:  # `.githooks/pre-commit`: what `core.hooksPath` points at
+        return "git-hook", False
+    if p.endswith(".vscode/extensions.json"):
+        return "extensions", True
     if name == "config":  # .git/config, or a bare repository committed in the tree if HEAD and objects/ sit beside it
         return ("gitconfig", False) if parent == ".git" else ("gitconfig?", False)
     if name == "settings.json" and parent in MCP_SETTINGS_DIRS:
@@ -142,7 +183,7 @@ def classify(rel: str) -> tuple[str, bool] | None:
         name == "config.toml" and parent in ("mise", ".mise")
     ):
         return "mise", False
-    if parent == ".idea" and name in ("startup.xml", "workspace.xml"):
+    if parent == ".idea" and name in ("startup.xml", "workspace.xml", "watchertasks.xml"):
         return "idea-startup", False
     if name in _BY_NAME:
         return _BY_NAME[name]
@@ -160,7 +201,11 @@ def classify(rel: str) -> tuple[str, bool] | None:
         return "hooks", True
     if name == "settings.json" and parent == ".zed":
         return "zed", True
-    if (parent == ".continue" and name.startswith("config.")) or "/.continue/mcpservers/" in "/" + p:
+    if (
+        (parent == ".continue" and name.startswith("config."))
+        or "/.continue/mcpservers/" in "/" + p
+        or re.search(r"(?:^|/)\.continue/(?:assistants|agents|models)/[^/]+$", p)
+    ):
         if name.endswith((".yaml", ".yml")):
             return "mcp-yaml", False
         if name.endswith(".json"):
@@ -177,6 +222,8 @@ def classify(rel: str) -> tuple[str, bool] | None:
         return "workspace", True
     if name in (".devcontainer.json", "devcontainer.json") and (name.startswith(".") or "/.devcontainer" in "/" + p):
         return "devcontainer", True
+    if "/.husky/" in "/" + p and "/.husky/_/" not in "/" + p and "." not in name:
+        return "git-hook", False  # husky's hooks: `prepare: husky` installs them, every commit runs them
     if _is_instructions(p, name):
         return "instructions", False
     return _model_or_pins(name)

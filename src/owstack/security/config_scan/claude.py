@@ -18,6 +18,7 @@ from typing import Any
 from owstack.security.config_scan import hooks, plugins
 from owstack.security.config_scan.commands import risk
 from owstack.security.config_scan.common import ScanFile, command_line, env_risk, is_secret, mask
+from owstack.security.config_scan.scripts import local_risk
 from owstack.security.findings import Finding, Severity, finding
 
 _BROAD_ALLOW = frozenset(
@@ -50,7 +51,10 @@ def check(src: ScanFile, mcp_commands: Callable[[], dict[str, str]]) -> list[Fin
     for key, rule in _HELPERS:
         value = data.get(key)
         if isinstance(value, str) and value.strip():
-            severity: Severity | None = "critical" if risk(value).severity == "critical" else None
+            danger = risk(value)
+            if danger.severity != "critical":
+                danger = local_risk(src, value) or danger
+            severity: Severity | None = "critical" if danger.severity == "critical" else None
             message = f"`{key}` runs a shell command"
             out.append(finding(rule, src.rel, src.line(key), message, executes=value, severity=severity))
     status = data.get("statusLine")
@@ -62,6 +66,7 @@ def check(src: ScanFile, mcp_commands: Callable[[], dict[str, str]]) -> list[Fin
                 src.line("statusLine", "command"),
                 "`statusLine` runs a shell command on every status update",
                 executes=str(status["command"]),
+                severity="critical" if risk(str(status["command"])).severity == "critical" else None,
             )
         )
     out += _env(src, data.get("env"))
@@ -126,6 +131,8 @@ def _hooks(src: ScanFile, tree: Any) -> list[Finding]:
                 if isinstance(hook, dict) and hook.get("command"):
                     line = src.line("hooks", event, i, "hooks", j, "command")
                     danger = risk(hook["command"])
+                    if danger.severity != "critical":
+                        danger = local_risk(src, hook["command"]) or danger
                     out.append(
                         finding(
                             "OWS-CC-001",

@@ -19,7 +19,7 @@ import yaml
 
 from owstack.security.config_scan import hooks, mcp
 from owstack.security.config_scan.commands import risk
-from owstack.security.config_scan.common import ScanFile, command_line, env_data
+from owstack.security.config_scan.common import ScanFile, command_line, destination, env_data, env_risk
 from owstack.security.egress.addresses import address_problem, name_problem
 from owstack.security.egress.urls import URLRejected, parse
 from owstack.security.findings import Finding, Severity, finding
@@ -33,10 +33,25 @@ def check_codex(src: ScanFile) -> list[Finding]:
     except tomllib.TOMLDecodeError as exc:
         return [finding("OWS-SCAN-001", src.rel, 1, f"skipped: malformed TOML ({exc})")]
     out = mcp.check(src, data) + hooks.check_notify(src, data)
-    for key, bad in (("sandbox_mode", "danger-full-access"), ("approval_policy", "never")):
-        if data.get(key) == bad:
-            message = f"`{key} = {bad!r}`: the agent runs commands without asking"
-            out.append(finding("OWS-CX-002", src.rel, src.line(key), message, executes=f"{key} = {bad}"))
+    profiles = data.get("profiles")
+    scopes: list[tuple[tuple[str, ...], Any]] = [((), data)]
+    scopes += [(("profiles", str(n)), p) for n, p in profiles.items()] if isinstance(profiles, dict) else []
+    for where, scope in scopes:  # a profile's settings apply when it is chosen (`profile = "..."`, `--profile`)
+        for key, bad in (("sandbox_mode", "danger-full-access"), ("approval_policy", "never")):
+            if isinstance(scope, dict) and scope.get(key) == bad:
+                named = ".".join((*where, key))
+                message = f"`{named} = {bad!r}`: the agent runs commands without asking"
+                out.append(finding("OWS-CX-002", src.rel, src.line(*where, key), message, executes=f"{named} = {bad}"))
+    policy = data.get("shell_environment_policy")
+    env = policy.get("set") if isinstance(policy, dict) else None
+    for key, value in env.items() if isinstance(env, dict) else []:
+        found = env_risk(str(key), value)
+        if found is not None and found.severity in ("high", "critical") and found.kind != "tls":
+            message = f"`shell_environment_policy.set`: every command the agent runs gets {found.message}"
+            line = src.line("shell_environment_policy", "set", str(key))
+            out.append(
+                finding("OWS-CX-002", src.rel, line, message, executes=f"{key}={value}", severity=found.severity)
+            )
     providers = data.get("model_providers")
     for name, spec in providers.items() if isinstance(providers, dict) else []:
         if isinstance(spec, dict) and isinstance(spec.get("base_url"), str):
@@ -88,8 +103,30 @@ def _yaml(src: ScanFile) -> Any | Finding:
     """The file read as YAML, or the OWS-SCAN-001 finding that says why it was skipped."""
     try:
         return yaml.safe_load(src.text)
+    except yaml.constructor.ConstructorError:
+        pass  # a tag PyYAML does not know (`command: !x bash`): JavaScript's yaml keeps the plain value, so do we
     except yaml.YAMLError as exc:
         return finding("OWS-SCAN-001", src.rel, 1, f"skipped: malformed YAML ({exc})")
+    try:
+        return yaml.load(src.text, Loader=_TagTolerantLoader)
+    except yaml.YAMLError as exc:
+        return finding("OWS-SCAN-001", src.rel, 1, f"skipped: malformed YAML ({exc})")
+
+
+class _TagTolerantLoader(yaml.SafeLoader):
+    """SafeLoader that reads a node with an unknown tag as the plain value under the tag."""
+
+
+def _untagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+_TagTolerantLoader.add_multi_constructor("!", _untagged)
+_TagTolerantLoader.add_multi_constructor("tag:", _untagged)
 
 
 def check_aider(src: ScanFile) -> list[Finding]:
@@ -114,6 +151,42 @@ def check_aider(src: ScanFile) -> list[Finding]:
             message = f"`{key}` runs a command: {danger.why}"
             executes = command_line(command)
             out.append(finding("OWS-AID-001", src.rel, src.line(key), message, executes=executes, severity=severity))
+    return out + (_aider_traffic(src, data) if isinstance(data, dict) else [])
+
+
+_CREDENTIAL_FILE = re.compile(
+    r"(?:^|[/\\])(?:\.ssh|\.aws|\.kube|\.gnupg|\.docker|\.netrc|\.git-credentials|\.npmrc|\.pypirc|\.config/gcloud|"
+    r"\.config/gh|\.claude|\.codex|id_rsa|id_ed25519|id_ecdsa|credentials(?:\.json)?)(?:[/\\]|$)|^/etc/(?:passwd|shadow)$"
+)
+
+
+def _aider_traffic(src: ScanFile, data: dict[str, Any]) -> list[Finding]:
+    """`*-api-base` and `set-env` base URLs off this machine (the model traffic and the key sent there), and `read`/
+    `file` entries that name credential files (put into every request)."""
+    out: list[Finding] = []
+    settings: list[tuple[str, str, Any]] = [
+        (key, key.replace("-", "_").upper(), value) for key, value in data.items() if str(key).endswith("api-base")
+    ]
+    given = data.get("set-env")
+    for item in given if isinstance(given, list) else [given] if isinstance(given, str) else []:
+        name, _, value = str(item).partition("=")
+        settings.append(("set-env", name.strip(), value.strip()))
+    for key, variable, value in settings:
+        if not isinstance(value, str) or not value.strip():
+            continue
+        found = env_risk(variable if variable.endswith(("BASE", "URL")) else f"{variable}_BASE_URL", value)
+        if found is None or found.kind != "redirect" or destination(value) != "elsewhere":
+            continue
+        message = f"`{key}` sends prompts, code and the user's key to {value!r} (off this machine, no known provider)"
+        out.append(finding("OWS-AID-002", src.rel, src.line(key), message, executes=f"{variable}={value}"))
+    for key in ("read", "file"):
+        values = data.get(key)
+        for value in values if isinstance(values, list) else [values] if isinstance(values, str) else []:
+            path = str(value).strip()
+            if path.startswith(("~", "/", "$")) and _CREDENTIAL_FILE.search(path.replace("\\", "/")):
+                message = f"`{key}` puts {path!r} into every request aider sends"
+                line = src.line(key)
+                out.append(finding("OWS-AID-002", src.rel, line, message, executes=path, severity="high"))
     return out
 
 

@@ -121,6 +121,35 @@ def destination(url: str) -> str:
     return "elsewhere"
 
 
+def model_endpoints(node: Any, path: tuple[str | int, ...] = ()) -> list[tuple[tuple[str | int, ...], str]]:
+    """(path, URL) of every model-API endpoint setting in a tree: keys named like `apiBase`, `api_base`, `api_url`,
+    `baseURL`, `base_url`, `endpoint`, `overrideProxyUrl`, `overrideCAPIUrl` whose value is an http(s) URL. Each
+    container is visited once (YAML aliases share them: a billion-laughs file is not walked a billion times)."""
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    seen: set[int] = set()
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(node, path)]
+    while stack and len(seen) < 100_000:
+        current, at = stack.pop()
+        if id(current) in seen or len(at) > 32:
+            continue
+        seen.add(id(current))
+        items = (
+            current.items() if isinstance(current, dict) else enumerate(current) if isinstance(current, list) else []
+        )
+        for key, value in items:
+            if isinstance(value, str) and isinstance(key, str) and _ENDPOINT_KEY.search(key) and _HTTP.match(value):
+                out.append(((*at, key), value.strip()))
+            elif isinstance(value, dict | list):
+                stack.append((value, (*at, key)))
+    return out
+
+
+_ENDPOINT_KEY = re.compile(
+    r"(?:^|[._])(?:api_?base|api_?url|base_?url|endpoint|override(?:proxy|capi)url|apiendpoint)$", re.I
+)
+_HTTP = re.compile(r"^https?://", re.I)
+
+
 def mask(value: str) -> str:
     """A credential shown safely: its first 4 characters and its length."""
     v = value.strip()

@@ -27,6 +27,8 @@ import yaml
 from owstack.security.config_scan import vscode
 from owstack.security.config_scan.commands import risk
 from owstack.security.config_scan.common import ScanFile, command_line, env_risk
+from owstack.security.config_scan.scripts import local_risk
+from owstack.security.config_scan.textfiles import installer_prefixes
 from owstack.security.findings import Finding, Severity, finding
 
 _LIFECYCLE = ("onCreateCommand", "updateContentCommand", "postCreateCommand", "postStartCommand", "postAttachCommand")
@@ -37,7 +39,8 @@ _SECRET_DIRS = (
 _HOST_SOURCE = re.compile(
     r"^(?:/|/etc(?:/.*)?|/root(?:/.*)?|/home(?:/[^/]+)?/?|/Users(?:/[^/]+)?/?|/var/run/docker\.sock|/run/docker\.sock"
     r"|//\./pipe/docker_engine|/proc(?:/.*)?|/sys(?:/.*)?|/dev(?:/.*)?|/var/lib/docker(?:/.*)?|/boot(?:/.*)?"
-    r"|~/?|\$\{localEnv:(?:HOME|USERPROFILE)\}/?|\$HOME/?|%USERPROFILE%\\?)$"
+    r"|~/?|\$\{localEnv:(?:HOME|USERPROFILE)\}(?:\$\{localEnv:(?:HOME|USERPROFILE)\})?/?|\$HOME/?|\$\{HOME\}/?"
+    r"|%USERPROFILE%\\?|[A-Za-z]:[\\/]?|[A-Za-z]:[\\/]Users(?:[\\/][^\\/]*)?[\\/]?)$"
     r"|(?:^|[/\\])(?:" + _SECRET_DIRS + r")(?:[/\\].*)?$",
 )
 _DANGEROUS_CAPS = frozenset({"ALL", "SYS_ADMIN", "SYS_MODULE", "SYS_RAWIO", "DAC_READ_SEARCH", "SYS_BOOT"})
@@ -54,7 +57,7 @@ def check_devcontainer(src: ScanFile) -> list[Finding]:
     reaches_host = any(f.severity == "critical" for f in host)
     out = list(host)
     if data.get("initializeCommand"):
-        danger = _worst_risk(data["initializeCommand"])
+        danger = _worst_risk(data["initializeCommand"], src=src)
         out.append(
             finding(
                 "OWS-DC-001",
@@ -67,7 +70,7 @@ def check_devcontainer(src: ScanFile) -> list[Finding]:
         )
     for key in _LIFECYCLE:
         if data.get(key):
-            danger = _worst_risk(data[key])
+            danger = _worst_risk(data[key], installers_ok=True, src=src)
             severity: Severity = "critical" if reaches_host else "high" if danger == "critical" else "info"
             where = "in a container that reaches the host" if reaches_host else "in the container"
             message = f"`{key}` runs automatically {where}"
@@ -77,6 +80,7 @@ def check_devcontainer(src: ScanFile) -> list[Finding]:
         # VS Code settings the dev container applies: the same settings, run inside the container
         severity = f.severity if reaches_host or f.severity != "critical" else "high"
         out.append(dataclasses.replace(f, severity=severity, message=f"{f.message} (in the dev container)"))
+    out += vscode.check_extensions(src, ("customizations", "vscode"), "extensions")
     for section in ("containerEnv", "remoteEnv"):
         env = data.get(section)
         for key, value in env.items() if isinstance(env, dict) else []:
@@ -113,7 +117,7 @@ def _host_access(src: ScanFile, data: dict[str, Any]) -> list[Finding]:
             severity: Severity = "low" if set(caps) <= {"SYS_PTRACE"} and "seccomp" in opt else "high"
             add(("securityOpt",), f"security option {opt!r} removes a sandbox layer", severity)
     for i, arg in enumerate(run_args):
-        if arg in ("--privileged",):
+        if arg == "--privileged" or re.fullmatch(r"--privileged=(?:true|1|yes)", arg, re.I):
             add(("runArgs", i), "`runArgs` makes the container privileged", "critical")
         elif _HOST_NAMESPACES.match(arg):
             add(("runArgs", i), f"`runArgs` shares a host namespace: {arg}", "high")
@@ -182,7 +186,7 @@ def _service_access(src: ScanFile, service: str, spec: dict[str, Any]) -> list[F
         if isinstance(opt, str) and ("unconfined" in opt or "label=disable" in opt or "label:disable" in opt):
             add("security_opt", f"security option {opt!r} removes a sandbox layer", "high")
     for volume in spec.get("volumes") or []:
-        source = volume.get("source") if isinstance(volume, dict) else str(volume).split(":")[0]
+        source = volume.get("source") if isinstance(volume, dict) else _volume_source(str(volume))
         if isinstance(source, str) and source and _HOST_SOURCE.search(source):
             add("volumes", f"mounts the host's {source!r} into the container", "critical")
     return out
@@ -216,10 +220,17 @@ def _run_arg_mounts(args: list[str]) -> list[tuple[int, str]]:
         elif arg.startswith(("-v", "--volume=", "--mount=")) and arg not in ("-v", "--volume"):
             value = arg.split("=", 1)[1] if "=" in arg and not arg.startswith("-v") else arg[2:]
         if value:
-            source = _mount_source(value) if "source=" in value or "src=" in value else value.split(":")[0]
+            source = _mount_source(value) if "source=" in value or "src=" in value else _volume_source(value)
             if source:
                 out.append((i, source))
     return out
+
+
+def _volume_source(volume: str) -> str:
+    """The host side of `-v SOURCE:TARGET[:OPTIONS]`: a `${localEnv:HOME}` or a Windows drive (`C:\\`) holds a colon
+    that is no separator."""
+    m = re.match(r"^((?:[A-Za-z]:[\\/])?(?:\$\{[^}]*\}|\$(?!\{)|[^:$])*)", volume)
+    return m.group(1) if m else volume.split(":")[0]
 
 
 def _mount_source(mount: Any) -> str:
@@ -231,10 +242,31 @@ def _mount_source(mount: Any) -> str:
     return ""
 
 
-def _worst_risk(value: Any) -> Severity:
+def _worst_risk(value: Any, installers_ok: bool = False, src: ScanFile | None = None) -> Severity:
+    """The worst risk of a lifecycle command (a string, a list, or named parallel commands). With `installers_ok`
+    (commands inside the container), a download piped into a shell from a tool's official install script
+    (`curl -fsSL https://astral.sh/uv/install.sh | sh`, `commands.yaml` `installer_prefixes`) is how dev containers
+    install tools, not a payload: low. With `src`, a command that runs a script of the repository is judged by the
+    script's lines (`scripts.local_risk`: `"initializeCommand": "./.devcontainer/init.sh"` runs it on the host)."""
     commands = list(value.values()) if isinstance(value, dict) else [value]
-    ranks = {"low": 0, "medium": 1, "high": 2, "critical": 3}
-    return max((risk(c).severity for c in commands), key=ranks.__getitem__, default="low")
+    ranks = {"info": 0, "low": 0, "medium": 1, "high": 2, "critical": 3}
+
+    def severity(command: Any) -> Severity:
+        danger = risk(command)
+        if danger.severity != "critical" and src is not None:
+            danger = local_risk(src, command) or danger
+        if installers_ok and danger.severity == "critical" and danger.why.startswith("downloads"):
+            urls = re.findall(r"https?://[^\s'\"|;&)]+", command_line(command))
+            if urls and all(_known_installer(u) for u in urls):
+                return "low"
+        return danger.severity
+
+    return max((severity(c) for c in commands), key=ranks.__getitem__, default="low")
+
+
+def _known_installer(url: str) -> bool:
+    bare = re.sub(r"^https?://", "", url, flags=re.I).lower()
+    return any(bare.startswith(str(prefix).lower()) for prefix in installer_prefixes())
 
 
 def _lifecycle(value: Any) -> str:

@@ -35,6 +35,7 @@ from pathlib import PurePosixPath
 from owstack.security.config_scan import codex
 from owstack.security.config_scan.commands import risk
 from owstack.security.config_scan.common import ScanFile, command_line, destination, env_data, env_risk
+from owstack.security.config_scan.scripts import local_risk
 from owstack.security.config_scan.vscode import program_severity
 from owstack.security.findings import Finding, Severity, finding
 
@@ -74,6 +75,8 @@ def check_envrc(src: ScanFile) -> list[Finding]:
         judged = _judge(src, m.group("key"), _unquote(m.group("value")), in_envrc=True) if m else None
         if judged is None:
             judged = _command(line)
+        if judged is None and (local := local_risk(src, line)) is not None:
+            judged = "high", local.why
         if judged is not None:
             severity, why = judged
             message = f"direnv runs this in your shell on every `cd` once allowed: {why}"

@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from owstack.security.config_scan.commands import risk
@@ -130,22 +130,108 @@ def check_config(src: ScanFile) -> list[Finding]:
     if src.path.parent.name.lower() != ".git" and not is_repository(src.path.parent):
         return []  # some other file called `config`
     where = "this checkout's" if src.path.parent.name.lower() == ".git" else "a repository committed in the tree:"
+    return _check_entries(src, where, set())
+
+
+def _check_entries(src: ScanFile, where: str, seen: set[Path]) -> list[Finding]:
     out: list[Finding] = []
+    root = _root(src)
     for entry in entries(src.text):
         if any(re.fullmatch(p, entry.name, re.I) for p in _data()["includes"]):
             message = f"{where} `{entry.name}` adds the config file {entry.value!r}: its keys apply too"
             out.append(finding("OWS-GIT-001", src.rel, entry.line, message, executes=entry.value, severity="medium"))
+            out += _included(src, root, entry.value, seen)
             continue
+        if entry.section == "remote" and entry.key in ("url", "pushurl") and re.match(r"^\s*(?:ext|fd)::", entry.value):
+            command = entry.value.split("::", 1)[1].replace("%20", " ").replace("% ", " ")
+            severity: Severity = "critical" if risk(command).severity == "critical" else "high"
+            message = f"{where} `{entry.name}` is an `ext::` URL: git runs {command[:60]!r} as the transport on fetch"
+            out.append(finding("OWS-GIT-001", src.rel, entry.line, message, executes=entry.value, severity=severity))
+            continue
+        if entry.name == "core.hookspath":
+            out += _hooks_folder(src, root, entry)
         spec = _match(entry, _data()["config_programs"])
         if spec is None or (spec.get("unless_bool") and entry.value.strip().lower() in _BOOL):
             continue
-        severity = _severity(entry.value.strip(), spec)
-        if severity is None:
+        found_severity = _severity(entry.value.strip(), spec)
+        if found_severity is None:
             continue
         danger = risk(entry.value.strip().removeprefix("!"))
         message = f"{where} `{entry.name}` makes git run a program {spec['when']} ({danger.why})"
         executes = command_line(entry.value.strip())
-        out.append(finding("OWS-GIT-001", src.rel, entry.line, message, executes=executes, severity=severity))
+        out.append(finding("OWS-GIT-001", src.rel, entry.line, message, executes=executes, severity=found_severity))
+    return out
+
+
+def _root(src: ScanFile) -> Path:
+    path = src.path.absolute()
+    for _ in range(len(PurePosixPath(src.rel).parts)):
+        path = path.parent
+    return path
+
+
+def _inside(path: Path, root: Path) -> Path | None:
+    try:
+        real = path.resolve()
+        real.relative_to(root.resolve())
+    except (OSError, ValueError):
+        return None
+    return real
+
+
+def _included(src: ScanFile, root: Path, value: str, seen: set[Path]) -> list[Finding]:
+    """The keys of a config file an `include.path` adds, when the repository holds it (`../.gitconfig`): a
+    `.gitconfig` in the tree is inert until the checkout's config includes it, and then it is git's own."""
+    target = _inside(src.path.parent / value.strip(), root)
+    if target is None or target in seen or not target.is_file() or target.stat().st_size > 1_000_000:
+        return []
+    seen.add(target)
+    try:
+        text = target.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    rel = target.relative_to(root.resolve()).as_posix()
+    return _check_entries(ScanFile(rel, target, text), f"{src.rel} includes {rel}:", seen)
+
+
+def check_hook(src: ScanFile) -> list[Finding]:
+    """A hook script git runs by itself (`.git/hooks/*` handed over with the checkout, husky's `.husky/*`, the folder
+    `core.hooksPath` names): high when a line downloads and runs code or runs an inline script that fetches."""
+    out = []
+    for number, line in enumerate(src.text.splitlines(), start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        danger = risk(text)
+        if danger.severity == "critical" and (
+            danger.why.startswith(("downloads", "sends", "installs")) or _FETCH.search(text)
+        ):
+            message = f"the git hook {PurePosixPath(src.rel).name!r} runs at every commit or checkout: {danger.why}"
+            out.append(finding("OWS-GIT-004", src.rel, number, message, executes=command_line(text)))
+    return out
+
+
+_FETCH = re.compile(
+    r"\b(?:curl|wget|iwr|irm|invoke-webrequest|invoke-restmethod|fetch|nc|ncat|socat)\b|https?://", re.I
+)
+
+
+def _hooks_folder(src: ScanFile, root: Path, entry: Entry) -> list[Finding]:
+    """The hooks in the folder `core.hooksPath` names, when it is a folder of the repository (husky's `.husky/_`,
+    a `.githooks`): checked as hooks."""
+    value = entry.value.strip()
+    if not value or value.startswith(("/", "~", "$")):
+        return []
+    base = src.path.parent.parent if src.path.parent.name.lower() == ".git" else src.path.parent
+    folder = _inside(base / value, root)
+    if folder is None or not folder.is_dir() or "/.husky" in "/" + folder.relative_to(root.resolve()).as_posix():
+        return []  # husky's folders are read on their own (classify: `git-hook`)
+    out: list[Finding] = []
+    for hook in sorted(folder.iterdir())[:100]:
+        if hook.is_file() and not hook.name.endswith(".sample") and hook.stat().st_size < 1_000_000:
+            text = hook.read_text(encoding="utf-8", errors="replace")
+            rel = hook.resolve().relative_to(root.resolve()).as_posix()
+            out += check_hook(ScanFile(rel, hook, text))
     return out
 
 

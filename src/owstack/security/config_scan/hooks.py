@@ -22,7 +22,8 @@ from typing import Any
 
 from owstack.security.config_scan import mcp
 from owstack.security.config_scan.commands import Risk, risk
-from owstack.security.config_scan.common import ScanFile, command_line
+from owstack.security.config_scan.common import ScanFile, command_line, destination
+from owstack.security.config_scan.scripts import local_risk
 from owstack.security.findings import Finding, Severity, finding
 
 KeyPath = tuple[str | int, ...]
@@ -77,7 +78,21 @@ def check_settings(src: ScanFile) -> list[Finding]:
             node = node.get(key) if isinstance(node, dict) else None
         if isinstance(node, str) and node.strip():
             found.append(_finding(src, path, node, ".".join(path)))
-    return found
+    return found + _telemetry(src, data)
+
+
+def _telemetry(src: ScanFile, data: dict[str, Any]) -> list[Finding]:
+    """Gemini CLI / Qwen Code `telemetry.otlpEndpoint` off this machine: the sessions' events (with the prompts, by
+    default) go there."""
+    telemetry = data.get("telemetry")
+    if not isinstance(telemetry, dict):
+        return []
+    endpoint = telemetry.get("otlpEndpoint")
+    if not isinstance(endpoint, str) or telemetry.get("enabled") is False or destination(endpoint) == "local":
+        return []
+    prompts = "" if telemetry.get("logPrompts") is False else ", prompts included"
+    message = f"`telemetry.otlpEndpoint` sends every session's events{prompts} to {endpoint!r}"
+    return [finding("OWS-HK-003", src.rel, src.line("telemetry", "otlpEndpoint"), message, executes=endpoint)]
 
 
 def check_notify(src: ScanFile, data: dict[str, Any]) -> list[Finding]:
@@ -96,6 +111,9 @@ def _event(path: KeyPath) -> str:
 def _finding(src: ScanFile, path: KeyPath, command: Any, event: str) -> Finding:
     words = [str(w) for w in command] if isinstance(command, list) else None
     danger = risk(words[0], words[1:]) if words else risk(command)
+    if danger.severity != "critical":
+        local = local_risk(src, words[0], words[1:]) if words else local_risk(src, command)
+        danger = local or danger
     line = src.line(*path)
     message = f"a `{event}` hook runs a command by itself ({danger.why})"
     return finding("OWS-HK-001", src.rel, line, message, executes=command_line(command), severity=severity(danger))

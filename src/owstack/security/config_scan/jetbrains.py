@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 
 from owstack.security.config_scan.common import ScanFile, command_line
+from owstack.security.config_scan.vscode import program_severity
 from owstack.security.findings import Finding, finding
 
 _COMPONENT = re.compile(
@@ -29,7 +30,32 @@ _OPTION = re.compile(
 )
 
 
+_WATCHER = re.compile(r"<TaskOptions\b[^>]*\bisEnabled=\"true\"[^>]*>(.*?)</TaskOptions>", re.S)
+_WATCHER_OPTION = re.compile(r'<option\s+name="(program|arguments)"\s+value="([^"]*)"')
+
+
+def check_watchers(src: ScanFile) -> list[Finding]:
+    """`.idea/watcherTasks.xml`: File Watchers run their program by themselves whenever a matching file changes
+    (on save, on a checkout); judged as VS Code's program settings are (`vscode.program_severity`)."""
+    out: list[Finding] = []
+    for task in _WATCHER.finditer(src.text):
+        options = {k: html.unescape(v) for k, v in _WATCHER_OPTION.findall(task.group(1))}
+        program = options.get("program", "").strip()
+        if not program:
+            continue
+        line_text = f"{program} {options.get('arguments', '')}".strip()
+        severity, why = program_severity(src, line_text)
+        if severity == "low":
+            continue
+        line = src.text.count("\n", 0, task.start()) + 1
+        message = f"a File Watcher runs by itself whenever a watched file changes: {why}"
+        out.append(finding("OWS-IDEA-001", src.rel, line, message, executes=command_line(line_text), severity=severity))
+    return out
+
+
 def check_startup(src: ScanFile) -> list[Finding]:
+    if src.rel.lower().endswith("watchertasks.xml"):
+        return check_watchers(src)
     out: list[Finding] = []
     for component in _COMPONENT.finditer(src.text):
         for task in _TASK.finditer(component.group(2)):

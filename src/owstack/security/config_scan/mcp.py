@@ -9,10 +9,20 @@ with `path`, `args` and `env` (Zed); its environment is `env` or `environment` (
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from owstack.security.config_scan.commands import risk
-from owstack.security.config_scan.common import ScanFile, command_line, env_risk, is_secret, mask
+from owstack.security.config_scan.common import (
+    ScanFile,
+    command_line,
+    destination,
+    env_risk,
+    is_secret,
+    mask,
+    model_endpoints,
+)
+from owstack.security.config_scan.scripts import local_risk
 from owstack.security.egress.addresses import address_problem, name_problem
 from owstack.security.egress.urls import URLRejected, parse
 from owstack.security.findings import Finding, Severity, finding
@@ -22,18 +32,28 @@ _URL_KEYS = ("url", "serverUrl", "httpUrl")
 
 
 def servers(data: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
-    """(path to the servers map, the map) of an MCP config document, or ((), {})."""
+    """(path to the servers map, the map) of an MCP config document, or ((), {}): the first of `all_servers`."""
+    found = all_servers(data)
+    return found[0] if found else ((), {})
+
+
+def all_servers(data: Any) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+    """Every (path, servers map) of an MCP config document. All are read, not the first found: a file can hold
+    `mcpServers` for one client and `servers` for VS Code, and each client starts its own."""
     if not isinstance(data, dict):
-        return (), {}
+        return []
+    out: list[tuple[tuple[str, ...], dict[str, Any]]] = []
     for path in _SERVER_PATHS:
         node: Any = data
         for key in path:
             node = node.get(key) if isinstance(node, dict) else None
         if isinstance(node, list):  # Continue: [{"name": ..., "command": ...}]
             node = {str(s.get("name") or i): s for i, s in enumerate(node) if isinstance(s, dict)}
+        if path == ("mcp",) and any(p[0] == "mcp" for p, _ in out):
+            continue  # VS Code settings' `mcp` holds `servers`, already read
         if isinstance(node, dict) and node:
-            return path, node
-    return (), {}
+            out.append((path, node))
+    return out
 
 
 _SERVER_PATHS = (
@@ -43,12 +63,15 @@ _SERVER_PATHS = (
     ("mcp.servers",),
     ("mcp_servers",),
     ("context_servers",),
+    ("experimental", "modelContextProtocolServers"),  # Continue's config.json and .continuerc.json
     ("mcp",),
 )
 
 
 def launch(spec: dict[str, Any]) -> tuple[Any, Any, Any]:
     """(command, args, env) of a server, whichever client's shape it has (see the module docstring)."""
+    if isinstance(spec.get("transport"), dict) and "command" not in spec:  # Continue: {"transport": {...}}
+        spec = spec["transport"]
     command, args = spec.get("command"), spec.get("args")
     env = spec.get("env") if spec.get("env") is not None else spec.get("environment")
     if isinstance(command, dict):  # Zed: {"path": ..., "args": [...], "env": {...}}
@@ -62,9 +85,8 @@ def launch(spec: dict[str, Any]) -> tuple[Any, Any, Any]:
 
 def commands(data: Any) -> dict[str, str]:
     """name -> command line of every stdio server in an MCP config document."""
-    _, found = servers(data)
     out = {}
-    for name, spec in found.items():
+    for name, spec in (item for _, found in all_servers(data) for item in found.items()):
         if isinstance(spec, dict):
             command, args, _ = launch(spec)
             if command:
@@ -73,12 +95,18 @@ def commands(data: Any) -> dict[str, str]:
 
 
 def check(src: ScanFile, data: Any = None) -> list[Finding]:
-    """Findings for every server of an MCP config (`data`: a document read other than as JSON)."""
-    base, found = servers(data if data is not None else src.doc.value if src.doc else None)
+    """Findings for every server of an MCP config (`data`: a document read other than as JSON); for Continue's
+    files, also the models' `apiBase` (OWS-LLM-001)."""
     out: list[Finding] = []
-    for name, spec in found.items():
-        if isinstance(spec, dict):
-            out += _server(src, (*base, name), name, spec)
+    if "continue" in src.rel.lower():
+        tree = data if data is not None else src.doc.value if src.doc else None
+        models = tree.get("models") if isinstance(tree, dict) else None
+        for path, url in model_endpoints(models, ("models",)) if isinstance(models, list) else []:
+            out += model_traffic(src, path, url, "Continue sends prompts and code for this model to")
+    for base, found in all_servers(data if data is not None else src.doc.value if src.doc else None):
+        for name, spec in found.items():
+            if isinstance(spec, dict):
+                out += _server(src, (*base, name), name, spec)
     return out
 
 
@@ -89,6 +117,8 @@ def _server(src: ScanFile, path: tuple[str, ...], name: str, spec: dict[str, Any
         line = src.line(*path, "command")
         cmd = command_line(command, args)
         danger = risk(command, args)
+        if danger.severity != "critical":
+            danger = local_risk(src, command, args) or danger
         if danger.severity == "critical":
             out.append(finding("OWS-MCP-002", src.rel, line, f"server {name!r}: {danger.why}", executes=cmd))
         else:
@@ -97,6 +127,7 @@ def _server(src: ScanFile, path: tuple[str, ...], name: str, spec: dict[str, Any
     for key in _URL_KEYS:
         if isinstance(spec.get(key), str):
             out += _remote(src, (*path, key), name, spec[key])
+            out += _credentials_sent(src, path, name, spec, spec[key])
     for section in ("env", "headers"):
         values = env if section == "env" else spec.get(section)
         for key, value in values.items() if isinstance(values, dict) else []:
@@ -122,6 +153,13 @@ def _server(src: ScanFile, path: tuple[str, ...], name: str, spec: dict[str, Any
                         severity=found.severity,
                     )
                 )
+    given = [str(a) for a in args] if isinstance(args, list) else []
+    remote = next((a for a in given if re.match(r"^https?://", a)), None)
+    if command and remote is not None:  # a local proxy to a remote server (`npx mcp-remote URL --header ...`)
+        extra: list[tuple[str, tuple[str | int, ...]]] = [
+            (v, ("args", i)) for i, a in enumerate(given) for v in _references(a)
+        ]
+        out += _credentials_sent(src, path, name, {}, remote, extra)
     for i, arg in enumerate(args if isinstance(args, list) else []):
         text = str(arg)
         key, _, value = text.partition("=")
@@ -136,6 +174,81 @@ def _server(src: ScanFile, path: tuple[str, ...], name: str, spec: dict[str, Any
                 )
             )
     return out
+
+
+#: credentials of a named service, by the variable that holds them, and the word its own hosts carry
+_VENDOR_CREDENTIAL = re.compile(
+    r"^(ANTHROPIC|CLAUDE|OPENAI|AZURE_OPENAI|AWS|GITHUB|GH|GITLAB|GOOGLE|GEMINI|VERTEX|HF|HUGGING_?FACE|NPM|PYPI|SLACK|"
+    r"STRIPE|OPENROUTER|MISTRAL|GROQ|DEEPSEEK|XAI|COHERE|TOGETHER|FIREWORKS|CLOUDFLARE|CF|DIGITALOCEAN|DOCKER|"
+    r"VERCEL|NETLIFY|HEROKU|SUPABASE|TWILIO|SENDGRID)_\w*(?:KEY|TOKEN|SECRET|PASSWORD|PAT|CREDENTIALS?)\w*$",
+    re.I,
+)
+_VENDOR_HOST: dict[str, str | tuple[str, ...]] = {
+    "CLAUDE": ("anthropic", "claude"),
+    "GH": "github",
+    "HF": ("huggingface", "hf.co"),
+    "HUGGINGFACE": "huggingface",
+    "HUGGING_FACE": "huggingface",
+    "GEMINI": ("google", "gemini"),
+    "VERTEX": "google",
+    "GITHUB": ("github", "ghe.com"),
+    "AZURE_OPENAI": "azure",
+    "CF": "cloudflare",
+    "XAI": "x.ai",
+    "AWS": "aws",  # amazonaws.com, api.aws
+}
+_ENV_REFERENCE = re.compile(r"\$\{(?:env:)?([A-Za-z_]\w*)\}|\{env:([A-Za-z_]\w*)\}|\$([A-Za-z_]\w*)")
+
+
+def _credentials_sent(
+    src: ScanFile,
+    path: tuple[str, ...],
+    name: str,
+    spec: dict[str, Any],
+    url: str,
+    extra: list[tuple[str, tuple[str | int, ...]]] | None = None,
+) -> list[Finding]:
+    """A remote server handed a credential of another service from the user's environment: `${env:OPENAI_API_KEY}`
+    in its URL or headers, Codex's `bearer_token_env_var` or `env_http_headers`, sent to a host of someone else."""
+    refs: list[tuple[str, tuple[str | int, ...]]] = [(v, ("url",)) for v in _references(url)] + (extra or [])
+    for section in ("headers", "http_headers"):
+        headers = spec.get(section)
+        for key, value in headers.items() if isinstance(headers, dict) else []:
+            refs += [(v, (section, key)) for v in _references(str(value))]
+    if isinstance(spec.get("bearer_token_env_var"), str):
+        refs.append((spec["bearer_token_env_var"], ("bearer_token_env_var",)))
+    env_headers = spec.get("env_http_headers")
+    for key, value in env_headers.items() if isinstance(env_headers, dict) else []:
+        refs.append((str(value), ("env_http_headers", key)))
+    try:
+        host = (parse(url).host or "").lower()
+    except URLRejected:
+        host = url.lower()
+    out = []
+    for variable, where in refs:
+        m = _VENDOR_CREDENTIAL.match(variable)
+        if m is None:
+            continue
+        vendor = m.group(1).upper()
+        words = _VENDOR_HOST.get(vendor, vendor.lower().replace("_", ""))
+        if any(w in host.replace("-", "") for w in ((words,) if isinstance(words, str) else words)):
+            continue  # the service's own server (GITHUB_TOKEN to api.githubcopilot.com)
+        message = f"server {name!r}: the user's ${variable} is sent to {host or url!r}, not a host of that service"
+        line = src.line(*path, *where)
+        out.append(finding("OWS-MCP-007", src.rel, line, message, executes=f"{variable} -> {redact(url)}"))
+    return out
+
+
+def _references(text: str) -> list[str]:
+    return [next(g for g in m.groups() if g) for m in _ENV_REFERENCE.finditer(text)]
+
+
+def model_traffic(src: ScanFile, path: tuple[str | int, ...], url: str, what: str) -> list[Finding]:
+    """OWS-LLM-001 for a model endpoint off this machine that is no known provider's."""
+    if destination(url) != "elsewhere":
+        return []
+    message = f"{what} {url!r} (off this machine, no known provider)"
+    return [finding("OWS-LLM-001", src.rel, src.line(*path), message, executes=redact(url))]
 
 
 def _remote(src: ScanFile, path: tuple[str, ...], name: str, url: str) -> list[Finding]:

@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from owstack.security.config_scan import mcp
+from owstack.security.config_scan.claude import runs_anything
 from owstack.security.config_scan.commands import risk
 from owstack.security.config_scan.common import ScanFile, command_line, destination
 from owstack.security.config_scan.permissions import check_grants
@@ -84,6 +85,11 @@ def check_opencode(src: ScanFile) -> list[Finding]:
             name = spec.get("package") if isinstance(spec, dict) else spec
             if isinstance(name, str):
                 out += _plugin_package(src, (key, i), name)
+    out += _permissions(src, data.get("permission"), ("permission",))
+    agents = data.get("agent")
+    for name, spec in agents.items() if isinstance(agents, dict) else []:
+        if isinstance(spec, dict):
+            out += _permissions(src, spec.get("permission"), ("agent", str(name), "permission"))
     for section in ("formatter", "lsp"):
         entries = data.get(section)
         for tool, spec in entries.items() if isinstance(entries, dict) else []:
@@ -100,6 +106,25 @@ def check_opencode(src: ScanFile) -> list[Finding]:
             message = f"instructions fetched from {item} at every session: they can change after review"
             line = src.line("instructions", i)
             out.append(finding("OWS-OC-003", src.rel, line, message, executes=item, severity="medium"))
+    return out
+
+
+def _permissions(src: ScanFile, permission: Any, path: tuple[str, ...]) -> list[Finding]:
+    """opencode's `permission.bash`: "allow" (or `{"*": "allow"}`, or a shell or interpreter with any arguments
+    allowed) runs every command the agent chooses without asking; `"permission": "allow"` allows every tool."""
+    grants: list[tuple[tuple[str, ...], str]] = []
+    if permission == "allow":
+        grants.append((path, "every tool"))
+    bash = permission.get("bash") if isinstance(permission, dict) else None
+    if bash == "allow":
+        grants.append(((*path, "bash"), "bash"))
+    for pattern, verdict in bash.items() if isinstance(bash, dict) else []:
+        if verdict == "allow" and runs_anything(str(pattern).replace(" *", ":*")):
+            grants.append(((*path, "bash", str(pattern)), f"bash {pattern!r}"))
+    out = []
+    for where, what in grants:
+        message = f"`{'.'.join(where)}` lets the agent run {what} without asking: any shell command"
+        out.append(finding("OWS-HK-002", src.rel, src.line(*where), message, executes=f"{'.'.join(where)}: allow"))
     return out
 
 

@@ -26,6 +26,7 @@ import yaml
 
 from owstack.security.config_scan.commands import risk
 from owstack.security.config_scan.common import ScanFile, command_line
+from owstack.security.config_scan.scripts import local_risk
 from owstack.security.findings import Finding, Severity, finding
 
 #: scripts the package manager runs by itself on `install` in the project (npm docs, "Life Cycle Operation
@@ -45,6 +46,11 @@ _FETCH = re.compile(r"\b(?:curl|wget|iwr|irm|invoke-webrequest|invoke-restmethod
 _ENCODED_EVAL = re.compile(
     r"\b(?:eval|Function|exec|execSync|spawnSync)\s*\([^)]{0,200}(?:atob|base64|fromCharCode|\\x[0-9a-f]{2})", re.I
 )
+#: PowerShell given its script base64-encoded (`-EncodedCommand`, `-enc`, `-e`: any prefix)
+_PS_ENCODED = re.compile(
+    r"\b(?:powershell|pwsh)(?:\.exe)?\b[^|;&]*\s[-/](?:e|ec|en[a-z]*)\s+['\"]?[A-Za-z0-9+/=]{8,}", re.I
+)
+_SUBSTITUTED_DOWNLOAD = re.compile(r"\$\(\s*(?:curl|wget|iwr|irm)\b|`\s*(?:curl|wget)\b", re.I)
 _RUNS = re.compile(r"child_process|\b(?:exec|execSync|spawn|spawnSync|eval|system|popen)\b|Function\(|\.pipe\(", re.I)
 _NPMRC_EXEC = {"script-shell", "git", "onload-script", "shell"}
 _HOT_OPTIONS = re.compile(r"(?:^|\s)(?:--require|-r|--import|--loader|--experimental-loader)\b")
@@ -67,6 +73,8 @@ def check_package_json(src: ScanFile) -> list[Finding]:
             if not isinstance(script, str) or not script.strip() or script.lstrip().startswith("@"):
                 continue  # Composer's `@other-script` and `@php` references
             why = _fetches_and_runs(script)
+            if why is None and (local := local_risk(src, script)) is not None:
+                why = local.why
             if why is not None:
                 tool = "composer install" if composer else "npm install"
                 message = f"the `{name}` script runs on `{tool}` in the checkout: {why}"
@@ -112,13 +120,15 @@ def check_wrapper(src: ScanFile) -> list[Finding]:
 
 def _fetches_and_runs(script: str) -> str | None:
     """Why a lifecycle script is more than a local build step, or None."""
-    if _ENCODED_EVAL.search(script):
+    if _ENCODED_EVAL.search(script) or _PS_ENCODED.search(script):
         return "it evaluates an encoded payload"
     danger = risk(script)
     if danger.severity != "critical":
         return None
     if danger.why.startswith(("downloads", "installs")) or "fetches" in danger.why:
         return danger.why
+    if _SUBSTITUTED_DOWNLOAD.search(script):  # `node -e "$(curl -s URL)"`: the download is the code
+        return f"{danger.why}, the code being a download"
     if _FETCH.search(script) and _RUNS.search(script):  # inline code that fetches and runs
         return f"{danger.why}, fetching from the network"
     return None

@@ -18,7 +18,7 @@ from typing import Any
 from owstack.security.config_scan import mcp
 from owstack.security.config_scan.claude import runs_anything
 from owstack.security.config_scan.commands import risk
-from owstack.security.config_scan.common import ScanFile, command_line, env_risk
+from owstack.security.config_scan.common import ScanFile, command_line, env_risk, model_endpoints
 from owstack.security.findings import Finding, Severity, finding
 
 #: settings whose value is a program (VS Code "restricted settings" and what extensions document)
@@ -40,7 +40,8 @@ _DATA_PATH = re.compile(
 )
 _ARGS_SETTING = re.compile(r"^.+(?:args|arguments|flags|execargv|options)$", re.I)
 _CODE_OPTIONS = re.compile(
-    r"--init-hook|-toolexec|--exec\b|--eval\b|--require\b|--load-plugins?\b|\$\(|`|;|&&|\|\||\|\s*\w", re.I
+    r"--init-hook|-toolexec|--exec\b|--rcfile\b|--init-file\b|--eval\b|--require\b|--load-plugins?\b|\$\(|`|;|&&|\|\||\|\s*\w",
+    re.I,
 )
 _ENV_SETTING = re.compile(r"^(?:terminal\.integrated\.env\..+|.+\.(?:toolsEnvVars|envVars|env|environment|extraEnv))$")
 _LOCAL_ONLY = re.compile(r"^(?:\./)?(?:\.?venv|env|\.env|\.tox|\.nox|node_modules|\.pixi|\.conda)/")
@@ -69,6 +70,117 @@ def check_tasks(src: ScanFile, base: tuple[str | int, ...] = ()) -> list[Finding
                 )
             )
     return out
+
+
+#: extensions people install most (VS Code Marketplace), whose names a lookalike imitates
+_KNOWN_EXTENSIONS = (
+    "ms-python.python",
+    "ms-python.vscode-pylance",
+    "ms-python.debugpy",
+    "ms-toolsai.jupyter",
+    "ms-vscode.cpptools",
+    "ms-vscode.powershell",
+    "ms-vscode-remote.remote-ssh",
+    "ms-vscode-remote.remote-containers",
+    "ms-azuretools.vscode-docker",
+    "ms-dotnettools.csharp",
+    "ms-dotnettools.csdevkit",
+    "ms-vscode.live-server",
+    "esbenp.prettier-vscode",
+    "dbaeumer.vscode-eslint",
+    "github.copilot",
+    "github.copilot-chat",
+    "github.vscode-pull-request-github",
+    "eamodio.gitlens",
+    "redhat.java",
+    "redhat.vscode-yaml",
+    "vscjava.vscode-java-pack",
+    "golang.go",
+    "rust-lang.rust-analyzer",
+    "ritwickdey.liveserver",
+    "bradlc.vscode-tailwindcss",
+    "vscodevim.vim",
+    "visualstudioexptteam.vscodeintellicode",
+    "ms-vsliveshare.vsliveshare",
+    "christian-kohler.path-intellisense",
+    "formulahendry.code-runner",
+    "pkief.material-icon-theme",
+    "streetsidesoftware.code-spell-checker",
+    "hashicorp.terraform",
+    "charliermarsh.ruff",
+    "ms-python.black-formatter",
+    "ms-python.isort",
+    "ms-python.flake8",
+    "ms-python.mypy-type-checker",
+    "denoland.vscode-deno",
+    "vue.volar",
+    "svelte.svelte-vscode",
+    "prisma.prisma",
+    "mongodb.mongodb-vscode",
+    "ms-kubernetes-tools.vscode-kubernetes-tools",
+    "anthropic.claude-code",
+    "openai.chatgpt",
+    "continue.continue",
+    "saoudrizwan.claude-dev",
+    "rooveterinaryinc.roo-cline",
+    "google.geminicodeassist",
+    "amazonwebservices.aws-toolkit-vscode",
+    "amazonwebservices.amazon-q-vscode",
+    "tabnine.tabnine-vscode",
+    "codeium.codeium",
+    "sourcegraph.cody-ai",
+)
+
+
+def check_extensions(src: ScanFile, base: tuple[str | int, ...] = (), key: str = "recommendations") -> list[Finding]:
+    """`.vscode/extensions.json` `recommendations`: an id one or two edits from a well-known extension's, or a
+    well-known extension's name under another publisher (`ms-pyhton.python`, `python-tools.python`), is a lookalike
+    the recommendation prompt offers to install (medium: installing it takes a click). A publisher's own extensions
+    are never lookalikes of each other (`redhat.vscode-xml` beside `redhat.vscode-yaml`): a publisher is an
+    account. Also a workspace file's `extensions.recommendations` and a dev container's
+    `customizations.vscode.extensions` (installed in the container without asking)."""
+    data: Any = src.doc.value if src.doc is not None else None
+    for name in base:
+        data = data.get(name) if isinstance(data, dict) else None
+    wanted = data.get(key) if isinstance(data, dict) else None
+    out: list[Finding] = []
+    known = {k: k.split(".", 1) for k in _KNOWN_EXTENSIONS}
+    for i, item in enumerate(wanted if isinstance(wanted, list) else []):
+        ident = str(item).strip().lower()
+        if ident in known or "." not in ident:
+            continue
+        publisher, name = ident.split(".", 1)
+        like = next(
+            (
+                k
+                for k, (p, n) in known.items()
+                if p != publisher and (_distance(ident, k) <= 2 or (n == name and len(name) > 3))
+            ),
+            None,
+        )
+        if like is not None:
+            message = f"recommends {item!r}, which imitates the extension {like!r}"
+            line = src.line(*base, key, i)
+            out.append(finding("OWS-VSC-004", src.rel, line, message, executes=str(item)))
+    return out
+
+
+def _distance(a: str, b: str) -> int:
+    """Optimal string alignment distance (a transposition counts as one edit), stopping early past 2."""
+    if abs(len(a) - len(b)) > 2:
+        return 3
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for k, cb in enumerate(b, 1):
+            cur[k] = min(prev[k] + 1, cur[k - 1] + 1, prev[k - 1] + (ca != cb))
+            if i > 1 and k > 1 and ca == b[k - 2] and a[i - 2] == cb:
+                cur[k] = min(cur[k], prev2[k - 2] + 1)
+        if min(cur) > 2:
+            return 3
+        prev2, prev = prev, cur
+    return prev[-1]
 
 
 def check_settings(src: ScanFile, base: tuple[str | int, ...] = ()) -> list[Finding]:
@@ -101,7 +213,23 @@ def check_settings(src: ScanFile, base: tuple[str | int, ...] = ()) -> list[Find
             out += _program_setting(src, line, key, value)
     if isinstance(node.get("mcp"), dict):
         out += mcp.check(ScanFile(src.rel, src.path, src.text, src.doc))
+    for key, value in node.items():
+        if isinstance(key, str) and _AI_EXTENSION.match(key):
+            found = [(path, url) for path, url in model_endpoints({key: value}) if isinstance(path[-1], str)]
+            for path, url in found:
+                out += mcp.model_traffic(
+                    src, (*base, *path), url, f"`{'.'.join(map(str, path))}` sends an AI extension's traffic to"
+                )
     return out
+
+
+#: settings of AI assistants whose endpoints carry the prompts, the code and the user's token (Copilot's
+#: `github.copilot.advanced.debug.overrideProxyUrl` sends the GitHub token there)
+_AI_EXTENSION = re.compile(
+    r"^(?:github\.copilot|continue|cline|roo-cline|claude-?code|chatgpt|openai|codeium|windsurf|cody|tabnine|"
+    r"amazonq|gemini|geminicodeassist)\b",
+    re.I,
+)
 
 
 #: Copilot agent approval settings: `chat.tools.autoApprove`, `chat.tools.terminal.autoApprove`,

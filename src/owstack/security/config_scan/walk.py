@@ -31,6 +31,7 @@ class Entry:
     escape: str | None = None
     is_dir: bool = False
     into_git: bool = False
+    truncated: bool = False  # the walk stopped at MAX_ENTRIES: `rel` is where
 
 
 def excluded(rel: str, patterns: tuple[str, ...]) -> bool:
@@ -49,6 +50,16 @@ def excluded(rel: str, patterns: tuple[str, ...]) -> bool:
     return False
 
 
+def _shown(name: str) -> str:
+    """A file name as reports can print it: bytes that are not UTF-8 (kept by the OS as lone surrogates, which no
+    UTF-8 output, JSON or SARIF included, can encode) written as `\\xff` escapes. Only the shown path changes."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return name
+
+
 def _inside(real: str, root_real: str) -> bool:
     return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
 
@@ -57,6 +68,20 @@ def _into_git(target: str, real: str, root_real: str) -> bool:
     """A link whose target names a `.git` folder (any case: `.GIT` is the same folder on macOS and Windows)."""
     parts = re.split(r"[/\\]", target) + os.path.relpath(real, root_real).split(os.sep)
     return any(p.lower() == ".git" for p in parts)
+
+
+def _git_hooks(git_dir: str, rel: str) -> Iterator[Entry]:
+    """The hooks of a `.git` folder handed over with the checkout (an archive, a shared folder): git runs them on
+    commit, checkout and merge. The `.sample` files git installs run nothing."""
+    hooks = os.path.join(git_dir, "hooks")
+    try:
+        names = sorted(os.listdir(hooks)) if not os.path.islink(hooks) else []
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(hooks, name)
+        if not name.endswith(".sample") and os.path.isfile(path) and not os.path.islink(path):
+            yield Entry(Path(path), f"{rel}/hooks/{name}")
 
 
 def walk(root: Path, exclude: tuple[str, ...] = ()) -> Iterator[Entry]:
@@ -73,18 +98,20 @@ def walk(root: Path, exclude: tuple[str, ...] = ()) -> Iterator[Entry]:
             continue
         for entry in entries:
             count += 1
-            if count > MAX_ENTRIES:
+            if count > MAX_ENTRIES:  # said, not silent: padding a tree with files must not hide the rest
+                yield Entry(Path(folder), prefix.rstrip("/") or ".", truncated=True)
                 return
-            rel = f"{prefix}{entry.name}"
+            rel = f"{prefix}{_shown(entry.name)}"
             if excluded(rel, exclude):
                 continue
             link = entry.is_symlink()
             real = os.path.realpath(entry.path) if link else entry.path
             if link and not _inside(real, root_real):
-                yield Entry(Path(entry.path), rel, escape=os.readlink(entry.path), is_dir=os.path.isdir(entry.path))
+                target = _shown(os.readlink(entry.path))
+                yield Entry(Path(entry.path), rel, escape=target, is_dir=os.path.isdir(entry.path))
                 continue
             if link and _into_git(os.readlink(entry.path), real, root_real):
-                target = os.readlink(entry.path)
+                target = _shown(os.readlink(entry.path))
                 yield Entry(Path(entry.path), rel, escape=target, is_dir=os.path.isdir(entry.path), into_git=True)
                 continue
             try:
@@ -94,6 +121,7 @@ def walk(root: Path, exclude: tuple[str, ...] = ()) -> Iterator[Entry]:
             if is_dir:
                 if entry.name == ".git" and os.path.isfile(os.path.join(entry.path, "config")) and not link:
                     yield Entry(Path(entry.path) / "config", rel + "/config")
+                    yield from _git_hooks(entry.path, rel)
                 if entry.name in SKIP_DIRS:
                     continue
                 real_dir = os.path.realpath(entry.path)
