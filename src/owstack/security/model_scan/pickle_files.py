@@ -72,6 +72,8 @@ def analyse(path: Path, fmt: str) -> Outcome:
         if fmt in ("pytorch-zip", "npz", "zip", "tar"):
             with path.open("rb") as fh:
                 (_tar if fmt == "tar" else _zip)(out, fh, "", 0)
+            if fmt == "tar":
+                _tar_header_pickle(out, path)
             if not out.parts:
                 out.problems.append(f"{fmt} archive without any pickle or .npy member")
             elif fmt == "pytorch-zip":
@@ -96,6 +98,32 @@ def analyse(path: Path, fmt: str) -> Outcome:
     except OSError as exc:
         out.problems.append(f"unreadable: {exc.strerror or exc}")
     return out
+
+
+TAR_AS_PICKLE = "(the tar header read as a pickle)"
+
+
+def _tar_header_pickle(out: Outcome, path: Path) -> None:
+    """A tar archive is also a pickle when its first member's name is pickle opcodes: `pickle.load`,
+    `joblib.load` and `numpy.load(allow_pickle=True)` read the file from byte 0, where the name is, and
+    never look at the members. The header is run as a pickle too; imports of names that CPython could
+    import (no NUL, dotted identifiers) and computed imports are reported."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        data = fh.read(min(size, SNIFF_BYTES))
+        report = scan_pickles(data)
+        if size > len(data) and pickle_like(data, at_end=True):
+            data += fh.read(MAX_FILE_BYTES - len(data))  # still parsing at the end of the sniffed bytes
+            report = scan_pickles(data)
+    report.hits = [h for h in report.hits if _importable(h.what) or h.what == "computed import"]
+    report.errors = []
+    if report.hits:
+        out.reports[TAR_AS_PICKLE] = report
+        out.data[TAR_AS_PICKLE] = data
+
+
+def _importable(what: str) -> bool:
+    return all(part.isidentifier() for part in what.split("."))
 
 
 def raw_weights_name(name: str) -> bool:

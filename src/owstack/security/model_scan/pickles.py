@@ -24,6 +24,12 @@ TORCH_LEGACY_PICKLES = 5
 MAX_NESTING = 4
 MAX_PICKLES = 10_000
 _JOBLIB_WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
+_JOBLIB_FILE_WRAPPERS = frozenset(
+    {("joblib.numpy_pickle", "NDArrayWrapper"), ("joblib.numpy_pickle_compat", "NDArrayWrapper")}
+)
+_JOBLIB_WRAPPERS = frozenset({_JOBLIB_WRAPPER, *_JOBLIB_FILE_WRAPPERS})
+_RECONSTRUCTOR = ("copyreg", "_reconstructor")
+_MAX_ARG_DEPTH = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +73,7 @@ class _Scan:
             on_import=self._on_import,
             on_computed_import=self._on_computed,
             on_build=self._on_build,
+            on_call=self._on_call,
             on_extension=self._on_extension,
             on_bytes=self._on_bytes,
         )
@@ -92,11 +99,59 @@ class _Scan:
             inner.errors = []  # a bytes constant that only looks like a pickle is not an error
             self.report.merge(inner, f"pickle nested in a bytes constant at byte {self.base + pos}: ")
 
+    def _on_call(self, callee: Value, args: Value, pos: int) -> None:
+        """joblib replaces the object of a BUILD by the array it reads from the stream when that object
+        is an instance of its array wrappers, whatever made it. Only a direct call of the class (or
+        `copyreg._reconstructor(cls, ...)`, protocols 0 and 1) says where the raw bytes are; the class
+        handed to any other callable (`torch._tensor._rebuild_from_type_v2(NumpyArrayWrapper, ...)`)
+        makes an instance the machine cannot follow, and the bytes joblib skips would be read here as
+        opcodes (or the opcodes joblib runs as array bytes)."""
+        if callee.kind == "global" and (callee.module, callee.name) == _RECONSTRUCTOR:
+            items = args.items[1:] if args.kind == "tuple" else args.items
+        else:
+            items = args.items
+        for wrapper in _globals_in(items, _JOBLIB_WRAPPERS):
+            self.report.hits.append(
+                Hit(
+                    "critical",
+                    f"{wrapper.module}.{wrapper.name} passed to a call",
+                    self.base + pos,
+                    "a joblib array wrapper built indirectly: joblib reads raw array bytes from the pickle "
+                    "stream after its BUILD, so what joblib runs next cannot be told from what a scanner reads",
+                )
+            )
+
     def _on_build(self, obj: Value, state: Value, pos: int) -> None:
-        cls = obj.cls
-        if obj.kind != "object" or cls is None or (cls.module, cls.name) != _JOBLIB_WRAPPER:
+        cls = _instance_class(obj)
+        if cls is None:
             return
-        self._skip_joblib_array(state, pos)
+        if (cls.module, cls.name) in _JOBLIB_FILE_WRAPPERS:
+            self._joblib_file(obj, state, pos)
+        elif (cls.module, cls.name) == _JOBLIB_WRAPPER:
+            self._skip_joblib_array(state, pos)
+
+    def _joblib_file(self, obj: Value, state: Value, pos: int) -> None:
+        """joblib < 0.10's `NDArrayWrapper`: its BUILD makes joblib call `numpy.load(filename,
+        allow_pickle=True)` on another file (joblib/numpy_pickle_compat.py `NDArrayWrapper.read`), a pickle
+        loaded from wherever `filename` points."""
+        name = state.get("filename") if state.kind == "dict" else None
+        if name is None and obj.args is not None and obj.args.kind == "tuple" and obj.args.items:
+            name = obj.args.items[0]
+        filename = name.const if name is not None and name.kind == "const" else None
+        if not isinstance(filename, str):
+            severity, where = "critical", "a file the scanner cannot name"
+        else:
+            parts = filename.replace("\\", "/").split("/")
+            outside = filename.startswith(("/", "\\", "~")) or ".." in parts or ":" in filename
+            severity, where = ("critical" if outside else "high"), repr(filename[:120])
+        self.report.hits.append(
+            Hit(
+                severity,
+                "joblib NDArrayWrapper",
+                self.base + pos,
+                f"joblib loads {where} with numpy.load(allow_pickle=True): a pickle from another file",
+            )
+        )
 
     def _skip_joblib_array(self, state: Value, pos: int) -> None:
         """Consume the bytes joblib wrote after a NumpyArrayWrapper (joblib/numpy_pickle.py `read_array`)."""
@@ -166,6 +221,35 @@ class _Scan:
                 raise
         self.stream.seek(start)
         return self.run_one(self.memo)
+
+
+def _instance_class(obj: Value) -> Value | None:
+    """The class an object was made from: the callee, or `cls` of `copyreg._reconstructor(cls, base, state)`."""
+    cls = obj.cls
+    if obj.kind != "object" or cls is None or cls.kind != "global":
+        return None
+    if (cls.module, cls.name) == _RECONSTRUCTOR and obj.args is not None and obj.args.items:
+        first = obj.args.items[0]
+        return first if first.kind == "global" else None
+    return cls
+
+
+def _globals_in(items: list[Value], wanted: frozenset[tuple[str, str]]) -> list[Value]:
+    """The globals among `wanted` anywhere in `items` and the containers they hold (an object made by a
+    call is not entered: a call that received the class was reported when it was made)."""
+    found: list[Value] = []
+    seen: set[int] = set()
+    todo = [(v, 0) for v in items]
+    while todo:
+        value, depth = todo.pop()
+        if id(value) in seen or depth > _MAX_ARG_DEPTH:
+            continue
+        seen.add(id(value))
+        if value.kind == "global" and (value.module, value.name) in wanted:
+            found.append(value)
+        todo += [(v, depth + 1) for v in value.items]
+        todo += [(v, depth + 1) for v in value.mapping.values()]
+    return found
 
 
 def _dtype_info(dtype: Value) -> tuple[int, bool] | None:
