@@ -199,3 +199,58 @@ def test_unsuffixed_pickle_calling_an_unlisted_import_then_failing(tmp_path: Pat
     found = verdicts(tmp_path)
     assert found.get("notes") == "high"
     assert "README" not in found
+
+
+# -- Keras: a TorchModuleWrapper's pickled module, and non-modeling functions ------------------------------
+
+
+class _Cwd:
+    def __reduce__(self) -> tuple[object, tuple[()]]:
+        return (os.getcwd, ())
+
+
+def keras_zip(path: Path, layer: dict[str, object]) -> None:
+    import json
+
+    config = {
+        "module": "keras",
+        "class_name": "Functional",
+        "config": {"name": "m", "layers": [layer]},
+        "registered_name": "Functional",
+    }
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", json.dumps(config))
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3.15.1"}))
+        archive.writestr("model.weights.h5", b"")
+
+
+def test_keras_torch_module_wrapper_pickle(tmp_path: Path) -> None:
+    """Keras (torch backend) loads the module with torch.load(weights_only=False): arbitrary code with
+    safe_mode=False, and with any safe_mode before Keras asked for it."""
+    import base64
+
+    import torch
+
+    def wrapper(module: object) -> dict[str, object]:
+        buf = io.BytesIO()
+        torch.save(module, buf)
+        blob = base64.b64encode(buf.getvalue()).decode()
+        config = {"name": "torch_module_wrapper", "module": blob, "output_shape": [None, 2]}
+        return {"module": "keras.layers", "class_name": "TorchModuleWrapper", "config": config}
+
+    keras_zip(tmp_path / "evil.keras", wrapper(_Cwd()))
+    keras_zip(tmp_path / "plain.keras", wrapper(torch.nn.Linear(3, 2)))
+    found = verdicts(tmp_path)
+    assert found["evil.keras"] == "critical"
+    assert found["plain.keras"] == "medium"  # a whole pickled nn.Module: library classes, reviewed
+
+
+def test_keras_config_naming_a_non_modeling_function(tmp_path: Path) -> None:
+    getter = {"module": "keras.utils", "class_name": "function", "config": "get_file", "registered_name": "get_file"}
+    layer = {"module": "keras.layers", "class_name": "Dense", "config": {"name": "d", "units": 2, "activation": getter}}
+    keras_zip(tmp_path / "get_file.keras", layer)
+    plain = {"module": "keras.layers", "class_name": "Dense", "config": {"name": "d", "units": 2, "activation": "relu"}}
+    keras_zip(tmp_path / "plain.keras", plain)
+    found = verdicts(tmp_path)
+    assert found["get_file.keras"] == "critical"
+    assert "plain.keras" not in found

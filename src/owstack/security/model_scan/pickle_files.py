@@ -100,6 +100,27 @@ def analyse(path: Path, fmt: str) -> Outcome:
     return out
 
 
+def analyse_data(data: bytes, name: str) -> Outcome:
+    """Analyse bytes that a loader hands to `torch.load` or `pickle.load` (a pickle, a torch zip, ...)."""
+    out = Outcome("embedded")
+    try:
+        _blob(out, name, data, 0, pickle_named=True)
+    except containers.ContainerError as exc:
+        out.problems.append(str(exc))
+    return out
+
+
+def worst_hit(outcome: Outcome) -> str | None:
+    """The worst severity of an analysis ("high" for one that could not complete), None if clean."""
+    severities = {h.severity for r in outcome.reports.values() for h in r.hits}
+    if outcome.problems or any(r.errors for r in outcome.reports.values()) or not outcome.parts:
+        severities.add("high")
+    for level in ("critical", "high", "medium"):
+        if level in severities:
+            return level
+    return None
+
+
 TAR_AS_PICKLE = "(the tar header read as a pickle)"
 
 
