@@ -254,3 +254,35 @@ def test_keras_config_naming_a_non_modeling_function(tmp_path: Path) -> None:
     found = verdicts(tmp_path)
     assert found["get_file.keras"] == "critical"
     assert "plain.keras" not in found
+
+
+def test_joblib_dtype_flags_not_a_constant(tmp_path: Path) -> None:
+    """`dtype('V1')` with flags `int("1")`: numpy marks it as an object dtype, so joblib unpickles the bytes
+    after the wrapper; trusting flags 0, the scanner skipped them as 5 raw bytes and read on."""
+    import joblib
+
+    hidden = b"0" + GETCWD + b"."
+    inner = b"\x8c\x09abcB" + struct.pack("<I", 1 + len(hidden)) + b"x" + hidden
+    flags = sg("builtins", "int") + su("1") + b"\x85R"
+    dtype = sg("numpy", "dtype") + su("V1") + b"\x89\x88\x87R" + b"(K\x03" + su("|") + b"NNNK\x01K\x01" + flags + b"tb"
+    state = (
+        b"}("
+        + su("subclass")
+        + sg("numpy", "ndarray")
+        + su("shape")
+        + b"K\x05\x85"
+        + su("order")
+        + su("C")
+        + su("dtype")
+        + dtype
+        + su("numpy_array_alignment_bytes")
+        + b"Nu"
+    )
+    data = b"\x80\x04" + sg("joblib.numpy_pickle", "NumpyArrayWrapper") + b")\x81" + state + b"b" + inner + b"0."
+    (tmp_path / "model.joblib").write_bytes(data)
+    with pytest.raises(AttributeError):  # joblib ran os.getcwd() as the "array", then choked on the str
+        joblib.load(tmp_path / "model.joblib")
+    from owstack.security.model_scan.pickles import scan_pickles
+
+    assert scan_pickles(data).errors  # the bytes after the wrapper cannot be placed: unknown, never clean
+    assert verdicts(tmp_path)["model.joblib"] in ("high", "critical")

@@ -259,10 +259,19 @@ def _dtype_info(dtype: Value) -> tuple[int, bool] | None:
     name = dtype.args.items[0]
     if name.kind != "const" or not isinstance(name.const, str):
         return None
-    state = dtype.state.items if dtype.state is not None and dtype.state.kind == "tuple" else []
-    consts = [s.const if s.kind == "const" else None for s in state]
-    flags = consts[7] if len(consts) > 7 and isinstance(consts[7], int) else 0
-    elsize = consts[5] if len(consts) > 5 and isinstance(consts[5], int) else -1
+    flags, elsize = 0, -1
+    if dtype.state is not None:
+        # numpy's `dtype.__setstate__` takes `hasobject` from the flags of a version 3+ state (8 or 9 items)
+        # and works it out from the fields of an older one: a flag that is not a constant (`int("1")`) or an
+        # older state would let joblib unpickle the bytes read here as raw array data
+        state = dtype.state.items if dtype.state.kind == "tuple" else []
+        consts = [s.const if s.kind == "const" else None for s in state]
+        version = consts[0] if consts else None
+        if len(consts) < 8 or not isinstance(version, int) or version < 3 or not isinstance(consts[7], int):
+            return None
+        if not isinstance(consts[5], int) or isinstance(consts[7], bool):
+            return None
+        flags, elsize = consts[7], consts[5]
     try:
         import numpy
 
