@@ -286,3 +286,60 @@ def test_joblib_dtype_flags_not_a_constant(tmp_path: Path) -> None:
 
     assert scan_pickles(data).errors  # the bytes after the wrapper cannot be placed: unknown, never clean
     assert verdicts(tmp_path)["model.joblib"] in ("high", "critical")
+
+
+def test_benign_joblib_object_array_is_not_high(tmp_path: Path) -> None:
+    """An object array (string labels, as scikit-learn's `classes_`) is a nested pickle inside joblib's
+    stream: fickling, which reads the stream straight through, called it overtly malicious; the pickle
+    around it is now left out of fickling's opinion and the nested pickle judged on its own."""
+    import joblib
+
+    joblib.dump({"classes_": np.array(["cat", "dog"], dtype=object), "w": np.arange(4)}, tmp_path / "clf.joblib")
+    assert verdicts(tmp_path)["clf.joblib"] == "low"
+
+
+# -- a zip appended to another: PyTorch (miniz) and Python's zipfile read different members ------------------
+
+
+def _torch_zip_pair(pickle_bytes: bytes, rename: str) -> tuple[bytes, bytes]:
+    """(a checkpoint whose data.pkl is `pickle_bytes`, padded to the size of the benign one; the benign
+    one, its folder renamed to `rename`): same layout, so the second archive's end record, whose offsets
+    count from its own start, points at the first archive's central directory from the file's start."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save({"w": torch.zeros(2)}, buf)
+    with zipfile.ZipFile(buf) as benign:
+        members = [(info.filename, benign.read(info)) for info in benign.infolist()]
+    pkl = next(data for name, data in members if name.endswith("data.pkl"))
+    assert len(pickle_bytes) <= len(pkl)
+
+    def build(data_pkl: bytes, folder: str) -> bytes:
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+            for name, data in members:
+                new_name = folder + name[name.index("/") :]
+                archive.writestr(new_name, data_pkl if name.endswith("data.pkl") else data)
+        return out.getvalue()
+
+    first = build(pickle_bytes + b"\0" * (len(pkl) - len(pickle_bytes)), "archive")
+    return first, build(pkl, rename)
+
+
+@pytest.mark.parametrize("rename", ["archive", "weights"])
+def test_zip_appended_to_a_zip(tmp_path: Path, rename: str) -> None:
+    import torch
+
+    first, second = _torch_zip_pair(GETCWD + b".", rename)
+    (tmp_path / "model.pt").write_bytes(first + second)
+    with zipfile.ZipFile(tmp_path / "model.pt") as archive:  # Python sees the benign second archive
+        assert all(name.startswith(rename + "/") for name in archive.namelist())
+        assert b"getcwd" not in archive.read(rename + "/data.pkl")
+    assert torch.load(tmp_path / "model.pt", weights_only=False) == os.getcwd()  # torch reads the first
+    assert verdicts(tmp_path)["model.pt"] == "critical"
+
+
+def test_zip_appended_to_junk_that_pytorch_cannot_read_is_unknown(tmp_path: Path) -> None:
+    first, second = _torch_zip_pair(GETCWD + b".", "archive")
+    (tmp_path / "model.pt").write_bytes(first[: first.index(b"PK\x01\x02")] + second)
+    assert verdicts(tmp_path)["model.pt"] == "high"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import bz2
+import io
 import lzma
 import re
 import struct
@@ -44,9 +45,11 @@ def _ratio_problem(name: str, size: int, compressed: int) -> str | None:
     return None
 
 
-def zip_members(fh: IO[bytes], wanted: Any) -> Iterator[Member]:
+def zip_members(fh: IO[bytes], wanted: Any, *, pytorch_view: bool = False) -> Iterator[Member]:
     """The members `wanted(name, head) -> bool` selects, read with the limits; raises `ContainerError`
-    for a bomb anywhere in the archive (also in members that are not read: a loader would read them)."""
+    for a bomb anywhere in the archive (also in members that are not read: a loader would read them).
+    With `pytorch_view`, also the members PyTorch's own zip reader finds when they differ (`torch.load`
+    reads any file by content; see `_as_pytorch_reads_it`)."""
     try:
         archive = zipfile.ZipFile(fh)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
@@ -76,6 +79,73 @@ def zip_members(fh: IO[bytes], wanted: Any) -> Iterator[Member]:
             if total > MAX_TOTAL_BYTES:
                 raise ContainerError(f"members decompress to more than {MAX_TOTAL_BYTES} bytes")
             yield Member(info.filename, data)
+        spliced = _as_pytorch_reads_it(fh, archive) if pytorch_view else None
+    if spliced is not None:
+        try:
+            for member in zip_members(spliced, wanted):
+                yield Member(f"(where PyTorch reads it) {member.name}", member.data)
+        except ContainerError as exc:
+            raise ContainerError(f"the archive PyTorch reads (offsets from the start of the file): {exc}") from None
+
+
+_END_RECORD = b"PK\x05\x06"
+
+
+class _Spliced(io.RawIOBase):
+    """The first `length` bytes of `fh`, then `tail`."""
+
+    def __init__(self, fh: IO[bytes], length: int, tail: bytes) -> None:
+        self.fh, self.length, self.tail, self.pos = fh, length, tail, 0
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        size = self.length + len(self.tail)
+        self.pos = max(0, {0: offset, 1: self.pos + offset, 2: size + offset}[whence])
+        return self.pos
+
+    def readinto(self, buffer: Any) -> int:
+        want = len(buffer)
+        out = b""
+        if self.pos < self.length:
+            self.fh.seek(self.pos)
+            out = self.fh.read(min(want, self.length - self.pos))
+        if len(out) < want and self.pos + len(out) >= self.length:
+            at = self.pos + len(out) - self.length
+            out += self.tail[at : at + want - len(out)]
+        buffer[: len(out)] = out
+        self.pos += len(out)
+        return len(out)
+
+
+def _as_pytorch_reads_it(fh: IO[bytes], archive: zipfile.ZipFile) -> IO[bytes] | None:
+    """The archive as PyTorch's reader (miniz) sees it when the file has bytes before the archive that
+    its end record describes (an archive appended to another): miniz takes the central directory offset
+    and every member offset from the start of the file, where Python's `zipfile` shifts them past the
+    prefix. `torch.load` then unpickles the *first* archive's data.pkl, which `zipfile` never shows.
+    Returned as the bytes up to that directory's end plus the end record, which `zipfile` reads with no
+    shift; None when there is no prefix."""
+    try:
+        endrec = zipfile._EndRecData(fh)  # type: ignore[attr-defined]
+    except (OSError, ValueError):
+        return None
+    if not endrec:
+        return None
+    offset, size = int(endrec[zipfile._ECD_OFFSET]), int(endrec[zipfile._ECD_SIZE])  # type: ignore[attr-defined]
+    if int(archive.start_dir) == offset:
+        return None
+    if endrec[zipfile._ECD_SIGNATURE] != _END_RECORD:  # type: ignore[attr-defined]
+        raise ContainerError("zip64 archive with bytes before it: PyTorch and zipfile read different members")
+    count = min(int(endrec[zipfile._ECD_ENTRIES_TOTAL]), 0xFFFF)  # type: ignore[attr-defined]
+    tail = struct.pack("<4s4H2LH", _END_RECORD, 0, 0, count, count, size, offset, 0)
+    return io.BufferedReader(_Spliced(fh, offset + size, tail))
 
 
 def _npy_storage(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:

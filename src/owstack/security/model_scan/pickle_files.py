@@ -164,7 +164,7 @@ def _tensor_bounds(out: Outcome, path: Path) -> None:
 def _zip(out: Outcome, fh: IO[bytes], prefix: str, depth: int) -> None:
     code: dict[str, bytes] = {}
     names: set[str] = set()
-    for member in containers.zip_members(fh, _wanted):
+    for member in containers.zip_members(fh, _wanted, pytorch_view=True):
         names.add(member.name)
         if torchscript_check.CODE_MEMBER.match(member.name):
             code[member.name] = member.data
@@ -255,15 +255,19 @@ def _reviewed_only(pickled: Any) -> bool:
     return True
 
 
-def second_opinion(data: bytes, segments: list[tuple[int, int]]) -> list[str]:
-    """fickling's verdict on each top-level pickle: messages for `LIKELY_OVERTLY_MALICIOUS` and above
-    (unless every import it sees is one owstack allows or has reviewed)."""
+def second_opinion(
+    data: bytes, segments: list[tuple[int, int]], opaque: list[tuple[int, int]] | None = None
+) -> list[str]:
+    """fickling's verdict on each pickle: messages for `LIKELY_OVERTLY_MALICIOUS` and above (unless every
+    import it sees is one owstack allows or has reviewed). A pickle with joblib array bytes inside
+    (`opaque`) is left out, since fickling would read those bytes as opcodes (a nested object-array pickle
+    is one of the segments, judged on its own)."""
     from fickling.analysis import Severity, check_safety
     from fickling.fickle import Pickled
 
     messages: list[str] = []
     for start, end in segments:
-        if end - start > FICKLING_MAX_BYTES:
+        if end - start > FICKLING_MAX_BYTES or any(start <= a and b <= end for a, b in opaque or []):
             continue
         try:
             pickled = Pickled.load(data[start:end])
@@ -300,7 +304,7 @@ def findings(rel: str, digest: str, outcome: Outcome) -> list[ModelFinding]:
         out += _report_findings(make, where, report)
         critical = any(h.severity == "critical" for h in report.hits)
         if not critical:
-            for message in second_opinion(outcome.data[member], report.segments):
+            for message in second_opinion(outcome.data[member], report.segments, report.opaque):
                 out.append(make("OWS-MDL-023", f"{where}{message}"))
     for note in outcome.notes:
         if "object array" in note:

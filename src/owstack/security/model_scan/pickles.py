@@ -50,6 +50,7 @@ class PickleReport:
     nested: int = 0
     trailing_bytes: int = 0
     segments: list[tuple[int, int]] = field(default_factory=list)
+    opaque: list[tuple[int, int]] = field(default_factory=list)  # joblib array bytes inside a segment
 
     def merge(self, other: PickleReport, where: str) -> None:
         self.hits += [Hit(h.severity, h.what, h.offset, f"{where}{h.detail}") for h in other.hits]
@@ -167,8 +168,11 @@ class _Scan:
             inner.run_one()
             self.report.merge(inner.report, "")
             self.report.pickles += inner.report.pickles
+            self.report.segments += inner.report.segments
+            self.report.opaque.append((self.base + start, self.base + start + inner.stream.tell()))
             self.stream.seek(start + inner.stream.tell())
             return
+        start = self.stream.tell()
         align = state.get("numpy_array_alignment_bytes")
         if align is not None and align.kind == "const" and align.const is not None:
             pad = self.stream.read(1)
@@ -179,6 +183,7 @@ class _Scan:
         if self.stream.tell() + length > len(self.data):
             raise PickleError(f"joblib array at byte {pos} runs past the end of the file")
         self.stream.seek(length, io.SEEK_CUR)
+        self.report.opaque.append((self.base + start, self.base + self.stream.tell()))
 
     def run_one(self, memo: dict[int, Value] | None = None) -> Value:
         start = self.stream.tell()
