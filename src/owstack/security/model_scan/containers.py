@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import bz2
+import io
 import lzma
 import re
 import struct
@@ -44,9 +45,11 @@ def _ratio_problem(name: str, size: int, compressed: int) -> str | None:
     return None
 
 
-def zip_members(fh: IO[bytes], wanted: Any) -> Iterator[Member]:
+def zip_members(fh: IO[bytes], wanted: Any, *, pytorch_view: bool = False) -> Iterator[Member]:
     """The members `wanted(name, head) -> bool` selects, read with the limits; raises `ContainerError`
-    for a bomb anywhere in the archive (also in members that are not read: a loader would read them)."""
+    for a bomb anywhere in the archive (also in members that are not read: a loader would read them).
+    With `pytorch_view`, also the members PyTorch's own zip reader finds when they differ (`torch.load`
+    reads any file by content; see `_as_pytorch_reads_it`)."""
     try:
         archive = zipfile.ZipFile(fh)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
@@ -65,7 +68,9 @@ def zip_members(fh: IO[bytes], wanted: Any) -> Iterator[Member]:
             raise ContainerError(f"members declare {declared} bytes in all (zip bomb)")
         total = 0
         for info in infos:
-            if info.is_dir() or _STORAGE_MEMBER.search(info.filename):
+            if info.is_dir():
+                continue
+            if _STORAGE_MEMBER.search(info.filename) and not _npy_storage(archive, info):
                 continue
             data = _read_member(archive, info, wanted)
             if data is None:
@@ -74,6 +79,84 @@ def zip_members(fh: IO[bytes], wanted: Any) -> Iterator[Member]:
             if total > MAX_TOTAL_BYTES:
                 raise ContainerError(f"members decompress to more than {MAX_TOTAL_BYTES} bytes")
             yield Member(info.filename, data)
+        spliced = _as_pytorch_reads_it(fh, archive) if pytorch_view else None
+    if spliced is not None:
+        try:
+            for member in zip_members(spliced, wanted):
+                yield Member(f"(where PyTorch reads it) {member.name}", member.data)
+        except ContainerError as exc:
+            raise ContainerError(f"the archive PyTorch reads (offsets from the start of the file): {exc}") from None
+
+
+_END_RECORD = b"PK\x05\x06"
+
+
+class _Spliced(io.RawIOBase):
+    """The first `length` bytes of `fh`, then `tail`."""
+
+    def __init__(self, fh: IO[bytes], length: int, tail: bytes) -> None:
+        self.fh, self.length, self.tail, self.pos = fh, length, tail, 0
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        size = self.length + len(self.tail)
+        self.pos = max(0, {0: offset, 1: self.pos + offset, 2: size + offset}[whence])
+        return self.pos
+
+    def readinto(self, buffer: Any) -> int:
+        want = len(buffer)
+        out = b""
+        if self.pos < self.length:
+            self.fh.seek(self.pos)
+            out = self.fh.read(min(want, self.length - self.pos))
+        if len(out) < want and self.pos + len(out) >= self.length:
+            at = self.pos + len(out) - self.length
+            out += self.tail[at : at + want - len(out)]
+        buffer[: len(out)] = out
+        self.pos += len(out)
+        return len(out)
+
+
+def _as_pytorch_reads_it(fh: IO[bytes], archive: zipfile.ZipFile) -> IO[bytes] | None:
+    """The archive as PyTorch's reader (miniz) sees it when the file has bytes before the archive that
+    its end record describes (an archive appended to another): miniz takes the central directory offset
+    and every member offset from the start of the file, where Python's `zipfile` shifts them past the
+    prefix. `torch.load` then unpickles the *first* archive's data.pkl, which `zipfile` never shows.
+    Returned as the bytes up to that directory's end plus the end record, which `zipfile` reads with no
+    shift; None when there is no prefix."""
+    try:
+        endrec = zipfile._EndRecData(fh)  # type: ignore[attr-defined]
+    except (OSError, ValueError):
+        return None
+    if not endrec:
+        return None
+    offset, size = int(endrec[zipfile._ECD_OFFSET]), int(endrec[zipfile._ECD_SIZE])  # type: ignore[attr-defined]
+    if int(archive.start_dir) == offset:
+        return None
+    if endrec[zipfile._ECD_SIGNATURE] != _END_RECORD:  # type: ignore[attr-defined]
+        raise ContainerError("zip64 archive with bytes before it: PyTorch and zipfile read different members")
+    count = min(int(endrec[zipfile._ECD_ENTRIES_TOTAL]), 0xFFFF)  # type: ignore[attr-defined]
+    tail = struct.pack("<4s4H2LH", _END_RECORD, 0, 0, count, count, size, offset, 0)
+    return io.BufferedReader(_Spliced(fh, offset + size, tail))
+
+
+def _npy_storage(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
+    """Whether a member named like a PyTorch storage (`data/0`) is a `.npy`: torch reads storages as raw
+    bytes, but `numpy.load` opens any zip as an `.npz` whose member `data/0` is `read_array`ed (and
+    unpickled with allow_pickle=True) when it starts with the `.npy` magic, whatever its name."""
+    try:
+        with archive.open(info) as member:
+            return member.read(len(NPY_MAGIC)) == NPY_MAGIC
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError, RuntimeError) as exc:
+        raise ContainerError(f"{info.filename}: {exc}") from None
 
 
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, wanted: Any) -> bytes | None:
@@ -153,7 +236,7 @@ _COMPRESSED = (
     (b"\x1f\x8b", "gzip"),
     (b"BZh", "bz2"),
     (b"\xfd7zXZ\x00", "xz"),
-    (b"\x5d\x00\x00", "lzma"),
+    (b"\x5d\x00", "lzma"),  # joblib's prefix: properties 0x5d, then a dictionary size of any value
     (b"\x04\x22\x4d\x18", "lz4"),
     (b"ZF", "zlib-joblib"),
     (b"\x78\x01", "zlib"),
@@ -194,11 +277,18 @@ def _feed(engine: Any, kind: str, data: bytes, max_length: int) -> bytes:
     return bytes(engine.decompress(data, max_length=max_length))  # bz2, lzma, lz4: the same interface
 
 
+def _zfile_offset(data: bytes) -> int:
+    """Where the zlib data of joblib's "ZF" files starts (joblib/numpy_pickle_compat.py `read_zfile`): after
+    "ZF" and the length in hex padded to len(hex(2**64)) = 19 characters, and one more space written by
+    joblib <= 0.8.4."""
+    return 22 if data[21:22] == b" " else 21
+
+
 def starts_stream(head: bytes, kind: str) -> bool:
     """Whether `head` begins a valid stream of `kind` (a few KiB decompressed, nothing more): text that
     merely starts with "ZF" or "BZh" is not a compressed model."""
     if kind == "zlib-joblib":
-        head, kind = head[18:], "zlib"
+        head, kind = head[_zfile_offset(head) :], "zlib"
     try:
         _feed(_engine(kind), kind, head[: 1 << 16], 4096)
     except ContainerError:
@@ -213,8 +303,8 @@ def decompress(data: bytes, kind: str, limit: int = MAX_MEMBER_BYTES) -> bytes:
     lz4 package, bad data).
     Concatenated streams (gzip members, bz2 and xz streams, lz4 frames) are all read, as `gzip.open`, `bz2.open` and
     `lzma.open` read them: a pickle split across two gzip members is one pickle to the loader."""
-    if kind == "zlib-joblib":  # joblib < 0.10: "ZF" + 16-byte length field, then zlib
-        data, kind = data[18:], "zlib"
+    if kind == "zlib-joblib":  # joblib < 0.10: "ZF" + 19-character length field, then zlib
+        data, kind = data[_zfile_offset(data) :], "zlib"
     cap = min(limit, MAX_RATIO * len(data) + RATIO_FLOOR)
     out = b""
     rest = data
@@ -262,11 +352,17 @@ def tar_members(fh: IO[bytes]) -> Iterator[Member]:
             parts = info.name.replace("\\", "/").split("/")
             if info.name.startswith(("/", "\\")) or ".." in parts or (info.issym() or info.islnk()):
                 raise ContainerError(f"tar member {info.name!r} points outside the archive (path traversal)")
-            if not info.isfile() or _STORAGE_MEMBER.search(info.name):
+            if not info.isfile():
                 continue
-            if info.size > MAX_MEMBER_BYTES:
+            storage = _STORAGE_MEMBER.search(info.name) is not None
+            if info.size > MAX_MEMBER_BYTES and not storage:
                 raise ContainerError(f"{info.name}: {info.size} bytes, more than {MAX_MEMBER_BYTES}")
             handle = archive.extractfile(info)
             if handle is None:
                 continue
+            if storage and handle.read(len(NPY_MAGIC)) != NPY_MAGIC:
+                continue  # raw tensor bytes; a `.npy` under that name is read like any other member
+            if info.size > MAX_MEMBER_BYTES:
+                raise ContainerError(f"{info.name}: {info.size} bytes, more than {MAX_MEMBER_BYTES}")
+            handle.seek(0)
             yield Member(info.name, handle.read(MAX_MEMBER_BYTES))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from owstack.security.model_scan import containers, template_files
 from owstack.security.model_scan.pickle_policy import verdict
-from owstack.security.model_scan.pickle_vm import Events, Machine, PickleError
+from owstack.security.model_scan.pickle_vm import Events, Machine, PickleError, Value
 
 PICKLE_SUFFIXES = frozenset(
     {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".jbl", ".npy", ".npz", ".dill", ".sav", ".model"}
@@ -130,6 +130,8 @@ def content_format(head: bytes) -> str | None:
     if len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5:
         return "pickle"
     codec = containers.compression(head)
+    if codec == "lzma" and not head.startswith(b"\x5d\x00\x00") and not containers.starts_stream(head, codec):
+        return None  # joblib reads any "\x5d\x00" as LZMA (a 4 KiB dictionary is "\x5d\x00\x10"); raw data is not
     return f"joblib-{codec}" if codec is not None else None
 
 
@@ -172,6 +174,11 @@ def safetensors_like(head: bytes) -> bool:
     return len(head) > 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") <= 100_000_000
 
 
+def _nameable(module: str, name: str) -> bool:
+    """Whether a GLOBAL's two lines could name something `find_class` imports: prose has spaces."""
+    return bool(module) and bool(name) and not any(c.isspace() or c == "\0" for c in module + name)
+
+
 def pickle_like(head: bytes, *, at_end: bool = False) -> bool:
     """Whether bytes without a magic number are a pickle (protocols 0 and 1 have none): they import
     something critical (even if they fail later, the import has run by then), or the symbolic machine
@@ -179,15 +186,23 @@ def pickle_like(head: bytes, *, at_end: bool = False) -> bool:
     "N.B. ..." (NONE, STOP, then prose) is not. With `at_end`: whether they parse as a pickle up to their
     very end (a prefix of a longer pickle)."""
     imports: list[str] = []
+    called: list[bool] = []
 
     def on_import(module: str, name: str, pos: int) -> None:
-        imports.append(verdict(module, name) or "allowed")
+        if _nameable(module, name):  # "copyright holders" is no module: CPython fails before importing
+            imports.append(verdict(module, name) or "allowed")
+
+    def on_call(callee: Value, args: Value, pos: int) -> None:
+        if callee.kind == "global" and _nameable(callee.module, callee.name):
+            called.append(verdict(callee.module, callee.name) is not None)
 
     stream = io.BytesIO(head)
     try:
-        Machine(stream, Events(on_import, lambda pos, why: imports.append("critical"))).run()
+        Machine(stream, Events(on_import, lambda pos, why: imports.append("critical"), on_call=on_call)).run()
     except (PickleError, UnicodeDecodeError):
-        return stream.tell() >= len(head) if at_end else "critical" in imports
+        if at_end:
+            return stream.tell() >= len(head)
+        return "critical" in imports or any(called)  # a call of an import off the allowlist has run
     if at_end:
         return False
     return stream.tell() == len(head) or any(v != "allowed" for v in imports)

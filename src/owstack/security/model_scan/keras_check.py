@@ -110,6 +110,62 @@ def _nodes(value: Any) -> Iterator[Any]:
             stack.extend(node)
 
 
+#: functions Keras refuses to deserialize since 3.11 (`NON_MODELING_APIS`: file downloads and writes, model
+#: loading, turning safe mode off) and TensorFlow functions that run Python or touch files; a config that
+#: names one is an attack on the Keras versions that still resolved them (keras.utils.get_file overwrote files)
+NON_MODELING = frozenset(
+    {
+        "clear_session",
+        "enable_unsafe_deserialization",
+        "load_model",
+        "model_from_json",
+        "save_model",
+        "image_dataset_from_directory",
+        "load_img",
+        "save_img",
+        "text_dataset_from_directory",
+        "audio_dataset_from_directory",
+        "deserialize_keras_object",
+        "load_weights",
+        "save_weights",
+        "register_keras_serializable",
+        "serialize_keras_object",
+        "get_file",
+        "write_file",
+        "read_file",
+        "py_function",
+        "numpy_function",
+        "py_func",
+    }
+)
+
+
+def _torch_module(node: dict[str, Any], name: str) -> tuple[str, str] | None:
+    """A `TorchModuleWrapper` keeps its torch module as `torch.save` bytes in base64 that Keras loads with
+    `torch.load(weights_only=False)` (keras/src/utils/torch_utils.py `from_config`; Keras 3.12+ asks for
+    `safe_mode=False` first): the pickle is analysed like a checkpoint."""
+    import base64
+    import binascii
+
+    from owstack.security.model_scan import pickle_files
+
+    inner = node.get("config")
+    blob = inner.get("module") if isinstance(inner, dict) else None
+    if not isinstance(blob, str):
+        return None
+    where = f"TorchModuleWrapper {name!r}".replace(" ''", "")
+    try:
+        data = base64.b64decode(blob, validate=False)
+    except (binascii.Error, ValueError) as exc:
+        return "high", f"{where}: its pickled torch module is not base64 ({exc})"
+    outcome = pickle_files.analyse_data(data, "module")
+    worst = pickle_files.worst_hit(outcome) or "medium"
+    hits = [h.what for r in outcome.reports.values() for h in r.hits if h.severity == worst]
+    detail = f": imports {', '.join(hits[:4])}" if hits else ""
+    message = f"{where} holds a pickled torch module that Keras loads with torch.load(weights_only=False){detail}"
+    return worst, message
+
+
 def code_in(config: Any) -> list[tuple[str, str]]:
     """(severity, message) for each part of a Keras config that runs code on load."""
     out: list[tuple[str, str]] = []
@@ -118,6 +174,13 @@ def code_in(config: Any) -> list[tuple[str, str]]:
             continue
         cls = node.get("class_name")
         name = (node.get("config") or {}).get("name", "") if isinstance(node.get("config"), dict) else ""
+        if cls == "TorchModuleWrapper":
+            found = _torch_module(node, str(name))
+            if found is not None:
+                out.append(found)
+        target_name = node.get("config") if cls == "function" and isinstance(node.get("config"), str) else cls
+        if "module" in node and isinstance(target_name, str) and target_name.split(".")[-1] in NON_MODELING:
+            out.append(("critical", f"{node.get('module')}.{target_name} is resolved by Keras on load (not a layer)"))
         if cls in ("Lambda", "__lambda__") or node.get("function_type") == "lambda":
             out.append(("critical", f"{cls or 'layer'} {name!r}".replace(" ''", "") + " holds Python code run on load"))
         module = node.get("module")

@@ -72,6 +72,8 @@ def analyse(path: Path, fmt: str) -> Outcome:
         if fmt in ("pytorch-zip", "npz", "zip", "tar"):
             with path.open("rb") as fh:
                 (_tar if fmt == "tar" else _zip)(out, fh, "", 0)
+            if fmt == "tar":
+                _tar_header_pickle(out, path)
             if not out.parts:
                 out.problems.append(f"{fmt} archive without any pickle or .npy member")
             elif fmt == "pytorch-zip":
@@ -98,6 +100,53 @@ def analyse(path: Path, fmt: str) -> Outcome:
     return out
 
 
+def analyse_data(data: bytes, name: str) -> Outcome:
+    """Analyse bytes that a loader hands to `torch.load` or `pickle.load` (a pickle, a torch zip, ...)."""
+    out = Outcome("embedded")
+    try:
+        _blob(out, name, data, 0, pickle_named=True)
+    except containers.ContainerError as exc:
+        out.problems.append(str(exc))
+    return out
+
+
+def worst_hit(outcome: Outcome) -> str | None:
+    """The worst severity of an analysis ("high" for one that could not complete), None if clean."""
+    severities = {h.severity for r in outcome.reports.values() for h in r.hits}
+    if outcome.problems or any(r.errors for r in outcome.reports.values()) or not outcome.parts:
+        severities.add("high")
+    for level in ("critical", "high", "medium"):
+        if level in severities:
+            return level
+    return None
+
+
+TAR_AS_PICKLE = "(the tar header read as a pickle)"
+
+
+def _tar_header_pickle(out: Outcome, path: Path) -> None:
+    """A tar archive is also a pickle when its first member's name is pickle opcodes: `pickle.load`,
+    `joblib.load` and `numpy.load(allow_pickle=True)` read the file from byte 0, where the name is, and
+    never look at the members. The header is run as a pickle too; imports of names that CPython could
+    import (no NUL, dotted identifiers) and computed imports are reported."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        data = fh.read(min(size, SNIFF_BYTES))
+        report = scan_pickles(data)
+        if size > len(data) and pickle_like(data, at_end=True):
+            data += fh.read(MAX_FILE_BYTES - len(data))  # still parsing at the end of the sniffed bytes
+            report = scan_pickles(data)
+    report.hits = [h for h in report.hits if _importable(h.what) or h.what == "computed import"]
+    report.errors = []
+    if report.hits:
+        out.reports[TAR_AS_PICKLE] = report
+        out.data[TAR_AS_PICKLE] = data
+
+
+def _importable(what: str) -> bool:
+    return all(part.isidentifier() for part in what.split("."))
+
+
 def raw_weights_name(name: str) -> bool:
     """A name raw, non-pickle weights may have (a PyTorch checkpoint's name is not one: `torch.load` reads it)."""
     lower = name.lower()
@@ -115,7 +164,7 @@ def _tensor_bounds(out: Outcome, path: Path) -> None:
 def _zip(out: Outcome, fh: IO[bytes], prefix: str, depth: int) -> None:
     code: dict[str, bytes] = {}
     names: set[str] = set()
-    for member in containers.zip_members(fh, _wanted):
+    for member in containers.zip_members(fh, _wanted, pytorch_view=True):
         names.add(member.name)
         if torchscript_check.CODE_MEMBER.match(member.name):
             code[member.name] = member.data
@@ -206,15 +255,19 @@ def _reviewed_only(pickled: Any) -> bool:
     return True
 
 
-def second_opinion(data: bytes, segments: list[tuple[int, int]]) -> list[str]:
-    """fickling's verdict on each top-level pickle: messages for `LIKELY_OVERTLY_MALICIOUS` and above
-    (unless every import it sees is one owstack allows or has reviewed)."""
+def second_opinion(
+    data: bytes, segments: list[tuple[int, int]], opaque: list[tuple[int, int]] | None = None
+) -> list[str]:
+    """fickling's verdict on each pickle: messages for `LIKELY_OVERTLY_MALICIOUS` and above (unless every
+    import it sees is one owstack allows or has reviewed). A pickle with joblib array bytes inside
+    (`opaque`) is left out, since fickling would read those bytes as opcodes (a nested object-array pickle
+    is one of the segments, judged on its own)."""
     from fickling.analysis import Severity, check_safety
     from fickling.fickle import Pickled
 
     messages: list[str] = []
     for start, end in segments:
-        if end - start > FICKLING_MAX_BYTES:
+        if end - start > FICKLING_MAX_BYTES or any(start <= a and b <= end for a, b in opaque or []):
             continue
         try:
             pickled = Pickled.load(data[start:end])
@@ -251,7 +304,7 @@ def findings(rel: str, digest: str, outcome: Outcome) -> list[ModelFinding]:
         out += _report_findings(make, where, report)
         critical = any(h.severity == "critical" for h in report.hits)
         if not critical:
-            for message in second_opinion(outcome.data[member], report.segments):
+            for message in second_opinion(outcome.data[member], report.segments, report.opaque):
                 out.append(make("OWS-MDL-023", f"{where}{message}"))
     for note in outcome.notes:
         if "object array" in note:

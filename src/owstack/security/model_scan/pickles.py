@@ -24,6 +24,12 @@ TORCH_LEGACY_PICKLES = 5
 MAX_NESTING = 4
 MAX_PICKLES = 10_000
 _JOBLIB_WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
+_JOBLIB_FILE_WRAPPERS = frozenset(
+    {("joblib.numpy_pickle", "NDArrayWrapper"), ("joblib.numpy_pickle_compat", "NDArrayWrapper")}
+)
+_JOBLIB_WRAPPERS = frozenset({_JOBLIB_WRAPPER, *_JOBLIB_FILE_WRAPPERS})
+_RECONSTRUCTOR = ("copyreg", "_reconstructor")
+_MAX_ARG_DEPTH = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +50,7 @@ class PickleReport:
     nested: int = 0
     trailing_bytes: int = 0
     segments: list[tuple[int, int]] = field(default_factory=list)
+    opaque: list[tuple[int, int]] = field(default_factory=list)  # joblib array bytes inside a segment
 
     def merge(self, other: PickleReport, where: str) -> None:
         self.hits += [Hit(h.severity, h.what, h.offset, f"{where}{h.detail}") for h in other.hits]
@@ -67,6 +74,7 @@ class _Scan:
             on_import=self._on_import,
             on_computed_import=self._on_computed,
             on_build=self._on_build,
+            on_call=self._on_call,
             on_extension=self._on_extension,
             on_bytes=self._on_bytes,
         )
@@ -92,11 +100,59 @@ class _Scan:
             inner.errors = []  # a bytes constant that only looks like a pickle is not an error
             self.report.merge(inner, f"pickle nested in a bytes constant at byte {self.base + pos}: ")
 
+    def _on_call(self, callee: Value, args: Value, pos: int) -> None:
+        """joblib replaces the object of a BUILD by the array it reads from the stream when that object
+        is an instance of its array wrappers, whatever made it. Only a direct call of the class (or
+        `copyreg._reconstructor(cls, ...)`, protocols 0 and 1) says where the raw bytes are; the class
+        handed to any other callable (`torch._tensor._rebuild_from_type_v2(NumpyArrayWrapper, ...)`)
+        makes an instance the machine cannot follow, and the bytes joblib skips would be read here as
+        opcodes (or the opcodes joblib runs as array bytes)."""
+        if callee.kind == "global" and (callee.module, callee.name) == _RECONSTRUCTOR:
+            items = args.items[1:] if args.kind == "tuple" else args.items
+        else:
+            items = args.items
+        for wrapper in _globals_in(items, _JOBLIB_WRAPPERS):
+            self.report.hits.append(
+                Hit(
+                    "critical",
+                    f"{wrapper.module}.{wrapper.name} passed to a call",
+                    self.base + pos,
+                    "a joblib array wrapper built indirectly: joblib reads raw array bytes from the pickle "
+                    "stream after its BUILD, so what joblib runs next cannot be told from what a scanner reads",
+                )
+            )
+
     def _on_build(self, obj: Value, state: Value, pos: int) -> None:
-        cls = obj.cls
-        if obj.kind != "object" or cls is None or (cls.module, cls.name) != _JOBLIB_WRAPPER:
+        cls = _instance_class(obj)
+        if cls is None:
             return
-        self._skip_joblib_array(state, pos)
+        if (cls.module, cls.name) in _JOBLIB_FILE_WRAPPERS:
+            self._joblib_file(obj, state, pos)
+        elif (cls.module, cls.name) == _JOBLIB_WRAPPER:
+            self._skip_joblib_array(state, pos)
+
+    def _joblib_file(self, obj: Value, state: Value, pos: int) -> None:
+        """joblib < 0.10's `NDArrayWrapper`: its BUILD makes joblib call `numpy.load(filename,
+        allow_pickle=True)` on another file (joblib/numpy_pickle_compat.py `NDArrayWrapper.read`), a pickle
+        loaded from wherever `filename` points."""
+        name = state.get("filename") if state.kind == "dict" else None
+        if name is None and obj.args is not None and obj.args.kind == "tuple" and obj.args.items:
+            name = obj.args.items[0]
+        filename = name.const if name is not None and name.kind == "const" else None
+        if not isinstance(filename, str):
+            severity, where = "critical", "a file the scanner cannot name"
+        else:
+            parts = filename.replace("\\", "/").split("/")
+            outside = filename.startswith(("/", "\\", "~")) or ".." in parts or ":" in filename
+            severity, where = ("critical" if outside else "high"), repr(filename[:120])
+        self.report.hits.append(
+            Hit(
+                severity,
+                "joblib NDArrayWrapper",
+                self.base + pos,
+                f"joblib loads {where} with numpy.load(allow_pickle=True): a pickle from another file",
+            )
+        )
 
     def _skip_joblib_array(self, state: Value, pos: int) -> None:
         """Consume the bytes joblib wrote after a NumpyArrayWrapper (joblib/numpy_pickle.py `read_array`)."""
@@ -112,8 +168,11 @@ class _Scan:
             inner.run_one()
             self.report.merge(inner.report, "")
             self.report.pickles += inner.report.pickles
+            self.report.segments += inner.report.segments
+            self.report.opaque.append((self.base + start, self.base + start + inner.stream.tell()))
             self.stream.seek(start + inner.stream.tell())
             return
+        start = self.stream.tell()
         align = state.get("numpy_array_alignment_bytes")
         if align is not None and align.kind == "const" and align.const is not None:
             pad = self.stream.read(1)
@@ -124,6 +183,7 @@ class _Scan:
         if self.stream.tell() + length > len(self.data):
             raise PickleError(f"joblib array at byte {pos} runs past the end of the file")
         self.stream.seek(length, io.SEEK_CUR)
+        self.report.opaque.append((self.base + start, self.base + self.stream.tell()))
 
     def run_one(self, memo: dict[int, Value] | None = None) -> Value:
         start = self.stream.tell()
@@ -168,6 +228,35 @@ class _Scan:
         return self.run_one(self.memo)
 
 
+def _instance_class(obj: Value) -> Value | None:
+    """The class an object was made from: the callee, or `cls` of `copyreg._reconstructor(cls, base, state)`."""
+    cls = obj.cls
+    if obj.kind != "object" or cls is None or cls.kind != "global":
+        return None
+    if (cls.module, cls.name) == _RECONSTRUCTOR and obj.args is not None and obj.args.items:
+        first = obj.args.items[0]
+        return first if first.kind == "global" else None
+    return cls
+
+
+def _globals_in(items: list[Value], wanted: frozenset[tuple[str, str]]) -> list[Value]:
+    """The globals among `wanted` anywhere in `items` and the containers they hold (an object made by a
+    call is not entered: a call that received the class was reported when it was made)."""
+    found: list[Value] = []
+    seen: set[int] = set()
+    todo = [(v, 0) for v in items]
+    while todo:
+        value, depth = todo.pop()
+        if id(value) in seen or depth > _MAX_ARG_DEPTH:
+            continue
+        seen.add(id(value))
+        if value.kind == "global" and (value.module, value.name) in wanted:
+            found.append(value)
+        todo += [(v, depth + 1) for v in value.items]
+        todo += [(v, depth + 1) for v in value.mapping.values()]
+    return found
+
+
 def _dtype_info(dtype: Value) -> tuple[int, bool] | None:
     """(itemsize, has_object) of a `numpy.dtype(name, align, copy)` call with its BUILD state."""
     if dtype.kind != "object" or dtype.args is None or not dtype.args.items:
@@ -175,10 +264,19 @@ def _dtype_info(dtype: Value) -> tuple[int, bool] | None:
     name = dtype.args.items[0]
     if name.kind != "const" or not isinstance(name.const, str):
         return None
-    state = dtype.state.items if dtype.state is not None and dtype.state.kind == "tuple" else []
-    consts = [s.const if s.kind == "const" else None for s in state]
-    flags = consts[7] if len(consts) > 7 and isinstance(consts[7], int) else 0
-    elsize = consts[5] if len(consts) > 5 and isinstance(consts[5], int) else -1
+    flags, elsize = 0, -1
+    if dtype.state is not None:
+        # numpy's `dtype.__setstate__` takes `hasobject` from the flags of a version 3+ state (8 or 9 items)
+        # and works it out from the fields of an older one: a flag that is not a constant (`int("1")`) or an
+        # older state would let joblib unpickle the bytes read here as raw array data
+        state = dtype.state.items if dtype.state.kind == "tuple" else []
+        consts = [s.const if s.kind == "const" else None for s in state]
+        version = consts[0] if consts else None
+        if len(consts) < 8 or not isinstance(version, int) or version < 3 or not isinstance(consts[7], int):
+            return None
+        if not isinstance(consts[5], int) or isinstance(consts[7], bool):
+            return None
+        flags, elsize = consts[7], consts[5]
     try:
         import numpy
 
