@@ -6,7 +6,7 @@ import re
 import shlex
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from owstack.security.data_files import load
@@ -52,6 +52,14 @@ class ScanFile:
             if isinstance(name, str) and (i := self.text.find(name, at)) >= 0:
                 at, found = i, i
         return self.text.count("\n", 0, found) + 1
+
+    @property
+    def root(self) -> Path:
+        """The scan root: the folder `rel` is relative to."""
+        path = self.path.absolute()
+        for _ in range(len(PurePosixPath(self.rel).parts)):
+            path = path.parent
+        return path
 
 
 def is_secret(key: str, value: Any) -> bool:

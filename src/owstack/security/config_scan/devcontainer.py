@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -147,7 +146,7 @@ def _compose_access(src: ScanFile, data: dict[str, Any]) -> list[Finding]:
         if isinstance(files, list)
         else []
     )
-    root = _root(src)
+    root = src.root
     out: list[Finding] = []
     for name in names:
         path = (src.path.parent / name).resolve()
@@ -190,14 +189,6 @@ def _service_access(src: ScanFile, service: str, spec: dict[str, Any]) -> list[F
         if isinstance(source, str) and source and _HOST_SOURCE.search(source):
             add("volumes", f"mounts the host's {source!r} into the container", "critical")
     return out
-
-
-def _root(src: ScanFile) -> Path:
-    """The scan root: the folder `src.rel` is relative to."""
-    path = src.path.absolute()
-    for _ in range(len(PurePosixPath(src.rel).parts)):
-        path = path.parent
-    return path
 
 
 def _flag_values(args: list[str], flag: str) -> list[str]:

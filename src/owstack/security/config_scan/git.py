@@ -135,7 +135,7 @@ def check_config(src: ScanFile) -> list[Finding]:
 
 def _check_entries(src: ScanFile, where: str, seen: set[Path]) -> list[Finding]:
     out: list[Finding] = []
-    root = _root(src)
+    root = src.root
     for entry in entries(src.text):
         if any(re.fullmatch(p, entry.name, re.I) for p in _data()["includes"]):
             message = f"{where} `{entry.name}` adds the config file {entry.value!r}: its keys apply too"
@@ -161,13 +161,6 @@ def _check_entries(src: ScanFile, where: str, seen: set[Path]) -> list[Finding]:
         executes = command_line(entry.value.strip())
         out.append(finding("OWS-GIT-001", src.rel, entry.line, message, executes=executes, severity=found_severity))
     return out
-
-
-def _root(src: ScanFile) -> Path:
-    path = src.path.absolute()
-    for _ in range(len(PurePosixPath(src.rel).parts)):
-        path = path.parent
-    return path
 
 
 def _inside(path: Path, root: Path) -> Path | None:

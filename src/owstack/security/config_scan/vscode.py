@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
 from owstack.security.config_scan import mcp
@@ -345,17 +345,9 @@ def program_severity(src: ScanFile, value: str) -> tuple[Severity, str]:
     normalized = str(PurePosixPath(path.replace("\\", "/")))
     if normalized.startswith(".."):
         return "high", f"the program {path!r} from outside the repository"
-    root = _root(src)
+    root = src.root
     if (root / normalized).is_file():
         return "critical", f"the program {normalized!r} that this repository ships"
     if _LOCAL_ONLY.match(normalized + "/") or _LOCAL_ONLY.match(normalized):
         return "low", f"the program {normalized!r} (a local environment the developer creates)"
     return "medium", f"the program {normalized!r} inside the repository"
-
-
-def _root(src: ScanFile) -> Path:
-    depth = len(PurePosixPath(src.rel).parts)
-    path = src.path.absolute()
-    for _ in range(depth):
-        path = path.parent
-    return path

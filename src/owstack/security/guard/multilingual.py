@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from owstack.security.data_files import load
+from owstack.security.guard.phrases import merge_spans
 from owstack.security.guard.types import Severity
 
 #: findings per kind: (rule, severity, category, message)
@@ -272,14 +273,7 @@ def _windows(lowered: str, gate: _Gate, starts: set[str] | None) -> list[tuple[i
             if not (gate.word_start and pos > 0 and lowered[pos - 1].isalnum()):
                 spans.append((max(0, pos - _BEFORE), pos + len(key) + _AFTER))
             pos = lowered.find(key, pos + 1)
-    spans.sort()
-    merged: list[tuple[int, int]] = []
-    for start, end in spans:
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
+    return merge_spans(spans)
 
 
 def _spans(gate: _Gate, text: str, lowered: str | None, starts: set[str] | None) -> list[tuple[int, int]]:

@@ -374,6 +374,11 @@ def windows(lowered: str, index: int) -> list[tuple[int, int]]:
         while pos >= 0:
             spans.append((max(0, pos - before), pos + len(key) + after))
             pos = lowered.find(key, pos + 1)
+    return merge_spans(spans)
+
+
+def merge_spans(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """(start, end) windows sorted, overlapping ones joined."""
     spans.sort()
     merged: list[tuple[int, int]] = []
     for start, end in spans:
