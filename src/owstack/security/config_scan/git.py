@@ -35,6 +35,7 @@ from owstack.security.findings import Finding, Severity, finding
 _SECTION = re.compile(r'^\s*\[\s*([A-Za-z0-9.-]+)(?:\s+"((?:[^"\\]|\\.)*)")?\s*\]\s*(.*)$')
 _ENTRY = re.compile(r"^\s*([A-Za-z][A-Za-z0-9-]*)\s*(?:=\s*(.*))?$")
 _BOOL = frozenset({"true", "false", "yes", "no", "on", "off", "1", "0", ""})
+_FALSE = frozenset({"false", "no", "off", "0"})
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|%0[0-9a-f]|%1[0-9a-f]|%7f", re.I)
 
 
@@ -150,6 +151,16 @@ def _check_entries(src: ScanFile, where: str, seen: set[Path]) -> list[Finding]:
             continue
         if entry.name == "core.hookspath":
             out += _hooks_folder(src, root, entry)
+        network = _match(entry, _data()["config_network"])
+        if network is not None:
+            value = entry.value.strip().lower()
+            if network.get("when_false") and value not in _FALSE:
+                continue
+            if value in network.get("unless", ()):
+                continue
+            message = f"{where} `{entry.name} = {entry.value.strip()[:80]}` {network['what']}"
+            out.append(finding("OWS-GIT-005", src.rel, entry.line, message, severity=network["severity"]))
+            continue
         spec = _match(entry, _data()["config_programs"])
         if spec is None or (spec.get("unless_bool") and entry.value.strip().lower() in _BOOL):
             continue
