@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Iterable
 from typing import Any
 
-import httpcore
 import httpx
 import pytest
+from test_egress_transport import STAND_IN, LoopbackOnlyBackend
 
 from owstack.security.egress import (
     EgressBlocked,
@@ -372,32 +371,7 @@ def test_bypass_corpus_is_blocked(policy: EgressPolicy) -> None:
 
 # -- a real fetch: a loopback server plays the internal target; nothing may reach it
 
-STAND_IN = "93.184.216.34"
-
-
-class _Network(httpcore.AsyncNetworkBackend):
-    """Routes STAND_IN to the `public` server and lets every other address through, recording them."""
-
-    def __init__(self, public: Any) -> None:
-        self.inner = httpcore.AnyIOBackend()
-        self.public = public
-        self.connects: list[str] = []
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        self.connects.append(host)
-        if host == STAND_IN:
-            return await self.inner.connect_tcp("127.0.0.1", self.public.port, timeout)
-        return await self.inner.connect_tcp(host, port, timeout)
-
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
+# the test network is test_egress_transport.py's: STAND_IN reaches the `public` server, loopback passes
 
 
 def test_fetches_never_reach_the_loopback_server(servers: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -420,7 +394,7 @@ def test_fetches_never_reach_the_loopback_server(servers: dict[str, Any], monkey
     hops = [f"http://127.0.0.1:{p}/", f"//127.0.0.1:{p}/", f"http://[::1]:{p}/", f"http://2130706433:{p}/",
             f"http://localtest.me:{p}/", f"http://u:p@127.0.0.1:{p}/", "file:///etc/passwd", f"gopher://127.0.0.1:{p}/_x",
             f"dict://127.0.0.1:{p}/", f"/redirect?to=http://127.0.0.1:{p}/", "/loop"]  # fmt: skip
-    network = _Network(public)
+    network = LoopbackOnlyBackend(public)
 
     async def go() -> int:
         refused = 0
@@ -442,7 +416,7 @@ def test_fetches_never_reach_the_loopback_server(servers: dict[str, Any], monkey
             with pytest.raises(EgressBlocked):
                 client.get(url)
     assert secret.hits == []
-    assert set(network.connects) <= {STAND_IN}
+    assert {host for host, _ in network.connects} <= {STAND_IN}
 
 
 # -- 5. host lists given in code (not through the config, which normalises them): a deny entry in capitals,

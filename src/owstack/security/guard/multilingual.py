@@ -130,13 +130,7 @@ def _leads(fragment: str) -> list[str] | None:
             i += 1
         else:
             return None
-        out: list[str] = []
-        for part in parts:
-            leads = _leads(part)
-            if leads is None:
-                return None
-            out.extend(leads)
-        return out
+        return _keys(parts)
     lead = []
     for i, c in enumerate(fragment):
         if c in "\\[(.|^$":

@@ -148,6 +148,10 @@ def _as_pytorch_reads_it(fh: IO[bytes], archive: zipfile.ZipFile) -> IO[bytes] |
     return io.BufferedReader(_Spliced(fh, offset + size, tail))
 
 
+#: what reading a zip member can raise (corrupt, truncated, unsupported compression, encrypted)
+_MEMBER_ERRORS = (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError, RuntimeError)
+
+
 def _npy_storage(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
     """Whether a member named like a PyTorch storage (`data/0`) is a `.npy`: torch reads storages as raw
     bytes, but `numpy.load` opens any zip as an `.npz` whose member `data/0` is `read_array`ed (and
@@ -155,7 +159,7 @@ def _npy_storage(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
     try:
         with archive.open(info) as member:
             return member.read(len(NPY_MAGIC)) == NPY_MAGIC
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError, RuntimeError) as exc:
+    except _MEMBER_ERRORS as exc:
         raise ContainerError(f"{info.filename}: {exc}") from None
 
 
@@ -176,7 +180,7 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, wanted: Any) -
                 if size > MAX_MEMBER_BYTES or size > MAX_RATIO * max(info.compress_size, 1) + RATIO_FLOOR:
                     raise ContainerError(f"{info.filename}: decompresses past its limits (zip bomb)")
                 chunks.append(chunk)
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError, RuntimeError) as exc:
+    except _MEMBER_ERRORS as exc:
         raise ContainerError(f"{info.filename}: {exc}") from None
     return b"".join(chunks)
 
