@@ -251,3 +251,81 @@ def test_help_shows_the_defaults() -> None:
     assert "[0<=x<=65535]" in serve and "<debug|info|warning|error>" in serve
     chat = " ".join(invoke("chat", "--help").output.split())
     assert "[default: 256;" in chat and "default: http://127.0.0.1:8000/v1]" in chat
+
+
+LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{n}: &{n} [{', '.join(['*' + p] * 10)}]\n" for p, n in zip("abcdefg", "bcdefgh", strict=True)
+)
+#: config files a user may hand over by mistake (or an attacker on purpose): name -> (bytes, what the error says)
+HOSTILE_CONFIGS = {
+    "binary": (bytes(range(256)) * 4, "not UTF-8"),
+    "latin-1": ("caf\u00e9: 1\n".encode("latin-1"), "not UTF-8"),
+    "deep": (("a: " + "[" * 200 + "]" * 200).encode(), "nests deeper"),
+    "self-referential": (b"a: &a [*a]\n", "refers to itself"),
+    "billion-laughs": (LAUGHS.encode(), "expands to more than"),
+}
+
+
+@pytest.mark.parametrize("path", CONFIG_COMMANDS, ids=" ".join)
+def test_every_config_option_refuses_a_hostile_file_in_one_line(path: tuple[str, ...], files: Path) -> None:
+    """Not UTF-8, nested past the parser's stack, aliases that expand to billions of values: one `error:` line
+    naming the file, exit 2 (they were "unexpected UnicodeDecodeError/RecursionError ... this is a bug")."""
+    command = dict(COMMANDS)[path]
+    for name, (content, fragment) in HOSTILE_CONFIGS.items():
+        config = files / f"{name}.yaml"
+        config.write_bytes(content)
+        result = invoke(*path, *required(command, files), "--config", str(config))
+        assert result.exit_code == 2, (name, result.output)
+        assert fragment in result.output and str(config) in result.output, (name, result.output)
+        assert "this is a bug" not in result.output and result.output.count("error:") == 1, result.output
+
+
+def test_a_config_nested_past_pythons_stack_is_refused(files: Path) -> None:
+    config = files / "deeper.yaml"
+    config.write_text("a: " + "[" * 5000 + "]" * 5000)
+    result = invoke("config", "check", str(config))
+    assert result.exit_code == 2 and "nests deeper" in result.output, result.output
+
+
+def path_options() -> Iterator[Any]:
+    for path, command in COMMANDS:
+        if path in (("serve",), ("console",)):
+            continue
+        for param in command.params:
+            if param.param_type_name == "option" and python_type(param) is Path and param.name != "help":
+                yield pytest.param(path, param.opts[0], id=f"{' '.join(path)} {param.opts[0]}")
+
+
+@pytest.mark.parametrize(("path", "flag"), list(path_options()))
+def test_every_path_option_answers_an_unusable_path_in_one_line(path: tuple[str, ...], flag: str, files: Path) -> None:
+    """A name too long for the file system, a file where a directory is expected, a binary file: an `error:`
+    line (exit 1 or 2), never "unexpected OSError ... this is a bug"."""
+    command = dict(COMMANDS)[path]
+    (files / "binary").write_bytes(bytes(range(256)) * 4)
+    values = [str(files / ("x" * 300)), str(files / "input.txt" / "below")]
+    if flag != "--out":  # an existing file is a fine place to write: the command would run in full
+        values.append(str(files / "binary"))
+    for value in values:
+        result = invoke(*path, *required(command, files), flag, value)
+        assert "this is a bug" not in result.output, (flag, value[-40:], result.output)
+        assert result.exit_code in (0, 1, 2), result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["chat", "hi", "--url", "http://[::1"],
+        ["chat", "hi", "--url", "http://127.0.0.1:99999/v1"],
+        ["chat", "hi", "--url", "http://:8000/v1"],
+        ["chat", "hi", "--api-key", "cl\u00e9"],
+        ["chat", "hi", "--api-key", "a\nb"],
+        ["redteam", "run", "--url", "http://[::1", "--no-garak"],
+        ["eval", "efficiency", "--backend", "http://[::1"],
+        ["eval", "efficiency", "--backend", "ftp://example.com/v1"],
+    ],
+    ids=lambda v: " ".join(v),
+)
+def test_a_bad_url_or_header_value_is_a_usage_error(args: list[str]) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 2 and "this is a bug" not in result.output, result.output
+    assert result.output.count("error:") == 1, result.output

@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from owstack.cli.common import fail
+from owstack.cli.common import fail, header_value, http_url
 
 DEFAULT_MAX_TOKENS = 256
 
@@ -48,8 +48,9 @@ def chat(
     """Send one chat message to a running owstack gateway and print the answer."""
     import httpx
 
-    if not url.startswith(("http://", "https://")):
-        fail(f"--url: {url!r} is not an http(s) URL; use the gateway's /v1 base, e.g. http://127.0.0.1:8000/v1")
+    http_url(url, "--url")
+    if api_key:
+        header_value(api_key, "--api-key")
     if prompt == "-":
         prompt = sys.stdin.read()
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]

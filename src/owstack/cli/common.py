@@ -30,6 +30,32 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _short(value: object, limit: int = 200) -> str:
+    text = os.fsdecode(value) if isinstance(value, bytes | str) else str(value)
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def http_url(value: str, flag: str) -> str:
+    """`value` if it is an http(s) URL with a host (and a valid port); otherwise exit 2 naming `flag`."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError as exc:  # a bad port, unbalanced IPv6 brackets
+        fail(f"{flag}: {_short(value)} is not a valid URL ({exc})")
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        fail(f"{flag}: {_short(value)} is not an http(s) URL with a host, e.g. http://127.0.0.1:8000/v1")
+    return value
+
+
+def header_value(value: str, flag: str) -> str:
+    """`value` if it can be sent in an HTTP header (printable ASCII: an API key); otherwise exit 2."""
+    if not value.isascii() or not value.isprintable():
+        fail(f"{flag}: the value must be printable ASCII (it is sent in an HTTP header)")
+    return value
+
+
 def require_extra(extra: str, *modules: str) -> None:
     """Exit 2 with the install command when an optional extra (`owstack[train]`, ...) is not installed.
 
@@ -63,6 +89,13 @@ class RootGroup(TyperGroup):
             fail(str(exc), code=2)
         except (typer.Exit, typer.Abort, typer.TyperException):  # usage errors, --help, exit codes
             raise
+        except OSError as exc:  # a path the user gave that cannot be used: missing, a directory, too long, ...
+            where = f": {_short(exc.filename)}" if exc.filename is not None else ""
+            fail(f"{exc.strerror or exc}{where}", code=1)
+        except UnicodeDecodeError as exc:  # a file the user gave that is not UTF-8 text
+            fail(f"a file given is not UTF-8 text (byte {exc.start} cannot be decoded); save it as UTF-8")
+        except RecursionError:  # input nested deeper than Python's stack (JSON or YAML the user gave)
+            fail("the input nests too deeply to be read")
         except Exception as exc:
             if os.environ.get(DEBUG_ENV) == "1":
                 traceback.print_exc()

@@ -13,7 +13,7 @@ from typing import Any, Literal, NoReturn
 
 import typer
 
-from owstack.cli.common import group, require_extra
+from owstack.cli.common import group, header_value, http_url, require_extra
 from owstack.cli.finetune import eval_finetune
 
 eval_app = group("eval", "Measure models and policies.")
@@ -92,6 +92,10 @@ def eval_efficiency(
         api_key = os.environ.get(api_key_env)
         if api_key is None:
             _fail(f"--api-key-env: environment variable {api_key_env} is not set")
+    if backend != "embedded":
+        http_url(backend, "--backend")
+    if api_key:
+        header_value(api_key, f"the {api_key_env} environment variable")
     earlier = _earlier(compare_to, compare_policy) if compare_to is not None else None
     if out is not None:
         _writable(out, "--out")
@@ -255,6 +259,8 @@ def distill(
         _fail(f"--batch-size ({batch_size}) must be a multiple of --micro-batch ({micro_batch})")
     if out.exists() and not out.is_dir():
         _fail(f"--out: {out} is a file; give a folder for the run (created if missing)")
+    if not out.exists():
+        _writable(out, "--out")  # the folder can be created: checked before the model loads, not after
     if prompts is not None and not prompts.is_file():
         _fail(f"--prompts: {prompts} is not a file")
     if gguf_metadata is not None and not gguf_metadata.is_file():

@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from owstack.cli.common import fail
+from owstack.cli.common import fail, header_value, http_url
 
 redteam_app = typer.Typer(
     name="redteam",
@@ -96,7 +96,10 @@ def run(
         for p in selected
         if not names or p.name in names
     ]
+    http_url(url, "--url")
     api_key = os.environ.get(api_key_env)
+    if api_key:
+        header_value(api_key, f"the {api_key_env} environment variable")
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from owstack.config import references
 from owstack.config.paths import data_dir, resolve_locations
 from owstack.config.schema import BackendSection, ConfigFile, LayerSection
+from owstack.config.yamlfile import read_mapping
 from owstack.errors import ConfigError
 from owstack.layers import EMBEDDED_BACKEND, EMBEDDED_MODEL, LAYERS
 
@@ -83,16 +83,7 @@ def load(path: str | os.PathLike[str] | None = None, *, overrides: dict[str, Any
             raise ConfigError(f"cannot create the data directory {base}: {exc.strerror or exc}") from None
     else:
         p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {p}: {exc.strerror or exc}") from None
-        try:
-            raw = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p} is not valid YAML: {exc}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{p}: the top level must be a mapping of sections")
+        raw = read_mapping(p, "config file", hint="of sections")
         source = str(p)
         base = p.expanduser().absolute().parent
     return from_dict(raw, source=source, overrides=overrides, base=base)

@@ -9,9 +9,9 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from owstack.config.yamlfile import read_mapping
 from owstack.economics.config import EconomicsSection
 from owstack.economics.quantity import EXAMPLES, parse_quantity
 from owstack.errors import ConfigError
@@ -204,16 +204,7 @@ def _strip_field(message: str) -> str:
 
 def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
     """A YAML file whose top level is a mapping; `ConfigError` naming the file otherwise."""
-    p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what} {p}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: a {what} is a mapping of fields (e.g. tokens_per_day: 100M)")
-    return raw
+    return read_mapping(path, what, hint="of fields (e.g. tokens_per_day: 100M)")
 
 
 def load_scenario(path: str | Path, updates: dict[str, Any] | None = None) -> Scenario:

@@ -32,6 +32,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from owstack.config.yamlfile import read_mapping
 from owstack.finetune.errors import RecipeError
 from owstack.tenancy.config import JURISDICTION
 
@@ -300,14 +301,5 @@ def validate(raw: dict[str, Any], *, source: str = "<recipe>", root: Path | None
 
 def load(path: Path, overrides: Sequence[str] = ()) -> LoadedRecipe:
     """Read, override and validate a recipe file; `RecipeError` naming the field otherwise."""
-    try:
-        text = path.read_text("utf-8")
-    except OSError as exc:
-        raise RecipeError(f"cannot read recipe {path}: {exc.strerror or exc}") from None
-    try:
-        raw = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(raw, dict):
-        raise RecipeError(f"{path}: the top level must be a mapping (name, base, data, ...)")
+    raw = read_mapping(path, "recipe", error=RecipeError, hint="(name, base, data, ...)")
     return validate(apply_overrides(raw, overrides), source=str(path), root=path.resolve().parent)
