@@ -197,7 +197,7 @@ class McpEndpoint:
             if rest is None:
                 return
             receive = rest
-        await self.sessions.track(self.manager.handle_request, scope, receive, send, owner, user)
+        await self.sessions.track(self.manager.handle_request, scope, receive, _json_rpc_errors(send), owner, user)
 
     async def authenticate(self, headers: dict[str, str], request_id: str, scope: Scope) -> Caller:
         client = scope.get("client")
@@ -230,6 +230,32 @@ class McpEndpoint:
         if self.section.authorization_servers:
             out["authorization_servers"] = list(self.section.authorization_servers)
         return out
+
+
+def _json_rpc_errors(send: Send) -> Send:
+    """`send` for the SDK's answers, with its plain-text refusals ("Invalid Content-Type header", "Invalid Host
+    header", ...) turned into JSON-RPC error objects, the shape of every other error on `/mcp`."""
+    held: list[dict[str, Any]] = []
+    text = bytearray()
+
+    async def wrapped(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            kind = dict(message.get("headers") or ()).get(b"content-type", b"")
+            if message["status"] >= 400 and not kind.startswith((b"application/json", b"text/event-stream")):
+                held.append(message)
+                return
+        elif held and message["type"] == "http.response.body":
+            text.extend(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            start = held.pop()
+            reason = text.decode("utf-8", "replace").strip() or "request refused"
+            body = orjson.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": reason}})
+            await send_json(send, start["status"], body, [])
+            return
+        await send(message)
+
+    return wrapped
 
 
 def _transport_security(host: str) -> TransportSecuritySettings | None:
