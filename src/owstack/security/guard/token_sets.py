@@ -38,10 +38,6 @@ _SHAPED = re.compile(rf"^(?:{_SHAPE})$")
 _MARKUP = re.compile(r"[<>\[\]|｜]")
 
 
-def _inert(token: str) -> str:
-    return token[0] + ZWSP + token[1:]
-
-
 @dataclass(frozen=True)
 class TokenSet:
     """Literal tokens plus patterns (for numbered fillers such as `<unused12>`), compiled once."""
@@ -69,19 +65,16 @@ class TokenSet:
         return TokenSet(name or f"{self.name}+{other.name}", self.tokens | other.tokens, self.patterns + other.patterns)
 
     def spans(self, text: str) -> list[tuple[int, int]]:
-        """(start, end) of every control token in `text`, left to right, never overlapping."""
+        """(start, end) of every control token in `text`, by start; a token inside another is listed too
+        (`<｜[INST]｜>` holds Mistral's `[INST]`: breaking only the outer match would leave it whole)."""
         if not any(c in text for c in self._starts):
             return []
         out: list[tuple[int, int]] = []
-        done = 0
         for m in self._regex.finditer(text):
-            start = m.start()
             group = m.lastgroup
             token = m.group(group) if group else ""
-            if start < done or not token or (group == "s" and token not in self.tokens):
-                continue
-            done = start + len(token)
-            out.append((start, done))
+            if token and (group != "s" or token in self.tokens):
+                out.append((m.start(), m.start() + len(token)))
         return out
 
     def neutralize(self, text: str) -> tuple[str, int]:
@@ -91,9 +84,9 @@ class TokenSet:
             return text, 0
         out: list[str] = []
         done = 0
-        for start, end in found:
-            out += [text[done:start], _inert(text[start:end])]
-            done = end
+        for start, _ in found:
+            out += [text[done : start + 1], ZWSP]
+            done = start + 1
         out.append(text[done:])
         return "".join(out), len(found)
 
