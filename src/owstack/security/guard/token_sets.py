@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -47,6 +48,7 @@ class TokenSet:
     patterns: tuple[str, ...] = ()
     _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
     _starts: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _full: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # A zero-width look-ahead at every candidate start, so that a shape that is not a token
@@ -60,22 +62,45 @@ class TokenSet:
         first = "".join(re.escape(c) for c in starts)
         object.__setattr__(self, "_regex", re.compile(f"(?=[{first}])(?={'|'.join(parts)})"))
         object.__setattr__(self, "_starts", tuple(starts))
+        object.__setattr__(self, "_full", re.compile("|".join(self.patterns)) if self.patterns else None)
 
     def union(self, other: TokenSet, name: str | None = None) -> TokenSet:
         return TokenSet(name or f"{self.name}+{other.name}", self.tokens | other.tokens, self.patterns + other.patterns)
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         """(start, end) of every control token in `text`, by start; a token inside another is listed too
-        (`<｜[INST]｜>` holds Mistral's `[INST]`: breaking only the outer match would leave it whole)."""
-        if not any(c in text for c in self._starts):
-            return []
+        (`<｜[INST]｜>` holds Mistral's `[INST]`: breaking only the outer match would leave it whole).
+
+        So is a token spelt with characters that NFKC folds to ASCII (`＜｜im_start｜＞`, `﹤`, `<|ｉｍ_…|>`):
+        a Hugging Face tokenizer matches an added token marked `normalized` (the default for tokens added
+        with `add_tokens`, as a fine-tune's own are) in the normalised text, and an NFKC normaliser folds
+        them back. ASCII text never pays for it; other text only when it holds a full-width `＜`/`［`."""
+        out = self._spans(text) if any(c in text for c in self._starts) else []
+        if text.isascii() or not any(c in text for c in _FOLD_STARTS):
+            return out
+        folded = self._spans(text.translate(_nfkc_ascii()))  # one character for one: the offsets hold
+        if not folded:
+            return out
+        ends = dict(folded)
+        ends.update(out)
+        return sorted(ends.items())
+
+    def _spans(self, text: str) -> list[tuple[int, int]]:
         out: list[tuple[int, int]] = []
         for m in self._regex.finditer(text):
             group = m.lastgroup
             token = m.group(group) if group else ""
-            if token and (group != "s" or token in self.tokens):
-                out.append((m.start(), m.start() + len(token)))
+            if not token or (group == "s" and token not in self.tokens and not self._folds_to_token(token)):
+                continue
+            out.append((m.start(), m.start() + len(token)))
         return out
+
+    def _folds_to_token(self, shape: str) -> bool:
+        """A shape that is no token as written, but is one once NFKC folds it (`<|ｉｍ_start|>`)."""
+        if shape.isascii():
+            return False
+        folded = shape.translate(_nfkc_ascii())
+        return folded != shape and (folded in self.tokens or bool(self._full and self._full.fullmatch(folded)))
 
     def neutralize(self, text: str) -> tuple[str, int]:
         """`text` with every control token made inert (U+200B after its first character), and the count."""
@@ -117,6 +142,22 @@ class TokenSet:
     @classmethod
     def for_family(cls, family: str) -> TokenSet:
         return _family_set(family)
+
+
+@cache
+def _nfkc_ascii() -> dict[int, str]:
+    """A `translate` table of the characters NFKC turns into one ASCII character a control token is spelt
+    with (a letter, a digit or one of `<>[]|_/-.:@`): full-width and small forms, mathematical letters ..."""
+    table: dict[int, str] = {}
+    for cp in range(0x80, 0x20000):
+        folded = unicodedata.normalize("NFKC", chr(cp))
+        if len(folded) == 1 and folded.isascii() and (folded.isalnum() or folded in "<>[]|_/-.:@"):
+            table[cp] = folded
+    return table
+
+
+#: the characters NFKC folds to `<` or `[` (full-width, small and vertical forms)
+_FOLD_STARTS = "\uff1c\ufe64\uff3b\ufe47"
 
 
 def _usable(tokens: Iterable[str]) -> frozenset[str]:
