@@ -7,6 +7,8 @@ Where the list comes from, best first:
 - `TokenSet.from_tokenizer(folder)`: a Hugging Face `tokenizer.json` (`added_tokens`) or
   `tokenizer_config.json` (`added_tokens_decoder`): every added token, special or not, since the
   tokenizer matches both literally in raw text (Qwen3's `<think>` is a non-special added token);
+- `TokenSet.from_path(path)`: either of the above, as a backend's `tokenizer:` names it (an HTTP
+  engine serving a fine-tune with tokens of its own);
 - `TokenSet.for_family(name)`: for HTTP engines, the family's full list generated from the real
   tokenizers (`security/data/special_tokens.yaml`) plus the catalog's family tokens.
 
@@ -138,6 +140,16 @@ class TokenSet:
         if not found:
             raise ValueError(f"{folder}: no added tokens in tokenizer.json or tokenizer_config.json")
         return cls(f"tokenizer:{folder.name}", _usable(found)).union(generic())
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> TokenSet:
+        """A `.gguf` file, a tokenizer folder, or its `tokenizer.json`/`tokenizer_config.json`."""
+        path = Path(path).expanduser()
+        if path.suffix == ".gguf":
+            return cls.from_gguf(path)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such file or folder")
+        return cls.from_tokenizer(path if path.is_dir() else path.parent)
 
     @classmethod
     def for_family(cls, family: str) -> TokenSet:
