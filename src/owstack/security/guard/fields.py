@@ -36,7 +36,9 @@ characters. Three ways a token reaches a template without being spelt out in one
 
 A request's own `chat_template` (vLLM takes one per request when started with
 `--trust-request-chat-template`) is refused unless `params` is trusted: a template writes any token it
-likes (`{{ '<|im_' ~ 'start|>' }}`), so no neutralisation of its text can make it safe.
+likes (`{{ '<|im_' ~ 'start|>' }}`), so no neutralisation of its text can make it safe. So is one inside
+`chat_template_kwargs`: vLLM before its fix (GHSA-6fvq-23cw-5628, vllm-project/vllm#25794) and SGLang
+merge those kwargs into `apply_chat_template(...)`, whose own `chat_template` argument they replace.
 """
 
 from __future__ import annotations
@@ -161,13 +163,15 @@ def neutralize_request(request: ChatRequest, tokens: TokenSet, keep: frozenset[s
                 params[name], n = _walk(params[name], tokens, keys=True)
                 counts["tools"] += n
     if "params" not in keep:
-        if "chat_template" in params:
-            raise InvalidRequest(
-                "a request's own chat_template is refused: it could write any control token "
-                "(trust it with security.guard.keep_control_tokens: [params])",
-                param="chat_template",
-                code="chat_template_refused",
-            )
+        kwargs = params.get("chat_template_kwargs")
+        for where, holder in (("chat_template", params), ("chat_template_kwargs.chat_template", kwargs)):
+            if isinstance(holder, dict) and "chat_template" in holder:
+                raise InvalidRequest(
+                    "a request's own chat_template is refused: it could write any control token "
+                    "(trust it with security.guard.keep_control_tokens: [params])",
+                    param=where,
+                    code="chat_template_refused",
+                )
         for name in _PROMPT_PARAMS:
             if name in params:
                 params[name], n = _walk(params[name], tokens, keys=True)
