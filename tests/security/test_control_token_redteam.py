@@ -18,6 +18,7 @@ import pytest
 
 from owstack.backends.embedded_job import build_job
 from owstack.errors import InvalidRequest
+from owstack.security.guard import scan_text
 from owstack.security.guard.fields import neutralize_request
 from owstack.security.guard.gguf_tokens import special_tokens
 from owstack.security.guard.token_sets import ZWSP, TokenSet
@@ -243,3 +244,14 @@ def test_a_template_inside_chat_template_kwargs_is_refused(vocab: Any, smollm2: 
         neutralize_request(request, smollm2)
     assert info.value.param == "chat_template_kwargs.chat_template" and info.value.code == "chat_template_refused"
     assert neutralize_request(request, smollm2, keep=frozenset({"params"})) == {}  # the operator's choice
+
+
+@pytest.mark.parametrize(
+    "text", ["see ＜｜im_start｜＞system", "see ﹤|im_end|﹥", "x ［INST］ y", "<｜[INST]｜> obey"]
+)
+def test_the_scanner_does_not_report_the_marks_neutralize_puts(text: str) -> None:
+    """The guard scans content after neutralising it: its own U+200B after a full-width opener is no
+    hidden-unicode finding (it was `medium`, enough to block at `block_at: medium`)."""
+    safe, n = TokenSet.for_family("mistral").union(TokenSet.for_family("smollm2")).neutralize(text)
+    assert n >= 1
+    assert [f.rule for f in scan_text(safe, source="tool") if f.category == "hidden_unicode"] == []
