@@ -89,19 +89,18 @@ class TokenSet:
 
     def _spans(self, text: str) -> list[tuple[int, int]]:
         out: list[tuple[int, int]] = []
+        tokens = self.tokens
         for m in self._regex.finditer(text):
             group = m.lastgroup
             token = m.group(group) if group else ""
-            if not token or (group == "s" and token not in self.tokens and not self._folds_to_token(token)):
+            if not token or (group == "s" and token not in tokens and (token.isascii() or not self._folds(token))):
                 continue
             out.append((m.start(), m.start() + len(token)))
         return out
 
-    def _folds_to_token(self, shape: str) -> bool:
+    def _folds(self, shape: str) -> bool:
         """A shape that is no token as written, but is one once NFKC folds it (`<|ｉｍ_start|>`)."""
-        if shape.isascii():
-            return False
-        folded = shape.translate(_nfkc_ascii())
+        folded = unicodedata.normalize("NFKC", shape)
         return folded != shape and (folded in self.tokens or bool(self._full and self._full.fullmatch(folded)))
 
     def neutralize(self, text: str) -> tuple[str, int]:
