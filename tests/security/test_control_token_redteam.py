@@ -255,3 +255,19 @@ def test_the_scanner_does_not_report_the_marks_neutralize_puts(text: str) -> Non
     safe, n = TokenSet.for_family("mistral").union(TokenSet.for_family("smollm2")).neutralize(text)
     assert n >= 1
     assert [f.rule for f in scan_text(safe, source="tool") if f.category == "hidden_unicode"] == []
+
+
+def test_no_token_survives_random_strings_of_token_fragments() -> None:
+    """A fuzz oracle: random strings of fragments (halves of tokens, brackets, bars, full-width forms,
+    U+200B itself) neutralised, then read by a Hugging Face tokenizer as written and behind NFKC."""
+    import random
+
+    tokens = TokenSet.for_family("smollm2").union(TokenSet.for_family("mistral")).union(TokenSet.for_family("deepseek"))
+    raw, nfkc = hf_tokenizer(tokens), hf_tokenizer(tokens, nfkc=True)
+    fragments = ["<", ">", "[", "]", "|", "｜", "＜", "＞", "［", "］", "/", "im_", "start", "end", "INST", "x", " "]
+    fragments += [ZWSP, "ｉ", "ｍ", "_", *sorted(tokens.tokens)[:40]]
+    rnd = random.Random(20261203)
+    for _ in range(3000):
+        text = "".join(rnd.choice(fragments) for _ in range(rnd.randint(1, 8)))
+        safe, _ = tokens.neutralize(text)
+        assert read_as_special(raw, tokens, safe) == [] and read_as_special(nfkc, tokens, safe) == [], text
