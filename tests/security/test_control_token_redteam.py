@@ -226,6 +226,11 @@ def test_the_legacy_prompt_is_neutralised_unless_the_operator_trusts_it(smollm2:
     with pytest.raises(InvalidRequest, match="token ids") as info:
         neutralize_request(legacy([1, 9690, 2]), smollm2)
     assert info.value.code == "token_prompt_refused" and info.value.param == "prompt"
+    embeds = legacy("x")
+    embeds.params["prompt_embeds"] = "UEsDBAAACAgAAAAAAAAAAAAAAAAAAAAAAAAQABIAYXJjaGl2ZS9kYXRhLnBrbA=="
+    with pytest.raises(InvalidRequest, match="prompt_embeds") as info:
+        neutralize_request(embeds, smollm2)
+    assert info.value.code == "token_prompt_refused" and info.value.param == "prompt_embeds"
     trusted = legacy([[1, 9690, 2]])
     assert neutralize_request(trusted, smollm2, keep=frozenset({"prompt"})) == {}
     assert trusted.params["prompt"] == [[1, 9690, 2]] and trusted.params["suffix"] == "<|im_end|>"

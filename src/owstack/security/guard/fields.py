@@ -18,7 +18,8 @@ Field classes (what `security.guard.keep_control_tokens` may name):
                                          Stop sequences, logit biases and the like never reach the prompt
                                          and are left alone (a stop string of `<|im_end|>` must still stop).
     prompt                               `/v1/completions`: `prompt` (a string or a list of strings) and
-                                         `suffix`; a prompt of token ids is refused unless `prompt` is kept.
+                                         `suffix`; a prompt of token ids or vLLM's `prompt_embeds` is
+                                         refused unless `prompt` is kept.
 
 `neutralize_request` rewrites the request in place and returns the counts per class. Walking is
 bounded (`MAX_DEPTH`, the body's own nesting limit), strings without `<` or `[` cost one scan of their
@@ -183,13 +184,15 @@ def _legacy_prompt(params: dict[str, Any], tokens: TokenSet) -> int:
     """`/v1/completions`: the prompt (a string or a list of them) and `suffix` are sent as the client wrote
     them and the engine tokenizes them with special tokens parsed. A prompt of token ids is refused: the
     gateway cannot tell which ids are the model's control tokens (HTTP engines' vocabularies are not at
-    hand)."""
+    hand). So is vLLM's `prompt_embeds` (`--enable-prompt-embeds`): an embedding can be any token's."""
     prompt = params.get("prompt")
-    if isinstance(prompt, list) and not all(isinstance(p, str) for p in prompt):
+    ids = isinstance(prompt, list) and not all(isinstance(p, str) for p in prompt)
+    if ids or "prompt_embeds" in params:  # vLLM's embeddings stand for any token, special ones included
+        what = "a prompt of token ids" if ids else "prompt_embeds"
         raise InvalidRequest(
-            "a prompt of token ids is refused: the gateway cannot check them for control tokens "
+            f"{what} is refused: the gateway cannot check it for control tokens "
             "(trust legacy prompts with security.guard.keep_control_tokens: [prompt])",
-            param="prompt",
+            param="prompt" if ids else "prompt_embeds",
             code="token_prompt_refused",
         )
     count = 0
