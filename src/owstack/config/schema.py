@@ -96,6 +96,9 @@ class BackendSection(Section):
     health_check: bool = True
     #: the OpenAI endpoints this backend serves (default by engine: chat and completions; TEI: embeddings)
     endpoints: tuple[Endpoint, ...] | None = None
+    #: the served model's tokenizer (a folder with tokenizer.json or tokenizer_config.json, or a .gguf): the
+    #: guard then makes every added token inert, a fine-tune's own included (else: the family's list)
+    tokenizer: FilePath | None = None
     # embedded (`llamacpp`) engine
     model_path: FilePath | None = None
     sha256: str | None = None

@@ -131,6 +131,13 @@ def _backends(config: Config, host: str, port: int) -> list[str]:
                 model_card(section.catalog)
             except ConfigError as exc:
                 out.append(f"{field}.catalog: {exc}; see `owstack models`")
+        if section.tokenizer is not None:
+            from owstack.security.guard.token_sets import TokenSet
+
+            try:
+                TokenSet.from_path(section.tokenizer)
+            except (OSError, ValueError) as exc:
+                out.append(f"{field}.tokenizer: {exc}")
         if section.engine == "llamacpp":
             from owstack.backends.llamacpp import LlamaCppBackend  # numpy, jinja2: only for a llama.cpp backend
 

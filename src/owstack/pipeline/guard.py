@@ -39,7 +39,8 @@ def _scan(text: str, source: str) -> tuple[GuardFinding, ...]:
 
 
 def backend_tokens(config: Config) -> dict[str, TokenSet]:
-    """Each backend's control tokens: its GGUF's vocabulary when the engine serves one, else its family's."""
+    """Each backend's control tokens: its family's, plus every added token of the tokenizer the operator
+    names (`tokenizer:`) and of the GGUF the embedded engine serves."""
     from owstack.catalog.models import embedded_gguf_path, find_card
 
     out: dict[str, TokenSet] = {}
@@ -47,6 +48,8 @@ def backend_tokens(config: Config) -> dict[str, TokenSet]:
         card = find_card(backend.catalog or backend.model)
         family = getattr(card, "template", None) or _GENERIC
         tokens = TokenSet.for_family(family)
+        if backend.tokenizer is not None:  # checked at start (config.validate): unreadable here is an error
+            tokens = TokenSet.from_path(backend.tokenizer).union(tokens, f"tokenizer:{name}")
         if backend.engine == "llamacpp":
             try:
                 path = Path(backend.model_path).expanduser() if backend.model_path else embedded_gguf_path(card)  # type: ignore[arg-type]

@@ -38,8 +38,11 @@ class GuardSection(Section):
     #: make chat-template control tokens inert in every field that reaches the prompt
     neutralize: bool = True
     #: field classes trusted to keep their control tokens (e.g. an operator's own system prompt):
-    #: system, developer, user, assistant, tool, tools, params (see `security.guard.fields`)
-    keep_control_tokens: tuple[Literal["system", "developer", "user", "assistant", "tool", "tools", "params"], ...] = ()
+    #: system, developer, user, assistant, tool, tools, params, prompt (the legacy `/v1/completions` prompt,
+    #: which a client that templates itself, or fills in the middle, spells with tokens; see `security.guard.fields`)
+    keep_control_tokens: tuple[
+        Literal["system", "developer", "user", "assistant", "tool", "tools", "params", "prompt"], ...
+    ] = ()
     #: in `block` mode, the lowest finding severity that rejects a request
     block_at: Severity = "high"
     #: which content is scanned for injection: tool results and retrieved documents by default

@@ -2,8 +2,10 @@
 `endpoint` says which, and answered with the upstream's body plus owstack's marker.
 
 The prompt (or the embeddings' input) is also put in `messages` as one user message, so that routing rules,
-token counts, limits and the ledger see its text. The upstream receives the client's own body: a legacy
-prompt is raw text the client has templated itself, so it is not rewritten.
+token counts, limits and the ledger see its text. The upstream receives the client's own body, except that
+the guard makes control tokens in `prompt` and `suffix` inert and refuses a prompt of token ids, unless
+the operator trusts legacy prompts (`security.guard.keep_control_tokens: [prompt]`, for clients that
+template the prompt themselves or fill in the middle).
 """
 
 from __future__ import annotations

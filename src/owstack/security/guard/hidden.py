@@ -83,7 +83,9 @@ def _allowed_marker(text: str, start: int, run: str) -> bool:
     """A byte-order mark at the start, or the U+200B that `neutralize` puts inside a control token."""
     if start == 0 and run == "\ufeff":
         return True
-    return run == "\u200b" and start > 0 and text[start - 1] in "<[" and text[start + 1 : start + 2] not in ("", " ")
+    # `<`, `[` and the full-width and small forms NFKC folds to them (token_sets._FOLD_STARTS)
+    opener = start > 0 and text[start - 1] in "<[\uff1c\ufe64\uff3b\ufe47"
+    return run == "\u200b" and opener and text[start + 1 : start + 2] not in ("", " ")
 
 
 def scan_hidden(text: str) -> Iterator[GuardFinding]:

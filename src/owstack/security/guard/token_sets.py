@@ -7,6 +7,8 @@ Where the list comes from, best first:
 - `TokenSet.from_tokenizer(folder)`: a Hugging Face `tokenizer.json` (`added_tokens`) or
   `tokenizer_config.json` (`added_tokens_decoder`): every added token, special or not, since the
   tokenizer matches both literally in raw text (Qwen3's `<think>` is a non-special added token);
+- `TokenSet.from_path(path)`: either of the above, as a backend's `tokenizer:` names it (an HTTP
+  engine serving a fine-tune with tokens of its own);
 - `TokenSet.for_family(name)`: for HTTP engines, the family's full list generated from the real
   tokenizers (`security/data/special_tokens.yaml`) plus the catalog's family tokens.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -38,10 +41,6 @@ _SHAPED = re.compile(rf"^(?:{_SHAPE})$")
 _MARKUP = re.compile(r"[<>\[\]|｜]")
 
 
-def _inert(token: str) -> str:
-    return token[0] + ZWSP + token[1:]
-
-
 @dataclass(frozen=True)
 class TokenSet:
     """Literal tokens plus patterns (for numbered fillers such as `<unused12>`), compiled once."""
@@ -51,6 +50,7 @@ class TokenSet:
     patterns: tuple[str, ...] = ()
     _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
     _starts: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _full: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # A zero-width look-ahead at every candidate start, so that a shape that is not a token
@@ -64,25 +64,44 @@ class TokenSet:
         first = "".join(re.escape(c) for c in starts)
         object.__setattr__(self, "_regex", re.compile(f"(?=[{first}])(?={'|'.join(parts)})"))
         object.__setattr__(self, "_starts", tuple(starts))
+        object.__setattr__(self, "_full", re.compile("|".join(self.patterns)) if self.patterns else None)
 
     def union(self, other: TokenSet, name: str | None = None) -> TokenSet:
         return TokenSet(name or f"{self.name}+{other.name}", self.tokens | other.tokens, self.patterns + other.patterns)
 
     def spans(self, text: str) -> list[tuple[int, int]]:
-        """(start, end) of every control token in `text`, left to right, never overlapping."""
-        if not any(c in text for c in self._starts):
-            return []
+        """(start, end) of every control token in `text`, by start; a token inside another is listed too
+        (`<｜[INST]｜>` holds Mistral's `[INST]`: breaking only the outer match would leave it whole).
+
+        So is a token spelt with characters that NFKC folds to ASCII (`＜｜im_start｜＞`, `﹤`, `<|ｉｍ_…|>`):
+        a Hugging Face tokenizer matches an added token marked `normalized` (the default for tokens added
+        with `add_tokens`, as a fine-tune's own are) in the normalised text, and an NFKC normaliser folds
+        them back. ASCII text never pays for it; other text only when it holds a full-width `＜`/`［`."""
+        out = self._spans(text) if any(c in text for c in self._starts) else []
+        if text.isascii() or not any(c in text for c in _FOLD_STARTS):
+            return out
+        folded = self._spans(text.translate(_nfkc_ascii()))  # one character for one: the offsets hold
+        if not folded:
+            return out
+        ends = dict(folded)
+        ends.update(out)
+        return sorted(ends.items())
+
+    def _spans(self, text: str) -> list[tuple[int, int]]:
         out: list[tuple[int, int]] = []
-        done = 0
+        tokens = self.tokens
         for m in self._regex.finditer(text):
-            start = m.start()
             group = m.lastgroup
             token = m.group(group) if group else ""
-            if start < done or not token or (group == "s" and token not in self.tokens):
+            if not token or (group == "s" and token not in tokens and (token.isascii() or not self._folds(token))):
                 continue
-            done = start + len(token)
-            out.append((start, done))
+            out.append((m.start(), m.start() + len(token)))
         return out
+
+    def _folds(self, shape: str) -> bool:
+        """A shape that is no token as written, but is one once NFKC folds it (`<|ｉｍ_start|>`)."""
+        folded = unicodedata.normalize("NFKC", shape)
+        return folded != shape and (folded in self.tokens or bool(self._full and self._full.fullmatch(folded)))
 
     def neutralize(self, text: str) -> tuple[str, int]:
         """`text` with every control token made inert (U+200B after its first character), and the count."""
@@ -91,9 +110,9 @@ class TokenSet:
             return text, 0
         out: list[str] = []
         done = 0
-        for start, end in found:
-            out += [text[done:start], _inert(text[start:end])]
-            done = end
+        for start, _ in found:
+            out += [text[done : start + 1], ZWSP]
+            done = start + 1
         out.append(text[done:])
         return "".join(out), len(found)
 
@@ -122,8 +141,34 @@ class TokenSet:
         return cls(f"tokenizer:{folder.name}", _usable(found)).union(generic())
 
     @classmethod
+    def from_path(cls, path: str | Path) -> TokenSet:
+        """A `.gguf` file, a tokenizer folder, or its `tokenizer.json`/`tokenizer_config.json`."""
+        path = Path(path).expanduser()
+        if path.suffix == ".gguf":
+            return cls.from_gguf(path)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such file or folder")
+        return cls.from_tokenizer(path if path.is_dir() else path.parent)
+
+    @classmethod
     def for_family(cls, family: str) -> TokenSet:
         return _family_set(family)
+
+
+@cache
+def _nfkc_ascii() -> dict[int, str]:
+    """A `translate` table of the characters NFKC turns into one ASCII character a control token is spelt
+    with (a letter, a digit or one of `<>[]|_/-.:@`): full-width and small forms, mathematical letters ..."""
+    table: dict[int, str] = {}
+    for cp in range(0x80, 0x20000):
+        folded = unicodedata.normalize("NFKC", chr(cp))
+        if len(folded) == 1 and folded.isascii() and (folded.isalnum() or folded in "<>[]|_/-.:@"):
+            table[cp] = folded
+    return table
+
+
+#: the characters NFKC folds to `<` or `[` (full-width, small and vertical forms)
+_FOLD_STARTS = "\uff1c\ufe64\uff3b\ufe47"
 
 
 def _usable(tokens: Iterable[str]) -> frozenset[str]:
