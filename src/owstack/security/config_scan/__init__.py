@@ -6,8 +6,11 @@ Windsurf, Amazon Q, Roo, Kiro, Continue, Zed, opencode, Crush, Codex CLI), Codex
 agent hooks (Cursor, Windsurf, Kiro, Gemini CLI, Qwen Code, Codex `notify`, Amazon Q / Kiro CLI agents),
 shell grants (Gemini CLI, Cursor CLI, Crush), aider's config, Zed's language servers and shell, opencode's
 plugins, formatters and providers, VS Code tasks/settings/workspaces, JetBrains startup tasks, dev
-containers and Cursor's background-agent environment, env files (`.env`, direnv's `.envrc`, mise's
-`[hooks]`/`[env]`), package-manager and pre-commit files, agent instruction files, chat templates, Langflow
+containers (and their features) and Cursor's background-agent environment, OpenHands' setup script, Cline's hook
+scripts, editors' project configs (Helix, Neovim/Vim `exrc`, lazy.nvim, Emacs directory variables), `conftest.py`
+(pytest, and VS Code's test discovery on open), env files (`.env`, direnv's `.envrc`, mise's `[hooks]`/`[env]`),
+package-manager files (`.pnpmfile.cjs`; registries and indexes of `.npmrc`, `.yarnrc*`, `uv.toml`) and pre-commit
+files, agent instruction files, chat templates, Langflow
 flows and Langflow version pins; git's own files (`.git/config` and bare repositories in the tree,
 `.gitmodules`, `.lfsconfig`, links into `.git`). Symbolic links are followed inside the repository and
 reported when they leave it (`walk`); files past the size limit are searched in a stream rather than
@@ -26,6 +29,7 @@ from owstack.security.config_scan import (
     claude,
     codex,
     devcontainer,
+    editors,
     envfiles,
     git,
     hooks,
@@ -37,6 +41,7 @@ from owstack.security.config_scan import (
     permissions,
     reading,
     scripts,
+    testing,
     textfiles,
     vscode,
     zed,
@@ -50,7 +55,21 @@ from owstack.security.jsonc import JSONCError, parse
 __all__ = ["MAX_FILE_BYTES", "classify", "scan_path"]
 
 Checker = Callable[[ScanFile], list[Finding]]
-_CONFIG_DIRS = (".vscode", ".claude", ".cursor", ".devcontainer", ".github", ".gemini", ".roo", ".kiro", ".codex")
+_CONFIG_DIRS = (
+    ".vscode",
+    ".claude",
+    ".cursor",
+    ".devcontainer",
+    ".github",
+    ".gemini",
+    ".roo",
+    ".kiro",
+    ".codex",
+    ".helix",
+    ".clinerules",
+    ".cline",
+    ".openhands",
+)
 
 
 def scan_path(path: str | os.PathLike[str], exclude: tuple[str, ...] = ()) -> list[Finding]:
@@ -148,7 +167,7 @@ def _scan_file(file: Path, rel: str, kind: str, is_json: bool) -> list[Finding]:
 
 
 def _oversized(file: Path, rel: str, kind: str) -> list[Finding]:
-    if kind in ("instructions", "pins", "pins?", "dotenv"):  # line-based checkers: run on each chunk
+    if kind in ("instructions", "pins", "pins?", "dotenv", "vim", "emacs", "conftest", "pnpmfile"):  # line-based
         out: list[Finding] = []
         checker = _CHECKERS[kind.rstrip("?")]
         for _, first_line, text in reading.chunks(file):
@@ -228,6 +247,16 @@ _CHECKERS: dict[str, Checker] = {
     "pins": lambda src: (
         langflow.check_langflow_pins(src)
         + (scripts.check_setup_py(src) if src.rel.lower().endswith("setup.py") else [])
+        + (packages.check_pyproject_uv(src) if src.rel.lower().endswith("pyproject.toml") else [])
     ),
+    "cline-hook": hooks.check_cline_hook,
+    "helix": editors.check_helix,
+    "vim": editors.check_vim,
+    "emacs": editors.check_emacs,
+    "conftest": testing.check_conftest,
+    "pnpmfile": packages.check_pnpmfile,
+    "uv": packages.check_uv,
+    "aider-models": codex.check_aider_models,
+    "openhands": devcontainer.check_openhands,
     "flow": langflow.check_langflow,
 }

@@ -159,6 +159,18 @@ _BY_NAME: dict[str, tuple[str, bool]] = {
     ".aider.conf.yml": ("aider", False),
     ".aider.conf.yaml": ("aider", False),
     ".continuerc.json": ("mcp", True),  # Continue's workspace config, merged into the user's
+    ".nvim.lua": ("vim", False),  # Neovim's `exrc` files (read once trusted: `:trust`)
+    ".nvimrc": ("vim", False),
+    ".exrc": ("vim", False),  # Vim's and Neovim's `exrc`
+    ".lazy.lua": ("vim", False),  # lazy.nvim's project spec (read once trusted)
+    ".dir-locals.el": ("emacs", False),  # Emacs directory variables (`eval` asked for, then run)
+    ".dir-locals-2.el": ("emacs", False),
+    "conftest.py": ("conftest", False),  # imported by pytest, and by VS Code's test discovery on open
+    ".pnpmfile.cjs": ("pnpmfile", False),  # run by every `pnpm install`
+    ".pnpmfile.mjs": ("pnpmfile", False),
+    "uv.toml": ("uv", False),  # uv's project config: the index `uv sync`/`uv run` install from
+    ".aider.model.settings.yml": ("aider-models", False),  # aider's per-model settings (`extra_params.api_base`)
+    ".aider.model.settings.yaml": ("aider-models", False),
     "devcontainer-feature.json": ("devcontainer", True),  # a feature's own options: privileged, mounts, commands
 }
 
@@ -169,6 +181,12 @@ def classify(rel: str) -> tuple[str, bool] | None:
     name, parent = p.rsplit("/", 1)[-1], p.rsplit("/", 2)[-2] if "/" in p else ""
     if parent == ".claude" and name in ("settings.json", "settings.local.json"):
         return "claude", True
+    if re.search(r"(?:^|/)\.(?:clinerules|cline)/hooks/[^/]+$", p) and not name.endswith((".md", ".txt")):
+        return "cline-hook", False  # Cline runs `.clinerules/hooks/<HookName>` on its events (TaskStart, PreToolUse...)
+    if parent == ".helix" and name in ("languages.toml", "config.toml"):
+        return "helix", False
+    if re.search(r"(?:^|/)\.openhands/(?:setup|pre-commit)\.sh$", p):
+        return "openhands", False  # run at the start of every OpenHands session / as its pre-commit hook
     if parent == "hooks" and p.endswith(f".git/hooks/{name}"):
         return "git-hook", False
     if name in GIT_HOOK_NAMES and "hook" in parent:  # `.githooks/pre-commit`: what `core.hooksPath` points at

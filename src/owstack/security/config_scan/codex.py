@@ -190,6 +190,28 @@ def _aider_traffic(src: ScanFile, data: dict[str, Any]) -> list[Finding]:
     return out
 
 
+def check_aider_models(src: ScanFile) -> list[Finding]:
+    """`.aider.model.settings.yml`: a list of models, each with `extra_params` passed to every completion call
+    (litellm's `api_base`/`base_url` among them): an endpoint off this machine at no known provider receives the
+    prompts, the code and the key of that model's provider (critical, as `*-api-base` in `.aider.conf.yml`)."""
+    data = _yaml(src)
+    if isinstance(data, Finding):
+        return [data]
+    out: list[Finding] = []
+    for entry in data if isinstance(data, list) else []:
+        params = entry.get("extra_params") if isinstance(entry, dict) else None
+        for key, value in params.items() if isinstance(params, dict) else []:
+            if str(key).lower() not in ("api_base", "base_url", "api_url") or not isinstance(value, str):
+                continue
+            if not value.strip() or destination(value) != "elsewhere":
+                continue
+            model = str(entry.get("name", "?"))
+            message = f"model {model!r}: `extra_params.{key}` sends prompts, code and the provider key to {value!r}"
+            message += " (off this machine, no known provider)"
+            out.append(finding("OWS-AID-002", src.rel, src.line(model, str(key)), message, executes=value))
+    return out
+
+
 def check_yaml_mcp(src: ScanFile) -> list[Finding]:
     """An MCP config written in YAML (Continue's `config.yaml`, `.continue/mcpServers/*.yaml`)."""
     data = _yaml(src)

@@ -13,20 +13,25 @@
                           `pre-commit install` was run: every commit runs them); remote hooks at a branch
                           rather than a tag or commit (low)
 
-Registries set in these files are not reported: private registries are common and change what is fetched,
-not what runs on open.
+    .pnpmfile.cjs          loaded by every `pnpm install`: high when it downloads and runs code (OWS-PKG-001)
+
+Registries and indexes these files set (`.npmrc` `registry`, `.yarnrc.yml` `npmRegistryServer`, `uv.toml` and
+`[tool.uv]` `index-url`/`[[index]]`) choose where the next install an agent runs fetches code from (OWS-PKG-004):
+plain http high, another https host low (private registries are common: the finding says where code comes from);
+this machine and the public registries are not reported. TLS checks turned off are medium.
 """
 
 from __future__ import annotations
 
 import re
+import tomllib
 from typing import Any
 
 import yaml
 
-from owstack.security.config_scan.commands import risk
-from owstack.security.config_scan.common import ScanFile, command_line
-from owstack.security.config_scan.scripts import local_risk
+from owstack.security.config_scan.commands import Risk, risk
+from owstack.security.config_scan.common import ScanFile, command_line, destination
+from owstack.security.config_scan.scripts import dangerous_line, local_risk
 from owstack.security.findings import Finding, Severity, finding
 
 #: scripts the package manager runs by itself on `install` in the project (npm docs, "Life Cycle Operation
@@ -134,6 +139,101 @@ def _fetches_and_runs(script: str) -> str | None:
     return None
 
 
+def check_pnpmfile(src: ScanFile) -> list[Finding]:
+    """`.pnpmfile.cjs`: pnpm loads it on every `pnpm install` in the project (its `readPackage` and `afterAllResolved`
+    hooks), so its top-level code runs then: high when a line downloads and runs code or sends credentials, or
+    the file fetches code and runs it (as an npm install script's, OWS-PKG-001); a `readPackage` hook that edits
+    dependencies is what the file is for."""
+    found = dangerous_line(src.text)
+    if (
+        found is None
+        and _FETCH.search(src.text)
+        and _RUNS.search(src.text)
+        and re.search(r"\b(?:eval|Function|execSync|exec|spawnSync|spawn)\s*\(", src.text)
+    ):
+        number = next((i for i, line in enumerate(src.text.splitlines(), start=1) if _RUNS.search(line)), 1)
+        found = (number, Risk("critical", "fetches code from the network and runs it"))
+    if found is None:
+        return []
+    number, danger = found
+    message = f"pnpm runs this file on every `pnpm install` in the checkout: line {number} {danger.why}"
+    line = src.text.splitlines()[number - 1].strip()[:200]
+    return [finding("OWS-PKG-001", src.rel, number, message, executes=line)]
+
+
+#: registries and indexes everyone uses: packages from them are the ones the lockfile and the world expect
+_PUBLIC_INDEXES = re.compile(
+    r"^https://(?:registry\.npmjs\.org|registry\.yarnpkg\.com|registry\.npmmirror\.com|npm\.pkg\.github\.com|"
+    r"pypi\.org|test\.pypi\.org|files\.pythonhosted\.org|download\.pytorch\.org|pypi\.nvidia\.com|"
+    r"data\.pyg\.org|repo\.anaconda\.com|conda\.anaconda\.org|pypi\.ngc\.nvidia\.com)(?::443)?(?:/|$)",
+    re.I,
+)
+
+
+def index_problem(url: str, scoped: bool = False) -> tuple[Severity, str] | None:
+    """(severity, why) of a registry or package index a repository's config sets, or None. Every `npm install`,
+    `uv sync` or `pip install` an agent runs then fetches packages (and runs their install scripts or build
+    backends) from it: over plain http (anyone on the path swaps them) high; another https host low (private
+    registries are common and a benign project's choice; the finding says where code comes from); this machine
+    and the public registries nothing."""
+    value = url.strip().strip("'\"")
+    if not value or _PUBLIC_INDEXES.match(value) or destination(value) == "local":
+        return None
+    if value.lower().startswith("http://"):
+        return "high", f"packages come over plain http from {value} (anyone on the path can replace them)"
+    if scoped:
+        return "low", f"packages of one scope come from {value}"
+    return "low", f"packages come from {value}, a registry the repository chooses"
+
+
+def _index_finding(src: ScanFile, number: int, key: str, url: str, scoped: bool = False) -> list[Finding]:
+    problem = index_problem(url, scoped)
+    if problem is None:
+        return []
+    severity, why = problem
+    message = f"`{key}`: {why}; the next install an agent runs fetches and runs them"
+    return [finding("OWS-PKG-004", src.rel, number, message, executes=url.strip()[:200], severity=severity)]
+
+
+def check_uv(src: ScanFile, data: Any = None, base: tuple[str, ...] = ()) -> list[Finding]:
+    """`uv.toml` (or `[tool.uv]` of pyproject.toml, as `data` at `base`): `index-url`, `extra-index-url`,
+    `find-links`, `[[index]]` entries (an index that is not `explicit` is searched before PyPI for every
+    package), `[pip]` the same, `allow-insecure-host` (TLS off: medium)."""
+    if data is None:
+        try:
+            data = tomllib.loads(src.text)
+        except tomllib.TOMLDecodeError as exc:
+            return [finding("OWS-SCAN-001", src.rel, 1, f"skipped: malformed TOML ({exc})")]
+    out: list[Finding] = []
+    for scope, at in ((data, base), (data.get("pip"), (*base, "pip"))):
+        if not isinstance(scope, dict):
+            continue
+        for key in ("index-url", "extra-index-url", "find-links", "default-index"):
+            values = scope.get(key)
+            for url in values if isinstance(values, list) else [values] if isinstance(values, str) else []:
+                out += _index_finding(src, src.line(*at, key), key, str(url))
+        indexes = scope.get("index")
+        for entry in indexes if isinstance(indexes, list) else []:
+            if isinstance(entry, dict) and isinstance(entry.get("url"), str) and entry.get("explicit") is not True:
+                out += _index_finding(src, src.line(*at, "index", entry["url"]), "index", entry["url"])
+        hosts = scope.get("allow-insecure-host")
+        if hosts:
+            message = f"`allow-insecure-host` turns TLS verification off for {hosts!r}"
+            line = src.line(*at, "allow-insecure-host")
+            out.append(finding("OWS-PKG-004", src.rel, line, message, executes=str(hosts)[:200], severity="medium"))
+    return out
+
+
+def check_pyproject_uv(src: ScanFile) -> list[Finding]:
+    try:
+        data = tomllib.loads(src.text)
+    except tomllib.TOMLDecodeError:
+        return []
+    tool = data.get("tool")
+    uv = tool.get("uv") if isinstance(tool, dict) else None
+    return check_uv(src, uv, ("tool", "uv")) if isinstance(uv, dict) else []
+
+
 def check_npmrc(src: ScanFile) -> list[Finding]:
     out: list[Finding] = []
     for number, raw in enumerate(src.text.splitlines(), start=1):
@@ -143,7 +243,12 @@ def check_npmrc(src: ScanFile) -> list[Finding]:
         key, _, value = (p.strip() for p in line.partition("="))
         value = value.strip("'\"")
         key = key.lower()
-        if key in _NPMRC_EXEC and value:
+        if key == "registry" or key.endswith(":registry"):
+            out += _index_finding(src, number, key, value, scoped=key.startswith("@"))
+        elif key == "strict-ssl" and value.lower() == "false":
+            message = "`strict-ssl=false`: npm fetches packages without checking the registry's certificate"
+            out.append(finding("OWS-PKG-004", src.rel, number, message, executes=line, severity="medium"))
+        elif key in _NPMRC_EXEC and value:
             message = f"`{key}` makes npm run {value!r} for every script or git dependency"
             out.append(finding("OWS-PKG-002", src.rel, number, message, executes=command_line(value)))
         elif key == "node-options" and _HOT_OPTIONS.search(value):
@@ -162,12 +267,23 @@ def check_yarnrc(src: ScanFile) -> list[Finding]:
     else:
         data = {}
         for raw in src.text.splitlines():
-            m = re.match(r"^\s*(yarn-path|yarnPath)\s+[\"']?([^\"'\s]+)", raw)
-            if m:
+            m = re.match(r"^\s*(yarn-path|yarnPath|registry|strict-ssl)\s+[\"']?([^\"'\s]+)", raw)
+            if m and m.group(1) in ("yarn-path", "yarnPath"):
                 data["yarnPath"] = m.group(2)
+            elif m and m.group(1) == "registry":
+                data["registry"] = m.group(2)
+            elif m and m.group(2) == "false":
+                data["strict-ssl"] = False
     if not isinstance(data, dict):
         return []
     out: list[Finding] = []
+    server = data.get("npmRegistryServer") or data.get("registry")
+    if isinstance(server, str):
+        key = "npmRegistryServer" if "npmRegistryServer" in data else "registry"
+        out += _index_finding(src, src.line(key), key, server)
+    if data.get("enableStrictSsl") is False or data.get("strict-ssl") is False:
+        message = "yarn fetches packages without checking the registry's certificate"
+        out.append(finding("OWS-PKG-004", src.rel, src.line("enableStrictSsl"), message, severity="medium"))
     path = data.get("yarnPath")
     if isinstance(path, str) and path.strip() and not _YARN_RELEASE.match(path.strip()):
         message = f"every `yarn` command runs {path!r} instead of a yarn release"

@@ -40,7 +40,7 @@ BANG_COMMAND = re.compile(r"!`([^`\n]{1,2000})`")
 def check_instructions(src: ScanFile) -> list[Finding]:
     lines = _Lines(src.text)
     downloads = _download_commands(src, lines)
-    out: list[Finding] = _bang_commands(src, lines) + _imports(src, lines) + downloads
+    out: list[Finding] = _bang_commands(src, lines) + _shell_injections(src, lines) + _imports(src, lines) + downloads
     # low guard findings are quoted or example mentions ("phrases such as ..."), or prose encoded as base64
     guard = [f for f in scan_text(src.text, source="instructions") if f.severity != "low"]
     hidden = [(f.start, f.end) for f in guard if f.category == "hidden_text"]
@@ -237,6 +237,28 @@ def _bang_commands(src: ScanFile, lines: _Lines) -> list[Finding]:
             message = f"runs a shell command when invoked: {danger.why}"
             line = lines.at(m.start())
             out.append(finding("OWS-CC-014", src.rel, line, message, executes=command_line(m.group(1))))
+    return out
+
+
+#: a shell command a Gemini CLI or Qwen Code custom command runs when invoked: !{command}
+_SHELL_INJECTION = re.compile(r"!\{([^\n{}]{1,2000})\}")
+
+
+def _shell_injections(src: ScanFile, lines: _Lines) -> list[Finding]:
+    """`!{command}` in a Gemini CLI / Qwen Code custom command (`.gemini/commands/*.toml`): run when the developer
+    invokes the command, after a confirmation unless the command is allowed; high when it downloads or inlines
+    code (the prompt shows it, but a long command hides the payload at its end)."""
+    where = "/" + src.rel.lower()
+    if "!{" not in src.text or not ("/.gemini/commands/" in where or "/.qwen/commands/" in where):
+        return []
+    out = []
+    for m in _SHELL_INJECTION.finditer(src.text):
+        danger = risk(m.group(1))
+        if danger.severity == "critical":
+            message = f"runs a shell command when invoked (`!{{...}}`): {danger.why}"
+            line = lines.at(m.start())
+            executes = command_line(m.group(1))
+            out.append(finding("OWS-CC-014", src.rel, line, message, executes=executes, severity="high"))
     return out
 
 

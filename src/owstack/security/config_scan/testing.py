@@ -1,0 +1,51 @@
+"""`conftest.py`: pytest imports it before it runs a single test, on every `pytest` an agent or a developer runs,
+and VS Code's Python extension runs pytest's discovery (which imports every `conftest.py` it meets) as soon as a
+folder whose settings turn pytest on (`"python.testing.pytestEnabled": true` in `.vscode/settings.json`) is
+opened and trusted. A `conftest.py` that downloads and runs code, runs an encoded payload or posts the environment
+is high (OWS-TEST-001); critical when the workspace settings above it turn on discovery, since then opening the
+folder runs it. Fixtures that download test data or start containers are what test suites do and are not reported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from owstack.security.config_scan.common import ScanFile
+from owstack.security.config_scan.scripts import code_risk
+from owstack.security.findings import Finding, Severity, finding
+from owstack.security.jsonc import JSONCError, parse
+
+_DISCOVERY = ("python.testing.pytestEnabled",)
+
+
+def check_conftest(src: ScanFile) -> list[Finding]:
+    found = code_risk(src.text, python=True)
+    if found is None:
+        return []
+    number, danger = found
+    settings = _discovery_on(src.path.absolute().parent, src.root.absolute())
+    severity: Severity = "critical" if settings else "high"
+    message = f"pytest imports this file before any test runs: it {danger.why}"
+    if settings:
+        message += f"; {settings} turns on VS Code's test discovery, which imports it when the folder is opened"
+    line = src.text.splitlines()[number - 1].strip()[:200]
+    return [finding("OWS-TEST-001", src.rel, number, message, executes=line, severity=severity)]
+
+
+def _discovery_on(folder: Path, root: Path) -> str | None:
+    """The `.vscode/settings.json` (of this folder or one above it, up to the scan root) that turns pytest on."""
+    current = folder
+    while True:
+        if _turns_on(current / ".vscode" / "settings.json"):
+            return (current / ".vscode" / "settings.json").relative_to(root).as_posix()
+        if current == root or current.parent == current or root not in current.parents:
+            return None
+        current = current.parent
+
+
+def _turns_on(settings: Path) -> bool:
+    try:
+        data = parse(settings.read_text(encoding="utf-8")).value
+    except (OSError, UnicodeDecodeError, JSONCError):
+        return False
+    return isinstance(data, dict) and any(data.get(key) is True for key in _DISCOVERY)
