@@ -43,6 +43,7 @@ from owstack.security.config_scan import (
     scripts,
     testing,
     textfiles,
+    toolconfigs,
     vscode,
     zed,
 )
@@ -167,7 +168,8 @@ def _scan_file(file: Path, rel: str, kind: str, is_json: bool) -> list[Finding]:
 
 
 def _oversized(file: Path, rel: str, kind: str) -> list[Finding]:
-    if kind in ("instructions", "pins", "pins?", "dotenv", "vim", "emacs", "conftest", "pnpmfile"):  # line-based
+    line_based = ("instructions", "pins", "pins?", "dotenv", "vim", "emacs", "conftest", "pnpmfile", "js-config")
+    if kind in line_based:  # line-based checkers: run on each chunk
         out: list[Finding] = []
         checker = _CHECKERS[kind.rstrip("?")]
         for _, first_line, text in reading.chunks(file):
@@ -248,7 +250,10 @@ _CHECKERS: dict[str, Checker] = {
         langflow.check_langflow_pins(src)
         + (scripts.check_setup_py(src) if src.rel.lower().endswith("setup.py") else [])
         + (packages.check_pyproject_uv(src) if src.rel.lower().endswith("pyproject.toml") else [])
+        + (toolconfigs.check_pylint(src) if src.rel.lower().endswith(("pyproject.toml", "setup.cfg")) else [])
     ),
+    "js-config": toolconfigs.check_js_config,
+    "pylintrc": toolconfigs.check_pylint,
     "cline-hook": hooks.check_cline_hook,
     "helix": editors.check_helix,
     "vim": editors.check_vim,

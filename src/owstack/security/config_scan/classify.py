@@ -137,6 +137,17 @@ PIN_NAMES = frozenset(
     {"pyproject.toml", "pipfile", "pipfile.lock", "setup.cfg", "setup.py", "uv.lock", "poetry.lock", "environment.yml"}
 )
 TEMPLATE_NAMES = frozenset({"tokenizer_config.json", "chat_template.json", "chat_template.jinja"})
+#: JavaScript tool configs that editor extensions (ESLint, Prettier, Tailwind CSS, Jest, Vitest, Playwright) load
+#: when a file is opened and build tools run (the name before `.config.`)
+_JS_TOOLS = (
+    "eslint|prettier|tailwind|postcss|jest|vitest|vite|vitest\\.workspace|playwright|babel|stylelint|svelte|astro|"
+    "next|nuxt|webpack|rollup|commitlint|lint-staged|cypress|karma|tsup|remix|vue|quasar|metro|unocss|uno|panda|"
+    "wxt|electron\\.vite|histoire|storybook|drizzle|knip|release-it|docusaurus"
+)
+JS_CONFIG = re.compile(
+    rf"^(?:(?:{_JS_TOOLS})\.config|\.eslintrc|\.prettierrc|\.babelrc|\.stylelintrc|\.mocharc|\.lintstagedrc|"
+    rf"\.releaserc|gatsby-(?:config|node))\.(?:js|mjs|cjs|ts|mts|cts)$"
+)
 
 
 #: files recognised by their name alone: name -> (kind, is_json)
@@ -169,6 +180,9 @@ _BY_NAME: dict[str, tuple[str, bool]] = {
     ".pnpmfile.cjs": ("pnpmfile", False),  # run by every `pnpm install`
     ".pnpmfile.mjs": ("pnpmfile", False),
     "uv.toml": ("uv", False),  # uv's project config: the index `uv sync`/`uv run` install from
+    ".pylintrc": ("pylintrc", False),  # pylint's `init-hook`: Python exec'd at every pylint start
+    "pylintrc": ("pylintrc", False),
+    "tox.ini": ("pylintrc", False),
     ".aider.model.settings.yml": ("aider-models", False),  # aider's per-model settings (`extra_params.api_base`)
     ".aider.model.settings.yaml": ("aider-models", False),
     "devcontainer-feature.json": ("devcontainer", True),  # a feature's own options: privileged, mounts, commands
@@ -242,6 +256,8 @@ def classify(rel: str) -> tuple[str, bool] | None:
         return "devcontainer", True
     if "/.husky/" in "/" + p and "/.husky/_/" not in "/" + p and "." not in name:
         return "git-hook", False  # husky's hooks: `prepare: husky` installs them, every commit runs them
+    if JS_CONFIG.match(name):
+        return "js-config", False
     if _is_instructions(p, name):
         return "instructions", False
     return _model_or_pins(name)

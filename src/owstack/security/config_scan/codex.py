@@ -56,6 +56,21 @@ def check_codex(src: ScanFile) -> list[Finding]:
     for name, spec in providers.items() if isinstance(providers, dict) else []:
         if isinstance(spec, dict) and isinstance(spec.get("base_url"), str):
             out += _provider(src, name, spec)
+    return out + _otel(src, data.get("otel"))
+
+
+def _otel(src: ScanFile, otel: Any) -> list[Finding]:
+    """Codex's `[otel] exporter = { otlp-http|otlp-grpc = { endpoint = ... } }`: every session's events (the prompts
+    too with `log_user_prompt = true`) sent to an endpoint off this machine (OWS-HK-003, as Gemini's telemetry)."""
+    exporter = otel.get("exporter") if isinstance(otel, dict) else None
+    out: list[Finding] = []
+    for kind, spec in exporter.items() if isinstance(exporter, dict) else []:
+        endpoint = spec.get("endpoint") if isinstance(spec, dict) else None
+        if not isinstance(endpoint, str) or destination(endpoint) == "local":
+            continue
+        prompts = ", prompts included" if otel.get("log_user_prompt") is True else ""
+        message = f"`otel.exporter.{kind}.endpoint` sends every session's events{prompts} to {endpoint!r}"
+        out.append(finding("OWS-HK-003", src.rel, src.line("otel", "endpoint"), message, executes=endpoint))
     return out
 
 

@@ -21,7 +21,7 @@ import re
 import tomllib
 from typing import Any
 
-from owstack.security.config_scan.commands import risk
+from owstack.security.config_scan.commands import Risk, risk
 from owstack.security.config_scan.common import ScanFile, command_line
 from owstack.security.config_scan.vscode import program_severity
 from owstack.security.findings import Finding, Severity, finding
@@ -35,6 +35,16 @@ _SHELL_AT_LOAD = re.compile(
     r"\bos\.execute\s*\(|\bio\.popen\s*\(|\bvim\.fn\.(?:system|systemlist|jobstart|termopen)\s*\(|\bvim\.system\s*\(|"
     r"^\s*(?::?\s*)?(?:silent!?\s+|exe(?:cute)?\s+['\"])?!\S|\b(?:call\s+)?(?:system|systemlist|jobstart)\s*\(|"
     r"\((?:async-)?shell-command\b|\((?:call|start|make)-process\b|\(process-lines\b",
+    re.I,
+)
+
+
+#: code evaluated from a string at load: Lua's `load`/`loadstring`/`dofile` and Vim's `luaeval`/`execute`, Emacs'
+#: `eval-buffer`/`read`/`load`, fed by a download, a command's output or a decoded payload
+_LOADS_FETCHED = re.compile(
+    r"\b(?:load|loadstring|dofile)\s*\(|\bluaeval\s*\(|\bexecute\s+system\s*\(|\(eval-buffer\b|\(eval\s+\(read\b|"
+    r"\(load\s+\\?\"https?:|\burl-(?:retrieve|insert-file-contents|copy-file)\b|\bbase64\.decode\b|\bvim\.base64\b|"
+    r"\(base64-decode-string\b",
     re.I,
 )
 
@@ -103,6 +113,8 @@ def _lines(src: ScanFile, comment: tuple[str, ...], what: str) -> list[Finding]:
             danger.why.startswith(("downloads", "sends", "installs")) or _FETCH.search(line)
         ):
             severity = "high"
+        elif _LOADS_FETCHED.search(line) and (_FETCH.search(line) or _SHELL_AT_LOAD.search(line)):
+            severity, danger = "high", Risk("critical", "evaluates code it fetches or decodes")
         elif danger.severity == "critical" and _SHELL_AT_LOAD.search(line):
             severity = "medium"
         if severity is not None:

@@ -29,9 +29,9 @@ from typing import Any
 
 import yaml
 
-from owstack.security.config_scan.commands import Risk, risk
+from owstack.security.config_scan.commands import risk
 from owstack.security.config_scan.common import ScanFile, command_line, destination
-from owstack.security.config_scan.scripts import dangerous_line, local_risk
+from owstack.security.config_scan.scripts import code_risk, local_risk
 from owstack.security.findings import Finding, Severity, finding
 
 #: scripts the package manager runs by itself on `install` in the project (npm docs, "Life Cycle Operation
@@ -144,15 +144,7 @@ def check_pnpmfile(src: ScanFile) -> list[Finding]:
     hooks), so its top-level code runs then: high when a line downloads and runs code or sends credentials, or
     the file fetches code and runs it (as an npm install script's, OWS-PKG-001); a `readPackage` hook that edits
     dependencies is what the file is for."""
-    found = dangerous_line(src.text)
-    if (
-        found is None
-        and _FETCH.search(src.text)
-        and _RUNS.search(src.text)
-        and re.search(r"\b(?:eval|Function|execSync|exec|spawnSync|spawn)\s*\(", src.text)
-    ):
-        number = next((i for i, line in enumerate(src.text.splitlines(), start=1) if _RUNS.search(line)), 1)
-        found = (number, Risk("critical", "fetches code from the network and runs it"))
+    found = code_risk(src.text, javascript=True)
     if found is None:
         return []
     number, danger = found

@@ -85,15 +85,63 @@ def python_payload(text: str) -> tuple[int, str] | None:
     return None
 
 
-def code_risk(text: str, python: bool = False) -> tuple[int, Risk] | None:
-    """The first dangerous line of a script or source file: a shell line (`dangerous_line`), or for Python source
-    code that runs downloaded or encoded code (`python_payload`)."""
+#: JavaScript that fetches (`fetch(`, `https.get`, axios, got, undici) and runs code (`eval`, `new Function`, `vm`,
+#: `child_process`), evaluates an encoded payload, or posts `process.env`
+_JS_FETCH = re.compile(
+    r"\bfetch\s*\(|\bhttps?\.(?:get|request)\s*\(|\baxios\b|\bgot\s*\(|\bundici\b|\bnew\s+WebSocket\b|"
+    r"\bnet\.connect\s*\(|\bXMLHttpRequest\b"
+)
+_JS_RUN = re.compile(
+    r"(?<![\w.$])eval\s*\(|\(\s*(?:eval|Function)\s*\)|\bnew\s+Function\s*\(|\bvm\.(?:runIn\w*|Script|compileFunction)\b|\bexecSync\s*\(|"
+    r"\bexecFileSync\s*\(|\bspawnSync\s*\(|\bchild_process\b[^\n]*\.(?:exec|spawn)\s*\(|\bimport\s*\(\s*['\"`]data:"
+)
+_JS_DECODED = re.compile(
+    r"(?<![\w.$])(?:eval|Function|execSync|exec|spawnSync)\s*\([^)]{0,200}(?:atob\s*\(|['\"]base64['\"]|"
+    r"fromCharCode|\\x[0-9a-f]{2})",
+    re.I,
+)
+_JS_ENVIRON = re.compile(r"\bJSON\.stringify\s*\(\s*process\.env\s*\)|\.\.\.process\.env\b|\bbody\s*:\s*process\.env\b")
+
+
+def js_payload(text: str) -> tuple[int, str] | None:
+    """(line, why) of the first line of a JavaScript/TypeScript file that runs fetched or encoded code, or sends the
+    whole environment over the network, else None (shell lines in strings are `dangerous_line`'s)."""
+    fetched = -10
+    lines = text.splitlines()
+    for number, line in enumerate(lines, start=1):
+        code = line.strip()
+        if not code or code.startswith(("//", "*", "/*")):
+            continue
+        if _JS_DECODED.search(code):
+            return number, "evaluates an encoded payload"
+        if _JS_FETCH.search(code):
+            fetched = number
+        near = number - fetched <= 3 or any(_JS_FETCH.search(n) for n in lines[number : number + 3])
+        if near and _JS_RUN.search(code):
+            return number, "runs code it fetches from the network (eval, Function or a shell beside a download)"
+        if near and _JS_ENVIRON.search(code):
+            return number, "sends the environment (the user's keys) over the network"
+    return None
+
+
+_JS_SUFFIXES = (".js", ".mjs", ".cjs", ".ts", ".mts", ".cts", ".jsx", ".tsx")
+
+
+def code_risk(text: str, python: bool = False, javascript: bool = False) -> tuple[int, Risk] | None:
+    """The first dangerous line of a script or source file: a shell line (`dangerous_line`), or for Python or
+    JavaScript source code that runs downloaded or encoded code (`python_payload`, `js_payload`)."""
     found = dangerous_line(text)
-    if found is None and python:
-        payload = python_payload(text)
+    if found is None and (python or javascript):
+        payload = python_payload(text) if python else js_payload(text)
         if payload is not None:
             return payload[0], Risk("critical", payload[1])
     return found
+
+
+def source_risk(path: str, text: str) -> tuple[int, Risk] | None:
+    """`code_risk` with the language taken from the file name."""
+    lower = path.lower()
+    return code_risk(text, python=lower.endswith(".py"), javascript=lower.endswith(_JS_SUFFIXES))
 
 
 MAX_DEPTH = 3  # a command that names a script that names a recipe that names a script
@@ -127,7 +175,7 @@ def _local(root: Path, here: Path, words: list[str], depth: int) -> Risk | None:
             continue
         text = _read(root, (root, here, here.parent), path)
         if text is not None:
-            found = code_risk(text, python=path.lower().endswith(".py"))
+            found = source_risk(path, text)
             if found is not None:
                 return Risk("critical", f"it runs {word}, whose line {found[0]} {found[1].why}")
             return None

@@ -8,14 +8,21 @@ folder runs it. Fixtures that download test data or start containers are what te
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
+from owstack.security.config_scan.classify import SKIP_DIRS
 from owstack.security.config_scan.common import ScanFile
 from owstack.security.config_scan.scripts import code_risk
 from owstack.security.findings import Finding, Severity, finding
 from owstack.security.jsonc import JSONCError, parse
 
 _DISCOVERY = ("python.testing.pytestEnabled",)
+#: test discovery imports test modules too (pytest's and unittest's default patterns)
+_MODULE_DISCOVERY = ("python.testing.pytestEnabled", "python.testing.unittestEnabled")
+_TEST_MODULE = re.compile(r"^(?:test_.*|.*_test|test)\.py$")
+MAX_MODULES = 5000
 
 
 def check_conftest(src: ScanFile) -> list[Finding]:
@@ -49,3 +56,43 @@ def _turns_on(settings: Path) -> bool:
     except (OSError, UnicodeDecodeError, JSONCError):
         return False
     return isinstance(data, dict) and any(data.get(key) is True for key in _DISCOVERY)
+
+
+def check_discovery(src: ScanFile, settings: dict[str, object]) -> list[Finding]:
+    """A workspace `.vscode/settings.json` that turns test discovery on: discovery imports every test module of the
+    folder when it is opened, so a test module that runs downloaded or encoded code at import is critical
+    (`conftest.py` files are reported by their own check)."""
+    keys = [k for k in _MODULE_DISCOVERY if settings.get(k) is True]
+    if not keys or src.path.parent.name != ".vscode":
+        return []
+    workspace = src.path.absolute().parent.parent
+    root = src.root.absolute()
+    out: list[Finding] = []
+    count = 0
+    for folder, dirs, files in os.walk(workspace):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
+        for name in sorted(files):
+            if not _TEST_MODULE.match(name):
+                continue
+            count += 1
+            if count > MAX_MODULES:
+                return out
+            path = Path(folder) / name
+            try:
+                if path.stat().st_size > 1_000_000:
+                    continue
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            found = code_risk(text, python=True)
+            if found is None:
+                continue
+            number, danger = found
+            rel = path.relative_to(root).as_posix()
+            message = (
+                f"{src.rel} sets `{keys[0]}`: VS Code's test discovery imports this module when the folder is opened,"
+                f" and it {danger.why}"
+            )
+            line = text.splitlines()[number - 1].strip()[:200]
+            out.append(finding("OWS-TEST-001", rel, number, message, executes=line, severity="critical"))
+    return out

@@ -15,7 +15,7 @@ import re
 from pathlib import PurePosixPath
 from typing import Any
 
-from owstack.security.config_scan import mcp
+from owstack.security.config_scan import mcp, testing
 from owstack.security.config_scan.claude import runs_anything
 from owstack.security.config_scan.commands import risk
 from owstack.security.config_scan.common import ScanFile, command_line, env_risk, model_endpoints
@@ -44,6 +44,12 @@ _CODE_OPTIONS = re.compile(
     re.I,
 )
 _ENV_SETTING = re.compile(r"^(?:terminal\.integrated\.env\..+|.+\.(?:toolsEnvVars|envVars|env|environment|extraEnv))$")
+#: interpreters whose first argument is the program they run (`python3 tools/lsp.py`, `node ./server.js`)
+_INTERPRETER = re.compile(
+    r"^(?:python[\d.]*|pypy[\d.]*|node|nodejs|deno|bun|ruby|perl|php|lua|luajit|bash|sh|zsh|dash|ksh|fish|pwsh|"
+    r"powershell)(?:\.exe)?$",
+    re.I,
+)
 _LOCAL_ONLY = re.compile(r"^(?:\./)?(?:\.?venv|env|\.env|\.tox|\.nox|node_modules|\.pixi|\.conda)/")
 _ALTERNATE_TOOLS = ("go.alternateTools",)
 
@@ -213,6 +219,8 @@ def check_settings(src: ScanFile, base: tuple[str | int, ...] = ()) -> list[Find
             out += _program_setting(src, line, key, value)
     if isinstance(node.get("mcp"), dict):
         out += mcp.check(ScanFile(src.rel, src.path, src.text, src.doc))
+    if not base:
+        out += testing.check_discovery(src, node)
     for key, value in node.items():
         if isinstance(key, str) and _AI_EXTENSION.match(key):
             found = [(path, url) for path, url in model_endpoints({key: value}) if isinstance(path[-1], str)]
@@ -339,7 +347,13 @@ def program_severity(src: ScanFile, value: str) -> tuple[Severity, str]:
     text = value.strip()
     if _CODE_OPTIONS.search(text) or risk(text).severity == "critical":
         return "critical", f"a command line that runs code ({text[:60]!r})"
-    path = re.sub(r"^\$\{(?:workspaceFolder|workspaceRoot)(?::[^}]*)?\}[/\\]?", "./", text).split()[0]
+    words = re.sub(r"\$\{(?:workspaceFolder|workspaceRoot)(?::[^}]*)?\}[/\\]?", "./", text).split()
+    path = words[0]
+    if _INTERPRETER.match(PurePosixPath(path.replace("\\", "/")).name) and len(words) > 1:
+        script = next((w for w in words[1:] if not w.startswith("-")), "")
+        normalized = str(PurePosixPath(script.strip("'\"").replace("\\", "/")))
+        if script and not normalized.startswith(("/", "..")) and (src.root / normalized).is_file():
+            return "critical", f"the repository's script {normalized!r} (with {path!r})"
     if path.startswith(("/", "~", "$", "%")) or re.match(r"^[A-Za-z]:[\\/]", path) or "/" not in path:
         return "low", f"the program {path!r}"
     normalized = str(PurePosixPath(path.replace("\\", "/")))

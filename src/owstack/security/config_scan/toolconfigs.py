@@ -1,0 +1,82 @@
+"""Tool configs that are code, run by editor extensions when a file is opened and by every lint, build or test an
+agent runs (OWS-TOOL-001):
+
+    eslint.config.*, .eslintrc.js, prettier.config.*, .prettierrc.js, tailwind.config.*, postcss.config.*,
+    jest.config.*, vitest.config.*, vite.config.*, playwright.config.*, babel.config.*, stylelint.config.*, ...
+                          JavaScript the ESLint, Prettier, Tailwind CSS IntelliSense, Jest, Vitest or Playwright
+                          extensions load as soon as a matching file is opened, and `npm run lint/build/test` runs
+    .pylintrc, pylintrc, setup.cfg, tox.ini, pyproject.toml   pylint's `init-hook`: Python that pylint `exec`s at
+                          start, in every `pylint` run and in the pylint extension's linting on open
+
+These files are in every JavaScript and Python project, so they are judged by what their code does: a line that
+downloads and runs code or sends credentials, code that runs what it fetches or an encoded payload, or the
+environment posted to a server, is high; an `init-hook` that runs a shell without fetching anything is medium;
+ordinary configuration and `sys.path` hooks are not reported.
+"""
+
+from __future__ import annotations
+
+import re
+
+from owstack.security.config_scan.commands import risk
+from owstack.security.config_scan.common import ScanFile, command_line
+from owstack.security.config_scan.scripts import code_risk, python_payload
+from owstack.security.findings import Finding, Severity, finding
+
+_INIT_HOOK = re.compile(r"^[ \t]*init[-_]hook[ \t]*[=:][ \t]*(.*)$", re.M)
+_SHELL = re.compile(r"\bos\.(?:system|popen|exec\w*|spawn\w*)\s*\(|\bsubprocess\b|\bpty\.spawn\b|(?<![\w.])exec\s*\(")
+
+
+def check_js_config(src: ScanFile) -> list[Finding]:
+    found = code_risk(src.text, javascript=True)
+    if found is None:
+        return []
+    number, danger = found
+    name = src.rel.rsplit("/", 1)[-1]
+    message = (
+        f"{name} is code that editor extensions load when a file is opened and every lint, build or test runs: "
+        f"line {number} {danger.why}"
+    )
+    line = src.text.splitlines()[number - 1].strip()[:200]
+    return [finding("OWS-TOOL-001", src.rel, number, message, executes=line)]
+
+
+def check_pylint(src: ScanFile) -> list[Finding]:
+    """pylint's `init-hook` in any of the files pylint reads its options from (lenient: the key wherever it is, its
+    value with the indented lines that continue it)."""
+    if "init" not in src.text:
+        return []
+    out: list[Finding] = []
+    for m in _INIT_HOOK.finditer(src.text):
+        value = m.group(1)
+        rest = src.text[m.end() :].split("\n")[1:]
+        for more in rest:  # an INI value continued on indented lines
+            if more[:1] in (" ", "\t") and more.strip():
+                value += "\n" + more.strip()
+            else:
+                break
+        code = value.strip().strip("'\"").replace("\\n", "\n").replace(";", "\n")
+        line = src.text.count("\n", 0, m.start()) + 1
+        severity: Severity | None = None
+        why = ""
+        payload = python_payload(code)
+        shell = _shell_payload(code)
+        if payload is not None or shell is not None:
+            severity, why = "high", payload[1] if payload is not None else str(shell)
+        elif _SHELL.search(code):
+            severity, why = "medium", "runs a program or code beyond setting the import path"
+        if severity is not None:
+            message = f"pylint runs `init-hook` at every start (and the pylint extension on open): it {why}"
+            executes = command_line(value.strip())[:200]
+            out.append(finding("OWS-TOOL-001", src.rel, line, message, executes=executes, severity=severity))
+    return out
+
+
+def _shell_payload(code: str) -> str | None:
+    found = code_risk(code)
+    if found is not None:
+        return found[1].why
+    danger = risk(code.replace("\n", "; "))
+    if danger.severity == "critical" and danger.why.startswith(("downloads", "sends")):
+        return danger.why
+    return None
