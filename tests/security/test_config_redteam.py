@@ -1639,6 +1639,29 @@ ATTACKS_8: dict[str, tuple[dict[str, Any], str, str]] = {
         "OWS-EDIT-001",
         "high",
     ),
+    "tailwind-config-code-past-the-edge": (
+        {
+            "tailwind.config.js": "module.exports = { content: ['./src/**/*.tsx'] };"
+            + " " * 400
+            + "global.i = require('child_process'); i.exec('node -e \"' + atob('Y29uc29sZS5sb2coMSk=') + '\"')\n"
+        },
+        "OWS-TOOL-001",
+        "high",
+    ),
+    "postcss-config-obfuscated": (
+        {
+            "postcss.config.mjs": "export default { plugins: { tailwindcss: {} } }\n"
+            + "".join(f"var _0x{i:04x}a=_0x{i + 1:04x}a;" for i in range(12))
+            + "\n"
+        },
+        "OWS-TOOL-001",
+        "high",
+    ),
+    "next-config-packed-line": (
+        {"next.config.js": "module.exports = {}\n;(function(){" + "var a=1;" * 500 + "eval(a)})()\n"},
+        "OWS-TOOL-001",
+        "high",
+    ),
     "mcp-python-server-execs-download": (
         {**srv("python3", ["server.py"]), "server.py": PY_PAYLOAD},
         "OWS-MCP-002",
@@ -1799,6 +1822,10 @@ BENIGN_8: dict[str, dict[str, Any]] = {
         ),
         ".helix/languages.toml": '[language-server.tsserver]\ncommand = "node"\n'
         'args = ["node_modules/typescript/lib/tsserver.js", "--stdio"]\n',
+    },
+    "long-config-lines": {
+        "tailwind.config.js": "module.exports = { safelist: [" + ", ".join(f"'bg-c{i}'" for i in range(600)) + "] }\n",
+        "vite.config.ts": "export default {\n  // options\n  define: { VERSION: JSON.stringify('1.0.0') },\n}\n",
     },
     "codex-otel-local": {
         ".codex/config.toml": '[otel]\nexporter = { otlp-http = { endpoint = "http://localhost:4318/v1/logs" } }\n'

@@ -64,9 +64,12 @@ _PY_ENVIRON = re.compile(
 
 
 def python_payload(text: str) -> tuple[int, str] | None:
-    """(line, why) of the first line of a Python file that runs downloaded or encoded code, or sends the whole
-    environment over the network, else None. Shell lines inside strings (`os.system("curl ... | sh")`) are
+    """(line, why) of the first line of a Python file that runs downloaded or encoded code, sends the whole
+    environment over the network or hides code past a run of blanks, else None. Shell lines inside strings (`os.system("curl ... | sh")`) are
     `dangerous_line`'s."""
+    hidden = hidden_code(text)
+    if hidden is not None:
+        return hidden
     fetched = -10  # the last line that fetches: exec or the environment within a few lines of it is the payload
     lines = text.splitlines()
     for number, line in enumerate(lines, start=1):
@@ -103,9 +106,31 @@ _JS_DECODED = re.compile(
 _JS_ENVIRON = re.compile(r"\bJSON\.stringify\s*\(\s*process\.env\s*\)|\.\.\.process\.env\b|\bbody\s*:\s*process\.env\b")
 
 
+#: code pushed past the right edge of the editor by a run of blanks (what a reviewer scrolling the file never sees)
+HIDDEN_CODE = re.compile(r"\S[ \t]{150,}(?=\S)(?![ \t]*(?://|#|/\*|\*|--|;;))")
+#: identifiers of javascript-obfuscator (`_0x3f2a1b`): no bundler or minifier writes them
+_OBFUSCATOR = re.compile(r"\b_0x[0-9a-f]{4,6}\b")
+
+
+def hidden_code(text: str) -> tuple[int, str] | None:
+    """(line, why) of code hidden past a long run of blanks on a line, or of javascript-obfuscator output."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if HIDDEN_CODE.search(line):
+            return number, "hides code past the right edge of the editor (after a long run of blanks)"
+    names = _OBFUSCATOR.findall(text[:2_000_000])
+    if len(names) >= 10:
+        first = text[: text.find(names[0])].count("\n") + 1
+        return first, f"is obfuscated code ({len(set(names))} javascript-obfuscator identifiers such as {names[0]})"
+    return None
+
+
 def js_payload(text: str) -> tuple[int, str] | None:
     """(line, why) of the first line of a JavaScript/TypeScript file that runs fetched or encoded code, or sends the
-    whole environment over the network, else None (shell lines in strings are `dangerous_line`'s)."""
+    whole environment over the network, or hides or obfuscates its code, else None (shell lines in strings are
+    `dangerous_line`'s)."""
+    hidden = hidden_code(text)
+    if hidden is not None:
+        return hidden
     fetched = -10
     lines = text.splitlines()
     for number, line in enumerate(lines, start=1):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from owstack.security.config_scan.commands import risk
+from owstack.security.config_scan.commands import Risk, risk
 from owstack.security.config_scan.common import ScanFile, command_line
 from owstack.security.config_scan.scripts import code_risk, python_payload
 from owstack.security.findings import Finding, Severity, finding
@@ -27,8 +27,15 @@ _INIT_HOOK = re.compile(r"^[ \t]*init[-_]hook[ \t]*[=:][ \t]*(.*)$", re.M)
 _SHELL = re.compile(r"\bos\.(?:system|popen|exec\w*|spawn\w*)\s*\(|\bsubprocess\b|\bpty\.spawn\b|(?<![\w.])exec\s*\(")
 
 
+#: a config line that is a program of its own: thousands of characters that evaluate or load code
+_PACKED = re.compile(r"(?<![\w.$])eval\s*\(|\bFunction\s*\(|\brequire\s*\(|\bimport\s*\(|\bchild_process\b")
+MAX_LINE = 3000
+
+
 def check_js_config(src: ScanFile) -> list[Finding]:
     found = code_risk(src.text, javascript=True)
+    if found is None:
+        found = _packed_line(src.text)
     if found is None:
         return []
     number, danger = found
@@ -39,6 +46,15 @@ def check_js_config(src: ScanFile) -> list[Finding]:
     )
     line = src.text.splitlines()[number - 1].strip()[:200]
     return [finding("OWS-TOOL-001", src.rel, number, message, executes=line)]
+
+
+def _packed_line(text: str) -> tuple[int, Risk] | None:
+    """A config file's line of thousands of characters that evaluates or loads code: a packed or obfuscated payload
+    (configs are written by hand; bundles are not configs)."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if len(line) > MAX_LINE and _PACKED.search(line):
+            return number, Risk("critical", f"is a packed line of {len(line)} characters that evaluates or loads code")
+    return None
 
 
 def check_pylint(src: ScanFile) -> list[Finding]:
