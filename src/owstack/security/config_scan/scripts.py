@@ -65,8 +65,8 @@ _PY_ENVIRON = re.compile(
 
 def python_payload(text: str) -> tuple[int, str] | None:
     """(line, why) of the first line of a Python file that runs downloaded or encoded code, sends the whole
-    environment over the network or hides code past a run of blanks, else None. Shell lines inside strings (`os.system("curl ... | sh")`) are
-    `dangerous_line`'s."""
+    environment over the network or hides code past a run of blanks, else None. Shell lines inside strings
+    (`os.system("curl ... | sh")`) are `dangerous_line`'s."""
     hidden = hidden_code(text)
     if hidden is not None:
         return hidden
