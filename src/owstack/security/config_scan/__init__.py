@@ -168,7 +168,18 @@ def _scan_file(file: Path, rel: str, kind: str, is_json: bool) -> list[Finding]:
 
 
 def _oversized(file: Path, rel: str, kind: str) -> list[Finding]:
-    line_based = ("instructions", "pins", "pins?", "dotenv", "vim", "emacs", "conftest", "pnpmfile", "js-config")
+    line_based = (
+        "instructions",
+        "pins",
+        "pins?",
+        "dotenv",
+        "vim",
+        "emacs",
+        "conftest",
+        "pnpmfile",
+        "js-config",
+        "build-script",
+    )
     if kind in line_based:  # line-based checkers: run on each chunk
         out: list[Finding] = []
         checker = _CHECKERS[kind.rstrip("?")]
@@ -250,10 +261,13 @@ _CHECKERS: dict[str, Checker] = {
         langflow.check_langflow_pins(src)
         + (scripts.check_setup_py(src) if src.rel.lower().endswith("setup.py") else [])
         + (packages.check_pyproject_uv(src) if src.rel.lower().endswith("pyproject.toml") else [])
+        + (packages.check_pyproject_build(src) if src.rel.lower().endswith("pyproject.toml") else [])
         + (toolconfigs.check_pylint(src) if src.rel.lower().endswith(("pyproject.toml", "setup.cfg")) else [])
     ),
     "js-config": toolconfigs.check_js_config,
     "pylintrc": toolconfigs.check_pylint,
+    "build-script": toolconfigs.check_build_script,
+    "gitpod": devcontainer.check_gitpod,
     "cline-hook": hooks.check_cline_hook,
     "helix": editors.check_helix,
     "vim": editors.check_vim,

@@ -183,6 +183,13 @@ _BY_NAME: dict[str, tuple[str, bool]] = {
     ".pylintrc": ("pylintrc", False),  # pylint's `init-hook`: Python exec'd at every pylint start
     "pylintrc": ("pylintrc", False),
     "tox.ini": ("pylintrc", False),
+    "build.gradle": ("build-script", False),  # run by the IDE's Gradle import on open
+    "build.gradle.kts": ("build-script", False),
+    "settings.gradle": ("build-script", False),
+    "settings.gradle.kts": ("build-script", False),
+    "build.rs": ("build-script", False),  # run by rust-analyzer on open
+    "gemfile": ("build-script", False),  # evaluated by bundler (and Ruby LSP on open)
+    ".gitpod.yml": ("gitpod", False),  # Gitpod's tasks run when a workspace opens
     ".aider.model.settings.yml": ("aider-models", False),  # aider's per-model settings (`extra_params.api_base`)
     ".aider.model.settings.yaml": ("aider-models", False),
     "devcontainer-feature.json": ("devcontainer", True),  # a feature's own options: privileged, mounts, commands
@@ -258,6 +265,8 @@ def classify(rel: str) -> tuple[str, bool] | None:
         return "git-hook", False  # husky's hooks: `prepare: husky` installs them, every commit runs them
     if JS_CONFIG.match(name):
         return "js-config", False
+    if name.endswith(".gemspec"):
+        return "build-script", False
     if _is_instructions(p, name):
         return "instructions", False
     return _model_or_pins(name)

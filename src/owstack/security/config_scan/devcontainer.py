@@ -144,6 +144,30 @@ def _local_feature_script(src: ScanFile, ref: str) -> tuple[str, int, str] | Non
     return None
 
 
+def check_gitpod(src: ScanFile) -> list[Finding]:
+    """`.gitpod.yml`: each task's `before`, `init` and `command` run when a workspace opens on the repository (in
+    Gitpod's machine, with the user's git credentials): judged as dev container lifecycle commands (OWS-DC-002:
+    info; high for download-and-run from anywhere but a tool's official installer)."""
+    try:
+        data = yaml.safe_load(src.text)
+    except yaml.YAMLError as exc:
+        return [finding("OWS-SCAN-001", src.rel, 1, f"skipped: malformed YAML ({exc})")]
+    tasks = data.get("tasks") if isinstance(data, dict) else None
+    out: list[Finding] = []
+    for i, task in enumerate(tasks if isinstance(tasks, list) else []):
+        for key in ("before", "init", "command"):
+            command = task.get(key) if isinstance(task, dict) else None
+            if not isinstance(command, str) or not command.strip():
+                continue
+            lines = {str(n): text for n, text in enumerate(command.splitlines()) if text.strip()}
+            danger = _worst_risk(lines or command, True, src)
+            severity: Severity = "high" if danger == "critical" else "info"
+            message = f"task {i} `{key}` runs when a Gitpod workspace opens on the repository"
+            line = src.line("tasks", key) if i == 0 else src.line("tasks", f"{key}:")
+            out.append(finding("OWS-DC-002", src.rel, line, message, executes=command_line(command), severity=severity))
+    return out
+
+
 def check_openhands(src: ScanFile) -> list[Finding]:
     """`.openhands/setup.sh` (run at the start of every OpenHands session, in its sandbox with the repository and
     the user's tokens) and `.openhands/pre-commit.sh`: judged as dev container lifecycle commands (info; high for a

@@ -111,6 +111,15 @@ def check(src: ScanFile, data: Any = None) -> list[Finding]:
     return out
 
 
+def check_servers(src: ScanFile, path: tuple[str | int, ...], found: dict[str, Any]) -> list[Finding]:
+    """Findings for a servers map found at `path` of the file (an extension's `amp.mcpServers`, say)."""
+    out: list[Finding] = []
+    for name, spec in found.items():
+        if isinstance(spec, dict):
+            out += _server(src, (*path, name), str(name), spec)  # type: ignore[arg-type]
+    return out
+
+
 def _server(src: ScanFile, path: tuple[str, ...], name: str, spec: dict[str, Any]) -> list[Finding]:
     out: list[Finding] = []
     command, args, env = launch(spec)

@@ -216,6 +216,39 @@ def check_uv(src: ScanFile, data: Any = None, base: tuple[str, ...] = ()) -> lis
     return out
 
 
+def check_pyproject_build(src: ScanFile) -> list[Finding]:
+    """`[build-system]` of pyproject.toml: `pip install .`, `uv sync` and `uv run` (which agents run) import the build
+    backend, so an in-tree backend (`backend-path`) is code of the repository run at install, judged by its lines as
+    setup.py is; a build requirement fetched from a URL or a git repository runs at install too (high, OWS-PKG-001)."""
+    try:
+        data = tomllib.loads(src.text)
+    except tomllib.TOMLDecodeError:
+        return []
+    build = data.get("build-system")
+    if not isinstance(build, dict):
+        return []
+    out: list[Finding] = []
+    for requirement in build.get("requires") or []:
+        if isinstance(requirement, str) and re.search(
+            r"@\s*(?:https?://|git\+|file:)|^(?:https?://|git\+)", requirement
+        ):
+            message = f"the build requirement {requirement!r} is fetched from a URL and runs on `pip install .`"
+            line = src.line("build-system", "requires")
+            out.append(finding("OWS-PKG-001", src.rel, line, message, executes=requirement))
+    backend, paths = build.get("build-backend"), build.get("backend-path")
+    if isinstance(backend, str) and isinstance(paths, list):
+        module = backend.split(":", 1)[0].replace(".", "/")
+        for folder in (p for p in paths if isinstance(p, str)):
+            for rel in (f"{folder}/{module}.py", f"{folder}/{module}/__init__.py"):
+                found = local_risk(src, ["python3", rel.removeprefix("./")])
+                if found is not None:
+                    message = f"`pip install .` and `uv sync` import the in-tree build backend {backend!r}: {found.why}"
+                    line = src.line("build-system", "build-backend")
+                    out.append(finding("OWS-PKG-001", src.rel, line, message, executes=rel))
+                    return out
+    return out
+
+
 def check_pyproject_uv(src: ScanFile) -> list[Finding]:
     try:
         data = tomllib.loads(src.text)

@@ -149,6 +149,26 @@ def js_payload(text: str) -> tuple[int, str] | None:
     return None
 
 
+def windowed_payload(text: str, runs: re.Pattern[str], fetches: re.Pattern[str]) -> tuple[int, str] | None:
+    """(line, why) of a line that runs something (`runs`) within three lines of one that fetches (`fetches`), or of
+    hidden code: the shape of a build script that downloads and runs code, in any language."""
+    hidden = hidden_code(text)
+    if hidden is not None:
+        return hidden
+    lines = text.splitlines()
+    fetched = -10
+    for number, line in enumerate(lines, start=1):
+        code = line.strip()
+        if not code or code.startswith(("//", "#", "*", "/*", "--")):
+            continue
+        if fetches.search(code):
+            fetched = number
+        near = number - fetched <= 3 or any(fetches.search(n) for n in lines[number : number + 3])
+        if near and runs.search(code):
+            return number, "runs what it downloads (a command or an evaluation beside a download)"
+    return None
+
+
 _JS_SUFFIXES = (".js", ".mjs", ".cjs", ".ts", ".mts", ".cts", ".jsx", ".tsx")
 
 

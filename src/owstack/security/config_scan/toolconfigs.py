@@ -20,7 +20,7 @@ import re
 
 from owstack.security.config_scan.commands import Risk, risk
 from owstack.security.config_scan.common import ScanFile, command_line
-from owstack.security.config_scan.scripts import code_risk, python_payload
+from owstack.security.config_scan.scripts import code_risk, dangerous_line, python_payload, windowed_payload
 from owstack.security.findings import Finding, Severity, finding
 
 _INIT_HOOK = re.compile(r"^[ \t]*init[-_]hook[ \t]*[=:][ \t]*(.*)$", re.M)
@@ -96,3 +96,57 @@ def _shell_payload(code: str) -> str | None:
     if danger.severity == "critical" and danger.why.startswith(("downloads", "sends")):
         return danger.why
     return None
+
+
+#: build scripts the IDE or language server runs when the project is opened, and the package manager on install:
+#: (runs, fetches) per language
+_GRADLE = (
+    re.compile(
+        r"\.execute\s*\(|Runtime\.getRuntime\(\)\.exec|\bProcessBuilder\b|\bcommandLine\b|\bexec\s*\{|"
+        r"\bevaluate\s*\(|GroovyShell"
+    ),
+    # a fetch in code, not a repository URL (`maven { url 'https://...' }` is every build)
+    re.compile(r"\b(?:curl|wget)\b|\bURL\s*\(|\.toURL\(\)|\.openStream\(|\bURI\.create\b|\bHttpClient\b"),
+)
+_RUST = (
+    # a shell or an interpreter started by the build script (`tar`, `cc`, `cmake` are what -sys crates run)
+    re.compile(r"\bCommand::new\s*\(\s*\"(?:sh|bash|zsh|dash|cmd|powershell|pwsh|python3?|node|perl|ruby)(?:\.exe)?\""),
+    re.compile(r"\b(?:curl|wget|reqwest|ureq|TcpStream)\b|https?://"),
+)
+_RUBY = (
+    re.compile(
+        r"(?<![\w.])(?:system|exec|spawn|eval|instance_eval|load)\s*[\(\s'\"]|`[^`]*`|%x[\(\{\[]|IO\.popen|Open3\."
+    ),
+    # a fetch in code, not a gem source (`source "https://rubygems.org"`)
+    re.compile(r"\b(?:curl|wget)\b|Net::HTTP|URI\.open|URI\.parse|open-uri|\bopen\s*\(\s*['\"]https?:"),
+)
+#: Gradle scripts applied from a URL (`apply from: 'https://...'`): code from that host runs at configuration
+_REMOTE_APPLY = re.compile(r"\bapply\s*\(?\s*from\s*[:=]\s*['\"]https?://", re.I)
+_WHEN = {
+    "gradle": "IntelliJ and Android Studio run it when they import (open) the project, and every `./gradlew` does",
+    "rust": "rust-analyzer runs build scripts when the project is opened, as `cargo build` and `cargo check` do",
+    "ruby": "Bundler evaluates it on every `bundle install` (Ruby LSP does when the project is opened)",
+}
+
+
+def check_build_script(src: ScanFile) -> list[Finding]:
+    """`build.gradle(.kts)`, `settings.gradle(.kts)`, `build.rs`, `Gemfile`, `*.gemspec`: a line that downloads and
+    runs code, code that runs what it fetches, a Gradle script applied from a URL (high, OWS-TOOL-001)."""
+    name = src.rel.rsplit("/", 1)[-1].lower()
+    kind = "gradle" if "gradle" in name else "rust" if name == "build.rs" else "ruby"
+    found = dangerous_line(src.text)
+    if found is not None:
+        number, why = found[0], found[1].why
+    else:
+        remote = _REMOTE_APPLY.search(src.text) if kind == "gradle" else None
+        if remote is not None:
+            number, why = src.text.count("\n", 0, remote.start()) + 1, "applies a script fetched from a URL"
+        else:
+            runs, fetches = {"gradle": _GRADLE, "rust": _RUST, "ruby": _RUBY}[kind]
+            payload = windowed_payload(src.text, runs, fetches)
+            if payload is None:
+                return []
+            number, why = payload
+    message = f"{_WHEN[kind]}: line {number} {why}"
+    line = src.text.splitlines()[number - 1].strip()[:200]
+    return [finding("OWS-TOOL-001", src.rel, number, message, executes=line)]

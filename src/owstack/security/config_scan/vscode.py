@@ -27,7 +27,7 @@ _EXEC_SETTING = re.compile(
     r"|python\.(?:defaultInterpreterPath|pythonPath|condaPath|poetryPath|pipenvPath|interpreterPath|venvPath)"
     r"|git\.path|npm\.binPath|eslint\.(?:runtime|nodePath|execArgv)|typescript\.(?:tsdk|tsserver\.nodePath)"
     r"|go\.(?:goroot|toolsGopath|gopath)|rust-analyzer\.(?:server\.path|.*overrideCommand|.*extraEnv)"
-    r"|clangd\.path|php\.validate\.executablePath|deno\.path|ruff\.(?:path|interpreter)|prettier\.prettierPath"
+    r"|typescript\.tsserver\.pluginPaths|clangd\.path|php\.validate\.executablePath|deno\.path|ruff\.(?:path|interpreter)|prettier\.prettierPath"
     r"|jest\.jestCommandLine|cmake\.cmakePath|C_Cpp\.default\.compilerPath|java\.jdt\.ls\.java\.home"
     r"|.+\.(?:\w*Path|path|executable\w*|exe\w*|\w*[cC]ommand(?:Line)?|interpreter|runtime\w*|binary|server)"
     r")$"
@@ -215,10 +215,23 @@ def check_settings(src: ScanFile, base: tuple[str | int, ...] = ()) -> list[Find
                 out += _program_setting(src, line, f"{key}.{tool}", program)
         elif _ARGS_SETTING.match(key) and value not in (None, "", {}, []):
             out += _args_setting(src, line, key, value)
+        elif key in _ALLOW_ALL and value is True:
+            out.append(finding("OWS-VSC-003", src.rel, line, f"`{key}: true` lets the agent run every tool unasked"))
+        elif key in _COMMAND_ALLOWLISTS and isinstance(value, list) and value:
+            severity: Severity = "critical" if any(_broad(str(rule)) for rule in value) else "low"
+            message = f"`{key}` lets the agent run these commands without asking"
+            executes = f"{key}: {value}"[:200]
+            out.append(finding("OWS-VSC-003", src.rel, line, message, executes=executes, severity=severity))
+        elif key.lower().endswith("mcpservers") and isinstance(value, dict):
+            out += mcp.check_servers(src, (*base, key), value)
         elif _EXEC_SETTING.match(key) and not _DATA_PATH.search(key) and value not in (None, "", {}, [], True, False):
             out += _program_setting(src, line, key, value)
+        elif isinstance(value, dict | list) and key not in ("mcp", "mcp.servers"):  # servers: mcp.check's
+            out += _nested_commands(src, (*base, key), value)
     if isinstance(node.get("mcp"), dict):
         out += mcp.check(ScanFile(src.rel, src.path, src.text, src.doc))
+    elif isinstance(node.get("mcp.servers"), dict):  # the flat spelling of the same setting
+        out += mcp.check_servers(src, (*base, "mcp.servers"), node["mcp.servers"])
     if not base:
         out += testing.check_discovery(src, node)
     for key, value in node.items():
@@ -228,6 +241,47 @@ def check_settings(src: ScanFile, base: tuple[str | int, ...] = ()) -> list[Find
                 out += mcp.model_traffic(
                     src, (*base, *path), url, f"`{'.'.join(map(str, path))}` sends an AI extension's traffic to"
                 )
+    return out
+
+
+#: agent extensions' switches that approve every tool (Amp's `amp.dangerouslyAllowAll`) and their command allow lists
+_ALLOW_ALL = frozenset({"amp.dangerouslyAllowAll"})
+_COMMAND_ALLOWLISTS = frozenset({"amp.commands.allowlist"})
+#: keys under which extension settings hold a command line they run (run-on-save extensions:
+#: `emeraldwalk.runonsave.commands[].cmd`, `runOnSave.commands[].command`; task runners; file watchers)
+_COMMAND_KEY = re.compile(r"^(?:cmd|command|commands|commandLine|shellCommand|script|exec|run|runCommand)$", re.I)
+
+
+def _nested_commands(src: ScanFile, path: tuple[str | int, ...], value: Any) -> list[Finding]:
+    """Command lines inside an extension's setting (a run-on-save rule, a watcher): reported when they run inline or
+    downloaded code (critical: they run by themselves, on save or on open); others are what such extensions do."""
+    out: list[Finding] = []
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, path)]
+    seen = 0
+    while stack and seen < 2000:
+        node, at = stack.pop()
+        seen += 1
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+        for key, item in items:
+            commands = (
+                [item]
+                if isinstance(item, str)
+                else [c for c in item if isinstance(c, str)]
+                if (isinstance(item, list))
+                else []
+            )
+            if isinstance(key, str) and _COMMAND_KEY.match(key) and commands:
+                for command in commands:
+                    danger = risk(command)
+                    if danger.severity == "critical":
+                        message = f"`{path[-1]}` (an extension's setting) runs a command by itself: {danger.why}"
+                        line = src.line(*at, key)
+                        executes = command_line(command)
+                        out.append(
+                            finding("OWS-VSC-002", src.rel, line, message, executes=executes, severity="critical")
+                        )
+            elif isinstance(item, dict | list):
+                stack.append((item, (*at, key)))
     return out
 
 
