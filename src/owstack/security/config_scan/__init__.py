@@ -218,6 +218,11 @@ def _claude(src: ScanFile) -> list[Finding]:
     return claude.check(src, servers)
 
 
+def _python_tools(src: ScanFile) -> list[Finding]:
+    """pylint's `init-hook` and `load-plugins`, pytest's `addopts = -p` plugins."""
+    return toolconfigs.check_pylint(src) + testing.check_pytest_plugins(src)
+
+
 _CHECKERS: dict[str, Checker] = {
     "claude": _claude,
     "mcp": mcp.check,
@@ -262,10 +267,10 @@ _CHECKERS: dict[str, Checker] = {
         + (scripts.check_setup_py(src) if src.rel.lower().endswith("setup.py") else [])
         + (packages.check_pyproject_uv(src) if src.rel.lower().endswith("pyproject.toml") else [])
         + (packages.check_pyproject_build(src) if src.rel.lower().endswith("pyproject.toml") else [])
-        + (toolconfigs.check_pylint(src) if src.rel.lower().endswith(("pyproject.toml", "setup.cfg")) else [])
+        + (_python_tools(src) if src.rel.lower().endswith(("pyproject.toml", "setup.cfg")) else [])
     ),
     "js-config": toolconfigs.check_js_config,
-    "pylintrc": toolconfigs.check_pylint,
+    "python-tool-ini": lambda src: _python_tools(src),
     "build-script": toolconfigs.check_build_script,
     "gitpod": devcontainer.check_gitpod,
     "cline-hook": hooks.check_cline_hook,

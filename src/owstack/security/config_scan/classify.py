@@ -180,9 +180,10 @@ _BY_NAME: dict[str, tuple[str, bool]] = {
     ".pnpmfile.cjs": ("pnpmfile", False),  # run by every `pnpm install`
     ".pnpmfile.mjs": ("pnpmfile", False),
     "uv.toml": ("uv", False),  # uv's project config: the index `uv sync`/`uv run` install from
-    ".pylintrc": ("pylintrc", False),  # pylint's `init-hook`: Python exec'd at every pylint start
-    "pylintrc": ("pylintrc", False),
-    "tox.ini": ("pylintrc", False),
+    ".pylintrc": ("python-tool-ini", False),  # pylint's `init-hook`: Python exec'd at every pylint start
+    "pylintrc": ("python-tool-ini", False),
+    "tox.ini": ("python-tool-ini", False),
+    "pytest.ini": ("python-tool-ini", False),  # `addopts = -p plugin`: imported at every pytest start
     "build.gradle": ("build-script", False),  # run by the IDE's Gradle import on open
     "build.gradle.kts": ("build-script", False),
     "settings.gradle": ("build-script", False),

@@ -22,7 +22,7 @@ import tomllib
 from typing import Any
 
 from owstack.security.config_scan.commands import Risk, risk
-from owstack.security.config_scan.common import ScanFile, command_line
+from owstack.security.config_scan.common import ScanFile, command_line, env_risk
 from owstack.security.config_scan.vscode import program_severity
 from owstack.security.findings import Finding, Severity, finding
 
@@ -61,6 +61,15 @@ def check_helix(src: ScanFile) -> list[Finding]:
             what = f"the language server {name!r} (started when a file of its language is opened)"
             path = ("language-server", str(name), "command")
             out += _program(src, path, what, spec["command"], spec.get("args"))
+        env = spec.get("environment") if isinstance(spec, dict) else None
+        for key, value in env.items() if isinstance(env, dict) else []:
+            found = env_risk(str(key), value)
+            if found is not None and found.severity in ("high", "critical"):
+                message = f"the language server {name!r} is started with {found.message}"
+                line = src.line("language-server", str(name), "environment", str(key))
+                out.append(
+                    finding("OWS-EDIT-001", src.rel, line, message, executes=f"{key}={value}", severity=found.severity)
+                )
     languages = data.get("language")
     for language in languages if isinstance(languages, list) else []:
         formatter = language.get("formatter") if isinstance(language, dict) else None

@@ -71,6 +71,7 @@ def python_payload(text: str) -> tuple[int, str] | None:
     if hidden is not None:
         return hidden
     fetched = -10  # the last line that fetches: exec or the environment within a few lines of it is the payload
+    tainted: set[str] = set()  # names assigned from a fetch: exec of one of them anywhere later is the payload
     lines = text.splitlines()
     for number, line in enumerate(lines, start=1):
         code = line.split("#", 1)[0] if not line.lstrip().startswith("#") else ""
@@ -80,9 +81,10 @@ def python_payload(text: str) -> tuple[int, str] | None:
             return number, "runs an encoded payload (exec of decoded bytes)"
         if _PY_FETCH.search(code):
             fetched = number
+            tainted |= set(_ASSIGNED.findall(code))
         near = number - fetched <= 3 or any(_PY_FETCH.search(n) for n in lines[number : number + 3])
-        if near and _PY_RUN.search(code):
-            return number, "runs code it fetches from the network (exec/eval beside a download)"
+        if (near or _uses(code, tainted)) and _PY_RUN.search(code):
+            return number, "runs code it fetches from the network (exec/eval of a download)"
         if near and _PY_ENVIRON.search(code):
             return number, "sends the environment (the user's keys) over the network"
     return None
@@ -112,6 +114,15 @@ HIDDEN_CODE = re.compile(r"\S[ \t]{150,}(?=\S)(?![ \t]*(?://|#|/\*|\*|--|;;))")
 _OBFUSCATOR = re.compile(r"\b_0x[0-9a-f]{4,6}\b")
 
 
+#: the names a line assigns (`x = ...`, `const {data} = ...`, `let [a, b] = ...`)
+_ASSIGNED = re.compile(r"(?:^|[\s,{\[(])([A-Za-z_$][\w$]*)\s*(?=[,}\]]*\s*=[^=>])")
+
+
+def _uses(code: str, names: set[str]) -> bool:
+    """Whether a line refers to one of `names` (a fetched value) inside a call's parentheses."""
+    return any(re.search(rf"\([^)]*(?<![\w$.]){re.escape(n)}(?![\w$])", code) for n in names)
+
+
 def hidden_code(text: str) -> tuple[int, str] | None:
     """(line, why) of code hidden past a long run of blanks on a line, or of javascript-obfuscator output."""
     for number, line in enumerate(text.splitlines(), start=1):
@@ -132,6 +143,7 @@ def js_payload(text: str) -> tuple[int, str] | None:
     if hidden is not None:
         return hidden
     fetched = -10
+    tainted: set[str] = set()
     lines = text.splitlines()
     for number, line in enumerate(lines, start=1):
         code = line.strip()
@@ -141,8 +153,9 @@ def js_payload(text: str) -> tuple[int, str] | None:
             return number, "evaluates an encoded payload"
         if _JS_FETCH.search(code):
             fetched = number
+            tainted |= set(_ASSIGNED.findall(code))
         near = number - fetched <= 3 or any(_JS_FETCH.search(n) for n in lines[number : number + 3])
-        if near and _JS_RUN.search(code):
+        if (near or _uses(code, tainted)) and _JS_RUN.search(code):
             return number, "runs code it fetches from the network (eval, Function or a shell beside a download)"
         if near and _JS_ENVIRON.search(code):
             return number, "sends the environment (the user's keys) over the network"
@@ -224,6 +237,23 @@ def _local(root: Path, here: Path, words: list[str], depth: int) -> Risk | None:
             if found is not None:
                 return Risk("critical", f"it runs {word}, whose line {found[0]} {found[1].why}")
             return None
+    return None
+
+
+def module_risk(src: ScanFile, module: str) -> tuple[str, int, Risk] | None:
+    """(file, line, risk) of a Python module of the repository named by its dotted name (a pylint or pytest plugin),
+    looked up from the scan root, the file's folder and `src/`, when its code is dangerous (`code_risk`)."""
+    if not re.fullmatch(r"[A-Za-z_][\w.]*", module):
+        return None
+    root = root_of(src)
+    here = src.path.absolute().parent
+    rel = module.replace(".", "/")
+    for candidate in (f"{rel}.py", f"{rel}/__init__.py"):
+        for base in (root, here, root / "src"):
+            text = _read(root, (base,), candidate)
+            if text is not None:
+                found = code_risk(text, python=True)
+                return (candidate, found[0], found[1]) if found is not None else None
     return None
 
 

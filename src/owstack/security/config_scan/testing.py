@@ -14,7 +14,7 @@ from pathlib import Path
 
 from owstack.security.config_scan.classify import SKIP_DIRS
 from owstack.security.config_scan.common import ScanFile
-from owstack.security.config_scan.scripts import code_risk
+from owstack.security.config_scan.scripts import code_risk, module_risk
 from owstack.security.findings import Finding, Severity, finding
 from owstack.security.jsonc import JSONCError, parse
 
@@ -95,4 +95,36 @@ def check_discovery(src: ScanFile, settings: dict[str, object]) -> list[Finding]
             )
             line = text.splitlines()[number - 1].strip()[:200]
             out.append(finding("OWS-TEST-001", rel, number, message, executes=line, severity="critical"))
+    return out
+
+
+_ADDOPTS = re.compile(r"^[ \t]*addopts[ \t]*[=:][ \t]*(.*)$", re.M)
+
+
+def check_pytest_plugins(src: ScanFile) -> list[Finding]:
+    """`addopts = -p NAME` (pytest.ini, tox.ini, setup.cfg, pyproject.toml): pytest imports the plugin module NAME at
+    every start, before conftest.py; a module of the repository whose code is dangerous is high (critical when the
+    workspace settings turn pytest discovery on)."""
+    out: list[Finding] = []
+    for m in _ADDOPTS.finditer(src.text):
+        value = m.group(1)
+        rest = src.text[m.end() :].split("\n")[1:]
+        for more in rest:  # continued on indented lines (INI), or a TOML list over lines
+            if (more[:1] in (" ", "\t") and more.strip()) or (value.count("[") > value.count("]")):
+                value += " " + more.strip()
+            else:
+                break
+        words = re.findall(r"[^\s\"',\[\]]+", value)
+        modules = [words[i + 1] for i, w in enumerate(words[:-1]) if w == "-p"]
+        modules += [w[2:] for w in words if w.startswith("-p") and len(w) > 2 and w[2] != "-"]
+        for module in modules:
+            found = module_risk(src, module)
+            if found is None:
+                continue
+            rel, number, danger = found
+            settings = _discovery_on(src.path.absolute().parent, src.root.absolute())
+            severity: Severity = "critical" if settings else "high"
+            message = f"pytest imports the plugin {module!r} ({rel}) at every start: line {number} {danger.why}"
+            line = src.text.count("\n", 0, m.start()) + 1
+            out.append(finding("OWS-TEST-001", src.rel, line, message, executes=rel, severity=severity))
     return out

@@ -20,7 +20,13 @@ import re
 
 from owstack.security.config_scan.commands import Risk, risk
 from owstack.security.config_scan.common import ScanFile, command_line
-from owstack.security.config_scan.scripts import code_risk, dangerous_line, python_payload, windowed_payload
+from owstack.security.config_scan.scripts import (
+    code_risk,
+    dangerous_line,
+    module_risk,
+    python_payload,
+    windowed_payload,
+)
 from owstack.security.findings import Finding, Severity, finding
 
 _INIT_HOOK = re.compile(r"^[ \t]*init[-_]hook[ \t]*[=:][ \t]*(.*)$", re.M)
@@ -57,12 +63,26 @@ def _packed_line(text: str) -> tuple[int, Risk] | None:
     return None
 
 
+_LOAD_PLUGINS = re.compile(r"^[ \t]*load[-_]plugins[ \t]*[=:][ \t]*(.*)$", re.M)
+
+
 def check_pylint(src: ScanFile) -> list[Finding]:
     """pylint's `init-hook` in any of the files pylint reads its options from (lenient: the key wherever it is, its
-    value with the indented lines that continue it)."""
-    if "init" not in src.text:
-        return []
+    value with the indented lines that continue it), and `load-plugins` modules of the repository (imported at every
+    pylint start) whose code is dangerous."""
     out: list[Finding] = []
+    for m in _LOAD_PLUGINS.finditer(src.text):
+        for module in re.split(r"[,\s\[\]\"']+", m.group(1)):
+            found = module_risk(src, module.strip()) if module.strip() else None
+            if found is not None:
+                rel, number, danger = found
+                message = (
+                    f"pylint imports the plugin {module.strip()!r} ({rel}) at every start: line {number} {danger.why}"
+                )
+                line = src.text.count("\n", 0, m.start()) + 1
+                out.append(finding("OWS-TOOL-001", src.rel, line, message, executes=rel))
+    if "init" not in src.text:
+        return out
     for m in _INIT_HOOK.finditer(src.text):
         value = m.group(1)
         rest = src.text[m.end() :].split("\n")[1:]
