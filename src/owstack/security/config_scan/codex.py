@@ -42,6 +42,12 @@ def check_codex(src: ScanFile) -> list[Finding]:
                 named = ".".join((*where, key))
                 message = f"`{named} = {bad!r}`: the agent runs commands without asking"
                 out.append(finding("OWS-CX-002", src.rel, src.line(*where, key), message, executes=f"{named} = {bad}"))
+    for key in ("experimental_instructions_file", "model_instructions_file", "developer_instructions"):
+        value = data.get(key)
+        if isinstance(value, str) and value.strip():
+            what = "the file" if key.endswith("_file") else "this text"
+            message = f"`{key}` replaces or extends the agent's instructions with {what} from the repository"
+            out.append(finding("OWS-CX-002", src.rel, src.line(key), message, executes=value[:200], severity="high"))
     policy = data.get("shell_environment_policy")
     env = policy.get("set") if isinstance(policy, dict) else None
     for key, value in env.items() if isinstance(env, dict) else []:

@@ -206,3 +206,36 @@ def _logical_lines(text: str) -> list[str]:
             out.append(line.removesuffix("\\"))
         start = (start if start >= 0 else len(out) - 1) if line.endswith("\\") else -1
     return out
+
+
+_NIX_HOOK = re.compile(r"\b(shellHook|enterShell)\s*=\s*''(.*?)''", re.S)
+
+
+def check_nix_shell(src: ScanFile) -> list[Finding]:
+    """`flake.nix`, `shell.nix`, `devenv.nix` (`shellHook`, `enterShell`) and `devbox.json` (`shell.init_hook`): run
+    in your shell when the environment is entered (`nix develop`, `devenv shell`, `devbox shell`, or direnv's
+    `use flake`/`use devenv` on every `cd`): a line that downloads and runs code is high (OWS-ENV-002, as in .envrc)."""
+    blocks: list[tuple[int, str]] = []
+    if src.rel.lower().endswith(".json"):
+        data = src.doc.value if src.doc is not None else None
+        shell = data.get("shell") if isinstance(data, dict) else None
+        hook = shell.get("init_hook") if isinstance(shell, dict) else None
+        for item in hook if isinstance(hook, list) else [hook] if isinstance(hook, str) else []:
+            if isinstance(item, str):
+                blocks.append((src.line("shell", "init_hook"), item))
+    else:
+        for m in _NIX_HOOK.finditer(src.text):
+            blocks.append((src.text.count("\n", 0, m.start(2)) + 1, m.group(2)))
+    out: list[Finding] = []
+    for first, block in blocks:
+        for offset, text in enumerate(block.split("\n")):
+            judged = _command(text.strip()) if text.strip() and not text.strip().startswith("#") else None
+            if judged is not None:
+                message = f"runs in your shell when the environment is entered: {judged[1]}"
+                line = first + offset
+                out.append(
+                    finding(
+                        "OWS-ENV-002", src.rel, line, message, executes=command_line(text.strip()), severity=judged[0]
+                    )
+                )
+    return out

@@ -16,13 +16,16 @@ ordinary configuration and `sys.path` hooks are not reported.
 
 from __future__ import annotations
 
+import html
 import re
+import tomllib
 
 from owstack.security.config_scan.commands import Risk, risk
 from owstack.security.config_scan.common import ScanFile, command_line
 from owstack.security.config_scan.scripts import (
     code_risk,
     dangerous_line,
+    local_risk,
     module_risk,
     python_payload,
     windowed_payload,
@@ -146,14 +149,95 @@ _WHEN = {
     "gradle": "IntelliJ and Android Studio run it when they import (open) the project, and every `./gradlew` does",
     "rust": "rust-analyzer runs build scripts when the project is opened, as `cargo build` and `cargo check` do",
     "ruby": "Bundler evaluates it on every `bundle install` (Ruby LSP does when the project is opened)",
+    "cmake": "CLion and VS Code's CMake Tools configure the project (run this file) when it is opened",
+    "python": "IPython and Jupyter run this config file from the folder they are started in",
 }
+
+#: MSBuild and Visual Studio project files: commands run on every build, and by the IDE's design-time builds when
+#: the project is loaded (`<Exec Command=...>`, `<PreBuildEvent>`/`<PostBuildEvent>`, custom build steps)
+_MSBUILD_COMMAND = re.compile(
+    r"<Exec\b[^>]*?\bCommand\s*=\s*\"([^\"]*)\"|<(PreBuildEvent|PostBuildEvent|PreLinkEvent|Command)>\s*(.*?)</",
+    re.S | re.I,
+)
+#: PowerShell given its script base64-encoded (`-EncodedCommand`, `-enc`, `-e`: any prefix)
+_PS_ENCODED = re.compile(
+    r"\b(?:powershell|pwsh)(?:\.exe)?\b[^|;&]*\s[-/](?:e|ec|en[a-z]*)\s+['\"]?[A-Za-z0-9+/=]{8,}", re.I
+)
+_INLINE_TASK = re.compile(r"<UsingTask\b[^>]*TaskFactory\s*=\s*\"(?:Roslyn)?CodeTaskFactory\"", re.I)
+_NET_FETCH = re.compile(r"\b(?:WebClient|HttpClient|DownloadString|DownloadFile|WebRequest)\b|https?://", re.I)
+_NET_RUN = re.compile(r"\b(?:Process\.Start|Assembly\.Load|Invoke-Expression|iex)\b", re.I)
+
+
+def check_msbuild(src: ScanFile) -> list[Finding]:
+    """`*.csproj`, `*.vbproj`, `*.fsproj`, `*.vcxproj`, `Directory.Build.props/targets`, `*.targets`: a build
+    command that downloads and runs code or runs inline code (PowerShell `-enc`, `cmd /c` with a download), or an
+    inline C# task that downloads and starts code (high, OWS-TOOL-001: the 2021 campaign against security
+    researchers shipped a Visual Studio project whose pre-build event ran such a command)."""
+    out: list[Finding] = []
+    for m in _MSBUILD_COMMAND.finditer(src.text):
+        raw = m.group(1) if m.group(1) is not None else m.group(3) or ""
+        command = html.unescape(re.sub(r"<[^>]*>", " ", raw)).strip()
+        if not command:
+            continue
+        for text in command.splitlines():
+            danger = risk(text.strip())
+            if danger.severity == "critical" and (
+                danger.why.startswith(("downloads", "sends", "installs"))
+                or _NET_FETCH.search(text)
+                or _PS_ENCODED.search(text)
+            ):
+                number = src.text.count("\n", 0, m.start()) + 1
+                message = f"a build command (run on build, and by the IDE's design-time build on load) {danger.why}"
+                if number not in {f.line for f in out}:
+                    out.append(finding("OWS-TOOL-001", src.rel, number, message, executes=command_line(text.strip())))
+                break
+    task = _INLINE_TASK.search(src.text)
+    if task is not None:
+        body = src.text[task.start() : task.start() + 20_000]
+        if _NET_FETCH.search(body) and _NET_RUN.search(body):
+            number = src.text.count("\n", 0, task.start()) + 1
+            message = "an inline MSBuild task (C# compiled and run at build) downloads and starts code"
+            out.append(finding("OWS-TOOL-001", src.rel, number, message, executes="UsingTask CodeTaskFactory"))
+    return out
+
+
+_CMAKE = (
+    re.compile(r"\binclude\s*\(|\bexecute_process\s*\(|\bexec_program\s*\(", re.I),
+    # a download in CMake code that is not pinned by its hash (CPM's bootstrap is: EXPECTED_HASH)
+    re.compile(r"\bfile\s*\(\s*DOWNLOAD\b(?![^)]*EXPECTED_(?:HASH|MD5))|\b(?:curl|wget)\b", re.I),
+)
+#: a CMake download pinned by its hash, over however many lines the call takes
+_PINNED_DOWNLOAD = re.compile(r"\bfile\s*\(\s*DOWNLOAD\b[^)]*EXPECTED_(?:HASH|MD5)[^)]*\)", re.I)
+_PYTHON_CONFIG = frozenset(
+    {"ipython_config.py", "jupyter_server_config.py", "jupyter_notebook_config.py", "jupyter_lab_config.py"}
+)
+
+
+def _kind(name: str) -> str:
+    if "gradle" in name:
+        return "gradle"
+    if name == "build.rs":
+        return "rust"
+    if name == "cmakelists.txt" or name.endswith(".cmake"):
+        return "cmake"
+    if name in _PYTHON_CONFIG:
+        return "python"
+    return "ruby"
 
 
 def check_build_script(src: ScanFile) -> list[Finding]:
-    """`build.gradle(.kts)`, `settings.gradle(.kts)`, `build.rs`, `Gemfile`, `*.gemspec`: a line that downloads and
-    runs code, code that runs what it fetches, a Gradle script applied from a URL (high, OWS-TOOL-001)."""
+    """`build.gradle(.kts)`, `settings.gradle(.kts)`, `build.rs`, `Gemfile`, `*.gemspec`, `CMakeLists.txt`, Jupyter
+    and IPython configs: a line that downloads and runs code, code that runs what it fetches, a Gradle script applied
+    from a URL (high, OWS-TOOL-001)."""
     name = src.rel.rsplit("/", 1)[-1].lower()
-    kind = "gradle" if "gradle" in name else "rust" if name == "build.rs" else "ruby"
+    kind = _kind(name)
+    if kind == "python":
+        found = code_risk(src.text, python=True)
+        if found is None:
+            return []
+        number, why = found[0], found[1].why
+        message = f"{_WHEN[kind]}: line {number} {why}"
+        return [finding("OWS-TOOL-001", src.rel, number, message, executes=src.text.splitlines()[number - 1][:200])]
     found = dangerous_line(src.text)
     if found is not None:
         number, why = found[0], found[1].why
@@ -162,11 +246,30 @@ def check_build_script(src: ScanFile) -> list[Finding]:
         if remote is not None:
             number, why = src.text.count("\n", 0, remote.start()) + 1, "applies a script fetched from a URL"
         else:
-            runs, fetches = {"gradle": _GRADLE, "rust": _RUST, "ruby": _RUBY}[kind]
-            payload = windowed_payload(src.text, runs, fetches)
+            runs, fetches = {"gradle": _GRADLE, "rust": _RUST, "ruby": _RUBY, "cmake": _CMAKE}[kind]
+            text = _PINNED_DOWNLOAD.sub(lambda m: m.group(0).replace("DOWNLOAD", "PINNED"), src.text)
+            payload = windowed_payload(text, runs, fetches)
             if payload is None:
                 return []
             number, why = payload
     message = f"{_WHEN[kind]}: line {number} {why}"
     line = src.text.splitlines()[number - 1].strip()[:200]
     return [finding("OWS-TOOL-001", src.rel, number, message, executes=line)]
+
+
+def check_bunfig(src: ScanFile) -> list[Finding]:
+    """`bunfig.toml` `preload` (top level, `[run]`, `[test]`): modules Bun loads before every `bun run`/`bun test`; one
+    of the repository whose code is dangerous is high."""
+    try:
+        data = tomllib.loads(src.text)
+    except tomllib.TOMLDecodeError:
+        return []
+    out: list[Finding] = []
+    for scope, at in ((data, ()), (data.get("run"), ("run",)), (data.get("test"), ("test",))):
+        preload = scope.get("preload") if isinstance(scope, dict) else None
+        for path in preload if isinstance(preload, list) else [preload] if isinstance(preload, str) else []:
+            danger = local_risk(src, ["bun", str(path)]) if isinstance(path, str) else None
+            if danger is not None and danger.severity == "critical":
+                message = f"Bun preloads {path!r} before every `bun run` and `bun test`: {danger.why}"
+                out.append(finding("OWS-TOOL-001", src.rel, src.line(*at, "preload"), message, executes=str(path)))
+    return out
