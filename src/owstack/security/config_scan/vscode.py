@@ -218,10 +218,10 @@ def check_settings(src: ScanFile, base: tuple[str | int, ...] = ()) -> list[Find
         elif key in _ALLOW_ALL and value is True:
             out.append(finding("OWS-VSC-003", src.rel, line, f"`{key}: true` lets the agent run every tool unasked"))
         elif key in _COMMAND_ALLOWLISTS and isinstance(value, list) and value:
-            severity: Severity = "critical" if any(_broad(str(rule)) for rule in value) else "low"
+            broad: Severity = "critical" if any(_broad(str(rule)) for rule in value) else "low"
             message = f"`{key}` lets the agent run these commands without asking"
             executes = f"{key}: {value}"[:200]
-            out.append(finding("OWS-VSC-003", src.rel, line, message, executes=executes, severity=severity))
+            out.append(finding("OWS-VSC-003", src.rel, line, message, executes=executes, severity=broad))
         elif key.lower().endswith("mcpservers") and isinstance(value, dict):
             out += mcp.check_servers(src, (*base, key), value)
         elif _EXEC_SETTING.match(key) and not _DATA_PATH.search(key) and value not in (None, "", {}, [], True, False):
