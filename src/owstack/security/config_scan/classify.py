@@ -196,6 +196,11 @@ _BY_NAME: dict[str, tuple[str, bool]] = {
     "devenv.nix": ("nix-shell", False),
     "devbox.json": ("nix-shell", True),  # shell.init_hook: run by `devbox shell`
     "bunfig.toml": ("bunfig", False),  # preload: loaded before every `bun run`/`bun test`
+    "hatch_build.py": ("build-hook", False),  # imported by hatchling on `pip install .`
+    "pdm_build.py": ("build-hook", False),  # imported by pdm-backend on `pip install .`
+    "lefthook.yml": ("lefthook", False),  # git hooks lefthook installs (its npm package does on install)
+    ".lefthook.yml": ("lefthook", False),
+    "lefthook.yaml": ("lefthook", False),
     "cmakelists.txt": ("build-script", False),  # configured on open by CLion and CMake Tools
     "ipython_config.py": ("build-script", False),  # run by IPython/Jupyter started in the folder
     "jupyter_server_config.py": ("build-script", False),

@@ -68,10 +68,11 @@ def check_package_json(src: ScanFile) -> list[Finding]:
     """`package.json` (npm, yarn, pnpm) or `composer.json` (Composer): the scripts `install` runs."""
     data = src.doc.value if src.doc is not None else None
     scripts = data.get("scripts") if isinstance(data, dict) else None
+    hooks = check_simple_git_hooks(src, data)
     if not isinstance(scripts, dict):
-        return []
+        return hooks
     composer = src.rel.lower().endswith("composer.json")
-    out: list[Finding] = []
+    out: list[Finding] = hooks
     for name in _COMPOSER_EVENTS if composer else _LIFECYCLE:
         value = scripts.get(name)
         for i, script in enumerate(value if isinstance(value, list) else [value]):
@@ -342,6 +343,44 @@ def check_pre_commit(src: ScanFile) -> list[Finding]:
             line = _line_of(src, f"rev: {rev}", url)
             message = f"hooks from {url} at the branch {rev!r}: whatever that branch holds runs at the next commit"
             out.append(finding("OWS-PKG-003", src.rel, line, message, executes=f"{url}@{rev}", severity="low"))
+    return out
+
+
+def check_lefthook(src: ScanFile) -> list[Finding]:
+    """`lefthook.yml`: the `run` of every command and script of every hook (lefthook's npm package installs the hooks
+    on `npm install`; every commit, push or checkout then runs them): high when it downloads and runs code, as a
+    local pre-commit hook's (OWS-PKG-003)."""
+    try:
+        data: Any = yaml.safe_load(src.text)
+    except yaml.YAMLError as exc:
+        return [finding("OWS-SCAN-001", src.rel, 1, f"skipped: malformed YAML ({exc})")]
+    out: list[Finding] = []
+    stack: list[tuple[Any, str]] = [(data, "")]
+    while stack and len(out) < 100:
+        node, hook = stack.pop()
+        for key, value in node.items() if isinstance(node, dict) else []:
+            if key == "run" and isinstance(value, str):
+                danger = risk(value)
+                if danger.severity == "critical" and _FETCH.search(value):
+                    message = f"lefthook runs this in the `{hook or '?'}` git hook: {danger.why}"
+                    line = _line_of(src, value.strip()[:40], "run:")
+                    out.append(
+                        finding("OWS-PKG-003", src.rel, line, message, executes=command_line(value), severity="high")
+                    )
+            elif isinstance(value, dict):
+                stack.append((value, hook or str(key)))
+    return out
+
+
+def check_simple_git_hooks(src: ScanFile, data: Any) -> list[Finding]:
+    """package.json `simple-git-hooks` (installed by its postinstall): hook commands that download and run code."""
+    hooks = data.get("simple-git-hooks") if isinstance(data, dict) else None
+    out: list[Finding] = []
+    for hook, command in hooks.items() if isinstance(hooks, dict) else []:
+        if isinstance(command, str) and risk(command).severity == "critical" and _FETCH.search(command):
+            message = f"simple-git-hooks runs this in the `{hook}` git hook: {risk(command).why}"
+            line = src.line("simple-git-hooks", hook)
+            out.append(finding("OWS-PKG-003", src.rel, line, message, executes=command_line(command), severity="high"))
     return out
 
 

@@ -58,6 +58,10 @@ _PY_DECODED = re.compile(
     r"(?<![\w.])(?:exec|eval)\s*\(\s*(?:[\w.]*\()*\s*(?:[\w.]*\.)?(?:b64decode|b32decode|b85decode|a85decode|"
     r"decompress|fromhex|unhexlify|loads)\s*\(|(?<![\w.])(?:exec|eval)\s*\([^)]{0,200}\bcodecs\.decode\s*\(",
 )
+#: exec of a file of the checkout (`exec(open("src/pkg/__version__.py").read(), about)`: setup.py's version idiom)
+_PY_LOCAL_READ = re.compile(
+    r"(?<![\w.])(?:exec|eval)\s*\(\s*(?:compile\s*\(\s*)?(?:open|Path\([^)]*\)\.read_text|io\.open)\s*\("
+)
 _PY_ENVIRON = re.compile(
     r"\b(?:dict|str|repr|json\.dumps)\s*\(\s*os\.environ\b|\bos\.environ\.copy\s*\(|\*\*os\.environ\b"
 )
@@ -83,7 +87,8 @@ def python_payload(text: str) -> tuple[int, str] | None:
             fetched = number
             tainted |= set(_ASSIGNED.findall(code))
         near = number - fetched <= 3 or any(_PY_FETCH.search(n) for n in lines[number : number + 3])
-        if (near or _uses(code, tainted)) and _PY_RUN.search(code):
+        reads_a_file = _PY_LOCAL_READ.search(code) is not None and _PY_FETCH.search(code) is None
+        if (near or _uses(code, tainted)) and _PY_RUN.search(code) and not reads_a_file:
             return number, "runs code it fetches from the network (exec/eval of a download)"
         if near and _PY_ENVIRON.search(code):
             return number, "sends the environment (the user's keys) over the network"
@@ -455,12 +460,15 @@ def _package_script(root: Path, here: Path, program: str, name: str, depth: int 
 
 
 def check_setup_py(src: ScanFile) -> list[Finding]:
-    """`setup.py`: `pip install .` (or `-e .`) runs it; a line of it that downloads and runs code, or sends
-    credentials, runs then (high, as an npm install script's: OWS-PKG-001)."""
-    found = dangerous_line(src.text)
+    """`setup.py`, and the build hooks build backends import by their name (hatchling's `hatch_build.py`,
+    pdm-backend's `pdm_build.py`): `pip install .` (or `-e .`, `uv sync`) runs them; a line that downloads and runs
+    code, sends credentials, or Python that runs fetched or encoded code runs then (high, as an npm install script's:
+    OWS-PKG-001)."""
+    found = code_risk(src.text, python=True)
     if found is None:
         return []
     number, danger = found
-    message = f"setup.py runs on `pip install .` in the checkout: {danger.why}"
+    name = PurePosixPath(src.rel).name
+    message = f"{name} runs on `pip install .` in the checkout: {danger.why}"
     line = src.text.splitlines()[number - 1].strip()[:200]
     return [finding("OWS-PKG-001", src.rel, number, message, executes=line)]
