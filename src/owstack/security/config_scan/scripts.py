@@ -56,7 +56,8 @@ _PY_FETCH = re.compile(
 _PY_RUN = re.compile(r"(?<![\w.])(?:exec|eval)\s*\(|\bcompile\s*\([^)]*['\"]exec['\"]|\bmarshal\.loads\s*\(")
 _PY_DECODED = re.compile(
     r"(?<![\w.])(?:exec|eval)\s*\(\s*(?:[\w.]*\()*\s*(?:[\w.]*\.)?(?:b64decode|b32decode|b85decode|a85decode|"
-    r"decompress|fromhex|unhexlify|loads)\s*\(|(?<![\w.])(?:exec|eval)\s*\([^)]{0,200}\bcodecs\.decode\s*\(",
+    r"decompress|fromhex|unhexlify)\s*\(|(?<![\w.])(?:exec|eval)\s*\(\s*(?:[\w.]*\()*\s*marshal\.loads\s*\(|"
+    r"(?<![\w.])(?:exec|eval)\s*\([^)]{0,200}\bcodecs\.decode\s*\(",
 )
 #: exec of a file of the checkout (`exec(open("src/pkg/__version__.py").read(), about)`: setup.py's version idiom)
 _PY_LOCAL_READ = re.compile(
