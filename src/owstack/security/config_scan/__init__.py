@@ -218,6 +218,19 @@ def _claude(src: ScanFile) -> list[Finding]:
     return claude.check(src, servers)
 
 
+def _hook_prompts(src: ScanFile) -> list[Finding]:
+    """The prompts a Kiro hook sends the agent by itself (`then: {type: askAgent, prompt: ...}`, on every save of a
+    matching file): read as instruction files are (injection phrases, commands that download and run code)."""
+    data = src.doc.value if src.doc is not None else None
+    then = data.get("then") if isinstance(data, dict) else None
+    prompt = then.get("prompt") if isinstance(then, dict) else None
+    if not isinstance(prompt, str) or not prompt.strip():
+        return []
+    base = src.line("then", "prompt")
+    found = textfiles.check_instructions(ScanFile(src.rel, src.path, prompt))
+    return [dataclasses.replace(f, line=base + f.line - 1) for f in found]
+
+
 def _python_tools(src: ScanFile) -> list[Finding]:
     """pylint's `init-hook` and `load-plugins`, pytest's `addopts = -p` plugins."""
     return toolconfigs.check_pylint(src) + testing.check_pytest_plugins(src)
@@ -232,7 +245,7 @@ _CHECKERS: dict[str, Checker] = {
     "agent-settings": lambda src: hooks.check_settings(src) + permissions.check_gemini(src),
     "cursor-cli": permissions.check_cursor_cli,
     "q-agent": permissions.check_q_agent,
-    "hooks": hooks.check,  # a hooks file: every command in it
+    "hooks": lambda src: hooks.check(src) + _hook_prompts(src),  # a hooks file: every command and prompt in it
     "mcp-yaml": codex.check_yaml_mcp,
     "codex": codex.check_codex,
     "dotenv": envfiles.check_dotenv,
