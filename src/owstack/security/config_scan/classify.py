@@ -196,6 +196,7 @@ _BY_NAME: dict[str, tuple[str, bool]] = {
     "devenv.nix": ("nix-shell", False),
     "devbox.json": ("nix-shell", True),  # shell.init_hook: run by `devbox shell`
     "bunfig.toml": ("bunfig", False),  # preload: loaded before every `bun run`/`bun test`
+    "pixi.toml": ("pixi", False),  # [activation] scripts and env: before every `pixi run`/`pixi shell`
     "hatch_build.py": ("build-hook", False),  # imported by hatchling on `pip install .`
     "pdm_build.py": ("build-hook", False),  # imported by pdm-backend on `pip install .`
     "lefthook.yml": ("lefthook", False),  # git hooks lefthook installs (its npm package does on install)

@@ -239,3 +239,43 @@ def check_nix_shell(src: ScanFile) -> list[Finding]:
                     )
                 )
     return out
+
+
+def check_pixi(src: ScanFile, data: dict[str, object] | None = None, base: tuple[str, ...] = ()) -> list[Finding]:
+    """pixi's `[activation]` (`pixi.toml`, or `[tool.pixi.activation]` of pyproject.toml): `scripts` are sourced
+    and `env` exported before every `pixi run` and `pixi shell` (which agents run): a script of the repository that
+    downloads and runs code, or a variable that loads code, is high (OWS-ENV-002, as an .envrc line)."""
+    if data is None:
+        try:
+            data = tomllib.loads(src.text)
+        except tomllib.TOMLDecodeError:
+            return []
+    out: list[Finding] = []
+    scopes: list[tuple[tuple[str, ...], object]] = [((*base, "activation"), data.get("activation"))]
+    targets = data.get("target")
+    for name, spec in targets.items() if isinstance(targets, dict) else []:
+        if isinstance(spec, dict):
+            scopes.append(((*base, "target", str(name), "activation"), spec.get("activation")))
+    for at, activation in scopes:
+        if not isinstance(activation, dict):
+            continue
+        scripts = activation.get("scripts")
+        for script in scripts if isinstance(scripts, list) else []:
+            danger = local_risk(src, ["source", str(script)]) if isinstance(script, str) else None
+            if danger is not None and danger.severity == "critical":
+                message = f"pixi sources {script!r} before every `pixi run` and `pixi shell`: {danger.why}"
+                out.append(
+                    finding(
+                        "OWS-ENV-002", src.rel, src.line(*at, "scripts"), message, executes=str(script), severity="high"
+                    )
+                )
+        env = activation.get("env")
+        for key, value in env.items() if isinstance(env, dict) else []:
+            judged = _judge(src, str(key), str(value), in_envrc=True)
+            if judged is not None and judged[0] in ("high", "critical"):
+                message = f"pixi exports `{key}` before every `pixi run` and `pixi shell`: {judged[1]}"
+                line = src.line(*at, "env", str(key))
+                out.append(
+                    finding("OWS-ENV-002", src.rel, line, message, executes=f"{key}={value}", severity=judged[0])
+                )
+    return out

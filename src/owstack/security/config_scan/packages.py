@@ -31,6 +31,7 @@ import yaml
 
 from owstack.security.config_scan.commands import risk
 from owstack.security.config_scan.common import ScanFile, command_line, destination
+from owstack.security.config_scan.envfiles import check_pixi
 from owstack.security.config_scan.scripts import code_risk, local_risk
 from owstack.security.findings import Finding, Severity, finding
 
@@ -250,6 +251,23 @@ def check_pyproject_build(src: ScanFile) -> list[Finding]:
     return out
 
 
+def check_poetry_plugins(src: ScanFile, data: dict[str, Any]) -> list[Finding]:
+    """`[tool.poetry.requires-plugins]`: Poetry 2 installs these plugins by itself on the next poetry command and
+    loads them into poetry: one from a git repository, a URL or a path is high (OWS-PKG-001), one from PyPI is what
+    the setting is for."""
+    tool = data.get("tool")
+    poetry = tool.get("poetry") if isinstance(tool, dict) else None
+    plugins = poetry.get("requires-plugins") if isinstance(poetry, dict) else None
+    out: list[Finding] = []
+    for name, spec in plugins.items() if isinstance(plugins, dict) else []:
+        source = next((spec.get(k) for k in ("git", "url", "path") if isinstance(spec, dict) and spec.get(k)), None)
+        if source is not None:
+            message = f"Poetry installs and loads the plugin {name!r} from {source!r} on the next poetry command"
+            line = src.line("tool", "poetry", "requires-plugins", str(name))
+            out.append(finding("OWS-PKG-001", src.rel, line, message, executes=str(source)))
+    return out
+
+
 def check_pyproject_uv(src: ScanFile) -> list[Finding]:
     try:
         data = tomllib.loads(src.text)
@@ -257,7 +275,10 @@ def check_pyproject_uv(src: ScanFile) -> list[Finding]:
         return []
     tool = data.get("tool")
     uv = tool.get("uv") if isinstance(tool, dict) else None
-    return check_uv(src, uv, ("tool", "uv")) if isinstance(uv, dict) else []
+    pixi = tool.get("pixi") if isinstance(tool, dict) else None
+    out = check_uv(src, uv, ("tool", "uv")) if isinstance(uv, dict) else []
+    out += check_pixi(src, pixi, ("tool", "pixi")) if isinstance(pixi, dict) else []
+    return out + check_poetry_plugins(src, data)
 
 
 def check_npmrc(src: ScanFile) -> list[Finding]:
