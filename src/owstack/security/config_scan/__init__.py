@@ -290,6 +290,7 @@ _CHECKERS: dict[str, Checker] = {
     "lefthook": packages.check_lefthook,
     "nix-shell": envfiles.check_nix_shell,
     "bunfig": toolconfigs.check_bunfig,
+    "cargo": toolconfigs.check_cargo_config,
     "pixi": lambda src: envfiles.check_pixi(src),
     "gitpod": devcontainer.check_gitpod,
     "cline-hook": hooks.check_cline_hook,

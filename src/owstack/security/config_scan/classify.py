@@ -233,6 +233,10 @@ def classify(rel: str) -> tuple[str, bool] | None:
         return "git-hook", False
     if p.endswith(".vscode/extensions.json"):
         return "extensions", True
+    if parent == ".cargo" and name in ("config.toml", "config"):
+        return "cargo", False  # cargo's project config (rust-analyzer runs cargo check on open)
+    if name in ("rust-toolchain.toml", "rust-toolchain"):
+        return "cargo", False
     if name == "config":  # .git/config, or a bare repository committed in the tree if HEAD and objects/ sit beside it
         return ("gitconfig", False) if parent == ".git" else ("gitconfig?", False)
     if name == "settings.json" and parent in MCP_SETTINGS_DIRS:

@@ -21,7 +21,7 @@ import re
 import tomllib
 
 from owstack.security.config_scan.commands import Risk, risk
-from owstack.security.config_scan.common import ScanFile, command_line
+from owstack.security.config_scan.common import ScanFile, command_line, env_risk
 from owstack.security.config_scan.scripts import (
     code_risk,
     dangerous_line,
@@ -30,6 +30,7 @@ from owstack.security.config_scan.scripts import (
     python_payload,
     windowed_payload,
 )
+from owstack.security.config_scan.vscode import program_severity
 from owstack.security.findings import Finding, Severity, finding
 
 _INIT_HOOK = re.compile(r"^[ \t]*init[-_]hook[ \t]*[=:][ \t]*(.*)$", re.M)
@@ -272,4 +273,76 @@ def check_bunfig(src: ScanFile) -> list[Finding]:
             if danger is not None and danger.severity == "critical":
                 message = f"Bun preloads {path!r} before every `bun run` and `bun test`: {danger.why}"
                 out.append(finding("OWS-TOOL-001", src.rel, src.line(*at, "preload"), message, executes=str(path)))
+    return out
+
+
+#: `.cargo/config.toml` keys that name a program cargo runs (rust-analyzer runs `cargo check` on open; build scripts
+#: are compiled and linked then)
+_CARGO_PROGRAMS = (
+    ("build", "rustc-wrapper"),
+    ("build", "rustc-workspace-wrapper"),
+    ("build", "rustc"),
+    ("build", "rustdoc"),
+)
+
+
+def check_cargo_config(src: ScanFile) -> list[Finding]:
+    """`.cargo/config.toml` (`.cargo/config`): the compiler wrappers, compilers and linkers cargo runs for every
+    `cargo check` (which rust-analyzer runs when the project is opened) and `[env]` variables that load code, judged as
+    VS Code program settings; `rust-toolchain.toml` `path`: a toolchain folder of the repository, whose cargo and
+    rustc then run instead of rustup's (OWS-CARGO-001)."""
+    try:
+        data = tomllib.loads(src.text)
+    except tomllib.TOMLDecodeError as exc:
+        if src.rel.lower().endswith("rust-toolchain"):
+            return []  # the legacy file holds a channel name (`stable`), not TOML
+        return [finding("OWS-SCAN-001", src.rel, 1, f"skipped: malformed TOML ({exc})")]
+    out: list[Finding] = []
+    if src.rel.lower().rsplit("/", 1)[-1].startswith("rust-toolchain"):
+        toolchain = data.get("toolchain")
+        path = toolchain.get("path") if isinstance(toolchain, dict) else None
+        if isinstance(path, str) and path.strip():
+            folder = (src.path.parent / path).resolve()
+            inside = folder.is_relative_to(src.root.resolve())
+            severity: Severity = "critical" if inside and folder.is_dir() else "high" if inside else "medium"
+            message = f"`toolchain.path` makes rustup run the cargo and rustc of {path!r}"
+            message += " (a folder of this repository), when rust-analyzer opens the project" if inside else ""
+            out.append(
+                finding(
+                    "OWS-CARGO-001", src.rel, src.line("toolchain", "path"), message, executes=path, severity=severity
+                )
+            )
+        return out
+    programs: list[tuple[tuple[str, ...], object]] = [
+        (key, (data.get(key[0]) or {}).get(key[1])) for key in _CARGO_PROGRAMS if isinstance(data.get(key[0]), dict)
+    ]
+    targets = data.get("target")
+    for triple, spec in targets.items() if isinstance(targets, dict) else []:
+        if isinstance(spec, dict):
+            programs += [(("target", str(triple), key), spec.get(key)) for key in ("linker", "runner")]
+    for path, value in programs:
+        text = " ".join(map(str, value)) if isinstance(value, list) else value if isinstance(value, str) else None
+        if not text:
+            continue
+        severity, why = program_severity(src, text)
+        if severity == "low":
+            continue
+        message = f"`{'.'.join(path)}` makes cargo (and rust-analyzer, on open) run {why}"
+        out.append(finding("OWS-CARGO-001", src.rel, src.line(*path), message, executes=text, severity=severity))
+    env = data.get("env")
+    for key, value in env.items() if isinstance(env, dict) else []:
+        raw = value.get("value") if isinstance(value, dict) else value
+        found = env_risk(str(key), raw)
+        if found is not None and found.severity in ("high", "critical") and found.kind != "redirect":
+            message = f"`[env]` gives every cargo command (and rust-analyzer's) {found.message}"
+            out.append(
+                finding(
+                    "OWS-CARGO-001",
+                    src.rel,
+                    src.line("env", str(key)),
+                    message,
+                    executes=f"{key}={raw}",
+                    severity=found.severity,
+                )
+            )
     return out
