@@ -114,6 +114,20 @@ CASES = {
     "jetbrains-startup-task": ("OWS-IDEA-001", ".idea/startup.xml", "critical"),
     "mise-hook-download": ("OWS-ENV-002", "mise.toml", "high"),
     "cursor-environment-download": ("OWS-DC-002", ".cursor/environment.json", "high"),
+    # second red-team pass (conftest.py and test modules are written by the tests instead: pytest would import them)
+    "cline-hook-download": ("OWS-HK-001", ".clinerules/hooks/TaskStart", "critical"),
+    "helix-language-server": ("OWS-EDIT-001", ".helix/languages.toml", "critical"),
+    "nvim-exrc-download": ("OWS-EDIT-001", ".nvim.lua", "high"),
+    "emacs-dir-locals-eval": ("OWS-EDIT-001", ".dir-locals.el", "high"),
+    "devcontainer-feature-tarball": ("OWS-DC-004", ".devcontainer/devcontainer.json", "high"),
+    "pnpmfile-download": ("OWS-PKG-001", ".pnpmfile.cjs", "high"),
+    "npmrc-http-registry": ("OWS-PKG-004", ".npmrc", "high"),
+    "mcp-just-recipe": ("OWS-MCP-002", ".mcp.json", "critical"),
+    "eslint-config-download": ("OWS-TOOL-001", "eslint.config.mjs", "high"),
+    "pylintrc-init-hook": ("OWS-TOOL-001", ".pylintrc", "high"),
+    "openhands-setup-download": ("OWS-DC-002", ".openhands/setup.sh", "high"),
+    "aider-model-settings": ("OWS-AID-002", ".aider.model.settings.yml", "critical"),
+    "mcp-credential-other-service": ("OWS-MCP-007", ".vscode/mcp.json", "high"),
 }
 
 

@@ -6,8 +6,11 @@ Windsurf, Amazon Q, Roo, Kiro, Continue, Zed, opencode, Crush, Codex CLI), Codex
 agent hooks (Cursor, Windsurf, Kiro, Gemini CLI, Qwen Code, Codex `notify`, Amazon Q / Kiro CLI agents),
 shell grants (Gemini CLI, Cursor CLI, Crush), aider's config, Zed's language servers and shell, opencode's
 plugins, formatters and providers, VS Code tasks/settings/workspaces, JetBrains startup tasks, dev
-containers and Cursor's background-agent environment, env files (`.env`, direnv's `.envrc`, mise's
-`[hooks]`/`[env]`), package-manager and pre-commit files, agent instruction files, chat templates, Langflow
+containers (and their features) and Cursor's background-agent environment, OpenHands' setup script, Cline's hook
+scripts, editors' project configs (Helix, Neovim/Vim `exrc`, lazy.nvim, Emacs directory variables), `conftest.py`
+(pytest, and VS Code's test discovery on open), env files (`.env`, direnv's `.envrc`, mise's `[hooks]`/`[env]`),
+package-manager files (`.pnpmfile.cjs`; registries and indexes of `.npmrc`, `.yarnrc*`, `uv.toml`) and pre-commit
+files, agent instruction files, chat templates, Langflow
 flows and Langflow version pins; git's own files (`.git/config` and bare repositories in the tree,
 `.gitmodules`, `.lfsconfig`, links into `.git`). Symbolic links are followed inside the repository and
 reported when they leave it (`walk`); files past the size limit are searched in a stream rather than
@@ -26,6 +29,7 @@ from owstack.security.config_scan import (
     claude,
     codex,
     devcontainer,
+    editors,
     envfiles,
     git,
     hooks,
@@ -37,7 +41,9 @@ from owstack.security.config_scan import (
     permissions,
     reading,
     scripts,
+    testing,
     textfiles,
+    toolconfigs,
     vscode,
     zed,
 )
@@ -50,7 +56,21 @@ from owstack.security.jsonc import JSONCError, parse
 __all__ = ["MAX_FILE_BYTES", "classify", "scan_path"]
 
 Checker = Callable[[ScanFile], list[Finding]]
-_CONFIG_DIRS = (".vscode", ".claude", ".cursor", ".devcontainer", ".github", ".gemini", ".roo", ".kiro", ".codex")
+_CONFIG_DIRS = (
+    ".vscode",
+    ".claude",
+    ".cursor",
+    ".devcontainer",
+    ".github",
+    ".gemini",
+    ".roo",
+    ".kiro",
+    ".codex",
+    ".helix",
+    ".clinerules",
+    ".cline",
+    ".openhands",
+)
 
 
 def scan_path(path: str | os.PathLike[str], exclude: tuple[str, ...] = ()) -> list[Finding]:
@@ -148,7 +168,19 @@ def _scan_file(file: Path, rel: str, kind: str, is_json: bool) -> list[Finding]:
 
 
 def _oversized(file: Path, rel: str, kind: str) -> list[Finding]:
-    if kind in ("instructions", "pins", "pins?", "dotenv"):  # line-based checkers: run on each chunk
+    line_based = (
+        "instructions",
+        "pins",
+        "pins?",
+        "dotenv",
+        "vim",
+        "emacs",
+        "conftest",
+        "pnpmfile",
+        "js-config",
+        "build-script",
+    )
+    if kind in line_based:  # line-based checkers: run on each chunk
         out: list[Finding] = []
         checker = _CHECKERS[kind.rstrip("?")]
         for _, first_line, text in reading.chunks(file):
@@ -186,6 +218,24 @@ def _claude(src: ScanFile) -> list[Finding]:
     return claude.check(src, servers)
 
 
+def _hook_prompts(src: ScanFile) -> list[Finding]:
+    """The prompts a Kiro hook sends the agent by itself (`then: {type: askAgent, prompt: ...}`, on every save of a
+    matching file): read as instruction files are (injection phrases, commands that download and run code)."""
+    data = src.doc.value if src.doc is not None else None
+    then = data.get("then") if isinstance(data, dict) else None
+    prompt = then.get("prompt") if isinstance(then, dict) else None
+    if not isinstance(prompt, str) or not prompt.strip():
+        return []
+    base = src.line("then", "prompt")
+    found = textfiles.check_instructions(ScanFile(src.rel, src.path, prompt))
+    return [dataclasses.replace(f, line=base + f.line - 1) for f in found]
+
+
+def _python_tools(src: ScanFile) -> list[Finding]:
+    """pylint's `init-hook` and `load-plugins`, pytest's `addopts = -p` plugins."""
+    return toolconfigs.check_pylint(src) + testing.check_pytest_plugins(src)
+
+
 _CHECKERS: dict[str, Checker] = {
     "claude": _claude,
     "mcp": mcp.check,
@@ -195,7 +245,7 @@ _CHECKERS: dict[str, Checker] = {
     "agent-settings": lambda src: hooks.check_settings(src) + permissions.check_gemini(src),
     "cursor-cli": permissions.check_cursor_cli,
     "q-agent": permissions.check_q_agent,
-    "hooks": hooks.check,  # a hooks file: every command in it
+    "hooks": lambda src: hooks.check(src) + _hook_prompts(src),  # a hooks file: every command and prompt in it
     "mcp-yaml": codex.check_yaml_mcp,
     "codex": codex.check_codex,
     "dotenv": envfiles.check_dotenv,
@@ -228,6 +278,29 @@ _CHECKERS: dict[str, Checker] = {
     "pins": lambda src: (
         langflow.check_langflow_pins(src)
         + (scripts.check_setup_py(src) if src.rel.lower().endswith("setup.py") else [])
+        + (packages.check_pyproject_uv(src) if src.rel.lower().endswith("pyproject.toml") else [])
+        + (packages.check_pyproject_build(src) if src.rel.lower().endswith("pyproject.toml") else [])
+        + (_python_tools(src) if src.rel.lower().endswith(("pyproject.toml", "setup.cfg")) else [])
     ),
+    "js-config": toolconfigs.check_js_config,
+    "python-tool-ini": lambda src: _python_tools(src),
+    "build-script": toolconfigs.check_build_script,
+    "msbuild": toolconfigs.check_msbuild,
+    "build-hook": scripts.check_setup_py,
+    "lefthook": packages.check_lefthook,
+    "nix-shell": envfiles.check_nix_shell,
+    "bunfig": toolconfigs.check_bunfig,
+    "cargo": toolconfigs.check_cargo_config,
+    "pixi": lambda src: envfiles.check_pixi(src),
+    "gitpod": devcontainer.check_gitpod,
+    "cline-hook": hooks.check_cline_hook,
+    "helix": editors.check_helix,
+    "vim": editors.check_vim,
+    "emacs": editors.check_emacs,
+    "conftest": testing.check_conftest,
+    "pnpmfile": packages.check_pnpmfile,
+    "uv": packages.check_uv,
+    "aider-models": codex.check_aider_models,
+    "openhands": devcontainer.check_openhands,
     "flow": langflow.check_langflow,
 }

@@ -137,6 +137,17 @@ PIN_NAMES = frozenset(
     {"pyproject.toml", "pipfile", "pipfile.lock", "setup.cfg", "setup.py", "uv.lock", "poetry.lock", "environment.yml"}
 )
 TEMPLATE_NAMES = frozenset({"tokenizer_config.json", "chat_template.json", "chat_template.jinja"})
+#: JavaScript tool configs that editor extensions (ESLint, Prettier, Tailwind CSS, Jest, Vitest, Playwright) load
+#: when a file is opened and build tools run (the name before `.config.`)
+_JS_TOOLS = (
+    "eslint|prettier|tailwind|postcss|jest|vitest|vite|vitest\\.workspace|playwright|babel|stylelint|svelte|astro|"
+    "next|nuxt|webpack|rollup|commitlint|lint-staged|cypress|karma|tsup|remix|vue|quasar|metro|unocss|uno|panda|"
+    "wxt|electron\\.vite|histoire|storybook|drizzle|knip|release-it|docusaurus"
+)
+JS_CONFIG = re.compile(
+    rf"^(?:(?:{_JS_TOOLS})\.config|\.eslintrc|\.prettierrc|\.babelrc|\.stylelintrc|\.mocharc|\.lintstagedrc|"
+    rf"\.releaserc|gatsby-(?:config|node))\.(?:js|mjs|cjs|ts|mts|cts)$"
+)
 
 
 #: files recognised by their name alone: name -> (kind, is_json)
@@ -159,6 +170,47 @@ _BY_NAME: dict[str, tuple[str, bool]] = {
     ".aider.conf.yml": ("aider", False),
     ".aider.conf.yaml": ("aider", False),
     ".continuerc.json": ("mcp", True),  # Continue's workspace config, merged into the user's
+    ".nvim.lua": ("vim", False),  # Neovim's `exrc` files (read once trusted: `:trust`)
+    ".nvimrc": ("vim", False),
+    ".exrc": ("vim", False),  # Vim's and Neovim's `exrc`
+    ".lazy.lua": ("vim", False),  # lazy.nvim's project spec (read once trusted)
+    ".dir-locals.el": ("emacs", False),  # Emacs directory variables (`eval` asked for, then run)
+    ".dir-locals-2.el": ("emacs", False),
+    "conftest.py": ("conftest", False),  # imported by pytest, and by VS Code's test discovery on open
+    ".pnpmfile.cjs": ("pnpmfile", False),  # run by every `pnpm install`
+    ".pnpmfile.mjs": ("pnpmfile", False),
+    "uv.toml": ("uv", False),  # uv's project config: the index `uv sync`/`uv run` install from
+    ".pylintrc": ("python-tool-ini", False),  # pylint's `init-hook`: Python exec'd at every pylint start
+    "pylintrc": ("python-tool-ini", False),
+    "tox.ini": ("python-tool-ini", False),
+    "pytest.ini": ("python-tool-ini", False),  # `addopts = -p plugin`: imported at every pytest start
+    "build.gradle": ("build-script", False),  # run by the IDE's Gradle import on open
+    "build.gradle.kts": ("build-script", False),
+    "settings.gradle": ("build-script", False),
+    "settings.gradle.kts": ("build-script", False),
+    "build.rs": ("build-script", False),  # run by rust-analyzer on open
+    "gemfile": ("build-script", False),  # evaluated by bundler (and Ruby LSP on open)
+    ".gitpod.yml": ("gitpod", False),  # Gitpod's tasks run when a workspace opens
+    "flake.nix": ("nix-shell", False),  # shellHook: run by `nix develop` and direnv's `use flake`
+    "shell.nix": ("nix-shell", False),
+    "devenv.nix": ("nix-shell", False),
+    "devbox.json": ("nix-shell", True),  # shell.init_hook: run by `devbox shell`
+    "bunfig.toml": ("bunfig", False),  # preload: loaded before every `bun run`/`bun test`
+    "pixi.toml": ("pixi", False),  # [activation] scripts and env: before every `pixi run`/`pixi shell`
+    "hatch_build.py": ("build-hook", False),  # imported by hatchling on `pip install .`
+    "pdm_build.py": ("build-hook", False),  # imported by pdm-backend on `pip install .`
+    "lefthook.yml": ("lefthook", False),  # git hooks lefthook installs (its npm package does on install)
+    ".lefthook.yml": ("lefthook", False),
+    "lefthook.yaml": ("lefthook", False),
+    "cmakelists.txt": ("build-script", False),  # configured on open by CLion and CMake Tools
+    "ipython_config.py": ("build-script", False),  # run by IPython/Jupyter started in the folder
+    "jupyter_server_config.py": ("build-script", False),
+    "jupyter_notebook_config.py": ("build-script", False),
+    "jupyter_lab_config.py": ("build-script", False),
+    "directory.build.props": ("msbuild", False),  # imported by every MSBuild project below it
+    "directory.build.targets": ("msbuild", False),
+    ".aider.model.settings.yml": ("aider-models", False),  # aider's per-model settings (`extra_params.api_base`)
+    ".aider.model.settings.yaml": ("aider-models", False),
     "devcontainer-feature.json": ("devcontainer", True),  # a feature's own options: privileged, mounts, commands
 }
 
@@ -169,12 +221,22 @@ def classify(rel: str) -> tuple[str, bool] | None:
     name, parent = p.rsplit("/", 1)[-1], p.rsplit("/", 2)[-2] if "/" in p else ""
     if parent == ".claude" and name in ("settings.json", "settings.local.json"):
         return "claude", True
+    if re.search(r"(?:^|/)\.(?:clinerules|cline)/hooks/[^/]+$", p) and not name.endswith((".md", ".txt")):
+        return "cline-hook", False  # Cline runs `.clinerules/hooks/<HookName>` on its events (TaskStart, PreToolUse...)
+    if parent == ".helix" and name in ("languages.toml", "config.toml"):
+        return "helix", False
+    if re.search(r"(?:^|/)\.openhands/(?:setup|pre-commit)\.sh$", p):
+        return "openhands", False  # run at the start of every OpenHands session / as its pre-commit hook
     if parent == "hooks" and p.endswith(f".git/hooks/{name}"):
         return "git-hook", False
     if name in GIT_HOOK_NAMES and "hook" in parent:  # `.githooks/pre-commit`: what `core.hooksPath` points at
         return "git-hook", False
     if p.endswith(".vscode/extensions.json"):
         return "extensions", True
+    if parent == ".cargo" and name in ("config.toml", "config"):
+        return "cargo", False  # cargo's project config (rust-analyzer runs cargo check on open)
+    if name in ("rust-toolchain.toml", "rust-toolchain"):
+        return "cargo", False
     if name == "config":  # .git/config, or a bare repository committed in the tree if HEAD and objects/ sit beside it
         return ("gitconfig", False) if parent == ".git" else ("gitconfig?", False)
     if name == "settings.json" and parent in MCP_SETTINGS_DIRS:
@@ -224,6 +286,12 @@ def classify(rel: str) -> tuple[str, bool] | None:
         return "devcontainer", True
     if "/.husky/" in "/" + p and "/.husky/_/" not in "/" + p and "." not in name:
         return "git-hook", False  # husky's hooks: `prepare: husky` installs them, every commit runs them
+    if JS_CONFIG.match(name):
+        return "js-config", False
+    if name.endswith((".gemspec", ".cmake")):
+        return "build-script", False
+    if name.endswith((".csproj", ".vbproj", ".fsproj", ".vcxproj", ".targets")):
+        return "msbuild", False
     if _is_instructions(p, name):
         return "instructions", False
     return _model_or_pins(name)

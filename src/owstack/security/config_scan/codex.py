@@ -42,6 +42,12 @@ def check_codex(src: ScanFile) -> list[Finding]:
                 named = ".".join((*where, key))
                 message = f"`{named} = {bad!r}`: the agent runs commands without asking"
                 out.append(finding("OWS-CX-002", src.rel, src.line(*where, key), message, executes=f"{named} = {bad}"))
+    for key in ("experimental_instructions_file", "model_instructions_file", "developer_instructions"):
+        value = data.get(key)
+        if isinstance(value, str) and value.strip():
+            what = "the file" if key.endswith("_file") else "this text"
+            message = f"`{key}` replaces or extends the agent's instructions with {what} from the repository"
+            out.append(finding("OWS-CX-002", src.rel, src.line(key), message, executes=value[:200], severity="high"))
     policy = data.get("shell_environment_policy")
     env = policy.get("set") if isinstance(policy, dict) else None
     for key, value in env.items() if isinstance(env, dict) else []:
@@ -56,6 +62,21 @@ def check_codex(src: ScanFile) -> list[Finding]:
     for name, spec in providers.items() if isinstance(providers, dict) else []:
         if isinstance(spec, dict) and isinstance(spec.get("base_url"), str):
             out += _provider(src, name, spec)
+    return out + _otel(src, data.get("otel"))
+
+
+def _otel(src: ScanFile, otel: Any) -> list[Finding]:
+    """Codex's `[otel] exporter = { otlp-http|otlp-grpc = { endpoint = ... } }`: every session's events (the prompts
+    too with `log_user_prompt = true`) sent to an endpoint off this machine (OWS-HK-003, as Gemini's telemetry)."""
+    exporter = otel.get("exporter") if isinstance(otel, dict) else None
+    out: list[Finding] = []
+    for kind, spec in exporter.items() if isinstance(exporter, dict) else []:
+        endpoint = spec.get("endpoint") if isinstance(spec, dict) else None
+        if not isinstance(endpoint, str) or destination(endpoint) == "local":
+            continue
+        prompts = ", prompts included" if otel.get("log_user_prompt") is True else ""
+        message = f"`otel.exporter.{kind}.endpoint` sends every session's events{prompts} to {endpoint!r}"
+        out.append(finding("OWS-HK-003", src.rel, src.line("otel", "endpoint"), message, executes=endpoint))
     return out
 
 
@@ -187,6 +208,28 @@ def _aider_traffic(src: ScanFile, data: dict[str, Any]) -> list[Finding]:
                 message = f"`{key}` puts {path!r} into every request aider sends"
                 line = src.line(key)
                 out.append(finding("OWS-AID-002", src.rel, line, message, executes=path, severity="high"))
+    return out
+
+
+def check_aider_models(src: ScanFile) -> list[Finding]:
+    """`.aider.model.settings.yml`: a list of models, each with `extra_params` passed to every completion call
+    (litellm's `api_base`/`base_url` among them): an endpoint off this machine at no known provider receives the
+    prompts, the code and the key of that model's provider (critical, as `*-api-base` in `.aider.conf.yml`)."""
+    data = _yaml(src)
+    if isinstance(data, Finding):
+        return [data]
+    out: list[Finding] = []
+    for entry in data if isinstance(data, list) else []:
+        params = entry.get("extra_params") if isinstance(entry, dict) else None
+        for key, value in params.items() if isinstance(params, dict) else []:
+            if str(key).lower() not in ("api_base", "base_url", "api_url") or not isinstance(value, str):
+                continue
+            if not value.strip() or destination(value) != "elsewhere":
+                continue
+            model = str(entry.get("name", "?"))
+            message = f"model {model!r}: `extra_params.{key}` sends prompts, code and the provider key to {value!r}"
+            message += " (off this machine, no known provider)"
+            out.append(finding("OWS-AID-002", src.rel, src.line(model, str(key)), message, executes=value))
     return out
 
 

@@ -80,6 +80,7 @@ def check_devcontainer(src: ScanFile) -> list[Finding]:
         severity = f.severity if reaches_host or f.severity != "critical" else "high"
         out.append(dataclasses.replace(f, severity=severity, message=f"{f.message} (in the dev container)"))
     out += vscode.check_extensions(src, ("customizations", "vscode"), "extensions")
+    out += _features(src, data.get("features"), reaches_host)
     for section in ("containerEnv", "remoteEnv"):
         env = data.get(section)
         for key, value in env.items() if isinstance(env, dict) else []:
@@ -88,6 +89,109 @@ def check_devcontainer(src: ScanFile) -> list[Finding]:
                 message = f"`{section}.{key}`: {found.message}"
                 line = src.line(section, key)
                 out.append(finding("OWS-DC-003", src.rel, line, message, executes=f"{key}={value}", severity="high"))
+    return out
+
+
+#: publishers of the features the dev container spec and its community index list (containers.dev/features)
+_FEATURE_PUBLISHERS = re.compile(
+    r"^(?:ghcr\.io/devcontainers(?:-extra|-contrib|-community)?/|mcr\.microsoft\.com/devcontainers/)", re.I
+)
+
+
+def _features(src: ScanFile, features: Any, reaches_host: bool) -> list[Finding]:
+    """`features`: each one's `install.sh` runs as root in the container while it is built. A feature fetched as a
+    tarball from a URL (high: code from wherever the URL points, at whatever it serves today; critical when the
+    container reaches the host), a local feature folder whose `install.sh` downloads and runs code (high), one from
+    an OCI registry or GitHub release of another publisher (low: a published artifact, pinned or not)."""
+    out: list[Finding] = []
+    for ref in features if isinstance(features, dict) else []:
+        ref = str(ref)
+        line = src.line("features", ref)
+        hot: Severity = "critical" if reaches_host else "high"
+        if re.match(r"^https?://", ref, re.I):
+            message = f"feature {ref!r} is a tarball fetched from a URL: its install.sh runs as root at build"
+            out.append(finding("OWS-DC-004", src.rel, line, message, executes=ref, severity=hot))
+        elif ref.startswith(("./", "../")):
+            script = _local_feature_script(src, ref)
+            if script is not None:
+                rel, number, why = script
+                message = f"the local feature {ref!r} runs {rel} as root at build, whose line {number} {why}"
+                out.append(finding("OWS-DC-004", src.rel, line, message, executes=rel, severity=hot))
+        elif not _FEATURE_PUBLISHERS.match(ref):
+            message = f"feature {ref!r} of a third-party publisher: its install.sh runs as root at build"
+            out.append(finding("OWS-DC-004", src.rel, line, message, executes=ref, severity="low"))
+    return out
+
+
+def _local_feature_script(src: ScanFile, ref: str) -> tuple[str, int, str] | None:
+    root = src.root.resolve()
+    folder = (src.path.parent / ref).resolve()
+    script = folder / "install.sh"
+    if not folder.is_relative_to(root) or not script.is_file() or script.stat().st_size > 1_000_000:
+        return None
+    text = script.read_text(encoding="utf-8", errors="replace")
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        danger = risk(stripped)
+        if danger.severity != "critical" or not danger.why.startswith(("downloads", "sends", "installs")):
+            continue
+        urls = re.findall(r"https?://[^\s'\"|;&)]+", stripped)
+        if danger.why.startswith("downloads") and urls and all(_known_installer(u) for u in urls):
+            continue  # a tool's official installer, as dev container lifecycle commands use them
+        return script.relative_to(root).as_posix(), number, danger.why
+    return None
+
+
+def check_gitpod(src: ScanFile) -> list[Finding]:
+    """`.gitpod.yml`: each task's `before`, `init` and `command` run when a workspace opens on the repository (in
+    Gitpod's machine, with the user's git credentials): judged as dev container lifecycle commands (OWS-DC-002:
+    info; high for download-and-run from anywhere but a tool's official installer)."""
+    try:
+        data = yaml.safe_load(src.text)
+    except yaml.YAMLError as exc:
+        return [finding("OWS-SCAN-001", src.rel, 1, f"skipped: malformed YAML ({exc})")]
+    tasks = data.get("tasks") if isinstance(data, dict) else None
+    out: list[Finding] = []
+    for i, task in enumerate(tasks if isinstance(tasks, list) else []):
+        for key in ("before", "init", "command"):
+            command = task.get(key) if isinstance(task, dict) else None
+            if not isinstance(command, str) or not command.strip():
+                continue
+            lines = {str(n): text for n, text in enumerate(command.splitlines()) if text.strip()}
+            danger = _worst_risk(lines or command, True, src)
+            severity: Severity = "high" if danger == "critical" else "info"
+            message = f"task {i} `{key}` runs when a Gitpod workspace opens on the repository"
+            line = src.line("tasks", key) if i == 0 else src.line("tasks", f"{key}:")
+            out.append(finding("OWS-DC-002", src.rel, line, message, executes=command_line(command), severity=severity))
+    return out
+
+
+def check_openhands(src: ScanFile) -> list[Finding]:
+    """`.openhands/setup.sh` (run at the start of every OpenHands session, in its sandbox with the repository and
+    the user's tokens) and `.openhands/pre-commit.sh`: judged as dev container lifecycle commands (info; high for a
+    line that downloads and runs code from anywhere but a tool's official installer, or sends credentials)."""
+    name = src.rel.rsplit("/", 1)[-1]
+    when = (
+        "at the start of every OpenHands session" if name == "setup.sh" else "as the pre-commit hook OpenHands installs"
+    )
+    out: list[Finding] = []
+    for number, line in enumerate(src.text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        danger = risk(stripped)
+        if danger.severity != "critical" or not danger.why.startswith(("downloads", "sends", "installs")):
+            continue
+        urls = re.findall(r"https?://[^\s'\"|;&)]+", stripped)
+        if danger.why.startswith("downloads") and urls and all(_known_installer(u) for u in urls):
+            continue
+        message = f"OpenHands runs this {when}: line {number} {danger.why}"
+        out.append(finding("OWS-DC-002", src.rel, number, message, executes=command_line(stripped), severity="high"))
+    if not out:
+        message = f"OpenHands runs this script {when}, in its sandbox"
+        out.append(finding("OWS-DC-002", src.rel, 1, message, executes=src.rel, severity="info"))
     return out
 
 

@@ -206,3 +206,76 @@ def _logical_lines(text: str) -> list[str]:
             out.append(line.removesuffix("\\"))
         start = (start if start >= 0 else len(out) - 1) if line.endswith("\\") else -1
     return out
+
+
+_NIX_HOOK = re.compile(r"\b(shellHook|enterShell)\s*=\s*''(.*?)''", re.S)
+
+
+def check_nix_shell(src: ScanFile) -> list[Finding]:
+    """`flake.nix`, `shell.nix`, `devenv.nix` (`shellHook`, `enterShell`) and `devbox.json` (`shell.init_hook`): run
+    in your shell when the environment is entered (`nix develop`, `devenv shell`, `devbox shell`, or direnv's
+    `use flake`/`use devenv` on every `cd`): a line that downloads and runs code is high (OWS-ENV-002, as in .envrc)."""
+    blocks: list[tuple[int, str]] = []
+    if src.rel.lower().endswith(".json"):
+        data = src.doc.value if src.doc is not None else None
+        shell = data.get("shell") if isinstance(data, dict) else None
+        hook = shell.get("init_hook") if isinstance(shell, dict) else None
+        for item in hook if isinstance(hook, list) else [hook] if isinstance(hook, str) else []:
+            if isinstance(item, str):
+                blocks.append((src.line("shell", "init_hook"), item))
+    else:
+        for m in _NIX_HOOK.finditer(src.text):
+            blocks.append((src.text.count("\n", 0, m.start(2)) + 1, m.group(2)))
+    out: list[Finding] = []
+    for first, block in blocks:
+        for offset, text in enumerate(block.split("\n")):
+            judged = _command(text.strip()) if text.strip() and not text.strip().startswith("#") else None
+            if judged is not None:
+                message = f"runs in your shell when the environment is entered: {judged[1]}"
+                line = first + offset
+                out.append(
+                    finding(
+                        "OWS-ENV-002", src.rel, line, message, executes=command_line(text.strip()), severity=judged[0]
+                    )
+                )
+    return out
+
+
+def check_pixi(src: ScanFile, data: dict[str, object] | None = None, base: tuple[str, ...] = ()) -> list[Finding]:
+    """pixi's `[activation]` (`pixi.toml`, or `[tool.pixi.activation]` of pyproject.toml): `scripts` are sourced
+    and `env` exported before every `pixi run` and `pixi shell` (which agents run): a script of the repository that
+    downloads and runs code, or a variable that loads code, is high (OWS-ENV-002, as an .envrc line)."""
+    if data is None:
+        try:
+            data = tomllib.loads(src.text)
+        except tomllib.TOMLDecodeError:
+            return []
+    out: list[Finding] = []
+    scopes: list[tuple[tuple[str, ...], object]] = [((*base, "activation"), data.get("activation"))]
+    targets = data.get("target")
+    for name, spec in targets.items() if isinstance(targets, dict) else []:
+        if isinstance(spec, dict):
+            scopes.append(((*base, "target", str(name), "activation"), spec.get("activation")))
+    for at, activation in scopes:
+        if not isinstance(activation, dict):
+            continue
+        scripts = activation.get("scripts")
+        for script in scripts if isinstance(scripts, list) else []:
+            danger = local_risk(src, ["source", str(script)]) if isinstance(script, str) else None
+            if danger is not None and danger.severity == "critical":
+                message = f"pixi sources {script!r} before every `pixi run` and `pixi shell`: {danger.why}"
+                out.append(
+                    finding(
+                        "OWS-ENV-002", src.rel, src.line(*at, "scripts"), message, executes=str(script), severity="high"
+                    )
+                )
+        env = activation.get("env")
+        for key, value in env.items() if isinstance(env, dict) else []:
+            judged = _judge(src, str(key), str(value), in_envrc=True)
+            if judged is not None and judged[0] in ("high", "critical"):
+                message = f"pixi exports `{key}` before every `pixi run` and `pixi shell`: {judged[1]}"
+                line = src.line(*at, "env", str(key))
+                out.append(
+                    finding("OWS-ENV-002", src.rel, line, message, executes=f"{key}={value}", severity=judged[0])
+                )
+    return out

@@ -18,12 +18,13 @@ whatever it is). Claude Code's own hooks are `claude.py`'s (OWS-CC-001), judged 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import PurePosixPath
 from typing import Any
 
 from owstack.security.config_scan import mcp
 from owstack.security.config_scan.commands import Risk, risk
 from owstack.security.config_scan.common import ScanFile, command_line, destination
-from owstack.security.config_scan.scripts import local_risk
+from owstack.security.config_scan.scripts import code_risk, local_risk
 from owstack.security.findings import Finding, Severity, finding
 
 KeyPath = tuple[str | int, ...]
@@ -93,6 +94,32 @@ def _telemetry(src: ScanFile, data: dict[str, Any]) -> list[Finding]:
     prompts = "" if telemetry.get("logPrompts") is False else ", prompts included"
     message = f"`telemetry.otlpEndpoint` sends every session's events{prompts} to {endpoint!r}"
     return [finding("OWS-HK-003", src.rel, src.line("telemetry", "otlpEndpoint"), message, executes=endpoint)]
+
+
+def check_cline_hook(src: ScanFile) -> list[Finding]:
+    """A Cline hook: an executable named after its event in `.clinerules/hooks/` (or `.cline/hooks/`), run by Cline
+    itself at that event (TaskStart, PreToolUse, ...) once hooks are turned on in Cline's settings (a switch of the
+    user's, not the repository's). Critical when a line downloads and runs code or sends credentials (directly or
+    through a script of the repository it runs); medium otherwise (the repository's code, run unasked but only
+    where the user turned hooks on)."""
+    event = PurePosixPath(src.rel).name
+    python = src.text.startswith("#!") and "python" in src.text.split("\n", 1)[0]
+    found = code_risk(src.text, python=python)
+    if found is not None:
+        number, danger = found
+        line = src.text.splitlines()[number - 1].strip()
+    else:
+        number, danger, line = 1, Risk("low", "runs the repository's own code"), ""
+        for i, text in enumerate(src.text.splitlines(), start=1):
+            if text.strip() and not text.lstrip().startswith("#"):
+                local = local_risk(src, text.strip())
+                if local is not None and local.severity == "critical":
+                    number, danger, line = i, local, text.strip()
+                    break
+    severity: Severity = "critical" if danger.severity == "critical" else "medium"
+    why = danger.why.removeprefix("it ")
+    message = f"Cline runs this `{event}` hook by itself once hooks are enabled: it {why}"
+    return [finding("OWS-HK-001", src.rel, number, message, executes=line[:200] or src.rel, severity=severity)]
 
 
 def check_notify(src: ScanFile, data: dict[str, Any]) -> list[Finding]:

@@ -17,6 +17,7 @@ from owstack.security.config_scan.common import (
     ScanFile,
     command_line,
     destination,
+    env_data,
     env_risk,
     is_secret,
     mask,
@@ -110,6 +111,15 @@ def check(src: ScanFile, data: Any = None) -> list[Finding]:
     return out
 
 
+def check_servers(src: ScanFile, path: tuple[str | int, ...], found: dict[str, Any]) -> list[Finding]:
+    """Findings for a servers map found at `path` of the file (an extension's `amp.mcpServers`, say)."""
+    out: list[Finding] = []
+    for name, spec in found.items():
+        if isinstance(spec, dict):
+            out += _server(src, (*path, name), str(name), spec)  # type: ignore[arg-type]
+    return out
+
+
 def _server(src: ScanFile, path: tuple[str, ...], name: str, spec: dict[str, Any]) -> list[Finding]:
     out: list[Finding] = []
     command, args, env = launch(spec)
@@ -176,27 +186,32 @@ def _server(src: ScanFile, path: tuple[str, ...], name: str, spec: dict[str, Any
     return out
 
 
-#: credentials of a named service, by the variable that holds them, and the word its own hosts carry
-_VENDOR_CREDENTIAL = re.compile(
-    r"^(ANTHROPIC|CLAUDE|OPENAI|AZURE_OPENAI|AWS|GITHUB|GH|GITLAB|GOOGLE|GEMINI|VERTEX|HF|HUGGING_?FACE|NPM|PYPI|SLACK|"
-    r"STRIPE|OPENROUTER|MISTRAL|GROQ|DEEPSEEK|XAI|COHERE|TOGETHER|FIREWORKS|CLOUDFLARE|CF|DIGITALOCEAN|DOCKER|"
-    r"VERCEL|NETLIFY|HEROKU|SUPABASE|TWILIO|SENDGRID)_\w*(?:KEY|TOKEN|SECRET|PASSWORD|PAT|CREDENTIALS?)\w*$",
-    re.I,
+#: a variable that holds a credential (`<PREFIX>_..._KEY|TOKEN|SECRET|PASSWORD|PAT|CREDENTIALS`); the services and
+#: the words their hosts carry are data (`env_vars.yaml`, `credential_services`)
+_CREDENTIAL_VARIABLE = re.compile(
+    r"^([A-Z][A-Z0-9]*)_\w*(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|PAT|CREDENTIALS?)\w*$", re.I
 )
-_VENDOR_HOST: dict[str, str | tuple[str, ...]] = {
-    "CLAUDE": ("anthropic", "claude"),
-    "GH": "github",
-    "HF": ("huggingface", "hf.co"),
-    "HUGGINGFACE": "huggingface",
-    "HUGGING_FACE": "huggingface",
-    "GEMINI": ("google", "gemini"),
-    "VERTEX": "google",
-    "GITHUB": ("github", "ghe.com"),
-    "AZURE_OPENAI": "azure",
-    "CF": "cloudflare",
-    "XAI": "x.ai",
-    "AWS": "aws",  # amazonaws.com, api.aws
-}
+
+
+def credential_service(variable: str) -> tuple[tuple[str, ...], bool] | None:
+    """(words the service's hosts carry, whether it is a listed service) of a credential variable, or None when it
+    names no service (`MCP_TOKEN`, `API_KEY`) or holds no credential."""
+    upper = variable.upper()
+    m = _CREDENTIAL_VARIABLE.match(upper)
+    if m is None:
+        return None
+    data = env_data()
+    services = {str(k).upper(): v for k, v in (data.get("credential_services") or {}).items()}
+    known = sorted((k for k in services if upper.startswith(k + "_")), key=len, reverse=True)
+    if known:
+        return tuple(str(w).lower() for w in services[known[0]]), True
+    prefix = m.group(1)
+    generic = {str(p).upper() for p in data.get("credential_generic_prefixes") or ()}
+    if prefix in generic or len(prefix) < 3:
+        return None
+    return (prefix.lower(),), False
+
+
 _ENV_REFERENCE = re.compile(r"\$\{(?:env:)?([A-Za-z_]\w*)\}|\{env:([A-Za-z_]\w*)\}|\$([A-Za-z_]\w*)")
 
 
@@ -226,16 +241,21 @@ def _credentials_sent(
         host = url.lower()
     out = []
     for variable, where in refs:
-        m = _VENDOR_CREDENTIAL.match(variable)
-        if m is None:
+        service = credential_service(variable)
+        if service is None:
             continue
-        vendor = m.group(1).upper()
-        words = _VENDOR_HOST.get(vendor, vendor.lower().replace("_", ""))
-        if any(w in host.replace("-", "") for w in ((words,) if isinstance(words, str) else words)):
+        words, listed = service
+        if any(w.replace("_", "") in host.replace("-", "") for w in words):
             continue  # the service's own server (GITHUB_TOKEN to api.githubcopilot.com)
+        if not listed and words[0] in name.lower().replace("-", "").replace("_", ""):
+            continue  # a token named for the server it is given to (`DOCS_TOKEN` for the server `docs`)
         message = f"server {name!r}: the user's ${variable} is sent to {host or url!r}, not a host of that service"
+        if not listed:
+            message += f" (judged by its name: {words[0]!r} is not in the host)"
         line = src.line(*path, *where)
-        out.append(finding("OWS-MCP-007", src.rel, line, message, executes=f"{variable} -> {redact(url)}"))
+        severity: Severity | None = None if listed else "medium"
+        executes = f"{variable} -> {redact(url)}"
+        out.append(finding("OWS-MCP-007", src.rel, line, message, executes=executes, severity=severity))
     return out
 
 

@@ -13,20 +13,26 @@
                           `pre-commit install` was run: every commit runs them); remote hooks at a branch
                           rather than a tag or commit (low)
 
-Registries set in these files are not reported: private registries are common and change what is fetched,
-not what runs on open.
+    .pnpmfile.cjs          loaded by every `pnpm install`: high when it downloads and runs code (OWS-PKG-001)
+
+Registries and indexes these files set (`.npmrc` `registry`, `.yarnrc.yml` `npmRegistryServer`, `uv.toml` and
+`[tool.uv]` `index-url`/`[[index]]`) choose where the next install an agent runs fetches code from (OWS-PKG-004):
+plain http high, another https host low (private registries are common: the finding says where code comes from);
+this machine and the public registries are not reported. TLS checks turned off are medium.
 """
 
 from __future__ import annotations
 
 import re
+import tomllib
 from typing import Any
 
 import yaml
 
 from owstack.security.config_scan.commands import risk
-from owstack.security.config_scan.common import ScanFile, command_line
-from owstack.security.config_scan.scripts import local_risk
+from owstack.security.config_scan.common import ScanFile, command_line, destination
+from owstack.security.config_scan.envfiles import check_pixi
+from owstack.security.config_scan.scripts import code_risk, local_risk
 from owstack.security.findings import Finding, Severity, finding
 
 #: scripts the package manager runs by itself on `install` in the project (npm docs, "Life Cycle Operation
@@ -63,10 +69,11 @@ def check_package_json(src: ScanFile) -> list[Finding]:
     """`package.json` (npm, yarn, pnpm) or `composer.json` (Composer): the scripts `install` runs."""
     data = src.doc.value if src.doc is not None else None
     scripts = data.get("scripts") if isinstance(data, dict) else None
+    hooks = check_simple_git_hooks(src, data)
     if not isinstance(scripts, dict):
-        return []
+        return hooks
     composer = src.rel.lower().endswith("composer.json")
-    out: list[Finding] = []
+    out: list[Finding] = hooks
     for name in _COMPOSER_EVENTS if composer else _LIFECYCLE:
         value = scripts.get(name)
         for i, script in enumerate(value if isinstance(value, list) else [value]):
@@ -134,6 +141,146 @@ def _fetches_and_runs(script: str) -> str | None:
     return None
 
 
+def check_pnpmfile(src: ScanFile) -> list[Finding]:
+    """`.pnpmfile.cjs`: pnpm loads it on every `pnpm install` in the project (its `readPackage` and `afterAllResolved`
+    hooks), so its top-level code runs then: high when a line downloads and runs code or sends credentials, or
+    the file fetches code and runs it (as an npm install script's, OWS-PKG-001); a `readPackage` hook that edits
+    dependencies is what the file is for."""
+    found = code_risk(src.text, javascript=True)
+    if found is None:
+        return []
+    number, danger = found
+    message = f"pnpm runs this file on every `pnpm install` in the checkout: line {number} {danger.why}"
+    line = src.text.splitlines()[number - 1].strip()[:200]
+    return [finding("OWS-PKG-001", src.rel, number, message, executes=line)]
+
+
+#: registries and indexes everyone uses: packages from them are the ones the lockfile and the world expect
+_PUBLIC_INDEXES = re.compile(
+    r"^https://(?:registry\.npmjs\.org|registry\.yarnpkg\.com|registry\.npmmirror\.com|npm\.pkg\.github\.com|"
+    r"pypi\.org|test\.pypi\.org|files\.pythonhosted\.org|download\.pytorch\.org|pypi\.nvidia\.com|"
+    r"data\.pyg\.org|repo\.anaconda\.com|conda\.anaconda\.org|pypi\.ngc\.nvidia\.com)(?::443)?(?:/|$)",
+    re.I,
+)
+
+
+def index_problem(url: str, scoped: bool = False) -> tuple[Severity, str] | None:
+    """(severity, why) of a registry or package index a repository's config sets, or None. Every `npm install`,
+    `uv sync` or `pip install` an agent runs then fetches packages (and runs their install scripts or build
+    backends) from it: over plain http (anyone on the path swaps them) high; another https host low (private
+    registries are common and a benign project's choice; the finding says where code comes from); this machine
+    and the public registries nothing."""
+    value = url.strip().strip("'\"")
+    if not value or _PUBLIC_INDEXES.match(value) or destination(value) == "local":
+        return None
+    if value.lower().startswith("http://"):
+        return "high", f"packages come over plain http from {value} (anyone on the path can replace them)"
+    if scoped:
+        return "low", f"packages of one scope come from {value}"
+    return "low", f"packages come from {value}, a registry the repository chooses"
+
+
+def _index_finding(src: ScanFile, number: int, key: str, url: str, scoped: bool = False) -> list[Finding]:
+    problem = index_problem(url, scoped)
+    if problem is None:
+        return []
+    severity, why = problem
+    message = f"`{key}`: {why}; the next install an agent runs fetches and runs them"
+    return [finding("OWS-PKG-004", src.rel, number, message, executes=url.strip()[:200], severity=severity)]
+
+
+def check_uv(src: ScanFile, data: Any = None, base: tuple[str, ...] = ()) -> list[Finding]:
+    """`uv.toml` (or `[tool.uv]` of pyproject.toml, as `data` at `base`): `index-url`, `extra-index-url`,
+    `find-links`, `[[index]]` entries (an index that is not `explicit` is searched before PyPI for every
+    package), `[pip]` the same, `allow-insecure-host` (TLS off: medium)."""
+    if data is None:
+        try:
+            data = tomllib.loads(src.text)
+        except tomllib.TOMLDecodeError as exc:
+            return [finding("OWS-SCAN-001", src.rel, 1, f"skipped: malformed TOML ({exc})")]
+    out: list[Finding] = []
+    for scope, at in ((data, base), (data.get("pip"), (*base, "pip"))):
+        if not isinstance(scope, dict):
+            continue
+        for key in ("index-url", "extra-index-url", "find-links", "default-index"):
+            values = scope.get(key)
+            for url in values if isinstance(values, list) else [values] if isinstance(values, str) else []:
+                out += _index_finding(src, src.line(*at, key), key, str(url))
+        indexes = scope.get("index")
+        for entry in indexes if isinstance(indexes, list) else []:
+            if isinstance(entry, dict) and isinstance(entry.get("url"), str) and entry.get("explicit") is not True:
+                out += _index_finding(src, src.line(*at, "index", entry["url"]), "index", entry["url"])
+        hosts = scope.get("allow-insecure-host")
+        if hosts:
+            message = f"`allow-insecure-host` turns TLS verification off for {hosts!r}"
+            line = src.line(*at, "allow-insecure-host")
+            out.append(finding("OWS-PKG-004", src.rel, line, message, executes=str(hosts)[:200], severity="medium"))
+    return out
+
+
+def check_pyproject_build(src: ScanFile) -> list[Finding]:
+    """`[build-system]` of pyproject.toml: `pip install .`, `uv sync` and `uv run` (which agents run) import the build
+    backend, so an in-tree backend (`backend-path`) is code of the repository run at install, judged by its lines as
+    setup.py is; a build requirement fetched from a URL or a git repository runs at install too (high, OWS-PKG-001)."""
+    try:
+        data = tomllib.loads(src.text)
+    except tomllib.TOMLDecodeError:
+        return []
+    build = data.get("build-system")
+    if not isinstance(build, dict):
+        return []
+    out: list[Finding] = []
+    for requirement in build.get("requires") or []:
+        if isinstance(requirement, str) and re.search(
+            r"@\s*(?:https?://|git\+|file:)|^(?:https?://|git\+)", requirement
+        ):
+            message = f"the build requirement {requirement!r} is fetched from a URL and runs on `pip install .`"
+            line = src.line("build-system", "requires")
+            out.append(finding("OWS-PKG-001", src.rel, line, message, executes=requirement))
+    backend, paths = build.get("build-backend"), build.get("backend-path")
+    if isinstance(backend, str) and isinstance(paths, list):
+        module = backend.split(":", 1)[0].replace(".", "/")
+        for folder in (p for p in paths if isinstance(p, str)):
+            for rel in (f"{folder}/{module}.py", f"{folder}/{module}/__init__.py"):
+                found = local_risk(src, ["python3", rel.removeprefix("./")])
+                if found is not None:
+                    message = f"`pip install .` and `uv sync` import the in-tree build backend {backend!r}: {found.why}"
+                    line = src.line("build-system", "build-backend")
+                    out.append(finding("OWS-PKG-001", src.rel, line, message, executes=rel))
+                    return out
+    return out
+
+
+def check_poetry_plugins(src: ScanFile, data: dict[str, Any]) -> list[Finding]:
+    """`[tool.poetry.requires-plugins]`: Poetry 2 installs these plugins by itself on the next poetry command and
+    loads them into poetry: one from a git repository, a URL or a path is high (OWS-PKG-001), one from PyPI is what
+    the setting is for."""
+    tool = data.get("tool")
+    poetry = tool.get("poetry") if isinstance(tool, dict) else None
+    plugins = poetry.get("requires-plugins") if isinstance(poetry, dict) else None
+    out: list[Finding] = []
+    for name, spec in plugins.items() if isinstance(plugins, dict) else []:
+        source = next((spec.get(k) for k in ("git", "url", "path") if isinstance(spec, dict) and spec.get(k)), None)
+        if source is not None:
+            message = f"Poetry installs and loads the plugin {name!r} from {source!r} on the next poetry command"
+            line = src.line("tool", "poetry", "requires-plugins", str(name))
+            out.append(finding("OWS-PKG-001", src.rel, line, message, executes=str(source)))
+    return out
+
+
+def check_pyproject_uv(src: ScanFile) -> list[Finding]:
+    try:
+        data = tomllib.loads(src.text)
+    except tomllib.TOMLDecodeError:
+        return []
+    tool = data.get("tool")
+    uv = tool.get("uv") if isinstance(tool, dict) else None
+    pixi = tool.get("pixi") if isinstance(tool, dict) else None
+    out = check_uv(src, uv, ("tool", "uv")) if isinstance(uv, dict) else []
+    out += check_pixi(src, pixi, ("tool", "pixi")) if isinstance(pixi, dict) else []
+    return out + check_poetry_plugins(src, data)
+
+
 def check_npmrc(src: ScanFile) -> list[Finding]:
     out: list[Finding] = []
     for number, raw in enumerate(src.text.splitlines(), start=1):
@@ -143,7 +290,12 @@ def check_npmrc(src: ScanFile) -> list[Finding]:
         key, _, value = (p.strip() for p in line.partition("="))
         value = value.strip("'\"")
         key = key.lower()
-        if key in _NPMRC_EXEC and value:
+        if key == "registry" or key.endswith(":registry"):
+            out += _index_finding(src, number, key, value, scoped=key.startswith("@"))
+        elif key == "strict-ssl" and value.lower() == "false":
+            message = "`strict-ssl=false`: npm fetches packages without checking the registry's certificate"
+            out.append(finding("OWS-PKG-004", src.rel, number, message, executes=line, severity="medium"))
+        elif key in _NPMRC_EXEC and value:
             message = f"`{key}` makes npm run {value!r} for every script or git dependency"
             out.append(finding("OWS-PKG-002", src.rel, number, message, executes=command_line(value)))
         elif key == "node-options" and _HOT_OPTIONS.search(value):
@@ -162,12 +314,23 @@ def check_yarnrc(src: ScanFile) -> list[Finding]:
     else:
         data = {}
         for raw in src.text.splitlines():
-            m = re.match(r"^\s*(yarn-path|yarnPath)\s+[\"']?([^\"'\s]+)", raw)
-            if m:
+            m = re.match(r"^\s*(yarn-path|yarnPath|registry|strict-ssl)\s+[\"']?([^\"'\s]+)", raw)
+            if m and m.group(1) in ("yarn-path", "yarnPath"):
                 data["yarnPath"] = m.group(2)
+            elif m and m.group(1) == "registry":
+                data["registry"] = m.group(2)
+            elif m and m.group(2) == "false":
+                data["strict-ssl"] = False
     if not isinstance(data, dict):
         return []
     out: list[Finding] = []
+    server = data.get("npmRegistryServer") or data.get("registry")
+    if isinstance(server, str):
+        key = "npmRegistryServer" if "npmRegistryServer" in data else "registry"
+        out += _index_finding(src, src.line(key), key, server)
+    if data.get("enableStrictSsl") is False or data.get("strict-ssl") is False:
+        message = "yarn fetches packages without checking the registry's certificate"
+        out.append(finding("OWS-PKG-004", src.rel, src.line("enableStrictSsl"), message, severity="medium"))
     path = data.get("yarnPath")
     if isinstance(path, str) and path.strip() and not _YARN_RELEASE.match(path.strip()):
         message = f"every `yarn` command runs {path!r} instead of a yarn release"
@@ -201,6 +364,44 @@ def check_pre_commit(src: ScanFile) -> list[Finding]:
             line = _line_of(src, f"rev: {rev}", url)
             message = f"hooks from {url} at the branch {rev!r}: whatever that branch holds runs at the next commit"
             out.append(finding("OWS-PKG-003", src.rel, line, message, executes=f"{url}@{rev}", severity="low"))
+    return out
+
+
+def check_lefthook(src: ScanFile) -> list[Finding]:
+    """`lefthook.yml`: the `run` of every command and script of every hook (lefthook's npm package installs the hooks
+    on `npm install`; every commit, push or checkout then runs them): high when it downloads and runs code, as a
+    local pre-commit hook's (OWS-PKG-003)."""
+    try:
+        data: Any = yaml.safe_load(src.text)
+    except yaml.YAMLError as exc:
+        return [finding("OWS-SCAN-001", src.rel, 1, f"skipped: malformed YAML ({exc})")]
+    out: list[Finding] = []
+    stack: list[tuple[Any, str]] = [(data, "")]
+    while stack and len(out) < 100:
+        node, hook = stack.pop()
+        for key, value in node.items() if isinstance(node, dict) else []:
+            if key == "run" and isinstance(value, str):
+                danger = risk(value)
+                if danger.severity == "critical" and _FETCH.search(value):
+                    message = f"lefthook runs this in the `{hook or '?'}` git hook: {danger.why}"
+                    line = _line_of(src, value.strip()[:40], "run:")
+                    out.append(
+                        finding("OWS-PKG-003", src.rel, line, message, executes=command_line(value), severity="high")
+                    )
+            elif isinstance(value, dict):
+                stack.append((value, hook or str(key)))
+    return out
+
+
+def check_simple_git_hooks(src: ScanFile, data: Any) -> list[Finding]:
+    """package.json `simple-git-hooks` (installed by its postinstall): hook commands that download and run code."""
+    hooks = data.get("simple-git-hooks") if isinstance(data, dict) else None
+    out: list[Finding] = []
+    for hook, command in hooks.items() if isinstance(hooks, dict) else []:
+        if isinstance(command, str) and risk(command).severity == "critical" and _FETCH.search(command):
+            message = f"simple-git-hooks runs this in the `{hook}` git hook: {risk(command).why}"
+            line = src.line("simple-git-hooks", hook)
+            out.append(finding("OWS-PKG-003", src.rel, line, message, executes=command_line(command), severity="high"))
     return out
 
 

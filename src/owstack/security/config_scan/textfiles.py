@@ -8,8 +8,11 @@ import re
 from functools import cache
 from typing import Any
 
+import yaml
+
 from owstack.security.config_scan.commands import risk
 from owstack.security.config_scan.common import ScanFile, command_line
+from owstack.security.config_scan.hooks import commands_in as hooks_commands
 from owstack.security.data_files import load
 from owstack.security.findings import Finding, Severity, finding
 from owstack.security.guard import GuardFinding, scan_text
@@ -40,7 +43,8 @@ BANG_COMMAND = re.compile(r"!`([^`\n]{1,2000})`")
 def check_instructions(src: ScanFile) -> list[Finding]:
     lines = _Lines(src.text)
     downloads = _download_commands(src, lines)
-    out: list[Finding] = _bang_commands(src, lines) + _imports(src, lines) + downloads
+    out: list[Finding] = _bang_commands(src, lines) + _shell_injections(src, lines) + _frontmatter_hooks(src)
+    out += _imports(src, lines) + downloads
     # low guard findings are quoted or example mentions ("phrases such as ..."), or prose encoded as base64
     guard = [f for f in scan_text(src.text, source="instructions") if f.severity != "low"]
     hidden = [(f.start, f.end) for f in guard if f.category == "hidden_text"]
@@ -237,6 +241,55 @@ def _bang_commands(src: ScanFile, lines: _Lines) -> list[Finding]:
             message = f"runs a shell command when invoked: {danger.why}"
             line = lines.at(m.start())
             out.append(finding("OWS-CC-014", src.rel, line, message, executes=command_line(m.group(1))))
+    return out
+
+
+_FRONTMATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.S)
+
+
+def _frontmatter_hooks(src: ScanFile) -> list[Finding]:
+    """`hooks:` in the front matter of a Claude Code skill, subagent or command (shaped as the settings' hooks): they
+    run by themselves while the skill or agent is active. Critical when a command runs inline or downloaded code,
+    as !`…` lines are (OWS-CC-014); the others are what the component is for."""
+    m = _FRONTMATTER.match(src.text)
+    if m is None or "hooks" not in m.group(1):
+        return []
+    try:
+        meta = yaml.safe_load(m.group(1))
+    except yaml.YAMLError:
+        return []
+    tree = meta.get("hooks") if isinstance(meta, dict) else None
+    out = []
+    for path, command in hooks_commands(tree):
+        danger = risk(command)
+        if danger.severity != "critical":
+            continue
+        key = next((p for p in path if isinstance(p, str) and p not in ("hooks", "command")), "hook")
+        number = src.text.count("\n", 0, max(0, src.text.find(str(command)[:40]))) + 1
+        message = f"a `{key}` hook of this file's front matter runs by itself while it is active: {danger.why}"
+        out.append(finding("OWS-CC-014", src.rel, number, message, executes=command_line(command)))
+    return out
+
+
+#: a shell command a Gemini CLI or Qwen Code custom command runs when invoked: !{command}
+_SHELL_INJECTION = re.compile(r"!\{([^\n{}]{1,2000})\}")
+
+
+def _shell_injections(src: ScanFile, lines: _Lines) -> list[Finding]:
+    """`!{command}` in a Gemini CLI / Qwen Code custom command (`.gemini/commands/*.toml`): run when the developer
+    invokes the command, after a confirmation unless the command is allowed; high when it downloads or inlines
+    code (the prompt shows it, but a long command hides the payload at its end)."""
+    where = "/" + src.rel.lower()
+    if "!{" not in src.text or not ("/.gemini/commands/" in where or "/.qwen/commands/" in where):
+        return []
+    out = []
+    for m in _SHELL_INJECTION.finditer(src.text):
+        danger = risk(m.group(1))
+        if danger.severity == "critical":
+            message = f"runs a shell command when invoked (`!{{...}}`): {danger.why}"
+            line = lines.at(m.start())
+            executes = command_line(m.group(1))
+            out.append(finding("OWS-CC-014", src.rel, line, message, executes=executes, severity="high"))
     return out
 
 

@@ -15,7 +15,7 @@ import re
 from pathlib import PurePosixPath
 from typing import Any
 
-from owstack.security.config_scan import mcp
+from owstack.security.config_scan import mcp, testing
 from owstack.security.config_scan.claude import runs_anything
 from owstack.security.config_scan.commands import risk
 from owstack.security.config_scan.common import ScanFile, command_line, env_risk, model_endpoints
@@ -27,7 +27,7 @@ _EXEC_SETTING = re.compile(
     r"|python\.(?:defaultInterpreterPath|pythonPath|condaPath|poetryPath|pipenvPath|interpreterPath|venvPath)"
     r"|git\.path|npm\.binPath|eslint\.(?:runtime|nodePath|execArgv)|typescript\.(?:tsdk|tsserver\.nodePath)"
     r"|go\.(?:goroot|toolsGopath|gopath)|rust-analyzer\.(?:server\.path|.*overrideCommand|.*extraEnv)"
-    r"|clangd\.path|php\.validate\.executablePath|deno\.path|ruff\.(?:path|interpreter)|prettier\.prettierPath"
+    r"|typescript\.tsserver\.pluginPaths|clangd\.path|php\.validate\.executablePath|deno\.path|ruff\.(?:path|interpreter)|prettier\.prettierPath"
     r"|jest\.jestCommandLine|cmake\.cmakePath|C_Cpp\.default\.compilerPath|java\.jdt\.ls\.java\.home"
     r"|.+\.(?:\w*Path|path|executable\w*|exe\w*|\w*[cC]ommand(?:Line)?|interpreter|runtime\w*|binary|server)"
     r")$"
@@ -44,6 +44,12 @@ _CODE_OPTIONS = re.compile(
     re.I,
 )
 _ENV_SETTING = re.compile(r"^(?:terminal\.integrated\.env\..+|.+\.(?:toolsEnvVars|envVars|env|environment|extraEnv))$")
+#: interpreters whose first argument is the program they run (`python3 tools/lsp.py`, `node ./server.js`)
+_INTERPRETER = re.compile(
+    r"^(?:python[\d.]*|pypy[\d.]*|node|nodejs|deno|bun|ruby|perl|php|lua|luajit|bash|sh|zsh|dash|ksh|fish|pwsh|"
+    r"powershell)(?:\.exe)?$",
+    re.I,
+)
 _LOCAL_ONLY = re.compile(r"^(?:\./)?(?:\.?venv|env|\.env|\.tox|\.nox|node_modules|\.pixi|\.conda)/")
 _ALTERNATE_TOOLS = ("go.alternateTools",)
 
@@ -209,10 +215,25 @@ def check_settings(src: ScanFile, base: tuple[str | int, ...] = ()) -> list[Find
                 out += _program_setting(src, line, f"{key}.{tool}", program)
         elif _ARGS_SETTING.match(key) and value not in (None, "", {}, []):
             out += _args_setting(src, line, key, value)
+        elif key in _ALLOW_ALL and value is True:
+            out.append(finding("OWS-VSC-003", src.rel, line, f"`{key}: true` lets the agent run every tool unasked"))
+        elif key in _COMMAND_ALLOWLISTS and isinstance(value, list) and value:
+            broad: Severity = "critical" if any(_broad(str(rule)) for rule in value) else "low"
+            message = f"`{key}` lets the agent run these commands without asking"
+            executes = f"{key}: {value}"[:200]
+            out.append(finding("OWS-VSC-003", src.rel, line, message, executes=executes, severity=broad))
+        elif key.lower().endswith("mcpservers") and isinstance(value, dict):
+            out += mcp.check_servers(src, (*base, key), value)
         elif _EXEC_SETTING.match(key) and not _DATA_PATH.search(key) and value not in (None, "", {}, [], True, False):
             out += _program_setting(src, line, key, value)
+        elif isinstance(value, dict | list) and key not in ("mcp", "mcp.servers"):  # servers: mcp.check's
+            out += _nested_commands(src, (*base, key), value)
     if isinstance(node.get("mcp"), dict):
         out += mcp.check(ScanFile(src.rel, src.path, src.text, src.doc))
+    elif isinstance(node.get("mcp.servers"), dict):  # the flat spelling of the same setting
+        out += mcp.check_servers(src, (*base, "mcp.servers"), node["mcp.servers"])
+    if not base:
+        out += testing.check_discovery(src, node)
     for key, value in node.items():
         if isinstance(key, str) and _AI_EXTENSION.match(key):
             found = [(path, url) for path, url in model_endpoints({key: value}) if isinstance(path[-1], str)]
@@ -220,6 +241,47 @@ def check_settings(src: ScanFile, base: tuple[str | int, ...] = ()) -> list[Find
                 out += mcp.model_traffic(
                     src, (*base, *path), url, f"`{'.'.join(map(str, path))}` sends an AI extension's traffic to"
                 )
+    return out
+
+
+#: agent extensions' switches that approve every tool (Amp's `amp.dangerouslyAllowAll`) and their command allow lists
+_ALLOW_ALL = frozenset({"amp.dangerouslyAllowAll"})
+_COMMAND_ALLOWLISTS = frozenset({"amp.commands.allowlist"})
+#: keys under which extension settings hold a command line they run (run-on-save extensions:
+#: `emeraldwalk.runonsave.commands[].cmd`, `runOnSave.commands[].command`; task runners; file watchers)
+_COMMAND_KEY = re.compile(r"^(?:cmd|command|commands|commandLine|shellCommand|script|exec|run|runCommand)$", re.I)
+
+
+def _nested_commands(src: ScanFile, path: tuple[str | int, ...], value: Any) -> list[Finding]:
+    """Command lines inside an extension's setting (a run-on-save rule, a watcher): reported when they run inline or
+    downloaded code (critical: they run by themselves, on save or on open); others are what such extensions do."""
+    out: list[Finding] = []
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, path)]
+    seen = 0
+    while stack and seen < 2000:
+        node, at = stack.pop()
+        seen += 1
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+        for key, item in items:
+            commands = (
+                [item]
+                if isinstance(item, str)
+                else [c for c in item if isinstance(c, str)]
+                if (isinstance(item, list))
+                else []
+            )
+            if isinstance(key, str) and _COMMAND_KEY.match(key) and commands:
+                for command in commands:
+                    danger = risk(command)
+                    if danger.severity == "critical":
+                        message = f"`{path[-1]}` (an extension's setting) runs a command by itself: {danger.why}"
+                        line = src.line(*at, key)
+                        executes = command_line(command)
+                        out.append(
+                            finding("OWS-VSC-002", src.rel, line, message, executes=executes, severity="critical")
+                        )
+            elif isinstance(item, dict | list):
+                stack.append((item, (*at, key)))
     return out
 
 
@@ -339,7 +401,13 @@ def program_severity(src: ScanFile, value: str) -> tuple[Severity, str]:
     text = value.strip()
     if _CODE_OPTIONS.search(text) or risk(text).severity == "critical":
         return "critical", f"a command line that runs code ({text[:60]!r})"
-    path = re.sub(r"^\$\{(?:workspaceFolder|workspaceRoot)(?::[^}]*)?\}[/\\]?", "./", text).split()[0]
+    words = re.sub(r"\$\{(?:workspaceFolder|workspaceRoot)(?::[^}]*)?\}[/\\]?", "./", text).split()
+    path = words[0]
+    if _INTERPRETER.match(PurePosixPath(path.replace("\\", "/")).name) and len(words) > 1:
+        script = next((w for w in words[1:] if not w.startswith("-")), "")
+        normalized = str(PurePosixPath(script.strip("'\"").replace("\\", "/")))
+        if script and not normalized.startswith(("/", "..")) and (src.root / normalized).is_file():
+            return "critical", f"the repository's script {normalized!r} (with {path!r})"
     if path.startswith(("/", "~", "$", "%")) or re.match(r"^[A-Za-z]:[\\/]", path) or "/" not in path:
         return "low", f"the program {path!r}"
     normalized = str(PurePosixPath(path.replace("\\", "/")))
