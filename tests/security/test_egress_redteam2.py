@@ -1,0 +1,195 @@
+"""Egress red team, second pass (2026-12-03): what the bytes of a response can do once a fetch is allowed
+(gzip members, stacked codings, framing floods), redirect and DNS tricks against the real transport, and
+the host's own addresses off Linux. Every attack runs against a real server on loopback (`RawServer`
+answers with the exact bytes a test gives it); the numbered tests failed on the code before this pass."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import ipaddress
+import socket
+import socketserver
+import threading
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+
+import httpx
+import pytest
+
+from owstack.security.egress import (
+    EgressLimitExceeded,
+    EgressPolicy,
+    safe_client,
+    safe_sync_client,
+)
+
+LOOPBACK = EgressPolicy(allow_networks=(ipaddress.ip_network("127.0.0.0/8"),))
+Reply = bytes | Callable[[socket.socket], None]
+
+
+class RawServer:
+    """A loopback HTTP/1.1 server that answers each path with the exact bytes (or writer) it is given."""
+
+    def __init__(self, replies: dict[str, Reply]) -> None:
+        self.replies, self.accepted = replies, 0
+        self.paths: list[str] = []
+        owner = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                owner.accepted += 1
+                buffer = b""
+                while True:
+                    while b"\r\n\r\n" not in buffer:
+                        data = self.request.recv(65536)
+                        if not data:
+                            return
+                        buffer += data
+                    head, _, buffer = buffer.partition(b"\r\n\r\n")
+                    path = head.split(b" ")[1].decode()
+                    owner.paths.append(path)
+                    reply = owner.replies[path]
+                    try:
+                        if callable(reply):
+                            reply(self.request)
+                            return
+                        self.request.sendall(reply)
+                    except OSError:
+                        return
+
+        self.httpd = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def raw() -> Iterator[Callable[[dict[str, Reply]], RawServer]]:
+    started: list[RawServer] = []
+
+    def factory(replies: dict[str, Reply]) -> RawServer:
+        started.append(RawServer(replies))
+        return started[-1]
+
+    yield factory
+    for server in started:
+        server.close()
+
+
+def response(body: bytes, *headers: str, chunks: Iterable[bytes] | None = None) -> bytes:
+    """An HTTP/1.1 200 with `headers`; Content-Length framing, or chunked when `chunks` is given."""
+    if chunks is not None:
+        framed = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
+        return _head([*headers, "Transfer-Encoding: chunked"]) + framed
+    return _head([*headers, f"Content-Length: {len(body)}"]) + body
+
+
+def _head(headers: list[str]) -> bytes:
+    return b"HTTP/1.1 200 OK\r\n" + "".join(f"{h}\r\n" for h in headers).encode() + b"\r\n"
+
+
+def fetch(url: str, policy: EgressPolicy) -> tuple[bytes | Exception, bytes | Exception]:
+    """`url` through the async and the sync client: each the body or the exception raised."""
+
+    async def one() -> bytes | Exception:
+        async with safe_client(policy) as client:
+            try:
+                return (await client.get(url)).content
+            except httpx.HTTPError as exc:
+                return exc
+
+    def other() -> bytes | Exception:
+        with safe_sync_client(policy) as client:
+            try:
+                return client.get(url).content
+            except httpx.HTTPError as exc:
+                return exc
+
+    return asyncio.run(one()), other()
+
+
+def both_refused(url: str, policy: EgressPolicy, match: str) -> None:
+    for outcome in fetch(url, policy):
+        assert isinstance(outcome, EgressLimitExceeded), outcome
+        assert match in str(outcome), outcome
+
+
+# -- 1. gzip members after the first were dropped: a body of several members (RFC 1952 2.2) came back cut
+#       after the first, and what followed it was never looked at
+
+
+def test_every_gzip_member_is_decoded(raw: Callable[[dict[str, Reply]], RawServer]) -> None:
+    members = gzip.compress(b"first ") + gzip.compress(b"") + gzip.compress(b"second") + gzip.compress(b"!")
+    server = raw(
+        {
+            "/members": response(members, "Content-Encoding: gzip"),
+            "/padded": response(members + b"\0" * 64, "Content-Encoding: gzip"),  # trailing padding ignored
+            "/split": response(b"", "Content-Encoding: gzip", chunks=[members[i : i + 1] for i in range(len(members))]),
+            "/one": response(gzip.compress(b"plain"), "Content-Encoding: gzip"),
+        }
+    )
+    for path in ("/members", "/padded", "/split"):
+        assert fetch(server.url(path), LOOPBACK) == (b"first second!", b"first second!"), path
+    assert fetch(server.url("/one"), LOOPBACK) == (b"plain", b"plain")
+
+
+def test_a_bomb_in_a_later_gzip_member_is_bounded(raw: Callable[[dict[str, Reply]], RawServer]) -> None:
+    bomb = gzip.compress(b"ok") + gzip.compress(b"\0" * (32 << 20), 9)  # 2 bytes, then 32 MiB in ~32 KiB
+    server = raw({"/bomb": response(bomb, "Content-Encoding: gzip")})
+    policy = EgressPolicy(allow_networks=LOOPBACK.allow_networks, max_bytes=1 << 20)
+    both_refused(server.url("/bomb"), policy, "max_bytes")
+
+
+# -- 2. any number of stacked codings: each keeps its own 32 KiB window, so 3000 nested gzip layers
+#       (93 KiB on the wire, a 18 KiB header) held 65 MiB while "hello" was decoded (curl CVE-2022-32206,
+#       urllib3 CVE-2025-66418: both now refuse more than five)
+
+
+def _nested(body: bytes, layers: int) -> bytes:
+    for _ in range(layers):
+        body = gzip.compress(body, 1)
+    return body
+
+
+def test_more_than_five_stacked_codings_are_refused(raw: Callable[[dict[str, Reply]], RawServer]) -> None:
+    five, six, deep = _nested(b"hello", 5), _nested(b"hello", 6), _nested(b"hello", 300)
+    three = "Content-Encoding: gzip, gzip, gzip"
+    server = raw(
+        {
+            "/five": response(five, "Content-Encoding: " + ", ".join(["gzip"] * 5)),
+            "/six": response(six, "Content-Encoding: " + ", ".join(["gzip"] * 6)),
+            "/split": response(six, three, three),  # two headers, six codings
+            "/deep": response(deep, "Content-Encoding: " + ",".join(["gzip"] * 300)),
+            "/identity": response(five, "Content-Encoding: gzip, identity, gzip, gzip, identity, gzip, gzip"),
+        }
+    )
+    assert fetch(server.url("/five"), LOOPBACK) == (b"hello", b"hello")
+    assert fetch(server.url("/identity"), LOOPBACK) == (b"hello", b"hello")  # identity is no layer
+    for path in ("/six", "/split", "/deep"):
+        both_refused(server.url(path), LOOPBACK, "stacked")
+
+
+def test_raw_deflate_is_told_apart_from_zlib_deflate_when_its_first_chunk_is_one_byte(
+    raw: Callable[[dict[str, Reply]], RawServer],
+) -> None:
+    """`Content-Encoding: deflate` without the zlib wrapper (old IIS) was recognised only when the first zlib
+    call failed: a first chunk of one byte passed, the second failed, and the body was called corrupt."""
+    engine = zlib.compressobj(9, zlib.DEFLATED, -15)
+    body = engine.compress(b"raw deflate " * 50) + engine.flush()
+    wrapped = zlib.compress(b"zlib deflate " * 50)
+    server = raw(
+        {
+            "/raw": response(b"", "Content-Encoding: deflate", chunks=[body[:1], body[1:]]),
+            "/zlib": response(b"", "Content-Encoding: deflate", chunks=[wrapped[:1], wrapped[1:]]),
+        }
+    )
+    assert fetch(server.url("/raw"), LOOPBACK) == (b"raw deflate " * 50,) * 2
+    assert fetch(server.url("/zlib"), LOOPBACK) == (b"zlib deflate " * 50,) * 2
