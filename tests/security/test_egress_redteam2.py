@@ -11,6 +11,7 @@ import ipaddress
 import socket
 import socketserver
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 
@@ -193,3 +194,68 @@ def test_raw_deflate_is_told_apart_from_zlib_deflate_when_its_first_chunk_is_one
     )
     assert fetch(server.url("/raw"), LOOPBACK) == (b"raw deflate " * 50,) * 2
     assert fetch(server.url("/zlib"), LOOPBACK) == (b"zlib deflate " * 50,) * 2
+
+
+# -- 3. framing is free to the sender: max_bytes counted the payload only, so chunk extensions (60 KB of
+#       them per 1-byte chunk) or endless interim responses (102 Processing with 90 KB headers) kept a fetch
+#       reading for all of timeout_s: 485 MB read for 8 KB of payload in 5 s
+
+
+def _flood(blob: bytes, first: bytes = b"") -> Callable[[socket.socket], None]:
+    def write(sock: socket.socket) -> None:
+        sock.sendall(first)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            sock.sendall(blob)
+
+    return write
+
+
+def test_framing_floods_are_cut_by_the_wire_budget(raw: Callable[[dict[str, Reply]], RawServer]) -> None:
+    chunked = _head(["Transfer-Encoding: chunked"])
+    server = raw(
+        {
+            "/extensions": _flood(b"1;" + b"a" * 60_000 + b"\r\nx\r\n", chunked),
+            "/interim": _flood(b"HTTP/1.1 102 Processing\r\nX-Pad: " + b"p" * 90_000 + b"\r\n\r\n"),
+            "/trailers": _flood(b"X-Trailer: " + b"t" * 60_000 + b"\r\n", chunked + b"1\r\nx\r\n0\r\n"),
+        }
+    )
+    policy = EgressPolicy(allow_networks=LOOPBACK.allow_networks, max_bytes=100_000, timeout_s=15)
+    start = time.monotonic()
+    both_refused(server.url("/extensions"), policy, "framing")
+    both_refused(server.url("/interim"), policy, "interim")
+    for outcome in fetch(server.url("/trailers"), policy):  # h11 refuses a 100 KiB trailer block itself
+        assert isinstance(outcome, httpx.RemoteProtocolError), outcome
+    assert time.monotonic() - start < 10  # each used to run until timeout_s (15 s)
+
+
+def test_a_malformed_body_is_an_httpx_error(raw: Callable[[dict[str, Reply]], RawServer]) -> None:
+    """A protocol error while the body was read (a bad chunk size) escaped as httpcore's exception, which
+    callers catching httpx's errors (the MCP client adapter among them) did not expect."""
+    server = raw({"/bad": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\nzz\r\n"})
+    for outcome in fetch(server.url("/bad"), LOOPBACK):
+        assert isinstance(outcome, httpx.RemoteProtocolError), outcome
+
+
+def test_ordinary_framing_and_keep_alive_still_work(raw: Callable[[dict[str, Reply]], RawServer]) -> None:
+    small = response(b"", "Content-Type: text/plain", chunks=[b"%d " % i for i in range(2000)])  # ~10 KB framing
+    big = response(b"y" * 90_000)
+    interim = b"HTTP/1.1 100 Continue\r\n\r\n" * 3 + response(b"after interim")
+    server = raw({"/small": small, "/big": big, "/interim": interim})
+    policy = EgressPolicy(allow_networks=LOOPBACK.allow_networks, max_bytes=100_000)
+    expected = b"".join(b"%d " % i for i in range(2000))
+    with safe_sync_client(policy) as client:  # one connection, its budgets renewed for every response
+        for _ in range(3):
+            assert client.get(server.url("/big")).content == b"y" * 90_000
+            assert client.get(server.url("/small")).content == expected
+            assert client.get(server.url("/interim")).content == b"after interim"
+    assert server.accepted == 1
+
+    async def go() -> None:
+        async with safe_client(policy) as client:
+            for _ in range(3):
+                assert (await client.get(server.url("/big"))).content == b"y" * 90_000
+                assert (await client.get(server.url("/small"))).content == expected
+
+    asyncio.run(go())
+    assert server.accepted == 2
