@@ -10,6 +10,7 @@ import gzip
 import ipaddress
 import socket
 import socketserver
+import sys
 import threading
 import time
 import zlib
@@ -259,3 +260,27 @@ def test_ordinary_framing_and_keep_alive_still_work(raw: Callable[[dict[str, Rep
 
     asyncio.run(go())
     assert server.accepted == 2
+
+
+# -- 4. the host's own addresses were read from /proc only: off Linux (or without /proc) none were known,
+#       and a service bound to 0.0.0.0 was reachable on the host's public address
+
+
+def test_own_addresses_are_known_off_linux(monkeypatch: pytest.MonkeyPatch) -> None:
+    from owstack.security.egress import addresses
+
+    by_name = {ipaddress.ip_network(i[4][0]) for i in socket.getaddrinfo(socket.gethostname(), None)}
+    monkeypatch.setitem(sys.modules, "psutil", None)  # not installed: the addresses of the host's name
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert set(addresses._read_own_networks()) == by_name
+    monkeypatch.undo()
+    psutil = pytest.importorskip("psutil")  # imported for this platform, before it pretends to be another
+    monkeypatch.setattr(sys, "platform", "darwin")
+    found = set(addresses._read_own_networks())
+    listed = {
+        ipaddress.ip_network(a.address.split("%")[0])
+        for addrs in psutil.net_if_addrs().values()
+        for a in addrs
+        if a.family in (socket.AF_INET, socket.AF_INET6)
+    }
+    assert listed and found == listed  # psutil's interface list when it is installed

@@ -20,12 +20,15 @@ not against Python's `ipaddress` flags, which lag the registries (3.11 calls 192
   also when that address is a 6to4 or NAT64 form judged by the IPv4 address in its prefix;
 - an address of this host's own interfaces (or a local route) is refused unless an `allow_networks` entry
   contains it, public or not: a service bound to 0.0.0.0 answers on the host's public address as it does
-  on loopback (`own_networks`; Linux, re-read every 10 s).
+  on loopback (`own_networks`, re-read every 10 s: on Linux from /proc; elsewhere, or when /proc cannot be
+  read, from psutil's interface list when psutil is installed, else from the addresses of this host's name).
 """
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
+import socket
 import sys
 import time
 from collections.abc import Iterable
@@ -90,11 +93,11 @@ _OWN_TTL_S = 10.0
 _own_cache: tuple[float, tuple[Network, ...]] = (float("-inf"), ())
 
 
-def _read_own_networks() -> tuple[Network, ...]:
+def _proc_networks() -> set[Network]:
     """Linux: every `host LOCAL` entry of /proc/net/fib_trie (interface addresses and local routes) and
     every address in /proc/net/if_inet6. Elsewhere, or when /proc cannot be read: none."""
     if not sys.platform.startswith("linux"):
-        return ()
+        return set()
     out: set[Network] = set()
     try:
         last = None
@@ -110,7 +113,46 @@ def _read_own_networks() -> tuple[Network, ...]:
                 out.add(ipaddress.ip_network(int(fields[0], 16).to_bytes(16, "big")))
     except (OSError, ValueError):
         pass
-    return tuple(out)
+    return out
+
+
+def _host(text: str) -> Network | None:
+    """`text` (an address, perhaps with an IPv6 zone id) as a one-address network, or None."""
+    try:
+        return ipaddress.ip_network(text.split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+def _psutil_networks() -> set[Network]:
+    """Every interface address psutil lists (macOS, Windows, BSD), or none when psutil is not installed."""
+    try:
+        psutil = importlib.import_module("psutil")
+        interfaces = psutil.net_if_addrs()
+    except Exception:  # not installed, or it cannot list the interfaces here
+        return set()
+    families = (socket.AF_INET, socket.AF_INET6)
+    found = (_host(a.address) for addrs in interfaces.values() for a in addrs if a.family in families)
+    return {net for net in found if net is not None}
+
+
+def _hostname_networks() -> set[Network]:
+    """The addresses this host's name resolves to (the last resort: it misses interfaces the name lacks)."""
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return set()
+    found = (_host(str(info[4][0])) for info in infos)
+    return {net for net in found if net is not None}
+
+
+def _read_own_networks() -> tuple[Network, ...]:
+    """This host's addresses from the first source that knows them: /proc (Linux), psutil, the host name."""
+    for source in (_proc_networks, _psutil_networks, _hostname_networks):
+        found = source()
+        if found:
+            return tuple(found)
+    return ()
 
 
 def own_networks() -> tuple[Network, ...]:
