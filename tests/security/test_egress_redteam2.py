@@ -15,13 +15,17 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import httpx
 import pytest
+from test_egress_transport import STAND_IN, LoopbackOnlyBackend
 
 from owstack.security.egress import (
+    EgressBlocked,
     EgressLimitExceeded,
     EgressPolicy,
+    StaticResolver,
     safe_client,
     safe_sync_client,
 )
@@ -284,3 +288,25 @@ def test_own_addresses_are_known_off_linux(monkeypatch: pytest.MonkeyPatch) -> N
         if a.family in (socket.AF_INET, socket.AF_INET6)
     }
     assert listed and found == listed  # psutil's interface list when it is installed
+
+
+# -- 5. a false positive: a backslash anywhere refused the URL, though only one before the end of the
+#       authority is read differently (a Windows path or a regex in a query string is data to every reader)
+
+
+def test_a_backslash_after_the_authority_is_data(servers: dict[str, Any]) -> None:
+    public = servers["public"]
+    resolver = StaticResolver({"good.example": [STAND_IN]})
+    network = LoopbackOnlyBackend(public)
+    base = f"http://good.example:{public.port}"
+
+    async def go() -> None:
+        async with safe_client(EgressPolicy(), resolver, network_backend=network) as client:
+            for url in (f"{base}/files?path=C:\\temp\\a.txt", f"{base}/a\\b", f"{base}/?q=\\d+#\\@127.0.0.1"):
+                assert (await client.get(url)).text == "PUBLIC", url
+            for url in (f"http://good.example\\@127.0.0.1:{public.port}/", f"http:\\\\127.0.0.1:{public.port}/"):
+                with pytest.raises(EgressBlocked, match=r"backslash|userinfo"):  # httpx encodes it in userinfo
+                    await client.get(url)
+
+    asyncio.run(go())
+    assert [path for path, _ in public.hits] == ["/files?path=C:\\temp\\a.txt", "/a\\b", "/?q=\\d+"]
