@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import httpcore
 import httpx
 import pytest
 from test_egress_transport import STAND_IN, LoopbackOnlyBackend
@@ -310,3 +311,115 @@ def test_a_backslash_after_the_authority_is_data(servers: dict[str, Any]) -> Non
 
     asyncio.run(go())
     assert [path for path, _ in public.hits] == ["/files?path=C:\\temp\\a.txt", "/a\\b", "/?q=\\d+"]
+
+
+# -- checks of this pass that held on the old code (kept as regressions)
+
+
+def test_redirects_in_every_spelling_never_reach_the_loopback_server(servers: dict[str, Any]) -> None:
+    public, secret = servers["public"], servers["secret"]
+    p = secret.port
+    resolver = StaticResolver({"good.example": [STAND_IN], "rebind.example": ["127.0.0.1"]})
+    locations = [
+        f"http://[::ffff:127.0.0.1]:{p}/", f"http://[::127.0.0.1]:{p}/", f"http://[64:ff9b::7f00:1]:{p}/",
+        f"http://[2002:7f00:1::]:{p}/", f"http://0x7f.1:{p}/", f"http://0177.1:{p}/", f"http://127.1:{p}/",
+        f"http://0:{p}/", f"http://[::]:{p}/", f"http://0.0.0.0:{p}/", f"http://good.example@127.0.0.1:{p}/",
+        f"http://127.0.0.1:{p}\\@good.example/", f"http:/\\127.0.0.1:{p}/", f"http:127.0.0.1:{p}/",
+        f"///127.0.0.1:{p}/", f"\\\\127.0.0.1:{p}/", f"/\\127.0.0.1:{p}/", f"http://127.0.0.1%2f@good.example:{p}/",
+        f"http://rebind.example:{p}/", f"HTTP://LOCALHOST:{p}/",
+        f"http://127.0.0.1.:{p}/", f"https://127.0.0.1:{p}/", f"http://[fe80::1%25lo]:{p}/",
+    ]  # fmt: skip
+    network = LoopbackOnlyBackend(public)
+
+    outcomes: dict[str, str] = {}
+
+    async def go() -> None:
+        async with safe_client(EgressPolicy(), resolver, network_backend=network) as client:
+            for to in locations:
+                try:
+                    r = await client.get(f"http://good.example:{public.port}/redirect", params={"to": to})
+                except (EgressBlocked, httpx.InvalidURL, httpx.RemoteProtocolError, httpx.UnsupportedProtocol) as exc:
+                    outcomes[to] = type(exc).__name__
+                else:
+                    outcomes[to] = r.text  # a Location read as a path on the same (public) host
+
+    asyncio.run(go())
+    assert "SECRET" not in outcomes.values()
+    asyncio.run(go())
+    assert secret.hits == []
+    assert {host for host, _ in network.connects} <= {STAND_IN}
+
+
+def test_credentials_are_dropped_on_a_scheme_downgrade() -> None:
+    from owstack.security.egress.clients import strip_credentials
+
+    headers = httpx.Headers({"X-Api-Key": "k", "Authorization": "Bearer t", "Accept": "*/*"})
+    kept = strip_credentials(httpx.Headers(headers), httpx.URL("https://a.example/"), httpx.URL("http://a.example/"))
+    assert dict(kept) == {"accept": "*/*"}
+    up = strip_credentials(httpx.Headers(headers), httpx.URL("http://a.example/"), httpx.URL("https://a.example/"))
+    assert up["x-api-key"] == "k"
+
+
+def test_dns_answers_mixing_public_and_private_are_refused_in_any_order(servers: dict[str, Any]) -> None:
+    public, secret = servers["public"], servers["secret"]
+    resolver = StaticResolver(
+        {
+            "a.example": [STAND_IN, "127.0.0.1"],
+            "b.example": ["127.0.0.1", STAND_IN],
+            "c.example": ["2606:4700::1111", "::ffff:127.0.0.1"],
+            "d.example": [STAND_IN, "169.254.169.254"],
+        }
+    )
+    network = LoopbackOnlyBackend(public)
+
+    async def go() -> None:
+        async with safe_client(EgressPolicy(), resolver, network_backend=network) as client:
+            for name in ("a", "b", "c", "d"):
+                with pytest.raises(EgressBlocked):
+                    await client.get(f"http://{name}.example:{secret.port}/")
+
+    asyncio.run(go())
+    assert secret.hits == [] and network.connects == []
+
+
+class SyncLoopbackOnlyBackend(httpcore.NetworkBackend):
+    """`LoopbackOnlyBackend` for the synchronous transport: STAND_IN reaches `public`, nothing else does."""
+
+    def __init__(self, public: Any) -> None:
+        self.inner, self.public = httpcore.SyncBackend(), public
+        self.connects: list[tuple[str, int]] = []
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        self.connects.append((host, port))
+        if host != STAND_IN:
+            raise httpcore.ConnectError(f"test network refuses {host}")
+        return self.inner.connect_tcp("127.0.0.1", self.public.port, timeout)
+
+
+def test_sync_transport_connects_to_the_checked_address_under_rebinding(servers: dict[str, Any]) -> None:
+    """A name that answers a public address once and loopback afterwards (TTL 0), followed by a redirect to
+    itself: the connection goes to the first answer, the second look-up's answer is refused."""
+    public, secret = servers["public"], servers["secret"]
+    answers = iter([[STAND_IN], ["127.0.0.1"], ["127.0.0.1"]])
+
+    class Rebinding:
+        async def resolve(self, host: str) -> list[str]:
+            return next(answers)
+
+        def resolve_sync(self, host: str) -> list[str]:
+            return next(answers)
+
+    network = SyncLoopbackOnlyBackend(public)
+    url = f"http://rebind.example:{secret.port}/redirect?to=/again"
+    client = safe_sync_client(EgressPolicy(), Rebinding(), network_backend=network)
+    with client, pytest.raises(EgressBlocked, match="loopback"):
+        client.get(url)
+    assert network.connects == [(STAND_IN, secret.port)]
+    assert [path for path, _ in public.hits] == ["/redirect?to=/again"] and secret.hits == []
