@@ -423,3 +423,31 @@ def test_sync_transport_connects_to_the_checked_address_under_rebinding(servers:
         client.get(url)
     assert network.connects == [(STAND_IN, secret.port)]
     assert [path for path, _ in public.hits] == ["/redirect?to=/again"] and secret.hits == []
+
+
+# -- 6. the synchronous check waited for the name server as long as the system resolver did (timeouts and
+#       retries: seconds to minutes for a server that never answers); timeout_s applied only afterwards
+
+
+class HangingResolver:
+    """An attacker's name server that answers after 3 s (after the check's timeout_s of 0.3 s)."""
+
+    async def resolve(self, host: str) -> list[str]:
+        await asyncio.sleep(3)
+        return [STAND_IN]
+
+    def resolve_sync(self, host: str) -> list[str]:
+        time.sleep(3)
+        return [STAND_IN]
+
+
+def test_the_synchronous_look_up_is_bounded_by_timeout_s() -> None:
+    from owstack.security.egress import check_url_sync
+
+    policy = EgressPolicy(timeout_s=0.3)
+    start = time.monotonic()
+    decision = check_url_sync("http://slow.example/", policy, HangingResolver())
+    assert not decision.allowed and "timed out" in decision.reason
+    with safe_sync_client(policy, HangingResolver()) as client, pytest.raises(EgressBlocked, match="timed out"):
+        client.get("http://slow.example/")
+    assert time.monotonic() - start < 1.5  # the old check waited 3 s each time

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from concurrent.futures import ThreadPoolExecutor
 
 import anyio
 
@@ -123,15 +124,26 @@ async def check_url(url: str, policy: EgressPolicy | None = None, resolver: Reso
 
 
 def check_url_sync(url: str, policy: EgressPolicy | None = None, resolver: Resolver | None = None) -> EgressDecision:
-    """`check_url` for synchronous code (the resolver's `resolve_sync` is used)."""
+    """`check_url` for synchronous code (the resolver's `resolve_sync` is used, in a worker thread, and given
+    at most timeout_s as in `check_url`)."""
     policy = policy or EgressPolicy()
     pre = _precheck(url, policy)
     if isinstance(pre, EgressDecision):
         return pre
     addresses = _literal(pre)
     if addresses is None:
+        lookup = _LOOKUPS.submit((resolver or SystemResolver()).resolve_sync, pre.host)
         try:
-            addresses = (resolver or SystemResolver()).resolve_sync(pre.host)
+            addresses = lookup.result(timeout=policy.timeout_s)
+        except TimeoutError:  # concurrent.futures' timeout; an OSError, so caught first
+            lookup.cancel()
+            return EgressDecision(url, False, f"resolving {pre.host} timed out", (), pre.host, pre.port)
         except OSError as exc:
             return EgressDecision(url, False, str(exc) or f"cannot resolve {pre.host}", (), pre.host, pre.port)
     return _decide(url, pre, addresses, policy)
+
+
+#: look-ups of `check_url_sync`, so that timeout_s bounds them: a blocking getaddrinfo cannot be
+#: interrupted, and waits as long as the system resolver's own timeouts and retries (seconds to minutes)
+#: for a name server that never answers; the one still waiting finishes in its thread
+_LOOKUPS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="owstack-egress-dns")
