@@ -382,6 +382,17 @@ def test_dns_answers_mixing_public_and_private_are_refused_in_any_order(servers:
     assert secret.hits == [] and network.connects == []
 
 
+def test_a_bomb_in_a_redirect_body_is_bounded_too(raw: Callable[[dict[str, Reply]], RawServer]) -> None:
+    """httpx reads a redirect's body before it follows the Location (urllib3 CVE-2026-21441: its bomb guard was
+    skipped there): the body goes through the same decoder and caps."""
+    bomb = gzip.compress(b"\0" * (32 << 20), 9)
+    head = b"HTTP/1.1 302 Found\r\nLocation: /ok\r\nContent-Encoding: gzip\r\n"
+    server = raw({"/redirect": head + b"Content-Length: %d\r\n\r\n" % len(bomb) + bomb, "/ok": response(b"ok")})
+    policy = EgressPolicy(allow_networks=LOOPBACK.allow_networks, max_bytes=1 << 20)
+    both_refused(server.url("/redirect"), policy, "max_bytes")
+    assert "/ok" not in server.paths
+
+
 class SyncLoopbackOnlyBackend(httpcore.NetworkBackend):
     """`LoopbackOnlyBackend` for the synchronous transport: STAND_IN reaches `public`, nothing else does."""
 
