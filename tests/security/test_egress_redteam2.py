@@ -313,6 +313,32 @@ def test_a_backslash_after_the_authority_is_data(servers: dict[str, Any]) -> Non
     assert [path for path, _ in public.hits] == ["/files?path=C:\\temp\\a.txt", "/a\\b", "/?q=\\d+"]
 
 
+# -- 7. host lists given in code: an international name (`bücher.example`) or a short IPv4 form (`127.1`,
+#       `2130706433`) in deny_hosts never matched, since parsed hosts are IDNA-encoded and canonical
+
+
+@pytest.mark.parametrize(
+    ("url", "deny"),
+    [
+        ("http://bücher.example/", "bücher.example"),
+        ("http://xn--bcher-kva.example/", "BÜCHER.example."),
+        ("http://a.bücher.example/", "*.bücher.example"),
+        ("http://127.0.0.1:8080/", "127.1"),
+        ("http://0x7f.0.0.1/", "2130706433"),
+    ],
+)
+def test_deny_hosts_in_unicode_or_short_ipv4_match(url: str, deny: str) -> None:
+    from owstack.security.egress import check_url_sync
+
+    resolver = StaticResolver({"xn--bcher-kva.example": [STAND_IN], "a.xn--bcher-kva.example": [STAND_IN]})
+    policy = EgressPolicy(deny_hosts=(deny,), allow_networks=(ipaddress.ip_network("127.0.0.0/8"),))
+    decision = check_url_sync(url, policy, resolver)
+    assert not decision.allowed and "deny_hosts" in decision.reason
+    assert check_url_sync(url, EgressPolicy(allow_networks=policy.allow_networks), resolver).allowed
+    listed = EgressPolicy(allow_hosts=(deny,), allow_networks=policy.allow_networks)
+    assert check_url_sync(url, listed, resolver).allowed  # allow_hosts reads them the same way
+
+
 # -- checks of this pass that held on the old code (kept as regressions)
 
 

@@ -6,11 +6,12 @@ import ipaddress
 from concurrent.futures import ThreadPoolExecutor
 
 import anyio
+import idna
 
 from owstack.security.egress.addresses import address_problem, name_problem
 from owstack.security.egress.policy import EgressDecision, EgressPolicy
 from owstack.security.egress.resolve import ResolveError, Resolver, SystemResolver
-from owstack.security.egress.urls import Target, URLRejected, parse
+from owstack.security.egress.urls import Target, URLRejected, parse, read_ipv4
 
 
 def host_matches(host: str, patterns: tuple[str, ...]) -> bool:
@@ -27,12 +28,26 @@ def host_matches(host: str, patterns: tuple[str, ...]) -> bool:
 
 
 def _normalised(pattern: str) -> str:
-    """A host pattern as `parse` spells hosts: lower case, no trailing dot, an IP address in canonical form."""
+    """A host pattern as `parse` spells hosts: lower case, no trailing dot, an IP address in canonical form
+    (also when written `127.1` or `2130706433`), an international name IDNA-encoded (`*.` kept)."""
     pattern = pattern.strip().lower().rstrip(".")
     try:
         return str(ipaddress.ip_address(pattern.strip("[]")))
     except ValueError:
+        pass
+    try:
+        ip4 = read_ipv4(pattern)
+    except URLRejected:
+        ip4 = None
+    if ip4 is not None:
+        return str(ip4)
+    if pattern.isascii():
         return pattern
+    wild = "*." if pattern.startswith("*.") else ""
+    try:
+        return wild + idna.encode(pattern[len(wild) :], uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
+        return pattern  # matches no host (every parsed host is ASCII)
 
 
 def _scheme_reason(scheme: str, policy: EgressPolicy) -> str:
