@@ -275,9 +275,11 @@ def test_own_addresses_are_known_off_linux(monkeypatch: pytest.MonkeyPatch) -> N
     from owstack.security.egress import addresses
 
     by_name = {ipaddress.ip_network(i[4][0]) for i in socket.getaddrinfo(socket.gethostname(), None)}
-    monkeypatch.setitem(sys.modules, "psutil", None)  # not installed: the addresses of the host's name
+    monkeypatch.setitem(sys.modules, "psutil", None)  # not installed: routes' source addresses, the name's
     monkeypatch.setattr(sys, "platform", "darwin")
-    assert set(addresses._read_own_networks()) == by_name
+    fallback = set(addresses._read_own_networks())
+    assert fallback == by_name | addresses._route_networks()
+    assert by_name <= fallback
     monkeypatch.undo()
     psutil = pytest.importorskip("psutil")  # imported for this platform, before it pretends to be another
     monkeypatch.setattr(sys, "platform", "darwin")
@@ -289,6 +291,7 @@ def test_own_addresses_are_known_off_linux(monkeypatch: pytest.MonkeyPatch) -> N
         if a.family in (socket.AF_INET, socket.AF_INET6)
     }
     assert listed and found == listed  # psutil's interface list when it is installed
+    assert fallback <= listed | by_name  # every route's source address is an interface's
 
 
 # -- 5. a false positive: a backslash anywhere refused the URL, though only one before the end of the

@@ -21,7 +21,8 @@ not against Python's `ipaddress` flags, which lag the registries (3.11 calls 192
 - an address of this host's own interfaces (or a local route) is refused unless an `allow_networks` entry
   contains it, public or not: a service bound to 0.0.0.0 answers on the host's public address as it does
   on loopback (`own_networks`, re-read every 10 s: on Linux from /proc; elsewhere, or when /proc cannot be
-  read, from psutil's interface list when psutil is installed, else from the addresses of this host's name).
+  read, from psutil's interface list when psutil is installed, else from the source addresses of this
+  host's routes to the internet and the addresses of its name).
 """
 
 from __future__ import annotations
@@ -136,23 +137,44 @@ def _psutil_networks() -> set[Network]:
     return {net for net in found if net is not None}
 
 
-def _hostname_networks() -> set[Network]:
-    """The addresses this host's name resolves to (the last resort: it misses interfaces the name lacks)."""
+#: public destinations whose route gives the host's outgoing source addresses (a UDP connect sends nothing)
+_ROUTE_PROBES = ((socket.AF_INET, "8.8.8.8"), (socket.AF_INET6, "2001:4860:4860::8888"))
+
+
+def _route_networks() -> set[Network]:
+    """The source addresses this host uses towards the internet, IPv4 and IPv6 (no packet is sent)."""
+    out: set[Network] = set()
+    for family, destination in _ROUTE_PROBES:
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                probe.connect((destination, 9))
+                net = _host(str(probe.getsockname()[0]))
+        except OSError:  # no route of that family
+            continue
+        if net is not None:
+            out.add(net)
+    return out
+
+
+@cache
+def _hostname_networks() -> frozenset[Network]:
+    """The addresses this host's name resolves to, looked up once (it may ask DNS, and mDNS on macOS)."""
     try:
         infos = socket.getaddrinfo(socket.gethostname(), None, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
-        return set()
+        return frozenset()
     found = (_host(str(info[4][0])) for info in infos)
-    return {net for net in found if net is not None}
+    return frozenset(net for net in found if net is not None)
 
 
 def _read_own_networks() -> tuple[Network, ...]:
-    """This host's addresses from the first source that knows them: /proc (Linux), psutil, the host name."""
-    for source in (_proc_networks, _psutil_networks, _hostname_networks):
+    """This host's addresses from the first source that knows them: /proc (Linux), psutil, else the source
+    addresses of its routes to the internet and the addresses of its name."""
+    for source in (_proc_networks, _psutil_networks):
         found = source()
         if found:
             return tuple(found)
-    return ()
+    return tuple(_route_networks() | _hostname_networks())
 
 
 def own_networks() -> tuple[Network, ...]:
