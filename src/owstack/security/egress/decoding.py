@@ -11,9 +11,9 @@ once past `RATIO_FLOOR`), and hands httpx the decoded body with the `Content-Enc
 A gzip body may hold several members one after the other (RFC 1952 section 2.2): every member is decoded,
 under the same limits (an empty member is 20 bytes, so their number is bounded by the bytes received);
 bytes after the last member that do not start another one (padding, trailing garbage) are ignored, as
-browsers do. More than `MAX_CODINGS` codings in one response are refused: each layer keeps a 32 KiB
-window, so a 100 KiB `Content-Encoding: gzip, gzip, ...` header over a body nested that deep held
-hundreds of MiB (curl CVE-2022-32206 and CVE-2023-23916, urllib3 CVE-2025-66418: the same limit of five,
+urllib3 and other gzip clients do. More than `MAX_CODINGS` codings in one response are refused: each
+layer keeps a 32 KiB window, so a 100 KiB `Content-Encoding: gzip, gzip, ...` header over a body nested
+that deep held hundreds of MiB (curl CVE-2022-32206 and CVE-2023-23916, urllib3 CVE-2025-66418: the same limit of five,
 counted over all `Content-Encoding` headers together).
 """
 
