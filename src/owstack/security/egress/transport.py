@@ -272,7 +272,9 @@ def _decoded(decoder: Any, chunk: bytes | None, request: httpx.Request) -> bytes
         raise httpx.DecodingError(f"egress: {exc}", request=request) from None
 
 
-class _CappedAsyncStream(httpx.AsyncByteStream):
+class _Capped:
+    """What the async and sync capped body streams share: the request's limits and the connection's meter."""
+
     def __init__(
         self,
         inner: Any,
@@ -290,6 +292,8 @@ class _CappedAsyncStream(httpx.AsyncByteStream):
         if self._wire is not None:
             self._wire.body = None
 
+
+class _CappedAsyncStream(_Capped, httpx.AsyncByteStream):
     async def __aiter__(self) -> AsyncIterator[bytes]:
         total = 0
         iterator = self._inner.__aiter__()
@@ -392,24 +396,7 @@ class SafeTransport(httpx.AsyncBaseTransport):
         await self._pool.aclose()
 
 
-class _CappedSyncStream(httpx.SyncByteStream):
-    def __init__(
-        self,
-        inner: Any,
-        policy: EgressPolicy,
-        deadline: float,
-        request: httpx.Request,
-        decoder: Any = None,
-        wire: _MeteredStream | _MeteredSyncStream | None = None,
-    ) -> None:
-        self._inner, self._policy, self._deadline, self._request = inner, policy, deadline, request
-        self._decoder, self._wire = decoder, wire
-
-    def _done(self) -> None:
-        """The body is in: the connection's next response gets its own budgets."""
-        if self._wire is not None:
-            self._wire.body = None
-
+class _CappedSyncStream(_Capped, httpx.SyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
         total = 0
         chunks = iter(self._inner)
