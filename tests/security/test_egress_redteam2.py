@@ -342,6 +342,39 @@ def test_deny_hosts_in_unicode_or_short_ipv4_match(url: str, deny: str) -> None:
     assert check_url_sync(url, listed, resolver).allowed  # allow_hosts reads them the same way
 
 
+# -- 8. an address in deny_hosts was matched against the URL's spelling only: the same IPv4 address in an
+#       IPv6 form (IPv4-mapped, NAT64, 6to4), or a name that resolves to it, passed
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::ffff:93.184.216.34]/",
+        "http://[::ffff:5db8:d822]/",
+        "http://[64:ff9b::5db8:d822]/",
+        "http://[2002:5db8:d822::1]/",
+        "http://denied.example/",
+        "http://mapped.example/",
+        "http://v6.example/",
+    ],
+)
+def test_an_address_in_deny_hosts_is_refused_in_every_form(url: str) -> None:
+    from owstack.security.egress import check_url_sync
+
+    resolver = StaticResolver(
+        {
+            "denied.example": ["93.184.216.35", "93.184.216.34"],
+            "mapped.example": ["::ffff:93.184.216.34"],
+            "v6.example": ["2606:2800:220:1::1"],
+        }
+    )
+    policy = EgressPolicy(deny_hosts=("93.184.216.34", "[2606:2800:220:1:0:0:0:1]"))
+    decision = check_url_sync(url, policy, resolver)
+    assert not decision.allowed and "deny_hosts" in decision.reason, decision.reason
+    assert check_url_sync(url, EgressPolicy(), resolver).allowed
+    assert check_url_sync("http://93.184.216.35/", policy, resolver).allowed  # its neighbour is not denied
+
+
 # -- checks of this pass that held on the old code (kept as regressions)
 
 

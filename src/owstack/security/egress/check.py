@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import anyio
 import idna
 
-from owstack.security.egress.addresses import address_problem, name_problem
+from owstack.security.egress.addresses import address_problem, embedded_ipv4, name_problem
 from owstack.security.egress.policy import EgressDecision, EgressPolicy
 from owstack.security.egress.resolve import ResolveError, Resolver, SystemResolver
 from owstack.security.egress.urls import Target, URLRejected, parse, read_ipv4
@@ -83,6 +83,22 @@ def _precheck(url: str, policy: EgressPolicy) -> Target | EgressDecision:
     return target
 
 
+def _denied_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, deny: tuple[str, ...]) -> str | None:
+    """Why `ip` is refused by an address in `deny_hosts`: the address itself, or the IPv4 address an IPv6
+    form carries (`[::ffff:a.b.c.d]`, NAT64, 6to4), whether the URL spelled it or DNS answered it."""
+    if not deny:
+        return None
+    forms: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
+    if isinstance(ip, ipaddress.IPv6Address):
+        bare = ipaddress.IPv6Address(str(ip).split("%", 1)[0])  # without a zone id
+        inner = embedded_ipv4(bare)
+        forms = [bare] if inner is None else [bare, inner[0]]
+    for form in forms:
+        if host_matches(str(form), deny):
+            return f"{ip} is in deny_hosts" + (f" (as {form})" if form is not forms[0] else "")
+    return None
+
+
 def _decide(url: str, target: Target, addresses: list[str], policy: EgressPolicy) -> EgressDecision:
     if not addresses:
         return EgressDecision(url, False, f"{target.host} has no addresses", (), target.host, target.port)
@@ -94,7 +110,7 @@ def _decide(url: str, target: Target, addresses: list[str], policy: EgressPolicy
             return EgressDecision(
                 url, False, f"resolver returned {text!r}, not an address", checked, target.host, target.port
             )
-        problem = address_problem(ip, policy.allow_networks)
+        problem = _denied_address(ip, policy.deny_hosts) or address_problem(ip, policy.allow_networks)
         if problem is not None:
             if target.ip is None:
                 problem = f"{target.host} resolves to {text}; {problem}"
