@@ -1,7 +1,8 @@
 """Egress red team, second pass (2026-12-03): what the bytes of a response can do once a fetch is allowed
-(gzip members, stacked codings, framing floods), redirect and DNS tricks against the real transport, and
-the host's own addresses off Linux. Every attack runs against a real server on loopback (`RawServer`
-answers with the exact bytes a test gives it); the numbered tests failed on the code before this pass."""
+(gzip members, stacked codings, framing floods), redirect and DNS tricks against the real transport, the
+host's own addresses off Linux, a name server that never answers the synchronous check, and host lists
+given in code. Fetches go to real servers on loopback (`RawServer` answers with the exact bytes a test
+gives it); the numbered tests failed on the code before this pass, the last ones held and stay as checks."""
 
 from __future__ import annotations
 
