@@ -20,12 +20,16 @@ not against Python's `ipaddress` flags, which lag the registries (3.11 calls 192
   also when that address is a 6to4 or NAT64 form judged by the IPv4 address in its prefix;
 - an address of this host's own interfaces (or a local route) is refused unless an `allow_networks` entry
   contains it, public or not: a service bound to 0.0.0.0 answers on the host's public address as it does
-  on loopback (`own_networks`; Linux, re-read every 10 s).
+  on loopback (`own_networks`, re-read every 10 s: on Linux from /proc; elsewhere, or when /proc cannot be
+  read, from psutil's interface list when psutil is installed, else from the source addresses of this
+  host's routes to the internet and the addresses of its name).
 """
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
+import socket
 import sys
 import time
 from collections.abc import Iterable
@@ -90,11 +94,11 @@ _OWN_TTL_S = 10.0
 _own_cache: tuple[float, tuple[Network, ...]] = (float("-inf"), ())
 
 
-def _read_own_networks() -> tuple[Network, ...]:
+def _proc_networks() -> set[Network]:
     """Linux: every `host LOCAL` entry of /proc/net/fib_trie (interface addresses and local routes) and
     every address in /proc/net/if_inet6. Elsewhere, or when /proc cannot be read: none."""
     if not sys.platform.startswith("linux"):
-        return ()
+        return set()
     out: set[Network] = set()
     try:
         last = None
@@ -110,7 +114,67 @@ def _read_own_networks() -> tuple[Network, ...]:
                 out.add(ipaddress.ip_network(int(fields[0], 16).to_bytes(16, "big")))
     except (OSError, ValueError):
         pass
-    return tuple(out)
+    return out
+
+
+def _host(text: str) -> Network | None:
+    """`text` (an address, perhaps with an IPv6 zone id) as a one-address network, or None."""
+    try:
+        return ipaddress.ip_network(text.split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+def _psutil_networks() -> set[Network]:
+    """Every interface address psutil lists (macOS, Windows, BSD), or none when psutil is not installed."""
+    try:
+        psutil = importlib.import_module("psutil")
+        interfaces = psutil.net_if_addrs()
+    except Exception:  # not installed, or it cannot list the interfaces here
+        return set()
+    families = (socket.AF_INET, socket.AF_INET6)
+    found = (_host(a.address) for addrs in interfaces.values() for a in addrs if a.family in families)
+    return {net for net in found if net is not None}
+
+
+#: public destinations whose route gives the host's outgoing source addresses (a UDP connect sends nothing)
+_ROUTE_PROBES = ((socket.AF_INET, "8.8.8.8"), (socket.AF_INET6, "2001:4860:4860::8888"))
+
+
+def _route_networks() -> set[Network]:
+    """The source addresses this host uses towards the internet, IPv4 and IPv6 (no packet is sent)."""
+    out: set[Network] = set()
+    for family, destination in _ROUTE_PROBES:
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                probe.connect((destination, 9))
+                net = _host(str(probe.getsockname()[0]))
+        except OSError:  # no route of that family
+            continue
+        if net is not None:
+            out.add(net)
+    return out
+
+
+@cache
+def _hostname_networks() -> frozenset[Network]:
+    """The addresses this host's name resolves to, looked up once (it may ask DNS, and mDNS on macOS)."""
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return frozenset()
+    found = (_host(str(info[4][0])) for info in infos)
+    return frozenset(net for net in found if net is not None)
+
+
+def _read_own_networks() -> tuple[Network, ...]:
+    """This host's addresses from the first source that knows them: /proc (Linux), psutil, else the source
+    addresses of its routes to the internet and the addresses of its name."""
+    for source in (_proc_networks, _psutil_networks):
+        found = source()
+        if found:
+            return tuple(found)
+    return tuple(_route_networks() | _hostname_networks())
 
 
 def own_networks() -> tuple[Network, ...]:

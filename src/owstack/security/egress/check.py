@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+from concurrent.futures import ThreadPoolExecutor
 
 import anyio
+import idna
 
-from owstack.security.egress.addresses import address_problem, name_problem
+from owstack.security.egress.addresses import address_problem, embedded_ipv4, name_problem
 from owstack.security.egress.policy import EgressDecision, EgressPolicy
 from owstack.security.egress.resolve import ResolveError, Resolver, SystemResolver
-from owstack.security.egress.urls import Target, URLRejected, parse
+from owstack.security.egress.urls import Target, URLRejected, parse, read_ipv4
 
 
 def host_matches(host: str, patterns: tuple[str, ...]) -> bool:
@@ -26,12 +28,26 @@ def host_matches(host: str, patterns: tuple[str, ...]) -> bool:
 
 
 def _normalised(pattern: str) -> str:
-    """A host pattern as `parse` spells hosts: lower case, no trailing dot, an IP address in canonical form."""
+    """A host pattern as `parse` spells hosts: lower case, no trailing dot, an IP address in canonical form
+    (also when written `127.1` or `2130706433`), an international name IDNA-encoded (`*.` kept)."""
     pattern = pattern.strip().lower().rstrip(".")
     try:
         return str(ipaddress.ip_address(pattern.strip("[]")))
     except ValueError:
+        pass
+    try:
+        ip4 = read_ipv4(pattern)
+    except URLRejected:
+        ip4 = None
+    if ip4 is not None:
+        return str(ip4)
+    if pattern.isascii():
         return pattern
+    wild = "*." if pattern.startswith("*.") else ""
+    try:
+        return wild + idna.encode(pattern[len(wild) :], uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
+        return pattern  # matches no host (every parsed host is ASCII)
 
 
 def _scheme_reason(scheme: str, policy: EgressPolicy) -> str:
@@ -67,6 +83,22 @@ def _precheck(url: str, policy: EgressPolicy) -> Target | EgressDecision:
     return target
 
 
+def _denied_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, deny: tuple[str, ...]) -> str | None:
+    """Why `ip` is refused by an address in `deny_hosts`: the address itself, or the IPv4 address an IPv6
+    form carries (`[::ffff:a.b.c.d]`, NAT64, 6to4), whether the URL spelled it or DNS answered it."""
+    if not deny:
+        return None
+    forms: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
+    if isinstance(ip, ipaddress.IPv6Address):
+        bare = ipaddress.IPv6Address(str(ip).split("%", 1)[0])  # without a zone id
+        inner = embedded_ipv4(bare)
+        forms = [bare] if inner is None else [bare, inner[0]]
+    for form in forms:
+        if host_matches(str(form), deny):
+            return f"{ip} is in deny_hosts" + (f" (as {form})" if form is not forms[0] else "")
+    return None
+
+
 def _decide(url: str, target: Target, addresses: list[str], policy: EgressPolicy) -> EgressDecision:
     if not addresses:
         return EgressDecision(url, False, f"{target.host} has no addresses", (), target.host, target.port)
@@ -78,7 +110,7 @@ def _decide(url: str, target: Target, addresses: list[str], policy: EgressPolicy
             return EgressDecision(
                 url, False, f"resolver returned {text!r}, not an address", checked, target.host, target.port
             )
-        problem = address_problem(ip, policy.allow_networks)
+        problem = _denied_address(ip, policy.deny_hosts) or address_problem(ip, policy.allow_networks)
         if problem is not None:
             if target.ip is None:
                 problem = f"{target.host} resolves to {text}; {problem}"
@@ -123,15 +155,26 @@ async def check_url(url: str, policy: EgressPolicy | None = None, resolver: Reso
 
 
 def check_url_sync(url: str, policy: EgressPolicy | None = None, resolver: Resolver | None = None) -> EgressDecision:
-    """`check_url` for synchronous code (the resolver's `resolve_sync` is used)."""
+    """`check_url` for synchronous code (the resolver's `resolve_sync` is used, in a worker thread, and given
+    at most timeout_s as in `check_url`)."""
     policy = policy or EgressPolicy()
     pre = _precheck(url, policy)
     if isinstance(pre, EgressDecision):
         return pre
     addresses = _literal(pre)
     if addresses is None:
+        lookup = _LOOKUPS.submit((resolver or SystemResolver()).resolve_sync, pre.host)
         try:
-            addresses = (resolver or SystemResolver()).resolve_sync(pre.host)
+            addresses = lookup.result(timeout=policy.timeout_s)
+        except TimeoutError:  # concurrent.futures' timeout; an OSError, so caught first
+            lookup.cancel()
+            return EgressDecision(url, False, f"resolving {pre.host} timed out", (), pre.host, pre.port)
         except OSError as exc:
             return EgressDecision(url, False, str(exc) or f"cannot resolve {pre.host}", (), pre.host, pre.port)
     return _decide(url, pre, addresses, policy)
+
+
+#: look-ups of `check_url_sync`, so that timeout_s bounds them: a blocking getaddrinfo cannot be
+#: interrupted, and waits as long as the system resolver's own timeouts and retries (seconds to minutes)
+#: for a name server that never answers; the one still waiting finishes in its thread
+_LOOKUPS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="owstack-egress-dns")

@@ -8,6 +8,12 @@ Responses are capped in size (`max_bytes`, on the bytes received *and* on the de
 transport decodes itself with a ratio cap: `decoding`) and total time (`timeout_s`, from before the DNS
 look-up to the last byte of the body).
 
+The size caps count the body's payload; the bytes read from the socket are capped too (`WireBudget`), since
+the framing around the payload is free to the sender: a chunk header may carry 100 KiB of chunk extensions
+for one byte of payload, and a server may send interim (1xx) responses of 100 KiB each without end. The
+head of a response (interim responses included) may take `HEAD_BYTES`, its body `max_bytes` plus
+`max(max_bytes, 1 MiB)` of framing.
+
 `clients.safe_client(policy)` wires the transport into an `httpx.AsyncClient`.
 """
 
@@ -31,6 +37,100 @@ from owstack.security.egress.resolve import Resolver
 
 #: (host, port) -> checked addresses, for the request being sent in this context
 _PINS: contextvars.ContextVar[dict[tuple[str, int], tuple[str, ...]]] = contextvars.ContextVar("owstack_egress_pins")
+#: what the socket may still deliver for the head of the response being awaited in this context
+_HEAD: contextvars.ContextVar[WireBudget | None] = contextvars.ContextVar("owstack_egress_head", default=None)
+#: bytes read from the socket for a response's status line, headers and interim (1xx) responses
+HEAD_BYTES = 1024 * 1024
+
+
+class WireLimit(httpcore.ReadError):
+    """More bytes came from the socket than the response may take (framing, interim responses)."""
+
+
+class WireBudget:
+    """Bytes a connection may still deliver: for a response head (`_HEAD`, set by the transport while it
+    awaits the response) or, once the head is in, for its body (set on the connection's stream)."""
+
+    __slots__ = ("left", "what")
+
+    def __init__(self, left: int, what: str) -> None:
+        self.left, self.what = left, what
+
+    def spend(self, n: int) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise WireLimit(f"egress: {self.what}")
+
+
+def _spend(body: WireBudget | None, data: bytes) -> bytes:
+    budget = _HEAD.get() or body
+    if budget is not None:
+        budget.spend(len(data))
+    return data
+
+
+class _MeteredStream(httpcore.AsyncNetworkStream):
+    """A connection's stream that charges every byte read to the current `WireBudget`."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self._inner = inner
+        self.body: WireBudget | None = None
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return _spend(self.body, await self._inner.read(max_bytes, timeout))
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        return _MeteredStream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _MeteredSyncStream(httpcore.NetworkStream):
+    """The synchronous twin of `_MeteredStream`."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+        self.body: WireBudget | None = None
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return _spend(self.body, self._inner.read(max_bytes, timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        return _MeteredSyncStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+def _meter_body(response: httpcore.Response, policy: EgressPolicy) -> _MeteredStream | _MeteredSyncStream | None:
+    """Give the body of `response` its wire budget: the payload cap plus as much again for framing."""
+    stream = response.extensions.get("network_stream")
+    if not isinstance(stream, _MeteredStream | _MeteredSyncStream):
+        return None
+    framing = max(policy.max_bytes, decoding.RATIO_FLOOR)
+    stream.body = WireBudget(policy.max_bytes + framing, f"response framing exceeds max_bytes {policy.max_bytes}")
+    return stream
+
+
+def _head_budget() -> WireBudget:
+    return WireBudget(HEAD_BYTES, f"response head (interim responses included) exceeds {HEAD_BYTES} bytes")
 
 
 def _pinned(host: str, port: int) -> tuple[str, ...]:
@@ -57,7 +157,9 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         error: Exception | None = None
         for address in _pinned(host, port):
             try:
-                return await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+                return _MeteredStream(
+                    await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+                )
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 error = exc
         assert error is not None
@@ -90,7 +192,7 @@ class PinnedSyncBackend(httpcore.NetworkBackend):
         for address in _pinned(host, port):
             try:
                 stream = self._inner.connect_tcp(address, port, clamp(timeout), local_address, socket_options)
-                return DeadlineStream(stream)
+                return _MeteredSyncStream(DeadlineStream(stream))
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 error = exc
         assert error is not None
@@ -103,7 +205,10 @@ class PinnedSyncBackend(httpcore.NetworkBackend):
 
 
 def _map_error(exc: Exception, request: httpx.Request) -> Exception:
-    """httpcore's exception as the httpx exception of the same name (what httpx's own transport does)."""
+    """httpcore's exception as the httpx exception of the same name (what httpx's own transport does); a
+    `WireLimit` as `EgressLimitExceeded`."""
+    if isinstance(exc, WireLimit):
+        return EgressLimitExceeded(str(exc), request=request)
     cls = getattr(httpx, type(exc).__name__, None)
     if isinstance(cls, type) and issubclass(cls, httpx.TransportError):
         return cls(str(exc), request=request)
@@ -167,13 +272,28 @@ def _decoded(decoder: Any, chunk: bytes | None, request: httpx.Request) -> bytes
         raise httpx.DecodingError(f"egress: {exc}", request=request) from None
 
 
-class _CappedAsyncStream(httpx.AsyncByteStream):
+class _Capped:
+    """What the async and sync capped body streams share: the request's limits and the connection's meter."""
+
     def __init__(
-        self, inner: Any, policy: EgressPolicy, deadline: float, request: httpx.Request, decoder: Any = None
+        self,
+        inner: Any,
+        policy: EgressPolicy,
+        deadline: float,
+        request: httpx.Request,
+        decoder: Any = None,
+        wire: _MeteredStream | _MeteredSyncStream | None = None,
     ) -> None:
         self._inner, self._policy, self._deadline, self._request = inner, policy, deadline, request
-        self._decoder = decoder
+        self._decoder, self._wire = decoder, wire
 
+    def _done(self) -> None:
+        """The body is in: the connection's next response gets its own budgets."""
+        if self._wire is not None:
+            self._wire.body = None
+
+
+class _CappedAsyncStream(_Capped, httpx.AsyncByteStream):
     async def __aiter__(self) -> AsyncIterator[bytes]:
         total = 0
         iterator = self._inner.__aiter__()
@@ -182,6 +302,7 @@ class _CappedAsyncStream(httpx.AsyncByteStream):
                 with anyio.fail_after(max(0.0, self._deadline - time.monotonic())):
                     chunk = await iterator.__anext__()
             except StopAsyncIteration:
+                self._done()
                 if self._decoder is not None and (tail := _decoded(self._decoder, None, self._request)):
                     yield tail
                 return
@@ -192,7 +313,7 @@ class _CappedAsyncStream(httpx.AsyncByteStream):
                 ) from None
             except httpcore.TimeoutException as exc:
                 raise _map_error(exc, self._request) from None
-            except httpcore.NetworkError as exc:
+            except (httpcore.NetworkError, httpcore.ProtocolError) as exc:  # as httpx's own transport maps them
                 raise _map_error(exc, self._request) from None
             total += len(chunk)
             if total > self._policy.max_bytes:
@@ -236,6 +357,7 @@ class SafeTransport(httpx.AsyncBaseTransport):
         if not decision.allowed:
             raise EgressBlocked(decision, request=request)
         token = _PINS.set({_pin_key(request): decision.addresses})
+        head = _HEAD.set(_head_budget())
         try:
             with anyio.fail_after(max(0.0, deadline - time.monotonic())):
                 response = await self._pool.handle_async_request(_core_request(request, self.policy.timeout_s))
@@ -253,6 +375,7 @@ class SafeTransport(httpx.AsyncBaseTransport):
         ) as exc:
             raise _map_error(exc, request) from None
         finally:
+            _HEAD.reset(head)
             _PINS.reset(token)
         try:
             _check_length(response, self.policy, request)
@@ -263,7 +386,9 @@ class SafeTransport(httpx.AsyncBaseTransport):
         return httpx.Response(
             status_code=response.status,
             headers=response.headers if decoder is None else decoding.without_encoding(response.headers),
-            stream=_CappedAsyncStream(response.stream, self.policy, deadline, request, decoder),
+            stream=_CappedAsyncStream(
+                response.stream, self.policy, deadline, request, decoder, _meter_body(response, self.policy)
+            ),
             extensions=response.extensions,
         )
 
@@ -271,13 +396,7 @@ class SafeTransport(httpx.AsyncBaseTransport):
         await self._pool.aclose()
 
 
-class _CappedSyncStream(httpx.SyncByteStream):
-    def __init__(
-        self, inner: Any, policy: EgressPolicy, deadline: float, request: httpx.Request, decoder: Any = None
-    ) -> None:
-        self._inner, self._policy, self._deadline, self._request = inner, policy, deadline, request
-        self._decoder = decoder
-
+class _CappedSyncStream(_Capped, httpx.SyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
         total = 0
         chunks = iter(self._inner)
@@ -286,6 +405,7 @@ class _CappedSyncStream(httpx.SyncByteStream):
                 with running(self._deadline):
                     chunk = next(chunks, None)
                 if chunk is None:
+                    self._done()
                     break
                 total += len(chunk)
                 if total > self._policy.max_bytes:
@@ -304,7 +424,7 @@ class _CappedSyncStream(httpx.SyncByteStream):
             raise EgressLimitExceeded(
                 f"egress: response took longer than timeout_s {self._policy.timeout_s}", request=self._request
             ) from None
-        except (httpcore.TimeoutException, httpcore.NetworkError) as exc:
+        except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError) as exc:
             raise _map_error(exc, self._request) from None
 
     def close(self) -> None:
@@ -338,6 +458,7 @@ class SafeSyncTransport(httpx.BaseTransport):
         if not decision.allowed:
             raise EgressBlocked(decision, request=request)
         token = _PINS.set({_pin_key(request): decision.addresses})
+        head = _HEAD.set(_head_budget())
         try:
             with running(deadline):
                 response = self._pool.handle_request(_core_request(request, self.policy.timeout_s))
@@ -353,6 +474,7 @@ class SafeSyncTransport(httpx.BaseTransport):
         ) as exc:
             raise _map_error(exc, request) from None
         finally:
+            _HEAD.reset(head)
             _PINS.reset(token)
         try:
             _check_length(response, self.policy, request)
@@ -363,7 +485,9 @@ class SafeSyncTransport(httpx.BaseTransport):
         return httpx.Response(
             status_code=response.status,
             headers=response.headers if decoder is None else decoding.without_encoding(response.headers),
-            stream=_CappedSyncStream(response.stream, self.policy, deadline, request, decoder),
+            stream=_CappedSyncStream(
+                response.stream, self.policy, deadline, request, decoder, _meter_body(response, self.policy)
+            ),
             extensions=response.extensions,
         )
 

@@ -5,7 +5,9 @@ everything that clients disagree on, and reads IPv4 hosts the way `inet_aton` (w
 and the WHATWG URL standard do:
 
 - userinfo (`http://good.com@127.0.0.1/`) is refused outright;
-- backslashes, whitespace, control characters and percent-encoded hosts are refused;
+- whitespace, control characters and percent-encoded hosts are refused, and so is a backslash before the
+  end of the authority (WHATWG reads `http://a.example\\@127.0.0.1/` as host a.example, RFC 3986 readers
+  as 127.0.0.1); one in the path, query or fragment (a Windows path in a query string) is data to both;
 - the authority ends at the first `/`, `?` or `#` (`http://127.0.0.1#@evil.com/` is 127.0.0.1);
 - a host whose last label is a number is an IPv4 address: decimal (`2130706433`), octal (`0177.0.0.1`),
   hex (`0x7f.1`) and shortened (`127.1`) forms are read as 127.0.0.1; if it does not parse, it is refused;
@@ -55,18 +57,19 @@ def parse(url: str) -> Target:
         raise URLRejected(f"URL longer than {MAX_URL_CHARS} characters")
     if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
         raise URLRejected("URL contains whitespace or control characters")
-    if "\\" in url:
-        raise URLRejected("URL contains a backslash (clients disagree on what it means)")
+    backslash = URLRejected("URL has a backslash before its path (clients disagree on what it means)")
     m = _SCHEME.match(url)
     if not m:
-        raise URLRejected("URL has no scheme (expected e.g. https://)")
+        raise backslash if "\\" in url else URLRejected("URL has no scheme (expected e.g. https://)")
     scheme = m.group(1).lower()
     rest = url[m.end() :]
     if not rest.startswith("//"):
-        raise URLRejected("URL has no '//' authority after the scheme")
+        raise backslash if "\\" in rest else URLRejected("URL has no '//' authority after the scheme")
     rest = rest[2:]
     end = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
     authority = rest[:end]
+    if "\\" in authority:
+        raise backslash
     if "@" in authority:
         raise URLRejected("URL has userinfo (user@host); credentials in URLs are refused")
     host_part, port = _split_port(authority, scheme)
