@@ -133,6 +133,8 @@ def _phrases(text: str, source: str) -> list[GuardFinding]:
             continue
         for m in _matches(index, text, lowered):
             quiet = is_mention(text, m.start(), m.end()) or (rule.rule != "OWS-GRD-011" and is_negated(text, m.start()))
+            if not quiet and rule.rule in _QUOTABLE:
+                quiet = _quoted_discussion(text, m.start())
             out.append(
                 GuardFinding(
                     rule.rule,
@@ -220,6 +222,36 @@ def _spoofing(text: str, source: str) -> list[GuardFinding]:
         rule, message = messages[kind]
         out.append(GuardFinding(rule, "medium", "role_spoof", start, end, safe_excerpt(text, start, end), message))
     return out
+
+
+#: rules about text addressed to the AI: a quoted line in text about attacks is a mention
+_QUOTABLE = frozenset({"OWS-GRD-012", "OWS-GRD-016", "OWS-GRD-017"})
+_ABOUT_ATTACKS = re.compile(
+    r"(?i)\b(?:attacks?|attackers?|injections?|injected|payloads?|red[\s-]?team\w*|examples?|e\.g\.|such\s+as|phrases?"
+    r"|strings?|planted|malicious|forged|fake|spoofed|markers?|(?:lines|text|prompts?|sentences?|comments?)\s+like"
+    r"|patterns?|quoted|reads?\s+like|for\s+instance)\b"
+)
+
+
+def _quoted_discussion(text: str, start: int) -> bool:
+    """A match inside a double-quoted passage of its paragraph, where the paragraph before the quotation talks
+    about attacks or examples ("the report lists planted lines like \"...\""): a mention. A JSON or CSV value
+    is quoted too, but without such words before it."""
+    before = text[max(0, start - 400) : start]
+    paragraph = before[before.rfind("\n\n") + 1 :]
+    after = text[start : start + 400]
+    for opening, closing in (('"', '"'), ("“", "”")):
+        if opening == closing:
+            if paragraph.count(opening) % 2 == 0 or opening not in after:
+                continue
+            quote = paragraph.rfind(opening)
+        else:
+            if paragraph.count(opening) <= paragraph.count(closing) or closing not in after:
+                continue
+            quote = paragraph.rfind(opening)
+        if _ABOUT_ATTACKS.search(paragraph, 0, quote):
+            return True
+    return False
 
 
 def _quoted_example(text: str, start: int) -> bool:

@@ -141,8 +141,18 @@ def exfil_instructions(text: str) -> Iterator[tuple[int, int, str]]:
         carry = _CARRY.search(sentence)
         if not carry or not _IMAGE_WORD.search(sentence) or not _URL_WORD.search(sentence):
             continue
-        if _IMAGE_OR_URL_THEN_DATA.search(sentence) and not _DISCUSSION.search(sentence):
+        asked = _IMAGE_OR_URL_THEN_DATA.search(sentence)
+        if asked and not _DISCUSSION.search(sentence) and not _negated_data(sentence, asked.start()):
             yield s.start(), s.end(), "asks for an image or link whose URL carries the conversation or secrets"
+
+
+_NEGATED_DATA = re.compile(r"(?i)\b(?:no|not|never|without|nor)\s+(?:\w+\s+){0,2}$")
+
+
+def _negated_data(sentence: str, start: int) -> bool:
+    """The data named after "no", "not", "never", "without" ("no personal data is collected")."""
+    data = _DATA_RX.search(sentence, start)
+    return bool(data and _NEGATED_DATA.search(sentence, 0, data.start()))
 
 
 #: the image/link and its URL are named before the data (in one sentence, bounded gaps)

@@ -41,16 +41,94 @@ def _rx(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.IGNORECASE)
 
 
+#: "if you are an AI researcher": a person, not the AI reading the text
+_NOT_A_PERSON = (
+    r"(?![\s-]+(?:[\w-]+[\s-]+)?(?:researchers?|engineers?|developers?|enthusiasts?|practitioners?|scientists?"
+    r"|students?|compan(?:y|ies)|startups?|teams?|vendors?|providers?|labs?|products?|firms?|ethicists?|professionals?"
+    r"|experts?|consultants?|users?|founders?|investors?|builders?|creators?|writers?|artists?|policy)\b)"
+)
+#: the AI that reads a document, named in the third person ("AI assistants", "language models", "the summarizer")
+_READER = (
+    r"(?:(?:ai|a\.i\.|llm|llm-based|ai-powered|automated)[\s-]+)?"
+    r"(?:ais|ai|llms?|(?:large\s+)?language\s+models?|assistants?|agents?|chatbots?|summari[sz]ers?|copilot|chatgpt"
+    r"|gpt(?:-\d\w*)?|claude|gemini|(?:ai|automated)\s+(?:systems?|tools?|readers?|reviewers?|processors?|services?|models?))"
+)
+#: the AI reading the text in a sentence's subject: an optional qualifier and the noun, no bare "model"
+_READER_STRICT = (
+    r"(?:ais|ai|a\.i\.|llms?|(?:large\s+)?language\s+models?|(?:ai|llm)[\s-]+(?:models?|agents?|assistants?"
+    r"|systems?|tools?|readers?|reviewers?)|(?:ai|llm|automated)[\s-]+(?:\w+[\s-]+)?(?:assistants?|agents?)"
+    r"|assistants?|chatbots?|summari[sz]ers?|copilot|chatgpt|claude|gemini"
+    r"|automated\s+(?:systems?|tools?|readers?|reviewers?|processors?|services?))"
+)
+#: what the reader of a planted instruction is told to do about its answer, the user or the document
+_READER_TASK = (
+    r"(?:instead|ignore|disregard|(?:do\s+not|don't|never)\s+(?:mention|tell|include|say|reveal|show|report|flag|warn)"
+    r"|tell\s+(?:the\s+)?(?:user|reader|them|him|her)\b|inform\s+(?:the\s+)?(?:user|reader)|(?:say|state|report|claim"
+    r"|conclude|assert|confirm|write)\s+that|(?:respond|reply|answer)\s+(?:only\s+)?(?:with|that)\b"
+    r"|your\s+(?:summary|answer|response|reply|output|verdict)|recommend|describe\s+(?:\w+\s+){1,3}?as"
+    r"|(?:mark|classify|label|rate|treat)\s+(?:\w+\s+){0,2}?as|forward|delete|approve|(?:it|you|they)\s+must"
+    r"|(?:the\s+)?(?:assistant|ai|model|agent|summari[sz]er)\s+(?:must|should|shall|needs\s+to|has\s+to))\b"
+)
+#: what a document can be, for "when summarizing this page"
+_DOCUMENT = (
+    r"(?:page|web\s?page|document|doc|e-?mail|message|file|article|text|content|record|thread|site|website|pdf"
+    r"|data(?:set)?|results?|repository|repo|pull\s+request|pr|ticket|invite|invitation|event|r[ée]sum[ée]|cv|review"
+    r"|chapter|section|inbox|mailbox|calendar|post|comment|issue|entry|listing|profile|report|transcript|output)"
+)
+#: a forged end of the document: a closing tag, a bracketed or dashed marker, a marker alone on its line, or capitals
+_END_OBJECT = (
+    r"(?:the\s+)?(?:document|doc|e-?mail|message|text|context|content|data|input|page|article|file|search\s+results"
+    r"|results|transcript|record|tool\s+output|user\s+input|report|review|prompt|conversation)"
+)
+_END_MARK = (
+    r"(?:</\s*(?:document|doc|e-?mail|message|text|context|content|data|input|page|article|file|search_results|results?"
+    r"|tool_output|untrusted_\w{1,20})\s*>"
+    r"|(?:[\[(<{]|[-=*#_~]{2,})[ \t]*end\s+of\s+" + _END_OBJECT + r"[ \t]*(?:[\])>}]|[-=*#_~]{2,})"
+    r"|[-=*#_~]{3,}[ \t]*end\s+of\s+" + _END_OBJECT + r"\b"
+    r"|(?m:^)[ \t]*end\s+of\s+" + _END_OBJECT + r"[ \t]*[.:!]?[ \t]*(?m:$)"
+    r"|(?-i:\bEND\s+OF\s+(?:THE\s+)?(?:DOCUMENT|DOC|E-?MAIL|MESSAGE|TEXT|CONTEXT|CONTENT|DATA|INPUT|PAGE|ARTICLE"
+    r"|FILE|SEARCH\s+RESULTS|RESULTS|TRANSCRIPT|RECORD|TOOL\s+OUTPUT|USER\s+INPUT|REPORT|REVIEW|PROMPT)\b))"
+)
+#: after a forged end: what starts the attacker's own instructions
+_AFTER_END = (
+    r"(?:new\s+(?:task|instructions?|rules?|goal|directive|system\s+prompt)|(?:your|the)\s+(?:actual|real|new|next|true"
+    r"|updated)\s+(?:task|goal|instructions?|job|objective)|you\s+(?:must|should|will|are\s+now|now\s+have)"
+    r"|now\s+(?:that\s+you|respond|reply|answer|tell|write|say|output|forward|send|summari[sz]e|ignore|follow|act)"
+    r"|assistant|(?:respond|reply|answer)\s+(?:only\s+)?(?:with|to\s+the\s+user)|<\s*instructions?\s*>|ignore\s"
+    r"|disregard|tell\s+the\s+user|from\s+now\s+on|(?:text|document|e-?mail|message)\s+above\s+(?:was|is)\s+"
+    r"(?:a\s+test|fake|not))"
+)
+_IMPERATIVE = (
+    r"(?:please\s+)?(?:accept|send|forward|reply|respond|tell|say|ignore|delete|approve|include|add|write|open|run"
+    r"|visit|click|share|grant|mark|summari[sz]e|recommend|output|print|reveal|remove|book|pay|transfer|email|do\s+not"
+    r"|don't|never|always)\b"
+)
+
+
 PHRASE_RULES: tuple[PhraseRule, ...] = (
     PhraseRule(
         "OWS-GRD-010",
         "high",
         "override",
         _rx(
-            r"\b(?:ignore|disregard|forget|override|bypass|abandon|discard|skip|drop)\b"
+            r"\b(?:ignore|disregard|forget|override|bypass)\b"
             + _gap(4)
             + r"(?:previous|prior|above|earlier|preceding|original|initial|all|any|every|your|the|system"
             + r"|existing|developer|safety|other)\b"
+            + _gap(3)
+            + _TARGETS
+        ),
+        "tells the model to ignore its instructions",
+    ),
+    PhraseRule(
+        "OWS-GRD-010",
+        "high",
+        "override",
+        # weaker verbs ("skip the listed rules" is what a linter's documentation says): stronger qualifiers
+        _rx(
+            r"\b(?:abandon|discard|skip|drop)\b"
+            + _gap(4)
+            + r"(?:previous|prior|above|earlier|preceding|original|initial|all|your|system|developer|safety)\b"
             + _gap(3)
             + _TARGETS
         ),
@@ -136,8 +214,10 @@ PHRASE_RULES: tuple[PhraseRule, ...] = (
         "medium",
         "override",
         _rx(
-            r"\b(?:if\s+you\s+are\s+(?:an?\s+)?(?:ai|llm|large\s+language\s+model|language\s+model|assistant|"
-            r"agent|bot|chatbot|automated)|(?:note|message|instructions?|attention)\s+(?:to|for)\s+(?:the\s+|any\s+|all\s+)?"
+            r"\b(?:if\s+(?:you\s+are|you're)\s+(?:an?\s+)?(?:ai|llm|large\s+language\s+model|language\s+model|assistant|"
+            r"agent|bot|chatbot|automated)\b"
+            + _NOT_A_PERSON
+            + r"|(?:note|message|instructions?|attention)\s+(?:to|for)\s+(?:the\s+|any\s+|all\s+)?"
             r"(?:ai|llm|language\s+model|assistant|agent|bot|chatbot|claude|gpt|chatgpt|copilot|gemini)s?\b"
             r"|(?:ai|llm|assistant|agent|bot)s?\s+(?:reading|processing|parsing|summari[sz]ing|crawling)\s+this"
             r"|(?:attention|hey|dear|psst|p\.\s?s\.?)[,:]?\s+(?:to\s+)?(?:the\s+|any\s+)?(?:ai\s+)?(?:ai|llm|model|assistant|agent"
@@ -211,6 +291,83 @@ PHRASE_RULES: tuple[PhraseRule, ...] = (
             + r"(?:and|then)\s+(?:follow|execute|run|obey|do|perform|carry\s+out|act\s+on|comply)"
         ),
         "asks the model to decode a payload and act on it",
+    ),
+    PhraseRule(
+        "OWS-GRD-012",
+        "medium",
+        "override",
+        _rx(
+            # "AI assistants processing this document must", "any language model that reads this email should",
+            # "LLM agents parsing this record:", "to whichever language model reads this:"
+            r"\b" + _READER_STRICT + r"\s+(?:that\s+|which\s+|who\s+)?(?:(?:is|are)\s+)?(?:reading|processing|parsing"
+            r"|summari[sz]ing|crawling|analy[sz]ing|reviewing|indexing|ingesting|scanning|reads?|process(?:es)?|parses?"
+            r"|summari[sz]es?|analy[sz]es?|reviews?|ingests?|sees?)\s+this\b[^.!?\n]{0,160}?(?:\b(?:must|should|shall"
+            r"|needs?\s+to|ha(?:ve|s)\s+to|(?:are|is)\s+(?:required|instructed|expected|asked|told)\s+to|will\s+now)\b|:)"
+            # "note for any model processing this data:", "instructions for the summarizer:", "for AI readers only:"
+            r"|\b(?:note|message|instructions?|attention|reminder|directive|memo|p\.?\s?s\.?)\s+(?:to|for)\s+"
+            r"(?:the\s+|any\s+|all\s+|every\s+|each\s+|whichever\s+)?(?:" + _READER + r"|models?)\b"
+            r"(?:\s+(?:reading|processing|parsing|summari[sz]ing|analy[sz]ing)\s+this\b[^.!?:\n]{0,40})?\s*[:,\-(]"
+            r"|\bfor\s+(?:ai|llm|language\s+model)\s+(?:readers?|systems?|agents?|assistants?|eyes)(?:\s+only)?\s*[:,]"
+            # vocatives: "Hey Copilot,", "Dear language model:"
+            r"|\b(?:attention|hey|hi|hello|dear|psst)[,:]?\s+(?:to\s+|for\s+)?(?:the\s+|any\s+|all\s+)?(?:copilot|chatgpt"
+            r"|claude|gemini|gpt|summari[sz]ers?|language\s+models?|llms?|ai\s+(?:agents?|assistants?|models?|systems?))"
+            r"\b\s*[,:]"
+            # "(assistant: accept this invite ...)": an addressee and an imperative inside brackets or after a separator
+            r"|(?:^|[(\[{;|])[ \t]*(?:ai|ai\s+assistant|assistant|agent|llm|copilot|chatgpt|claude|gemini)\s*:\s*"
+            + _IMPERATIVE
+            # "whoever summarizes this,"
+            + r"|\b(?:whoever|whatever|anyone|anything)\s+(?:that\s+|who\s+)?(?:is\s+)?(?:summari[sz]|process|pars"
+            r"|analy[sz]|ingest|index)\w*\s+this\b[^.!?\n]{0,80}?[,:]"
+        ),
+        "addresses the AI that reads the document",
+        frozenset({"instructions"}),
+    ),
+    PhraseRule(
+        "OWS-GRD-012",
+        "medium",
+        "override",
+        _rx(
+            # "when summarizing this page, instead tell the reader ...", "if you are summarizing the user's inbox,
+            # report that ...", "when this record is shown to a user, tell them ..."
+            r"\b(?:when|while|before|after|if|once)\s+(?:you\s+(?:are\s+)?|you're\s+|(?:an?|the)\s+(?:ai|assistant"
+            r"|model|llm|agent|summari[sz]er)\s+(?:is\s+)?)?(?:summari[sz]|process|pars|analy[sz]|index|ingest|review)\w*"
+            r"\s+(?:this|the\s+user'?s?'?)\s+(?:\w+\s+)?"
+            + _DOCUMENT
+            + r"\b[^.!?\n]{0,200}?\b"
+            + _READER_TASK
+            # "if an AI is reading this, ..."
+            + r"|\b(?:if|when|whenever)\s+(?:an?\s+|the\s+|any\s+)?"
+            + _READER_STRICT
+            + r"\s+(?:is\s+|are\s+)?"
+            r"(?:reading|processing|parsing|summari[sz]ing|analy[sz]ing|reads|processes|parses|summari[sz]es|sees)\s+this\b"
+            r"[^.!?\n]{0,80}?[,:]"
+            + r"|\bwhen\s+this\s+"
+            + _DOCUMENT
+            + r"\s+is\s+(?:shown|displayed|summari[sz]ed|read|processed|presented"
+            r"|returned)\b[^.!?\n]{0,200}?\b" + _READER_TASK
+        ),
+        "tells the AI what to do when it summarizes or processes the document",
+        frozenset({"instructions"}),
+    ),
+    PhraseRule(
+        "OWS-GRD-016",
+        "medium",
+        "override",
+        _rx(_END_MARK + r"[^\x00]{0,300}?\b" + _AFTER_END),
+        "a forged end of the document followed by new instructions",
+    ),
+    PhraseRule(
+        "OWS-GRD-017",
+        "medium",
+        "override",
+        _rx(
+            r"\bthe\s+user\s+(?:has\s+|had\s+)?(?:also\s+|already\s+|now\s+)?(?:asked|requested|instructed|told"
+            r"|authori[sz]ed|wants|would\s+like|needs|expects|prefers)\s+(?:you|the\s+(?:assistant|ai|model|agent))\s+to\b"
+            r"|\bper\s+the\s+user'?s\s+(?:instructions?|request|wishes|orders)\s*,\s+you\s+(?:should|must|will|need\s+to"
+            r"|are\s+to)\b"
+        ),
+        'speaks for the user to the AI ("the user has asked you to")',
+        frozenset({"instructions"}),
     ),
 )
 
@@ -289,7 +446,8 @@ def role_spoof_spans(text: str) -> list[tuple[int, int, str]]:
 #: such a word a match can reach. Long texts are searched only in these windows (found with str.find), which
 #: keeps `scan_text` fast on large tool outputs; short texts are searched whole.
 RULE_KEYS: tuple[tuple[tuple[str, ...], int, int], ...] = (
-    (("ignore", "disregard", "forget", "override", "bypass", "abandon", "discard", "skip", "drop"), 12, 260),
+    (("ignore", "disregard", "forget", "override", "bypass"), 12, 260),
+    (("abandon", "discard", "skip", "drop"), 12, 260),
     (("ignore", "disregard", "forget"), 12, 80),
     (("instruction", "directive", "orders", "task", "prompt"), 60, 40),
     (("are now",), 20, 80),
@@ -361,6 +519,34 @@ RULE_KEYS: tuple[tuple[tuple[str, ...], int, int], ...] = (
         80,
     ),
     (("decode", "decrypt", "deobfuscate", "unscramble", "reverse", "translate"), 12, 240),
+    (
+        (
+            "this",
+            "note",
+            "message",
+            "instruction",
+            "attention",
+            "reminder",
+            "directive",
+            "memo",
+            "p.s",
+            "ps ",
+            "for ai",
+            "for llm",
+            "for language",
+            "hey",
+            "hi ",
+            "hello",
+            "dear",
+            "psst",
+            ":",
+        ),
+        120,
+        260,
+    ),
+    (("summari", "process", "pars", "analy", "index", "ingest", "review", "this"), 80, 320),
+    (("end", "</"), 12, 420),
+    (("the user", "per the"), 12, 120),
 )
 assert len(RULE_KEYS) == len(PHRASE_RULES)
 
