@@ -217,10 +217,13 @@ def _spoofing(text: str, source: str) -> list[GuardFinding]:
         "label": ("OWS-GRD-021", "a role label followed by instructions (forged system/assistant turn)"),
         "tag": ("OWS-GRD-021", "a role tag followed by instructions (forged system prompt)"),
         "frame": ("OWS-GRD-022", "closes the tool-result frame the gateway or agent put around it"),
+        "mdrole": ("OWS-GRD-021", "a chat role as a markdown link ([system](#context)), a forged prompt section"),
     }
     for start, end, kind in role_spoof_spans(text):
         rule, message = messages[kind]
-        out.append(GuardFinding(rule, "medium", "role_spoof", start, end, safe_excerpt(text, start, end), message))
+        quoted = kind == "mdrole" and (_in_code_span(text, start, end) or is_mention(text, start, end))
+        severity: Severity = "low" if quoted else "medium"
+        out.append(GuardFinding(rule, severity, "role_spoof", start, end, safe_excerpt(text, start, end), message))
     return out
 
 

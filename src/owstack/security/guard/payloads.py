@@ -39,12 +39,17 @@ _DATA_URI = re.compile(r"(?i)data:[a-z]+/[a-z0-9.+-]+;base64,$")
 _HTML_COMMENT = re.compile(r"<!--(.{0,4000}?)-->", re.DOTALL)
 _HIDDEN_STYLE = re.compile(
     r"(?i)<[a-z][a-z0-9]{0,10}\b[^>]{0,300}?style\s*=\s*[\"'][^\"']{0,200}?(?:display\s*:\s*none|visibility\s*:\s*hidden"
-    r"|font-size\s*:\s*0(?:\.\d+)?(?:px|pt|em|rem)?\s*[;\"']|opacity\s*:\s*0(?:\.0+)?\s*[;\"']"
+    r"|font-size\s*:\s*0(?:\.\d+)?(?:px|pt|em|rem)?\s*(?=[;\"'])|opacity\s*:\s*0(?:\.0+)?\s*(?=[;\"'])"
     r"|color\s*:\s*(?:white|#fff(?:fff)?|transparent)\b)[^\"']{0,200}[\"'][^>]{0,200}>"
 )
 _AI_CUES = re.compile(
     r"(?i)\b(?:you\s+(?:must|should|will|are)|ignore|disregard|instructions?|assistant|\bai\b|llm|language\s+model"
-    r"|agent|chatbot|system\s+prompt|do\s+not\s+(?:tell|mention|reveal))\b"
+    r"|agent|chatbot|system\s+prompt|do\s+not\s+(?:tell|mention|reveal)"
+    # what the reader is told to do about its answer or the user: hidden text has no business saying that
+    r"|(?:when|while|before|after)\s+(?:you\s+)?(?:summari[sz]|answer|respond|repl|process|pars|review)\w*"
+    r"|(?:in|into|to)\s+your\s+(?:summary|answer|response|reply|output)|tell\s+the\s+(?:user|reader)"
+    r"|(?:reply|respond|answer)\s+(?:only\s+)?with|summar(?:y|ies)\s+of\s+this|(?:reviewer|review|summary)\s+bots?"
+    r"|bots?\s*:|approve\s+this|(?:state|say|report)\s+that|recommend)\b"
 )
 
 

@@ -385,6 +385,8 @@ _ROLE_CUES = re.compile(
 _ROLE_TAG = re.compile(
     r"(?i)<\s*(?:system|system[_-]?prompt|system[_-]?message|instructions?|admin|developer|im_system)\b[^<>\n]{0,80}>"
 )
+#: a chat role written as a markdown link, as some chat products mark prompt sections: "[system](#context)"
+_MD_ROLE = re.compile(r"(?i)\[(system|assistant|developer|user)\]\(#([\w-]{1,40})\)")
 _FRAME_ESCAPE = re.compile(
     r"(?i)</\s*(?:tool_response|tool_result|tool_output|function_results?|function_output|search_results?"
     r"|untrusted[_-]?\w{0,20}|external[_-]?content|retrieved[_-]?\w{0,20}|user_input|observation)\s*>"
@@ -439,6 +441,13 @@ def role_spoof_spans(text: str) -> list[tuple[int, int, str]]:
         if _ROLE_CUES.search(text, m.end(), m.end() + 400):
             spans.append((m.start(), m.end(), "tag"))
     spans.extend((m.start(), m.end(), "frame") for m in _FRAME_ESCAPE.finditer(text))
+    if "](#" in text:
+        # a table of contents links "[System](#system)" to its own heading: not a role marker
+        spans.extend(
+            (m.start(), m.end(), "mdrole")
+            for m in _MD_ROLE.finditer(text)
+            if not m.group(2).lower().startswith(m.group(1).lower())
+        )
     return spans
 
 
