@@ -12,6 +12,7 @@ from owstack.security.guard.phrases import (
     PHRASE_RULES,
     is_mention,
     is_negated,
+    joined_views,
     obfuscation_views,
     role_spoof_spans,
     windows,
@@ -174,7 +175,7 @@ def _obfuscated(text: str, source: str, plain: list[GuardFinding]) -> list[Guard
     OWS-GRD-042 finding per phrase that only the undone text shows."""
     seen = [(f.rule, f.start, f.end) for f in plain if SEVERITY_RANK[f.severity] >= SEVERITY_RANK["medium"]]
     out: list[GuardFinding] = []
-    for view, index in obfuscation_views(text):
+    for view, index in [*obfuscation_views(text), *joined_views(text)]:
         for f in _phrases(view, source):
             if SEVERITY_RANK[f.severity] < SEVERITY_RANK["medium"]:
                 continue
@@ -190,7 +191,7 @@ def _obfuscated(text: str, source: str, plain: list[GuardFinding]) -> list[Guard
                     start,
                     end,
                     safe_excerpt(text, start, end),
-                    f"obfuscated text (look-alike letters, leetspeak, spacing or encoding) that {f.message}",
+                    f"obfuscated text (look-alikes, leetspeak, spacing, words run together, encoding) that {f.message}",
                 )
             )
     return out

@@ -755,3 +755,110 @@ def obfuscation_views(text: str) -> list[tuple[str, list[int]]]:
         if view:
             out.append((view[0], [i + start for i in view[1]]))
     return out
+
+
+# --- words run together: "ignorepreviousinstructions", "ignoreAllPrevious", "ignore_all_previous", "a.b.c" ---
+
+#: a verb of the phrase rules joined to the next word without a space (or with `_`, `.`, `-`)
+_JOINED_HINT = re.compile(
+    r"(?i)(?:ignore|disregard|forget|override|bypass|reveal|donot|dont|print|dump|leak|output|show)"
+    r"[_.\-]?(?:all|any|every|the|your|my|previous|prior|above|earlier|preceding|system|initial|original|secret|api"
+    r"|conversation|chat|users?|tell|mention|inform|instructions?|rules|guidelines|prompts?|directives)"
+)
+_JOINED_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+#: the pieces of a joined word: capitals, capitalised or lower-case runs, digits
+_JOINED_PIECE = re.compile(r"[A-Z]{2,}(?![a-z])|[A-Z]?[a-z]+|[A-Z]|\d+")
+#: the words a run-together phrase is cut into (those of the phrase rules); a piece is cut only when all of it
+#: is made of these
+_JOINED_WORDS = (
+    "ignore disregard forget override bypass reveal print dump leak output show repeat tell give share send forward"
+    " all any every the your my our his her their previous prior above earlier preceding original initial existing"
+    " system developer safety other instructions instruction prompt prompts rules rule guidelines directives"
+    " constraints restrictions policies programming messages commands orders context everything anything what"
+    " secret secrets api key keys password passwords credentials token tokens env environment variables do not dont"
+    " user users human operator owner anyone them me to of a an and then now please you are new mode chat log logs"
+    " history conversation this that file is safe it mention inform notify warn alert before told given"
+    " in with from reply respond answer only"
+)
+_JOINED_VOCABULARY = frozenset(_JOINED_WORDS.split())
+_JOINED_LONGEST = max(len(w) for w in _JOINED_VOCABULARY)
+
+
+def _segment(piece: str) -> list[str] | None:
+    """`piece` (lower case) cut into the fewest vocabulary words, or None when it cannot be."""
+    best: list[list[str] | None] = [[]] + [None] * len(piece)
+    for end in range(1, len(piece) + 1):
+        for start in range(max(0, end - _JOINED_LONGEST), end):
+            head = best[start]
+            word = piece[start:end]
+            if head is not None and word in _JOINED_VOCABULARY:
+                candidate = [*head, word]
+                current = best[end]
+                if current is None or len(candidate) < len(current):
+                    best[end] = candidate
+    return best[len(piece)]
+
+
+def _joined_words(token: str) -> list[tuple[str, int]]:
+    """(word, offset in `token`) of a joined token, run-together pieces cut into vocabulary words."""
+    out: list[tuple[str, int]] = []
+    for m in _JOINED_PIECE.finditer(token):
+        piece = m.group().lower()
+        words = _segment(piece) if len(piece) >= 6 and piece not in _JOINED_VOCABULARY else None
+        if not words:
+            out.append((piece, m.start()))
+            continue
+        pos = m.start()
+        for word in words:
+            out.append((word, pos))
+            pos += len(word)
+    return out
+
+
+def _is_code_name(text: str, start: int, end: int) -> bool:
+    """A function or test name: `def test_ignore_previous_instructions(`, `ignorePreviousInstructions()`."""
+    head = text[start : start + 5].lower()
+    return head.startswith("test") or text[end : end + 1] == "(" or text[max(0, start - 4) : start] in ("def ", "fun ")
+
+
+def joined_views(text: str) -> list[tuple[str, list[int]]]:
+    """Views of the passages around words that run a phrase together ("ignorepreviousinstructions",
+    "IgnoreAllPreviousInstructions", "ignore_all_previous_instructions", "ignore.previous.instructions"), with
+    those words cut apart by spaces, lower case; each with the index in `text` of every view character."""
+    tokens: list[tuple[int, int]] = []
+    for m in _JOINED_HINT.finditer(text):
+        if tokens and m.start() < tokens[-1][1]:
+            continue
+        start, end = m.start(), m.end()
+        while start > 0 and text[start - 1] in _JOINED_CHARS:
+            start -= 1
+        while end < len(text) and text[end] in _JOINED_CHARS:
+            end += 1
+        while end > m.end() and text[end - 1] in "_.-":  # a full stop after the word stays one
+            end -= 1
+        if not _is_code_name(text, start, end):
+            tokens.append((start, end))
+        if len(tokens) >= 64:
+            break
+    out: list[tuple[str, list[int]]] = []
+    for span_start, span_end in merge_spans([(max(0, s - _VIEW_REACH), e + _VIEW_REACH) for s, e in tokens]):
+        span_end = min(span_end, len(text))
+        chars: list[str] = []
+        index: list[int] = []
+        pos = span_start
+        for start, end in tokens:
+            if start < span_start or end > span_end:
+                continue
+            chars.extend(text[pos:start].lower())
+            index.extend(range(pos, start))
+            for i, (word, offset) in enumerate(_joined_words(text[start:end])):
+                if i:
+                    chars.append(" ")
+                    index.append(start + offset)
+                chars.extend(word)
+                index.extend(range(start + offset, start + offset + len(word)))
+            pos = end
+        chars.extend(text[pos:span_end].lower())
+        index.extend(range(pos, span_end))
+        out.append(("".join(chars), index))
+    return out
