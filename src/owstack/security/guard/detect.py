@@ -7,7 +7,13 @@ from collections.abc import Iterator
 
 from owstack.security.guard import multilingual
 from owstack.security.guard.hidden import scan_hidden
-from owstack.security.guard.payloads import encoded_payloads, exfil_instructions, exfil_links, hidden_markup
+from owstack.security.guard.payloads import (
+    encoded_payloads,
+    exfil_instructions,
+    exfil_links,
+    exfil_slots,
+    hidden_markup,
+)
 from owstack.security.guard.phrases import (
     PHRASE_RULES,
     is_mention,
@@ -267,8 +273,14 @@ def _quoted_example(text: str, start: int) -> bool:
     if paragraph.count("`") % 2 == 1 and "`" in after:
         return True
     if paragraph.count('"') % 2 == 1 and '"' in after:
-        return True
+        return not _data_value(paragraph, paragraph.rfind('"'))
     return paragraph.count("“") > paragraph.count("”") and "”" in after
+
+
+def _data_value(paragraph: str, quote: int) -> bool:
+    """The quotation opens a value of structured data (JSON `"key": "...`, a CSV cell, `key="...`), not a quote."""
+    before = paragraph[:quote].rstrip(" \t")
+    return not before or before[-1] in ":,[{=\n"
 
 
 def _links(text: str) -> list[GuardFinding]:
@@ -286,6 +298,20 @@ def _links(text: str) -> list[GuardFinding]:
     ]
     if "http" not in text:
         return out
+    taken = [(f.start, f.end) for f in out]
+    out.extend(
+        GuardFinding(
+            "OWS-GRD-014",
+            "low" if _quoted_example(text, start) else "high",
+            "exfiltration",
+            start,
+            end,
+            safe_excerpt(text, start, end),
+            message,
+        )
+        for start, end, message in exfil_slots(text)
+        if not any(s <= start < e or start <= s < end for s, e in taken)
+    )
     return out + [
         GuardFinding(
             "OWS-GRD-030",

@@ -147,17 +147,77 @@ def exfil_instructions(text: str) -> Iterator[tuple[int, int, str]]:
         if not carry or not _IMAGE_WORD.search(sentence) or not _URL_WORD.search(sentence):
             continue
         asked = _IMAGE_OR_URL_THEN_DATA.search(sentence)
-        if asked and not _DISCUSSION.search(sentence) and not _negated_data(sentence, asked.start()):
+        if asked and not _DISCUSSION.search(sentence) and not _weak_or_negated(sentence, asked.start()):
             yield s.start(), s.end(), "asks for an image or link whose URL carries the conversation or secrets"
 
 
 _NEGATED_DATA = re.compile(r"(?i)\b(?:no|not|never|without|nor)\s+(?:\w+\s+){0,2}$")
 
 
-def _negated_data(sentence: str, start: int) -> bool:
-    """The data named after "no", "not", "never", "without" ("no personal data is collected")."""
+def _weak_or_negated(sentence: str, start: int) -> bool:
+    """The data is named after "no", "not", "never", "without" ("no personal data is collected"), or is what apps
+    put in URLs anyway (a user's display name) with no word of the AI's reply around."""
     data = _DATA_RX.search(sentence, start)
-    return bool(data and _NEGATED_DATA.search(sentence, 0, data.start()))
+    if data is None:
+        return False
+    if _NEGATED_DATA.search(sentence, 0, data.start()):
+        return True
+    return bool(_WEAK_DATA.search(data.group())) and not _REPLY_CONTEXT.search(sentence)
+
+
+#: a URL with a slot for data to be put in (query values and path segments)
+_SLOT_URL = re.compile(r"https?://[^\s)'\"<>`]{1,400}")
+_SLOT = re.compile(
+    r"(?:[?&;=/])(\.{2,}|…|[xX]{2,}|X|#{1,6}|\*{2,}|_{2,}|\?{2,}|\[[^\]\s/]{1,30}\]|[A-Z][A-Z0-9_]{1,30}|)"
+    r"(?=[&#;)\]]|$|\.(?:png|gif|jpe?g|svg|webp)\b)"
+)
+#: data the conversation holds, beyond `_DATA`: what the user said, card numbers, codes
+_CHAT_DATA = re.compile(
+    r"(?i)\b(?:" + _DATA + r"|(?:everything|anything|all|what|whatever)\s+(?:that\s+)?the\s+user\s+(?:has\s+)?"
+    r"(?:told|said|wrote|typed|shared|asked|mentioned|provided|entered)|the\s+user\s+(?:has\s+)?(?:mentioned|shared"
+    r"|provided|entered|typed|wrote|said|told\s+you)|(?:card|account|social\s+security)\s+numbers?|(?:2fa|otp|one-time"
+    r"|verification)\s+(?:codes?|passwords?)|pin\b|your\s+(?:answer|reply|response))"
+)
+#: data that is also what apps put in URLs (a user's name, e-mail, address): only with the AI's reply in view
+_WEAK_DATA = re.compile(r"(?i)(?:name|e-?mail(?:\s+address(?:es)?)?|address|phone\s+numbers?|files?|documents?)$")
+_REPLY_CONTEXT = re.compile(
+    r"(?i)\b(?:your\s+(?:reply|answer|response|output|summary)|every\s+(?:reply|answer|response)|before\s+answering"
+    r"|you\s+(?:found|were\s+given|know)|(?:from|in)\s+(?:your|the)\s+(?:context|conversation|chat)"
+    r"|the\s+user\s+(?:mentioned|told\s+you|said|wrote|shared)|output\s+(?:the\s+result|it)|concatenat\w*)\b"
+)
+_FILL = re.compile(
+    r"(?i)\b(?:replac\w*|substitut\w*|fill\w*|in\s+place\s+of|where\s+(?:the\s+)?\S{1,20}\s+(?:is|are|stands?\s+for"
+    r"|means?)|with\s+\S{1,20}\s+being|(?:must|should|will)\s+be|append\w*|add(?:ed|ing)?|put|insert\w*|followed\s+by"
+    r"|encod\w*)\b"
+)
+_RENDER_WORD = re.compile(
+    r"(?i)!\[|<img|\b(?:images?|img|pictures?|pixels?|badges?|markdown|hyperlinks?|links?|render\w*|display\w*)\b"
+)
+_NEAR = 250
+
+
+def exfil_slots(text: str) -> Iterator[tuple[int, int, str]]:
+    """(start, end, message) for an image or link URL with a slot for data ("?d=...", "?u=USER_EMAIL", "?c=[chat]",
+    "?q=xxx", an empty value) and, in the same passage, what to put there: the conversation, what the user said,
+    secrets ("where ... is a summary of the conversation", "replace KEY with the API key")."""
+    for count, m in enumerate(_SLOT_URL.finditer(text)):
+        if count >= MAX_CANDIDATES:
+            break
+        if not _SLOT.search(m.group().split("://", 1)[1]):
+            continue
+        start = max(0, m.start() - _NEAR)
+        start = max(start, text.rfind("\n\n", start, m.start()) + 1)
+        end = text.find("\n\n", m.end(), m.end() + _NEAR)
+        near = text[start : end if end >= 0 else m.end() + _NEAR]
+        if not _RENDER_WORD.search(near) or not _FILL.search(near) or _DISCUSSION.search(near):
+            continue
+        for data in _CHAT_DATA.finditer(near):
+            if _NEGATED_DATA.search(near, 0, data.start()):
+                continue
+            if _WEAK_DATA.search(data.group()) and not _REPLY_CONTEXT.search(near):
+                continue
+            yield m.start(), m.end(), "an image or link URL with a slot for the conversation, user data or secrets"
+            break
 
 
 #: the image/link and its URL are named before the data (in one sentence, bounded gaps)
