@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from owstack.security.guard import multilingual
+from owstack.security.guard import exfil_i18n, multilingual
 from owstack.security.guard.hidden import scan_hidden
 from owstack.security.guard.payloads import (
     encoded_payloads,
@@ -25,7 +25,7 @@ from owstack.security.guard.phrases import (
     without_mentions,
 )
 from owstack.security.guard.tokens import all_tokens_pattern
-from owstack.security.guard.types import SEVERITY_RANK, GuardFinding, Severity, safe_excerpt
+from owstack.security.guard.types import SEVERITY_RANK, GuardFinding, Severity, at_least, safe_excerpt
 
 SOURCES = ("tool", "document", "user", "instructions")
 #: longest text scanned in full; beyond this only the first and last parts are scanned (and a finding says so)
@@ -312,6 +312,7 @@ def _links(text: str) -> list[GuardFinding]:
         for start, end, message in exfil_slots(text)
         if not any(s <= start < e or start <= s < end for s, e in taken)
     )
+    out.extend(_exfil_other_languages(text, out))
     return out + [
         GuardFinding(
             "OWS-GRD-030",
@@ -324,6 +325,30 @@ def _links(text: str) -> list[GuardFinding]:
         )
         for start, end, severity, message in exfil_links(text)
     ]
+
+
+_EXFIL_I18N = {
+    "send": ("OWS-GRD-013", "asks the model to send the conversation or secrets to an outside address"),
+    "image": ("OWS-GRD-014", "asks for an image or link whose URL carries the conversation or secrets"),
+}
+
+
+def _exfil_other_languages(text: str, found: list[GuardFinding]) -> list[GuardFinding]:
+    """Exfiltration instructions in other languages (`exfil_i18n`), where no English rule found one."""
+    if "@" not in text and "http" not in text:
+        return []
+    out = []
+    for start, end, kind, lang in exfil_i18n.findings(text):
+        if any(f.start < end + 300 and start - 300 < f.end and at_least(f.severity, "medium") for f in found):
+            continue
+        rule, message = _EXFIL_I18N[kind]
+        severity: Severity = "low" if _quoted_example(text, start) else "high"
+        out.append(
+            GuardFinding(
+                rule, severity, "exfiltration", start, end, safe_excerpt(text, start, end), f"{message} ({lang})"
+            )
+        )
+    return out
 
 
 def _decoded_is_injection(decoded: str) -> bool:
