@@ -297,7 +297,7 @@ def _links(text: str) -> list[GuardFinding]:
         for start, end, message in exfil_instructions(text)
     ]
     if "http" not in text:
-        return out
+        return out + _exfil_other_languages(text, out)
     taken = [(f.start, f.end) for f in out]
     out.extend(
         GuardFinding(

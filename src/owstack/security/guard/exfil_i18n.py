@@ -43,6 +43,8 @@ class _Language:
     image: re.Pattern[str]
     negation: re.Pattern[str] | None
     negation_after: re.Pattern[str] | None
+    #: the negation may follow the verb ("Senden Sie Ihr Passwort niemals ..."): any in the sentence counts
+    negation_anywhere: re.Pattern[str] | None
 
 
 def _alternation(fragments: list[str], *, bounded: bool) -> re.Pattern[str]:
@@ -76,6 +78,9 @@ def languages() -> tuple[_Language, ...]:
                     else None
                 ),
                 negation_after=re.compile("^.{0,4}(?:" + "|".join(after) + ")", re.IGNORECASE) if after else None,
+                negation_anywhere=(
+                    _alternation(negation, bounded=True) if negation and spec.get("negation_anywhere") else None
+                ),
             )
         )
     return tuple(out)
@@ -114,6 +119,8 @@ def _passage(text: str, start: int, end: int) -> tuple[int, int]:
 
 
 def _sent(lang: _Language, text: str, left: int, right: int) -> bool:
+    if lang.negation_anywhere and lang.negation_anywhere.search(text, left, right):
+        return False
     for verb in lang.send.finditer(text, left, right):
         if lang.negation and lang.negation.search(text[max(left, verb.start() - 24) : verb.start()]):
             continue
