@@ -85,7 +85,7 @@ _END_MARK = (
     r"|tool_output|untrusted_\w{1,20})\s*>"
     r"|(?:[\[(<{]|[-=*#_~]{2,})[ \t]*end\s+of\s+" + _END_OBJECT + r"[ \t]*(?:[\])>}]|[-=*#_~]{2,})"
     r"|[-=*#_~]{3,}[ \t]*end\s+of\s+" + _END_OBJECT + r"\b"
-    r"|(?m:^)[ \t]*end\s+of\s+" + _END_OBJECT + r"[ \t]*[.:!]?[ \t]*(?m:$)"
+    r"|(?m:^)[ \t#/*>;]*end\s+of\s+" + _END_OBJECT + r"[ \t]*[.:!]?[ \t]*(?m:$)"
     r"|(?-i:\bEND\s+OF\s+(?:THE\s+)?(?:DOCUMENT|DOC|E-?MAIL|MESSAGE|TEXT|CONTEXT|CONTENT|DATA|INPUT|PAGE|ARTICLE"
     r"|FILE|SEARCH\s+RESULTS|RESULTS|TRANSCRIPT|RECORD|TOOL\s+OUTPUT|USER\s+INPUT|REPORT|REVIEW|PROMPT)\b))"
 )
@@ -353,7 +353,8 @@ PHRASE_RULES: tuple[PhraseRule, ...] = (
         "OWS-GRD-016",
         "medium",
         "override",
-        _rx(_END_MARK + r"[^\x00]{0,300}?\b" + _AFTER_END),
+        # (a JSON-escaped line break runs into the next word: "---\\nNEW TASK")
+        _rx(_END_MARK + r"[^\x00]{0,300}?(?:\b|(?<=\\[nrt]))" + _AFTER_END),
         "a forged end of the document followed by new instructions",
     ),
     PhraseRule(
