@@ -80,6 +80,20 @@ def benign() -> list[tuple[str, str]]:
     return out
 
 
+def fresh() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The texts written after the rules (measured, not asserted): attacks in two carriers each, benign alone
+    and in one carrier."""
+    names = list(_data()["carriers"])
+    attacks_out, benign_out = [], []
+    for i, text in enumerate(_data()["fresh_attacks"]):
+        for c in dict.fromkeys([names[(i + 1) % len(names)], names[(i * 7 + 2) % len(names)]]):
+            attacks_out.append((f"fresh-{i}@{c}", _embed(c, text)))
+    for i, text in enumerate(_data()["fresh_benign"]):
+        benign_out.append((f"fresh-{i}", text))
+        benign_out.append((f"fresh-{i}@{names[i % len(names)]}", _embed(names[i % len(names)], text)))
+    return attacks_out, benign_out
+
+
 def rule_findings(text: str) -> list[str]:
     """Rules (stage one) at medium or above, the classifier left out."""
     return [
@@ -101,7 +115,9 @@ def test_benign_twin_is_not_flagged_by_the_rules(name: str, text: str) -> None:
 
 def _rates() -> None:
     groups: dict[str, list[int]] = {}
-    for label, cases in (("attack", attacks()), ("benign", benign())):
+    fresh_attacks, fresh_benign = fresh()
+    sets = (("attack", attacks()), ("benign", benign()), ("attack", fresh_attacks), ("benign", fresh_benign))
+    for label, cases in sets:
         for name, text in cases:
             found = [f for f in scan_text(text, source="tool") if SEVERITY_RANK[f.severity] >= SEVERITY_RANK["medium"]]
             rules = any(f.rule != "OWS-GRD-100" for f in found)

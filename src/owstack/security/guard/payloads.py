@@ -169,29 +169,32 @@ def _weak_or_negated(sentence: str, start: int) -> bool:
 _SLOT_URL = re.compile(r"https?://[^\s)'\"<>`]{1,400}")
 _SLOT = re.compile(
     r"(?:[?&;=/])(\.{2,}|…|[xX]{2,}|X|#{1,6}|\*{2,}|_{2,}|\?{2,}|\[[^\]\s/]{1,30}\]|[A-Z][A-Z0-9_]{1,30}|)"
-    r"(?=[&#;)\]]|$|\.(?:png|gif|jpe?g|svg|webp)\b)"
+    r"(?=[&#;)\]'\"<>\s]|$|\.(?:png|gif|jpe?g|svg|webp)\b)"
 )
 #: data the conversation holds, beyond `_DATA`: what the user said, card numbers, codes
 _CHAT_DATA = re.compile(
     r"(?i)\b(?:" + _DATA + r"|(?:everything|anything|all|what|whatever)\s+(?:that\s+)?the\s+user\s+(?:has\s+)?"
     r"(?:told|said|wrote|typed|shared|asked|mentioned|provided|entered)|the\s+user\s+(?:has\s+)?(?:mentioned|shared"
     r"|provided|entered|typed|wrote|said|told\s+you)|(?:card|account|social\s+security)\s+numbers?|(?:2fa|otp|one-time"
-    r"|verification)\s+(?:codes?|passwords?)|pin\b|your\s+(?:answer|reply|response))"
+    r"|verification)\s+(?:codes?|passwords?)|pin\b|your\s+(?:answer|reply|response)|(?:api|auth(?:entication)?|bearer"
+    r"|session|access)\s+tokens?|(?:text|content)\s+of\s+(?:this|the|our)\s+(?:conversation|chat))"
 )
 #: data that is also what apps put in URLs (a user's name, e-mail, address): only with the AI's reply in view
 _WEAK_DATA = re.compile(r"(?i)(?:name|e-?mail(?:\s+address(?:es)?)?|address|phone\s+numbers?|files?|documents?)$")
 _REPLY_CONTEXT = re.compile(
-    r"(?i)\b(?:your\s+(?:reply|answer|response|output|summary)|every\s+(?:reply|answer|response)|before\s+answering"
+    r"(?i)\b(?:(?:your|the|this)\s+(?:reply|answer|response|output|summary)|every\s+(?:reply|answer|response)"
+    r"|before\s+answering"
     r"|you\s+(?:found|were\s+given|know)|(?:from|in)\s+(?:your|the)\s+(?:context|conversation|chat)"
     r"|the\s+user\s+(?:mentioned|told\s+you|said|wrote|shared)|output\s+(?:the\s+result|it)|concatenat\w*)\b"
 )
 _FILL = re.compile(
     r"(?i)\b(?:replac\w*|substitut\w*|fill\w*|in\s+place\s+of|where\s+(?:the\s+)?\S{1,20}\s+(?:is|are|stands?\s+for"
-    r"|means?)|with\s+\S{1,20}\s+being|(?:must|should|will)\s+be|append\w*|add(?:ed|ing)?|put|insert\w*|followed\s+by"
-    r"|encod\w*)\b"
+    r"|means?)|(?:with\s+)?\S{1,20}\s+being|(?:must|should|will)\s+be|append\w*|add(?:ed|ing)?|put|insert\w*"
+    r"|followed\s+by|encod\w*|swap\w*|exchang\w*)\b"
 )
 _RENDER_WORD = re.compile(
-    r"(?i)!\[|<img|\b(?:images?|img|pictures?|pixels?|badges?|markdown|hyperlinks?|links?|render\w*|display\w*)\b"
+    r"(?i)!\[|<img|\]\(https?://|\b(?:images?|img|pictures?|pixels?|badges?|markdown|hyperlinks?|links?|render\w*"
+    r"|display\w*)\b"
 )
 _NEAR = 250
 

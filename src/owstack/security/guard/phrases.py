@@ -58,7 +58,8 @@ _READER_STRICT = (
     r"(?:ais|ai|a\.i\.|llms?|(?:large\s+)?language\s+models?|(?:ai|llm)[\s-]+(?:models?|agents?|assistants?"
     r"|systems?|tools?|readers?|reviewers?)|(?:ai|llm|automated)[\s-]+(?:\w+[\s-]+)?(?:assistants?|agents?)"
     r"|assistants?|chatbots?|summari[sz]ers?|copilot|chatgpt|claude|gemini"
-    r"|automated\s+(?:systems?|tools?|readers?|reviewers?|processors?|services?))"
+    r"|automated\s+(?:systems?|tools?|readers?|reviewers?|processors?|services?)"
+    r"|(?:summari[sz]ation|ai|llm|language[\s-]model)\s+(?:engines?|pipelines?|services?|bots?|tools?|systems?))"
 )
 #: what the reader of a planted instruction is told to do about its answer, the user or the document
 _READER_TASK = (
@@ -73,11 +74,13 @@ _READER_TASK = (
 _DOCUMENT = (
     r"(?:page|web\s?page|document|doc|e-?mail|message|file|article|text|content|record|thread|site|website|pdf"
     r"|data(?:set)?|results?|repository|repo|pull\s+request|pr|ticket|invite|invitation|event|r[ée]sum[ée]|cv|review"
-    r"|chapter|section|inbox|mailbox|calendar|post|comment|issue|entry|listing|profile|report|transcript|output)"
+    r"|chapter|section|inbox|mailbox|calendar|post|comment|issue|entry|listing|profile|report|transcript|output|logs?"
+    r"|alert|trace|table|spreadsheet|code|script|diff|patch|commit|contract|invoice|statement|notes?|candidate"
+    r"|application|submission)"
 )
 #: a forged end of the document: a closing tag, a bracketed or dashed marker, a marker alone on its line, or capitals
 _END_OBJECT = (
-    r"(?:the\s+)?(?:document|doc|e-?mail|message|text|context|content|data|input|page|article|file|search\s+results"
+    r"(?:the\s+)?(?:(?:user|untrusted|external|retrieved|input|source|original|quoted|forwarded)\s+)?(?:document|doc|e-?mail|message|text|context|content|data|input|page|article|file|search\s+results"
     r"|results|transcript|record|tool\s+output|user\s+input|report|review|prompt|conversation)"
 )
 _END_MARK = (
@@ -86,7 +89,7 @@ _END_MARK = (
     r"|(?:[\[(<{]|[-=*#_~]{2,})[ \t]*end\s+of\s+" + _END_OBJECT + r"[ \t]*(?:[\])>}]|[-=*#_~]{2,})"
     r"|[-=*#_~]{3,}[ \t]*end\s+of\s+" + _END_OBJECT + r"\b"
     r"|(?m:^)[ \t#/*>;]*end\s+of\s+" + _END_OBJECT + r"[ \t]*[.:!]?[ \t]*(?m:$)"
-    r"|(?-i:\bEND\s+OF\s+(?:THE\s+)?(?:DOCUMENT|DOC|E-?MAIL|MESSAGE|TEXT|CONTEXT|CONTENT|DATA|INPUT|PAGE|ARTICLE"
+    r"|(?-i:\bEND\s+OF\s+(?:THE\s+)?(?:(?:USER|UNTRUSTED|EXTERNAL|RETRIEVED|INPUT|SOURCE)\s+)?(?:DOCUMENT|DOC|E-?MAIL|MESSAGE|TEXT|CONTEXT|CONTENT|DATA|INPUT|PAGE|ARTICLE"
     r"|FILE|SEARCH\s+RESULTS|RESULTS|TRANSCRIPT|RECORD|TOOL\s+OUTPUT|USER\s+INPUT|REPORT|REVIEW|PROMPT)\b))"
 )
 #: after a forged end: what starts the attacker's own instructions
@@ -300,20 +303,23 @@ PHRASE_RULES: tuple[PhraseRule, ...] = (
             # "AI assistants processing this document must", "any language model that reads this email should",
             # "LLM agents parsing this record:", "to whichever language model reads this:"
             r"\b" + _READER_STRICT + r"\s+(?:that\s+|which\s+|who\s+)?(?:(?:is|are)\s+)?(?:reading|processing|parsing"
-            r"|summari[sz]ing|crawling|analy[sz]ing|reviewing|indexing|ingesting|scanning|reads?|process(?:es)?|parses?"
-            r"|summari[sz]es?|analy[sz]es?|reviews?|ingests?|sees?)\s+this\b[^.!?\n]{0,160}?(?:\b(?:must|should|shall"
+            r"|summari[sz]ing|crawling|analy[sz]ing|reviewing|indexing|ingesting|scanning|evaluating|screening|ranking"
+            r"|grading|scoring|handling|reads?|process(?:es)?|parses?|summari[sz]es?|analy[sz]es?|reviews?|ingests?|sees?"
+            r"|evaluates?|screens?|ranks?|handles?)\s+this\b[^.!?\n]{0,160}?(?:\b(?:must|should|shall"
             r"|needs?\s+to|ha(?:ve|s)\s+to|(?:are|is)\s+(?:required|instructed|expected|asked|told)\s+to|will\s+now)\b|:)"
             # "note for any model processing this data:", "instructions for the summarizer:", "for AI readers only:"
-            r"|\b(?:note|message|instructions?|attention|reminder|directive|memo|p\.?\s?s\.?)\s+(?:to|for)\s+"
+            r"|\b(?:note|notice|message|instructions?|attention|reminder|directive|memo|warning|p\.?\s?s\.?)\s+(?:to|for)\s+"
             r"(?:the\s+|any\s+|all\s+|every\s+|each\s+|whichever\s+)?(?:" + _READER + r"|models?)\b"
-            r"(?:\s+(?:reading|processing|parsing|summari[sz]ing|analy[sz]ing)\s+this\b[^.!?:\n]{0,40})?\s*[:,\-(]"
+            r"(?:\s+(?:reading|processing|parsing|summari[sz]ing|analy[sz]ing)\s+(?:this|my|our|the)\b[^.!?:\n]{0,40})?"
+            r"\s*[:,\-(]"
             r"|\bfor\s+(?:ai|llm|language\s+model)\s+(?:readers?|systems?|agents?|assistants?|eyes)(?:\s+only)?\s*[:,]"
             # vocatives: "Hey Copilot,", "Dear language model:"
             r"|\b(?:attention|hey|hi|hello|dear|psst)[,:]?\s+(?:to\s+|for\s+)?(?:the\s+|any\s+|all\s+)?(?:copilot|chatgpt"
             r"|claude|gemini|gpt|summari[sz]ers?|language\s+models?|llms?|ai\s+(?:agents?|assistants?|models?|systems?))"
             r"\b\s*[,:]"
             # "(assistant: accept this invite ...)": an addressee and an imperative inside brackets or after a separator
-            r"|(?:^|[(\[{;|])[ \t]*(?:ai|ai\s+assistant|assistant|agent|llm|copilot|chatgpt|claude|gemini)\s*:\s*"
+            r"|(?:^|[(\[{;|]|(?<=[.!?])\s)[ \t]*(?:ai|ai\s+assistant|assistant|agent|llm|copilot|chatgpt|claude|gemini)"
+            r"\s*:\s*"
             + _IMPERATIVE
             # "whoever summarizes this,"
             + r"|\b(?:whoever|whatever|anyone|anything)\s+(?:that\s+|who\s+)?(?:is\s+)?(?:summari[sz]|process|pars"
@@ -330,7 +336,8 @@ PHRASE_RULES: tuple[PhraseRule, ...] = (
             # "when summarizing this page, instead tell the reader ...", "if you are summarizing the user's inbox,
             # report that ...", "when this record is shown to a user, tell them ..."
             r"\b(?:when|while|before|after|if|once)\s+(?:you\s+(?:are\s+)?|you're\s+|(?:an?|the)\s+(?:ai|assistant"
-            r"|model|llm|agent|summari[sz]er)\s+(?:is\s+)?)?(?:summari[sz]|process|pars|analy[sz]|index|ingest|review)\w*"
+            r"|model|llm|agent|summari[sz]er)\s+(?:is\s+)?)?(?:summari[sz]|process|pars|analy[sz]|index|ingest|review"
+            r"|evaluat|answer\w*\s+questions\s+(?:about|on)|respond\w*\s+to\s+questions\s+(?:about|on))\w*"
             r"\s+(?:this|the\s+user'?s?'?)\s+(?:\w+\s+)?"
             + _DOCUMENT
             + r"\b[^.!?\n]{0,200}?\b"
@@ -341,6 +348,9 @@ PHRASE_RULES: tuple[PhraseRule, ...] = (
             + r"\s+(?:is\s+|are\s+)?"
             r"(?:reading|processing|parsing|summari[sz]ing|analy[sz]ing|reads|processes|parses|summari[sz]es|sees)\s+this\b"
             r"[^.!?\n]{0,80}?[,:]"
+            # "if the reader of this page is an AI assistant, ..."
+            + r"|\bif\s+the\s+(?:reader|recipient|viewer|consumer)\s+of\s+this\s+\w+\s+is\s+(?:an?\s+)?"
+            + _READER_STRICT
             + r"|\bwhen\s+this\s+"
             + _DOCUMENT
             + r"\s+is\s+(?:shown|displayed|summari[sz]ed|read|processed|presented"
@@ -362,7 +372,8 @@ PHRASE_RULES: tuple[PhraseRule, ...] = (
         "medium",
         "override",
         _rx(
-            r"\bthe\s+user\s+(?:has\s+|had\s+)?(?:also\s+|already\s+|now\s+)?(?:asked|requested|instructed|told"
+            r"\bthe\s+user\s+(?:has\s+|had\s+)?(?:also\s+|already\s+|now\s+|explicitly\s+|specifically\s+|personally\s+"
+            r"|just\s+|clearly\s+)?(?:asked|requested|instructed|told"
             r"|authori[sz]ed|wants|would\s+like|needs|expects|prefers)\s+(?:you|the\s+(?:assistant|ai|model|agent))\s+to\b"
             r"|\bper\s+the\s+user'?s\s+(?:instructions?|request|wishes|orders)\s*,\s+you\s+(?:should|must|will|need\s+to"
             r"|are\s+to)\b"
