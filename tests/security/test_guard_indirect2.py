@@ -80,17 +80,17 @@ def benign() -> list[tuple[str, str]]:
     return out
 
 
-def fresh() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """The texts written after the rules (measured, not asserted): attacks in two carriers each, benign alone
-    and in one carrier."""
+def fresh(name: str = "fresh") -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The texts written after the rules (`fresh`, then `blind`; measured, not asserted): attacks in two carriers
+    each, benign alone and in one carrier."""
     names = list(_data()["carriers"])
     attacks_out, benign_out = [], []
-    for i, text in enumerate(_data()["fresh_attacks"]):
+    for i, text in enumerate(_data()[f"{name}_attacks"]):
         for c in dict.fromkeys([names[(i + 1) % len(names)], names[(i * 7 + 2) % len(names)]]):
-            attacks_out.append((f"fresh-{i}@{c}", _embed(c, text)))
-    for i, text in enumerate(_data()["fresh_benign"]):
-        benign_out.append((f"fresh-{i}", text))
-        benign_out.append((f"fresh-{i}@{names[i % len(names)]}", _embed(names[i % len(names)], text)))
+            attacks_out.append((f"{name}-{i}@{c}", _embed(c, text)))
+    for i, text in enumerate(_data()[f"{name}_benign"]):
+        benign_out.append((f"{name}-{i}", text))
+        benign_out.append((f"{name}-{i}@{names[i % len(names)]}", _embed(names[i % len(names)], text)))
     return attacks_out, benign_out
 
 
@@ -116,12 +116,21 @@ def test_benign_twin_is_not_flagged_by_the_rules(name: str, text: str) -> None:
 def _rates() -> None:
     groups: dict[str, list[int]] = {}
     fresh_attacks, fresh_benign = fresh()
-    sets = (("attack", attacks()), ("benign", benign()), ("attack", fresh_attacks), ("benign", fresh_benign))
+    blind_attacks, blind_benign = fresh("blind")
+    sets = (
+        ("attack", attacks()),
+        ("benign", benign()),
+        ("attack", fresh_attacks),
+        ("benign", fresh_benign),
+        ("attack", blind_attacks),
+        ("benign", blind_benign),
+    )
     for label, cases in sets:
         for name, text in cases:
             found = [f for f in scan_text(text, source="tool") if SEVERITY_RANK[f.severity] >= SEVERITY_RANK["medium"]]
             rules = any(f.rule != "OWS-GRD-100" for f in found)
-            for key in (f"{label}:*", f"{label}:{name.split('-')[0]}"):
+            kind = name.split("-")[0]
+            for key in (f"{label}:*" if kind not in ("fresh", "blind") else f"{label}:{kind}", f"{label}:{kind}"):
                 g = groups.setdefault(key, [0, 0, 0])
                 g[0] += int(bool(found))
                 g[1] += int(rules)
