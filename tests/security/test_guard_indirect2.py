@@ -130,7 +130,8 @@ def _rates() -> None:
             found = [f for f in scan_text(text, source="tool") if SEVERITY_RANK[f.severity] >= SEVERITY_RANK["medium"]]
             rules = any(f.rule != "OWS-GRD-100" for f in found)
             kind = name.split("-")[0]
-            for key in (f"{label}:*" if kind not in ("fresh", "blind") else f"{label}:{kind}", f"{label}:{kind}"):
+            keys = {f"{label}:{kind}"} if kind in ("fresh", "blind") else {f"{label}:*", f"{label}:{kind}"}
+            for key in sorted(keys):
                 g = groups.setdefault(key, [0, 0, 0])
                 g[0] += int(bool(found))
                 g[1] += int(rules)

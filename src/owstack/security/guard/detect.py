@@ -181,11 +181,15 @@ def _obfuscated(text: str, source: str, plain: list[GuardFinding]) -> list[Guard
     OWS-GRD-042 finding per phrase that only the undone text shows."""
     seen = [(f.rule, f.start, f.end) for f in plain if SEVERITY_RANK[f.severity] >= SEVERITY_RANK["medium"]]
     out: list[GuardFinding] = []
-    for view, index in [*obfuscation_views(text), *joined_views(text)]:
+    views = [(view, index, False) for view, index in obfuscation_views(text)]
+    views += [(view, index, True) for view, index in joined_views(text)]
+    for view, index, joined in views:
         for f in _phrases(view, source):
             if SEVERITY_RANK[f.severity] < SEVERITY_RANK["medium"]:
                 continue
             start, end = index[f.start], index[f.end - 1] + 1
+            if joined and "\n" in text[start:end]:
+                continue  # joined words are one line of text; across lines they are keys of a config file
             if any(rule == f.rule and s < end and start < e for rule, s, e in seen):
                 continue
             seen.append((f.rule, start, end))

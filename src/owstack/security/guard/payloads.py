@@ -42,6 +42,10 @@ _HIDDEN_STYLE = re.compile(
     r"|font-size\s*:\s*0(?:\.\d+)?(?:px|pt|em|rem)?\s*(?=[;\"'])|opacity\s*:\s*0(?:\.0+)?\s*(?=[;\"'])"
     r"|color\s*:\s*(?:white|#fff(?:fff)?|transparent)\b)[^\"']{0,200}[\"'][^>]{0,200}>"
 )
+#: the `hidden` attribute or aria-hidden="true" (not rendered, or not read out)
+_HIDDEN_ATTR = re.compile(
+    r"(?i)<[a-z][a-z0-9]{0,10}\b[^>]{0,300}?\s(?:hidden|aria-hidden\s*=\s*[\"']?true[\"']?)(?=[\s>/=])[^>]{0,200}>"
+)
 _AI_CUES = re.compile(
     r"(?i)\b(?:you\s+(?:must|should|will|are)|ignore|disregard|instructions?|assistant|\bai\b|llm|language\s+model"
     r"|agent|chatbot|system\s+prompt|do\s+not\s+(?:tell|mention|reveal)"
@@ -168,7 +172,8 @@ def _weak_or_negated(sentence: str, start: int) -> bool:
 #: a URL with a slot for data to be put in (query values and path segments)
 _SLOT_URL = re.compile(r"https?://[^\s)'\"<>`]{1,400}")
 _SLOT = re.compile(
-    r"(?:[?&;=/])(\.{2,}|…|[xX]{2,}|X|#{1,6}|\*{2,}|_{2,}|\?{2,}|\[[^\]\s/]{1,30}\]|[A-Z][A-Z0-9_]{1,30}|)"
+    r"(?:[?&;=/])(\.{2,}|…|[xX]{2,}|X|#{1,6}|\*{2,}|_{2,}|~{2,}|\?{2,}|\[[^\]\s/]{1,30}\]|\{\{?[^{}\s/]{1,40}\}\}?"
+    r"|[A-Z][A-Z0-9_]{1,30}|)"
     r"(?=[&#;)\]'\"<>\s]|$|\.(?:png|gif|jpe?g|svg|webp)\b)"
 )
 #: data the conversation holds, beyond `_DATA`: what the user said, card numbers, codes
@@ -197,6 +202,9 @@ _RENDER_WORD = re.compile(
     r"|display\w*)\b"
 )
 _NEAR = 250
+_SLOT_NAMES_DATA = re.compile(
+    r"(?i)chat|conversation|history|messages?|question|prompt|secret|api_?key|token|password|passwd|memory|summary"
+)
 
 
 def exfil_slots(text: str) -> Iterator[tuple[int, int, str]]:
@@ -206,13 +214,17 @@ def exfil_slots(text: str) -> Iterator[tuple[int, int, str]]:
     for count, m in enumerate(_SLOT_URL.finditer(text)):
         if count >= MAX_CANDIDATES:
             break
-        if not _SLOT.search(m.group().split("://", 1)[1]):
+        slot = _SLOT.search(m.group().split("://", 1)[1])
+        if not slot:
             continue
         start = max(0, m.start() - _NEAR)
         start = max(start, text.rfind("\n\n", start, m.start()) + 1)
         end = text.find("\n\n", m.end(), m.end() + _NEAR)
         near = text[start : end if end >= 0 else m.end() + _NEAR]
         if not _RENDER_WORD.search(near) or not _FILL.search(near) or _DISCUSSION.search(near):
+            continue
+        if _SLOT_NAMES_DATA.search(slot.group(1)):  # "?u={user_question}", "?h=HISTORY": the slot says what goes in
+            yield m.start(), m.end(), "an image or link URL with a slot for the conversation, user data or secrets"
             continue
         for data in _CHAT_DATA.finditer(near):
             if _NEGATED_DATA.search(near, 0, data.start()):
@@ -301,3 +313,7 @@ def hidden_markup(text: str) -> Iterator[tuple[int, int, str]]:
     for m in _HIDDEN_STYLE.finditer(text):
         if _AI_CUES.search(text, m.end(), m.end() + 400):
             yield m.start(), m.end(), "invisibly styled HTML element with instructions"
+    if "hidden" in text:
+        for m in _HIDDEN_ATTR.finditer(text):
+            if _AI_CUES.search(text, m.end(), m.end() + 400):
+                yield m.start(), m.end(), "hidden HTML element (hidden attribute) with instructions"

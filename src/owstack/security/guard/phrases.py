@@ -96,7 +96,8 @@ _END_MARK = (
 _AFTER_END = (
     r"(?:new\s+(?:task|instructions?|rules?|goal|directive|system\s+prompt)|(?:your|the)\s+(?:actual|real|new|next|true"
     r"|updated)\s+(?:task|goal|instructions?|job|objective)|you\s+(?:must|should|will|are\s+now|now\s+have)"
-    r"|now\s+(?:that\s+you|respond|reply|answer|tell|write|say|output|forward|send|summari[sz]e|ignore|follow|act)"
+    r"|now\s+(?:that\s+you|respond|reply|answer|tell|write|say|output|forward|send|summari[sz]e|ignore|follow|act"
+    r"|delete|remove|list|print|reveal|open|run|call|approve|mark|move)|(?<!\w)ai\s*[,:]"
     r"|assistant|(?:respond|reply|answer)\s+(?:only\s+)?(?:with|to\s+the\s+user)|<\s*instructions?\s*>|ignore\s"
     r"|disregard|tell\s+the\s+user|from\s+now\s+on|(?:text|document|e-?mail|message)\s+above\s+(?:was|is)\s+"
     r"(?:a\s+test|fake|not))"
@@ -104,7 +105,8 @@ _AFTER_END = (
 _IMPERATIVE = (
     r"(?:please\s+)?(?:accept|send|forward|reply|respond|tell|say|ignore|delete|approve|include|add|write|open|run"
     r"|visit|click|share|grant|mark|summari[sz]e|recommend|output|print|reveal|remove|book|pay|transfer|email|do\s+not"
-    r"|don't|never|always)\b"
+    r"|don't|never|always|move|archive|close|cancel|decline|rate|rank|give|list|use|call|fetch|download|install|update"
+    r"|set|change|disable|enable)\b"
 )
 
 
@@ -315,10 +317,14 @@ PHRASE_RULES: tuple[PhraseRule, ...] = (
             r"|\bfor\s+(?:ai|llm|language\s+model)\s+(?:readers?|systems?|agents?|assistants?|eyes)(?:\s+only)?\s*[:,]"
             # vocatives: "Hey Copilot,", "Dear language model:"
             r"|\b(?:attention|hey|hi|hello|dear|psst)[,:]?\s+(?:to\s+|for\s+)?(?:the\s+|any\s+|all\s+)?(?:copilot|chatgpt"
-            r"|claude|gemini|gpt|summari[sz]ers?|language\s+models?|llms?|ai\s+(?:agents?|assistants?|models?|systems?))"
-            r"\b\s*[,:]"
-            # "(assistant: accept this invite ...)": an addressee and an imperative inside brackets or after a separator
-            r"|(?:^|[(\[{;|]|(?<=[.!?])\s)[ \t]*(?:ai|ai\s+assistant|assistant|agent|llm|copilot|chatgpt|claude|gemini)"
+            r"|claude|gemini|gpt|summari[sz]ers?|language\s+models?|llms?|ai\s+(?:agents?|assistants?|models?|systems?"
+            r"|summari[sz]ers?|readers?))\b\s*[,:]"
+            # "AI mail assistants: move this message ...": a reader named as a label before an imperative
+            r"|(?:^|(?<=[.!?|])\s|\n)[ \t]*(?:ai|llm)[\s-]+(?:[\w-]+\s+)?(?:assistants?|agents?|summari[sz]ers?|models?"
+            r"|readers?|bots?)\s*:\s*"
+            + _IMPERATIVE
+            # "(assistant: accept this invite ...)": an addressee and an imperative in brackets or after a separator
+            + r"|(?:^|[(\[{;|]|(?<=[.!?])\s)[ \t]*(?:ai|ai\s+assistant|assistant|agent|llm|copilot|chatgpt|claude|gemini)"
             r"\s*:\s*"
             + _IMPERATIVE
             # "whoever summarizes this,"
@@ -335,7 +341,7 @@ PHRASE_RULES: tuple[PhraseRule, ...] = (
         _rx(
             # "when summarizing this page, instead tell the reader ...", "if you are summarizing the user's inbox,
             # report that ...", "when this record is shown to a user, tell them ..."
-            r"\b(?:when|while|before|after|if|once)\s+(?:you\s+(?:are\s+)?|you're\s+|(?:an?|the)\s+(?:ai|assistant"
+            r"\b(?:when|while|before|after|if|once|upon|on)\s+(?:you\s+(?:are\s+)?|you're\s+|(?:an?|the)\s+(?:ai|assistant"
             r"|model|llm|agent|summari[sz]er)\s+(?:is\s+)?)?(?:summari[sz]|process|pars|analy[sz]|index|ingest|review"
             r"|evaluat|answer\w*\s+questions\s+(?:about|on)|respond\w*\s+to\s+questions\s+(?:about|on))\w*"
             r"\s+(?:this|the\s+user'?s?'?)\s+(?:\w+\s+)?"
@@ -375,6 +381,9 @@ PHRASE_RULES: tuple[PhraseRule, ...] = (
             r"\bthe\s+user\s+(?:has\s+|had\s+)?(?:also\s+|already\s+|now\s+|explicitly\s+|specifically\s+|personally\s+"
             r"|just\s+|clearly\s+)?(?:asked|requested|instructed|told"
             r"|authori[sz]ed|wants|would\s+like|needs|expects|prefers)\s+(?:you|the\s+(?:assistant|ai|model|agent))\s+to\b"
+            # "the user has requested that you ...", "as the user asked you earlier, ..."
+            r"|\bthe\s+user\s+(?:has\s+|had\s+)?(?:requested|asked|demanded|instructed|insisted)\s+that\s+you\b"
+            r"|\bas\s+the\s+user\s+(?:has\s+|had\s+)?(?:asked|requested|instructed|told)\s+you\b"
             r"|\bper\s+the\s+user'?s\s+(?:instructions?|request|wishes|orders)\s*,\s+you\s+(?:should|must|will|need\s+to"
             r"|are\s+to)\b"
         ),
@@ -773,9 +782,10 @@ def obfuscation_views(text: str) -> list[tuple[str, list[int]]]:
 
 #: a verb of the phrase rules joined to the next word without a space (or with `_`, `.`, `-`)
 _JOINED_HINT = re.compile(
-    r"(?i)(?:ignore|disregard|forget|override|bypass|reveal|donot|dont|print|dump|leak|output|show)"
+    r"(?i)(?:ignore|disregard|forget|override|bypass|reveal|donot|dont|print|dump|leak|output|show|skip|drop)"
     r"[_.\-]?(?:all|any|every|the|your|my|previous|prior|above|earlier|preceding|system|initial|original|secret|api"
-    r"|conversation|chat|users?|tell|mention|inform|instructions?|rules|guidelines|prompts?|directives)"
+    r"|conversation|chat|users?|tell|mention|inform|instructions?|rules|guidelines|prompts?|directives|directions"
+    r"|safety)|you[_.\-]?are[_.\-]?now"
 )
 _JOINED_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 #: the pieces of a joined word: capitals, capitalised or lower-case runs, digits
@@ -790,7 +800,7 @@ _JOINED_WORDS = (
     " secret secrets api key keys password passwords credentials token tokens env environment variables do not dont"
     " user users human operator owner anyone them me to of a an and then now please you are new mode chat log logs"
     " history conversation this that file is safe it mention inform notify warn alert before told given"
-    " in with from reply respond answer only"
+    " in with from reply respond answer only directions direction skip drop"
 )
 _JOINED_VOCABULARY = frozenset(_JOINED_WORDS.split())
 _JOINED_LONGEST = max(len(w) for w in _JOINED_VOCABULARY)
