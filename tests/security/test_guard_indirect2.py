@@ -117,6 +117,7 @@ def _rates() -> None:
     groups: dict[str, list[int]] = {}
     fresh_attacks, fresh_benign = fresh()
     blind_attacks, blind_benign = fresh("blind")
+    blind2_attacks, blind2_benign = fresh("blind2")
     sets = (
         ("attack", attacks()),
         ("benign", benign()),
@@ -124,13 +125,15 @@ def _rates() -> None:
         ("benign", fresh_benign),
         ("attack", blind_attacks),
         ("benign", blind_benign),
+        ("attack", blind2_attacks),
+        ("benign", blind2_benign),
     )
     for label, cases in sets:
         for name, text in cases:
             found = [f for f in scan_text(text, source="tool") if SEVERITY_RANK[f.severity] >= SEVERITY_RANK["medium"]]
             rules = any(f.rule != "OWS-GRD-100" for f in found)
             kind = name.split("-")[0]
-            keys = {f"{label}:{kind}"} if kind in ("fresh", "blind") else {f"{label}:*", f"{label}:{kind}"}
+            keys = {f"{label}:{kind}"} if kind in ("fresh", "blind", "blind2") else {f"{label}:*", f"{label}:{kind}"}
             for key in sorted(keys):
                 g = groups.setdefault(key, [0, 0, 0])
                 g[0] += int(bool(found))
