@@ -13,6 +13,7 @@ OWS-GRD-014).
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -86,13 +87,18 @@ def languages() -> tuple[_Language, ...]:
     return tuple(out)
 
 
-def _sentence(text: str, start: int, end: int) -> tuple[int, int]:
-    """The sentence holding text[start:end] (cut at . ! ? 。 and line breaks, at most `_REACH` either side)."""
+def _sentence(text: str, start: int, end: int, ends: list[tuple[int, int]]) -> tuple[int, int]:
+    """The sentence holding text[start:end] (cut at . ! ? 。 and line breaks, at most `_REACH` either side);
+    `ends` are the text's sentence ends, (start, end) in order."""
     left = max(0, start - _REACH)
-    for boundary in _SENTENCE_END.finditer(text, left, start):
-        left = boundary.end()
-    after = _SENTENCE_END.search(text, end, min(len(text), end + _REACH))
-    return left, after.start() if after else min(len(text), end + _REACH)
+    i = bisect.bisect_left(ends, (start, -1))
+    if i > 0 and ends[i - 1][1] > left:
+        left = min(ends[i - 1][1], start)
+    j = bisect.bisect_left(ends, (end, -1))
+    right = min(len(text), end + _REACH)
+    if j < len(ends) and ends[j][0] < right:
+        right = ends[j][0]
+    return left, right
 
 
 def destinations(text: str) -> list[tuple[int, int, bool]]:
@@ -141,14 +147,94 @@ def _data_next_to(lang: _Language, text: str, left: int, right: int, start: int,
     return False
 
 
+_STEM = 3
+_LETTERS = re.compile(r"[^\W\d_]+")
+
+
+def _literal_words(fragment: str, shortest: int) -> list[str] | None:
+    """The literal beginnings (lower case, at least `shortest` letters) of the words of a regex fragment, or
+    None when it has none (then a text cannot be ruled out by its words). Every match of the fragment holds a
+    word starting with one of them as long as the fragment has a required word; the data patterns do."""
+    words: list[str] = []
+    current, tainted, i = "", False, 0
+
+    def close(word: str) -> None:
+        if len(word) >= shortest:
+            words.append(word.lower())
+
+    while i <= len(fragment):
+        c = fragment[i] if i < len(fragment) else " "
+        if c.isalpha():
+            if not tainted:
+                current += c
+        elif c == "[":  # a character class inside a word: the word's literal beginning ends here
+            close(current)
+            current, tainted = "", True
+            i = fragment.find("]", i)
+            if i < 0:
+                return None
+        elif (c in "?*" or (c == "{" and fragment[i + 1 : i + 2] == "0")) and fragment[i - 1 : i] != ")":
+            close(current[:-1])  # the letter before is optional
+            current, tainted = "", True
+        else:
+            close(current)
+            # letters right after a group continue its word ("(?:chat|gesprächs)verlauf"): not a beginning
+            current, tainted = "", c == ")" and fragment[i + 1 : i + 2].isalpha()
+            if c == "\\":
+                i += 1
+        i += 1
+    return words or None
+
+
+@dataclass(frozen=True, slots=True)
+class _Prefilter:
+    """Per language: the first letters of the words its data patterns are made of (spaced languages), or the
+    literal runs (Chinese, Japanese, Korean); None: always read."""
+
+    stems: frozenset[str] | None
+    runs: tuple[str, ...] | None
+
+
+@cache
+def _prefilters() -> tuple[_Prefilter, ...]:
+    out = []
+    for spec in load("guard_exfil")["languages"].values():
+        words = [_literal_words(str(f), _STEM if spec["bounded"] else 2) for f in spec["data"]]
+        if any(w is None for w in words):
+            out.append(_Prefilter(None, None))
+        elif spec["bounded"]:
+            out.append(_Prefilter(frozenset(x[:_STEM] for w in words if w for x in w), None))
+        else:
+            out.append(_Prefilter(None, tuple({x for w in words if w for x in w})))
+    return tuple(out)
+
+
+def _candidates(sentence: str) -> list[_Language]:
+    """The languages whose data words may be in `sentence` (lower case, the destination left out)."""
+    stems = {w[:_STEM] for w in _LETTERS.findall(sentence)}
+    out = []
+    for lang, pre in zip(languages(), _prefilters(), strict=True):
+        if pre.stems is not None and pre.stems.isdisjoint(stems):
+            continue
+        if pre.runs is not None and (sentence.isascii() or not any(r in sentence for r in pre.runs)):
+            continue
+        out.append(lang)
+    return out
+
+
 def findings(text: str) -> Iterator[tuple[int, int, str, str]]:
     """(start, end, kind, language): kind "send" (send the conversation or secrets to an address) or "image"
     (an image or link URL with a slot for them)."""
-    for start, end, url in destinations(text):
+    found = destinations(text)
+    if not found:
+        return
+    ends = [m.span() for m in _SENTENCE_END.finditer(text, max(0, found[0][0] - _REACH), found[-1][1] + _REACH)]
+    for start, end, url in sorted(found):
         slot = url and _SLOT.search(text[start:end].split("://", 1)[1]) is not None
-        s_left, s_right = _sentence(text, start, end)
-        p_left, p_right = _passage(text, start, end) if slot else (0, 0)
-        for lang in languages():
+        s_left, s_right = _sentence(text, start, end, ends)
+        p_left, p_right = _passage(text, start, end) if slot else (s_left, s_right)
+        left, right = min(s_left, p_left), max(s_right, p_right)
+        for lang in _candidates((text[left:start] + " " + text[end:right]).lower()):
             if _data_next_to(lang, text, s_left, s_right, start, end) and _sent(lang, text, s_left, s_right):
                 yield start, end, "send", lang.code
                 break

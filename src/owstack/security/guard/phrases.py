@@ -324,8 +324,8 @@ PHRASE_RULES: tuple[PhraseRule, ...] = (
             r"|readers?|bots?)\s*:\s*"
             + _IMPERATIVE
             # "(assistant: accept this invite ...)": an addressee and an imperative in brackets or after a separator
-            + r"|(?:^|[(\[{;|]|(?<=[.!?])\s)[ \t]*(?:ai|ai\s+assistant|assistant|agent|llm|copilot|chatgpt|claude|gemini)"
-            r"\s*:\s*"
+            + r"|(?:^|[(\[{;|]|(?<=[.!?])\s)[ \t]*(?:ai|ai\s+assistant|assistant|agent|llm|copilot|chatgpt|claude"
+            r"|gemini)\s*:\s*"
             + _IMPERATIVE
             # "whoever summarizes this,"
             + r"|\b(?:whoever|whatever|anyone|anything)\s+(?:that\s+|who\s+)?(?:is\s+)?(?:summari[sz]|process|pars"
@@ -550,32 +550,41 @@ RULE_KEYS: tuple[tuple[tuple[str, ...], int, int], ...] = (
     ),
     (("decode", "decrypt", "deobfuscate", "unscramble", "reverse", "translate"), 12, 240),
     (
+        # every match names the reader (or "whoever"): searched around those words in long texts
         (
-            "this",
-            "note",
-            "message",
-            "instruction",
-            "attention",
-            "reminder",
-            "directive",
-            "memo",
-            "p.s",
-            "ps ",
-            "for ai",
-            "for llm",
-            "for language",
-            "hey",
-            "hi ",
-            "hello",
-            "dear",
-            "psst",
-            ":",
+            "ai ",
+            "ai,",
+            "ai:",
+            "ai-",
+            "a.i.",
+            "ais ",
+            "llm",
+            "language",
+            "assistant",
+            "agent",
+            "bot",
+            "summari",
+            "copilot",
+            "chatgpt",
+            "claude",
+            "gemini",
+            "gpt",
+            "automated",
+            "model",
+            "whoever",
+            "whatever",
+            "anyone",
+            "anything",
         ),
         120,
         260,
     ),
-    (("summari", "process", "pars", "analy", "index", "ingest", "review", "this"), 80, 320),
-    (("end", "</"), 12, 420),
+    (
+        ("summari", "process", "pars", "analy", "index", "ingest", "review", "evaluat", "answer", "respond", "this"),
+        80,
+        320,
+    ),
+    (("end of", "end  of", "</"), 12, 420),
     (("the user", "per the"), 12, 120),
 )
 assert len(RULE_KEYS) == len(PHRASE_RULES)
@@ -843,12 +852,43 @@ def _is_code_name(text: str, start: int, end: int) -> bool:
     return head.startswith("test") or text[end : end + 1] == "(" or text[max(0, start - 4) : start] in ("def ", "fun ")
 
 
+_JOINED_VERBS = (
+    "ignore",
+    "disregard",
+    "forget",
+    "override",
+    "bypass",
+    "reveal",
+    "donot",
+    "dont",
+    "print",
+    "dump",
+    "leak",
+)
+_JOINED_VERBS += ("output", "show", "skip", "drop", "you")
+
+
+def _joined_hints(text: str) -> list[re.Match[str]]:
+    """`_JOINED_HINT` matches, tried only where one of its first words is (found with str.find)."""
+    lowered = text.lower()
+    if len(lowered) != len(text):
+        return list(_JOINED_HINT.finditer(text))
+    starts: set[int] = set()
+    for verb in _JOINED_VERBS:
+        pos = lowered.find(verb)
+        while pos >= 0:
+            starts.add(pos)
+            pos = lowered.find(verb, pos + 1)
+    found = (_JOINED_HINT.match(text, pos) for pos in sorted(starts))
+    return [m for m in found if m]
+
+
 def joined_views(text: str) -> list[tuple[str, list[int]]]:
     """Views of the passages around words that run a phrase together ("ignorepreviousinstructions",
     "IgnoreAllPreviousInstructions", "ignore_all_previous_instructions", "ignore.previous.instructions"), with
     those words cut apart by spaces, lower case; each with the index in `text` of every view character."""
     tokens: list[tuple[int, int]] = []
-    for m in _JOINED_HINT.finditer(text):
+    for m in _joined_hints(text):
         if tokens and m.start() < tokens[-1][1]:
             continue
         start, end = m.start(), m.end()
