@@ -852,20 +852,8 @@ def _is_code_name(text: str, start: int, end: int) -> bool:
     return head.startswith("test") or text[end : end + 1] == "(" or text[max(0, start - 4) : start] in ("def ", "fun ")
 
 
-_JOINED_VERBS = (
-    "ignore",
-    "disregard",
-    "forget",
-    "override",
-    "bypass",
-    "reveal",
-    "donot",
-    "dont",
-    "print",
-    "dump",
-    "leak",
-)
-_JOINED_VERBS += ("output", "show", "skip", "drop", "you")
+#: the first words of `_JOINED_HINT`
+_JOINED_VERBS = "ignore disregard forget override bypass reveal donot dont print dump leak output show skip drop you"
 
 
 def _joined_hints(text: str) -> list[re.Match[str]]:
@@ -874,7 +862,7 @@ def _joined_hints(text: str) -> list[re.Match[str]]:
     if len(lowered) != len(text):
         return list(_JOINED_HINT.finditer(text))
     starts: set[int] = set()
-    for verb in _JOINED_VERBS:
+    for verb in _JOINED_VERBS.split():
         pos = lowered.find(verb)
         while pos >= 0:
             starts.add(pos)
