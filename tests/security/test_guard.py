@@ -170,7 +170,7 @@ def test_corpus_figures_stay_where_docs_say() -> None:
 
     result = evaluate()
     assert (result["malicious"], result["benign"]) == (152, 153)
-    assert result["detected"] == 142  # rules and classifier (rules alone: 137)
+    assert result["detected"] == 143  # rules and classifier (142 before the indirect-injection rules of 2026-12-03)
     assert result["false_positives"] == 5  # measured with the retrained model (was 4)
 
 

@@ -5,20 +5,27 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from owstack.security.guard import multilingual
+from owstack.security.guard import exfil_i18n, multilingual
 from owstack.security.guard.hidden import scan_hidden
-from owstack.security.guard.payloads import encoded_payloads, exfil_instructions, exfil_links, hidden_markup
+from owstack.security.guard.payloads import (
+    encoded_payloads,
+    exfil_instructions,
+    exfil_links,
+    exfil_slots,
+    hidden_markup,
+)
 from owstack.security.guard.phrases import (
     PHRASE_RULES,
     is_mention,
     is_negated,
+    joined_views,
     obfuscation_views,
     role_spoof_spans,
     windows,
     without_mentions,
 )
 from owstack.security.guard.tokens import all_tokens_pattern
-from owstack.security.guard.types import SEVERITY_RANK, GuardFinding, Severity, safe_excerpt
+from owstack.security.guard.types import SEVERITY_RANK, GuardFinding, Severity, at_least, safe_excerpt
 
 SOURCES = ("tool", "document", "user", "instructions")
 #: longest text scanned in full; beyond this only the first and last parts are scanned (and a finding says so)
@@ -133,6 +140,8 @@ def _phrases(text: str, source: str) -> list[GuardFinding]:
             continue
         for m in _matches(index, text, lowered):
             quiet = is_mention(text, m.start(), m.end()) or (rule.rule != "OWS-GRD-011" and is_negated(text, m.start()))
+            if not quiet and rule.rule in _QUOTABLE:
+                quiet = _quoted_discussion(text, m.start())
             out.append(
                 GuardFinding(
                     rule.rule,
@@ -172,11 +181,15 @@ def _obfuscated(text: str, source: str, plain: list[GuardFinding]) -> list[Guard
     OWS-GRD-042 finding per phrase that only the undone text shows."""
     seen = [(f.rule, f.start, f.end) for f in plain if SEVERITY_RANK[f.severity] >= SEVERITY_RANK["medium"]]
     out: list[GuardFinding] = []
-    for view, index in obfuscation_views(text):
+    views = [(view, index, False) for view, index in obfuscation_views(text)]
+    views += [(view, index, True) for view, index in joined_views(text)]
+    for view, index, joined in views:
         for f in _phrases(view, source):
             if SEVERITY_RANK[f.severity] < SEVERITY_RANK["medium"]:
                 continue
             start, end = index[f.start], index[f.end - 1] + 1
+            if joined and "\n" in text[start:end]:
+                continue  # joined words are one line of text; across lines they are keys of a config file
             if any(rule == f.rule and s < end and start < e for rule, s, e in seen):
                 continue
             seen.append((f.rule, start, end))
@@ -188,7 +201,7 @@ def _obfuscated(text: str, source: str, plain: list[GuardFinding]) -> list[Guard
                     start,
                     end,
                     safe_excerpt(text, start, end),
-                    f"obfuscated text (look-alike letters, leetspeak, spacing or encoding) that {f.message}",
+                    f"obfuscated text (look-alikes, leetspeak, spacing, words run together, encoding) that {f.message}",
                 )
             )
     return out
@@ -215,11 +228,44 @@ def _spoofing(text: str, source: str) -> list[GuardFinding]:
         "label": ("OWS-GRD-021", "a role label followed by instructions (forged system/assistant turn)"),
         "tag": ("OWS-GRD-021", "a role tag followed by instructions (forged system prompt)"),
         "frame": ("OWS-GRD-022", "closes the tool-result frame the gateway or agent put around it"),
+        "mdrole": ("OWS-GRD-021", "a chat role as a markdown link ([system](#context)), a forged prompt section"),
     }
     for start, end, kind in role_spoof_spans(text):
         rule, message = messages[kind]
-        out.append(GuardFinding(rule, "medium", "role_spoof", start, end, safe_excerpt(text, start, end), message))
+        quoted = kind == "mdrole" and (_in_code_span(text, start, end) or is_mention(text, start, end))
+        severity: Severity = "low" if quoted else "medium"
+        out.append(GuardFinding(rule, severity, "role_spoof", start, end, safe_excerpt(text, start, end), message))
     return out
+
+
+#: rules about text addressed to the AI: a quoted line in text about attacks is a mention
+_QUOTABLE = frozenset({"OWS-GRD-012", "OWS-GRD-016", "OWS-GRD-017"})
+_ABOUT_ATTACKS = re.compile(
+    r"(?i)\b(?:attacks?|attackers?|injections?|injected|payloads?|red[\s-]?team\w*|examples?|e\.g\.|such\s+as|phrases?"
+    r"|strings?|planted|malicious|forged|fake|spoofed|markers?|(?:lines|text|prompts?|sentences?|comments?)\s+like"
+    r"|patterns?|quoted|reads?\s+like|for\s+instance)\b"
+)
+
+
+def _quoted_discussion(text: str, start: int) -> bool:
+    """A match inside a double-quoted passage of its paragraph, where the paragraph before the quotation talks
+    about attacks or examples ("the report lists planted lines like \"...\""): a mention. A JSON or CSV value
+    is quoted too, but without such words before it."""
+    before = text[max(0, start - 400) : start]
+    paragraph = before[before.rfind("\n\n") + 1 :]
+    after = text[start : start + 400]
+    for opening, closing in (('"', '"'), ("“", "”")):
+        if opening == closing:
+            if paragraph.count(opening) % 2 == 0 or opening not in after:
+                continue
+            quote = paragraph.rfind(opening)
+        else:
+            if paragraph.count(opening) <= paragraph.count(closing) or closing not in after:
+                continue
+            quote = paragraph.rfind(opening)
+        if _ABOUT_ATTACKS.search(paragraph, 0, quote):
+            return True
+    return False
 
 
 def _quoted_example(text: str, start: int) -> bool:
@@ -231,8 +277,14 @@ def _quoted_example(text: str, start: int) -> bool:
     if paragraph.count("`") % 2 == 1 and "`" in after:
         return True
     if paragraph.count('"') % 2 == 1 and '"' in after:
-        return True
+        return not _data_value(paragraph, paragraph.rfind('"'))
     return paragraph.count("“") > paragraph.count("”") and "”" in after
+
+
+def _data_value(paragraph: str, quote: int) -> bool:
+    """The quotation opens a value of structured data (JSON `"key": "...`, a CSV cell, `key="...`), not a quote."""
+    before = paragraph[:quote].rstrip(" \t")
+    return not before or before[-1] in ":,[{=\n"
 
 
 def _links(text: str) -> list[GuardFinding]:
@@ -249,7 +301,22 @@ def _links(text: str) -> list[GuardFinding]:
         for start, end, message in exfil_instructions(text)
     ]
     if "http" not in text:
-        return out
+        return out + _exfil_other_languages(text, out)
+    taken = [(f.start, f.end) for f in out]
+    out.extend(
+        GuardFinding(
+            "OWS-GRD-014",
+            "low" if _quoted_example(text, start) else "high",
+            "exfiltration",
+            start,
+            end,
+            safe_excerpt(text, start, end),
+            message,
+        )
+        for start, end, message in exfil_slots(text)
+        if not any(s <= start < e or start <= s < end for s, e in taken)
+    )
+    out.extend(_exfil_other_languages(text, out))
     return out + [
         GuardFinding(
             "OWS-GRD-030",
@@ -262,6 +329,30 @@ def _links(text: str) -> list[GuardFinding]:
         )
         for start, end, severity, message in exfil_links(text)
     ]
+
+
+_EXFIL_I18N = {
+    "send": ("OWS-GRD-013", "asks the model to send the conversation or secrets to an outside address"),
+    "image": ("OWS-GRD-014", "asks for an image or link whose URL carries the conversation or secrets"),
+}
+
+
+def _exfil_other_languages(text: str, found: list[GuardFinding]) -> list[GuardFinding]:
+    """Exfiltration instructions in other languages (`exfil_i18n`), where no English rule found one."""
+    if "@" not in text and "http" not in text:
+        return []
+    out = []
+    for start, end, kind, lang in exfil_i18n.findings(text):
+        if any(f.start < end + 300 and start - 300 < f.end and at_least(f.severity, "medium") for f in found):
+            continue
+        rule, message = _EXFIL_I18N[kind]
+        severity: Severity = "low" if _quoted_example(text, start) else "high"
+        out.append(
+            GuardFinding(
+                rule, severity, "exfiltration", start, end, safe_excerpt(text, start, end), f"{message} ({lang})"
+            )
+        )
+    return out
 
 
 def _decoded_is_injection(decoded: str) -> bool:

@@ -39,12 +39,21 @@ _DATA_URI = re.compile(r"(?i)data:[a-z]+/[a-z0-9.+-]+;base64,$")
 _HTML_COMMENT = re.compile(r"<!--(.{0,4000}?)-->", re.DOTALL)
 _HIDDEN_STYLE = re.compile(
     r"(?i)<[a-z][a-z0-9]{0,10}\b[^>]{0,300}?style\s*=\s*[\"'][^\"']{0,200}?(?:display\s*:\s*none|visibility\s*:\s*hidden"
-    r"|font-size\s*:\s*0(?:\.\d+)?(?:px|pt|em|rem)?\s*[;\"']|opacity\s*:\s*0(?:\.0+)?\s*[;\"']"
+    r"|font-size\s*:\s*0(?:\.\d+)?(?:px|pt|em|rem)?\s*(?=[;\"'])|opacity\s*:\s*0(?:\.0+)?\s*(?=[;\"'])"
     r"|color\s*:\s*(?:white|#fff(?:fff)?|transparent)\b)[^\"']{0,200}[\"'][^>]{0,200}>"
+)
+#: the `hidden` attribute or aria-hidden="true" (not rendered, or not read out)
+_HIDDEN_ATTR = re.compile(
+    r"(?i)<[a-z][a-z0-9]{0,10}\b[^>]{0,300}?\s(?:hidden|aria-hidden\s*=\s*[\"']?true[\"']?)(?=[\s>/=])[^>]{0,200}>"
 )
 _AI_CUES = re.compile(
     r"(?i)\b(?:you\s+(?:must|should|will|are)|ignore|disregard|instructions?|assistant|\bai\b|llm|language\s+model"
-    r"|agent|chatbot|system\s+prompt|do\s+not\s+(?:tell|mention|reveal))\b"
+    r"|agent|chatbot|system\s+prompt|do\s+not\s+(?:tell|mention|reveal)"
+    # what the reader is told to do about its answer or the user: hidden text has no business saying that
+    r"|(?:when|while|before|after)\s+(?:you\s+)?(?:summari[sz]|answer|respond|repl|process|pars|review)\w*"
+    r"|(?:in|into|to)\s+your\s+(?:summary|answer|response|reply|output)|tell\s+the\s+(?:user|reader)"
+    r"|(?:reply|respond|answer)\s+(?:only\s+)?with|summar(?:y|ies)\s+of\s+this|(?:reviewer|review|summary)\s+bots?"
+    r"|bots?\s*:|approve\s+this|(?:state|say|report)\s+that|recommend)\b"
 )
 
 
@@ -141,8 +150,89 @@ def exfil_instructions(text: str) -> Iterator[tuple[int, int, str]]:
         carry = _CARRY.search(sentence)
         if not carry or not _IMAGE_WORD.search(sentence) or not _URL_WORD.search(sentence):
             continue
-        if _IMAGE_OR_URL_THEN_DATA.search(sentence) and not _DISCUSSION.search(sentence):
+        asked = _IMAGE_OR_URL_THEN_DATA.search(sentence)
+        if asked and not _DISCUSSION.search(sentence) and not _weak_or_negated(sentence, asked.start()):
             yield s.start(), s.end(), "asks for an image or link whose URL carries the conversation or secrets"
+
+
+_NEGATED_DATA = re.compile(r"(?i)\b(?:no|not|never|without|nor)\s+(?:\w+\s+){0,2}$")
+
+
+def _weak_or_negated(sentence: str, start: int) -> bool:
+    """The data is named after "no", "not", "never", "without" ("no personal data is collected"), or is what apps
+    put in URLs anyway (a user's display name) with no word of the AI's reply around."""
+    data = _DATA_RX.search(sentence, start)
+    if data is None:
+        return False
+    if _NEGATED_DATA.search(sentence, 0, data.start()):
+        return True
+    return bool(_WEAK_DATA.search(data.group())) and not _REPLY_CONTEXT.search(sentence)
+
+
+#: a URL with a slot for data to be put in (query values and path segments)
+_SLOT_URL = re.compile(r"https?://[^\s)'\"<>`]{1,400}")
+_SLOT = re.compile(
+    r"(?:[?&;=/])(\.{2,}|…|[xX]{2,}|X|#{1,6}|\*{2,}|_{2,}|~{2,}|\?{2,}|\[[^\]\s/]{1,30}\]|\{\{?[^{}\s/]{1,40}\}\}?"
+    r"|[A-Z][A-Z0-9_]{1,30}|)"
+    r"(?=[&#;)\]'\"<>\s]|$|\.(?:png|gif|jpe?g|svg|webp)\b)"
+)
+#: data the conversation holds, beyond `_DATA`: what the user said, card numbers, codes
+_CHAT_DATA = re.compile(
+    r"(?i)\b(?:" + _DATA + r"|(?:everything|anything|all|what|whatever)\s+(?:that\s+)?the\s+user\s+(?:has\s+)?"
+    r"(?:told|said|wrote|typed|shared|asked|mentioned|provided|entered)|the\s+user\s+(?:has\s+)?(?:mentioned|shared"
+    r"|provided|entered|typed|wrote|said|told\s+you)|(?:card|account|social\s+security)\s+numbers?|(?:2fa|otp|one-time"
+    r"|verification)\s+(?:codes?|passwords?)|pin\b|your\s+(?:answer|reply|response)|(?:api|auth(?:entication)?|bearer"
+    r"|session|access)\s+tokens?|(?:text|content)\s+of\s+(?:this|the|our)\s+(?:conversation|chat))"
+)
+#: data that is also what apps put in URLs (a user's name, e-mail, address): only with the AI's reply in view
+_WEAK_DATA = re.compile(r"(?i)(?:name|e-?mail(?:\s+address(?:es)?)?|address|phone\s+numbers?|files?|documents?)$")
+_REPLY_CONTEXT = re.compile(
+    r"(?i)\b(?:(?:your|the|this)\s+(?:reply|answer|response|output|summary)|every\s+(?:reply|answer|response)"
+    r"|before\s+answering"
+    r"|you\s+(?:found|were\s+given|know)|(?:from|in)\s+(?:your|the)\s+(?:context|conversation|chat)"
+    r"|the\s+user\s+(?:mentioned|told\s+you|said|wrote|shared)|output\s+(?:the\s+result|it)|concatenat\w*)\b"
+)
+_FILL = re.compile(
+    r"(?i)\b(?:replac\w*|substitut\w*|fill\w*|in\s+place\s+of|where\s+(?:the\s+)?\S{1,20}\s+(?:is|are|stands?\s+for"
+    r"|means?)|(?:with\s+)?\S{1,20}\s+being|(?:must|should|will)\s+be|append\w*|add(?:ed|ing)?|put|insert\w*"
+    r"|followed\s+by|encod\w*|swap\w*|exchang\w*)\b"
+)
+_RENDER_WORD = re.compile(
+    r"(?i)!\[|<img|\]\(https?://|\b(?:images?|img|pictures?|pixels?|badges?|markdown|hyperlinks?|links?|render\w*"
+    r"|display\w*)\b"
+)
+_NEAR = 250
+_SLOT_NAMES_DATA = re.compile(
+    r"(?i)chat|conversation|history|messages?|question|prompt|secret|api_?key|token|password|passwd|memory|summary"
+)
+
+
+def exfil_slots(text: str) -> Iterator[tuple[int, int, str]]:
+    """(start, end, message) for an image or link URL with a slot for data ("?d=...", "?u=USER_EMAIL", "?c=[chat]",
+    "?q=xxx", an empty value) and, in the same passage, what to put there: the conversation, what the user said,
+    secrets ("where ... is a summary of the conversation", "replace KEY with the API key")."""
+    for count, m in enumerate(_SLOT_URL.finditer(text)):
+        if count >= MAX_CANDIDATES:
+            break
+        slot = _SLOT.search(m.group().split("://", 1)[1])
+        if not slot:
+            continue
+        start = max(0, m.start() - _NEAR)
+        start = max(start, text.rfind("\n\n", start, m.start()) + 1)
+        end = text.find("\n\n", m.end(), m.end() + _NEAR)
+        near = text[start : end if end >= 0 else m.end() + _NEAR]
+        if not _RENDER_WORD.search(near) or not _FILL.search(near) or _DISCUSSION.search(near):
+            continue
+        if _SLOT_NAMES_DATA.search(slot.group(1)):  # "?u={user_question}", "?h=HISTORY": the slot says what goes in
+            yield m.start(), m.end(), "an image or link URL with a slot for the conversation, user data or secrets"
+            continue
+        for data in _CHAT_DATA.finditer(near):
+            if _NEGATED_DATA.search(near, 0, data.start()):
+                continue
+            if _WEAK_DATA.search(data.group()) and not _REPLY_CONTEXT.search(near):
+                continue
+            yield m.start(), m.end(), "an image or link URL with a slot for the conversation, user data or secrets"
+            break
 
 
 #: the image/link and its URL are named before the data (in one sentence, bounded gaps)
@@ -223,3 +313,7 @@ def hidden_markup(text: str) -> Iterator[tuple[int, int, str]]:
     for m in _HIDDEN_STYLE.finditer(text):
         if _AI_CUES.search(text, m.end(), m.end() + 400):
             yield m.start(), m.end(), "invisibly styled HTML element with instructions"
+    if "hidden" in text:
+        for m in _HIDDEN_ATTR.finditer(text):
+            if _AI_CUES.search(text, m.end(), m.end() + 400):
+                yield m.start(), m.end(), "hidden HTML element (hidden attribute) with instructions"

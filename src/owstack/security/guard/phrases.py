@@ -41,16 +41,99 @@ def _rx(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.IGNORECASE)
 
 
+#: "if you are an AI researcher": a person, not the AI reading the text
+_NOT_A_PERSON = (
+    r"(?![\s-]+(?:[\w-]+[\s-]+)?(?:researchers?|engineers?|developers?|enthusiasts?|practitioners?|scientists?"
+    r"|students?|compan(?:y|ies)|startups?|teams?|vendors?|providers?|labs?|products?|firms?|ethicists?|professionals?"
+    r"|experts?|consultants?|users?|founders?|investors?|builders?|creators?|writers?|artists?|policy)\b)"
+)
+#: the AI that reads a document, named in the third person ("AI assistants", "language models", "the summarizer")
+_READER = (
+    r"(?:(?:ai|a\.i\.|llm|llm-based|ai-powered|automated)[\s-]+)?"
+    r"(?:ais|ai|llms?|(?:large\s+)?language\s+models?|assistants?|agents?|chatbots?|summari[sz]ers?|copilot|chatgpt"
+    r"|gpt(?:-\d\w*)?|claude|gemini|(?:ai|automated)\s+(?:systems?|tools?|readers?|reviewers?|processors?|services?|models?))"
+)
+#: the AI reading the text in a sentence's subject: an optional qualifier and the noun, no bare "model"
+_READER_STRICT = (
+    r"(?:ais|ai|a\.i\.|llms?|(?:large\s+)?language\s+models?|(?:ai|llm)[\s-]+(?:models?|agents?|assistants?"
+    r"|systems?|tools?|readers?|reviewers?)|(?:ai|llm|automated)[\s-]+(?:\w+[\s-]+)?(?:assistants?|agents?)"
+    r"|assistants?|chatbots?|summari[sz]ers?|copilot|chatgpt|claude|gemini"
+    r"|automated\s+(?:systems?|tools?|readers?|reviewers?|processors?|services?)"
+    r"|(?:summari[sz]ation|ai|llm|language[\s-]model)\s+(?:engines?|pipelines?|services?|bots?|tools?|systems?))"
+)
+#: what the reader of a planted instruction is told to do about its answer, the user or the document
+_READER_TASK = (
+    r"(?:instead|ignore|disregard|(?:do\s+not|don't|never)\s+(?:mention|tell|include|say|reveal|show|report|flag|warn)"
+    r"|tell\s+(?:the\s+)?(?:user|reader|them|him|her)\b|inform\s+(?:the\s+)?(?:user|reader)|(?:say|state|report|claim"
+    r"|conclude|assert|confirm|write)\s+that|(?:respond|reply|answer)\s+(?:only\s+)?(?:with|that)\b"
+    r"|your\s+(?:summary|answer|response|reply|output|verdict)|recommend|describe\s+(?:\w+\s+){1,3}?as"
+    r"|(?:mark|classify|label|rate|treat)\s+(?:\w+\s+){0,2}?as|forward|delete|approve|(?:it|you|they)\s+must"
+    r"|(?:the\s+)?(?:assistant|ai|model|agent|summari[sz]er)\s+(?:must|should|shall|needs\s+to|has\s+to))\b"
+)
+#: what a document can be, for "when summarizing this page"
+_DOCUMENT = (
+    r"(?:page|web\s?page|document|doc|e-?mail|message|file|article|text|content|record|thread|site|website|pdf"
+    r"|data(?:set)?|results?|repository|repo|pull\s+request|pr|ticket|invite|invitation|event|r[ée]sum[ée]|cv|review"
+    r"|chapter|section|inbox|mailbox|calendar|post|comment|issue|entry|listing|profile|report|transcript|output|logs?"
+    r"|alert|trace|table|spreadsheet|code|script|diff|patch|commit|contract|invoice|statement|notes?|candidate"
+    r"|application|submission)"
+)
+#: a forged end of the document: a closing tag, a bracketed or dashed marker, a marker alone on its line, or capitals
+_END_OBJECT = (
+    r"(?:the\s+)?(?:(?:user|untrusted|external|retrieved|input|source|original|quoted|forwarded)\s+)?(?:document|doc|e-?mail|message|text|context|content|data|input|page|article|file|search\s+results"
+    r"|results|transcript|record|tool\s+output|user\s+input|report|review|prompt|conversation)"
+)
+_END_MARK = (
+    r"(?:</\s*(?:document|doc|e-?mail|message|text|context|content|data|input|page|article|file|search_results|results?"
+    r"|tool_output|untrusted_\w{1,20})\s*>"
+    r"|(?:[\[(<{]|[-=*#_~]{2,})[ \t]*end\s+of\s+" + _END_OBJECT + r"[ \t]*(?:[\])>}]|[-=*#_~]{2,})"
+    r"|[-=*#_~]{3,}[ \t]*end\s+of\s+" + _END_OBJECT + r"\b"
+    r"|(?m:^)[ \t#/*>;]*end\s+of\s+" + _END_OBJECT + r"[ \t]*[.:!]?[ \t]*(?m:$)"
+    r"|(?-i:\bEND\s+OF\s+(?:THE\s+)?(?:(?:USER|UNTRUSTED|EXTERNAL|RETRIEVED|INPUT|SOURCE)\s+)?(?:DOCUMENT|DOC|E-?MAIL|MESSAGE|TEXT|CONTEXT|CONTENT|DATA|INPUT|PAGE|ARTICLE"
+    r"|FILE|SEARCH\s+RESULTS|RESULTS|TRANSCRIPT|RECORD|TOOL\s+OUTPUT|USER\s+INPUT|REPORT|REVIEW|PROMPT)\b))"
+)
+#: after a forged end: what starts the attacker's own instructions
+_AFTER_END = (
+    r"(?:new\s+(?:task|instructions?|rules?|goal|directive|system\s+prompt)|(?:your|the)\s+(?:actual|real|new|next|true"
+    r"|updated)\s+(?:task|goal|instructions?|job|objective)|you\s+(?:must|should|will|are\s+now|now\s+have)"
+    r"|now\s+(?:that\s+you|respond|reply|answer|tell|write|say|output|forward|send|summari[sz]e|ignore|follow|act"
+    r"|delete|remove|list|print|reveal|open|run|call|approve|mark|move)|(?<!\w)ai\s*[,:]"
+    r"|assistant|(?:respond|reply|answer)\s+(?:only\s+)?(?:with|to\s+the\s+user)|<\s*instructions?\s*>|ignore\s"
+    r"|disregard|tell\s+the\s+user|from\s+now\s+on|(?:text|document|e-?mail|message)\s+above\s+(?:was|is)\s+"
+    r"(?:a\s+test|fake|not))"
+)
+_IMPERATIVE = (
+    r"(?:please\s+)?(?:accept|send|forward|reply|respond|tell|say|ignore|delete|approve|include|add|write|open|run"
+    r"|visit|click|share|grant|mark|summari[sz]e|recommend|output|print|reveal|remove|book|pay|transfer|email|do\s+not"
+    r"|don't|never|always|move|archive|close|cancel|decline|rate|rank|give|list|use|call|fetch|download|install|update"
+    r"|set|change|disable|enable)\b"
+)
+
+
 PHRASE_RULES: tuple[PhraseRule, ...] = (
     PhraseRule(
         "OWS-GRD-010",
         "high",
         "override",
         _rx(
-            r"\b(?:ignore|disregard|forget|override|bypass|abandon|discard|skip|drop)\b"
+            r"\b(?:ignore|disregard|forget|override|bypass)\b"
             + _gap(4)
             + r"(?:previous|prior|above|earlier|preceding|original|initial|all|any|every|your|the|system"
             + r"|existing|developer|safety|other)\b"
+            + _gap(3)
+            + _TARGETS
+        ),
+        "tells the model to ignore its instructions",
+    ),
+    PhraseRule(
+        "OWS-GRD-010",
+        "high",
+        "override",
+        # weaker verbs ("skip the listed rules" is what a linter's documentation says): stronger qualifiers
+        _rx(
+            r"\b(?:abandon|discard|skip|drop)\b"
+            + _gap(4)
+            + r"(?:previous|prior|above|earlier|preceding|original|initial|all|your|system|developer|safety)\b"
             + _gap(3)
             + _TARGETS
         ),
@@ -136,8 +219,10 @@ PHRASE_RULES: tuple[PhraseRule, ...] = (
         "medium",
         "override",
         _rx(
-            r"\b(?:if\s+you\s+are\s+(?:an?\s+)?(?:ai|llm|large\s+language\s+model|language\s+model|assistant|"
-            r"agent|bot|chatbot|automated)|(?:note|message|instructions?|attention)\s+(?:to|for)\s+(?:the\s+|any\s+|all\s+)?"
+            r"\b(?:if\s+(?:you\s+are|you're)\s+(?:an?\s+)?(?:ai|llm|large\s+language\s+model|language\s+model|assistant|"
+            r"agent|bot|chatbot|automated)\b"
+            + _NOT_A_PERSON
+            + r"|(?:note|message|instructions?|attention)\s+(?:to|for)\s+(?:the\s+|any\s+|all\s+)?"
             r"(?:ai|llm|language\s+model|assistant|agent|bot|chatbot|claude|gpt|chatgpt|copilot|gemini)s?\b"
             r"|(?:ai|llm|assistant|agent|bot)s?\s+(?:reading|processing|parsing|summari[sz]ing|crawling)\s+this"
             r"|(?:attention|hey|dear|psst|p\.\s?s\.?)[,:]?\s+(?:to\s+)?(?:the\s+|any\s+)?(?:ai\s+)?(?:ai|llm|model|assistant|agent"
@@ -212,6 +297,99 @@ PHRASE_RULES: tuple[PhraseRule, ...] = (
         ),
         "asks the model to decode a payload and act on it",
     ),
+    PhraseRule(
+        "OWS-GRD-012",
+        "medium",
+        "override",
+        _rx(
+            # "AI assistants processing this document must", "any language model that reads this email should",
+            # "LLM agents parsing this record:", "to whichever language model reads this:"
+            r"\b" + _READER_STRICT + r"\s+(?:that\s+|which\s+|who\s+)?(?:(?:is|are)\s+)?(?:reading|processing|parsing"
+            r"|summari[sz]ing|crawling|analy[sz]ing|reviewing|indexing|ingesting|scanning|evaluating|screening|ranking"
+            r"|grading|scoring|handling|reads?|process(?:es)?|parses?|summari[sz]es?|analy[sz]es?|reviews?|ingests?|sees?"
+            r"|evaluates?|screens?|ranks?|handles?)\s+this\b[^.!?\n]{0,160}?(?:\b(?:must|should|shall"
+            r"|needs?\s+to|ha(?:ve|s)\s+to|(?:are|is)\s+(?:required|instructed|expected|asked|told)\s+to|will\s+now)\b|:)"
+            # "note for any model processing this data:", "instructions for the summarizer:", "for AI readers only:"
+            r"|\b(?:note|notice|message|instructions?|attention|reminder|directive|memo|warning|p\.?\s?s\.?)\s+(?:to|for)\s+"
+            r"(?:the\s+|any\s+|all\s+|every\s+|each\s+|whichever\s+)?(?:" + _READER + r"|models?)\b"
+            r"(?:\s+(?:reading|processing|parsing|summari[sz]ing|analy[sz]ing)\s+(?:this|my|our|the)\b[^.!?:\n]{0,40})?"
+            r"\s*[:,\-(]"
+            r"|\bfor\s+(?:ai|llm|language\s+model)\s+(?:readers?|systems?|agents?|assistants?|eyes)(?:\s+only)?\s*[:,]"
+            # vocatives: "Hey Copilot,", "Dear language model:"
+            r"|\b(?:attention|hey|hi|hello|dear|psst)[,:]?\s+(?:to\s+|for\s+)?(?:the\s+|any\s+|all\s+)?(?:copilot|chatgpt"
+            r"|claude|gemini|gpt|summari[sz]ers?|language\s+models?|llms?|ai\s+(?:agents?|assistants?|models?|systems?"
+            r"|summari[sz]ers?|readers?))\b\s*[,:]"
+            # "AI mail assistants: move this message ...": a reader named as a label before an imperative
+            r"|(?:^|(?<=[.!?|])\s|\n)[ \t]*(?:ai|llm)[\s-]+(?:[\w-]+\s+)?(?:assistants?|agents?|summari[sz]ers?|models?"
+            r"|readers?|bots?)\s*:\s*"
+            + _IMPERATIVE
+            # "(assistant: accept this invite ...)": an addressee and an imperative in brackets or after a separator
+            + r"|(?:^|[(\[{;|]|(?<=[.!?])\s)[ \t]*(?:ai|ai\s+assistant|assistant|agent|llm|copilot|chatgpt|claude"
+            r"|gemini)\s*:\s*"
+            + _IMPERATIVE
+            # "whoever summarizes this,"
+            + r"|\b(?:whoever|whatever|anyone|anything)\s+(?:that\s+|who\s+)?(?:is\s+)?(?:summari[sz]|process|pars"
+            r"|analy[sz]|ingest|index)\w*\s+this\b[^.!?\n]{0,80}?[,:]"
+        ),
+        "addresses the AI that reads the document",
+        frozenset({"instructions"}),
+    ),
+    PhraseRule(
+        "OWS-GRD-012",
+        "medium",
+        "override",
+        _rx(
+            # "when summarizing this page, instead tell the reader ...", "if you are summarizing the user's inbox,
+            # report that ...", "when this record is shown to a user, tell them ..."
+            r"\b(?:when|while|before|after|if|once|upon|on)\s+(?:you\s+(?:are\s+)?|you're\s+|(?:an?|the)\s+(?:ai|assistant"
+            r"|model|llm|agent|summari[sz]er)\s+(?:is\s+)?)?(?:summari[sz]|process|pars|analy[sz]|index|ingest|review"
+            r"|evaluat|answer\w*\s+questions\s+(?:about|on)|respond\w*\s+to\s+questions\s+(?:about|on))\w*"
+            r"\s+(?:this|the\s+user'?s?'?)\s+(?:\w+\s+)?"
+            + _DOCUMENT
+            + r"\b[^.!?\n]{0,200}?\b"
+            + _READER_TASK
+            # "if an AI is reading this, ..."
+            + r"|\b(?:if|when|whenever)\s+(?:an?\s+|the\s+|any\s+)?"
+            + _READER_STRICT
+            + r"\s+(?:is\s+|are\s+)?"
+            r"(?:reading|processing|parsing|summari[sz]ing|analy[sz]ing|reads|processes|parses|summari[sz]es|sees)\s+this\b"
+            r"[^.!?\n]{0,80}?[,:]"
+            # "if the reader of this page is an AI assistant, ..."
+            + r"|\bif\s+the\s+(?:reader|recipient|viewer|consumer)\s+of\s+this\s+\w+\s+is\s+(?:an?\s+)?"
+            + _READER_STRICT
+            + r"|\bwhen\s+this\s+"
+            + _DOCUMENT
+            + r"\s+is\s+(?:shown|displayed|summari[sz]ed|read|processed|presented"
+            r"|returned)\b[^.!?\n]{0,200}?\b" + _READER_TASK
+        ),
+        "tells the AI what to do when it summarizes or processes the document",
+        frozenset({"instructions"}),
+    ),
+    PhraseRule(
+        "OWS-GRD-016",
+        "medium",
+        "override",
+        # (a JSON-escaped line break runs into the next word: "---\\nNEW TASK")
+        _rx(_END_MARK + r"[^\x00]{0,300}?(?:\b|(?<=\\[nrt]))" + _AFTER_END),
+        "a forged end of the document followed by new instructions",
+    ),
+    PhraseRule(
+        "OWS-GRD-017",
+        "medium",
+        "override",
+        _rx(
+            r"\bthe\s+user\s+(?:has\s+|had\s+)?(?:also\s+|already\s+|now\s+|explicitly\s+|specifically\s+|personally\s+"
+            r"|just\s+|clearly\s+)?(?:asked|requested|instructed|told"
+            r"|authori[sz]ed|wants|would\s+like|needs|expects|prefers)\s+(?:you|the\s+(?:assistant|ai|model|agent))\s+to\b"
+            # "the user has requested that you ...", "as the user asked you earlier, ..."
+            r"|\bthe\s+user\s+(?:has\s+|had\s+)?(?:requested|asked|demanded|instructed|insisted)\s+that\s+you\b"
+            r"|\bas\s+the\s+user\s+(?:has\s+|had\s+)?(?:asked|requested|instructed|told)\s+you\b"
+            r"|\bper\s+the\s+user'?s\s+(?:instructions?|request|wishes|orders)\s*,\s+you\s+(?:should|must|will|need\s+to"
+            r"|are\s+to)\b"
+        ),
+        'speaks for the user to the AI ("the user has asked you to")',
+        frozenset({"instructions"}),
+    ),
 )
 
 #: a role label at the start of a line ("System:", "### Assistant", "[system]") ...
@@ -228,6 +406,8 @@ _ROLE_CUES = re.compile(
 _ROLE_TAG = re.compile(
     r"(?i)<\s*(?:system|system[_-]?prompt|system[_-]?message|instructions?|admin|developer|im_system)\b[^<>\n]{0,80}>"
 )
+#: a chat role written as a markdown link, as some chat products mark prompt sections: "[system](#context)"
+_MD_ROLE = re.compile(r"(?i)\[(system|assistant|developer|user)\]\(#([\w-]{1,40})\)")
 _FRAME_ESCAPE = re.compile(
     r"(?i)</\s*(?:tool_response|tool_result|tool_output|function_results?|function_output|search_results?"
     r"|untrusted[_-]?\w{0,20}|external[_-]?content|retrieved[_-]?\w{0,20}|user_input|observation)\s*>"
@@ -282,6 +462,13 @@ def role_spoof_spans(text: str) -> list[tuple[int, int, str]]:
         if _ROLE_CUES.search(text, m.end(), m.end() + 400):
             spans.append((m.start(), m.end(), "tag"))
     spans.extend((m.start(), m.end(), "frame") for m in _FRAME_ESCAPE.finditer(text))
+    if "](#" in text:
+        # a table of contents links "[System](#system)" to its own heading: not a role marker
+        spans.extend(
+            (m.start(), m.end(), "mdrole")
+            for m in _MD_ROLE.finditer(text)
+            if not m.group(2).lower().startswith(m.group(1).lower())
+        )
     return spans
 
 
@@ -289,7 +476,8 @@ def role_spoof_spans(text: str) -> list[tuple[int, int, str]]:
 #: such a word a match can reach. Long texts are searched only in these windows (found with str.find), which
 #: keeps `scan_text` fast on large tool outputs; short texts are searched whole.
 RULE_KEYS: tuple[tuple[tuple[str, ...], int, int], ...] = (
-    (("ignore", "disregard", "forget", "override", "bypass", "abandon", "discard", "skip", "drop"), 12, 260),
+    (("ignore", "disregard", "forget", "override", "bypass"), 12, 260),
+    (("abandon", "discard", "skip", "drop"), 12, 260),
     (("ignore", "disregard", "forget"), 12, 80),
     (("instruction", "directive", "orders", "task", "prompt"), 60, 40),
     (("are now",), 20, 80),
@@ -361,6 +549,43 @@ RULE_KEYS: tuple[tuple[tuple[str, ...], int, int], ...] = (
         80,
     ),
     (("decode", "decrypt", "deobfuscate", "unscramble", "reverse", "translate"), 12, 240),
+    (
+        # every match names the reader (or "whoever"): searched around those words in long texts
+        (
+            "ai ",
+            "ai,",
+            "ai:",
+            "ai-",
+            "a.i.",
+            "ais ",
+            "llm",
+            "language",
+            "assistant",
+            "agent",
+            "bot",
+            "summari",
+            "copilot",
+            "chatgpt",
+            "claude",
+            "gemini",
+            "gpt",
+            "automated",
+            "model",
+            "whoever",
+            "whatever",
+            "anyone",
+            "anything",
+        ),
+        120,
+        260,
+    ),
+    (
+        ("summari", "process", "pars", "analy", "index", "ingest", "review", "evaluat", "answer", "respond", "this"),
+        80,
+        320,
+    ),
+    (("end of", "end  of", "</"), 12, 420),
+    (("the user", "per the"), 12, 120),
 )
 assert len(RULE_KEYS) == len(PHRASE_RULES)
 
@@ -559,4 +784,131 @@ def obfuscation_views(text: str) -> list[tuple[str, list[int]]]:
         view = deobfuscated(text[start:end])
         if view:
             out.append((view[0], [i + start for i in view[1]]))
+    return out
+
+
+# --- words run together: "ignorepreviousinstructions", "ignoreAllPrevious", "ignore_all_previous", "a.b.c" ---
+
+#: a verb of the phrase rules joined to the next word without a space (or with `_`, `.`, `-`)
+_JOINED_HINT = re.compile(
+    r"(?i)(?:ignore|disregard|forget|override|bypass|reveal|donot|dont|print|dump|leak|output|show|skip|drop)"
+    r"[_.\-]?(?:all|any|every|the|your|my|previous|prior|above|earlier|preceding|system|initial|original|secret|api"
+    r"|conversation|chat|users?|tell|mention|inform|instructions?|rules|guidelines|prompts?|directives|directions"
+    r"|safety)|you[_.\-]?are[_.\-]?now"
+)
+_JOINED_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+#: the pieces of a joined word: capitals, capitalised or lower-case runs, digits
+_JOINED_PIECE = re.compile(r"[A-Z]{2,}(?![a-z])|[A-Z]?[a-z]+|[A-Z]|\d+")
+#: the words a run-together phrase is cut into (those of the phrase rules); a piece is cut only when all of it
+#: is made of these
+_JOINED_WORDS = (
+    "ignore disregard forget override bypass reveal print dump leak output show repeat tell give share send forward"
+    " all any every the your my our his her their previous prior above earlier preceding original initial existing"
+    " system developer safety other instructions instruction prompt prompts rules rule guidelines directives"
+    " constraints restrictions policies programming messages commands orders context everything anything what"
+    " secret secrets api key keys password passwords credentials token tokens env environment variables do not dont"
+    " user users human operator owner anyone them me to of a an and then now please you are new mode chat log logs"
+    " history conversation this that file is safe it mention inform notify warn alert before told given"
+    " in with from reply respond answer only directions direction skip drop"
+)
+_JOINED_VOCABULARY = frozenset(_JOINED_WORDS.split())
+_JOINED_LONGEST = max(len(w) for w in _JOINED_VOCABULARY)
+
+
+def _segment(piece: str) -> list[str] | None:
+    """`piece` (lower case) cut into the fewest vocabulary words, or None when it cannot be."""
+    best: list[list[str] | None] = [[]] + [None] * len(piece)
+    for end in range(1, len(piece) + 1):
+        for start in range(max(0, end - _JOINED_LONGEST), end):
+            head = best[start]
+            word = piece[start:end]
+            if head is not None and word in _JOINED_VOCABULARY:
+                candidate = [*head, word]
+                current = best[end]
+                if current is None or len(candidate) < len(current):
+                    best[end] = candidate
+    return best[len(piece)]
+
+
+def _joined_words(token: str) -> list[tuple[str, int]]:
+    """(word, offset in `token`) of a joined token, run-together pieces cut into vocabulary words."""
+    out: list[tuple[str, int]] = []
+    for m in _JOINED_PIECE.finditer(token):
+        piece = m.group().lower()
+        words = _segment(piece) if len(piece) >= 6 and piece not in _JOINED_VOCABULARY else None
+        if not words:
+            out.append((piece, m.start()))
+            continue
+        pos = m.start()
+        for word in words:
+            out.append((word, pos))
+            pos += len(word)
+    return out
+
+
+def _is_code_name(text: str, start: int, end: int) -> bool:
+    """A function or test name: `def test_ignore_previous_instructions(`, `ignorePreviousInstructions()`."""
+    head = text[start : start + 5].lower()
+    return head.startswith("test") or text[end : end + 1] == "(" or text[max(0, start - 4) : start] in ("def ", "fun ")
+
+
+#: the first words of `_JOINED_HINT`
+_JOINED_VERBS = "ignore disregard forget override bypass reveal donot dont print dump leak output show skip drop you"
+
+
+def _joined_hints(text: str) -> list[re.Match[str]]:
+    """`_JOINED_HINT` matches, tried only where one of its first words is (found with str.find)."""
+    lowered = text.lower()
+    if len(lowered) != len(text):
+        return list(_JOINED_HINT.finditer(text))
+    starts: set[int] = set()
+    for verb in _JOINED_VERBS.split():
+        pos = lowered.find(verb)
+        while pos >= 0:
+            starts.add(pos)
+            pos = lowered.find(verb, pos + 1)
+    found = (_JOINED_HINT.match(text, pos) for pos in sorted(starts))
+    return [m for m in found if m]
+
+
+def joined_views(text: str) -> list[tuple[str, list[int]]]:
+    """Views of the passages around words that run a phrase together ("ignorepreviousinstructions",
+    "IgnoreAllPreviousInstructions", "ignore_all_previous_instructions", "ignore.previous.instructions"), with
+    those words cut apart by spaces, lower case; each with the index in `text` of every view character."""
+    tokens: list[tuple[int, int]] = []
+    for m in _joined_hints(text):
+        if tokens and m.start() < tokens[-1][1]:
+            continue
+        start, end = m.start(), m.end()
+        while start > 0 and text[start - 1] in _JOINED_CHARS:
+            start -= 1
+        while end < len(text) and text[end] in _JOINED_CHARS:
+            end += 1
+        while end > m.end() and text[end - 1] in "_.-":  # a full stop after the word stays one
+            end -= 1
+        if not _is_code_name(text, start, end):
+            tokens.append((start, end))
+        if len(tokens) >= 64:
+            break
+    out: list[tuple[str, list[int]]] = []
+    for span_start, span_end in merge_spans([(max(0, s - _VIEW_REACH), e + _VIEW_REACH) for s, e in tokens]):
+        span_end = min(span_end, len(text))
+        chars: list[str] = []
+        index: list[int] = []
+        pos = span_start
+        for start, end in tokens:
+            if start < span_start or end > span_end:
+                continue
+            chars.extend(text[pos:start].lower())
+            index.extend(range(pos, start))
+            for i, (word, offset) in enumerate(_joined_words(text[start:end])):
+                if i:
+                    chars.append(" ")
+                    index.append(start + offset)
+                chars.extend(word)
+                index.extend(range(start + offset, start + offset + len(word)))
+            pos = end
+        chars.extend(text[pos:span_end].lower())
+        index.extend(range(pos, span_end))
+        out.append(("".join(chars), index))
     return out
