@@ -103,3 +103,26 @@ async def test_a_bug_outside_the_generation_handler_is_a_500_in_the_api_shape(tm
     assert doc["type"] == "error" and doc["error"]["type"] == "api_error"
     assert r.headers["x-request-id"] in doc["error"]["message"] and "secret" not in r.text
     assert after.status_code == 200
+
+
+async def test_a_reasoning_item_that_inflates_past_its_limit_is_a_400_not_gigabytes(tmp_path: Path) -> None:
+    """owstack packs a turn's reasoning into `encrypted_content` (zlib); a client's own value of 64 KiB inflated
+    to 64 MiB (and one within the body limit to gigabytes) before the request was even validated."""
+    import base64
+
+    from owstack.protocols.responses.request import MAX_REASONING_BYTES, REASONING_PREFIX, encode_reasoning
+
+    bomb = zlib.compress(b"\0" * (MAX_REASONING_BYTES + 1), 9)
+    value = REASONING_PREFIX + base64.urlsafe_b64encode(bomb).decode()
+    assert len(value) < 64 * 1024
+    items = [
+        {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": value},
+        {"role": "user", "content": "go on"},
+    ]
+    async with gateway(tmp_path, [Reply(text="ok"), Reply(text="ok")]) as app:
+        r = await app.client.post("/v1/responses", content=orjson.dumps({"model": "edge", "input": items}))
+        assert r.status_code == 400, r.text
+        assert "input[0].encrypted_content" in r.json()["error"]["message"]
+        items[0]["encrypted_content"] = encode_reasoning("I thought about it.")  # owstack's own: still read
+        r = await app.client.post("/v1/responses", content=orjson.dumps({"model": "edge", "input": items}))
+        assert r.status_code == 200, r.text

@@ -57,15 +57,29 @@ class Turn:
     final: JSON | None = None
 
 
+#: the largest reasoning text an `encrypted_content` may inflate to (far above a turn's reasoning)
+MAX_REASONING_BYTES = 8 * 1024 * 1024
+
+
 def encode_reasoning(text: str) -> str:
     return REASONING_PREFIX + base64.urlsafe_b64encode(zlib.compress(text.encode("utf-8"))).decode()
 
 
-def decode_reasoning(value: Any) -> str | None:
+def decode_reasoning(value: Any, where: str = "encrypted_content") -> str | None:
+    """The reasoning text owstack packed into `encrypted_content` (None for another provider's ciphertext or
+    a damaged value). Inflated to at most `MAX_REASONING_BYTES`: zlib expands up to ~1,000 times, so a body
+    within the size limit could otherwise ask for gigabytes of memory (400)."""
     if not isinstance(value, str) or not value.startswith(REASONING_PREFIX):
         return None  # another provider's ciphertext: nothing owstack can read
     try:
-        return zlib.decompress(base64.urlsafe_b64decode(value[len(REASONING_PREFIX) :])).decode("utf-8")
+        inflate = zlib.decompressobj()
+        data = inflate.decompress(base64.urlsafe_b64decode(value[len(REASONING_PREFIX) :]), MAX_REASONING_BYTES + 1)
+        if len(data) > MAX_REASONING_BYTES or inflate.unconsumed_tail:
+            raise InvalidRequest(
+                f"{where}: the reasoning it holds is larger than {MAX_REASONING_BYTES // (1024 * 1024)} MiB",
+                param=where,
+            )
+        return data.decode("utf-8")
     except (ValueError, zlib.error, UnicodeDecodeError):
         return None
 
@@ -256,7 +270,9 @@ def _messages(items: list[JSON], instructions: Any, turn: Turn) -> list[JSON]:
         elif kind in ("function_call_output", "custom_tool_call_output"):
             _output(out, item, where)
         elif kind == "reasoning":
-            text = decode_reasoning(item.get("encrypted_content")) or _reasoning_text(item, where)
+            text = decode_reasoning(item.get("encrypted_content"), f"{where}.encrypted_content") or _reasoning_text(
+                item, where
+            )
             if text:
                 reasoning.append(text)
         else:
