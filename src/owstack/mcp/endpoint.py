@@ -20,7 +20,7 @@ import asyncio
 import functools
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -235,10 +235,10 @@ class McpEndpoint:
 def _json_rpc_errors(send: Send) -> Send:
     """`send` for the SDK's answers, with its plain-text refusals ("Invalid Content-Type header", "Invalid Host
     header", ...) turned into JSON-RPC error objects, the shape of every other error on `/mcp`."""
-    held: list[dict[str, Any]] = []
+    held: list[MutableMapping[str, Any]] = []
     text = bytearray()
 
-    async def wrapped(message: dict[str, Any]) -> None:
+    async def wrapped(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.start":
             kind = dict(message.get("headers") or ()).get(b"content-type", b"")
             if message["status"] >= 400 and not kind.startswith((b"application/json", b"text/event-stream")):
