@@ -40,6 +40,23 @@ class ChatRequest:
         return value if isinstance(value, int) else None
 
 
+#: more tokens than any request can hold (2**40): a reported count past it is not a count
+MAX_TOKENS = 1 << 40
+
+
+def _count(value: Any) -> int:
+    """A token count from an upstream's JSON: a whole number in [0, MAX_TOKENS] (None or absent is 0)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError("not a number")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError("not a whole number")
+    if not 0 <= value <= MAX_TOKENS:
+        raise ValueError("out of range")
+    return int(value)
+
+
 @dataclass(slots=True)
 class Usage:
     prompt_tokens: int = 0
@@ -67,16 +84,18 @@ class Usage:
 
     @classmethod
     def from_openai(cls, data: Any) -> Usage | None:
+        """The usage an upstream reported; None when absent or not usable (a count that is negative, not a
+        whole number, or past `MAX_TOKENS`: an upstream's numbers must not break the ledger or the audit log)."""
         if not isinstance(data, dict):
             return None
         details = data.get("completion_tokens_details") or {}
         prompt_details = data.get("prompt_tokens_details") or {}
         try:
             return cls(
-                prompt_tokens=int(data.get("prompt_tokens") or 0),
-                completion_tokens=int(data.get("completion_tokens") or 0),
-                reasoning_tokens=int(details.get("reasoning_tokens") or 0) if isinstance(details, dict) else 0,
-                cached_tokens=int(prompt_details.get("cached_tokens") or 0) if isinstance(prompt_details, dict) else 0,
+                prompt_tokens=_count(data.get("prompt_tokens")),
+                completion_tokens=_count(data.get("completion_tokens")),
+                reasoning_tokens=_count(details.get("reasoning_tokens")) if isinstance(details, dict) else 0,
+                cached_tokens=_count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else 0,
                 reported=True,
             )
         except (TypeError, ValueError):

@@ -204,6 +204,14 @@ async def _send_stream(
         run.fail(exc)
         log.warning("request %s: stream from %s broke: %s", ctx.request_id, ctx.backend, exc.message)
         await _body(send, encoder.error(exc))
+    except Exception:
+        # A bug while converting a chunk: the status line is gone too, so the stream ends with an error event
+        # (a traceback in the log, never a connection cut mid-chunk), recorded as failed.
+        log.exception("request %s: stream from %s failed", ctx.request_id, ctx.backend)
+        ctx.stream_outcome = "failed"
+        error = InternalError(ctx.request_id)
+        run.fail(error)
+        await _body(send, encoder.error(error))
     except asyncio.CancelledError:
         if watch.fired:
             raise  # the client went away: nothing more to send

@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator
 
 import orjson
 
-from owstack.backends import httpclient, toolcalls
+from owstack.backends import httpclient, toolcalls, wire_check
 from owstack.backends.dialects import Dialect, dialect
 from owstack.backends.lora import upstream_model
 from owstack.backends.sse import DONE, iter_data
 from owstack.config.schema import BackendSection
 from owstack.errors import InvalidRequest, OwstackError, UpstreamError, UpstreamTimeout
-from owstack.types import JSON, ChatRequest, Completion, Usage
+from owstack.types import JSON, ChatRequest, Completion
 
 _MAX_ERROR_TEXT = 300
 
@@ -98,11 +98,14 @@ class OpenAIHTTPBackend:
             raise _translate(exc, self.name) from None
         try:
             body = orjson.loads(raw)
-            choices = body["choices"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+        except orjson.JSONDecodeError:
             raise UpstreamError(f"backend {self.name} returned a body that is not a chat completion") from None
+        try:
+            usage = wire_check.completion(body)
+        except ValueError as exc:
+            raise UpstreamError(f"backend {self.name} returned a malformed chat completion: {exc}") from None
         finish = None
-        for choice in choices if isinstance(choices, list) else ():
+        for choice in body["choices"]:
             if isinstance(choice, dict):
                 self.dialect.normalise_message(choice.get("message"))
                 reader = self._reader(request)
@@ -111,7 +114,7 @@ class OpenAIHTTPBackend:
                 if found and choice.get("finish_reason") == "stop":
                     choice["finish_reason"] = "tool_calls"
                 finish = finish or choice.get("finish_reason")
-        return Completion(body=body, usage=Usage.from_openai(body.get("usage")), finish_reason=finish)
+        return Completion(body=body, usage=usage, finish_reason=finish)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[JSON]:
         model = upstream_model(self.engine, self.model, request.adapter)
@@ -137,6 +140,10 @@ class OpenAIHTTPBackend:
                     continue
                 if "error" in chunk:
                     raise UpstreamError(f"backend {self.name} reported an error mid-stream: {_error_text(chunk)}")
+                try:
+                    wire_check.chunk(chunk)
+                except ValueError as exc:
+                    raise UpstreamError(f"backend {self.name} sent a malformed chunk: {exc}") from None
                 for choice in chunk.get("choices") or ():
                     if isinstance(choice, dict):
                         normalise(choice.get("delta"))
@@ -167,15 +174,17 @@ class OpenAIHTTPBackend:
         except BaseException as exc:
             await resp.aclose()
             raise _translate(exc, self.name) from None
+        key = "data" if request.endpoint == "embeddings" else "choices"
         try:
             answer = orjson.loads(raw)
-            data = answer["data" if request.endpoint == "embeddings" else "choices"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+            usage = wire_check.forwarded(answer, key)
+        except (orjson.JSONDecodeError, ValueError) as exc:
+            reason = f": {exc}" if not isinstance(exc, orjson.JSONDecodeError) else ""
             raise UpstreamError(
-                f"backend {self.name} returned a body that is not a {request.endpoint} result"
+                f"backend {self.name} returned a body that is not a {request.endpoint} result{reason}"
             ) from None
-        finish = next((c.get("finish_reason") for c in data if isinstance(c, dict) and c.get("finish_reason")), None)
-        return Completion(body=answer, usage=Usage.from_openai(answer.get("usage")), finish_reason=finish)
+        finish = next((c.get("finish_reason") for c in answer[key] if c.get("finish_reason")), None)
+        return Completion(body=answer, usage=usage, finish_reason=finish)
 
     async def list_models(self) -> list[str]:
         try:
