@@ -242,6 +242,7 @@ _COMPRESSED = (
     (b"\xfd7zXZ\x00", "xz"),
     (b"\x5d\x00", "lzma"),  # joblib's prefix: properties 0x5d, then a dictionary size of any value
     (b"\x04\x22\x4d\x18", "lz4"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),  # pandas.read_pickle("x.pkl.zst") (zstandard): recognised, never read
     (b"ZF", "zlib-joblib"),
     (b"\x78\x01", "zlib"),
     (b"\x78\x5e", "zlib"),
@@ -272,6 +273,8 @@ def _engine(kind: str) -> Any:
         except ImportError:
             raise ContainerError("lz4 compression is not read: the lz4 package is not installed") from None
         return lz4.frame.LZ4FrameDecompressor()
+    if kind == "zstd":
+        raise ContainerError("zstd compression is not read by the scanner (pandas.read_pickle reads .zst files)")
     raise ContainerError(f"{kind} compression is not supported by the scanner")
 
 
@@ -296,7 +299,7 @@ def starts_stream(head: bytes, kind: str) -> bool:
     try:
         _feed(_engine(kind), kind, head[: 1 << 16], 4096)
     except ContainerError:
-        return kind == "lz4"  # its 4-byte magic is evidence enough: reported as unscannable, never skipped
+        return kind in ("lz4", "zstd")  # a 4-byte magic is evidence enough: reported as unscannable, never skipped
     except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError, RuntimeError):
         return False
     return True

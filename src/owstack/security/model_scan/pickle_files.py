@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import io
+import pickletools
 import re
 import zipfile
 from collections.abc import Callable
@@ -41,7 +42,10 @@ FICKLING_MAX_BYTES = 8 * 1024 * 1024
 _PICKLE_MEMBER_SUFFIXES = (".pkl", ".pickle")
 _ARCHIVE_SUFFIXES = frozenset({".tar", ".zip", ".gz", ".bz2", ".xz", ".nemo"})
 MAX_DEPTH = 3  # archives inside archives
-_PROTOCOL0_STARTS = frozenset({b"c", b"(", b"}", b"]", b")"})  # GLOBAL, MARK, EMPTY_DICT/LIST/TUPLE
+# Every byte a pickle without a PROTO opcode can start with (protocols 0 and 1): a member whose first byte is
+# one is read and kept only if `pickle_like` says it is a pickle. pandas.read_pickle("x.zip") unpickles the
+# archive's only member whatever its name, and a protocol 0 pickle may start with `I1\n0` (INT, POP).
+_PROTOCOL0_STARTS = frozenset(bytes([op.code.encode("latin-1")[0]]) for op in pickletools.opcodes if op.proto < 2)
 # The pickle suffix raw weights also use (OpenVINO's `.bin` beside its `.xml`, CTranslate2's `model.bin`),
 # and the `.bin` names transformers, diffusers, peft and accelerate pass to `torch.load`, which stay pickles.
 _RAW_SUFFIXES = frozenset({".bin"})

@@ -1,0 +1,189 @@
+"""Second red-team pass on `scan --models` (2026-12-03). Each attack is written from the public description
+of its class (cited beside it), run in the real loader where the loader is installed (pickle.loads, torch,
+pandas) with a harmless payload (`os.getcwd`, or a file created in the test's tmp folder), and shown to be
+missed or under-rated by the scanner before this pass; each has a benign twin that must stay below high."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from owstack.security.model_scan import scan_models
+
+GETCWD = b"cos\ngetcwd\n)R."  # protocol 0: import os.getcwd, call it, STOP
+ORDER = ["info", "low", "medium", "high", "critical"]
+
+
+def verdicts(path: Path) -> dict[str, str]:
+    """File -> the worst severity of its findings (the OWS-MDL-000 info digests left out); absent if unlisted."""
+    out: dict[str, str] = {}
+    for f in scan_models(path):
+        if f.rule == "OWS-MDL-000":
+            continue
+        if ORDER.index(f.severity) >= ORDER.index(out.get(f.file, "info")):
+            out[f.file] = f.severity
+    return out
+
+
+def su(text: str) -> bytes:
+    raw = text.encode()
+    return b"\x8c" + bytes([len(raw)]) + raw
+
+
+def sg(module: str, name: str) -> bytes:
+    return su(module) + su(name) + b"\x93"
+
+
+# -- protocols 0 and 1: every plain object is `copyreg._reconstructor(cls, builtins.object, None)` ---------
+
+
+@pytest.mark.parametrize("protocol", [0, 1])
+def test_protocol_0_and_1_objects_are_judged_by_their_class(tmp_path: Path, protocol: int) -> None:
+    """`object.__reduce_ex__(0 or 1)` is `copyreg._reduce_ex`, which names `builtins.object` as the base of
+    every plain object (CPython Lib/copyreg.py): a torch module pickled so was critical for that name alone."""
+    import torch
+
+    data = pickle.dumps(torch.nn.ReLU(), protocol=protocol)
+    assert b"_reconstructor" in data and b"object" in data
+    assert isinstance(pickle.loads(data), torch.nn.ReLU)
+    (tmp_path / "relu.pkl").write_bytes(data)
+    assert verdicts(tmp_path)["relu.pkl"] == "medium"  # the torch.nn class (reviewed), as with protocol 2
+
+
+def test_protocol_0_reconstructor_of_a_dangerous_class(tmp_path: Path) -> None:
+    data = b"ccopy_reg\n_reconstructor\n(csubprocess\nPopen\nc__builtin__\nobject\nNtR."
+    (tmp_path / "evil.pkl").write_bytes(data)
+    assert verdicts(tmp_path)["evil.pkl"] == "critical"
+
+
+# -- import gadgets and file-touching names inside reviewed or allowed packages ----------------------------
+
+GADGETS = {
+    # numpy/core/__init__.py keeps `_ufunc_reconstruct(module, name)` = getattr(__import__(module), name)
+    "ufunc_reconstruct": sg("numpy.core", "_ufunc_reconstruct") + su("os") + su("getcwd") + b"\x86R)R.",
+    # torch/_utils.py `_import_dotted_name("os.getcwd")`
+    "import_dotted_name": sg("torch._utils", "_import_dotted_name") + su("os.getcwd") + b"\x85R)R.",
+}
+
+
+@pytest.mark.parametrize("gadget", sorted(GADGETS))
+def test_import_gadgets_of_reviewed_packages(tmp_path: Path, gadget: str) -> None:
+    data = b"\x80\x04" + GADGETS[gadget]
+    assert pickle.loads(data) == os.getcwd()  # the payload's import never appears as a GLOBAL
+    (tmp_path / "model.pkl").write_bytes(data)
+    assert verdicts(tmp_path)["model.pkl"] == "critical"  # was high
+
+
+def test_constructor_that_writes_a_file(tmp_path: Path) -> None:
+    """`torch._C.PyTorchFileWriter(path)` opens `path` for writing when it is built: a CamelCase class of a
+    reviewed package, which was medium."""
+    pytest.importorskip("torch")
+    target = tmp_path / "written"
+    data = b"\x80\x04" + sg("torch._C", "PyTorchFileWriter") + su(str(target)) + b"\x85R."
+    pickle.loads(data)
+    assert target.exists()
+    target.unlink()
+    (tmp_path / "model.pkl").write_bytes(data)
+    assert verdicts(tmp_path)["model.pkl"] == "critical"
+
+
+def test_torch_save_called_by_a_pickle_writes_a_file(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    target = tmp_path / "written.pt"
+    data = b"\x80\x04" + sg("torch", "save") + su("x") + su(str(target)) + b"\x86R."
+    pickle.loads(data)
+    assert target.exists()
+    target.unlink()
+    (tmp_path / "model.pkl").write_bytes(data)
+    assert verdicts(tmp_path)["model.pkl"] == "critical"  # was high
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("torch", "UntypedStorage.from_file"),  # maps any file (shared=True writes it)
+        ("torch.storage", "TypedStorage.from_file"),
+        ("numpy.lib.format", "open_memmap"),  # creates or overwrites a .npy file
+        ("torch.utils.collect_env", "run"),  # runs a shell command
+        ("transformers", "AutoModel.from_pretrained"),  # trust_remote_code=True runs a repository's code
+        ("pandas.io.parsers", "read_csv"),  # reads any file or URL
+        ("torch", "ops.aten.save"),
+        ("torch._ops", "ops.aten.save"),
+    ],
+)
+def test_loader_writer_and_runner_names_are_critical(tmp_path: Path, module: str, name: str) -> None:
+    (tmp_path / "model.pkl").write_bytes(b"\x80\x04" + sg(module, name) + su("/etc/passwd") + b"\x85R.")
+    assert verdicts(tmp_path)["model.pkl"] == "critical"  # each was high
+
+
+def test_reviewed_class_in_a_risky_module_is_high(tmp_path: Path) -> None:
+    """sklearn.utils._testing.TempMemmap, torchvision.datasets.MNIST(download=True): CamelCase classes of a
+    reviewed package whose module says they touch files or the network are not medium."""
+    (tmp_path / "a.pkl").write_bytes(b"\x80\x04" + sg("sklearn.utils._testing", "TempMemmap") + b")R.")
+    (tmp_path / "b.pkl").write_bytes(b"\x80\x04" + sg("transformers.utils.hub", "PushToHubMixin") + b")R.")
+    (tmp_path / "ok.pkl").write_bytes(b"\x80\x04" + sg("sklearn.linear_model._base", "LinearRegression") + b")R.")
+    found = verdicts(tmp_path)
+    assert found["a.pkl"] == found["b.pkl"] == "high"
+    assert found["ok.pkl"] == "medium"
+
+
+# -- compression and archives as pandas.read_pickle opens them -------------------------------------------
+
+
+def zstd_frame(payload: bytes) -> bytes:
+    """A Zstandard frame (RFC 8878) with one raw (stored) block, written by hand: zstandard is not installed."""
+    header = b"\x28\xb5\x2f\xfd" + b"\x00" + b"\x58"  # magic, no checksum or content size, window 2**21
+    return header + (1 | len(payload) << 3).to_bytes(3, "little") + payload  # last block, raw
+
+
+@pytest.mark.parametrize("name", ["model.pkl.zst", "model.pkl.zstd", "model.zst", "no_suffix"])
+def test_zstd_pickle_is_never_clean(tmp_path: Path, name: str) -> None:
+    """pandas.read_pickle infers zstd from `.zst` (pandas io/common.py `extension_to_compression`); the
+    scanner cannot decompress it, so the file is unscannable (high), not absent from the folder scan."""
+    (tmp_path / name).write_bytes(zstd_frame(GETCWD))
+    assert verdicts(tmp_path)[name] == "high"  # was not scanned at all
+
+
+def test_zip_whose_only_member_is_an_unnamed_protocol_0_pickle(tmp_path: Path) -> None:
+    """pandas.read_pickle("x.zip") unpickles the archive's only member whatever its name; a protocol 0
+    pickle may start with `I1\\n0` (INT, POP) rather than GLOBAL or MARK."""
+    pd = pytest.importorskip("pandas")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr("payload", b"I1\n0" + GETCWD)
+    (tmp_path / "frame.pkl.zip").write_bytes(buf.getvalue())
+    assert pd.read_pickle(tmp_path / "frame.pkl.zip") == os.getcwd()
+    assert verdicts(tmp_path)["frame.pkl.zip"] == "critical"  # was high ("no pickle member")
+
+
+def test_zip_members_that_are_not_pickles_stay_quiet(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    import torch
+
+    torch.save({"w": torch.zeros(4), "layer": torch.nn.Linear(2, 2).state_dict()}, tmp_path / "model.pt")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr("little", b"little")
+        archive.writestr("notes.txt", b"(just text)\n")
+        archive.writestr("weights.pkl", pickle.dumps({"w": [1.0, 2.0]}, protocol=0))
+    (tmp_path / "bundle.zip").write_bytes(buf.getvalue())
+    found = verdicts(tmp_path)
+    assert found["model.pt"] == found["bundle.zip"] == "low"
+
+
+def test_zip64_torch_checkpoint(tmp_path: Path) -> None:
+    import torch
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        with archive.open("archive/data.pkl", "w", force_zip64=True) as member:
+            member.write(b"\x80\x02" + GETCWD)
+        archive.writestr("archive/version", "3\n")
+    (tmp_path / "model.pt").write_bytes(buf.getvalue())
+    assert torch.load(tmp_path / "model.pt", weights_only=False) == os.getcwd()
+    assert verdicts(tmp_path)["model.pt"] == "critical"
