@@ -187,3 +187,54 @@ def test_zip64_torch_checkpoint(tmp_path: Path) -> None:
     (tmp_path / "model.pt").write_bytes(buf.getvalue())
     assert torch.load(tmp_path / "model.pt", weights_only=False) == os.getcwd()
     assert verdicts(tmp_path)["model.pt"] == "critical"
+
+
+# -- chat templates: attribute names that reach the sandbox through other routes ---------------------------
+# jinja2 3.1 reads attributes by a name given at render time in `attr`, in every filter taking `attribute`
+# (also positionally: `sum(iterable, attribute)`, `join(value, d, attribute)`, `unique/min/max(value,
+# case_sensitive, attribute)`, `sort(value, reverse, case_sensitive, attribute)`), in the filter `map` applies
+# by name (`map('attr', key)`), and in `str.format` fields (`'{0.x}'.format(obj)`, Python's format spec;
+# the sandbox checks them, jinja2 sandbox.py `wrap_str_format`). Each was missed on the AST (no construct);
+# a sample render does not reach them when they are gated on the conversation.
+
+U = "'_' ~ '_'"  # two underscores, never a literal "__"
+TEMPLATE_ATTACKS = {
+    "map_attr_filter": f"{{{{ messages|map('attr', {U} ~ 'class' ~ {U})|list }}}}",
+    "map_computed_filter": "{% set f = 'at' ~ 'tr' %}{{ messages|map(f, 'content')|list }}",
+    "join_attribute": f"{{{{ messages|join(attribute={U} ~ 'class' ~ {U}) }}}}",
+    "join_positional": f"{{{{ messages|join(', ', {U} ~ 'class' ~ {U}) }}}}",
+    "sum_positional": f"{{{{ messages|sum({U} ~ 'class' ~ {U}) }}}}",
+    "unique_positional": f"{{{{ messages|unique(false, {U} ~ 'class' ~ {U})|list }}}}",
+    "max_positional": f"{{{{ messages|max(false, {U} ~ 'class' ~ {U}) }}}}",
+    "sort_positional": f"{{{{ messages|sort(false, false, {U} ~ 'class' ~ {U}) }}}}",
+    "dotted_private_attribute": "{{ messages|map(attribute='content._x')|list }}",
+    "format_method": f"{{{{ ('{{0.' ~ {U} ~ 'class' ~ {U} ~ '}}').format(messages) }}}}",
+    "format_map_method": f"{{{{ ('{{m.' ~ {U} ~ 'class' ~ {U} ~ '}}').format_map({{'m': messages}}) }}}}",
+    "format_from_request": "{{ messages[0].content.format(messages) }}",
+    "format_private_field": "{{ '{0._x}'.format(messages) }}",
+}
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATE_ATTACKS))
+def test_chat_template_attribute_routes(tmp_path: Path, name: str) -> None:
+    from owstack.security.templates import find_ssti
+
+    source = "{% if messages|length > 9 %}" + TEMPLATE_ATTACKS[name] + "{% endif %}"  # gated: no sample render
+    issues = find_ssti(source)
+    expected = "medium" if name == "format_from_request" else "critical"
+    assert issues and max(ORDER.index(i.severity) for i in issues) == ORDER.index(expected), (name, issues)
+    (tmp_path / "chat_template.jinja").write_text(source)
+    assert verdicts(tmp_path)["chat_template.jinja"] == expected
+
+
+def test_real_template_constructs_stay_clean() -> None:
+    from owstack.security.templates import find_ssti
+
+    benign = (
+        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}{% endfor %}"
+        "{{ messages|map(attribute='role')|join(', ') }}{{ messages|join(', ') }}"
+        "{{ tools|map(attribute='function.name')|list|tojson }}{{ messages|sum(start=[])|length }}"
+        "{{ messages|sort(attribute='role')|first }}{{ messages|unique(attribute='role')|list }}"
+        "{{ '{0} {1}'.format(bos_token, eos_token) }}{{ '{0[role]}'.format(messages[0]) }}"
+    )
+    assert find_ssti(benign) == []
