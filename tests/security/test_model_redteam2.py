@@ -238,3 +238,57 @@ def test_real_template_constructs_stay_clean() -> None:
         "{{ '{0} {1}'.format(bos_token, eos_token) }}{{ '{0[role]}'.format(messages[0]) }}"
     )
     assert find_ssti(benign) == []
+
+
+# -- ONNX: external data entries written value first, custom operator domains ------------------------------
+
+
+def pb(number: int, payload: bytes | int) -> bytes:
+    """One protobuf field: a varint or a length-delimited payload."""
+
+    def varint(n: int) -> bytes:
+        out = b""
+        while True:
+            out += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
+            n >>= 7
+            if not n:
+                return out
+
+    if isinstance(payload, int):
+        return varint(number << 3) + varint(payload)
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def onnx_file(entry: bytes = b"", nodes: bytes = b"", functions: bytes = b"") -> bytes:
+    """ModelProto(ir_version=8, graph=GraphProto(node=..., initializer=[TensorProto with external_data=entry]),
+    functions=...): field numbers of onnx/onnx.proto3."""
+    tensor = pb(1, 4) + pb(2, 1) + pb(8, b"w") + (pb(13, entry) + pb(14, 1) if entry else b"")
+    return pb(1, 8) + pb(7, nodes + pb(5, tensor) + pb(2, b"g")) + functions
+
+
+def node(op: str, domain: str = "") -> bytes:
+    return pb(1, b"x") + pb(2, b"y") + pb(4, op.encode()) + (pb(7, domain.encode()) if domain else b"")
+
+
+def test_onnx_external_data_entry_written_value_first(tmp_path: Path) -> None:
+    """Protobuf fields may come in any order (protobuf encoding spec, "Field Order"): onnx reads
+    StringStringEntryProto(value=..., key="location") as it reads key first (CVE-2022-25882 class)."""
+    (tmp_path / "evil.onnx").write_bytes(onnx_file(entry=pb(2, b"../../../../etc/passwd") + pb(1, b"location")))
+    (tmp_path / "ok.onnx").write_bytes(onnx_file(entry=pb(2, b"weights.bin") + pb(1, b"location")))
+    found = verdicts(tmp_path)
+    assert found["evil.onnx"] == "high"  # was clean
+    assert "ok.onnx" not in found
+
+
+def test_onnx_custom_operator_domain(tmp_path: Path) -> None:
+    """A node of a domain onnxruntime does not implement runs only with a custom-op library registered by the
+    host (onnxruntime SessionOptions.register_custom_ops_library): native code the model names."""
+    (tmp_path / "custom.onnx").write_bytes(onnx_file(nodes=pb(1, node("Exec", "ai.evil.ops"))))
+    inner = pb(5, pb(1, b"g") + pb(6, pb(1, node("Run", "my.ops"))))  # NodeProto.attribute(g=subgraph)
+    (tmp_path / "nested.onnx").write_bytes(onnx_file(nodes=pb(1, node("If") + inner)))
+    local = pb(25, pb(1, b"Gelu2") + pb(7, node("Tanh")) + pb(10, b"local.fn"))  # FunctionProto
+    std = pb(1, node("Relu")) + pb(1, node("FusedMatMul", "com.microsoft")) + pb(1, node("Gelu2", "local.fn"))
+    (tmp_path / "ok.onnx").write_bytes(onnx_file(nodes=std, functions=local))
+    found = verdicts(tmp_path)
+    assert found["custom.onnx"] == found["nested.onnx"] == "medium"  # both were clean
+    assert "ok.onnx" not in found

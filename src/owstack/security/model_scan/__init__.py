@@ -233,6 +233,10 @@ def _protobuf(fmt: str) -> Callable[[Path, str, str], list[ModelFinding]]:
             if protobuf_check.escapes(location):
                 message = f"external data location {location!r} leaves the model's folder"
                 out.append(model_finding("OWS-MDL-025", rel, message, sha256=digest, fmt=fmt))
+        custom = protobuf_check.onnx_custom_ops(data) if fmt == "onnx" else []
+        if custom:
+            message = f"nodes use operators from custom domains ({', '.join(custom[:6])}): a native library runs them"
+            out.append(model_finding("OWS-MDL-028", rel, message, sha256=digest, fmt=fmt))
         if fmt == "tensorflow":
             for op in protobuf_check.tf_file_ops(data):
                 message = f"a node runs the {op} op"
