@@ -292,3 +292,70 @@ def test_onnx_custom_operator_domain(tmp_path: Path) -> None:
     found = verdicts(tmp_path)
     assert found["custom.onnx"] == found["nested.onnx"] == "medium"  # both were clean
     assert "ok.onnx" not in found
+
+
+# -- Keras: layers that read files or other models named in their config --------------------------------
+
+
+def keras_archive(path: Path, layers: list[dict[str, object]]) -> None:
+    import json
+
+    config = {"module": "keras", "class_name": "Functional", "config": {"name": "m", "layers": layers}}
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", json.dumps(config))
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3.11.0"}))
+        archive.writestr("model.weights.h5", b"")
+
+
+def layer(module: str, cls: str, **config: object) -> dict[str, object]:
+    return {"module": module, "class_name": cls, "config": {"name": cls.lower(), **config}, "registered_name": None}
+
+
+KERAS_FILE_READS = {
+    # index_lookup.py set_vocabulary(path) reads the file (tf.io.gfile: also gs:// and http URLs) into the
+    # model, recoverable with get_vocabulary(); refused in safe mode only since keras-team/keras#21751
+    "string_lookup": layer("keras.layers", "StringLookup", vocabulary="/home/user/.aws/credentials"),
+    "text_vectorization": layer("keras.layers", "TextVectorization", vocabulary="../../.ssh/id_rsa"),
+    # Keras Hub tokenizers read vocabulary, merges and SentencePiece protos by path (keras-team/keras-hub#2517)
+    "hub_tokenizer": layer(
+        "keras_hub.src.tokenizers.sentence_piece_tokenizer", "SentencePieceTokenizer", proto="/etc/shadow"
+    ),
+    # loads another (TensorFlow SavedModel) model whose graph this file does not hold
+    "tfsm_layer": layer("keras.layers", "TFSMLayer", filepath="/tmp/evil_saved_model", call_endpoint="serve"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KERAS_FILE_READS))
+def test_keras_layer_reading_a_named_file(tmp_path: Path, name: str) -> None:
+    keras_archive(tmp_path / "model.keras", [layer("keras.layers", "Dense", units=2), KERAS_FILE_READS[name]])
+    assert verdicts(tmp_path)["model.keras"] == "high"  # each was clean (keras_hub: high for its module)
+
+
+def test_keras_hub_classes_are_keras_own(tmp_path: Path) -> None:
+    """Keras Hub models name their registered classes by module (`keras_hub.src.models...`): not an import
+    of an outside package (was high); their preset loaders stay critical."""
+    backbone = layer("keras_hub.src.models.gemma.gemma_backbone", "GemmaBackbone", vocabulary_size=256)
+    keras_archive(tmp_path / "ok.keras", [backbone])
+    preset = {"module": "keras_hub.models", "class_name": "function", "config": "Backbone.from_preset"}
+    keras_archive(tmp_path / "preset.keras", [layer("keras.layers", "Dense", units=2, kernel_initializer=preset)])
+    found = verdicts(tmp_path)
+    assert "ok.keras" not in found
+    assert found["preset.keras"] == "critical"
+
+
+def test_tf_keras_op_layer_calling_file_functions(tmp_path: Path) -> None:
+    """tf.keras 2 saves TensorFlow calls in a functional model as TFOpLambda layers naming `tf.<function>`;
+    the `.h5` model_config is read from the file's bytes."""
+    import json
+
+    def h5(function: str) -> bytes:
+        op = {"class_name": "TFOpLambda", "config": {"name": "op", "function": function}}
+        config = json.dumps({"class_name": "Functional", "config": {"layers": [op]}}).encode()
+        return b"\x89HDF\r\n\x1a\n" + b"\0" * 64 + config + b"\0" * 64
+
+    (tmp_path / "write.h5").write_bytes(h5("io.write_file"))
+    (tmp_path / "gfile.h5").write_bytes(h5("io.gfile.rmtree"))
+    (tmp_path / "ok.h5").write_bytes(h5("math.reduce_mean"))
+    found = verdicts(tmp_path)
+    assert found["write.h5"] == "critical" and found["gfile.h5"] == "high"  # both were clean
+    assert "ok.h5" not in found
