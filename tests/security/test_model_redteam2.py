@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import struct
 import zipfile
 from pathlib import Path
 
@@ -359,3 +360,35 @@ def test_tf_keras_op_layer_calling_file_functions(tmp_path: Path) -> None:
     found = verdicts(tmp_path)
     assert found["write.h5"] == "critical" and found["gfile.h5"] == "high"  # both were clean
     assert "ok.h5" not in found
+
+
+# -- safetensors: bytes no tensor covers, offsets that are JSON booleans ------------------------------------
+
+
+def safetensors_file(header: dict[str, object], data: bytes = b"") -> bytes:
+    import json
+
+    raw = json.dumps(header).encode()
+    return struct.pack("<Q", len(raw)) + raw + data
+
+
+def test_safetensors_bytes_after_a_header_without_tensors(tmp_path: Path) -> None:
+    """The reference loader refuses a buffer its tensors do not cover ("incomplete metadata, file not fully
+    covered"): with no tensor at all the scanner took any bytes after the header (here a pickle) as fine."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file, save_file
+
+    (tmp_path / "hidden.safetensors").write_bytes(safetensors_file({"__metadata__": {"format": "pt"}}, GETCWD))
+    (tmp_path / "bool.safetensors").write_bytes(
+        safetensors_file({"t": {"dtype": "U8", "shape": [1], "data_offsets": [False, True]}}, b"x")
+    )
+    for name in ("hidden.safetensors", "bool.safetensors"):
+        with pytest.raises(SafetensorError):
+            load_file(tmp_path / name)
+    import numpy as np
+
+    save_file({}, str(tmp_path / "empty.safetensors"), metadata={"format": "pt"})
+    save_file({"w": np.zeros((2, 3), dtype=np.float32)}, str(tmp_path / "ok.safetensors"), metadata={"format": "pt"})
+    found = verdicts(tmp_path)
+    assert found["hidden.safetensors"] == found["bool.safetensors"] == "high"  # both were clean
+    assert "empty.safetensors" not in found and "ok.safetensors" not in found
