@@ -392,3 +392,48 @@ def test_safetensors_bytes_after_a_header_without_tensors(tmp_path: Path) -> Non
     found = verdicts(tmp_path)
     assert found["hidden.safetensors"] == found["bool.safetensors"] == "high"  # both were clean
     assert "empty.safetensors" not in found and "ok.safetensors" not in found
+
+
+# -- chat templates that exhaust the scanner's own render (memory or time in one step) ---------------------
+
+TEMPLATE_BOMBS = {
+    # each builds gigabytes or loops 10**9 times inside one filter, method or operator: no loop step, call or
+    # concatenation check ran before it (the sandbox's caps were checked between steps only)
+    "center_filter": "{{ 'a'|center(3000000000) }}",
+    "center_method": "{{ 'a'.center(3000000000) }}",
+    "zfill_method": "{{ '1'.zfill(3000000000) }}",
+    "percent_width": "{{ '%03000000000d' % 1 }}",
+    "format_filter_width": "{{ '%03000000000d'|format(1) }}",
+    "format_method_width": "{{ '{:>3000000000}'.format(1) }}",
+    "format_nested_width": "{{ '{:>{}}'.format(1, 3000000000) }}",
+    "indent_width": "{{ 'a\\nb'|indent(3000000000) }}",
+    "batch_fill": "{{ [1]|batch(3000000000, 0)|list|length }}",
+    "slice_loop": "{{ [1]|slice(1000000000)|list|length }}",
+    "replace_growth": "{% set s = 'a' * 1000000 %}{{ s|replace('a', 'a' * 4000)|length }}",
+    "join_growth": "{% set l = [1] * 1000000 %}{{ l|join('x' * 4000)|length }}",
+    "lipsum_size": "{{ lipsum(100000, false, 1000, 100000)|length }}",
+}
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATE_BOMBS))
+def test_template_bombs_are_stopped_before_they_run(name: str) -> None:
+    import time
+
+    from owstack.security.templates import TemplateSandboxViolation, render
+
+    start = time.monotonic()
+    with pytest.raises(TemplateSandboxViolation):
+        render(TEMPLATE_BOMBS[name], messages=[])
+    assert time.monotonic() - start < 1.0
+
+
+def test_ordinary_formatting_still_renders() -> None:
+    from owstack.security.templates import render
+
+    source = (
+        "{{ '%d' % 1733270400 }} {{ '%5.2f'|format(3.14159) }} {{ '{:>8}'.format('x') }} {{ 'ab'|center(6) }}"
+        "{{ 'a\\nb'|indent(4) }}{{ [1, 2, 3]|batch(2)|list|length }}{{ messages|map(attribute='role')|join(', ') }}"
+        "{{ 'a-b'|replace('-', ' ') }}{{ '7'.zfill(3) }}{{ lipsum(1, false, 5, 10)|length > 0 }}"
+    )
+    out = render(source, messages=[{"role": "user", "content": "hi"}])
+    assert out.startswith("1733270400  3.14        x   ab  ") and "user" in out and "007" in out
