@@ -437,3 +437,95 @@ def test_ordinary_formatting_still_renders() -> None:
     )
     out = render(source, messages=[{"role": "user", "content": "hi"}])
     assert out.startswith("1733270400  3.14        x   ab  ") and "user" in out and "007" in out
+
+
+# -- code an archive carries, Hydra targets in model configs -------------------------------------------
+
+
+def tar_of(members: dict[str, bytes]) -> bytes:
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def torch_weights() -> bytes:
+    import torch
+
+    buf = io.BytesIO()
+    torch.save({"w": torch.zeros(2)}, buf)
+    return buf.getvalue()
+
+
+def test_nemo_config_with_a_dangerous_hydra_target(tmp_path: Path) -> None:
+    """NeMo restores a `.nemo` tar by passing model_config.yaml to hydra.utils.instantiate, which imports and
+    calls any `_target_` (CVE-2025-23304)."""
+    evil = b"target: x\nencoder:\n  _target_: builtins.exec\n  _args_: ['import os; os.getcwd()']\n"
+    ok = b"encoder:\n  _target_: nemo.collections.asr.modules.ConformerEncoder\n  feat_in: 80\n"
+    weights = torch_weights()
+    (tmp_path / "evil.nemo").write_bytes(tar_of({"model_config.yaml": evil, "model_weights.ckpt": weights}))
+    (tmp_path / "ok.nemo").write_bytes(tar_of({"model_config.yaml": ok, "model_weights.ckpt": weights}))
+    found = verdicts(tmp_path)
+    assert found["evil.nemo"] == "critical"  # was low
+    assert found["ok.nemo"] == "low"
+
+
+def test_safetensors_metadata_with_a_dangerous_hydra_target(tmp_path: Path) -> None:
+    """Libraries that keep their model config in a safetensors file's __metadata__ and instantiate it with
+    Hydra (Unit 42's FlexTok and Uni2TS reports) run its `_target_` on load."""
+    import json
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    weights = {"w": np.zeros(2, dtype=np.float32)}
+    evil = json.dumps({"_target_": "os.system", "_args_": ["id"]})
+    save_file(weights, str(tmp_path / "evil.safetensors"), metadata={"format": "pt", "config": evil})
+    ok = json.dumps({"_target_": "flextok.model.FlexTok", "depth": 2})
+    save_file(weights, str(tmp_path / "ok.safetensors"), metadata={"format": "pt", "config": ok})
+    found = verdicts(tmp_path)
+    assert found["evil.safetensors"] == "critical"  # was clean
+    assert "ok.safetensors" not in found
+
+
+ELF_HEADER = b"\x7fELF\x02\x01\x01" + b"\0" * 57
+
+
+@pytest.mark.parametrize(
+    ("file", "member", "data"),
+    [
+        ("model.pt2", "model/data/aotinductor/model/model.so", ELF_HEADER),  # aoti_load_package dlopens it
+        ("model.pt2", "model/data/aotinductor/model/blob", ELF_HEADER),  # by its magic, whatever its name
+        ("handler.mar", "handler.py", b"import os\nos.getcwd()\n"),  # TorchServe imports the handler
+        ("pkg.pt", "model/resnet.py", b"import os\n"),  # torch.package's PackageImporter imports it
+        ("repo.zip", "modeling_evil.py", b"import os\n"),  # trust_remote_code runs it
+    ],
+    ids=["aoti_so", "aoti_elf_magic", "mar_handler", "torch_package", "zipped_remote_code"],
+)
+def test_archive_carrying_native_or_python_code(tmp_path: Path, file: str, member: str, data: bytes) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr("model/data.pkl", pickle.dumps({"w": [1.0]}, protocol=2))
+        archive.writestr(member, data)
+        if file.endswith(".mar"):
+            archive.writestr("MAR-INF/MANIFEST.json", '{"model": {"handler": "handler.py"}}')
+        elif file == "pkg.pt":
+            archive.writestr("model/.data/extern_modules", "torch\n")
+    (tmp_path / file).write_bytes(buf.getvalue())
+    assert verdicts(tmp_path)[file] == "high"  # each was low
+
+
+def test_torchscript_code_is_not_python_source(tmp_path: Path) -> None:
+    import torch
+
+    class Plain(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + 1
+
+    torch.jit.save(torch.jit.script(Plain()), str(tmp_path / "plain.pt"))
+    assert verdicts(tmp_path)["plain.pt"] in ("low", "medium")

@@ -195,7 +195,12 @@ def _ggml(path: Path, rel: str, digest: str) -> list[ModelFinding]:
 def _safetensors(path: Path, rel: str, digest: str) -> list[ModelFinding]:
     with path.open("rb") as fh:
         problems, _ = safetensors_check.check(fh, path.stat().st_size)
-    return [model_finding("OWS-MDL-030", rel, p, sha256=digest, fmt="safetensors") for p in problems]
+    return [
+        model_finding("OWS-MDL-032", rel, p, sha256=digest, fmt="safetensors")
+        if "Hydra _target_" in p
+        else model_finding("OWS-MDL-030", rel, p, sha256=digest, fmt="safetensors")
+        for p in problems
+    ]
 
 
 def _keras(path: Path, rel: str, digest: str) -> list[ModelFinding]:

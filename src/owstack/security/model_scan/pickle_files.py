@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from owstack.security.findings import ModelFinding, model_finding
-from owstack.security.model_scan import containers, tensor_bounds, torchscript_check
+from owstack.security.model_scan import archive_code, containers, tensor_bounds, torchscript_check
 from owstack.security.model_scan.discover import (
     PICKLE_SUFFIXES,
     SNIFF_BYTES,
@@ -67,6 +67,8 @@ class Outcome:
     code: dict[str, bytes] = field(default_factory=dict)  # TorchScript code/ files (`torchscript_check`)
     tensor_problems: list[str] = field(default_factory=list)  # views past their storage (`tensor_bounds`)
     not_pickle: bool = False  # raw bytes on which `pickle.load` fails before importing anything
+    carried: list[str] = field(default_factory=list)  # native libraries and Python source (`archive_code`)
+    targets: list[tuple[str, str]] = field(default_factory=list)  # (member, Hydra `_target_` rated critical)
 
 
 def analyse(path: Path, fmt: str) -> Outcome:
@@ -168,29 +170,54 @@ def _tensor_bounds(out: Outcome, path: Path) -> None:
 def _zip(out: Outcome, fh: IO[bytes], prefix: str, depth: int) -> None:
     code: dict[str, bytes] = {}
     names: set[str] = set()
+    python: list[str] = []
     for member in containers.zip_members(fh, _wanted, pytorch_view=True):
         names.add(member.name)
         if torchscript_check.CODE_MEMBER.match(member.name):
             code[member.name] = member.data
         else:
+            python += _side(out, prefix + member.name, member.data)
             _blob(out, prefix + member.name, member.data, depth, pickle_named=_pickle_named(member.name))
     for name, data in code.items():  # TorchScript code only where torch.jit.load finds it: beside data.pkl
         if f"{name.split('/')[0]}/data.pkl" in names:
             out.code[prefix + name] = data
         else:
+            python += _side(out, prefix + name, data)
             _blob(out, prefix + name, data, depth, pickle_named=False)
+    _python_run(out, python, names)
+
+
+def _python_run(out: Outcome, python: list[str], names: set[str]) -> None:
+    out.carried += [f"{name} (Python source)" for name in python if archive_code.runs_python(name, names)]
 
 
 def _tar(out: Outcome, fh: IO[bytes], prefix: str, depth: int) -> None:
     members = list(containers.tar_members(fh))
     legacy_torch = {m.name for m in members} >= TORCH_TAR_MEMBERS
+    python: list[str] = []
     for member in members:
         if legacy_torch and member.name in TORCH_TAR_MEMBERS:
             out.parts += 1
             out.reports[prefix + member.name] = scan_torch_tar_member(member.name, member.data)
             out.data[prefix + member.name] = member.data
         else:
+            python += _side(out, prefix + member.name, member.data)
             _blob(out, prefix + member.name, member.data, depth, pickle_named=_pickle_named(member.name))
+    _python_run(out, python, {m.name for m in members})
+
+
+def _side(out: Outcome, name: str, data: bytes) -> list[str]:
+    """Native libraries an archive carries and Hydra targets in its configs; the Python members are returned
+    (reported when the archive says a loader runs them: `_python_run`)."""
+    kind = archive_code.code_kind(name, data[:16])
+    if kind == "native library":
+        out.carried.append(f"{name} ({kind})")
+    elif kind is not None:
+        return [name]
+    elif archive_code.is_config(name):
+        config = archive_code.parse_config(name, data)
+        out.targets += [(name, target) for target in archive_code.dangerous_targets(config)]
+    return []
 
 
 def _blob(out: Outcome, name: str, data: bytes, depth: int, *, pickle_named: bool) -> None:
@@ -215,7 +242,9 @@ def _pickle_named(name: str) -> bool:
 
 
 def _wanted(name: str, head: bytes) -> bool:
-    if torchscript_check.CODE_MEMBER.match(name):
+    if torchscript_check.CODE_MEMBER.match(name) or archive_code.code_kind(name, head) is not None:
+        return True
+    if archive_code.is_config(name) or archive_code.CODE_LOADER_MARKERS.search(name):
         return True
     lower = name.lower()
     if lower.endswith(_PICKLE_MEMBER_SUFFIXES) or lower.endswith(".npy"):
@@ -296,6 +325,11 @@ def findings(rel: str, digest: str, outcome: Outcome) -> list[ModelFinding]:
     if outcome.not_pickle:
         return [make("OWS-MDL-051", "not a pickle: pickle.load fails on its first bytes before importing anything")]
     out: list[ModelFinding] = [make("OWS-MDL-050", p) for p in outcome.problems]
+    for carried in outcome.carried:
+        out.append(make("OWS-MDL-029", f"{carried}: code the archive carries for its loader or server to run"))
+    for member, target in outcome.targets:
+        message = f"{member}: Hydra _target_ {target!r}, imported and called by hydra.utils.instantiate on load"
+        out.append(make("OWS-MDL-032", message, executes=target))
     out += [make("OWS-MDL-031", p) for p in outcome.tensor_problems]
     out += _code_findings(make, outcome.code)
     for name, data in outcome.data.items():

@@ -65,6 +65,12 @@ def _entries(header: dict[str, Any], buffer: int) -> tuple[list[str], int]:
     meta = header.pop("__metadata__", None)
     if meta is not None and not (isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values())):
         problems.append("__metadata__ must map strings to strings")
+    if isinstance(meta, dict):
+        from owstack.security.model_scan import archive_code
+
+        for config in archive_code.metadata_configs(meta):
+            for target in archive_code.dangerous_targets(config):
+                problems.append(f"__metadata__ names Hydra _target_ {target!r}, which hydra.utils.instantiate calls")
     spans: list[tuple[int, int, str]] = []
     for name, entry in header.items():
         problem = _entry(name, entry, buffer, spans)
