@@ -228,6 +228,30 @@ def test_chat_template_attribute_routes(tmp_path: Path, name: str) -> None:
     assert verdicts(tmp_path)["chat_template.jinja"] == expected
 
 
+@pytest.mark.parametrize("container", ["gguf", "tokenizer_config.json", "chat_template.json"])
+@pytest.mark.parametrize("name", ["map_attr_filter", "join_attribute", "format_method"])
+def test_chat_template_attribute_routes_in_every_container(tmp_path: Path, container: str, name: str) -> None:
+    import json
+
+    source = "{% if messages|length > 9 %}" + TEMPLATE_ATTACKS[name] + "{% endif %}"
+    if container == "gguf":
+        import gguf
+        import numpy as np
+
+        writer = gguf.GGUFWriter(str(tmp_path / "model.gguf"), "llama")
+        writer.add_chat_template(source)
+        writer.add_tensor("w", np.zeros((8,), dtype=np.float32))
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        file = "model.gguf"
+    else:
+        file = container
+        (tmp_path / file).write_text(json.dumps({"chat_template": source, "bos_token": "<s>"}))
+    assert verdicts(tmp_path)[file] == "critical"
+
+
 def test_real_template_constructs_stay_clean() -> None:
     from owstack.security.templates import find_ssti
 
