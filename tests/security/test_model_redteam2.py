@@ -553,3 +553,31 @@ def test_torchscript_code_is_not_python_source(tmp_path: Path) -> None:
 
     torch.jit.save(torch.jit.script(Plain()), str(tmp_path / "plain.pt"))
     assert verdicts(tmp_path)["plain.pt"] in ("low", "medium")
+
+
+# -- protocol 0 integers as CPython reads them ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", [b"0x10", b"010", b"-0x1F", b"1_000", b" 7", b"0b11", b"0o17", b"00", b"01", b"12"])
+def test_protocol_0_integers_read_as_cpython_reads_them(text: bytes) -> None:
+    """CPython's INT is `strtol(text, 0)` then `int(text, 0)` (Modules/_pickle.c load_int; Lib/pickle.py), LONG
+    `int(text, 0)`: pickletools' readers take base 10 only, so `I0x0` stopped the scanner where pickle.load
+    goes on."""
+    from owstack.security.model_scan.pickle_vm import Events, Machine
+
+    events = Events(on_import=lambda module, name, pos: None, on_computed_import=lambda pos, why: None)
+    for op in (b"I", b"L"):
+        data = op + text + b"\n."
+        try:
+            expected = pickle.loads(data)
+        except ValueError:
+            continue  # LONG refuses what only strtol reads ("010")
+        assert Machine(io.BytesIO(data), events).run().const == expected
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "no_suffix", "model.pkl"])
+def test_hex_integer_before_the_payload(tmp_path: Path, name: str) -> None:
+    data = b"I0x0\n0" + GETCWD  # INT 0 (hex), POP, then the payload
+    assert pickle.loads(data) == os.getcwd()
+    (tmp_path / name).write_bytes(data)
+    assert verdicts(tmp_path)[name] == "critical"  # notes.txt and no_suffix were not scanned, model.pkl high

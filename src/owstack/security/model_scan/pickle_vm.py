@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import _compat_pickle
 import pickletools
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -100,6 +101,67 @@ _CONST_OPS = frozenset(
 _FIXED = {"NONE": None, "NEWTRUE": True, "NEWFALSE": False}
 
 
+_STRTOL = re.compile(rb"\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)\n$")
+
+
+def _int_nl(stream: IO[bytes]) -> int | bool:
+    """INT as CPython's unpicklers read it: `00`/`01` are False/True, anything else `int(text, 0)` (the
+    Python unpickler) or C's `strtol(text, 0)` before it (the C one: `010` is octal 8), so hex, octal,
+    binary and underscores load (`I0x10`), where pickletools' reader accepts base 10 only."""
+    line = stream.readline()
+    if not line.endswith(b"\n"):
+        raise ValueError("no newline found when trying to read decimalnl_short")
+    if line == b"00\n":
+        return False
+    if line == b"01\n":
+        return True
+    try:
+        return int(line, 0)
+    except ValueError:
+        match = _STRTOL.match(line)
+        if match is None:
+            raise
+    sign, digits = match.groups()
+    if digits[:2].lower() == b"0x":
+        value = int(digits[2:], 16)
+    else:
+        value = int(digits, 8 if len(digits) > 1 and digits.startswith(b"0") else 10)
+    return -value if sign == b"-" else value
+
+
+def _long_nl(stream: IO[bytes]) -> int:
+    """LONG as CPython's `load_long` reads it: an optional trailing `L`, then `int(text, 0)`."""
+    line = stream.readline()
+    if not line.endswith(b"\n"):
+        raise ValueError("no newline found when trying to read decimalnl_long")
+    text = line[:-1]
+    if text.endswith(b"L"):
+        text = text[:-1]
+    return int(text, 0)
+
+
+_READERS = {"INT": _int_nl, "LONG": _long_nl}
+_CODES = {op.code.encode("latin-1"): op for op in pickletools.opcodes}
+
+
+def genops(stream: IO[bytes]) -> Iterator[tuple[pickletools.OpcodeInfo, Any, int]]:
+    """`pickletools.genops` with the arguments of INT and LONG read as CPython's unpickler reads them."""
+    while True:
+        pos = stream.tell()
+        code = stream.read(1)
+        opcode = _CODES.get(code)
+        if opcode is None:
+            raise ValueError("pickle exhausted before seeing STOP" if not code else f"opcode {code!r} unknown")
+        reader = _READERS.get(opcode.name)
+        if reader is not None:
+            arg: Any = reader(stream)
+        else:
+            arg = None if opcode.arg is None else opcode.arg.reader(stream)
+        yield opcode, arg, pos
+        if code == b".":
+            return
+
+
 def fix_import(module: str, name: str) -> tuple[str, str]:
     """Python 2 names mapped as `Unpickler(fix_imports=True)` does (`__builtin__` -> `builtins`, ...)."""
     if (module, name) in _compat_pickle.NAME_MAPPING:
@@ -121,7 +183,7 @@ class Machine:
 
     def run(self) -> Value:
         try:
-            for opcode, arg, pos in pickletools.genops(self.stream):
+            for opcode, arg, pos in genops(self.stream):
                 self.ops += 1
                 if self.ops > MAX_OPS:
                     raise PickleError(f"more than {MAX_OPS} opcodes")
