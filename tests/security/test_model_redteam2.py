@@ -581,3 +581,29 @@ def test_hex_integer_before_the_payload(tmp_path: Path, name: str) -> None:
     assert pickle.loads(data) == os.getcwd()
     (tmp_path / name).write_bytes(data)
     assert verdicts(tmp_path)[name] == "critical"  # notes.txt and no_suffix were not scanned, model.pkl high
+
+
+# -- zip members that extract outside the folder -------------------------------------------------------
+
+
+@pytest.mark.parametrize("member", ["../../home/user/.bashrc", "/etc/cron.d/job", "C:/Users/x/evil.pkl", "link"])
+def test_zip_member_pointing_outside_the_archive(tmp_path: Path, member: str) -> None:
+    """Zip Slip (Snyk, 2018): an extractor that trusts member names writes outside its target folder; a
+    symbolic-link member (Unix mode in external_attr) redirects later writes. The tar reader refused both
+    already; a zip's pickles are still judged (here a payload: critical)."""
+    import stat
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        info = zipfile.ZipInfo("model/link.pkl" if member == "link" else member)
+        if member == "link":
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        archive.writestr(info, b"/etc/passwd" if member == "link" else b"#!/bin/sh\n")
+        archive.writestr("model/data.pkl", pickle.dumps({"w": [1.0]}, protocol=2))
+    (tmp_path / "model.pt").write_bytes(buf.getvalue())
+    with zipfile.ZipFile(buf, "a") as archive:
+        archive.writestr("model/extra.pkl", b"\x80\x02" + GETCWD)
+    (tmp_path / "payload.pt").write_bytes(buf.getvalue())
+    found = verdicts(tmp_path)
+    assert found["model.pt"] == "high"  # was low
+    assert found["payload.pt"] == "critical"
