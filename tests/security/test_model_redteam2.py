@@ -607,3 +607,19 @@ def test_zip_member_pointing_outside_the_archive(tmp_path: Path, member: str) ->
     found = verdicts(tmp_path)
     assert found["model.pt"] == "high"  # was low
     assert found["payload.pt"] == "critical"
+
+
+# -- another format under a pickle name: what torch.load and pickle.load read from byte 0 ------------------
+
+
+def test_gguf_magic_whose_bytes_are_also_a_pickle(tmp_path: Path) -> None:
+    """`GGUF` starts with BINFLOAT ('G', 8 bytes of argument): pickle.load, and torch.load for any file that is
+    no zip, run whatever follows. Under a pickle name the file is now also read as that pickle (a GGUF valid
+    as both needs millions of header entries; this one is a malformed GGUF, which was only high)."""
+    data = b"GGUF\x03\x00\x00\x00" + b"\x00" + GETCWD
+    assert pickle.loads(data) == os.getcwd()
+    (tmp_path / "pytorch_model.bin").write_bytes(data)
+    (tmp_path / "model.gguf").write_bytes(data)
+    found = verdicts(tmp_path)
+    assert found["pytorch_model.bin"] == "critical"
+    assert found["model.gguf"] == "high"  # llama.cpp reads it as a (malformed) GGUF, no loader unpickles it

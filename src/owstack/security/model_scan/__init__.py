@@ -135,6 +135,8 @@ def scan_file(path: Path, rel: str) -> list[ModelFinding]:
                 fmt=fmt,
             )
         ]
+    if fmt in _OTHER_FORMATS and Path(path.name.lower()).suffix in discover.PICKLE_SUFFIXES:
+        found += pickle_files.findings(rel, digest, pickle_files.as_pickle(path))
     return [_digest(path, rel, digest, fmt, found), *found]
 
 
@@ -266,6 +268,10 @@ _CHECKS: dict[str, Callable[[Path, str, str], list[ModelFinding]]] = {
     **{fmt: _protobuf(fmt) for fmt in ("onnx", "tensorflow", "sentencepiece")},
     **{fmt: _pickle(fmt) for fmt in ("pickle", "pytorch-zip", "npz", "npy", "tar")},
 }
+
+
+#: formats that are no pickle container: under a pickle name they are also read as the pickle a loader sees
+_OTHER_FORMATS = frozenset({"gguf", "ggml", "safetensors", "hdf5", "onnx", "tensorflow", "sentencepiece", "unknown"})
 
 
 def _check(fmt: str) -> Callable[[Path, str, str], list[ModelFinding]]:

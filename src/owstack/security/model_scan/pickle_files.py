@@ -130,7 +130,7 @@ def worst_hit(outcome: Outcome) -> str | None:
 TAR_AS_PICKLE = "(the tar header read as a pickle)"
 
 
-def _tar_header_pickle(out: Outcome, path: Path) -> None:
+def _tar_header_pickle(out: Outcome, path: Path, label: str = TAR_AS_PICKLE) -> None:
     """A tar archive is also a pickle when its first member's name is pickle opcodes: `pickle.load`,
     `joblib.load` and `numpy.load(allow_pickle=True)` read the file from byte 0, where the name is, and
     never look at the members. The header is run as a pickle too; imports of names that CPython could
@@ -145,8 +145,24 @@ def _tar_header_pickle(out: Outcome, path: Path) -> None:
     report.hits = [h for h in report.hits if _importable(h.what) or h.what == "computed import"]
     report.errors = []
     if report.hits:
-        out.reports[TAR_AS_PICKLE] = report
-        out.data[TAR_AS_PICKLE] = data
+        out.reports[label] = report
+        out.data[label] = data
+
+
+AS_PICKLE = "(the file read as a pickle)"
+
+
+def as_pickle(path: Path) -> Outcome:
+    """A file of another format under a name `torch.load`, `pickle.load`, `joblib.load` or `numpy.load`
+    is given (`.pt`, `.bin`, `.pkl`, ...): those read it from byte 0 as a pickle (torch.load does when it is no
+    zip), so a GGUF, ONNX, HDF5 or safetensors file whose first bytes are also pickle opcodes runs them. The
+    bytes are run as a pickle; imports CPython could make and computed imports are reported."""
+    out = Outcome("pickle")
+    try:
+        _tar_header_pickle(out, path, AS_PICKLE)
+    except OSError:
+        pass
+    return out
 
 
 def _importable(what: str) -> bool:
