@@ -623,3 +623,24 @@ def test_gguf_magic_whose_bytes_are_also_a_pickle(tmp_path: Path) -> None:
     found = verdicts(tmp_path)
     assert found["pytorch_model.bin"] == "critical"
     assert found["model.gguf"] == "high"  # llama.cpp reads it as a (malformed) GGUF, no loader unpickles it
+
+
+def test_tokenizer_config_chat_template_as_a_mapping(tmp_path: Path) -> None:
+    """transformers keeps `chat_template` as given (tokenization_utils_base `__init__`) and renders a dict's
+    "default" or "tool_use" entry (`get_chat_template`): the scanner read only a string or a named list."""
+    import json
+
+    evil = "{% if tools %}" + TEMPLATE_ATTACKS["join_attribute"] + "{% endif %}"
+    config = {"chat_template": {"default": "{% for m in messages %}{{ m['content'] }}{% endfor %}", "tool_use": evil}}
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
+    assert verdicts(tmp_path)["tokenizer_config.json"] == "critical"  # was not looked at
+
+
+def test_keras_function_turning_safe_mode_off_and_hydra_gadgets(tmp_path: Path) -> None:
+    setter = {"module": "keras.src.backend.common.global_state", "class_name": "function"}
+    setter["config"] = "set_global_attribute"
+    keras_archive(tmp_path / "model.keras", [layer("keras.layers", "Dense", units=2, activation=setter)])
+    (tmp_path / "model.pkl").write_bytes(b"\x80\x04" + sg("hydra.utils", "get_method") + su("os.getcwd") + b"\x85R.")
+    found = verdicts(tmp_path)
+    assert found["model.keras"] == "critical"  # was clean
+    assert found["model.pkl"] == "critical"  # was high
