@@ -644,3 +644,14 @@ def test_keras_function_turning_safe_mode_off_and_hydra_gadgets(tmp_path: Path) 
     found = verdicts(tmp_path)
     assert found["model.keras"] == "critical"  # was clean
     assert found["model.pkl"] == "critical"  # was high
+
+
+def test_onnx_past_the_walk_limit_is_not_clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entry hidden after more messages than the walk reads must not pass as clean (the limit lowered
+    here to keep the file small; the real one is 2,000,000 messages)."""
+    from owstack.security.model_scan import protobuf_check
+
+    monkeypatch.setattr(protobuf_check, "_MAX_MESSAGES", 3)
+    nodes = b"".join(pb(1, node("Relu")) for _ in range(5))
+    (tmp_path / "big.onnx").write_bytes(onnx_file(entry=pb(2, b"w.bin") + pb(1, b"location"), nodes=nodes))
+    assert verdicts(tmp_path)["big.onnx"] == "high"

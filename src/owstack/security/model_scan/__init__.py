@@ -236,11 +236,15 @@ def _protobuf(fmt: str) -> Callable[[Path, str, str], list[ModelFinding]]:
             message = f"not analysed: not a well-formed protobuf ({problem})"
             return [model_finding("OWS-MDL-050", rel, message, sha256=digest, fmt=fmt)]
         out: list[ModelFinding] = []
-        for location in protobuf_check.onnx_locations(data) if fmt == "onnx" else []:
+        walk = protobuf_check.onnx_walk(data) if fmt == "onnx" else None
+        for location in protobuf_check.onnx_locations(data, walk) if walk is not None else []:
             if protobuf_check.escapes(location):
                 message = f"external data location {location!r} leaves the model's folder"
                 out.append(model_finding("OWS-MDL-025", rel, message, sha256=digest, fmt=fmt))
-        custom = protobuf_check.onnx_custom_ops(data) if fmt == "onnx" else []
+        if walk is not None and walk.truncated:
+            message = "not analysed: more ONNX messages than the scanner walks (external data and operators unchecked)"
+            out.append(model_finding("OWS-MDL-050", rel, message, sha256=digest, fmt=fmt))
+        custom = protobuf_check.onnx_custom_ops(data, walk) if walk is not None else []
         if custom:
             message = f"nodes use operators from custom domains ({', '.join(custom[:6])}): a native library runs them"
             out.append(model_finding("OWS-MDL-028", rel, message, sha256=digest, fmt=fmt))

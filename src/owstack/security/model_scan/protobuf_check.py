@@ -66,10 +66,10 @@ def wire_problem(data: bytes | memoryview) -> str | None:
     return None if pos == len(data) else "last field runs past the end"
 
 
-def onnx_locations(data: bytes) -> list[str]:
+def onnx_locations(data: bytes, walk: OnnxWalk | None = None) -> list[str]:
     """The external-data locations an ONNX model names (the structured walk, and the byte pattern for
     entries the walk cannot reach)."""
-    out = list(onnx_walk(data).locations)
+    out = list((walk or onnx_walk(data)).locations)
     for match in ONNX_LOCATION.finditer(data):
         try:
             length, start = _varint(data, match.end())
@@ -105,7 +105,7 @@ _ONNX_MESSAGES: dict[str, dict[int, str]] = {
     "sparse": {1: "tensor", 2: "tensor"},
     "tensor": {13: "entry"},
 }
-_MAX_MESSAGES = 1_000_000
+_MAX_MESSAGES = 2_000_000
 _MAX_NESTING = 64
 
 
@@ -115,6 +115,7 @@ class OnnxWalk:
         self.ops: set[tuple[str, str]] = set()  # (domain, op_type) of every node
         self.functions: set[tuple[str, str]] = set()  # (domain, name) the model defines
         self.messages = 0
+        self.truncated = False  # more messages than the walk reads: the rest is not analysed
 
 
 def _fields(data: memoryview) -> list[tuple[int, int, memoryview | int]]:
@@ -171,12 +172,13 @@ def onnx_walk(data: bytes) -> OnnxWalk:
         for number, wire, value in fields:
             if wire == 2 and number in children and isinstance(value, memoryview):
                 todo.append((children[number], value, depth + 1))
+    walk.truncated = bool(todo)
     return walk
 
 
-def onnx_custom_ops(data: bytes) -> list[str]:
+def onnx_custom_ops(data: bytes, walk: OnnxWalk | None = None) -> list[str]:
     """`domain::op` of every node whose operator neither onnx, onnxruntime nor the model itself defines."""
-    walk = onnx_walk(data)
+    walk = walk or onnx_walk(data)
     custom = {
         f"{domain}::{op}"
         for domain, op in walk.ops
