@@ -655,3 +655,34 @@ def test_onnx_past_the_walk_limit_is_not_clean(tmp_path: Path, monkeypatch: pyte
     nodes = b"".join(pb(1, node("Relu")) for _ in range(5))
     (tmp_path / "big.onnx").write_bytes(onnx_file(entry=pb(2, b"w.bin") + pb(1, b"location"), nodes=nodes))
     assert verdicts(tmp_path)["big.onnx"] == "high"
+
+
+# -- the scanner's own memory: pickles that make it hold millions of values --------------------------------
+
+
+@pytest.mark.parametrize("shape", ["deep_stack", "nested_lists"])
+def test_pickle_that_would_exhaust_the_machine_is_unscannable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: str
+) -> None:
+    """Every value the symbolic machine makes stays alive (memo, containers): `]]]...` or `]a]a...` made it hold
+    one object per opcode up to the 20,000,000-opcode limit (gigabytes). Past 2,000,000 stacked values or
+    3,000,000 containers the pickle is unscannable (high); the limits are divided by 100 here for speed."""
+    from owstack.security.model_scan import pickle_vm
+
+    assert (pickle_vm.MAX_STACK, pickle_vm.MAX_CONTAINERS) == (2_000_000, 3_000_000)
+    monkeypatch.setattr(pickle_vm, "MAX_STACK", 20_000)
+    monkeypatch.setattr(pickle_vm, "MAX_CONTAINERS", 30_000)
+    body = b"]" * 20_100 if shape == "deep_stack" else b"]" + b"]a" * 30_100
+    (tmp_path / "model.pkl").write_bytes(b"\x80\x02" + body + b".")
+    assert verdicts(tmp_path)["model.pkl"] == "high"
+
+
+def test_large_real_pickles_stay_within_the_limits(tmp_path: Path) -> None:
+    from owstack.security.model_scan import pickle_vm
+
+    vocab = {f"tok{i}": i for i in range(20_000)}
+    rows = [(i, float(i)) for i in range(15_000)]
+    data = pickle.dumps({"vocab": vocab, "rows": rows}, protocol=4)
+    (tmp_path / "vocab.pkl").write_bytes(data)
+    assert verdicts(tmp_path)["vocab.pkl"] == "low"
+    assert 100 * len(rows) < pickle_vm.MAX_CONTAINERS  # a table of 15,000 rows is far from the limit

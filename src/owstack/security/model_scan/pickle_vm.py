@@ -20,13 +20,17 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 MAX_OPS = 20_000_000
+#: the machine keeps every value it makes (memo, containers): a stream of `]a]a...` or `]]]...` would make it
+#: hold tens of millions of them (gigabytes) before MAX_OPS; real model pickles stay far below these
+MAX_STACK = 2_000_000
+MAX_CONTAINERS = 3_000_000
 
 
 class PickleError(ValueError):
     """The stream is not a pickle CPython would load (or breaks a limit of this machine)."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Value:
     """A symbolic value. `const` holds str/bytes/int/float/bool/None when known; containers hold items."""
 
@@ -47,12 +51,20 @@ class Value:
 UNKNOWN_KIND = "unknown"
 
 
+class _Shared(list[Any]):
+    """The one empty item list of scalar values (constants, globals, unknowns): the ops never append to it."""
+
+
+_NO_ITEMS: list[Any] = _Shared()
+_NO_MAPPING: dict[Any, Value] = {}
+
+
 def const(v: Any) -> Value:
-    return Value("const", const=v)
+    return Value("const", const=v, items=_NO_ITEMS, mapping=_NO_MAPPING)
 
 
 def unknown() -> Value:
-    return Value(UNKNOWN_KIND)
+    return Value(UNKNOWN_KIND, items=_NO_ITEMS, mapping=_NO_MAPPING)
 
 
 @dataclass
@@ -180,6 +192,7 @@ class Machine:
         self.memo: dict[int, Value] = dict(memo or {})  # `Unpickler.load()` called again keeps its memo
         self.proto = 0
         self.ops = 0
+        self.containers = 0
 
     def run(self) -> Value:
         try:
@@ -187,6 +200,12 @@ class Machine:
                 self.ops += 1
                 if self.ops > MAX_OPS:
                     raise PickleError(f"more than {MAX_OPS} opcodes")
+                if len(self.stack) > MAX_STACK or len(self.metastack) > MAX_STACK:
+                    raise PickleError(f"stack deeper than {MAX_STACK}")
+                if opcode.name in _CONTAINER_OPS:
+                    self.containers += 1
+                    if self.containers > MAX_CONTAINERS:
+                        raise PickleError(f"more than {MAX_CONTAINERS} containers and objects")
                 if opcode.name == "STOP":
                     return self._pop()
                 self._step(opcode.name, arg, pos or 0)
@@ -309,7 +328,7 @@ class Machine:
         if self.proto < 3:
             module, name = fix_import(module, name)
         self.events.on_import(module, name, pos)
-        return Value("global", module=module, name=name)
+        return Value("global", module=module, name=name, items=_NO_ITEMS, mapping=_NO_MAPPING)
 
     def _called(self, callee: Value, args: Value, pos: int) -> Value:
         self.events.on_call(callee, args, pos)
@@ -392,18 +411,46 @@ def _setitems(m: Machine) -> None:
 
 def _append(m: Machine) -> None:
     v = m._pop()
-    m._top().items.append(v)
+    _extend(m._top(), [v])
 
 
 def _appends(m: Machine) -> None:
     items = m._pop_mark()
-    m._top().items.extend(items)
+    _extend(m._top(), items)
 
 
 def _additems(m: Machine) -> None:
     items = m._pop_mark()
-    m._top().items.extend(items)
+    _extend(m._top(), items)
 
+
+def _extend(target: Value, items: list[Value]) -> None:
+    if target.items is not _NO_ITEMS:  # CPython fails on appending to a constant or a class
+        target.items.extend(items)
+
+
+_CONTAINER_OPS = frozenset(
+    {
+        "EMPTY_LIST",
+        "EMPTY_TUPLE",
+        "EMPTY_DICT",
+        "EMPTY_SET",
+        "LIST",
+        "TUPLE",
+        "TUPLE1",
+        "TUPLE2",
+        "TUPLE3",
+        "DICT",
+        "FROZENSET",
+        "REDUCE",
+        "NEWOBJ",
+        "NEWOBJ_EX",
+        "OBJ",
+        "INST",
+        "PERSID",
+        "BINPERSID",
+    }
+)
 
 _SIMPLE: dict[str, Callable[[Machine], None]] = {
     "MARK": _mark,
