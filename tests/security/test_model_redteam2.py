@@ -686,3 +686,14 @@ def test_large_real_pickles_stay_within_the_limits(tmp_path: Path) -> None:
     (tmp_path / "vocab.pkl").write_bytes(data)
     assert verdicts(tmp_path)["vocab.pkl"] == "low"
     assert 100 * len(rows) < pickle_vm.MAX_CONTAINERS  # a table of 15,000 rows is far from the limit
+
+
+def test_nemo_target_key_and_keras_dataset_loader(tmp_path: Path) -> None:
+    """NeMo imports a config's top-level `target` by path as well (model_utils.import_class_by_path);
+    keras.datasets.*.load_data downloads an archive and unpickles it."""
+    config = b"target: runpy.run_path\nencoder:\n  feat_in: 80\n"
+    (tmp_path / "evil.nemo").write_bytes(tar_of({"model_config.yaml": config, "model_weights.ckpt": torch_weights()}))
+    loader = {"module": "keras.datasets.cifar10", "class_name": "function", "config": "load_data"}
+    keras_archive(tmp_path / "model.keras", [layer("keras.layers", "Dense", units=2, activation=loader)])
+    found = verdicts(tmp_path)
+    assert found["evil.nemo"] == found["model.keras"] == "critical"  # were low and clean

@@ -85,8 +85,10 @@ def dangerous_targets(config: Any) -> list[str]:
     """The `_target_` paths of a parsed config that the pickle policy rates critical."""
     out = []
     for node in _nodes(config):
-        if isinstance(node, dict):
-            target = node.get("_target_")
+        if not isinstance(node, dict):
+            continue
+        for key in ("_target_", "target"):  # NeMo imports `target` by path too (model_utils.import_class_by_path)
+            target = node.get(key)
             if isinstance(target, str) and target_verdict(target) == "critical":
                 out.append(target)
     return list(dict.fromkeys(out))

@@ -145,6 +145,7 @@ NON_MODELING = frozenset(
         "load_op_library",
         "load_library",
         "set_global_attribute",  # turns safe mode off from inside a config (CVE-2025-9906's first step)
+        "load_data",  # keras.datasets.*.load_data downloads an archive and unpickles it (cifar10, imdb, ...)
     }
 )
 #: config keys that name a file or URL a layer reads when it is built: the lookup layers' `vocabulary`
