@@ -23,19 +23,25 @@ from jinja2 import nodes
 Kind = Literal["safe", "number", "data", "computed", "private"]
 _NUMERIC_FILTERS = frozenset({"length", "count", "int", "abs", "round", "float", "wordcount"})
 _NUMERIC_LOOP = frozenset({"index", "index0", "revindex", "revindex0", "length", "depth", "depth0"})
-_ATTR_FILTERS = {
+# filter -> the position of its attribute argument among the filter's own arguments (None: keyword only), as
+# jinja2 3.1 declares them (filters.py: `sum(iterable, attribute, start)`, `join(value, d, attribute)`, ...)
+_ATTR_FILTERS: dict[str, int | None] = {
     "attr": 0,
     "map": None,
     "selectattr": 0,
     "rejectattr": 0,
-    "sort": None,
+    "sort": 2,
     "groupby": 0,
-    "sum": None,
-    "unique": None,
-    "min": None,
-    "max": None,
+    "sum": 0,
+    "unique": 1,
+    "min": 1,
+    "max": 1,
+    "join": 1,
     "dictsort": None,
 }
+# `map(name, *args)` applies the filter called `name`: `map('attr', key)` is `|attr(key)`
+_FILTER_BY_NAME = frozenset({"map"})
+_FORMAT_METHODS = frozenset({"format", "format_map"})
 _DANGEROUS_NAMES = frozenset(
     {
         "cycler",
@@ -168,8 +174,8 @@ class _Classifier:
     def _const(value: object) -> Kind:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return "number"
-        if isinstance(value, str) and value.startswith("_"):
-            return "private"
+        if isinstance(value, str) and any(part.startswith("_") for part in value.split(".")):
+            return "private"  # an attribute argument is a dotted path: `map(attribute='content._x')`
         return "safe"
 
     def _name(self, name: str) -> Kind:
@@ -223,6 +229,43 @@ def _verdict(kind: Kind, construct: str, what: str) -> tuple[str, str, str] | No
     return None
 
 
+def _filter_by_name(classify: _Classifier, node: nodes.Filter) -> tuple[str, str, str] | None:
+    """`map('attr', key)` reads attribute `key`; a filter name that is not a constant may be 'attr'."""
+    name = node.args[0]
+    if not isinstance(name, nodes.Const):
+        why = "the filter applied is named at render time: it can be attr"
+        return f"|{node.name}(computed filter)", why, "critical"
+    if name.value != "attr":
+        return None
+    if len(node.args) < 2:
+        return f"|{node.name}('attr')", "the attr filter reads attributes by a name given at render time", "critical"
+    kind = classify.kind(node.args[1])
+    found = _verdict(kind, f"|{node.name}('attr')", f"attribute name of |{node.name}('attr')")
+    return found or (f"|{node.name}('attr')", "the attr filter reads attributes by name", "critical")
+
+
+def _format_call(classify: _Classifier, method: nodes.Getattr) -> tuple[str, str, str] | None:
+    """`'{0.x}'.format(obj)` reads attribute x of obj: a format string built at render time (or taken from the
+    request) can spell a dunder path, and a constant one is checked field by field."""
+    import string
+
+    receiver = method.node
+    construct = f".{method.attr}()"
+    if isinstance(receiver, nodes.Const):
+        if not isinstance(receiver.value, str):
+            return None
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(receiver.value) if f]
+        except ValueError:
+            return None
+        for field_name in fields:
+            steps = field_name.replace("[", ".").replace("]", "").split(".")[1:]
+            if any(step.startswith("_") for step in steps):
+                return construct, "format string reads a private/dunder attribute (sandbox escape pattern)", "critical"
+        return None
+    return _verdict(classify.kind(receiver), construct, "format string")
+
+
 def analyse(tree: nodes.Template) -> list[TemplateIssue]:
     """Every SSTI construct in a parsed template (see the module docstring)."""
     classify = _Classifier(_Bindings(tree))
@@ -252,8 +295,13 @@ def analyse(tree: nodes.Template) -> list[TemplateIssue]:
                 if word in lowered:
                     add(node, (repr(node.value[:40]), f"string constant contains {word.strip()!r}", "critical"))
                     break
+    for node in tree.find_all(nodes.Filter):
+        if node.name in _FILTER_BY_NAME and node.args and not any(kw.key == "attribute" for kw in node.kwargs):
+            add(node, _filter_by_name(classify, node))
     for call in tree.find_all(nodes.Call):
         for kw in call.kwargs:
             if kw.key.startswith("_"):
                 add(call, (f"{kw.key}=", "keyword argument with a private name", "critical"))
+        if isinstance(call.node, nodes.Getattr) and call.node.attr in _FORMAT_METHODS:
+            add(call, _format_call(classify, call.node))
     return sorted(set(issues), key=lambda i: (i.line, i.construct))

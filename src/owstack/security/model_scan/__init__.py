@@ -135,6 +135,8 @@ def scan_file(path: Path, rel: str) -> list[ModelFinding]:
                 fmt=fmt,
             )
         ]
+    if fmt in _OTHER_FORMATS and Path(path.name.lower()).suffix in discover.PICKLE_SUFFIXES:
+        found += pickle_files.findings(rel, digest, pickle_files.as_pickle(path))
     return [_digest(path, rel, digest, fmt, found), *found]
 
 
@@ -195,7 +197,12 @@ def _ggml(path: Path, rel: str, digest: str) -> list[ModelFinding]:
 def _safetensors(path: Path, rel: str, digest: str) -> list[ModelFinding]:
     with path.open("rb") as fh:
         problems, _ = safetensors_check.check(fh, path.stat().st_size)
-    return [model_finding("OWS-MDL-030", rel, p, sha256=digest, fmt="safetensors") for p in problems]
+    return [
+        model_finding("OWS-MDL-032", rel, p, sha256=digest, fmt="safetensors")
+        if "Hydra _target_" in p
+        else model_finding("OWS-MDL-030", rel, p, sha256=digest, fmt="safetensors")
+        for p in problems
+    ]
 
 
 def _keras(path: Path, rel: str, digest: str) -> list[ModelFinding]:
@@ -229,10 +236,18 @@ def _protobuf(fmt: str) -> Callable[[Path, str, str], list[ModelFinding]]:
             message = f"not analysed: not a well-formed protobuf ({problem})"
             return [model_finding("OWS-MDL-050", rel, message, sha256=digest, fmt=fmt)]
         out: list[ModelFinding] = []
-        for location in protobuf_check.onnx_locations(data) if fmt == "onnx" else []:
+        walk = protobuf_check.onnx_walk(data) if fmt == "onnx" else None
+        for location in protobuf_check.onnx_locations(data, walk) if walk is not None else []:
             if protobuf_check.escapes(location):
                 message = f"external data location {location!r} leaves the model's folder"
                 out.append(model_finding("OWS-MDL-025", rel, message, sha256=digest, fmt=fmt))
+        if walk is not None and walk.truncated:
+            message = "not analysed: more ONNX messages than the scanner walks (external data and operators unchecked)"
+            out.append(model_finding("OWS-MDL-050", rel, message, sha256=digest, fmt=fmt))
+        custom = protobuf_check.onnx_custom_ops(data, walk) if walk is not None else []
+        if custom:
+            message = f"nodes use operators from custom domains ({', '.join(custom[:6])}): a native library runs them"
+            out.append(model_finding("OWS-MDL-028", rel, message, sha256=digest, fmt=fmt))
         if fmt == "tensorflow":
             for op in protobuf_check.tf_file_ops(data):
                 message = f"a node runs the {op} op"
@@ -257,6 +272,10 @@ _CHECKS: dict[str, Callable[[Path, str, str], list[ModelFinding]]] = {
     **{fmt: _protobuf(fmt) for fmt in ("onnx", "tensorflow", "sentencepiece")},
     **{fmt: _pickle(fmt) for fmt in ("pickle", "pytorch-zip", "npz", "npy", "tar")},
 }
+
+
+#: formats that are no pickle container: under a pickle name they are also read as the pickle a loader sees
+_OTHER_FORMATS = frozenset({"gguf", "ggml", "safetensors", "hdf5", "onnx", "tensorflow", "sentencepiece", "unknown"})
 
 
 def _check(fmt: str) -> Callable[[Path, str, str], list[ModelFinding]]:

@@ -13,6 +13,7 @@ import bz2
 import io
 import lzma
 import re
+import stat
 import struct
 import zipfile
 import zlib
@@ -59,6 +60,7 @@ def zip_members(fh: IO[bytes], wanted: Any, *, pytorch_view: bool = False) -> It
         if len(infos) > MAX_MEMBERS:
             raise ContainerError(f"{len(infos)} members, more than {MAX_MEMBERS}")
         declared = 0
+        escaping = [info.filename for info in infos if _escapes(info)]
         for info in infos:
             problem = _ratio_problem(info.filename, info.file_size, info.compress_size)
             if problem:
@@ -80,12 +82,24 @@ def zip_members(fh: IO[bytes], wanted: Any, *, pytorch_view: bool = False) -> It
                 raise ContainerError(f"members decompress to more than {MAX_TOTAL_BYTES} bytes")
             yield Member(info.filename, data)
         spliced = _as_pytorch_reads_it(fh, archive) if pytorch_view else None
+        if escaping:  # after the members: their pickles are judged too
+            raise ContainerError(f"zip member {escaping[0]!r} points outside the archive (path traversal or link)")
     if spliced is not None:
         try:
             for member in zip_members(spliced, wanted):
                 yield Member(f"(where PyTorch reads it) {member.name}", member.data)
         except ContainerError as exc:
             raise ContainerError(f"the archive PyTorch reads (offsets from the start of the file): {exc}") from None
+
+
+def _escapes(info: zipfile.ZipInfo) -> bool:
+    """A member that extracting writes outside the target folder (absolute, drive letter, `..`; `zipfile`
+    cleans these names, `unzip`, Java's and older extractors do not) or a symbolic link (Unix mode in the
+    high bits of external_attr), which the tar reader refuses likewise."""
+    name = info.orig_filename.replace("\\", "/")
+    parts = name.split("/")
+    drive = len(name) > 1 and name[1] == ":"
+    return name.startswith("/") or drive or ".." in parts or stat.S_ISLNK(info.external_attr >> 16)
 
 
 _END_RECORD = b"PK\x05\x06"
@@ -242,6 +256,7 @@ _COMPRESSED = (
     (b"\xfd7zXZ\x00", "xz"),
     (b"\x5d\x00", "lzma"),  # joblib's prefix: properties 0x5d, then a dictionary size of any value
     (b"\x04\x22\x4d\x18", "lz4"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),  # pandas.read_pickle("x.pkl.zst") (zstandard): recognised, never read
     (b"ZF", "zlib-joblib"),
     (b"\x78\x01", "zlib"),
     (b"\x78\x5e", "zlib"),
@@ -272,6 +287,8 @@ def _engine(kind: str) -> Any:
         except ImportError:
             raise ContainerError("lz4 compression is not read: the lz4 package is not installed") from None
         return lz4.frame.LZ4FrameDecompressor()
+    if kind == "zstd":
+        raise ContainerError("zstd compression is not read by the scanner (pandas.read_pickle reads .zst files)")
     raise ContainerError(f"{kind} compression is not supported by the scanner")
 
 
@@ -296,7 +313,7 @@ def starts_stream(head: bytes, kind: str) -> bool:
     try:
         _feed(_engine(kind), kind, head[: 1 << 16], 4096)
     except ContainerError:
-        return kind == "lz4"  # its 4-byte magic is evidence enough: reported as unscannable, never skipped
+        return kind in ("lz4", "zstd")  # a 4-byte magic is evidence enough: reported as unscannable, never skipped
     except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError, RuntimeError):
         return False
     return True

@@ -35,7 +35,8 @@ MODEL_SUFFIXES = PICKLE_SUFFIXES | {
     ".nemo",
     ".mar",
 }
-COMPRESSED_SUFFIXES = frozenset({".gz", ".bz2", ".xz", ".lzma", ".z", ".zip"})
+# the suffixes pandas.read_pickle infers a compression from (also .zst) and joblib's own (.lz4)
+COMPRESSED_SUFFIXES = frozenset({".gz", ".bz2", ".xz", ".lzma", ".z", ".zip", ".zst", ".zstd", ".lz4", ".tgz"})
 SNIFF_BYTES = 1 << 20  # how much of a file with another name is read to tell whether it is a pickle
 _SKIP_DIRS = frozenset({".git", "node_modules", "__pycache__", ".venv"})
 _GGML_MAGICS = (b"lmgg", b"fmgg", b"tjgg", b"ggml", b"ggmf", b"ggjt")

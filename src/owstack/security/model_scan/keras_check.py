@@ -22,8 +22,9 @@ from typing import Any
 from owstack.security.model_scan import containers
 from owstack.security.model_scan.pickle_policy import verdict
 
-#: packages whose classes a Keras config names in normal use
-KERAS_MODULES = frozenset({"keras", "tf_keras", "tensorflow"})
+#: packages whose classes a Keras config names in normal use (keras_hub, keras_nlp and keras_cv are Keras' own
+#: model libraries: their classes are registered Keras serializables, `keras_hub>GemmaBackbone`)
+KERAS_MODULES = frozenset({"keras", "tf_keras", "tensorflow", "keras_hub", "keras_nlp", "keras_cv"})
 CONFIG_MEMBERS = ("config.json",)
 MAX_CONFIG_BYTES = 64 * 1024 * 1024
 MAX_OBJECTS = 20_000
@@ -136,8 +137,28 @@ NON_MODELING = frozenset(
         "py_function",
         "numpy_function",
         "py_func",
+        # second red-team pass: Keras Hub's preset loaders download and load whole models, TensorFlow's
+        # library loaders load native code
+        "from_preset",
+        "from_pretrained",
+        "load_serialized_object",
+        "load_op_library",
+        "load_library",
+        "set_global_attribute",  # turns safe mode off from inside a config (CVE-2025-9906's first step)
+        "load_data",  # keras.datasets.*.load_data downloads an archive and unpickles it (cifar10, imdb, ...)
     }
 )
+#: config keys that name a file or URL a layer reads when it is built: the lookup layers' `vocabulary`
+#: (keras/src/layers/preprocessing/index_lookup.py `set_vocabulary`; Keras refuses it in safe mode only since
+#: https://github.com/keras-team/keras/pull/21751), Keras Hub tokenizers' `vocabulary`, `merges` and `proto`
+#: (https://github.com/keras-team/keras-hub/pull/2517), a TFSMLayer's SavedModel `filepath`
+FILE_KEYS = frozenset({"vocabulary", "merges", "proto", "filepath", "vocabulary_file", "vocab_file", "spm_file"})
+#: tf.keras 2's TFOpLambda/SlicingOpLambda call `tf.<function>`: namespaces that reach files, native code or
+#: Python (tf.io.write_file, tf.io.gfile.*, tf.raw_ops.WriteFile, tf.saved_model.load, tf.compat.v1.py_func)
+TF_RISKY_STEPS = frozenset(
+    {"io", "gfile", "raw_ops", "saved_model", "summary", "debugging", "sysconfig", "autograph", "experimental"}
+)
+TF_RISKY_NAMES = frozenset({"print", "ReadFile", "WriteFile", "PyFunc", "EagerPyFunc", "MatchingFiles", "Save"})
 
 
 def _torch_module(node: dict[str, Any], name: str) -> tuple[str, str] | None:
@@ -183,9 +204,35 @@ def code_in(config: Any) -> list[tuple[str, str]]:
             out.append(("critical", f"{node.get('module')}.{target_name} is resolved by Keras on load (not a layer)"))
         if cls in ("Lambda", "__lambda__") or node.get("function_type") == "lambda":
             out.append(("critical", f"{cls or 'layer'} {name!r}".replace(" ''", "") + " holds Python code run on load"))
+        out += _reads_files(node, cls, str(name))
         module = node.get("module")
         if isinstance(module, str) and module.split(".")[0] not in KERAS_MODULES and "class_name" in node:
             target = node.get("config") if cls == "function" and isinstance(node.get("config"), str) else cls
             severity = "critical" if verdict(module, str(target)) == "critical" else "high"
             out.append((severity, f"{module}.{target} is imported by Keras on load"))
+    return out
+
+
+def _reads_files(node: dict[str, Any], cls: Any, name: str) -> list[tuple[str, str]]:
+    """Layers that read a file, a URL or a whole other model named in their config when they are built, and
+    tf.keras 2 op layers that call TensorFlow functions reaching files or Python."""
+    config = node.get("config")
+    if not isinstance(config, dict) or not isinstance(cls, str):
+        return []
+    where = f"{cls} {name!r}".replace(" ''", "")
+    out: list[tuple[str, str]] = []
+    if cls in ("TFOpLambda", "SlicingOpLambda") and isinstance(config.get("function"), str):
+        steps = config["function"].split(".")
+        if steps[-1] in NON_MODELING or steps[-1] in TF_RISKY_NAMES:
+            out.append(("critical", f"{where} calls tf.{config['function']} (files, native code or Python)"))
+        elif TF_RISKY_STEPS.intersection(steps):
+            out.append(("high", f"{where} calls tf.{config['function']}, which reaches files or the runtime"))
+    if cls == "TFSMLayer":
+        path = config.get("filepath")
+        out.append(("high", f"{where} loads the TensorFlow SavedModel at {path!r}, a graph the scanner does not see"))
+        return out
+    for key in sorted(FILE_KEYS & config.keys()):
+        value = config[key]
+        if isinstance(value, str) and value.strip():
+            out.append(("high", f"{where} reads {key} from {value[:120]!r} when it is built (a file or URL)"))
     return out

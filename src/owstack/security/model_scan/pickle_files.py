@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import io
+import pickletools
 import re
 import zipfile
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from owstack.security.findings import ModelFinding, model_finding
-from owstack.security.model_scan import containers, tensor_bounds, torchscript_check
+from owstack.security.model_scan import archive_code, containers, tensor_bounds, torchscript_check
 from owstack.security.model_scan.discover import (
     PICKLE_SUFFIXES,
     SNIFF_BYTES,
@@ -41,7 +42,10 @@ FICKLING_MAX_BYTES = 8 * 1024 * 1024
 _PICKLE_MEMBER_SUFFIXES = (".pkl", ".pickle")
 _ARCHIVE_SUFFIXES = frozenset({".tar", ".zip", ".gz", ".bz2", ".xz", ".nemo"})
 MAX_DEPTH = 3  # archives inside archives
-_PROTOCOL0_STARTS = frozenset({b"c", b"(", b"}", b"]", b")"})  # GLOBAL, MARK, EMPTY_DICT/LIST/TUPLE
+# Every byte a pickle without a PROTO opcode can start with (protocols 0 and 1): a member whose first byte is
+# one is read and kept only if `pickle_like` says it is a pickle. pandas.read_pickle("x.zip") unpickles the
+# archive's only member whatever its name, and a protocol 0 pickle may start with `I1\n0` (INT, POP).
+_PROTOCOL0_STARTS = frozenset(bytes([op.code.encode("latin-1")[0]]) for op in pickletools.opcodes if op.proto < 2)
 # The pickle suffix raw weights also use (OpenVINO's `.bin` beside its `.xml`, CTranslate2's `model.bin`),
 # and the `.bin` names transformers, diffusers, peft and accelerate pass to `torch.load`, which stay pickles.
 _RAW_SUFFIXES = frozenset({".bin"})
@@ -63,6 +67,8 @@ class Outcome:
     code: dict[str, bytes] = field(default_factory=dict)  # TorchScript code/ files (`torchscript_check`)
     tensor_problems: list[str] = field(default_factory=list)  # views past their storage (`tensor_bounds`)
     not_pickle: bool = False  # raw bytes on which `pickle.load` fails before importing anything
+    carried: list[str] = field(default_factory=list)  # native libraries and Python source (`archive_code`)
+    targets: list[tuple[str, str]] = field(default_factory=list)  # (member, Hydra `_target_` rated critical)
 
 
 def analyse(path: Path, fmt: str) -> Outcome:
@@ -124,7 +130,7 @@ def worst_hit(outcome: Outcome) -> str | None:
 TAR_AS_PICKLE = "(the tar header read as a pickle)"
 
 
-def _tar_header_pickle(out: Outcome, path: Path) -> None:
+def _tar_header_pickle(out: Outcome, path: Path, label: str = TAR_AS_PICKLE) -> None:
     """A tar archive is also a pickle when its first member's name is pickle opcodes: `pickle.load`,
     `joblib.load` and `numpy.load(allow_pickle=True)` read the file from byte 0, where the name is, and
     never look at the members. The header is run as a pickle too; imports of names that CPython could
@@ -139,8 +145,24 @@ def _tar_header_pickle(out: Outcome, path: Path) -> None:
     report.hits = [h for h in report.hits if _importable(h.what) or h.what == "computed import"]
     report.errors = []
     if report.hits:
-        out.reports[TAR_AS_PICKLE] = report
-        out.data[TAR_AS_PICKLE] = data
+        out.reports[label] = report
+        out.data[label] = data
+
+
+AS_PICKLE = "(the file read as a pickle)"
+
+
+def as_pickle(path: Path) -> Outcome:
+    """A file of another format under a name `torch.load`, `pickle.load`, `joblib.load` or `numpy.load`
+    is given (`.pt`, `.bin`, `.pkl`, ...): those read it from byte 0 as a pickle (torch.load does when it is no
+    zip), so a GGUF, ONNX, HDF5 or safetensors file whose first bytes are also pickle opcodes runs them. The
+    bytes are run as a pickle; imports CPython could make and computed imports are reported."""
+    out = Outcome("pickle")
+    try:
+        _tar_header_pickle(out, path, AS_PICKLE)
+    except OSError:
+        pass
+    return out
 
 
 def _importable(what: str) -> bool:
@@ -164,29 +186,54 @@ def _tensor_bounds(out: Outcome, path: Path) -> None:
 def _zip(out: Outcome, fh: IO[bytes], prefix: str, depth: int) -> None:
     code: dict[str, bytes] = {}
     names: set[str] = set()
+    python: list[str] = []
     for member in containers.zip_members(fh, _wanted, pytorch_view=True):
         names.add(member.name)
         if torchscript_check.CODE_MEMBER.match(member.name):
             code[member.name] = member.data
         else:
+            python += _side(out, prefix + member.name, member.data)
             _blob(out, prefix + member.name, member.data, depth, pickle_named=_pickle_named(member.name))
     for name, data in code.items():  # TorchScript code only where torch.jit.load finds it: beside data.pkl
         if f"{name.split('/')[0]}/data.pkl" in names:
             out.code[prefix + name] = data
         else:
+            python += _side(out, prefix + name, data)
             _blob(out, prefix + name, data, depth, pickle_named=False)
+    _python_run(out, python, names)
+
+
+def _python_run(out: Outcome, python: list[str], names: set[str]) -> None:
+    out.carried += [f"{name} (Python source)" for name in python if archive_code.runs_python(name, names)]
 
 
 def _tar(out: Outcome, fh: IO[bytes], prefix: str, depth: int) -> None:
     members = list(containers.tar_members(fh))
     legacy_torch = {m.name for m in members} >= TORCH_TAR_MEMBERS
+    python: list[str] = []
     for member in members:
         if legacy_torch and member.name in TORCH_TAR_MEMBERS:
             out.parts += 1
             out.reports[prefix + member.name] = scan_torch_tar_member(member.name, member.data)
             out.data[prefix + member.name] = member.data
         else:
+            python += _side(out, prefix + member.name, member.data)
             _blob(out, prefix + member.name, member.data, depth, pickle_named=_pickle_named(member.name))
+    _python_run(out, python, {m.name for m in members})
+
+
+def _side(out: Outcome, name: str, data: bytes) -> list[str]:
+    """Native libraries an archive carries and Hydra targets in its configs; the Python members are returned
+    (reported when the archive says a loader runs them: `_python_run`)."""
+    kind = archive_code.code_kind(name, data[:16])
+    if kind == "native library":
+        out.carried.append(f"{name} ({kind})")
+    elif kind is not None:
+        return [name]
+    elif archive_code.is_config(name):
+        config = archive_code.parse_config(name, data)
+        out.targets += [(name, target) for target in archive_code.dangerous_targets(config)]
+    return []
 
 
 def _blob(out: Outcome, name: str, data: bytes, depth: int, *, pickle_named: bool) -> None:
@@ -211,7 +258,9 @@ def _pickle_named(name: str) -> bool:
 
 
 def _wanted(name: str, head: bytes) -> bool:
-    if torchscript_check.CODE_MEMBER.match(name):
+    if torchscript_check.CODE_MEMBER.match(name) or archive_code.code_kind(name, head) is not None:
+        return True
+    if archive_code.is_config(name) or archive_code.CODE_LOADER_MARKERS.search(name):
         return True
     lower = name.lower()
     if lower.endswith(_PICKLE_MEMBER_SUFFIXES) or lower.endswith(".npy"):
@@ -292,6 +341,11 @@ def findings(rel: str, digest: str, outcome: Outcome) -> list[ModelFinding]:
     if outcome.not_pickle:
         return [make("OWS-MDL-051", "not a pickle: pickle.load fails on its first bytes before importing anything")]
     out: list[ModelFinding] = [make("OWS-MDL-050", p) for p in outcome.problems]
+    for carried in outcome.carried:
+        out.append(make("OWS-MDL-029", f"{carried}: code the archive carries for its loader or server to run"))
+    for member, target in outcome.targets:
+        message = f"{member}: Hydra _target_ {target!r}, imported and called by hydra.utils.instantiate on load"
+        out.append(make("OWS-MDL-032", message, executes=target))
     out += [make("OWS-MDL-031", p) for p in outcome.tensor_problems]
     out += _code_findings(make, outcome.code)
     for name, data in outcome.data.items():

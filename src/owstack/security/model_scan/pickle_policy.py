@@ -28,6 +28,8 @@ class ImportPolicy:
     reviewed_packages: frozenset[str]
     reviewed_callables: frozenset[tuple[str, str]]
     torchscript_modules: frozenset[str]
+    critical_last_names: frozenset[str]
+    risky_steps: frozenset[str]
 
 
 @cache
@@ -41,6 +43,8 @@ def policy() -> ImportPolicy:
         frozenset(data["reviewed_packages"]),
         frozenset((str(m), str(n)) for m, n in data["reviewed_callables"]),
         frozenset(data["torchscript_modules"]),
+        frozenset(data["critical_last_names"]),
+        frozenset(data["risky_steps"]),
     )
 
 
@@ -75,6 +79,9 @@ def verdict(module: str, name: str) -> str | None:
         return "critical"
     if any(step in p.critical_modules or step in _BUILTIN_MODULES for step in steps[len(module.split(".")) :]):
         return "critical"  # a module reached through an attribute: posixpath.os.system
-    if module.split(".")[0] in p.reviewed_packages and len(parts) == 1 and name[:1].isupper():
-        return "medium"
+    if steps[-1] in p.critical_last_names:
+        return "critical"  # a loader, writer, command runner or importer by its name: torch.save, X.from_file
+    package, *inner = module.split(".")
+    if package in p.reviewed_packages and len(parts) == 1 and name[:1].isupper():
+        return "high" if any(step in p.risky_steps for step in inner) else "medium"
     return "high"

@@ -14,18 +14,23 @@ from __future__ import annotations
 
 import _compat_pickle
 import pickletools
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 MAX_OPS = 20_000_000
+#: the machine keeps every value it makes (memo, containers): a stream of `]a]a...` or `]]]...` would make it
+#: hold tens of millions of them (gigabytes) before MAX_OPS; real model pickles stay far below these
+MAX_STACK = 2_000_000
+MAX_CONTAINERS = 3_000_000
 
 
 class PickleError(ValueError):
     """The stream is not a pickle CPython would load (or breaks a limit of this machine)."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Value:
     """A symbolic value. `const` holds str/bytes/int/float/bool/None when known; containers hold items."""
 
@@ -46,12 +51,20 @@ class Value:
 UNKNOWN_KIND = "unknown"
 
 
+class _Shared(list[Any]):
+    """The one empty item list of scalar values (constants, globals, unknowns): the ops never append to it."""
+
+
+_NO_ITEMS: list[Any] = _Shared()
+_NO_MAPPING: dict[Any, Value] = {}
+
+
 def const(v: Any) -> Value:
-    return Value("const", const=v)
+    return Value("const", const=v, items=_NO_ITEMS, mapping=_NO_MAPPING)
 
 
 def unknown() -> Value:
-    return Value(UNKNOWN_KIND)
+    return Value(UNKNOWN_KIND, items=_NO_ITEMS, mapping=_NO_MAPPING)
 
 
 @dataclass
@@ -100,6 +113,67 @@ _CONST_OPS = frozenset(
 _FIXED = {"NONE": None, "NEWTRUE": True, "NEWFALSE": False}
 
 
+_STRTOL = re.compile(rb"\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)\n$")
+
+
+def _int_nl(stream: IO[bytes]) -> int | bool:
+    """INT as CPython's unpicklers read it: `00`/`01` are False/True, anything else `int(text, 0)` (the
+    Python unpickler) or C's `strtol(text, 0)` before it (the C one: `010` is octal 8), so hex, octal,
+    binary and underscores load (`I0x10`), where pickletools' reader accepts base 10 only."""
+    line = stream.readline()
+    if not line.endswith(b"\n"):
+        raise ValueError("no newline found when trying to read decimalnl_short")
+    if line == b"00\n":
+        return False
+    if line == b"01\n":
+        return True
+    try:
+        return int(line, 0)
+    except ValueError:
+        match = _STRTOL.match(line)
+        if match is None:
+            raise
+    sign, digits = match.groups()
+    if digits[:2].lower() == b"0x":
+        value = int(digits[2:], 16)
+    else:
+        value = int(digits, 8 if len(digits) > 1 and digits.startswith(b"0") else 10)
+    return -value if sign == b"-" else value
+
+
+def _long_nl(stream: IO[bytes]) -> int:
+    """LONG as CPython's `load_long` reads it: an optional trailing `L`, then `int(text, 0)`."""
+    line = stream.readline()
+    if not line.endswith(b"\n"):
+        raise ValueError("no newline found when trying to read decimalnl_long")
+    text = line[:-1]
+    if text.endswith(b"L"):
+        text = text[:-1]
+    return int(text, 0)
+
+
+_READERS = {"INT": _int_nl, "LONG": _long_nl}
+_CODES = {op.code.encode("latin-1"): op for op in pickletools.opcodes}
+
+
+def genops(stream: IO[bytes]) -> Iterator[tuple[pickletools.OpcodeInfo, Any, int]]:
+    """`pickletools.genops` with the arguments of INT and LONG read as CPython's unpickler reads them."""
+    while True:
+        pos = stream.tell()
+        code = stream.read(1)
+        opcode = _CODES.get(code)
+        if opcode is None:
+            raise ValueError("pickle exhausted before seeing STOP" if not code else f"opcode {code!r} unknown")
+        reader = _READERS.get(opcode.name)
+        if reader is not None:
+            arg: Any = reader(stream)
+        else:
+            arg = None if opcode.arg is None else opcode.arg.reader(stream)
+        yield opcode, arg, pos
+        if code == b".":
+            return
+
+
 def fix_import(module: str, name: str) -> tuple[str, str]:
     """Python 2 names mapped as `Unpickler(fix_imports=True)` does (`__builtin__` -> `builtins`, ...)."""
     if (module, name) in _compat_pickle.NAME_MAPPING:
@@ -118,13 +192,20 @@ class Machine:
         self.memo: dict[int, Value] = dict(memo or {})  # `Unpickler.load()` called again keeps its memo
         self.proto = 0
         self.ops = 0
+        self.containers = 0
 
     def run(self) -> Value:
         try:
-            for opcode, arg, pos in pickletools.genops(self.stream):
+            for opcode, arg, pos in genops(self.stream):
                 self.ops += 1
                 if self.ops > MAX_OPS:
                     raise PickleError(f"more than {MAX_OPS} opcodes")
+                if len(self.stack) > MAX_STACK or len(self.metastack) > MAX_STACK:
+                    raise PickleError(f"stack deeper than {MAX_STACK}")
+                if opcode.name in _CONTAINER_OPS:
+                    self.containers += 1
+                    if self.containers > MAX_CONTAINERS:
+                        raise PickleError(f"more than {MAX_CONTAINERS} containers and objects")
                 if opcode.name == "STOP":
                     return self._pop()
                 self._step(opcode.name, arg, pos or 0)
@@ -247,7 +328,7 @@ class Machine:
         if self.proto < 3:
             module, name = fix_import(module, name)
         self.events.on_import(module, name, pos)
-        return Value("global", module=module, name=name)
+        return Value("global", module=module, name=name, items=_NO_ITEMS, mapping=_NO_MAPPING)
 
     def _called(self, callee: Value, args: Value, pos: int) -> Value:
         self.events.on_call(callee, args, pos)
@@ -330,18 +411,46 @@ def _setitems(m: Machine) -> None:
 
 def _append(m: Machine) -> None:
     v = m._pop()
-    m._top().items.append(v)
+    _extend(m._top(), [v])
 
 
 def _appends(m: Machine) -> None:
     items = m._pop_mark()
-    m._top().items.extend(items)
+    _extend(m._top(), items)
 
 
 def _additems(m: Machine) -> None:
     items = m._pop_mark()
-    m._top().items.extend(items)
+    _extend(m._top(), items)
 
+
+def _extend(target: Value, items: list[Value]) -> None:
+    if target.items is not _NO_ITEMS:  # CPython fails on appending to a constant or a class
+        target.items.extend(items)
+
+
+_CONTAINER_OPS = frozenset(
+    {
+        "EMPTY_LIST",
+        "EMPTY_TUPLE",
+        "EMPTY_DICT",
+        "EMPTY_SET",
+        "LIST",
+        "TUPLE",
+        "TUPLE1",
+        "TUPLE2",
+        "TUPLE3",
+        "DICT",
+        "FROZENSET",
+        "REDUCE",
+        "NEWOBJ",
+        "NEWOBJ_EX",
+        "OBJ",
+        "INST",
+        "PERSID",
+        "BINPERSID",
+    }
+)
 
 _SIMPLE: dict[str, Callable[[Machine], None]] = {
     "MARK": _mark,

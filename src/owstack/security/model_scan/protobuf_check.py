@@ -5,6 +5,12 @@
 - ONNX: a tensor's `external_data` `location` is a path the loader opens relative to the model; an
   absolute path or one with `..` reads any file of the machine into a tensor (CVE-2022-25882,
   CVE-2024-27318, CVE-2024-5187).
+- ONNX, walked message by message (ModelProto -> graphs, functions, training graphs -> nodes -> attribute
+  graphs and tensors -> external_data entries): every `location`, whatever the order of its key and value
+  fields (a byte pattern for "key, then value" missed an entry written value first), and every node whose
+  operator domain is neither ONNX's nor onnxruntime's own nor a function the model defines: such a model runs
+  only with a custom-operator library registered from elsewhere (native code; onnxruntime
+  `SessionOptions.register_custom_ops_library`), the model names the code it needs without carrying it.
 - TensorFlow graphs (`saved_model.pb`, frozen `.pb`): a node whose op is `ReadFile` or `WriteFile`
   reads or writes files when the graph runs (modelscan's `unsafe_tf_operators`).
 """
@@ -60,16 +66,125 @@ def wire_problem(data: bytes | memoryview) -> str | None:
     return None if pos == len(data) else "last field runs past the end"
 
 
-def onnx_locations(data: bytes) -> list[str]:
-    """The external-data locations an ONNX model names."""
-    out = []
+def onnx_locations(data: bytes, walk: OnnxWalk | None = None) -> list[str]:
+    """The external-data locations an ONNX model names (the structured walk, and the byte pattern for
+    entries the walk cannot reach)."""
+    out = list((walk or onnx_walk(data)).locations)
     for match in ONNX_LOCATION.finditer(data):
         try:
             length, start = _varint(data, match.end())
         except ValueError:
             continue
         out.append(data[start : start + length].decode("utf-8", "replace"))
+    return list(dict.fromkeys(out))
+
+
+#: operator domains onnx and onnxruntime implement themselves (onnx/defs, onnxruntime contrib ops)
+STANDARD_DOMAINS = frozenset(
+    {
+        "",
+        "ai.onnx",
+        "ai.onnx.ml",
+        "ai.onnx.training",
+        "ai.onnx.preview.training",
+        "com.microsoft",
+        "com.microsoft.nchwc",
+        "com.microsoft.experimental",
+        "com.ms.internal.nhwc",
+        "com.microsoft.dml",
+    }
+)
+# message kind -> {field number: message kind} of the ONNX schema (onnx/onnx.proto3), the fields that hold messages
+_ONNX_MESSAGES: dict[str, dict[int, str]] = {
+    "model": {7: "graph", 20: "training", 25: "function"},
+    "training": {1: "graph", 2: "graph"},
+    "graph": {1: "node", 5: "tensor", 15: "sparse"},
+    "function": {7: "node"},
+    "node": {5: "attribute"},
+    "attribute": {5: "tensor", 6: "graph", 10: "tensor", 11: "graph", 22: "sparse", 23: "sparse"},
+    "sparse": {1: "tensor", 2: "tensor"},
+    "tensor": {13: "entry"},
+}
+_MAX_MESSAGES = 2_000_000
+_MAX_NESTING = 64
+
+
+class OnnxWalk:
+    def __init__(self) -> None:
+        self.locations: list[str] = []
+        self.ops: set[tuple[str, str]] = set()  # (domain, op_type) of every node
+        self.functions: set[tuple[str, str]] = set()  # (domain, name) the model defines
+        self.messages = 0
+        self.truncated = False  # more messages than the walk reads: the rest is not analysed
+
+
+def _fields(data: memoryview) -> list[tuple[int, int, memoryview | int]]:
+    """(field number, wire type, payload) of one message; raises ValueError when it does not parse."""
+    out: list[tuple[int, int, memoryview | int]] = []
+    pos = 0
+    while pos < len(data):
+        key, pos = _varint(data, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(data, pos)
+            out.append((number, wire, value))
+        elif wire == 2:
+            length, pos = _varint(data, pos)
+            if pos + length > len(data):
+                raise ValueError("length runs past the message")
+            out.append((number, wire, data[pos : pos + length]))
+            pos += length
+        elif wire in (1, 5):
+            pos += 8 if wire == 1 else 4
+        else:
+            raise ValueError(f"wire type {wire}")
+    if pos != len(data):
+        raise ValueError("last field runs past the message")
     return out
+
+
+def _text(value: memoryview | int) -> str:
+    return bytes(value).decode("utf-8", "replace") if isinstance(value, memoryview) else ""
+
+
+def onnx_walk(data: bytes) -> OnnxWalk:
+    """Locations, node operators and local functions of an ONNX model (messages that do not parse are skipped:
+    `wire_problem` judges the file)."""
+    walk = OnnxWalk()
+    todo: list[tuple[str, memoryview, int]] = [("model", memoryview(data), 0)]
+    while todo and walk.messages < _MAX_MESSAGES:
+        kind, body, depth = todo.pop()
+        walk.messages += 1
+        try:
+            fields = _fields(body)
+        except ValueError:
+            continue
+        strings = {n: _text(v) for n, w, v in fields if w == 2 and n in (1, 2, 4, 7, 10)}
+        if kind == "entry" and strings.get(1) == "location":
+            walk.locations += [_text(v) for n, w, v in fields if n == 2 and w == 2]
+        elif kind == "node":
+            walk.ops.add((strings.get(7, ""), strings.get(4, "")))
+        elif kind == "function":
+            walk.functions.add((strings.get(10, ""), strings.get(1, "")))
+        if depth >= _MAX_NESTING:
+            continue
+        children = _ONNX_MESSAGES.get(kind, {})
+        for number, wire, value in fields:
+            if wire == 2 and number in children and isinstance(value, memoryview):
+                todo.append((children[number], value, depth + 1))
+    walk.truncated = bool(todo)
+    return walk
+
+
+def onnx_custom_ops(data: bytes, walk: OnnxWalk | None = None) -> list[str]:
+    """`domain::op` of every node whose operator neither onnx, onnxruntime nor the model itself defines."""
+    walk = walk or onnx_walk(data)
+    custom = {
+        f"{domain}::{op}"
+        for domain, op in walk.ops
+        if domain not in STANDARD_DOMAINS and (domain, op) not in walk.functions
+    }
+    return sorted(custom)
 
 
 def escapes(location: str) -> bool:

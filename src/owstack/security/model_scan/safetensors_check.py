@@ -65,6 +65,12 @@ def _entries(header: dict[str, Any], buffer: int) -> tuple[list[str], int]:
     meta = header.pop("__metadata__", None)
     if meta is not None and not (isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values())):
         problems.append("__metadata__ must map strings to strings")
+    if isinstance(meta, dict):
+        from owstack.security.model_scan import archive_code
+
+        for config in archive_code.metadata_configs(meta):
+            for target in archive_code.dangerous_targets(config):
+                problems.append(f"__metadata__ names Hydra _target_ {target!r}, which hydra.utils.instantiate calls")
     spans: list[tuple[int, int, str]] = []
     for name, entry in header.items():
         problem = _entry(name, entry, buffer, spans)
@@ -78,7 +84,7 @@ def _entries(header: dict[str, Any], buffer: int) -> tuple[list[str], int]:
         elif begin > position:
             problems.append(f"hole of {begin - position} bytes before tensor {name!r}")
         position = max(position, end)
-    if spans and position != buffer and not any("beyond" in p for p in problems):
+    if position != buffer and not any("beyond" in p for p in problems):  # also no tensor and bytes after the header
         problems.append(f"tensors cover {position} of the {buffer} data bytes")
     return problems[:MAX_ISSUES], len(header)
 
@@ -91,7 +97,11 @@ def _entry(name: str, entry: Any, buffer: int, spans: list[tuple[int, int, str]]
         return f"tensor {name!r} has unknown dtype {dtype!r}"
     if not (isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
         return f"tensor {name!r} has an invalid shape {shape!r}"
-    if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) and o >= 0 for o in offsets)):
+    if not (
+        isinstance(offsets, list)
+        and len(offsets) == 2
+        and all(isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets)
+    ):
         return f"tensor {name!r} has invalid data_offsets {offsets!r}"
     begin, end = offsets
     if begin > end:

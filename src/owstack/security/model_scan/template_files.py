@@ -38,6 +38,11 @@ def check_file(path: Path) -> list[TemplateResult]:
     if isinstance(template, str):
         return [check_template("default", template, bos, eos)]
     out: list[TemplateResult] = []
+    if isinstance(template, dict):  # {name: template}: what transformers keeps after loading a named list
+        for name, text in template.items():
+            if isinstance(text, str):
+                out.append(check_template(str(name), text, bos, eos))
+        return out
     for i, entry in enumerate(template if isinstance(template, list) else []):
         if isinstance(entry, dict) and isinstance(entry.get("template"), str):
             out.append(check_template(str(entry.get("name") or i), entry["template"], bos, eos))
