@@ -381,6 +381,10 @@ class _StreamCheck:
             self.fail("rewritten", e, "the record at the anchored sequence number has a different hash")
         if e.type == chain.STREAM_OPENED and e.seq != 1:
             self.fail("inserted", e, "a stream is opened once, at seq 1: this opening record was added later")
+        if self.prev_type == chain.STREAM_OPENED and e.type not in (chain.CHECKPOINT, chain.STREAM_RESUMED):
+            # the writer signs a checkpoint in the same write as the opening record (a crash that tore that
+            # write is followed by the next run's resume record)
+            self.fail("deleted", e, "the checkpoint signed with the stream's opening record is gone")
         if e.type == chain.CHECKPOINT:
             self._checkpoint(e)
             r.checkpoints += 1
