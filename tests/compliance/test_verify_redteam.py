@@ -735,3 +735,58 @@ def test_an_earlier_segment_replayed_in_place_of_a_later_one(tmp_path: Path) -> 
     shutil.copyfile(segs[1], segs[2])
     d = assert_named(section, {"reordered", "inserted", "deleted"}, read_lines(segs[1])[0]["seq"], segs[2].name)
     assert replaced["seq"] > d.seq
+
+
+def test_a_run_forged_after_a_crash_is_named_at_its_resume_record(tmp_path: Path) -> None:
+    """After a crash anyone can append a resume record; its checkpoint must be signed by a stored key."""
+    section = section_for(tmp_path)
+    writer = AuditWriter(section).start()
+    for i in range(15):
+        writer.append_sync({"type": "test.event", "i": i})
+    snapshot = tmp_path / "snapshot"
+    shutil.copytree(section.directory, snapshot)  # what a kill -9 leaves
+    writer.close()
+    shutil.rmtree(section.directory)
+    snapshot.rename(section.directory)
+    seg = stream_dir(section) / "seg-000001.jsonl"
+    records = read_lines(seg)
+    last = records[-1]
+    resume = {
+        "type": chain.STREAM_RESUMED,
+        "gateway_version": "x",
+        "node": "testnode",
+        "pid": 1,
+        "previous": {"seq": last["seq"], "entry_hash": last["entry_hash"], "sealed": False},
+        "torn": None,
+        "stream": STREAM,
+        "time": last["time"],
+        "seq": last["seq"] + 1,
+        "prev_hash": last["entry_hash"],
+    }
+    resume["entry_hash"] = chain.recompute(resume)
+    cp = {"type": chain.CHECKPOINT, "stream": STREAM, "time": last["time"], "seq": resume["seq"] + 1}
+    cp["checkpoint"] = {"counter": 99, "sealed": True, "covers": [], "head_hash": "", "key_id": ""}
+    cp["signature"] = ""
+    forged = [*records, resume, cp, {**records[-1], "seq": cp["seq"] + 1, "i": 666}]
+    _resign(forged, len(records), Ed25519PrivateKey.generate())
+    write_lines(seg, forged)
+    assert_named(section, "unknown_key", resume["seq"], "seg-000001.jsonl")
+
+
+def test_a_stream_folder_that_is_a_symlink(tmp_path: Path) -> None:
+    section = two_streams(tmp_path)
+    b = stream_dir(section, "testnode-1")
+    shutil.move(b, tmp_path / "moved")
+    b.symlink_to(tmp_path / "moved")
+    d = damage(section)
+    assert (d.kind, d.stream) == ("corrupt", "testnode-1")
+
+
+def test_segment_numbers_far_apart_do_not_flood_the_report(tmp_path: Path) -> None:
+    section, seg = sealed_log(tmp_path)
+    shutil.copyfile(seg, seg.with_name("seg-999999.jsonl"))
+    d = damage(section)
+    assert d.kind == "segment_missing" and len(d.message) < 500 and "in all" in d.message
+    (Path(section.directory) / "streams" / "testnode-99999").mkdir()
+    report = verify(Path(section.directory))
+    assert len(report.damage) < 300

@@ -60,6 +60,7 @@ from owstack.compliance.segments import (
     read_json,
     segment_name,
 )
+from owstack.compliance.writer import MAX_STREAMS
 
 LOOKAHEAD = 64
 #: how far a checkpoint whose signature fails is searched for the sequence number it was signed at (records
@@ -125,9 +126,14 @@ def _gaps(names: set[str]) -> list[str]:
     numbers: dict[str, set[int]] = {}
     for name in names:
         m = _STREAM_NUMBER.match(name)
-        if m and len(m.group(2)) < 6:
+        if m:
             numbers.setdefault(m.group(1), set()).add(int(m.group(2)))
-    return [f"{node}-{n}" for node, got in sorted(numbers.items()) for n in range(max(got)) if n not in got]
+    return [
+        f"{node}-{n}"
+        for node, got in sorted(numbers.items())
+        for n in range(min(max(got), MAX_STREAMS))
+        if n not in got
+    ]
 
 
 def _empty_log(directory: Path, keys: dict[str, Ed25519PublicKey]) -> Damage | None:
@@ -262,7 +268,9 @@ class _StreamCheck:
         missing = [i for i in range(after + 1, upto) if i not in present]
         if not missing:
             return
-        names = ", ".join(segment_name(i) for i in missing)
+        names = ", ".join(segment_name(i) for i in missing[:3]) + (
+            f" ... ({len(missing)} in all)" if len(missing) > 3 else ""
+        )
         where = f"between {segment_name(after)} and {segment_name(upto)}" if after else f"before {segment_name(upto)}"
         prune = " and no signed prune marker covers it" if not after else ""
         self.fail(
