@@ -790,3 +790,27 @@ def test_segment_numbers_far_apart_do_not_flood_the_report(tmp_path: Path) -> No
     (Path(section.directory) / "streams" / "testnode-99999").mkdir()
     report = verify(Path(section.directory))
     assert len(report.damage) < 300
+
+
+def test_seq_changed_and_rehashed(tmp_path: Path) -> None:
+    """The record still links to the one before it: its place is known, its seq was changed."""
+    section, seg = sealed_log(tmp_path)
+    records = read_lines(seg)
+    seq = records[8]["seq"]
+    records[8]["seq"] += 5
+    records[8]["entry_hash"] = chain.recompute(records[8])
+    write_lines(seg, records)
+    assert_named(section, "modified", seq, "seg-000001.jsonl line 9")
+
+
+@pytest.mark.parametrize("where", ["first_line", "last_line"])
+def test_bom_or_empty_line_at_the_ends_of_a_file(tmp_path: Path, where: str) -> None:
+    section, seg = sealed_log(tmp_path)
+    data = seg.read_bytes()
+    if where == "first_line":
+        seg.write_bytes(b"\xef\xbb\xbf" + data)
+        assert_named(section, "corrupt", 1, "seg-000001.jsonl line 1")
+    else:
+        seg.write_bytes(data + b"\n")
+        last = orjson.loads(data.splitlines()[-1])
+        assert_named(section, "corrupt", last["seq"] + 1, f"seg-000001.jsonl line {len(data.splitlines()) + 1}")

@@ -564,6 +564,8 @@ class _StreamCheck:
             self.fail("reordered", e, f"it links to a record that comes after it (expected seq {exp_seq} here)")
         if ahead and ahead[0].seq == exp_seq and ahead[0].prev == exp_prev:
             self.fail("inserted", e, f"not part of the chain: the record after it links to seq {exp_seq - 1}")
+        if e.prev == exp_prev:  # in its place in the chain, with another seq: the seq was changed
+            self._fail_at_place(e, prev, exp_seq, exp_prev, "modified", f"its seq was changed (to {e.seq})")
         if prev is not None and e.hash == prev.hash:
             self.fail("inserted", e, "a second copy of the record before it")
         if prev is not None and e.seq == prev.seq and e.prev == prev.prev:
