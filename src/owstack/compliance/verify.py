@@ -6,30 +6,38 @@ The kinds of damage reported (the first one found per stream):
                         recomputed (the next record links to the old hash), or the chain after it was
                         rewritten (named through the signed `covers` list of the next checkpoint), or its
                         line is not the canonical form the writer wrote (a duplicate key that parsers
-                        read differently, reordered keys)
+                        read differently, reordered keys); a manifest giving its checkpoint another hash,
+                        segment or offset than the record has
     deleted             records missing inside the chain (a sequence gap)
     segment_missing     a segment file missing (at the start without a signed prune marker, or in between)
     reordered           records out of order
-    inserted            a record that is not part of the chain
+    inserted            a record that is not part of the chain (also: a record of another stream, a second
+                        stream_opened)
     truncated           the log ends before a checkpoint the manifest (or an external anchor) vouches for
     bad_signature       a checkpoint, manifest or prune marker whose Ed25519 signature does not verify
     checkpoint_counter  a gap or repeat in the checkpoint counter
-    unknown_key         signed by a key not stored with the log (or not among --trusted-key)
+    unknown_key         signed by a key not stored with the log (or not among --trusted-key), or by another key
+                        than the rest of its run (a writer signs a run with one key; a new key only after a
+                        resume record)
     appended_after_seal records after a stream's sealing checkpoint: with no resume record, or with a
                         resume record that the writer's signed checkpoint does not follow at once (a
                         writer always signs a checkpoint in the same write as its resume record)
-    corrupt             a line that is not a record, a torn record inside the stream, an unreadable manifest
+    corrupt             a line that is not a record, a torn record inside the stream, bytes at the end that
+                        are not the start of the next record, a segment that is not a regular file in its
+                        stream's folder (symlink, FIFO, device), a line over MAX_LINE_BYTES, an unreadable
+                        manifest or prune marker
     rewritten           a record at an anchored sequence number with a different hash
     manifest_missing    segments without a manifest
-    stream_missing      an anchored stream that is gone, or no stream left although writers published
-                        signing keys (every stream deleted)
+    stream_missing      an anchored stream that is gone, <node>-N gone while <node>-M (M > N) is there, or
+                        no stream left although writers published signing keys (every stream deleted)
     log_missing         no audit log at all where one was expected (no streams, no keys, and no
                         top-level manifest.json saying `"streams": []`)
 
 Every damage names the first damaged record: its stream, its segment (in `where`) and its sequence number
-(for records that are missing: the first missing one; for a line that is not a record: the sequence number
-the record at that place has or would have). A stream's problems are reported in the order of the chain:
-a manifest that lies is reported only when the records themselves are intact.
+(a truncated tail or a missing segment: the first missing one; records cut out of a segment: the record
+where the chain breaks; a line that is not a record: the sequence number of its place). A stream's
+problems are reported in the order of the chain: a manifest that lies is reported only when the records
+themselves are intact.
 
 A stream that ends without a seal and is not held by a live writer ended in a crash (kill -9, power
 loss): that is reported as a warning, not damage, because from the log alone it cannot be told apart from
