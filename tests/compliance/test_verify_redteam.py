@@ -814,3 +814,13 @@ def test_bom_or_empty_line_at_the_ends_of_a_file(tmp_path: Path, where: str) -> 
         seg.write_bytes(data + b"\n")
         last = orjson.loads(data.splitlines()[-1])
         assert_named(section, "corrupt", last["seq"] + 1, f"seg-000001.jsonl line {len(data.splitlines()) + 1}")
+
+
+def test_the_printed_damage_line_names_stream_segment_and_seq(tmp_path: Path) -> None:
+    section = segmented_log(tmp_path)
+    segs = segments(section)
+    first = read_lines(segs[1])[0]["seq"]
+    segs[1].unlink()
+    result = runner.invoke(app, ["audit", "verify", "--dir", section.directory])
+    assert result.exit_code == 1
+    assert f"damage: stream {STREAM}, {segs[1].name} (seq {first}): segment_missing" in result.output, result.output
