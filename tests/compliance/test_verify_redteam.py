@@ -629,8 +629,8 @@ def test_special_files_that_are_not_files(tmp_path: Path, name: str) -> None:
 # -- legitimate logs still verify ---------------------------------------------------------------------
 
 
-def test_a_crash_recovered_stream_with_a_torn_tail_verifies(tmp_path: Path) -> None:
-    """A kill -9 leaves what a live writer had fsynced (a snapshot of the folder) plus maybe a torn write."""
+def _crashed_log(tmp_path: Path) -> tuple[AuditSection, Path]:
+    """What a kill -9 leaves: a snapshot of the folder while a writer was live (its lock then released)."""
     section = section_for(tmp_path)
     writer = AuditWriter(section).start()
     for i in range(15):
@@ -640,7 +640,13 @@ def test_a_crash_recovered_stream_with_a_torn_tail_verifies(tmp_path: Path) -> N
     writer.close()
     shutil.rmtree(section.directory)
     snapshot.rename(section.directory)
-    seg = stream_dir(section) / "seg-000001.jsonl"
+    assert verify(Path(section.directory)).streams[0].state == "crashed"
+    return section, stream_dir(section) / "seg-000001.jsonl"
+
+
+def test_a_crash_recovered_stream_with_a_torn_tail_verifies(tmp_path: Path) -> None:
+    """A kill -9 leaves what a live writer had fsynced (a snapshot of the folder) plus maybe a torn write."""
+    section, seg = _crashed_log(tmp_path)
     with seg.open("ab") as fh:
         fh.write(b'{"entry_hash":"4a1')  # the start of a record the crash tore
     report = verify(Path(section.directory))
@@ -739,16 +745,7 @@ def test_an_earlier_segment_replayed_in_place_of_a_later_one(tmp_path: Path) -> 
 
 def test_a_run_forged_after_a_crash_is_named_at_its_resume_record(tmp_path: Path) -> None:
     """After a crash anyone can append a resume record; its checkpoint must be signed by a stored key."""
-    section = section_for(tmp_path)
-    writer = AuditWriter(section).start()
-    for i in range(15):
-        writer.append_sync({"type": "test.event", "i": i})
-    snapshot = tmp_path / "snapshot"
-    shutil.copytree(section.directory, snapshot)  # what a kill -9 leaves
-    writer.close()
-    shutil.rmtree(section.directory)
-    snapshot.rename(section.directory)
-    seg = stream_dir(section) / "seg-000001.jsonl"
+    section, seg = _crashed_log(tmp_path)
     records = read_lines(seg)
     last = records[-1]
     resume = {
@@ -824,3 +821,21 @@ def test_the_printed_damage_line_names_stream_segment_and_seq(tmp_path: Path) ->
     result = runner.invoke(app, ["audit", "verify", "--dir", section.directory])
     assert result.exit_code == 1
     assert f"damage: stream {STREAM}, {segs[1].name} (seq {first}): segment_missing" in result.output, result.output
+
+
+def test_a_torn_tail_that_does_not_continue_the_chain(tmp_path: Path) -> None:
+    """Bytes appended to a crashed stream without a newline pass for a torn write only if they begin the
+    record the writer would have written next: here its prev_hash (far into the line) is wrong."""
+    section, seg = _crashed_log(tmp_path)
+    last = read_lines(seg)[-1]
+    forged = {"actor": {"tenant": "acme", "note": "y" * 600}, "entry_hash": "0" * 64, "i": 1}
+    forged.update(prev_hash="f" * 64, seq=last["seq"] + 1, stream=STREAM, time=last["time"], type="test.event")
+    with seg.open("ab") as fh:
+        fh.write(orjson.dumps(forged, option=orjson.OPT_SORT_KEYS))
+    assert_named(section, "corrupt", last["seq"] + 1, "seg-000001.jsonl")
+    forged["prev_hash"] = last["entry_hash"]  # the same bytes with the right link: a torn write, as after a crash
+    seg.write_bytes(
+        b"".join(line + b"\n" for line in lines_of(seg)[:-1]) + orjson.dumps(forged, option=orjson.OPT_SORT_KEYS)
+    )
+    report = verify(Path(section.directory))
+    assert report.ok and report.streams[0].torn is not None, report.damage

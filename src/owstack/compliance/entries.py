@@ -28,6 +28,8 @@ MAX_LINE_BYTES = 256 * 1024 * 1024
 #: the largest manifest, prune marker or public key file read
 MAX_SMALL_FILE = 1024 * 1024
 _CHUNK = 1 << 16
+#: how much of a torn last line is kept to tell a crash's torn write from bytes appended to the log
+TORN_HEAD = 4096
 
 
 @dataclass(slots=True)
@@ -132,7 +134,7 @@ def _segment_entries(index: int, path: Path) -> Iterator[Entry]:
             yield entry
             continue
         if not complete:
-            entry.state, entry.head = "torn", raw[:256]
+            entry.state, entry.head = "torn", raw[:TORN_HEAD]
             yield entry
             continue
         record = _parse(raw)
