@@ -237,6 +237,12 @@ def test_segment_that_is_not_a_file_is_refused_without_hanging(tmp_path: Path, t
         segs[1].mkdir()
     else:
         segs[1].symlink_to(target)
+    kind, seq, where = _verify_apart(section)
+    assert (kind, seq) == ("corrupt", first) and segs[1].name in where
+
+
+def _verify_apart(section: AuditSection) -> tuple[str, int, str]:
+    """The first damage, from verify run in a child process with 4 GiB of address space and 60 s."""
     code = (
         "import sys, json; from pathlib import Path; from owstack.compliance.verify import verify;"
         "r = verify(Path(sys.argv[1])); d = r.damage[0];"
@@ -251,9 +257,9 @@ def test_segment_that_is_not_a_file_is_refused_without_hanging(tmp_path: Path, t
         check=False,
         preexec_fn=_limit_memory,  # reading /dev/zero as a line must not take the machine down
     )
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, proc.stderr[-2000:]
     kind, seq, where = orjson.loads(proc.stdout)
-    assert (kind, seq) == ("corrupt", first) and segs[1].name in where
+    return kind, seq, where
 
 
 def _limit_memory() -> None:
@@ -839,3 +845,15 @@ def test_a_torn_tail_that_does_not_continue_the_chain(tmp_path: Path) -> None:
     )
     report = verify(Path(section.directory))
     assert report.ok and report.streams[0].torn is not None, report.damage
+
+
+def test_a_sparse_segment_of_terabytes_is_refused_quickly(tmp_path: Path) -> None:
+    """A file of zeros without a newline costs one line limit's worth of reading (256 MiB), not the file's
+    size (run apart, with its memory limited: the old reader kept the whole line)."""
+    section = segmented_log(tmp_path)
+    segs = segments(section)
+    records = read_lines(segs[1])
+    with segs[1].open("r+b") as fh:
+        fh.truncate(1 << 40)  # 1 TiB, sparse: after its records, a line of NUL bytes as long as the disk
+    kind, seq, where = _verify_apart(section)
+    assert (kind, seq) == ("corrupt", records[-1]["seq"] + 1) and f"{segs[1].name} line {len(records) + 1}" in where

@@ -88,8 +88,9 @@ def _unreadable(path: Path) -> str | None:
 
 
 def _lines(path: Path) -> Iterator[tuple[int, bytes, bool, int]]:
-    """(offset, first bytes, complete, size) of every line; a line longer than MAX_LINE_BYTES is skipped
-    over in chunks (its size then exceeds the limit, its bytes are not kept)."""
+    """(offset, bytes, complete, size) of every line. A line longer than MAX_LINE_BYTES ends the segment's
+    lines: its first bytes are given with a size over the limit, and the rest of the file is not read (a
+    sparse file of terabytes of zeros costs one limit's worth of reading, not hours)."""
     limit = MAX_LINE_BYTES
     fd = open_regular(path)
     with os.fdopen(fd, "rb") as fh:
@@ -100,15 +101,9 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes, bool, int]]:
                 return
             size, complete = len(raw), raw.endswith(b"\n")
             if not complete and size > limit:
-                while True:  # the rest of an over-long line, without keeping it
-                    more = fh.readline(_CHUNK)
-                    size += len(more)
-                    if not more or more.endswith(b"\n"):
-                        complete = more.endswith(b"\n")
-                        break
-                yield offset, raw[:_CHUNK], complete, size - int(complete)
-            else:
-                yield offset, raw[:-1] if complete else raw, complete, size - int(complete)
+                yield offset, raw[:_CHUNK], False, size
+                return
+            yield offset, raw[:-1] if complete else raw, complete, size - int(complete)
             offset += size
 
 
@@ -128,11 +123,10 @@ def _segment_entries(index: int, path: Path) -> Iterator[Entry]:
     for n, (offset, raw, complete, size) in enumerate(_lines(path), start=1):
         entry = Entry(segment=index, line=n, offset=offset, size=size)
         if size > MAX_LINE_BYTES:
-            entry.state = "corrupt" if complete else "torn"
-            entry.problem = f"a line longer than {MAX_LINE_BYTES} bytes ({size} bytes): not a record the writer wrote"
-            entry.head = raw
+            entry.state = "corrupt"
+            entry.problem = f"a line longer than {MAX_LINE_BYTES} bytes: not a record the writer wrote"
             yield entry
-            continue
+            return
         if not complete:
             entry.state, entry.head = "torn", raw[:TORN_HEAD]
             yield entry
