@@ -857,3 +857,18 @@ def test_a_sparse_segment_of_terabytes_is_refused_quickly(tmp_path: Path) -> Non
         fh.truncate(1 << 40)  # 1 TiB, sparse: after its records, a line of NUL bytes as long as the disk
     kind, seq, where = _verify_apart(section)
     assert (kind, seq) == ("corrupt", records[-1]["seq"] + 1) and f"{segs[1].name} line {len(records) + 1}" in where
+
+
+def test_a_top_level_manifest_that_is_a_fifo(tmp_path: Path) -> None:
+    empty = tmp_path / "audit"
+    (empty / "streams").mkdir(parents=True)
+    os.mkfifo(empty / "manifest.json")
+    code = (
+        "import sys; from pathlib import Path; from owstack.compliance.verify import verify;"
+        "print(verify(Path(sys.argv[1])).damage[0].kind)"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(empty)], capture_output=True, timeout=60, env=env, check=False
+    )
+    assert proc.stdout.strip() == b"corrupt", proc.stderr[-2000:]

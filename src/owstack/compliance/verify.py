@@ -65,7 +65,6 @@ from owstack.compliance.segments import (
     is_live,
     list_segments,
     list_streams,
-    read_json,
     segment_name,
 )
 from owstack.compliance.writer import MAX_STREAMS
@@ -156,7 +155,7 @@ def _empty_log(directory: Path, keys: dict[str, Ed25519PublicKey]) -> Damage | N
             f"no stream holds a record, but {len(keys)} writer signing key(s) were published: the log was deleted",
         )
     try:
-        manifest = read_json(directory / MANIFEST) if directory.is_dir() else None
+        manifest = read_strict_json(directory / MANIFEST) if directory.is_dir() else None
     except ValueError as exc:
         return Damage("corrupt", "*", MANIFEST, None, str(exc))
     if manifest is not None and manifest.get("streams") == []:
