@@ -157,8 +157,12 @@ def test_checkpoints_without_covers_still_verify(section: AuditSection) -> None:
     manifest = json.loads(manifest_path.read_text())
     last_cp = [r for r in records if r["type"] == chain.CHECKPOINT][-1]
     manifest["checkpoint"].pop("covers")
+    offset = sum(len(chain.canonical(r)) + 1 for r in records[: records.index(last_cp)])
     manifest["checkpoint"].update(
-        signature=last_cp["signature"], entry_hash=last_cp["entry_hash"], head_hash=last_cp["checkpoint"]["head_hash"]
+        signature=last_cp["signature"],
+        entry_hash=last_cp["entry_hash"],
+        head_hash=last_cp["checkpoint"]["head_hash"],
+        offset=offset,  # where the old writer put it (these lines are shorter than the new writer's)
     )
     manifest_path.write_text(json.dumps(manifest))
     report = verify(Path(section.directory))

@@ -109,7 +109,7 @@ def duplicate_key(raw: bytes) -> str | None:
         json.loads(raw, object_pairs_hook=_reject_duplicates)
     except _DuplicateKey as exc:
         return exc.key
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to tell (and to be a record)
         return None
     return None
 

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from owstack.errors import ConfigError
 
 KEY_BYTES = 32
 PUBLIC_KEYS = "public-keys"
+#: the largest public key file read (one is 45 bytes: base64 of 32 and a newline)
+PUBLIC_KEY_MAX = 4096
 
 
 class AuditKeyError(Exception):
@@ -207,8 +210,15 @@ def read_public_keys(directory: Path) -> dict[str, Ed25519PublicKey]:
     if not folder.is_dir():
         return out
     for path in sorted(folder.glob("*.pub")):
-        try:
-            key = Ed25519PublicKey.from_public_bytes(base64.b64decode(path.read_text().strip(), validate=True))
+        try:  # a regular file of a few bytes: a FIFO or /dev/zero put in its place must not hang the reader
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            with os.fdopen(fd, "rb") as fh:
+                if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                    continue
+                text = fh.read(PUBLIC_KEY_MAX + 1)
+            if len(text) > PUBLIC_KEY_MAX:
+                continue
+            key = Ed25519PublicKey.from_public_bytes(base64.b64decode(text.strip(), validate=True))
         except (ValueError, binascii.Error, OSError):
             continue
         out[public_key_id(key)] = key

@@ -18,7 +18,8 @@ class Damage:
     message: str
 
     def line(self) -> str:
-        return f"stream {self.stream}, {self.where}: {self.kind}: {self.message}"
+        seq = f" (seq {self.seq})" if self.seq is not None and f"(seq {self.seq}" not in self.where else ""
+        return f"stream {self.stream}, {self.where}{seq}: {self.kind}: {self.message}"
 
 
 @dataclass(slots=True)
