@@ -146,12 +146,15 @@ def _usage(body: JSON) -> Usage | None:
     if usage is None:
         del body["usage"]
         return None
+    if (  # the usual case: the numbers as reported are the numbers read (details too: `from_openai` read them)
+        raw.get("prompt_tokens") == usage.prompt_tokens
+        and raw.get("completion_tokens") == usage.completion_tokens
+        and raw.get("total_tokens", usage.total_tokens) == usage.total_tokens
+    ):
+        return usage
     if isinstance(raw, dict):  # keep what servers add (e.g. vLLM's prompt_tokens_details), numbers made sound
         body["usage"] = {**raw, **usage.to_openai()}
-        for name, inner in (
-            ("completion_tokens_details", "reasoning_tokens"),
-            ("prompt_tokens_details", "cached_tokens"),
-        ):
+        for name, inner in _DETAILS:
             details = raw.get(name)
             if isinstance(details, dict) and inner in details:
                 body["usage"][name] = {**details, inner: getattr(usage, inner)}
