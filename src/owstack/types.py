@@ -46,6 +46,8 @@ MAX_TOKENS = 1 << 40
 
 def _count(value: Any) -> int:
     """A token count from an upstream's JSON: a whole number in [0, MAX_TOKENS] (None or absent is 0)."""
+    if value.__class__ is int and 0 <= value <= MAX_TOKENS:  # the usual case first: it is on every request
+        return int(value)
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int | float):

@@ -81,20 +81,26 @@ def forwarded(body: Any, key: str) -> Usage | None:
 
 
 def _finish(choice: JSON, where: str) -> None:
-    if not isinstance(choice.get("finish_reason"), _TEXT):
+    reason = choice.get("finish_reason")
+    if reason is not None and reason.__class__ is not str:
         raise ValueError(f"`{where}.finish_reason` is not text")
+
+
+#: members of a message or delta that are text (or absent); `content` may also be a list of text parts
+_TEXT_MEMBERS = ("role", "refusal", "reasoning_content", "reasoning")
 
 
 def _message(message: JSON, where: str, *, stream: bool) -> None:
     content = message.get("content")
-    if isinstance(content, list):  # content parts: each with its text
-        for j, part in enumerate(content):
+    if content is not None and content.__class__ is not str:
+        if not isinstance(content, list):
+            raise ValueError(f"`{where}.content` is not text")
+        for j, part in enumerate(content):  # content parts: each with its text
             if not isinstance(part, dict) or not isinstance(part.get("text", ""), str):
                 raise ValueError(f"`{where}.content[{j}]` is not a text part")
-    elif not isinstance(content, _TEXT):
-        raise ValueError(f"`{where}.content` is not text")
-    for name in ("role", "refusal", "reasoning_content", "reasoning"):
-        if not isinstance(message.get(name), _TEXT):
+    for name in _TEXT_MEMBERS:
+        value = message.get(name)
+        if value is not None and value.__class__ is not str:
             raise ValueError(f"`{where}.{name}` is not text")
     calls = message.get("tool_calls")
     if calls is None:
