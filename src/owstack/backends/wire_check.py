@@ -46,21 +46,33 @@ def completion(body: Any) -> Usage | None:
 def chunk(data: JSON) -> None:
     """`data` is a JSON object already (the backend skips anything else)."""
     choices = data.get("choices")
-    if choices is not None and not isinstance(choices, list):
+    if choices is not None and choices.__class__ is not list:
         raise ValueError("`choices` is not a list")
     for i, choice in enumerate(choices or ()):
-        where = f"choices[{i}]"
-        if not isinstance(choice, dict):
-            raise ValueError(f"`{where}` is not an object")
-        _finish(choice, where)
-        delta = choice.get("delta")
-        if delta is None:
-            continue
-        if not isinstance(delta, dict):
-            raise ValueError(f"`{where}.delta` is not an object")
-        _message(delta, f"{where}.delta", stream=True)
+        if choice.__class__ is dict:  # the usual chunk first (every chunk of every stream): one piece of text
+            delta, reason = choice.get("delta"), choice.get("finish_reason")
+            if (
+                delta.__class__ is dict
+                and len(delta) == 1
+                and delta.get("content").__class__ is str
+                and (reason is None or reason.__class__ is str)
+            ):
+                continue
+        _choice_chunk(choice, f"choices[{i}]")
     if "usage" in data:
         _usage(data)
+
+
+def _choice_chunk(choice: Any, where: str) -> None:
+    if not isinstance(choice, dict):
+        raise ValueError(f"`{where}` is not an object")
+    _finish(choice, where)
+    delta = choice.get("delta")
+    if delta is None:
+        return
+    if not isinstance(delta, dict):
+        raise ValueError(f"`{where}.delta` is not an object")
+    _message(delta, f"{where}.delta", stream=True)
 
 
 def forwarded(body: Any, key: str) -> Usage | None:
