@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from owstack.security.config_scan.commands import risk
-from owstack.security.config_scan.common import ScanFile, command_line, destination
+from owstack.security.config_scan.common import ScanFile, command_line, index_problem
 from owstack.security.config_scan.envfiles import check_pixi
 from owstack.security.config_scan.scripts import code_risk, local_risk
 from owstack.security.findings import Finding, Severity, finding
@@ -153,31 +153,6 @@ def check_pnpmfile(src: ScanFile) -> list[Finding]:
     message = f"pnpm runs this file on every `pnpm install` in the checkout: line {number} {danger.why}"
     line = src.text.splitlines()[number - 1].strip()[:200]
     return [finding("OWS-PKG-001", src.rel, number, message, executes=line)]
-
-
-#: registries and indexes everyone uses: packages from them are the ones the lockfile and the world expect
-_PUBLIC_INDEXES = re.compile(
-    r"^https://(?:registry\.npmjs\.org|registry\.yarnpkg\.com|registry\.npmmirror\.com|npm\.pkg\.github\.com|"
-    r"pypi\.org|test\.pypi\.org|files\.pythonhosted\.org|download\.pytorch\.org|pypi\.nvidia\.com|"
-    r"data\.pyg\.org|repo\.anaconda\.com|conda\.anaconda\.org|pypi\.ngc\.nvidia\.com)(?::443)?(?:/|$)",
-    re.I,
-)
-
-
-def index_problem(url: str, scoped: bool = False) -> tuple[Severity, str] | None:
-    """(severity, why) of a registry or package index a repository's config sets, or None. Every `npm install`,
-    `uv sync` or `pip install` an agent runs then fetches packages (and runs their install scripts or build
-    backends) from it: over plain http (anyone on the path swaps them) high; another https host low (private
-    registries are common and a benign project's choice; the finding says where code comes from); this machine
-    and the public registries nothing."""
-    value = url.strip().strip("'\"")
-    if not value or _PUBLIC_INDEXES.match(value) or destination(value) == "local":
-        return None
-    if value.lower().startswith("http://"):
-        return "high", f"packages come over plain http from {value} (anyone on the path can replace them)"
-    if scoped:
-        return "low", f"packages of one scope come from {value}"
-    return "low", f"packages come from {value}, a registry the repository chooses"
 
 
 def _index_finding(src: ScanFile, number: int, key: str, url: str, scoped: bool = False) -> list[Finding]:
@@ -328,6 +303,12 @@ def check_yarnrc(src: ScanFile) -> list[Finding]:
     if isinstance(server, str):
         key = "npmRegistryServer" if "npmRegistryServer" in data else "registry"
         out += _index_finding(src, src.line(key), key, server)
+    scopes = data.get("npmScopes")  # per-scope registries: `npmScopes: {acme: {npmRegistryServer: ...}}`
+    for scope, spec in scopes.items() if isinstance(scopes, dict) else []:
+        url = spec.get("npmRegistryServer") if isinstance(spec, dict) else None
+        if isinstance(url, str):
+            line = src.line("npmScopes", str(scope), "npmRegistryServer")
+            out += _index_finding(src, line, f"npmScopes.{scope}.npmRegistryServer", url, scoped=True)
     if data.get("enableStrictSsl") is False or data.get("strict-ssl") is False:
         message = "yarn fetches packages without checking the registry's certificate"
         out.append(finding("OWS-PKG-004", src.rel, src.line("enableStrictSsl"), message, severity="medium"))
