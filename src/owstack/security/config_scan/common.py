@@ -97,6 +97,9 @@ def env_risk(key: str, value: Any) -> EnvRisk | None:
         ):
             return None
         return EnvRisk("tls", "high", f"`{key}` turns TLS verification off or replaces the trusted CAs")
+    if upper in {str(v).upper() for v in data["index_vars"]}:  # a package index: judged as a config's index is
+        index = index_variable(key, text)
+        return None if index is None else EnvRisk("redirect", index[0], f"`{key}`: {index[1]}")
     if any(re.search(p, key) for p in data["redirect_patterns"]) and re.search(r"[a-z0-9]", text, re.I):
         severity: Severity = "low"
         if any(re.search(p, key) for p in data["critical_redirect_patterns"]):
