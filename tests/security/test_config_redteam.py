@@ -2414,6 +2414,33 @@ ATTACKS_9: dict[str, tuple[dict[str, Any], str, str]] = {
         "OWS-PKG-001",
         "high",
     ),
+    "composer-at-php-script": (
+        {"composer.json": j({"scripts": {"post-install-cmd": ["@php bin/setup.php"]}}), "bin/setup.php": _PHP_PAYLOAD},
+        "OWS-PKG-001",
+        "high",
+    ),
+    "composer-script-reference": (
+        {
+            "composer.json": j({"scripts": {"post-install-cmd": "@setup", "setup": "php tools/setup.php"}}),
+            "tools/setup.php": _PHP_PAYLOAD,
+        },
+        "OWS-PKG-001",
+        "high",
+    ),
+    "composer-class-callback": (
+        {
+            "composer.json": j(
+                {
+                    "autoload": {"psr-4": {"Acme\\Build\\": "build/src/"}},
+                    "scripts": {"post-install-cmd": ["Acme\\Build\\Installer::postInstall"]},
+                }
+            ),
+            "build/src/Installer.php": "<?php\nnamespace Acme\\Build;\nclass Installer {\n  public static function "
+            "postInstall() {\n    eval(base64_decode('c3lzdGVtKCdpZCcpOw=='));\n  }\n}\n",
+        },
+        "OWS-PKG-001",
+        "high",
+    ),
     "cgo-fplugin": (
         {
             "go.mod": "module x\n\ngo 1.22\n",
@@ -2535,7 +2562,20 @@ BENIGN_9: dict[str, dict[str, Any]] = {
         "phpstan.neon.dist": "includes:\n  - vendor/phpstan/phpstan-strict-rules/rules.neon\n"
         "parameters:\n  level: 8\n  bootstrapFiles:\n    - tests/bootstrap.php\n",
         "psalm.xml": '<?xml version="1.0"?>\n<psalm autoloader="tests/bootstrap.php" errorLevel="3"/>\n',
-        "composer.json": j({"scripts": {"post-install-cmd": ["@php artisan package:discover", "php bin/setup.php"]}}),
+        "composer.json": j(
+            {
+                "autoload": {"psr-4": {"App\\": "app/"}},
+                "scripts": {
+                    "post-install-cmd": ["@php artisan package:discover", "php bin/setup.php", "@key"],
+                    "key": "@php artisan key:generate --ansi",
+                    "post-autoload-dump": [
+                        "Illuminate\\Foundation\\ComposerScripts::postAutoloadDump",
+                        "App\\Setup::run",
+                    ],
+                },
+            }
+        ),
+        "app/Setup.php": "<?php\nnamespace App;\nclass Setup { public static function run() { @mkdir('storage'); } }\n",
         "bin/setup.php": "<?php\ncopy('.env.example', '.env');\nfile_put_contents('storage/.keep', '');\n",
     },
     "cgo-ordinary-flags": {

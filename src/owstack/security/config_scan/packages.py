@@ -77,9 +77,14 @@ def check_package_json(src: ScanFile) -> list[Finding]:
     for name in _COMPOSER_EVENTS if composer else _LIFECYCLE:
         value = scripts.get(name)
         for i, script in enumerate(value if isinstance(value, list) else [value]):
-            if not isinstance(script, str) or not script.strip() or script.lstrip().startswith("@"):
-                continue  # Composer's `@other-script` and `@php` references
-            why = _fetches_and_runs(script)
+            if not isinstance(script, str) or not script.strip():
+                continue
+            why = _composer_script(src, data, scripts, script) if composer else None
+            if script.lstrip().startswith("@"):
+                if why is None:
+                    continue
+            elif why is None:
+                why = _fetches_and_runs(script)
             if why is None and (local := local_risk(src, script)) is not None:
                 why = local.why
             if why is not None:
@@ -88,6 +93,45 @@ def check_package_json(src: ScanFile) -> list[Finding]:
                 line = src.line("scripts", name, i) if isinstance(value, list) else src.line("scripts", name)
                 out.append(finding("OWS-PKG-001", src.rel, line, message, executes=command_line(script)))
     return out
+
+
+_COMPOSER_CALLBACK = re.compile(r"^\\?([A-Za-z_][\w\\]*)::\w+$")
+
+
+def _composer_script(src: ScanFile, data: Any, scripts: dict[str, Any], script: str, depth: int = 0) -> str | None:
+    """Why a Composer script is dangerous, for the forms a command line does not show: `@php x.php` (PHP run by
+    Composer's own binary), `@other-script` (followed one level) and a PHP callback `Vendor\\Class::method` of the
+    project (its file found through `autoload.psr-4`/`autoload-dev.psr-4` and read as PHP), or None."""
+    text = script.strip()
+    if text.startswith("@php "):
+        local = local_risk(src, text[1:])
+        return local.why if local is not None else None
+    if text.startswith("@") and depth == 0:
+        other = scripts.get(text[1:].split()[0]) if text[1:].split() else None
+        for item in other if isinstance(other, list) else [other]:
+            if isinstance(item, str) and (
+                why := _fetches_and_runs(item) or _composer_script(src, data, scripts, item, 1)
+            ):
+                return f"it runs {text}, which {why}"
+            if isinstance(item, str) and not item.startswith("@") and (local := local_risk(src, item)) is not None:
+                return f"it runs {text}, which {local.why}"
+        return None
+    callback = _COMPOSER_CALLBACK.match(text)
+    if callback is None or not isinstance(data, dict):
+        return None
+    name = callback.group(1)
+    for section in ("autoload", "autoload-dev"):
+        spec = data.get(section)
+        psr4 = spec.get("psr-4") if isinstance(spec, dict) else None
+        for prefix, folders in psr4.items() if isinstance(psr4, dict) else []:
+            if not name.startswith(str(prefix)) or not str(prefix):
+                continue
+            rest = name[len(str(prefix)) :].replace("\\", "/") + ".php"
+            for folder in folders if isinstance(folders, list) else [folders]:
+                local = local_risk(src, ["php", f"{str(folder).rstrip('/')}/{rest}" if folder else rest])
+                if local is not None:
+                    return f"Composer calls {name} ({local.why.removeprefix('it runs ')})"
+    return None
 
 
 #: Composer events run by `composer install`/`update` in the project (Composer docs, "Scripts": command events)
