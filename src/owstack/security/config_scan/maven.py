@@ -4,6 +4,7 @@
     pom.xml             `exec-maven-plugin` (`exec`) and `maven-antrun-plugin` (`<exec>` tasks) executions bound to a
                         phase: the command is judged as any config command is (a download run, inline code: high), or
                         by the script of the repository it runs; any line of the file that downloads and runs code
+                        GMavenPlus / groovy-maven-plugin inline Groovy that runs what it downloads
     .mvn/jvm.config     JVM options of every `mvn` run: `-javaagent:`/`-agentpath:` load an agent into Maven itself
     .mvn/extensions.xml core extensions Maven loads into every run (low: which ones, so a person looks)
 
@@ -18,13 +19,19 @@ import shlex
 
 from owstack.security.config_scan.commands import risk
 from owstack.security.config_scan.common import ScanFile, command_line
-from owstack.security.config_scan.scripts import dangerous_line, local_risk
+from owstack.security.config_scan.scripts import dangerous_line, local_risk, windowed_payload
+from owstack.security.config_scan.toolconfigs import GRADLE_CODE
 from owstack.security.findings import Finding, finding
 
 _PLUGIN = re.compile(r"<plugin>(.*?)</plugin>", re.S)
 _EXECUTION = re.compile(r"<execution>(.*?)</execution>", re.S)
 _EXEC_TASK = re.compile(r"<exec\b([^>]*?)(?:/>|>(.*?)</exec>)", re.S)
 _ANT_ARG = re.compile(r"<arg\s+(value|line)\s*=\s*\"([^\"]*)\"")
+#: a plugin that runs inline Groovy (GMavenPlus `<scripts><script>`, groovy-maven-plugin `<source>`)
+_GROOVY_PLUGIN = re.compile(
+    r"<plugin>(?:(?!</plugin>).)*?<artifactId>\s*(?:gmavenplus-plugin|groovy-maven-plugin)\s*</artifactId>.*?</plugin>",
+    re.S,
+)
 _WHEN = "Maven runs it in the `{phase}` phase of every build (`mvn test`, `mvn package`)"
 
 
@@ -55,6 +62,16 @@ def check_pom(src: ScanFile) -> list[Finding]:
                             "OWS-TOOL-001", src.rel, number, message, executes=command_line(command), severity="high"
                         )
                     )
+    for m in _GROOVY_PLUGIN.finditer(src.text):  # inline Groovy of gmavenplus / groovy-maven-plugin executions
+        if _tag(m.group(0), "phase") == "none":
+            continue
+        script = html.unescape(m.group(0)).replace("<![CDATA[", "").replace("]]>", "")
+        payload = windowed_payload(script, *GRADLE_CODE)
+        if payload is not None and not out:
+            number = src.text.count("\n", 0, m.start()) + payload[0]
+            message = f"Maven runs this Groovy script in the build: line {number} {payload[1]}"
+            line = src.text.splitlines()[number - 1].strip()[:200]
+            out.append(finding("OWS-TOOL-001", src.rel, number, message, executes=line, severity="high"))
     # executions unbound (`<phase>none</phase>`) run only when named: blanked, lines kept, before the search
     text = _EXECUTION.sub(
         lambda m: re.sub(r"[^\n]", " ", m.group(0)) if _tag(m.group(1), "phase") == "none" else m.group(0), src.text

@@ -179,7 +179,7 @@ def _shell_payload(code: str) -> str | None:
 
 #: build scripts the IDE or language server runs when the project is opened, and the package manager on install:
 #: (runs, fetches) per language
-_GRADLE = (
+GRADLE_CODE = _GRADLE = (
     re.compile(
         r"\.execute\s*\(|Runtime\.getRuntime\(\)\.exec|\bProcessBuilder\b|\bcommandLine\b|\bexec\s*\{|"
         r"\bevaluate\s*\(|GroovyShell"
