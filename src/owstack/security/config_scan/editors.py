@@ -7,7 +7,8 @@
                               `:trust`, or, in Vim, whenever `exrc` is set); `.lazy.lua`, lazy.nvim's project spec
                               (run once trusted; its `build` commands run on install)
     *.sublime-project         Sublime Text: LSP clients (`settings.LSP.*.command`, started when a matching file is
-                              opened) and `build_systems` (run on Ctrl+B; high when they download and run code)
+                              opened), SublimeLinter `executable`s (run as files are linted, on load) and
+                              `build_systems` (run on Ctrl+B; high when they download and run code)
     .dir-locals.el            Emacs directory variables: `eval` forms and program-valued variables, run after
                               the "unsafe local variables" question is answered yes
 
@@ -154,7 +155,7 @@ def check_sublime(src: ScanFile) -> list[Finding]:
         command = spec.get("command")
         if isinstance(command, list | str) and command:
             words = [str(w) for w in command] if isinstance(command, list) else [command]
-            text = command_line(words[0], words[1:])
+            text = _SUBLIME_VARS.sub("./", command_line(words[0], words[1:]))
             severity, why = program_severity(src, text)
             if severity != "low":
                 message = (
@@ -171,6 +172,13 @@ def check_sublime(src: ScanFile) -> list[Finding]:
                 out.append(
                     finding("OWS-EDIT-001", src.rel, line, message, executes=f"{key}={value}", severity=found.severity)
                 )
+    for name, command, path in _sublime_linters(settings):
+        words = [str(w) for w in command] if isinstance(command, list) else [str(command)]
+        text = _SUBLIME_VARS.sub("./", command_line(words[0], words[1:]))
+        severity, why = program_severity(src, text)
+        if severity != "low":
+            message = f"SublimeLinter runs the linter {name!r} on every file it lints (on load, as you type): {why}"
+            out.append(finding("OWS-EDIT-001", src.rel, src.line(*path), message, executes=text, severity=severity))
     systems = data.get("build_systems")
     for i, system in enumerate(systems if isinstance(systems, list) else []):
         if not isinstance(system, dict):
@@ -188,4 +196,27 @@ def check_sublime(src: ScanFile) -> list[Finding]:
                 message = f"the build system {system.get('name', i)!r} runs when you build (Ctrl+B): {reason}"
                 line = src.line("build_systems", i, key)
                 out.append(finding("OWS-EDIT-001", src.rel, line, message, executes=text[:200], severity="high"))
+    return out
+
+
+#: Sublime Text's variables for the project's folder (`${project_path}/bin/x`: a program of the repository)
+_SUBLIME_VARS = re.compile(r"\$\{?(?:project_path|folder)\}?/")
+
+
+def _sublime_linters(settings: Any) -> list[tuple[str, Any, tuple[str, ...]]]:
+    """(linter, executable, key path) of SublimeLinter's per-project `executable` settings, in the dotted form its
+    docs give for project files (`"SublimeLinter.linters.flake8.executable"`) or nested."""
+    if not isinstance(settings, dict):
+        return []
+    out: list[tuple[str, Any, tuple[str, ...]]] = []
+    for key, value in settings.items():
+        m = re.fullmatch(r"SublimeLinter\.linters\.([\w.-]+)\.executable", str(key))
+        if m and isinstance(value, str | list) and value:
+            out.append((m.group(1), value, ("settings", str(key))))
+    nested = settings.get("SublimeLinter")
+    linters = nested.get("linters") if isinstance(nested, dict) else None
+    for name, spec in linters.items() if isinstance(linters, dict) else []:
+        command = spec.get("executable") if isinstance(spec, dict) else None
+        if isinstance(command, str | list) and command:
+            out.append((str(name), command, ("settings", "SublimeLinter", "linters", str(name), "executable")))
     return out
