@@ -35,10 +35,12 @@ from owstack.security.config_scan import (
     hooks,
     jetbrains,
     langflow,
+    maven,
     mcp,
     opencode,
     packages,
     permissions,
+    php,
     reading,
     scripts,
     testing,
@@ -140,6 +142,8 @@ def _scan_file(file: Path, rel: str, kind: str, is_json: bool) -> list[Finding]:
         return []
     if kind == "gitconfig?" and not git.is_repository(file.parent):
         return []
+    if kind == "cgo?" and not _has_cgo(file):
+        return []
     try:
         size = file.stat().st_size
     except OSError as exc:
@@ -179,6 +183,7 @@ def _oversized(file: Path, rel: str, kind: str) -> list[Finding]:
         "pnpmfile",
         "js-config",
         "build-script",
+        "cgo?",
     )
     if kind in line_based:  # line-based checkers: run on each chunk
         out: list[Finding] = []
@@ -188,6 +193,19 @@ def _oversized(file: Path, rel: str, kind: str) -> list[Finding]:
                 out.append(dataclasses.replace(f, line=f.line + first_line - 1))
         return list({(f.rule, f.line, f.message): f for f in out}.values())
     return reading.streamed_findings(file, rel, kind.rstrip("?"))
+
+
+CGO_PREAMBLE_BYTES = 256 * 1024
+
+
+def _has_cgo(file: Path) -> bool:
+    """Whether a Go file holds a `#cgo` directive: they sit in the comment before `import "C"`, in the file's import
+    block, so only its head is read (a Go tree has thousands of files, few of them cgo)."""
+    try:
+        with file.open("rb") as fh:
+            return b"#cgo" in fh.read(CGO_PREAMBLE_BYTES)
+    except OSError:
+        return False
 
 
 def _may_be(file: Path, markers: tuple[bytes, ...]) -> bool:
@@ -283,6 +301,10 @@ _CHECKERS: dict[str, Checker] = {
         + (_python_tools(src) if src.rel.lower().endswith(("pyproject.toml", "setup.cfg")) else [])
     ),
     "js-config": toolconfigs.check_js_config,
+    "cgo": toolconfigs.check_cgo,
+    "php-tool": php.check,
+    "maven": maven.check_pom,
+    "mvn": maven.check_mvn,
     "python-tool-ini": lambda src: _python_tools(src),
     "build-script": toolconfigs.check_build_script,
     "msbuild": toolconfigs.check_msbuild,
@@ -295,6 +317,7 @@ _CHECKERS: dict[str, Checker] = {
     "gitpod": devcontainer.check_gitpod,
     "cline-hook": hooks.check_cline_hook,
     "helix": editors.check_helix,
+    "sublime": editors.check_sublime,
     "vim": editors.check_vim,
     "emacs": editors.check_emacs,
     "conftest": testing.check_conftest,

@@ -4,6 +4,25 @@ from __future__ import annotations
 
 import re
 
+#: PHP tools' configs that name PHP code the tool runs (`config_scan/php.py`)
+PHP_NAMES = frozenset(
+    {
+        "phpunit.xml",
+        "phpunit.xml.dist",
+        "phpunit.dist.xml",
+        ".php-cs-fixer.php",
+        ".php-cs-fixer.dist.php",
+        ".php_cs",
+        ".php_cs.dist",
+        "rector.php",
+        "ecs.php",
+        "phpstan.neon",
+        "phpstan.neon.dist",
+        "phpstan.dist.neon",
+        "psalm.xml",
+        "psalm.xml.dist",
+    }
+)
 MAX_FILE_BYTES = 5 * 1024 * 1024  # past this a file is parsed whole up to reading.MAX_PARSE_BYTES, then streamed
 SKIP_DIRS = frozenset(
     {
@@ -249,6 +268,14 @@ def classify(rel: str) -> tuple[str, bool] | None:
         return "idea-startup", False
     if name in _BY_NAME:
         return _BY_NAME[name]
+    if name in PHP_NAMES:
+        return "php-tool", False
+    if name.endswith(".sublime-project"):
+        return "sublime", True
+    if name == "pom.xml":
+        return "maven", False
+    if parent == ".mvn" and name in ("jvm.config", "extensions.xml"):
+        return "mvn", False
     if re.search(r"(?:^|/)\.opencode/plugins?/[^/]+\.(?:js|mjs|cjs|ts|mts)$", p):
         return "opencode-plugin", False
     if name in MCP_NAMES:
@@ -290,6 +317,8 @@ def classify(rel: str) -> tuple[str, bool] | None:
         return "js-config", False
     if name.endswith((".gemspec", ".cmake")):
         return "build-script", False
+    if name.endswith(".go"):
+        return "cgo?", False  # read only when it holds a `#cgo` directive
     if name.endswith((".csproj", ".vbproj", ".fsproj", ".vcxproj", ".targets")):
         return "msbuild", False
     if _is_instructions(p, name):

@@ -97,6 +97,9 @@ def env_risk(key: str, value: Any) -> EnvRisk | None:
         ):
             return None
         return EnvRisk("tls", "high", f"`{key}` turns TLS verification off or replaces the trusted CAs")
+    if upper in {str(v).upper() for v in data["index_vars"]}:  # a package index: judged as a config's index is
+        index = index_variable(key, text)
+        return None if index is None else EnvRisk("redirect", index[0], f"`{key}`: {index[1]}")
     if any(re.search(p, key) for p in data["redirect_patterns"]) and re.search(r"[a-z0-9]", text, re.I):
         severity: Severity = "low"
         if any(re.search(p, key) for p in data["critical_redirect_patterns"]):
@@ -174,3 +177,42 @@ def command_line(command: Any, args: Any = None) -> str:
     if isinstance(args, list):
         parts.extend(str(a) for a in args)
     return redact(" ".join(shlex.quote(p) if (" " in p or not p) else p for p in parts))
+
+
+#: registries and indexes everyone uses: packages from them are the ones the lockfile and the world expect
+_PUBLIC_INDEXES = re.compile(
+    r"^https://(?:registry\.npmjs\.org|registry\.yarnpkg\.com|registry\.npmmirror\.com|npm\.pkg\.github\.com|"
+    r"pypi\.org|test\.pypi\.org|files\.pythonhosted\.org|download\.pytorch\.org|pypi\.nvidia\.com|"
+    r"data\.pyg\.org|repo\.anaconda\.com|conda\.anaconda\.org|pypi\.ngc\.nvidia\.com)(?::443)?(?:/|$)",
+    re.I,
+)
+
+
+def index_problem(url: str, scoped: bool = False) -> tuple[Severity, str] | None:
+    """(severity, why) of a registry or package index a repository's config sets, or None. Every `npm install`,
+    `uv sync` or `pip install` an agent runs then fetches packages (and runs their install scripts or build
+    backends) from it: over plain http (anyone on the path swaps them) high; another https host low (private
+    registries are common and a benign project's choice; the finding says where code comes from); this machine
+    and the public registries nothing."""
+    value = url.strip().strip("'\"")
+    if not value or _PUBLIC_INDEXES.match(value) or destination(value) == "local":
+        return None
+    if value.lower().startswith("http://"):
+        return "high", f"packages come over plain http from {value} (anyone on the path can replace them)"
+    if scoped:
+        return "low", f"packages of one scope come from {value}"
+    return "low", f"packages come from {value}, a registry the repository chooses"
+
+
+def index_variable(key: str, value: Any) -> tuple[Severity, str] | None:
+    """(severity, why) of an environment variable that chooses the package index or registry installs use
+    (`PIP_INDEX_URL`, `UV_INDEX_URL`, `npm_config_registry`: `index_vars` in `env_vars.yaml`), judged as the index of
+    a package manager's config is (`index_problem`), or None for any other variable."""
+    if key.upper() not in {str(v).upper() for v in env_data()["index_vars"]} or not isinstance(value, str):
+        return None
+    found = None
+    for url in value.split():  # PIP_EXTRA_INDEX_URL and UV_INDEX hold several, space-separated
+        problem = index_problem(url.split("=", 1)[-1] if "=" in url.split("://", 1)[0] else url)
+        if problem is not None and (found is None or problem[0] == "high"):
+            found = problem
+    return found

@@ -25,7 +25,7 @@ import yaml
 
 from owstack.security.config_scan import vscode
 from owstack.security.config_scan.commands import risk
-from owstack.security.config_scan.common import ScanFile, command_line, env_risk
+from owstack.security.config_scan.common import ScanFile, command_line, env_data, env_risk, index_variable
 from owstack.security.config_scan.scripts import local_risk
 from owstack.security.config_scan.textfiles import installer_prefixes
 from owstack.security.findings import Finding, Severity, finding
@@ -84,12 +84,34 @@ def check_devcontainer(src: ScanFile) -> list[Finding]:
     for section in ("containerEnv", "remoteEnv"):
         env = data.get(section)
         for key, value in env.items() if isinstance(env, dict) else []:
-            found = env_risk(key, value)
-            if found is not None and found.severity == "critical":  # ordinary env inside a container is fine
-                message = f"`{section}.{key}`: {found.message}"
+            why = _container_env(key, value)
+            if why is not None:  # ordinary env inside a container is fine
                 line = src.line(section, key)
+                message = f"`{section}.{key}`: {why}"
                 out.append(finding("OWS-DC-003", src.rel, line, message, executes=f"{key}={value}", severity="high"))
     return out
+
+
+#: libraries of the image itself: `LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2` is an allocator, not a payload
+_SYSTEM_PATH = re.compile(r"^(?:/usr/|/lib|/opt/conda/|/opt/homebrew/)")
+
+
+def _container_env(key: str, value: Any) -> str | None:
+    """Why a `containerEnv`/`remoteEnv` variable matters, or None: one that runs code whatever its value (critical
+    by `env_risk`: `NODE_OPTIONS=--require ...`), one that loads code into every process of the container
+    (`LD_PRELOAD`, `BASH_ENV`, `PYTHONSTARTUP`: `preload` in `env_vars.yaml`) from outside the image's system
+    folders, or a package index over plain http (`PIP_INDEX_URL`: every install in the container fetches from it)."""
+    found = env_risk(key, value)
+    if found is not None and found.severity == "critical":
+        return found.message
+    text = "" if value is None else str(value).strip()
+    preload = {str(v).upper() for v in env_data()["preload"]}
+    if key.upper() in preload and text and not all(_SYSTEM_PATH.match(p) for p in re.split(r"[:\s]+", text) if p):
+        return f"`{key}` loads {text!r} into every process of the container"
+    index = index_variable(key, value)
+    if index is not None and index[0] == "high":
+        return f"every pip, uv or npm install in the container: {index[1]}"
+    return None
 
 
 #: publishers of the features the dev container spec and its community index list (containers.dev/features)

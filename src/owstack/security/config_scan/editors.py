@@ -6,6 +6,9 @@
     .nvim.lua, .nvimrc, .exrc Neovim's and Vim's `exrc` files (Lua or Vim script run at start, once trusted with
                               `:trust`, or, in Vim, whenever `exrc` is set); `.lazy.lua`, lazy.nvim's project spec
                               (run once trusted; its `build` commands run on install)
+    *.sublime-project         Sublime Text: LSP clients (`settings.LSP.*.command`, started when a matching file is
+                              opened), SublimeLinter `executable`s (run as files are linted, on load) and
+                              `build_systems` (run on Ctrl+B; high when they download and run code)
     .dir-locals.el            Emacs directory variables: `eval` forms and program-valued variables, run after
                               the "unsafe local variables" question is answered yes
 
@@ -23,6 +26,7 @@ from typing import Any
 
 from owstack.security.config_scan.commands import Risk, risk
 from owstack.security.config_scan.common import ScanFile, command_line, env_risk
+from owstack.security.config_scan.scripts import local_risk
 from owstack.security.config_scan.vscode import program_severity
 from owstack.security.findings import Finding, Severity, finding
 
@@ -131,4 +135,88 @@ def _lines(src: ScanFile, comment: tuple[str, ...], what: str) -> list[Finding]:
             out.append(
                 finding("OWS-EDIT-001", src.rel, number, message, executes=command_line(line), severity=severity)
             )
+    return out
+
+
+def check_sublime(src: ScanFile) -> list[Finding]:
+    """`*.sublime-project`: Sublime Text applies its `settings` when the project is opened, and the LSP package starts
+    the clients of `settings.LSP.<name>` (`command`, `env`) as soon as a file its `selector` matches is opened (judged
+    as Helix's language servers are); `build_systems` (`cmd`, `shell_cmd`) run when the developer builds (Ctrl+B):
+    high when they download and run code, inline or in a script of the repository."""
+    data = src.doc.value if src.doc is not None else None
+    if not isinstance(data, dict):
+        return []
+    out: list[Finding] = []
+    settings = data.get("settings")
+    clients = settings.get("LSP") if isinstance(settings, dict) else None
+    for name, spec in clients.items() if isinstance(clients, dict) else []:
+        if not isinstance(spec, dict) or spec.get("enabled") is False:
+            continue
+        command = spec.get("command")
+        if isinstance(command, list | str) and command:
+            words = [str(w) for w in command] if isinstance(command, list) else [command]
+            text = _SUBLIME_VARS.sub("./", command_line(words[0], words[1:]))
+            severity, why = program_severity(src, text)
+            if severity != "low":
+                message = (
+                    f"the LSP client {name!r} (started when a matching file is opened) makes Sublime Text run {why}"
+                )
+                line = src.line("settings", "LSP", str(name), "command")
+                out.append(finding("OWS-EDIT-001", src.rel, line, message, executes=text, severity=severity))
+        env = spec.get("env")
+        for key, value in env.items() if isinstance(env, dict) else []:
+            found = env_risk(str(key), value)
+            if found is not None and found.severity in ("high", "critical"):
+                message = f"the LSP client {name!r} is started with {found.message}"
+                line = src.line("settings", "LSP", str(name), "env", str(key))
+                out.append(
+                    finding("OWS-EDIT-001", src.rel, line, message, executes=f"{key}={value}", severity=found.severity)
+                )
+    for name, command, path in _sublime_linters(settings):
+        words = [str(w) for w in command] if isinstance(command, list) else [str(command)]
+        text = _SUBLIME_VARS.sub("./", command_line(words[0], words[1:]))
+        severity, why = program_severity(src, text)
+        if severity != "low":
+            message = f"SublimeLinter runs the linter {name!r} on every file it lints (on load, as you type): {why}"
+            out.append(finding("OWS-EDIT-001", src.rel, src.line(*path), message, executes=text, severity=severity))
+    systems = data.get("build_systems")
+    for i, system in enumerate(systems if isinstance(systems, list) else []):
+        if not isinstance(system, dict):
+            continue
+        for key in ("shell_cmd", "cmd"):
+            command = system.get(key)
+            if not isinstance(command, list | str) or not command:
+                continue
+            text = command if isinstance(command, str) else command_line(str(command[0]), [str(w) for w in command[1:]])
+            danger = risk(text)
+            reason: str | None = danger.why if danger.severity == "critical" else None
+            if reason is None and (local := local_risk(src, text)) is not None and local.severity == "critical":
+                reason = local.why
+            if reason is not None:
+                message = f"the build system {system.get('name', i)!r} runs when you build (Ctrl+B): {reason}"
+                line = src.line("build_systems", i, key)
+                out.append(finding("OWS-EDIT-001", src.rel, line, message, executes=text[:200], severity="high"))
+    return out
+
+
+#: Sublime Text's variables for the project's folder (`${project_path}/bin/x`: a program of the repository)
+_SUBLIME_VARS = re.compile(r"\$\{?(?:project_path|folder)\}?/")
+
+
+def _sublime_linters(settings: Any) -> list[tuple[str, Any, tuple[str, ...]]]:
+    """(linter, executable, key path) of SublimeLinter's per-project `executable` settings, in the dotted form its
+    docs give for project files (`"SublimeLinter.linters.flake8.executable"`) or nested."""
+    if not isinstance(settings, dict):
+        return []
+    out: list[tuple[str, Any, tuple[str, ...]]] = []
+    for key, value in settings.items():
+        m = re.fullmatch(r"SublimeLinter\.linters\.([\w.-]+)\.executable", str(key))
+        if m and isinstance(value, str | list) and value:
+            out.append((m.group(1), value, ("settings", str(key))))
+    nested = settings.get("SublimeLinter")
+    linters = nested.get("linters") if isinstance(nested, dict) else None
+    for name, spec in linters.items() if isinstance(linters, dict) else []:
+        command = spec.get("executable") if isinstance(spec, dict) else None
+        if isinstance(command, str | list) and command:
+            out.append((str(name), command, ("settings", "SublimeLinter", "linters", str(name), "executable")))
     return out

@@ -34,7 +34,14 @@ from pathlib import PurePosixPath
 
 from owstack.security.config_scan import codex
 from owstack.security.config_scan.commands import risk
-from owstack.security.config_scan.common import ScanFile, command_line, destination, env_data, env_risk
+from owstack.security.config_scan.common import (
+    ScanFile,
+    command_line,
+    destination,
+    env_data,
+    env_risk,
+    index_variable,
+)
 from owstack.security.config_scan.scripts import local_risk
 from owstack.security.config_scan.vscode import program_severity
 from owstack.security.findings import Finding, Severity, finding
@@ -144,6 +151,9 @@ def _judge(src: ScanFile, key: str, value: str, *, in_envrc: bool) -> tuple[Seve
         hook = _startup_module(src, value)
         if hook is not None:
             return ("high" if in_envrc else "critical"), f"every Python process imports {hook} from the repository"
+    index = index_variable(key, value)
+    if index is not None:  # pip, uv or npm install from it when the agent or the developer next installs
+        return index[0], f"every pip, uv or npm install run with it: {index[1]}"
     found = env_risk(key, value)
     if found is None:
         return None

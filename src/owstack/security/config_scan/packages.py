@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from owstack.security.config_scan.commands import risk
-from owstack.security.config_scan.common import ScanFile, command_line, destination
+from owstack.security.config_scan.common import ScanFile, command_line, index_problem
 from owstack.security.config_scan.envfiles import check_pixi
 from owstack.security.config_scan.scripts import code_risk, local_risk
 from owstack.security.findings import Finding, Severity, finding
@@ -77,9 +77,14 @@ def check_package_json(src: ScanFile) -> list[Finding]:
     for name in _COMPOSER_EVENTS if composer else _LIFECYCLE:
         value = scripts.get(name)
         for i, script in enumerate(value if isinstance(value, list) else [value]):
-            if not isinstance(script, str) or not script.strip() or script.lstrip().startswith("@"):
-                continue  # Composer's `@other-script` and `@php` references
-            why = _fetches_and_runs(script)
+            if not isinstance(script, str) or not script.strip():
+                continue
+            why = _composer_script(src, data, scripts, script) if composer else None
+            if script.lstrip().startswith("@"):
+                if why is None:
+                    continue
+            elif why is None:
+                why = _fetches_and_runs(script)
             if why is None and (local := local_risk(src, script)) is not None:
                 why = local.why
             if why is not None:
@@ -88,6 +93,45 @@ def check_package_json(src: ScanFile) -> list[Finding]:
                 line = src.line("scripts", name, i) if isinstance(value, list) else src.line("scripts", name)
                 out.append(finding("OWS-PKG-001", src.rel, line, message, executes=command_line(script)))
     return out
+
+
+_COMPOSER_CALLBACK = re.compile(r"^\\?([A-Za-z_][\w\\]*)::\w+$")
+
+
+def _composer_script(src: ScanFile, data: Any, scripts: dict[str, Any], script: str, depth: int = 0) -> str | None:
+    """Why a Composer script is dangerous, for the forms a command line does not show: `@php x.php` (PHP run by
+    Composer's own binary), `@other-script` (followed one level) and a PHP callback `Vendor\\Class::method` of the
+    project (its file found through `autoload.psr-4`/`autoload-dev.psr-4` and read as PHP), or None."""
+    text = script.strip()
+    if text.startswith("@php "):
+        local = local_risk(src, text[1:])
+        return local.why if local is not None else None
+    if text.startswith("@") and depth == 0:
+        other = scripts.get(text[1:].split()[0]) if text[1:].split() else None
+        for item in other if isinstance(other, list) else [other]:
+            if isinstance(item, str) and (
+                why := _fetches_and_runs(item) or _composer_script(src, data, scripts, item, 1)
+            ):
+                return f"it runs {text}, which {why}"
+            if isinstance(item, str) and not item.startswith("@") and (local := local_risk(src, item)) is not None:
+                return f"it runs {text}, which {local.why}"
+        return None
+    callback = _COMPOSER_CALLBACK.match(text)
+    if callback is None or not isinstance(data, dict):
+        return None
+    name = callback.group(1)
+    for section in ("autoload", "autoload-dev"):
+        spec = data.get(section)
+        psr4 = spec.get("psr-4") if isinstance(spec, dict) else None
+        for prefix, folders in psr4.items() if isinstance(psr4, dict) else []:
+            if not name.startswith(str(prefix)) or not str(prefix):
+                continue
+            rest = name[len(str(prefix)) :].replace("\\", "/") + ".php"
+            for folder in folders if isinstance(folders, list) else [folders]:
+                local = local_risk(src, ["php", f"{str(folder).rstrip('/')}/{rest}" if folder else rest])
+                if local is not None:
+                    return f"Composer calls {name} ({local.why.removeprefix('it runs ')})"
+    return None
 
 
 #: Composer events run by `composer install`/`update` in the project (Composer docs, "Scripts": command events)
@@ -153,31 +197,6 @@ def check_pnpmfile(src: ScanFile) -> list[Finding]:
     message = f"pnpm runs this file on every `pnpm install` in the checkout: line {number} {danger.why}"
     line = src.text.splitlines()[number - 1].strip()[:200]
     return [finding("OWS-PKG-001", src.rel, number, message, executes=line)]
-
-
-#: registries and indexes everyone uses: packages from them are the ones the lockfile and the world expect
-_PUBLIC_INDEXES = re.compile(
-    r"^https://(?:registry\.npmjs\.org|registry\.yarnpkg\.com|registry\.npmmirror\.com|npm\.pkg\.github\.com|"
-    r"pypi\.org|test\.pypi\.org|files\.pythonhosted\.org|download\.pytorch\.org|pypi\.nvidia\.com|"
-    r"data\.pyg\.org|repo\.anaconda\.com|conda\.anaconda\.org|pypi\.ngc\.nvidia\.com)(?::443)?(?:/|$)",
-    re.I,
-)
-
-
-def index_problem(url: str, scoped: bool = False) -> tuple[Severity, str] | None:
-    """(severity, why) of a registry or package index a repository's config sets, or None. Every `npm install`,
-    `uv sync` or `pip install` an agent runs then fetches packages (and runs their install scripts or build
-    backends) from it: over plain http (anyone on the path swaps them) high; another https host low (private
-    registries are common and a benign project's choice; the finding says where code comes from); this machine
-    and the public registries nothing."""
-    value = url.strip().strip("'\"")
-    if not value or _PUBLIC_INDEXES.match(value) or destination(value) == "local":
-        return None
-    if value.lower().startswith("http://"):
-        return "high", f"packages come over plain http from {value} (anyone on the path can replace them)"
-    if scoped:
-        return "low", f"packages of one scope come from {value}"
-    return "low", f"packages come from {value}, a registry the repository chooses"
 
 
 def _index_finding(src: ScanFile, number: int, key: str, url: str, scoped: bool = False) -> list[Finding]:
@@ -328,6 +347,12 @@ def check_yarnrc(src: ScanFile) -> list[Finding]:
     if isinstance(server, str):
         key = "npmRegistryServer" if "npmRegistryServer" in data else "registry"
         out += _index_finding(src, src.line(key), key, server)
+    scopes = data.get("npmScopes")  # per-scope registries: `npmScopes: {acme: {npmRegistryServer: ...}}`
+    for scope, spec in scopes.items() if isinstance(scopes, dict) else []:
+        url = spec.get("npmRegistryServer") if isinstance(spec, dict) else None
+        if isinstance(url, str):
+            line = src.line("npmScopes", str(scope), "npmRegistryServer")
+            out += _index_finding(src, line, f"npmScopes.{scope}.npmRegistryServer", url, scoped=True)
     if data.get("enableStrictSsl") is False or data.get("strict-ssl") is False:
         message = "yarn fetches packages without checking the registry's certificate"
         out.append(finding("OWS-PKG-004", src.rel, src.line("enableStrictSsl"), message, severity="medium"))

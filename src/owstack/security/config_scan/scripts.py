@@ -21,7 +21,7 @@ from owstack.security.config_scan.common import ScanFile
 from owstack.security.findings import Finding, finding
 
 MAX_SCRIPT_BYTES = 1_000_000
-_SCRIPT = re.compile(r"\.(?:sh|bash|zsh|py|js|mjs|cjs|ts|ps1|bat|cmd|rb|pl)$", re.I)
+_SCRIPT = re.compile(r"\.(?:sh|bash|zsh|py|js|mjs|cjs|ts|ps1|bat|cmd|rb|pl|php)$", re.I)
 _PROJECT_VARS = re.compile(
     r"^(?:\$\{?(?:CLAUDE_PROJECT_DIR|PWD|GEMINI_PROJECT_DIR|CURSOR_PROJECT_DIR)\}?|\$\{(?:workspaceFolder|workspaceRoot)\})[/\\]"
 )
@@ -205,7 +205,42 @@ def code_risk(text: str, python: bool = False, javascript: bool = False) -> tupl
 def source_risk(path: str, text: str) -> tuple[int, Risk] | None:
     """`code_risk` with the language taken from the file name."""
     lower = path.lower()
+    if lower.endswith(".php"):
+        return php_risk(text)
     return code_risk(text, python=lower.endswith(".py"), javascript=lower.endswith(_JS_SUFFIXES))
+
+
+#: PHP that runs code (`eval`, `assert`, a shell function, an include) and that fetches it (`file_get_contents` of a
+#: URL, curl, a socket), an include of a URL, and `eval` of decoded bytes (the shape of every PHP dropper)
+_PHP_RUN = re.compile(
+    r"(?<![\w>$:])(?:eval|assert|system|exec|shell_exec|passthru|proc_open|popen|pcntl_exec)\s*\(|"
+    r"(?<![\w$])(?:include|require)(?:_once)?\b|`[^`\n]+`"
+)
+_PHP_FETCH = re.compile(
+    r"\b(?:file_get_contents|fopen|copy|file|readfile)\s*\(\s*['\"](?:https?|ftp)://|\bcurl_exec\s*\(|"
+    r"\bfsockopen\s*\(|\bstream_socket_client\s*\("
+)
+_PHP_DIRECT = re.compile(
+    r"(?<![\w$])(?:include|require)(?:_once)?\s*\(?\s*['\"](?:https?|ftp|data):|"
+    r"(?<![\w>$:])(?:eval|assert)\s*\(\s*(?:\w+\s*\()*\s*(?:base64_decode|gzinflate|gzuncompress|gzdecode|str_rot13|"
+    r"hex2bin|convert_uudecode)\s*\(",
+    re.I,
+)
+
+
+def php_risk(text: str) -> tuple[int, Risk] | None:
+    """The first line of a PHP file that downloads and runs code, runs a shell line that does (`dangerous_line`),
+    includes a URL or evaluates decoded bytes."""
+    found = dangerous_line(text)
+    if found is not None:
+        return found
+    for number, line in enumerate(text.splitlines(), start=1):
+        if _PHP_DIRECT.search(line):
+            return number, Risk(
+                "critical", "runs code from a URL or an encoded payload (include of a URL, eval of decoded bytes)"
+            )
+    payload = windowed_payload(text, _PHP_RUN, _PHP_FETCH)
+    return (payload[0], Risk("critical", payload[1])) if payload is not None else None
 
 
 MAX_DEPTH = 3  # a command that names a script that names a recipe that names a script

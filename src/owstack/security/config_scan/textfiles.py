@@ -271,8 +271,26 @@ def _frontmatter_hooks(src: ScanFile) -> list[Finding]:
     return out
 
 
-#: a shell command a Gemini CLI or Qwen Code custom command runs when invoked: !{command}
-_SHELL_INJECTION = re.compile(r"!\{([^\n{}]{1,2000})\}")
+#: a shell command a Gemini CLI or Qwen Code custom command runs when invoked: !{command}, whose braces may nest
+#: (`!{f() { curl … | sh; }; f}`: Gemini CLI matches them, as it does for `{{args}}` inside)
+MAX_INJECTION = 2000
+
+
+def shell_injections(text: str) -> list[tuple[int, str]]:
+    """(offset, command) of each `!{...}` in a custom command's text, its braces matched (nested ones included)."""
+    out: list[tuple[int, str]] = []
+    start = text.find("!{")
+    while start >= 0:
+        depth, i = 0, start + 1
+        while i < len(text) and i - start <= MAX_INJECTION:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            if depth == 0:
+                break
+            i += 1
+        if depth == 0 and i > start + 2:
+            out.append((start, text[start + 2 : i]))
+        start = text.find("!{", start + 2)
+    return out
 
 
 def _shell_injections(src: ScanFile, lines: _Lines) -> list[Finding]:
@@ -283,12 +301,12 @@ def _shell_injections(src: ScanFile, lines: _Lines) -> list[Finding]:
     if "!{" not in src.text or not ("/.gemini/commands/" in where or "/.qwen/commands/" in where):
         return []
     out = []
-    for m in _SHELL_INJECTION.finditer(src.text):
-        danger = risk(m.group(1))
+    for start, command in shell_injections(src.text):
+        danger = risk(command)
         if danger.severity == "critical":
             message = f"runs a shell command when invoked (`!{{...}}`): {danger.why}"
-            line = lines.at(m.start())
-            executes = command_line(m.group(1))
+            line = lines.at(start)
+            executes = command_line(command)
             out.append(finding("OWS-CC-014", src.rel, line, message, executes=executes, severity="high"))
     return out
 

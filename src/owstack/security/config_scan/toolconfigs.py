@@ -19,6 +19,7 @@ from __future__ import annotations
 import html
 import re
 import tomllib
+from pathlib import Path
 
 from owstack.security.config_scan.commands import Risk, risk
 from owstack.security.config_scan.common import ScanFile, command_line, env_risk
@@ -47,6 +48,8 @@ def check_js_config(src: ScanFile) -> list[Finding]:
     if found is None:
         found = _packed_line(src.text)
     if found is None:
+        found = _imported_risk(src.root.resolve(), src.path.resolve(), src.text, 0)
+    if found is None:
         return []
     number, danger = found
     name = src.rel.rsplit("/", 1)[-1]
@@ -56,6 +59,58 @@ def check_js_config(src: ScanFile) -> list[Finding]:
     )
     line = src.text.splitlines()[number - 1].strip()[:200]
     return [finding("OWS-TOOL-001", src.rel, number, message, executes=line)]
+
+
+#: a relative module a JavaScript or TypeScript file loads: `import x from './a'`, `import './a'`, `export * from
+#: '../b'`, `require('./c')`, `import('./d')`
+_LOCAL_IMPORT = re.compile(r"(?:\bfrom|\bimport|\brequire\s*\(|\bimport\s*\()\s*['\"`](\.{1,2}/[^'\"`\n]+)['\"`]")
+_JS_EXTENSIONS = ("", ".js", ".mjs", ".cjs", ".ts", ".mts", ".cts", ".jsx", ".tsx")
+IMPORT_DEPTH = 2  # the config's imports, and theirs
+
+
+def _imported_risk(root: Path, here: Path, text: str, depth: int) -> tuple[int, Risk] | None:
+    """(line of the import, risk) when a module of the repository a config loads (following its relative imports
+    `IMPORT_DEPTH` levels, never out of the repository) runs downloaded or encoded code: moving the payload into
+    `./config/setup.mjs` does not hide it."""
+    if depth >= IMPORT_DEPTH:
+        return None
+    for m in _LOCAL_IMPORT.finditer(text):
+        module = _resolve_module(root, here.parent, m.group(1))
+        if module is None or module == here:
+            continue
+        try:
+            body = module.read_text(encoding="utf-8", errors="replace") if module.stat().st_size <= 1_000_000 else ""
+        except OSError:
+            continue
+        rel = module.relative_to(root).as_posix()
+        number = text.count("\n", 0, m.start()) + 1
+        found = code_risk(body, javascript=True)
+        if found is not None:
+            return number, Risk("critical", f"loads {rel}, whose line {found[0]} {found[1].why}")
+        deeper = _imported_risk(root, module, body, depth + 1)
+        if deeper is not None:
+            return number, Risk("critical", f"loads {rel}, whose line {deeper[0]} {deeper[1].why}")
+    return None
+
+
+def _resolve_module(root: Path, folder: Path, spec: str) -> Path | None:
+    """The file a relative specifier names, as Node and bundlers resolve it (the name, with an extension, or the
+    folder's `index`), if it is inside the repository."""
+    base = spec.split("?", 1)[0]
+    stem = re.sub(r"\.(?:m|c)?js$", "", base)  # TypeScript imports `./a.js` meaning `./a.ts`
+    for candidate in (
+        [folder / f"{base}{ext}" for ext in _JS_EXTENSIONS]
+        + [folder / f"{stem}{ext}" for ext in (".ts", ".mts", ".cts", ".tsx")]
+        + [folder / base / f"index{ext}" for ext in _JS_EXTENSIONS[1:]]
+    ):
+        try:
+            path = candidate.resolve()
+            path.relative_to(root)
+        except (OSError, ValueError):
+            continue
+        if path.is_file():
+            return path
+    return None
 
 
 def _packed_line(text: str) -> tuple[int, Risk] | None:
@@ -124,7 +179,7 @@ def _shell_payload(code: str) -> str | None:
 
 #: build scripts the IDE or language server runs when the project is opened, and the package manager on install:
 #: (runs, fetches) per language
-_GRADLE = (
+GRADLE_CODE = _GRADLE = (
     re.compile(
         r"\.execute\s*\(|Runtime\.getRuntime\(\)\.exec|\bProcessBuilder\b|\bcommandLine\b|\bexec\s*\{|"
         r"\bevaluate\s*\(|GroovyShell"
@@ -345,4 +400,36 @@ def check_cargo_config(src: ScanFile) -> list[Finding]:
                     severity=found.severity,
                 )
             )
+    return out
+
+
+#: `#cgo` directives (`go help cgo`): the flags go build hands the C compiler and linker of a package
+_CGO = re.compile(r"^[ \t]*(?://[ \t]*)?#cgo\b[^:\n]*?\b((?:CPP|C|CXX|F|LD)FLAGS)[ \t]*:(.*)$", re.M)
+#: compiler and linker flags that load or run a program: a GCC/Clang plugin (CVE-2018-6574), a wrapper the compiler
+#: runs each tool through, a linker plugin (CVE-2023-29404), an LTO library (CVE-2024-24787), a tool folder, specs
+_CGO_EXEC = re.compile(
+    r"(?:^|\s)(?:-fplugin\S*|-wrapper\b\S*|-Wl,-?-plugin\S*|--?plugin\b\S*|-Xclang\s+-load\b|-Wl,-lto_library\S*|"
+    r"-lto_library\b|-B(?!static|dynamic|symbolic)\S*|-specs\S*|--specs\S*|-fplugin-arg\S*)"
+)
+
+
+def check_cgo(src: ScanFile) -> list[Finding]:
+    """A Go file's `#cgo CFLAGS/LDFLAGS` that load a plugin or run a wrapper: `go build`, `go test` and gopls (which
+    loads packages when the folder is opened) hand them to the C toolchain. Go has refused these flags since 1.10
+    (CVE-2018-6574) unless `CGO_CFLAGS_ALLOW`-style variables let them through, and let some through before its
+    fixes for CVE-2023-29404 and CVE-2024-24787: high, a build step on an older toolchain or a loosened allowlist."""
+    out: list[Finding] = []
+    for m in _CGO.finditer(src.text):
+        flag = _CGO_EXEC.search(m.group(2))
+        if flag is None:
+            continue
+        number = src.text.count("\n", 0, m.start()) + 1
+        message = (
+            f"`#cgo {m.group(1)}` gives the C toolchain {flag.group(0).strip()!r}, which loads or runs a program "
+            "when go build, go test or gopls builds the package (Go refuses it unless its allowlist is loosened "
+            "or the toolchain predates its fixes)"
+        )
+        out.append(
+            finding("OWS-TOOL-001", src.rel, number, message, executes=m.group(0).strip()[:200], severity="high")
+        )
     return out
