@@ -1,0 +1,132 @@
+"""Hugging Face configuration files that decide what a loader imports or allocates.
+
+- `auto_map` (in `config.json`, `tokenizer_config.json`, `processor_config.json`,
+  `preprocessor_config.json`, ...) names the class `trust_remote_code=True` imports. A reference
+  `"module.Class"` is a module of the same repository (the folder's own `modeling_*.py`, judged with
+  the folder); `"owner/repo--module.Class"` makes transformers download and run `module.py` from ANOTHER
+  repository (`dynamic_module_utils.get_class_from_dynamic_module` splits on `--`): code that is not in
+  the scanned folder at all, and that its owner can change after the scan (high, `OWS-MDL-033`).
+- Model sizes (`vocab_size`, `hidden_size`, `intermediate_size`, `num_hidden_layers`, ...): the loader
+  allocates the model the config describes before it reads a single weight, so a config whose sizes
+  describe trillions of parameters makes `from_pretrained` (or `from_config`) allocate terabytes
+  (`OWS-MDL-034`: medium above 2 x 10^12 parameters, high above 10^13; the largest published models
+  are near 10^12, most of it in experts).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+NAMES = frozenset(
+    {
+        "config.json",
+        "tokenizer_config.json",
+        "processor_config.json",
+        "preprocessor_config.json",
+        "feature_extractor_config.json",
+        "image_processor_config.json",
+        "video_preprocessor_config.json",
+        "generation_config.json",
+    }
+)
+MAX_BYTES = 16 * 1024 * 1024
+MAX_NODES = 100_000
+MEDIUM_PARAMS = 2 * 10**12
+HIGH_PARAMS = 10**13
+
+
+def is_config(name: str) -> bool:
+    return name.lower() in NAMES
+
+
+def load(path: Path) -> Any:
+    """The parsed JSON (None when it is not JSON or too large)."""
+    if path.stat().st_size > MAX_BYTES:
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+
+
+def _references(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):  # AutoTokenizer: [slow, fast], either may be None
+        for item in value:
+            if isinstance(item, str):
+                yield item
+
+
+def _auto_maps(config: Any) -> Iterator[dict[str, Any]]:
+    """Every `auto_map` of a config, also in nested sub-configs (`text_config`, ...)."""
+    for node in _nodes(config):
+        if isinstance(node, dict) and isinstance(node.get("auto_map"), dict):
+            yield node["auto_map"]
+
+
+def remote_code(config: Any) -> list[str]:
+    """`Auto class -> owner/repo--module.Class` for every auto_map entry that runs another repository's code."""
+    out: list[str] = []
+    for auto_map in _auto_maps(config):
+        for auto, value in auto_map.items():
+            for ref in _references(value):
+                if "--" in ref:
+                    out.append(f"{auto} -> {ref}")
+    return list(dict.fromkeys(out))
+
+
+def _nodes(value: Any) -> Iterator[Any]:
+    stack, seen = [value], 0
+    while stack and seen < MAX_NODES:
+        node = stack.pop()
+        seen += 1
+        yield node
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+_VOCAB = ("vocab_size", "n_vocab", "padded_vocab_size")
+_HIDDEN = ("hidden_size", "n_embd", "d_model", "dim", "model_dim", "embed_dim", "hidden_dim")
+_INTER = ("intermediate_size", "ffn_dim", "n_inner", "d_ff", "ffn_hidden_size", "ffn_embed_dim")
+_LAYERS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers", "encoder_layers", "decoder_layers")
+_POSITIONS = ("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len")
+_EXPERTS = ("num_local_experts", "n_routed_experts", "num_experts")
+_EXPERT_INTER = ("moe_intermediate_size", "expert_intermediate_size")
+
+
+def _size(node: dict[str, Any], keys: tuple[str, ...]) -> int:
+    """The largest integer among `keys` (a config may spell one size several ways); 0 if none."""
+    values = [node[k] for k in keys if isinstance(node.get(k), int) and not isinstance(node.get(k), bool)]
+    return max([v for v in values if v > 0], default=0)
+
+
+def parameters(node: dict[str, Any]) -> int:
+    """A rough parameter count of the model one config describes (embeddings, attention, MLP, experts)."""
+    hidden = _size(node, _HIDDEN)
+    vocab = _size(node, _VOCAB)
+    layers = max(_size(node, _LAYERS), 1 if hidden else 0)
+    inter = _size(node, _INTER) or 4 * hidden
+    experts = _size(node, _EXPERTS)
+    expert_inter = _size(node, _EXPERT_INTER) or inter
+    per_layer = 4 * hidden * hidden + 3 * hidden * inter + 3 * experts * hidden * expert_inter
+    return vocab * max(hidden, 1) + _size(node, _POSITIONS) * hidden + layers * per_layer
+
+
+def absurd_sizes(config: Any) -> list[tuple[str, int]]:
+    """(severity, estimated parameters) for every (sub-)config describing a model past the limits."""
+    out: list[tuple[str, int]] = []
+    for node in _nodes(config):
+        if not isinstance(node, dict):
+            continue
+        count = parameters(node)
+        if count > HIGH_PARAMS:
+            out.append(("high", count))
+        elif count > MEDIUM_PARAMS:
+            out.append(("medium", count))
+    return out
