@@ -363,3 +363,21 @@ def test_lightning_checkpoint_with_a_partial_in_hyper_parameters(tmp_path: Path)
     checkpoint = {"state_dict": {"w": torch.zeros(2)}, "hyper_parameters": {"act": functools.partial(os.getcwd)}}
     torch.save(checkpoint, tmp_path / "last.ckpt")
     assert verdicts(tmp_path)["last.ckpt"] == "critical"  # already critical
+
+
+def test_custom_pipeline_from_another_repository(tmp_path: Path) -> None:
+    """transformers `pipeline()` imports a config's `custom_pipelines` task `impl` like an auto_map entry."""
+    config = {"model_type": "bert", "custom_pipelines": {"pair-classification": {"impl": "evil/p--pipe.Pair"}}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert verdicts(tmp_path)["config.json"] == "high"
+
+
+def test_auto_map_into_another_repository_in_a_zipped_model_folder(tmp_path: Path) -> None:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({"w": torch.zeros(2)}, buffer)
+    with zipfile.ZipFile(tmp_path / "model.zip", "w") as zf:
+        zf.writestr("model/config.json", json.dumps(AUTO_MAPS["config.json"]))
+        zf.writestr("model/pytorch_model.bin", buffer.getvalue())
+    assert verdicts(tmp_path)["model.zip"] == "high"  # was low (the checkpoint's pickle only)

@@ -5,7 +5,8 @@
   `"module.Class"` is a module of the same repository (the folder's own `modeling_*.py`, judged with
   the folder); `"owner/repo--module.Class"` makes transformers download and run `module.py` from ANOTHER
   repository (`dynamic_module_utils.get_class_from_dynamic_module` splits on `--`): code that is not in
-  the scanned folder at all, and that its owner can change after the scan (high, `OWS-MDL-033`).
+  the scanned folder at all, and that its owner can change after the scan (high, `OWS-MDL-033`); the
+  same for a `custom_pipelines` task's `impl`, and inside a zipped model folder.
 - Model sizes (`vocab_size`, `hidden_size`, `intermediate_size`, `num_hidden_layers`, ...): the loader
   allocates the model the config describes before it reads a single weight, so a config whose sizes
   describe trillions of parameters makes `from_pretrained` (or `from_config`) allocate terabytes
@@ -62,10 +63,15 @@ def _references(value: Any) -> Iterator[str]:
 
 
 def _auto_maps(config: Any) -> Iterator[dict[str, Any]]:
-    """Every `auto_map` of a config, also in nested sub-configs (`text_config`, ...)."""
+    """Every `auto_map` of a config, also in nested sub-configs (`text_config`, ...), and the `impl` of
+    each `custom_pipelines` task (transformers' `pipeline()` imports it the same way)."""
     for node in _nodes(config):
         if isinstance(node, dict) and isinstance(node.get("auto_map"), dict):
             yield node["auto_map"]
+        if isinstance(node, dict) and isinstance(node.get("custom_pipelines"), dict):
+            for task, spec in node["custom_pipelines"].items():
+                if isinstance(spec, dict) and "impl" in spec:
+                    yield {f"pipeline {task}": spec["impl"]}
 
 
 def remote_code(config: Any) -> list[str]:
