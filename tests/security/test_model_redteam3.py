@@ -210,6 +210,22 @@ TF_ATTACKS = {
             tf_node("s", "SaveV2", ("j", "names", "slices", "t")),
         ),
     ),
+    "sql_dataset_on_a_host_database": (
+        "high",
+        graph(
+            *SAVER,
+            string_const("db", "/var/lib/app/users.sqlite"),
+            tf_node("q", "SqlDataset", ("driver", "db", "query")),
+        ),
+    ),
+    "remap_matrix_from_a_host_checkpoint": (
+        "high",
+        graph(*SAVER, string_const("ck", "../../other/model.ckpt"), tf_node("r", "LoadAndRemapMatrix", ("ck", "name"))),
+    ),
+    "debug_identity_to_a_url": (
+        "high",
+        graph(*SAVER, tf_node("d", "DebugIdentity", ("x",), debug_urls=pb(1, pb(2, b"file:///tmp/dump")))),
+    ),
     "dataset_to_tfrecord": ("high", graph(*SAVER, tf_node("w", "DatasetToTFRecord", ("ds", "fn", "ct")))),
 }
 

@@ -259,6 +259,15 @@ TF_PATH_OPS = frozenset(
         "LoadDataset",
         "SnapshotDataset",
         "SnapshotDatasetV2",
+        "CSVDataset",
+        "CSVDatasetV2",
+        "ExperimentalCSVDataset",
+        "LMDBDataset",
+        "ExperimentalLMDBDataset",
+        "SqlDataset",
+        "ExperimentalSqlDataset",
+        "LoadAndRemapMatrix",
+        "GenerateVocabRemapping",
     }
 )
 #: attributes whose string value is a destination or a path (PrintV2 `output_stream`, ImmutableConst
