@@ -397,3 +397,26 @@ def test_auto_map_into_another_repository_in_a_zipped_model_folder(tmp_path: Pat
         zf.writestr("model/config.json", json.dumps(AUTO_MAPS["config.json"]))
         zf.writestr("model/pytorch_model.bin", buffer.getvalue())
     assert verdicts(tmp_path)["model.zip"] == "high"  # was low (the checkpoint's pickle only)
+
+
+ST_MODULES = [
+    {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+    {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [("evil-org/st--custom.Module", "high"), ("subprocess.Popen", "critical"), ("custom_st.Transformer", "medium")],
+)
+def test_sentence_transformers_module_types(tmp_path: Path, kind: str, expected: str) -> None:
+    """sentence-transformers imports each modules.json `type` by its dotted path and calls its `load`."""
+    modules = [*ST_MODULES, {"idx": 3, "name": "3", "path": "3_X", "type": kind}]
+    (tmp_path / "modules.json").write_text(json.dumps(modules))
+    assert verdicts(tmp_path)["modules.json"] == expected  # was not looked at
+
+
+def test_sentence_transformers_own_modules_give_nothing(tmp_path: Path) -> None:
+    (tmp_path / "modules.json").write_text(json.dumps(ST_MODULES))
+    assert "modules.json" not in verdicts(tmp_path)

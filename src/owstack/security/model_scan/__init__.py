@@ -201,6 +201,9 @@ def _hf_config(path: Path, rel: str, digest: str, fmt: str = "hf-config") -> lis
     for ref in hf_config.remote_code(config):
         message = f"auto_map {ref}: trust_remote_code=True downloads and runs code from another repository"
         out.append(model_finding("OWS-MDL-033", rel, message, sha256=digest, fmt=fmt, executes=ref))
+    for severity, kind in hf_config.module_types(config) if path.name.lower() == "modules.json" else []:
+        message = f"module type {kind!r}: sentence-transformers imports it by this path and calls its load()"
+        out.append(model_finding("OWS-MDL-033", rel, message, sha256=digest, fmt=fmt, severity=severity, executes=kind))  # type: ignore[arg-type]
     for severity, count in sorted(hf_config.absurd_sizes(config), key=lambda x: -x[1])[:1]:
         message = f"the config describes a model of about {count:.2e} parameters: loading it allocates that much memory"
         out.append(model_finding("OWS-MDL-034", rel, message, sha256=digest, fmt=fmt, severity=severity))  # type: ignore[arg-type]

@@ -6,7 +6,8 @@
   the folder); `"owner/repo--module.Class"` makes transformers download and run `module.py` from ANOTHER
   repository (`dynamic_module_utils.get_class_from_dynamic_module` splits on `--`): code that is not in
   the scanned folder at all, and that its owner can change after the scan (high, `OWS-MDL-033`); the
-  same for a `custom_pipelines` task's `impl`, and inside a zipped model folder.
+  same for a `custom_pipelines` task's `impl`, and inside a zipped model folder. A sentence-transformers
+  `modules.json` names the class of each module by its dotted path (`module_types`).
 - Model sizes (`vocab_size`, `hidden_size`, `intermediate_size`, `num_hidden_layers`, ...): the loader
   allocates the model the config describes before it reads a single weight, so a config whose sizes
   describe trillions of parameters makes `from_pretrained` (or `from_config`) allocate terabytes
@@ -31,6 +32,7 @@ NAMES = frozenset(
         "image_processor_config.json",
         "video_preprocessor_config.json",
         "generation_config.json",
+        "modules.json",
     }
 )
 MAX_BYTES = 16 * 1024 * 1024
@@ -83,6 +85,30 @@ def remote_code(config: Any) -> list[str]:
                 if "--" in ref:
                     out.append(f"{auto} -> {ref}")
     return list(dict.fromkeys(out))
+
+
+def module_types(config: Any) -> list[tuple[str, str]]:
+    """(severity, type) for the modules of a sentence-transformers `modules.json` that are not its own:
+    `SentenceTransformer` imports each entry's `type` by its dotted path (`import_from_string`) and calls its
+    `load`; a reference it cannot import is fetched like an auto_map entry with trust_remote_code (so
+    `owner/repo--module.Class` runs another repository's code: high). A path the pickle policy rates critical
+    is critical; any other module outside sentence_transformers medium (a module of the repository, judged
+    with the folder, or an installed package imported by name)."""
+    from owstack.security.model_scan.pickle_policy import verdict
+
+    out: list[tuple[str, str]] = []
+    for entry in config if isinstance(config, list) else []:
+        kind = entry.get("type") if isinstance(entry, dict) else None
+        if not isinstance(kind, str) or kind.startswith("sentence_transformers."):
+            continue
+        module, _, name = kind.rpartition(".")
+        if "--" in kind:
+            out.append(("high", kind))
+        elif module and name and verdict(module, name) == "critical":
+            out.append(("critical", kind))
+        else:
+            out.append(("medium", kind))
+    return out
 
 
 def _nodes(value: Any) -> Iterator[Any]:
