@@ -420,3 +420,38 @@ def test_sentence_transformers_module_types(tmp_path: Path, kind: str, expected:
 def test_sentence_transformers_own_modules_give_nothing(tmp_path: Path) -> None:
     (tmp_path / "modules.json").write_text(json.dumps(ST_MODULES))
     assert "modules.json" not in verdicts(tmp_path)
+
+
+NEMO_HPARAMS = {
+    "cfg": {
+        "encoder": {"_target_": "nemo.collections.asr.modules.ConformerEncoder", "d_model": 256},
+        "preprocessor": {"_target_": "builtins.exec", "source": "import os"},
+        "decoder": {"_target_": "os.system", "command": "true"},
+    }
+}
+
+
+@pytest.mark.parametrize("zipped", [True, False], ids=["zip", "legacy"])
+def test_lightning_checkpoint_whose_hyper_parameters_instantiate_a_command(tmp_path: Path, zipped: bool) -> None:
+    """NeMo's models build their parts from the checkpoint's `hyper_parameters` cfg with Hydra when
+    `load_from_checkpoint` runs (CVE-2025-23304's route through a .ckpt); plain dicts of strings pass
+    torch.load(weights_only=True), so the pickle itself imports nothing off the allowlist."""
+    import torch
+
+    checkpoint = {"state_dict": {"w": torch.zeros(2)}, "hyper_parameters": NEMO_HPARAMS}
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer, _use_new_zipfile_serialization=zipped)
+    loaded = torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
+    assert loaded["hyper_parameters"] == NEMO_HPARAMS
+    (tmp_path / "model.ckpt").write_bytes(buffer.getvalue())
+    messages = [f.message for f in scan_models(tmp_path) if f.rule == "OWS-MDL-032"]
+    assert any("builtins.exec" in m for m in messages) and any("os.system" in m for m in messages)
+    assert verdicts(tmp_path)["model.ckpt"] == "critical"  # was low
+
+
+def test_lightning_checkpoint_with_library_targets_stays_low(tmp_path: Path) -> None:
+    import torch
+
+    hparams = {"cfg": {"encoder": {"_target_": "nemo.collections.asr.modules.ConformerEncoder"}, "target": "text"}}
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "hyper_parameters": hparams}, tmp_path / "model.ckpt")
+    assert below_high(tmp_path)

@@ -291,6 +291,7 @@ def _analyse_bytes(out: Outcome, name: str, data: bytes) -> None:
         report = scan_pickles(data[header.data_offset :], base=header.data_offset)
     else:
         report = scan_pickles(data)
+        out.targets += [(name or "pickle", target) for target in archive_code.pickled_targets(data)]
     out.reports[name] = report
     out.data[name] = data
 
