@@ -455,3 +455,28 @@ def test_lightning_checkpoint_with_library_targets_stays_low(tmp_path: Path) -> 
     hparams = {"cfg": {"encoder": {"_target_": "nemo.collections.asr.modules.ConformerEncoder"}, "target": "text"}}
     torch.save({"state_dict": {"w": torch.zeros(2)}, "hyper_parameters": hparams}, tmp_path / "model.ckpt")
     assert below_high(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("library", "cls", "expected"),
+    [("subprocess", "Popen", "critical"), ("evil_plugin.models", "Loader", "medium")],
+)
+def test_peft_adapter_base_class_outside_the_model_libraries(
+    tmp_path: Path, library: str, cls: str, expected: str
+) -> None:
+    """peft AutoPeftModel.from_pretrained: importlib.import_module(parent_library), then
+    getattr(module, base_model_class).from_pretrained(base_model_path)."""
+    config = {"peft_type": "LORA", "base_model_name_or_path": "x/y", "task_type": None}
+    config["auto_mapping"] = {"base_model_class": cls, "parent_library": library}
+    (tmp_path / "adapter_config.json").write_text(json.dumps(config))
+    assert verdicts(tmp_path)["adapter_config.json"] == expected  # was not looked at
+
+
+def test_peft_adapter_of_a_transformers_model_gives_nothing(tmp_path: Path) -> None:
+    config = {"peft_type": "LORA", "r": 8, "target_modules": ["q_proj", "v_proj"]}
+    config["auto_mapping"] = {
+        "base_model_class": "LlamaForCausalLM",
+        "parent_library": "transformers.models.llama.modeling_llama",
+    }
+    (tmp_path / "adapter_config.json").write_text(json.dumps(config))
+    assert "adapter_config.json" not in verdicts(tmp_path)

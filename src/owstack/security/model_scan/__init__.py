@@ -204,6 +204,12 @@ def _hf_config(path: Path, rel: str, digest: str, fmt: str = "hf-config") -> lis
     for severity, kind in hf_config.module_types(config) if path.name.lower() == "modules.json" else []:
         message = f"module type {kind!r}: sentence-transformers imports it by this path and calls its load()"
         out.append(model_finding("OWS-MDL-033", rel, message, sha256=digest, fmt=fmt, severity=severity, executes=kind))  # type: ignore[arg-type]
+    peft = hf_config.peft_base_class(config) if path.name.lower() == "adapter_config.json" else None
+    if peft is not None:
+        message = f"auto_mapping {peft[1]}: AutoPeftModel imports this module and calls the class's from_pretrained"
+        out.append(
+            model_finding("OWS-MDL-033", rel, message, sha256=digest, fmt=fmt, severity=peft[0], executes=peft[1])
+        )
     for severity, count in sorted(hf_config.absurd_sizes(config), key=lambda x: -x[1])[:1]:
         message = f"the config describes a model of about {count:.2e} parameters: loading it allocates that much memory"
         out.append(model_finding("OWS-MDL-034", rel, message, sha256=digest, fmt=fmt, severity=severity))  # type: ignore[arg-type]

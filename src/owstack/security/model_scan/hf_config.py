@@ -7,7 +7,8 @@
   repository (`dynamic_module_utils.get_class_from_dynamic_module` splits on `--`): code that is not in
   the scanned folder at all, and that its owner can change after the scan (high, `OWS-MDL-033`); the
   same for a `custom_pipelines` task's `impl`, and inside a zipped model folder. A sentence-transformers
-  `modules.json` names the class of each module by its dotted path (`module_types`).
+  `modules.json` names the class of each module by its dotted path (`module_types`), a PEFT
+  `adapter_config.json` its base model's library and class (`peft_base_class`).
 - Model sizes (`vocab_size`, `hidden_size`, `intermediate_size`, `num_hidden_layers`, ...): the loader
   allocates the model the config describes before it reads a single weight, so a config whose sizes
   describe trillions of parameters makes `from_pretrained` (or `from_config`) allocate terabytes
@@ -20,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 NAMES = frozenset(
     {
@@ -33,6 +34,7 @@ NAMES = frozenset(
         "video_preprocessor_config.json",
         "generation_config.json",
         "modules.json",
+        "adapter_config.json",
     }
 )
 MAX_BYTES = 16 * 1024 * 1024
@@ -109,6 +111,28 @@ def module_types(config: Any) -> list[tuple[str, str]]:
         else:
             out.append(("medium", kind))
     return out
+
+
+#: libraries whose model classes a PEFT adapter names as its base (`auto_mapping.parent_library`)
+PEFT_BASE_LIBRARIES = frozenset({"transformers", "diffusers", "peft", "timm", "sentence_transformers"})
+
+
+def peft_base_class(config: Any) -> tuple[Literal["medium", "critical"], str] | None:
+    """(severity, module.Class) for a PEFT `adapter_config.json` whose `auto_mapping` names a base class outside
+    the model libraries: `AutoPeftModel.from_pretrained` runs `importlib.import_module(parent_library)` and
+    calls `getattr(module, base_model_class).from_pretrained(...)` (critical when the pickle policy rates the
+    path critical, else medium)."""
+    from owstack.security.model_scan.pickle_policy import verdict
+
+    mapping = config.get("auto_mapping") if isinstance(config, dict) else None
+    if not isinstance(mapping, dict):
+        return None
+    module, name = mapping.get("parent_library"), mapping.get("base_model_class")
+    if not isinstance(module, str) or not isinstance(name, str):
+        return None
+    if module.split(".")[0] in PEFT_BASE_LIBRARIES and "__" not in module + name:
+        return None
+    return ("critical" if verdict(module, name) == "critical" else "medium", f"{module}.{name}")
 
 
 def _nodes(value: Any) -> Iterator[Any]:
