@@ -480,3 +480,24 @@ def test_peft_adapter_of_a_transformers_model_gives_nothing(tmp_path: Path) -> N
     }
     (tmp_path / "adapter_config.json").write_text(json.dumps(config))
     assert "adapter_config.json" not in verdicts(tmp_path)
+
+
+SD_INDEX = {
+    "_class_name": "StableDiffusionPipeline",
+    "_diffusers_version": "0.30.0",
+    "scheduler": ["diffusers", "PNDMScheduler"],
+    "text_encoder": ["transformers", "CLIPTextModel"],
+    "safety_checker": ["stable_diffusion", "StableDiffusionSafetyChecker"],
+    "unet": ["diffusers", "UNet2DConditionModel"],
+}
+
+
+def test_diffusers_component_from_a_dangerous_library(tmp_path: Path) -> None:
+    """diffusers get_class_obj_and_candidates: importlib.import_module(library), getattr(library, class)."""
+    (tmp_path / "model_index.json").write_text(json.dumps({**SD_INDEX, "vae": ["subprocess", "Popen"]}))
+    assert verdicts(tmp_path)["model_index.json"] == "critical"  # was not looked at
+
+
+def test_diffusers_pipeline_index_gives_nothing(tmp_path: Path) -> None:
+    (tmp_path / "model_index.json").write_text(json.dumps(SD_INDEX))
+    assert "model_index.json" not in verdicts(tmp_path)

@@ -210,6 +210,9 @@ def _hf_config(path: Path, rel: str, digest: str, fmt: str = "hf-config") -> lis
         out.append(
             model_finding("OWS-MDL-033", rel, message, sha256=digest, fmt=fmt, severity=peft[0], executes=peft[1])
         )
+    for component in hf_config.diffusers_components(config) if path.name.lower() == "model_index.json" else []:
+        message = f"component {component}: DiffusionPipeline imports this library and looks the class up in it"
+        out.append(model_finding("OWS-MDL-033", rel, message, sha256=digest, fmt=fmt, severity="critical"))
     for severity, count in sorted(hf_config.absurd_sizes(config), key=lambda x: -x[1])[:1]:
         message = f"the config describes a model of about {count:.2e} parameters: loading it allocates that much memory"
         out.append(model_finding("OWS-MDL-034", rel, message, sha256=digest, fmt=fmt, severity=severity))  # type: ignore[arg-type]

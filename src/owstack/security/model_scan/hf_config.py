@@ -8,7 +8,8 @@
   the scanned folder at all, and that its owner can change after the scan (high, `OWS-MDL-033`); the
   same for a `custom_pipelines` task's `impl`, and inside a zipped model folder. A sentence-transformers
   `modules.json` names the class of each module by its dotted path (`module_types`), a PEFT
-  `adapter_config.json` its base model's library and class (`peft_base_class`).
+  `adapter_config.json` its base model's library and class (`peft_base_class`), a diffusers
+  `model_index.json` each component's library and class (`diffusers_components`).
 - Model sizes (`vocab_size`, `hidden_size`, `intermediate_size`, `num_hidden_layers`, ...): the loader
   allocates the model the config describes before it reads a single weight, so a config whose sizes
   describe trillions of parameters makes `from_pretrained` (or `from_config`) allocate terabytes
@@ -35,6 +36,7 @@ NAMES = frozenset(
         "generation_config.json",
         "modules.json",
         "adapter_config.json",
+        "model_index.json",
     }
 )
 MAX_BYTES = 16 * 1024 * 1024
@@ -133,6 +135,24 @@ def peft_base_class(config: Any) -> tuple[Literal["medium", "critical"], str] | 
     if module.split(".")[0] in PEFT_BASE_LIBRARIES and "__" not in module + name:
         return None
     return ("critical" if verdict(module, name) == "critical" else "medium", f"{module}.{name}")
+
+
+def diffusers_components(config: Any) -> list[str]:
+    """`library.Class` of the components of a diffusers `model_index.json` (`"unet": ["diffusers",
+    "UNet2DConditionModel"]`) that the pickle policy rates critical: `DiffusionPipeline.from_pretrained`
+    imports each component's library with `importlib.import_module` and looks the class up in it."""
+    from owstack.security.model_scan.pickle_policy import verdict
+
+    out: list[str] = []
+    for key, value in config.items() if isinstance(config, dict) else []:
+        if not isinstance(value, list) or len(value) != 2 or not all(isinstance(v, str) and v for v in value):
+            continue
+        if key.startswith("_") and key != "_class_name":
+            continue
+        library, name = value
+        if verdict(library, name) == "critical":
+            out.append(f"{key}: {library}.{name}")
+    return out
 
 
 def _nodes(value: Any) -> Iterator[Any]:
