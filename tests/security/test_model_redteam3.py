@@ -239,6 +239,19 @@ def test_tensorflow_ops_that_reach_the_host(tmp_path: Path, name: str, container
     assert verdicts(tmp_path)[container] == expected  # was clean
 
 
+@pytest.mark.parametrize(
+    ("filename", "expected"), [("/etc/passwd", "high"), ("../../.ssh/id_rsa", "high"), ("vocab.txt", None)]
+)
+def test_saved_model_asset_outside_the_assets_folder(tmp_path: Path, filename: str, expected: str | None) -> None:
+    """tf.saved_model.load reads an asset from os.path.join(export_dir, "assets", filename) and hands the path
+    to the graph (a vocabulary table's InitializeTableFromTextFileV2): an absolute name replaces the folder."""
+    table = tf_node("init", "InitializeTableFromTextFileV2", ("table", "asset_path"))
+    asset = pb(1, pb(1, b"asset_path:0")) + pb(2, filename.encode())  # AssetFileDef: tensor_info.name, filename
+    meta_graph = pb(2, graph(*SAVER, tf_node("asset_path", "Placeholder"), table)) + pb(6, asset)
+    (tmp_path / "saved_model.pb").write_bytes(pb(1, 1) + pb(2, meta_graph))
+    assert verdicts(tmp_path).get("saved_model.pb") == expected  # was clean
+
+
 @pytest.mark.parametrize("container", ["saved_model.pb", "frozen_graph.pb"])
 def test_tensorflow_saver_graph_stays_quiet(tmp_path: Path, container: str) -> None:
     """Every SavedModel's saver runs SaveV2/RestoreV2/MergeV2Checkpoints on the path the loader feeds."""

@@ -18,7 +18,9 @@
   writers, ...) are high; saver, table and dataset ops (`SaveV2`, `RestoreV2`, `MergeV2Checkpoints`,
   `InitializeTableFromTextFile`, `TFRecordDataset`, ...), which every SavedModel's saver uses, are high when
   a path input is a constant that is absolute, climbs with `..` or is a URL; any op whose path attribute
-  (`PrintV2` `output_stream: file://...`, `debug_urls`, `descriptor_source`) names a file is high.
+  (`PrintV2` `output_stream: file://...`, `debug_urls`, `descriptor_source`) names a file is high, and so is
+  a SavedModel `asset_file_def` file name that is absolute or climbs out (the loader joins it to
+  `assets/`, and an absolute name replaces the folder: a vocabulary table then reads any file).
 """
 
 from __future__ import annotations
@@ -212,7 +214,7 @@ def tf_file_ops(data: bytes) -> list[str]:
 # function.proto, attr_value.proto, tensor.proto; tensorflow/core/protobuf/saved_model.proto, meta_graph.proto)
 _TF_MESSAGES: dict[str, dict[int, str]] = {
     "saved_model": {2: "meta_graph"},
-    "meta_graph": {2: "graph"},
+    "meta_graph": {2: "graph", 6: "asset"},
     "graph": {1: "node", 2: "library"},
     "library": {1: "function"},
     "function": {3: "node"},
@@ -316,8 +318,9 @@ def _tf_node(body: memoryview) -> TfNode | None:
     return node
 
 
-def tf_nodes(data: bytes) -> list[TfNode]:
-    """Every NodeDef of a SavedModel or a frozen GraphDef (and of their function libraries)."""
+def tf_nodes(data: bytes, assets: list[str] | None = None) -> list[TfNode]:
+    """Every NodeDef of a SavedModel or a frozen GraphDef (and of their function libraries); the file names of
+    a SavedModel's `asset_file_def` entries are added to `assets`."""
     out: list[TfNode] = []
     todo: list[tuple[str, memoryview, int]] = [("saved_model", memoryview(data), 0), ("graph", memoryview(data), 0)]
     messages = 0
@@ -332,6 +335,9 @@ def tf_nodes(data: bytes) -> list[TfNode]:
                 continue
             fields = _fields(body)
         except ValueError:
+            continue
+        if kind == "asset" and assets is not None:  # AssetFileDef: tensor_info (1), filename (2)
+            assets += [_text(v) for n, w, v in fields if n == 2 and w == 2]
             continue
         children = _TF_MESSAGES.get(kind, {})
         for number, wire, value in fields:
@@ -367,7 +373,8 @@ def _const_ancestors(node: TfNode, by_name: dict[str, TfNode], limit: int = 256)
 
 def tf_host_ops(data: bytes) -> list[tuple[str, str]]:
     """(severity, description) of the nodes of a TensorFlow graph that reach the host when the graph runs."""
-    nodes = tf_nodes(data)
+    assets: list[str] = []
+    nodes = tf_nodes(data, assets)
     consts = {n.name: n.strings.get("value", []) for n in nodes if n.op == "Const"}
     by_name = {n.name: n for n in nodes}
     out: list[tuple[str, str]] = []
@@ -384,6 +391,9 @@ def tf_host_ops(data: bytes) -> list[tuple[str, str]]:
                 out.append(("high", f"node {node.name!r} runs the {node.op} op on the constant path {named[0]!r}"))
         elif paths:
             out.append(("high", f"node {node.name!r} runs the {node.op} op writing to {paths[0]!r}"))
+    for asset in dict.fromkeys(assets):
+        if _outside(asset):  # the loader opens os.path.join(export_dir, "assets", filename): an absolute name wins
+            out.append(("high", f"asset file {asset!r} lies outside the SavedModel's assets folder"))
     for op in tf_file_ops(data):  # a node the walk could not place (a truncated or reordered message)
         if not any(node.op == op for node in nodes):
             out.append(("high", f"a node runs the {op} op"))
