@@ -9,7 +9,10 @@
   bytecode: `torchscript_check`), numpy `.npy`/`.npz`, joblib (plain or compressed), run on a symbolic
   pickle machine and by fickling, never unpickled, with size and ratio limits on every container; a
   `.bin` that is no pickle at all (OpenVINO weights) is "not a pickle" (low);
-- safetensors: header length, JSON, dtypes, shapes and offsets checked.
+- safetensors: header length, JSON, dtypes, shapes and offsets checked;
+- TensorFlow graphs: ops that reach the host (`protobuf_check.tf_host_ops`); skops files: types outside
+  skops' trusted set (`skops_check`); Hugging Face configs: `auto_map` into another repository and sizes
+  that allocate terabytes (`hf_config`, reported only when they have a finding).
 
 Every model file gets an `OWS-MDL-000` info finding with its format and SHA-256 (and whether it matches a
 digest pinned in the catalog). A file that cannot be fully analysed gets `OWS-MDL-050` (high): an
@@ -29,10 +32,12 @@ from owstack.security.model_scan import (
     containers,
     discover,
     gguf_check,
+    hf_config,
     keras_check,
     pickle_files,
     protobuf_check,
     safetensors_check,
+    skops_check,
     template_files,
 )
 
@@ -65,6 +70,8 @@ def _sniff(path: Path) -> str:
     """The format by content (magic bytes), the name only where the content cannot tell."""
     if template_files.is_template(path.name):
         return "template"
+    if hf_config.is_config(path.name):
+        return "hf-config"
     with path.open("rb") as fh:
         head = fh.read(512)
     suffix = path.suffix.lower()
@@ -74,6 +81,8 @@ def _sniff(path: Path) -> str:
     if fmt == "zip":
         if suffix == ".npz":
             return "npz"
+        if suffix == ".skops" or skops_check.is_skops(path):
+            return "skops"
         return "keras" if suffix == ".keras" or keras_check.is_keras_zip(path) else "pytorch-zip"
     if fmt == "pickle" and suffix == ".safetensors" and discover.safetensors_like(head):
         return "safetensors"  # a header length of 0x0?80 looks like a pickle's first bytes
@@ -135,6 +144,8 @@ def scan_file(path: Path, rel: str) -> list[ModelFinding]:
                 fmt=fmt,
             )
         ]
+    if fmt == "hf-config" and not found:
+        return []  # a configuration beside the weights, not a model file: reported only for what it makes a loader do
     if fmt in _OTHER_FORMATS and Path(path.name.lower()).suffix in discover.PICKLE_SUFFIXES:
         found += pickle_files.findings(rel, digest, pickle_files.as_pickle(path))
     return [_digest(path, rel, digest, fmt, found), *found]
@@ -180,7 +191,32 @@ def _gguf(path: Path, rel: str, digest: str) -> list[ModelFinding]:
 
 
 def _templates(path: Path, rel: str, digest: str) -> list[ModelFinding]:
-    return template_files.findings(rel, digest, "template", template_files.check_file(path))
+    out = template_files.findings(rel, digest, "template", template_files.check_file(path))
+    return out + (_hf_config(path, rel, digest, "template") if hf_config.is_config(path.name) else [])
+
+
+def _hf_config(path: Path, rel: str, digest: str, fmt: str = "hf-config") -> list[ModelFinding]:
+    config = hf_config.load(path)
+    out = []
+    for ref in hf_config.remote_code(config):
+        message = f"auto_map {ref}: trust_remote_code=True downloads and runs code from another repository"
+        out.append(model_finding("OWS-MDL-033", rel, message, sha256=digest, fmt=fmt, executes=ref))
+    for severity, kind in hf_config.module_types(config) if path.name.lower() == "modules.json" else []:
+        message = f"module type {kind!r}: sentence-transformers imports it by this path and calls its load()"
+        out.append(model_finding("OWS-MDL-033", rel, message, sha256=digest, fmt=fmt, severity=severity, executes=kind))  # type: ignore[arg-type]
+    peft = hf_config.peft_base_class(config) if path.name.lower() == "adapter_config.json" else None
+    if peft is not None:
+        message = f"auto_mapping {peft[1]}: AutoPeftModel imports this module and calls the class's from_pretrained"
+        out.append(
+            model_finding("OWS-MDL-033", rel, message, sha256=digest, fmt=fmt, severity=peft[0], executes=peft[1])
+        )
+    for component in hf_config.diffusers_components(config) if path.name.lower() == "model_index.json" else []:
+        message = f"component {component}: DiffusionPipeline imports this library and looks the class up in it"
+        out.append(model_finding("OWS-MDL-033", rel, message, sha256=digest, fmt=fmt, severity="critical"))
+    for severity, count in sorted(hf_config.absurd_sizes(config), key=lambda x: -x[1])[:1]:
+        message = f"the config describes a model of about {count:.2e} parameters: loading it allocates that much memory"
+        out.append(model_finding("OWS-MDL-034", rel, message, sha256=digest, fmt=fmt, severity=severity))  # type: ignore[arg-type]
+    return out
 
 
 def _pickle(fmt: str) -> Callable[[Path, str, str], list[ModelFinding]]:
@@ -221,6 +257,17 @@ def _keras_findings(rel: str, digest: str, fmt: str, configs: list[object]) -> l
     ]
 
 
+def _skops(path: Path, rel: str, digest: str) -> list[ModelFinding]:
+    try:
+        tree = skops_check.schema(path)
+    except containers.ContainerError as exc:
+        return [model_finding("OWS-MDL-050", rel, f"not analysed: {exc}", sha256=digest, fmt="skops")]
+    return [
+        model_finding("OWS-MDL-035", rel, message, sha256=digest, fmt="skops", severity=severity)  # type: ignore[arg-type]
+        for severity, message in skops_check.untrusted(tree)
+    ]
+
+
 def _hdf5(path: Path, rel: str, digest: str) -> list[ModelFinding]:
     return _keras_findings(rel, digest, "hdf5", keras_check.embedded_configs(path))
 
@@ -249,9 +296,8 @@ def _protobuf(fmt: str) -> Callable[[Path, str, str], list[ModelFinding]]:
             message = f"nodes use operators from custom domains ({', '.join(custom[:6])}): a native library runs them"
             out.append(model_finding("OWS-MDL-028", rel, message, sha256=digest, fmt=fmt))
         if fmt == "tensorflow":
-            for op in protobuf_check.tf_file_ops(data):
-                message = f"a node runs the {op} op"
-                out.append(model_finding("OWS-MDL-026", rel, message, sha256=digest, fmt=fmt))
+            for severity, message in protobuf_check.tf_host_ops(data):
+                out.append(model_finding("OWS-MDL-026", rel, message, sha256=digest, fmt=fmt, severity=severity))  # type: ignore[arg-type]
             out += _keras_findings(rel, digest, fmt, keras_check.embedded_configs(path))
         return out
 
@@ -265,9 +311,11 @@ def _unknown(path: Path, rel: str, digest: str) -> list[ModelFinding]:
 _CHECKS: dict[str, Callable[[Path, str, str], list[ModelFinding]]] = {
     "gguf": _gguf,
     "template": _templates,
+    "hf-config": _hf_config,
     "ggml": _ggml,
     "safetensors": _safetensors,
     "keras": _keras,
+    "skops": _skops,
     "hdf5": _hdf5,
     **{fmt: _protobuf(fmt) for fmt in ("onnx", "tensorflow", "sentencepiece")},
     **{fmt: _pickle(fmt) for fmt in ("pickle", "pytorch-zip", "npz", "npy", "tar")},

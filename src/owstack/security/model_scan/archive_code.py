@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -91,6 +92,62 @@ def dangerous_targets(config: Any) -> list[str]:
             target = node.get(key)
             if isinstance(target, str) and target_verdict(target) == "critical":
                 out.append(target)
+    return list(dict.fromkeys(out))
+
+
+_STRING_OPS = frozenset(
+    {"STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8"}
+)
+_TARGET_KEYS = frozenset({"_target_", "target"})
+MAX_TARGET_OPS = 2_000_000
+
+
+def pickled_targets(data: bytes) -> list[str]:
+    """Hydra targets a pickle holds as plain strings (`{"_target_": "builtins.exec"}`, a key and its value in a
+    dict, repeated keys through the memo): a PyTorch Lightning checkpoint's `hyper_parameters` hold the model's
+    config, which a NeMo-style model instantiates when `load_from_checkpoint` builds it, even under
+    `torch.load(weights_only=True)` (plain dicts and strings pass that unpickler). Only targets the pickle
+    policy rates critical are returned; the successive pickles of a legacy torch file are all read."""
+    if b"target" not in data:
+        return []
+    import pickletools
+
+    out: list[str] = []
+    start = ops = 0
+    stream = io.BytesIO(data)  # shares the bytes; genops reports positions in the stream
+    while start < len(data) and ops < MAX_TARGET_OPS:
+        stream.seek(start)
+        memo: dict[int, Any] = {}
+        last: Any = None
+        expecting = False
+        end = start
+        try:
+            for op, arg, pos in pickletools.genops(stream):
+                ops += 1
+                end = (pos or 0) + 1
+                if ops > MAX_TARGET_OPS:
+                    break
+                name = op.name
+                if name == "MEMOIZE":
+                    memo[len(memo)] = last
+                    continue
+                if name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                    memo[int(arg or 0)] = last
+                    continue
+                value: Any = None
+                if name in _STRING_OPS:
+                    value = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else arg
+                elif name in ("GET", "BINGET", "LONG_BINGET"):
+                    value = memo.get(int(arg or 0))
+                if expecting and isinstance(value, str) and target_verdict(value) == "critical":
+                    out.append(value)
+                expecting = value in _TARGET_KEYS
+                last = value
+        except (ValueError, TypeError, UnicodeDecodeError, EOFError):
+            break
+        if end <= start:
+            break
+        start = end
     return list(dict.fromkeys(out))
 
 

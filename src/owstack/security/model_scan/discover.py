@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from owstack.security.model_scan import containers, template_files
+from owstack.security.model_scan import containers, hf_config, template_files
 from owstack.security.model_scan.pickle_policy import verdict
 from owstack.security.model_scan.pickle_vm import Events, Machine, PickleError, Value
 
@@ -34,6 +34,7 @@ MODEL_SUFFIXES = PICKLE_SUFFIXES | {
     ".tar",
     ".nemo",
     ".mar",
+    ".skops",
 }
 # the suffixes pandas.read_pickle infers a compression from (also .zst) and joblib's own (.lz4)
 COMPRESSED_SUFFIXES = frozenset({".gz", ".bz2", ".xz", ".lzma", ".z", ".zip", ".zst", ".zstd", ".lz4", ".tgz"})
@@ -51,6 +52,8 @@ class Candidate:
 
 def is_model_name(name: str) -> bool:
     lower = name.lower()
+    if hf_config.is_config(lower):
+        return True
     suffixes = Path(lower).suffixes
     if not suffixes:
         return template_files.is_template(lower)

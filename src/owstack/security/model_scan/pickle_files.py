@@ -17,11 +17,11 @@ import re
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from owstack.security.findings import ModelFinding, model_finding
-from owstack.security.model_scan import archive_code, containers, tensor_bounds, torchscript_check
+from owstack.security.model_scan import archive_code, containers, hf_config, tensor_bounds, torchscript_check
 from owstack.security.model_scan.discover import (
     PICKLE_SUFFIXES,
     SNIFF_BYTES,
@@ -69,6 +69,7 @@ class Outcome:
     not_pickle: bool = False  # raw bytes on which `pickle.load` fails before importing anything
     carried: list[str] = field(default_factory=list)  # native libraries and Python source (`archive_code`)
     targets: list[tuple[str, str]] = field(default_factory=list)  # (member, Hydra `_target_` rated critical)
+    remote: list[tuple[str, str]] = field(default_factory=list)  # (member, auto_map entry into another repository)
 
 
 def analyse(path: Path, fmt: str) -> Outcome:
@@ -233,6 +234,8 @@ def _side(out: Outcome, name: str, data: bytes) -> list[str]:
     elif archive_code.is_config(name):
         config = archive_code.parse_config(name, data)
         out.targets += [(name, target) for target in archive_code.dangerous_targets(config)]
+        if hf_config.is_config(PurePosixPath(name).name):
+            out.remote += [(name, ref) for ref in hf_config.remote_code(config)]
     return []
 
 
@@ -288,6 +291,7 @@ def _analyse_bytes(out: Outcome, name: str, data: bytes) -> None:
         report = scan_pickles(data[header.data_offset :], base=header.data_offset)
     else:
         report = scan_pickles(data)
+        out.targets += [(name or "pickle", target) for target in archive_code.pickled_targets(data)]
     out.reports[name] = report
     out.data[name] = data
 
@@ -346,6 +350,9 @@ def findings(rel: str, digest: str, outcome: Outcome) -> list[ModelFinding]:
     for member, target in outcome.targets:
         message = f"{member}: Hydra _target_ {target!r}, imported and called by hydra.utils.instantiate on load"
         out.append(make("OWS-MDL-032", message, executes=target))
+    for member, ref in outcome.remote:
+        message = f"{member}: auto_map {ref}: trust_remote_code=True downloads and runs code from another repository"
+        out.append(make("OWS-MDL-033", message, executes=ref))
     out += [make("OWS-MDL-031", p) for p in outcome.tensor_problems]
     out += _code_findings(make, outcome.code)
     for name, data in outcome.data.items():

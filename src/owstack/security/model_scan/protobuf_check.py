@@ -11,8 +11,16 @@
   operator domain is neither ONNX's nor onnxruntime's own nor a function the model defines: such a model runs
   only with a custom-operator library registered from elsewhere (native code; onnxruntime
   `SessionOptions.register_custom_ops_library`), the model names the code it needs without carrying it.
-- TensorFlow graphs (`saved_model.pb`, frozen `.pb`): a node whose op is `ReadFile` or `WriteFile`
-  reads or writes files when the graph runs (modelscan's `unsafe_tf_operators`).
+- TensorFlow graphs (`saved_model.pb`, frozen `.pb`), walked by the schema (SavedModel -> MetaGraphDef ->
+  GraphDef -> NodeDef, and the function library's nodes): `PyFunc`/`EagerPyFunc` call Python (critical);
+  ops that touch the host whatever their inputs (`ReadFile`, `WriteFile`, `MatchingFiles`, `ImmutableConst`,
+  which maps the file its `memory_region_name` names, `WholeFileReader`, `DatasetToTFRecord`, summary
+  writers, ...) are high; saver, table and dataset ops (`SaveV2`, `RestoreV2`, `MergeV2Checkpoints`,
+  `InitializeTableFromTextFile`, `TFRecordDataset`, ...), which every SavedModel's saver uses, are high when
+  a path input is a constant that is absolute, climbs with `..` or is a URL; any op whose path attribute
+  (`PrintV2` `output_stream: file://...`, `debug_urls`, `descriptor_source`) names a file is high, and so is
+  a SavedModel `asset_file_def` file name that is absolute or climbs out (the loader joins it to
+  `assets/`, and an absolute name replaces the folder: a vocabulary table then reads any file).
 """
 
 from __future__ import annotations
@@ -200,3 +208,193 @@ def escapes(location: str) -> bool:
 
 def tf_file_ops(data: bytes) -> list[str]:
     return [op for op in TF_FILE_OPS if b"\x12" + bytes([len(op)]) + op.encode() in data]
+
+
+# TensorFlow graphs, walked by the schema (tensorflow/core/framework/graph.proto, node_def.proto,
+# function.proto, attr_value.proto, tensor.proto; tensorflow/core/protobuf/saved_model.proto, meta_graph.proto)
+_TF_MESSAGES: dict[str, dict[int, str]] = {
+    "saved_model": {2: "meta_graph"},
+    "meta_graph": {2: "graph", 6: "asset"},
+    "graph": {1: "node", 2: "library"},
+    "library": {1: "function"},
+    "function": {3: "node"},
+}
+#: ops that call back into the Python process that registered them (tf.py_function, tf.numpy_function)
+TF_PYTHON_OPS = frozenset({"PyFunc", "PyFuncStateless", "EagerPyFunc"})
+#: ops that read, write, list or map files of the host whatever their inputs
+TF_HOST_OPS = frozenset(
+    {
+        "ReadFile",
+        "WriteFile",
+        "MatchingFiles",
+        "MatchingFilesDataset",
+        "ExperimentalMatchingFilesDataset",
+        "ImmutableConst",
+        "WholeFileReader",
+        "WholeFileReaderV2",
+        "DatasetToTFRecord",
+        "ExperimentalDatasetToTFRecord",
+        "SaveDataset",
+        "SaveDatasetV2",
+        "CreateSummaryFileWriter",
+        "CreateSummaryDbWriter",
+        "DebugIdentityV2",
+    }
+)
+#: ops a model's own saver or asset loader uses: reported when a path input is a constant that leaves the folder
+TF_PATH_OPS = frozenset(
+    {
+        "Save",
+        "SaveV2",
+        "SaveSlices",
+        "Restore",
+        "RestoreV2",
+        "RestoreSlice",
+        "MergeV2Checkpoints",
+        "InitializeTableFromTextFile",
+        "InitializeTableFromTextFileV2",
+        "TFRecordDataset",
+        "TFRecordDatasetV2",
+        "TextLineDataset",
+        "FixedLengthRecordDataset",
+        "FixedLengthRecordDatasetV2",
+        "LoadDataset",
+        "SnapshotDataset",
+        "SnapshotDatasetV2",
+        "CSVDataset",
+        "CSVDatasetV2",
+        "ExperimentalCSVDataset",
+        "LMDBDataset",
+        "ExperimentalLMDBDataset",
+        "SqlDataset",
+        "ExperimentalSqlDataset",
+        "LoadAndRemapMatrix",
+        "GenerateVocabRemapping",
+    }
+)
+#: attributes whose string value is a destination or a path (PrintV2 `output_stream`, ImmutableConst
+#: `memory_region_name`, DebugIdentity `debug_urls`, DecodeProtoV2 `descriptor_source`)
+TF_PATH_ATTRS = frozenset({"output_stream", "memory_region_name", "debug_urls", "descriptor_source", "file_path"})
+
+
+class TfNode:
+    def __init__(self, name: str, op: str) -> None:
+        self.name = name
+        self.op = op
+        self.inputs: list[str] = []
+        self.strings: dict[str, list[str]] = {}  # attribute -> its string values (s, list.s, tensor string_val)
+
+
+def _tf_attr_strings(body: memoryview) -> list[str]:
+    """The strings of an AttrValue: `s` (2), `list` (1) -> `s` (2), `tensor` (8) -> `string_val` (8)."""
+    out: list[str] = []
+    for number, wire, value in _fields(body):
+        if wire != 2 or not isinstance(value, memoryview):
+            continue
+        if number == 2:
+            out.append(_text(value))
+        elif number in (1, 8):
+            out += [_text(v) for n, w, v in _fields(value) if w == 2 and n in (2, 8) and isinstance(v, memoryview)]
+    return out
+
+
+def _tf_node(body: memoryview) -> TfNode | None:
+    fields = _fields(body)
+    strings = {n: _text(v) for n, w, v in fields if w == 2 and n in (1, 2)}
+    if not strings.get(2):
+        return None
+    node = TfNode(strings.get(1, ""), strings[2])
+    node.inputs = [_text(v) for n, w, v in fields if n == 3 and w == 2]
+    for number, wire, value in fields:
+        if number != 5 or wire != 2 or not isinstance(value, memoryview):
+            continue
+        try:
+            entry = {n: v for n, w, v in _fields(value) if w == 2}
+            key, attr = entry.get(1), entry.get(2)
+            if isinstance(key, memoryview) and isinstance(attr, memoryview):
+                node.strings.setdefault(_text(key), []).extend(_tf_attr_strings(attr))
+        except ValueError:
+            continue
+    return node
+
+
+def tf_nodes(data: bytes, assets: list[str] | None = None) -> list[TfNode]:
+    """Every NodeDef of a SavedModel or a frozen GraphDef (and of their function libraries); the file names of
+    a SavedModel's `asset_file_def` entries are added to `assets`."""
+    out: list[TfNode] = []
+    todo: list[tuple[str, memoryview, int]] = [("saved_model", memoryview(data), 0), ("graph", memoryview(data), 0)]
+    messages = 0
+    while todo and messages < _MAX_MESSAGES:
+        kind, body, depth = todo.pop()
+        messages += 1
+        try:
+            if kind == "node":
+                node = _tf_node(body)
+                if node is not None:
+                    out.append(node)
+                continue
+            fields = _fields(body)
+        except ValueError:
+            continue
+        if kind == "asset" and assets is not None:  # AssetFileDef: tensor_info (1), filename (2)
+            assets += [_text(v) for n, w, v in fields if n == 2 and w == 2]
+            continue
+        children = _TF_MESSAGES.get(kind, {})
+        for number, wire, value in fields:
+            if wire == 2 and number in children and isinstance(value, memoryview) and depth < _MAX_NESTING:
+                todo.append((children[number], value, depth + 1))
+    return out
+
+
+def _standard_stream(value: str) -> bool:
+    """PrintV2's own streams and DecodeProtoV2's in-process descriptor sources: no file."""
+    return value in ("stderr", "stdout") or value.startswith(("log(", "local://", "bytes://"))
+
+
+def _outside(value: str) -> bool:
+    return escapes(value) or value.startswith("file:") or "://" in value
+
+
+def _const_ancestors(node: TfNode, by_name: dict[str, TfNode], limit: int = 256) -> list[str]:
+    """The names of the nodes `node` reads from, transitively (a path built by StringJoin, Identity, ... of
+    constants), at most `limit` of them."""
+    seen: set[str] = set()
+    todo = list(node.inputs)
+    while todo and len(seen) < limit:
+        name = todo.pop().lstrip("^").split(":")[0]
+        if name in seen:
+            continue
+        seen.add(name)
+        parent = by_name.get(name)
+        if parent is not None:
+            todo.extend(parent.inputs)
+    return sorted(seen)
+
+
+def tf_host_ops(data: bytes) -> list[tuple[str, str]]:
+    """(severity, description) of the nodes of a TensorFlow graph that reach the host when the graph runs."""
+    assets: list[str] = []
+    nodes = tf_nodes(data, assets)
+    consts = {n.name: n.strings.get("value", []) for n in nodes if n.op == "Const"}
+    by_name = {n.name: n for n in nodes}
+    out: list[tuple[str, str]] = []
+    for node in nodes:
+        paths = [s for key in TF_PATH_ATTRS for s in node.strings.get(key, []) if s and not _standard_stream(s)]
+        if node.op in TF_PYTHON_OPS:
+            out.append(("critical", f"node {node.name!r} runs the {node.op} op (a Python callback)"))
+        elif node.op in TF_HOST_OPS:
+            where = f" on {paths[0]!r}" if paths else ""
+            out.append(("high", f"node {node.name!r} runs the {node.op} op{where}"))
+        elif node.op in TF_PATH_OPS:
+            named = [v for c in _const_ancestors(node, by_name) for v in consts.get(c, []) if _outside(v)]
+            if named:
+                out.append(("high", f"node {node.name!r} runs the {node.op} op on the constant path {named[0]!r}"))
+        elif paths:
+            out.append(("high", f"node {node.name!r} runs the {node.op} op writing to {paths[0]!r}"))
+    for asset in dict.fromkeys(assets):
+        if _outside(asset):  # the loader opens os.path.join(export_dir, "assets", filename): an absolute name wins
+            out.append(("high", f"asset file {asset!r} lies outside the SavedModel's assets folder"))
+    for op in tf_file_ops(data):  # a node the walk could not place (a truncated or reordered message)
+        if not any(node.op == op for node in nodes):
+            out.append(("high", f"a node runs the {op} op"))
+    return out
