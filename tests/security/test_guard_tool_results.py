@@ -9,7 +9,7 @@ remediation steps, CI logs, help text, people asking people for things, TODO lis
 advisories describing injections) alone and in a tool result, and every tool result with benign field values,
 must not be.
 
-Run as a script for the rates (rules alone and with the classifier), `blind` included:
+Run as a script for the rates (rules alone and with the classifier), `fresh` and `blind` included:
     PYTHONPATH=$PWD/src .venv/bin/python tests/security/test_guard_tool_results.py
 """
 
@@ -102,6 +102,8 @@ def _rates(verbose: bool = False) -> None:
     sets = (
         ("attack", "all", attacks()),
         ("benign", "all", benign()),
+        ("attack", "fresh", attacks("fresh_attacks")),
+        ("benign", "fresh", benign("fresh_benign")),
         ("attack", "blind", attacks("blind_attacks")),
         ("benign", "blind", benign("blind_benign")),
     )
@@ -109,10 +111,10 @@ def _rates(verbose: bool = False) -> None:
         for name, text in cases:
             found = [f for f in scan_text(text, source="tool") if SEVERITY_RANK[f.severity] >= SEVERITY_RANK["medium"]]
             rules = any(f.rule != "OWS-GRD-100" for f in found)
-            if verbose and (rules != (label == "attack")) and part != "blind":
+            if verbose and (rules != (label == "attack")) and part != "blind":  # blind: rates only
                 print("MISS" if label == "attack" else "FP  ", name, [f.rule for f in found])
             kind = name.split("-")[0]
-            keys = {f"{label}:{part}"} if part == "blind" else {f"{label}:*", f"{label}:{kind}"}
+            keys = {f"{label}:{part}"} if part != "all" else {f"{label}:*", f"{label}:{kind}"}
             for key in sorted(keys):
                 g = groups.setdefault(key, [0, 0, 0])
                 g[0] += int(bool(found))

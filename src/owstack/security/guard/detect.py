@@ -163,7 +163,9 @@ def _tool_orders(text: str) -> list[GuardFinding]:
     """Orders to the AI planted in a field of a tool result (`tool_orders`, OWS-GRD-018)."""
     out: list[GuardFinding] = []
     for start, end, message in tool_orders.findings(text):
-        quiet = is_mention(text, start, end) or is_negated(text, start) or _quoted_discussion(text, start)
+        # a match that holds a quotation mark is structured data ({"role": "system", ...}), not a quoted example
+        mention = is_mention(text, start, end) and '"' not in text[start:end]
+        quiet = mention or is_negated(text, start) or _quoted_discussion(text, start)
         severity: Severity = "low" if quiet else "medium"
         out.append(GuardFinding("OWS-GRD-018", severity, "override", start, end, safe_excerpt(text, start, end), message))
     return out

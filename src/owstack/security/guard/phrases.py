@@ -441,7 +441,7 @@ def is_mention(text: str, start: int, end: int) -> bool:
 
 
 #: the start of a JSON value: `"key": "` right before the match
-_JSON_VALUE_START = re.compile(r'"[\w.-]{1,40}"\s*:\s*"$')
+_JSON_VALUE_START = re.compile(r'(?:"[\w.-]{1,40}"\s*:\s*|(?<![\w.-])[\w.-]{1,40}=)"$')
 _JSON_KEY_BEFORE = re.compile(r'"\w{1,40}"\s*:\s*"?\s*$')
 
 

@@ -43,7 +43,7 @@ _VALUE = (
 
 _PATTERNS: tuple[tuple[tuple[str, ...], int, int, re.Pattern[str], str], ...] = (
     (
-        ("you, the", "you the", "to you"),
+        ("you, the", "you the", "to you", "addressed", "directed", "written", "you are", "me,", "the user", "your user"),
         80,
         60,
         re.compile(
@@ -51,6 +51,15 @@ _PATTERNS: tuple[tuple[tuple[str, ...], int, int, re.Pattern[str], str], ...] = 
             r"(?i)\b(?:to|for|hey|hello|hi|dear)\s+you\s*,?\s+the\s+(?:(?:ai|llm|automated|virtual)[\s-]+)?"
             r"(?:ai|llm|assistant|agent|model|language\s+model|chatbot|bot|copilot)\b"
             r"|\bmessage\s+from\s+me\b[^.!?\n]{0,60}?\bto\s+you\b"
+            # "I authorise you, the coding agent, to ...", "this memo is addressed to the AI agent managing ..."
+            r"|\byou\s*,\s+the\s+(?:[\w-]+\s+)?(?:ai|llm|assistant|agent|model|chatbot|bot|copilot)\s*,"
+            r"|\b(?:addressed|directed|written)\s+to\s+(?:you\s*,?\s+)?(?:the|any)\s+(?:(?:ai|llm|automated)[\s-]+)?"
+            r"(?:assistant|agent|model|ai|llm|bot|chatbot)\b"
+            r"|\b(?:because|since|as)\s+you\s+are\s+(?:the|an?)\s+(?:(?:ai|llm|automated)[\s-]+)?(?:assistant|agent|ai|model"
+            r"|llm)\s+(?:for|of|managing|handling|that|who|in\s+charge)\b"
+            # "it's me, the user, writing from my other account", "this is the user speaking"
+            r"|\b(?:it'?s|it\s+is)\s+me\s*,\s+(?:the|your)\s+user\b|\bthis\s+is\s+(?:the|your)\s+user\s+(?:speaking"
+            r"|writing|here)\b"
         ),
         "a letter to the AI reading the tool result",
     ),
@@ -72,7 +81,7 @@ _PATTERNS: tuple[tuple[tuple[str, ...], int, int, re.Pattern[str], str], ...] = 
     ),
     (
         ("ignore", "disregard", "forget", "skip", "abandon", "drop", "not", "don't", "stop", "no longer", "cancel",
-         "task", "instead"),
+         "task", "instead", "instruction", "goal", "objective", "assignment", "orders"),
         12,
         120,
         re.compile(
@@ -92,6 +101,8 @@ _PATTERNS: tuple[tuple[tuple[str, ...], int, int, re.Pattern[str], str], ...] = 
             r"|\bstop\s+what\s+you\s+are\s+doing\b"
             r"|\b(?:the|your)\s+(?:new|real|actual|true|updated|only)\s+(?:task|job|goal|objective|assignment)\s+(?:is|now\s+is)\b"
             r"|\byou\s+are\s+now\s+(?:tasked|instructed|required|asked|assigned)\s+(?:with|to)\b"
+            r"|\byour\s+(?:task|instructions?|goal|objective|assignment|orders)\s+(?:has|have)\s+(?:just\s+)?(?:been\s+)?"
+            r"(?:updated|changed|replaced|modified|overridden|revised|extended)\b"
             r"|\binstead\s+of\s+(?:doing\s+|completing\s+|answering\s+|summari[sz]ing\s+)?(?:what\s+the\s+user|the\s+user'?s"
             r"|your\s+(?:task|assignment))\b"
         ),
@@ -149,28 +160,30 @@ _PATTERNS: tuple[tuple[tuple[str, ...], int, int, re.Pattern[str], str], ...] = 
         "tells the AI what to answer the user",
     ),
     (
-        ("assistant", "agent", "ai", "model", "bot", "llm", "copilot"),
+        ("assistant", "agent", "ai", "model", "bot", "llm", "copilot", "claude", "gpt", "gemini"),
         60,
         200,
         re.compile(
             # "Hello assistant!", "Hi there, automated assistant!", "Assistant, use your slack tool", "AI, when you",
             # "Thank you for processing this transaction, assistant. As a final step, please ..."
-            r"(?i)(?:(?:^|(?<=[\"'\n>(\[]))[ \t]*(?:(?:hello|hi|hey|dear|ok|okay|yo|attention|note)\b[ \t]*,?[ \t]*(?:there\b"
+            r"(?i)(?:(?:^|(?<=[\"'\n>(\[|]))[ \t]*(?:(?:hello|hi|hey|dear|ok|okay|yo|attention|note)\b[ \t]*,?[ \t]*(?:there\b"
             r"[ \t]*,?[ \t]*)?)?(?:the\s+|dear\s+)?(?:(?:ai|automated|virtual|llm)[\s-]+)?(?:assistant|agent|ai|model|llm"
-            r"|bot|chatbot|copilot)[ \t]*[,!]"
+            r"|bot|chatbot|copilot|claude|gpt|gemini|chatgpt)[ \t]*(?:[,!]|[-–—][ \t]|:(?![^\n]{0,200}\b(?:user|human)\s*:))"
             r"|\b(?:hello|hi|hey|dear)[ \t]*,?[ \t]*(?:there[ \t]*,?[ \t]*)?(?:(?:ai|automated|virtual|llm)[\s-]+)?"
-            r"(?:assistant|agent|ai|llm|chatbot)[ \t]*[,!:]"
+            r"(?:assistant|agent|ai|llm|chatbot|claude|gpt|gemini|chatgpt|copilot)[ \t]*[,!:]"
+            r"|\bp\.?\s?s\.?[ \t]*,?[ \t]*(?:(?:ai|automated)[ \t]+)?(?:assistant|agent|ai|copilot)[ \t]*[,:\-–—]"
             r"|\b(?:thanks|thank\s+you)\b[^.!?\n]{0,60}?,[ \t]*(?:(?:ai|automated)[ \t]+)?(?:assistant|agent|ai)[ \t]*[.!])"
             r"[^\n]{0,160}?\b(?:please|kindly|could\s+you|can\s+you|would\s+you|you\s+(?:must|need|should|have\s+to|will)"
             r"|(?:send|forward|transfer|wire|pay|email|share|post|upload|delete|remove|grant|invite|approve|reveal|call"
             r"|invoke|use|run|execute|open|visit|fetch|include|tell|reply|respond|book|schedule|cc|add|write|ignore"
-            r"|disregard|leave\s+out|omit)\b)"
+            r"|disregard|leave\s+out|omit|cancel|decline|close|assign|update|move|push|merge|disable|print|don'?t\s+(?:tell"
+            r"|mention|say)|do\s+not\s+(?:tell|mention|say)|just\s+say|say\s+that)\b)"
         ),
         "speaks to the AI and asks it to act",
     ),
     (
         ("answer", "response", "reply", "reading this", "processing this", "handling this", "instruction", "note",
-         "message", "system", "admin", "assistant"),
+         "message", "system", "admin", "assistant", "for the", "for any", "role"),
         60,
         240,
         re.compile(
@@ -180,13 +193,21 @@ _PATTERNS: tuple[tuple[tuple[str, ...], int, int, re.Pattern[str], str], ...] = 
             r"|\b(?:the\s+)?(?:real|actual|correct|true|right|only)\s+answer\s+to\s+the\s+user'?s?'?\s+(?:question|request"
             r"|query)\s+is\b"
             # "To the model reading this:", "to whichever agent is handling this,"
-            r"|\bto\s+(?:the|any|whichever|whatever)\s+(?:ai\s+)?(?:model|assistant|agent|ai|llm|bot)\s+(?:that\s+is\s+|is\s+)?"
-            r"(?:reading|processing|handling|parsing|summari[sz]ing|seeing|receiving)\s+this\s*[:,]"
+            r"|\b(?:to|for)\s+(?:(?:the|any|whichever|whatever)\s+(?:ai\s+)?(?:model|assistant|agent|ai|llm|bot)|whoever"
+            r"|whatever|anyone|anything)\s+(?:that\s+is\s+|is\s+|who\s+is\s+)?(?:reading|processing|handling|parsing"
+            r"|summari[sz]ing|seeing|receiving)\s+this\b[^.!?\n:]{0,30}[:,]"
+            # "Task for the assistant:", "Action for the agent -", "Please note, AI:"
+            r"|\b(?:task|job|action|request|order|todo|to-do|assignment)s?\s+for\s+(?:the\s+|any\s+)?(?:(?:ai|llm)[\s-]+)?"
+            r"(?:ai|assistant|agent|model|llm|bot|copilot)s?\s*[:,\-–—]"
+            r"|\bnote\s*,\s*(?:ai|assistant|agent|model|llm|copilot)\s*[:,]"
+            # a forged chat message in the data: {"role": "system", "content": "..."}
+            r"|\\?\"role\\?\"\s*:\s*\\?\"(?:system|developer)\\?\"\s*,\s*\\?\"content\\?\"\s*:"
             # a role label inside a field value: "SYSTEM: ...", "Assistant instruction: ...", "[ADMIN] ..."
-            r"|(?:^|(?<=[\"'\]>}|\s]))[\[(<]?(?:system|admin|administrator|developer|assistant|operator|root)(?:\s+"
-            r"(?:message|instructions?|note|notice|override|update|command))?(?:[\])>]\s*:?|\s*:)"
+            r"|(?:(?:^|(?<=[\"'\]>}|\n]))[ \t]*[\[(<]?|(?<=\s)[\[(<])(?:system|admin|administrator|developer|assistant"
+            r"|operator|root)(?:\s+"
+            r"(?:message|instructions?|note|notice|override|update|command))?(?:[\])>]\s*:?|\s*(?::|>>|=>|->))"
             r"[^\n]{0,200}?\b(?:you\s+(?:must|should|will|are\s+now|have\s+to|need\s+to)|your\s+(?:real|new|actual|final"
-            r"|next|only)\b|ignore\s|disregard\s|the\s+(?:assistant|ai|agent|model)\s+(?:must|should|has\s+to|needs\s+to)"
+            r"|next|only)\b|next\s+(?:action|step|task)\s*:|ignore\s|disregard\s|always\s+include|from\s+now\s+on|the\s+(?:assistant|ai|agent|model)\s+(?:must|should|has\s+to|needs\s+to)"
             r"|in\s+your\s+(?:final\s+)?(?:answer|response|reply)|(?:tell|inform)\s+the\s+user|reply\s+only|do\s+not\s+"
             r"(?:tell|mention|inform)|forward\s+(?:the|all|every|this)|transfer\s+(?:the|all|\$?\d)|send\s+(?:the|all|every)"
             r"\s+(?:\w+\s+)?(?:conversation|history|messages|emails|files|data|contacts|passwords?|keys?|tokens?))"
