@@ -109,7 +109,7 @@ _PATTERNS: tuple[tuple[tuple[str, ...], int, int, re.Pattern[str], str], ...] = 
         "tells the AI to drop the user's task",
     ),
     (
-        ("call", "invoke", "use", "run", "trigger", "execute"),
+        ("call", "invoke", "use ", "use\t", "use\n", "run", "trigger", "execute"),
         80,
         220,
         re.compile(
@@ -160,7 +160,8 @@ _PATTERNS: tuple[tuple[tuple[str, ...], int, int, re.Pattern[str], str], ...] = 
         "tells the AI what to answer the user",
     ),
     (
-        ("assistant", "agent", "ai", "model", "bot", "llm", "copilot", "claude", "gpt", "gemini"),
+        ("assistant", "agent", "ai ", "ai,", "ai!", "ai:", "ai-", "ai\t", "ai\u2014", "ai\u2013", "model", "bot", "llm",
+         "copilot", "claude", "gpt", "gemini"),
         60,
         200,
         re.compile(
