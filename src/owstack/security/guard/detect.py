@@ -167,7 +167,9 @@ def _tool_orders(text: str) -> list[GuardFinding]:
         mention = is_mention(text, start, end) and '"' not in text[start:end]
         quiet = mention or is_negated(text, start) or _quoted_discussion(text, start)
         severity: Severity = "low" if quiet else "medium"
-        out.append(GuardFinding("OWS-GRD-018", severity, "override", start, end, safe_excerpt(text, start, end), message))
+        out.append(
+            GuardFinding("OWS-GRD-018", severity, "override", start, end, safe_excerpt(text, start, end), message)
+        )
     return out
 
 

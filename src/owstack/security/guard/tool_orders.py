@@ -43,7 +43,18 @@ _VALUE = (
 
 _PATTERNS: tuple[tuple[tuple[str, ...], int, int, re.Pattern[str], str], ...] = (
     (
-        ("you, the", "you the", "to you", "addressed", "directed", "written", "you are", "me,", "the user", "your user"),
+        (
+            "you, the",
+            "you the",
+            "to you",
+            "addressed",
+            "directed",
+            "written",
+            "you are",
+            "me,",
+            "the user",
+            "your user",
+        ),
         80,
         60,
         re.compile(
@@ -72,7 +83,9 @@ _PATTERNS: tuple[tuple[tuple[str, ...], int, int, re.Pattern[str], str], ...] = 
             # "before you continue with what you were asked", "to finish your task you need to"
             r"(?i)\bbefore\s+(?:you\s+(?:can\s+|could\s+|may\s+|do\s+|start\s+|get\s+to\s+)?)?"
             r"(?:solv|complet|finish|continu|proceed|answer|respond|repl|do|carry|start|work|handl|perform|fulfil|address)\w*"
-            r"\s+(?:(?:with|on|to)\s+)?(?:" + _TASK + r"\b|what\s+(?:you\s+were|the\s+user)\s+(?:asked|requested|wanted)"
+            r"\s+(?:(?:with|on|to)\s+)?(?:"
+            + _TASK
+            + r"\b|what\s+(?:you\s+were|the\s+user)\s+(?:asked|requested|wanted)"
             r"|anything\s+else)"
             r"|\b(?:to|in\s+order\s+to)\s+(?:solve|complete|finish|accomplish|continue|carry\s+out)\s+(?:your|the\s+user'?s?'?)"
             r"\s+(?:task|assignment|job|request)\b"
@@ -80,8 +93,26 @@ _PATTERNS: tuple[tuple[tuple[str, ...], int, int, re.Pattern[str], str], ...] = 
         "makes something else a condition of the AI's task",
     ),
     (
-        ("ignore", "disregard", "forget", "skip", "abandon", "drop", "not", "don't", "stop", "no longer", "cancel",
-         "task", "instead", "instruction", "goal", "objective", "assignment", "orders"),
+        (
+            "ignore",
+            "disregard",
+            "forget",
+            "skip",
+            "abandon",
+            "drop",
+            "not",
+            "don't",
+            "stop",
+            "no longer",
+            "cancel",
+            "task",
+            "instead",
+            "instruction",
+            "goal",
+            "objective",
+            "assignment",
+            "orders",
+        ),
         12,
         120,
         re.compile(
@@ -160,20 +191,41 @@ _PATTERNS: tuple[tuple[tuple[str, ...], int, int, re.Pattern[str], str], ...] = 
         "tells the AI what to answer the user",
     ),
     (
-        ("assistant", "agent", "ai ", "ai,", "ai!", "ai:", "ai-", "ai\t", "ai\u2014", "ai\u2013", "model", "bot", "llm",
-         "copilot", "claude", "gpt", "gemini"),
+        (
+            "assistant",
+            "agent",
+            "ai ",
+            "ai,",
+            "ai!",
+            "ai:",
+            "ai-",
+            "ai\t",
+            "ai\u2014",
+            "ai\u2013",
+            "model",
+            "bot",
+            "llm",
+            "copilot",
+            "claude",
+            "gpt",
+            "gemini",
+        ),
         60,
         200,
         re.compile(
             # "Hello assistant!", "Hi there, automated assistant!", "Assistant, use your slack tool", "AI, when you",
             # "Thank you for processing this transaction, assistant. As a final step, please ..."
-            r"(?i)(?:(?:^|(?<=[\"'\n>(\[|]))[ \t]*(?:(?:hello|hi|hey|dear|ok|okay|yo|attention|note)\b[ \t]*,?[ \t]*(?:there\b"
-            r"[ \t]*,?[ \t]*)?)?(?:the\s+|dear\s+)?(?:(?:ai|automated|virtual|llm)[\s-]+)?(?:assistant|agent|ai|model|llm"
-            r"|bot|chatbot|copilot|claude|gpt|gemini|chatgpt)[ \t]*(?:[,!]|[-–—][ \t]|:(?![^\n]{0,200}\b(?:user|human)\s*:))"
-            r"|\b(?:hello|hi|hey|dear)[ \t]*,?[ \t]*(?:there[ \t]*,?[ \t]*)?(?:(?:ai|automated|virtual|llm)[\s-]+)?"
+            r"(?i)(?:(?:^|(?<=[\"'\n>(\[|]))[ \t]*(?:(?:hello|hi|hey|dear|ok|okay|yo|attention|note)\b[ \t]*,?[ \t]*"
+            r"(?:there\b[ \t]*,?[ \t]*)?)?(?:the\s+|dear\s+)?(?:(?:ai|automated|virtual|llm)[\s-]+)?"
+            r"(?:assistant|agent|ai|model|llm"
+            r"|bot|chatbot|copilot|claude|gpt|gemini|chatgpt)[ \t]*(?:[,!]|[-–—][ \t]"
+            r"|:(?![^\n]{0,200}\b(?:user|human)\s*:))"
+            r"|\b(?:hello|hi|hey|dear)[ \t]*,?[ \t]*(?:there[ \t]*,?[ \t]*)?"
+            r"(?:(?:ai|automated|virtual|llm)[\s-]+)?"
             r"(?:assistant|agent|ai|llm|chatbot|claude|gpt|gemini|chatgpt|copilot)[ \t]*[,!:]"
             r"|\bp\.?\s?s\.?[ \t]*,?[ \t]*(?:(?:ai|automated)[ \t]+)?(?:assistant|agent|ai|copilot)[ \t]*[,:\-–—]"
-            r"|\b(?:thanks|thank\s+you)\b[^.!?\n]{0,60}?,[ \t]*(?:(?:ai|automated)[ \t]+)?(?:assistant|agent|ai)[ \t]*[.!])"
+            r"|\b(?:thanks|thank\s+you)\b[^.!?\n]{0,60}?,[ \t]*(?:(?:ai|automated)[ \t]+)?(?:assistant|agent|ai)"
+            r"[ \t]*[.!])"
             r"[^\n]{0,160}?\b(?:please|kindly|could\s+you|can\s+you|would\s+you|you\s+(?:must|need|should|have\s+to|will)"
             r"|(?:send|forward|transfer|wire|pay|email|share|post|upload|delete|remove|grant|invite|approve|reveal|call"
             r"|invoke|use|run|execute|open|visit|fetch|include|tell|reply|respond|book|schedule|cc|add|write|ignore"
@@ -183,8 +235,23 @@ _PATTERNS: tuple[tuple[tuple[str, ...], int, int, re.Pattern[str], str], ...] = 
         "speaks to the AI and asks it to act",
     ),
     (
-        ("answer", "response", "reply", "reading this", "processing this", "handling this", "instruction", "note",
-         "message", "system", "admin", "assistant", "for the", "for any", "role"),
+        (
+            "answer",
+            "response",
+            "reply",
+            "reading this",
+            "processing this",
+            "handling this",
+            "instruction",
+            "note",
+            "message",
+            "system",
+            "admin",
+            "assistant",
+            "for the",
+            "for any",
+            "role",
+        ),
         60,
         240,
         re.compile(
@@ -227,7 +294,6 @@ _PATTERNS: tuple[tuple[tuple[str, ...], int, int, re.Pattern[str], str], ...] = 
         ),
         "speaks to the AI and asks it to act",
     ),
-
 )
 
 
@@ -255,7 +321,10 @@ def findings(text: str) -> list[tuple[int, int, str]]:
                     out.append((m.start(), m.end(), message))
     if _JOINED.search(text):
         view = _SEPARATOR.sub(" ", text)  # same length: offsets hold
-        out.extend((m.start(), m.end(), "orders the AI in words joined as a file name") for m in _JOINED_ORDER.finditer(view, 0, 8192))
+        out.extend(
+            (m.start(), m.end(), "orders the AI in words joined as a file name")
+            for m in _JOINED_ORDER.finditer(view, 0, 8192)
+        )
     return out
 
 
