@@ -9,7 +9,7 @@ remediation steps, CI logs, help text, people asking people for things, TODO lis
 advisories describing injections) alone and in a tool result, and every tool result with benign field values,
 must not be.
 
-Run as a script for the rates (rules alone and with the classifier), `fresh` and `blind` included:
+Run as a script for the rates (rules alone and with the classifier), `fresh`, `blind` and `blind2` included:
     PYTHONPATH=$PWD/src .venv/bin/python tests/security/test_guard_tool_results.py
 """
 
@@ -106,12 +106,14 @@ def _rates(verbose: bool = False) -> None:
         ("benign", "fresh", benign("fresh_benign")),
         ("attack", "blind", attacks("blind_attacks")),
         ("benign", "blind", benign("blind_benign")),
+        ("attack", "blind2", attacks("blind2_attacks")),
+        ("benign", "blind2", benign("blind2_benign")),
     )
     for label, part, cases in sets:
         for name, text in cases:
             found = [f for f in scan_text(text, source="tool") if SEVERITY_RANK[f.severity] >= SEVERITY_RANK["medium"]]
             rules = any(f.rule != "OWS-GRD-100" for f in found)
-            if verbose and (rules != (label == "attack")) and part != "blind":  # blind: rates only
+            if verbose and (rules != (label == "attack")) and part == "all":
                 print("MISS" if label == "attack" else "FP  ", name, [f.rule for f in found])
             kind = name.split("-")[0]
             keys = {f"{label}:{part}"} if part != "all" else {f"{label}:*", f"{label}:{kind}"}
