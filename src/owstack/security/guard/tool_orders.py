@@ -15,6 +15,7 @@ texts, searched only around its key words.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from owstack.security.guard.phrases import merge_spans
 
@@ -215,7 +216,13 @@ _PATTERNS: tuple[tuple[tuple[str, ...], int, int, re.Pattern[str], str], ...] = 
             "ai\u2014",
             "ai\u2013",
             "model",
-            "bot",
+            "bot ",
+            "bot,",
+            "bot:",
+            "bot!",
+            "bots",
+            "bot-",
+            "bot]",
             "llm",
             "copilot",
             "claude",
@@ -265,6 +272,18 @@ _PATTERNS: tuple[tuple[tuple[str, ...], int, int, re.Pattern[str], str], ...] = 
             "for the",
             "for any",
             "role",
+            "in your",
+            "to the",
+            "to any",
+            "to which",
+            "to what",
+            "for which",
+            "for what",
+            "to whoever",
+            "for whoever",
+            "developer",
+            "operator",
+            "root",
         ),
         60,
         240,
@@ -351,7 +370,13 @@ _PATTERNS: tuple[tuple[tuple[str, ...], int, int, re.Pattern[str], str], ...] = 
             "assistant",
             "agent",
             "chatbot",
-            "bot",
+            "bot ",
+            "bot,",
+            "bot:",
+            "bot!",
+            "bots",
+            "bot-",
+            "bot]",
             "copilot",
             "model",
             "you there",
@@ -431,6 +456,15 @@ _PATTERNS: tuple[tuple[tuple[str, ...], int, int, re.Pattern[str], str], ...] = 
 )
 
 
+def _key_positions(lowered: str, key: str) -> Iterator[int]:
+    """Where `key` starts a word of `lowered` ("bot" in "the bot", not in "bottle"): every pattern's keys do."""
+    pos = lowered.find(key)
+    while pos >= 0:
+        if pos == 0 or not lowered[pos - 1].isalpha():
+            yield pos
+        pos = lowered.find(key, pos + 1)
+
+
 def findings(text: str) -> list[tuple[int, int, str]]:
     """(start, end, message) of orders to the AI reading a tool result. Long texts are searched around keys."""
     lowered = text.lower()
@@ -438,15 +472,15 @@ def findings(text: str) -> list[tuple[int, int, str]]:
     out: list[tuple[int, int, str]] = []
     for keys, before, after, pattern, message in _PATTERNS:
         if whole:
-            if any(k in lowered for k in keys):
+            if any(next(_key_positions(lowered, k), -1) >= 0 for k in keys):
                 out.extend((m.start(), m.end(), message) for m in pattern.finditer(text))
             continue
         spans: list[tuple[int, int]] = []
         for key in keys:
-            pos = lowered.find(key)
-            while pos >= 0 and len(spans) < 4096:
+            for pos in _key_positions(lowered, key):
                 spans.append((max(0, pos - before), pos + len(key) + after))
-                pos = lowered.find(key, pos + 1)
+                if len(spans) >= 4096:
+                    break
         seen: set[tuple[int, int]] = set()
         for start, end in merge_spans(spans):
             for m in pattern.finditer(text, start, min(end, len(text))):
