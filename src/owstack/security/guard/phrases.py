@@ -434,8 +434,15 @@ def is_mention(text: str, start: int, end: int) -> bool:
     before = text[max(0, start - 3) : start]
     after = text[end : end + 12]
     if any(q in before for q in _QUOTES) and any(q in after for q in _QUOTES):
-        return True
-    return bool(_META_BEFORE.search(text[max(0, start - 40) : start]))
+        return not _JSON_VALUE_START.search(text[max(0, start - 40) : start])
+    meta = _META_BEFORE.search(text[max(0, start - 40) : start])
+    # a JSON key named "text", "message" or "prompt" introduces a value, not an example: {"text": "..."}
+    return bool(meta) and not _JSON_KEY_BEFORE.search(text[max(0, start - 40) : start])
+
+
+#: the start of a JSON value: `"key": "` right before the match
+_JSON_VALUE_START = re.compile(r'(?:"[\w.-]{1,40}"\s*:\s*|(?<![\w.-])[\w.-]{1,40}=)"$')
+_JSON_KEY_BEFORE = re.compile(r'"\w{1,40}"\s*:\s*"?\s*$')
 
 
 _QUOTED = re.compile("[\"'`“‘«]([^\"'`”’»\n]{3,200})[\"'`”’»]")
