@@ -323,18 +323,28 @@ def _recipe_lines(root: Path, here: Path, lines: list[str], depth: int) -> Risk 
     return None
 
 
-def _make(root: Path, here: Path, rest: list[str], depth: int = 0) -> Risk | None:
+def _runner_args(
+    rest: list[str], folder_flags: tuple[str, ...], other_flags: tuple[str, ...], *, first_only: bool = False
+) -> tuple[str, list[str]]:
+    """A task runner's command line (`make`, `just`): (the folder it is told to run in, the targets named)."""
     folder, targets, skip = "", [], False
     for i, word in enumerate(rest):
         if skip:
             skip = False
             continue
-        if word in ("-C", "--directory", "-f", "--file"):
-            if word in ("-C", "--directory") and i + 1 < len(rest):
+        if word in folder_flags or word in other_flags:
+            if word in folder_flags and i + 1 < len(rest):
                 folder = rest[i + 1]
             skip = True
         elif not word.startswith("-") and "=" not in word:
             targets.append(word)
+            if first_only:
+                break
+    return folder, targets
+
+
+def _make(root: Path, here: Path, rest: list[str], depth: int = 0) -> Risk | None:
+    folder, targets = _runner_args(rest, ("-C", "--directory"), ("-f", "--file"))
     for name in ("GNUmakefile", "makefile", "Makefile"):
         text = _read(root, (root / folder, here / folder), name)
         if text is not None:
@@ -362,18 +372,8 @@ _JUST_RECIPE = re.compile(r"^@?([A-Za-z_][\w-]*)((?:\s+[^:=\s][^:=]*)?)\s*:(?!=)
 
 def _just(root: Path, here: Path, rest: list[str], depth: int) -> Risk | None:
     """`just [RECIPE]`: the recipe (the first of the justfile when none is named) and its dependencies."""
-    folder, targets, skip = "", [], False
-    for i, word in enumerate(rest):
-        if skip:
-            skip = False
-            continue
-        if word in ("-f", "--justfile", "-d", "--working-directory"):
-            if word in ("-d", "--working-directory") and i + 1 < len(rest):
-                folder = rest[i + 1]
-            skip = True
-        elif not word.startswith("-") and "=" not in word:
-            targets.append(word)
-            break  # what follows are the recipe's arguments
+    # after the recipe come its arguments: only the first name is a target
+    folder, targets = _runner_args(rest, ("-d", "--working-directory"), ("-f", "--justfile"), first_only=True)
     for name in ("justfile", "Justfile", ".justfile"):
         text = _read(root, (root / folder, here / folder), name)
         if text is not None:

@@ -303,32 +303,25 @@ def _data_value(paragraph: str, quote: int) -> bool:
     return not before or before[-1] in ":,[{=\n"
 
 
+def _exfil_finding(text: str, start: int, end: int, message: str) -> GuardFinding:
+    return GuardFinding(
+        "OWS-GRD-014",
+        "low" if _quoted_example(text, start) else "high",
+        "exfiltration",
+        start,
+        end,
+        safe_excerpt(text, start, end),
+        message,
+    )
+
+
 def _links(text: str) -> list[GuardFinding]:
-    out = [
-        GuardFinding(
-            "OWS-GRD-014",
-            "low" if _quoted_example(text, start) else "high",
-            "exfiltration",
-            start,
-            end,
-            safe_excerpt(text, start, end),
-            message,
-        )
-        for start, end, message in exfil_instructions(text)
-    ]
+    out = [_exfil_finding(text, start, end, message) for start, end, message in exfil_instructions(text)]
     if "http" not in text:
         return out + _exfil_other_languages(text, out)
     taken = [(f.start, f.end) for f in out]
     out.extend(
-        GuardFinding(
-            "OWS-GRD-014",
-            "low" if _quoted_example(text, start) else "high",
-            "exfiltration",
-            start,
-            end,
-            safe_excerpt(text, start, end),
-            message,
-        )
+        _exfil_finding(text, start, end, message)
         for start, end, message in exfil_slots(text)
         if not any(s <= start < e or start <= s < end for s, e in taken)
     )

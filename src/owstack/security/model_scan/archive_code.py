@@ -62,9 +62,10 @@ def is_config(name: str) -> bool:
     return PurePosixPath(name.lower()).suffix in CONFIG_SUFFIXES
 
 
-def _nodes(value: Any) -> Iterator[Any]:
+def nodes(value: Any, limit: int = MAX_NODES) -> Iterator[Any]:
+    """Every object, list and scalar inside parsed JSON, at most `limit` of them (iterative: no recursion)."""
     stack, seen = [value], 0
-    while stack and seen < MAX_NODES:
+    while stack and seen < limit:
         node = stack.pop()
         seen += 1
         yield node
@@ -85,7 +86,7 @@ def target_verdict(target: str) -> str | None:
 def dangerous_targets(config: Any) -> list[str]:
     """The `_target_` paths of a parsed config that the pickle policy rates critical."""
     out = []
-    for node in _nodes(config):
+    for node in nodes(config):
         if not isinstance(node, dict):
             continue
         for key in ("_target_", "target"):  # NeMo imports `target` by path too (model_utils.import_class_by_path)

@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+from owstack.security.model_scan.archive_code import nodes
+
 NAMES = frozenset(
     {
         "config.json",
@@ -71,7 +73,7 @@ def _references(value: Any) -> Iterator[str]:
 def _auto_maps(config: Any) -> Iterator[dict[str, Any]]:
     """Every `auto_map` of a config, also in nested sub-configs (`text_config`, ...), and the `impl` of
     each `custom_pipelines` task (transformers' `pipeline()` imports it the same way)."""
-    for node in _nodes(config):
+    for node in nodes(config, MAX_NODES):
         if isinstance(node, dict) and isinstance(node.get("auto_map"), dict):
             yield node["auto_map"]
         if isinstance(node, dict) and isinstance(node.get("custom_pipelines"), dict):
@@ -155,18 +157,6 @@ def diffusers_components(config: Any) -> list[str]:
     return out
 
 
-def _nodes(value: Any) -> Iterator[Any]:
-    stack, seen = [value], 0
-    while stack and seen < MAX_NODES:
-        node = stack.pop()
-        seen += 1
-        yield node
-        if isinstance(node, dict):
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-
-
 _VOCAB = ("vocab_size", "n_vocab", "padded_vocab_size")
 _HIDDEN = ("hidden_size", "n_embd", "d_model", "dim", "model_dim", "embed_dim", "hidden_dim")
 _INTER = ("intermediate_size", "ffn_dim", "n_inner", "d_ff", "ffn_hidden_size", "ffn_embed_dim")
@@ -197,7 +187,7 @@ def parameters(node: dict[str, Any]) -> int:
 def absurd_sizes(config: Any) -> list[tuple[str, int]]:
     """(severity, estimated parameters) for every (sub-)config describing a model past the limits."""
     out: list[tuple[str, int]] = []
-    for node in _nodes(config):
+    for node in nodes(config, MAX_NODES):
         if not isinstance(node, dict):
             continue
         count = parameters(node)
