@@ -34,6 +34,10 @@ class Hit(Generic[T]):
     value: T | None
 
 
+#: the answer for a cached "no such key" (one object: a hit is handed out per request, not built per request)
+_ABSENT: Hit[object] = Hit(None)
+
+
 class KeyCache(Generic[T]):
     def __init__(
         self,
@@ -54,7 +58,7 @@ class KeyCache(Generic[T]):
         self._max_negative = max_negative
         self._clock = clock
         self._lock = threading.Lock()
-        self._positive: OrderedDict[str, tuple[float, T]] = OrderedDict()
+        self._positive: OrderedDict[str, tuple[float, Hit[T]]] = OrderedDict()  # (expiry, the hit handed out)
         self._negative: OrderedDict[str, float] = OrderedDict()
         self._revision: int | None = None
         self._next_check = 0.0
@@ -68,13 +72,13 @@ class KeyCache(Generic[T]):
             entry = self._positive.get(key_id)
             if entry is not None:
                 if entry[0] > now:
-                    return Hit(entry[1])
+                    return entry[1]
                 if entry[0] + self.grace_s <= now:  # past its grace too: nothing left to answer from
                     del self._positive[key_id]
             until = self._negative.get(key_id)
             if until is not None:
                 if until > now:
-                    return Hit(None)
+                    return _ABSENT  # type: ignore[return-value]
                 del self._negative[key_id]
         return None
 
@@ -84,7 +88,7 @@ class KeyCache(Generic[T]):
         with self._lock:
             entry = self._positive.get(key_id)
             if entry is not None and entry[0] + self.grace_s > now:
-                return entry[1]
+                return entry[1].value
         return None
 
     @property
@@ -105,7 +109,7 @@ class KeyCache(Generic[T]):
                     self._negative.popitem(last=False)
             else:
                 self._negative.pop(key_id, None)
-                self._positive[key_id] = (now + self.ttl_s, value)
+                self._positive[key_id] = (now + self.ttl_s, Hit(value))
                 self._positive.move_to_end(key_id)
                 while len(self._positive) > self._max:
                     self._positive.popitem(last=False)
