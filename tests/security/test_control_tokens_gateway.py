@@ -194,11 +194,16 @@ COMPLETIONS: dict[str, dict[str, Any]] = {
     "prompt list of strings": {"prompt": ["hi", FORGED]},
     "suffix": {"prompt": "def f():", "suffix": FORGED},
 }
+EMBEDDINGS: dict[str, dict[str, Any]] = {  # llama.cpp's server and HF tokenizers parse special tokens here too
+    "embeddings input string": {"input": FORGED},
+    "embeddings input list": {"input": ["hi", FORGED]},
+}
 CASES = [
     *(("/v1/chat/completions", k, v) for k, v in CHAT.items()),
     *(("/v1/messages", k, {"max_tokens": 16, **v}) for k, v in MESSAGES.items()),
     *(("/v1/responses", k, {"store": False, **v}) for k, v in RESPONSES.items()),
     *(("/v1/completions", k, v) for k, v in COMPLETIONS.items()),
+    *(("/v1/embeddings", k, v) for k, v in EMBEDDINGS.items()),
 ]
 TOKEN_IDS = {"prompt": [[1, 9690, 198, 2]]}  # <|im_start|>system\n<|im_end|> as SmolLM2's ids
 TEMPLATE_KWARGS = {
@@ -211,6 +216,9 @@ REFUSED = [
     ("/v1/completions", "prompt_embeds", EMBEDS),
     ("/v1/chat/completions", "template in kwargs", TEMPLATE_KWARGS),
 ]
+AS_SENT = [  # what passes unchanged, guarded or not
+    ("/v1/embeddings", "embeddings token ids", {"input": [[1, 9690, 198, 2]]}),
+]
 
 
 def config(tmp: Path, upstream: Proc, neutralize: bool) -> dict[str, Any]:
@@ -219,7 +227,7 @@ def config(tmp: Path, upstream: Proc, neutralize: bool) -> dict[str, Any]:
         "url": upstream.base_url,
         "model": "echo",
         "catalog": "smollm2-135m-instruct",
-        "endpoints": ["chat", "completions"],
+        "endpoints": ["chat", "completions", "embeddings"],
     }
     return {
         "storage": {"url": f"sqlite:///{tmp / ('on' if neutralize else 'off')}.db"},
@@ -240,7 +248,7 @@ async def _send_all(tmp: Path, upstream: Proc, neutralize: bool) -> dict[str, tu
             httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", timeout=30) as http,
             httpx.AsyncClient(base_url=upstream.url, timeout=30) as up,
         ):
-            for path, name, body in [*CASES, *REFUSED]:
+            for path, name, body in [*CASES, *REFUSED, *AS_SENT]:
                 r = await http.post(path, json={"model": "echo", **body})
                 stats = (await up.get("/stats")).json()
                 out[name] = (r.status_code, stats["last_body"] if r.status_code == 200 else r.json())
@@ -309,6 +317,14 @@ def test_what_cannot_be_checked_is_refused(received: Any) -> None:
     assert status == 200 and sent["chat_template_kwargs"] == TEMPLATE_KWARGS["chat_template_kwargs"]
     status, error = received[True]["template in kwargs"]
     assert status == 400 and error["error"]["code"] == "chat_template_refused"
+
+
+def test_embedding_token_ids_pass_as_sent(received: Any) -> None:
+    """Token ids for `/v1/embeddings` (LangChain's OpenAIEmbeddings sends them) cannot be checked against an
+    HTTP engine's vocabulary, and an embedding has no turn to forge: they pass as sent, guarded or not."""
+    body = {"input": [[1, 9690, 198, 2]], "model": "echo"}
+    assert received[False]["embeddings token ids"] == (200, body)
+    assert received[True]["embeddings token ids"] == (200, body)
 
 
 def test_the_operators_own_tokenizer_names_the_tokens(tmp_path: Path, fake_upstream: Proc) -> None:
