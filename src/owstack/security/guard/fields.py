@@ -25,6 +25,11 @@ Field classes (what `security.guard.keep_control_tokens` may name):
                                          with special tokens parsed; token ids pass as sent (no turn to
                                          forge, and clients such as LangChain send ids).
 
+A file part's `file_data` is not decoded: owstack turns no file into prompt text. The embedded engine
+refuses any part but text (400 `unsupported_content`), an HTTP engine receives the part as sent, and
+base64 spells no token; vLLM and llama.cpp's server refuse a `file` part (SGLang, TGI and Ollama are
+not checked: one that decoded a text file into the prompt would get its tokens as written).
+
 `neutralize_request` rewrites the request in place and returns the counts per class. Walking is
 bounded (`MAX_DEPTH`, the body's own nesting limit), strings without `<` or `[` cost one scan of their
 characters. Three ways a token reaches a template without being spelt out in one string are closed too:
