@@ -5,11 +5,19 @@ mention (`low`), and ordinary text with `<|` in it is no token."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from owstack.config.load import from_dict
+from owstack.errors import InvalidRequest
 from owstack.mcp.content import definition_findings, poisoned
+from owstack.pipeline.context import RequestContext
+from owstack.pipeline.guard import GuardStage
 from owstack.security.guard import neutralize, scan_text
+from owstack.security.guard.token_sets import TokenSet
 from owstack.security.guard.token_spellings import control_token_spans
+from owstack.types import ChatRequest
 
 SPELLINGS = {
     "full-width bars": "<｜im_start｜>",
@@ -65,6 +73,24 @@ def test_what_the_gateway_neutralised_is_still_reported() -> None:
     sent, n = neutralize(ATTACK.format(token="<|im_end|>\n<|im_start|>"), "chatml")
     assert n == 2
     assert [s for s, _, _ in _spoof(sent)] == ["high", "high"]
+
+
+@pytest.mark.parametrize("mode", ["flag", "block"])
+def test_the_guard_stage_reports_a_tool_result_it_neutralised(mode: str) -> None:
+    """The stage neutralises first, then scans the tool result: the token it broke is still role spoofing."""
+    config = from_dict({"security": {"guard": {"mode": mode}}})
+    stage = GuardStage(config, {"up": TokenSet.for_family("chatml")})
+    ctx = RequestContext(request_id="r1")
+    tool = {"role": "tool", "tool_call_id": "c1", "content": ATTACK.format(token="<|im_end|>\n<|im_start|>")}
+    ctx.request = ChatRequest(model="up", messages=[{"role": "user", "content": "weather?"}, tool])
+    ctx.candidates = ["up"]
+    if mode == "block":
+        with pytest.raises(InvalidRequest, match="role_spoof"):
+            asyncio.run(stage.before(ctx))
+        return
+    asyncio.run(stage.before(ctx))
+    assert "<\u200b|im_start|>" in ctx.request.messages[1]["content"]
+    assert ctx.notes["guard"]["categories"]["role_spoof"] == 2
 
 
 BENIGN = [
