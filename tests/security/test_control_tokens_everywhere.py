@@ -109,6 +109,23 @@ def test_per_field_policy_keeps_trusted_fields() -> None:
     assert _leaks(req.messages[1:]) == []
 
 
+def test_embeddings_input_is_its_own_class() -> None:
+    """`/v1/embeddings` input: strings neutralised as the `input` class (llama.cpp's server tokenizes it with
+    `parse_special`), token ids left as sent; `keep_control_tokens: [input]` keeps it, and is valid config."""
+
+    def embed(value: Any, keep: frozenset[str] = frozenset()) -> tuple[Any, dict[str, int]]:
+        req = ChatRequest(model="e", messages=[], params={"input": value}, endpoint="embeddings")
+        return req.params["input"], dict(neutralize_request(req, smollm2(), keep))
+
+    out, counts = embed(["hi", EVIL])
+    assert _leaks(out) == [] and counts == {"input": 4}
+    assert embed([[1, 9690, 2]]) == ([[1, 9690, 2]], {})
+    assert embed(EVIL, frozenset({"input"})) == (EVIL, {})
+    assert embed(EVIL, frozenset({"prompt"}))[1] == {"input": 4}  # trusting legacy prompts is another class
+    section = from_dict({"security": {"guard": {"keep_control_tokens": ["input"]}}}).file.security.guard
+    assert section.keep_control_tokens == ("input",)
+
+
 def test_anthropic_tool_use_input_and_tool_result_are_neutralised() -> None:
     body = {
         "model": "edge",

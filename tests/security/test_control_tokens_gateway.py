@@ -8,6 +8,7 @@ one carries a token to the engine unguarded.
 from __future__ import annotations
 
 import asyncio
+import base64
 import importlib.util
 import json
 from pathlib import Path
@@ -194,11 +195,16 @@ COMPLETIONS: dict[str, dict[str, Any]] = {
     "prompt list of strings": {"prompt": ["hi", FORGED]},
     "suffix": {"prompt": "def f():", "suffix": FORGED},
 }
+EMBEDDINGS: dict[str, dict[str, Any]] = {  # llama.cpp's server and HF tokenizers parse special tokens here too
+    "embeddings input string": {"input": FORGED},
+    "embeddings input list": {"input": ["hi", FORGED]},
+}
 CASES = [
     *(("/v1/chat/completions", k, v) for k, v in CHAT.items()),
     *(("/v1/messages", k, {"max_tokens": 16, **v}) for k, v in MESSAGES.items()),
     *(("/v1/responses", k, {"store": False, **v}) for k, v in RESPONSES.items()),
     *(("/v1/completions", k, v) for k, v in COMPLETIONS.items()),
+    *(("/v1/embeddings", k, v) for k, v in EMBEDDINGS.items()),
 ]
 TOKEN_IDS = {"prompt": [[1, 9690, 198, 2]]}  # <|im_start|>system\n<|im_end|> as SmolLM2's ids
 TEMPLATE_KWARGS = {
@@ -211,6 +217,46 @@ REFUSED = [
     ("/v1/completions", "prompt_embeds", EMBEDS),
     ("/v1/chat/completions", "template in kwargs", TEMPLATE_KWARGS),
 ]
+FILE_TEXT = base64.b64encode(FORGED.encode()).decode()
+FILE_PART = {"type": "file", "file": {"file_data": f"data:text/plain;base64,{FILE_TEXT}", "filename": "notes.txt"}}
+AS_SENT = [  # what passes unchanged, guarded or not
+    ("/v1/embeddings", "embeddings token ids", {"input": [[1, 9690, 198, 2]]}),
+    ("/v1/chat/completions", "file part", {"messages": [{"role": "user", "content": [FILE_PART]}]}),
+    (
+        "/v1/messages",
+        "text/plain document as base64",
+        {
+            "max_tokens": 16,
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "document",
+                            "source": {"type": "base64", "media_type": "text/plain", "data": FILE_TEXT},
+                        }
+                    ],
+                }
+            ],
+        },
+    ),
+    (
+        "/v1/responses",
+        "input_file",
+        {
+            "store": False,
+            "input": [
+                {
+                    "type": "message",
+                    "role": "user",
+                    "content": [
+                        {"type": "input_file", "filename": "n.txt", "file_data": FILE_PART["file"]["file_data"]}
+                    ],
+                }
+            ],
+        },
+    ),
+]
 
 
 def config(tmp: Path, upstream: Proc, neutralize: bool) -> dict[str, Any]:
@@ -219,7 +265,7 @@ def config(tmp: Path, upstream: Proc, neutralize: bool) -> dict[str, Any]:
         "url": upstream.base_url,
         "model": "echo",
         "catalog": "smollm2-135m-instruct",
-        "endpoints": ["chat", "completions"],
+        "endpoints": ["chat", "completions", "embeddings"],
     }
     return {
         "storage": {"url": f"sqlite:///{tmp / ('on' if neutralize else 'off')}.db"},
@@ -240,7 +286,7 @@ async def _send_all(tmp: Path, upstream: Proc, neutralize: bool) -> dict[str, tu
             httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", timeout=30) as http,
             httpx.AsyncClient(base_url=upstream.url, timeout=30) as up,
         ):
-            for path, name, body in [*CASES, *REFUSED]:
+            for path, name, body in [*CASES, *REFUSED, *AS_SENT]:
                 r = await http.post(path, json={"model": "echo", **body})
                 stats = (await up.get("/stats")).json()
                 out[name] = (r.status_code, stats["last_body"] if r.status_code == 200 else r.json())
@@ -309,6 +355,53 @@ def test_what_cannot_be_checked_is_refused(received: Any) -> None:
     assert status == 200 and sent["chat_template_kwargs"] == TEMPLATE_KWARGS["chat_template_kwargs"]
     status, error = received[True]["template in kwargs"]
     assert status == 400 and error["error"]["code"] == "chat_template_refused"
+
+
+def test_embedding_token_ids_pass_as_sent(received: Any) -> None:
+    """Token ids for `/v1/embeddings` (LangChain's OpenAIEmbeddings sends them) cannot be checked against an
+    HTTP engine's vocabulary, and an embedding has no turn to forge: they pass as sent, guarded or not."""
+    body = {"input": [[1, 9690, 198, 2]], "model": "echo"}
+    assert received[False]["embeddings token ids"] == (200, body)
+    assert received[True]["embeddings token ids"] == (200, body)
+
+
+@pytest.mark.parametrize("name", ["file part", "text/plain document as base64", "input_file"])
+def test_a_file_part_reaches_the_engine_as_base64_only(received: Any, count_specials: Any, name: str) -> None:
+    """owstack decodes no `file_data`: a text file holding tokens reaches an HTTP engine as base64 (which spells
+    no token) in a `file` part, unchanged, and no text of the request carries its tokens. (vLLM and llama.cpp's
+    server refuse a `file` part; the embedded engine too, below.) Decoded, the same bytes would carry them."""
+    assert count_specials(base64.b64decode(FILE_TEXT).decode()) > 0
+    for neutralize in (False, True):
+        status, body = received[neutralize][name]
+        assert status == 200, body
+        (part,) = [p for m in body["messages"] for p in m["content"] if isinstance(p, dict) and p["type"] == "file"]
+        assert part["file"]["file_data"] == FILE_PART["file"]["file_data"]
+        assert count_specials(prompt_text(body)) == 0
+
+
+def test_the_embedded_engine_refuses_a_file_part(tmp_path: Path) -> None:
+    """The embedded engine takes text parts only: a file part is a 400 before any prompt is built."""
+    cfg: dict[str, Any] = {
+        "storage": {"url": f"sqlite:///{tmp_path / 'file.db'}"},
+        "audit": {"enabled": False},
+        "metering": {"enabled": False},
+        "backends": {"edge": {"engine": "llamacpp", "model": "smollm2-135m-instruct", "n_ctx": 512}},
+    }
+
+    async def send() -> httpx.Response:
+        gw = assemble(from_dict(cfg))
+        await gw.startup()
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gw), base_url="http://127.0.0.1") as http:
+                body = {"model": "edge", "max_tokens": 1, "messages": [{"role": "user", "content": [FILE_PART]}]}
+                return await http.post("/v1/chat/completions", json=body)
+        finally:
+            await gw.shutdown()
+
+    reply = asyncio.run(send())
+    assert reply.status_code == 400
+    assert reply.json()["error"]["code"] == "unsupported_content"
+    assert reply.json()["error"]["param"] == "messages[0].content[0]"
 
 
 def test_the_operators_own_tokenizer_names_the_tokens(tmp_path: Path, fake_upstream: Proc) -> None:

@@ -16,44 +16,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _model_files import GETCWD_CALL as GETCWD
+from _model_files import keras_archive, sg, su, tar_of, verdicts
 
 from owstack.security.model_scan import scan_models
-
-GETCWD = b"cos\ngetcwd\n)R"  # protocol 0: import os.getcwd, call it
-
-
-def verdicts(path: Path) -> dict[str, str]:
-    """File -> the worst severity of its findings (OWS-MDL-000 info digests left out)."""
-    order = ["info", "low", "medium", "high", "critical"]
-    out: dict[str, str] = {}
-    for f in scan_models(path):
-        if f.rule == "OWS-MDL-000":
-            continue
-        if order.index(f.severity) >= order.index(out.get(f.file, "info")):
-            out[f.file] = f.severity
-    return out
-
-
-def su(text: str) -> bytes:
-    raw = text.encode()
-    return b"\x8c" + bytes([len(raw)]) + raw
-
-
-def sg(module: str, name: str) -> bytes:
-    return su(module) + su(name) + b"\x93"
-
 
 # -- a tar archive whose first member's name is a pickle ------------------------------------------------
 
 
 def tar_polyglot() -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for name, data in ((GETCWD.decode() + ".", b"x"), ("weights.pkl", pickle.dumps({"w": [1.0]}))):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    members = {GETCWD.decode() + ".": b"x", "weights.pkl": pickle.dumps({"w": [1.0]})}
+    return tar_of(members, tarfile.USTAR_FORMAT)
 
 
 def test_tar_whose_header_is_a_pickle(tmp_path: Path) -> None:
@@ -66,14 +39,9 @@ def test_tar_whose_header_is_a_pickle(tmp_path: Path) -> None:
 
 
 def test_benign_tar_is_not_read_as_a_pickle(tmp_path: Path) -> None:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name in ("config.json", "checkpoint/weights.pkl", "cos"):
-            data = pickle.dumps([1, 2]) if name.endswith(".pkl") else b"{}\n"
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    (tmp_path / "model.tar").write_bytes(buf.getvalue())
+    members = {name: b"{}\n" for name in ("config.json", "checkpoint/weights.pkl", "cos")}
+    members["checkpoint/weights.pkl"] = pickle.dumps([1, 2])
+    (tmp_path / "model.tar").write_bytes(tar_of(members))
     assert verdicts(tmp_path)["model.tar"] == "low"
 
 
@@ -210,18 +178,7 @@ class _Cwd:
 
 
 def keras_zip(path: Path, layer: dict[str, object]) -> None:
-    import json
-
-    config = {
-        "module": "keras",
-        "class_name": "Functional",
-        "config": {"name": "m", "layers": [layer]},
-        "registered_name": "Functional",
-    }
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("config.json", json.dumps(config))
-        archive.writestr("metadata.json", json.dumps({"keras_version": "3.15.1"}))
-        archive.writestr("model.weights.h5", b"")
+    keras_archive(path, [layer], version="3.15.1", registered_name="Functional")
 
 
 def test_keras_torch_module_wrapper_pickle(tmp_path: Path) -> None:

@@ -13,32 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
-from owstack.security.model_scan import scan_models
-
-GETCWD = b"cos\ngetcwd\n)R."  # protocol 0: import os.getcwd, call it, STOP
-ORDER = ["info", "low", "medium", "high", "critical"]
-
-
-def verdicts(path: Path) -> dict[str, str]:
-    """File -> the worst severity of its findings (the OWS-MDL-000 info digests left out); absent if unlisted."""
-    out: dict[str, str] = {}
-    for f in scan_models(path):
-        if f.rule == "OWS-MDL-000":
-            continue
-        if ORDER.index(f.severity) >= ORDER.index(out.get(f.file, "info")):
-            out[f.file] = f.severity
-    return out
-
-
-def su(text: str) -> bytes:
-    raw = text.encode()
-    return b"\x8c" + bytes([len(raw)]) + raw
-
-
-def sg(module: str, name: str) -> bytes:
-    return su(module) + su(name) + b"\x93"
-
+from _model_files import GETCWD, ORDER, keras_archive, pb, sg, su, tar_of, verdicts
 
 # -- protocols 0 and 1: every plain object is `copyreg._reconstructor(cls, builtins.object, None)` ---------
 
@@ -268,22 +243,6 @@ def test_real_template_constructs_stay_clean() -> None:
 # -- ONNX: external data entries written value first, custom operator domains ------------------------------
 
 
-def pb(number: int, payload: bytes | int) -> bytes:
-    """One protobuf field: a varint or a length-delimited payload."""
-
-    def varint(n: int) -> bytes:
-        out = b""
-        while True:
-            out += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
-            n >>= 7
-            if not n:
-                return out
-
-    if isinstance(payload, int):
-        return varint(number << 3) + varint(payload)
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
-
-
 def onnx_file(entry: bytes = b"", nodes: bytes = b"", functions: bytes = b"") -> bytes:
     """ModelProto(ir_version=8, graph=GraphProto(node=..., initializer=[TensorProto with external_data=entry]),
     functions=...): field numbers of onnx/onnx.proto3."""
@@ -320,16 +279,6 @@ def test_onnx_custom_operator_domain(tmp_path: Path) -> None:
 
 
 # -- Keras: layers that read files or other models named in their config --------------------------------
-
-
-def keras_archive(path: Path, layers: list[dict[str, object]]) -> None:
-    import json
-
-    config = {"module": "keras", "class_name": "Functional", "config": {"name": "m", "layers": layers}}
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("config.json", json.dumps(config))
-        archive.writestr("metadata.json", json.dumps({"keras_version": "3.11.0"}))
-        archive.writestr("model.weights.h5", b"")
 
 
 def layer(module: str, cls: str, **config: object) -> dict[str, object]:
@@ -464,18 +413,6 @@ def test_ordinary_formatting_still_renders() -> None:
 
 
 # -- code an archive carries, Hydra targets in model configs -------------------------------------------
-
-
-def tar_of(members: dict[str, bytes]) -> bytes:
-    import tarfile
-
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def torch_weights() -> bytes:

@@ -16,26 +16,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from _model_files import below_high, pb, tar_of, verdicts
 
 from owstack.security.model_scan import scan_models
-
-ORDER = ["info", "low", "medium", "high", "critical"]
-
-
-def verdicts(path: Path) -> dict[str, str]:
-    """File -> the worst severity of its findings (the OWS-MDL-000 info digests left out); absent if none."""
-    out: dict[str, str] = {}
-    for f in scan_models(path):
-        if f.rule == "OWS-MDL-000":
-            continue
-        if ORDER.index(f.severity) >= ORDER.index(out.get(f.file, "info")):
-            out[f.file] = f.severity
-    return out
-
-
-def below_high(path: Path) -> bool:
-    return all(ORDER.index(s) < ORDER.index("high") for s in verdicts(path).values())
-
 
 # -- Hugging Face auto_map into another repository -----------------------------------------------------------
 # transformers dynamic_module_utils.get_class_from_dynamic_module: `"repo--module.Class"` downloads module.py
@@ -116,22 +99,6 @@ def test_real_model_sizes_give_nothing(tmp_path: Path, config: dict[str, object]
 
 
 # -- TensorFlow graph ops that reach the host (graph.proto, node_def.proto, attr_value.proto) -----------------
-
-
-def pb(number: int, payload: bytes | int) -> bytes:
-    def varint(value: int) -> bytes:
-        out = b""
-        while True:
-            byte = value & 0x7F
-            value >>= 7
-            if value:
-                out += bytes([byte | 0x80])
-            else:
-                return out + bytes([byte])
-
-    if isinstance(payload, int):
-        return varint(number << 3) + varint(payload)
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
 
 
 def tf_node(name: str, op: str, inputs: tuple[str, ...] = (), **attrs: bytes) -> bytes:
@@ -353,14 +320,8 @@ def test_skops_estimator_of_trusted_types_is_clean(tmp_path: Path) -> None:
 def legacy_tar(payload: bytes) -> bytes:
     """torch's legacy tar format: `sys_info`, `pickle`, `storages`, `tensors` (torch/serialization.py)."""
     sys_info = {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}}
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        members = {"sys_info": pickle.dumps(sys_info), "pickle": payload, "storages": pickle.dumps(0)}
-        for name, data in {**members, "tensors": pickle.dumps(0)}.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
+    members = {"sys_info": pickle.dumps(sys_info), "pickle": payload, "storages": pickle.dumps(0)}
+    return tar_of({**members, "tensors": pickle.dumps(0)}, tarfile.USTAR_FORMAT)
 
 
 def test_legacy_tar_checkpoint_with_a_malicious_pickle_member(tmp_path: Path) -> None:

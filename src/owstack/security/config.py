@@ -39,9 +39,10 @@ class GuardSection(Section):
     neutralize: bool = True
     #: field classes trusted to keep their control tokens (e.g. an operator's own system prompt):
     #: system, developer, user, assistant, tool, tools, params, prompt (the legacy `/v1/completions` prompt,
-    #: which a client that templates itself, or fills in the middle, spells with tokens; see `security.guard.fields`)
+    #: which a client that templates itself, or fills in the middle, spells with tokens), input (the
+    #: `/v1/embeddings` input); see `security.guard.fields`
     keep_control_tokens: tuple[
-        Literal["system", "developer", "user", "assistant", "tool", "tools", "params", "prompt"], ...
+        Literal["system", "developer", "user", "assistant", "tool", "tools", "params", "prompt", "input"], ...
     ] = ()
     #: in `block` mode, the lowest finding severity that rejects a request
     block_at: Severity = "high"

@@ -5,7 +5,8 @@ The prompt (or the embeddings' input) is also put in `messages` as one user mess
 token counts, limits and the ledger see its text. The upstream receives the client's own body, except that
 the guard makes control tokens in `prompt` and `suffix` inert and refuses a prompt of token ids, unless
 the operator trusts legacy prompts (`security.guard.keep_control_tokens: [prompt]`, for clients that
-template the prompt themselves or fill in the middle).
+template the prompt themselves or fill in the middle), and makes those in the embeddings' `input` strings
+inert unless it trusts `input` (engines tokenize it with special tokens parsed; token ids pass as sent).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from owstack.security.guard.phrases import (
     windows,
     without_mentions,
 )
-from owstack.security.guard.tokens import all_tokens_pattern
+from owstack.security.guard.token_spellings import control_token_spans
 from owstack.security.guard.types import SEVERITY_RANK, GuardFinding, Severity, at_least, safe_excerpt
 
 SOURCES = ("tool", "document", "user", "instructions")
@@ -224,20 +224,19 @@ def _obfuscated(text: str, source: str, plain: list[GuardFinding]) -> list[Guard
 
 
 def _spoofing(text: str, source: str) -> list[GuardFinding]:
-    out: list[GuardFinding] = []
-    if "<" in text or "[" in text:
-        out.extend(
-            GuardFinding(
-                "OWS-GRD-020",
-                "low" if _in_code_span(text, m.start(), m.end()) else "high",
-                "role_spoof",
-                m.start(),
-                m.end(),
-                safe_excerpt(text, m.start(), m.end()),
-                "chat-template control token in content (could open a forged turn)",
-            )
-            for m in all_tokens_pattern().finditer(text)
+    # as written, NFKC-folded, with invisible characters deleted, or nested in another token (token_spellings)
+    out = [
+        GuardFinding(
+            "OWS-GRD-020",
+            "low" if _in_code_span(text, start, end) else "high",
+            "role_spoof",
+            start,
+            end,
+            safe_excerpt(text, start, end),
+            "chat-template control token in content (could open a forged turn)",
         )
+        for start, end in control_token_spans(text)
+    ]
     if source == "instructions":
         return out
     messages = {

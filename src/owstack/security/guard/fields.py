@@ -20,6 +20,15 @@ Field classes (what `security.guard.keep_control_tokens` may name):
     prompt                               `/v1/completions`: `prompt` (a string or a list of strings) and
                                          `suffix`; a prompt of token ids or vLLM's `prompt_embeds` is
                                          refused unless `prompt` is kept.
+    input                                `/v1/embeddings`: `input` (a string or a list of strings), which
+                                         llama.cpp's server and Hugging Face tokenizers (vLLM, TEI) split
+                                         with special tokens parsed; token ids pass as sent (no turn to
+                                         forge, and clients such as LangChain send ids).
+
+A file part's `file_data` is not decoded: owstack turns no file into prompt text. The embedded engine
+refuses any part but text (400 `unsupported_content`), an HTTP engine receives the part as sent, and
+base64 spells no token; vLLM and llama.cpp's server refuse a `file` part (SGLang, TGI and Ollama are
+not checked: one that decoded a text file into the prompt would get its tokens as written).
 
 `neutralize_request` rewrites the request in place and returns the counts per class. Walking is
 bounded (`MAX_DEPTH`, the body's own nesting limit), strings without `<` or `[` cost one scan of their
@@ -55,7 +64,7 @@ from owstack.errors import InvalidRequest
 from owstack.security.guard.token_sets import ZWSP, TokenSet
 from owstack.types import ChatRequest
 
-FIELD_CLASSES = ("system", "developer", "user", "assistant", "tool", "tools", "params", "prompt")
+FIELD_CLASSES = ("system", "developer", "user", "assistant", "tool", "tools", "params", "prompt", "input")
 MAX_DEPTH = 64
 _ROLE_CLASS = {"function": "tool", "tool": "tool", "ipython": "tool"}
 #: values the edges validate against a fixed list; everything else a template might print is walked
@@ -150,6 +159,8 @@ def neutralize_request(request: ChatRequest, tokens: TokenSet, keep: frozenset[s
     if request.endpoint != "chat":  # legacy bodies travel in params; `messages` is a copy for routing only
         if request.endpoint == "completions" and "prompt" not in keep:
             counts["prompt"] = _legacy_prompt(request.params, tokens)
+        elif request.endpoint == "embeddings" and "input" not in keep and "input" in request.params:
+            request.params["input"], counts["input"] = _walk(request.params["input"], tokens, keys=False)
         return +counts
     for message in request.messages:
         cls = role_class(message.get("role"))
