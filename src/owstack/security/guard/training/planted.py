@@ -5,7 +5,7 @@ The carriers are kinds of document the other generators lack (résumés, analyst
 pages and listings, terms and contracts, encyclopedia snippets, registry records, texts to translate, minutes,
 e-mails). An attack is a carrier with one planted order (an outcome dictated to whoever summarises, translates or
 evaluates it, a verdict handed over, the remainder dismissed, a separator then an order, a note to the recruiter
-or screening system, a forged conversation turn, an order in brackets or an HTML comment, an exact output). A
+or screening system, an order in brackets or an HTML comment, an exact output). A
 benign sample is a carrier with one or two benign sentences of its kind (ratings, reviewer notes, abuse notices,
 legal duties, translator notes) or with the slot empty: so that the carrier's own words do not come to mean
 "attack".
