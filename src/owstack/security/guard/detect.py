@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from owstack.security.guard import exfil_i18n, multilingual, tool_orders
+from owstack.security.guard import exfil_i18n, multilingual, planted, tool_orders
 from owstack.security.guard.hidden import scan_hidden
 from owstack.security.guard.payloads import (
     encoded_payloads,
@@ -156,6 +156,20 @@ def _phrases(text: str, source: str) -> list[GuardFinding]:
     out.extend(_multilingual(text))
     if source != "instructions":  # instruction files give the agent orders by design
         out.extend(_tool_orders(text))
+        out.extend(_planted(text))
+    return out
+
+
+def _planted(text: str) -> list[GuardFinding]:
+    """Orders planted in a document to whatever summarises, translates or evaluates it (`planted`, OWS-GRD-019)."""
+    out: list[GuardFinding] = []
+    for start, end, message in planted.findings(text):
+        mention = is_mention(text, start, end) and '"' not in text[start:end]
+        quiet = mention or is_negated(text, start) or _quoted_discussion(text, start)
+        severity: Severity = "low" if quiet else "medium"
+        out.append(
+            GuardFinding("OWS-GRD-019", severity, "override", start, end, safe_excerpt(text, start, end), message)
+        )
     return out
 
 
@@ -254,7 +268,7 @@ def _spoofing(text: str, source: str) -> list[GuardFinding]:
 
 
 #: rules about text addressed to the AI: a quoted line in text about attacks is a mention
-_QUOTABLE = frozenset({"OWS-GRD-012", "OWS-GRD-016", "OWS-GRD-017", "OWS-GRD-018"})
+_QUOTABLE = frozenset({"OWS-GRD-012", "OWS-GRD-016", "OWS-GRD-017", "OWS-GRD-018", "OWS-GRD-019"})
 _ABOUT_ATTACKS = re.compile(
     r"(?i)\b(?<![.@/-])(?:attacks?|attackers?|injections?|injected|payloads?|red[\s-]?team\w*|examples?|e\.g\.|such\s+as|phrases?"
     r"|strings?|planted|malicious|forged|fake|spoofed|markers?|(?:lines|text|prompts?|sentences?|comments?)\s+like"

@@ -6,7 +6,8 @@ Logistic regression with L2 over the hashed features of `features.buckets`, full
 class-balanced. The corpus: the synthetic generators (`generate`), promptinject, AgentDojo's workspace and
 slack environments, agentprobe-injection's carriers and transforms, and half of the installed packages'
 documentation, and tool descriptions (`tooldocs`: benign tool, API, CLI, UI and operator text, the
-training half of the installed packages' docstrings, and poisoned tool descriptions). 10% of it (random, seeded) is
+training half of the installed packages' docstrings, and poisoned tool descriptions), and orders planted in
+documents that dictate the outcome of the task run on them (`planted`). 10% of it (random, seeded) is
 kept apart to choose the thresholds: `high` at the lowest probability that keeps false positives on that
 validation split at or below 1%, `medium` at 5%. The evaluation sets (`bench/guard_eval.py`) are never
 read here.
@@ -29,7 +30,7 @@ import numpy as np
 
 from owstack.security.guard import classifier, embed
 from owstack.security.guard.features import DIM, STRUCT_DIM, featurize
-from owstack.security.guard.training import external, generate, system_text, tooldocs
+from owstack.security.guard.training import external, generate, planted, system_text, tooldocs
 from owstack.security.guard.training.sample import Sample
 
 SEED = 20261202
@@ -55,6 +56,10 @@ def corpus(root: Path, seed: int = SEED) -> list[Sample]:
         *generate.indirect(rng, 7000),
         *generate.indirect_benign(rng, 7000),
         *generate.hard_negatives(random.Random(seed + 2), 6000),
+        # orders planted in résumés, reports, product pages, terms, snippets, registry records, texts to
+        # translate, and the same documents without them (`planted`)
+        *planted.attacks(random.Random(seed + 3), 3000),
+        *planted.benign(random.Random(seed + 4), 3000),
         *external.promptinject(root),
         *external.agentdojo(root, ("workspace", "slack"), openers, seed),
         *external.agentprobe(root, [generate.request(rng) for _ in range(12)], seed),
