@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _model_files import pb as field
 from model_findings import by_file, failing
 
 from owstack.security.model_scan.pickles import scan_pickles
@@ -280,22 +281,6 @@ def test_keras_configs_that_run_code(tmp_path: Path) -> None:
         assert found[name].get("OWS-MDL-024") == "critical", (name, found[name])
     assert found["ok.keras"] == {"OWS-MDL-000": "info"}
     assert found["ok.h5"] == {"OWS-MDL-000": "info"}
-
-
-def field(number: int, payload: bytes | int) -> bytes:
-    """One protobuf field: a varint or a length-delimited payload."""
-
-    def varint(n: int) -> bytes:
-        out = b""
-        while True:
-            out += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
-            n >>= 7
-            if not n:
-                return out
-
-    if isinstance(payload, int):
-        return varint(number << 3) + varint(payload)
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
 
 
 def onnx_model(location: str) -> bytes:
