@@ -122,8 +122,26 @@ def _examples(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
     return out
 
 
+def _no_output(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Per probe, the generations of its scored attempts that have no output: garak records `None` when the
+    endpoint answered with an error, which against owstack is the guard's or residency's refusal (a 4xx), or a
+    call that failed (garak keeps no reason). Its `eval` records leave them out of `total_evaluated`."""
+    out: dict[str, int] = {}
+    for row in rows:
+        if row.get("entry_type") != "attempt" or row.get("status") != _DONE:
+            continue
+        missing = sum(
+            1 for o in row.get("outputs") or [] if o is None or (isinstance(o, dict) and o.get("text") is None)
+        )
+        if missing:
+            probe = str(row.get("probe_classname"))
+            out[probe] = out.get(probe, 0) + missing
+    return out
+
+
 def parse_report(path: Path) -> list[ProbeResult]:
-    """garak's `eval` records as per-probe results (a hit is an output a detector failed)."""
+    """garak's `eval` records as per-probe results (a hit is an output a detector failed); generations with no
+    output are counted as attempts `blocked` (see `_no_output`), as owstack's own probes count a refusal."""
     rows: list[dict[str, Any]] = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
@@ -133,6 +151,7 @@ def parse_report(path: Path) -> list[ProbeResult]:
         if isinstance(row, dict):
             rows.append(row)
     examples = _examples(rows)
+    refused = _no_output(rows)
     results: dict[str, ProbeResult] = {}
     for row in rows:
         if row.get("entry_type") != "eval":
@@ -140,7 +159,12 @@ def parse_report(path: Path) -> list[ProbeResult]:
         name = f"garak:{row.get('probe')}:{row.get('detector')}"
         total = int(row.get("total_evaluated", row.get("total", 0)) or 0)
         passed = int(row.get("passed", 0) or 0)
-        result = results.setdefault(name, ProbeResult(name, f"garak probe {row.get('probe')}"))
+        result = results.get(name)
+        if result is None:
+            blocked = refused.get(str(row.get("probe")), 0)
+            result = results[name] = ProbeResult(
+                name, f"garak probe {row.get('probe')}", attempts=blocked, blocked=blocked
+            )
         result.attempts += total
         result.hits += max(total - passed, 0)
         result.examples = examples.get(name, [])[:3]
