@@ -18,12 +18,14 @@ from owstack.security.guard.phrases import (
     PHRASE_RULES,
     is_mention,
     is_negated,
+    is_setting_doc,
     joined_views,
     obfuscation_views,
     role_spoof_spans,
     windows,
     without_mentions,
 )
+from owstack.security.guard.structure import asked_about
 from owstack.security.guard.token_spellings import control_token_spans
 from owstack.security.guard.types import SEVERITY_RANK, GuardFinding, Severity, at_least, safe_excerpt
 
@@ -140,6 +142,8 @@ def _phrases(text: str, source: str) -> list[GuardFinding]:
             continue
         for m in _matches(index, text, lowered):
             quiet = is_mention(text, m.start(), m.end()) or (rule.rule != "OWS-GRD-011" and is_negated(text, m.start()))
+            if not quiet and rule.rule == "OWS-GRD-010":
+                quiet = is_setting_doc(text, m.start(), m.end()) or asked_about(text, "override", m.start(), m.end())
             if not quiet and rule.rule in _QUOTABLE:
                 quiet = _quoted_discussion(text, m.start())
             out.append(

@@ -445,6 +445,30 @@ _JSON_VALUE_START = re.compile(r'(?:"[\w.-]{1,40}"\s*:\s*|(?<![\w.-])[\w.-]{1,40
 _JSON_KEY_BEFORE = re.compile(r'"\w{1,40}"\s*:\s*"?\s*$')
 
 
+#: documentation of a setting: "you can override the default system prompt per workspace in the admin console"
+#: (someone allowed to change a configured value, and where), not an order to the model reading it
+_PERMITTED_BEFORE = re.compile(
+    r"(?i)(?:\b(?:you|users?|admins?|administrators?|operators?|owners?|developers?|teams?|customers?|one)"
+    r"\s+(?:can|may|could|are\s+able\s+to|is\s+able\s+to)|(?:^|[.!?:]\s|\n|[\"'“(])\s*to)\s+(?:also\s+|still\s+"
+    r"|optionally\s+|easily\s+)?$"
+)
+_SETTING_AFTER = re.compile(
+    r"(?i)^[^.!?\n]{0,80}?(?:\b(?:per|for\s+each|for\s+every)\s+(?:workspace|project|user|team|org|organi[sz]ation"
+    r"|tenant|repo|repository|model|agent|deployment|environment|channel|bot|app|account|request)\b"
+    r"|\b(?:in|from|via|through|using|with|under)\s+(?:the\s+|your\s+|a\s+|an\s+)?(?:\w+\s+)?(?:admin\s+console"
+    r"|console|settings?|preferences|config(?:uration)?(?:\s+file)?|dashboard|cli|command\s+line|environment"
+    r"\s+variables?|env\s+vars?|flags?|options?|parameters?|api|ui|yaml|json|toml|\.env|admin\s+panel|control\s+panel)\b"
+    r"|\s--?[a-z][\w-]+)"
+)
+
+
+def is_setting_doc(text: str, start: int, end: int) -> bool:
+    """True when an "override the … prompt" match documents a setting: someone *can* change it (or "To override
+    …, set …") and the same sentence says where (a settings page, a flag, per workspace)."""
+    before = text[max(0, start - 40) : start]
+    return bool(_PERMITTED_BEFORE.search(before)) and bool(_SETTING_AFTER.search(text[end : end + 120]))
+
+
 _QUOTED = re.compile("[\"'`“‘«]([^\"'`”’»\n]{3,200})[\"'`”’»]")
 
 

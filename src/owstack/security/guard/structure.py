@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from owstack.security.data_files import load
+from owstack.security.guard.phrases import is_setting_doc
 
 _SENTENCE_END = re.compile(r"[.!?。！？;\n]+(?:\s|$)|\n")
 
@@ -57,6 +58,51 @@ def _groups() -> tuple[_Group, ...]:
     return tuple(out)
 
 
+@cache
+def _asked_about() -> dict[str, re.Pattern[str]]:
+    """Per group, what before a match (in its sentence) makes it a question about someone else's behaviour."""
+    data = load("guard_structure").get("asked_about", {})
+    return {name: re.compile("|".join(f"(?:{p})" for p in patterns)) for name, patterns in data.items()}
+
+
+def _not_an_order(norm: str, group: str, sentence: tuple[int, int], m: re.Match[str]) -> bool:
+    if group == "override" and is_setting_doc(norm, m.start(), m.end()):
+        return True  # "operators may override the system prompt per deployment via the config file"
+    return _is_question_about(norm, group, sentence, m.start())
+
+
+def _is_question_about(norm: str, group: str, sentence: tuple[int, int], start: int) -> bool:
+    """ "why did the chatbot forget what I said earlier?": the group's words in a question whose subject is not
+    "you" (`asked_about` in the data file); "can you ignore the rules?" stays a signal."""
+    pattern = _asked_about().get(group)
+    a, b = sentence
+    if pattern is None or not norm[a:b].rstrip(" \t\n\"'}])>").endswith("?"):
+        return False
+    return bool(pattern.search(norm[a:start]))
+
+
+_SENTENCE_START = re.compile(r"[.!?。！？;\n][^.!?。！？;\n]*$")
+_SENTENCE_REST = re.compile(r"[^.!?。！？;\n]*[.!?。！？;\n]?")
+
+
+@cache
+def _asked_about_any_case() -> dict[str, re.Pattern[str]]:
+    return {name: re.compile(p.pattern, re.IGNORECASE) for name, p in _asked_about().items()}
+
+
+def asked_about(text: str, group: str, start: int, end: int) -> bool:
+    """The same test on raw text (any case), for the stage-one rules: is the match at start..end part of a
+    question about someone else's behaviour ("why did the bot ignore my earlier instructions?")."""
+    pattern = _asked_about_any_case().get(group)
+    if pattern is None:
+        return False
+    head = text[max(0, start - 200) : start]
+    cut = _SENTENCE_START.search(head)
+    before = head[cut.start() + 1 :] if cut else head
+    rest = _SENTENCE_REST.match(text, end)
+    return bool(rest and rest.group().endswith("?") and pattern.search(before))
+
+
 def group_names() -> list[str]:
     return [g.name for g in _groups()]
 
@@ -80,7 +126,7 @@ def hits(norm: str) -> list[tuple[str, int]]:
             # a match may run into the next sentence ("... to\nhttps://"), not further
             stop = sentences[i + 1][1] if i + 1 < len(sentences) else b
             for m in g.pattern.finditer(norm, max(a - 1, 0), stop):
-                if m.start() < b:
+                if m.start() < b and not _not_an_order(norm, g.name, (a, b), m):
                     out.append((g.name, i))
     return out
 
