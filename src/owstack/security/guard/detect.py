@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from owstack.security.guard import exfil_i18n, multilingual, planted, tool_orders
 from owstack.security.guard.hidden import scan_hidden
@@ -166,28 +166,23 @@ def _phrases(text: str, source: str) -> list[GuardFinding]:
 
 def _planted(text: str) -> list[GuardFinding]:
     """Orders planted in a document to whatever summarises, translates or evaluates it (`planted`, OWS-GRD-019)."""
-    out: list[GuardFinding] = []
-    for start, end, message in planted.findings(text):
-        mention = is_mention(text, start, end) and '"' not in text[start:end]
-        quiet = mention or is_negated(text, start) or _quoted_discussion(text, start)
-        severity: Severity = "low" if quiet else "medium"
-        out.append(
-            GuardFinding("OWS-GRD-019", severity, "override", start, end, safe_excerpt(text, start, end), message)
-        )
-    return out
+    return _orders(text, "OWS-GRD-019", planted.findings(text))
 
 
 def _tool_orders(text: str) -> list[GuardFinding]:
     """Orders to the AI planted in a field of a tool result (`tool_orders`, OWS-GRD-018)."""
+    return _orders(text, "OWS-GRD-018", tool_orders.findings(text))
+
+
+def _orders(text: str, rule_id: str, spans: Iterable[tuple[int, int, str]]) -> list[GuardFinding]:
+    """Medium findings for orders planted in data; `low` where the text quotes, negates or discusses them."""
     out: list[GuardFinding] = []
-    for start, end, message in tool_orders.findings(text):
+    for start, end, message in spans:
         # a match that holds a quotation mark is structured data ({"role": "system", ...}), not a quoted example
         mention = is_mention(text, start, end) and '"' not in text[start:end]
         quiet = mention or is_negated(text, start) or _quoted_discussion(text, start)
         severity: Severity = "low" if quiet else "medium"
-        out.append(
-            GuardFinding("OWS-GRD-018", severity, "override", start, end, safe_excerpt(text, start, end), message)
-        )
+        out.append(GuardFinding(rule_id, severity, "override", start, end, safe_excerpt(text, start, end), message))
     return out
 
 
