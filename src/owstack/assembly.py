@@ -50,7 +50,8 @@ from owstack.routing.breaker import CircuitBreaker
 from owstack.routing.call import Caller
 from owstack.routing.collector import RoutingCollector
 from owstack.routing.health import HealthChecker
-from owstack.routing.router import Router, Slot
+from owstack.routing.router import Router
+from owstack.routing.slot import Slot
 from owstack.tenancy.limits import LimitStage, has_limits
 from owstack.tenancy.limits.metrics import LimitsCollector
 from owstack.tenancy.openmode import open_mode_allowed

@@ -10,7 +10,8 @@ from owstack.config.load import from_dict
 from owstack.errors import ModelNotFound
 from owstack.routing.breaker import CircuitBreaker
 from owstack.routing.health import HealthChecker
-from owstack.routing.router import Router, Slot
+from owstack.routing.router import Router
+from owstack.routing.slot import Slot
 from owstack.types import ChatRequest
 
 CONFIG = {

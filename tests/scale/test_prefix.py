@@ -13,7 +13,8 @@ from owstack.routing.breaker import CircuitBreaker
 from owstack.routing.config import PrefixSection
 from owstack.routing.health import HealthChecker
 from owstack.routing.prefix import PrefixIndex, PrefixPolicy, prefix_hashes, render
-from owstack.routing.router import Router, Slot
+from owstack.routing.router import Router
+from owstack.routing.slot import Slot
 from owstack.types import ChatRequest
 
 SYSTEM = {"role": "system", "content": "You are a coding agent. " * 40}  # about 1 KB shared by every agent

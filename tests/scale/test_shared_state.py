@@ -14,8 +14,8 @@ from owstack.routing.breaker import CLOSED, OPEN, CircuitBreaker
 from owstack.routing.config import PrefixSection, SharedSection
 from owstack.routing.health import HealthChecker
 from owstack.routing.prefix import PrefixIndex, PrefixPolicy
-from owstack.routing.router import Slot
 from owstack.routing.shared import SharedCollector, SharedRouting
+from owstack.routing.slot import Slot
 from owstack.types import ChatRequest
 
 from .conftest import REDIS_URL

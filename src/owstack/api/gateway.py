@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from owstack.backends.base import Backend
     from owstack.config.load import Config
     from owstack.routing.health import HealthChecker
-    from owstack.routing.router import Router, Slot
+    from owstack.routing.router import Router
+    from owstack.routing.slot import Slot
 
 log = logging.getLogger("owstack")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")

@@ -18,7 +18,7 @@ from owstack.types import ChatRequest
 
 if TYPE_CHECKING:
     from owstack.config.load import Config
-    from owstack.routing.router import Slot
+    from owstack.routing.slot import Slot
 
 
 class Policy(Protocol):

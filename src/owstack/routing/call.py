@@ -15,7 +15,8 @@ from typing import Any
 
 from owstack.errors import NoHealthyBackend, OwstackError, UpstreamError
 from owstack.pipeline.context import Attempt, RequestContext
-from owstack.routing.router import Route, Router, Slot
+from owstack.routing.router import Route, Router
+from owstack.routing.slot import Slot
 from owstack.types import JSON, ChatRequest, Completion
 
 

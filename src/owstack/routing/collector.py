@@ -10,7 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from owstack.routing.breaker import CLOSED, HALF_OPEN, OPEN
 from owstack.routing.health import HealthChecker
 from owstack.routing.prefix import PrefixPolicy
-from owstack.routing.router import Slot
+from owstack.routing.slot import Slot
 
 _BREAKER = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
 

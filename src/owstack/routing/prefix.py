@@ -35,7 +35,7 @@ from owstack.types import ChatRequest
 
 if TYPE_CHECKING:
     from owstack.routing.config import PrefixSection
-    from owstack.routing.router import Slot
+    from owstack.routing.slot import Slot
 
 #: (replica, hashes newly pointing to it): what the shared state sends to the other instances
 Recorded = Callable[[str, list[int]], None]

@@ -22,33 +22,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from owstack.backends.base import Backend
 from owstack.config.load import Config
 from owstack.errors import ModelNotFound
 from owstack.finetune.routes import AdapterRoutes
 from owstack.layers import AUTO, LAYERS
 from owstack.routing.balance import Policy
-from owstack.routing.breaker import CircuitBreaker
 from owstack.routing.health import HealthChecker
+from owstack.routing.slot import Slot
 from owstack.types import ChatRequest
 
 _SCAN_CHARS = 4000  # only the tail of the last user message is scanned for code
-
-
-@dataclass(slots=True)
-class Slot:
-    """A backend and its live routing state."""
-
-    name: str
-    backend: Backend
-    breaker: CircuitBreaker
-    outstanding: int = 0
-    #: requests in flight to it from the other gateway instances, as they last reported (routing/shared.py)
-    remote: int = 0
-
-    @property
-    def load(self) -> int:
-        return self.outstanding + self.remote
 
 
 @dataclass(frozen=True, slots=True)

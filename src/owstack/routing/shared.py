@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from owstack.routing.config import SharedSection
     from owstack.routing.health import HealthChecker
     from owstack.routing.prefix import PrefixIndex
-    from owstack.routing.router import Slot
+    from owstack.routing.slot import Slot
 
 log = logging.getLogger("owstack.routing")
 _ERRORS = (RedisError, OSError, TimeoutError)
