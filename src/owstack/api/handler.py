@@ -23,7 +23,7 @@ from owstack.errors import InternalError, OwstackError, ServiceUnavailable
 from owstack.pipeline.context import RequestContext
 from owstack.pipeline.pipeline import Run
 from owstack.protocols.base import WireProtocol
-from owstack.routing.call import PrimedStream
+from owstack.routing.primed import PrimedStream
 from owstack.types import JSON, Completion, Usage
 
 if TYPE_CHECKING:

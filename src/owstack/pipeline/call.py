@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from owstack.pipeline.context import RequestContext
 from owstack.pipeline.stage import BaseStage
-from owstack.routing.call import Caller, PrimedStream
+from owstack.routing.call import Caller
+from owstack.routing.primed import PrimedStream
 
 
 class CallStage(BaseStage):

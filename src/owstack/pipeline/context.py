@@ -12,7 +12,7 @@ from owstack.types import ChatRequest, Usage
 if TYPE_CHECKING:
     from owstack.errors import OwstackError
     from owstack.protocols.base import WireProtocol
-    from owstack.routing.call import PrimedStream
+    from owstack.routing.primed import PrimedStream
     from owstack.routing.router import Route
     from owstack.types import Completion
 

@@ -10,50 +10,14 @@ its first chunk has arrived: from then on a failure ends the stream with an erro
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 from owstack.errors import NoHealthyBackend, OwstackError, UpstreamError
 from owstack.pipeline.context import Attempt, RequestContext
+from owstack.routing.primed import PrimedStream
 from owstack.routing.router import Route, Router
 from owstack.routing.slot import Slot
-from owstack.types import JSON, ChatRequest, Completion
-
-
-class PrimedStream:
-    """A stream whose first chunk has arrived; settle it exactly once when it ends."""
-
-    __slots__ = ("_iter", "_settled", "first", "slot")
-
-    def __init__(self, slot: Slot, iterator: AsyncIterator[JSON], first: JSON) -> None:
-        self.slot = slot
-        self._iter = iterator
-        self.first = first
-        self._settled = False
-
-    async def chunks(self) -> AsyncIterator[JSON]:
-        yield self.first
-        async for chunk in self._iter:
-            yield chunk
-
-    async def aclose(self) -> None:
-        aclose = getattr(self._iter, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-    def settle(self, outcome: str) -> None:
-        """`ok`, `failed` (the upstream broke mid-stream) or `abandoned` (the client went away)."""
-        if self._settled:
-            return
-        self._settled = True
-        self.slot.outstanding -= 1
-        breaker = self.slot.breaker
-        if outcome == "ok":
-            breaker.success()
-        elif outcome == "failed":
-            breaker.failure()
-        else:
-            breaker.release()
+from owstack.types import ChatRequest, Completion
 
 
 class Caller:
