@@ -10,7 +10,8 @@ import pytest
 from metering_helpers import make_ctx, sample
 from prometheus_client.parser import text_string_to_metric_families
 
-from owstack.metering.prometheus import LATENCY_BUCKETS, Metrics
+from owstack.metering.prometheus import Metrics
+from owstack.metering.series import LATENCY_BUCKETS
 from owstack.pipeline.context import Attempt
 from owstack.types import Usage
 

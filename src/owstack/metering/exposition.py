@@ -7,27 +7,21 @@ from typing import Any
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from owstack.metering.prometheus import (
-    COST_KINDS,
-    LATENCY_BUCKETS,
-    LIVE_S,
-    STATUS_CLASSES,
-    TOKEN_KINDS,
-    TTFT_BUCKETS,
-    _Series,
-)
+from owstack.metering.series import COST_KINDS, LATENCY_BUCKETS, STATUS_CLASSES, TOKEN_KINDS, TTFT_BUCKETS, Series
 
 LB = ["layer", "backend"]
+#: another worker's queue depth counts while its file is younger than this (seconds)
+LIVE_S = 60.0
 
 
 def _merge(states: list[dict[str, Any]], now: float) -> dict[str, Any]:
-    series: dict[tuple[str, str], _Series] = {}
+    series: dict[tuple[str, str], Series] = {}
     counters: dict[str, dict[tuple[str, ...], float]] = {"fallbacks": {}, "breaker": {}, "upstream_errors": {}}
     ledger: dict[str, float] = {}
     depth = journaled = 0.0
     for i, st in enumerate(states):
         for layer, backend, numbers in st.get("series", []):
-            series.setdefault((layer, backend), _Series()).add(numbers)
+            series.setdefault((layer, backend), Series()).add(numbers)
         for layer, n in st.get("fallbacks", {}).items():
             counters["fallbacks"][(layer,)] = counters["fallbacks"].get((layer,), 0) + n
         for name in ("breaker", "upstream_errors"):
@@ -55,7 +49,7 @@ def _histogram(
 
 def families(states: list[dict[str, Any]], *, now: float) -> list[Metric]:
     m = _merge(states, now)
-    series: dict[tuple[str, str], _Series] = m["series"]
+    series: dict[tuple[str, str], Series] = m["series"]
     requests = CounterMetricFamily("owstack_requests", "Requests by outcome.", labels=[*LB, "status_class"])
     tokens = CounterMetricFamily("owstack_tokens", "Tokens by kind.", labels=[*LB, "kind"])
     cost = CounterMetricFamily("owstack_cost_usd", "Cost in US dollars by kind.", labels=[*LB, "kind"])

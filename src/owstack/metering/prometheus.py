@@ -37,37 +37,45 @@ import time
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.metrics_core import Metric
 
+from owstack.errors import OwstackError
 from owstack.layers import LAYERS
+from owstack.metering.exposition import families
+from owstack.metering.series import COST_KINDS, LATENCY_BUCKETS, TTFT_BUCKETS, Series
 from owstack.storage.collector import StoreCollector
 
 if TYPE_CHECKING:
     from owstack.config.load import Config
-    from owstack.metering.writer import LedgerWriter
     from owstack.pipeline.context import RequestContext
 
-LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
-TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-STATUS_CLASSES = ("2xx", "4xx", "5xx", "other")
-TOKEN_KINDS = ("prompt", "completion", "reasoning", "cached")
-COST_KINDS = ("selfhost", "api", "counterfactual")
 BREAKER_STATES = frozenset({"closed", "open", "half_open"})
 NONE, OTHER = "none", "other"
 _STATUS_INDEX = {2: 0, 4: 1, 5: 2}
 _LEDGER = ("written", "rejected", "dropped", "failures")
-#: another worker's queue depth counts while its file is younger than this (seconds)
-LIVE_S = 60.0
+
+
+class LedgerCounters(Protocol):
+    """What `Metrics` reports of the ledger writer (metering/writer.py, which attaches itself)."""
+
+    written: int
+    rejected: int
+    dropped: int
+    failures: int
+
+    @property
+    def depth(self) -> int: ...
+
+    @property
+    def journal_rows(self) -> int: ...
 
 
 def _error_codes() -> frozenset[str]:
     """Every default code of owstack's typed errors: the value set of the `code` label."""
-    from owstack.errors import OwstackError
-
     codes: set[str] = {"api_error"}
     todo: list[type[OwstackError]] = [OwstackError]
     while todo:
@@ -76,34 +84,6 @@ def _error_codes() -> frozenset[str]:
         if cls.default_code:
             codes.add(cls.default_code)
     return frozenset(codes)
-
-
-class _Series:
-    """The numbers of one (layer, backend) pair. Histogram counts are per bucket (not cumulative), the
-    last slot being +Inf."""
-
-    __slots__ = ("cost", "counted", "lat", "lat_sum", "requests", "tokens", "ttft", "ttft_sum")
-
-    def __init__(self) -> None:
-        self.requests = [0, 0, 0, 0]
-        self.tokens = [0, 0, 0, 0]  # reported by the upstream (event loop)
-        self.counted = [0, 0, 0, 0]  # counted by owstack (writer thread)
-        self.cost = [0.0, 0.0, 0.0]  # writer thread
-        self.lat = [0] * (len(LATENCY_BUCKETS) + 1)
-        self.lat_sum = 0.0
-        self.ttft = [0] * (len(TTFT_BUCKETS) + 1)
-        self.ttft_sum = 0.0
-
-    def state(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-    def add(self, state: dict[str, Any]) -> None:
-        for name in self.__slots__:
-            mine, theirs = getattr(self, name), state.get(name)
-            if isinstance(mine, list) and isinstance(theirs, list) and len(theirs) == len(mine):
-                setattr(self, name, [a + b for a, b in zip(mine, theirs, strict=True)])
-            elif isinstance(mine, float) and isinstance(theirs, int | float):
-                setattr(self, name, mine + theirs)
 
 
 class Metrics:
@@ -115,12 +95,12 @@ class Metrics:
         self._layers = frozenset(layers)
         self._backends = frozenset(backends)
         self._codes = _error_codes()
-        self._series: dict[tuple[str, str], _Series] = {}
+        self._series: dict[tuple[str, str], Series] = {}
         self.fallbacks: dict[str, int] = {}
         self.breaker: dict[tuple[str, str], int] = {}
         self.upstream_errors: dict[tuple[str, str], int] = {}
         #: the ledger writer whose counters and queue depth are reported (set by `attach`)
-        self.writer: LedgerWriter | None = None
+        self.writer: LedgerCounters | None = None
         self.shared_dir = Path(shared_dir) if shared_dir else None
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
@@ -132,7 +112,7 @@ class Metrics:
         m = config.file.metering
         return cls(config.file.backends.keys(), layers=LAYERS, shared_dir=m.metrics_dir)
 
-    def attach(self, writer: LedgerWriter) -> None:
+    def attach(self, writer: LedgerCounters) -> None:
         self.writer = writer
 
     # labels ----------------------------------------------------------------------------------------
@@ -142,11 +122,11 @@ class Metrics:
     def backend_label(self, backend: str | None) -> str:
         return NONE if backend is None else backend if backend in self._backends else OTHER
 
-    def _get(self, layer: str | None, backend: str | None) -> _Series:
+    def _get(self, layer: str | None, backend: str | None) -> Series:
         key = (self.layer_label(layer), self.backend_label(backend))
         series = self._series.get(key)
         if series is None:  # setdefault: two threads creating the same pair end up with one object
-            series = self._series.setdefault(key, _Series())
+            series = self._series.setdefault(key, Series())
         return series
 
     # updates ---------------------------------------------------------------------------------------
@@ -257,6 +237,4 @@ class _Collector:
         self.metrics = metrics
 
     def collect(self) -> Iterator[Metric]:
-        from owstack.metering.exposition import families
-
         return iter(families(self.metrics.states(), now=time.time()))
