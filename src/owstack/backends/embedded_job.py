@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import orjson
 
 from owstack.backends import embedded_grammar, embedded_tools, structured
+from owstack.backends.embedded_model import EmbeddedModel
 from owstack.backends.embedded_sampler import Settings, job_seed
 from owstack.errors import InvalidRequest, UnsupportedContent
 from owstack.types import JSON, ChatRequest
-
-if TYPE_CHECKING:
-    from owstack.backends.llamacpp import LlamaCppBackend
 
 DEFAULT_TEMPERATURE = 0.7
 DEFAULT_THINK_TAGS = ("<think>", "</think>")
@@ -48,7 +45,7 @@ class Job:
     cancelled: bool = False
 
 
-def build_job(backend: LlamaCppBackend, request: ChatRequest) -> Job:
+def build_job(backend: EmbeddedModel, request: ChatRequest) -> Job:
     if request.reasoning is not None:
         request = _apply_policy(backend, request)
     params = request.params
@@ -119,7 +116,7 @@ def _with_format_prompt(messages: list[JSON], fmt: structured.OutputFormat) -> l
     return [{"role": "system", "content": text}, *messages]
 
 
-def _apply_policy(backend: LlamaCppBackend, request: ChatRequest) -> ChatRequest:
+def _apply_policy(backend: EmbeddedModel, request: ChatRequest) -> ChatRequest:
     from owstack.efficiency.policies import apply, translate
 
     translation = translate(request.reasoning, "llamacpp", backend.card)
@@ -134,7 +131,7 @@ def _number(params: JSON, name: str, default: float) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
 
 
-def _flatten(index: int, message: JSON, backend: LlamaCppBackend) -> JSON:
+def _flatten(index: int, message: JSON, backend: EmbeddedModel) -> JSON:
     """One message with string content, as the GGUF's template expects."""
     content = message.get("content")
     if isinstance(content, list):

@@ -19,16 +19,14 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from owstack.backends.embedded_job import Job
+from owstack.backends.embedded_model import EmbeddedModel
 from owstack.backends.embedded_sampler import Logprobs, Sampler, decode
 from owstack.errors import InvalidRequest, OwstackError, UpstreamError
 from owstack.security.templates import TemplateRenderError, render
 from owstack.types import JSON
-
-if TYPE_CHECKING:
-    from owstack.backends.llamacpp import LlamaCppBackend
 
 log = logging.getLogger("owstack.engine")
 Emit = Callable[[tuple[Any, ...]], None]
@@ -48,7 +46,7 @@ class JobResult:
     logprobs: list[JSON] | None = None
 
 
-def run_job(backend: LlamaCppBackend, job: Job, emit: Emit | None) -> JobResult:
+def run_job(backend: EmbeddedModel, job: Job, emit: Emit | None) -> JobResult:
     """Worker thread. Raises only `OwstackError`s; the engine stays usable whatever happened."""
     try:
         return _run(backend, job, emit)
@@ -64,7 +62,7 @@ def run_job(backend: LlamaCppBackend, job: Job, emit: Emit | None) -> JobResult:
         ) from None
 
 
-def _recover(backend: LlamaCppBackend) -> None:
+def _recover(backend: EmbeddedModel) -> None:
     """Forget the KV cache: whatever the failed job left there must not reach the next one."""
     llm = backend.llm
     with contextlib.suppress(Exception):
@@ -72,7 +70,7 @@ def _recover(backend: LlamaCppBackend) -> None:
         llm._ctx.kv_cache_clear()
 
 
-def _run(backend: LlamaCppBackend, job: Job, emit: Emit | None) -> JobResult:
+def _run(backend: EmbeddedModel, job: Job, emit: Emit | None) -> JobResult:
     llm = backend.llm
     assert llm is not None and backend.template is not None
     try:
@@ -112,7 +110,7 @@ def _run(backend: LlamaCppBackend, job: Job, emit: Emit | None) -> JobResult:
 class _TokenLoop:
     """Sampling, UTF-8 decoding, stop strings, thinking budget, tool-call reading, cancellation."""
 
-    def __init__(self, backend: LlamaCppBackend, job: Job, emit: Emit | None, max_new: int) -> None:
+    def __init__(self, backend: EmbeddedModel, job: Job, emit: Emit | None, max_new: int) -> None:
         self.backend = backend
         self.llm = backend.llm
         self.job = job
