@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from owstack.economics.planner import DAYS_PER_MONTH, plan
+from owstack.economics.evaluation import DAYS_PER_MONTH
+from owstack.economics.planner import plan
 from owstack.economics.scenario import make_scenario
 from owstack.errors import ConfigError
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from owstack.economics.planner import DAYS_PER_MONTH, ClaimCheck, seed_check
+from owstack.economics.evaluation import DAYS_PER_MONTH
+from owstack.economics.seedcheck import ClaimCheck, seed_check
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from owstack.economics.planner import OptionResult, PlanResult
+    from owstack.economics.evaluation import OptionResult
+    from owstack.economics.planner import PlanResult
 
 POINTS = 480
 

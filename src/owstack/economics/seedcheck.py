@@ -18,6 +18,9 @@ import yaml
 from owstack.catalog.hardware import cost_defaults, hardware
 from owstack.catalog.prices import ApiPrice
 from owstack.economics.costs import api_cost_parts, hardware_profile
+from owstack.economics.evaluation import DAYS_PER_MONTH, evaluate
+from owstack.economics.scenario import make_scenario
+from owstack.economics.throughput import throughput_profile
 
 Verdict = Literal["holds", "does not hold", "holds only under"]
 HOLDS: Verdict = "holds"
@@ -196,8 +199,6 @@ def _opsdc(c: Mapping[str, Any]) -> ClaimCheck:
 
 
 def _capacity(c: Mapping[str, Any]) -> ClaimCheck:
-    from owstack.economics.throughput import throughput_profile
-
     t = float(c["tokens_per_day"])
     rate = t / 86_400
     tp = throughput_profile(str(c["model"]), str(c["hardware"]))
@@ -225,9 +226,6 @@ def _capacity(c: Mapping[str, Any]) -> ClaimCheck:
 
 
 def _payback(c: Mapping[str, Any]) -> ClaimCheck:
-    from owstack.economics.planner import DAYS_PER_MONTH, evaluate
-    from owstack.economics.scenario import make_scenario
-
     t, life = float(c["tokens_per_day"]), float(c["lifetime_years"])
     seed_capex = 8 * 24_000.0
     seed_months = seed_capex / (1750 * DAYS_PER_MONTH)
@@ -267,8 +265,6 @@ def _payback(c: Mapping[str, Any]) -> ClaimCheck:
 
 
 def _vera_rubin(c: Mapping[str, Any]) -> ClaimCheck:
-    from owstack.economics.throughput import throughput_profile
-
     def per_token(option: str, overrides: Mapping[str, float]) -> float:
         hw = hardware(option)
         profile = hardware_profile(option, overrides)
@@ -303,9 +299,6 @@ def _vera_rubin(c: Mapping[str, Any]) -> ClaimCheck:
 
 
 def _fixed_cost(c: Mapping[str, Any]) -> ClaimCheck:
-    from owstack.economics.planner import evaluate
-    from owstack.economics.scenario import make_scenario
-
     e = evaluate(make_scenario({"tokens_per_day": 100e6, "hardware": "H100", "compare": []}))
     fleet = e.primary.fleet
     flat_capacity = fleet.capacity_tokens_per_day * e.scenario.load_factor

@@ -9,15 +9,13 @@ output tokens on H100s, depending on request rate alone).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from owstack.catalog.hardware import cost_defaults, hardware
+from owstack.economics.evaluation import DAYS_PER_MONTH, Evaluation, OptionResult, evaluate
 from owstack.economics.quantity import format_quantity
 from owstack.economics.scenario import Scenario
 from owstack.errors import ConfigError
-
-if TYPE_CHECKING:
-    from owstack.economics.planner import Evaluation, OptionResult
 
 LOAD_POINTS = (0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 1.00)
 #: what a fixed-utilization planner would report: GPUs as a fraction, busy this share of the day
@@ -27,8 +25,6 @@ _CURVES = {"utilization": None, "peak_to_mean": None, "hourly_profile": None}
 
 def sensitivity_table(scenario: Scenario, core: Evaluation) -> list[dict[str, Any]]:
     """One row per variant: the parameter, its value and the headline numbers."""
-    from owstack.economics.planner import evaluate
-
     rows = [_row("base", "as given", core)]
     rows += [_naive_row(core, u) for u in NAIVE_UTILIZATIONS]
     for parameter, label, updates in _variants(scenario, core):
@@ -116,8 +112,6 @@ def _naive_row(core: Evaluation, utilization: float) -> dict[str, Any]:
 
     Its cost is the real fleet's cost scaled by (measured utilization / assumed utilization).
     """
-    from owstack.economics.planner import DAYS_PER_MONTH
-
     row = _row("naive planner", f"fixed {utilization:.0%} utilization, fractional GPUs", core)
     fleet = core.primary.fleet
     scale = fleet.utilization / utilization

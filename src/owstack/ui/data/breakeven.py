@@ -49,7 +49,7 @@ def _backend(config: Config, tokens_by_backend: dict[str, int]) -> str | None:
 def breakeven(config: Config, measured: dict[str, float], tokens_by_backend: dict[str, int]) -> BreakEven:
     """`measured`: tokens_per_day, input_share, cached_share, reasoning_share over the trailing window."""
     from owstack.catalog.models import find_card
-    from owstack.economics.planner import evaluate
+    from owstack.economics.evaluation import evaluate
     from owstack.economics.scenario import make_scenario
     from owstack.metering.config import DEFAULT_COUNTERFACTUAL
 
