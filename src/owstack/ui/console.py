@@ -6,19 +6,17 @@ service (started and closed with the gateway).
 
 Every request: parse; assets are served at once; otherwise read (or start) the visitor's session, check
 the CSRF token of a POST (and that it did not come from another site), decide who the visitor is
-(`access`), then call the page. The database work of a page runs on the console's one thread, so that
-however many console requests arrive, at most one competes with the gateway for the interpreter at a time.
+(`access`), then call the page. The database work of a page runs on the console's one thread (services.py),
+so that however many console requests arrive, at most one competes with the gateway for the interpreter at a
+time.
 No error reaches the browser as a traceback: a bad query is a 400 page, a database outage a 503 page.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -26,24 +24,15 @@ import sqlalchemy as sa
 from owstack import storage
 from owstack.api.http import Receive, Scope, Send
 from owstack.ui import web
-from owstack.ui.access import Access, SignInRefused, Viewer
-from owstack.ui.audit import AdminAudit, AuditRefused
-from owstack.ui.data import verify as checks
-from owstack.ui.data.dims import DimsCache
+from owstack.ui.access import SignInRefused, Viewer
 from owstack.ui.page import Page
 from owstack.ui.pages import backends, compliance, login, overview, requests, security, tenants, usage
 from owstack.ui.ranges import BadRange
-from owstack.ui.render import Assets, Templates
-from owstack.ui.session import COOKIE, Session, Sessions
-
-if TYPE_CHECKING:
-    from owstack.compliance.stage import AuditStage
-    from owstack.config.load import Config
-    from owstack.tenancy.keys import KeyStore
+from owstack.ui.services import ConsoleServices
+from owstack.ui.session import COOKIE, Session
 
 log = logging.getLogger("owstack.ui")
 _NOBODY = Viewer("none", None, "anonymous")
-T = TypeVar("T")
 Handler = Callable[[Page], Awaitable[web.Response]]
 
 PAGES: dict[tuple[str, str], Handler] = {
@@ -73,90 +62,10 @@ PUBLIC: dict[tuple[str, str], Handler] = {
 }
 
 
-class Console:
+class Console(ConsoleServices):
+    """The console's ASGI face over its services: one request below /ui, answered by the page table."""
+
     name = "console"
-
-    def __init__(
-        self,
-        config: Config,
-        *,
-        host: str,
-        keystore: KeyStore | None = None,
-        audit: AuditStage | None = None,
-    ) -> None:
-        self.config = config
-        self.url = config.file.storage.url
-        self.engine = storage.engine(self.url)
-        self.assets = Assets.load()
-        self.templates = Templates()
-        self.dims = DimsCache(config)
-        self.audit = AdminAudit(config, audit)
-        self._keystore = keystore
-        self.access = Access(config, host, self.keystore)
-        self._sessions: Sessions | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="owstack-console")
-        self._verify: asyncio.Future[None] | None = None
-
-    # service -------------------------------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        await self.audit.start()
-
-    async def prepare(self) -> str | None:
-        """On the first request (a gateway nobody opens the console of writes no session key): the session
-        key, read or created, and the schema; why the console cannot answer, or None."""
-        if self._sessions is not None:
-            return None
-        try:
-            await self.run(storage.migrate, self.url)
-            self._sessions = await self.run(Sessions.from_config, self.config)
-        except Exception as exc:  # the gateway serves on; the console says why it cannot (and tries again)
-            log.error("console: cannot start: %s", exc)
-            return f"the console cannot start: {exc}"
-        return None
-
-    async def aclose(self) -> None:
-        if self._verify is not None:
-            self._verify.cancel()
-            await asyncio.gather(self._verify, return_exceptions=True)
-        self._executor.shutdown(wait=True, cancel_futures=True)
-        await self.audit.aclose()
-
-    def unavailable(self) -> str | None:
-        """Never: the console's trouble is shown on its pages, and must not take the gateway out of service."""
-        return None
-
-    @property
-    def sessions(self) -> Sessions:
-        assert self._sessions is not None
-        return self._sessions
-
-    def keystore(self) -> KeyStore:
-        if self._keystore is None:
-            from owstack.tenancy.keys import KeyStore
-
-            self._keystore = KeyStore(self.url)
-        return self._keystore
-
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
-    @property
-    def verifying(self) -> bool:
-        return self._verify is not None and not self._verify.done()
-
-    def start_verify(self, row_id: int, directory: Path) -> None:
-        """Check the audit chain in the background; its outcome lands in `console_verifications` and the log."""
-        self._verify = asyncio.ensure_future(self._run_verify(row_id, directory))
-
-    async def _run_verify(self, row_id: int, directory: Path) -> None:
-        outcome = await checks.run(directory)
-        await self.run(_record_check, self.engine, row_id, outcome)
-        details = {"directory": str(directory), **{k: outcome[k] for k in ("ok", "records", "streams")}}
-        try:
-            await self.audit.record("console.audit_verified", details, actor="owstack-console")
-        except AuditRefused as exc:
-            log.warning("console: the outcome of the audit check was not recorded in the log: %s", exc)
 
     # ASGI ------------------------------------------------------------------------------------------------
 
@@ -270,8 +179,3 @@ class Console:
         sso = self.config.file.ui.sso
         trusted = sso is not None and request.client_in(sso.trusted_proxies)
         return request.https or (forwarded and trusted)
-
-
-def _record_check(engine: sa.Engine, row_id: int, outcome: dict[str, Any]) -> None:
-    with engine.connect() as conn:
-        checks.finished(conn, row_id, outcome)

@@ -16,7 +16,7 @@ from owstack.ui.access import Viewer
 from owstack.ui.session import Session
 
 if TYPE_CHECKING:
-    from owstack.ui.console import Console
+    from owstack.ui.services import ConsoleServices
 
 T = TypeVar("T")
 
@@ -33,7 +33,7 @@ NAV: tuple[tuple[str, str, bool], ...] = (
 
 @dataclass
 class Page:
-    console: Console
+    console: ConsoleServices
     request: web.Request
     session: Session
     viewer: Viewer
