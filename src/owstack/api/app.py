@@ -31,10 +31,10 @@ from typing import Any
 from owstack.api.gateway import Gateway
 from owstack.api.http import Receive, Scope, Send, send_json
 from owstack.assembly import assemble
-from owstack.cli.common import setup_logging
 from owstack.config.load import Config, load
 from owstack.config.validate import validate
 from owstack.errors import ConfigError
+from owstack.logs import setup_logging
 
 CONFIG_ENV = "OWSTACK_CONFIG"
 HOST_ENV = "OWSTACK_HOST"

@@ -8,9 +8,7 @@ above --fail-on), 2 a usage or configuration error.
 from __future__ import annotations
 
 import importlib.util
-import logging
 import os
-import sys
 import traceback
 from typing import Any, Literal, NoReturn
 
@@ -106,12 +104,3 @@ class RootGroup(TyperGroup):
                     err=True,
                 )
             raise typer.Exit(1) from None
-
-
-def setup_logging(level: str = "info") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("owstack")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from owstack.cli.common import fail, setup_logging
+from owstack.cli.common import fail
+from owstack.logs import setup_logging
 
 if TYPE_CHECKING:
     from owstack.config.load import Config

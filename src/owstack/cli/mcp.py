@@ -141,7 +141,7 @@ def egress_proxy(
 ) -> None:
     import asyncio
 
-    from owstack.cli.common import setup_logging
+    from owstack.logs import setup_logging
     from owstack.mcp.proxy import EgressProxy
 
     cfg = _config(config)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import typer
 
-from owstack.cli.common import LogLevel, setup_logging
+from owstack.cli.common import LogLevel
+from owstack.logs import setup_logging
 
 
 def register(app: typer.Typer) -> None:
