@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from owstack.catalog.models import model_card
-from owstack.config import load as load_config
+from owstack.config.load import load as load_config
 from owstack.efficiency.config import ReasoningSection
 from owstack.efficiency.instructions import instruction
 from owstack.efficiency.policies import (

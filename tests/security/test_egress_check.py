@@ -7,7 +7,7 @@ import ipaddress
 
 import pytest
 
-from owstack.config import load
+from owstack.config.load import load
 from owstack.errors import ConfigError
 from owstack.security.config import EgressSection
 from owstack.security.egress import EgressPolicy, StaticResolver, check_url, check_url_sync

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from owstack.config import Config
-from owstack.config.load import from_dict
+from owstack.config.load import Config, from_dict
 from owstack.errors import AuthenticationFailed, PermissionDenied
 from owstack.pipeline.context import RequestContext
 from owstack.tenancy import is_loopback, open_mode_allowed

@@ -17,7 +17,7 @@ import typer
 from owstack.cli.common import fail, group
 
 if TYPE_CHECKING:
-    from owstack.config import Config
+    from owstack.config.load import Config
     from owstack.mcp.pins import PinStore
 
 mcp_app = group("mcp", "The MCP gateway: tool pins, approvals, tool-call usage.")
@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _config(path: Path | None) -> Config:
-    from owstack.config import load
+    from owstack.config.load import load
     from owstack.errors import ConfigError
 
     try:

@@ -42,7 +42,7 @@ def _thresholds(items: list[str]) -> dict[str, float]:
 def _residency(config: Path | None, tenant: str | None) -> tuple[dict[str, str], set[str] | None]:
     if config is None:
         return {}, None
-    from owstack.config import load
+    from owstack.config.load import load
     from owstack.errors import ConfigError
 
     try:

@@ -87,7 +87,7 @@ def _policy(config: Path | None, allow_networks: list[str]) -> Any:
 
     section = None
     if config is not None:
-        from owstack.config import load
+        from owstack.config.load import load
         from owstack.errors import ConfigError
 
         try:

@@ -18,7 +18,7 @@ from owstack.layers import LAYERS
 from owstack.tenancy.keyformat import ADMIN_TENANT
 
 if TYPE_CHECKING:
-    from owstack.config import Config
+    from owstack.config.load import Config
     from owstack.tenancy.keys import KeyRecord, KeyStore
 
 keys_app = group("keys", "Create, list and revoke API keys (stored as SHA-256 hashes).")
@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _config(path: Path | None) -> Config:
-    from owstack.config import load
+    from owstack.config.load import load
     from owstack.errors import ConfigError
 
     try:

@@ -108,7 +108,7 @@ class Metrics:
 
     @classmethod
     def from_config(cls, config: Config) -> Metrics:
-        """Metrics bounded to the backends of a loaded `owstack.config.Config`."""
+        """Metrics bounded to the backends of a loaded `owstack.config.load.Config`."""
         m = config.file.metering
         return cls(config.file.backends.keys(), layers=LAYERS, shared_dir=m.metrics_dir)
 

@@ -5,7 +5,3 @@
 - `egress`: SSRF-safe fetching (policy checks, DNS pinning, capped responses);
 - `guard`: control-token neutralisation and prompt-injection detection.
 """
-
-# `owstack.config` assembles every section model, ours included; importing it first keeps
-# `owstack.security.config` importable on its own (config -> schema -> security.config -> config.base).
-import owstack.config  # noqa: F401

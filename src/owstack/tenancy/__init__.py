@@ -7,12 +7,9 @@
     owstack.tenancy.report      residency_report
     open_mode_allowed           whether the gateway may run without keys, and what to print at start
 
-Importing this package is cheap: SQLAlchemy loads only with `owstack.tenancy.keys`. `owstack.config`'s
-schema imports this package's `config` module; importing the config package first keeps that order
-whichever module of this package is imported first.
+Importing this package is cheap: SQLAlchemy loads only with `owstack.tenancy.keys`.
 """
 
-import owstack.config  # noqa: F401
 from owstack.tenancy.openmode import is_loopback, open_mode_allowed
 
 __all__ = ["is_loopback", "open_mode_allowed"]

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from owstack.config import Config
+    from owstack.config.load import Config
 
 KEY_CREATED = "key.created"
 KEY_REVOKED = "key.revoked"

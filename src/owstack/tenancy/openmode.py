@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from owstack.config.address import is_loopback
 
 if TYPE_CHECKING:
-    from owstack.config import Config
+    from owstack.config.load import Config
 
 
 def open_mode_allowed(config: Config, host: str) -> tuple[bool, str]:

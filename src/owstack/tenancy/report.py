@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from owstack.tenancy.residency import filter_candidates, reason
 
 if TYPE_CHECKING:
-    from owstack.config import Config
+    from owstack.config.load import Config
     from owstack.tenancy.config import TenantSection
 
 OPEN_MODE = "(open mode)"

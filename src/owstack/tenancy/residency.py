@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from owstack.errors import ResidencyViolation
 
-if TYPE_CHECKING:  # owstack.tenancy.config imports owstack.config, whose __init__ imports the schema
+if TYPE_CHECKING:
     from owstack.config.schema import BackendSection
     from owstack.tenancy.config import TenantSection
 

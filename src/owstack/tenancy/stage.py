@@ -22,7 +22,7 @@ from owstack.pipeline.context import RequestContext
 from owstack.pipeline.stage import BaseStage
 
 if TYPE_CHECKING:
-    from owstack.config import Config
+    from owstack.config.load import Config
     from owstack.tenancy.keys import KeyStore
 
 MISSING = "missing API key: send `Authorization: Bearer <key>` (OpenAI clients) or `x-api-key: <key>` (Anthropic)"
