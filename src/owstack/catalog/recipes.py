@@ -22,6 +22,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from owstack.address import ANY_ADDRESS, same_host
 from owstack.catalog import load_data
 from owstack.catalog._schema import (
     ENGINES,
@@ -35,7 +36,6 @@ from owstack.catalog._schema import (
 )
 from owstack.catalog.fit import GPUs, fit, parse_gpus
 from owstack.catalog.models import ModelCard, Variant, embedded_gguf_path, model_card
-from owstack.config.address import ANY_ADDRESS, same_host
 from owstack.errors import ConfigError
 
 RECIPES_ENV = "OWSTACK_RECIPES_FILE"

@@ -30,10 +30,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
+from owstack.address import same_host
 from owstack.catalog.models import model_card
 from owstack.compliance.keys import AuditKeyError, load_secret, resolve_paths
 from owstack.config import references
-from owstack.config.address import same_host
 from owstack.config.load import Config
 from owstack.errors import ConfigError
 from owstack.metering.costs import Pricing

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from owstack.config.address import is_loopback
+from owstack.address import is_loopback
 
 if TYPE_CHECKING:
     from owstack.config.load import Config

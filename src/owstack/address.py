@@ -1,6 +1,8 @@
 """Listening addresses compared without DNS: is a host the loopback, and do two names reach the same
 listener on this machine? Used to refuse a backend that points at the gateway itself (config/validate.py)
-and to keep `owstack recipe` ports off the gateway's (catalog/recipes.py)."""
+and to keep `owstack recipe` ports off the gateway's (catalog/recipes.py), and to tell whether the gateway
+listens on loopback only (tenancy/openmode.py). It reads no configuration, so it stands beside errors.py and
+types.py, below the packages that use it."""
 
 from __future__ import annotations
 
