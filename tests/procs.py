@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free ports: every socket stays bound until all are picked."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
 
 
 @dataclass
@@ -103,8 +113,9 @@ def run_gateway(
     env: dict[str, str] | None = None,
     ready: bool = True,
     cwd: Path | None = None,
+    port: int | None = None,
 ) -> Iterator[Proc]:
-    port = free_port()
+    port = port or free_port()
     log_path = tmp / f"gateway-{port}.log"
     cmd = [sys.executable, "-m", "owstack", "serve", "--port", str(port), *args]
     if config is not None:
@@ -121,6 +132,25 @@ def run_gateway(
         yield p
     finally:
         p.stop()
+
+
+@contextlib.contextmanager
+def run_gateways(tmp: Path, config: dict[str, Any] | None, n: int, **kwargs: Any) -> Iterator[list[Proc]]:
+    """`n` gateways on one config, started side by side and stopped side by side: one start or stop takes
+    1-3 s, and in a row they added up."""
+    managers = [run_gateway(tmp, config, port=port, **kwargs) for port in free_ports(n)]
+    with ThreadPoolExecutor(n) as pool:
+        starts = [pool.submit(m.__enter__) for m in managers]
+    started = [(m, f.result()) for m, f in zip(managers, starts, strict=True) if f.exception() is None]
+    try:
+        failed = next((f.exception() for f in starts if f.exception() is not None), None)
+        if failed is not None:
+            raise failed  # the gateways that did start are stopped below
+        yield [p for _, p in started]
+    finally:
+        with ThreadPoolExecutor(n) as pool:
+            for stopped in [pool.submit(m.__exit__, None, None, None) for m, _ in started]:
+                stopped.result()
 
 
 def upstream_backend(upstream: Proc, model: str, **extra: Any) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from procs import Proc, free_port, run_gateway, upstream_backend, wait_http
+from procs import Proc, free_port, run_gateways, upstream_backend, wait_http
 
 DEPLOY = Path(__file__).resolve().parent.parent.parent / "deploy"
 
@@ -50,7 +50,7 @@ def fleet(fake_upstream: Proc, tmp_path: Path) -> Iterator[dict[str, Any]]:
         "audit": {"enabled": False},
         "server": {"drain_delay_s": 1, "shutdown_grace_s": 20},
     }
-    with run_gateway(tmp_path, config) as a, run_gateway(tmp_path, config) as b, run_gateway(tmp_path, config) as c:
+    with run_gateways(tmp_path, config, 3) as (a, b, c):
         port = free_port()
         conf = tmp_path / "nginx.conf"
         conf.write_text(nginx_conf([a.port, b.port, c.port], port, tmp_path))

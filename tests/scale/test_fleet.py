@@ -24,7 +24,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from procs import Proc, free_port, run_gateway, spawn, upstream_backend, wait_http
+from procs import Proc, free_port, run_gateway, run_gateways, spawn, upstream_backend, wait_http
 
 from .conftest import PG_ADMIN, REDIS_URL, Replicas
 
@@ -87,14 +87,13 @@ def fleet(fake_upstream: Proc, tmp_path_factory: pytest.TempPathFactory) -> Iter
         revocable = store.list("revoked")[0].key_id
         dispose(db)
         config = fleet_config(fake_upstream, slow, db, tmp)
-        with contextlib.ExitStack() as stack:
-            gateways = [stack.enter_context(run_gateway(tmp, config)) for _ in range(3)]
+        with run_gateways(tmp, config, 3) as gateways:
             world = {"gws": gateways, "keys": keys, "db": db, "config": config, "tmp": tmp, "revocable": revocable}
             try:
                 yield world
             finally:
-                for gw in world["gws"]:  # the restarted ones too
-                    gw.stop()
+                with ThreadPoolExecutor(3) as pool:  # the restarted ones too, side by side
+                    list(pool.map(Proc.stop, world["gws"]))
     finally:
         slow.stop()
         dispose(db)

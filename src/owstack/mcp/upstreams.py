@@ -114,6 +114,7 @@ class Upstream:
         self.connected_at: float | None = None
         self._broken = asyncio.Event()
         self._stopping = False
+        self._stopped = asyncio.Event()  # set by aclose: ends a restart back-off at once
         self._task: asyncio.Task[None] | None = None
 
     # the connection ------------------------------------------------------------------------------
@@ -180,6 +181,7 @@ class Upstream:
 
     async def aclose(self) -> None:
         self._stopping = True
+        self._stopped.set()
         self._broken.set()
         if self._task is not None:
             try:
@@ -199,7 +201,10 @@ class Upstream:
             if self._stopping:
                 return
             self.restarts += 1
-            await asyncio.sleep(delay)
+            try:  # back off, but stop at once on aclose (a dead upstream must not hold up shutdown)
+                await asyncio.wait_for(self._stopped.wait(), delay)
+            except TimeoutError:
+                pass
             delay = min(delay * 2, MAX_RESTART_S)
 
     async def _session(self) -> None:
