@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
-from owstack.security.guard import exfil_i18n, multilingual, planted, tool_orders
+from owstack.security.guard import exfil_i18n, multilingual, notices, planted, tool_orders
 from owstack.security.guard.hidden import scan_hidden
 from owstack.security.guard.payloads import (
     encoded_payloads,
@@ -146,6 +146,8 @@ def _phrases(text: str, source: str) -> list[GuardFinding]:
                 quiet = is_setting_doc(text, m.start(), m.end()) or asked_about(text, "override", m.start(), m.end())
             if not quiet and rule.rule in _QUOTABLE:
                 quiet = _quoted_discussion(text, m.start())
+            if not quiet and rule.rule == "OWS-GRD-013":
+                quiet = notices.is_contact_notice(m.group())  # "send abuse complaints with log files to abuse@..."
             out.append(
                 GuardFinding(
                     rule.rule,
