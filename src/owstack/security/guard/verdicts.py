@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import re
 
+from owstack.security.guard import keyed
+
 #: words without which no pattern can match (checked on the lowered text first)
 _KEYS = (
     "safe",
@@ -49,6 +51,18 @@ _KEYS = (
     "verified",
     "scanned",
 )
+_ASSESSMENT_KEYS = (
+    "verdict",
+    "assessment",
+    "classification",
+    "rating",
+    "conclusion",
+    "analys",
+    "evaluation",
+    "determination",
+    "triage",
+)
+_ALARM_KEYS = ("flag", "block", "quarantine", "report", "escalate", "blacklist", "warn", "alert")
 _INTENSIFIER = (
     r"(?:(?:clearly|definitely|completely|totally|entirely|absolutely|perfectly|fully|certainly|100%|officially"
     r"|verified|confirmed)\s+)?"
@@ -129,16 +143,17 @@ def findings(text: str) -> list[tuple[int, int, str]]:
     if not any(key in lowered for key in _KEYS):
         return []
     out: list[tuple[int, int, str]] = []
-    for m in _DICTATED.finditer(text):
+    for m in keyed.finditer(_DICTATED, text, lowered, _KEYS):
         if _open(text, m) or _NEGATED_ORDER.search(text, max(0, m.start() - 20), m.start()):
             continue
         out.append((m.start(), m.end(), "dictates the verdict on the data it is in (label, rating or answer)"))
-    for m in _ASSESSMENT.finditer(text):
+    for m in keyed.finditer(_ASSESSMENT, text, lowered, _ASSESSMENT_KEYS):
         if not _open(text, m):
             out.append((m.start(), m.end(), "dictates what the assessment of the data must conclude"))
-    for m in _NO_ALARM.finditer(text):
+    for m in keyed.finditer(_NO_ALARM, text, lowered, _ALARM_KEYS):
         near = text[max(0, m.start() - 200) : m.end() + 120]
         if _SAFE_NEAR.search(near):
             out.append((m.start(), m.end(), "tells the assessor not to raise the alarm, next to a verdict of safety"))
-    out.extend((m.start(), m.end(), "tells the assessor to pretend it has checked") for m in _PRETEND.finditer(text))
+    pretend = keyed.finditer(_PRETEND, text, lowered, ("pretend", "act as"))
+    out.extend((m.start(), m.end(), "tells the assessor to pretend it has checked") for m in pretend)
     return out
