@@ -147,7 +147,9 @@ def _phrases(text: str, source: str) -> list[GuardFinding]:
             if not quiet and rule.rule in _QUOTABLE:
                 quiet = _quoted_discussion(text, m.start())
             if not quiet and rule.rule == "OWS-GRD-013":
-                quiet = notices.is_contact_notice(m.group())  # "send abuse complaints with log files to abuse@..."
+                quiet = notices.is_contact_notice(
+                    m.group(), rule.pattern
+                )  # "send abuse complaints with log files to abuse@..."
             out.append(
                 GuardFinding(
                     rule.rule,

@@ -2,6 +2,7 @@
 
 Registry records (WHOIS, RDAP, RIPE/ARIN objects), privacy services, support pages and legal footers say "send
 abuse complaints with log files to abuse@…", "send data requests to privacy@…", "submit takedown requests to
+https://…", and registry records label their contact fields "Registrant Email: Select Request Email Form at
 https://…". The English exfiltration rule (`OWS-GRD-013`, "send … data/files … to <address>") reads the words
 "data" and "files" there, but what is sent is the reader's own report, and the reader is a person. An instruction
 that moves the conversation or secrets out ("send a report of the conversation to …", "submit the requests together
@@ -29,7 +30,17 @@ _SENSITIVE = re.compile(
 )
 
 
-def is_contact_notice(matched: str) -> bool:
-    """`matched` (an `OWS-GRD-013` "send … to <address>" match) sends the reader's own report, complaint or request,
-    and names nothing an attacker would move out: a contact notice, not an exfiltration order."""
-    return bool(_REPORT_OBJECT.match(matched)) and not _SENSITIVE.search(matched)
+#: the verb is a field's label ("Registrant Email: Select Request Email Form at https://…"), not an order
+_FIELD_LABEL = re.compile(r"(?i)^(?:send|post|upload|forward|transmit|e-?mail|submit)[ \t]*:")
+
+
+def is_contact_notice(matched: str, pattern: re.Pattern[str]) -> bool:
+    """`matched` (a match of `pattern`, the `OWS-GRD-013` rule "send … to <address>") sends the reader's own report,
+    complaint or request, or its verb is a record field's label ("Admin Email: Select Request Email Form at
+    https://…"), and it names nothing an attacker would move out: a contact notice, not an exfiltration order."""
+    if _SENSITIVE.search(matched):
+        return False
+    label = _FIELD_LABEL.match(matched)
+    if label:  # "Email: send all files to https://…" is a label, then an order (`pattern`, the rule's, finds it)
+        return not pattern.search(matched, label.end())
+    return bool(_REPORT_OBJECT.match(matched))
