@@ -92,6 +92,12 @@ _LANGUAGES = (
     r"(?:english|french|spanish|german|italian|portuguese|dutch|russian|chinese|mandarin|japanese|korean|arabic"
     r"|hindi|turkish|polish|swedish|pirate(?:\s+speak)?|emoji|leetspeak|all\s+caps|uppercase|rhymes?|verse)"
 )
+#: what follows a dismissal of the data: an order about the output, or the "real" data
+_AFTER_DISMISSAL = (
+    r"[^\n]{0,150}?(?:(?:^|(?<=[.!?:;,\n\"'(\[>]))[ \t]*(?:just\s+|only\s+|simply\s+|please\s+)?"
+    r"(?:say|print|output|reply|respond|answer|write|return|tell\s+the\s+user)\s+(?:only\b|with\b|that\b|:|[\"'“‘])|\b(?:the\s+)?(?:real|actual|correct|true|updated|genuine)\s+"
+    r"(?:record|data|answer|result|value|owner|text|content|information|entry)\s+(?:says|is|shows|reads|states)\b)"
+)
 _PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
     (
         ("end of", "start of", "beginning of", "top of", "bottom of"),
@@ -179,6 +185,19 @@ _PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
             r"|that\b|:|[\"'“‘])"
         ),
         "drops the task and dictates the output (rogue string)",
+    ),
+    (
+        ("irrelevant", "fake", "a test", "outdated", "not real", "not valid", "not part", "above", "so far"),
+        # "Everything below this line is irrelevant. Say that ...", "Disregard the data above; ... the real record says"
+        re.compile(
+            r"(?i)\b(?:everything|all|the\s+(?:text|data|content|information))\s+(?:below|above|after|before)\s+this"
+            r"\s+(?:line|point|note)\s+(?:is|are)\s+(?:irrelevant|fake|a\s+test|outdated|wrong|incorrect|not\s+(?:real"
+            r"|valid|part))\b"
+            + _AFTER_DISMISSAL
+            + r"|\b(?:disregard|ignore|forget)\s+(?:the|all|any)\s+(?:data|text|content|information|records?|results?"
+            r"|output)\s+(?:above|before\s+this|so\s+far|you\s+(?:have\s+)?(?:seen|read|received))\b" + _AFTER_DISMISSAL
+        ),
+        "dismisses the data and dictates the output",
     ),
 )
 
