@@ -8,6 +8,7 @@
     .venv/bin/python bench/guard_eval.py --external /tmp/ds --garak-python /tmp/garak-venv/bin/python
     # spikee's seeds too (bench/guard_spikee.py): pip download --no-deps -d /tmp/ds spikee==0.9.2, unpacked as above
     .venv/bin/python bench/guard_eval.py --external /tmp/ds --only spikee     # one set's rows alone
+    # --by-rule: also how many samples of each group each rule id flagged (counts only, no sample text)
 
 Held-out sets (none is read by the training script, `owstack.security.guard.training.train`):
 bastioncorpus (attacks and hard negatives, 5 languages), agent-injection-bench (injections in tool
