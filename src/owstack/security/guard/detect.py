@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
-from owstack.security.guard import exfil_i18n, multilingual, planted, tool_orders
+from owstack.security.guard import exfil_i18n, hijack, multilingual, notices, planted, tool_orders, verdicts
 from owstack.security.guard.hidden import scan_hidden
 from owstack.security.guard.payloads import (
     encoded_payloads,
@@ -146,6 +146,10 @@ def _phrases(text: str, source: str) -> list[GuardFinding]:
                 quiet = is_setting_doc(text, m.start(), m.end()) or asked_about(text, "override", m.start(), m.end())
             if not quiet and rule.rule in _QUOTABLE:
                 quiet = _quoted_discussion(text, m.start())
+            if not quiet and rule.rule == "OWS-GRD-013":
+                quiet = notices.is_contact_notice(
+                    m.group(), rule.pattern
+                )  # "send abuse complaints with log files to abuse@..."
             out.append(
                 GuardFinding(
                     rule.rule,
@@ -170,8 +174,10 @@ def _planted(text: str) -> list[GuardFinding]:
 
 
 def _tool_orders(text: str) -> list[GuardFinding]:
-    """Orders to the AI planted in a field of a tool result (`tool_orders`, OWS-GRD-018)."""
-    return _orders(text, "OWS-GRD-018", tool_orders.findings(text))
+    """Orders to the AI planted in a field of a tool result (`tool_orders`), verdicts dictated to whatever assesses
+    the data (`verdicts`) and orders that take over the reader's reply (`hijack`), OWS-GRD-018."""
+    spans = [*tool_orders.findings(text), *verdicts.findings(text), *hijack.findings(text)]
+    return _orders(text, "OWS-GRD-018", spans)
 
 
 def _orders(text: str, rule_id: str, spans: Iterable[tuple[int, int, str]]) -> list[GuardFinding]:
