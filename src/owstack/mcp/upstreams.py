@@ -115,6 +115,8 @@ class Upstream:
         self._broken = asyncio.Event()
         self._stopping = False
         self._stopped = asyncio.Event()  # set by aclose: ends a restart back-off at once
+        #: set once the first connection attempt has ended, connected or not: `start` waits no longer
+        self._tried = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     # the connection ------------------------------------------------------------------------------
@@ -174,9 +176,11 @@ class Upstream:
     async def start(self) -> None:
         """Start the supervisor and wait (briefly) for the first connection; never raises."""
         self._task = asyncio.create_task(self._supervise(), name=f"mcp-upstream-{self.name}")
-        try:
-            await asyncio.wait_for(self.ready.wait(), CONNECT_WAIT_S)
+        try:  # an upstream that failed its first attempt (refused by egress, not listening) holds nothing up
+            await asyncio.wait_for(self._tried.wait(), CONNECT_WAIT_S)
         except TimeoutError:
+            pass
+        if not self.ready.is_set():
             log.warning("mcp: upstream %s is not connected yet (%s); retrying in the background", self.name, self.error)
 
     async def aclose(self) -> None:
@@ -198,6 +202,7 @@ class Upstream:
             except Exception as exc:  # the upstream's failure must never reach the gateway
                 self.error = _describe(exc)
                 log.warning("mcp: upstream %s failed: %s", self.name, self.error)
+            self._tried.set()
             if self._stopping:
                 return
             self.restarts += 1
@@ -219,6 +224,7 @@ class Upstream:
         async with client:
             self.client, self.error, self.connected_at = client, None, time.monotonic()
             self.ready.set()
+            self._tried.set()
             log.info("mcp: upstream %s connected (%s, %s)", self.name, self.kind, client.protocol_version)
             follower = None
             try:
