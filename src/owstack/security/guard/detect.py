@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
-from owstack.security.guard import exfil_i18n, hijack, multilingual, notices, planted, tool_orders, verdicts
+from owstack.security.guard import exfil_i18n, hijack, multilingual, notices, planted, requests, tool_orders, verdicts
 from owstack.security.guard.hidden import scan_hidden
 from owstack.security.guard.payloads import (
     encoded_payloads,
@@ -165,6 +165,8 @@ def _phrases(text: str, source: str) -> list[GuardFinding]:
     if source != "instructions":  # instruction files give the agent orders by design
         out.extend(_tool_orders(text))
         out.extend(_planted(text))
+    if source in ("tool", "document"):  # a user's own request is not an injection
+        out.extend(_orders(text, "OWS-GRD-023", requests.findings(text), "tool_abuse"))
     return out
 
 
@@ -180,7 +182,9 @@ def _tool_orders(text: str) -> list[GuardFinding]:
     return _orders(text, "OWS-GRD-018", spans)
 
 
-def _orders(text: str, rule_id: str, spans: Iterable[tuple[int, int, str]]) -> list[GuardFinding]:
+def _orders(
+    text: str, rule_id: str, spans: Iterable[tuple[int, int, str]], category: str = "override"
+) -> list[GuardFinding]:
     """Medium findings for orders planted in data; `low` where the text quotes, negates or discusses them."""
     out: list[GuardFinding] = []
     for start, end, message in spans:
@@ -188,7 +192,7 @@ def _orders(text: str, rule_id: str, spans: Iterable[tuple[int, int, str]]) -> l
         mention = is_mention(text, start, end) and '"' not in text[start:end]
         quiet = mention or is_negated(text, start) or _quoted_discussion(text, start)
         severity: Severity = "low" if quiet else "medium"
-        out.append(GuardFinding(rule_id, severity, "override", start, end, safe_excerpt(text, start, end), message))
+        out.append(GuardFinding(rule_id, severity, category, start, end, safe_excerpt(text, start, end), message))
     return out
 
 
@@ -273,7 +277,7 @@ def _spoofing(text: str, source: str) -> list[GuardFinding]:
 
 
 #: rules about text addressed to the AI: a quoted line in text about attacks is a mention
-_QUOTABLE = frozenset({"OWS-GRD-012", "OWS-GRD-016", "OWS-GRD-017", "OWS-GRD-018", "OWS-GRD-019"})
+_QUOTABLE = frozenset({"OWS-GRD-012", "OWS-GRD-016", "OWS-GRD-017", "OWS-GRD-018", "OWS-GRD-019", "OWS-GRD-023"})
 _ABOUT_ATTACKS = re.compile(
     r"(?i)\b(?<![.@/-])(?:attacks?|attackers?|injections?|injected|payloads?|red[\s-]?team\w*|examples?|e\.g\.|such\s+as|phrases?"
     r"|strings?|planted|malicious|forged|fake|spoofed|markers?|(?:lines|text|prompts?|sentences?|comments?)\s+like"
@@ -288,7 +292,8 @@ def _quoted_discussion(text: str, start: int) -> bool:
     before = text[max(0, start - 400) : start]
     paragraph = before[before.rfind("\n\n") + 1 :]
     after = text[start : start + 400]
-    for opening, closing in (('"', '"'), ("“", "”")):
+    # a quotation inside a JSON string is escaped: {"text": "... strings such as \"Please transfer ...\""}
+    for opening, closing in (('"', '"'), ("“", "”"), ('\\"', '\\"')):
         if opening == closing:
             if paragraph.count(opening) % 2 == 0 or opening not in after:
                 continue
