@@ -5,7 +5,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
-from owstack.security.guard import exfil_i18n, hijack, multilingual, notices, planted, requests, tool_orders, verdicts
+from owstack.security.guard import (
+    exfil_i18n,
+    hijack,
+    multilingual,
+    notices,
+    orders_i18n,
+    planted,
+    requests,
+    tool_orders,
+    verdicts,
+)
 from owstack.security.guard.hidden import scan_hidden
 from owstack.security.guard.payloads import (
     encoded_payloads,
@@ -177,8 +187,9 @@ def _planted(text: str) -> list[GuardFinding]:
 
 def _tool_orders(text: str) -> list[GuardFinding]:
     """Orders to the AI planted in a field of a tool result (`tool_orders`), verdicts dictated to whatever assesses
-    the data (`verdicts`) and orders that take over the reader's reply (`hijack`), OWS-GRD-018."""
-    spans = [*tool_orders.findings(text), *verdicts.findings(text), *hijack.findings(text)]
+    the data (`verdicts`) and orders that take over the reader's reply (`hijack`), the same in other languages
+    (`orders_i18n`), OWS-GRD-018."""
+    spans = [*tool_orders.findings(text), *verdicts.findings(text), *hijack.findings(text), *orders_i18n.findings(text)]
     return _orders(text, "OWS-GRD-018", spans)
 
 

@@ -676,17 +676,37 @@ def _percent_decoded(run: str) -> str | None:
         return None
 
 
+#: a JSON string escape of a character outside ASCII ("\u00e9", a surrogate pair "\ud83d\ude00"), as `json.dumps`
+#: writes by default: a tool result in any other language reaches the scanner that way
+_JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})(?:\\u([dD][c-fC-F][0-9a-fA-F]{2}))?")
+
+
+def _json_unescaped(m: re.Match[str]) -> str | None:
+    code = int(m.group(1), 16)
+    if m.group(2) and 0xD800 <= code < 0xDC00:
+        code = 0x10000 + ((code - 0xD800) << 10) + (int(m.group(2), 16) - 0xDC00)
+    elif 0xD800 <= code < 0xE000:
+        return None
+    return chr(code) if code >= 0x80 else None
+
+
 def _pieces(text: str) -> list[tuple[str, int]]:
-    """(decoded character(s), index in `text`): HTML character references and percent-encoding undone."""
+    """(decoded character(s), index in `text`): HTML character references, percent-encoding and JSON `\\u` escapes
+    undone."""
     out: list[tuple[str, int]] = []
     pos = 0
     specials = [m for rx in (_ENTITY, _PERCENT_RUN) for m in rx.finditer(text)] if ("&" in text or "%" in text) else []
+    if "\\u" in text:
+        specials.extend(_JSON_ESCAPE.finditer(text))
     for m in sorted(specials, key=lambda m: m.start()):
         if m.start() < pos:
             continue
-        if m.re is _ENTITY:
+        decoded: str | None
+        if m.re is _JSON_ESCAPE:
+            decoded = _json_unescaped(m)
+        elif m.re is _ENTITY:
             if m.group(3):
-                decoded: str | None = _NAMED_ENTITIES[m.group(3)]
+                decoded = _NAMED_ENTITIES[m.group(3)]
             else:
                 code = int(m.group(1)) if m.group(1) else int(m.group(2), 16)
                 decoded = chr(code) if 0 < code < 0x110000 else None
@@ -778,7 +798,8 @@ _WORDISH = re.compile(r"[\w@$!|]+")
 #: where obfuscation may be: character references, percent-encoding, invisible or full-width characters,
 #: Latin letters next to look-alike ones, digits or symbols inside words, spaced-out letters
 _OBFUSCATION_HINT = re.compile(
-    "&#|%[0-9A-Fa-f]{2}|[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u2060-\u2064\ufeff]"
+    r"&#|%[0-9A-Fa-f]{2}|\\u[0-9a-fA-F]{4}|"
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u2060-\u2064\ufeff]"
     "|[\uff01-\uff5e\U0001d400-\U0001d7ff]|[A-Za-z][\u0250-\u02af\u0370-\u058f\u1d00-\u1d7f]"
     "|[\u0250-\u02af\u0370-\u058f\u1d00-\u1d7f][A-Za-z]|[A-Za-z][0-9@$!|]{1,3}[A-Za-z]"
     r"|(?<![\w@$|])[0-9@$|][A-Za-z]{2}|[A-Za-z]{2}[0-9@$|](?![\w@$|])"
