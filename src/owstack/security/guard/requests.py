@@ -77,7 +77,7 @@ _HARM = re.compile(
     r"|turn\s+off|switch\s+off|shut\s+(?:off|down)|open|unsubscribe|cancel|close)\b" + _CLAUSE
 )
 _ROUTING = re.compile(
-    r"(?i)" + _REQ + r"(?P<verb>change|update|set|switch|redirect|replace|reset|edit|modify|add)\b" + _CLAUSE
+    r"(?i)" + _REQ + r"(?P<verb>change|update|set|switch|redirect|replace|reset|edit|modify|add|make)\b" + _CLAUSE
 )
 
 # --- what makes a request an attacker's ---
@@ -188,17 +188,32 @@ _MY_THINGS = re.compile(
 )
 _MY = re.compile(r"(?i)\b(?:my|the\s+user'?s|all\s+of\s+my|in\s+my)\b")
 _PATH = re.compile(r"(?:['\"`‘“](?:~|\.{0,2})?/[\w./ -]{1,80}['\"`’”])|(?<![\w/])~/[\w./-]+")
+#: "invite amy@… to my private channel": a place of the user's that an invitation opens
+_INTO_MINE = re.compile(
+    r"(?i)\b(?:to|into)\s+(?:my|the\s+user'?s|our)\s+(?:[\w-]+\s+){0,2}?(?:channel|workspace|team|group|repositor(?:y"
+    r"|ies)|repo|project|organi[sz]ation|org|drive|folder|account|calendar|family\s+plan|household|network)\b"
+)
+#: what is made public: "make my private repository public", "share my photos with anyone with the link"
+_EXPOSED = re.compile(
+    r"(?i)\b(?:my|the\s+user'?s)\s+(?:[\w'-]+\s+){0,3}?(?:repositor(?:y|ies)|repos?|folders?|accounts?|profile"
+    r"|calendar|drive|documents?|files?|photos?|notes?|records?|data|contacts|location)\b[^.!?\n]{0,60}?"
+    r"\b(?:public(?:ly)?|visible\s+to\s+(?:everyone|anyone|all)|anyone\s+with\s+the\s+link|everyone)\b"
+)
 _DEVICE = re.compile(
     r"(?i)\bmy\s+(?:\w+\s+){0,2}?(?:doors?|locks?|alarm|security\s+(?:system|cameras?)|cameras?|surveillance"
-    r"|garage|gate|safe|smoke\s+detectors?|home\s+security|firewall|antivirus)\b"
+    r"|garage|gate|safe|smoke\s+detectors?|home\s+security|firewall|antivirus|two-factor(?:\s+authentication)?|2fa"
+    r"|mfa|multi-factor(?:\s+authentication)?|login\s+alerts|security\s+alerts)\b"
+    r"|\b(?:two-factor|2fa|mfa|multi-factor)(?:\s+authentication)?\s+(?:on|for|of|in)\s+(?:my|the\s+user'?s)\b"
 )
 _ROUTE_FIELD = re.compile(
     r"(?i)\b(?:recovery|backup|payout|payment|bank|forwarding|deposit|direct\s+deposit|beneficiary|payee|withdrawal"
     r"|2fa|two-factor|mfa)\s+(?:e-?mail|address|account|phone|number|details|info(?:rmation)?|rules?"
-    r"|device)s?\b|\bforwarding\b|\bpassword\b|\bpin\b|\bpasscode\b"
+    r"|device)s?\b|\bforwarding\b|\bpassword\b|\bpin\b|\bpasscode\b|\bnew\s+payees?\b"
 )
 _ROUTE_VALUE = re.compile(
-    r"(?i)\bto\s+(?:['\"“‘][^'\"”’\n]{3,60}['\"”’]|" + _EMAIL + r"|\+?\d[\d ()-]{6,}\d|[A-Z]{2}\d{2}[ A-Z0-9]{8,}"
+    r"(?i)\b(?:to|with(?:\s+(?:the\s+)?(?:account|iban|number|address|e-?mail))*)\s+(?:['\"“‘][^'\"”’\n]{3,60}['\"”’]|"
+    + _EMAIL
+    + r"|\+?\d[\d ()-]{6,}\d|[A-Z]{2}\d{2}[ A-Z0-9]{8,}"
     r"|['\"“‘]?[\w!@#$%^&*-]*\d[\w!@#$%^&*-]*)"
 )
 
@@ -275,7 +290,7 @@ _KEYS_HARM = (
     "turn off",
     "switch off",
 )
-_KEYS_ROUTING = ("change", "update", "set", "switch", "redirect", "replace", "reset", "edit", "modify", "add")
+_KEYS_ROUTING = ("change", "update", "set", "switch", "redirect", "replace", "reset", "edit", "modify", "add", "make")
 
 
 def _after_verb(m: re.Match[str]) -> str:
@@ -286,13 +301,13 @@ def _access(m: re.Match[str]) -> bool:
     rest = _after_verb(m)
     if _FOR_SELF.match(rest) or _CONDITION.search(rest):
         return False
-    access = _ACCESS_WORD.search(rest)
-    if not access:
+    invited = m.group("verb").lower() in {"invite", "add"} and _INTO_MINE.search(rest)
+    if not (_ACCESS_WORD.search(rest) or invited):
         return False
     party = _THIRD_PARTY.search(rest)
     if party is None:
         return False
-    return bool(_ACCESS_SCOPE.search(rest) or re.match(r"(?i)my\s", party.group()))
+    return bool(invited or _ACCESS_SCOPE.search(rest) or re.match(r"(?i)my\s", party.group()))
 
 
 def _money(m: re.Match[str]) -> bool:
@@ -360,6 +375,8 @@ def _routing(m: re.Match[str]) -> bool:
     rest = _after_verb(m)
     if _CONDITION.search(rest):
         return False
+    if _EXPOSED.search(rest):  # "make my private repository public"
+        return m.group("verb").lower() in {"make", "set", "change", "switch", "update", "edit", "modify"}
     field = _ROUTE_FIELD.search(rest)
     return field is not None and bool(_ROUTE_VALUE.search(rest, field.end()))
 
@@ -369,7 +386,12 @@ _CLASSES = (
     (_MONEY, _KEYS_MONEY, _money, "asks, inside data, for money to be moved to a destination it gives"),
     (_RETRIEVE, _KEYS_RETRIEVE, _retrieve, "asks, inside data, for personal or secret data to be sent to an address"),
     (_HARM, _KEYS_HARM, _harm, "asks, inside data, for the user's things to be destroyed or their devices opened"),
-    (_ROUTING, _KEYS_ROUTING, _routing, "asks, inside data, for a recovery, payout or forwarding route to be changed"),
+    (
+        _ROUTING,
+        _KEYS_ROUTING,
+        _routing,
+        "asks, inside data, for a recovery, payout or forwarding route to be changed, or the user's things made public",
+    ),
 )
 
 
