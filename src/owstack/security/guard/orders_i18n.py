@@ -342,8 +342,11 @@ def findings(text: str) -> list[tuple[int, int, str]]:
     lowered = text.lower()
     out: list[tuple[int, int, str]] = []
     for lang, keys, patterns, open_words in _compiled():
+        where = keyed.spans(text, lowered, keys)  # once per language, for all its patterns
+        if where == []:
+            continue
         for pattern, message in patterns:
-            for m in keyed.finditer(pattern, text, lowered, keys):
+            for m in keyed.search(pattern, text, where):
                 if open_words.search(m.group()) or open_words.search(text, m.end(), m.end() + 40):
                     continue
                 out.append((m.start(), m.end(), f"{message} ({lang})"))

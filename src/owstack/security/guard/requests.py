@@ -54,30 +54,32 @@ _REQ = (
 #: next request): up to a sentence end (a dot inside a token, as in an address or an amount, is not one)
 _CLAUSE = r"(?=(?P<rest>(?:[^.!?\n]|\.(?=\w)){0,220}))"
 
+#: the verb of each class (a match starts at its verb, which makes the search fast; `_REQUESTED` then checks that
+#: a request starts there)
 _ACCESS = re.compile(
-    r"(?i)" + _REQ + r"(?P<verb>grant|give|provide|extend|assign|share|add|invite|make|set\s+up|create)\b" + _CLAUSE
+    r"(?i)\b(?P<verb>grant|give|provide|extend|assign|share|add|invite|make|set\s+up|create)\b" + _CLAUSE
 )
 _MONEY = re.compile(
-    r"(?i)" + _REQ + r"(?P<verb>transfer|wire|send|pay|deposit|withdraw|move|remit|sell|buy|purchase|donate|convert"
+    r"(?i)\b(?P<verb>transfer|wire|send|pay|deposit|withdraw|move|remit|sell|buy|purchase|donate|convert"
     r"|(?:initiate|make|schedule|set\s+up|process|execute|place)\s+(?:a|an|the)\s+(?:\w+\s+)?(?:payment|transfer"
     r"|wire|transaction|order|trade|withdrawal|deposit|standing\s+order))\b" + _CLAUSE
 )
 _RETRIEVE = re.compile(
-    r"(?i)(?:"
-    + _REQ
-    + r"|\b(?:use|using)\s+(?:the\s+|your\s+|my\s+)?(?:[^.!?\n]){1,60}?\s+to\s+)"
-    + r"(?P<verb>retrieve|get|fetch|find|look\s+up|list|download|search|pull|collect|gather|export|access|check"
+    r"(?i)\b(?P<verb>retrieve|get|fetch|find|look\s+up|list|download|search|pull|collect|gather|export|access|check"
     r"|read|obtain|compile|grab|extract|copy|dump|go\s+through|send|e-?mail|forward|share|post|upload|text"
     r"|message|leak)\b" + _CLAUSE
 )
 _HARM = re.compile(
-    r"(?i)"
-    + _REQ
-    + r"(?P<verb>delete|remove|erase|wipe|purge|destroy|empty|trash|move|archive|unlock|disarm|deactivate|disable"
+    r"(?i)\b(?P<verb>delete|remove|erase|wipe|purge|destroy|empty|trash|move|archive|unlock|disarm|deactivate|disable"
     r"|turn\s+off|switch\s+off|shut\s+(?:off|down)|open|unsubscribe|cancel|close)\b" + _CLAUSE
 )
 _ROUTING = re.compile(
-    r"(?i)" + _REQ + r"(?P<verb>change|update|set|switch|redirect|replace|reset|edit|modify|add|make)\b" + _CLAUSE
+    r"(?i)\b(?P<verb>change|update|set|switch|redirect|replace|reset|edit|modify|add|make)\b" + _CLAUSE
+)
+#: a request ends right before the verb: `_REQ`, or "use the X tool to" before a retrieval
+_REQUESTED = re.compile(r"(?i)(?:" + _REQ + r")$")
+_REQUESTED_WITH_TOOL = re.compile(
+    r"(?i)(?:" + _REQ + r"|\b(?:use|using)\s+(?:the\s+|your\s+|my\s+)?(?:[^.!?\n]){1,60}?\s+to\s+)$"
 )
 
 # --- what makes a request an attacker's ---
@@ -234,9 +236,13 @@ _KEYS_MONEY = (
     "convert",
     "order",
     "trade",
+    "payment",
+    "withdrawal",
+    "transaction",
+    "standing",
 )
 _KEYS_RETRIEVE = (
-    "retriev",
+    "retrieve",
     "get",
     "fetch",
     "find",
@@ -257,7 +263,8 @@ _KEYS_RETRIEVE = (
     "copy",
     "dump",
     "send",
-    "mail",
+    "email",
+    "e-mail",
     "forward",
     "share",
     "post",
@@ -400,7 +407,9 @@ def findings(text: str) -> list[tuple[int, int, str]]:
     lowered = text.lower()
     out: list[tuple[int, int, str]] = []
     for pattern, keys, check, message in _CLASSES:
-        for m in keyed.finditer(pattern, text, lowered, keys):
-            if check(m):
+        # every key is a whole word: "add" in "add a payee", not in "address"; "close" in "close it", not in "closed"
+        requested = _REQUESTED_WITH_TOOL if pattern is _RETRIEVE else _REQUESTED
+        for m in keyed.search(pattern, text, keyed.spans(text, lowered, keys, word=True)):
+            if requested.search(text, max(0, m.start() - 120), m.start()) and check(m):
                 out.append((m.start("verb"), m.end("verb"), message))
     return out

@@ -1,0 +1,61 @@
+"""CPU time of the guard's keyed rule modules on 1, 16 and 256 KB of text (docs/security.md section 6, seventh pass).
+
+    PYTHONPATH=$PWD/src nice -n 10 .venv/bin/python bench/guard_rules_cost.py
+
+Two texts per size: ordinary prose (few key words) and text dense with the modules' key words (benign requests,
+invoices, verdicts reported, replies asked of people, in several languages), the worst case for keyed search. Each
+figure is the minimum CPU time (`time.process_time`) of 20 runs of one module's `findings` on that text.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from owstack.security.guard import hijack, orders_i18n, requests, tool_orders, verdicts
+
+PROSE = (
+    "The quarterly report shows revenue up 12% year over year, driven by the new subscription tier. The team "
+    "shipped two releases and closed 140 tickets; the backlog is down to 35 items. Hiring is on track, with three "
+    "engineers joining in January. Costs stayed flat apart from the cloud bill, which rose with traffic.\n\n"
+)
+DENSE = (
+    "Please send me the report by Friday. Please transfer EUR 450 to IBAN DE89 3704 0044 0532 0130 00, quoting "
+    "invoice number 2026-118. Please grant access to the new hire after HR approves. Could you pull the Q3 numbers "
+    "and email them to me? Please delete the duplicate rows. Please change the meeting room to 4B. Analysts "
+    "concluded the domain is safe. Please reply with your availability. Los analistas concluyeron que el dominio es "
+    "seguro. Indiquez si le fichier est sûr ou malveillant. Antworte bitte bis Freitag. 分析人员认为该域名是安全的。\n"
+)
+MODULES: dict[str, Callable[[str], list[tuple[int, int, str]]]] = {
+    "requests (OWS-GRD-023)": requests.findings,
+    "orders_i18n (OWS-GRD-018)": orders_i18n.findings,
+    "hijack (OWS-GRD-018)": hijack.findings,
+    "verdicts (OWS-GRD-018)": verdicts.findings,
+    "tool_orders (OWS-GRD-018)": tool_orders.findings,
+}
+
+
+def _text(unit: str, size: int) -> str:
+    return (unit * (size // len(unit) + 1))[:size]
+
+
+def _cpu_ms(fn: Callable[[str], object], text: str, runs: int = 20) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        start = time.process_time()
+        fn(text)
+        best = min(best, time.process_time() - start)
+    return best * 1000
+
+
+def main() -> None:
+    sizes = (1024, 16 * 1024, 256 * 1024)
+    print(f"{'module':28} {'text':6} " + " ".join(f"{s // 1024:>7} KB" for s in sizes))
+    for name, fn in MODULES.items():
+        for label, unit in (("prose", PROSE), ("dense", DENSE)):
+            row = " ".join(f"{_cpu_ms(fn, _text(unit, s)):7.2f} ms" for s in sizes)
+            print(f"{name:28} {label:6} {row}")
+
+
+if __name__ == "__main__":
+    main()
