@@ -81,6 +81,7 @@ BENIGN = [
     "Please grant me access to the staging server so I can check the logs.",
     "Please pay the amount by sending a bank transfer to the following account: IBAN UK12345678901234567890.",
     "Please transfer EUR 450 to IBAN DE89 3704 0044 0532 0130 00, quoting invoice number 2026-118.",
+    "Please transfer 450 EUR to IBAN DE89 3704 0044 0532 0130 00 and quote the invoice number 2026-118.",
     "Can you transfer the remaining budget of 2,500 EUR to the marketing cost centre before the end of the month?",
     "Rent December - please transfer by the 3rd as usual.",
     "Please send $20 to Jake for the pizza.",

@@ -50,32 +50,28 @@ _REQ = (
     r"|(?:go\s+ahead\s+and|make\s+sure\s+(?:to|you)|be\s+sure\s+to|remember\s+to|don'?t\s+forget\s+to)\s+"
     r"|(?:please|kindly)\s+)?"
 )
-#: the rest of the clause, read ahead of the verb (a match ends at its verb, so one request's clause never hides the
-#: next request): up to a sentence end (a dot inside a token, as in an address or an amount, is not one)
-_CLAUSE = r"(?=(?P<rest>(?:[^.!?\n]|\.(?=\w)){0,220}))"
+#: the rest of the clause after a verb: up to a sentence end (a dot inside a token, as in an address or an amount, is
+#: not one); read in Python after the verb matched, so one request's clause never hides the next request
+_REST = re.compile(r"(?:[^.!?\n]|\.(?=\w)){0,220}")
 
 #: the verb of each class (a match starts at its verb, which makes the search fast; `_REQUESTED` then checks that
 #: a request starts there)
-_ACCESS = re.compile(
-    r"(?i)\b(?P<verb>grant|give|provide|extend|assign|share|add|invite|make|set\s+up|create)\b" + _CLAUSE
-)
+_ACCESS = re.compile(r"(?i)\b(?P<verb>grant|give|provide|extend|assign|share|add|invite|make|set\s+up|create)\b")
 _MONEY = re.compile(
     r"(?i)\b(?P<verb>transfer|wire|send|pay|deposit|withdraw|move|remit|sell|buy|purchase|donate|convert"
     r"|(?:initiate|make|schedule|set\s+up|process|execute|place)\s+(?:a|an|the)\s+(?:\w+\s+)?(?:payment|transfer"
-    r"|wire|transaction|order|trade|withdrawal|deposit|standing\s+order))\b" + _CLAUSE
+    r"|wire|transaction|order|trade|withdrawal|deposit|standing\s+order))\b"
 )
 _RETRIEVE = re.compile(
     r"(?i)\b(?P<verb>retrieve|get|fetch|find|look\s+up|list|download|search|pull|collect|gather|export|access|check"
     r"|read|obtain|compile|grab|extract|copy|dump|go\s+through|send|e-?mail|forward|share|post|upload|text"
-    r"|message|leak)\b" + _CLAUSE
+    r"|message|leak)\b"
 )
 _HARM = re.compile(
     r"(?i)\b(?P<verb>delete|remove|erase|wipe|purge|destroy|empty|trash|move|archive|unlock|disarm|deactivate|disable"
-    r"|turn\s+off|switch\s+off|shut\s+(?:off|down)|open|unsubscribe|cancel|close)\b" + _CLAUSE
+    r"|turn\s+off|switch\s+off|shut\s+(?:off|down)|open|unsubscribe|cancel|close)\b"
 )
-_ROUTING = re.compile(
-    r"(?i)\b(?P<verb>change|update|set|switch|redirect|replace|reset|edit|modify|add|make)\b" + _CLAUSE
-)
+_ROUTING = re.compile(r"(?i)\b(?P<verb>change|update|set|switch|redirect|replace|reset|edit|modify|add|make)\b")
 #: a request ends right before the verb: `_REQ`, or "use the X tool to" before a retrieval
 _REQUESTED = re.compile(r"(?i)(?:" + _REQ + r")$")
 _REQUESTED_WITH_TOOL = re.compile(
@@ -123,7 +119,7 @@ _CONDITION = re.compile(
     r"|sign\w*|confirm\w*|verif\w*|clear\w*|onboard\w*|agree\w*|authori[sz]\w*|review\w*|complet\w*|start\w*"
     r"|join\w*|arriv\w*|paid|pays|hired|accepted)"
 )
-_AMOUNT = re.compile(
+_AMOUNT = re.compile(  # (its first alternatives need a digit; the rest, "all" or "the … balance")
     r"(?i)(?:[$€£¥₹]\s?\d[\d,.]*(?:\s?[km]\b)?|\b\d[\d,.]*\s?(?:k\s+)?(?:usd|eur|gbp|chf|jpy|inr|dollars?|euros?"
     r"|pounds?|btc|bitcoins?|eth|ether|usdt|usdc|units?|shares?|coins?|tokens?)\b"
     r"|\b(?:all|everything)\s+(?:of\s+)?(?:my|the\s+user'?s|the)\s+(?:\w+\s+)?(?:funds|money|savings|balance|holdings"
@@ -301,7 +297,9 @@ _KEYS_ROUTING = ("change", "update", "set", "switch", "redirect", "replace", "re
 
 
 def _after_verb(m: re.Match[str]) -> str:
-    return m.group("rest")
+    """The rest of the request's clause after its verb (read only for a verb a request stands before)."""
+    rest = _REST.match(m.string, m.end())
+    return rest.group() if rest else ""
 
 
 def _access(m: re.Match[str]) -> bool:
@@ -319,18 +317,18 @@ def _access(m: re.Match[str]) -> bool:
 
 def _money(m: re.Match[str]) -> bool:
     rest = _after_verb(m)
-    if _FOR_SELF.match(rest) or _CONDITION.search(rest) or not _AMOUNT.search(rest):
+    if not _AMOUNT.search(rest) or _FOR_SELF.match(rest) or _CONDITION.search(rest):
         return False
     if _FROM_MINE.search(rest):
         return True
-    return bool(_DESTINATION.search(rest)) and not _INVOICE.search(m.group())
+    return bool(_DESTINATION.search(rest)) and not _INVOICE.search(rest)
 
 
 def _retrieve(m: re.Match[str]) -> bool:
     rest = _after_verb(m)
-    if _CONDITION.search(rest):
-        return False
-    if not _SENSITIVE.search(rest):
+    if not _MAYBE_ADDRESS.search(rest) or _CONDITION.search(rest):
+        return False  # every form below sends to an address
+    if not _sensitive(rest):
         return _sends_what_was_retrieved(m, rest)
     if m.group("verb").lower() in _SEND_VERBS:  # one step: "send my saved passwords to bk@…"
         address = _ADDRESS.search(rest)
@@ -341,6 +339,23 @@ def _retrieve(m: re.Match[str]) -> bool:
     return bool(_MINE.search(rest, 0, step.start()) or _MY_DESTINATION.search(rest, step.end()))
 
 
+#: words one of which every match of `_SENSITIVE` contains (checked first: substring tests cost little)
+_SENSITIVE_STEMS = (
+    "payment", "card", "cvv", "bank", "account", "balance", "transaction", "payee", "medical", "health", "patient",
+    "diagnos", "prescription", "insurance", "location", "address", "histor", "record", "log", "tax", "ssn", "social",
+    "passport", "licen", "password", "passcode", "credential", "key", "secret", "seed", "recovery", "code", "contact",
+    "genetic", "dna", "biometric", "salary", "payroll", "personal", "private", "confidential", "mail", "message",
+    "file", "document", "photo", "note", "chat", "data",
+)  # fmt: skip
+
+
+def _sensitive(rest: str) -> bool:
+    lowered = rest.lower()
+    return any(stem in lowered for stem in _SENSITIVE_STEMS) and bool(_SENSITIVE.search(rest))
+
+
+#: a cheap necessary condition for `_ADDRESS`
+_MAYBE_ADDRESS = re.compile(r"@|://|www\.|\d{3}")
 #: the retrieved data referred back to: "this information", "the list", "them"
 _BACK_REFERENCE = re.compile(
     r"(?i)^\s*(?:(?:this|that|the|these|those|all\s+(?:of\s+)?(?:this|the|it|them))\s+(?:\w+\s+)?(?:information|info"
@@ -357,7 +372,7 @@ def _sends_what_was_retrieved(m: re.Match[str], rest: str) -> bool:
     if destination is None or not _ADDRESS.search(rest, destination.start()):
         return False
     before = m.string[max(0, m.start() - 250) : m.start()]
-    return bool(_SENSITIVE.search(before) and _RETRIEVAL.search(before) and _MINE.search(before))
+    return bool(_sensitive(before) and _RETRIEVAL.search(before) and _MINE.search(before))
 
 
 _OPENS = frozenset({"unlock", "disarm", "deactivate", "disable", "turn off", "switch off", "shut off", "shut down"})
@@ -402,6 +417,45 @@ _CLASSES = (
 )
 
 
+#: what may stand right before the verb of a request (`_REQ`): a clause start, or one of these words
+_LEAD_PUNCTUATION = frozenset(".!?:;,\n\"'([>{|*-")
+_LEAD_WORDS = frozenset({"please", "kindly", "pls", "plz", "also", "then", "now", "and", "first", "next", "just"})
+_LEAD_WORDS |= {"immediately", "urgently", "quickly", "you", "to"}
+
+
+#: lead words after which `_REQ` always accepts a verb ("please send", "and then transfer"), so no regex is run
+_SURE_LEADS = frozenset({"please", "kindly", "pls", "plz", "also", "then", "now", "and", "first", "next"})
+
+
+#: lead words that need one of these words before them to end a request (cheap necessary conditions of `_REQ`)
+_NEEDS_BEFORE = {"you": ("can", "could", "would", "will"), "to": ("you", "sure", "remember", "forget")}
+
+
+def _lead(text: str, start: int) -> str | None:
+    """What stands right before the verb at `start`: "" for a clause start, a lead word, or None when no request can
+    end there (`_REQUESTED` would fail); checked without a regular expression."""
+    i = start
+    while i > 0 and text[i - 1] in " \t":
+        i -= 1
+    if i == 0 or text[i - 1] in _LEAD_PUNCTUATION:
+        return ""
+    j = i
+    while j > max(0, i - 12) and text[j - 1].isalpha():
+        j -= 1
+    word = text[j:i].lower()
+    if word not in _LEAD_WORDS or (j > 0 and text[j - 1].isalpha()):
+        return None
+    if word in _NEEDS_BEFORE:  # "can you send", "I need you to send", "make sure to send", "use the X tool to get"
+        before = text[max(0, j - 100) : j].lower()
+        if not (before.rstrip().endswith(_NEEDS_BEFORE[word]) or (word == "to" and "use" in before)):
+            return None
+    return word
+
+
+#: at most this many requests per class are examined in one text
+MAX_CHECKED = 4096
+
+
 def findings(text: str) -> list[tuple[int, int, str]]:
     """(start, end, message) of plain requests for a consequential act; each span ends at the request's verb."""
     lowered = text.lower()
@@ -409,7 +463,21 @@ def findings(text: str) -> list[tuple[int, int, str]]:
     for pattern, keys, check, message in _CLASSES:
         # every key is a whole word: "add" in "add a payee", not in "address"; "close" in "close it", not in "closed"
         requested = _REQUESTED_WITH_TOOL if pattern is _RETRIEVE else _REQUESTED
+        checked = 0
         for m in keyed.search(pattern, text, keyed.spans(text, lowered, keys, word=True)):
-            if requested.search(text, max(0, m.start() - 120), m.start()) and check(m):
+            lead = _lead(text, m.start())
+            if lead is None:
+                continue  # cheap: what stands right before the verb cannot end a request ("send send send")
+            if lead == "" or lead in _SURE_LEADS:
+                requested_here = True
+            else:  # "can you send", "I need you to send", "use the X tool to fetch", "just send" after a clause start
+                reach = 120 if pattern is _RETRIEVE else 64
+                requested_here = bool(requested.search(text, max(0, m.start() - reach), m.start()))
+            if not requested_here:
+                continue
+            checked += 1
+            if checked > MAX_CHECKED:
+                break  # a bound on the cost of text made of thousands of requests (docs/security.md)
+            if check(m):
                 out.append((m.start("verb"), m.end("verb"), message))
     return out
