@@ -88,3 +88,39 @@ def test_hidden_and_split_tokens_are_inert_when_they_reach_the_engine(start_gate
         assert "<|im_start|>" not in text and "<|im_end|>" not in text and "\u200b" in text
     assert call["id"] == sent[2]["tool_call_id"]
     assert info.value.body["code"] == "chat_template_refused"  # type: ignore[index]
+
+
+def test_a_long_tool_result_is_scanned_while_the_gateway_serves_others(start_gateway: Any, fake_upstream: Proc) -> None:
+    """Scanning is CPU work of milliseconds per KB: a long tool result is scanned on a worker thread, so a short
+    request sent meanwhile is answered long before the long one (on the event loop it waited for the scan)."""
+    import threading
+    import time
+
+    import httpx
+
+    config = {
+        "backends": {"echo": upstream_backend(fake_upstream, "echo")},
+        "security": {"guard": {"mode": "flag"}},
+    }
+    paragraph = "The quarterly report lists revenue by region. Costs rose in the third quarter. " * 6
+    long_text = json.dumps({"results": [{"id": i, "body": f"{i}. {paragraph}"} for i in range(1600)]})
+    assert len(long_text) > 700_000
+    with start_gateway(config) as gw:
+        url = gw.base_url + "/chat/completions"
+        times: dict[str, float] = {}
+
+        def long_request() -> None:
+            start = time.monotonic()
+            r = httpx.post(url, json={"model": "edge", "messages": conversation(long_text)}, timeout=120)
+            assert r.status_code == 200, r.text
+            times["long"] = time.monotonic() - start
+
+        worker = threading.Thread(target=long_request)
+        worker.start()
+        time.sleep(0.5)  # the long request is being scanned
+        start = time.monotonic()
+        r = httpx.post(url, json={"model": "edge", "messages": [{"role": "user", "content": "hi"}]}, timeout=120)
+        times["short"] = time.monotonic() - start
+        assert r.status_code == 200
+        worker.join()
+    assert times["short"] < times["long"] / 4, times

@@ -4,10 +4,16 @@ URL carries the conversation or secrets. Ordinary images, links, badges and text
 
 from __future__ import annotations
 
+import json
+import re
+import time
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from owstack.security.guard import scan_text
-from owstack.security.guard.payloads import exfil_instructions
+from owstack.security.guard.payloads import exfil_instructions, sentences
 from owstack.security.guard.types import SEVERITY_RANK
 
 ATTACKS = [
@@ -77,3 +83,30 @@ def test_long_text_is_fast() -> None:
     start = time.perf_counter()
     list(exfil_instructions(text))
     assert time.perf_counter() - start < 2.0
+
+
+_OLD_SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?](?=\S)){1,400}(?:[.!?]+(?=\s|$)|\n|$)")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet='ab .!?\n\t"x', max_size=1500))
+def test_sentences_are_those_of_the_bounded_regex_they_replace(text: str) -> None:
+    assert list(sentences(text)) == [m.span() for m in _OLD_SENTENCE.finditer(text)]
+
+
+def test_json_strings_cost_what_prose_costs() -> None:
+    """Sentences in JSON strings end in `.\\n` or `."`, not before white space: the regex the splitter replaced retried
+    400 characters at every start without an end in reach (1.2 s on 64 KB of JSON, 3 ms on prose)."""
+    paragraph = "Costs rose in the third quarter.\nRevenue held in the north.\nThe user's data is stored in the EU.\n"
+    prose = paragraph * 700
+    data = json.dumps([{"id": i, "body": paragraph} for i in range(700)])
+
+    def cost(text: str) -> float:
+        best = float("inf")
+        for _ in range(3):
+            start = time.process_time()
+            list(exfil_instructions(text))
+            best = min(best, time.process_time() - start)
+        return best
+
+    assert cost(data) < 5 * cost(prose) + 0.02

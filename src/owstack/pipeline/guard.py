@@ -11,7 +11,9 @@ those, never the text).
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,10 +34,20 @@ class GuardBlocked(InvalidRequest):
     default_code = "guard_blocked"
 
 
+#: texts longer than this are scanned on a worker thread, so that the event loop goes on serving other
+#: requests meanwhile (the rules take milliseconds per KB: a 256 KB tool result is about a second of CPU)
+OFF_LOOP_CHARS = 8192
+_scanners = ThreadPoolExecutor(max_workers=2, thread_name_prefix="owstack-guard")
+
+
 @lru_cache(maxsize=4096)
 def _scan(text: str, source: str) -> tuple[GuardFinding, ...]:
     """Agents resend the same tool results every turn: scan each distinct text once."""
     return tuple(scan_text(text, source=source))
+
+
+def _scan_all(texts: list[tuple[str, str]]) -> list[tuple[GuardFinding, ...]]:
+    return [_scan(text, source) for text, source in texts]
 
 
 def backend_tokens(config: Config) -> dict[str, TokenSet]:
@@ -95,13 +107,21 @@ class GuardStage(BaseStage):
         categories: Counter[str] = Counter()
         worst = 0
         if self.scan_classes:
+            found: list[tuple[GuardFinding, ...]] = []
+            large: list[tuple[str, str]] = []
             for cls, text in texts_for_scan(ctx.request):
                 source = self.scan_classes.get(cls)
                 if source is None:
                     continue
-                for finding in _scan(text, source):
-                    categories[finding.category] += 1
-                    worst = max(worst, SEVERITY_RANK.get(finding.severity, 0))
+                if len(text) > OFF_LOOP_CHARS:
+                    large.append((text, source))
+                else:
+                    found.append(_scan(text, source))
+            if large:
+                found += await asyncio.get_running_loop().run_in_executor(_scanners, _scan_all, large)
+            for finding in (f for findings in found for f in findings):
+                categories[finding.category] += 1
+                worst = max(worst, SEVERITY_RANK.get(finding.severity, 0))
         if not neutralised and not categories:
             return
         blocked = self.block and worst >= self.block_rank

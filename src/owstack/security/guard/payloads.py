@@ -114,7 +114,25 @@ _CARRY = re.compile(
     r"|followed\s+by|put(?:ting)?|encod(?:e|ed|ing)|substitut\w*|attach(?:ed|ing)?|ends?\s+with|carr(?:y|ies|ying)"
     r"|contain(?:s|ing)?|includ(?:e|es|ed|ing))\b"
 )
-_SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?](?=\S)){1,400}(?:[.!?]+(?=\s|$)|\n|$)")
+#: where a sentence ends: end punctuation before white space or the end, or a line break
+_SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)|\n")
+_SENTENCE_MAX = 400
+
+
+def sentences(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each sentence: up to `_SENTENCE_MAX` characters before a sentence end, the end included
+    (a longer run keeps its last `_SENTENCE_MAX`). Linear in the text: a regex with a bounded repeat in
+    front of the end (`(?:[^.!?\\n]|...){1,400}(?:[.!?]+...)`) retries all 400 characters at every start
+    without an end in reach, 1.2 s on 64 KB of JSON, whose strings end in `."`."""
+    start = 0
+    for end in _SENTENCE_END.finditer(text):
+        if end.start() > start or end.end() - end.start() > 1:  # "?!" alone: "?" the sentence, "!" its end
+            yield max(start, end.start() - _SENTENCE_MAX), end.end()
+        start = end.end()
+    if start < len(text):
+        yield max(start, len(text) - _SENTENCE_MAX), len(text)
+
+
 _EXFIL_REACH = 300
 
 
@@ -143,16 +161,16 @@ def exfil_instructions(text: str) -> Iterator[tuple[int, int, str]]:
             yield m.start(), m.end(), "an image URL left open for data to be appended"
     if not _DATA_RX.search(text):
         return
-    for s in _SENTENCE.finditer(text):
-        if s.start() < seen_end:
+    for start, end in sentences(text):
+        if start < seen_end:
             continue
-        sentence = s.group()
+        sentence = text[start:end]
         carry = _CARRY.search(sentence)
         if not carry or not _IMAGE_WORD.search(sentence) or not _URL_WORD.search(sentence):
             continue
         asked = _IMAGE_OR_URL_THEN_DATA.search(sentence)
         if asked and not _DISCUSSION.search(sentence) and not _weak_or_negated(sentence, asked.start()):
-            yield s.start(), s.end(), "asks for an image or link whose URL carries the conversation or secrets"
+            yield start, end, "asks for an image or link whose URL carries the conversation or secrets"
 
 
 _NEGATED_DATA = re.compile(r"(?i)\b(?:no|not|never|without|nor)\s+(?:\w+\s+){0,2}$")
