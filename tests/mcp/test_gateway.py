@@ -313,3 +313,32 @@ def test_open_mode_needs_no_key(tmp_path: Path) -> None:
     with run_gateway(tmp_path, config) as gw:
         result = run_client(gw.url + "/mcp", None, lambda c: c.call_tool("local.echo", {"text": "open"}))
     assert result.content[0].text == "open"
+
+
+def test_a_long_tool_result_is_checked_while_the_gateway_serves_others(stack: McpStack) -> None:
+    """The result checks run the guard's rules (milliseconds of CPU per KB) on a worker thread: while a 1.4 MB
+    result is checked, the gateway answers other requests (on the event loop they waited for the check)."""
+    import threading
+
+    paragraph = "The quarterly report lists revenue by region. Costs rose in the third quarter. " * 6
+    long_text = "\n".join(f"{i}. {paragraph}" for i in range(3000))
+    assert len(long_text) > 1_400_000
+    times: dict[str, float] = {}
+
+    def long_call() -> None:
+        async def go(c: Client) -> Any:
+            return await c.call_tool("local.echo", {"text": long_text})
+
+        start = time.monotonic()
+        result = stack.run("acme", go)
+        times["long"] = time.monotonic() - start
+        assert result.content[0].text == long_text
+
+    worker = threading.Thread(target=long_call)
+    worker.start()
+    time.sleep(0.6)  # the result is being checked
+    start = time.monotonic()
+    assert httpx.get(stack.gateway.url + "/healthz", timeout=60).status_code == 200
+    times["short"] = time.monotonic() - start
+    worker.join()
+    assert times["short"] < times["long"] / 4, times

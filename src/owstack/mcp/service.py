@@ -25,6 +25,7 @@ from owstack.mcp.errors import ContentBlocked, UnknownName
 from owstack.mcp.policy import Caller
 from owstack.mcp.records import McpRequest
 from owstack.mcp.upstreams import Upstream
+from owstack.security.guard.offload import off_loop
 
 log = logging.getLogger("owstack.mcp")
 Progress = Callable[[float, float | None, str | None], Awaitable[None]]
@@ -137,7 +138,7 @@ class McpService:
         upstream = self._upstream(entry.server)
         headers = mcp_param_headers(entry.param_headers, arguments or {}) if entry.param_headers else None
         result = fresh(await upstream.call_tool(entry.name, arguments, progress, headers))
-        checked, verdict = check_result(result, policy.results, policy.secrets)
+        checked, verdict = await off_loop(check_result, result, policy.results, policy.secrets)
         if verdict.categories:
             req.verdicts["result"] = verdict
         if verdict.action == "block":
@@ -161,7 +162,7 @@ class McpService:
         upstream = self._upstream(server)
         result = fresh(_dump(await upstream.request(lambda c: c.get_prompt(prompt, arguments))))
         messages = [m.get("content", {}) for m in result.get("messages", [])]
-        _, verdict = check_result({"content": messages}, caller.policy.results, caller.policy.secrets)
+        _, verdict = await off_loop(check_result, {"content": messages}, caller.policy.results, caller.policy.secrets)
         if verdict.categories:
             req.verdicts["result"] = verdict
         if verdict.action in ("block", "redact"):
@@ -219,7 +220,8 @@ class McpService:
             {**c, "uri": f"{server}{SEP}{c['uri']}"} if isinstance(c, dict) and isinstance(c.get("uri"), str) else c
             for c in result.get("contents", [])
         ]
-        checked, verdict = check_result({"content": contents}, caller.policy.results, caller.policy.secrets)
+        policy = caller.policy
+        checked, verdict = await off_loop(check_result, {"content": contents}, policy.results, policy.secrets)
         if verdict.categories:
             req.verdicts["result"] = verdict
         if verdict.action == "block":

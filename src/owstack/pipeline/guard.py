@@ -11,9 +11,7 @@ those, never the text).
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from owstack.pipeline.context import RequestContext
 from owstack.pipeline.stage import BaseStage
 from owstack.security.guard import SEVERITY_RANK, GuardFinding, scan_text
 from owstack.security.guard.fields import neutralize_request, texts_for_scan
+from owstack.security.guard.offload import OFF_LOOP_CHARS, off_loop
 from owstack.security.guard.token_sets import TokenSet
 
 _GENERIC = "generic"
@@ -32,12 +31,6 @@ _SCAN_SOURCE = {"tool": "tool", "tools": "tool", "user": "user"}
 
 class GuardBlocked(InvalidRequest):
     default_code = "guard_blocked"
-
-
-#: texts longer than this are scanned on a worker thread, so that the event loop goes on serving other
-#: requests meanwhile (the rules take milliseconds per KB: a 256 KB tool result is about a second of CPU)
-OFF_LOOP_CHARS = 8192
-_scanners = ThreadPoolExecutor(max_workers=2, thread_name_prefix="owstack-guard")
 
 
 @lru_cache(maxsize=4096)
@@ -118,7 +111,7 @@ class GuardStage(BaseStage):
                 else:
                     found.append(_scan(text, source))
             if large:
-                found += await asyncio.get_running_loop().run_in_executor(_scanners, _scan_all, large)
+                found += await off_loop(_scan_all, large)  # the event loop serves other requests meanwhile
             for finding in (f for findings in found for f in findings):
                 categories[finding.category] += 1
                 worst = max(worst, SEVERITY_RANK.get(finding.severity, 0))
