@@ -90,9 +90,18 @@ def test_hidden_and_split_tokens_are_inert_when_they_reach_the_engine(start_gate
     assert info.value.body["code"] == "chat_template_refused"  # type: ignore[index]
 
 
-def test_a_long_tool_result_is_scanned_while_the_gateway_serves_others(start_gateway: Any, fake_upstream: Proc) -> None:
-    """Scanning is CPU work of milliseconds per KB: a long tool result is scanned on a worker thread, so a short
-    request sent meanwhile is answered long before the long one (on the event loop it waited for the scan)."""
+def _many_tools(paragraph: str) -> list[dict[str, Any]]:
+    return [
+        {"type": "function", "function": {"name": f"f{i}", "description": f"Tool {i}. {paragraph}", "parameters": {}}}
+        for i in range(600)
+    ]
+
+
+@pytest.mark.parametrize("shape", ["long tool result", "many tool descriptions"])
+def test_long_scans_run_while_the_gateway_serves_others(start_gateway: Any, fake_upstream: Proc, shape: str) -> None:
+    """Scanning is CPU work of milliseconds per KB: a request with a long tool result, or many distinct tool
+    descriptions, is scanned on a worker thread, so a short request sent meanwhile is answered long before it
+    (on the event loop it waited for the scan)."""
     import threading
     import time
 
@@ -103,15 +112,19 @@ def test_a_long_tool_result_is_scanned_while_the_gateway_serves_others(start_gat
         "security": {"guard": {"mode": "flag"}},
     }
     paragraph = "The quarterly report lists revenue by region. Costs rose in the third quarter. " * 6
-    long_text = json.dumps({"results": [{"id": i, "body": f"{i}. {paragraph}"} for i in range(1600)]})
-    assert len(long_text) > 700_000
+    if shape == "long tool result":
+        long_text = json.dumps({"results": [{"id": i, "body": f"{i}. {paragraph}"} for i in range(1600)]})
+        assert len(long_text) > 700_000
+        body: dict[str, Any] = {"model": "edge", "messages": conversation(long_text)}
+    else:
+        body = {"model": "edge", "messages": [{"role": "user", "content": "hi"}], "tools": _many_tools(paragraph)}
     with start_gateway(config) as gw:
         url = gw.base_url + "/chat/completions"
         times: dict[str, float] = {}
 
         def long_request() -> None:
             start = time.monotonic()
-            r = httpx.post(url, json={"model": "edge", "messages": conversation(long_text)}, timeout=120)
+            r = httpx.post(url, json=body, timeout=120)
             assert r.status_code == 200, r.text
             times["long"] = time.monotonic() - start
 

@@ -12,6 +12,7 @@ those, never the text).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def _scan(text: str, source: str) -> tuple[GuardFinding, ...]:
     return tuple(scan_text(text, source=source))
 
 
-def _scan_all(texts: list[tuple[str, str]]) -> list[tuple[GuardFinding, ...]]:
+def _scan_all(texts: Sequence[tuple[str, str]]) -> list[tuple[GuardFinding, ...]]:
     return [_scan(text, source) for text, source in texts]
 
 
@@ -100,18 +101,12 @@ class GuardStage(BaseStage):
         categories: Counter[str] = Counter()
         worst = 0
         if self.scan_classes:
-            found: list[tuple[GuardFinding, ...]] = []
-            large: list[tuple[str, str]] = []
-            for cls, text in texts_for_scan(ctx.request):
-                source = self.scan_classes.get(cls)
-                if source is None:
-                    continue
-                if len(text) > OFF_LOOP_CHARS:
-                    large.append((text, source))
-                else:
-                    found.append(_scan(text, source))
-            if large:
-                found += await off_loop(_scan_all, large)  # the event loop serves other requests meanwhile
+            scanned = self.scan_classes
+            texts = [(text, scanned[cls]) for cls, text in texts_for_scan(ctx.request) if cls in scanned]
+            if sum(len(text) for text, _ in texts) > OFF_LOOP_CHARS:  # long results, or many tool descriptions
+                found = await off_loop(_scan_all, texts)  # the event loop serves other requests meanwhile
+            else:
+                found = _scan_all(texts)
             for finding in (f for findings in found for f in findings):
                 categories[finding.category] += 1
                 worst = max(worst, SEVERITY_RANK.get(finding.severity, 0))

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
-#: texts longer than this are scanned on a worker thread; shorter ones cost less than the hop (~0.1 ms)
+#: a request whose texts to scan are longer than this in all is scanned on a worker thread; shorter ones cost
+#: less than the hop (~0.1 ms)
 OFF_LOOP_CHARS = 8192
 
 _P = ParamSpec("_P")
