@@ -30,6 +30,7 @@ from owstack.mcp.errors import ToolWithheld, UnknownName
 from owstack.mcp.pins import APPROVED, PinStore, canonical, diff, digest_of
 from owstack.mcp.policy import Caller
 from owstack.mcp.upstreams import Upstream
+from owstack.security.guard.offload import off_loop
 
 log = logging.getLogger("owstack.mcp")
 Event = Callable[[str, dict[str, Any]], Awaitable[None]]
@@ -111,7 +112,7 @@ class Catalog:
             qualified = f"{server}{SEP}{name}"
             findings: list[dict[str, Any]] = []
             if (name, digest) not in known:
-                findings = definition_findings(definition)
+                findings = await off_loop(definition_findings, definition)  # rules: ms of CPU per KB
                 await self._first_sight(server, name, definition, findings, first_list, vanished)
             wire = {**tool, "name": qualified}
             headers = _param_headers(tool.get("inputSchema"))
