@@ -102,10 +102,6 @@ _TRANSPARENCY = {
 }
 
 
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 3)
-
-
 def _model(
     model: str | None, layer: str | None, backend: str | None, engine: str | None, m: ModelFacts | None
 ) -> dict[str, Any]:
@@ -199,7 +195,9 @@ def request_record(
 ) -> dict[str, Any]:
     """The record of one request, built from its context once the response is complete."""
     received = ctx.received_at
-    latency = ctx.latency_s if ctx.latency_s is not None else time.perf_counter() - ctx.started
+    started = ctx.started
+    finished = ctx.finished_at  # `ctx.latency_s` and `ctx.ttft_s`, without the properties' calls
+    latency = (finished if finished is not None else time.perf_counter()) - started
     end = received + latency
     req = ctx.request
     output = "".join(ctx.output_text)
@@ -210,7 +208,7 @@ def request_record(
     notes = ctx.notes
     system, model, hashes, retention, key_ids = _shared(ctx, facts, keys, end)
     end_iso = chain.iso(end)
-    ttft = ctx.ttft_s
+    first = ctx.first_byte_at
     record: dict[str, Any] = {
         "type": REQUEST,
         "event_id": ctx.request_id,
@@ -249,9 +247,14 @@ def request_record(
             "status": ctx.status,
             "error_code": err.code if err is not None else None,
             "latency_ms": round(latency * 1000, 3),
-            "ttft_ms": None if ttft is None else round(ttft * 1000, 3),
+            "ttft_ms": None if first is None else round((first - started) * 1000, 3),
             "attempts": [
-                {"backend": a.backend, "outcome": a.outcome, "latency_ms": _ms(a.latency_s)} for a in ctx.attempts
+                {
+                    "backend": a.backend,
+                    "outcome": a.outcome,
+                    "latency_ms": None if (s := a.latency_s) is None else round(s * 1000, 3),
+                }
+                for a in ctx.attempts
             ],
             "client_disconnected": ctx.client_disconnected,
         },
