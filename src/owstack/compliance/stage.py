@@ -126,9 +126,11 @@ class AuditStage(BaseStage):
             return
         try:
             if log.captures(ctx.tenant):  # the content is sealed here, under the tenant's key
-                entry: Entry = request_record(ctx, keys=log.keys, facts=log.facts, keystore=log.keystore)
+                entry: Entry = request_record(
+                    ctx, keys=log.keys, facts=log.facts, keystore=log.keystore, serialised=True
+                )
             else:  # built on the commit thread with the rest of its batch (the context is final by now)
-                entry = functools.partial(request_record, ctx, keys=log.keys, facts=log.facts)
+                entry = functools.partial(request_record, ctx, keys=log.keys, facts=log.facts, serialised=True)
             durable.carry(ctx, writer)  # the ledger's record, if any, is committed with this one
             await writer.append(entry)
         except (AuditUnavailable, AuditKeyError, ContentUnavailable, OSError) as exc:
