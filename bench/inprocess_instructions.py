@@ -1,7 +1,7 @@
 """Instructions per request of the gateway's ASGI app, counted by valgrind: a figure a busy host does not move.
 
     PYTHONPATH=src .venv/bin/python bench/inprocess_instructions.py owstack owstack+full
-        [--durable real|none|thread|thread-build] [--no-wal] [--small 400] [--large 2000]
+        [--durable real|none|thread|thread-build] [--no-wal] [--small 400] [--large 2000] [--keep DIR]
 
 Each variant runs `bench/inprocess_cpu.py` (the in-process driver: the bench's chat request against the
 nginx upstream, 16 concurrent tasks) twice under `valgrind --tool=callgrind`, once with `--small` and once
@@ -15,6 +15,10 @@ What it does not count: time in the kernel (syscalls, fsync), waiting, and cache
 hides the CPU's SHA extensions, so OpenSSL hashes in software under it (a record's chain hash costs
 several times the instructions it costs natively). Use it for differences in Python work, and
 `gateway_bench.py` for the performance bars.
+
+`--keep DIR` keeps callgrind's files there (`VARIANT-400.out`, `VARIANT-2000.out`): `callgrind_annotate
+--inclusive=yes` on each, and the difference of a function's count between the two over the difference of
+their request counts, says where a request's instructions go.
 """
 
 from __future__ import annotations
@@ -64,13 +68,16 @@ def main() -> None:
     parser.add_argument("--no-wal", action="store_true")
     parser.add_argument("--small", type=int, default=400)
     parser.add_argument("--large", type=int, default=2000)
+    parser.add_argument("--keep", type=Path, help="keep callgrind's output files in this directory")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
     extra = ["--durable", args.durable, *(["--no-wal"] if args.no_wal else [])]
     with tempfile.TemporaryDirectory(prefix="owstack-callgrind-") as tmp:
         for variant in args.variants:
-            outs = [Path(tmp) / f"{variant}-{n}.out" for n in (args.small, args.large)]
+            where = args.keep or Path(tmp)
+            where.mkdir(parents=True, exist_ok=True)
+            outs = [where / f"{variant}-{n}.out" for n in (args.small, args.large)]
             procs = [run(variant, n, extra, out) for n, out in zip((args.small, args.large), outs, strict=True)]
             (i_small, r_small), (i_large, r_large) = (counted(p, o) for p, o in zip(procs, outs, strict=True))
             per = (i_large - i_small) / max(r_large - r_small, 1)

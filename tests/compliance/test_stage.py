@@ -121,6 +121,57 @@ def test_shared_members_follow_the_tenant_backend_and_day() -> None:
     assert first["key_ids"] == {"pseudonym": keys.pseudonym_id, "content": None}
 
 
+def test_serialised_records_write_the_same_line() -> None:
+    """The record the audit stage hands to the writer (`serialised=True`: its shared members already canonical
+    JSON) makes the same line and entry hash as the plain record, whatever the tenant, backend and options."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from owstack.compliance.chain import canonical
+    from owstack.compliance.facts import ModelFacts
+    from owstack.compliance.keys import AuditKeys
+    from owstack.compliance.records import SystemFacts, request_record
+    from owstack.compliance.writer import _hashed_line
+
+    card = ModelFacts(backend="a", engine="vllm", model="m-a", jurisdiction="EU", proprietary=False,
+                      catalog_id="cat-a", weights_digest="sha256:a")  # fmt: skip
+    held = frozenset({"held"})
+    facts = SystemFacts("sys", "node", None, "sha256:cfg", 30, legal_hold_tenants=held, models={"a": card})
+    keys = AuditKeys(b"k" * 32, "hmac:test", Ed25519PrivateKey.generate(), "ed25519:test")
+    for tenant, backend, policy in (("globex", "a", None), ("held", "a", "low"), ("globex", "b", None)):
+        ctx = context(tenant=tenant)
+        ctx.backend, ctx.reasoning_policy = backend, policy
+        plain = request_record(ctx, keys=keys, facts=facts)
+        ready = request_record(ctx, keys=keys, facts=facts, serialised=True)
+        assert isinstance(ready["model"], type(ready["system"])) and not isinstance(ready["model"], dict)
+        assert canonical(ready) == canonical(plain)
+        for record in (plain, ready):
+            record.update(stream="s-0", seq=7, prev_hash="ab" * 32)
+        assert _hashed_line("ab" * 32, ready) == _hashed_line("ab" * 32, plain)
+        assert ready["entry_hash"] == plain["entry_hash"]
+
+
+def test_milliseconds_are_rounded_as_round_does() -> None:
+    """A record's latencies (`_ms`, a faster path) are exactly `round(seconds * 1000, 3)`: halves of a
+    microsecond, values a hair either side of them, large, tiny, negative and non-finite ones."""
+    import math
+    import random
+
+    from owstack.compliance.records import _ms
+
+    rng = random.Random(14)
+    values = [0.0, -0.0, 1e-9, 0.0000005, 0.0000015, 0.0000025, 1.2345675, 86_400.0, 1e9, 1e12, -0.0001]
+    values += [math.inf, -math.inf, 4e12 + 0.5, 0.1 + 0.2, 1 / 3]
+    for _ in range(200_000):
+        micro = rng.randrange(0, 10**10)
+        values.append((micro + rng.choice((0.5, 0.4999999, 0.5000001, 0.0, rng.random()))) / 1e6)
+        values.append(rng.expovariate(3.0))
+        values.append((rng.randrange(10**12, 10**16) + rng.choice((0.5, 0.25, 0.0))) / 1e6)  # years, coarse floats
+    for v in values:
+        got, want = _ms(v), round(v * 1000, 3)
+        assert got == want and math.copysign(1, got) == math.copysign(1, want), v
+    assert math.isnan(_ms(math.nan))
+
+
 def test_error_requests_are_recorded(tmp_path: Path) -> None:
     stage = AuditStage(config_for(tmp_path))
     ctx = context()

@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from owstack import __version__
 from owstack.compliance import chain
 from owstack.compliance.facts import ModelFacts, sha256_of
@@ -53,9 +55,7 @@ class SystemFacts:
     version: str = __version__
     #: the members a request's record shares with others of the same backend, model, tenant and day
     #: (`_shared`): filled as requests come, never compared or hashed
-    shared: dict[tuple[Any, ...], tuple[dict[str, Any], ...]] = field(
-        default_factory=dict, compare=False, hash=False, repr=False
-    )
+    shared: dict[tuple[Any, ...], tuple[Any, ...]] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def system(self) -> dict[str, Any]:
         """The record's `system` object (shared between records: never mutate it)."""
@@ -102,8 +102,20 @@ _TRANSPARENCY = {
 }
 
 
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 3)
+def _ms(seconds: float) -> float:
+    """`round(seconds * 1000, 3)` (milliseconds to the microsecond), the same float, at half its cost: a
+    record has three of them, and `round` with digits goes through a decimal string and back. When the
+    microseconds are not within 0.001 of a half (nearly always) the nearest integer of the microseconds is
+    the rounding `round` does, and dividing it by 1000 gives the double nearest that decimal, as `round`
+    does; otherwise, and for negative, huge or non-finite values, `round` itself
+    (tests/compliance/test_stage.py compares the two)."""
+    ms = seconds * 1000
+    us = ms * 1000.0
+    if 0.0 < us < 1e12:  # below 2**40: the product is within 2**-13 of the exact one
+        n = round(us)
+        if -0.499 < us - n < 0.499:
+            return n / 1000
+    return round(ms, 3)
 
 
 def _model(
@@ -172,22 +184,25 @@ def _guardrail(ctx: RequestContext) -> dict[str, Any] | None:
     return {"decision": str(decision) if decision is not None else None, "categories": counts}
 
 
-def _shared(ctx: RequestContext, facts: SystemFacts, keys: AuditKeys, end: float) -> tuple[dict[str, Any], ...]:
+def _shared(ctx: RequestContext, facts: SystemFacts, keys: AuditKeys, end: float) -> tuple[Any, ...]:
     """The record's `system`, `model`, `hashes`, `retention` and `key_ids` (the same for every request of a
-    backend, model, tenant and day; built once per such combination and shared: never mutate them). One
-    lookup rather than a call per member: they cost a request's record a fifth of its time (issue 14)."""
+    backend, model, tenant and day; built once per such combination and shared: never mutate them), then
+    the same five in canonical JSON (`orjson.Fragment`: what the writer's sorted serialisation would make of
+    each dict, made once rather than for every record). One lookup rather than a call per member: they cost
+    a request's record a fifth of its time (issue 14)."""
     day = int(end // 86_400)
     key = (ctx.backend, ctx.model, ctx.layer, ctx.engine, ctx.reasoning_policy, ctx.tenant, day, keys.pseudonym_id)
     hit = facts.shared.get(key)
     if hit is None:
         card = facts.models.get(ctx.backend or "")
-        hit = (
+        members = (
             facts.system(),
             _model(ctx.model, ctx.layer, ctx.backend, ctx.engine, card),
             _hashes(card.catalog_id if card else None, ctx.reasoning_policy, facts.config_hash),
             facts.retention(ctx.tenant, end),
             {"pseudonym": keys.pseudonym_id, "content": None},
         )
+        hit = members + tuple(orjson.Fragment(chain.canonical(m)) for m in members)
         if len(facts.shared) >= 1024:
             facts.shared.clear()
         facts.shared[key] = hit
@@ -195,11 +210,22 @@ def _shared(ctx: RequestContext, facts: SystemFacts, keys: AuditKeys, end: float
 
 
 def request_record(
-    ctx: RequestContext, *, keys: AuditKeys, facts: SystemFacts, keystore: ContentKeystore | None = None
+    ctx: RequestContext,
+    *,
+    keys: AuditKeys,
+    facts: SystemFacts,
+    keystore: ContentKeystore | None = None,
+    serialised: bool = False,
 ) -> dict[str, Any]:
-    """The record of one request, built from its context once the response is complete."""
+    """The record of one request, built from its context once the response is complete.
+
+    `serialised`: the record goes straight to the audit writer, which only serialises it (`chain.canonical`):
+    its shared members are then their canonical JSON (`orjson.Fragment`), not dicts; the line written is
+    byte for byte the same (tests/compliance/test_stage.py checks it)."""
     received = ctx.received_at
-    latency = ctx.latency_s if ctx.latency_s is not None else time.perf_counter() - ctx.started
+    started = ctx.started
+    finished = ctx.finished_at  # `ctx.latency_s` and `ctx.ttft_s`, without the properties' calls
+    latency = (finished if finished is not None else time.perf_counter()) - started
     end = received + latency
     req = ctx.request
     output = "".join(ctx.output_text)
@@ -208,9 +234,10 @@ def request_record(
     err = ctx.error
     usage = ctx.usage
     notes = ctx.notes
-    system, model, hashes, retention, key_ids = _shared(ctx, facts, keys, end)
+    shared = _shared(ctx, facts, keys, end)
+    system, model, hashes, retention, key_ids = shared[5:] if serialised else shared[:5]
     end_iso = chain.iso(end)
-    ttft = ctx.ttft_s
+    first = ctx.first_byte_at
     record: dict[str, Any] = {
         "type": REQUEST,
         "event_id": ctx.request_id,
@@ -248,10 +275,15 @@ def request_record(
         "outcome": {
             "status": ctx.status,
             "error_code": err.code if err is not None else None,
-            "latency_ms": round(latency * 1000, 3),
-            "ttft_ms": None if ttft is None else round(ttft * 1000, 3),
+            "latency_ms": _ms(latency),
+            "ttft_ms": None if first is None else _ms(first - started),
             "attempts": [
-                {"backend": a.backend, "outcome": a.outcome, "latency_ms": _ms(a.latency_s)} for a in ctx.attempts
+                {
+                    "backend": a.backend,
+                    "outcome": a.outcome,
+                    "latency_ms": None if (s := a.latency_s) is None else _ms(s),
+                }
+                for a in ctx.attempts
             ],
             "client_disconnected": ctx.client_disconnected,
         },

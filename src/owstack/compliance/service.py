@@ -27,7 +27,8 @@ class AuditLog:
         self._keys: AuditKeys | None = None
         self._facts: SystemFacts | None = None
         self._keystore: ContentKeystore | None = None
-        self._writer: AuditWriter | None = None
+        #: the writer once started (`writer()`), read as an attribute on the request path
+        self.current: AuditWriter | None = None
         #: the tenants whose content is kept (asked once per request: read from the configuration once)
         self._capturing = frozenset(
             name for name, section in config.file.tenants.items() if getattr(section, "capture_content", False)
@@ -65,17 +66,17 @@ class AuditLog:
         return tenant in self._capturing
 
     def writer(self) -> AuditWriter:
-        if self._writer is None:
-            self._writer = AuditWriter(self.section, keys=self.keys).start()
-        return self._writer
+        if self.current is None:
+            self.current = AuditWriter(self.section, keys=self.keys).start()
+        return self.current
 
     @property
     def started(self) -> bool:
-        return self._writer is not None
+        return self.current is not None
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
+        if self.current is not None:
+            self.current.close()
 
 
 def local_actor() -> str:

@@ -78,7 +78,8 @@ class AuditStage(BaseStage):
         """The request's record can carry its ledger record now (the writer is running and takes records):
         the meter stage then writes no log of its own (`metering.audit_journal`)."""
         log = self.log
-        return log is not None and log.started and log.writer().carrying
+        writer = log.current if log is not None else None
+        return writer is not None and writer.carrying
 
     def resumed(self) -> tuple[str, int] | None:
         """This process's stream and the last sequence number it held before this process took it over."""
@@ -91,6 +92,9 @@ class AuditStage(BaseStage):
     def unavailable(self) -> str | None:
         """Why the log cannot be written, or None."""
         if self.log is None:
+            return None
+        writer = self.log.current
+        if writer is not None and writer.healthy:  # the usual case, per request: no more calls
             return None
         if not self.log.started:
             if time.monotonic() - self._last_try >= RETRY_OPEN_S or not self._last_try:
@@ -114,15 +118,19 @@ class AuditStage(BaseStage):
             await durable.settle(ctx)
 
     async def _append(self, ctx: RequestContext) -> None:
-        if self.log is None or not self.log.started:
-            return
         log = self.log
+        if log is None:
+            return
+        writer = log.current
+        if writer is None:
+            return
         try:
-            writer = log.writer()
             if log.captures(ctx.tenant):  # the content is sealed here, under the tenant's key
-                entry: Entry = request_record(ctx, keys=log.keys, facts=log.facts, keystore=log.keystore)
+                entry: Entry = request_record(
+                    ctx, keys=log.keys, facts=log.facts, keystore=log.keystore, serialised=True
+                )
             else:  # built on the commit thread with the rest of its batch (the context is final by now)
-                entry = functools.partial(request_record, ctx, keys=log.keys, facts=log.facts)
+                entry = functools.partial(request_record, ctx, keys=log.keys, facts=log.facts, serialised=True)
             durable.carry(ctx, writer)  # the ledger's record, if any, is committed with this one
             await writer.append(entry)
         except (AuditUnavailable, AuditKeyError, ContentUnavailable, OSError) as exc:
