@@ -17,13 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 
 from procs import Proc, run_gateway, run_upstream
 
 # Property tests draw the same examples at every run and keep no example database: CI stays deterministic.
 # A test may widen its own search on request (tests/protocols/test_fuzz_bodies.py: OWSTACK_FUZZ_EXAMPLES).
-settings.register_profile("owstack", derandomize=True, database=None)
+# No deadline per example and no "too slow" health check: on a busy CI machine an example may take seconds, and
+# a property must fail on its property, never on the machine's load (speed is measured in bench/).
+settings.register_profile(
+    "owstack", derandomize=True, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.load_profile("owstack")
 
 
