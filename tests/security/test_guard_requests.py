@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_guard_verdicts import _rule_flags
 
 from owstack.security.guard import scan_text
 from owstack.security.guard.types import at_least
@@ -116,11 +117,6 @@ BENIGN = [
 def _embed(carrier: str, text: str) -> str:
     template = CARRIERS[carrier]
     return template.format(p=json.dumps(text) if template.startswith("{") else text)
-
-
-def _rule_flags(text: str) -> bool:
-    found = scan_text(text, source="tool")
-    return any(at_least(f.severity, "medium") and f.rule != "OWS-GRD-100" for f in found)
 
 
 def _request_flags(text: str, source: str = "tool") -> bool:

@@ -62,10 +62,13 @@ _MONEY = re.compile(
     r"|(?:initiate|make|schedule|set\s+up|process|execute|place)\s+(?:a|an|the)\s+(?:\w+\s+)?(?:payment|transfer"
     r"|wire|transaction|order|trade|withdrawal|deposit|standing\s+order))\b"
 )
+#: verbs that fetch data, and verbs that send it out (a data request starts with either: "email me all …")
+_RETRIEVAL_WORDS = (
+    r"retrieve|get|fetch|find|look\s+up|list|download|search|pull|collect|gather|export|access|check|read|obtain"
+    r"|compile|grab|extract|copy|dump|go\s+through"
+)
 _RETRIEVE = re.compile(
-    r"(?i)\b(?P<verb>retrieve|get|fetch|find|look\s+up|list|download|search|pull|collect|gather|export|access|check"
-    r"|read|obtain|compile|grab|extract|copy|dump|go\s+through|send|e-?mail|forward|share|post|upload|text"
-    r"|message|leak)\b"
+    rf"(?i)\b(?P<verb>{_RETRIEVAL_WORDS}|send|e-?mail|forward|share|post|upload|text|message|leak)\b"
 )
 _HARM = re.compile(
     r"(?i)\b(?P<verb>delete|remove|erase|wipe|purge|destroy|empty|trash|move|archive|unlock|disarm|deactivate|disable"
@@ -167,10 +170,7 @@ _MY_DESTINATION = re.compile(
     r"(?i)\bto\s+my\s+(?:[\w-]+\s+){0,3}?(?:e-?mail|address|inbox|account|phone|number|advisor|adviser|friend"
     r"|assistant|accountant|lawyer|colleague|partner|contact)\b"
 )
-_RETRIEVAL = re.compile(
-    r"(?i)\b(?:retrieve|get|fetch|find|look\s+up|list|download|search|pull|collect|gather|export|access|check|read"
-    r"|obtain|compile|grab|extract|copy|dump|go\s+through)\b"
-)
+_RETRIEVAL = re.compile(rf"(?i)\b(?:{_RETRIEVAL_WORDS})\b")
 #: the address given as the user's own, as an attacker who writes as the user does: "to my (alternate) e-mail address"
 _MY_ADDRESS = re.compile(
     r"(?i)\bto\s+my\s+(?:(?:alternate|alternative|personal|private|other|backup|secondary|new|second|own)\s+)?"
