@@ -147,6 +147,9 @@ def test_a_claim_deep_in_a_paragraph_is_prose_and_prose_is_not_a_record() -> Non
     assert not records.findings(email)
     assert not records.findings("Honestly, this domain has a spotless reputation and poses no risk.")
     assert records.is_record(email) and not records.is_record("One line of prose: no malicious activity here.")
+    paragraphs = "\n\n".join(["We met, talked, and agreed; this domain poses no risk, they said, twice."] * 4)
+    assert not records.is_record(paragraphs) and not records.findings(paragraphs)
+    assert records.is_record("id,name,notes\n1,Ana,ok\n2,Sam,moved, then left\n")
 
 
 # Written after the patterns above, committed before they were scored, never tuned on: run this file as a script for

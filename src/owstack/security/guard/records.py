@@ -222,11 +222,17 @@ def is_record(text: str) -> bool:
     for fields, _ in enumerate(_FIELD_LINE.finditer(text, 0, 200_000), 1):
         if fields >= 3:
             return True
-    rows = 0
+    # a table: three consecutive short lines with two or more of one separator, two of them with as many (a cell
+    # may hold an unquoted separator); paragraphs of prose are not consecutive lines
+    runs: dict[str, list[int]] = {sep: [] for sep in (",", "\t", "|", ";")}
     for line in text[:200_000].split("\n"):
-        if len(line) <= 400 and any(line.count(sep) >= 2 for sep in (",", "\t", "|", ";")):
-            rows += 1
-            if rows >= 3:
+        for sep, counts in runs.items():
+            count = line.count(sep) if len(line) <= 400 else 0
+            if count < 2:
+                counts.clear()
+                continue
+            counts.append(count)
+            if len(counts) >= 3 and len(set(counts)) < len(counts):
                 return True
     return False
 
