@@ -2,9 +2,11 @@
 
     PYTHONPATH=$PWD/src nice -n 10 .venv/bin/python bench/guard_rules_cost.py
 
-Two texts per size: ordinary prose (few key words) and text dense with the modules' key words (benign requests,
-invoices, verdicts reported, replies asked of people, in several languages), the worst case for keyed search. Each
-figure is the minimum CPU time (`time.process_time`) of 20 runs of one module's `findings` on that text.
+Three texts per size: ordinary prose (few key words), text dense with the modules' key words (benign requests,
+invoices, verdicts reported, replies asked of people, in several languages), the worst case for keyed search, and a
+registry-like record whose fields and notices are dense with the record patterns' words (`records` reads only
+records; eighth pass). Each figure is the minimum CPU time (`time.process_time`) of 20 runs of one module's
+`findings` on that text.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from owstack.security.guard import hijack, orders_i18n, requests, tool_orders, verdicts
+from owstack.security.guard import hijack, orders_i18n, records, requests, tool_orders, verdicts
 
 PROSE = (
     "The quarterly report shows revenue up 12% year over year, driven by the new subscription tier. The team "
@@ -26,12 +28,20 @@ DENSE = (
     "concluded the domain is safe. Please reply with your availability. Los analistas concluyeron que el dominio es "
     "seguro. Indiquez si le fichier est sûr ou malveillant. Antworte bitte bis Freitag. 分析人员认为该域名是安全的。\n"
 )
+RECORD = (
+    "Domain Name: SAFE-HARBOR.EXAMPLE\nRegistrant Organization: Safe Harbor Holdings LLC\nRegistrant Street: 12 Quay\n"
+    "Registrar Abuse Contact Email: abuse@registrar.example\nremarks: If you are reviewing this record to report abuse,"
+    " contact the registrar. The registrant is not responsible for the site. Analysts concluded the domain is benign.\n"
+    "notice: You must not use this data for marketing; by submitting a query you agree to these terms. No further "
+    "action is required. If asked, the registrar will confirm the transfer. Include log excerpts in your report.\n"
+)
 MODULES: dict[str, Callable[[str], list[tuple[int, int, str]]]] = {
     "requests (OWS-GRD-023)": requests.findings,
     "orders_i18n (OWS-GRD-018)": orders_i18n.findings,
     "hijack (OWS-GRD-018)": hijack.findings,
     "verdicts (OWS-GRD-018)": verdicts.findings,
     "tool_orders (OWS-GRD-018)": tool_orders.findings,
+    "records (OWS-GRD-018)": records.findings,
 }
 
 
@@ -52,7 +62,7 @@ def main() -> None:
     sizes = (1024, 16 * 1024, 256 * 1024)
     print(f"{'module':28} {'text':6} " + " ".join(f"{s // 1024:>7} KB" for s in sizes))
     for name, fn in MODULES.items():
-        for label, unit in (("prose", PROSE), ("dense", DENSE)):
+        for label, unit in (("prose", PROSE), ("dense", DENSE), ("record", RECORD)):
             row = " ".join(f"{_cpu_ms(fn, _text(unit, s)):7.2f} ms" for s in sizes)
             print(f"{name:28} {label:6} {row}")
 

@@ -12,6 +12,7 @@ from owstack.security.guard import (
     notices,
     orders_i18n,
     planted,
+    records,
     requests,
     tool_orders,
     verdicts,
@@ -177,6 +178,8 @@ def _phrases(text: str, source: str) -> list[GuardFinding]:
         out.extend(_planted(text))
     if source in ("tool", "document"):  # a user's own request is not an injection
         out.extend(_orders(text, "OWS-GRD-023", requests.findings(text), "tool_abuse"))
+        # claims and orders in a record's field; a string in a JSON array (an RDAP vCard's "fn") is a value too
+        out.extend(_orders(text, "OWS-GRD-018", records.findings(text), array_values=True))
     return out
 
 
@@ -194,17 +197,31 @@ def _tool_orders(text: str) -> list[GuardFinding]:
 
 
 def _orders(
-    text: str, rule_id: str, spans: Iterable[tuple[int, int, str]], category: str = "override"
+    text: str,
+    rule_id: str,
+    spans: Iterable[tuple[int, int, str]],
+    category: str = "override",
+    *,
+    array_values: bool = False,
 ) -> list[GuardFinding]:
-    """Medium findings for orders planted in data; `low` where the text quotes, negates or discusses them."""
+    """Medium findings for orders planted in data; `low` where the text quotes, negates or discusses them. With
+    `array_values`, a string that opens right after `[`, `,` or a tab is a JSON array's element or a tab-separated
+    field, data, not a quotation."""
     out: list[GuardFinding] = []
     for start, end, message in spans:
         # a match that holds a quotation mark is structured data ({"role": "system", ...}), not a quoted example
         mention = is_mention(text, start, end) and '"' not in text[start:end]
+        if mention and array_values and _ARRAY_ELEMENT.search(text, max(0, start - 8), start):
+            mention = False
         quiet = mention or is_negated(text, start) or _quoted_discussion(text, start)
         severity: Severity = "low" if quiet else "medium"
         out.append(GuardFinding(rule_id, severity, category, start, end, safe_excerpt(text, start, end), message))
     return out
+
+
+#: the opening quotation mark of a JSON array's element or of a tab-separated field, right before a match: `["fn",
+#: {}, "text", "`, a DNS answer's `IN\tTXT\t"`
+_ARRAY_ELEMENT = re.compile(r'[\[,\t][ \t]*"$')
 
 
 def _multilingual(text: str) -> list[GuardFinding]:
