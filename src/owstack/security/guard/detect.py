@@ -15,6 +15,7 @@ from owstack.security.guard import (
     planted,
     records,
     requests,
+    takeover,
     tool_orders,
     verdicts,
 )
@@ -194,7 +195,7 @@ def _tool_orders(text: str) -> list[GuardFinding]:
     the data (`verdicts`) and orders that take over the reader's reply (`hijack`), the same in other languages
     (`orders_i18n`), OWS-GRD-018."""
     spans = [*tool_orders.findings(text), *verdicts.findings(text), *hijack.findings(text), *orders_i18n.findings(text)]
-    spans += latent.findings(text)
+    spans += latent.findings(text) + takeover.findings(text)
     return _orders(text, "OWS-GRD-018", spans)
 
 
