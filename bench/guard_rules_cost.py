@@ -14,7 +14,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from owstack.security.guard import hijack, latent, orders_i18n, records, requests, tool_orders, verdicts
+from owstack.security.guard import (
+    hijack,
+    latent,
+    orders_i18n,
+    records,
+    requests,
+    takeover,
+    tool_orders,
+    verdicts,
+    vouch,
+)
 
 PROSE = (
     "The quarterly report shows revenue up 12% year over year, driven by the new subscription tier. The team "
@@ -51,6 +61,8 @@ MODULES: dict[str, Callable[[str], list[tuple[int, int, str]]]] = {
     "tool_orders (OWS-GRD-018)": tool_orders.findings,
     "records (OWS-GRD-018)": records.findings,
     "latent (OWS-GRD-018)": latent.findings,
+    "takeover (OWS-GRD-018)": takeover.findings,
+    "vouch (OWS-GRD-018)": vouch.findings,
 }
 
 
