@@ -5,8 +5,8 @@
 Three texts per size: ordinary prose (few key words), text dense with the modules' key words (benign requests,
 invoices, verdicts reported, replies asked of people, in several languages), the worst case for keyed search, and a
 registry-like record whose fields and notices are dense with the record patterns' words (`records` reads only
-records; eighth pass). Each figure is the minimum CPU time (`time.process_time`) of 20 runs of one module's
-`findings` on that text.
+records; eighth pass), and text dense with `latent`'s words (ninth pass). Each figure is the minimum CPU time
+(`time.process_time`) of 20 runs of one module's `findings` on that text.
 """
 
 from __future__ import annotations
@@ -14,7 +14,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from owstack.security.guard import hijack, orders_i18n, records, requests, tool_orders, verdicts
+from owstack.security.guard import (
+    hijack,
+    latent,
+    orders_i18n,
+    records,
+    requests,
+    takeover,
+    tool_orders,
+    verdicts,
+    vouch,
+)
 
 PROSE = (
     "The quarterly report shows revenue up 12% year over year, driven by the new subscription tier. The team "
@@ -35,6 +45,14 @@ RECORD = (
     "notice: You must not use this data for marketing; by submitting a query you agree to these terms. No further "
     "action is required. If asked, the registrar will confirm the transfer. Include log excerpts in your report.\n"
 )
+#: benign text dense with `latent`'s key words (ninth pass): translation exercises, FAQ answers, finished tasks,
+#: style rules with "do not", moderation policies naming toxic text
+LATENT = (
+    "Translate the following sentence into German. Sentence: the toxic waste report is done. Answer: yes, the task is "
+    "complete when the light turns green. Do not apologize too much; never refuse a return without the receipt. "
+    "Models must not produce hateful jokes about protected groups. The summary has been reviewed and is finished. "
+    "Explain how to make a sourdough starter. Don't include your password, and never say sorry for asking.\n"
+)
 MODULES: dict[str, Callable[[str], list[tuple[int, int, str]]]] = {
     "requests (OWS-GRD-023)": requests.findings,
     "orders_i18n (OWS-GRD-018)": orders_i18n.findings,
@@ -42,6 +60,9 @@ MODULES: dict[str, Callable[[str], list[tuple[int, int, str]]]] = {
     "verdicts (OWS-GRD-018)": verdicts.findings,
     "tool_orders (OWS-GRD-018)": tool_orders.findings,
     "records (OWS-GRD-018)": records.findings,
+    "latent (OWS-GRD-018)": latent.findings,
+    "takeover (OWS-GRD-018)": takeover.findings,
+    "vouch (OWS-GRD-018)": vouch.findings,
 }
 
 
@@ -62,7 +83,7 @@ def main() -> None:
     sizes = (1024, 16 * 1024, 256 * 1024)
     print(f"{'module':28} {'text':6} " + " ".join(f"{s // 1024:>7} KB" for s in sizes))
     for name, fn in MODULES.items():
-        for label, unit in (("prose", PROSE), ("dense", DENSE), ("record", RECORD)):
+        for label, unit in (("prose", PROSE), ("dense", DENSE), ("record", RECORD), ("latent", LATENT)):
             row = " ".join(f"{_cpu_ms(fn, _text(unit, s)):7.2f} ms" for s in sizes)
             print(f"{name:28} {label:6} {row}")
 

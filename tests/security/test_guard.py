@@ -170,7 +170,8 @@ def test_corpus_figures_stay_where_docs_say() -> None:
 
     result = evaluate()
     assert (result["malicious"], result["benign"]) == (152, 153)
-    assert result["detected"] == 143  # rules and classifier (142 before the indirect-injection rules of 2026-12-03)
+    # rules and classifier (142 before the indirect-injection rules of 2026-12-03, 143 before the ninth pass)
+    assert result["detected"] == 144
     assert result["false_positives"] == 4  # the model retrained on 2026-12-04 (5 with the one before, 4 before that)
 
 

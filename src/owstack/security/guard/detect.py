@@ -8,14 +8,17 @@ from collections.abc import Iterable, Iterator
 from owstack.security.guard import (
     exfil_i18n,
     hijack,
+    latent,
     multilingual,
     notices,
     orders_i18n,
     planted,
     records,
     requests,
+    takeover,
     tool_orders,
     verdicts,
+    vouch,
 )
 from owstack.security.guard.hidden import scan_hidden
 from owstack.security.guard.payloads import (
@@ -193,6 +196,7 @@ def _tool_orders(text: str) -> list[GuardFinding]:
     the data (`verdicts`) and orders that take over the reader's reply (`hijack`), the same in other languages
     (`orders_i18n`), OWS-GRD-018."""
     spans = [*tool_orders.findings(text), *verdicts.findings(text), *hijack.findings(text), *orders_i18n.findings(text)]
+    spans += latent.findings(text) + takeover.findings(text) + vouch.findings(text)
     return _orders(text, "OWS-GRD-018", spans)
 
 

@@ -110,6 +110,17 @@ _IMPERATIVE = (
 )
 
 
+#: "Forget what you were told about carbs: …", an article's idiom to its human reader: what was told is about a
+#: subject of the world, not this text, the task, the reader's instructions or its role (those still flag)
+_IDIOM_SUBJECT = (
+    r"(?!\s+(?:about|regarding|concerning|on\s+the\s+subject\s+of)\s+(?!(?:this|that|these|those|it|them|everything"
+    r"|anything|the\s+(?:above|previous|earlier|prior|original|task|instructions?|rules|system|prompt|guidelines"
+    r"|document|text|data|conversation|email|e-mail|message|page|input|request|user)|your\s+(?:task|instructions?"
+    r"|role|rules|prompt|job|assignment|guidelines|programming|purpose|orders|directives|system|constraints"
+    r"|restrictions))\b))"
+)
+
+
 PHRASE_RULES: tuple[PhraseRule, ...] = (
     PhraseRule(
         "OWS-GRD-010",
@@ -145,7 +156,7 @@ PHRASE_RULES: tuple[PhraseRule, ...] = (
         "override",
         _rx(
             r"\b(?:ignore|disregard|forget)\s+(?:everything|anything|all(?:\s+of\s+it)?|what)\s+(?:above|before|"
-            r"prior|previously|earlier|you\s+(?:were|have\s+been)\s+(?:told|given|instructed))"
+            r"prior|previously|earlier|you\s+(?:were|have\s+been)\s+(?:told|given|instructed)" + _IDIOM_SUBJECT + ")"
         ),
         "tells the model to ignore what came before",
     ),
