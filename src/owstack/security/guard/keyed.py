@@ -67,3 +67,17 @@ def finditer(
             yield from pattern.finditer(text)
         return
     yield from search(pattern, text, spans(text, lowered, keys, reach))
+
+
+#: a rule module's patterns: (its key words, the pattern, the finding's message)
+Keyed = tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...]
+
+
+def findings(patterns: Keyed, text: str) -> list[tuple[int, int, str]]:
+    """(start, end, message) of every match of `patterns` in `text`, each searched near its key words."""
+    lowered = text.lower()
+    return [
+        (m.start(), m.end(), message)
+        for keys, pattern, message in patterns
+        for m in finditer(pattern, text, lowered, keys)
+    ]

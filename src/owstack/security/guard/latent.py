@@ -128,7 +128,7 @@ _REFUSAL_SUPPRESSION = re.compile(
 )
 _REFUSAL_KEYS = ("not ", "n't ", "never ")
 
-_PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
+_PATTERNS: keyed.Keyed = (
     (_LATENT_KEYS, _LATENT, "embeds an order for harmful text as the object of a task (latent jailbreak)"),
     (_FAKE_KEYS, _FAKE_COMPLETION, "claims the reader's task is done and gives it the next one (fake completion)"),
     (_REFUSAL_KEYS, _REFUSAL_SUPPRESSION, "forbids the reader's refusals and warnings (refusal suppression)"),
@@ -137,9 +137,4 @@ _PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
 
 def findings(text: str) -> list[tuple[int, int, str]]:
     """(start, end, message) of latent jailbreaks, fake completions and refusal suppression."""
-    lowered = text.lower()
-    return [
-        (m.start(), m.end(), message)
-        for keys, pattern, message in _PATTERNS
-        for m in keyed.finditer(pattern, text, lowered, keys)
-    ]
+    return keyed.findings(_PATTERNS, text)

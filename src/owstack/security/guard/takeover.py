@@ -110,7 +110,7 @@ _AUTOMATED = re.compile(
 )
 _AUTOMATED_KEYS = ("if you",)
 
-_PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
+_PATTERNS: keyed.Keyed = (
     (_LEAK_KEYS, _LEAK, "asks the reader to repeat or print its prompt (prompt leaking)"),
     (_PERSONA_KEYS, _PERSONA, "gives the reader a new AI persona by name"),
     (_UPDATE_KEYS, _UPDATE, "announces an update to the reader's rules"),
@@ -122,9 +122,4 @@ _PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
 
 def findings(text: str) -> list[tuple[int, int, str]]:
     """(start, end, message) of prompt leaking, persona replacement, rule updates and payload splitting."""
-    lowered = text.lower()
-    return [
-        (m.start(), m.end(), message)
-        for keys, pattern, message in _PATTERNS
-        for m in keyed.finditer(pattern, text, lowered, keys)
-    ]
+    return keyed.findings(_PATTERNS, text)

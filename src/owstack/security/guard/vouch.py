@@ -79,7 +79,7 @@ _SOFTWARE_KEYS = (
     "tracking",
 )
 
-_PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
+_PATTERNS: keyed.Keyed = (
     (_ENDORSEMENT_KEYS, _ENDORSEMENT, "a self-declared trusted authority settles the evaluation of the document"),
     (_SOFTWARE_KEYS, _SOFTWARE, "addresses the automated software that screens the document"),
 )
@@ -87,9 +87,4 @@ _PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
 
 def findings(text: str) -> list[tuple[int, int, str]]:
     """(start, end, message) of planted endorsements and notes to the screening software."""
-    lowered = text.lower()
-    return [
-        (m.start(), m.end(), message)
-        for keys, pattern, message in _PATTERNS
-        for m in keyed.finditer(pattern, text, lowered, keys)
-    ]
+    return keyed.findings(_PATTERNS, text)
