@@ -107,6 +107,8 @@ class KeyStore:
         self._refreshing: asyncio.Future[None] | None = None
         #: a `watch` task reads the revision: requests need not claim the reads
         self._watched = False
+        #: the revision has been read once: until then a request waits for that read (`_first_revision`)
+        self._revision_known = False
         self._executor: ThreadPoolExecutor | None = None
 
     def configure(
@@ -244,6 +246,8 @@ class KeyStore:
         `lookup_timeout_s` for the store; revision reads never hold a request up."""
         if not self._watched and self._cache.claim_revision_check():  # the gateway's watch task reads it
             self._refresh_in_background()
+        if not self._revision_known:
+            await self._first_revision()
         known = self._accepted.get(presented)
         if known is not None:  # this exact key was verified against this very entry of the cache
             hit = self._cache.get(known.record.key_id)
@@ -259,6 +263,17 @@ class KeyStore:
                 accepted.clear()
             accepted[presented] = stored
         return record
+
+    async def _first_revision(self) -> None:
+        """Until the store's revision has been read once, a request waits for that read (at most
+        `lookup_timeout_s`, as for a lookup) before it reads a key: a row read before the first revision read
+        may predate a revocation that this read already counts, and no later change of the revision would then
+        drop it (the revoked key would be answered from the cache until its TTL ran out)."""
+        self._refresh_in_background()
+        probe = self._refreshing
+        if probe is not None and not probe.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(probe), self.lookup_timeout_s)
 
     async def watch(self) -> None:
         """Read the revision every `revision_check_s` while the gateway runs, requests or not (the gateway
@@ -376,6 +391,7 @@ class KeyStore:
             return
         self.health.succeeded()
         self._cache.observe_revision(int(revision or 0))
+        self._revision_known = True
 
     def _write(self) -> Any:
         """A write transaction; on SQLite it takes the write lock up front (BEGIN IMMEDIATE)."""
