@@ -78,8 +78,9 @@ def _embed(carrier: str, text: str) -> str:
     return CARRIERS[carrier].format(p=json.dumps(text) if carrier == "json" else text)
 
 
-def _rule_flags(text: str) -> bool:
-    return any(at_least(f.severity, "medium") and f.rule != "OWS-GRD-100" for f in scan_text(text, source="tool"))
+def _rule_flags(text: str, source: str = "tool") -> bool:
+    """The rules (not the classifier) flag `text` at medium or above, read as coming from `source`."""
+    return any(at_least(f.severity, "medium") and f.rule != "OWS-GRD-100" for f in scan_text(text, source=source))
 
 
 @pytest.mark.parametrize("carrier", sorted(CARRIERS))

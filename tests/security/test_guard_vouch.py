@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 from test_guard_latent import CARRIERS
+from test_guard_verdicts import _rule_flags
 
 from owstack.security.guard import scan_text, vouch
 from owstack.security.guard.types import at_least
@@ -35,7 +36,7 @@ BENIGN = [
 
 
 def _flags(text: str) -> bool:
-    return any(at_least(f.severity, "medium") and f.rule != "OWS-GRD-100" for f in scan_text(text, source="document"))
+    return _rule_flags(text, source="document")
 
 
 _MESSAGES = {message for _, _, message in vouch._PATTERNS}
