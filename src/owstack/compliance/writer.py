@@ -1,9 +1,8 @@
 """The audit writer: one hash-chained stream, appended with group commit.
 
-`await writer.append(record)` returns once the record is written and on disk. A dedicated thread takes
-every record queued while the previous commit ran and commits them as one batch (one `write` to the segment,
-one to the stream's journal and one `fdatasync` of the journal: compliance/journal.py), so that N concurrent
-requests share one fsync. Every `checkpoint_every_records` records or
+`await writer.append(record)` returns once the record is written and fsynced. A dedicated thread takes
+every record queued while the previous write+fsync ran and commits them as one batch (one `write`, one
+`fdatasync`), so that N concurrent requests share one fsync. Every `checkpoint_every_records` records or
 `checkpoint_every_s` seconds the thread adds a signed checkpoint; `close()` adds a sealing one.
 
 When a write fails (disk full, too many open files, an I/O error) the records of that batch fail
@@ -40,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from owstack import __version__
-from owstack.compliance import chain, journal
+from owstack.compliance import chain
 from owstack.compliance.acks import Appended, AsyncDone, AuditUnavailable, Done, acknowledge, ignore
 from owstack.compliance.config import AuditSection
 from owstack.compliance.keys import AuditKeys, load_keys, publish_public_key, resolve_paths
@@ -101,8 +100,6 @@ class AuditWriter:
         self._running = False
         self._lock_fd: int | None = None
         self._fd: int | None = None
-        #: makes each commit durable (the segment itself is fsynced only when a journal lap starts or ends)
-        self._journal: journal.Journal | None = None
         self._stream_dir = Path()
         self._tail = Tail()
         self._covered: list[str] = []  # chain.cover() of each record since the last checkpoint
@@ -226,8 +223,6 @@ class AuditWriter:
                 break
         else:
             raise AuditUnavailable(f"all {MAX_STREAMS} streams of node {self.node} are held by other writers")
-        journal.recover(self._stream_dir)  # records a crash of the host left only in the journal
-        self._journal = journal.Journal(self._stream_dir, self.stream)
         tail = scan(self._stream_dir, self.stream)
         self._tail = tail
         self.resumed_at = tail.seq
@@ -246,9 +241,6 @@ class AuditWriter:
         self._commit([(r, ignore) for r in opening], force_checkpoint=True)
 
     def _release(self) -> None:
-        self._drop_fd()
-        if self._journal is not None:
-            self._journal.close()
         for attr in ("_fd", "_lock_fd"):
             fd = getattr(self, attr)
             if fd is not None:
@@ -389,14 +381,8 @@ class AuditWriter:
             done(None, failure)
 
     def _drop_fd(self) -> None:
-        """Leave the segment: on disk first (its last records may be only in the journal's lap), then closed."""
         fd, self._fd = self._fd, None
         if fd is not None:
-            if self._journal is not None:
-                try:
-                    self._journal.segment_left(fd)
-                except OSError as exc:
-                    log.error("audit log: %s could not be flushed on leaving it (%s)", self._segment_path(), exc)
             try:
                 os.close(fd)
             except OSError:
@@ -449,8 +435,6 @@ class AuditWriter:
         acknowledge(acked)
         if manifest is not None:
             try:
-                if self._fd is not None:  # the checkpoint the manifest names is on disk in the segment itself
-                    os.fdatasync(self._fd)
                 write_json_atomic(
                     self._stream_dir / MANIFEST, {"format": chain.FORMAT, "stream": self.stream, **manifest}
                 )
@@ -497,14 +481,14 @@ class AuditWriter:
         if buf:
             if self._fd is None:  # the last failure dropped the segment: the chain goes on in a new one
                 self._new_segment(tail.segment + 1, reuse=True)
-            assert self._fd is not None and self._journal is not None
+            assert self._fd is not None
             view = memoryview(buf)
             while view:
                 view = view[os.write(self._fd, view) :]
             if carried:  # the riders' fsyncs beside this one: the disk flushes its cache once for both
                 self._beside.start([c.sync for c in carried])
             try:
-                self._journal.commit(buf, self._fd, tail.segment, tail.size + len(buf), tail.seq, tail.head)
+                os.fdatasync(self._fd)
             finally:
                 self._beside.wait()
             tail.size += len(buf)
@@ -569,7 +553,6 @@ class AuditWriter:
         """Start segment `index`. `reuse`: after a failure, a file of that index holds only bytes of the
         failed batch (the chain was rolled back before it), so it is emptied and written again."""
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if reuse else os.O_EXCL)
-        self._drop_fd()  # the segment left goes to disk before the next one exists (journal.py)
         fd = os.open(self._segment_path(index), flags, 0o640)
         fsync_dir(self._stream_dir)
         self._swap_fd(fd, index, 0)

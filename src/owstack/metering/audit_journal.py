@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from owstack.compliance import chain, journal
+from owstack.compliance import chain
 from owstack.compliance.segments import (
     Line,
     iter_lines,
@@ -186,7 +186,6 @@ class AuditReplay:
                 if fd is None:  # another live process writes it
                     continue
                 try:
-                    journal.recover(directory)  # what a crash of the host left only in its journal
                     stream = self._scan(directory, None, present)
                 finally:
                     os.close(fd)
