@@ -15,7 +15,8 @@ The answer is one `application/json` body, shaped by the SDK's own result serial
 (2026-07-28 results get `resultType` and the server-info stamp). Every rule of the gateway applies as on
 the SDK path, in the same code (`handling.handle`, `McpService`): authentication (the endpoint's, before
 this), the allowlist, pins, content checks, secrets, the rate cap, audit, ledger and metrics. A request
-that fails any of the SDK's checks goes to the SDK, which answers it exactly as before. Cancelling: on
+that fails any of the SDK's checks goes to the SDK, which answers it exactly as before; a body that is not
+JSON as orjson reads it is answered here, with a parse error (`parse_error`), on either path. Cancelling: on
 2026-07-28 the client closes the POST (the edge watches for it); on a session the client posts
 `notifications/cancelled`, which the edge routes to the call it names.
 """
@@ -38,7 +39,7 @@ from mcp.shared.inbound import (
     find_duplicated_routing_header,
     validate_mcp_param_headers,
 )
-from mcp_types import INTERNAL_ERROR, INVALID_REQUEST, SERVER_INFO_META_KEY
+from mcp_types import INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR, SERVER_INFO_META_KEY
 from mcp_types import methods as spec
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError
@@ -113,15 +114,16 @@ class LeanEdge:
         try:
             body = await _read(receive, self.max_body)
         except _TooLarge:
-            await _send(send, 413, b"Request body too large", [(b"content-type", b"text/plain; charset=utf-8")])
+            await _send(send, 413, TOO_LARGE, JSON_HEADERS)
             return None
         except _Gone:
             return None
         replay = _replay(body, receive)
         try:
             message = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return replay
+        except orjson.JSONDecodeError as exc:
+            await _send(send, 400, parse_error(exc), JSON_HEADERS)
+            return None
         if not isinstance(message, dict):
             return replay
         if session is not None and message.get("method") == "notifications/cancelled" and "id" not in message:
@@ -311,6 +313,44 @@ async def _watch_disconnect(receive: Receive, call: LeanCall) -> None:
         pass
     call.cancelled = True
     call.task.cancel()
+
+
+#: the answer to a body over the limit (the SDK's 413, as a JSON-RPC error like every other error on `/mcp`)
+TOO_LARGE = orjson.dumps(
+    {"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": "Request body too large"}}
+)
+
+
+def parse_error(exc: orjson.JSONDecodeError) -> bytes:
+    """The JSON-RPC parse error (-32700, HTTP 400, as the SDK answers one) for a body orjson does not read.
+
+    orjson is owstack's JSON everywhere a request goes (the audit record, the ledger, this edge); the SDK reads
+    bodies with Python's `json`, which takes more: `NaN`, `Infinity`, numbers past a double (`1e400`, 400-digit
+    integers) and lone surrogates (`"\\ud800"`). Passed on, such a value failed the call's audit record (the
+    call refused as if the audit log were down) or its serialisation to a stdio upstream, which closed that
+    upstream's connection for every caller until its restart. So `/mcp` takes the JSON `/v1` takes."""
+    return orjson.dumps(
+        {"jsonrpc": "2.0", "id": None, "error": {"code": PARSE_ERROR, "message": f"Parse error: {exc}"}}
+    )
+
+
+async def checked_body(receive: Receive, send: Send, limit: int) -> Receive | None:
+    """For a JSON POST the lean edge did not read (another method, a request without a session, or no lean
+    edge): its body, refused as above when orjson does not read it (answered: None), else a `Receive` that
+    replays it to the SDK."""
+    try:
+        body = await _read(receive, limit)
+    except _TooLarge:
+        await _send(send, 413, TOO_LARGE, JSON_HEADERS)
+        return None
+    except _Gone:
+        return None
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        await _send(send, 400, parse_error(exc), JSON_HEADERS)
+        return None
+    return _replay(body, receive)
 
 
 class _TooLarge(Exception):
