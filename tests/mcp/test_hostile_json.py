@@ -1,9 +1,10 @@
 """JSON that Python's `json` reads and orjson (owstack's JSON: the audit record, the ledger, the lean edge) does
-not: `NaN`, `Infinity`, numbers past a double and lone surrogates. On `/mcp` such a body went to the SDK,
-which read it: a lone surrogate in a tool's arguments failed the call's audit record (answered as an audit
-outage, a traceback in the log) and then its serialisation to the stdio upstream, which closed that
-upstream's connection for every caller until its restart; a 400-digit integer failed the audit record. Now
-every such body is a JSON-RPC parse error (-32700, HTTP 400), on the lean edge and on the SDK's path alike.
+not: `NaN`, `Infinity`, numbers past a double, lone surrogates, and integers past 64 bits (which orjson reads
+as a float, Python's json exactly). On `/mcp` such a body went to the SDK, which read it: a lone surrogate in
+a tool's arguments failed the call's audit record (answered as an audit outage, a traceback in the log) and
+then its serialisation to the stdio upstream, which closed that upstream's connection for every caller until
+its restart; an integer past 64 bits failed the audit record; `NaN` reached the tool as `null`. Now every such
+body is a JSON-RPC parse error (-32700, HTTP 400), on the lean edge and on the SDK's path alike.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ META = (
     '"io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"}}'
 )
 INIT = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
-#: values Python's json module reads and orjson refuses
-VALUES = ['"\\ud800"', '"a\\udfffb"', "NaN", "-Infinity", "1e400", "9" * 400]
+#: values Python's json module reads and orjson refuses, or reads as a float (integers past 64 bits)
+VALUES = ['"\\ud800"', '"a\\udfffb"', "NaN", "-Infinity", "1e400", "9" * 400, str(2**64), str(-(2**63) - 1)]
 
 
 def _headers(stack: McpStack, version: str) -> dict[str, str]:
@@ -45,6 +46,9 @@ def test_a_tool_call_with_json_owstack_cannot_carry_is_a_parse_error(stack: McpS
         body = '{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "local.echo", '
         body += f'"arguments": {{"text": {value}}}, {META}}}}}'
         _assert_parse_error(client.post(stack.url, content=body.encode(), headers=modern))
+        # with a progress token: the lean edge leaves the call to the SDK
+        progress = body.replace('"_meta": {', '"_meta": {"progressToken": 1, ')
+        _assert_parse_error(client.post(stack.url, content=progress.encode(), headers=modern))
 
         # on a 2025 session
         legacy = _headers(stack, "2025-06-18")

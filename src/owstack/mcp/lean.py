@@ -24,7 +24,9 @@ JSON as orjson reads it is answered here, with a parse error (`parse_error`), on
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -122,7 +124,10 @@ class LeanEdge:
         try:
             message = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            await _send(send, 400, parse_error(exc), JSON_HEADERS)
+            await _send(send, 400, parse_error(str(exc)), JSON_HEADERS)
+            return None
+        if _LONG_DIGITS.search(body) is not None and (wide := wide_integer(body)) is not None:
+            await _send(send, 400, parse_error(wide), JSON_HEADERS)
             return None
         if not isinstance(message, dict):
             return replay
@@ -321,22 +326,48 @@ TOO_LARGE = orjson.dumps(
 )
 
 
-def parse_error(exc: orjson.JSONDecodeError) -> bytes:
-    """The JSON-RPC parse error (-32700, HTTP 400, as the SDK answers one) for a body orjson does not read.
+def parse_error(reason: str) -> bytes:
+    """The JSON-RPC parse error (-32700, HTTP 400, as the SDK answers one) for a body owstack cannot carry.
 
     orjson is owstack's JSON everywhere a request goes (the audit record, the ledger, this edge); the SDK reads
-    bodies with Python's `json`, which takes more: `NaN`, `Infinity`, numbers past a double (`1e400`, 400-digit
-    integers) and lone surrogates (`"\\ud800"`). Passed on, such a value failed the call's audit record (the
-    call refused as if the audit log were down) or its serialisation to a stdio upstream, which closed that
-    upstream's connection for every caller until its restart. So `/mcp` takes the JSON `/v1` takes."""
-    return orjson.dumps(
-        {"jsonrpc": "2.0", "id": None, "error": {"code": PARSE_ERROR, "message": f"Parse error: {exc}"}}
-    )
+    bodies with Python's `json`, which takes more: `NaN`, `Infinity`, numbers past a double (`1e400`), lone
+    surrogates (`"\\ud800"`) and integers past 64 bits (which orjson reads as a float, Python exactly). Passed
+    on, such a value failed the call's audit record (the call refused as if the audit log were down) or its
+    serialisation to a stdio upstream, which closed that upstream's connection for every caller until its
+    restart. So `/mcp` takes the JSON orjson reads, with integers that fit in 64 bits."""
+    error = {"code": PARSE_ERROR, "message": f"Parse error: {reason}"}
+    return orjson.dumps({"jsonrpc": "2.0", "id": None, "error": error})
+
+
+#: a run of digits an integer past 64 bits needs (2**63 has 19); a body without one has no such integer
+_LONG_DIGITS = re.compile(rb"\d{19}")
+
+
+class _Wide(Exception):
+    pass
+
+
+def _int64(text: str) -> int:
+    value = int(text)
+    if not -(2**63) <= value < 2**64:
+        raise _Wide(text)
+    return value
+
+
+def wide_integer(body: bytes) -> str | None:
+    """Why `body` (JSON orjson read) holds an integer past 64 bits, or None when it holds none."""
+    try:
+        json.loads(body, parse_int=_int64)
+    except _Wide as exc:
+        return f"the integer {str(exc)[:40]} does not fit in 64 bits"
+    except ValueError:  # what orjson reads, json reads too; anything else is not this check's business
+        return None
+    return None
 
 
 async def checked_body(receive: Receive, send: Send, limit: int) -> Receive | None:
     """For a JSON POST the lean edge did not read (another method, a request without a session, or no lean
-    edge): its body, refused as above when orjson does not read it (answered: None), else a `Receive` that
+    edge): its body, refused as above when owstack cannot carry it (answered: None), else a `Receive` that
     replays it to the SDK."""
     try:
         body = await _read(receive, limit)
@@ -348,7 +379,10 @@ async def checked_body(receive: Receive, send: Send, limit: int) -> Receive | No
     try:
         orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        await _send(send, 400, parse_error(exc), JSON_HEADERS)
+        await _send(send, 400, parse_error(str(exc)), JSON_HEADERS)
+        return None
+    if _LONG_DIGITS.search(body) is not None and (wide := wide_integer(body)) is not None:
+        await _send(send, 400, parse_error(wide), JSON_HEADERS)
         return None
     return _replay(body, receive)
 
