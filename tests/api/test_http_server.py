@@ -111,6 +111,19 @@ async def test_a_head_over_the_limit_is_414_or_431_and_closed(tmp_path: Path) ->
     assert not app.backend.requests
 
 
+async def test_a_head_over_the_limit_on_mcp_is_a_json_rpc_error(tmp_path: Path) -> None:
+    """`/mcp` answers every error as JSON-RPC; the server's own refusals said it in OpenAI's shape."""
+    async with served(tmp_path) as (_, port):
+        field = await exchange(
+            port, b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nMcp-Method: " + b"a" * 9000 + b"\r\n\r\n"
+        )
+        url = await exchange(port, b"GET /mcp?" + b"q" * 9000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    for (status, headers, doc), expected in ((field, 431), (url, 414)):
+        assert status == expected and headers["connection"] == "close", (status, doc)
+        assert doc["jsonrpc"] == "2.0" and doc["id"] is None and doc["error"]["code"] == -32600, doc
+        assert doc["error"]["data"]["status"] == expected
+
+
 async def test_a_body_that_stops_arriving_is_408_and_the_request_ends(tmp_path: Path) -> None:
     head = (
         b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"

@@ -12,7 +12,7 @@ import pydantic
 import pytest
 
 from fakes.backend import Reply
-from owstack.errors import UpstreamError
+from owstack.errors import InvalidRequest, UpstreamError
 from protocols.conftest import App, gateway
 
 pytestmark = pytest.mark.anyio
@@ -223,6 +223,24 @@ async def test_background_response_is_polled_and_cancel_needs_background(tmp_pat
         with pytest.raises(openai.BadRequestError):
             await client.responses.cancel(plain.id)
     assert polled.status == "completed" and polled.output_text == "done later"
+
+
+async def test_a_background_response_refused_after_it_was_queued_fails_as_the_clients_error(tmp_path: Path) -> None:
+    """A refusal without a code of its own from a stage after the parse (the backend's check of a forced
+    tool's schema, here the fake backend's) came after the background response was queued: the failed
+    response said `server_error`. It is the client's error, and says so."""
+    refusal = InvalidRequest("function parameters must describe an object (type: object)", param="tools[0]")
+    async with gateway(tmp_path, [Reply(error=refusal)]) as app:
+        queued = await app.client.post("/v1/responses", json={"model": "edge", "input": "x", "background": True})
+        assert queued.status_code == 200, queued.text
+        for _ in range(200):
+            polled = (await app.client.get(f"/v1/responses/{queued.json()['id']}")).json()
+            if polled["status"] != "queued":
+                break
+            await asyncio.sleep(0.01)
+    assert polled["status"] == "failed", polled
+    assert polled["error"]["code"] == "invalid_request_error", polled["error"]
+    assert "must describe an object" in polled["error"]["message"]
 
 
 async def test_bad_items_are_400_naming_the_item(tmp_path: Path) -> None:

@@ -20,8 +20,12 @@ _REASONS = {
 def answer(status: int, message: str, code: str, *, url: bytes = b"", kind: str = "invalid_request_error") -> bytes:
     """A whole response the server writes itself, before or instead of the application, with
     `connection: close`: a JSON error in the shape of the API the request's path belongs to (Anthropic's for
-    /v1/messages, OpenAI's otherwise and when the path is not known yet)."""
-    if url.startswith(b"/v1/messages"):
+    /v1/messages, a JSON-RPC error for /mcp, OpenAI's otherwise and when the path is not known yet)."""
+    if url == b"/mcp" or url.startswith((b"/mcp?", b"/mcp/")):
+        rpc = -32600 if status < 500 else -32603  # invalid request; internal error
+        error = {"code": rpc, "message": message, "data": {"code": code, "status": status}}
+        body = orjson.dumps({"jsonrpc": "2.0", "id": None, "error": error})
+    elif url.startswith(b"/v1/messages"):
         anthropic = "overloaded_error" if status == 503 else kind if kind != "server_error" else "api_error"
         body = orjson.dumps({"type": "error", "error": {"type": anthropic, "message": message}})
     else:

@@ -67,9 +67,11 @@ async def handle(
         else:  # pragma: no cover - the call stage always sets a result
             raise InternalError(ctx.request_id)
     except OwstackError as exc:
+        # Nothing left to cancel: a disconnect now must not cut the records short (it was a CancelledError
+        # out of this handler, a traceback in the log, and the stages after the one it hit not finished).
+        watch.stop()
         run.fail(exc)
         await run.finish()
-        watch.stop()
         await _send_error(gw, wire, ctx, send, exc)
     except asyncio.CancelledError:
         if not watch.fired:

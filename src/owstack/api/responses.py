@@ -160,11 +160,13 @@ async def _run(
             error = orjson.loads(outcome["body"]).get("error") or {}
         except (orjson.JSONDecodeError, AttributeError):
             error = {}
+        # A refusal without a code of its own (a 4xx) is the client's error, not the server's: its type says so.
+        fallback = error.get("type") if 400 <= outcome["status"] < 500 else None
         failed = {
             **queued,
             "status": "failed",
             "error": {
-                "code": error.get("code") or "server_error",
+                "code": error.get("code") or fallback or "server_error",
                 "message": error.get("message") or "the request failed",
             },
         }

@@ -33,7 +33,7 @@ from owstack.api.http import Receive, Scope, Send, header_dict, send_json
 from owstack.errors import AuthenticationFailed, OwstackError
 from owstack.mcp.catalog import Catalog
 from owstack.mcp.changes import ChangeFeed
-from owstack.mcp.lean import LeanEdge
+from owstack.mcp.lean import LeanEdge, checked_body
 from owstack.mcp.metrics import McpCollector, McpMetrics
 from owstack.mcp.pins import PinStore
 from owstack.mcp.policy import OPEN_TENANT, Caller, policy_for
@@ -192,11 +192,14 @@ class McpEndpoint:
         if user is None:
             user = self._users[owner] = AuthenticatedUser(AccessToken(token="owstack", client_id=owner, scopes=["mcp"]))
         scope["user"] = user
+        rest: Receive | None = receive
         if self.lean is not None:
             rest = await self.lean.handle(scope, receive, send, headers, caller, owner)
-            if rest is None:
-                return
-            receive = rest
+        if rest is receive and scope["method"] == "POST" and "application/json" in headers.get("content-type", ""):
+            rest = await checked_body(receive, send, self.config.file.server.max_body_bytes)  # body not read yet
+        if rest is None:
+            return
+        receive = rest
         await self.sessions.track(self.manager.handle_request, scope, receive, _json_rpc_errors(send), owner, user)
 
     async def authenticate(self, headers: dict[str, str], request_id: str, scope: Scope) -> Caller:

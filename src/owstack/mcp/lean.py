@@ -15,7 +15,8 @@ The answer is one `application/json` body, shaped by the SDK's own result serial
 (2026-07-28 results get `resultType` and the server-info stamp). Every rule of the gateway applies as on
 the SDK path, in the same code (`handling.handle`, `McpService`): authentication (the endpoint's, before
 this), the allowlist, pins, content checks, secrets, the rate cap, audit, ledger and metrics. A request
-that fails any of the SDK's checks goes to the SDK, which answers it exactly as before. Cancelling: on
+that fails any of the SDK's checks goes to the SDK, which answers it exactly as before; a body that is not
+JSON as orjson reads it is answered here, with a parse error (`parse_error`), on either path. Cancelling: on
 2026-07-28 the client closes the POST (the edge watches for it); on a session the client posts
 `notifications/cancelled`, which the edge routes to the call it names.
 """
@@ -23,7 +24,9 @@ that fails any of the SDK's checks goes to the SDK, which answers it exactly as 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +41,7 @@ from mcp.shared.inbound import (
     find_duplicated_routing_header,
     validate_mcp_param_headers,
 )
-from mcp_types import INTERNAL_ERROR, INVALID_REQUEST, SERVER_INFO_META_KEY
+from mcp_types import INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR, SERVER_INFO_META_KEY
 from mcp_types import methods as spec
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError
@@ -113,15 +116,19 @@ class LeanEdge:
         try:
             body = await _read(receive, self.max_body)
         except _TooLarge:
-            await _send(send, 413, b"Request body too large", [(b"content-type", b"text/plain; charset=utf-8")])
+            await _send(send, 413, TOO_LARGE, JSON_HEADERS)
             return None
         except _Gone:
             return None
         replay = _replay(body, receive)
         try:
             message = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return replay
+        except orjson.JSONDecodeError as exc:
+            await _send(send, 400, parse_error(str(exc)), JSON_HEADERS)
+            return None
+        if _LONG_DIGITS.search(body) is not None and (wide := wide_integer(body)) is not None:
+            await _send(send, 400, parse_error(wide), JSON_HEADERS)
+            return None
         if not isinstance(message, dict):
             return replay
         if session is not None and message.get("method") == "notifications/cancelled" and "id" not in message:
@@ -311,6 +318,73 @@ async def _watch_disconnect(receive: Receive, call: LeanCall) -> None:
         pass
     call.cancelled = True
     call.task.cancel()
+
+
+#: the answer to a body over the limit (the SDK's 413, as a JSON-RPC error like every other error on `/mcp`)
+TOO_LARGE = orjson.dumps(
+    {"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": "Request body too large"}}
+)
+
+
+def parse_error(reason: str) -> bytes:
+    """The JSON-RPC parse error (-32700, HTTP 400, as the SDK answers one) for a body owstack cannot carry.
+
+    orjson is owstack's JSON everywhere a request goes (the audit record, the ledger, this edge); the SDK reads
+    bodies with Python's `json`, which takes more: `NaN`, `Infinity`, numbers past a double (`1e400`), lone
+    surrogates (`"\\ud800"`) and integers past 64 bits (which orjson reads as a float, Python exactly). Passed
+    on, such a value failed the call's audit record (the call refused as if the audit log were down) or its
+    serialisation to a stdio upstream, which closed that upstream's connection for every caller until its
+    restart. So `/mcp` takes the JSON orjson reads, with integers that fit in 64 bits."""
+    error = {"code": PARSE_ERROR, "message": f"Parse error: {reason}"}
+    return orjson.dumps({"jsonrpc": "2.0", "id": None, "error": error})
+
+
+#: a run of digits an integer past 64 bits needs (2**63 has 19); a body without one has no such integer
+_LONG_DIGITS = re.compile(rb"\d{19}")
+
+
+class _Wide(Exception):
+    pass
+
+
+def _int64(text: str) -> int:
+    value = int(text)
+    if not -(2**63) <= value < 2**64:
+        raise _Wide(text)
+    return value
+
+
+def wide_integer(body: bytes) -> str | None:
+    """Why `body` (JSON orjson read) holds an integer past 64 bits, or None when it holds none."""
+    try:
+        json.loads(body, parse_int=_int64)
+    except _Wide as exc:
+        return f"the integer {str(exc)[:40]} does not fit in 64 bits"
+    except ValueError:  # what orjson reads, json reads too; anything else is not this check's business
+        return None
+    return None
+
+
+async def checked_body(receive: Receive, send: Send, limit: int) -> Receive | None:
+    """For a JSON POST the lean edge did not read (another method, a request without a session, or no lean
+    edge): its body, refused as above when owstack cannot carry it (answered: None), else a `Receive` that
+    replays it to the SDK."""
+    try:
+        body = await _read(receive, limit)
+    except _TooLarge:
+        await _send(send, 413, TOO_LARGE, JSON_HEADERS)
+        return None
+    except _Gone:
+        return None
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        await _send(send, 400, parse_error(str(exc)), JSON_HEADERS)
+        return None
+    if _LONG_DIGITS.search(body) is not None and (wide := wide_integer(body)) is not None:
+        await _send(send, 400, parse_error(wide), JSON_HEADERS)
+        return None
+    return _replay(body, receive)
 
 
 class _TooLarge(Exception):
