@@ -113,22 +113,11 @@ class LeanEdge:
             return receive
         if not await self._secure(scope, headers):
             return receive
-        try:
-            body = await _read(receive, self.max_body)
-        except _TooLarge:
-            await _send(send, 413, TOO_LARGE, JSON_HEADERS)
+        read = await _read_json(receive, send, self.max_body)
+        if read is None:
             return None
-        except _Gone:
-            return None
+        body, message = read
         replay = _replay(body, receive)
-        try:
-            message = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            await _send(send, 400, parse_error(str(exc)), JSON_HEADERS)
-            return None
-        if _LONG_DIGITS.search(body) is not None and (wide := wide_integer(body)) is not None:
-            await _send(send, 400, parse_error(wide), JSON_HEADERS)
-            return None
         if not isinstance(message, dict):
             return replay
         if session is not None and message.get("method") == "notifications/cancelled" and "id" not in message:
@@ -369,6 +358,13 @@ async def checked_body(receive: Receive, send: Send, limit: int) -> Receive | No
     """For a JSON POST the lean edge did not read (another method, a request without a session, or no lean
     edge): its body, refused as above when owstack cannot carry it (answered: None), else a `Receive` that
     replays it to the SDK."""
+    read = await _read_json(receive, send, limit)
+    return None if read is None else _replay(read[0], receive)
+
+
+async def _read_json(receive: Receive, send: Send, limit: int) -> tuple[bytes, Any] | None:
+    """The body and what orjson reads of it; None once answered (413 past `limit`, a parse error for a body
+    owstack cannot carry, nothing when the client left)."""
     try:
         body = await _read(receive, limit)
     except _TooLarge:
@@ -377,14 +373,14 @@ async def checked_body(receive: Receive, send: Send, limit: int) -> Receive | No
     except _Gone:
         return None
     try:
-        orjson.loads(body)
+        message = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         await _send(send, 400, parse_error(str(exc)), JSON_HEADERS)
         return None
     if _LONG_DIGITS.search(body) is not None and (wide := wide_integer(body)) is not None:
         await _send(send, 400, parse_error(wide), JSON_HEADERS)
         return None
-    return _replay(body, receive)
+    return body, message
 
 
 class _TooLarge(Exception):
