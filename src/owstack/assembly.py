@@ -113,7 +113,12 @@ def build_stores(config: Config, host: str, keystore: KeyStore | None = None) ->
         if not allowed:
             raise ConfigError(sentence)
     section = config.file.responses
-    return Stores(keys=keys, responses=ResponseStore(config.file.storage.url, section.retention_days * DAY_S))
+    return Stores(
+        keys=keys,
+        responses=ResponseStore(
+            config.file.storage.url, section.retention_days * DAY_S, lease_s=section.background_lease_s
+        ),
+    )
 
 
 def build_backends(config: Config) -> dict[str, Backend]:
@@ -244,7 +249,9 @@ def build_app(
         completions=OpenAICompletions(),
         embeddings=OpenAIEmbeddings(),
     )
-    background = responses.Background(section.max_background)
+    background = responses.Background(
+        section.max_background, stores.responses, grace_s=config.file.server.shutdown_grace_s
+    )
     audit, limits = stages.audit, stages.limits
     services: list[Service] = [  # the authenticate stage reads the key table's revision while it runs
         s for s in (audit, meter, stages.auth, limits, stores.responses, background, routing.shared) if s is not None

@@ -173,6 +173,7 @@ class Served:
 
     async def _retire(self, old: Live) -> None:
         grace = old.gateway.config.file.server.shutdown_grace_s
+        _grace_ends(old.gateway, asyncio.get_running_loop().time() + grace)  # its background responses too
         try:
             await asyncio.wait_for(old.done.wait(), grace)
         except TimeoutError:
@@ -203,10 +204,25 @@ class Served:
         def handle(sig: int, frame: FrameType | None) -> None:
             if self.draining:  # asked twice: stop waiting
                 server_handler(sig, frame)
+                gateway = self.gateway
+                loop.call_soon_threadsafe(lambda: _grace_ends(gateway, loop.time()))
                 return
             self.draining = True
-            delay = self.gateway.config.file.server.drain_delay_s
+            server = self.gateway.config.file.server
+            delay = server.drain_delay_s
             log.warning("SIGTERM: /readyz now answers 503; the listener closes in %.1f s", delay)
             loop.call_soon_threadsafe(loop.call_later, delay, server_handler, sig, frame)
+            # Background responses get the grace requests in flight get, ending when theirs does (uvicorn's
+            # `timeout_graceful_shutdown` starts when the listener closes), not a grace of their own after it.
+            ends = delay + server.shutdown_grace_s
+            gateway = self.gateway
+            loop.call_soon_threadsafe(lambda: _grace_ends(gateway, loop.time() + ends))
 
         return handle
+
+
+def _grace_ends(gateway: Gateway, deadline: float) -> None:
+    """Tell the gateway's background responses when the shutdown grace ends (the loop's clock)."""
+    background = getattr(gateway, "background", None)
+    if background is not None:
+        background.deadline = deadline

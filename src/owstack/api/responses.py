@@ -4,7 +4,8 @@ POST   /v1/responses                       the generation handler; `background: 
                                            at once and runs the request in a task (store required)
 GET    /v1/responses/{id}                  a stored response of the caller's tenant
 DELETE /v1/responses/{id}
-POST   /v1/responses/{id}/cancel           cancels a background response still running
+POST   /v1/responses/{id}/cancel           cancels a background response still running (run by another
+                                           gateway process: asks it to, and answers the row as it is)
 GET    /v1/responses/{id}/input_items      the items the response was given (`limit`, `order`, `after`)
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -24,6 +26,7 @@ from owstack.pipeline.context import RequestContext
 from owstack.protocols.responses import encode
 from owstack.protocols.responses.codec import OpenAIResponses
 from owstack.protocols.responses.request import Turn
+from owstack.protocols.responses.store import ResponseStore
 
 if TYPE_CHECKING:
     from owstack.api.gateway import Gateway
@@ -32,22 +35,90 @@ log = logging.getLogger("owstack.api")
 
 
 class Background:
-    """The background responses this process runs (a gateway service: their tasks end at shutdown)."""
+    """The background responses this process runs (a gateway service: their tasks end at shutdown).
+
+    Each one's row is leased by this process (`ResponseStore.instance`): while any runs, one heartbeat task
+    renews all their leases together every third of `responses.background_lease_s`, and hears what other
+    replicas asked meanwhile: a cancel (the task is cancelled, the row stored `cancelled`) or a delete (the
+    task is cancelled, nothing stored). At shutdown the tasks get the grace period requests in flight get
+    (`server.shutdown_grace_s`, counted from SIGTERM and the drain delay, see `api/app.py`); those still
+    running at its end are stored `failed` with code `shutdown`, never `cancelled` (the client did not ask).
+    """
 
     name = "responses.background"
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, store: ResponseStore, *, grace_s: float = 25.0) -> None:
         self.limit = limit
+        self.store = store
+        self.grace_s = grace_s
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        store.running = self.tasks  # this process's own running rows are never read as lapsed
+        #: set at the end of the shutdown grace: the tasks cancelled then are stored failed (shutdown)
+        self.stopping = False
+        #: when the shutdown grace ends (the loop's clock), once a SIGTERM or a reload said so
+        self.deadline: float | None = None
+        self._beat: asyncio.Task[None] | None = None
+        #: ids not renewed by the last heartbeat although their row is there (ended or failed elsewhere)
+        self._stale: set[str] = set()
 
     async def start(self) -> None:
         return None
 
-    async def aclose(self) -> None:
-        for task in list(self.tasks.values()):
+    def run(self, rid: str, work: Coroutine[Any, Any, None]) -> None:
+        """Run a background response whose `queued` row this process has just written."""
+        task = asyncio.create_task(work, name=f"owstack-background-{rid}")
+        self.tasks[rid] = task
+        task.add_done_callback(lambda _: self.tasks.pop(rid, None))
+        if self._beat is None or self._beat.done():
+            self._beat = asyncio.create_task(self._heartbeat(), name="owstack-background-heartbeat")
+
+    async def _heartbeat(self) -> None:
+        """Renew the leases while any task runs (no task, no heartbeat: a gateway that runs no background
+        response pays nothing); act on what other replicas asked."""
+        interval = self.store.lease_s / 3
+        while self.tasks:
+            await asyncio.sleep(interval)
+            ids = list(self.tasks)
+            if not ids:
+                break
+            try:
+                cancel, deleted, ended = await self.store.heartbeat(ids)
+            except Exception as exc:  # the database is down: the leases run out unless it is back in time
+                log.warning("background responses: the lease heartbeat failed: %s", exc)
+                continue
+            for rid in cancel:
+                self._stop(rid, "cancelled by a request to another gateway process")
+            for rid in deleted:
+                self._stop(rid, "deleted by a request to another gateway process")
+            # Ended at the last heartbeat and still running: its row was failed by a reader that found the
+            # lease run out (this process had stalled); its outcome would be dropped, so stop spending on it.
+            for rid in self._stale.intersection(ended):
+                self._stop(rid, "its row was failed elsewhere (the lease had run out)")
+            self._stale = set(ended)
+
+    def _stop(self, rid: str, why: str) -> None:
+        task = self.tasks.get(rid)
+        if task is not None and not task.done():
+            log.info("background response %s: %s; stopping it", rid, why)
             task.cancel()
+
+    async def aclose(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = self.deadline if self.deadline is not None else loop.time() + self.grace_s
         if self.tasks:
+            log.info("waiting up to %.1f s for %d background response(s)", deadline - loop.time(), len(self.tasks))
+        while self.tasks and loop.time() < deadline:  # a second SIGTERM moves the deadline to now
+            await asyncio.wait(list(self.tasks.values()), timeout=min(1.0, deadline - loop.time()))
+            deadline = self.deadline if self.deadline is not None else deadline
+        if self.tasks:
+            log.warning("%d background response(s) still running at the end of the shutdown grace", len(self.tasks))
+            self.stopping = True
+            for task in list(self.tasks.values()):
+                task.cancel()
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        if self._beat is not None:
+            self._beat.cancel()
+            await asyncio.gather(self._beat, return_exceptions=True)
 
     def unavailable(self) -> str | None:
         return None
@@ -123,9 +194,7 @@ async def _create_background(
     await wire.store.put(ctx.tenant, queued, turn.input_items)
     rid = queued["id"]
     inner = RequestContext(request_id=ctx.request_id, headers=ctx.headers, client=ctx.client)
-    task = asyncio.create_task(_run(gw, wire, inner, scope, body, ctx.tenant, queued, turn))
-    background.tasks[rid] = task
-    task.add_done_callback(lambda _: background.tasks.pop(rid, None))
+    background.run(rid, _run(gw, wire, inner, scope, body, ctx.tenant, queued, turn))
     await send_json(send, 200, orjson.dumps(queued), [(b"x-request-id", ctx.request_id.encode())])
 
 
@@ -150,7 +219,11 @@ async def _run(
     try:
         await handle(gw, wire, ctx, scope, _replay(body), capture)
     except asyncio.CancelledError:
-        await wire.store.put(tenant, {**queued, "status": "cancelled"}, turn.input_items)
+        if gw.background.stopping:
+            error = {"code": "shutdown", "message": _SHUTDOWN.format(gw.background.grace_s)}
+            await _settle(wire, tenant, {**queued, "status": "failed", "error": error}, turn)
+        else:
+            await _settle(wire, tenant, {**queued, "status": "cancelled"}, turn)
         raise
     except Exception:  # never lose the row: the client polls it
         log.exception("background response %s failed", queued["id"])
@@ -170,7 +243,18 @@ async def _run(
                 "message": error.get("message") or "the request failed",
             },
         }
-        await wire.store.put(tenant, failed, turn.input_items)
+        await _settle(wire, tenant, failed, turn)
+
+
+_SHUTDOWN = (
+    "the gateway shut down before this background response finished (its grace of {:g} s ran out); send it again"
+)
+
+
+async def _settle(wire: OpenAIResponses, tenant: str, body: Any, turn: Turn) -> None:
+    """Store a background response's end, unless its row is no longer this process's to write."""
+    if not await wire.store.put(tenant, body, turn.input_items):
+        log.info("background response %s: deleted or ended elsewhere; its %s is not stored", body["id"], body["status"])
 
 
 async def _stored(gw: Gateway, ctx: RequestContext, scope: Scope) -> Any:
@@ -204,11 +288,14 @@ async def cancel(gw: Gateway, ctx: RequestContext, scope: Scope, receive: Receiv
     rid = stored.body["id"]
     if not stored.body.get("background"):
         raise InvalidRequest("Only background responses can be cancelled.", param="response_id")
-    task = gw.background.tasks.get(rid)
-    if task is not None and stored.status in ("queued", "in_progress"):
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        stored = await _stored(gw, ctx, scope)
+    if stored.status in ("queued", "in_progress"):  # not lapsed: `_stored` would have said failed
+        task = gw.background.tasks.get(rid)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            stored = await _stored(gw, ctx, scope)
+        else:  # another gateway process runs it: it cancels it at its next heartbeat; the row says so then
+            await _wire(gw).store.request_cancel(ctx.tenant, rid)
     await send_json(send, 200, orjson.dumps(stored.body), [(b"x-request-id", ctx.request_id.encode())])
 
 

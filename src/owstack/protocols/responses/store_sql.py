@@ -26,7 +26,15 @@ responses = sa.Table(
     sa.Column("previous_response_id", sa.String(128), nullable=True),
     sa.Column("body", sa.LargeBinary, nullable=False),
     sa.Column("items", sa.LargeBinary, nullable=False),
+    # background responses only (revision 0010): the process running one, its lease, a cancel asked elsewhere
+    sa.Column("owner", sa.String(128), nullable=True),
+    sa.Column("heartbeat_at", sa.Double, nullable=True),
+    sa.Column("lease_until", sa.Double, nullable=True),
+    sa.Column("cancel_requested_at", sa.Double, nullable=True),
 )
+
+#: the statuses of a background response that has not ended
+RUNNING = ("queued", "in_progress")
 
 
 class StoreDown(Exception):
@@ -53,16 +61,21 @@ def prepare(url: str) -> None:
     migrate(url)
 
 
-def put(url: str, tenant: str, body: JSON, items: list[JSON], now: float, expires_at: float, purge: bool) -> None:
-    row = {
-        "tenant": tenant,
-        "created_at": float(body.get("created_at") or now),
-        "expires_at": expires_at,
-        "status": str(body.get("status")),
-        "previous_response_id": body.get("previous_response_id"),
-        "body": _pack(body),
-        "items": _pack(items),
-    }
+def put(
+    url: str,
+    tenant: str,
+    body: JSON,
+    items: list[JSON],
+    now: float,
+    expires_at: float,
+    purge: bool,
+    lease: tuple[str, float] | None = None,
+) -> None:
+    """Insert or replace the row; `lease` (owner, lease_until): a background response's first write, which
+    makes this process its owner."""
+    row = _row(tenant, body, items, now, expires_at)
+    if lease is not None:
+        row.update(owner=lease[0], heartbeat_at=now, lease_until=lease[1], cancel_requested_at=None)
     with engine(url).begin() as conn:
         updated = conn.execute(
             sa.update(responses).where(responses.c.id == body["id"], responses.c.tenant == tenant).values(**row)
@@ -73,15 +86,106 @@ def put(url: str, tenant: str, body: JSON, items: list[JSON], now: float, expire
             conn.execute(sa.delete(responses).where(responses.c.expires_at < now))
 
 
-def get(url: str, tenant: str, response_id: str, now: float) -> tuple[JSON, list[JSON], str] | None:
-    query = sa.select(responses.c.body, responses.c["items"], responses.c.status).where(
+def _row(tenant: str, body: JSON, items: list[JSON], now: float, expires_at: float) -> dict[str, Any]:
+    return {
+        "tenant": tenant,
+        "created_at": float(body.get("created_at") or now),
+        "expires_at": expires_at,
+        "status": str(body.get("status")),
+        "previous_response_id": body.get("previous_response_id"),
+        "body": _pack(body),
+        "items": _pack(items),
+    }
+
+
+def settle(url: str, tenant: str, body: JSON, items: list[JSON], owner: str, now: float, expires_at: float) -> bool:
+    """A background response's later write (its outcome), made only while the row is still this owner's and
+    has not ended: False when it was deleted, or ended elsewhere (cancelled, or failed by a reader that
+    found the lease run out). Never inserts: a deleted response stays deleted."""
+    row = _row(tenant, body, items, now, expires_at)
+    with engine(url).begin() as conn:
+        updated = conn.execute(
+            sa.update(responses)
+            .where(
+                responses.c.id == body["id"],
+                responses.c.tenant == tenant,
+                responses.c.owner == owner,
+                responses.c.status.in_(RUNNING),
+            )
+            .values(**row)
+        ).rowcount
+    return bool(updated)
+
+
+def get(
+    url: str, tenant: str, response_id: str, now: float, lapsed: JSON | None = None
+) -> tuple[JSON, list[JSON], str] | None:
+    """The row's response, items and status. `lapsed`: the error of a background response whose lease ran
+    out (its gateway stopped before it finished); such a row is read, and stored, as `failed` with it. The
+    update is conditional (still running, lease still out), so that replicas reading at once agree, and an
+    owner that renewed its lease meanwhile keeps its row."""
+    query = sa.select(responses.c.body, responses.c["items"], responses.c.status, responses.c.lease_until).where(
         responses.c.id == response_id, responses.c.tenant == tenant, responses.c.expires_at >= now
     )
     with engine(url).connect() as conn:
         row = conn.execute(query).first()
     if row is None:
         return None
-    return _unpack(row.body), _unpack(row[1]), str(row.status)
+    status = str(row.status)
+    if lapsed is None or status not in RUNNING or row.lease_until is None or row.lease_until >= now:
+        return _unpack(row.body), _unpack(row[1]), status
+    failed = {**_unpack(row.body), "status": "failed", "error": lapsed}
+    with engine(url).begin() as conn:
+        updated = conn.execute(
+            sa.update(responses)
+            .where(
+                responses.c.id == response_id,
+                responses.c.tenant == tenant,
+                responses.c.status.in_(RUNNING),
+                responses.c.lease_until < now,
+            )
+            .values(status="failed", body=_pack(failed))
+        ).rowcount
+    if updated:
+        return failed, _unpack(row[1]), "failed"
+    return get(url, tenant, response_id, now)  # another replica marked it, or its owner renewed or ended it
+
+
+def request_cancel(url: str, tenant: str, response_id: str, now: float) -> bool:
+    """Ask the owner of a running background response to cancel it (it sees this at its next heartbeat)."""
+    with engine(url).begin() as conn:
+        updated = conn.execute(
+            sa.update(responses)
+            .where(
+                responses.c.id == response_id,
+                responses.c.tenant == tenant,
+                responses.c.status.in_(RUNNING),
+                responses.c.owner.is_not(None),
+                responses.c.cancel_requested_at.is_(None),
+            )
+            .values(cancel_requested_at=now)
+        ).rowcount
+    return bool(updated)
+
+
+def heartbeat(
+    url: str, owner: str, ids: list[str], now: float, lease_until: float
+) -> tuple[list[str], list[str], list[str]]:
+    """Renew the lease of `owner`'s running rows `ids`, in one UPDATE. Returns the ids whose cancel was asked
+    elsewhere, those whose row is gone (deleted), and those not renewed although their row is there (ended:
+    the task is finishing; or failed by a reader because the lease had run out)."""
+    mine = sa.and_(responses.c.owner == owner, responses.c.id.in_(ids), responses.c.status.in_(RUNNING))
+    with engine(url).begin() as conn:
+        conn.execute(sa.update(responses).where(mine).values(heartbeat_at=now, lease_until=lease_until))
+        held = conn.execute(sa.select(responses.c.id, responses.c.cancel_requested_at).where(mine)).all()
+        missing = set(ids) - {row.id for row in held}
+        there = (
+            set(conn.execute(sa.select(responses.c.id).where(responses.c.id.in_(missing))).scalars())
+            if missing
+            else set()
+        )
+    cancel = [row.id for row in held if row.cancel_requested_at is not None]
+    return cancel, sorted(missing - there), sorted(there)
 
 
 def delete(url: str, tenant: str, response_id: str) -> bool:
