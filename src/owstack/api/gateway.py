@@ -217,6 +217,11 @@ class Gateway:
 
     async def shutdown(self) -> None:
         self.ready = False
+        if self.background is not None:  # its responses call the backends: they finish (or are cut) first
+            try:
+                await self.background.aclose()
+            except Exception:
+                log.exception("closing the background responses failed")
         await self.health.stop()
         for backend in self.backends.values():
             try:
