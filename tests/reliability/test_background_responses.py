@@ -138,7 +138,7 @@ def test_a_response_whose_gateway_was_killed_reads_failed_once_its_lease_ran_out
         rid = start(gw, fake_upstream, "coding")
         gw.proc.send_signal(signal.SIGKILL)
         gw.proc.wait(30)
-    assert stored(db_url, rid)["status"] == "queued"  # nobody left to end it
+    assert stored(db_url, rid)["status"] == "in_progress"  # nobody left to end it
     with run_gateway(tmp_path, cfg) as again:
         body = ended(again, rid)
         items = httpx.get(f"{again.base_url}/responses/{rid}/input_items", timeout=30)
@@ -169,7 +169,7 @@ def test_a_cancel_or_delete_sent_to_another_replica_stops_the_response(
     with run_gateways(tmp_path, config(fake_upstream, db_url), 2) as (owner, other):
         rid = start(owner, fake_upstream, "coding")
         r = httpx.post(f"{other.base_url}/responses/{rid}/cancel", headers=JSON_TYPE, timeout=30)
-        assert r.status_code == 200 and r.json()["status"] == "queued", r.text  # the row as it is, for now
+        assert r.status_code == 200 and r.json()["status"] == "in_progress", r.text  # the row as it is, for now
         body = ended(other, rid)
         assert body["status"] == "cancelled", body
         assert get(owner, rid).json()["status"] == "cancelled"
@@ -197,4 +197,4 @@ def test_reads_on_another_replica_never_fail_a_response_whose_owner_is_alive(
             return bool(seen - {"queued", "in_progress"})
 
         wait_for(check, "the response ended", timeout=60)
-    assert seen == {"queued", "completed"}, seen
+    assert seen == {"in_progress", "completed"}, seen

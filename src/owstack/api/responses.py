@@ -217,6 +217,9 @@ async def _run(
             outcome["body"] += message.get("body", b"")
 
     try:
+        if not await wire.store.put(tenant, {**queued, "status": "in_progress"}, turn.input_items):
+            log.info("background response %s: deleted or cancelled before it started", queued["id"])
+            return
         await handle(gw, wire, ctx, scope, _replay(body), capture)
     except asyncio.CancelledError:
         if gw.background.stopping:

@@ -40,7 +40,7 @@ PURGE_EVERY_S = 60.0
 LAPSED: JSON = {
     "code": "server_error",
     "message": "the gateway process running this background response stopped before it finished "
-    "(its lease ran out: killed, crashed or cut off); send the request again",
+    "(its lease ran out: the process was killed, crashed, or lost its database); send the request again",
 }
 
 
