@@ -251,3 +251,29 @@ async def test_bad_items_are_400_naming_the_item(tmp_path: Path) -> None:
         missing = await app.client.post("/v1/responses", json={"input": "no model"})
     assert r.status_code == 400 and r.json()["error"]["param"] == "input[0].type"
     assert missing.status_code == 400 and missing.json()["error"]["param"] == "model"
+
+
+async def test_only_background_responses_run_a_lease_heartbeat_and_plain_ones_pay_no_store_call(tmp_path: Path) -> None:
+    """A plain stored response costs the one write it always did, and starts no heartbeat; a background one
+    runs the heartbeat only while it runs (the lease, api/responses.py `Background`)."""
+    async with gateway(tmp_path, [Reply(text="now"), Reply(text="later")]) as app:
+        store, background = app.gateway.protocols.responses.store, app.gateway.background  # type: ignore[attr-defined]
+        calls: list[str] = []
+        run = store._run
+
+        async def counted(fn: Any, *args: Any) -> Any:
+            calls.append(fn.__name__)
+            return await run(fn, *args)
+
+        store._run = counted
+        plain = await app.client.post("/v1/responses", json={"model": "edge", "input": "x"})
+        assert plain.status_code == 200 and calls == ["put"] and background._beat is None
+        queued = await app.client.post("/v1/responses", json={"model": "edge", "input": "y", "background": True})
+        beat = background._beat
+        assert queued.status_code == 200 and beat is not None
+        for _ in range(500):
+            if not background.tasks and beat.done():
+                break
+            await asyncio.sleep(0.02)
+        polled = (await app.client.get(f"/v1/responses/{queued.json()['id']}")).json()
+    assert polled["status"] == "completed" and beat.done() and background._beat is None

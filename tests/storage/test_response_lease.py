@@ -79,6 +79,7 @@ def test_a_cancel_or_delete_asked_elsewhere_reaches_the_owner_at_its_heartbeat(d
         assert await other.delete("acme", "resp_d") is True
         assert await owner.heartbeat(["resp_c", "resp_d"]) == (["resp_c"], ["resp_d"], [])
         assert await owner.put("acme", body("resp_c", "cancelled"), []) is True
+        assert await owner.heartbeat(["resp_c"]) == ([], [], [])  # ended by its owner: nothing to do
         assert await owner.put("acme", body("resp_d", "cancelled"), []) is False  # a deleted one stays deleted
         assert row(db_url, "resp_d") is None
         assert (await other.get("acme", "resp_c")).status == "cancelled"  # type: ignore[union-attr]

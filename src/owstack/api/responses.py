@@ -58,8 +58,6 @@ class Background:
         #: when the shutdown grace ends (the loop's clock), once a SIGTERM or a reload said so
         self.deadline: float | None = None
         self._beat: asyncio.Task[None] | None = None
-        #: ids not renewed by the last heartbeat although their row is there (ended or failed elsewhere)
-        self._stale: set[str] = set()
 
     async def start(self) -> None:
         return None
@@ -68,21 +66,25 @@ class Background:
         """Run a background response whose `queued` row this process has just written."""
         task = asyncio.create_task(work, name=f"owstack-background-{rid}")
         self.tasks[rid] = task
-        task.add_done_callback(lambda _: self.tasks.pop(rid, None))
-        if self._beat is None or self._beat.done():
+        task.add_done_callback(lambda _: self._ended(rid))
+        if self._beat is None:
             self._beat = asyncio.create_task(self._heartbeat(), name="owstack-background-heartbeat")
+
+    def _ended(self, rid: str) -> None:
+        self.tasks.pop(rid, None)
+        if not self.tasks and self._beat is not None:  # the last one: no heartbeat until the next
+            self._beat.cancel()
+            self._beat = None
 
     async def _heartbeat(self) -> None:
         """Renew the leases while any task runs (no task, no heartbeat: a gateway that runs no background
         response pays nothing); act on what other replicas asked."""
         interval = self.store.lease_s / 3
-        while self.tasks:
+        while True:  # cancelled when the last task ends
             await asyncio.sleep(interval)
             ids = list(self.tasks)
-            if not ids:
-                break
             try:
-                cancel, deleted, ended = await self.store.heartbeat(ids)
+                cancel, deleted, revoked = await self.store.heartbeat(ids)
             except Exception as exc:  # the database is down: the leases run out unless it is back in time
                 log.warning("background responses: the lease heartbeat failed: %s", exc)
                 continue
@@ -90,11 +92,8 @@ class Background:
                 self._stop(rid, "cancelled by a request to another gateway process")
             for rid in deleted:
                 self._stop(rid, "deleted by a request to another gateway process")
-            # Ended at the last heartbeat and still running: its row was failed by a reader that found the
-            # lease run out (this process had stalled); its outcome would be dropped, so stop spending on it.
-            for rid in self._stale.intersection(ended):
-                self._stop(rid, "its row was failed elsewhere (the lease had run out)")
-            self._stale = set(ended)
+            for rid in revoked:  # this process had not renewed in time; its outcome would not be stored
+                self._stop(rid, "failed by a reader that found its lease run out")
 
     def _stop(self, rid: str, why: str) -> None:
         task = self.tasks.get(rid)
@@ -117,8 +116,9 @@ class Background:
                 task.cancel()
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
         if self._beat is not None:
-            self._beat.cancel()
-            await asyncio.gather(self._beat, return_exceptions=True)
+            beat, self._beat = self._beat, None
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
 
     def unavailable(self) -> str | None:
         return None

@@ -4,7 +4,7 @@
     await store.get(tenant, id)                   -> Stored | None (another tenant's id is None: not found)
     await store.delete(tenant, id)                -> bool
     await store.request_cancel(tenant, id)        -> bool: ask another process running it to cancel it
-    await store.heartbeat(ids)                    renew this process's leases -> (to cancel, deleted, ended)
+    await store.heartbeat(ids)                    renew this process's leases -> (to cancel, deleted, revoked)
     erase_tenant(url, tenant)                     every stored response of a tenant (owstack tenants erase)
 
 Background responses (`background: true`) have an owner: the first write of one (`queued`) records this
@@ -141,7 +141,7 @@ class ResponseStore:
 
     async def heartbeat(self, ids: list[str]) -> tuple[list[str], list[str], list[str]]:
         """Renew the leases of this process's running background responses `ids` (one UPDATE); the ids whose
-        cancel was asked elsewhere, those deleted, those ended or failed elsewhere."""
+        cancel was asked elsewhere, those deleted, and those failed by a reader (the lease had run out)."""
         now = self._clock()
         beat: tuple[list[str], list[str], list[str]] = await self._run(
             _sql().heartbeat, self.url, self.instance, ids, now, now + self.lease_s

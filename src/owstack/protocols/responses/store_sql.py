@@ -144,7 +144,7 @@ def get(
                 responses.c.status.in_(RUNNING),
                 responses.c.lease_until < now,
             )
-            .values(status="failed", body=_pack(failed))
+            .values(status="failed", body=_pack(failed), lease_until=None)  # no lease: its owner's is revoked
         ).rowcount
     if updated:
         return failed, _unpack(row[1]), "failed"
@@ -172,20 +172,21 @@ def heartbeat(
     url: str, owner: str, ids: list[str], now: float, lease_until: float
 ) -> tuple[list[str], list[str], list[str]]:
     """Renew the lease of `owner`'s running rows `ids`, in one UPDATE. Returns the ids whose cancel was asked
-    elsewhere, those whose row is gone (deleted), and those not renewed although their row is there (ended:
-    the task is finishing; or failed by a reader because the lease had run out)."""
+    elsewhere, those whose row is gone (deleted), and those whose lease was revoked (failed by a reader that
+    found it run out: the owner had not renewed in time). An id in none of them that was not renewed has
+    ended (its task is finishing)."""
     mine = sa.and_(responses.c.owner == owner, responses.c.id.in_(ids), responses.c.status.in_(RUNNING))
     with engine(url).begin() as conn:
         conn.execute(sa.update(responses).where(mine).values(heartbeat_at=now, lease_until=lease_until))
         held = conn.execute(sa.select(responses.c.id, responses.c.cancel_requested_at).where(mine)).all()
         missing = set(ids) - {row.id for row in held}
-        there = (
-            set(conn.execute(sa.select(responses.c.id).where(responses.c.id.in_(missing))).scalars())
-            if missing
-            else set()
-        )
+        there: list[Any] = []
+        if missing:
+            query = sa.select(responses.c.id, responses.c.lease_until).where(responses.c.id.in_(missing))
+            there = list(conn.execute(query))
     cancel = [row.id for row in held if row.cancel_requested_at is not None]
-    return cancel, sorted(missing - there), sorted(there)
+    revoked = [row.id for row in there if row.lease_until is None]
+    return cancel, sorted(missing - {row.id for row in there}), sorted(revoked)
 
 
 def delete(url: str, tenant: str, response_id: str) -> bool:
