@@ -12,7 +12,7 @@ import pydantic
 import pytest
 
 from fakes.backend import Reply
-from owstack.errors import InvalidRequest, UpstreamError
+from owstack.errors import InvalidRequest, ServiceUnavailable, UpstreamError
 from protocols.conftest import App, gateway
 
 pytestmark = pytest.mark.anyio
@@ -277,3 +277,66 @@ async def test_only_background_responses_run_a_lease_heartbeat_and_plain_ones_pa
             await asyncio.sleep(0.02)
         polled = (await app.client.get(f"/v1/responses/{queued.json()['id']}")).json()
     assert polled["status"] == "completed" and beat.done() and background._beat is None
+
+
+def hold(app: App) -> asyncio.Event:
+    """The fake backend takes each request, then answers only once the returned event is set."""
+    gate, complete = asyncio.Event(), app.backend.complete
+
+    async def held(request: Any) -> Any:
+        app.backend.requests.append(request)
+        await gate.wait()
+        app.backend.requests.pop()
+        return await complete(request)
+
+    app.backend.complete = held  # type: ignore[method-assign]
+    return gate
+
+
+async def until(check: Any, what: str, timeout: float = 30.0) -> None:
+    for _ in range(int(timeout / 0.02)):
+        if await check() if asyncio.iscoroutinefunction(check) else check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def test_a_background_response_deleted_while_it_runs_stays_deleted(tmp_path: Path) -> None:
+    """The task cancelled by the delete stored `cancelled` after the delete: the row came back."""
+    async with gateway(tmp_path, [Reply(text="late")]) as app:
+        hold(app)
+        queued = await app.client.post("/v1/responses", json={"model": "edge", "input": "y", "background": True})
+        rid = queued.json()["id"]
+        await until(lambda: app.backend.requests, "the backend has the request")
+        assert (await app.client.delete(f"/v1/responses/{rid}")).status_code == 200
+        await until(lambda: not app.gateway.background.tasks, "the task ended")
+        assert (await app.client.get(f"/v1/responses/{rid}")).status_code == 404
+
+
+async def test_an_owner_cut_off_for_a_whole_lease_is_failed_by_a_reader_and_stops_its_task(tmp_path: Path) -> None:
+    """Two gateways on one database, a 1 s lease. The owner's heartbeat fails (its database is out of reach):
+    the other reads the response `failed` once the lease has run out, and stores it so; when the owner's
+    heartbeat is back it learns its lease was revoked and stops the task, whose outcome is never stored."""
+    lease = {"responses": {"background_lease_s": 1}}
+    async with gateway(tmp_path, [Reply(text="late")], **lease) as owner, gateway(tmp_path, [], **lease) as other:
+        gate = hold(owner)
+        store = owner.gateway.protocols.responses.store  # type: ignore[attr-defined]
+        beat = store.heartbeat
+
+        async def cut_off(ids: list[str]) -> Any:
+            raise ServiceUnavailable("the response store is unavailable: injected", code="store_unavailable")
+
+        store.heartbeat = cut_off
+        queued = await owner.client.post("/v1/responses", json={"model": "edge", "input": "y", "background": True})
+        rid = queued.json()["id"]
+
+        async def lapsed() -> bool:
+            return bool((await other.client.get(f"/v1/responses/{rid}")).json()["status"] == "failed")
+
+        await until(lapsed, "the other gateway reads it failed")
+        store.heartbeat = beat
+        await until(lambda: not owner.gateway.background.tasks, "the owner stopped its task")
+        gate.set()
+        failed = (await owner.client.get(f"/v1/responses/{rid}")).json()
+    assert failed["status"] == "failed" and failed["error"]["code"] == "server_error", failed
+    assert "stopped before it finished" in failed["error"]["message"]
