@@ -83,6 +83,8 @@ class Background:
         while True:  # cancelled when the last task ends
             await asyncio.sleep(interval)
             ids = list(self.tasks)
+            if not ids:
+                continue
             try:
                 cancel, deleted, revoked = await self.store.heartbeat(ids)
             except Exception as exc:  # the database is down: the leases run out unless it is back in time
