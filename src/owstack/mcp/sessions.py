@@ -11,6 +11,16 @@ session's client. Every request that goes to the SDK passes `track`, which notes
     used       busy while a request (or a GET stream) is in flight, last used when it ends
     closed     a DELETE the SDK accepted, or a 404 for the id
 
+One id in flight at a time: JSON-RPC forbids a client to reuse the id of a request still in flight, and the
+SDK's session transport keys each request's answer stream by its id (a second request with the id took the
+first one's stream, and some of those POSTs were never answered). So a request whose id is in flight on its
+session, on either path, is refused at once, before the SDK sees it: HTTP 400, JSON-RPC -32600 naming the id
+(`in_flight`). Ids compare as the SDK correlates them (`coerce_request_id`: 7 and "7" are one id). An id is
+held (`Hold`) until its POST has ended (answered, refused, failed, or its client gone) and the handler the SDK
+runs for it has returned (`hold_request_id`, the server's middleware: a client that leaves does not cancel
+its call on a 2025 session, and the call's answer would otherwise be routed to a new request with its id); a
+lean call holds it until its answer is sent or its client is gone.
+
 Idle sessions are closed here (the SDK's own idle timer sees only the requests it serves, so it is off):
 with nothing in flight for `idle_s`, the session is ended through the SDK with a DELETE of its owner.
 """
@@ -25,11 +35,19 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+from mcp.shared.dispatcher import coerce_request_id
+from mcp_types import INVALID_REQUEST
+
 from owstack.api.http import Message, Receive, Scope, Send
 
 log = logging.getLogger("owstack.mcp")
 #: the ASGI scope key under which an `Opening` waits for the middleware
 OPENING = "owstack.mcp.opening"
+#: the ASGI scope key of a POST's JSON body as read (by the lean edge or `lean.checked_body`)
+MESSAGE = "owstack.mcp.message"
+#: the ASGI scope key of the `Hold` on a POST's request id, for the server's middleware
+HOLD = "owstack.mcp.hold"
 SESSION_HEADER = b"mcp-session-id"
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
@@ -50,6 +68,58 @@ class LeanCall:
     cancelled: bool = False
 
 
+class Hold:
+    """A request id held in flight on a session by a request the SDK serves: released once the POST has ended
+    (`posted`) and no handler for it runs (`enter`/`leave`, the server's middleware)."""
+
+    __slots__ = ("handlers", "key", "posting", "session")
+
+    def __init__(self, session: Session, key: str) -> None:
+        self.session, self.key = session, key
+        self.posting = True
+        self.handlers = 0
+
+    def enter(self) -> None:
+        self.handlers += 1
+
+    def leave(self) -> None:
+        self.handlers -= 1
+        self._release()
+
+    def posted(self) -> None:
+        self.posting = False
+        self._release()
+
+    def _release(self) -> None:
+        if not self.posting and self.handlers <= 0 and self.session.inflight.get(self.key) is self:
+            del self.session.inflight[self.key]
+
+
+def request_key(message: Any) -> str | None:
+    """The key under which a JSON-RPC request's id is held in flight; None for anything else (a notification,
+    a response, an id that is not a string or an integer: the SDK refuses those itself)."""
+    if not isinstance(message, dict) or "method" not in message:
+        return None
+    return id_key(message.get("id"))
+
+
+def id_key(request_id: Any) -> str | None:
+    """`request_key` of a request with this id."""
+    if isinstance(request_id, bool) or not isinstance(request_id, str | int):
+        return None
+    return str(coerce_request_id(request_id))
+
+
+def in_flight(request_id: Any) -> bytes:
+    """The refusal of a request whose id is in flight on its session (JSON-RPC -32600, sent with HTTP 400)."""
+    message = (
+        f"request id {request_id!r} is already in flight on this session: "
+        "JSON-RPC ids must be unique among a session's requests in flight"
+    )
+    error = {"code": INVALID_REQUEST, "message": message, "data": {"code": "request_id_in_flight", "status": 400}}
+    return orjson.dumps({"jsonrpc": "2.0", "id": request_id, "error": error})
+
+
 @dataclass(slots=True)
 class Session:
     id: str
@@ -63,6 +133,8 @@ class Session:
     last_used: float
     busy: int = 0
     lean: dict[Any, LeanCall] = field(default_factory=dict)
+    #: the ids of the requests in flight (`request_key`), on either path: a `Hold` or a `LeanCall`
+    inflight: dict[str, Hold | LeanCall] = field(default_factory=dict)
 
 
 class Sessions:
@@ -90,6 +162,7 @@ class Sessions:
         session_id = _header(scope, SESSION_HEADER)
         status: list[int] = []
         answered: list[str] = []
+        hold: Hold | None = None
 
         async def watch(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -97,12 +170,26 @@ class Sessions:
                 given = next((v for k, v in message.get("headers", ()) if k.lower() == SESSION_HEADER), None)
                 if given is not None:
                     answered.append(given.decode("latin-1"))
+            elif hold is not None and message["type"] == "http.response.body" and not message.get("more_body"):
+                # the answer is complete: its client may send the id again as soon as it has it, while the
+                # SDK still tidies up after this POST (its stream for the id is gone by now)
+                hold.posted()
             await send(message)
 
         known = self.get(session_id, owner)  # another key's request (answered 404 by the SDK) changes nothing
         if known is not None:
-            with self.busy(known):
-                await app(scope, receive, watch)
+            key = request_key(scope.get(MESSAGE)) if scope["method"] == "POST" else None
+            if key is not None:
+                if key in known.inflight:
+                    await refuse_in_flight(send, known, scope[MESSAGE]["id"])
+                    return
+                hold = known.inflight[key] = scope[HOLD] = Hold(known, key)
+            try:
+                with self.busy(known):
+                    await app(scope, receive, watch)
+            finally:
+                if hold is not None:
+                    hold.posted()
         elif session_id is None and scope["method"] == "POST":
             opening = scope[OPENING] = Opening()
             await app(scope, receive, watch)
@@ -152,6 +239,14 @@ class Sessions:
             for session in self.idle():
                 log.info("mcp: session %s idle for %.0f s; closing it", session.id[:12], self.idle_s)
                 await self.close(app, session)
+
+
+async def refuse_in_flight(send: Send, session: Session, request_id: Any) -> None:
+    body = in_flight(request_id)
+    headers = [(b"content-type", b"application/json"), (SESSION_HEADER, session.id.encode()),
+               (b"content-length", str(len(body)).encode())]  # fmt: skip
+    await send({"type": "http.response.start", "status": 400, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
