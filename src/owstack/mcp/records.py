@@ -134,6 +134,10 @@ class Recorder:
             except Exception as exc:
                 log.error("mcp: audit record of %s not written: %s", req.request_id, exc)
                 failure = ServiceUnavailable(f"audit log cannot be written: {exc}", code="audit_unavailable")
+            except BaseException:  # cancelled meanwhile (the client left): nobody waits for the log's future now
+                if durable is not None:
+                    durable.add_done_callback(_retrieved)
+                raise
         if durable is not None:  # its fsync ran beside the audit record's: usually done by now
             try:
                 await durable
@@ -208,6 +212,12 @@ class Recorder:
             await audit_admin_event_async(audit.log, f"mcp.{kind}", details, actor="owstack-gateway")
         except Exception as exc:
             log.error("mcp: audit record of %s not written: %s", kind, exc)
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    """Take a failure nobody awaits (the log itself logged it), so that asyncio does not report it again."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _pending(req: McpRequest) -> Pending:
