@@ -87,6 +87,10 @@ def echoed(outcome: tuple[int, dict[str, Any] | None, float], text: str) -> bool
     return status == 200 and body is not None and body.get("result", {}).get("content", [{}])[0].get("text") == text
 
 
+def _code(body: dict[str, Any] | None) -> Any:
+    return None if body is None else body["error"]["code"] if "error" in body else "result"
+
+
 def concurrent_one_id(stack: McpStack, request_id: Any, *, sdk: bool) -> None:
     """16 POSTs at once with one id, the first a call of 3 s: one answered, 15 refused at once; the id then
     works again."""
@@ -105,7 +109,7 @@ def concurrent_one_id(stack: McpStack, request_id: Any, *, sdk: bool) -> None:
     outcomes, again = anyio.run(go)
     answered = [o for o in outcomes if o[0] == 200 and o[1] is not None and "result" in o[1]]
     refusals = [o for o in outcomes if refused(o, request_id)]
-    assert len(answered) == 1 and len(refusals) == 15, [(o[0], o[1], round(o[2], 2)) for o in outcomes]
+    assert len(answered) == 1 and len(refusals) == 15, [(o[0], _code(o[1]), round(o[2], 2)) for o in outcomes]
     assert answered[0][1]["result"]["content"][0]["text"] == "counted to 30"  # type: ignore[index]
     slowest = max(o[2] for o in refusals)
     assert slowest < answered[0][2] and slowest < 2.5, f"refusals took up to {slowest:.2f} s"  # at once, never waiting
@@ -153,3 +157,32 @@ def test_the_id_is_released_after_an_error_a_cancel_and_a_client_that_left(stack
             assert echoed(outcome, "after leaving"), outcome
 
     anyio.run(go)
+
+
+def test_an_id_reused_as_soon_as_its_answer_arrives_is_served(stack: McpStack) -> None:
+    """Clients that send every request with one id (python-sdk issue #3060) send the next as soon as they read
+    the answer's SSE event, before its stream ends: the id is free by then."""
+
+    async def go() -> list[tuple[int, dict[str, Any] | None, float]]:
+        session = Session(stack)
+        outcomes = []
+        async with httpx.AsyncClient(timeout=20) as http:
+            await session.open(http)
+            for i in range(10):
+                params = {"name": "remote.echo", "arguments": {"text": f"n{i}"}, "_meta": {"progressToken": f"t{i}"}}
+                body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
+                async with http.stream("POST", session.url, json=body, headers=session.headers) as r:
+                    assert r.status_code == 200
+                    async for line in r.aiter_lines():
+                        if line.startswith("data:") and '"result"' in line:
+                            break
+                    # the answer is read, its stream not yet: the same id again, on the lean edge and the SDK's path
+                    outcomes.append(await session.call(http, 1, "remote.echo", {"text": f"lean{i}"}, sdk=False))
+                    outcomes.append(await session.call(http, 1, "remote.echo", {"text": f"sdk{i}"}))
+        return outcomes
+
+    outcomes = anyio.run(go)
+    expected = [f"{kind}{i}" for i in range(10) for kind in ("lean", "sdk")]
+    assert all(echoed(o, text) for o, text in zip(outcomes, expected, strict=True)), [
+        (o[0], _code(o[1])) for o in outcomes
+    ]

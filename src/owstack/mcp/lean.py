@@ -273,7 +273,7 @@ class LeanEdge:
     async def _serve_session(self, send: Send, session: Session, request_id: Any, serve: Serve) -> None:
         """A 2025 session: `notifications/cancelled` for this id cancels the call, answered REQUEST_CANCELLED.
         An id in flight on the session (on either path) is refused (`sessions.in_flight`); this call's id is
-        held until its answer is sent."""
+        held until the call is over, its answer about to go out."""
         task = asyncio.current_task()
         assert task is not None
         headers = [*JSON_HEADERS, (b"mcp-session-id", session.id.encode())]
@@ -283,19 +283,18 @@ class LeanEdge:
             return
         mine = session.inflight[key] = session.lean[request_id] = LeanCall(task)
         try:
-            try:
-                with self.sessions.busy(session):
-                    reply, _ = await self._answer(request_id, serve)
-            except asyncio.CancelledError:
-                if not mine.cancelled:
-                    raise
-                task.uncancel()
-                reply = _error(request_id, {"code": REQUEST_CANCELLED, "message": "Request cancelled"})
-            await _send(send, 200, reply, headers)
-        finally:
+            with self.sessions.busy(session):
+                reply, _ = await self._answer(request_id, serve)
+        except asyncio.CancelledError:
+            if not mine.cancelled:
+                raise
+            task.uncancel()
+            reply = _error(request_id, {"code": REQUEST_CANCELLED, "message": "Request cancelled"})
+        finally:  # the call is over: free the id before its answer goes out (its client may reuse it at once)
             session.lean.pop(request_id, None)
             if session.inflight.get(key) is mine:
                 del session.inflight[key]
+        await _send(send, 200, reply, headers)
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,8 @@ class Opening:
 
     peer: Any = None
     version: str | None = None
+    #: the session is in owstack's record (`Sessions._opened`)
+    recorded: bool = False
 
 
 @dataclass(slots=True)
@@ -88,6 +90,7 @@ class Hold:
         self._release()
 
     def posted(self) -> None:
+        """The POST's answer is out (or the POST ended without one)."""
         self.posting = False
         self._release()
 
@@ -109,6 +112,25 @@ def id_key(request_id: Any) -> str | None:
     if isinstance(request_id, bool) or not isinstance(request_id, str | int):
         return None
     return str(coerce_request_id(request_id))
+
+
+def answers(message: Message) -> bool:
+    """A body chunk carries a JSON-RPC response (a result or an error; the SDK streams one SSE event a chunk),
+    not a notification or a request of the server's (which name a `method`)."""
+    chunk = bytes(message.get("body", b""))
+    if b'"jsonrpc"' not in chunk:
+        return False
+    if b'"method"' not in chunk:
+        return True
+    for line in chunk.splitlines():  # "method" in the answer's content, or a notification: read it
+        if line.startswith(b"data:"):
+            try:
+                found = orjson.loads(line[5:])
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(found, dict) and "method" not in found and ("result" in found or "error" in found):
+                return True
+    return False
 
 
 def in_flight(request_id: Any) -> bytes:
@@ -164,6 +186,7 @@ class Sessions:
         status: list[int] = []
         answered: list[str] = []
         hold: Hold | None = None
+        opening: Opening | None = None
 
         async def watch(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -171,10 +194,14 @@ class Sessions:
                 given = next((v for k, v in message.get("headers", ()) if k.lower() == SESSION_HEADER), None)
                 if given is not None:
                     answered.append(given.decode("latin-1"))
-            elif hold is not None and message["type"] == "http.response.body" and not message.get("more_body"):
-                # the answer is complete: its client may send the id again as soon as it has it, while the
-                # SDK still tidies up after this POST (its stream for the id is gone by now)
-                hold.posted()
+            elif message["type"] == "http.response.body":
+                # the client may act on the answer as soon as it has it (an SDK client as soon as it reads the
+                # answer's SSE event, before the stream ends), while the SDK still tidies up after this POST:
+                # note now what the answer does (a session opened, the id free again)
+                if opening is not None:
+                    self._opened(scope, status, answered, opening, owner, user)
+                if hold is not None and hold.posting and (not message.get("more_body") or answers(message)):
+                    hold.posted()  # the SDK's stream for the id is gone by now
             await send(message)
 
         known = self.get(session_id, owner)  # another key's request (answered 404 by the SDK) changes nothing
@@ -194,16 +221,23 @@ class Sessions:
         elif session_id is None and scope["method"] == "POST":
             opening = scope[OPENING] = Opening()
             await app(scope, receive, watch)
-            if status and status[0] < 400 and answered and opening.version is not None:
-                host = (_header(scope, b"host") or "").encode("latin-1")
-                self.open[answered[0]] = Session(
-                    answered[0], owner, user, opening.version, host, opening.peer, self.clock()
-                )
+            self._opened(scope, status, answered, opening, owner, user)  # no complete answer seen (client gone)
             return
         else:
             await app(scope, receive, watch)
         if known is not None and status and (status[0] == 404 or (scope["method"] == "DELETE" and status[0] < 300)):
             self.open.pop(known.id, None)
+
+    def _opened(
+        self, scope: Scope, status: list[int], answered: list[str], opening: Opening, owner: str, user: Any
+    ) -> None:
+        """Record the session an `initialize` opened (once): before its client can use it, so that its first
+        requests are known to be the session's (the lean edge, the rule on ids in flight)."""
+        if opening.recorded or not (status and status[0] < 400 and answered and opening.version is not None):
+            return
+        opening.recorded = True
+        host = (_header(scope, b"host") or "").encode("latin-1")
+        self.open[answered[0]] = Session(answered[0], owner, user, opening.version, host, opening.peer, self.clock())
 
     def peers(self) -> list[Session]:
         return [s for s in self.open.values() if s.peer is not None]
