@@ -16,10 +16,10 @@ SDK's session transport keys each request's answer stream by its id (a second re
 first one's stream, and some of those POSTs were never answered). So a request whose id is in flight on its
 session, on either path, is refused at once, before the SDK sees it: HTTP 400, JSON-RPC -32600 naming the id
 (`in_flight`). Ids compare as the SDK correlates them (`coerce_request_id`: 7 and "7" are one id). An id is
-held (`Hold`) until its POST's answer is complete (answered, refused, failed; or its client is gone) and the
+held (`Hold`) until its answer goes out (a result, an error, a refusal; or its client is gone) and the
 handler the SDK runs for it has returned (`hold_request_id`, the server's middleware: a client that leaves
 does not cancel its call on a 2025 session, and the call's answer would otherwise be routed to a new request
-with its id); a lean call holds it until its answer is sent or its client is gone.
+with its id); a lean call holds it until the call is over.
 
 Idle sessions are closed here (the SDK's own idle timer sees only the requests it serves, so it is off):
 with nothing in flight for `idle_s`, the session is ended through the SDK with a DELETE of its owner.
