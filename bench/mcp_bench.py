@@ -7,6 +7,7 @@ HTTP upstream directly, in the same run (interleaved, one call at a time, the of
     .venv/bin/python bench/mcp_bench.py --upstream-protocol legacy   # owstack speaks 2025 sessions upstream too
     .venv/bin/python bench/mcp_bench.py --profile /tmp/mcp.speedscope.json   # py-spy on owstack meanwhile
     .venv/bin/python bench/mcp_bench.py --client raw --modes 2026-07-28     # http.client instead of the SDK
+    .venv/bin/python bench/mcp_bench.py --variant secure --throughput 8      # calls/s with 8 concurrent clients
 
 The upstream is an `mcp` SDK server (`MCPServer`, Streamable HTTP) with one `echo` tool, started by this
 script. owstack runs as `owstack serve` in its core configuration (open mode on loopback, metering and
@@ -21,7 +22,11 @@ the CPU time does not; and the median of the paired differences (each call throu
 direct call made next to it), which drifts in the machine's load do not move. `--client raw` sends the
 same 2026-07-28 `tools/call` with `http.client` (one keep-alive connection per side) instead of the SDK's
 client, whose own tasks and streams cost about 2 ms a call and make the comparison noisier on a loaded
-machine. The target is an added p50 of at most 1 ms.
+machine. The target is an added p50 of at most 1 ms. `--throughput N` measures instead how many calls a
+second owstack serves to N concurrent clients (threads, each a keep-alive `http.client` connection sending
+2026-07-28 calls back to back, for `--seconds`), and its CPU time per call: where one call at a time shows
+what a call waits for, this shows what overlapping calls share (group commits of the audit log and the
+ledger's write-ahead log).
 """
 
 from __future__ import annotations
@@ -167,6 +172,58 @@ def measure_raw(
     return _summary(mode, n, cpu, times)
 
 
+def measure_throughput(gateway: str, key: str | None, clients: int, seconds: float, gw_pid: int) -> dict[str, Any]:
+    """Calls per second through owstack with `clients` concurrent raw 2026-07-28 clients, and its CPU per call."""
+    import http.client
+    import threading
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(gateway)
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "mcp-bench", "version": "1"}}  # fmt: skip
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+               "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "bench.echo"}  # fmt: skip
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    counts = [0] * clients
+    errors: list[str] = []
+    counting, stop = threading.Event(), threading.Event()
+
+    def client(n: int) -> None:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port)
+        i = 0
+        while not stop.is_set():
+            i += 1
+            params = {"name": "bench.echo", "arguments": {"text": "hi"}, "_meta": meta}
+            conn.request("POST", parts.path, json.dumps({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                                                         "params": params}), headers)  # fmt: skip
+            response = conn.getresponse()
+            body = response.read()
+            if response.status != 200 or b'"result"' not in body:
+                errors.append(f"HTTP {response.status}: {body[:300]!r}")
+                return
+            if counting.is_set():
+                counts[n] += 1
+
+    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(clients)]
+    for t in threads:
+        t.start()
+    time.sleep(2)  # warm-up: every client connected and calling
+    cpu, start = cpu_seconds(gw_pid), time.monotonic()
+    counting.set()
+    time.sleep(seconds)
+    counting.clear()
+    cpu, elapsed = cpu_seconds(gw_pid) - cpu, time.monotonic() - start
+    stop.set()
+    for t in threads:
+        t.join(30)
+    if errors:
+        raise SystemExit(errors[0])
+    calls = sum(counts)
+    return {"mode": "2026-07-28", "clients": clients, "calls": calls, "calls_per_s": round(calls / elapsed, 1),
+            "owstack_cpu_ms_per_call": round(cpu / calls * 1000, 3)}  # fmt: skip
+
+
 def _summary(mode: str, n: int, cpu: float, times: dict[str, list[float]]) -> dict[str, Any]:
     out: dict[str, Any] = {"mode": mode, "calls": n, "owstack_cpu_ms_per_call": round(cpu / n * 1000, 3)}
     for side, values in times.items():
@@ -213,6 +270,8 @@ def main() -> None:
     p.add_argument("--upstream-protocol", choices=("auto", "legacy", "2026-07-28"), default="auto")
     p.add_argument("--client", choices=("sdk", "raw"), default="sdk", help="the SDK's client, or http.client")
     p.add_argument("--profile", metavar="PATH", help="record owstack with py-spy (speedscope JSON) while measuring")
+    p.add_argument("--throughput", type=int, metavar="N", help="calls/s with N concurrent raw 2026-07-28 clients")
+    p.add_argument("--seconds", type=float, default=10.0, help="how long --throughput measures")
     p.add_argument("--serve-upstream", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve_upstream:
@@ -247,7 +306,12 @@ def main() -> None:
                                            "--format", "speedscope", "-o", args.profile],
                                           stdout=log, stderr=subprocess.STDOUT))  # fmt: skip
         results = []
-        for mode in args.modes.split(","):
+        if args.throughput:
+            r = measure_throughput(f"http://127.0.0.1:{gw_port}/mcp", key, args.throughput, args.seconds, procs[1].pid)
+            results.append(r)
+            print(f"{args.variant:6} raw {r['mode']:10}  {r['clients']} clients  {r['calls_per_s']:.1f} calls/s"
+                  f"  owstack CPU {r['owstack_cpu_ms_per_call']:.3f} ms/call", flush=True)  # fmt: skip
+        for mode in [] if args.throughput else args.modes.split(","):
             urls = (f"http://127.0.0.1:{up_port}/mcp", f"http://127.0.0.1:{gw_port}/mcp")
             if args.client == "raw":
                 r = measure_raw(*urls, key, mode, args.n, args.warmup, procs[1].pid)

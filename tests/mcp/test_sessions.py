@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from owstack.mcp.sessions import OPENING, Sessions
+import orjson
+
+from owstack.mcp.sessions import HOLD, MESSAGE, OPENING, Hold, Sessions
 
 
 def scope(method: str, session: str | None = None) -> dict[str, Any]:
@@ -119,3 +121,75 @@ def test_list_changes_go_to_sessions_and_listen_streams() -> None:
     asyncio.run(main())
     assert good.sent == ["tools", "prompts", "resources"]  # a broken stream does not stop the others
     assert [type(e).__name__ for e in events] == ["ToolsListChanged", "PromptsListChanged", "ResourcesListChanged"]
+
+
+class StreamingSdk:
+    """Answers as the SDK's session transport does on a 2025 session: an SSE stream, one event a chunk, then its
+    end; `during(kind)` runs after each event is sent, before the stream ends (what a client may do then)."""
+
+    def __init__(self, during: Any) -> None:
+        self.during = during
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"text/event-stream"), (b"mcp-session-id", b"s1")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        if OPENING in scope:
+            scope[OPENING].peer, scope[OPENING].version = "peer", "2025-06-18"
+            events = [("answer", {"jsonrpc": "2.0", "id": 0, "result": {"protocolVersion": "2025-06-18"}})]
+        else:
+            progress = {"progressToken": "p", "progress": 1, "message": 'a "method" in the text'}
+            events = [
+                ("progress", {"jsonrpc": "2.0", "method": "notifications/progress", "params": progress}),
+                ("answer", {"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": '"method"'}]}}),
+            ]
+        for kind, event in events:
+            chunk = b"event: message\r\ndata: " + orjson.dumps(event) + b"\r\n\r\n"
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            self.during(kind)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def test_a_session_and_an_id_are_noted_as_their_answer_goes_out() -> None:
+    """A client acts on an answer as soon as it reads its SSE event, before the stream ends: the session an
+    `initialize` opened is in the record by then, and the id of a request it answered is free again."""
+    sessions = Sessions(idle_s=60)
+    seen: list[tuple[str, Any]] = []
+
+    async def main() -> None:
+        opening = StreamingSdk(lambda kind: seen.append((kind, sessions.get("s1", "key-a"))))
+        await sessions.track(opening, scope("POST"), receive, sink, owner="key-a", user="user-a")
+        session = sessions.get("s1", "key-a")
+        assert session is not None and seen == [("answer", session)]
+
+        seen.clear()
+        call = StreamingSdk(lambda kind: seen.append((kind, dict(session.inflight))))
+        request = scope("POST", "s1")
+        request[MESSAGE] = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "x"}}
+        await sessions.track(call, request, receive, sink, owner="key-a", user="user-a")
+        (progress, held), (answer, free) = seen
+        assert (progress, list(held), answer, free) == ("progress", ["1"], "answer", {})
+
+        # the client left before the answer while the handler runs on: the id stays held until it returns
+        request = scope("POST", "s1")
+        request[MESSAGE] = {"jsonrpc": "2.0", "id": "1", "method": "tools/call"}  # "1" and 1: one id
+        handler: list[Hold] = []
+
+        async def left(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            handler.append(scope[HOLD])
+            scope[HOLD].enter()  # what the server's middleware does as the SDK runs the handler
+
+        await sessions.track(left, request, receive, sink, owner="key-a", user="user-a")
+        assert list(session.inflight) == ["1"]
+        refused: list[dict[str, Any]] = []
+
+        async def record(message: dict[str, Any]) -> None:
+            refused.append(message)
+
+        again = scope("POST", "s1")
+        again[MESSAGE] = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+        await sessions.track(FakeSdk(), again, receive, record, owner="key-a", user="user-a")
+        assert refused[0]["status"] == 400 and orjson.loads(refused[1]["body"])["error"]["code"] == -32600
+        handler[0].leave()
+        assert session.inflight == {}
+
+    asyncio.run(main())

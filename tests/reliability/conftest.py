@@ -11,9 +11,11 @@ from typing import Any
 
 import psycopg
 import pytest
+import sqlalchemy as sa
 from psycopg import sql
 
 from owstack import storage
+from owstack.metering.journal import catch_up
 from reliability.tcpproxy import TcpProxy
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5"
@@ -56,3 +58,27 @@ def gateway_config(tmp: Path, upstream_url: str, storage_url: str, **extra: Any)
         "tenants": {"acme": {}},
         **extra,
     }
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A ledger of the test's own: a SQLite file, or a PostgreSQL database created for it and dropped after."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'owstack.db'}"
+        return
+    name = f"owstack_test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    try:
+        yield url
+    finally:
+        storage.dispose(url)
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def ledger_ids(url: str) -> set[str]:
+    catch_up(url)
+    with storage.engine(url).connect() as conn:
+        return {row[0] for row in conn.execute(sa.text("SELECT request_id FROM ledger"))}

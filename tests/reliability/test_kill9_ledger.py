@@ -8,39 +8,14 @@ from __future__ import annotations
 import os
 import signal
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-import sqlalchemy as sa
-from psycopg import sql
 
-from owstack import storage
-from owstack.metering.journal import catch_up
 from procs import Proc, run_gateway
+from reliability.conftest import ledger_ids
 from reliability.load import Load
-
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'owstack.db'}"
-        return
-    name = f"owstack_test_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
-    try:
-        yield url
-    finally:
-        storage.dispose(url)
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def config(tmp: Path, upstream: Proc, url: str) -> dict[str, Any]:
@@ -50,12 +25,6 @@ def config(tmp: Path, upstream: Proc, url: str) -> dict[str, Any]:
         "backends": {"up": {"engine": "vllm", "url": upstream.base_url, "model": "edge-model"}},
         "layers": {"edge": {"backends": ["up"]}},
     }
-
-
-def ledger_ids(url: str) -> set[str]:
-    catch_up(url)
-    with storage.engine(url).connect() as conn:
-        return {row[0] for row in conn.execute(sa.text("SELECT request_id FROM ledger"))}
 
 
 def ledger_process(gateway_pid: int, timeout_s: float = 30.0) -> int:

@@ -196,7 +196,7 @@ class McpEndpoint:
         if self.lean is not None:
             rest = await self.lean.handle(scope, receive, send, headers, caller, owner)
         if rest is receive and scope["method"] == "POST" and "application/json" in headers.get("content-type", ""):
-            rest = await checked_body(receive, send, self.config.file.server.max_body_bytes)  # body not read yet
+            rest = await checked_body(scope, receive, send, self.config.file.server.max_body_bytes)  # not read yet
         if rest is None:
             return
         receive = rest

@@ -13,6 +13,7 @@ status `/v1` would have answered with.
     -32064  upstream timeout     the call took longer than its timeout and was cancelled upstream
     -32065  rate limited         the tenant's requests_per_minute is used up
     -32066  audit unavailable    the audit log cannot be written, so nothing is served
+    -32067  ledger unavailable   the tool call's ledger record cannot be made durable (its write-ahead log)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from mcp_types import INVALID_PARAMS
 
 from owstack.errors import OwstackError, PermissionDenied, RateLimited, ServiceUnavailable, UpstreamTimeout
 
-FORBIDDEN, WITHHELD, BLOCKED, UNAVAILABLE, TIMEOUT, RATE_LIMITED, AUDIT = range(-32060, -32067, -1)
+FORBIDDEN, WITHHELD, BLOCKED, UNAVAILABLE, TIMEOUT, RATE_LIMITED, AUDIT, LEDGER = range(-32060, -32068, -1)
 
 
 class ToolWithheld(PermissionDenied):
@@ -58,6 +59,8 @@ def _code(error: OwstackError) -> int:
         return TIMEOUT
     if error.code == "audit_unavailable":
         return AUDIT
+    if error.code == "ledger_unavailable":
+        return LEDGER
     return UNAVAILABLE
 
 

@@ -52,7 +52,7 @@ from owstack.mcp.handling import handle
 from owstack.mcp.policy import Caller
 from owstack.mcp.records import Recorder
 from owstack.mcp.service import McpService
-from owstack.mcp.sessions import LeanCall, Session, Sessions
+from owstack.mcp.sessions import MESSAGE, LeanCall, Session, Sessions, id_key, in_flight
 
 log = logging.getLogger("owstack.mcp")
 #: a 2026-07-28 call running this long starts watching for its client to close the POST (a cancel)
@@ -117,6 +117,7 @@ class LeanEdge:
         if read is None:
             return None
         body, message = read
+        scope[MESSAGE] = message
         replay = _replay(body, receive)
         if not isinstance(message, dict):
             return replay
@@ -270,24 +271,30 @@ class LeanEdge:
         await _send(send, 200 if code is None else ERROR_CODE_HTTP_STATUS.get(code, 200), reply, JSON_HEADERS)
 
     async def _serve_session(self, send: Send, session: Session, request_id: Any, serve: Serve) -> None:
-        """A 2025 session: `notifications/cancelled` for this id cancels the call, answered REQUEST_CANCELLED."""
+        """A 2025 session: `notifications/cancelled` for this id cancels the call, answered REQUEST_CANCELLED.
+        An id in flight on the session (on either path) is refused (`sessions.in_flight`); this call's id is
+        held until the call is over, its answer about to go out."""
         task = asyncio.current_task()
         assert task is not None
-        if request_id in session.lean:
-            reply = _error(request_id, {"code": INVALID_REQUEST, "message": f"request id {request_id!r} is in flight"})
-        else:
-            mine = session.lean[request_id] = LeanCall(task)
-            try:
-                with self.sessions.busy(session):
-                    reply, _ = await self._answer(request_id, serve)
-            except asyncio.CancelledError:
-                if not mine.cancelled:
-                    raise
-                task.uncancel()
-                reply = _error(request_id, {"code": REQUEST_CANCELLED, "message": "Request cancelled"})
-            finally:
-                session.lean.pop(request_id, None)
-        await _send(send, 200, reply, [*JSON_HEADERS, (b"mcp-session-id", session.id.encode())])
+        headers = [*JSON_HEADERS, (b"mcp-session-id", session.id.encode())]
+        key = id_key(request_id)
+        if key is None or key in session.inflight:
+            await _send(send, 400, in_flight(request_id), headers)
+            return
+        mine = session.inflight[key] = session.lean[request_id] = LeanCall(task)
+        try:
+            with self.sessions.busy(session):
+                reply, _ = await self._answer(request_id, serve)
+        except asyncio.CancelledError:
+            if not mine.cancelled:
+                raise
+            task.uncancel()
+            reply = _error(request_id, {"code": REQUEST_CANCELLED, "message": "Request cancelled"})
+        finally:  # the call is over: free the id before its answer goes out (its client may reuse it at once)
+            session.lean.pop(request_id, None)
+            if session.inflight.get(key) is mine:
+                del session.inflight[key]
+        await _send(send, 200, reply, headers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,12 +361,15 @@ def wide_integer(body: bytes) -> str | None:
     return None
 
 
-async def checked_body(receive: Receive, send: Send, limit: int) -> Receive | None:
+async def checked_body(scope: Scope, receive: Receive, send: Send, limit: int) -> Receive | None:
     """For a JSON POST the lean edge did not read (another method, a request without a session, or no lean
     edge): its body, refused as above when owstack cannot carry it (answered: None), else a `Receive` that
-    replays it to the SDK."""
+    replays it to the SDK (and the message read, on the scope for the session record: `sessions.MESSAGE`)."""
     read = await _read_json(receive, send, limit)
-    return None if read is None else _replay(read[0], receive)
+    if read is None:
+        return None
+    scope[MESSAGE] = read[1]
+    return _replay(read[0], receive)
 
 
 async def _read_json(receive: Receive, send: Send, limit: int) -> tuple[bytes, Any] | None:

@@ -8,10 +8,17 @@ administrative records `admin.mcp.tool_changed|tool_renamed|tool_poisoned` with 
 A tool call is a ledger row with protocol `mcp`, backend `mcp:<server>` and model `<server>.<tool>` (no
 tokens, no cost), so `owstack usage --by tenant|model` counts tool calls beside model requests and
 `owstack mcp usage` lists them alone, per tenant and tool.
+
+Durable before the answer, as on `/v1`: a tool call's ledger record is appended to the ledger's write-ahead
+log (`MeterStage.record`) and the answer waits for that fsync and the audit record's, which run side by side
+(the log rides with the audit writer's commits, `storage.durable`); a record the log cannot take fails the
+call closed (`ledger_unavailable`, -32067). A kill -9 loses no answered call's row: the next start replays
+the log (`metering.recovery`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -21,7 +28,7 @@ from owstack.compliance import chain
 from owstack.errors import RateLimited, ServiceUnavailable
 from owstack.mcp.content import Verdict
 from owstack.mcp.metrics import McpMetrics
-from owstack.metering.record import Pending
+from owstack.metering.record import Pending, new_id
 from owstack.types import Usage
 
 if TYPE_CHECKING:
@@ -110,19 +117,49 @@ class Recorder:
         self.metrics.request(req.tenant, req.method, req.outcome, req.path)
         for verdict in req.verdicts.values():
             self.metrics.finding(req.tenant, verdict.categories)
+        durable = None
         if req.method == "tools/call":
             self.metrics.call(req.tenant, req.server, req.outcome, req.latency_s)
-            writer = self.meter.writer if self.meter is not None else None
-            if writer is not None:
-                writer.submit(_pending(req))
+            durable = self._ledger(req)
         audit = self.audit
-        if audit is None or audit.log is None or not audit.log.started:
-            return
+        failure: ServiceUnavailable | None = None
+        if audit is not None and audit.log is not None and audit.log.started:
+            writer = audit.log.writer()
+            if durable is not None and self.meter is not None and self.meter.writer is not None:
+                from owstack.storage.durable import ride
+
+                ride(self.meter.writer.wal, writer)  # the log's record is committed with the audit record
+            try:
+                await writer.append(self._record(req))
+            except Exception as exc:
+                log.error("mcp: audit record of %s not written: %s", req.request_id, exc)
+                failure = ServiceUnavailable(f"audit log cannot be written: {exc}", code="audit_unavailable")
+            except BaseException:  # cancelled meanwhile (the client left): nobody waits for the log's future now
+                if durable is not None:
+                    durable.add_done_callback(_retrieved)
+                raise
+        if durable is not None:  # its fsync ran beside the audit record's: usually done by now
+            try:
+                await durable
+            except Exception as exc:  # WalUnavailable: fail closed, never an unrecorded success
+                from owstack.metering.stage import unrecorded
+
+                log.error("mcp: ledger record of %s not written: %s", req.request_id, exc)
+                failure = failure or unrecorded(exc)
+        if failure is not None:
+            raise failure
+
+    def _ledger(self, req: McpRequest) -> asyncio.Future[None] | None:
+        """Hand the tool call's ledger record to the meter: the future is done once it is in the write-ahead
+        log (None without one: no ledger, or `metering.durable: false`)."""
+        meter = self.meter
+        if meter is None:
+            return None
         try:
-            await audit.log.writer().append(self._record(req))
-        except Exception as exc:
-            log.error("mcp: audit record of %s not written: %s", req.request_id, exc)
-            raise ServiceUnavailable(f"audit log cannot be written: {exc}", code="audit_unavailable") from None
+            return meter.record(_pending(req))
+        except Exception:  # a bug here must not turn a served call into an error (as `MeterStage.after`)
+            log.exception("mcp: tool call %s could not be metered", req.request_id)
+            return None
 
     def _record(self, req: McpRequest) -> dict[str, Any]:
         assert self.audit is not None and self.audit.log is not None
@@ -177,9 +214,17 @@ class Recorder:
             log.error("mcp: audit record of %s not written: %s", kind, exc)
 
 
+def _retrieved(future: asyncio.Future[None]) -> None:
+    """Take a failure nobody awaits (the log itself logged it), so that asyncio does not report it again."""
+    if not future.cancelled():
+        future.exception()
+
+
 def _pending(req: McpRequest) -> Pending:
+    """The tool call's ledger record, with its row id given now: the write-ahead log keeps it, so a replayed
+    record that had reached the database already is recognised there (no second row)."""
     return Pending(
         req.request_id, req.received_at, req.tenant, req.key_id, "mcp", None,
         f"mcp:{req.server}" if req.server else None, "mcp", req.name, False, req.status, req.error_code,
-        None, False, None, Usage(reported=True), req.latency_s, None, [], [], None,
+        None, False, None, Usage(reported=True), req.latency_s, None, [], [], None, new_id(),
     )  # fmt: skip

@@ -7,7 +7,8 @@ the upstream call is cancelled with it.
 
 The server advertises `listChanged` for tools, prompts and resources in every revision (2025 sessions get
 the notifications on their GET stream, 2026-07-28 clients on `subscriptions/listen`, `owstack.mcp.changes`),
-and one middleware tells the session record (`owstack.mcp.sessions`) what an `initialize` negotiated.
+one middleware tells the session record (`owstack.mcp.sessions`) what an `initialize` negotiated, and another
+holds a request's id in flight on its session while its handler runs (`hold_request_id`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from owstack.mcp.handling import handle
 from owstack.mcp.policy import Caller
 from owstack.mcp.records import McpRequest, Recorder
 from owstack.mcp.service import McpService
-from owstack.mcp.sessions import OPENING, Opening
+from owstack.mcp.sessions import HOLD, OPENING, Hold, Opening
 
 #: the ASGI scope key under which the endpoint leaves the authenticated `Caller`
 CALLER = "owstack.mcp.caller"
@@ -86,6 +87,20 @@ async def remember_opening(ctx: ServerRequestContext[Any, Any], call_next: CallN
         if isinstance(opening, Opening):
             opening.peer, opening.version = ctx.session, str(result.get("protocolVersion") or "")
     return result
+
+
+async def hold_request_id(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """Middleware: the request's id stays in flight on its session until its handler has returned, even when
+    its POST ended before (the client left: on a 2025 session that does not cancel the call)."""
+    scope = getattr(ctx.request, "scope", None)
+    hold = scope.get(HOLD) if isinstance(scope, dict) else None
+    if not isinstance(hold, Hold):
+        return await call_next(ctx)
+    hold.enter()
+    try:
+        return await call_next(ctx)
+    finally:
+        hold.leave()
 
 
 def build_server(service: McpService, recorder: Recorder, feed: ChangeFeed) -> Server[Any]:
@@ -154,6 +169,6 @@ def build_server(service: McpService, recorder: Recorder, feed: ChangeFeed) -> S
         on_read_resource=read_resource,
         on_subscriptions_listen=ListenHandler(feed.bus),
     )
-    # no OpenTelemetry span per message (owstack records its own); the session record's middleware instead
-    server.middleware[:] = [remember_opening]
+    # no OpenTelemetry span per message (owstack records its own); the session record's two instead
+    server.middleware[:] = [remember_opening, hold_request_id]
     return server

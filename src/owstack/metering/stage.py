@@ -149,13 +149,14 @@ class MeterStage(BaseStage):
         if durable is None:
             return
         if self.defer_durable:  # the audit stage, outermost, commits it with its own and waits for both
-            defer(ctx, durable, _unrecorded, rider=self.writer.wal if self.writer is not None else None)
+            defer(ctx, durable, unrecorded, rider=self.writer.wal if self.writer is not None else None)
             return
         try:
             await durable
         except WalUnavailable as exc:  # fail closed: no response is acknowledged unrecorded
-            raise _unrecorded(exc) from None
+            raise unrecorded(exc) from None
 
 
-def _unrecorded(exc: BaseException) -> ServiceUnavailable:
+def unrecorded(exc: BaseException) -> ServiceUnavailable:
+    """The error a request gets when its ledger record could not be made durable (fail closed: 503)."""
     return ServiceUnavailable(f"the ledger cannot record the request: {exc}", code="ledger_unavailable")

@@ -119,7 +119,12 @@ def defer(
 
 def carry(ctx: RequestContext, carrier: Carrier) -> None:
     """Have the request's deferred writes committed with `carrier`'s (before the loop turn ends)."""
-    rider: Rider | None = ctx.notes.get(RIDERS)
+    ride(ctx.notes.get(RIDERS), carrier)
+
+
+def ride(rider: Rider | None, carrier: Carrier) -> None:
+    """Have `rider`'s queued writes committed with `carrier`'s from now on (before the loop turn ends), for a
+    caller without a pipeline context (the MCP gateway's tool calls)."""
     if rider is not None and rider.carrier is not carrier and carrier.carrying:
         carrier.carry(rider)
 
