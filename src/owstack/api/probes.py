@@ -93,7 +93,8 @@ class _ProbeConnection(asyncio.Protocol):
         self.owner = owner
         self.transport: asyncio.Transport | None = None
         self.counted = False
-        self.head = bytearray()
+        #: the request's head so far (None once it is in: one request per connection)
+        self.head: bytearray | None = bytearray()
         self.timers: list[asyncio.TimerHandle] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -131,17 +132,18 @@ class _ProbeConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing() or self.head is None:
             return
-        self.head += data
-        end = self.head.find(b"\r\n\r\n")
+        head = self.head
+        head += data
+        end = head.find(b"\r\n\r\n")
         if end < 0:
-            if len(self.head) > PROBE_MAX_HEAD:
+            if len(head) > PROBE_MAX_HEAD:
                 transport.write(answer(431, "the request's header is too large", "header_too_large"))
                 transport.close()
             return
         self.timers.pop(0).cancel()  # the head arrived
         transport.pause_reading()
-        lines = bytes(self.head[:end]).split(b"\r\n")
-        self.head = bytearray()
+        lines = bytes(head[:end]).split(b"\r\n")
+        self.head = None
         parts = lines[0].split(b" ")
         if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
             transport.write(answer(400, "malformed HTTP request", "bad_http_request"))
