@@ -83,3 +83,31 @@ def test_the_probe_listener_has_a_small_cap_and_a_short_timeout(fake_upstream: P
             s.sendall(b"GET /readyz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
             answer = read_all(s)
         assert answer.startswith(b"HTTP/1.1 200 ") and b"connection: close" in answer
+
+
+def test_with_several_workers_each_binds_the_probe_port(fake_upstream: Proc, tmp_path: Path) -> None:
+    """`--workers 2`: both workers bind the probe port (SO_REUSEPORT); every probe is answered, and /metrics is
+    the sum of both workers, whichever answers."""
+    port = free_port()
+    cfg = config(tmp_path, fake_upstream)
+    cfg["server"]["workers"] = 2
+    with gateway(tmp_path, cfg, probe_port=port) as gw:
+        deadline = time.monotonic() + 60  # the second worker may start after the first is ready
+        while gw.log().count("(/healthz, /readyz, /metrics)") < 2:
+            assert time.monotonic() < deadline, gw.log()
+            time.sleep(0.1)
+        for _ in range(4):
+            assert httpx.post(gw.base_url + "/chat/completions", json=BODY, timeout=60).status_code == 200
+        deadline = time.monotonic() + 60  # a worker's numbers reach the others within a flush interval
+        while requests(port) != 4:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        for _ in range(20):  # then every answer, from either worker, is the sum of both
+            assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=60).status_code == 200
+            assert requests(port) == 4
+
+
+def requests(port: int) -> float:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=60).text
+    lines = [line for line in text.splitlines() if line.startswith("owstack_requests_total{")]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
