@@ -128,9 +128,15 @@ class Served:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.gateway.startup()
-                    await self._start_probes()
                 except Exception as exc:
                     log.error("start-up failed: %s", exc)
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                try:
+                    await self._start_probes()
+                except OSError as exc:  # the port is taken, or the address is not this machine's
+                    log.error("start-up failed: the probe port cannot be opened: %s", exc)
+                    await self.gateway.shutdown()
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 self._install_signals()
