@@ -20,7 +20,10 @@ Per connection, on top of uvicorn's own protocol (`server.limits`, api/limits.py
   counted as it arrives); what the parser refuses is a JSON 400 saying why, in the API's shape;
 * idle timeout: uvicorn's keep-alive timeout (`idle_timeout_s`) closes connections with nothing in flight;
 * shutdown: idle kept-alive connections linger a second, answering at most one more request (with
-  `connection: close`), instead of being cut under a request a load balancer is sending.
+  `connection: close`), instead of being cut under a request a load balancer is sending;
+* PROXY protocol (`server.proxy_protocol`, `ProxiedHttpToolsProtocol`, api/proxy.py): a connection from a
+  trusted proxy names its client in a header read before HTTP; the per-client cap and the request's client
+  are that client's. The probe listener (api/probes.py) is apart, and `max_connections` leaves it room.
 
 The limits are read from the gateway the server runs (its `config.file.server.limits`), found through the
 loaded ASGI app; the counts live on uvicorn's per-process `ServerState`. Refusals and timeouts are counted
