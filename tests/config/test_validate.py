@@ -120,3 +120,34 @@ def test_a_model_file_that_does_not_match_its_pin_names_both_digests(tmp_path: P
         {"backends": {"e": {"engine": "llamacpp", "model": "m", "model_path": str(model), "sha256": "0" * 64}}}
     )
     assert "backends.e.model_path:" in message and "0" * 64 in message and "sha256 mismatch" in message
+
+
+@pytest.mark.parametrize(
+    ("server", "where", "fragments"),
+    [
+        ({"probe_port": 8000}, {}, ["server.probe_port: 8000", "main listener's port"]),
+        ({"probe_port": 9000}, {"port": 9000}, ["server.probe_port: 9000"]),
+        ({"probe_port": 9001, "probe_host": "no such host.invalid"}, {}, ["server.probe_host:"]),
+    ],
+)
+def test_the_probe_listener_is_checked(server: dict[str, Any], where: dict[str, Any], fragments: list[str]) -> None:
+    text = problems({"backends": {"a": VLLM}, "server": server}, **where)
+    assert all(fragment in text for fragment in fragments), text
+
+
+@pytest.mark.parametrize(
+    ("server", "fragment"),
+    [
+        ({"trusted_proxies": ["10.0.0.0/8", "nope"]}, "'nope' is not an IP address"),
+        ({"proxy_protocol": True}, "proxy_protocol: true needs server.trusted_proxies"),
+    ],
+)
+def test_trusted_proxies_are_checked(server: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        from_dict({"backends": {"a": VLLM}, "server": server})
+    assert fragment in str(info.value)
+
+
+def test_probe_port_and_trusted_proxies_that_pass() -> None:
+    server = {"probe_port": 8001, "trusted_proxies": ["10.1.2.3/8", "::1"], "proxy_protocol": True}
+    validate(from_dict({"backends": {"a": VLLM}, "server": server}))

@@ -131,8 +131,19 @@ def test_probes_security_disruption_budget_autoscaling_and_secrets(helm: Path) -
     kinds = by_kind(render(helm, "secrets.existingSecret=owstack-keys"))
     pod = kinds["Deployment"]["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "probes"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "probes"}
+    assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "probes"}
+    # the probe port (server.probe_port, outside the public connection caps: docs/reliability.md)
+    assert {"name": "probes", "containerPort": 8001, "protocol": "TCP"} in container["ports"]
+    assert {p["name"] for p in kinds["Service"]["spec"]["ports"]} == {"http", "probes"}
+    plain = by_kind(render(helm, "config.server.probe_port=null", "serviceMonitor.enabled=true"))
+    plain_container = plain["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert plain_container["livenessProbe"]["httpGet"]["port"] == "http"
+    assert [p["name"] for p in plain_container["ports"]] == ["http"]
+    assert plain["ServiceMonitor"]["spec"]["endpoints"][0]["port"] == "http"
+    scraped = by_kind(render(helm, "serviceMonitor.enabled=true"))
+    assert scraped["ServiceMonitor"]["spec"]["endpoints"][0]["port"] == "probes"
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 10001
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["envFrom"] == [{"secretRef": {"name": "owstack-keys"}}]

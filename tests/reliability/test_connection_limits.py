@@ -33,12 +33,15 @@ def config(tmp: Path, upstream: Proc, **limits: Any) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def gateway(tmp: Path, cfg: dict[str, Any], nofile: int | None = None) -> Iterator[Proc]:
-    """`owstack serve` on a free port, optionally with a hard limit of `nofile` open files."""
+def gateway(tmp: Path, cfg: dict[str, Any], nofile: int | None = None, probe_port: int | None = None) -> Iterator[Proc]:
+    """`owstack serve` on a free port, optionally with a hard limit of `nofile` open files, and a probe port
+    (`--probe-port`, where it is then awaited)."""
     port = free_port()
     path = tmp / f"owstack-{port}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     argv = ["owstack", "serve", "--port", str(port), "--config", str(path)]
+    if probe_port is not None:
+        argv += ["--probe-port", str(probe_port)]
     code = (
         "import resource, runpy, sys\n"
         + (f"resource.setrlimit(resource.RLIMIT_NOFILE, ({nofile}, {nofile}))\n" if nofile else "")
@@ -49,7 +52,8 @@ def gateway(tmp: Path, cfg: dict[str, Any], nofile: int | None = None) -> Iterat
     proc = spawn([sys.executable, "-c", code], log, cwd=tmp)
     p = Proc(proc, port, log)
     try:
-        wait_http(p.url + "/readyz", proc, log, timeout=90)
+        ready = p.url if probe_port is None else f"http://127.0.0.1:{probe_port}"
+        wait_http(ready + "/readyz", proc, log, timeout=90)
         yield p
     finally:
         p.stop()

@@ -30,6 +30,7 @@ from typing import Any
 
 from owstack.api.gateway import Gateway
 from owstack.api.http import Receive, Scope, Send, send_json
+from owstack.api.probes import ProbeServer
 from owstack.assembly import assemble
 from owstack.config.load import Config, load
 from owstack.config.validate import validate
@@ -42,6 +43,10 @@ PORT_ENV = "OWSTACK_PORT"
 #: with several workers, where they share their Prometheus numbers (a fresh directory per start)
 METRICS_DIR_ENV = "OWSTACK_METRICS_DIR"
 LOG_LEVEL_ENV = "OWSTACK_LOG_LEVEL"
+#: `owstack serve --probe-port`, over `server.probe_port`
+PROBE_PORT_ENV = "OWSTACK_PROBE_PORT"
+#: the number of worker processes (several: they all bind the probe port, with SO_REUSEPORT)
+WORKERS_ENV = "OWSTACK_WORKERS"
 
 log = logging.getLogger("owstack")
 _DRAINING = b'{"status":"not ready","draining":true}'
@@ -50,8 +55,13 @@ _DRAINING = b'{"status":"not ready","draining":true}'
 def read_config() -> Config:
     path = os.environ.get(CONFIG_ENV) or None
     metrics_dir = os.environ.get(METRICS_DIR_ENV)
-    overrides = {"metering": {"metrics_dir": metrics_dir}} if metrics_dir else None
-    return load(path, overrides=overrides)
+    probe_port = os.environ.get(PROBE_PORT_ENV)
+    overrides: dict[str, Any] = {}
+    if metrics_dir:
+        overrides["metering"] = {"metrics_dir": metrics_dir}
+    if probe_port:
+        overrides["server"] = {"probe_port": int(probe_port)}
+    return load(path, overrides=overrides or None)
 
 
 def build(config: Config | None = None) -> Gateway:
@@ -90,6 +100,7 @@ class Served:
         self.reloads = 0
         self._retiring: set[asyncio.Task[None]] = set()
         self._reloading: asyncio.Task[bool] | None = None
+        self._probes: ProbeServer | None = None
 
     @property
     def gateway(self) -> Gateway:
@@ -121,6 +132,13 @@ class Served:
                     log.error("start-up failed: %s", exc)
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                try:
+                    await self._start_probes()
+                except OSError as exc:  # the port is taken, or the address is not this machine's
+                    log.error("start-up failed: the probe port cannot be opened: %s", exc)
+                    await self.gateway.shutdown()
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
                 self._install_signals()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -128,8 +146,25 @@ class Served:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    async def _start_probes(self) -> None:
+        """The operations listener, if `server.probe_port` is set (api/probes.py): after the gateway has
+        started, as the main listener is bound; closed at exit, after it (/readyz there says 503 meanwhile)."""
+        server = self.gateway.config.file.server
+        if server.probe_port is None:
+            return
+        self._probes = ProbeServer(
+            self,
+            host=server.probe_host or os.environ.get(HOST_ENV) or server.host,
+            port=server.probe_port,
+            header_timeout_s=server.limits.header_timeout_s,
+            reuse_port=int(os.environ.get(WORKERS_ENV) or server.workers) > 1,
+        )
+        await self._probes.start()
+
     async def close(self) -> None:
         """Process exit: uvicorn has let the requests finish; close every gateway still open."""
+        if self._probes is not None:
+            await self._probes.close()
         if self._reloading is not None:
             self._reloading.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -20,7 +20,10 @@ Per connection, on top of uvicorn's own protocol (`server.limits`, api/limits.py
   counted as it arrives); what the parser refuses is a JSON 400 saying why, in the API's shape;
 * idle timeout: uvicorn's keep-alive timeout (`idle_timeout_s`) closes connections with nothing in flight;
 * shutdown: idle kept-alive connections linger a second, answering at most one more request (with
-  `connection: close`), instead of being cut under a request a load balancer is sending.
+  `connection: close`), instead of being cut under a request a load balancer is sending;
+* PROXY protocol (`server.proxy_protocol`, `ProxiedHttpToolsProtocol`, api/proxy.py): a connection from a
+  trusted proxy names its client in a header read before HTTP; the per-client cap and the request's client
+  are that client's. The probe listener (api/probes.py) is apart, and `max_connections` leaves it room.
 
 The limits are read from the gateway the server runs (its `config.file.server.limits`), found through the
 loaded ASGI app; the counts live on uvicorn's per-process `ServerState`. Refusals and timeouts are counted
@@ -42,6 +45,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from owstack.api.answers import answer, parse_problem
 from owstack.api.http import BODY_TIMED_OUT
 from owstack.api.limits import ServerLimits
+from owstack.api.probes import probe_fds
+from owstack.api.proxy import BadHeader, Trusted, looks_like, parse
 
 log = logging.getLogger("owstack.server")
 
@@ -74,9 +79,20 @@ def open_fds() -> int:
 class Guard:
     """The process's connection accounting (one per uvicorn `ServerState`)."""
 
-    def __init__(self, limits: ServerLimits, *, fd_soft: int, fds_at_start: int) -> None:
+    def __init__(
+        self,
+        limits: ServerLimits,
+        *,
+        fd_soft: int,
+        fds_at_start: int,
+        trusted: Trusted | None = None,
+        probe_fds: int = 0,
+    ) -> None:
         self.limits = limits
-        by_fds = fd_soft - limits.fd_reserve - fds_at_start
+        #: `server.trusted_proxies`: the peers whose PROXY header is read (ProxiedHttpToolsProtocol)
+        self.trusted = trusted if trusted is not None else Trusted(())
+        # the probe listener's connections (api/probes.py) come out of the clients' share, never the reserve
+        by_fds = fd_soft - limits.fd_reserve - fds_at_start - probe_fds
         self.max_connections = max(1, min(limits.max_connections, by_fds))
         if by_fds < limits.max_connections:
             log.info(
@@ -99,19 +115,29 @@ class Guard:
         self.timed_out = 0
         self._logged_at = 0.0
 
-    def admit(self, client: str) -> str | None:
-        """Count a new connection in, or say why it is refused."""
+    def admit(self, client: str | None) -> str | None:
+        """Count a new connection in, or say why it is refused. `client` None: its client is not known yet
+        (a PROXY header will say), only the total is checked; `admit_client` counts it once known."""
         if self.open >= self.max_connections:
-            return self._refuse(f"the gateway holds its maximum of {self.max_connections} connections")
+            return self.refuse(f"the gateway holds its maximum of {self.max_connections} connections")
+        if client is not None:
+            refused = self.admit_client(client)
+            if refused is not None:
+                return refused
+        self.open += 1
+        return None
+
+    def admit_client(self, client: str) -> str | None:
         held = self.per_client.get(client, 0)
         if held >= self.limits.max_connections_per_client:
-            return self._refuse(f"client {client} holds {held} connections, its maximum")
-        self.open += 1
+            return self.refuse(f"client {client} holds {held} connections, its maximum")
         self.per_client[client] = held + 1
         return None
 
-    def release(self, client: str) -> None:
+    def release(self, client: str | None) -> None:
         self.open -= 1
+        if client is None:
+            return
         held = self.per_client.get(client, 0) - 1
         if held > 0:
             self.per_client[client] = held
@@ -162,12 +188,12 @@ class Guard:
         busy = self.waiting or self.bodies or self.stalled
         self._sweeper = loop.call_later(self._interval(), self._sweep, loop) if busy else None
 
-    def _refuse(self, why: str) -> str:
+    def refuse(self, why: str, what: str = "refusing new connections") -> str:
         self.refused += 1
         now = time.monotonic()
         if now - self._logged_at >= 60.0:
             self._logged_at = now
-            log.warning("server: refusing new connections: %s (%d refused so far)", why, self.refused)
+            log.warning("server: %s: %s (%d refused so far)", what, why, self.refused)
         return why
 
 
@@ -176,25 +202,33 @@ def guard_of(protocol: HttpToolsProtocol) -> Guard:
     state = protocol.server_state
     guard: Guard | None = getattr(state, "owstack_guard", None)
     if guard is None:
-        limits = _limits_of(protocol.app)
-        guard = Guard(limits, fd_soft=resource.getrlimit(resource.RLIMIT_NOFILE)[0], fds_at_start=open_fds())
+        server = _server_of(protocol.app)
+        limits = server.limits if server is not None else ServerLimits()
+        guard = Guard(
+            limits,
+            fd_soft=resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+            fds_at_start=open_fds(),
+            trusted=Trusted(server.trusted_proxies if server is not None else ()),
+            probe_fds=probe_fds(server.probe_port if server is not None else None),
+        )
         state.owstack_guard = guard  # type: ignore[attr-defined]
     return guard
 
 
-def _limits_of(app: Any) -> ServerLimits:
-    """`server.limits` of the gateway uvicorn serves: found through uvicorn's middleware (`.app`) and
-    owstack's reloadable wrapper (`.gateway`, api/app.py). Defaults, with a warning, for any other app."""
+def _server_of(app: Any) -> Any:
+    """The `server` section of the gateway uvicorn serves: found through uvicorn's middleware (`.app`) and
+    owstack's reloadable wrapper (`.gateway`, api/app.py). None, with a warning, for any other app (the
+    limits are then the defaults)."""
     todo, seen = [app], 0
     while todo and seen < 16:
         obj = todo.pop()
         seen += 1
-        limits = getattr(getattr(getattr(getattr(obj, "config", None), "file", None), "server", None), "limits", None)
-        if isinstance(limits, ServerLimits):
-            return limits
+        server = getattr(getattr(getattr(obj, "config", None), "file", None), "server", None)
+        if isinstance(getattr(server, "limits", None), ServerLimits):
+            return server
         todo += [inner for inner in (getattr(obj, "app", None), getattr(obj, "gateway", None)) if inner is not None]
     log.warning("server: no owstack gateway found in the served app; connection limits are the defaults")
-    return ServerLimits()
+    return None
 
 
 #: how long an idle kept-alive connection stays open once the server shuts down (see `shutdown`)
@@ -206,7 +240,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     _guard: Guard | None = None
     _admitted = False
-    _client_key = ""
+    #: the client address the connection is counted under (None: not known yet, see ProxiedHttpToolsProtocol)
+    _client_key: str | None = ""
     _closing: asyncio.TimerHandle | None = None
     #: bytes of a request head received so far while it is incomplete
     _head_bytes = 0
@@ -222,15 +257,21 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         guard = self._guard = guard_of(self)
-        self._client_key = self.client[0] if self.client else ""
-        refused = guard.admit(self._client_key)
+        self._admit(guard, self.client[0] if self.client else "")
+
+    def _admit(self, guard: Guard, client: str | None) -> None:
+        self._client_key = client
+        refused = guard.admit(client)
         if refused is not None:
-            message = f"too many connections: {refused}; retry shortly"
-            transport.write(answer(503, message, "too_many_connections", kind="server_error"))
-            transport.close()
+            self._too_many(refused)
             return
         self._admitted = True
         guard.expect_header(self)
+
+    def _too_many(self, refused: str) -> None:
+        message = f"too many connections: {refused}; retry shortly"
+        self.transport.write(answer(503, message, "too_many_connections", kind="server_error"))
+        self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._closing is not None:
@@ -380,3 +421,86 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         message = "the request's body stopped arriving; send it whole within server.limits.body_timeout_s"
         self.transport.write(answer(408, message, "request_timeout", url=self._url))
         self.transport.close()
+
+
+class ProxiedHttpToolsProtocol(GuardedHttpToolsProtocol):
+    """The guarded protocol for `server.proxy_protocol: true` (owstack serve picks it; without the setting
+    the plain one runs and pays nothing for this). A connection from a peer in `server.trusted_proxies`
+    must begin with a PROXY header (v1 or v2, api/proxy.py), read before httptools sees a byte, within the
+    header timeout: it is counted in the total at once, and under the client the header names once it
+    has arrived (503 if that client holds its share); the request's `client` is that client (the audit
+    log, the logs). Anything else from a trusted peer (plain HTTP included) closes the connection, and so
+    does a PROXY header from any other peer (never trusted): both counted as refused. A peer that is not
+    trusted is otherwise served as a direct client, its own address counted."""
+
+    #: a trusted peer's PROXY header, as received so far (None: nothing more to read before HTTP)
+    _preface: bytearray | None = None
+    #: an untrusted peer's first bytes are yet to be checked for a PROXY header
+    _sniff = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        HttpToolsProtocol.connection_made(self, transport)
+        guard = self._guard = guard_of(self)
+        peer = self.client[0] if self.client else ""
+        if peer not in guard.trusted:
+            self._sniff = True
+            self._admit(guard, peer)
+            return
+        self._preface = bytearray()
+        self._admit(guard, None)  # the total now; the client once its header names it
+
+    def data_received(self, data: bytes) -> None:
+        if self._preface is not None:
+            data = self._read_preface(data)
+            if not data:
+                return
+        elif self._sniff:
+            self._sniff = False
+            if looks_like(data):
+                self._drop(f"a PROXY header from {self.client[0] if self.client else '?'}, not a trusted proxy")
+                return
+        super().data_received(data)
+
+    def _read_preface(self, data: bytes) -> bytes:
+        """The bytes after the PROXY header once it is complete (b"" until then, or once refused)."""
+        buf = self._preface
+        guard = self._guard
+        if buf is None or guard is None or self.transport.is_closing():
+            return b""
+        buf += data
+        try:
+            parsed = parse(buf)
+        except BadHeader as exc:
+            self._drop(f"{exc} (from the trusted proxy {self.client[0] if self.client else '?'})")
+            return b""
+        if parsed is None:
+            return b""
+        used, source = parsed
+        self._preface = None
+        if source is not None:
+            self.client = source
+        client = self.client[0] if self.client else ""
+        refused = guard.admit_client(client)
+        if refused is not None:
+            self._admitted = False
+            guard.release(None)
+            guard.waiting.pop(self, None)
+            self._too_many(refused)
+            return b""
+        self._client_key = client
+        return bytes(buf[used:])
+
+    def _drop(self, why: str) -> None:
+        self._preface = None
+        if self._guard is not None:
+            self._guard.refuse(why, "closed a connection")
+        self.transport.close()
+
+    def header_timed_out(self) -> None:
+        if self._preface is None:
+            super().header_timed_out()
+            return
+        if not self.transport.is_closing() and self._guard is not None:  # no PROXY header in time: no answer
+            self._guard.timed_out += 1
+            self._preface = None
+            self.transport.close()

@@ -28,6 +28,13 @@ def serve(
     port: int | None = typer.Option(
         None, min=0, max=65535, help="Port (0: any free one). [default: server.port, else 8000]"
     ),
+    probe_port: int | None = typer.Option(
+        None,
+        min=0,
+        max=65535,
+        help="Port of the operations listener: /healthz, /readyz, /metrics only, outside the connection caps. "
+        "[default: server.probe_port, else none]",
+    ),
     workers: int | None = typer.Option(None, min=1, max=64, help="Worker processes. [default: server.workers, else 1]"),
     log_level: LogLevel | None = typer.Option(None, help="Log level. [default: server.log_level, else info]"),
 ) -> None:
@@ -38,7 +45,8 @@ def serve(
     from owstack.config.load import load
     from owstack.config.validate import validate
 
-    cfg = load(config)  # a ConfigError becomes one `error:` line and exit 2 (cli.common.RootGroup)
+    overrides = {"server": {"probe_port": probe_port}} if probe_port is not None else None
+    cfg = load(config, overrides=overrides)  # a ConfigError becomes one `error:` line and exit 2 (cli.common.RootGroup)
     server = cfg.file.server
     host = host or server.host
     port = server.port if port is None else port
@@ -52,6 +60,11 @@ def serve(
     os.environ["OWSTACK_HOST"] = host
     os.environ["OWSTACK_PORT"] = str(port)
     os.environ["OWSTACK_LOG_LEVEL"] = level
+    os.environ["OWSTACK_WORKERS"] = str(workers)
+    if probe_port is not None:
+        os.environ["OWSTACK_PROBE_PORT"] = str(probe_port)
+    else:
+        os.environ.pop("OWSTACK_PROBE_PORT", None)
     if workers > 1 and not cfg.file.metering.metrics_dir:
         import tempfile
 
@@ -61,12 +74,20 @@ def serve(
 
     typer.echo(
         f"owstack: serving {cfg.source} on http://{_hostport(host, port)} "
-        f"({workers} worker{'s' if workers > 1 else ''})",
+        f"({workers} worker{'s' if workers > 1 else ''})"
+        + (
+            f"; probes on http://{_hostport(server.probe_host or host, server.probe_port)}"
+            if server.probe_port is not None
+            else ""
+        ),
         err=True,
     )
-    from owstack.api.server import GuardedHttpToolsProtocol, raise_fd_limit
+    from owstack.api.proxy import Trusted
+    from owstack.api.server import GuardedHttpToolsProtocol, ProxiedHttpToolsProtocol, raise_fd_limit
 
     raise_fd_limit()  # connection limits and the file-descriptor reserve: owstack.api.server
+    # X-Forwarded-For and a PROXY header are believed from `server.trusted_proxies` only (none: from no one)
+    trusted = Trusted(server.trusted_proxies).as_uvicorn()
     uvicorn.run(
         "owstack.api.app:create_app",
         factory=True,
@@ -74,7 +95,9 @@ def serve(
         port=port,
         workers=workers,
         loop="uvloop",
-        http=GuardedHttpToolsProtocol,
+        http=ProxiedHttpToolsProtocol if server.proxy_protocol else GuardedHttpToolsProtocol,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
         timeout_keep_alive=cfg.file.server.limits.idle_timeout_s,  # type: ignore[arg-type]
         lifespan="on",
         access_log=False,

@@ -8,6 +8,7 @@ layers, MCP servers and tenants) are checked in one place, `config/references.py
 from __future__ import annotations
 
 import re
+from ipaddress import ip_network
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -65,6 +66,33 @@ class ServerSection(Section):
     #: then in-flight requests, streams included, get this long to finish (also: the previous
     #: configuration's requests after a reload on SIGHUP)
     shutdown_grace_s: Annotated[float, Field(gt=0, le=3600)] = 25.0
+    #: a second listener serving only GET /healthz, /readyz and /metrics (the same answers), outside the
+    #: public listener's connection caps, for probes and scrapers (owstack.api.probes); null: none
+    probe_port: Annotated[int, Field(ge=0, le=65535)] | None = None
+    #: its address (null: `host`, the main listener's)
+    probe_host: str | None = None
+    #: addresses or networks (CIDR) of the proxies in front of the gateway: X-Forwarded-For is honoured from
+    #: them only, and so is a PROXY protocol header; empty: from no one (the client is the TCP peer)
+    trusted_proxies: tuple[str, ...] = ()
+    #: connections from a trusted proxy begin with a PROXY protocol header (v1 or v2, HAProxy's spec), which
+    #: gives the real client's address to the per-client cap, the audit log and the logs (owstack.api.proxy)
+    proxy_protocol: bool = False
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for item in v:
+            try:
+                ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (such as 10.0.0.0/8)") from None
+        return v
+
+    @model_validator(mode="after")
+    def _proxy_protocol_needs_proxies(self) -> ServerSection:
+        if self.proxy_protocol and not self.trusted_proxies:
+            raise ValueError("proxy_protocol: true needs server.trusted_proxies (the proxies that send the header)")
+        return self
 
 
 class StorageSection(Section):

@@ -70,6 +70,10 @@ def validate(config: Config, *, host: str | None = None, port: int | None = None
     if not 0 <= port <= 65535:
         problems.append(f"server.port: {port} is not a port; use 1-65535 (0 picks a free one)")
     problems += _listen_host(host)
+    if server.probe_host is not None:
+        problems += [p.replace("server.host", "server.probe_host") for p in _listen_host(server.probe_host)]
+    if server.probe_port and server.probe_port == port:
+        problems.append(f"server.probe_port: {port} is the main listener's port too; give the probes another")
     problems += _secrets(config)
     problems += _backends(config, host, port)
     problems += _costs(config)
