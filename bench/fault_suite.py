@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "src")]
 
 import httpx  # noqa: E402
-import psycopg  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
-from psycopg import sql  # noqa: E402
 
 from owstack import storage  # noqa: E402
 from owstack.metering.journal import catch_up  # noqa: E402
@@ -49,8 +47,8 @@ from procs import Proc, run_gateway, run_upstream  # noqa: E402
 from reliability.fuzz import HEADS, RICH, bodies, planted  # noqa: E402
 from reliability.load import Load  # noqa: E402
 from reliability.tcpproxy import TcpProxy  # noqa: E402
+from scratch_db import pg_database  # noqa: E402
 
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5"
 Scenario = Callable[["Run"], dict[str, Any]]
 
 
@@ -77,20 +75,6 @@ class Run:
 
     def sqlite(self) -> str:
         return f"sqlite:///{self.tmp / 'owstack.db'}"
-
-
-@contextlib.contextmanager
-def pg_database() -> Iterator[str]:
-    name = f"owstack_faults_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
-    try:
-        yield url
-    finally:
-        storage.dispose(url)
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def ledger_ids(url: str) -> set[str]:
@@ -153,7 +137,7 @@ def replica_faults(run: Run) -> dict[str, Any]:
 
 def pg_fault(kind: str) -> Scenario:
     def scenario(run: Run) -> dict[str, Any]:
-        with pg_database() as url:
+        with pg_database("owstack_faults") as url:
             proxy = TcpProxy(("127.0.0.1", 5432)).start()
             via = url.replace("127.0.0.1:5432", proxy.url_host)
             key, _ = KeyStore(url).create("acme")

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from owstack import storage
 from owstack.mcp.content import check_arguments, check_result, definition_findings, poisoned
 from owstack.mcp.pins import APPROVED, PENDING, SUPERSEDED, PinNotFound, PinStore, canonical, digest_of
 from owstack.mcp.policy import allowed
+from scratch_db import pg_database
 
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5"
 TOOL = {"name": "read", "description": "Read a file.", "inputSchema": {"type": "object"}, "_meta": {"x": 1}}
 
 
@@ -26,16 +23,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield url
         storage.dispose(url)
         return
-    name = f"owstack_test_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
-    try:
+    with pg_database() as url:
         yield url
-    finally:
-        storage.dispose(url)
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def test_pin_lifecycle(db_url: str) -> None:

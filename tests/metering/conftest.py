@@ -2,41 +2,21 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from metering_helpers import TcpProxy
-from psycopg import sql
 
 from owstack import storage
-
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5"
-
-
-def _create_pg() -> tuple[str, str]:
-    name = f"owstack_test_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return name, f"postgresql://postgres@127.0.0.1:5432/{name}"
-
-
-def _drop_pg(name: str) -> None:
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+from scratch_db import pg_database
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A PostgreSQL database of the test's own (owstack_test_<uuid>), dropped afterwards."""
-    name, url = _create_pg()
-    try:
+    with pg_database() as url:
         yield url
-    finally:
-        storage.dispose(url)
-        _drop_pg(name)
 
 
 @pytest.fixture

@@ -3,22 +3,18 @@ the test can pause (a partition) or cut (an outage), and gateway configs that us
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import sqlalchemy as sa
-from psycopg import sql
 
 from owstack import storage
 from owstack.metering.journal import catch_up
 from reliability.tcpproxy import TcpProxy
-
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5"
+from scratch_db import pg_database
 
 
 @dataclass
@@ -32,20 +28,14 @@ class Database:
 
 @pytest.fixture
 def pg_behind_proxy() -> Iterator[Database]:
-    name = f"owstack_test_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
-    proxy = TcpProxy(("127.0.0.1", 5432)).start()
-    via = url.replace("127.0.0.1:5432", proxy.url_host)
-    try:
-        yield Database(url, via, proxy)
-    finally:
-        proxy.close()
-        storage.dispose(url)
-        storage.dispose(via)
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with pg_database() as url:
+        proxy = TcpProxy(("127.0.0.1", 5432)).start()
+        via = url.replace("127.0.0.1:5432", proxy.url_host)
+        try:
+            yield Database(url, via, proxy)
+        finally:
+            proxy.close()
+            storage.dispose(via)
 
 
 def gateway_config(tmp: Path, upstream_url: str, storage_url: str, **extra: Any) -> dict[str, Any]:
@@ -66,16 +56,8 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'owstack.db'}"
         return
-    name = f"owstack_test_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
-    try:
+    with pg_database() as url:
         yield url
-    finally:
-        storage.dispose(url)
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def ledger_ids(url: str) -> set[str]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import signal
 import time
-import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,36 +22,16 @@ from typing import Any
 
 import httpx
 import orjson
-import psycopg
 import pytest
 import sqlalchemy as sa
-from psycopg import sql
 
 from owstack import storage
 from procs import Proc, run_gateway, run_gateways, run_upstream
 
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5"
 LEASE_S = 3.0
 JSON_TYPE = {"content-type": "application/json"}
 #: the layers' backends: the fake upstream answers after this many seconds
 SLOW = {"coding": "slow-60", "multimodal": "slow-8", "edge": "slow-1"}
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'owstack.db'}"
-        return
-    name = f"owstack_test_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
-    try:
-        yield url
-    finally:
-        storage.dispose(url)
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="module")
@@ -131,42 +110,42 @@ def stored(url: str, rid: str) -> dict[str, Any]:
 
 
 def test_a_response_whose_gateway_was_killed_reads_failed_once_its_lease_ran_out(
-    db_url: str, fake_upstream: Proc, tmp_path: Path
+    ledger_url: str, fake_upstream: Proc, tmp_path: Path
 ) -> None:
-    cfg = config(fake_upstream, db_url)
+    cfg = config(fake_upstream, ledger_url)
     with run_gateway(tmp_path, cfg) as gw:
         rid = start(gw, fake_upstream, "coding")
         gw.proc.send_signal(signal.SIGKILL)
         gw.proc.wait(30)
-    assert stored(db_url, rid)["status"] == "in_progress"  # nobody left to end it
+    assert stored(ledger_url, rid)["status"] == "in_progress"  # nobody left to end it
     with run_gateway(tmp_path, cfg) as again:
         body = ended(again, rid)
         items = httpx.get(f"{again.base_url}/responses/{rid}/input_items", timeout=30)
     assert body["status"] == "failed", body
     assert body["error"]["code"] == "server_error" and "stopped before it finished" in body["error"]["message"]
     assert items.status_code == 200 and [i["role"] for i in items.json()["data"]] == ["user"], items.text
-    assert stored(db_url, rid)["status"] == "failed"  # stored so, not only answered so
+    assert stored(ledger_url, rid)["status"] == "failed"  # stored so, not only answered so
 
 
 def test_sigterm_lets_a_response_end_within_the_grace_and_fails_one_that_does_not_as_shutdown(
-    db_url: str, fake_upstream: Proc, tmp_path: Path
+    ledger_url: str, fake_upstream: Proc, tmp_path: Path
 ) -> None:
-    cfg = config(fake_upstream, db_url, shutdown_grace_s=6)
+    cfg = config(fake_upstream, ledger_url, shutdown_grace_s=6)
     with run_gateway(tmp_path, cfg) as gw:
         long = start(gw, fake_upstream, "coding")  # 60 s: longer than the grace
         short = start(gw, fake_upstream, "edge")  # 1 s: within it
         gw.proc.send_signal(signal.SIGTERM)
         assert gw.proc.wait(60) in (0, -signal.SIGTERM), gw.log()  # uvicorn re-raises the signal it caught
-    cut, done = stored(db_url, long), stored(db_url, short)
+    cut, done = stored(ledger_url, long), stored(ledger_url, short)
     assert cut["status"] == "failed" and cut["error"]["code"] == "shutdown", cut
     assert "shut down" in cut["error"]["message"]
     assert done["status"] == "completed" and done["output"][0]["content"][0]["text"] == "hello from slow-1", done
 
 
 def test_a_cancel_or_delete_sent_to_another_replica_stops_the_response(
-    db_url: str, fake_upstream: Proc, tmp_path: Path
+    ledger_url: str, fake_upstream: Proc, tmp_path: Path
 ) -> None:
-    with run_gateways(tmp_path, config(fake_upstream, db_url), 2) as (owner, other):
+    with run_gateways(tmp_path, config(fake_upstream, ledger_url), 2) as (owner, other):
         rid = start(owner, fake_upstream, "coding")
         r = httpx.post(f"{other.base_url}/responses/{rid}/cancel", headers=JSON_TYPE, timeout=30)
         assert r.status_code == 200 and r.json()["status"] == "in_progress", r.text  # the row as it is, for now
@@ -183,10 +162,10 @@ def test_a_cancel_or_delete_sent_to_another_replica_stops_the_response(
 
 
 def test_reads_on_another_replica_never_fail_a_response_whose_owner_is_alive(
-    db_url: str, fake_upstream: Proc, tmp_path: Path
+    ledger_url: str, fake_upstream: Proc, tmp_path: Path
 ) -> None:
     """8 s of work, more than two leases: the other replica reads it all along, then reads it completed."""
-    with run_gateways(tmp_path, config(fake_upstream, db_url), 2) as (owner, other):
+    with run_gateways(tmp_path, config(fake_upstream, ledger_url), 2) as (owner, other):
         rid = start(owner, fake_upstream, "multimodal")
         seen = set()
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from scratch_db import pg_database
+
 REDIS_URL = "redis://127.0.0.1:6379/0"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -31,18 +33,8 @@ def redis_prefix() -> Iterator[str]:
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    import psycopg
-
-    name = f"owstack_scale_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
-    yield url
-    from owstack.storage import dispose
-
-    dispose(url)
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with pg_database("owstack_scale") as url:
+        yield url
 
 
 class Replicas:

@@ -3,7 +3,6 @@ database of its own per test, dropped afterwards), config files, and the CLI app
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+import scratch_db
 
 CONFIG: dict[str, Any] = {
     "backends": {
@@ -52,23 +51,11 @@ CONFIG: dict[str, Any] = {
 
 
 def pg_create() -> str:
-    import psycopg
-
-    name = f"owstack_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql://postgres@127.0.0.1:5432/{name}"
+    return scratch_db.create()
 
 
 def pg_drop(url: str) -> None:
-    import psycopg
-
-    from owstack.storage import dispose
-
-    dispose(url)
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    scratch_db.drop(url)
 
 
 @pytest.fixture
