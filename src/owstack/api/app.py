@@ -50,6 +50,8 @@ WORKERS_ENV = "OWSTACK_WORKERS"
 
 log = logging.getLogger("owstack")
 _DRAINING = b'{"status":"not ready","draining":true}'
+#: how long a retired configuration waits for the requests it cut to record themselves before it closes
+CUT_WAIT_S = 10.0
 
 
 def read_config() -> Config:
@@ -87,7 +89,8 @@ class Live:
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.inflight = 0
+        #: the tasks of the requests in flight (a retired gateway cuts those still running after the grace)
+        self.inflight: set[asyncio.Task[Any]] = set()
         self.retired = False
         self.done = asyncio.Event()
 
@@ -112,12 +115,14 @@ class Served:
                 await send_json(send, 503, _DRAINING, [])
                 return
             live = self.live
-            live.inflight += 1
+            task = asyncio.current_task()
+            assert task is not None
+            live.inflight.add(task)
             try:
                 await live.gateway(scope, receive, send)
             finally:
-                live.inflight -= 1
-                if live.retired and live.inflight == 0:
+                live.inflight.discard(task)
+                if live.retired and not live.inflight:
                     live.done.set()
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
@@ -197,10 +202,10 @@ class Served:
             return False
         old, self.live = self.live, Live(new)
         old.retired = True
-        if old.inflight == 0:
+        if not old.inflight:
             old.done.set()
         self.reloads += 1
-        log.warning("configuration reloaded; %d request(s) in flight finish on the previous one", old.inflight)
+        log.warning("configuration reloaded; %d request(s) in flight finish on the previous one", len(old.inflight))
         task = asyncio.get_running_loop().create_task(self._retire(old), name="owstack-retire")
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
@@ -212,7 +217,13 @@ class Served:
         try:
             await asyncio.wait_for(old.done.wait(), grace)
         except TimeoutError:
-            log.warning("%d request(s) of the previous configuration still running after %.0f s", old.inflight, grace)
+            # As at SIGTERM: those still running are cut (a 503 `shutdown`, or a stream's error event, recorded
+            # as cut) while the previous configuration's ledger and audit log are still open to record them.
+            log.warning("%d request(s) of the previous configuration cut after %.0f s", len(old.inflight), grace)
+            for task in list(old.inflight):
+                task.cancel()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(old.done.wait(), CUT_WAIT_S)
         await old.gateway.shutdown()
 
     def _reload_soon(self) -> None:

@@ -75,7 +75,17 @@ async def handle(
         await _send_error(gw, wire, ctx, send, exc)
     except asyncio.CancelledError:
         if not watch.fired:
-            raise  # shutdown before anything was sent: the server answers or closes
+            if ctx.owned or run.finished:
+                raise  # its owner cancelled it (and settles it), or the records are being made: nothing to say
+            # The server cut the request (the shutdown grace is over, or a retired configuration's): answer so,
+            # and record it as cut (503), not as the 200 the finally below would have recorded.
+            uncancel()
+            cut = ServiceUnavailable("the gateway is shutting down; the request was cut", code="shutdown")
+            run.fail(cut)
+            log.warning("request %s: cut at shutdown", ctx.request_id)
+            await run.finish()
+            await _send_error(gw, wire, ctx, send, cut)
+            return
         uncancel()
         ctx.client_disconnected = True
         ctx.status = CLIENT_CLOSED

@@ -195,7 +195,7 @@ async def _create_background(
     queued = encode.response(ctx, turn, status="queued", output=[], with_usage=False)
     await wire.store.put(ctx.tenant, queued, turn.input_items)
     rid = queued["id"]
-    inner = RequestContext(request_id=ctx.request_id, headers=ctx.headers, client=ctx.client)
+    inner = RequestContext(request_id=ctx.request_id, headers=ctx.headers, client=ctx.client, owned=True)
     background.run(rid, _run(gw, wire, inner, scope, body, ctx.tenant, queued, turn))
     await send_json(send, 200, orjson.dumps(queued), [(b"x-request-id", ctx.request_id.encode())])
 

@@ -87,6 +87,9 @@ class RequestContext:
     output_text: list[str] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     client_disconnected: bool = False
+    #: run in a task of the gateway's own (a background response): a cancel comes from that task's owner,
+    #: which records the outcome, not from the server cutting a client's request at shutdown
+    owned: bool = False
 
     # outcome
     status: int = 200
