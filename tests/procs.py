@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,3 +156,15 @@ def run_gateways(tmp: Path, config: dict[str, Any] | None, n: int, **kwargs: Any
 def upstream_backend(upstream: Proc, model: str, **extra: Any) -> dict[str, Any]:
     """A `backends:` entry pointing at the fake upstream with behaviour `model`."""
     return {"engine": "vllm", "url": upstream.base_url, "model": model, "jurisdiction": "local", **extra}
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    """Poll `check` until it returns something true (returned); AssertionError naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened within {timeout:.0f} s: {what}")
+        time.sleep(0.05)

@@ -27,8 +27,8 @@ import httpx
 import pytest
 import yaml
 
-from procs import Proc, run_gateway, run_upstream
-from reliability.test_background_responses import LEASE_S, config, get, start, stored, upstream_calls, wait_for
+from procs import Proc, run_gateway, run_upstream, wait_for
+from reliability.test_background_responses import LEASE_S, config, get, start, stored, upstream_calls
 
 
 @pytest.fixture(scope="module")

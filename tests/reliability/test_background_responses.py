@@ -14,9 +14,8 @@ The lease is 3 s (a heartbeat every second); every wait is on a condition, with 
 from __future__ import annotations
 
 import signal
-import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ import pytest
 import sqlalchemy as sa
 
 from owstack import storage
-from procs import Proc, run_gateway, run_gateways, run_upstream
+from procs import Proc, run_gateway, run_gateways, run_upstream, wait_for
 
 LEASE_S = 3.0
 JSON_TYPE = {"content-type": "application/json"}
@@ -56,17 +55,6 @@ def config(upstream: Proc, url: str, **server: Any) -> dict[str, Any]:
         "responses": {"background_lease_s": LEASE_S},
         "server": {"shutdown_grace_s": 2, **server},  # a gateway stopped by the test cuts its responses soon
     }
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never happened within {timeout:.0f} s: {what}")
-        time.sleep(0.1)
 
 
 def upstream_calls(upstream: Proc, model: str) -> int:

@@ -21,9 +21,9 @@ import sqlalchemy as sa
 
 from owstack import storage
 from owstack.metering.journal import catch_up
-from procs import Proc, run_gateway, run_upstream, upstream_backend
+from procs import Proc, run_gateway, run_upstream, upstream_backend, wait_for
 from reliability.test_background_reload import reload
-from reliability.test_background_responses import upstream_calls, wait_for
+from reliability.test_background_responses import upstream_calls
 
 BODY = {"model": "edge", "messages": [{"role": "user", "content": "hi"}]}
 

@@ -9,7 +9,6 @@ import json
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from procs import Proc, free_port, run_gateway
+from procs import Proc, free_port, run_gateway, wait_for
 
 from .conftest import Replicas
 
@@ -41,14 +40,6 @@ def stream(url: str, model: str, max_tokens: int, key: str | None = None) -> dic
                 for choice in json.loads(line[6:]).get("choices") or []:
                     words.append((choice.get("delta") or {}).get("content") or "")
     return {"status": r.status_code, "text": "".join(words), "done": done, "backend": backend}
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        time.sleep(0.05)
 
 
 def ledger_rows(url: str) -> list[Any]:

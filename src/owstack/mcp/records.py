@@ -29,6 +29,7 @@ from owstack.errors import RateLimited, ServiceUnavailable
 from owstack.mcp.content import Verdict
 from owstack.mcp.metrics import McpMetrics
 from owstack.metering.record import Pending, new_id
+from owstack.storage.durable import ride
 from owstack.types import Usage
 
 if TYPE_CHECKING:
@@ -126,8 +127,6 @@ class Recorder:
         if audit is not None and audit.log is not None and audit.log.started:
             writer = audit.log.writer()
             if durable is not None and self.meter is not None and self.meter.writer is not None:
-                from owstack.storage.durable import ride
-
                 ride(self.meter.writer.wal, writer)  # the log's record is committed with the audit record
             try:
                 await writer.append(self._record(req))
