@@ -9,8 +9,10 @@ What uvicorn runs is `Served`, the current `Gateway` plus the process's operatio
               does not start, is rejected with one error line and the running gateway keeps serving.
     SIGTERM   drain: /readyz answers 503 at once, the listener stays open `server.drain_delay_s` (so a
               load balancer stops sending first), then uvicorn stops accepting and gives requests in
-              flight, streams included, `server.shutdown_grace_s` to finish; the ledger and audit log are
-              flushed when the gateway closes.
+              flight, streams included, `server.shutdown_grace_s` to finish. Those still running then are
+              cut by owstack (before uvicorn's own timeout): a 503 `shutdown` in the API's shape (a stream's
+              error event; on `/mcp` the JSON-RPC error -32068), recorded as cut. The ledger and audit log
+              are flushed when the gateway closes, after those records. A second SIGTERM cuts at once.
 
 With several workers (`--workers N`), SIGHUP goes to uvicorn's supervisor, which replaces each worker by
 a new one (started, and ready, before the old one is stopped): the same reload, one process at a time.
@@ -85,13 +87,15 @@ def create_app() -> Served:
 class Live:
     """A gateway and the requests it is serving (a retired one closes when they are done)."""
 
-    __slots__ = ("done", "gateway", "inflight", "retired")
+    __slots__ = ("cut", "done", "gateway", "inflight", "retired")
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         #: the tasks of the requests in flight (a retired gateway cuts those still running after the grace)
         self.inflight: set[asyncio.Task[Any]] = set()
         self.retired = False
+        #: its requests were cut (once: a second cancel would interrupt the records of the first)
+        self.cut = False
         self.done = asyncio.Event()
 
 
@@ -179,6 +183,11 @@ class Served:
                 await task
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        live = self.live
+        live.retired = True
+        if live.inflight:  # cut (by owstack at the grace's end, or by uvicorn): let them record it first
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(live.done.wait(), CUT_WAIT_S)
         await self.gateway.shutdown()
 
     # -- reload -----------------------------------------------------------------------------------------
@@ -217,11 +226,9 @@ class Served:
         try:
             await asyncio.wait_for(old.done.wait(), grace)
         except TimeoutError:
-            # As at SIGTERM: those still running are cut (a 503 `shutdown`, or a stream's error event, recorded
-            # as cut) while the previous configuration's ledger and audit log are still open to record them.
-            log.warning("%d request(s) of the previous configuration cut after %.0f s", len(old.inflight), grace)
-            for task in list(old.inflight):
-                task.cancel()
+            # As at SIGTERM: those still running are cut while the previous configuration's ledger and audit
+            # log are still open to record them.
+            _cut(old, "of the previous configuration ")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(old.done.wait(), CUT_WAIT_S)
         await old.gateway.shutdown()
@@ -247,11 +254,15 @@ class Served:
             signal.signal(signal.SIGTERM, self._on_term(loop, server_handler))
 
     def _on_term(self, loop: asyncio.AbstractEventLoop, server_handler: Callable[..., Any]) -> Any:
+        def cut() -> None:
+            _cut(self.live, "")
+
         def handle(sig: int, frame: FrameType | None) -> None:
             if self.draining:  # asked twice: stop waiting
-                server_handler(sig, frame)
                 gateway = self.gateway
                 loop.call_soon_threadsafe(lambda: _grace_ends(gateway, loop.time()))
+                loop.call_soon_threadsafe(cut)
+                server_handler(sig, frame)
                 return
             self.draining = True
             server = self.gateway.config.file.server
@@ -263,8 +274,25 @@ class Served:
             ends = delay + server.shutdown_grace_s
             gateway = self.gateway
             loop.call_soon_threadsafe(lambda: _grace_ends(gateway, loop.time() + ends))
+            # The requests' grace ends then too: owstack cuts them itself, at least 0.2 s before uvicorn's own
+            # timeout would (it starts a tick after the listener closes, after a 0.1 s pause), so that every
+            # part (the MCP edge's handlers too) knows a cut from a client's cancel.
+            loop.call_soon_threadsafe(loop.call_later, ends, cut)
 
         return handle
+
+
+def _cut(live: Live, which: str) -> None:
+    """The end of a grace: the requests still running are cut, each answering 503 `shutdown` in its API's shape
+    (a stream: its error event) and recorded as cut (api/handler.py, mcp/lean.py, mcp/handling.py)."""
+    if live.cut:
+        return
+    live.cut = True
+    live.gateway.cut()
+    if live.inflight:
+        log.warning("%d request(s) %scut: still running at the end of the shutdown grace", len(live.inflight), which)
+    for task in list(live.inflight):
+        task.cancel()
 
 
 def _grace_ends(gateway: Gateway, deadline: float) -> None:

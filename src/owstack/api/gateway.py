@@ -234,6 +234,14 @@ class Gateway:
             except Exception:
                 log.exception("closing %s failed", service.name)
 
+    def cut(self) -> None:
+        """The requests in flight are about to be cut (the shutdown grace is over): tell the services that
+        serve requests of their own (the MCP edge), so that they record the cancels that follow as cuts."""
+        for service in self.services:
+            cut = getattr(service, "cut", None)
+            if cut is not None:
+                cut()
+
     def unavailable(self) -> dict[str, str]:
         """The services that cannot serve right now, and why (for /readyz)."""
         problems = {}

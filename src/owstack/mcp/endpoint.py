@@ -17,6 +17,7 @@ parsing and its error codes, body limits and DNS-rebinding checks, is the `mcp` 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -29,18 +30,19 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 
+from owstack.api.disconnect import uncancel
 from owstack.api.http import Receive, Scope, Send, header_dict, send_json
 from owstack.errors import AuthenticationFailed, OwstackError
 from owstack.mcp.catalog import Catalog
 from owstack.mcp.changes import ChangeFeed
-from owstack.mcp.lean import LeanEdge, checked_body
+from owstack.mcp.lean import CUT, CUT_STATUS, LeanEdge, checked_body
 from owstack.mcp.metrics import McpCollector, McpMetrics
 from owstack.mcp.pins import PinStore
 from owstack.mcp.policy import OPEN_TENANT, Caller, policy_for
 from owstack.mcp.records import Recorder
 from owstack.mcp.server import CALLER, build_server
 from owstack.mcp.service import McpService
-from owstack.mcp.sessions import Sessions
+from owstack.mcp.sessions import MESSAGE, Sessions
 from owstack.mcp.upstreams import Upstream
 from owstack.security.egress import EgressPolicy, Resolver, StaticResolver, SystemResolver
 
@@ -151,9 +153,15 @@ class McpEndpoint:
                 except Exception as exc:
                     log.warning("mcp: pins not refreshed: %s", exc)
 
+    def cut(self) -> None:
+        """The gateway is cutting its requests (its shutdown grace is over): record their cancels as cuts."""
+        self.recorder.cutting = True
+
     async def aclose(self) -> None:
+        """The SDK's sessions first (the handlers still running are cut, and recorded so, while their upstreams
+        are still there to cancel the calls), then the upstreams."""
+        self.recorder.cutting = True
         self._stop.set()
-        await asyncio.gather(*(u.aclose() for u in self.upstreams.values()), return_exceptions=True)
         for task in self._tasks:
             try:
                 await asyncio.wait_for(task, 10.0)
@@ -161,6 +169,7 @@ class McpEndpoint:
                 task.cancel()
             except Exception as exc:
                 log.warning("mcp: %s ended with %s", task.get_name(), exc)
+        await asyncio.gather(*(u.aclose() for u in self.upstreams.values()), return_exceptions=True)
 
     async def _changed(self, server: str, kind: str) -> None:
         if self.service is not None:
@@ -200,7 +209,14 @@ class McpEndpoint:
         if rest is None:
             return
         receive = rest
-        await self.sessions.track(self.manager.handle_request, scope, receive, _json_rpc_errors(send), owner, user)
+        sent = _Sent(send)
+        try:
+            await self.sessions.track(self.manager.handle_request, scope, receive, _json_rpc_errors(sent), owner, user)
+        except asyncio.CancelledError:
+            if not self.recorder.cutting:
+                raise
+            uncancel()  # the gateway cut it: answer so (uvicorn's would be a plain-text 500 and a traceback)
+            await sent.cut(scope.get(MESSAGE))
 
     async def authenticate(self, headers: dict[str, str], request_id: str, scope: Scope) -> Caller:
         client = scope.get("client")
@@ -233,6 +249,38 @@ class McpEndpoint:
         if self.section.authorization_servers:
             out["authorization_servers"] = list(self.section.authorization_servers)
         return out
+
+
+class _Sent:
+    """`send` for the SDK's path, noting how far the answer got, so that a request the gateway cuts is answered
+    properly: the JSON-RPC `shutdown` error, as the body of an HTTP 503 before the answer started, or as the
+    last event of the SSE stream that carries the answer; then the body is ended (never a broken chunked
+    encoding, never uvicorn's plain-text 500)."""
+
+    __slots__ = ("ended", "send", "sse", "started")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = self.ended = self.sse = False
+
+    async def __call__(self, message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            self.sse = dict(message.get("headers") or ()).get(b"content-type", b"").startswith(b"text/event-stream")
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.ended = True
+        await self.send(message)
+
+    async def cut(self, message: Any) -> None:
+        request_id = message.get("id") if isinstance(message, dict) else None
+        error = orjson.dumps({"jsonrpc": "2.0", "id": request_id, "error": CUT})
+        with contextlib.suppress(OSError, RuntimeError):  # the connection may be gone too
+            if not self.started:
+                await send_json(self.send, CUT_STATUS, error, [])
+            elif not self.ended:
+                last = self.sse and request_id is not None
+                event = b"event: message\r\ndata: " + error + b"\r\n\r\n" if last else b""
+                await self.send({"type": "http.response.body", "body": event, "more_body": False})
 
 
 def _json_rpc_errors(send: Send) -> Send:

@@ -14,6 +14,7 @@ status `/v1` would have answered with.
     -32065  rate limited         the tenant's requests_per_minute is used up
     -32066  audit unavailable    the audit log cannot be written, so nothing is served
     -32067  ledger unavailable   the tool call's ledger record cannot be made durable (its write-ahead log)
+    -32068  shutdown             the gateway cut the request: still running when its shutdown grace ended
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from mcp_types import INVALID_PARAMS
 
 from owstack.errors import OwstackError, PermissionDenied, RateLimited, ServiceUnavailable, UpstreamTimeout
 
-FORBIDDEN, WITHHELD, BLOCKED, UNAVAILABLE, TIMEOUT, RATE_LIMITED, AUDIT, LEDGER = range(-32060, -32068, -1)
+FORBIDDEN, WITHHELD, BLOCKED, UNAVAILABLE, TIMEOUT, RATE_LIMITED, AUDIT, LEDGER, SHUTDOWN = range(-32060, -32069, -1)
 
 
 class ToolWithheld(PermissionDenied):
@@ -61,7 +62,14 @@ def _code(error: OwstackError) -> int:
         return AUDIT
     if error.code == "ledger_unavailable":
         return LEDGER
+    if error.code == "shutdown":
+        return SHUTDOWN
     return UNAVAILABLE
+
+
+def cut() -> MCPError:
+    """The answer to a request the gateway cut at the end of its shutdown grace (on either revision)."""
+    return to_mcp(ServiceUnavailable("the gateway is shutting down; the request was cut", code="shutdown"))
 
 
 def to_mcp(error: OwstackError) -> MCPError:

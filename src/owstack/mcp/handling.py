@@ -6,6 +6,8 @@ Before: the audit log must be writable and the tenant's rate cap must admit the 
 (the service: allowlist, pins, content checks, the upstream). After, on every outcome: the records
 (metrics, the ledger row of a tool call, the audit record, fsynced before the answer leaves). owstack's
 typed errors become JSON-RPC errors (`owstack.mcp.errors`); an error the upstream answered passes as it is.
+A request cancelled is recorded as its client's cancel (`cancelled`, 499), or, when the gateway cut it at
+the end of its shutdown grace (`Recorder.cutting`), as cut (`shutdown`, 503).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from owstack.errors import OwstackError
 from owstack.mcp.errors import to_mcp
 from owstack.mcp.policy import Caller
 from owstack.mcp.records import McpRequest, Recorder
+from owstack.mcp.sessions import LeanCall
 
 R = TypeVar("R")
 
@@ -32,8 +35,11 @@ async def handle(
     work: Callable[[McpRequest], Awaitable[R]],
     size: Callable[[R], int],
     path: str = "sdk",
+    call: LeanCall | None = None,
 ) -> R:
-    """Run `work` for one request and record it; raises `MCPError` for every refusal or failure."""
+    """Run `work` for one request and record it; raises `MCPError` for every refusal or failure. `call`: the
+    lean edge's handle on the request, which knows whether its client cancelled it (on the SDK's path a
+    cancel while the gateway is cutting its requests is taken for the cut)."""
     req = McpRequest(caller.request_id, caller.tenant, caller.key_id, caller.client, method, name=name, path=path)
     try:
         recorder.check_audit()
@@ -52,8 +58,11 @@ async def handle(
         req.fail("internal_error", 500, refused=False)
         await recorder.finish(req)
         raise
-    except BaseException:  # cancelled by the client
-        req.fail("cancelled", 499, refused=False)
+    except BaseException:  # cancelled: by its client, or cut by the gateway at the end of its shutdown grace
+        if recorder.cutting if call is None else not call.cancelled:
+            req.fail("shutdown", 503, refused=False)
+        else:
+            req.fail("cancelled", 499, refused=False)
         with anyio.CancelScope(shield=True):
             await recorder.finish(req)
         raise

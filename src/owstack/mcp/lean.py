@@ -18,7 +18,9 @@ this), the allowlist, pins, content checks, secrets, the rate cap, audit, ledger
 that fails any of the SDK's checks goes to the SDK, which answers it exactly as before; a body that is not
 JSON as orjson reads it is answered here, with a parse error (`parse_error`), on either path. Cancelling: on
 2026-07-28 the client closes the POST (the edge watches for it); on a session the client posts
-`notifications/cancelled`, which the edge routes to the call it names.
+`notifications/cancelled`, which the edge routes to the call it names. Any other cancel is the gateway
+cutting the request at the end of its shutdown grace: answered with the `shutdown` error (-32068, HTTP 503,
+which the SDK's client reads as that JSON-RPC error) and recorded as cut.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from owstack.api.http import Message, Receive, Scope, Send
+from owstack.mcp.errors import cut
 from owstack.mcp.handling import handle
 from owstack.mcp.policy import Caller
 from owstack.mcp.records import Recorder
@@ -69,7 +72,10 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     }
     for method, model in (("tools/call", types.CallToolResult), ("tools/list", types.ListToolsResult))
 }
-Serve = Callable[[], Awaitable[bytes]]
+Serve = Callable[[LeanCall], Awaitable[bytes]]
+#: the answer to a call the gateway cut: its JSON-RPC error object, and its HTTP status
+CUT = cut().error.model_dump(mode="json", exclude_none=True)
+CUT_STATUS = 503
 
 
 def _accepts(headers: dict[str, str]) -> tuple[bool, bool]:
@@ -217,7 +223,7 @@ class LeanEdge:
                 result = {"tools": await service.list_tools(caller)}
             return orjson.dumps(self._result(call.method, call.protocol, result, modern))
 
-        return lambda: handle(self.recorder, caller, call.method, call.name, work, len, "lean")
+        return lambda mine: handle(self.recorder, caller, call.method, call.name, work, len, "lean", mine)
 
     def _result(self, method: str, protocol: str, result: dict[str, Any], modern: bool) -> dict[str, Any]:
         """The result as the SDK's runner shapes it for the revision (validated and sieved, then stamped)."""
@@ -233,10 +239,10 @@ class LeanEdge:
             dumped["_meta"] = self.stamp if meta is None else {**meta, **self.stamp}
         return dumped
 
-    async def _answer(self, request_id: Any, serve: Serve) -> tuple[bytes, int | None]:
+    async def _answer(self, request_id: Any, serve: Serve, mine: LeanCall) -> tuple[bytes, int | None]:
         """The JSON-RPC response's bytes, and its error code if it is one."""
         try:
-            result = await serve()
+            result = await serve(mine)
         except MCPError as exc:
             return _error(request_id, exc.error.model_dump(mode="json", exclude_none=True)), exc.code
         except Exception:
@@ -258,17 +264,18 @@ class LeanEdge:
 
         timer = asyncio.get_running_loop().call_later(WATCH_AFTER_S, watch)
         try:
-            reply, code = await self._answer(request_id, serve)
+            reply, code = await self._answer(request_id, serve, mine)
+            status = 200 if code is None else ERROR_CODE_HTTP_STATUS.get(code, 200)
         except asyncio.CancelledError:
-            if not mine.cancelled:
-                raise
             task.uncancel()
-            return
+            if mine.cancelled:  # its client closed the POST: nobody to answer
+                return
+            reply, status = _error(request_id, CUT), CUT_STATUS
         finally:
             timer.cancel()
             for watcher in watching:
                 watcher.cancel()
-        await _send(send, 200 if code is None else ERROR_CODE_HTTP_STATUS.get(code, 200), reply, JSON_HEADERS)
+        await _send(send, status, reply, JSON_HEADERS)
 
     async def _serve_session(self, send: Send, session: Session, request_id: Any, serve: Serve) -> None:
         """A 2025 session: `notifications/cancelled` for this id cancels the call, answered REQUEST_CANCELLED.
@@ -282,19 +289,21 @@ class LeanEdge:
             await _send(send, 400, in_flight(request_id), headers)
             return
         mine = session.inflight[key] = session.lean[request_id] = LeanCall(task)
+        status = 200
         try:
             with self.sessions.busy(session):
-                reply, _ = await self._answer(request_id, serve)
+                reply, _ = await self._answer(request_id, serve, mine)
         except asyncio.CancelledError:
-            if not mine.cancelled:
-                raise
             task.uncancel()
-            reply = _error(request_id, {"code": REQUEST_CANCELLED, "message": "Request cancelled"})
+            if mine.cancelled:
+                reply = _error(request_id, {"code": REQUEST_CANCELLED, "message": "Request cancelled"})
+            else:  # the gateway cut it
+                reply, status = _error(request_id, CUT), CUT_STATUS
         finally:  # the call is over: free the id before its answer goes out (its client may reuse it at once)
             session.lean.pop(request_id, None)
             if session.inflight.get(key) is mine:
                 del session.inflight[key]
-        await _send(send, 200, reply, headers)
+        await _send(send, status, reply, headers)
 
 
 @dataclass(frozen=True, slots=True)

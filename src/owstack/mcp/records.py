@@ -83,6 +83,9 @@ class Recorder:
         self.audit = audit
         self.meter = meter
         self.limit = limit
+        #: set when the gateway cuts its requests (the shutdown grace is over, or a reload's is) and when the
+        #: endpoint closes: a request cancelled from then on is recorded as cut (503 `shutdown`), not cancelled
+        self.cutting = False
 
     def check_audit(self) -> None:
         """Refuse service while the audit log cannot be written (as `/v1` does)."""
