@@ -6,7 +6,8 @@ Four calls are in flight at SIGTERM, one on each of the gateway's ways of servin
 the SDK's server (a call with a progress token), each on the stateless 2026-07-28 revision and on a 2025
 session. Every one is answered with the JSON-RPC error -32068 (`data.code` `shutdown`): a 503 before the
 answer started, else the last event of its SSE stream; every one has a ledger row with status 503; and no
-traceback is logged. Before: the lean edge's calls got uvicorn's plain-text 500 and were recorded as
+traceback is logged. The same after a SIGHUP reload, whose retired configuration cuts its calls at the end of
+its grace, and the process serves on. Before: the lean edge's calls got uvicorn's plain-text 500 and were recorded as
 `cancelled` (499), and a 2025 session's SDK call was recorded as whatever its upstream's closing made of it."""
 
 from __future__ import annotations
@@ -99,31 +100,32 @@ def ledger(url: str) -> dict[str, int]:
     return {str(r[0]): int(r[1]) for r in rows}
 
 
-def test_sigterm_cuts_mcp_calls_past_the_grace_on_every_path(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'owstack.db'}"
-    ways = {"modern-lean": (False, False), "modern-sdk": (False, True), "session-lean": (True, False),
-            "session-sdk": (True, True)}  # fmt: skip
-    out: dict[str, dict[str, Any]] = {way: {} for way in ways}
-    with run_gateway(tmp_path, config(tmp_path, url)) as gw:
+WAYS = {"modern-lean": (False, False), "modern-sdk": (False, True), "session-lean": (True, False),
+        "session-sdk": (True, True)}  # fmt: skip
 
-        def call(way: str, on_session: bool, sdk: bool) -> None:
-            request_id = f"cut-{way}"
-            body, headers = session(gw, request_id, sdk) if on_session else modern(request_id, sdk)
-            try:
-                r = httpx.post(gw.url + "/mcp", json=body, headers={**headers, "x-request-id": request_id}, timeout=60)
-                out[way].update(status=r.status_code, answer=answer(r), text=r.text[:300])
-            except Exception as exc:  # a broken answer (a cut chunked encoding, a reset): reported below
-                out[way]["error"] = repr(exc)
 
-        threads = [threading.Thread(target=call, args=(way, *how)) for way, how in ways.items()]
-        for thread in threads:
-            thread.start()
-        wait_for(lambda: calls(tmp_path) >= len(ways), "the upstream has every call", timeout=60)
-        gw.proc.send_signal(signal.SIGTERM)
-        for thread in threads:
-            thread.join(60)
-        gw.proc.wait(60)
-        log = gw.log()
+def in_flight(gw: Proc, tmp: Path) -> tuple[list[threading.Thread], dict[str, dict[str, Any]]]:
+    """One slow call each way, sent on threads; returns once the upstream has them all."""
+    out: dict[str, dict[str, Any]] = {way: {} for way in WAYS}
+    before = calls(tmp)
+
+    def call(way: str, on_session: bool, sdk: bool) -> None:
+        request_id = f"cut-{way}"
+        body, headers = session(gw, request_id, sdk) if on_session else modern(request_id, sdk)
+        try:
+            r = httpx.post(gw.url + "/mcp", json=body, headers={**headers, "x-request-id": request_id}, timeout=60)
+            out[way].update(status=r.status_code, answer=answer(r), text=r.text[:300])
+        except Exception as exc:  # a broken answer (a cut chunked encoding, a reset): reported below
+            out[way]["error"] = repr(exc)
+
+    threads = [threading.Thread(target=call, args=(way, *how)) for way, how in WAYS.items()]
+    for thread in threads:
+        thread.start()
+    wait_for(lambda: calls(tmp) >= before + len(WAYS), "the upstream has every call", timeout=60)
+    return threads, out
+
+
+def assert_cut(out: dict[str, dict[str, Any]]) -> None:
     for way, got in out.items():
         assert "error" not in got, (way, got)
         assert got["answer"] is not None, (way, got)
@@ -133,6 +135,38 @@ def test_sigterm_cuts_mcp_calls_past_the_grace_on_every_path(tmp_path: Path) -> 
         assert got["answer"]["id"] == 7, (way, got)
         assert got["status"] in (200, 503), (way, got)  # 503, or the SSE stream (200) the answer had started
     assert out["modern-lean"]["status"] == 503 and out["session-lean"]["status"] == 503, out
+
+
+def test_sigterm_cuts_mcp_calls_past_the_grace_on_every_path(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'owstack.db'}"
+    with run_gateway(tmp_path, config(tmp_path, url)) as gw:
+        threads, out = in_flight(gw, tmp_path)
+        gw.proc.send_signal(signal.SIGTERM)
+        for thread in threads:
+            thread.join(60)
+        gw.proc.wait(60)
+        log = gw.log()
+    assert_cut(out)
     rows = ledger(url)
-    assert {way: rows.get(f"cut-{way}") for way in ways} == {way: 503 for way in ways}
+    assert {way: rows.get(f"cut-{way}") for way in WAYS} == {way: 503 for way in WAYS}
+    assert "Traceback" not in log, log
+
+
+def test_a_reload_cuts_the_old_configurations_mcp_calls_and_serves_on(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'owstack.db'}"
+    with run_gateway(tmp_path, config(tmp_path, url)) as gw:
+        threads, out = in_flight(gw, tmp_path)
+        gw.proc.send_signal(signal.SIGHUP)  # the same file: a new gateway all the same, with its own upstream
+        wait_for(lambda: "configuration reloaded" in gw.log(), "the new configuration serves")
+        for thread in threads:
+            thread.join(60)
+        assert_cut(out)
+        body, headers = modern("after", sdk=False)
+        body["params"] = {**body["params"], "name": "local.echo", "arguments": {"text": "still here"}}
+        r = httpx.post(gw.url + "/mcp", json=body, headers={**headers, "Mcp-Name": "local.echo"}, timeout=30)
+        assert r.status_code == 200 and r.json()["result"]["content"][0]["text"] == "still here", r.text
+        assert gw.proc.poll() is None
+        log = gw.log()
+    rows = ledger(url)
+    assert {way: rows.get(f"cut-{way}") for way in WAYS} == {way: 503 for way in WAYS}
     assert "Traceback" not in log, log
