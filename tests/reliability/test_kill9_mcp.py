@@ -2,8 +2,8 @@
 real gateway with a real stdio MCP server upstream (tests/mcp/upstream_server.py, the official `mcp` SDK's
 server), eight clients calling its tool on both of the gateway's paths (the lean edge, and the SDK's server
 for a call with a progress token), the gateway killed with SIGKILL mid-stream, on SQLite and PostgreSQL.
-Every call answered with a result must be in the ledger once the next gateway has started (and replayed the
-write-ahead log the dead one left) and stopped."""
+Every call answered with a result must be in the ledger once the next gateway has started (and read back the
+calls' ledger records from the dead one's audit records, which carry them) and stopped."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def test_kill_9_loses_no_answered_tool_call(ledger_url: str, tmp_path: Path) -> 
         gw.proc.wait(30)
     answered = set(load.acknowledged)
     assert load.paths["lean"] and load.paths["sdk"], load.paths  # both paths were answered and killed under
-    with run_gateway(tmp_path, cfg):  # the next start replays what the dead gateway's log held
+    with run_gateway(tmp_path, cfg):  # the next start reads back what the dead gateway's audit records held
         pass  # stopped gracefully: its writer flushes into the database
     recorded = ledger_ids(ledger_url)
     lost = answered - recorded

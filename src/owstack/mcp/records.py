@@ -9,11 +9,13 @@ A tool call is a ledger row with protocol `mcp`, backend `mcp:<server>` and mode
 tokens, no cost), so `owstack usage --by tenant|model` counts tool calls beside model requests and
 `owstack mcp usage` lists them alone, per tenant and tool.
 
-Durable before the answer, as on `/v1`: a tool call's ledger record is appended to the ledger's write-ahead
-log (`MeterStage.record`) and the answer waits for that fsync and the audit record's, which run side by side
-(the log rides with the audit writer's commits, `storage.durable`); a record the log cannot take fails the
-call closed (`ledger_unavailable`, -32067). A kill -9 loses no answered call's row: the next start replays
-the log (`metering.recovery`).
+Durable before the answer, as on `/v1`: with the audit log on, a tool call's ledger record rides in its
+`mcp.request` audit record (a `ledger` member with the row's id: one log, one fsync; `metering.audit_journal`
+rebuilds the row from the record after a crash); otherwise (no audit log, its writer not taking records, or
+the ledger writer's queue full) it is appended to the ledger's write-ahead log (`MeterStage.record`), whose
+fsync rides with the audit writer's commit (`storage.durable`), and a record the log cannot take fails the
+call closed (`ledger_unavailable`, -32067). Either way the answer waits for it, and a kill -9 loses no
+answered call's row: the next start replays the audit log or the write-ahead log (`metering.recovery`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from owstack.compliance import chain
 from owstack.errors import RateLimited, ServiceUnavailable
 from owstack.mcp.content import Verdict
 from owstack.mcp.metrics import McpMetrics
+from owstack.metering.audit_journal import MCP_REQUEST, NOTE
 from owstack.metering.record import Pending, new_id
 from owstack.storage.durable import ride
 from owstack.types import Usage
@@ -38,7 +41,7 @@ if TYPE_CHECKING:
     from owstack.tenancy.limits.stage import LimitStage
 
 log = logging.getLogger("owstack.mcp")
-REQUEST = "mcp.request"
+REQUEST = MCP_REQUEST
 
 
 @dataclass(slots=True)
@@ -122,17 +125,23 @@ class Recorder:
         for verdict in req.verdicts.values():
             self.metrics.finding(req.tenant, verdict.categories)
         durable = None
+        row: dict[str, Any] | None = None
+        audit = self.audit
         if req.method == "tools/call":
             self.metrics.call(req.tenant, req.server, req.outcome, req.latency_s)
-            durable = self._ledger(req)
-        audit = self.audit
+            row = self._journaled(req)
+            if row is None:
+                durable = self._ledger(req)
         failure: ServiceUnavailable | None = None
         if audit is not None and audit.log is not None and audit.log.started:
             writer = audit.log.writer()
             if durable is not None and self.meter is not None and self.meter.writer is not None:
                 ride(self.meter.writer.wal, writer)  # the log's record is committed with the audit record
+            record = self._record(req)
+            if row is not None:
+                record[NOTE] = row
             try:
-                await writer.append(self._record(req))
+                await writer.append(record)
             except Exception as exc:
                 log.error("mcp: audit record of %s not written: %s", req.request_id, exc)
                 failure = ServiceUnavailable(f"audit log cannot be written: {exc}", code="audit_unavailable")
@@ -150,6 +159,26 @@ class Recorder:
                 failure = failure or unrecorded(exc)
         if failure is not None:
             raise failure
+
+    def _journaled(self, req: McpRequest) -> dict[str, Any] | None:
+        """The `ledger` member of the call's audit record when that record carries its ledger record (as the
+        meter stage does for `/v1`: the audit log journals the ledger's, `metering.audit_journal`), the
+        record then queued for the database with no log of its own; None when it goes to the write-ahead
+        log instead. Queued right before the audit record is appended, with nothing awaited between, so that
+        both keep one order (the replay relies on it)."""
+        meter, audit = self.meter, self.audit
+        if meter is None or audit is None or meter.journal is not audit or not audit.journals:
+            return None
+        writer = meter.writer
+        if writer is None or not writer.accepts:
+            return None
+        try:
+            pending = _pending(req)
+            writer.submit(pending)
+        except Exception:  # a bug here must not turn a served call into an error (as `MeterStage.after`)
+            log.exception("mcp: tool call %s could not be metered", req.request_id)
+            return None
+        return {"row_id": pending.row_id}
 
     def _ledger(self, req: McpRequest) -> asyncio.Future[None] | None:
         """Hand the tool call's ledger record to the meter: the future is done once it is in the write-ahead

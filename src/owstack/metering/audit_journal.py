@@ -30,8 +30,10 @@ process holds are skipped (it writes its own records); this process's own stream
 process resumed it. Replaying a record twice is harmless: rows keep their first id and the database ignores
 one it already has.
 
-A request whose record goes to the write-ahead log instead (the audit writer not taking records, the
-writer's queue full, the MCP gateway's tool calls) has no `ledger` member and is the log's, as before.
+The MCP gateway's tool calls journal the same way: their `mcp.request` records carry a `ledger` member with
+the row's id only (the rest of the row, server, tool, status, latency, is the record's own), read back by
+`from_mcp_record`. A request whose record goes to the write-ahead log instead (the audit writer not taking
+records, the writer's queue full) has no `ledger` member and is the log's, as before.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ log = logging.getLogger("owstack.metering.writer")
 
 #: the request's `ctx.notes` entry the audit record copies as its `ledger` member
 NOTE = "ledger"
+#: the MCP gateway's request records (`owstack.mcp.records.REQUEST`)
+MCP_REQUEST = "mcp.request"
 #: the file in a stream's directory that says up to which sequence number its records are in the ledger
 CHECKED = "ledger.json"
 _MARK = b'"ledger":{'
@@ -102,6 +106,8 @@ def _seconds(ms: Any) -> float | None:
 
 def from_record(record: dict[str, Any], key_of: dict[str, str]) -> Pending:
     """The ledger record an audit record holds (KeyError, TypeError or ValueError when it holds none)."""
+    if record["type"] == MCP_REQUEST:
+        return from_mcp_record(record, key_of)
     led, model, actor = record["ledger"], record["model"], record["actor"]
     gen, out, outcome, inp = record.get("generation") or {}, record["output"], record["outcome"], record["input"]
     usage = Usage(
@@ -139,6 +145,37 @@ def from_record(record: dict[str, Any], key_of: dict[str, str]) -> Pending:
         None,
         row_id=int(led["row_id"]),
         estimated=estimated,
+    )
+
+
+def from_mcp_record(record: dict[str, Any], key_of: dict[str, str]) -> Pending:
+    """The ledger record of an MCP tool call (`owstack.mcp.records`: `_pending` makes the live one, `_record`
+    the audit record read here): protocol and engine `mcp`, backend `mcp:<server>`, model the tool, no tokens."""
+    mcp, actor, outcome = record["mcp"], record["actor"], record["outcome"]
+    server = mcp.get("server")
+    return Pending(
+        str(record["event_id"]),
+        _time(record["start_time"]),
+        actor["tenant"],
+        key_of.get(actor.get("pseudonym") or ""),
+        "mcp",
+        None,
+        f"mcp:{server}" if server else None,
+        "mcp",
+        mcp.get("tool"),
+        False,
+        int(outcome["status"]),
+        outcome.get("error_code"),
+        None,
+        False,
+        None,
+        Usage(reported=True),
+        _seconds(outcome.get("latency_ms")),
+        None,
+        [],
+        [],
+        None,
+        row_id=int(record["ledger"]["row_id"]),
     )
 
 
