@@ -26,13 +26,22 @@ DEPLOY_STAMP := $(DEPLOY)/node_modules/.package-lock.json
 # The console's browser tests (tests/ui) drive Debian's chromium through Playwright, never a downloaded
 # browser (`playwright install` is not used); installed when it is missing.
 CHROMIUM := /usr/bin/chromium
+# nginx in front of several gateways (tests/deploy) and as a TCP proxy sending the PROXY protocol through its
+# stream module (tests/reliability/test_proxy_protocol.py): Debian's nginx and libnginx-mod-stream.
+NGINX_STREAM := /usr/lib/nginx/modules/ngx_stream_module.so
 
-install: $(STAMP) $(CLIENTS_STAMP) $(DEPLOY_STAMP) $(CHROMIUM)
+install: $(STAMP) $(CLIENTS_STAMP) $(DEPLOY_STAMP) $(CHROMIUM) $(NGINX_STREAM)
 
 $(CHROMIUM):
 	if command -v apt-get >/dev/null; then SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
 		$$SUDO apt-get install -y chromium || { $$SUDO apt-get update && $$SUDO apt-get install -y chromium; }; \
 	else echo "no apt-get: install chromium at $(CHROMIUM), or tests/ui will be skipped"; fi
+
+$(NGINX_STREAM):
+	if command -v apt-get >/dev/null; then SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+		$$SUDO apt-get install -y nginx libnginx-mod-stream || \
+		{ $$SUDO apt-get update && $$SUDO apt-get install -y nginx libnginx-mod-stream; }; \
+	else echo "no apt-get: install nginx and its stream module, or the nginx tests will be skipped"; fi
 
 $(CLIENTS_STAMP): $(CLIENTS)/package.json $(CLIENTS)/package-lock.json
 	if command -v npm >/dev/null; then cd $(CLIENTS) && npm ci --no-audit --no-fund; \

@@ -1,7 +1,8 @@
 """The PROXY protocol from trusted proxies (`server.trusted_proxies`, `server.proxy_protocol`), against a real
 `owstack serve`: the per-client cap counts the clients the headers name (v1 and v2), not the proxy; the audit
 log's actor is the real client; X-Forwarded-For is believed from trusted peers only; a header from a peer
-that is not trusted, garbage, or plain HTTP where a header is due, closes the connection."""
+that is not trusted, garbage, or plain HTTP where a header is due, closes the connection. And behind a real
+proxy: Debian's nginx with its `stream` module (`proxy_protocol on`), which `make install` installs."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import shutil
 import socket
 import struct
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from procs import Proc, free_port
+from procs import Proc, free_port, wait_for
 from reliability.test_connection_limits import config, gateway, raw, read_all
 
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n"
@@ -183,3 +187,70 @@ def test_without_trusted_proxies_x_forwarded_for_is_not_believed(fake_upstream: 
         assert httpx.post(gw.base_url + "/chat/completions", json=body, headers=headers, timeout=60).status_code == 200
     seen = actors(tmp_path)
     assert pseudonym(tmp_path, "127.0.0.1") in seen and pseudonym(tmp_path, "192.0.2.33") not in seen
+
+
+STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
+
+
+def test_behind_nginx_stream_with_proxy_protocol_the_gateway_sees_the_real_client(
+    fake_upstream: Proc, tmp_path: Path
+) -> None:
+    """nginx (TCP, `proxy_protocol on`) on 127.0.0.1 in front; clients connect to it from 127.0.0.2 and
+    127.0.0.3: the per-client cap holds each to its own share and the audit log names each, never nginx."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists() or not STREAM_MODULE.exists():
+        pytest.skip("nginx with its stream module is not installed (`make install`: nginx, libnginx-mod-stream)")
+    cfg = proxied(tmp_path, fake_upstream, ["127.0.0.1"], max_connections_per_client=2)
+    with gateway(tmp_path, cfg, probe_port=probe_of(cfg)) as gw:
+        listen = free_port()
+        conf = tmp_path / "nginx.conf"
+        conf.write_text(
+            f"load_module {STREAM_MODULE};\npid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/nginx-error.log;\n"
+            "events {}\n"
+            f"stream {{ server {{ listen 127.0.0.1:{listen}; proxy_pass 127.0.0.1:{gw.port}; proxy_protocol on; }} }}\n"
+        )
+        proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(tmp_path), "-g", "daemon off;"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)  # fmt: skip
+        try:
+
+            def through(client: str) -> socket.socket:
+                s = socket.create_connection(("127.0.0.1", listen), timeout=60, source_address=(client, 0))
+                return s
+
+            def answered(client: str, request: bytes = HEALTHZ) -> tuple[socket.socket, bytes]:
+                s = through(client)
+                s.sendall(request)
+                with contextlib.suppress(ConnectionResetError):
+                    return s, s.recv(65536)
+                return s, b""
+
+            def up() -> bool:
+                try:
+                    s, answer = answered("127.0.0.2")
+                except OSError:  # not listening yet
+                    return False
+                s.close()
+                return answer.startswith(b"HTTP/1.1 200 ")
+
+            wait_for(up, "nginx passes requests on")
+            held = []
+            for _ in range(2):  # 127.0.0.2's share
+                s, answer = answered("127.0.0.2")
+                assert answer.startswith(b"HTTP/1.1 200 "), answer
+                held.append(s)
+            s, answer = answered("127.0.0.2")  # a third from it: refused, naming it (not nginx's 127.0.0.1)
+            assert answer.startswith(b"HTTP/1.1 503 ") and b"client 127.0.0.2 holds 2" in read_all_after(s, answer)
+            s, answer = answered("127.0.0.3")  # another client through the same nginx: admitted
+            assert answer.startswith(b"HTTP/1.1 200 "), answer
+            held.append(s)
+            for s in held:
+                s.close()
+            s = through("127.0.0.3")
+            s.sendall(chat(b""))
+            assert read_all(s).startswith(b"HTTP/1.1 200 ")
+            s.close()
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    seen = actors(tmp_path)
+    assert pseudonym(tmp_path, "127.0.0.3") in seen and pseudonym(tmp_path, "127.0.0.1") not in seen
