@@ -43,7 +43,7 @@ def nginx_conf(ports: list[int], listen: int, tmp: Path) -> str:
 def fleet(fake_upstream: Proc, tmp_path: Path) -> Iterator[dict[str, Any]]:
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
     if nginx is None:
-        pytest.skip("nginx is not installed (Debian package nginx; bench/setup.sh installs it)")
+        pytest.skip("nginx is not installed (`make install` installs Debian's nginx)")
     config = {
         "backends": {"up": upstream_backend(fake_upstream, "fleet-model")},
         "layers": {layer: {"backends": ["up"]} for layer in ("coding", "multimodal", "edge")},
