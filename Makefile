@@ -30,7 +30,23 @@ CHROMIUM := /usr/bin/chromium
 # stream module (tests/reliability/test_proxy_protocol.py): Debian's nginx and libnginx-mod-stream.
 NGINX_STREAM := /usr/lib/nginx/modules/ngx_stream_module.so
 
-install: $(STAMP) $(CLIENTS_STAMP) $(DEPLOY_STAMP) $(CHROMIUM) $(NGINX_STREAM)
+# garak (`owstack redteam run --garak`) in a virtualenv of its own: it pins openai<3 (the clients' tests need 3.x),
+# transformers and torch. The probes owstack runs need neither (their detectors match strings), so garak goes in
+# without its own dependencies, with those they import (docs/security.md, section 7): ~200 MB, seconds. The test
+# suite finds it through OWSTACK_GARAK_PYTHON (tests/security/test_redteam.py runs garak for real with it).
+GARAK_VENV := .venv-garak
+GARAK_STAMP := $(GARAK_VENV)/.installed
+GARAK_VERSION := 0.17.1
+GARAK_DEPS := 'openai>=2,<3' backoff colorama tqdm xdg-base-dirs jsonpath-ng mikeshardmind-base2048 ecoji zalgolib \
+	markdown stdlibs pyyaml requests aiohttp numpy nltk langdetect jsonschema
+
+install: $(STAMP) $(CLIENTS_STAMP) $(DEPLOY_STAMP) $(CHROMIUM) $(NGINX_STREAM) $(GARAK_STAMP)
+
+$(GARAK_STAMP): Makefile
+	test -x $(GARAK_VENV)/bin/python || $(PY) -m venv $(GARAK_VENV)
+	$(GARAK_VENV)/bin/pip install -q --no-deps 'garak==$(GARAK_VERSION)'
+	$(GARAK_VENV)/bin/pip install -q $(GARAK_DEPS)
+	touch $(GARAK_STAMP)
 
 $(CHROMIUM):
 	if command -v apt-get >/dev/null; then SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
@@ -87,7 +103,7 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install
-	$(BIN)/pytest
+	OWSTACK_GARAK_PYTHON=$(abspath $(GARAK_VENV))/bin/python $(BIN)/pytest
 
 test: lint typecheck pytest
 
@@ -95,4 +111,4 @@ bench: install
 	$(BIN)/python bench/gateway_bench.py
 
 clean:
-	rm -rf $(VENV) $(CLIENTS)/node_modules build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(GARAK_VENV) $(CLIENTS)/node_modules build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache
