@@ -5,6 +5,7 @@ JSON-RPC reserves -32000..-32099 for implementation-defined server errors; the `
 code (the same as `/v1`'s, e.g. `tool_not_allowed`, `rate_limit_exceeded`) and `data.status` the HTTP
 status `/v1` would have answered with.
 
+    -32600  invalid request      a body nested more than 64 levels deep (`too_deep`, status 400; as `/v1`)
     -32602  invalid params       an unknown tool, prompt or resource name (as the MCP spec asks)
     -32060  forbidden            the tenant may not use this tool (allowlist), or the key may not use MCP
     -32061  withheld             the tool's definition is not approved (new, changed or renamed: pinning)

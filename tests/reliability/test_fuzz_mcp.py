@@ -1,0 +1,296 @@
+"""Hostile `/mcp` traffic against a real gateway (`owstack serve`, audit log and SQLite ledger on) in front of a
+real stdio MCP server (tests/mcp/upstream_server.py, the official SDK's), as test_fuzz.py does for `/v1`.
+
+`fuzz.mcp_requests` builds requests from a seed on every way of calling: a tools/call on the lean edge and on
+the SDK's server (a progress token), and a tools/list, each on the stateless 2026-07-28 revision and on a 2025
+session opened over plain HTTP. Kinds: JSON nested 62 to 5,000 levels (in the arguments, `_meta`, the id,
+params, the name, the whole body), numbers past 64 bits and any double, NaN, invalid UTF-8 and lone
+surrogates, huge strings, wrong JSON-RPC shapes (batches, `jsonrpc` missing or odd, ids of every kind, params
+not an object, unknown methods, notifications with ids), wrong types for name, arguments, cursor, `_meta` and
+the progress token, garbled, missing or disagreeing transport headers (`Mcp-Session-Id`,
+`MCP-Protocol-Version`, `Mcp-Name`, `Mcp-Method`, `Accept`, `Content-Type`), mangled bytes. For each: no 5xx
+but an honest 503, every error a JSON-RPC error object; then no traceback in the log, the gateway alive and
+serving a plain call, and every tool call answered with a result in the ledger.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import sqlalchemy as sa
+
+from owstack import storage
+from owstack.metering.journal import catch_up
+from procs import ROOT, Proc, run_gateway, wait_for
+from reliability.fuzz import MCP_CALL, MCP_LIST, mcp_requests
+
+SERVER = str(ROOT / "tests" / "mcp" / "upstream_server.py")
+MODERN, SESSION = "2026-07-28", "2025-06-18"
+ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+META = {
+    "io.modelcontextprotocol/protocolVersion": MODERN,
+    "io.modelcontextprotocol/clientCapabilities": {},
+    "io.modelcontextprotocol/clientInfo": {"name": "fuzz", "version": "1"},
+}
+SEED, N = 20261205, 640
+
+
+@dataclass
+class Gateway:
+    proc: Proc
+    url: str
+    ledger: str
+
+
+def config(tmp: Path, url: str) -> dict[str, Any]:
+    state = tmp / "upstream"
+    state.mkdir(exist_ok=True)
+    return {
+        "storage": {"url": url},
+        "metering": {"enabled": True},
+        "audit": {"directory": str(tmp / "audit"), "keys_directory": str(tmp / "audit-keys")},
+        "mcp": {
+            "servers": {"local": {"command": [sys.executable, SERVER, "stdio", str(state)]}},
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    tmp = tmp_path_factory.mktemp("fuzz_mcp")
+    url = f"sqlite:///{tmp / 'owstack.db'}"
+    with run_gateway(tmp, config(tmp, url)) as gw:
+        yield Gateway(gw, gw.url + "/mcp", url)
+
+
+# the ways of calling -----------------------------------------------------------------------------------------
+def open_session(url: str) -> dict[str, str]:
+    """A 2025 session over plain HTTP (initialize, initialized): the headers its requests carry."""
+    params = {"protocolVersion": SESSION, "capabilities": {}, "clientInfo": {"name": "fuzz", "version": "1"}}
+    r = httpx.post(url, json={"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params},
+                   headers=ACCEPT, timeout=30)  # fmt: skip
+    assert r.status_code == 200, r.text
+    headers = {**ACCEPT, "Mcp-Session-Id": r.headers["mcp-session-id"], "MCP-Protocol-Version": SESSION}
+    r = httpx.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=headers, timeout=30)
+    assert r.status_code == 202, r.text
+    return headers
+
+
+def ways(url: str) -> dict[str, tuple[dict[str, Any], dict[str, str]]]:
+    """way -> (a valid body, its headers): tools/call on the lean edge and the SDK's server, tools/list, each
+    on 2026-07-28 and on a 2025 session."""
+    session = open_session(url)
+    out: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}
+    for revision in ("modern", "session"):
+        for name, base in (("lean", MCP_CALL), ("sdk", MCP_CALL), ("list", MCP_LIST)):
+            body = json.loads(json.dumps(base))
+            meta: dict[str, Any] = dict(META) if revision == "modern" else {}
+            if name == "sdk":
+                meta["progressToken"] = "p"
+            if meta:
+                body["params"]["_meta"] = meta
+            if revision == "modern":
+                method = str(body["method"])
+                headers = {**ACCEPT, "MCP-Protocol-Version": MODERN, "Mcp-Method": method}
+                if method == "tools/call":
+                    headers["Mcp-Name"] = "local.echo"
+            else:
+                headers = dict(session)
+            out[f"{revision}-{name}"] = (body, headers)
+    return out
+
+
+# judging answers ---------------------------------------------------------------------------------------------
+def messages(r: httpx.Response) -> list[Any]:
+    """The JSON-RPC messages of an answer: its JSON body (a list for a batch), or its SSE events' data."""
+    if r.headers.get("content-type", "").startswith("text/event-stream"):
+        return [orjson.loads(line[5:]) for line in r.text.splitlines() if line.startswith("data:") and line[5:].strip()]
+    doc = orjson.loads(r.content)
+    return doc if isinstance(doc, list) else [doc]
+
+
+def browser_guard(r: httpx.Response) -> bool:
+    """The gateway's open-mode rule against cross-origin forms (`api/browser.py`: a POST not declared JSON is a
+    415) answers on `/mcp` in OpenAI's error shape, not JSON-RPC: `api/gateway.py` (`send_error`) picks the
+    shape, outside what this test's change may touch. Tolerated here, and pinned by
+    `test_open_mode_content_type_refusal_on_mcp_is_json_rpc` (a strict xfail) until it is fixed."""
+    return r.status_code == 415 and b"in open mode other types are refused" in r.content
+
+
+def problem(r: httpx.Response) -> str | None:
+    """Why the answer is wrong (None when it is fine): a 5xx other than an honest 503, a body that is not
+    JSON-RPC, an error that is not an error object."""
+    if r.status_code == 202 and not r.content:
+        return None  # a notification taken
+    try:
+        found = messages(r)
+    except orjson.JSONDecodeError:
+        return "not JSON"
+    for message in found:
+        if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+            return "not a JSON-RPC message"
+        error = message.get("error")
+        if "result" not in message and "method" not in message and error is None:
+            return "neither result nor error"
+        if error is not None and (
+            not isinstance(error, dict)
+            or type(error.get("code")) is not int
+            or not isinstance(error.get("message"), str)
+        ):
+            return "not an error object"
+        if r.status_code >= 500 and (r.status_code != 503 or (error or {}).get("data", {}).get("status") != 503):
+            return "a 5xx"
+    if r.status_code >= 400 and not any(isinstance(m, dict) and "error" in m for m in found):
+        return "a refusal without an error"
+    return None
+
+
+def answered_call(body: bytes, r: httpx.Response) -> bool:
+    """A tools/call answered with a result (the call then has a ledger row)."""
+    try:
+        sent = orjson.loads(body)
+        found = messages(r)
+    except orjson.JSONDecodeError:
+        return False
+    return (
+        isinstance(sent, dict)
+        and sent.get("method") == "tools/call"
+        and any(isinstance(m, dict) and "result" in m and m.get("id") == sent.get("id") for m in found)
+    )
+
+
+@dataclass
+class Report:
+    requests: int = 0
+    statuses: collections.Counter[str] = field(default_factory=collections.Counter)
+    kinds: collections.Counter[str] = field(default_factory=collections.Counter)
+    bad: list[str] = field(default_factory=list)
+    #: request ids of the tool calls answered with a result
+    answered: set[str] = field(default_factory=set)
+
+
+def fuzz(url: str, seed: int, n: int, prefix: str) -> Report:
+    """Send `n` hostile requests (fuzz.mcp_requests) to the gateway's `/mcp` and judge each answer."""
+    bases = ways(url)
+    report = Report()
+    with httpx.Client(timeout=60) as http:
+        for i, (kind, way, body, changes) in enumerate(mcp_requests({w: b for w, (b, _) in bases.items()}, seed, n)):
+            request_id = f"{prefix}-{i:05d}"
+            headers = {**bases[way][1], "x-request-id": request_id}
+            for name, value in changes.items():
+                headers.pop(name, None)
+                if value is not None:
+                    headers[name] = value
+            try:
+                r = http.post(url, content=body, headers={k: v.encode("latin-1") for k, v in headers.items()})
+            except httpx.HTTPError as exc:
+                report.bad.append(f"{kind}/{way}: {exc!r}")
+                continue
+            report.requests += 1
+            report.statuses[str(r.status_code)] += 1
+            report.kinds[f"{kind} {r.status_code}"] += 1
+            why = None if browser_guard(r) else problem(r)
+            if why is not None:
+                report.bad.append(f"{kind}/{way} {changes}: {why}: {r.status_code} {r.text[:200]} <- {body[:160]!r}")
+            elif r.status_code == 200 and answered_call(body, r):
+                report.answered.add(request_id)
+    return report
+
+
+def ledger_ids(url: str) -> dict[str, int]:
+    catch_up(url)
+    with storage.engine(url).connect() as conn:
+        rows = conn.execute(sa.text("SELECT request_id, status FROM ledger")).all()
+    storage.dispose(url)
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+def ledger_rows(url: str, ids: set[str]) -> dict[str, int]:
+    """The ledger's rows once every one of `ids` is there (the writer files them in batches), or as they are
+    after 30 s (the test then names the missing ones)."""
+    found: dict[str, int] = {}
+
+    def complete() -> bool:
+        found.update(ledger_ids(url))
+        return ids <= found.keys()
+
+    with contextlib.suppress(AssertionError):
+        wait_for(complete, "the ledger rows", timeout=30)
+    return found
+
+
+def echo(url: str, text: str) -> httpx.Response:
+    body, headers = ways(url)["modern-lean"]
+    body["params"]["arguments"] = {"text": text}
+    return httpx.post(url, json=body, headers=headers, timeout=30)
+
+
+# the tests -----------------------------------------------------------------------------------------------------
+def nest(depth: int) -> Any:
+    value: Any = "x"
+    for i in range(depth):
+        value = {"a": value} if i % 2 else [value]
+    return value
+
+
+@pytest.mark.parametrize("depth", [65, 300, 5000])
+def test_bodies_nested_past_the_limit_are_refused_on_every_path(gateway: Gateway, depth: int) -> None:
+    """Nested past 64 levels (`protocols.body.MAX_DEPTH`, as `/v1`): a JSON-RPC invalid request (-32600, HTTP
+    400, `too_deep`), on the lean edge and the SDK's path, 2026-07-28 and a session. Before, ~300 levels were a
+    -32603 and a traceback (the audit record's `TypeError: Recursion limit reached`) and no record."""
+    deep = '{"a":' * (depth // 2) + "[" * (depth - depth // 2) + "1" + "]" * (depth - depth // 2) + "}" * (depth // 2)
+    for way, (body, headers) in ways(gateway.url).items():
+        for where in ("arguments", "_meta", "params"):
+            sent = json.loads(json.dumps(body))
+            if where == "params":
+                sent["params"]["deep"] = "MARK"
+            elif where == "_meta":
+                sent["params"].setdefault("_meta", {})["deep"] = "MARK"
+            else:
+                sent["params"]["arguments"] = {"text": "hi", "deep": "MARK"}
+            raw = json.dumps(sent).replace('"MARK"', deep).encode()
+            r = httpx.post(gateway.url, content=raw, headers=headers, timeout=30)
+            assert r.status_code == 400, (way, where, r.status_code, r.text[:300])
+            error = r.json()["error"]
+            assert error["code"] == -32600 and error["data"] == {"code": "too_deep", "status": 400}, (way, r.text)
+            assert "64 levels" in error["message"], r.text
+            assert r.json()["id"] == (1 if depth < 1024 else None), r.text  # orjson reads no deeper than 1,024
+    flat = ways(gateway.url)["modern-lean"]
+    flat[0]["params"]["arguments"] = {"text": "deep enough", "deep": nest(60)}  # within the limit: served
+    r = httpx.post(gateway.url, json=flat[0], headers=flat[1], timeout=30)
+    assert r.json()["result"]["content"][0]["text"] == "deep enough", r.text
+    assert "Traceback" not in gateway.proc.log(), gateway.proc.log()[-3000:]
+
+
+def test_hostile_mcp_traffic_gets_json_rpc_errors_and_nothing_breaks(gateway: Gateway) -> None:
+    report = fuzz(gateway.url, SEED, N, "fz")
+    assert not report.bad, "\n".join(report.bad[:10])
+    assert report.requests == N
+    assert sum(v for k, v in report.statuses.items() if k.startswith("4")) > N // 3, report.statuses
+    assert len(report.answered) > N // 20, report.statuses  # the valid ones are served
+    r = echo(gateway.url, "still here")
+    assert r.status_code == 200 and r.json()["result"]["content"][0]["text"] == "still here", r.text
+    assert gateway.proc.proc.poll() is None
+    log = gateway.proc.log()
+    assert "Traceback" not in log, log[-5000:]
+    rows = ledger_rows(gateway.ledger, report.answered)
+    lost = report.answered - set(rows)
+    assert not lost, f"{len(lost)} of {len(report.answered)} answered tool calls have no ledger row: {sorted(lost)[:5]}"
+
+
+@pytest.mark.xfail(strict=True, reason="api/gateway.py send_error answers /mcp in OpenAI's shape (outside this change)")
+def test_open_mode_content_type_refusal_on_mcp_is_json_rpc(gateway: Gateway) -> None:
+    body, headers = ways(gateway.url)["modern-lean"]
+    r = httpx.post(gateway.url, json=body, headers={**headers, "Content-Type": "text/plain"}, timeout=30)
+    assert r.status_code == 415
+    assert r.json().get("jsonrpc") == "2.0" and isinstance(r.json().get("error", {}).get("code"), int), r.text
