@@ -11,6 +11,11 @@ the progress token, garbled, missing or disagreeing transport headers (`Mcp-Sess
 `MCP-Protocol-Version`, `Mcp-Name`, `Mcp-Method`, `Accept`, `Content-Type`), mangled bytes. For each: no 5xx
 but an honest 503, every error a JSON-RPC error object; then no traceback in the log, the gateway alive and
 serving a plain call, and every tool call answered with a result in the ledger.
+
+Hostile upstream results too (the upstream's `raw` tool writes the result it is given to the wire as it is):
+a result that is not valid MCP or that owstack cannot write is the upstream's failure (-32063,
+`upstream_invalid_result`), a line the SDK's client cannot read waits out the call's timeout (-32064); never a
+-32603 from a crash, never a traceback.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +40,9 @@ from owstack.metering.journal import catch_up
 from procs import ROOT, Proc, run_gateway, wait_for
 from reliability.fuzz import MCP_CALL, MCP_LIST, mcp_requests
 
+sys.path.insert(0, str(ROOT / "tests" / "mcp"))
+from upstream_tools import DEFAULT_TOOLS
+
 SERVER = str(ROOT / "tests" / "mcp" / "upstream_server.py")
 MODERN, SESSION = "2026-07-28", "2025-06-18"
 ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
@@ -42,6 +51,10 @@ META = {
     "io.modelcontextprotocol/clientCapabilities": {},
     "io.modelcontextprotocol/clientInfo": {"name": "fuzz", "version": "1"},
 }
+RAW = {"name": "raw", "description": "Answer with the given result.",
+       "inputSchema": {"type": "object", "properties": {"result": {"type": "string"}}}}  # fmt: skip
+#: how long a call may take upstream (a result the SDK's client cannot read waits this long)
+CALL_TIMEOUT_S = 3
 SEED, N = 20261205, 640
 
 
@@ -55,12 +68,14 @@ class Gateway:
 def config(tmp: Path, url: str) -> dict[str, Any]:
     state = tmp / "upstream"
     state.mkdir(exist_ok=True)
+    (state / "tools.json").write_text(json.dumps([*DEFAULT_TOOLS, RAW]))
     return {
         "storage": {"url": url},
         "metering": {"enabled": True},
         "audit": {"directory": str(tmp / "audit"), "keys_directory": str(tmp / "audit-keys")},
         "mcp": {
             "servers": {"local": {"command": [sys.executable, SERVER, "stdio", str(state)]}},
+            "call_timeout_s": CALL_TIMEOUT_S,
         },
     }
 
@@ -269,6 +284,59 @@ def test_bodies_nested_past_the_limit_are_refused_on_every_path(gateway: Gateway
     flat[0]["params"]["arguments"] = {"text": "deep enough", "deep": nest(60)}  # within the limit: served
     r = httpx.post(gateway.url, json=flat[0], headers=flat[1], timeout=30)
     assert r.json()["result"]["content"][0]["text"] == "deep enough", r.text
+    assert "Traceback" not in gateway.proc.log(), gateway.proc.log()[-3000:]
+
+
+def _raw_call(gateway: Gateway, way: str, result: str, request_id: str) -> httpx.Response:
+    body, headers = ways(gateway.url)[way]
+    body["params"]["name"] = "local.raw"
+    body["params"]["arguments"] = {"result": result}
+    if "Mcp-Name" in headers:
+        headers["Mcp-Name"] = "local.raw"
+    return httpx.post(gateway.url, json=body, headers={**headers, "x-request-id": request_id}, timeout=60)
+
+
+def _rid(name: str, way: str) -> str:
+    return f"raw-{name.replace(' ', '-')}-{way}"
+
+
+def _deep_result(depth: int) -> str:
+    return '{"resultType":"complete","content":[],"structuredContent":{"a":' + "[" * depth + "1" + "]" * depth + "}}"
+
+
+#: upstream results: name -> (the result's JSON text, the JSON-RPC error code expected, its data.code)
+RESULTS = {
+    "integer past 64 bits": ('{"resultType":"complete","content":[],"structuredContent":{"n":' + str(2**70) + "}}",
+                             -32063, "upstream_invalid_result"),
+    "no resultType": ('{"content":[{"type":"text","text":"x"}]}', -32063, "upstream_invalid_result"),
+    "content a string": ('{"resultType":"complete","content":"x"}', -32063, "upstream_invalid_result"),
+    "nested 300 deep": (_deep_result(300), -32064, "upstream_timeout"),
+    "a lone surrogate": ('{"resultType":"complete","content":[{"type":"text","text":"a\\ud800"}]}', -32064,
+                         "upstream_timeout"),
+    "not an object": ("[1, 2]", -32064, "upstream_timeout"),
+}  # fmt: skip
+
+
+def test_hostile_upstream_results_are_the_upstreams_failure(gateway: Gateway) -> None:
+    """What the upstream answers a tool call with, however broken, is answered as its failure and recorded: a
+    result that is not valid MCP or that owstack cannot write is -32063 `upstream_invalid_result` (recorded
+    502), a line the SDK's client cannot read waits out the call's timeout (-32064); before, the first were a
+    -32603 with a traceback on the lean edge and a -32602 "Invalid request parameters" (HTTP 400) on the SDK's
+    path, and every unreadable line a traceback from the SDK's client."""
+    cases = [(name, way) for name in RESULTS for way in ("modern-lean", "modern-sdk", "session-lean")]
+    with ThreadPoolExecutor(len(cases)) as pool:  # the ones that time out, side by side
+        answers = list(pool.map(lambda c: _raw_call(gateway, c[1], RESULTS[c[0]][0], _rid(*c)), cases))
+    for (name, way), r in zip(cases, answers, strict=True):
+        assert r.status_code == 200, (name, way, r.status_code, r.text[:300])
+        found = [m for m in messages(r) if "result" in m or "error" in m]
+        assert len(found) == 1 and "error" in found[0], (name, way, r.text[:300])
+        error, (_, code, data_code) = found[0]["error"], RESULTS[name]
+        assert (error["code"], error["data"]["code"]) == (code, data_code), (name, way, error)
+    rows = ledger_rows(gateway.ledger, {_rid(*c) for c in cases})
+    for (name, way), _ in zip(cases, answers, strict=True):
+        status = 504 if RESULTS[name][1] == -32064 else 502
+        assert rows.get(_rid(name, way)) == status, (name, way, rows.get(_rid(name, way)))
+    assert echo(gateway.url, "after").json()["result"]["content"][0]["text"] == "after"
     assert "Traceback" not in gateway.proc.log(), gateway.proc.log()[-3000:]
 
 

@@ -51,7 +51,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from owstack.api.http import Message, Receive, Scope, Send
-from owstack.mcp.errors import cut
+from owstack.mcp.errors import InvalidResult, cut
 from owstack.mcp.handling import handle
 from owstack.mcp.policy import Caller
 from owstack.mcp.records import Recorder
@@ -223,7 +223,11 @@ class LeanEdge:
                 result = await service.call_tool(caller, req, str(call.name), call.arguments, None)
             else:
                 result = {"tools": await service.list_tools(caller)}
-            return orjson.dumps(self._result(call.method, call.protocol, result, modern))
+            shaped = self._result(call.method, call.protocol, result, modern)
+            try:
+                return orjson.dumps(shaped)
+            except orjson.JSONEncodeError as exc:  # e.g. an upstream's integer past 64 bits
+                raise InvalidResult(f"the {call.method} result cannot be carried: {exc}") from None
 
         return lambda mine: handle(self.recorder, caller, call.method, call.name, work, len, "lean", mine)
 
@@ -232,8 +236,8 @@ class LeanEdge:
         try:
             dumped = spec.serialize_server_result(method, protocol, {**_DEFAULTS[method], **result})
         except ValidationError:
-            log.warning("mcp: a %s result is not valid MCP %s; refused", method, protocol)
-            raise MCPError(INTERNAL_ERROR, "Handler returned an invalid result") from None
+            log.warning("mcp: a %s result is not valid MCP %s; refused as the upstream's failure", method, protocol)
+            raise InvalidResult(f"the {method} result is not valid MCP {protocol}") from None
         if modern:
             if dumped.get("resultType") is None:
                 dumped["resultType"] = "complete"
