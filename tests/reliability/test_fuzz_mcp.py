@@ -190,6 +190,8 @@ class Report:
     statuses: collections.Counter[str] = field(default_factory=collections.Counter)
     kinds: collections.Counter[str] = field(default_factory=collections.Counter)
     bad: list[str] = field(default_factory=list)
+    #: answers `browser_guard` tolerates (OpenAI-shaped 415s of the open-mode guard)
+    tolerated: int = 0
     #: request ids of the tool calls answered with a result
     answered: set[str] = field(default_factory=set)
 
@@ -214,7 +216,9 @@ def fuzz(url: str, seed: int, n: int, prefix: str) -> Report:
             report.requests += 1
             report.statuses[str(r.status_code)] += 1
             report.kinds[f"{kind} {r.status_code}"] += 1
-            why = None if browser_guard(r) else problem(r)
+            tolerated = browser_guard(r)
+            report.tolerated += tolerated
+            why = None if tolerated else problem(r)
             if why is not None:
                 report.bad.append(f"{kind}/{way} {changes}: {why}: {r.status_code} {r.text[:200]} <- {body[:160]!r}")
             elif r.status_code == 200 and answered_call(body, r):
