@@ -144,7 +144,7 @@ def browser_guard(r: httpx.Response) -> bool:
 
 def problem(r: httpx.Response) -> str | None:
     """Why the answer is wrong (None when it is fine): a 5xx other than an honest 503, a body that is not
-    JSON-RPC, an error that is not an error object."""
+    JSON-RPC, an error that is not an error object, an internal error (-32603: something inside crashed)."""
     if r.status_code == 202 and not r.content:
         return None  # a notification taken
     try:
@@ -163,6 +163,8 @@ def problem(r: httpx.Response) -> str | None:
             or not isinstance(error.get("message"), str)
         ):
             return "not an error object"
+        if error is not None and error["code"] == -32603:
+            return "an internal error (a crash inside)"
         if r.status_code >= 500 and (r.status_code != 503 or (error or {}).get("data", {}).get("status") != 503):
             return "a 5xx"
     if r.status_code >= 400 and not any(isinstance(m, dict) and "error" in m for m in found):
