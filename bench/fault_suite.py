@@ -14,7 +14,9 @@ table (the one in docs/reliability.md) and writes bench/results/faults-<UTC time
 Faults: replicas that fail before the first byte or mid-stream beside healthy ones; PostgreSQL behind a TCP
 proxy paused (a partition) or cut (an outage) for a few seconds; Redis cut under rate limits; kill -9 of the
 gateway or of its ledger process, then a restart; a flood of idle connections under a low file limit; a
-fuzz of hostile request bodies. Needs PostgreSQL on 127.0.0.1:5432 and Redis on 6379 for their scenarios.
+fuzz of hostile request bodies; a fuzz of hostile `/mcp` traffic and upstream results (`mcp-fuzz`, a real
+stdio MCP server behind the gateway, tests/reliability/test_fuzz_mcp.py). Needs PostgreSQL on 127.0.0.1:5432
+and Redis on 6379 for their scenarios.
 """
 
 from __future__ import annotations
@@ -299,6 +301,44 @@ def fuzz(run: Run) -> dict[str, Any]:
     }
 
 
+def mcp_fuzz(run: Run) -> dict[str, Any]:
+    """tests/reliability/test_fuzz_mcp.py at scale: hostile `/mcp` requests on every way of calling, then the
+    upstream's hostile results; acknowledged: tool calls answered with a result (each must have a row)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from reliability import test_fuzz_mcp as t
+
+    url = run.sqlite()
+    with run_gateway(run.tmp, t.config(run.tmp, url)) as gw:
+        gateway = t.Gateway(gw, gw.url + "/mcp", url)
+        report = t.fuzz(gateway.url, seed=7, n=max(1000, int(run.seconds * 150)), prefix="mcpfz")
+        cases = [(name, way) for name in t.RESULTS for way in ("modern-lean", "modern-sdk", "session-lean")]
+        with ThreadPoolExecutor(len(cases)) as pool:
+            results = list(pool.map(lambda c: t._raw_call(gateway, c[1], t.RESULTS[c[0]][0], t._rid(*c)), cases))
+        served = t.echo(gateway.url, "after").status_code
+        alive = httpx.get(gw.url + "/healthz", timeout=30).status_code
+        log = gw.log()
+    recorded = ledger_ids(url)
+    statuses = [*(int(k) for k, v in report.statuses.items() for _ in range(v)), *(r.status_code for r in results)]
+    return {
+        "requests": report.requests + len(results),
+        "acknowledged": len(report.answered),
+        "recorded": len(recorded & report.answered),
+        "lost": len(report.answered - recorded),
+        "5xx": sum(status >= 500 for status in statuses),
+        "not_json_rpc": len(report.bad),
+        "gateway_shaped_refusals": report.tolerated,
+        "statuses": dict(report.statuses),
+        "upstream_results_recorded": len(recorded & {t._rid(*c) for c in cases}),
+        "tracebacks": log.count("Traceback"),
+        "notes": "hostile /mcp requests (nesting, numbers, invalid UTF-8, JSON-RPC shapes, wrong types, headers, "
+        "mangled) on 2026-07-28 and a 2025 session, lean edge and SDK path, and 18 hostile upstream results: "
+        "JSON-RPC errors only",
+        "served_after": served,
+        "healthz_after": alive,
+    }
+
+
 def _raw(port: int, data: bytes) -> int:
     """Send raw bytes, read until the server closes: the status (0: no answer)."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
@@ -327,6 +367,7 @@ SCENARIOS: dict[str, Scenario] = {
     "kill9-ledger": kill9("ledger process"),
     "fd-flood": fd_flood,
     "fuzz": fuzz,
+    "mcp-fuzz": mcp_fuzz,
 }
 
 

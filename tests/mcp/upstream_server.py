@@ -4,11 +4,13 @@
     python upstream_server.py http PORT STATE_DIR      Streamable HTTP on 127.0.0.1:PORT/mcp
 
 Its tool definitions are read from STATE_DIR/tools.json at every tools/list, so a test can change a
-description after approval (a rug pull) or rename a tool. It writes what it saw to STATE_DIR: `calls.log`
-(one tool name per call), `cancelled` when a call was cancelled, `env.json` (its environment's names) and
-`argv.json` (its command line). `announce` tells its clients that its tool list changed (2025 notification
-and 2026-07-28 `subscriptions/listen` event), `ask` asks the client for input (elicitation), and `get`
-fetches a URL with urllib (which honours HTTP_PROXY).
+description after approval (a rug pull) or rename a tool. It writes what it saw to STATE_DIR: `calls.log` (one
+tool name per call), `cancelled` when a call was cancelled, `env.json` (its environment's names) and
+`argv.json` (its command line). `raw` (stdio only; not in the default tools, a test lists it in tools.json)
+answers its call with the result given as JSON text in `result`, written to stdout as it is, bytes the SDK's
+server would not write (nested past its limits, integers past 64 bits, lone surrogates). `announce` tells its
+clients that its tool list changed (2025 notification and 2026-07-28 `subscriptions/listen` event), `ask` asks
+the client for input (elicitation), and `get` fetches a URL with urllib (which honours HTTP_PROXY).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ PAGE = (
 )
 KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU=\n-----END OPENSSH PRIVATE KEY-----"
 BUS = InMemorySubscriptionBus()
+#: the stdio wire (the SDK's server moves it off fd 1 and points fd 1 at stderr): kept for `raw`
+WIRE: list[int] = []
 
 
 def fetch_url(url: str) -> str:
@@ -106,7 +110,17 @@ async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.Call
         return text(f"answer: {answer.action}")
     if name == "get":
         return text(fetch_url(str(args["url"])))
+    if name == "raw":
+        await write_raw(ctx.request_id, str(args["result"]))
+        await anyio.sleep_forever()  # answered: the SDK's own answer would come second
     raise ValueError(f"unknown tool {name}")
+
+
+async def write_raw(request_id: Any, result: str) -> None:
+    """One JSON-RPC response line for `request_id` carrying `result` as given (one write: the SDK's own writes
+    go through the same pipe, line by line)."""
+    line = '{"jsonrpc":"2.0","id":' + json.dumps(request_id) + ',"result":' + result + "}\n"
+    os.write(WIRE[0], line.encode("utf-8", "surrogatepass"))
 
 
 async def list_prompts(ctx: Any, params: Any) -> types.ListPromptsResult:
@@ -147,6 +161,7 @@ async def main() -> None:
     if MODE == "stdio":
         from mcp.server.stdio import stdio_server
 
+        WIRE.append(os.dup(1))
         async with stdio_server() as (read, write):
             await server.run(read, write, server.create_initialization_options())
         return

@@ -293,3 +293,179 @@ HEADS: list[bytes] = [
     b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -1\r\n\r\n",
     b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(32)),  # a TLS hello on the plain port
 ]
+
+
+# Hostile `/mcp` traffic: JSON-RPC envelopes and the transport's headers ----------------------------------
+#: a valid tools/call (the test adds the revision's `_meta` and headers, and a progress token for the SDK path)
+MCP_CALL: dict[str, object] = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "tools/call",
+    "params": {"name": "local.echo", "arguments": {"text": "hi"}},
+}
+MCP_LIST: dict[str, object] = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+#: ids, names, arguments and cursors of every kind a JSON-RPC field should not hold
+_MCP_ODD: list[object] = [None, True, False, 0, -1, 1.5, 2**63 - 1, "", "x" * 100_000, [], {}, [1], {"a": 1}, "\x00"]
+_NUMBERS = ["1e400", "-1e400", "NaN", "Infinity", "-0", "1e-400", str(2**64), str(-(2**63) - 1), "9" * 400, "1.5e308"]
+_BAD_BYTES = [b"\x80", b"\xc0\xaf", b"\xed\xa0\x80", b"\xff\xfe", b"\xe2\x82", b"\xf4\x90\x80\x80"]
+_SURROGATES = ["\\ud800", "a\\udfffb", "\\udbff\\udbff"]
+_PLACES = ["arguments", "_meta", "id", "params", "name", "top"]
+
+
+def _mcp_copy(base: dict[str, object]) -> dict[str, object]:
+    out: dict[str, object] = json.loads(json.dumps(base))
+    return out
+
+
+def _plant(base: dict[str, object], where: str, raw: str) -> bytes:
+    """`base` with the JSON text `raw` as the value at `where` (raw, so that values json cannot write fit)."""
+    marker = "\u2603MARK\u2603"
+    body = _mcp_copy(base)
+    params = body.setdefault("params", {})
+    assert isinstance(params, dict)
+    if where == "arguments":
+        params["arguments"] = {"text": "hi", "v": marker}
+    elif where == "_meta":
+        meta = params.setdefault("_meta", {})
+        assert isinstance(meta, dict)
+        meta["v"] = marker
+    elif where == "id":
+        body["id"] = marker
+    elif where == "params":
+        body["params"] = marker
+    elif where == "name":
+        params["name"] = marker
+    else:
+        return raw.encode("utf-8", "surrogatepass")
+    return json.dumps(body).replace(json.dumps(marker), raw).encode("utf-8", "surrogatepass")
+
+
+def _mcp_valid(base: dict[str, object], rng: random.Random) -> tuple[bytes, dict[str, str | None]]:
+    return json.dumps(base).encode(), {}
+
+
+def _mcp_deep(base: dict[str, object], rng: random.Random) -> tuple[bytes, dict[str, str | None]]:
+    depth = rng.choice([62, 65, 100, 254, 300, 1000, 5000])
+    return _plant(base, rng.choice(_PLACES), _nested(depth, rng)), {}
+
+
+def _mcp_numbers(base: dict[str, object], rng: random.Random) -> tuple[bytes, dict[str, str | None]]:
+    return _plant(base, rng.choice(["arguments", "_meta", "id", "name"]), rng.choice(_NUMBERS)), {}
+
+
+def _mcp_text(base: dict[str, object], rng: random.Random) -> tuple[bytes, dict[str, str | None]]:
+    """Invalid UTF-8, lone surrogates, control characters and huge strings in the envelope's strings."""
+    where = rng.choice(["arguments", "_meta", "id", "name"])
+    kind = rng.choice(["bytes", "surrogate", "control", "huge"])
+    if kind == "bytes":
+        return _plant(base, where, '"a<BAD>b"').replace(b"<BAD>", rng.choice(_BAD_BYTES)), {}
+    if kind == "surrogate":
+        return _plant(base, where, f'"{rng.choice(_SURROGATES)}"'), {}
+    if kind == "control":
+        return _plant(base, where, json.dumps("\x00\x1b[31m\u202e\ufeff")), {}
+    return _plant(base, where, json.dumps("x" * rng.choice([70_000, 1_000_000]))), {}
+
+
+def _mcp_shapes(base: dict[str, object], rng: random.Random) -> tuple[bytes, dict[str, str | None]]:
+    """Wrong JSON-RPC shapes: batches, `jsonrpc` missing or odd, ids of every kind, params not an object,
+    unknown methods, notifications with ids, bodies that are not objects."""
+    body = _mcp_copy(base)
+    op = rng.choice(["batch", "jsonrpc", "id", "no-id", "params", "method", "notification", "not-object", "extra"])
+    if op == "batch":
+        return json.dumps([body] * rng.choice([1, 2, 50]) if rng.random() < 0.8 else []).encode(), {}
+    if op == "jsonrpc":
+        value = rng.choice([None, "1.0", 2.0, "", "2.0 ", ["2.0"]])
+        if value is None:
+            del body["jsonrpc"]
+        else:
+            body["jsonrpc"] = value
+    elif op == "id":
+        body["id"] = rng.choice([*_MCP_ODD, 10**30, -(2**63), 1e300, "7" * 10_000])
+    elif op == "no-id":
+        del body["id"]
+    elif op == "params":
+        body["params"] = rng.choice([None, [], ["local.echo"], "x", 5, True])
+    elif op == "method":
+        body["method"] = rng.choice(["tools/cal", "", "TOOLS/CALL", "rpc.discover", "notifications/initialized",
+                                     "initialize", "ping", "tasks/get", 5, None, ["tools/call"]])  # fmt: skip
+    elif op == "notification":
+        body["method"] = rng.choice(["notifications/cancelled", "notifications/initialized", "notifications/x"])
+    elif op == "not-object":
+        return rng.choice([b"null", b"1", b'"tools/call"', b"true", b"[[]]", b"{}", b""]), {}
+    else:
+        body[rng.choice(["result", "error", "extra", "Id", "__proto__"])] = rng.choice(_MCP_ODD)
+    return json.dumps(body).encode(), {}
+
+
+def _mcp_types(base: dict[str, object], rng: random.Random) -> tuple[bytes, dict[str, str | None]]:
+    """Valid JSON-RPC with the wrong type in `name`, `arguments`, `cursor`, `_meta` or the progress token."""
+    body = _mcp_copy(base)
+    params = body["params"]
+    assert isinstance(params, dict)
+    field = rng.choice(["name", "arguments", "cursor", "_meta", "progressToken", "task"])
+    value = rng.choice(_MCP_ODD)
+    if field == "progressToken":
+        meta = params.setdefault("_meta", {})
+        if isinstance(meta, dict):
+            meta["progressToken"] = value
+    elif field == "_meta" and isinstance(params.get("_meta"), dict) and rng.random() < 0.5:
+        meta = params["_meta"]
+        meta[rng.choice(list(meta) or ["x"])] = value
+    else:
+        params[field] = value
+    return json.dumps(body).encode(), {}
+
+
+def _mcp_headers(base: dict[str, object], rng: random.Random) -> tuple[bytes, dict[str, str | None]]:
+    """A valid body with a transport header garbled, missing or disagreeing with it (None: header removed)."""
+    name = rng.choice(["Mcp-Session-Id", "MCP-Protocol-Version", "Mcp-Name", "Mcp-Method", "Accept", "Content-Type"])
+    values: dict[str, list[str | None]] = {
+        "Mcp-Session-Id": [None, "", "x", "0" * 64, "../../etc", "ñ".encode().decode("latin-1"), "a" * 5000],
+        "MCP-Protocol-Version": [None, "", "2099-01-01", "2024-11-05", "2026-07-28", "2025-06-18", "garbage"],
+        "Mcp-Name": [None, "", "local.slow", "other.echo", "x" * 3000],
+        "Mcp-Method": [None, "", "tools/list", "initialize", "TOOLS/CALL"],
+        "Accept": [None, "", "*/*", "application/json", "text/event-stream", "text/html", "application/*, text/*"],
+        "Content-Type": [None, "", "text/plain", "application/json; charset=latin-1", "APPLICATION/JSON",
+                         "application/json, text/plain", "application/jsonx", "multipart/form-data"],
+    }  # fmt: skip
+    return json.dumps(base).encode(), {name: rng.choice(values[name])}
+
+
+def _mcp_mangled(base: dict[str, object], rng: random.Random) -> tuple[bytes, dict[str, str | None]]:
+    raw = bytearray(json.dumps(base).encode())
+    at = rng.randrange(len(raw))
+    op = rng.choice(["truncate", "flip", "insert", "delete"])
+    if op == "truncate":
+        return bytes(raw[:at]), {}
+    if op == "flip":
+        raw[at] ^= 1 << rng.randrange(8)
+    elif op == "insert":
+        raw[at:at] = bytes([rng.randrange(256)])
+    else:
+        del raw[at]
+    return bytes(raw), {}
+
+
+MCP_GENERATORS = {
+    "valid": _mcp_valid,
+    "nesting": _mcp_deep,
+    "numbers": _mcp_numbers,
+    "text": _mcp_text,
+    "shapes": _mcp_shapes,
+    "wrong types": _mcp_types,
+    "headers": _mcp_headers,
+    "mangled": _mcp_mangled,
+}
+
+
+def mcp_requests(
+    bases: dict[str, dict[str, object]], seed: int, n: int
+) -> Iterator[tuple[str, str, bytes, dict[str, str | None]]]:
+    """`n` hostile requests built on the valid `bases` (one per way of calling: revision, path, method):
+    (kind, way, body, header changes). Every kind on every way in turn, the same at every run of a seed."""
+    rng = random.Random(seed)
+    kinds, ways = list(MCP_GENERATORS), sorted(bases)
+    for i in range(n):
+        kind, way = kinds[i % len(kinds)], ways[(i // len(kinds)) % len(ways)]
+        body, headers = MCP_GENERATORS[kind](bases[way], rng)
+        yield kind, way, body, headers

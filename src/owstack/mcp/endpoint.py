@@ -208,6 +208,8 @@ class McpEndpoint:
             rest = await checked_body(scope, receive, send, self.config.file.server.max_body_bytes)  # not read yet
         if rest is None:
             return
+        if scope["method"] == "GET" and "last-event-id" in headers:
+            _drop_resume(scope)
         receive = rest
         sent = _Sent(send)
         try:
@@ -281,6 +283,14 @@ class _Sent:
                 last = self.sse and request_id is not None
                 event = b"event: message\r\ndata: " + error + b"\r\n\r\n" if last else b""
                 await self.send({"type": "http.response.body", "body": event, "more_body": False})
+
+
+def _drop_resume(scope: Scope) -> None:
+    """A GET that asks to resume a stream after an event (`Last-Event-ID`) opens a fresh one: owstack keeps no
+    event store (its streams carry no event ids to resume from), and the SDK's transport, asked to replay
+    without one, returned without answering: uvicorn's plain-text 500 ("ASGI callable returned without
+    starting response")."""
+    scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() != b"last-event-id"]
 
 
 def _json_rpc_errors(send: Send) -> Send:

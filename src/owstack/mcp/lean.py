@@ -16,9 +16,10 @@ The answer is one `application/json` body, shaped by the SDK's own result serial
 the SDK path, in the same code (`handling.handle`, `McpService`): authentication (the endpoint's, before
 this), the allowlist, pins, content checks, secrets, the rate cap, audit, ledger and metrics. A request
 that fails any of the SDK's checks goes to the SDK, which answers it exactly as before; a body that is not
-JSON as orjson reads it is answered here, with a parse error (`parse_error`), on either path. Cancelling: on
-2026-07-28 the client closes the POST (the edge watches for it); on a session the client posts
-`notifications/cancelled`, which the edge routes to the call it names. Any other cancel is the gateway
+JSON as orjson reads it is answered here, with a parse error (`parse_error`), and one nested deeper than
+`/v1` allows (`protocols.body.MAX_DEPTH`) with an invalid-request error (`too_deep`), on either path.
+Cancelling: on 2026-07-28 the client closes the POST (the edge watches for it); on a session the client
+posts `notifications/cancelled`, which the edge routes to the call it names. Any other cancel is the gateway
 cutting the request at the end of its shutdown grace: answered with the `shutdown` error (-32068, HTTP 503,
 which the SDK's client reads as that JSON-RPC error) and recorded as cut.
 """
@@ -50,12 +51,13 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from owstack.api.http import Message, Receive, Scope, Send
-from owstack.mcp.errors import cut
+from owstack.mcp.errors import InvalidResult, cut
 from owstack.mcp.handling import handle
 from owstack.mcp.policy import Caller
 from owstack.mcp.records import Recorder
 from owstack.mcp.service import McpService
 from owstack.mcp.sessions import MESSAGE, LeanCall, Session, Sessions, id_key, in_flight
+from owstack.protocols.body import TOO_DEEP, nests_too_deep
 
 log = logging.getLogger("owstack.mcp")
 #: a 2026-07-28 call running this long starts watching for its client to close the POST (a cancel)
@@ -221,7 +223,11 @@ class LeanEdge:
                 result = await service.call_tool(caller, req, str(call.name), call.arguments, None)
             else:
                 result = {"tools": await service.list_tools(caller)}
-            return orjson.dumps(self._result(call.method, call.protocol, result, modern))
+            shaped = self._result(call.method, call.protocol, result, modern)
+            try:
+                return orjson.dumps(shaped)
+            except orjson.JSONEncodeError as exc:  # e.g. an upstream's integer past 64 bits
+                raise InvalidResult(f"the {call.method} result cannot be carried: {exc}") from None
 
         return lambda mine: handle(self.recorder, caller, call.method, call.name, work, len, "lean", mine)
 
@@ -230,8 +236,8 @@ class LeanEdge:
         try:
             dumped = spec.serialize_server_result(method, protocol, {**_DEFAULTS[method], **result})
         except ValidationError:
-            log.warning("mcp: a %s result is not valid MCP %s; refused", method, protocol)
-            raise MCPError(INTERNAL_ERROR, "Handler returned an invalid result") from None
+            log.warning("mcp: a %s result is not valid MCP %s; refused as the upstream's failure", method, protocol)
+            raise InvalidResult(f"the {method} result is not valid MCP {protocol}") from None
         if modern:
             if dumped.get("resultType") is None:
                 dumped["resultType"] = "complete"
@@ -344,6 +350,18 @@ def parse_error(reason: str) -> bytes:
     return orjson.dumps({"jsonrpc": "2.0", "id": None, "error": error})
 
 
+def too_deep(message: Any) -> bytes:
+    """The answer to a body nested past `MAX_DEPTH` (`/v1`'s limit, `protocols.body`): an invalid request
+    (-32600, HTTP 400, `data.code` `too_deep`), with the request's id when it has a usable one. Such a body
+    parses, but orjson cannot write it again (255 levels), so its call's audit record failed deep in the call
+    path (-32603 and a traceback, no record); it is refused before anything reads it, on either path."""
+    request_id = message.get("id") if isinstance(message, dict) else None
+    if isinstance(request_id, bool) or not isinstance(request_id, str | int):
+        request_id = None
+    error = {"code": INVALID_REQUEST, "message": TOO_DEEP, "data": {"code": "too_deep", "status": 400}}
+    return orjson.dumps({"jsonrpc": "2.0", "id": request_id, "error": error})
+
+
 #: a run of digits an integer past 64 bits needs (2**63 has 19); a body without one has no such integer
 _LONG_DIGITS = re.compile(rb"\d{19}")
 
@@ -383,7 +401,7 @@ async def checked_body(scope: Scope, receive: Receive, send: Send, limit: int) -
 
 async def _read_json(receive: Receive, send: Send, limit: int) -> tuple[bytes, Any] | None:
     """The body and what orjson reads of it; None once answered (413 past `limit`, a parse error for a body
-    owstack cannot carry, nothing when the client left)."""
+    owstack cannot carry, 400 `too_deep` for one nested past `MAX_DEPTH`, nothing when the client left)."""
     try:
         body = await _read(receive, limit)
     except _TooLarge:
@@ -393,11 +411,15 @@ async def _read_json(receive: Receive, send: Send, limit: int) -> tuple[bytes, A
         return None
     try:
         message = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        await _send(send, 400, parse_error(str(exc)), JSON_HEADERS)
+    except orjson.JSONDecodeError as exc:  # orjson stops reading at 1,024 levels: that is nesting too
+        deep = str(exc).startswith("depth limit exceeded")
+        await _send(send, 400, too_deep(None) if deep else parse_error(str(exc)), JSON_HEADERS)
         return None
     if _LONG_DIGITS.search(body) is not None and (wide := wide_integer(body)) is not None:
         await _send(send, 400, parse_error(wide), JSON_HEADERS)
+        return None
+    if nests_too_deep(body, message):
+        await _send(send, 400, too_deep(message), JSON_HEADERS)
         return None
     return body, message
 

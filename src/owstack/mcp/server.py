@@ -26,7 +26,7 @@ from mcp.shared.exceptions import MCPError
 
 from owstack import __version__
 from owstack.mcp.changes import ChangeFeed
-from owstack.mcp.errors import FORBIDDEN
+from owstack.mcp.errors import FORBIDDEN, InvalidResult
 from owstack.mcp.handling import handle
 from owstack.mcp.policy import Caller
 from owstack.mcp.records import McpRequest, Recorder
@@ -58,7 +58,14 @@ class GatewayServer(Server[Any]):
 
 
 def _size(result: Any) -> int:
-    return len(orjson.dumps(result, default=str)) if isinstance(result, dict | list) else 0
+    """The result's size as sent; a result owstack cannot write (an upstream's integer past 64 bits) is the
+    upstream's failure here as on the lean edge, whose answer is orjson's."""
+    if not isinstance(result, dict | list):
+        return 0
+    try:
+        return len(orjson.dumps(result, default=str))
+    except orjson.JSONEncodeError as exc:
+        raise InvalidResult(f"the result cannot be carried: {exc}") from None
 
 
 def caller_of(ctx: ServerRequestContext[Any, Any]) -> Caller:

@@ -35,13 +35,14 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import ValidationError
 
 from mcp import Client
 from owstack import __version__
 from owstack.errors import UpstreamTimeout
 from owstack.mcp.config import McpSection, UpstreamSection
 from owstack.mcp.egress_http import egress_client
-from owstack.mcp.errors import UpstreamUnavailable
+from owstack.mcp.errors import InvalidResult, UpstreamUnavailable
 from owstack.mcp.lane import HttpLane
 from owstack.mcp.listen import follow
 from owstack.security.egress import EgressPolicy, Resolver, check_url
@@ -151,6 +152,9 @@ class Upstream:
         return resolved
 
     async def _message(self, message: Any) -> None:
+        if isinstance(message, Exception):  # a line the SDK's client could not read (the SDK's traceback dropped)
+            log.warning("mcp: upstream %s sent what is not a JSON-RPC message: %s", self.name, _describe(message))
+            return
         kind = CHANGES.get(type(message))
         if kind is not None and self.on_change is not None:
             await self.on_change(self.name, kind)
@@ -261,7 +265,9 @@ class Upstream:
     async def request(self, fn: Callable[[Client], Awaitable[T]], *, timeout_s: float | None = None) -> T:
         """Run one request on the shared session; typed errors for an unavailable or slow upstream.
 
-        An error the upstream itself answered (`MCPError`) is raised as it is, for the client to see."""
+        An error the upstream itself answered (`MCPError`) is raised as it is, for the client to see; an answer
+        the SDK's client finds invalid (a 2026-07-28 result without `resultType`, content of the wrong kind) is
+        the upstream's failure (`InvalidResult`), not the gateway's (it was a -32603 and a traceback)."""
         client = self.client
         if client is None:
             try:
@@ -279,6 +285,11 @@ class Upstream:
                 return await fn(client)
         except TimeoutError:
             raise UpstreamTimeout(f"MCP server {self.name!r} did not answer within {limit:g} s") from None
+        except ValidationError as exc:
+            log.warning("mcp: upstream %s answered with what is not valid MCP: %s", self.name, _problem(exc))
+            raise InvalidResult(
+                f"MCP server {self.name!r} answered with what is not valid MCP: {_problem(exc)}"
+            ) from None
         except MCPError as exc:
             if exc.code != CONNECTION_CLOSED:
                 raise
@@ -359,6 +370,16 @@ async def _probe(client: Client) -> None:
         await client.send_ping()
 
 
+def _unreadable_line(record: logging.LogRecord) -> bool:
+    """The SDK's stdio client logs a line from its server it cannot read (JSON nested past pydantic's 200
+    levels, a lone surrogate, a result that is not an object) with a traceback: an upstream's failure, which
+    `Upstream._message` logs in one line naming the server; the call it answered waits out its timeout."""
+    return not record.getMessage().startswith("Failed to parse JSONRPC message")
+
+
+logging.getLogger("mcp.client.stdio").addFilter(_unreadable_line)
+
+
 def _policy_fields(policy: EgressPolicy, timeout_s: float) -> dict[str, Any]:
     """The gateway's egress policy, with a total time long enough for the upstream's slowest call."""
     return {
@@ -370,6 +391,16 @@ def _policy_fields(policy: EgressPolicy, timeout_s: float) -> dict[str, Any]:
         "max_bytes": policy.max_bytes,
         "timeout_s": max(policy.timeout_s, timeout_s + 5.0),
     }
+
+
+def _problem(exc: ValidationError) -> str:
+    """The first problem pydantic found, in one line (never the value: it is the upstream's data)."""
+    errors = exc.errors(include_url=False, include_input=False)
+    if not errors:
+        return "invalid"
+    first = errors[0]
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    return f"{where}: {first.get('msg', '')}" if where else str(first.get("msg", ""))
 
 
 def _describe(exc: BaseException) -> str:

@@ -28,12 +28,19 @@ def json_object(body: bytes) -> dict[str, Any]:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(data, dict):
         raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
-    # Fewer brackets than the limit cannot nest deeper than it: the common case costs two C-level counts.
-    if body.count(b"{") + body.count(b"[") > MAX_DEPTH and too_deep(data, MAX_DEPTH):
-        raise InvalidRequest(
-            f"the request body nests objects and arrays more than {MAX_DEPTH} levels deep", code="too_deep"
-        )
+    if nests_too_deep(body, data):
+        raise InvalidRequest(TOO_DEEP, code="too_deep")
     return data
+
+
+#: what a body nested past `MAX_DEPTH` is told (on `/v1` and on `/mcp`)
+TOO_DEEP = f"the request body nests objects and arrays more than {MAX_DEPTH} levels deep"
+
+
+def nests_too_deep(body: bytes, data: Any) -> bool:
+    """True when `data` (what `body` parsed to) nests objects and arrays past `MAX_DEPTH`. Fewer brackets than
+    the limit cannot nest deeper than it: the common case costs two C-level counts."""
+    return body.count(b"{") + body.count(b"[") > MAX_DEPTH and too_deep(data, MAX_DEPTH)
 
 
 def too_deep(value: Any, limit: int) -> bool:
