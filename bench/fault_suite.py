@@ -327,7 +327,6 @@ def mcp_fuzz(run: Run) -> dict[str, Any]:
         "lost": len(report.answered - recorded),
         "5xx": sum(status >= 500 for status in statuses),
         "not_json_rpc": len(report.bad),
-        "gateway_shaped_refusals": report.tolerated,
         "statuses": dict(report.statuses),
         "upstream_results_recorded": len(recorded & {t._rid(*c) for c in cases}),
         "tracebacks": log.count("Traceback"),

@@ -140,16 +140,6 @@ def messages(r: httpx.Response) -> list[Any]:
 GATEWAY_CODES = {415: "unsupported_media_type", 403: "host_not_allowed", 405: "method_not_allowed"}
 
 
-def browser_guard(r: httpx.Response) -> bool:
-    """The gateway's own refusals (`GATEWAY_CODES`) answer on `/mcp` in OpenAI's error shape, not JSON-RPC:
-    `api/gateway.py` (`send_error`) picks the shape, outside what this test's change may touch. Tolerated
-    here, and pinned by `test_gateway_refusals_on_mcp_are_json_rpc` (strict xfails) until it is fixed."""
-    if r.status_code not in GATEWAY_CODES or not r.headers.get("content-type", "").startswith("application/json"):
-        return False
-    error = orjson.loads(r.content).get("error")
-    return isinstance(error, dict) and error.get("code") == GATEWAY_CODES[r.status_code]
-
-
 def clean(log: str) -> bool:
     """No traceback, and no request uvicorn had to answer itself (an app that returned without answering)."""
     return "Traceback" not in log and "returned without starting response" not in log
@@ -205,8 +195,6 @@ class Report:
     statuses: collections.Counter[str] = field(default_factory=collections.Counter)
     kinds: collections.Counter[str] = field(default_factory=collections.Counter)
     bad: list[str] = field(default_factory=list)
-    #: answers `browser_guard` tolerates (OpenAI-shaped 415s of the open-mode guard)
-    tolerated: int = 0
     #: request ids of the tool calls answered with a result
     answered: set[str] = field(default_factory=set)
 
@@ -231,9 +219,7 @@ def fuzz(url: str, seed: int, n: int, prefix: str) -> Report:
             report.requests += 1
             report.statuses[str(r.status_code)] += 1
             report.kinds[f"{kind} {r.status_code}"] += 1
-            tolerated = browser_guard(r)
-            report.tolerated += tolerated
-            why = None if tolerated else problem(r)
+            why = problem(r)
             if why is not None:
                 report.bad.append(f"{kind}/{way} {changes}: {why}: {r.status_code} {r.text[:200]} <- {body[:160]!r}")
             elif r.status_code == 200 and answered_call(body, r):
@@ -397,9 +383,7 @@ def test_other_verbs_and_hostile_headers_get_json_rpc_answers(gateway: Gateway) 
                 if r.headers.get("content-type", "").startswith("text/event-stream") and r.status_code == 200:
                     continue  # the session's stream, open: leave it
                 r.read()
-            if r.status_code >= 500 or (
-                verb != "HEAD" and not browser_guard(r) and problem(r) is not None and r.status_code != 200
-            ):
+            if r.status_code >= 500 or (verb != "HEAD" and problem(r) is not None and r.status_code != 200):
                 bad.append(f"{verb} {extra}: {r.status_code} {r.text[:200]}")
     assert not bad, "\n".join(bad[:10])
     with httpx.stream("GET", gateway.url, headers={**session, "Last-Event-ID": "x"}, timeout=30) as r:
@@ -416,7 +400,6 @@ def test_a_get_resuming_a_stream_on_a_session_opens_a_fresh_one(gateway: Gateway
     assert clean(gateway.proc.log()), gateway.proc.log()[-3000:]
 
 
-@pytest.mark.xfail(strict=True, reason="api/gateway.py send_error answers /mcp in OpenAI's shape (outside this change)")
 @pytest.mark.parametrize("case", ["content-type", "method", "host"])
 def test_gateway_refusals_on_mcp_are_json_rpc(gateway: Gateway, case: str) -> None:
     body, headers = ways(gateway.url)["modern-lean"]
@@ -427,4 +410,6 @@ def test_gateway_refusals_on_mcp_are_json_rpc(gateway: Gateway, case: str) -> No
     else:
         r = httpx.post(gateway.url, json=body, headers={**headers, "Host": "evil.example"}, timeout=30)
     assert r.status_code in GATEWAY_CODES
-    assert r.json().get("jsonrpc") == "2.0" and isinstance(r.json().get("error", {}).get("code"), int), r.text
+    error = r.json()["error"]  # JSON-RPC's shape, owstack's code in `data` (was OpenAI's error shape)
+    assert r.json()["jsonrpc"] == "2.0" and error["code"] == -32600, r.text
+    assert error["data"] == {"code": GATEWAY_CODES[r.status_code], "status": r.status_code}, r.text

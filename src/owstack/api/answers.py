@@ -21,10 +21,8 @@ def answer(status: int, message: str, code: str, *, url: bytes = b"", kind: str 
     """A whole response the server writes itself, before or instead of the application, with
     `connection: close`: a JSON error in the shape of the API the request's path belongs to (Anthropic's for
     /v1/messages, a JSON-RPC error for /mcp, OpenAI's otherwise and when the path is not known yet)."""
-    if url == b"/mcp" or url.startswith((b"/mcp?", b"/mcp/")):
-        rpc = -32600 if status < 500 else -32603  # invalid request; internal error
-        error = {"code": rpc, "message": message, "data": {"code": code, "status": status}}
-        body = orjson.dumps({"jsonrpc": "2.0", "id": None, "error": error})
+    if is_mcp(url.split(b"?", 1)[0].decode("latin-1")):
+        body = json_rpc_error(status, message, code)
     elif url.startswith(b"/v1/messages"):
         anthropic = "overloaded_error" if status == 503 else kind if kind != "server_error" else "api_error"
         body = orjson.dumps({"type": "error", "error": {"type": anthropic, "message": message}})
@@ -37,6 +35,19 @@ def answer(status: int, message: str, code: str, *, url: bytes = b"", kind: str 
         retry,
     )
     return head + b"content-length: %d\r\n\r\n%s" % (len(body), body)
+
+
+def is_mcp(path: str) -> bool:
+    """The path is the MCP edge's (`/mcp`), whose every answer is JSON-RPC."""
+    return path == "/mcp" or path.startswith("/mcp/")
+
+
+def json_rpc_error(status: int, message: str, code: str) -> bytes:
+    """A refusal on `/mcp` made outside its handler (the server's, the gateway's routing and browser checks): a
+    JSON-RPC error with no id (the body was not read), `data` as owstack.mcp.errors gives it."""
+    rpc = -32600 if status < 500 else -32603  # invalid request; internal error
+    error = {"code": rpc, "message": message, "data": {"code": code, "status": status}}
+    return orjson.dumps({"jsonrpc": "2.0", "id": None, "error": error})
 
 
 def parse_problem(error: BaseException | None) -> str:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from owstack.api import browser
+from owstack.api.answers import is_mcp, json_rpc_error
 from owstack.api.http import Receive, Scope, Send, error_headers, header_dict, send_json
 from owstack.errors import InternalError, MethodNotAllowed, NotFound, OwstackError
 from owstack.pipeline.context import RequestContext
@@ -174,6 +175,11 @@ class Gateway:
 
     async def send_error(self, ctx: RequestContext, path: str, error: OwstackError, send: Send) -> None:
         """An error outside the pipeline, in the shape of the protocol the path (or the client) speaks."""
+        if is_mcp(path):
+            extra = [(b"x-request-id", ctx.request_id.encode())]
+            body = json_rpc_error(error.status, error.message, error.code or error.type)
+            await send_json(send, error.status, body, error_headers(error, extra))
+            return
         anthropic = path.startswith("/v1/messages") or "anthropic-version" in ctx.headers
         wire = self.protocols.messages if anthropic else self.protocols.chat
         status, body = wire.error(error, ctx.request_id)
