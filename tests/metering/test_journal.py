@@ -381,3 +381,27 @@ def test_under_a_cgroup_cpu_limit_the_limit_used_by_others_leaves_nothing_spare(
     host(10.3, 10.7)
     share = spare.share()
     assert share is not None and share == pytest.approx(0.25, abs=0.03)
+
+
+def test_the_ledger_process_whose_gateway_died_exits_quietly(sqlite_url: str) -> None:
+    """kill -9 of the gateway leaves its ledger process answering into a closed pipe: it moves what is
+    journaled and exits with one warning, not a traceback (the kill -9 tests' logs had one per crash)."""
+    import subprocess
+    import sys
+
+    from owstack.metering.sink import SETTINGS, SETTLE, send
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "owstack.metering.ledger_process"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdout.close()  # the gateway is gone before the answer
+    send(proc.stdin, SETTINGS, b'{"url": "%s", "max_rows": 1000, "spare_cpu": 0.25}' % sqlite_url.encode())
+    send(proc.stdin, SETTLE, b"")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert b"Traceback" not in err and b"Exception ignored" not in err, err.decode()
+    assert b"the gateway is gone" in err

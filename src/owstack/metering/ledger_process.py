@@ -19,6 +19,7 @@ arrived during the window.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
@@ -305,7 +306,13 @@ def _serve(requests: BinaryIO, answers: BinaryIO) -> int:
                 kind, body = receive(requests)
             except EOFError:
                 break
-            send(answers, ANSWER, orjson.dumps(ledger.handle(kind, body)))
+            try:
+                send(answers, ANSWER, orjson.dumps(ledger.handle(kind, body)))
+            except BrokenPipeError:  # the gateway died (kill -9) after sending: its batch is journaled; no traceback
+                log.warning("ledger process: the gateway is gone; moving what is journaled, then exiting")
+                with contextlib.suppress(OSError):
+                    answers.close()  # its unsent answer is dropped here, not flushed (and failing) at exit
+                break
     finally:
         ledger.finish()
     return 0
