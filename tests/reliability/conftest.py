@@ -60,6 +60,15 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
+def ledger_statuses(url: str) -> dict[str, int]:
+    """Each ledger row's request id and status (journaled batches moved in first)."""
+    catch_up(url)
+    with storage.engine(url).connect() as conn:
+        rows = conn.execute(sa.text("SELECT request_id, status FROM ledger")).all()
+    storage.dispose(url)
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
 def ledger_ids(url: str) -> set[str]:
     catch_up(url)
     with storage.engine(url).connect() as conn:

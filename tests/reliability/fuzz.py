@@ -74,7 +74,11 @@ def _utf8(rng: random.Random) -> bytes:
 
 
 def _mangled(rng: random.Random) -> bytes:
-    raw = bytearray(json.dumps(VALID).encode())
+    return _mutated(bytearray(json.dumps(VALID).encode()), rng)
+
+
+def _mutated(raw: bytearray, rng: random.Random) -> bytes:
+    """`raw` cut short, or with one bit flipped, one byte inserted or one deleted, somewhere."""
     op = rng.choice(["truncate", "flip", "insert", "delete"])
     at = rng.randrange(len(raw))
     if op == "truncate":
@@ -432,18 +436,7 @@ def _mcp_headers(base: dict[str, object], rng: random.Random) -> tuple[bytes, di
 
 
 def _mcp_mangled(base: dict[str, object], rng: random.Random) -> tuple[bytes, dict[str, str | None]]:
-    raw = bytearray(json.dumps(base).encode())
-    at = rng.randrange(len(raw))
-    op = rng.choice(["truncate", "flip", "insert", "delete"])
-    if op == "truncate":
-        return bytes(raw[:at]), {}
-    if op == "flip":
-        raw[at] ^= 1 << rng.randrange(8)
-    elif op == "insert":
-        raw[at:at] = bytes([rng.randrange(256)])
-    else:
-        del raw[at]
-    return bytes(raw), {}
+    return _mutated(bytearray(json.dumps(base).encode()), rng), {}
 
 
 MCP_GENERATORS = {

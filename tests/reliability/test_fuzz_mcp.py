@@ -33,11 +33,9 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import sqlalchemy as sa
 
-from owstack import storage
-from owstack.metering.journal import catch_up
 from procs import ROOT, Proc, run_gateway, wait_for
+from reliability.conftest import ledger_statuses
 from reliability.fuzz import MCP_CALL, MCP_LIST, mcp_requests
 
 sys.path.insert(0, str(ROOT / "tests" / "mcp"))
@@ -227,21 +225,13 @@ def fuzz(url: str, seed: int, n: int, prefix: str) -> Report:
     return report
 
 
-def ledger_ids(url: str) -> dict[str, int]:
-    catch_up(url)
-    with storage.engine(url).connect() as conn:
-        rows = conn.execute(sa.text("SELECT request_id, status FROM ledger")).all()
-    storage.dispose(url)
-    return {str(r[0]): int(r[1]) for r in rows}
-
-
 def ledger_rows(url: str, ids: set[str]) -> dict[str, int]:
     """The ledger's rows once every one of `ids` is there (the writer files them in batches), or as they are
     after 30 s (the test then names the missing ones)."""
     found: dict[str, int] = {}
 
     def complete() -> bool:
-        found.update(ledger_ids(url))
+        found.update(ledger_statuses(url))
         return ids <= found.keys()
 
     with contextlib.suppress(AssertionError):

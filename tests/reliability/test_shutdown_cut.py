@@ -17,11 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
-from owstack import storage
-from owstack.metering.journal import catch_up
 from procs import Proc, run_gateway, run_upstream, upstream_backend, wait_for
+from reliability.conftest import ledger_statuses
 from reliability.test_background_reload import reload
 from reliability.test_background_responses import upstream_calls
 
@@ -64,14 +62,6 @@ def in_flight(gw: Proc, upstream: Proc) -> tuple[threading.Thread, dict[str, Any
     return thread, out
 
 
-def ledger(url: str) -> dict[str, int]:
-    catch_up(url)
-    with storage.engine(url).connect() as conn:
-        rows = conn.execute(sa.text("SELECT request_id, status FROM ledger")).all()
-    storage.dispose(url)
-    return {str(r[0]): int(r[1]) for r in rows}
-
-
 def assert_cut(out: dict[str, Any]) -> None:
     assert "error" not in out, out
     assert out["status"] == 503, out
@@ -87,7 +77,7 @@ def test_sigterm_cuts_a_request_past_the_grace_with_a_503_recorded_as_such(fake_
         gw.proc.wait(60)
         log = gw.log()
     assert_cut(out)
-    assert ledger(url)[out["id"]] == 503
+    assert ledger_statuses(url)[out["id"]] == 503
     assert "Traceback" not in log, log
 
 
@@ -106,5 +96,5 @@ def test_a_reload_cuts_the_old_configurations_request_past_the_grace_and_records
         assert gw.proc.poll() is None
         wait_for(lambda: "previous configuration cut" in gw.log(), "the cut is logged")
         log = gw.log()
-    assert ledger(url)[out["id"]] == 503
+    assert ledger_statuses(url)[out["id"]] == 503
     assert "Traceback" not in log, log

@@ -20,11 +20,9 @@ from typing import Any
 
 import httpx
 import orjson
-import sqlalchemy as sa
 
-from owstack import storage
-from owstack.metering.journal import catch_up
 from procs import ROOT, Proc, run_gateway, wait_for
+from reliability.conftest import ledger_statuses
 
 SERVER = str(ROOT / "tests" / "mcp" / "upstream_server.py")
 MODERN = "2026-07-28"
@@ -92,14 +90,6 @@ def calls(tmp: Path) -> int:
     return log.read_text().split().count("slow") if log.exists() else 0
 
 
-def ledger(url: str) -> dict[str, int]:
-    catch_up(url)
-    with storage.engine(url).connect() as conn:
-        rows = conn.execute(sa.text("SELECT request_id, status FROM ledger")).all()
-    storage.dispose(url)
-    return {str(r[0]): int(r[1]) for r in rows}
-
-
 WAYS = {"modern-lean": (False, False), "modern-sdk": (False, True), "session-lean": (True, False),
         "session-sdk": (True, True)}  # fmt: skip
 
@@ -147,7 +137,7 @@ def test_sigterm_cuts_mcp_calls_past_the_grace_on_every_path(tmp_path: Path) -> 
         gw.proc.wait(60)
         log = gw.log()
     assert_cut(out)
-    rows = ledger(url)
+    rows = ledger_statuses(url)
     assert {way: rows.get(f"cut-{way}") for way in WAYS} == {way: 503 for way in WAYS}
     assert "Traceback" not in log, log
 
@@ -167,6 +157,6 @@ def test_a_reload_cuts_the_old_configurations_mcp_calls_and_serves_on(tmp_path: 
         assert r.status_code == 200 and r.json()["result"]["content"][0]["text"] == "still here", r.text
         assert gw.proc.poll() is None
         log = gw.log()
-    rows = ledger(url)
+    rows = ledger_statuses(url)
     assert {way: rows.get(f"cut-{way}") for way in WAYS} == {way: 503 for way in WAYS}
     assert "Traceback" not in log, log
