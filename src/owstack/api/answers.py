@@ -42,12 +42,13 @@ def is_mcp(path: str) -> bool:
     return path == "/mcp" or path.startswith("/mcp/")
 
 
-def json_rpc_error(status: int, message: str, code: str) -> bytes:
-    """A refusal on `/mcp` made outside its handler (the server's, the gateway's routing and browser checks): a
-    JSON-RPC error with no id (the body was not read), `data` as owstack.mcp.errors gives it."""
+def json_rpc_error(status: int, message: str, code: str, request_id: str | int | None = None) -> bytes:
+    """A refusal on `/mcp` made before its handler reads the request (the server's, the gateway's routing and
+    browser checks, a body refused as it is read): a JSON-RPC error, with the request's id when it is known,
+    `data` as owstack.mcp.errors gives it."""
     rpc = -32600 if status < 500 else -32603  # invalid request; internal error
     error = {"code": rpc, "message": message, "data": {"code": code, "status": status}}
-    return orjson.dumps({"jsonrpc": "2.0", "id": None, "error": error})
+    return orjson.dumps({"jsonrpc": "2.0", "id": request_id, "error": error})
 
 
 def parse_problem(error: BaseException | None) -> str:

@@ -35,7 +35,7 @@ from owstack.api.http import Receive, Scope, Send, header_dict, send_json
 from owstack.errors import AuthenticationFailed, OwstackError
 from owstack.mcp.catalog import Catalog
 from owstack.mcp.changes import ChangeFeed
-from owstack.mcp.lean import CUT, CUT_STATUS, LeanEdge, checked_body
+from owstack.mcp.lean import CUT, CUT_STATUS, LeanEdge, checked_body, error_message
 from owstack.mcp.metrics import McpCollector, McpMetrics
 from owstack.mcp.pins import PinStore
 from owstack.mcp.policy import OPEN_TENANT, Caller, policy_for
@@ -275,7 +275,7 @@ class _Sent:
 
     async def cut(self, message: Any) -> None:
         request_id = message.get("id") if isinstance(message, dict) else None
-        error = orjson.dumps({"jsonrpc": "2.0", "id": request_id, "error": CUT})
+        error = error_message(request_id, CUT)
         with contextlib.suppress(OSError, RuntimeError):  # the connection may be gone too
             if not self.started:
                 await send_json(self.send, CUT_STATUS, error, [])

@@ -50,6 +50,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 from starlette.requests import Request
 
+from owstack.api.answers import json_rpc_error
 from owstack.api.http import Message, Receive, Scope, Send
 from owstack.mcp.errors import InvalidResult, cut
 from owstack.mcp.handling import handle
@@ -75,9 +76,9 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     for method, model in (("tools/call", types.CallToolResult), ("tools/list", types.ListToolsResult))
 }
 Serve = Callable[[LeanCall], Awaitable[bytes]]
-#: the answer to a call the gateway cut: its JSON-RPC error object, and its HTTP status
+#: the answer to a call the gateway cut: its JSON-RPC error object, and its HTTP status (503, from its `data`)
 CUT = cut().error.model_dump(mode="json", exclude_none=True)
-CUT_STATUS = 503
+CUT_STATUS: int = CUT["data"]["status"]
 
 
 def _accepts(headers: dict[str, str]) -> tuple[bool, bool]:
@@ -250,10 +251,12 @@ class LeanEdge:
         try:
             result = await serve(mine)
         except MCPError as exc:
-            return _error(request_id, exc.error.model_dump(mode="json", exclude_none=True)), exc.code
+            return error_message(request_id, exc.error.model_dump(mode="json", exclude_none=True)), exc.code
         except Exception:
             log.exception("mcp: lean request failed")
-            return _error(request_id, {"code": INTERNAL_ERROR, "message": "Internal server error"}), INTERNAL_ERROR
+            return error_message(
+                request_id, {"code": INTERNAL_ERROR, "message": "Internal server error"}
+            ), INTERNAL_ERROR
         self.served += 1
         return b'{"jsonrpc":"2.0","id":' + orjson.dumps(request_id) + b',"result":' + result + b"}", None
 
@@ -276,7 +279,7 @@ class LeanEdge:
             task.uncancel()
             if mine.cancelled:  # its client closed the POST: nobody to answer
                 return
-            reply, status = _error(request_id, CUT), CUT_STATUS
+            reply, status = error_message(request_id, CUT), CUT_STATUS
         finally:
             timer.cancel()
             for watcher in watching:
@@ -302,9 +305,9 @@ class LeanEdge:
         except asyncio.CancelledError:
             task.uncancel()
             if mine.cancelled:
-                reply = _error(request_id, {"code": REQUEST_CANCELLED, "message": "Request cancelled"})
+                reply = error_message(request_id, {"code": REQUEST_CANCELLED, "message": "Request cancelled"})
             else:  # the gateway cut it
-                reply, status = _error(request_id, CUT), CUT_STATUS
+                reply, status = error_message(request_id, CUT), CUT_STATUS
         finally:  # the call is over: free the id before its answer goes out (its client may reuse it at once)
             session.lean.pop(request_id, None)
             if session.inflight.get(key) is mine:
@@ -320,7 +323,8 @@ class _Call:
     protocol: str
 
 
-def _error(request_id: Any, error: dict[str, Any]) -> bytes:
+def error_message(request_id: Any, error: dict[str, Any]) -> bytes:
+    """A JSON-RPC error response."""
     return orjson.dumps({"jsonrpc": "2.0", "id": request_id, "error": error})
 
 
@@ -358,8 +362,7 @@ def too_deep(message: Any) -> bytes:
     request_id = message.get("id") if isinstance(message, dict) else None
     if isinstance(request_id, bool) or not isinstance(request_id, str | int):
         request_id = None
-    error = {"code": INVALID_REQUEST, "message": TOO_DEEP, "data": {"code": "too_deep", "status": 400}}
-    return orjson.dumps({"jsonrpc": "2.0", "id": request_id, "error": error})
+    return json_rpc_error(400, TOO_DEEP, "too_deep", request_id)
 
 
 #: a run of digits an integer past 64 bits needs (2**63 has 19); a body without one has no such integer
